@@ -1,0 +1,101 @@
+// Worker protocol v1: the messages between workers (DEALER) and the broker
+// (ROUTER). Each message is one msgpack map with "v" = 1 and "t" = type.
+// Payloads that are JSON objects for clients (chunk data, job params, done
+// result) are carried here as JSON text; the codec converts to and from msgpack
+// maps on the wire.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "protocol/model.hpp"
+
+namespace jobcast::proto {
+
+inline constexpr int kVersion = 1;
+
+struct InflightJob {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t next_wseq = 1;
+    bool operator==(const InflightJob&) const = default;
+};
+
+// worker -> broker
+struct Hello {
+    std::string worker;
+    std::vector<std::string> types;
+    int capacity = 1;
+    std::vector<InflightJob> inflight;
+    bool operator==(const Hello&) const = default;
+};
+struct Heartbeat {
+    bool operator==(const Heartbeat&) const = default;
+};
+struct Chunk {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;
+    EventKind kind = EventKind::token;  // progress | token | log
+    std::string data = "{}";            // JSON object text
+    UnixUs ts = 0;
+    bool operator==(const Chunk&) const = default;
+};
+struct Checkpoint {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;
+    std::string bytes;
+    bool operator==(const Checkpoint&) const = default;
+};
+struct Done {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;
+    std::string result = "{}";  // JSON object text
+    bool operator==(const Done&) const = default;
+};
+struct Fail {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;
+    std::string error;
+    bool retryable = false;
+    bool operator==(const Fail&) const = default;
+};
+
+// broker -> worker
+struct Welcome {
+    int heartbeat_ms = 1000;
+    bool operator==(const Welcome&) const = default;
+};
+struct Assign {
+    std::string job;
+    int attempt = 0;
+    std::string type;
+    std::string params = "{}";  // JSON object text
+    std::string checkpoint;     // opaque bytes; empty when none
+    bool operator==(const Assign&) const = default;
+};
+struct Ack {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;  // cumulative: everything up to and including wseq
+    bool operator==(const Ack&) const = default;
+};
+struct Cancel {
+    std::string job;
+    bool operator==(const Cancel&) const = default;
+};
+struct Reject {
+    std::string job;
+    std::string reason;
+    bool operator==(const Reject&) const = default;
+};
+
+using WorkerMessage = std::variant<Hello, Heartbeat, Chunk, Checkpoint, Done, Fail>;
+using BrokerMessage = std::variant<Welcome, Assign, Ack, Cancel, Heartbeat, Reject>;
+
+}  // namespace jobcast::proto
