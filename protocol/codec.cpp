@@ -1,0 +1,781 @@
+#include "protocol/codec.hpp"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <msgpack/unpack.hpp>
+#include <msgpack/zone.hpp>
+#include <new>
+#include <stdexcept>
+
+#include "protocol/frame_scan.hpp"
+#include "protocol/msgpack_json.hpp"
+#include "protocol/utf8.hpp"
+
+// Wire rules beyond the header (DESIGN.md, "Worker protocol v1"):
+// - Keys are field names as in messages.hpp; unknown keys are ignored so a newer
+//   peer can add fields. When a key repeats, the last value wins.
+// - Every field is required except hello.inflight (absent = none in flight) and
+//   assign.checkpoint (absent = no checkpoint).
+// - Integers must be msgpack integers (no floats, no strings); ids and texts are
+//   str (UTF-8); checkpoint bytes are bin; data/params/result are maps whose
+//   JSON form the structs carry.
+// - Inside data/params/result: keys are unique strings; bin, ext, NaN and
+//   infinities have no JSON form and are refused as wrong_type (a worker sends
+//   bytes base64-encoded in a string, or as a checkpoint).
+
+namespace jobcast::proto {
+
+namespace {
+
+using detail::Packer;
+using detail::StringSink;
+
+// ---------------------------------------------------------------------------
+// Field names
+
+enum class Field : std::uint8_t {
+    v,
+    t,
+    worker,
+    types,
+    capacity,
+    inflight,
+    job,
+    attempt,
+    wseq,
+    next_wseq,
+    kind,
+    data,
+    ts,
+    bytes,
+    result,
+    error,
+    retryable,
+    heartbeat_ms,
+    type,
+    params,
+    checkpoint,
+    reason,
+    count_,  // not a field: the number of fields
+};
+constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::count_);
+
+constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
+    "v",    "t",       "worker",     "types",     "capacity",  "inflight",
+    "job",  "attempt", "wseq",       "next_wseq", "kind",      "data",
+    "ts",   "bytes",   "result",     "error",     "retryable", "heartbeat_ms",
+    "type", "params",  "checkpoint", "reason",
+};
+
+std::string_view name(Field field) {
+    return kFieldNames[static_cast<std::size_t>(field)];
+}
+
+// Field of a key, or count_ for a key this version does not know.
+Field field_of(std::string_view key) {
+    // Few names share a length, so switching on it leaves one or two compares.
+    switch (key.size()) {
+        case 1:
+            if (key == "v") return Field::v;
+            if (key == "t") return Field::t;
+            break;
+        case 2:
+            if (key == "ts") return Field::ts;
+            break;
+        case 3:
+            if (key == "job") return Field::job;
+            break;
+        case 4:
+            if (key == "wseq") return Field::wseq;
+            if (key == "kind") return Field::kind;
+            if (key == "data") return Field::data;
+            if (key == "type") return Field::type;
+            break;
+        case 5:
+            if (key == "types") return Field::types;
+            if (key == "bytes") return Field::bytes;
+            if (key == "error") return Field::error;
+            break;
+        case 6:
+            if (key == "worker") return Field::worker;
+            if (key == "result") return Field::result;
+            if (key == "params") return Field::params;
+            if (key == "reason") return Field::reason;
+            break;
+        case 7:
+            if (key == "attempt") return Field::attempt;
+            break;
+        case 8:
+            if (key == "capacity") return Field::capacity;
+            if (key == "inflight") return Field::inflight;
+            break;
+        case 9:
+            if (key == "next_wseq") return Field::next_wseq;
+            if (key == "retryable") return Field::retryable;
+            break;
+        case 10:
+            if (key == "checkpoint") return Field::checkpoint;
+            break;
+        case 12:
+            if (key == "heartbeat_ms") return Field::heartbeat_ms;
+            break;
+    }
+    return Field::count_;
+}
+
+std::string_view str_view(const msgpack::object& o) {
+    return std::string_view(o.via.str.ptr, o.via.str.size);
+}
+
+// The known fields of one msgpack map, looked up once.
+class FieldMap {
+  public:
+    explicit FieldMap(const msgpack::object& map) {
+        const msgpack::object_kv* kv = map.via.map.ptr;
+        for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
+            if (kv[i].key.type != msgpack::type::STR) {
+                non_string_key_ = true;
+                continue;
+            }
+            const Field field = field_of(str_view(kv[i].key));
+            if (field != Field::count_) slots_[static_cast<std::size_t>(field)] = &kv[i].val;
+        }
+    }
+    const msgpack::object* get(Field field) const {
+        return slots_[static_cast<std::size_t>(field)];
+    }
+    bool non_string_key() const { return non_string_key_; }
+
+  private:
+    std::array<const msgpack::object*, kFieldCount> slots_{};
+    bool non_string_key_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Reading fields. Each reader returns false after recording the first error.
+
+class Reader {
+  public:
+    explicit Reader(const DecodeLimits& limits) : limits_(limits) {}
+
+    DecodeError& error() { return error_; }
+
+    bool fail(DecodeErrorCode code, std::string detail) {
+        error_.code = code;
+        error_.detail = std::move(detail);
+        return false;
+    }
+    bool missing(Field field) {
+        return fail(DecodeErrorCode::missing_field,
+                    "missing field '" + std::string(name(field)) + "'");
+    }
+    bool wrong(Field field, std::string_view expected) {
+        return fail(DecodeErrorCode::wrong_type,
+                    "field '" + std::string(name(field)) + "': expected " + std::string(expected));
+    }
+
+    const msgpack::object* require(const FieldMap& fields, Field field) {
+        const msgpack::object* o = fields.get(field);
+        if (!o) missing(field);
+        return o;
+    }
+
+    bool string(const FieldMap& fields, Field field, std::string& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        return string_value(*o, field, out);
+    }
+    bool string_value(const msgpack::object& o, Field field, std::string& out) {
+        if (o.type != msgpack::type::STR) return wrong(field, "string");
+        // UTF-8 was checked by scan_frame for every str in the frame.
+        out.assign(o.via.str.ptr, o.via.str.size);
+        return true;
+    }
+
+    bool string_array(const FieldMap& fields, Field field, std::vector<std::string>& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        if (o->type != msgpack::type::ARRAY) return wrong(field, "array of strings");
+        out.clear();
+        out.reserve(o->via.array.size);
+        for (std::uint32_t i = 0; i < o->via.array.size; ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::STR) return wrong(field, "array of strings");
+            out.emplace_back(item.via.str.ptr, item.via.str.size);
+        }
+        return true;
+    }
+
+    // An integer in [min, max].
+    bool integer(const msgpack::object& o, Field field, std::int64_t min, std::int64_t max,
+                 std::int64_t& out) {
+        std::int64_t value;
+        if (o.type == msgpack::type::POSITIVE_INTEGER) {
+            if (o.via.u64 > static_cast<std::uint64_t>(INT64_MAX))
+                return out_of_range(field, min, max);
+            value = static_cast<std::int64_t>(o.via.u64);
+        } else if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+            value = o.via.i64;
+        } else {
+            return wrong(field, "integer");
+        }
+        if (value < min || value > max) return out_of_range(field, min, max);
+        out = value;
+        return true;
+    }
+    bool out_of_range(Field field, std::int64_t min, std::int64_t max) {
+        return fail(DecodeErrorCode::wrong_type,
+                    "field '" + std::string(name(field)) + "': expected integer in [" +
+                        std::to_string(min) + ", " + std::to_string(max) + "]");
+    }
+
+    bool int_field(const FieldMap& fields, Field field, int min, int& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        std::int64_t value;
+        if (!integer(*o, field, min, INT_MAX, value)) return false;
+        out = static_cast<int>(value);
+        return true;
+    }
+    bool attempt(const FieldMap& fields, int& out) {
+        return int_field(fields, Field::attempt, 0, out);
+    }
+
+    bool int64_field(const FieldMap& fields, Field field, std::int64_t& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        return integer(*o, field, INT64_MIN, INT64_MAX, out);
+    }
+
+    bool uint64_value(const msgpack::object& o, Field field, std::uint64_t& out) {
+        if (o.type != msgpack::type::POSITIVE_INTEGER) return wrong(field, "unsigned integer");
+        out = o.via.u64;
+        return true;
+    }
+    bool uint64_field(const FieldMap& fields, Field field, std::uint64_t& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        return uint64_value(*o, field, out);
+    }
+
+    bool boolean(const FieldMap& fields, Field field, bool& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        if (o->type != msgpack::type::BOOLEAN) return wrong(field, "boolean");
+        out = o->via.boolean;
+        return true;
+    }
+
+    bool bin(const FieldMap& fields, Field field, bool required, std::string& out) {
+        const msgpack::object* o = fields.get(field);
+        if (!o) {
+            out.clear();
+            return !required || missing(field);
+        }
+        if (o->type != msgpack::type::BIN) return wrong(field, "bin");
+        out.assign(o->via.bin.ptr, o->via.bin.size);
+        return true;
+    }
+
+    bool json_map(const FieldMap& fields, Field field, std::string& out) {
+        const msgpack::object* o = require(fields, field);
+        if (!o) return false;
+        if (o->type != msgpack::type::MAP) return wrong(field, "map");
+        return detail::map_to_json(*o, name(field), limits_.max_depth, out, error_);
+    }
+
+    bool chunk_kind(const FieldMap& fields, EventKind& out) {
+        const msgpack::object* o = require(fields, Field::kind);
+        if (!o) return false;
+        // Workers may only stream these; state, result and error events are the
+        // broker's to write.
+        if (o->type == msgpack::type::STR) {
+            const std::string_view text = str_view(*o);
+            if (text == "progress") return out = EventKind::progress, true;
+            if (text == "token") return out = EventKind::token, true;
+            if (text == "log") return out = EventKind::log, true;
+        }
+        return wrong(Field::kind, "\"progress\", \"token\" or \"log\"");
+    }
+
+    bool inflight(const FieldMap& fields, std::vector<InflightJob>& out) {
+        out.clear();
+        const msgpack::object* o = fields.get(Field::inflight);
+        if (!o) return true;  // optional: a fresh worker has nothing in flight
+        if (o->type != msgpack::type::ARRAY) return wrong(Field::inflight, "array of maps");
+        out.reserve(o->via.array.size);
+        for (std::uint32_t i = 0; i < o->via.array.size; ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::MAP) return wrong(Field::inflight, "array of maps");
+            const FieldMap entry(item);
+            if (entry.non_string_key()) return wrong(Field::inflight, "maps with string keys");
+            InflightJob& job = out.emplace_back();
+            if (!string(entry, Field::job, job.job) || !attempt(entry, job.attempt) ||
+                !uint64_field(entry, Field::next_wseq, job.next_wseq)) {
+                error_.detail.insert(0, "inflight entry: ");
+                return false;
+            }
+        }
+        return true;
+    }
+
+  private:
+    const DecodeLimits& limits_;
+    DecodeError error_;
+};
+
+// ---------------------------------------------------------------------------
+// Message bodies
+
+bool read(const FieldMap& f, Reader& r, Hello& m) {
+    return r.string(f, Field::worker, m.worker) && r.string_array(f, Field::types, m.types) &&
+           r.int_field(f, Field::capacity, 1, m.capacity) && r.inflight(f, m.inflight);
+}
+bool read(const FieldMap&, Reader&, Heartbeat&) {
+    return true;
+}
+bool read(const FieldMap& f, Reader& r, Chunk& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq) && r.chunk_kind(f, m.kind) &&
+           r.json_map(f, Field::data, m.data) && r.int64_field(f, Field::ts, m.ts);
+}
+bool read(const FieldMap& f, Reader& r, Checkpoint& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq) && r.bin(f, Field::bytes, true, m.bytes);
+}
+bool read(const FieldMap& f, Reader& r, Done& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq) && r.json_map(f, Field::result, m.result);
+}
+bool read(const FieldMap& f, Reader& r, Fail& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq) && r.string(f, Field::error, m.error) &&
+           r.boolean(f, Field::retryable, m.retryable);
+}
+bool read(const FieldMap& f, Reader& r, Welcome& m) {
+    return r.int_field(f, Field::heartbeat_ms, 1, m.heartbeat_ms);
+}
+bool read(const FieldMap& f, Reader& r, Assign& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.string(f, Field::type, m.type) && r.json_map(f, Field::params, m.params) &&
+           r.bin(f, Field::checkpoint, false, m.checkpoint);
+}
+bool read(const FieldMap& f, Reader& r, Ack& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq);
+}
+bool read(const FieldMap& f, Reader& r, Cancel& m) {
+    return r.string(f, Field::job, m.job);
+}
+bool read(const FieldMap& f, Reader& r, Reject& m) {
+    return r.string(f, Field::job, m.job) && r.string(f, Field::reason, m.reason);
+}
+
+// ---------------------------------------------------------------------------
+// Decoding a frame
+
+template <class Message>
+Decoded<Message> failure(DecodeErrorCode code, std::string detail) {
+    return Decoded<Message>(std::in_place_index<1>, DecodeError{code, std::move(detail)});
+}
+
+template <class Message, class Body>
+Decoded<Message> read_body(const FieldMap& fields, Reader& reader) {
+    Body body;
+    if (!read(fields, reader, body)) {
+        return Decoded<Message>(std::in_place_index<1>, std::move(reader.error()));
+    }
+    return Decoded<Message>(std::in_place_index<0>, std::in_place_type<Body>, std::move(body));
+}
+
+template <class Message>
+Decoded<Message> read_message(std::string_view type, const FieldMap& fields, Reader& reader);
+
+template <>
+Decoded<WorkerMessage> read_message<WorkerMessage>(std::string_view type, const FieldMap& fields,
+                                                   Reader& reader) {
+    using M = WorkerMessage;
+    if (type == "chunk") return read_body<M, Chunk>(fields, reader);  // by far the most common
+    if (type == "heartbeat") return read_body<M, Heartbeat>(fields, reader);
+    if (type == "checkpoint") return read_body<M, Checkpoint>(fields, reader);
+    if (type == "done") return read_body<M, Done>(fields, reader);
+    if (type == "fail") return read_body<M, Fail>(fields, reader);
+    if (type == "hello") return read_body<M, Hello>(fields, reader);
+    return failure<M>(DecodeErrorCode::unknown_type,
+                      "unknown worker message type '" + std::string(type) + "'");
+}
+
+template <>
+Decoded<BrokerMessage> read_message<BrokerMessage>(std::string_view type, const FieldMap& fields,
+                                                   Reader& reader) {
+    using M = BrokerMessage;
+    if (type == "ack") return read_body<M, Ack>(fields, reader);
+    if (type == "heartbeat") return read_body<M, Heartbeat>(fields, reader);
+    if (type == "assign") return read_body<M, Assign>(fields, reader);
+    if (type == "cancel") return read_body<M, Cancel>(fields, reader);
+    if (type == "reject") return read_body<M, Reject>(fields, reader);
+    if (type == "welcome") return read_body<M, Welcome>(fields, reader);
+    return failure<M>(DecodeErrorCode::unknown_type,
+                      "unknown broker message type '" + std::string(type) + "'");
+}
+
+// msgpack-c may point str and bin objects into the frame instead of copying them
+// into the zone: the frame outlives the objects, which die with the decode call.
+bool reference_frame(msgpack::type::object_type, std::size_t, void*) {
+    return true;
+}
+
+// One zone per thread, emptied after each frame: a zone allocates 8 KiB when it
+// is created, and decoding runs for every chunk.
+class ZoneLease {
+  public:
+    ZoneLease() : zone_(zone()) {}
+    ~ZoneLease() { zone_.clear(); }
+    msgpack::zone& get() { return zone_; }
+
+  private:
+    static msgpack::zone& zone() {
+        thread_local msgpack::zone z;
+        return z;
+    }
+    msgpack::zone& zone_;
+};
+
+template <class Message>
+Decoded<Message> decode_frame(std::string_view frame, const DecodeLimits& limits) {
+    // Everything is inside the try: not even std::bad_alloc may leave a decoder.
+    try {
+        if (frame.size() > limits.max_frame_bytes) {
+            return failure<Message>(DecodeErrorCode::oversize,
+                                    "frame of " + std::to_string(frame.size()) +
+                                        " bytes exceeds the limit of " +
+                                        std::to_string(limits.max_frame_bytes));
+        }
+        // The top-level map is depth 1 and data/params/result maps depth 2, so data
+        // nested max_depth deep is max_depth + 1 in the frame. hello's inflight
+        // entries (map > array > map) need 3 whatever the data limit.
+        const std::size_t frame_depth = static_cast<std::size_t>(std::max(limits.max_depth, 2)) + 1;
+
+        const detail::ScanResult scan = detail::scan_frame(frame, frame_depth);
+        switch (scan.error) {
+            case detail::ScanError::none:
+                break;
+            case detail::ScanError::malformed:
+                return failure<Message>(DecodeErrorCode::malformed, std::string(scan.detail));
+            case detail::ScanError::too_deep:
+                return failure<Message>(DecodeErrorCode::too_deep, std::string(scan.detail));
+            case detail::ScanError::invalid_utf8:
+                return failure<Message>(DecodeErrorCode::invalid_utf8, std::string(scan.detail));
+        }
+
+        ZoneLease zone;
+        // scan_frame already enforced these; the limits are msgpack-c's own guard
+        // should the two ever disagree. No container holds more items than the
+        // frame has bytes.
+        const std::size_t n = frame.size();
+        const msgpack::unpack_limit limit(n, n / 2, n, n, n, frame_depth);
+        std::size_t offset = 0;
+        bool referenced = false;
+        const msgpack::object root = msgpack::unpack(zone.get(), frame.data(), n, offset,
+                                                     referenced, reference_frame, nullptr, limit);
+        if (offset != n) return failure<Message>(DecodeErrorCode::malformed, "trailing bytes");
+        if (root.type != msgpack::type::MAP) {
+            return failure<Message>(DecodeErrorCode::not_a_map, "message is not a map");
+        }
+
+        const FieldMap fields(root);
+        const msgpack::object* version = fields.get(Field::v);
+        if (!version) return failure<Message>(DecodeErrorCode::bad_version, "missing 'v'");
+        if (version->type != msgpack::type::POSITIVE_INTEGER ||
+            version->via.u64 != static_cast<std::uint64_t>(kVersion)) {
+            return failure<Message>(DecodeErrorCode::bad_version, "'v' is not 1");
+        }
+        const msgpack::object* type = fields.get(Field::t);
+        if (!type) return failure<Message>(DecodeErrorCode::unknown_type, "missing 't'");
+        if (type->type != msgpack::type::STR) {
+            return failure<Message>(DecodeErrorCode::unknown_type, "'t' is not a string");
+        }
+        if (fields.non_string_key()) {
+            return failure<Message>(DecodeErrorCode::wrong_type, "a message key is not a string");
+        }
+        Reader reader(limits);
+        return read_message<Message>(str_view(*type), fields, reader);
+    } catch (const msgpack::depth_size_overflow&) {
+        return failure<Message>(DecodeErrorCode::too_deep, "nesting too deep");
+    } catch (const std::bad_alloc&) {
+        return failure<Message>(DecodeErrorCode::oversize, "frame needs too much memory");
+    } catch (const std::exception& e) {
+        // msgpack::unpack_error and its kin (parse_error, insufficient_bytes,
+        // size_overflow), should scan_frame ever let one through.
+        return failure<Message>(DecodeErrorCode::malformed, e.what());
+    } catch (...) {
+        return failure<Message>(DecodeErrorCode::malformed, "unexpected error");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+void require(bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(what);
+}
+
+class Writer {
+  public:
+    explicit Writer(std::string& out) : out_(out), sink_{&out}, packer_(sink_) {}
+
+    // Starts the message map: `fields` counts the fields after v and t.
+    void header(std::string_view type, std::uint32_t fields) {
+        packer_.pack_map(2 + fields);
+        key(Field::v);
+        packer_.pack_int(kVersion);
+        key(Field::t);
+        str(type);
+    }
+    void key(Field field) { str(name(field)); }
+    void str(std::string_view text) {
+        packer_.pack_str(size32(text.size()));
+        packer_.pack_str_body(text.data(), size32(text.size()));
+    }
+    void text(Field field, std::string_view value) {
+        // The decoder refuses invalid UTF-8; failing here names the sender's bug.
+        require(detail::is_valid_utf8(value), "string field is not valid UTF-8");
+        key(field);
+        str(value);
+    }
+    void bytes(Field field, std::string_view value) {
+        key(field);
+        packer_.pack_bin(size32(value.size()));
+        packer_.pack_bin_body(value.data(), size32(value.size()));
+    }
+    void integer(Field field, std::int64_t value) {
+        key(field);
+        packer_.pack_int64(value);
+    }
+    void uinteger(Field field, std::uint64_t value) {
+        key(field);
+        packer_.pack_uint64(value);
+    }
+    void boolean(Field field, bool value) {
+        key(field);
+        if (value) {
+            packer_.pack_true();
+        } else {
+            packer_.pack_false();
+        }
+    }
+    void json(Field field, std::string_view json_text) {
+        key(field);
+        detail::pack_json_object(out_, json_text, name(field));
+    }
+    void attempt(int value) {
+        require(value >= 0, "attempt must not be negative");
+        integer(Field::attempt, value);
+    }
+    Packer& packer() { return packer_; }
+
+  private:
+    static std::uint32_t size32(std::size_t size) {
+        require(size <= UINT32_MAX, "value too large for msgpack");
+        return static_cast<std::uint32_t>(size);
+    }
+    std::string& out_;
+    StringSink sink_;
+    Packer packer_;
+};
+
+void write(Writer& w, const Hello& m) {
+    require(m.capacity >= 1, "hello capacity must be at least 1");
+    w.header("hello", 4);
+    w.text(Field::worker, m.worker);
+    w.key(Field::types);
+    w.packer().pack_array(static_cast<std::uint32_t>(m.types.size()));
+    for (const std::string& type : m.types) {
+        require(detail::is_valid_utf8(type), "string field is not valid UTF-8");
+        w.str(type);
+    }
+    w.integer(Field::capacity, m.capacity);
+    w.key(Field::inflight);
+    w.packer().pack_array(static_cast<std::uint32_t>(m.inflight.size()));
+    for (const InflightJob& job : m.inflight) {
+        w.packer().pack_map(3);
+        w.text(Field::job, job.job);
+        w.attempt(job.attempt);
+        w.uinteger(Field::next_wseq, job.next_wseq);
+    }
+}
+void write(Writer& w, const Heartbeat&) {
+    w.header("heartbeat", 0);
+}
+void write(Writer& w, const Chunk& m) {
+    require(m.kind == EventKind::progress || m.kind == EventKind::token || m.kind == EventKind::log,
+            "chunk kind must be progress, token or log");
+    w.header("chunk", 6);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+    w.key(Field::kind);
+    w.str(to_string(m.kind));
+    w.json(Field::data, m.data);
+    w.integer(Field::ts, m.ts);
+}
+void write(Writer& w, const Checkpoint& m) {
+    w.header("checkpoint", 4);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+    w.bytes(Field::bytes, m.bytes);
+}
+void write(Writer& w, const Done& m) {
+    w.header("done", 4);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+    w.json(Field::result, m.result);
+}
+void write(Writer& w, const Fail& m) {
+    w.header("fail", 5);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+    w.text(Field::error, m.error);
+    w.boolean(Field::retryable, m.retryable);
+}
+void write(Writer& w, const Welcome& m) {
+    require(m.heartbeat_ms >= 1, "welcome heartbeat_ms must be at least 1");
+    w.header("welcome", 1);
+    w.integer(Field::heartbeat_ms, m.heartbeat_ms);
+}
+void write(Writer& w, const Assign& m) {
+    w.header("assign", 5);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.text(Field::type, m.type);
+    w.json(Field::params, m.params);
+    w.bytes(Field::checkpoint, m.checkpoint);
+}
+void write(Writer& w, const Ack& m) {
+    w.header("ack", 3);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+}
+void write(Writer& w, const Cancel& m) {
+    w.header("cancel", 1);
+    w.text(Field::job, m.job);
+}
+void write(Writer& w, const Reject& m) {
+    w.header("reject", 2);
+    w.text(Field::job, m.job);
+    w.text(Field::reason, m.reason);
+}
+
+template <class Message>
+void encode_message(const Message& message, std::string& out) {
+    out.clear();
+    Writer writer(out);
+    std::visit([&](const auto& body) { write(writer, body); }, message);
+}
+
+std::string_view tag(const Hello&) {
+    return "hello";
+}
+std::string_view tag(const Heartbeat&) {
+    return "heartbeat";
+}
+std::string_view tag(const Chunk&) {
+    return "chunk";
+}
+std::string_view tag(const Checkpoint&) {
+    return "checkpoint";
+}
+std::string_view tag(const Done&) {
+    return "done";
+}
+std::string_view tag(const Fail&) {
+    return "fail";
+}
+std::string_view tag(const Welcome&) {
+    return "welcome";
+}
+std::string_view tag(const Assign&) {
+    return "assign";
+}
+std::string_view tag(const Ack&) {
+    return "ack";
+}
+std::string_view tag(const Cancel&) {
+    return "cancel";
+}
+std::string_view tag(const Reject&) {
+    return "reject";
+}
+
+template <class Message>
+std::string_view type_of(const Message& message) {
+    return std::visit([](const auto& body) { return tag(body); }, message);
+}
+
+}  // namespace
+
+std::string_view to_string(DecodeErrorCode code) {
+    switch (code) {
+        case DecodeErrorCode::oversize:
+            return "oversize";
+        case DecodeErrorCode::malformed:
+            return "malformed";
+        case DecodeErrorCode::not_a_map:
+            return "not_a_map";
+        case DecodeErrorCode::bad_version:
+            return "bad_version";
+        case DecodeErrorCode::unknown_type:
+            return "unknown_type";
+        case DecodeErrorCode::missing_field:
+            return "missing_field";
+        case DecodeErrorCode::wrong_type:
+            return "wrong_type";
+        case DecodeErrorCode::too_deep:
+            return "too_deep";
+        case DecodeErrorCode::invalid_utf8:
+            return "invalid_utf8";
+    }
+    return "unknown";
+}
+
+Decoded<WorkerMessage> decode_worker_message(std::string_view frame, const DecodeLimits& limits) {
+    return decode_frame<WorkerMessage>(frame, limits);
+}
+
+Decoded<BrokerMessage> decode_broker_message(std::string_view frame, const DecodeLimits& limits) {
+    return decode_frame<BrokerMessage>(frame, limits);
+}
+
+void encode(const WorkerMessage& message, std::string& out) {
+    encode_message(message, out);
+}
+void encode(const BrokerMessage& message, std::string& out) {
+    encode_message(message, out);
+}
+
+std::string encode(const WorkerMessage& message) {
+    std::string out;
+    encode_message(message, out);
+    return out;
+}
+
+std::string encode(const BrokerMessage& message) {
+    std::string out;
+    encode_message(message, out);
+    return out;
+}
+
+std::string_view type_name(const WorkerMessage& message) {
+    return type_of(message);
+}
+std::string_view type_name(const BrokerMessage& message) {
+    return type_of(message);
+}
+
+}  // namespace jobcast::proto
