@@ -1,0 +1,443 @@
+// The Worker against a minimal in-test broker (a ROUTER on tcp://127.0.0.1:*):
+// hello/welcome/assign, wseq numbering, acks, re-send after a broker restart,
+// gap and lease rejects, cancel, and the unacked bound's backpressure.
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "protocol/codec.hpp"
+#include "workers/worker.hpp"
+
+using namespace jobcast;
+using namespace jobcast::worker;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Received {
+    std::string peer;
+    proto::WorkerMessage message;
+};
+
+class FakeBroker {
+  public:
+    explicit FakeBroker(zmq::context_t& context, const std::string& endpoint = "tcp://127.0.0.1:*")
+        : router_(context, zmq::socket_type::router) {
+        router_.set(zmq::sockopt::linger, 0);
+        router_.set(zmq::sockopt::router_mandatory, true);
+        // Re-binding the endpoint of a just-closed router can race its teardown.
+        const auto deadline = Clock::now() + 5s;
+        while (true) {
+            try {
+                router_.bind(endpoint);
+                break;
+            } catch (const zmq::error_t& e) {
+                if (e.num() != EADDRINUSE || Clock::now() > deadline) throw;
+                std::this_thread::sleep_for(10ms);
+            }
+        }
+        endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    }
+
+    const std::string& endpoint() const { return endpoint_; }
+    void close() { router_.close(); }
+
+    // The next message within `timeout`, heartbeats skipped unless asked for.
+    std::optional<Received> next(std::chrono::milliseconds timeout, bool heartbeats = false) {
+        const auto deadline = Clock::now() + timeout;
+        while (true) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, left);
+            if (!(item.revents & ZMQ_POLLIN)) continue;
+            zmq::message_t peer, payload;
+            (void)router_.recv(peer);
+            (void)router_.recv(payload);
+            auto decoded = proto::decode_worker_message(payload.to_string_view());
+            REQUIRE(std::holds_alternative<proto::WorkerMessage>(decoded));
+            Received r{peer.to_string(), std::get<proto::WorkerMessage>(std::move(decoded))};
+            if (!heartbeats && std::holds_alternative<proto::Heartbeat>(r.message)) continue;
+            return r;
+        }
+    }
+
+    template <class T>
+    T expect(std::chrono::milliseconds timeout = 5s) {
+        auto r = next(timeout);
+        REQUIRE(r.has_value());
+        INFO("got " << proto::type_name(r->message));
+        REQUIRE(std::holds_alternative<T>(r->message));
+        peer_ = r->peer;
+        return std::get<T>(r->message);
+    }
+
+    // Everything that arrives until nothing has for `quiet`.
+    std::vector<proto::WorkerMessage> drain(std::chrono::milliseconds quiet) {
+        std::vector<proto::WorkerMessage> out;
+        while (auto r = next(quiet))
+            out.push_back(std::move(r->message));
+        return out;
+    }
+
+    void send(const proto::BrokerMessage& message, const std::string& peer = {}) {
+        const auto frame = proto::encode(message);
+        const auto& to = peer.empty() ? peer_ : peer;
+        router_.send(zmq::buffer(to), zmq::send_flags::sndmore);
+        router_.send(zmq::buffer(frame), zmq::send_flags::none);
+    }
+
+    const std::string& peer() const { return peer_; }
+
+  private:
+    zmq::socket_t router_;
+    std::string endpoint_;
+    std::string peer_;
+};
+
+// Runs a Worker on its own thread; stops and joins it on destruction.
+class RunningWorker {
+  public:
+    RunningWorker(WorkerConfig config, std::string type, Handler handler) : worker(config) {
+        worker.handle(std::move(type), std::move(handler));
+        thread_ = std::thread([this] { worker.run(); });
+    }
+    ~RunningWorker() {
+        worker.stop();
+        thread_.join();
+    }
+    Worker worker;
+
+  private:
+    std::thread thread_;
+};
+
+WorkerConfig test_config(const std::string& endpoint) {
+    WorkerConfig config;
+    config.broker = endpoint;
+    config.name = "test-worker";
+    config.types = {"t"};
+    config.capacity = 1;
+    config.reconnect_min = 20ms;
+    config.reconnect_max = 200ms;
+    config.shutdown_grace = 200ms;
+    return config;
+}
+
+template <class Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+        if (predicate()) return true;
+        std::this_thread::sleep_for(5ms);  // polling a condition, bounded by the deadline
+    }
+    return predicate();
+}
+
+std::string text_of(const proto::Chunk& chunk) {
+    return std::string(boost::json::parse(chunk.data).at("text").as_string());
+}
+
+// Emits `n` tokens "tok-1".."tok-n", then waits to be cancelled and returns {}.
+Handler tokens_then_wait(int n) {
+    return [n](JobContext& job) -> JobOutcome {
+        for (int i = 1; i <= n; ++i)
+            job.token("tok-" + std::to_string(i));
+        job.wait_cancelled_for(60s);
+        return std::string("{}");
+    };
+}
+
+}  // namespace
+
+TEST_CASE("worker says hello, streams numbered chunks and finishes with done") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", [](JobContext& job) -> JobOutcome {
+        const auto n = job.param_int("n", 0);
+        for (int i = 1; i <= n; ++i)
+            job.token("tok-" + std::to_string(i));
+        job.save_checkpoint("cp");
+        return std::string(R"({"count":)" + std::to_string(n) + "}");
+    });
+
+    const auto hello = broker.expect<proto::Hello>();
+    CHECK(hello.worker == "test-worker");
+    CHECK(hello.types == std::vector<std::string>{"t"});
+    CHECK(hello.capacity == 1);
+    CHECK(hello.inflight.empty());
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", R"({"n":5})", ""});
+
+    for (std::uint64_t w = 1; w <= 5; ++w) {
+        const auto chunk = broker.expect<proto::Chunk>();
+        CHECK(chunk.job == "J1");
+        CHECK(chunk.attempt == 1);
+        CHECK(chunk.wseq == w);
+        CHECK(chunk.kind == EventKind::token);
+        CHECK(text_of(chunk) == "tok-" + std::to_string(w));
+        CHECK(chunk.ts > 0);
+    }
+    const auto checkpoint = broker.expect<proto::Checkpoint>();
+    CHECK(checkpoint.wseq == 6);
+    CHECK(checkpoint.bytes == "cp");
+    const auto done = broker.expect<proto::Done>();
+    CHECK(done.wseq == 7);
+    CHECK(boost::json::parse(done.result).at("count").to_number<int>() == 5);
+
+    broker.send(proto::Ack{"J1", 1, 7});
+    CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
+    const auto stats = running.worker.stats();
+    CHECK(stats.events_emitted == 7);
+    CHECK(stats.jobs_succeeded == 1);
+    CHECK(stats.unacked_bytes == 0);
+    CHECK(stats.connected);
+}
+
+TEST_CASE("worker re-hellos after a broker restart and re-sends exactly the unacked messages") {
+    zmq::context_t context;
+    auto broker = std::make_unique<FakeBroker>(context);
+    const auto endpoint = broker->endpoint();
+    RunningWorker running(test_config(endpoint), "t", tokens_then_wait(10));
+
+    broker->expect<proto::Hello>();
+    broker->send(proto::Welcome{1000});
+    broker->send(proto::Assign{"J1", 1, "t", "{}", ""});
+    for (std::uint64_t w = 1; w <= 10; ++w)
+        CHECK(broker->expect<proto::Chunk>().wseq == w);
+    broker->send(proto::Ack{"J1", 1, 4});
+    REQUIRE(eventually([&] { return running.worker.stats().unacked_messages == 6; }));
+
+    // The broker restarts: same endpoint, new socket, no memory of this worker.
+    broker->close();
+    broker.reset();
+    FakeBroker restarted(context, endpoint);
+    std::optional<proto::Hello> hello;
+    const auto deadline = Clock::now() + 10s;
+    while (!hello && Clock::now() < deadline) {
+        auto r = restarted.next(1s, true);
+        if (!r) continue;
+        if (auto* h = std::get_if<proto::Hello>(&r->message)) {
+            hello = *h;
+            restarted.send(proto::Welcome{1000}, r->peer);
+        } else {
+            restarted.send(proto::Reject{"", "hello"}, r->peer);  // "who are you?"
+        }
+    }
+    REQUIRE(hello.has_value());
+    REQUIRE(hello->inflight.size() == 1);
+    CHECK(hello->inflight[0] == proto::InflightJob{"J1", 1, 11});
+
+    std::vector<std::uint64_t> resent;
+    for (const auto& message : restarted.drain(600ms)) {
+        const auto* chunk = std::get_if<proto::Chunk>(&message);
+        REQUIRE(chunk != nullptr);
+        CHECK(text_of(*chunk) == "tok-" + std::to_string(chunk->wseq));
+        resent.push_back(chunk->wseq);
+    }
+    CHECK(resent == std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10});
+    CHECK(running.worker.stats().messages_resent >= 6);
+}
+
+TEST_CASE("worker re-sends from the oldest unacked message on a gap reject") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(6));
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    for (std::uint64_t w = 1; w <= 6; ++w)
+        CHECK(broker.expect<proto::Chunk>().wseq == w);
+    broker.send(proto::Ack{"J1", 1, 2});
+    broker.send(proto::Reject{"J1", "gap"});
+    broker.send(proto::Reject{"J1", "gap"});  // one per out-of-order message: answered once
+    std::vector<std::uint64_t> resent;
+    for (const auto& message : broker.drain(500ms)) {
+        resent.push_back(std::get<proto::Chunk>(message).wseq);
+    }
+    CHECK(resent == std::vector<std::uint64_t>{3, 4, 5, 6});
+}
+
+TEST_CASE("worker drops a job whose lease is lost and cancels its handler") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    std::atomic<bool> handler_saw_cancel{false};
+    RunningWorker running(test_config(broker.endpoint()), "t", [&](JobContext& job) -> JobOutcome {
+        job.token("one");
+        handler_saw_cancel = job.wait_cancelled_for(30s);
+        job.token("after the lease is gone");
+        return std::string("{}");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().wseq == 1);
+    broker.send(proto::Reject{"J1", "lease"});
+    REQUIRE(eventually([&] { return handler_saw_cancel.load(); }));
+    CHECK(broker.drain(300ms).empty());  // neither more tokens nor done/fail
+    CHECK(eventually([&] {
+        const auto s = running.worker.stats();
+        return s.unacked_messages == 0 && s.unacked_bytes == 0 && s.jobs_abandoned == 1;
+    }));
+}
+
+TEST_CASE("a cancelled job ends with fail cancelled, not retryable") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(1));
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().wseq == 1);
+    broker.send(proto::Cancel{"J1"});
+    const auto fail = broker.expect<proto::Fail>();
+    CHECK(fail.job == "J1");
+    CHECK(fail.wseq == 2);
+    CHECK(fail.error == "cancelled");
+    CHECK_FALSE(fail.retryable);
+}
+
+TEST_CASE("handler failures become fail messages with the right retryable flag") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", [](JobContext& job) -> JobOutcome {
+        const auto mode = job.param_string("mode");
+        if (mode == "throw") throw std::runtime_error("disk on fire");
+        if (mode == "failure") throw Failure("bad params", false);
+        if (mode == "return") return Failure("try later", true);
+        return std::string("not json");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    const std::vector<std::tuple<std::string, std::string, bool>> cases = {
+        {"throw", "disk on fire", true},
+        {"failure", "bad params", false},
+        {"return", "try later", true},
+        {"invalid", "handler returned a result that is not a JSON object", false}};
+    int n = 0;
+    for (const auto& [mode, error, retryable] : cases) {
+        const auto job = "J" + std::to_string(++n);
+        broker.send(proto::Assign{job, 1, "t", R"({"mode":")" + mode + "\"}", ""});
+        const auto fail = broker.expect<proto::Fail>();
+        CHECK(fail.job == job);
+        CHECK(fail.wseq == 1);
+        CHECK(fail.error == error);
+        CHECK(fail.retryable == retryable);
+        broker.send(proto::Ack{job, 1, 1});
+    }
+}
+
+TEST_CASE("emit blocks when the unacked bound is reached and resumes on ack") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    auto config = test_config(broker.endpoint());
+    config.max_unacked_bytes = 400;
+    constexpr int kTokens = 40;
+    RunningWorker running(config, "t", [](JobContext& job) -> JobOutcome {
+        for (int i = 1; i <= kTokens; ++i)
+            job.token("tok-" + std::to_string(i));
+        return std::string("{}");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+
+    // Without acks only about 400 bytes of frames get out.
+    auto first = broker.drain(300ms);
+    REQUIRE_FALSE(first.empty());
+    CHECK(first.size() < kTokens / 2);
+    const auto stats = running.worker.stats();
+    CHECK(stats.emit_waits >= 1);
+    CHECK(stats.unacked_bytes <= 400 + 200);  // one frame may exceed the bound when alone
+
+    // Acking what arrived lets the rest through, in order, without loss.
+    std::vector<proto::WorkerMessage> all = first;
+    std::uint64_t acked = 0;
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+        const auto* last = &all.back();
+        std::uint64_t wseq = std::visit(
+            [](const auto& m) -> std::uint64_t {
+                if constexpr (requires { m.wseq; }) {
+                    return m.wseq;
+                } else {
+                    return 0;
+                }
+            },
+            *last);
+        if (std::holds_alternative<proto::Done>(*last)) break;
+        if (wseq > acked) {
+            broker.send(proto::Ack{"J1", 1, wseq});
+            acked = wseq;
+        }
+        for (auto& m : broker.drain(100ms))
+            all.push_back(std::move(m));
+    }
+    REQUIRE(std::holds_alternative<proto::Done>(all.back()));
+    REQUIRE(all.size() == kTokens + 1);
+    for (int i = 0; i < kTokens; ++i) {
+        const auto& chunk = std::get<proto::Chunk>(all[static_cast<std::size_t>(i)]);
+        CHECK(chunk.wseq == static_cast<std::uint64_t>(i + 1));
+        CHECK(text_of(chunk) == "tok-" + std::to_string(i + 1));
+    }
+}
+
+TEST_CASE("worker reconnects with a new hello when the broker goes silent") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(2));
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{50});  // liveness: 3 x 50 ms
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().wseq == 1);
+    CHECK(broker.expect<proto::Chunk>().wseq == 2);
+    // Say nothing more: the worker must give up on this connection and come back.
+    const auto hello = broker.expect<proto::Hello>(5s);
+    REQUIRE(hello.inflight.size() == 1);
+    CHECK(hello.inflight[0].job == "J1");
+    CHECK(hello.inflight[0].next_wseq == 3);
+    broker.send(proto::Welcome{1000});
+    CHECK(broker.expect<proto::Chunk>().wseq == 1);  // nothing was acked: all re-sent
+    CHECK(broker.expect<proto::Chunk>().wseq == 2);
+    CHECK(running.worker.stats().reconnects >= 1);
+}
+
+TEST_CASE("stop() ends run() promptly even with a running job") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    Worker worker(test_config(broker.endpoint()));
+    worker.handle("t", tokens_then_wait(1));
+    std::thread thread([&] { worker.run(); });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().wseq == 1);
+    const auto started = Clock::now();
+    worker.stop();
+    thread.join();
+    CHECK(Clock::now() - started < 3s);
+    // The interrupted job is left to the broker's lease expiry: no fail was sent.
+    for (const auto& message : broker.drain(100ms)) {
+        CHECK_FALSE(std::holds_alternative<proto::Fail>(message));
+    }
+}
+
+TEST_CASE("worker config is validated") {
+    WorkerConfig config;
+    config.capacity = 0;
+    CHECK_THROWS_AS(Worker(config), std::invalid_argument);
+    config.capacity = 1;
+    config.reconnect_min = 0ms;
+    CHECK_THROWS_AS(Worker(config), std::invalid_argument);
+    config.reconnect_min = 100ms;
+    Worker worker(config);
+    CHECK_FALSE(worker.config().name.empty());  // hostname-pid
+    worker.handle("a", [](JobContext&) -> JobOutcome { return std::string("{}"); });
+    WorkerConfig missing_handler;
+    missing_handler.types = {"missing"};
+    Worker other(missing_handler);
+    CHECK_THROWS_AS(other.run(), std::invalid_argument);
+}

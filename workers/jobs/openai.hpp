@@ -1,0 +1,41 @@
+// The `openai` backend of llm.generate: streams a chat completion from any
+// OpenAI-compatible endpoint (POST {base}/v1/chat/completions, stream: true)
+// and relays each delta as a token event. Boost.Beast lives only in openai.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "workers/jobs/jobs.hpp"
+
+namespace jobcast::worker::jobs {
+
+struct BaseUrl {
+    bool tls = false;
+    std::string host;  // without brackets for IPv6 literals
+    std::string port;  // "443" / "80" when absent
+    std::string path;  // prefix without trailing '/', e.g. "" or "/v1" or "/proxy/v1"
+};
+
+// "http(s)://host[:port][/path]"; nullopt for anything else.
+std::optional<BaseUrl> parse_base_url(std::string_view url);
+
+// The request target: path + "/v1/chat/completions", or path + "/chat/completions"
+// when the base already ends in "/v1" (as OPENAI_BASE_URL often does).
+std::string chat_completions_target(const BaseUrl& base);
+
+struct ChatRequest {
+    std::string prompt;
+    std::string model;
+    std::int64_t max_tokens = 64;
+};
+
+// Streams the completion into `context` as token events and returns the result
+// {"text", "tokens"}. Throws Failure: retryable for network errors, 429 and
+// 5xx; not retryable for other non-2xx answers and bad URLs.
+std::string openai_generate(JobContext& context, const OpenAiOptions& options,
+                            const ChatRequest& request);
+
+}  // namespace jobcast::worker::jobs

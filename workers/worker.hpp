@@ -1,0 +1,97 @@
+// The jobcast worker SDK. A Worker connects a ZeroMQ DEALER to the broker,
+// says hello with its job types and capacity, runs a handler per assigned job
+// on its own threads, heart-beats, reconnects with backoff, and keeps every
+// message the broker has not acknowledged so that it can re-send it after a
+// reconnect or a broker restart (worker protocol v1, DESIGN.md guarantees 2
+// and 5). Output is bounded: when `max_unacked_bytes` are waiting for acks,
+// the handler's next emit blocks until acks free room (backpressure, not loss).
+//
+//     jobcast::worker::Worker worker({.broker = "tcp://127.0.0.1:5555",
+//                                     .types = {"hello"}});
+//     worker.handle("hello", [](jobcast::worker::JobContext& job) {
+//         job.token("hi " + job.param_string("name", "there"));
+//         return std::string(R"({"ok":true})");
+//     });
+//     worker.run();  // until worker.stop()
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "workers/job_context.hpp"
+
+namespace jobcast::worker {
+
+namespace detail {
+class WorkerImpl;
+}
+
+struct WorkerConfig {
+    std::string broker = "tcp://127.0.0.1:5555";
+    std::string name;                                      // empty: "<hostname>-<pid>"
+    std::vector<std::string> types;                        // empty: every type with a handler
+    int capacity = 1;                                      // jobs run at once (one thread each)
+    std::size_t max_unacked_bytes = std::size_t{8} << 20;  // whole worker; emit blocks beyond
+    std::chrono::milliseconds reconnect_min{100};
+    std::chrono::milliseconds reconnect_max{5000};
+    int liveness = 3;  // heartbeat intervals of broker silence before reconnecting
+    // On stop(): how long to keep waiting for acks of what was already emitted
+    // (checkpoints, tokens) before closing. Running jobs are not failed; the
+    // broker re-queues them when the lease expires.
+    std::chrono::milliseconds shutdown_grace{2000};
+};
+
+// Counters for logs and metrics; a consistent-enough snapshot (each field is
+// read atomically, not all at once).
+struct WorkerStats {
+    std::uint64_t events_emitted = 0;   // chunk + checkpoint + done + fail messages created
+    std::uint64_t messages_sent = 0;    // frames handed to the socket (re-sends included)
+    std::uint64_t messages_resent = 0;  // re-sends after reconnect, "hello" or "gap" rejects
+    std::uint64_t acks_received = 0;
+    std::uint64_t unacked_messages = 0;  // buffered, waiting for an ack
+    std::uint64_t unacked_bytes = 0;     // what emit's bound applies to
+    std::uint64_t emit_waits = 0;        // times an emit blocked on the bound
+    std::uint64_t reconnects = 0;        // new sockets after the broker went silent
+    std::uint64_t hellos = 0;            // hello messages sent
+    std::uint64_t rejects_received = 0;
+    std::uint64_t bad_messages = 0;  // undecodable frames from the broker
+    std::uint64_t jobs_assigned = 0;
+    std::uint64_t jobs_running = 0;
+    std::uint64_t jobs_succeeded = 0;
+    std::uint64_t jobs_failed = 0;     // cancelled jobs included
+    std::uint64_t jobs_abandoned = 0;  // lease lost or worker stopping
+    bool connected = false;            // the current broker has welcomed us
+};
+
+class Worker {
+  public:
+    // Throws std::invalid_argument for an invalid config.
+    explicit Worker(WorkerConfig config);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Registers the handler for a job type; call before run().
+    void handle(std::string type, Handler handler);
+
+    // Connects and serves until stop(); then waits (up to shutdown_grace) for
+    // outstanding acks, cancels running handlers and joins their threads.
+    // Throws std::invalid_argument when a configured type has no handler.
+    void run();
+
+    // Thread-safe and async-signal-safe (an atomic store and an eventfd write),
+    // so a SIGTERM handler may call it.
+    void stop() noexcept;
+
+    WorkerStats stats() const;
+    const WorkerConfig& config() const;
+
+  private:
+    std::unique_ptr<detail::WorkerImpl> impl_;
+};
+
+}  // namespace jobcast::worker
