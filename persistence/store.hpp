@@ -33,6 +33,7 @@ struct StoreConfig {
     std::chrono::milliseconds retention{0};  // 0 = keep forever
     std::chrono::milliseconds retention_interval{60'000};
     std::size_t retention_batch_jobs = 500;
+    std::chrono::milliseconds busy_timeout{5000};  // how long a connection waits for a lock
 };
 
 // Thrown at open: unreadable file, a database written by a newer jobcast, ...

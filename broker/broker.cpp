@@ -1,0 +1,127 @@
+#include "broker/broker.hpp"
+
+#include <atomic>
+
+#include "broker/gateway.hpp"
+#include "broker/metrics.hpp"
+#include "common/logging.hpp"
+#include "web/blocking_pool.hpp"
+#include "web/http_server.hpp"
+#include "web/hub.hpp"
+#include "web/stream_session.hpp"
+#include "web/rest_api.hpp"
+
+namespace jobcast::broker {
+
+class Broker::Impl {
+public:
+    explicit Impl(BrokerConfig config) : config_(std::move(config)), log_(module_logger("broker")) {}
+
+    void start() {
+        // The commit listener runs on the writer thread after COMMIT: only
+        // then are acks sent and events shown (durable before visible).
+        store_ = store::Store::open(config_.store, [this](store::CommittedBatch& batch) {
+            metrics_.on_commit(batch);
+            if (auto* g = gateway_.load(std::memory_order_acquire)) g->on_commit(batch);
+            hub_.publish(std::move(batch.events));
+        });
+        gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
+        gateway_owner_->start();
+        gateway_.store(gateway_owner_.get(), std::memory_order_release);
+
+        pool_ = std::make_unique<web::BlockingPool>(4);
+        streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
+            hub_, *store_, [this](std::function<void()> task) { return pool_->post(std::move(task)); },
+            config_.streaming, stream_stats_});
+
+        web::RestConfig rest;
+        rest.ready = [this] { return ready_.load(); };
+        rest.hub = &hub_;
+        rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
+            http_->schedule(delay, std::move(task));
+        };
+        rest_ = std::make_unique<web::RestApi>(
+            *store_, rest, [this](std::function<void()> task) { return pool_->post(std::move(task)); });
+
+        web::HttpConfig http;
+        http.listen = config_.http;
+        http.io_threads = static_cast<std::size_t>(config_.http_threads);
+        http.body_limit = config_.max_body_bytes;
+        http_ = std::make_unique<web::HttpServer>(
+            http, [this](web::HttpRequest request, web::Reply reply) {
+                if (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0) {
+                    serve_metrics(request, std::move(reply));
+                } else {
+                    rest_->handle(std::move(request), std::move(reply));
+                }
+            },
+            web::anonymous_authenticator(), streaming_);
+
+        metrics_.watch_gateway(&gateway_owner_->stats());
+        metrics_.watch_streams(&stream_stats_, [this] { return hub_.subscriptions(); });
+        metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
+        metrics_.watch_http([this] {
+            std::vector<std::tuple<std::string, int, std::uint64_t>> out;
+            for (auto& c : http_->request_counts()) out.emplace_back(c.route, c.code, c.count);
+            return out;
+        });
+
+        http_->start();
+        ready_ = true;
+        log_->info("listening http={} zmq={} db={}", http_->bound_endpoint(),
+                   gateway_owner_->endpoint(), config_.store.path);
+    }
+
+    void serve_metrics(const web::HttpRequest& request, web::Reply reply) {
+        if (request.method != "GET") {
+            reply({405, "application/json", R"({"error":{"code":"method_not_allowed","message":"use GET"}})",
+                   {{"Allow", "GET"}}});
+            return;
+        }
+        // Scraping reads job counts from SQLite: off the I/O threads.
+        auto shared = std::make_shared<web::Reply>(std::move(reply));
+        if (!pool_->post([this, shared] {
+                (*shared)({200, "text/plain; version=0.0.4", metrics_.scrape(), {}});
+            })) {
+            (*shared)({503, "application/json", R"({"error":{"code":"busy","message":"try again"}})", {}});
+        }
+    }
+
+    void stop() {
+        if (stopped_.exchange(true)) return;
+        ready_ = false;
+        log_->info("event=stopping");
+        if (rest_) rest_->release_long_polls();
+        if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
+        if (pool_) pool_->stop();
+        if (gateway_owner_) gateway_owner_->stop();
+        if (store_) store_->close();  // commits what is queued
+        gateway_.store(nullptr);
+        hub_.stop();
+        log_->info("event=stopped");
+    }
+
+    BrokerConfig config_;
+    std::shared_ptr<spdlog::logger> log_;
+    Metrics metrics_;
+    web::StreamStats stream_stats_;
+    web::Hub hub_;
+    std::unique_ptr<store::Store> store_;
+    std::shared_ptr<web::StreamingContext> streaming_;
+    std::unique_ptr<Gateway> gateway_owner_;
+    std::atomic<Gateway*> gateway_{nullptr};
+    std::unique_ptr<web::BlockingPool> pool_;
+    std::unique_ptr<web::RestApi> rest_;
+    std::unique_ptr<web::HttpServer> http_;
+    std::atomic<bool> ready_{false};
+    std::atomic<bool> stopped_{false};
+};
+
+Broker::Broker(BrokerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Broker::~Broker() { impl_->stop(); }
+void Broker::start() { impl_->start(); }
+void Broker::stop() { impl_->stop(); }
+std::string Broker::http_endpoint() const { return impl_->http_->bound_endpoint(); }
+std::string Broker::zmq_endpoint() const { return impl_->gateway_owner_->endpoint(); }
+
+}  // namespace jobcast::broker

@@ -1,0 +1,34 @@
+// The composition root of jobcast-broker: the store (writer + readers), the
+// ZeroMQ gateway, the HTTP server and the metrics, wired in the order that
+// keeps the guarantees: a commit is published (acks, fan-out) only after it
+// is durable, and shutdown drains in the reverse order of start.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "broker/config.hpp"
+
+namespace jobcast::broker {
+
+class Broker {
+public:
+    explicit Broker(BrokerConfig config);
+    ~Broker();
+    Broker(const Broker&) = delete;
+    Broker& operator=(const Broker&) = delete;
+
+    // Opens the store, binds ZeroMQ and HTTP; logs "listening http=... zmq=...".
+    void start();
+    // Stops accepting, answers what is in flight, flushes the writer. Idempotent.
+    void stop();
+
+    std::string http_endpoint() const;
+    std::string zmq_endpoint() const;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jobcast::broker

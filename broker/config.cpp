@@ -1,0 +1,122 @@
+#include "broker/config.hpp"
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace jobcast::broker {
+
+namespace {
+
+std::chrono::milliseconds parse_duration(const std::string& text, const char* what) {
+    // "500ms", "30s", "15m", "24h", "7d", or a bare number of seconds.
+    std::size_t pos = 0;
+    double value = 0;
+    try {
+        value = std::stod(text, &pos);
+    } catch (const std::exception&) {
+        throw ConfigError(std::string("--") + what + ": not a duration: '" + text + "'");
+    }
+    std::string unit = text.substr(pos);
+    double ms = 0;
+    if (unit.empty() || unit == "s") ms = value * 1000;
+    else if (unit == "ms") ms = value;
+    else if (unit == "m") ms = value * 60'000;
+    else if (unit == "h") ms = value * 3'600'000;
+    else if (unit == "d") ms = value * 86'400'000;
+    else throw ConfigError(std::string("--") + what + ": unknown unit in '" + text + "'");
+    if (ms < 0) throw ConfigError(std::string("--") + what + ": must not be negative");
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+}  // namespace
+
+std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
+    BrokerConfig c;
+    std::string durability = "normal", retention = "0", heartbeat = "1000ms";
+    po::options_description desc(
+        "jobcast-broker: streams job progress from workers to clients\n\n"
+        "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
+        "the command line wins over the environment.\n\nOptions");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "print this help")
+        ("http", po::value(&c.http)->default_value(c.http),
+            "HTTP/WebSocket listen address HOST:PORT (port 0 picks a free port)")
+        ("zmq", po::value(&c.gateway.endpoint)->default_value(c.gateway.endpoint),
+            "ZeroMQ endpoint workers connect to (tcp://HOST:PORT; port * or 0 picks one)")
+        ("db", po::value(&c.store.path)->default_value(c.store.path), "SQLite database file")
+        ("durability", po::value(&durability)->default_value(durability),
+            "normal (survives a process crash) or full (survives power loss)")
+        ("retention", po::value(&retention)->default_value(retention),
+            "delete jobs finished longer ago than this (e.g. 7d, 12h); 0 keeps them forever")
+        ("heartbeat", po::value(&heartbeat)->default_value(heartbeat),
+            "heartbeat interval between broker and workers")
+        ("liveness", po::value(&c.gateway.liveness)->default_value(c.gateway.liveness),
+            "missed heartbeats before a worker's leases are lost")
+        ("http-threads", po::value(&c.http_threads)->default_value(c.http_threads),
+            "I/O threads of the HTTP server")
+        ("max-body", po::value(&c.max_body_bytes)->default_value(c.max_body_bytes),
+            "largest accepted HTTP request body, bytes")
+        ("max-frame", po::value(&c.gateway.limits.max_frame_bytes)
+            ->default_value(c.gateway.limits.max_frame_bytes),
+            "largest accepted worker message, bytes")
+        ("batch", po::value(&c.store.max_batch_ops)->default_value(c.store.max_batch_ops),
+            "most writes committed in one transaction (group commit cap)")
+        ("log-level", po::value(&c.log_level)->default_value(c.log_level),
+            "trace, debug, info, warn, error")
+        ("log-format", po::value(&c.log_format)->default_value(c.log_format),
+            "text or json (one JSON object per line)");
+    // clang-format on
+
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::store(po::parse_environment(desc,
+                                        [&desc](const std::string& env) -> std::string {
+                                            if (env.rfind("JOBCAST_", 0) != 0) return "";
+                                            std::string name = env.substr(8);
+                                            for (auto& ch : name) {
+                                                ch = ch == '_' ? '-' : static_cast<char>(
+                                                                           std::tolower(ch));
+                                            }
+                                            return desc.find_nothrow(name, false) ? name : "";
+                                        }),
+                  vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw ConfigError(e.what());
+    }
+    if (vm.count("help")) {
+        std::cout << desc << "\n";
+        return std::nullopt;
+    }
+    if (durability == "normal") c.store.durability = store::Durability::normal;
+    else if (durability == "full") c.store.durability = store::Durability::full;
+    else throw ConfigError("--durability must be normal or full, not '" + durability + "'");
+    c.store.retention = parse_duration(retention, "retention");
+    c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
+    if (c.gateway.heartbeat < std::chrono::milliseconds(10)) {
+        throw ConfigError("--heartbeat must be at least 10ms");
+    }
+    if (c.gateway.liveness < 1) throw ConfigError("--liveness must be at least 1");
+    if (c.http_threads < 1 || c.http_threads > 64) {
+        throw ConfigError("--http-threads must be between 1 and 64");
+    }
+    if (c.http.rfind(':') == std::string::npos) {
+        throw ConfigError("--http must be HOST:PORT, not '" + c.http + "'");
+    }
+    if (c.store.max_batch_ops < 1) throw ConfigError("--batch must be at least 1");
+    if (c.log_format != "text" && c.log_format != "json") {
+        throw ConfigError("--log-format must be text or json");
+    }
+    // Endpoints with port 0 are spelled '*' in ZeroMQ.
+    if (auto p = c.gateway.endpoint.rfind(":0"); p != std::string::npos &&
+                                                 p + 2 == c.gateway.endpoint.size()) {
+        c.gateway.endpoint.replace(p + 1, 1, "*");
+    }
+    return c;
+}
+
+}  // namespace jobcast::broker

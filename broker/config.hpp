@@ -1,0 +1,34 @@
+// The broker's configuration: flags, each with a JOBCAST_* environment
+// variable and a default, validated at start with a clear message.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "broker/gateway.hpp"
+#include "persistence/store.hpp"
+#include "web/streaming_config.hpp"
+
+namespace jobcast::broker {
+
+struct BrokerConfig {
+    std::string http = "127.0.0.1:8080";
+    int http_threads = 2;
+    std::size_t max_body_bytes = 1 << 20;
+    store::StoreConfig store;
+    GatewayConfig gateway;
+    web::StreamingConfig streaming;
+    std::string log_level = "info";
+    std::string log_format = "text";  // text | json
+};
+
+struct ConfigError : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+
+// Returns nullopt after printing --help. Throws ConfigError on a bad value.
+std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]);
+
+}  // namespace jobcast::broker

@@ -1,0 +1,215 @@
+#include "broker/dispatcher.hpp"
+
+#include <algorithm>
+
+namespace jobcast::broker {
+
+HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
+                               const std::vector<std::string>& types, int capacity,
+                               const std::vector<std::pair<std::string, int>>& inflight,
+                               Clock::time_point now) {
+    HelloOutcome out;
+    // The same worker reconnecting (new socket, new routing id) replaces its
+    // previous connection; leases it still runs move over, the others end.
+    std::optional<PeerId> previous;
+    for (const auto& [id, w] : workers_) {
+        if (id != peer && w.name == name) previous = id;
+    }
+    if (workers_.count(peer)) previous = peer;  // a second hello on the same connection
+
+    Worker fresh;
+    fresh.name = name;
+    fresh.types = types;
+    fresh.capacity = std::max(1, capacity);
+    fresh.last_seen = now;
+
+    std::unordered_set<std::string> kept;
+    for (const auto& [job, attempt] : inflight) {
+        auto it = leases_.find(job);
+        if (it != leases_.end() && it->second.attempt == attempt && attempt > 0 &&
+            it->second.worker == name &&
+            (it->second.peer.empty() || (previous && it->second.peer == *previous))) {
+            it->second.peer = peer;
+            fresh.jobs.insert(job);
+            kept.insert(job);
+            out.resumed.push_back(job);
+        } else {
+            out.refused.push_back(job);
+        }
+    }
+
+    if (previous) {
+        auto old = workers_.find(*previous);
+        for (const auto& job : old->second.jobs) {
+            if (kept.count(job)) continue;
+            auto lease = leases_.find(job);
+            if (lease == leases_.end()) continue;
+            if (lease->second.attempt > 0) {
+                out.lost.push_back({job, lease->second.attempt, lease->second.worker});
+                lease->second.peer.clear();  // no holder: its chunks are refused now
+            } else {
+                leases_.erase(lease);  // a reservation whose LeaseJob is in flight
+            }
+        }
+        workers_.erase(old);
+        if (*previous != peer) out.replaced = previous;
+    }
+    workers_[peer] = std::move(fresh);
+    return out;
+}
+
+void Dispatcher::seen(const PeerId& peer, Clock::time_point now) {
+    auto it = workers_.find(peer);
+    if (it != workers_.end()) it->second.last_seen = now;
+}
+
+std::vector<LostLease> Dispatcher::remove_worker(const PeerId& peer) {
+    std::vector<LostLease> lost;
+    auto it = workers_.find(peer);
+    if (it == workers_.end()) return lost;
+    for (const auto& job : it->second.jobs) {
+        auto lease = leases_.find(job);
+        if (lease == leases_.end()) continue;
+        if (lease->second.attempt > 0) {
+            lost.push_back({job, lease->second.attempt, lease->second.worker});
+            // The lease stays, held by no one, until the requeue commits; a
+            // chunk from the old connection is refused meanwhile.
+            lease->second.peer.clear();
+            lease->second.orphan_deadline = Clock::time_point::max();
+        } else {
+            leases_.erase(lease);
+        }
+    }
+    workers_.erase(it);
+    return lost;
+}
+
+std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
+    std::vector<LostLease> lost;
+    std::vector<PeerId> silent;
+    for (const auto& [peer, w] : workers_) {
+        if (now - w.last_seen > lease_timeout_) silent.push_back(peer);
+    }
+    for (const auto& peer : silent) {
+        auto more = remove_worker(peer);
+        lost.insert(lost.end(), more.begin(), more.end());
+    }
+    for (auto& [job, lease] : leases_) {
+        if (lease.peer.empty() && lease.orphan_deadline != Clock::time_point{} &&
+            lease.orphan_deadline != Clock::time_point::max() && now > lease.orphan_deadline) {
+            lost.push_back({job, lease.attempt, lease.worker});
+            lease.orphan_deadline = Clock::time_point::max();  // reported once
+        }
+    }
+    return lost;
+}
+
+std::vector<PeerId> Dispatcher::peers() const {
+    std::vector<PeerId> out;
+    out.reserve(workers_.size());
+    for (const auto& [peer, w] : workers_) out.push_back(peer);
+    return out;
+}
+
+std::string Dispatcher::worker_name(const PeerId& peer) const {
+    auto it = workers_.find(peer);
+    return it == workers_.end() ? std::string() : it->second.name;
+}
+
+void Dispatcher::enqueue(QueuedJob job) {
+    if (queued_index_.count(job.job) || leases_.count(job.job)) return;
+    queues_[job.type].insert(job);
+    queued_index_.emplace(job.job, std::move(job));
+}
+
+void Dispatcher::forget(const std::string& job) {
+    if (auto q = queued_index_.find(job); q != queued_index_.end()) {
+        auto type = queues_.find(q->second.type);
+        if (type != queues_.end()) {
+            type->second.erase(q->second);
+            if (type->second.empty()) queues_.erase(type);
+        }
+        queued_index_.erase(q);
+    }
+    end_lease(job);
+}
+
+Dispatcher::WorkerMap::iterator Dispatcher::free_worker_for(const std::string& type) {
+    auto best = workers_.end();
+    int best_free = 0;
+    for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+        const Worker& w = it->second;
+        int free = w.capacity - static_cast<int>(w.jobs.size());
+        if (free <= best_free) continue;
+        if (std::find(w.types.begin(), w.types.end(), type) == w.types.end()) continue;
+        best = it;
+        best_free = free;
+    }
+    return best;
+}
+
+std::vector<Assignment> Dispatcher::assign() {
+    std::vector<Assignment> out;
+    for (;;) {
+        const QueuedJob* best = nullptr;
+        for (auto& [type, jobs] : queues_) {
+            const QueuedJob& head = *jobs.begin();
+            if (best && !Order{}(head, *best)) continue;
+            if (free_worker_for(type) != workers_.end()) best = &head;
+        }
+        if (!best) break;
+        auto chosen = free_worker_for(best->type);
+        const PeerId& peer = chosen->first;
+        Worker* w = &chosen->second;
+        QueuedJob job = *best;
+        auto type = queues_.find(job.type);
+        type->second.erase(type->second.begin());
+        if (type->second.empty()) queues_.erase(type);
+        queued_index_.erase(job.job);
+        w->jobs.insert(job.job);
+        leases_[job.job] = Lease{peer, w->name, 0, {}};
+        out.push_back({job.job, peer, w->name});
+    }
+    return out;
+}
+
+void Dispatcher::lease_granted(const std::string& job, int attempt) {
+    auto it = leases_.find(job);
+    if (it != leases_.end()) it->second.attempt = attempt;
+}
+
+void Dispatcher::lease_refused(const std::string& job) { end_lease(job); }
+
+void Dispatcher::adopt_orphan(const std::string& job, int attempt, const std::string& worker,
+                              Clock::time_point now) {
+    leases_[job] = Lease{PeerId{}, worker, attempt, now + lease_timeout_};
+}
+
+void Dispatcher::release_slot(const std::string& job, const Lease& lease) {
+    if (lease.peer.empty()) return;
+    auto w = workers_.find(lease.peer);
+    if (w != workers_.end()) w->second.jobs.erase(job);
+}
+
+void Dispatcher::end_lease(const std::string& job) {
+    auto it = leases_.find(job);
+    if (it == leases_.end()) return;
+    release_slot(job, it->second);
+    leases_.erase(it);
+}
+
+std::optional<PeerId> Dispatcher::holder(const std::string& job, int attempt) const {
+    auto it = leases_.find(job);
+    if (it == leases_.end() || it->second.attempt != attempt || it->second.peer.empty()) {
+        return std::nullopt;
+    }
+    return it->second.peer;
+}
+
+std::optional<PeerId> Dispatcher::holder(const std::string& job) const {
+    auto it = leases_.find(job);
+    if (it == leases_.end() || it->second.peer.empty()) return std::nullopt;
+    return it->second.peer;
+}
+
+}  // namespace jobcast::broker

@@ -1,0 +1,125 @@
+// Who runs what: the queue of jobs waiting for a worker (by priority, then
+// age), the connected workers with their types and free capacity, and the
+// leases that bind a running attempt to one worker. Pure logic: no sockets, no
+// threads, no clock of its own (callers pass `now`). The gateway owns one and
+// calls it from its thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace jobcast::broker {
+
+using Clock = std::chrono::steady_clock;
+using PeerId = std::string;  // the ZeroMQ routing id of a worker's connection
+
+struct QueuedJob {
+    std::string job;   // ULID: sorts by age
+    std::string type;
+    int priority = 0;
+};
+
+struct Assignment {
+    std::string job;
+    PeerId peer;
+    std::string worker;  // the worker's name, recorded in the lease
+};
+
+// A lease that must end: its worker is gone or its orphan timer ran out.
+struct LostLease {
+    std::string job;
+    int attempt = 0;
+    std::string worker;
+};
+
+struct HelloOutcome {
+    std::vector<std::string> resumed;  // in-flight jobs whose lease this worker keeps
+    std::vector<std::string> refused;  // in-flight jobs it no longer holds: reject them
+    std::optional<PeerId> replaced;    // the same worker's previous connection
+    std::vector<LostLease> lost;       // leases of that connection not in-flight any more
+};
+
+class Dispatcher {
+public:
+    explicit Dispatcher(std::chrono::milliseconds lease_timeout) : lease_timeout_(lease_timeout) {}
+
+    // ---- workers ----
+    HelloOutcome hello(const PeerId& peer, const std::string& name,
+                       const std::vector<std::string>& types, int capacity,
+                       const std::vector<std::pair<std::string, int>>& inflight,
+                       Clock::time_point now);
+    bool known(const PeerId& peer) const { return workers_.count(peer) != 0; }
+    void seen(const PeerId& peer, Clock::time_point now);
+    // Removes a worker; its leases are returned so the jobs can be requeued.
+    std::vector<LostLease> remove_worker(const PeerId& peer);
+    // Workers silent for longer than the lease timeout, and orphaned leases
+    // (loaded at start) whose worker never came back. Both are removed.
+    std::vector<LostLease> expire(Clock::time_point now);
+    std::vector<PeerId> peers() const;
+    std::size_t worker_count() const { return workers_.size(); }
+    std::string worker_name(const PeerId& peer) const;
+
+    // ---- jobs ----
+    void enqueue(QueuedJob job);
+    // Forget a job entirely: it finished, was cancelled, or failed.
+    void forget(const std::string& job);
+    // Picks queued jobs for workers with free capacity, best first. Each pick
+    // reserves a slot on the worker until lease_granted/lease_refused.
+    std::vector<Assignment> assign();
+    void lease_granted(const std::string& job, int attempt);
+    void lease_refused(const std::string& job);
+    // A running attempt found in the store at start: held for its worker to
+    // reconnect (hello with in-flight) until the lease timeout.
+    void adopt_orphan(const std::string& job, int attempt, const std::string& worker,
+                      Clock::time_point now);
+    // The lease ended (requeued, finished): frees the worker's slot.
+    void end_lease(const std::string& job);
+
+    // The connection holding `job`'s lease for `attempt`, if any.
+    std::optional<PeerId> holder(const std::string& job, int attempt) const;
+    std::optional<PeerId> holder(const std::string& job) const;
+    bool queued(const std::string& job) const { return queued_index_.count(job) != 0; }
+    std::size_t queue_depth() const { return queued_index_.size(); }
+    std::size_t lease_count() const { return leases_.size(); }
+
+private:
+    struct Order {  // priority desc, then id asc (older first)
+        bool operator()(const QueuedJob& a, const QueuedJob& b) const {
+            if (a.priority != b.priority) return a.priority > b.priority;
+            return a.job < b.job;
+        }
+    };
+    struct Worker {
+        std::string name;
+        std::vector<std::string> types;
+        int capacity = 1;
+        std::unordered_set<std::string> jobs;  // reserved or leased
+        Clock::time_point last_seen;
+    };
+    struct Lease {
+        PeerId peer;  // empty while orphaned
+        std::string worker;
+        int attempt = 0;  // 0 while the LeaseJob write is in flight
+        Clock::time_point orphan_deadline{};
+    };
+
+    using WorkerMap = std::unordered_map<PeerId, Worker>;
+    // The worker declaring `type` with the most free slots (end() if none).
+    WorkerMap::iterator free_worker_for(const std::string& type);
+    void release_slot(const std::string& job, const Lease& lease);
+
+    std::chrono::milliseconds lease_timeout_;
+    WorkerMap workers_;
+    std::map<std::string, std::set<QueuedJob, Order>> queues_;  // by type
+    std::unordered_map<std::string, QueuedJob> queued_index_;
+    std::unordered_map<std::string, Lease> leases_;
+};
+
+}  // namespace jobcast::broker

@@ -1,0 +1,66 @@
+// The worker side of the broker: one thread owns the ZeroMQ ROUTER socket and
+// the dispatcher. Worker messages become store writes; after each commit the
+// writer hands the acks and job changes back here (through an inbox and an
+// eventfd), and the gateway acks, assigns, cancels and requeues.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "persistence/store.hpp"
+#include "protocol/codec.hpp"
+
+namespace jobcast::broker {
+
+struct GatewayConfig {
+    std::string endpoint = "tcp://127.0.0.1:5555";
+    std::chrono::milliseconds heartbeat{1000};
+    int liveness = 3;                          // missed heartbeats before a lease is lost
+    std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force
+    proto::DecodeLimits limits;
+    std::size_t max_pending_sends = 100'000;   // per worker, beyond ZeroMQ's HWM
+};
+
+// Counters the metrics module reads (relaxed atomics; written by the gateway thread).
+struct GatewayStats {
+    std::atomic<std::uint64_t> messages_in{0};
+    std::atomic<std::uint64_t> rejected_malformed{0};  // undecodable frames
+    std::atomic<std::uint64_t> rejected_oversize{0};
+    std::atomic<std::uint64_t> rejected_lease{0};      // not the holder of the job's lease
+    std::atomic<std::uint64_t> rejected_unknown_peer{0};  // no hello yet
+    std::atomic<std::uint64_t> duplicates{0};          // wseq already committed
+    std::atomic<std::uint64_t> leases_lost{0};
+    std::atomic<std::int64_t> workers{0};
+    std::atomic<std::int64_t> queue_depth{0};
+};
+
+class Gateway {
+public:
+    Gateway(GatewayConfig config, store::Store& store);
+    ~Gateway();
+    Gateway(const Gateway&) = delete;
+    Gateway& operator=(const Gateway&) = delete;
+
+    // Binds the ROUTER (throws zmq::error_t on failure), reloads queued and
+    // running jobs from the store, and starts the gateway thread.
+    void start();
+    // The endpoint actually bound (port 0 / '*' resolved).
+    std::string endpoint() const;
+    // Called on the writer thread after every commit; never blocks on the gateway.
+    void on_commit(const store::CommittedBatch& batch);
+    // Stops the thread; leases stay in the store for the next start.
+    void stop();
+
+    const GatewayStats& stats() const;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jobcast::broker

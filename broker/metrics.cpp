@@ -1,0 +1,281 @@
+#include "broker/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <array>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "broker/gateway.hpp"
+
+namespace jobcast::broker {
+
+namespace {
+
+prometheus::Histogram::BucketBoundaries latency_buckets() {
+    return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+            2.5};
+}
+
+// A prometheus counter that mirrors a monotonically increasing number kept elsewhere.
+void mirror(prometheus::Counter& counter, std::uint64_t total) {
+    double now = static_cast<double>(total);
+    if (now > counter.Value()) counter.Increment(now - counter.Value());
+}
+
+}  // namespace
+
+class Metrics::Impl {
+public:
+    Impl()
+        : registry_(std::make_shared<prometheus::Registry>()),
+          ingested_(prometheus::BuildCounter()
+                        .Name("jobcast_events_ingested_total")
+                        .Help("Events committed to the log, by kind")
+                        .Register(*registry_)),
+          commit_seconds_(prometheus::BuildHistogram()
+                              .Name("jobcast_store_commit_seconds")
+                              .Help("Time to apply and commit one group-commit transaction")
+                              .Register(*registry_)
+                              .Add({}, latency_buckets())),
+          batch_events_(prometheus::BuildHistogram()
+                            .Name("jobcast_store_batch_events")
+                            .Help("Events per group-commit transaction")
+                            .Register(*registry_)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         1, 4, 16, 64, 256, 1024, 4096, 16384, 65536})),
+          jobs_(prometheus::BuildGauge()
+                    .Name("jobcast_jobs")
+                    .Help("Jobs in the store, by state")
+                    .Register(*registry_)),
+          finished_(prometheus::BuildCounter()
+                        .Name("jobcast_jobs_finished_total")
+                        .Help("Jobs that reached a terminal state, by outcome")
+                        .Register(*registry_)),
+          queue_depth_(prometheus::BuildGauge()
+                           .Name("jobcast_queue_depth")
+                           .Help("Jobs waiting for a worker")
+                           .Register(*registry_)
+                           .Add({})),
+          workers_(prometheus::BuildGauge()
+                       .Name("jobcast_workers")
+                       .Help("Connected workers")
+                       .Register(*registry_)
+                       .Add({})),
+          rejected_(prometheus::BuildCounter()
+                        .Name("jobcast_rejected_messages_total")
+                        .Help("Worker messages rejected, by reason")
+                        .Register(*registry_)),
+          http_(prometheus::BuildCounter()
+                    .Name("jobcast_http_requests_total")
+                    .Help("HTTP requests by route template and status code")
+                    .Register(*registry_)),
+          build_info_(prometheus::BuildGauge()
+                          .Name("jobcast_build_info")
+                          .Help("Build information")
+                          .Register(*registry_)) {
+        for (auto kind : {EventKind::state, EventKind::progress, EventKind::token, EventKind::log,
+                          EventKind::result, EventKind::error}) {
+            ingested_by_kind_[static_cast<std::size_t>(kind)] =
+                &ingested_.Add({{"kind", std::string(to_string(kind))}});
+        }
+        for (auto state : {JobState::succeeded, JobState::failed, JobState::cancelled}) {
+            finished_by_outcome_[static_cast<std::size_t>(state)] =
+                &finished_.Add({{"outcome", std::string(to_string(state))}});
+        }
+        for (auto state : {JobState::queued, JobState::running, JobState::succeeded,
+                           JobState::failed, JobState::cancelled}) {
+            jobs_by_state_[static_cast<std::size_t>(state)] =
+                &jobs_.Add({{"state", std::string(to_string(state))}});
+        }
+        rejected_malformed_ = &rejected_.Add({{"reason", "malformed"}});
+        rejected_oversize_ = &rejected_.Add({{"reason", "oversize"}});
+        rejected_lease_ = &rejected_.Add({{"reason", "lease"}});
+        rejected_unknown_peer_ = &rejected_.Add({{"reason", "unknown_worker"}});
+        rejected_duplicate_ = &rejected_.Add({{"reason", "duplicate"}});
+        build_info_.Add({{"version", JOBCAST_VERSION}}).Set(1);
+    }
+
+    void on_commit(const store::CommittedBatch& batch) {
+        std::array<std::uint64_t, 6> by_kind{};
+        for (const auto& job : batch.events) {
+            for (const auto& e : job.events) ++by_kind[static_cast<std::size_t>(e.kind)];
+        }
+        for (std::size_t k = 0; k < by_kind.size(); ++k) {
+            if (by_kind[k]) ingested_by_kind_[k]->Increment(static_cast<double>(by_kind[k]));
+        }
+        for (const auto& job : batch.job_changes) {
+            if (is_terminal(job.state)) {
+                finished_by_outcome_[static_cast<std::size_t>(job.state)]->Increment();
+            }
+        }
+        commit_seconds_.Observe(batch.commit_seconds);
+        batch_events_.Observe(static_cast<double>(batch.event_count));
+    }
+
+    // Families built from the streaming counters at scrape time: the hot
+    // path only bumps relaxed atomics (see web/stream_stats.hpp).
+    void add_stream_families(std::vector<prometheus::MetricFamily>& out) {
+        using prometheus::MetricType;
+        const char* transports[] = {"websocket", "sse", "longpoll"};
+        auto family = [](std::string name, std::string help, MetricType type) {
+            prometheus::MetricFamily f;
+            f.name = std::move(name);
+            f.help = std::move(help);
+            f.type = type;
+            return f;
+        };
+        auto sample = [](double value, std::vector<prometheus::ClientMetric::Label> labels,
+                         MetricType type) {
+            prometheus::ClientMetric m;
+            m.label = std::move(labels);
+            if (type == MetricType::Counter) m.counter.value = value;
+            else m.gauge.value = value;
+            return m;
+        };
+        auto connections = family("jobcast_connections", "Open streaming connections, by transport",
+                                  MetricType::Gauge);
+        auto delivered = family("jobcast_events_delivered_total",
+                                "Events written to client sockets, by transport",
+                                MetricType::Counter);
+        for (std::size_t t = 0; t < web::kTransports; ++t) {
+            connections.metric.push_back(sample(
+                static_cast<double>(streams_->connections[t].load()),
+                {{"transport", transports[t]}}, MetricType::Gauge));
+            delivered.metric.push_back(sample(static_cast<double>(streams_->delivered[t].load()),
+                                              {{"transport", transports[t]}},
+                                              MetricType::Counter));
+        }
+        out.push_back(std::move(connections));
+        out.push_back(std::move(delivered));
+        auto scalar = [&](std::string name, std::string help, MetricType type, double value) {
+            auto f = family(std::move(name), std::move(help), type);
+            f.metric.push_back(sample(value, {}, type));
+            out.push_back(std::move(f));
+        };
+        scalar("jobcast_subscriptions", "Live job subscriptions", MetricType::Gauge,
+               static_cast<double>(subscriptions_ ? subscriptions_() : 0));
+        scalar("jobcast_resumes_total", "Subscriptions that resumed after a seq",
+               MetricType::Counter, static_cast<double>(streams_->resumes.load()));
+        scalar("jobcast_replayed_events_total", "Events sent from the store (replay, catch-up)",
+               MetricType::Counter, static_cast<double>(streams_->replayed.load()));
+        scalar("jobcast_slow_consumer_catchups_total",
+               "Subscribers switched to catch-up from the store because they fell behind",
+               MetricType::Counter, static_cast<double>(streams_->catchups.load()));
+        scalar("jobcast_subscriptions_catching_up",
+               "Subscriptions reading from the store (replaying or catching up) right now",
+               MetricType::Gauge, static_cast<double>(streams_->catching_up.load()));
+        scalar("jobcast_slow_consumer_closes_total",
+               "Connections closed because their client stopped reading", MetricType::Counter,
+               static_cast<double>(streams_->slow_closes.load()));
+        scalar("jobcast_ws_op_errors_total", "Error frames sent in answer to client ops",
+               MetricType::Counter, static_cast<double>(streams_->op_errors.load()));
+
+        auto latency = family("jobcast_event_delivery_latency_seconds",
+                              "Worker timestamp to written to the client socket",
+                              MetricType::Histogram);
+        prometheus::ClientMetric h;
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < web::kLatencyBuckets.size(); ++i) {
+            cumulative += streams_->latency.counts[i].load();
+            h.histogram.bucket.push_back({cumulative, web::kLatencyBuckets[i]});
+        }
+        cumulative += streams_->latency.counts.back().load();
+        h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+        h.histogram.sample_count = cumulative;
+        h.histogram.sample_sum = static_cast<double>(streams_->latency.sum_us.load()) / 1e6;
+        latency.metric.push_back(std::move(h));
+        out.push_back(std::move(latency));
+    }
+
+    std::string scrape() {
+        std::lock_guard lock(scrape_mutex_);
+        if (gateway_) {
+            queue_depth_.Set(static_cast<double>(gateway_->queue_depth.load()));
+            workers_.Set(static_cast<double>(gateway_->workers.load()));
+            mirror(*rejected_malformed_, gateway_->rejected_malformed.load());
+            mirror(*rejected_oversize_, gateway_->rejected_oversize.load());
+            mirror(*rejected_lease_, gateway_->rejected_lease.load());
+            mirror(*rejected_unknown_peer_, gateway_->rejected_unknown_peer.load());
+            mirror(*rejected_duplicate_, gateway_->duplicates.load());
+        }
+        if (job_counts_) {
+            for (auto* g : jobs_by_state_) g->Set(0);
+            for (const auto& [state, n] : job_counts_()) {
+                jobs_by_state_[static_cast<std::size_t>(state)]->Set(static_cast<double>(n));
+            }
+        }
+        if (http_counts_) {
+            for (const auto& [route, code, total] : http_counts_()) {
+                auto key = std::make_pair(route, code);
+                auto it = http_by_route_.find(key);
+                if (it == http_by_route_.end()) {
+                    it = http_by_route_
+                             .emplace(key, &http_.Add({{"route", route},
+                                                       {"code", std::to_string(code)}}))
+                             .first;
+                }
+                mirror(*it->second, total);
+            }
+        }
+        auto families = registry_->Collect();
+        if (streams_) add_stream_families(families);
+        return prometheus::TextSerializer().Serialize(families);
+    }
+
+    std::shared_ptr<prometheus::Registry> registry_;
+    prometheus::Family<prometheus::Counter>& ingested_;
+    prometheus::Histogram& commit_seconds_;
+    prometheus::Histogram& batch_events_;
+    prometheus::Family<prometheus::Gauge>& jobs_;
+    prometheus::Family<prometheus::Counter>& finished_;
+    prometheus::Gauge& queue_depth_;
+    prometheus::Gauge& workers_;
+    prometheus::Family<prometheus::Counter>& rejected_;
+    prometheus::Family<prometheus::Counter>& http_;
+    prometheus::Family<prometheus::Gauge>& build_info_;
+
+    std::array<prometheus::Counter*, 6> ingested_by_kind_{};
+    std::array<prometheus::Counter*, 5> finished_by_outcome_{};
+    std::array<prometheus::Gauge*, 5> jobs_by_state_{};
+    prometheus::Counter* rejected_malformed_ = nullptr;
+    prometheus::Counter* rejected_oversize_ = nullptr;
+    prometheus::Counter* rejected_lease_ = nullptr;
+    prometheus::Counter* rejected_unknown_peer_ = nullptr;
+    prometheus::Counter* rejected_duplicate_ = nullptr;
+    std::map<std::pair<std::string, int>, prometheus::Counter*> http_by_route_;
+
+    std::mutex scrape_mutex_;
+    const GatewayStats* gateway_ = nullptr;
+    const web::StreamStats* streams_ = nullptr;
+    std::function<std::size_t()> subscriptions_;
+    std::function<std::vector<std::pair<JobState, std::int64_t>>()> job_counts_;
+    std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> http_counts_;
+};
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::~Metrics() = default;
+void Metrics::on_commit(const store::CommittedBatch& batch) { impl_->on_commit(batch); }
+void Metrics::watch_gateway(const GatewayStats* stats) { impl_->gateway_ = stats; }
+void Metrics::watch_streams(const web::StreamStats* stats,
+                            std::function<std::size_t()> subscriptions) {
+    impl_->streams_ = stats;
+    impl_->subscriptions_ = std::move(subscriptions);
+}
+void Metrics::watch_job_counts(
+    std::function<std::vector<std::pair<JobState, std::int64_t>>()> counts) {
+    impl_->job_counts_ = std::move(counts);
+}
+void Metrics::watch_http(
+    std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f) {
+    impl_->http_counts_ = std::move(f);
+}
+std::string Metrics::scrape() { return impl_->scrape(); }
+
+}  // namespace jobcast::broker

@@ -1,0 +1,103 @@
+// The job lifecycle as the writer applies it: validates each write op against
+// the job's current state (the writer is the source of truth), assigns seqs, and
+// at the end of a batch writes each touched job's row once and its new events as
+// packed blocks. Keeps the hot jobs' rows in memory so a chunk needs no SELECT.
+// Used only on the writer thread, inside the writer's transaction. Internal.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "persistence/database.hpp"
+#include "persistence/job_row.hpp"
+#include "persistence/store.hpp"
+
+namespace jobcast::store {
+
+class BatchApplier {
+  public:
+    BatchApplier(db::Connection& connection, std::size_t block_max_events);
+
+    // Applies `op` (its strings are moved from) inside the open transaction.
+    // Chunk, checkpoint and finish ops add their WriteAck to `batch`. `want_job`:
+    // fill WriteResult::job (a copy; skipped when nobody reads the result).
+    WriteResult apply(WriteOp& op, bool want_job, CommittedBatch& batch);
+
+    // Writes the rows and event blocks of the jobs touched since the last
+    // committed()/forget_all(), still inside the transaction.
+    void write_pending();
+
+    // After COMMIT: moves the batch's events and job changes into `batch` and
+    // evicts finished jobs from the cache.
+    void committed(CommittedBatch& batch);
+
+    // After a rollback, or when someone else changed the tables: the cache may
+    // disagree with the database, so every job reloads on its next use.
+    void forget_all();
+
+    std::size_t cached_jobs() const { return cache_.size(); }
+
+  private:
+    struct CachedJob {
+        JobRow row;
+        bool touched = false;           // listed in touched_ (this batch)
+        bool checkpoint_dirty = false;  // write the checkpoint column too
+        bool changed = false;           // state, attempt or cancel flag changed: job_changes
+        std::vector<Event> pending;     // appended this batch, seq order
+    };
+    struct StringHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view text) const noexcept {
+            return std::hash<std::string_view>{}(text);
+        }
+    };
+
+    WriteResult create(CreateJob& op, bool want_job);
+    WriteResult lease(LeaseJob& op, bool want_job);
+    WriteResult append(AppendChunk& op, bool want_job, CommittedBatch& batch);
+    WriteResult save_checkpoint(SaveCheckpoint& op, bool want_job, CommittedBatch& batch);
+    WriteResult finish(FinishJob& op, bool want_job, CommittedBatch& batch);
+    WriteResult requeue(RequeueJob& op, bool want_job);
+    WriteResult cancel(CancelJob& op, bool want_job);
+
+    CachedJob* find(std::string_view id);
+    // The lease and wseq rules shared by chunk, checkpoint and finish ops.
+    WriteStatus check_lease(const CachedJob* job, int attempt, std::uint64_t wseq,
+                            WriteResult& result) const;
+    void add_ack(CommittedBatch& batch, std::string_view job, int attempt,
+                 const WriteResult& result) const;
+    void touch(CachedJob& job);
+    void append_event(CachedJob& job, EventKind kind, UnixUs ts, std::string data);
+    // Moves the job to `state` and appends the matching state event.
+    void change_state(CachedJob& job, JobState state, UnixMs now, std::string_view reason,
+                      bool with_worker = false);
+    WriteResult ok_result(const CachedJob& job, bool want_job) const;
+
+    db::Connection& connection_;
+    std::size_t block_max_events_;
+    db::Statement select_job_;
+    db::Statement select_by_key_;
+    db::Statement insert_job_;
+    db::Statement update_job_;
+    db::Statement update_progress_;
+    db::Statement update_checkpoint_;
+    db::Statement insert_block_;
+
+    // unordered_map nodes keep their address: touched_ points into it.
+    std::unordered_map<std::string, CachedJob, StringHash, std::equal_to<>> cache_;
+    std::vector<CachedJob*> touched_;
+    std::string block_;  // encode buffer, reused
+};
+
+// The cheap scan AppendChunk uses for progress events: the number after the
+// "fraction" key of a (validated) JSON object, clamped to [0, 1].
+std::optional<double> find_fraction(std::string_view json);
+
+// Appends `text` as a JSON string literal.
+void append_json_string(std::string& out, std::string_view text);
+
+}  // namespace jobcast::store

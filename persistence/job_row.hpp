@@ -1,0 +1,37 @@
+// The mapping between a jobs row and a Job. Every query that returns jobs
+// selects kJobColumns, so one function reads them. Internal.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "persistence/database.hpp"
+#include "protocol/model.hpp"
+
+namespace jobcast::store {
+
+// Column list, in the order read_job_row expects (pk first, wseq last). A
+// constant (not a std::string) so other files' statics can use it safely.
+inline constexpr std::string_view kJobColumns =
+    "pk, id, type, owner, params, priority, state, attempt, max_attempts, worker, progress, "
+    "last_seq, checkpoint, result, error, cancel_requested, created_at, started_at, "
+    "finished_at, wseq";
+
+// "SELECT <kJobColumns> FROM jobs <tail>"
+std::string select_jobs(std::string_view tail);
+
+struct JobRow {
+    std::int64_t pk = 0;
+    Job job;
+    std::uint64_t wseq = 0;  // last committed worker message of the current attempt
+};
+
+// Reads the current row of `statement`, whose first columns are kJobColumns.
+// Throws StoreError for a row that does not hold a valid job (a corrupt file).
+JobRow read_job_row(const db::Statement& statement);
+
+// The text stored in jobs.state.
+std::string_view state_column(JobState state);
+
+}  // namespace jobcast::store

@@ -1,0 +1,85 @@
+#include "persistence/sqlite_event_log.hpp"
+
+#include <algorithm>
+
+#include "persistence/event_block.hpp"
+#include "persistence/log.hpp"
+
+namespace jobcast::store {
+
+namespace {
+
+constexpr const char* kSelectJobLog = "SELECT pk, last_seq FROM jobs WHERE id = ?1";
+constexpr const char* kSelectLastSeq = "SELECT last_seq FROM jobs WHERE id = ?1";
+// The block holding `after + 1` is the one with the greatest first_seq <= after + 1;
+// from there on, blocks in order. Two seeks in the (job_pk, first_seq) key: a
+// read never scans the blocks before it.
+constexpr const char* kSelectBlocks =
+    "SELECT first_seq, last_seq, body FROM events "
+    "WHERE job_pk = ?1 AND first_seq >= "
+    "(SELECT IFNULL(MAX(first_seq), 0) FROM events WHERE job_pk = ?1 AND first_seq <= ?2 + 1) "
+    "ORDER BY first_seq";
+
+}  // namespace
+
+std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t after,
+                                        std::size_t limit) {
+    std::vector<Event> events;
+    if (limit == 0) return events;
+    auto connection = pool_.borrow();
+
+    std::int64_t pk = 0;
+    std::uint64_t last_seq = 0;
+    {
+        db::Statement& select = connection->statement(kSelectJobLog);
+        db::ResetOnExit reset(select);
+        select.bind_text(1, job);
+        if (!select.step()) return events;
+        pk = select.column_int64(0);
+        last_seq = static_cast<std::uint64_t>(select.column_int64(1));
+    }
+    if (after >= last_seq) return events;
+    // The job row may be older than the blocks read next (a commit in between):
+    // it only sizes the reservation.
+    constexpr std::uint64_t kMaxReserve = 1 << 17;  // a huge limit grows the vector as it goes
+    events.reserve(
+        static_cast<std::size_t>(std::min<std::uint64_t>({limit, last_seq - after, kMaxReserve})));
+
+    db::Statement& blocks = connection->statement(kSelectBlocks);
+    db::ResetOnExit reset(blocks);
+    blocks.bind(1, pk);
+    blocks.bind(2, after);
+    std::uint64_t next = after + 1;
+    while (events.size() < limit && blocks.step()) {
+        const auto first = static_cast<std::uint64_t>(blocks.column_int64(0));
+        const auto last = static_cast<std::uint64_t>(blocks.column_int64(1));
+        if (first > next) {
+            logger().error("event log has a hole job={} expected_seq={} block_first_seq={}", job,
+                           next, first);
+            throw StoreError("event log of job " + std::string(job) + " misses seq " +
+                             std::to_string(next));
+        }
+        if (last < next) continue;  // cannot happen with a well-formed log
+        const auto error =
+            decode_block(blocks.column_blob(2), first, last, after, limit - events.size(), events);
+        if (error) {
+            logger().error("corrupt event block job={} first_seq={} error=\"{}\"", job, first,
+                           *error);
+            throw StoreError("corrupt event block of job " + std::string(job) + " at seq " +
+                             std::to_string(first) + ": " + *error);
+        }
+        next = last + 1;
+    }
+    return events;
+}
+
+std::optional<std::uint64_t> SqliteEventLog::last_seq(std::string_view job) {
+    auto connection = pool_.borrow();
+    db::Statement& select = connection->statement(kSelectLastSeq);
+    db::ResetOnExit reset(select);
+    select.bind_text(1, job);
+    if (!select.step()) return std::nullopt;
+    return static_cast<std::uint64_t>(select.column_int64(0));
+}
+
+}  // namespace jobcast::store

@@ -1,0 +1,327 @@
+#include "persistence/writer.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+
+#include "persistence/log.hpp"
+
+namespace jobcast::store {
+
+namespace {
+
+const char* checkpoint_mode_name(int mode) {
+    switch (mode) {
+        case SQLITE_CHECKPOINT_PASSIVE:
+            return "passive";
+        case SQLITE_CHECKPOINT_FULL:
+            return "full";
+        case SQLITE_CHECKPOINT_RESTART:
+            return "restart";
+        case SQLITE_CHECKPOINT_TRUNCATE:
+            return "truncate";
+    }
+    return "?";
+}
+
+WriteResult closed_result() {
+    WriteResult result;
+    result.status = WriteStatus::conflict;
+    result.message = "store is closed";
+    return result;
+}
+
+}  // namespace
+
+Writer::Writer(db::Connection connection, const StoreConfig& config, Store::CommitListener listener,
+               CheckpointPolicy policy)
+    : config_(config),
+      policy_(policy),
+      listener_(std::move(listener)),
+      connection_(std::move(connection)),
+      applier_(std::make_unique<BatchApplier>(connection_, config.block_max_events)) {
+    // The hook replaces SQLite's auto-checkpoint: this thread decides when.
+    sqlite3_wal_hook(connection_.handle(), &Writer::on_wal_commit, this);
+    thread_ = std::thread([this] { run(); });
+    writer_id_ = thread_.get_id();
+}
+
+Writer::~Writer() {
+    stop();
+}
+
+int Writer::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
+    static_cast<Writer*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
+}
+
+// ---- submitting ------------------------------------------------------------
+
+void Writer::submit(WriteOp op, Completion done) {
+    {
+        std::unique_lock lock(mutex_);
+        // The writer thread itself (a completion that submits) must never wait
+        // for room it alone can make.
+        if (!on_writer_thread()) {
+            space_ready_.wait(lock,
+                              [&] { return queue_.size() < config_.max_queue_ops || stopped_; });
+        }
+        if (!stopped_) {
+            const bool was_empty = queue_.empty();
+            queue_.push(Entry{std::move(op), std::move(done), false});
+            ++submitted_;
+            lock.unlock();
+            if (was_empty) work_ready_.notify_one();
+            return;
+        }
+    }
+    if (done) done(closed_result());
+}
+
+void Writer::submit_many(std::vector<WriteOp> ops) {
+    if (ops.empty()) return;
+    std::unique_lock lock(mutex_);
+    if (!on_writer_thread()) {
+        space_ready_.wait(lock, [&] { return queue_.size() < config_.max_queue_ops || stopped_; });
+    }
+    if (stopped_) {
+        lock.unlock();
+        // Nobody to tell otherwise: these ops have no completions.
+        logger().warn("ops submitted after close were dropped ops={}", ops.size());
+        return;
+    }
+    const bool was_empty = queue_.empty();
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        queue_.push(Entry{std::move(ops[i]), {}, i + 1 < ops.size()});
+    }
+    submitted_ += ops.size();
+    lock.unlock();
+    if (was_empty) work_ready_.notify_one();
+}
+
+void Writer::flush() {
+    if (on_writer_thread()) return;  // it would wait for itself
+    std::unique_lock lock(mutex_);
+    const std::uint64_t target = submitted_;
+    progress_.wait(lock, [&] { return completed_ >= target || stopped_; });
+}
+
+void Writer::run_task(Task task) {
+    if (on_writer_thread()) throw std::logic_error("Writer::run_task called on the writer thread");
+    PendingTask pending{std::move(task), {}};
+    std::future<void> done = pending.done.get_future();
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ || stopped_) throw StoreError("store is closed");
+        tasks_.push_back(&pending);
+    }
+    work_ready_.notify_one();
+    done.get();
+}
+
+void Writer::stop() {
+    // From a completion or the listener, join() would wait for itself.
+    if (on_writer_thread()) throw std::logic_error("the store cannot be closed from its callbacks");
+    std::call_once(stop_once_, [this] {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        work_ready_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    });
+}
+
+// ---- the queue -------------------------------------------------------------
+
+void Writer::OpQueue::take(std::vector<Entry>& batch, std::size_t cap) {
+    // Whole submit_many groups only, even past the cap.
+    while (head_ < items_.size() &&
+           (batch.size() < cap || (!batch.empty() && batch.back().joins_next))) {
+        batch.push_back(std::move(items_[head_++]));
+    }
+    if (head_ == items_.size()) {
+        items_.clear();  // keeps the capacity
+        head_ = 0;
+    } else if (head_ >= 1024 && head_ * 2 >= items_.size()) {
+        items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = 0;
+    }
+}
+
+// ---- the thread ------------------------------------------------------------
+
+void Writer::run() {
+    std::vector<Entry> batch;
+    batch.reserve(std::min<std::size_t>(config_.max_batch_ops, 1 << 16));
+    for (;;) {
+        PendingTask* task = nullptr;
+        bool idle = false;
+        {
+            std::unique_lock lock(mutex_);
+            auto has_work = [&] { return !queue_.empty() || !tasks_.empty() || stopping_; };
+            if (!has_work()) {
+                if (wal_pages_ > 0) {
+                    idle = !work_ready_.wait_for(lock, policy_.idle_after, has_work);
+                } else {
+                    work_ready_.wait(lock, has_work);
+                }
+            }
+            if (!idle) {
+                if (queue_.empty() && tasks_.empty()) {  // stopping, and all is done
+                    stopped_ = true;
+                    break;
+                }
+                if (!tasks_.empty()) {
+                    task = tasks_.front();
+                    tasks_.pop_front();
+                }
+                queue_.take(batch, config_.max_batch_ops);
+            }
+        }
+        if (idle) {
+            checkpoint_when_idle();
+            continue;
+        }
+        space_ready_.notify_all();
+        if (task != nullptr) run_pending_task(*task);
+        if (!batch.empty()) commit_batch(batch);
+    }
+    space_ready_.notify_all();
+    progress_.notify_all();
+
+    // Leave a small file behind: everything into the database, WAL emptied.
+    checkpoint(SQLITE_CHECKPOINT_TRUNCATE, "close");
+    applier_.reset();  // its statements before the connection
+    sqlite3_wal_hook(connection_.handle(), nullptr, nullptr);
+    connection_.close();
+    logger().debug("writer stopped path={}", config_.path);
+}
+
+void Writer::commit_batch(std::vector<Entry>& batch) {
+    const auto started = std::chrono::steady_clock::now();
+    CommittedBatch committed;
+    results_.clear();
+    std::string failure;
+    try {
+        db::Transaction transaction(connection_);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            Entry& entry = batch[i];
+            if (entry.done) {
+                results_.emplace_back(i, applier_->apply(entry.op, true, committed));
+            } else {
+                applier_->apply(entry.op, false, committed);
+            }
+        }
+        applier_->write_pending();
+        transaction.commit();
+    } catch (const std::exception& error) {
+        failure = error.what();
+        if (failure.empty()) failure = "unknown error";
+    }
+
+    if (!failure.empty()) {
+        // Nothing of this batch is durable: no listener, no acks, and the cache
+        // (which already holds the batch's changes) must reload from the database.
+        applier_->forget_all();
+        logger().error("commit failed ops={} error=\"{}\"", batch.size(), failure);
+        WriteResult result;
+        result.status = WriteStatus::conflict;
+        result.message = "store write failed: " + failure;
+        for (Entry& entry : batch) {
+            if (!entry.done) continue;
+            try {
+                entry.done(result);
+            } catch (const std::exception& error) {
+                logger().error("completion threw error=\"{}\"", error.what());
+            }
+        }
+    } else {
+        applier_->committed(committed);
+        committed.ops = batch.size();
+        committed.commit_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        // The listener first: by the time a completion (the API's answer) runs,
+        // the hub has the events.
+        if (listener_) {
+            try {
+                listener_(committed);
+            } catch (const std::exception& error) {
+                logger().error("commit listener threw error=\"{}\"", error.what());
+            }
+        }
+        for (const auto& [index, result] : results_) {
+            try {
+                batch[index].done(result);
+            } catch (const std::exception& error) {
+                logger().error("completion threw error=\"{}\"", error.what());
+            }
+        }
+    }
+
+    const std::size_t count = batch.size();
+    batch.clear();
+    {
+        std::lock_guard lock(mutex_);
+        completed_ += count;
+    }
+    progress_.notify_all();
+    if (failure.empty()) checkpoint_after_commit();
+}
+
+void Writer::run_pending_task(PendingTask& task) {
+    try {
+        {
+            db::Transaction transaction(connection_);
+            task.task(connection_);
+            transaction.commit();
+        }
+        applier_->forget_all();
+        task.done.set_value();
+    } catch (...) {
+        applier_->forget_all();
+        task.done.set_exception(std::current_exception());
+    }
+    checkpoint_after_commit();
+}
+
+// ---- checkpoints -----------------------------------------------------------
+
+bool Writer::checkpoint(int mode, const char* why) {
+    int log_frames = 0;
+    int checkpointed = 0;
+    const int rc =
+        sqlite3_wal_checkpoint_v2(connection_.handle(), nullptr, mode, &log_frames, &checkpointed);
+    if (rc == SQLITE_OK) {
+        logger().debug("checkpoint mode={} why={} wal_frames={} checkpointed={}",
+                       checkpoint_mode_name(mode), why, log_frames, checkpointed);
+        return log_frames == checkpointed;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY) {
+        logger().debug("checkpoint busy mode={} why={}", checkpoint_mode_name(mode), why);
+    } else {
+        logger().warn("checkpoint failed mode={} why={} error=\"{}\"", checkpoint_mode_name(mode),
+                      why, sqlite3_errmsg(connection_.handle()));
+    }
+    return false;
+}
+
+void Writer::checkpoint_after_commit() {
+    if (wal_pages_ >= policy_.restart_pages) {
+        // Passive checkpoints did not let the log start over (a reader kept an
+        // old snapshot each time): wait for the readers, then it restarts.
+        checkpoint(SQLITE_CHECKPOINT_RESTART, "wal_large");
+    } else if (wal_pages_ >= policy_.passive_pages) {
+        checkpoint(SQLITE_CHECKPOINT_PASSIVE, "wal_pages");
+    }
+}
+
+void Writer::checkpoint_when_idle() {
+    // Don't wait for readers here: ops may arrive any moment. Busy now means
+    // another try at the next idle moment.
+    sqlite3_busy_timeout(connection_.handle(), 0);
+    if (checkpoint(SQLITE_CHECKPOINT_TRUNCATE, "idle")) wal_pages_ = 0;
+    sqlite3_busy_timeout(connection_.handle(), static_cast<int>(config_.busy_timeout.count()));
+}
+
+}  // namespace jobcast::store

@@ -1,0 +1,267 @@
+"""Starts the real jobcast binaries on loopback and talks to them as clients do.
+
+Every process started here is killed when the test ends (addCleanup), and
+waits are conditions polled against a deadline, never bare sleeps.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+BIN = os.environ.get("JOBCAST_BIN", os.path.join(os.path.dirname(__file__), "../../build/test/bin"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
+    """Polls predicate() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process whose stderr is collected line by line in a thread."""
+
+    def __init__(self, argv, env=None, name=None):
+        self.argv = argv
+        self.name = name or os.path.basename(argv[0])
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.lines = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env,
+            start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for_line(self, pattern, timeout=30.0):
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    m = regex.search(line)
+                    if m:
+                        return m
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(
+                        f"{self.name} exited ({self.proc.returncode}) before logging "
+                        f"/{pattern}/:\n" + "\n".join(self.lines[-40:]))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"{self.name} did not log /{pattern}/ in {timeout}s:\n"
+                        + "\n".join(self.lines[-40:]))
+                self._cond.wait(min(left, 0.2))
+
+    def output(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+
+
+class Broker(Process):
+    def __init__(self, db, http="127.0.0.1:0", zmq="tcp://127.0.0.1:0", args=(), env=None):
+        argv = [os.path.join(BIN, "jobcast-broker"), "--http", http, "--zmq", zmq, "--db", db,
+                "--heartbeat", "200ms", *args]
+        super().__init__(argv, env=env, name="broker")
+        m = self.wait_for_line(r"listening http=(\S+) zmq=(\S+)")
+        self.http = m.group(1)
+        self.zmq = m.group(2)
+        self.host, port = self.http.rsplit(":", 1)
+        self.port = int(port)
+
+
+class Worker(Process):
+    def __init__(self, endpoint, types, capacity=4, name=None, args=(), env=None):
+        argv = [os.path.join(BIN, "jobcast-worker"), "--broker", endpoint, "--types",
+                ",".join(types), "--capacity", str(capacity), *args]
+        if name:
+            argv += ["--name", name]
+        super().__init__(argv, env=env, name=name or "worker")
+
+
+class Client:
+    """A minimal JSON-over-HTTP client for Client API v1."""
+
+    def __init__(self, host, port, token=None):
+        self.host, self.port, self.token = host, port, token
+
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            hdrs = {"Content-Type": "application/json"}
+            if self.token:
+                hdrs["Authorization"] = "Bearer " + self.token
+            hdrs.update(headers or {})
+            data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8")
+            try:
+                payload = json.loads(text) if text else None
+            except ValueError:
+                payload = text
+            return resp.status, payload, dict(resp.getheaders())
+        finally:
+            conn.close()
+
+    def submit(self, job_type, params=None, **extra):
+        body = {"type": job_type, "params": params or {}}
+        body.update(extra)
+        status, job, _ = self.request("POST", "/v1/jobs", body)
+        assert status == 201, (status, job)
+        return job
+
+    def job(self, job_id):
+        status, job, _ = self.request("GET", f"/v1/jobs/{job_id}")
+        assert status == 200, (status, job)
+        return job
+
+    def events(self, job_id, after=0, limit=10000):
+        """Every event of the job after `after`, following pages."""
+        out = []
+        while True:
+            status, page, _ = self.request(
+                "GET", f"/v1/jobs/{job_id}/events?after={after}&limit={limit}")
+            assert status == 200, (status, page)
+            out += page["events"]
+            if not page["events"]:
+                return out
+            after = page["events"][-1]["seq"]
+
+    def wait_state(self, job_id, states, timeout=60):
+        states = {states} if isinstance(states, str) else set(states)
+        return wait_until(lambda: (lambda j: j if j["state"] in states else None)(
+            self.job(job_id)), timeout=timeout, interval=0.05,
+            what=f"job {job_id} to reach {states}")
+
+
+def metric(client, name, labels=None):
+    """The value of one sample from GET /metrics (sum over matching label sets)."""
+    status, text, _ = client.request("GET", "/metrics")
+    assert status == 200, status
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        if labels:
+            got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+            if any(got.get(k) != v for k, v in labels.items()):
+                continue
+        total += float(m.group(3))
+        found = True
+    return total if found else None
+
+
+# ---- the llm.generate sim backend, ported from workers/jobs/llm_sim.hpp ----
+
+SIM_VOCABULARY = (
+    "the a stream of tokens flows through jobcast and every event is stored before it reaches "
+    "client worker broker log resumes after crash without gap or duplicate model writes quickly "
+    "slowly while browser watches progress in real time with ordered durable messages queue "
+    "lease expires retries succeed fail cancel research plan gather read write summary result "
+    "data signal noise light river mountain quiet bright").split()
+assert len(SIM_VOCABULARY) == 64
+
+
+def sim_tokens(prompt, seed, n):
+    """The tokens the sim backend emits: FNV-1a of the prompt XOR seed seeds splitmix64."""
+    mask = 2**64 - 1
+    h = 0xcbf29ce484222325
+    for c in prompt.encode():
+        h = ((h ^ c) * 0x100000001b3) & mask
+    s = h ^ (seed & mask)
+    out = []
+    for i in range(n):
+        s = (s + 0x9e3779b97f4a7c15) & mask
+        z = s
+        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & mask
+        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask
+        z ^= z >> 31
+        word = SIM_VOCABULARY[z % 64]
+        out.append(word if i == 0 else " " + word)
+    return out
+
+
+def sim_text(prompt, seed, n):
+    return "".join(sim_tokens(prompt, seed, n))
+
+
+assert sim_text("hello", 0, 8) == "the write plan ordered fail is research with"
+
+
+def check_contiguous(test, events):
+    seqs = [e["seq"] for e in events]
+    test.assertEqual(seqs, list(range(1, len(seqs) + 1)), "seq must be 1..N with no gap")
+
+
+class JobcastTest(unittest.TestCase):
+    """Gives each test a temp dir and helpers that clean up their processes."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="jobcast-it-")
+        self.addCleanup(self.tmp.cleanup)
+        self.db = os.path.join(self.tmp.name, "jobcast.db")
+
+    def start_broker(self, **kw):
+        b = Broker(kw.pop("db", self.db), **kw)
+        self.addCleanup(b.kill)
+        return b
+
+    def start_worker(self, broker_or_endpoint, types, **kw):
+        endpoint = getattr(broker_or_endpoint, "zmq", broker_or_endpoint)
+        w = Worker(endpoint, types, **kw)
+        self.addCleanup(w.kill)
+        return w
+
+    def client(self, broker, token=None):
+        return Client(broker.host, broker.port, token)

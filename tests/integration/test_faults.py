@@ -1,0 +1,172 @@
+"""Guarantees 2, 5 and 6 under real faults: SIGKILL of workers and of the
+broker, cancellation reaching the worker's processes, and a rogue peer."""
+
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import msgpack
+import zmq
+
+from harness import JobcastTest, check_contiguous, free_port, metric, sim_text, wait_until
+
+
+def pids_matching(pattern):
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+class WorkerFailoverTest(JobcastTest):
+    def test_killed_worker_job_resumes_elsewhere_from_its_checkpoint(self):
+        broker = self.start_broker(args=["--liveness", "3"])
+        api = self.client(broker)
+        first = self.start_worker(broker, ["research"], name="first")
+        job = api.submit("research", {"topic": "failover", "stage_ms": 400}, max_attempts=3)
+
+        # After the first stage's checkpoint is committed (the progress event
+        # that follows it is visible), the worker dies without a word.
+        wait_until(lambda: any(e["kind"] == "progress" and e["data"]["fraction"] >= 0.25
+                               for e in api.events(job["id"])),
+                   timeout=30, what="first stage done")
+        first.kill(signal.SIGKILL)
+        self.start_worker(broker, ["research"], name="second")
+
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["attempt"], 2)
+        events = api.events(job["id"])
+        check_contiguous(self, events)
+        states = [e["data"] for e in events if e["kind"] == "state"]
+        self.assertEqual([s["state"] for s in states],
+                         ["queued", "running", "queued", "running", "succeeded"])
+        self.assertEqual(states[1]["worker"], "first")
+        self.assertIn("first", states[2]["reason"])
+        self.assertEqual(states[3]["worker"], "second")
+        self.assertEqual(states[3]["attempt"], 2)
+        # The first stage was not run again: its start was reported once.
+        plan_starts = [e for e in events if e["kind"] == "progress"
+                       and e["data"].get("stage") == "plan" and e["data"]["fraction"] == 0]
+        self.assertEqual(len(plan_starts), 1)
+
+    def test_job_fails_after_max_attempts(self):
+        broker = self.start_broker(args=["--liveness", "2"])
+        api = self.client(broker)
+        job = api.submit("research", {"topic": "doomed", "stage_ms": 5000}, max_attempts=2)
+        for attempt in (1, 2):
+            w = self.start_worker(broker, ["research"], name=f"doomed{attempt}")
+            wait_until(lambda: api.job(job["id"])["attempt"] == attempt
+                       and api.job(job["id"])["state"] == "running", what=f"attempt {attempt}")
+            w.kill(signal.SIGKILL)
+        done = api.wait_state(job["id"], ["failed"], timeout=30)
+        self.assertIn("2 attempts", done["error"])
+        self.assertEqual(api.events(job["id"])[-1]["data"]["state"], "failed")
+
+
+class BrokerRestartTest(JobcastTest):
+    def test_sigkill_broker_mid_stream_loses_and_duplicates_nothing(self):
+        http, zport = free_port(), free_port()
+        args = dict(http=f"127.0.0.1:{http}", zmq=f"tcp://127.0.0.1:{zport}")
+        broker = self.start_broker(**args)
+        api = self.client(broker)
+        for i in range(2):
+            self.start_worker(broker, ["llm.generate"], name=f"llm{i}", capacity=8)
+        n_tokens = 300
+        jobs = [api.submit("llm.generate", {"prompt": f"restart {i}", "max_tokens": n_tokens,
+                                            "tokens_per_second": 150, "seed": i})
+                for i in range(12)]
+        wait_until(lambda: sum(api.job(j["id"])["last_seq"] for j in jobs) > 600,
+                   what="jobs streaming")
+
+        broker.kill(signal.SIGKILL)
+        started = time.monotonic()
+        broker = self.start_broker(**args)
+        print(f"broker serving again {time.monotonic() - started:.3f}s after SIGKILL")
+        api = self.client(broker)
+
+        for i, job in enumerate(jobs):
+            done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=120)
+            self.assertEqual(done["state"], "succeeded", done)
+            events = api.events(job["id"])
+            check_contiguous(self, events)
+            tokens = [e["data"]["text"] for e in events if e["kind"] == "token"]
+            # Every chunk a worker emitted is in the log exactly once, in order.
+            self.assertEqual(len(tokens), n_tokens)
+            self.assertEqual("".join(tokens), sim_text(f"restart {i}", i, n_tokens))
+            # The worker kept its lease across the restart: no retry was needed.
+            self.assertEqual(done["attempt"], 1)
+
+
+class CancelTest(JobcastTest):
+    def test_cancel_running_exec_kills_its_process_group(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        self.start_worker(broker, ["exec"], name="exec", args=["--exec-allow", "sh"])
+        marker = f"{os.getpid()}.{int(time.time() * 1000) % 100000}"
+        script = f"sleep 901.{marker} & sleep 902.{marker} & echo started; wait"
+        job = api.submit("exec", {"command": "sh", "args": ["-c", script]})
+        wait_until(lambda: any(e["kind"] == "log" and e["data"]["message"] == "started"
+                               for e in api.events(job["id"])), what="script started")
+        self.assertEqual(len(pids_matching(f"sleep 90[12].{marker}")), 2)
+
+        status, _, _ = api.request("POST", f"/v1/jobs/{job['id']}/cancel")
+        self.assertEqual(status, 202)
+        done = api.wait_state(job["id"], ["cancelled", "failed", "succeeded"], timeout=30)
+        self.assertEqual(done["state"], "cancelled")
+        wait_until(lambda: not pids_matching(f"sleep 90[12].{marker}"), timeout=10,
+                   what="the job's processes to be gone")
+
+
+class RogueWorkerTest(JobcastTest):
+    def test_garbage_and_foreign_job_ids_are_rejected_and_counted(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        self.start_worker(broker, ["llm.generate"], name="honest")
+        params = {"prompt": "rogue", "max_tokens": 200, "tokens_per_second": 100, "seed": 3}
+        job = api.submit("llm.generate", params)
+        wait_until(lambda: api.job(job["id"])["state"] == "running", what="running")
+
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        rogue = ctx.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(rogue.close)
+        rogue.connect(broker.zmq)
+        pack = msgpack.packb
+        rogue.send(b"\xc1\xff garbage")
+        rogue.send(pack({"v": 2, "t": "heartbeat"}))
+        rogue.send(pack({"v": 1, "t": "no-such-type"}))
+        rogue.send(pack([1, 2, 3]))
+        rogue.send(pack({"v": 1, "t": "chunk", "job": job["id"]}))  # missing fields
+        rogue.send(b"\x80" * 10)  # a map followed by trailing garbage
+        rogue.send(pack({"v": 1, "t": "hello", "worker": "rogue", "types": ["none"],
+                         "capacity": 1, "inflight": []}))
+        self.assertEqual(msgpack.unpackb(rogue.recv())["t"], "welcome")
+        # Someone else's job, right attempt: not this peer's lease.
+        rogue.send(pack({"v": 1, "t": "chunk", "job": job["id"], "attempt": 1, "wseq": 1,
+                         "kind": "token", "data": {"text": "INJECTED"}, "ts": 1}))
+        rogue.send(pack({"v": 1, "t": "done", "job": job["id"], "attempt": 1, "wseq": 2,
+                         "result": {}}))
+        replies = []
+        while len([r for r in replies if r["t"] == "reject"]) < 2:
+            self.assertTrue(rogue.poll(5000), "no reject from the broker")
+            replies.append(msgpack.unpackb(rogue.recv()))
+        rejects = [r for r in replies if r["t"] == "reject"]
+        self.assertEqual({r["job"] for r in rejects}, {job["id"]})
+        self.assertEqual({r["reason"] for r in rejects}, {"lease"})
+
+        wait_until(lambda: (metric(api, "jobcast_rejected_messages_total",
+                                   {"reason": "malformed"}) or 0) >= 6, what="malformed counted")
+        self.assertGreaterEqual(
+            metric(api, "jobcast_rejected_messages_total", {"reason": "lease"}), 2)
+
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        self.assertEqual(done["state"], "succeeded")
+        text = "".join(e["data"]["text"] for e in api.events(job["id"]) if e["kind"] == "token")
+        self.assertEqual(text, sim_text("rogue", 3, 200))
+        self.assertNotIn("INJECTED", text)
+
+
+if __name__ == "__main__":
+    unittest.main()

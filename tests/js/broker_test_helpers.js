@@ -1,0 +1,200 @@
+// Starts the real jobcast binaries for JavaScript tests against a live broker
+// (tests/js/broker.test.js): each on loopback with ephemeral ports, stderr
+// collected line by line, and every process killed when the test process
+// exits even if a test forgot to.
+//
+//   const broker = await startBroker({ bin: 'build/test/bin', db: '/tmp/x/jobcast.db' });
+//   const worker = await startWorker({ bin, zmq: broker.zmq, types: ['llm.generate'] });
+//   const client = new JobcastClient({ url: broker.url, WebSocket });
+//   ...
+//   await worker.kill(); await broker.kill();
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+
+const LISTENING = /listening http=(\S+) zmq=(\S+)/;
+const running = new Set();
+
+// Children run in their own process group (so a worker's exec jobs die with
+// it); kill any still alive when the test process ends.
+process.on('exit', () => {
+  for (const child of running) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/**
+ * A started binary: its stderr lines, a way to wait for one, and kill().
+ * @typedef {object} ManagedProcess
+ * @property {import('node:child_process').ChildProcess} child
+ * @property {number} pid
+ * @property {() => string} output everything it wrote to stderr so far
+ * @property {(pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>} waitForLine
+ * @property {Promise<{code: number|null, signal: string|null}>} exited
+ * @property {(signal?: NodeJS.Signals) => Promise<{code: number|null, signal: string|null}>} kill
+ *   sends `signal` (SIGTERM by default, SIGKILL after 10 s) to the process group; resolves on exit
+ */
+
+/** @returns {ManagedProcess} */
+function launch(file, args, { env = {}, name = file } = {}) {
+  const child = spawn(file, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+    detached: true, // own process group: kill(-pid) reaches its children too
+  });
+  running.add(child);
+  const lines = [];
+  const waiters = new Set();
+  let exitInfo = null;
+
+  const exited = new Promise((resolve) => {
+    const done = (code, signal) => {
+      if (exitInfo) return;
+      exitInfo = { code, signal };
+      running.delete(child);
+      resolve(exitInfo);
+    };
+    child.on('exit', done);
+    child.on('error', (err) => {
+      lines.push(`[${name}: ${err.message}]`);
+      // A binary that could not be started never emits 'exit'.
+      if (child.pid === undefined) done(null, null);
+      for (const w of [...waiters]) w.check(true);
+    });
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    lines.push(line);
+    for (const w of [...waiters]) w.check();
+  });
+  exited.then(() => {
+    // Let the last stderr lines arrive before failing the waiters.
+    setTimeout(() => {
+      for (const w of [...waiters]) w.check(true);
+    }, 50);
+  });
+
+  const tail = () => lines.slice(-40).join('\n');
+
+  function waitForLine(pattern, timeoutMs = 30_000) {
+    return new Promise((resolve, reject) => {
+      let seen = 0;
+      const waiter = {
+        check(ended = false) {
+          for (; seen < lines.length; seen++) {
+            const match = pattern.exec(lines[seen]);
+            if (match) {
+              finish();
+              resolve(match);
+              return;
+            }
+          }
+          if (ended || (exitInfo && child.stderr.readableEnded)) {
+            finish();
+            reject(new Error(`${name} exited (${JSON.stringify(exitInfo)}) before logging ${pattern}:\n${tail()}`));
+          }
+        },
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${name} did not log ${pattern} within ${timeoutMs} ms:\n${tail()}`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(waiter);
+      };
+      waiters.add(waiter);
+      waiter.check(child.exitCode !== null || child.signalCode !== null);
+    });
+  }
+
+  function kill(signal = 'SIGTERM') {
+    if (exitInfo) return Promise.resolve(exitInfo);
+    const send = (sig) => {
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        try {
+          child.kill(sig);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    send(signal);
+    const escalate = signal === 'SIGKILL' ? null : setTimeout(() => send('SIGKILL'), 10_000);
+    return exited.finally(() => clearTimeout(escalate));
+  }
+
+  return { child, pid: child.pid, output: () => lines.join('\n'), waitForLine, exited, kill };
+}
+
+/**
+ * Starts `${bin}/jobcast-broker --http 127.0.0.1:0 --zmq tcp://127.0.0.1:0 --db <db>`
+ * and resolves once it logs `listening http=… zmq=…`.
+ *
+ * @param {object} options
+ * @param {string} options.bin folder with the binaries (e.g. build/test/bin)
+ * @param {string} options.db SQLite database path (a fresh temp file per test)
+ * @param {string[]} [options.args] extra flags (e.g. ['--jwt-secret', 's', '--heartbeat', '200ms'])
+ * @param {Record<string, string>} [options.env]
+ * @param {number} [options.timeoutMs] how long to wait for the listening line
+ * @returns {Promise<ManagedProcess & {http: string, zmq: string, url: string}>}
+ *   `http` is 'host:port', `url` is 'http://host:port', `zmq` the worker endpoint
+ */
+export async function startBroker({ bin, db, args = [], env, timeoutMs = 30_000 }) {
+  if (!bin || !db) throw new TypeError('startBroker: bin and db are required');
+  const proc = launch(
+    join(bin, 'jobcast-broker'),
+    ['--http', '127.0.0.1:0', '--zmq', 'tcp://127.0.0.1:0', '--db', db, ...args],
+    { env, name: 'jobcast-broker' },
+  );
+  try {
+    const [, http, zmq] = await proc.waitForLine(LISTENING, timeoutMs);
+    return { ...proc, http, zmq, url: `http://${http}` };
+  } catch (err) {
+    await proc.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/**
+ * Starts `${bin}/jobcast-worker --broker <zmq> --types <types> --capacity <n> [--name <name>]`.
+ * Resolves once the process is running (not once the broker has accepted it:
+ * poll the broker, e.g. GET /metrics jobcast_workers, or just submit — queued
+ * jobs wait for a worker).
+ *
+ * @param {object} options
+ * @param {string} options.bin folder with the binaries
+ * @param {string} options.zmq the broker's ZeroMQ endpoint (startBroker's `zmq`)
+ * @param {string[]|string} [options.types] job types (array or comma list)
+ * @param {string} [options.name] worker name (shown in job JSON and state events)
+ * @param {number} [options.capacity] concurrent jobs
+ * @param {string[]} [options.args] extra flags (e.g. ['--exec-allow', 'echo,seq'])
+ * @param {Record<string, string>} [options.env]
+ * @returns {Promise<ManagedProcess>}
+ */
+export async function startWorker({
+  bin,
+  zmq,
+  types = ['llm.generate', 'research', 'exec'],
+  name,
+  capacity = 4,
+  args = [],
+  env,
+}) {
+  if (!bin || !zmq) throw new TypeError('startWorker: bin and zmq are required');
+  const typeList = Array.isArray(types) ? types.join(',') : types;
+  const argv = ['--broker', zmq, '--types', typeList, '--capacity', String(capacity)];
+  if (name) argv.push('--name', name);
+  const proc = launch(join(bin, 'jobcast-worker'), [...argv, ...args], { env, name: name ?? 'jobcast-worker' });
+  await new Promise((resolve, reject) => {
+    proc.child.once('spawn', resolve);
+    proc.child.once('error', reject);
+  });
+  return proc;
+}

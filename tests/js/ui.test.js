@@ -1,0 +1,164 @@
+// Browser tests of the web UI (web/ui) in headless Chromium, driven by
+// playwright-core, against the in-memory fake broker (tests/js/fake_broker.js)
+// that serves the UI and simulates the shipped job types.
+//
+// Needs a Chromium binary: Debian's `chromium` package, or JOBCAST_CHROMIUM=/path.
+// Without one these tests are skipped (and say so).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+import { startFakeBroker } from './fake_broker.js';
+
+const CHROMIUM =
+  process.env.JOBCAST_CHROMIUM ||
+  ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
+const skip = CHROMIUM ? false : 'no Chromium (apt-get install chromium, or set JOBCAST_CHROMIUM)';
+
+let browser;
+let broker;
+
+before(async () => {
+  if (skip) return;
+  broker = await startFakeBroker({ simulate: true, serveStatic: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.stop();
+});
+
+/** A fresh page on the UI; fails the test on any page error. */
+async function openUi(t, query = '') {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(errors.map(String), [], 'no uncaught errors in the page');
+  });
+  await page.goto(`${broker.url}/${query}`);
+  await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'open');
+  return page;
+}
+
+async function submit(page, type, params) {
+  await page.selectOption('#submit-type', type);
+  await page.fill('#submit-params', JSON.stringify(params));
+  const before = await page.locator('#jobs-list [data-job-id]').count();
+  await page.click('#submit-btn');
+  await page.waitForFunction((n) => document.querySelectorAll('#jobs-list [data-job-id]').length > n, before);
+  // New jobs go first in the list and open in the job view.
+  return page.locator('#jobs-list [data-job-id]').first().getAttribute('data-job-id');
+}
+
+const tokensOf = (jobId) =>
+  broker.events(jobId).filter((e) => e.kind === 'token').map((e) => e.data.text).join('');
+
+async function waitForState(page, state, timeout = 15000) {
+  await page.waitForFunction((s) => document.querySelector('#job-state').textContent === s, state, { timeout });
+}
+
+test('streams an llm.generate job into #job-text and shows it succeeded', { skip }, async (t) => {
+  const page = await openUi(t);
+  const id = await submit(page, 'llm.generate', { prompt: 'tides', max_tokens: 40, tokens_per_second: 100 });
+  await waitForState(page, 'succeeded');
+  assert.equal(await page.textContent('#job-text'), tokensOf(id));
+  assert.equal(await page.textContent(`[data-job-id="${id}"] .badge`), 'succeeded');
+  assert.equal(await page.isVisible('#cancel-btn'), false, 'nothing to cancel once finished');
+});
+
+test('the text survives broker restarts with nothing lost or repeated', { skip }, async (t) => {
+  const page = await openUi(t);
+  await page.evaluate(() => {
+    window.__states = [];
+    window.jobcast.onStateChange((s) => window.__states.push(s));
+  });
+  const id = await submit(page, 'llm.generate', { prompt: 'tides', max_tokens: 150, tokens_per_second: 60 });
+  for (let i = 0; i < 2; i++) {
+    await page.waitForFunction((n) => document.querySelector('#job-text').textContent.length > n, 100 + i * 250);
+    broker.closeAll(1012, 'restart');
+    await page.waitForFunction((n) => window.__states.filter((s) => s === 'open').length > n, i);
+  }
+  await waitForState(page, 'succeeded');
+  assert.equal(await page.textContent('#job-text'), tokensOf(id));
+  assert.deepEqual(await page.evaluate(() => window.__states), ['reconnecting', 'open', 'reconnecting', 'open']);
+  assert.equal(await page.textContent('#conn-state'), 'open');
+});
+
+test('research shows one progress bar per stage', { skip }, async (t) => {
+  const page = await openUi(t);
+  await submit(page, 'research', { topic: 'tides', stages: ['plan', 'gather', 'read'], stage_ms: 150 });
+  await waitForState(page, 'succeeded');
+  const stages = await page.$$eval('#job-stages [data-stage]', (items) =>
+    items.map((li) => [li.dataset.stage, li.dataset.status, li.querySelector('.pct').textContent]));
+  assert.deepEqual(stages, [['plan', 'done', '100%'], ['gather', 'done', '100%'], ['read', 'done', '100%']]);
+  assert.equal(await page.textContent('#job-progress-text'), '100%');
+});
+
+test('exec output lines appear in #job-log', { skip }, async (t) => {
+  const page = await openUi(t);
+  await submit(page, 'exec', { command: 'ls', args: ['/'] });
+  await waitForState(page, 'succeeded');
+  const lines = await page.$$eval('#job-log .log-message', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(lines, ['$ ls /', 'line 1', 'line 2', 'line 3']);
+  assert.ok(await page.isVisible('#job-log'));
+});
+
+test('Cancel stops a running job', { skip }, async (t) => {
+  const page = await openUi(t);
+  await submit(page, 'llm.generate', { prompt: 'slow', max_tokens: 500, tokens_per_second: 5 });
+  await waitForState(page, 'running');
+  await page.click('#cancel-btn');
+  await waitForState(page, 'cancelled');
+  const id = await page.textContent('#job-id');
+  await page.waitForFunction((jobId) =>
+    document.querySelector(`[data-job-id="${jobId}"] .badge`)?.textContent === 'cancelled', id);
+});
+
+test('jobs submitted elsewhere appear in the list through the jobs feed', { skip }, async (t) => {
+  const page = await openUi(t);
+  const job = broker.createJob({ type: 'exec', params: { command: 'date' } });
+  await page.waitForSelector(`#jobs-list [data-job-id="${job.id}"]`);
+  broker.append(job.id, 'state', { state: 'running', attempt: 1 });
+  await page.waitForFunction((id) =>
+    document.querySelector(`[data-job-id="${id}"] .badge`)?.textContent === 'running', job.id);
+  // Clicking a job opens it.
+  await page.click(`[data-job-id="${job.id}"]`);
+  await page.waitForFunction((id) => document.querySelector('#job-id').textContent === id, job.id);
+  assert.equal(await page.textContent('#job-state'), 'running');
+});
+
+test('invalid JSON parameters are explained, not sent', { skip }, async (t) => {
+  const page = await openUi(t);
+  const posts = () => broker.requests.filter((r) => r.method === 'POST').length;
+  const before = posts();
+  await page.fill('#submit-params', '{"prompt": ');
+  await page.click('#submit-btn');
+  assert.match(await page.textContent('#submit-error'), /not valid JSON/);
+  assert.equal(await page.getAttribute('#submit-params', 'aria-invalid'), 'true');
+  await page.fill('#submit-params', '[1, 2]');
+  await page.click('#submit-btn');
+  assert.equal(await page.textContent('#submit-error'), 'Parameters must be a JSON object.');
+  assert.equal(posts(), before, 'nothing was submitted');
+});
+
+test('?token= in the page URL authenticates the WebSocket and REST calls', { skip }, async (t) => {
+  const seen = broker.upgradeUrls.length;
+  const page = await openUi(t, '?token=page-token#job=none');
+  assert.ok(broker.upgradeUrls.slice(seen).includes('/v1/ws?access_token=page-token'));
+  const list = broker.requests.filter((r) => r.url.startsWith('/v1/jobs?')).at(-1);
+  assert.equal(list.headers.authorization, 'Bearer page-token');
+  // The token leaves the address bar (safe to copy) but survives a reload of the tab.
+  assert.equal(new URL(page.url()).search, '');
+  const requests = broker.requests.length;
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'open');
+  assert.equal(broker.upgradeUrls.at(-1), '/v1/ws?access_token=page-token');
+  const api = broker.requests.slice(requests).filter((r) => r.url.startsWith('/v1/'));
+  assert.ok(api.length >= 2 && api.every((r) => r.headers.authorization === 'Bearer page-token'));
+});

@@ -1,0 +1,120 @@
+// Reading a job's log back from its packed blocks: after any seq, in the middle
+// of a block or across blocks, and never past a corrupt one.
+#include <catch2/catch.hpp>
+
+#include "persistence/database.hpp"
+#include "store_test_support.hpp"
+
+namespace jobcast::store {
+namespace {
+
+using testing::chunk;
+using testing::submit_sync;
+
+// Job "job-1" with events 1 (queued), 2 (running), then tokens 3..(2 + tokens),
+// committed in transactions of `per_commit` chunks, blocks of 4 events at most.
+struct LogFixture {
+    testing::TempDir dir;
+    std::unique_ptr<Store> store;
+
+    explicit LogFixture(int tokens, int per_commit) {
+        StoreConfig config = testing::test_config(dir);
+        config.block_max_events = 4;
+        store = Store::open(config);
+        testing::create_running(*store, "job-1");
+        for (int w = 1; w <= tokens;) {
+            std::vector<WriteOp> ops;
+            for (int i = 0; i < per_commit && w <= tokens; ++i, ++w) {
+                ops.emplace_back(chunk("job-1", 1, w, "{\"w\":" + std::to_string(w) + "}"));
+            }
+            store->submit_many(std::move(ops));
+            store->flush();  // one commit per group, so the block layout is known
+        }
+    }
+};
+
+void check_range(const std::vector<Event>& events, std::uint64_t first, std::size_t count) {
+    REQUIRE(events.size() == count);
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::uint64_t seq = first + i;
+        CHECK(events[i].seq == seq);
+        if (seq >= 3) CHECK(events[i].data == "{\"w\":" + std::to_string(seq - 2) + "}");
+    }
+}
+
+}  // namespace
+
+TEST_CASE("read after any seq returns exactly the following events", "[event_log]") {
+    // 10 chunks per commit in blocks of 4: rows hold 4, 4, 2 events.
+    LogFixture f(50, 10);
+    EventLog& log = f.store->events();
+    REQUIRE(log.last_seq("job-1") == 52);
+
+    for (std::uint64_t after = 0; after <= 52; ++after) {
+        const auto events = log.read("job-1", after, 1000);
+        check_range(events, after + 1, 52 - after);
+    }
+    SECTION("in the middle of a block, limited") {
+        check_range(log.read("job-1", 5, 3), 6, 3);
+        check_range(log.read("job-1", 13, 1), 14, 1);
+    }
+    SECTION("across several blocks") {
+        check_range(log.read("job-1", 3, 20), 4, 20);
+    }
+    SECTION("past the end, zero limit, unknown job") {
+        CHECK(log.read("job-1", 52, 10).empty());
+        CHECK(log.read("job-1", 1000, 10).empty());
+        CHECK(log.read("job-1", 0, 0).empty());
+        CHECK(log.read("nope", 0, 10).empty());
+        CHECK_FALSE(log.last_seq("nope"));
+    }
+}
+
+TEST_CASE("one commit's events of one job are packed into blocks", "[event_log]") {
+    LogFixture f(50, 10);
+    db::Connection connection =
+        db::Connection::open(f.dir.file("jobcast.db"), SQLITE_OPEN_READONLY);
+    db::Statement count(connection, "SELECT COUNT(*), MAX(last_seq - first_seq + 1) FROM events",
+                        false);
+    REQUIRE(count.step());
+    // create, lease: 1 row each; 5 commits of 10 tokens: 3 rows each.
+    CHECK(count.column_int64(0) == 2 + 5 * 3);
+    CHECK(count.column_int64(1) == 4);
+}
+
+TEST_CASE("paging through a log reads every event once, in order", "[event_log]") {
+    LogFixture f(300, 37);
+    for (std::size_t page : {1, 3, 4, 7, 100}) {
+        const auto all = testing::read_all(*f.store, "job-1", page);
+        check_range(all, 1, 302);
+    }
+}
+
+TEST_CASE("a corrupt block is a StoreError, not garbage", "[event_log]") {
+    LogFixture f(20, 20);
+    {
+        db::Connection connection =
+            db::Connection::open(f.dir.file("jobcast.db"), SQLITE_OPEN_READWRITE);
+        sqlite3_busy_timeout(connection.handle(), 5000);
+        connection.exec(
+            "UPDATE events SET body = x'01027f' WHERE first_seq = 7");  // truncated event
+    }
+    EventLog& log = f.store->events();
+    CHECK(log.read("job-1", 0, 6).size() == 6);  // before the block: fine
+    CHECK_THROWS_WITH(log.read("job-1", 0, 100), Catch::Contains("corrupt event block"));
+    CHECK_THROWS_AS(log.read("job-1", 8, 100), StoreError);
+    CHECK(log.read("job-1", 10, 100).size() == 12);  // after the block: fine
+}
+
+TEST_CASE("a hole in the log is a StoreError", "[event_log]") {
+    LogFixture f(20, 20);
+    {
+        db::Connection connection =
+            db::Connection::open(f.dir.file("jobcast.db"), SQLITE_OPEN_READWRITE);
+        sqlite3_busy_timeout(connection.handle(), 5000);
+        connection.exec("DELETE FROM events WHERE first_seq = 7");
+    }
+    CHECK_THROWS_WITH(f.store->events().read("job-1", 0, 100), Catch::Contains("misses seq 7"));
+}
+
+}  // namespace jobcast::store

@@ -1,0 +1,183 @@
+#include "web/subscription.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+using namespace jobcast;
+using namespace jobcast::web;
+
+namespace {
+
+Event event(std::uint64_t seq, bool terminal = false) {
+    Event e;
+    e.seq = seq;
+    e.kind = terminal ? EventKind::state : EventKind::token;
+    e.data = terminal ? R"({"state":"succeeded","attempt":1})" : R"({"text":"x"})";
+    return e;
+}
+
+PublishedPtr batch(std::uint64_t first, std::uint64_t last, bool terminal = false) {
+    auto p = std::make_shared<Published>();
+    p->job = "J";
+    for (auto s = first; s <= last; ++s) p->events.push_back(event(s, terminal && s == last));
+    p->terminal = terminal;
+    p->bytes = 100 * (last - first + 1);
+    return p;
+}
+
+// The seqs a client would receive from deliveries.
+void collect(std::vector<std::uint64_t>& out, const std::vector<Delivery>& deliveries) {
+    for (const auto& d : deliveries) {
+        for (std::size_t i = d.skip; i < d.published->events.size(); ++i) {
+            out.push_back(d.published->events[i].seq);
+        }
+    }
+}
+
+std::vector<Event> store_read(std::uint64_t after, std::uint64_t last, std::size_t limit) {
+    std::vector<Event> out;
+    for (auto s = after + 1; s <= last && out.size() < limit; ++s) out.push_back(event(s));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("terminal state events are recognised") {
+    Event e = event(1, true);
+    CHECK(is_terminal_event(e));
+    e.data = R"({"state":"running","attempt":1})";
+    CHECK_FALSE(is_terminal_event(e));
+    e.kind = EventKind::log;
+    e.data = R"({"state":"failed"})";
+    CHECK_FALSE(is_terminal_event(e));
+}
+
+TEST_CASE("live events during the replay are buffered and deduplicated at the switch") {
+    Subscription sub("J", 3);
+    std::vector<std::uint64_t> got;
+    // Subscribed while events 1..10 are committed; 9..12 arrive live during the read.
+    CHECK(sub.on_live(batch(9, 10)).empty());
+    CHECK(sub.on_live(batch(11, 12)).empty());
+    REQUIRE(sub.wants_read());
+    sub.read_started();
+    CHECK_FALSE(sub.wants_read());
+    auto page = sub.on_page(store_read(3, 10, 100), false);
+    for (auto& e : page.events) got.push_back(e.seq);
+    collect(got, page.live);
+    CHECK(sub.mode() == Subscription::Mode::live);
+    collect(got, sub.on_live(batch(12, 13)));  // overlap with the buffer
+    collect(got, sub.on_live(batch(14, 14)));
+    std::vector<std::uint64_t> want;
+    for (std::uint64_t s = 4; s <= 14; ++s) want.push_back(s);
+    CHECK(got == want);
+}
+
+TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
+    Subscription sub("J", 0, 250);  // room for two live events while replaying
+    std::vector<std::uint64_t> got;
+    auto page = sub.on_page(store_read(0, 2, 100), false);
+    for (auto& e : page.events) got.push_back(e.seq);
+    REQUIRE(sub.mode() == Subscription::Mode::live);
+    collect(got, sub.on_live(batch(3, 3)));
+
+    sub.fall_behind();  // its connection's queue is full
+    CHECK(sub.mode() == Subscription::Mode::replay);
+    std::uint64_t committed = 3;
+    for (int i = 0; i < 50; ++i) {  // live traffic keeps coming while it catches up
+        ++committed;
+        CHECK(sub.on_live(batch(committed, committed)).empty());
+        if (i % 7 == 0 && sub.wants_read()) {
+            sub.read_started();
+            auto p = sub.on_page(store_read(sub.cursor(), committed, 4), true);
+            for (auto& e : p.events) got.push_back(e.seq);
+        }
+    }
+    CHECK(sub.buffered_bytes() <= 250);  // memory stays bounded while behind
+    // Now it reads to the end: first pass finds the buffer dropped, second switches.
+    for (int pass = 0; pass < 20 && sub.mode() == Subscription::Mode::replay; ++pass) {
+        sub.read_started();
+        auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
+        for (auto& e : p.events) got.push_back(e.seq);
+        collect(got, p.live);
+        ++committed;  // one more event is published between reads
+        auto live = sub.on_live(batch(committed, committed));
+        collect(got, live);
+    }
+    CHECK(sub.mode() == Subscription::Mode::live);
+    std::vector<std::uint64_t> want;
+    for (std::uint64_t s = 1; s <= committed; ++s) want.push_back(s);
+    CHECK(got == want);
+}
+
+TEST_CASE("the terminal event ends the subscription, from replay or live") {
+    Subscription replayed("J", 0);
+    std::vector<Event> log = store_read(0, 4, 10);
+    log.push_back(event(5, true));
+    auto page = replayed.on_page(log, false);
+    CHECK(page.ended);
+    CHECK(page.events.size() == 5);
+    CHECK(replayed.mode() == Subscription::Mode::ended);
+    CHECK(replayed.on_live(batch(6, 6)).empty());
+
+    Subscription live("J", 0);
+    live.on_page({}, false);
+    REQUIRE(live.mode() == Subscription::Mode::live);
+    CHECK(live.on_live(batch(1, 3, true)).size() == 1);
+    CHECK(live.mode() == Subscription::Mode::ended);
+}
+
+TEST_CASE("a hole in live traffic sends the subscriber back to the store") {
+    Subscription sub("J", 0);
+    sub.on_page({}, false);
+    std::vector<std::uint64_t> got;
+    collect(got, sub.on_live(batch(1, 2)));
+    CHECK(sub.on_live(batch(5, 6)).empty());  // 3 and 4 never came live
+    CHECK(sub.mode() == Subscription::Mode::replay);
+    CHECK(sub.cursor() == 2);
+}
+
+TEST_CASE("randomised interleavings of live and replay never gap or duplicate") {
+    std::mt19937 rng(GENERATE(1, 2, 3, 4, 5, 6, 7, 8));
+    std::uint64_t committed = rng() % 20;
+    std::uint64_t after = committed ? rng() % committed : 0;
+    Subscription sub("J", after, 100 * (1 + rng() % 8));
+    std::vector<std::uint64_t> got;
+    for (int step = 0; step < 400; ++step) {
+        switch (rng() % 4) {
+            case 0:
+            case 1: {  // a commit publishes 1..3 events
+                std::uint64_t n = 1 + rng() % 3;
+                auto p = batch(committed + 1, committed + n);
+                committed += n;
+                collect(got, sub.on_live(p));
+                break;
+            }
+            case 2:
+                if (sub.wants_read()) {
+                    sub.read_started();
+                    std::size_t limit = 1 + rng() % 6;
+                    auto events = store_read(sub.cursor(), committed, limit);
+                    bool full = events.size() == limit;
+                    auto p = sub.on_page(events, full);
+                    for (auto& e : p.events) got.push_back(e.seq);
+                    collect(got, p.live);
+                }
+                break;
+            case 3:
+                if (rng() % 5 == 0) sub.fall_behind();
+                break;
+        }
+    }
+    // Drain: read until live.
+    for (int i = 0; i < 100 && sub.mode() == Subscription::Mode::replay; ++i) {
+        sub.read_started();
+        auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
+        for (auto& e : p.events) got.push_back(e.seq);
+        collect(got, p.live);
+    }
+    REQUIRE(sub.mode() == Subscription::Mode::live);
+    std::vector<std::uint64_t> want;
+    for (std::uint64_t s = after + 1; s <= committed; ++s) want.push_back(s);
+    CHECK(got == want);
+}

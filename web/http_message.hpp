@@ -1,0 +1,47 @@
+// The web module's own view of an HTTP exchange: plain values with no Beast in
+// them, so the REST handlers (and their tests) compile without the server.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace jobcast::web {
+
+// Header names compare case-insensitively (RFC 9110 section 5.1).
+struct CaseInsensitiveLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const;
+};
+
+using HeaderMap = std::map<std::string, std::string, CaseInsensitiveLess>;
+
+// The owner of requests when auth is off (DESIGN.md, data model).
+inline constexpr std::string_view kAnonymousOwner = "anonymous";
+
+struct HttpRequest {
+    std::string method;  // "GET", "POST", ... as sent
+    std::string target;  // origin-form: path plus optional "?query", still percent-encoded
+    HeaderMap headers;   // repeated fields are joined with ", "
+    std::string body;
+    std::string remote;                                // peer "ip:port", for logs
+    std::string owner = std::string(kAnonymousOwner);  // set by the server's Authenticator
+
+    std::optional<std::string_view> header(std::string_view name) const;
+};
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // extra fields (Allow, ...)
+};
+
+// Called exactly once per request, from any thread.
+using Reply = std::function<void(HttpResponse)>;
+
+}  // namespace jobcast::web

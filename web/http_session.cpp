@@ -1,0 +1,491 @@
+#include "web/http_session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <exception>
+#include <utility>
+
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <charconv>
+
+#include "persistence/store.hpp"
+#include "protocol/json.hpp"
+#include "web/log.hpp"
+#include "web/query.hpp"
+#include "web/routes.hpp"
+#include "web/sse_session.hpp"
+#include "web/websocket_session.hpp"
+
+#ifndef JOBCAST_VERSION
+#define JOBCAST_VERSION "dev"
+#endif
+
+namespace jobcast::web {
+
+namespace websocket = boost::beast::websocket;
+
+namespace {
+
+// Label for requests too broken to have a target we can route.
+constexpr std::string_view kMalformedRoute = "malformed";
+// Upper bound on what linger() discards after an error response.
+constexpr std::size_t kMaxLingerBytes = 16 * 1024 * 1024;
+
+bool is_expected_disconnect(beast::error_code ec) {
+    return ec == net::error::operation_aborted || ec == net::error::eof ||
+           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == net::error::not_connected || ec == beast::error::timeout ||
+           ec == http::error::end_of_stream || ec == http::error::partial_message;
+}
+
+bool is_http_parse_error(beast::error_code ec) {
+    static const auto& category = http::make_error_code(http::error::bad_method).category();
+    return ec.category() == category;
+}
+
+std::string endpoint_string(const tcp::endpoint& endpoint) {
+    const auto address = endpoint.address();
+    std::string host = address.to_string();
+    if (address.is_v6()) host = "[" + host + "]";
+    return host + ":" + std::to_string(endpoint.port());
+}
+
+// Hands one request's Reply to the Handler and guarantees it is answered once:
+// the first call posts the response to the session's strand; a Reply dropped
+// without being called answers 500 rather than leaving the client hanging and
+// stop() waiting forever.
+class PendingReply {
+  public:
+    PendingReply(std::shared_ptr<ServerShared> shared, std::function<void(HttpResponse)> deliver)
+        : shared_(std::move(shared)), deliver_(std::move(deliver)) {
+        ++shared_->pending_replies;
+    }
+    ~PendingReply() {
+        if (!replied_.exchange(true)) {
+            log().error("request dropped without a reply; answering 500");
+            deliver_(HttpResponse{500,
+                                  "application/json",
+                                  json::error_body("internal", "request was not answered"),
+                                  {}});
+        }
+        --shared_->pending_replies;
+    }
+    PendingReply(const PendingReply&) = delete;
+    PendingReply& operator=(const PendingReply&) = delete;
+
+    void reply(HttpResponse response) {
+        if (replied_.exchange(true)) {
+            log().error("reply called twice; second response dropped status={}", response.status);
+            return;
+        }
+        deliver_(std::move(response));
+    }
+
+  private:
+    std::shared_ptr<ServerShared> shared_;
+    std::function<void(HttpResponse)> deliver_;
+    std::atomic<bool> replied_{false};
+};
+
+}  // namespace
+
+void ServerShared::add_stream(const std::shared_ptr<StreamSession>& stream) {
+    std::lock_guard lock(streams_mutex);
+    // Forget the ones that ended, so the list stays as long as the live set.
+    std::erase_if(streams, [](const auto& weak) { return weak.expired(); });
+    streams.push_back(stream);
+}
+
+std::vector<std::shared_ptr<StreamSession>> ServerShared::live_streams() {
+    std::lock_guard lock(streams_mutex);
+    std::vector<std::shared_ptr<StreamSession>> out;
+    for (auto& weak : streams) {
+        if (auto s = weak.lock()) out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::size_t ServerShared::live_sessions() {
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size();
+}
+
+HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared)
+    : stream_(std::move(socket)), shared_(std::move(shared)), id_(shared_->next_connection++) {
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    remote_ = ec ? "unknown" : endpoint_string(peer);
+    // Small responses must not wait for Nagle (40 ms stalls with delayed ACKs).
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+}
+
+HttpSession::~HttpSession() {
+    std::lock_guard lock(shared_->sessions_mutex);
+    shared_->sessions.erase(id_);
+}
+
+void HttpSession::run() {
+    {
+        std::lock_guard lock(shared_->sessions_mutex);
+        shared_->sessions.emplace(id_, weak_from_this());
+    }
+    log().debug("connection opened conn={} remote={}", id_, remote_);
+    // Start on the strand: from here on every handler of this session runs there.
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+        if (self->shared_->stopping) return self->fail(net::error::operation_aborted, "start");
+        self->do_read();
+    });
+}
+
+void HttpSession::notify_stop(bool force) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), force] { self->on_stop(force); });
+}
+
+void HttpSession::on_stop(bool force) {
+    if (phase_ == Phase::closed) return;
+    if (force || phase_ == Phase::reading || phase_ == Phase::lingering) {
+        // Cancels the pending operation; its handler ends the session. A
+        // response that arrives later for a force-closed session is dropped.
+        phase_ = Phase::closed;
+        stream_.close();
+    }
+    // Otherwise send() sees shared_->stopping and closes after the response.
+}
+
+// ---- reading ---------------------------------------------------------------
+
+void HttpSession::do_read() {
+    phase_ = Phase::reading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(shared_->config.header_limit));
+    parser_->body_limit(shared_->config.body_limit);
+    // One deadline for the whole request (and for an idle keep-alive connection).
+    stream_.expires_after(shared_->config.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession::on_read_header, shared_from_this()));
+}
+
+void HttpSession::on_read_header(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec, "read header");
+    if (parser_->is_done()) return on_request();
+    const auto& request = parser_->get();
+    // Clients that wait for "100 Continue" before sending a body (curl does for
+    // large bodies) get it now that the header passed the limits.
+    if (request.version() >= 11 && beast::iequals(request[http::field::expect], "100-continue")) {
+        continue_response_ = {};
+        continue_response_.version(request.version());
+        continue_response_.result(http::status::continue_);
+        return http::async_write(
+            stream_, continue_response_,
+            beast::bind_front_handler(&HttpSession::on_continue_written, shared_from_this()));
+    }
+    read_body();
+}
+
+void HttpSession::on_continue_written(beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "write continue");
+    read_body();
+}
+
+void HttpSession::read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpSession::on_read_body, shared_from_this()));
+}
+
+void HttpSession::on_read_body(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec, "read body");
+    on_request();
+}
+
+void HttpSession::on_read_error(beast::error_code ec, const char* what) {
+    if (phase_ == Phase::closed) return fail(ec, what);
+    const auto& partial = parser_->get();
+    target_ = std::string(partial.target());
+    method_ = std::string(partial.method_string());
+    route_ = target_.empty() ? std::string(kMalformedRoute) : std::string(route_label(target_));
+    if (ec == http::error::body_limit) {
+        return reject(
+            413, "payload_too_large",
+            "request body exceeds " + std::to_string(shared_->config.body_limit) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+        route_ = std::string(kMalformedRoute);
+        return reject(
+            431, "header_too_large",
+            "request header exceeds " + std::to_string(shared_->config.header_limit) + " bytes");
+    }
+    if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+        return reject(400, "invalid_request", "malformed HTTP request: " + ec.message());
+    }
+    fail(ec, what);
+}
+
+// ---- answering -------------------------------------------------------------
+
+void HttpSession::on_request() {
+    phase_ = Phase::handling;
+    // Nothing is read or written until the handler answers; its own work is
+    // bounded elsewhere (store, blocking pool).
+    stream_.expires_never();
+    started_ = std::chrono::steady_clock::now();
+
+    http::request<http::string_body> message = parser_->release();
+    version_ = message.version();
+    keep_alive_ = message.keep_alive();
+    linger_after_write_ = false;
+
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    for (const auto& field : message) {
+        std::string name(field.name_string());
+        std::string value(field.value());
+        auto [it, inserted] = request.headers.try_emplace(std::move(name), value);
+        if (!inserted) it->second.append(", ").append(value);  // RFC 9110 5.3
+    }
+    request.body = std::move(message.body());
+    request.remote = remote_;
+    method_ = request.method;
+    target_ = request.target;
+    route_ = std::string(route_label(target_));
+
+    // A WebSocket upgrade or an SSE request is handed, with stream_ and the
+    // request, to its own session type instead of the Handler.
+    if (shared_->streaming && dispatch_stream(request, message)) return;
+    dispatch(std::move(request));
+}
+
+std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
+    try {
+        return shared_->authenticator(request);
+    } catch (const std::exception& e) {
+        log().error("authenticator failed conn={} error=\"{}\"", id_, e.what());
+        return HttpResponse{
+            500, "application/json", json::error_body("internal", "authentication failed"), {}};
+    }
+}
+
+bool HttpSession::dispatch_stream(HttpRequest& request,
+                                  http::request<http::string_body>& message) {
+    std::string_view target = request.target;
+    std::string_view path = target.substr(0, target.find('?'));
+    bool upgrade = websocket::is_upgrade(message);
+    if (path == "/v1/ws") {
+        if (!upgrade) {
+            send(HttpResponse{426, "application/json",
+                              json::error_body("upgrade_required", "GET /v1/ws is a WebSocket"),
+                              {{"Upgrade", "websocket"}}});
+            return true;
+        }
+        if (auto denied = authenticate(request)) {
+            send(std::move(*denied));
+            return true;
+        }
+        shared_->counter.add(route_, 101);
+        phase_ = Phase::closed;  // the connection belongs to the WebSocket session now
+        shared_->add_stream(start_websocket_session(std::move(stream_), std::move(message),
+                                                    shared_->streaming, request.owner, remote_));
+        return true;
+    }
+    auto accept = request.header("Accept");
+    if (!accept || accept->find("text/event-stream") == std::string_view::npos) return false;
+    auto match = match_route(path);
+    if (!match || match->route != Route::job_events || request.method != "GET") return false;
+
+    if (auto denied = authenticate(request)) {
+        send(std::move(*denied));
+        return true;
+    }
+    // Where to start: EventSource sends Last-Event-ID when it reconnects; a
+    // first connection may say ?after=N.
+    std::optional<std::string> after_text;
+    if (auto last = request.header("Last-Event-ID"); last && !last->empty()) {
+        after_text = std::string(*last);
+    } else if (auto q = target.find('?'); q != std::string_view::npos) {
+        auto query = QueryParams::parse(target.substr(q + 1));
+        if (!query) {
+            send(HttpResponse{400, "application/json",
+                              json::error_body("invalid_request", "malformed query string"), {}});
+            return true;
+        }
+        if (auto value = query->get("after")) after_text = std::string(*value);
+    }
+    std::uint64_t after = 0;
+    if (after_text) {
+        auto [end, ec] =
+            std::from_chars(after_text->data(), after_text->data() + after_text->size(), after);
+        if (ec != std::errc{} || end != after_text->data() + after_text->size()) {
+            send(HttpResponse{400, "application/json",
+                              json::error_body("invalid_request",
+                                               "after / Last-Event-ID must be a non-negative integer"),
+                              {}});
+            return true;
+        }
+    }
+    start_sse(std::move(request), match->job_id, after);
+    return true;
+}
+
+void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t after) {
+    // The job must exist and be the caller's: a store read, off the I/O thread.
+    auto self = shared_from_this();
+    auto ctx = shared_->streaming;
+    bool queued = ctx->run_blocking([self, ctx, request = std::move(request), job, after] {
+        std::optional<Job> found;
+        try {
+            found = ctx->store.jobs().get(job);
+        } catch (const std::exception& e) {
+            log().error("sse job lookup failed job={} error=\"{}\"", job, e.what());
+        }
+        net::post(self->stream_.get_executor(), [self, ctx, request, job, after, found] {
+            if (self->phase_ == Phase::closed) return;
+            if (!found || found->owner != request.owner) {
+                return self->send(HttpResponse{
+                    404, "application/json", json::error_body("not_found", "no such job"), {}});
+            }
+            if (after > found->last_seq) {
+                return self->send(HttpResponse{
+                    400, "application/json",
+                    json::error_body("invalid_request",
+                                     "after=" + std::to_string(after) +
+                                         " is beyond the job's last seq " +
+                                         std::to_string(found->last_seq)),
+                    {}});
+            }
+            self->shared_->counter.add(self->route_, 200);
+            self->phase_ = Phase::closed;
+            self->shared_->add_stream(start_sse_session(std::move(self->stream_), ctx,
+                                                        request.owner, self->remote_, job, after));
+        });
+    });
+    if (!queued) {
+        send(HttpResponse{503, "application/json",
+                          json::error_body("busy", "the broker is busy; try again"),
+                          {{"Retry-After", "1"}}});
+    }
+}
+
+void HttpSession::dispatch(HttpRequest request) {
+    if (auto denied = authenticate(request)) return send(std::move(*denied));
+    // The Handler may answer on any thread (the store's writer, the blocking
+    // pool); the response always goes back through this session's strand.
+    auto pending =
+        std::make_shared<PendingReply>(shared_, [self = shared_from_this()](HttpResponse response) {
+            net::post(self->stream_.get_executor(),
+                      [self, response = std::move(response)]() mutable {
+                          self->send(std::move(response));
+                      });
+        });
+    try {
+        shared_->handler(std::move(request),
+                         [pending](HttpResponse response) { pending->reply(std::move(response)); });
+    } catch (const std::exception& e) {
+        log().error("handler threw conn={} target=\"{}\" error=\"{}\"", id_, target_, e.what());
+        pending->reply(HttpResponse{
+            500, "application/json", json::error_body("internal", "internal error"), {}});
+    }
+}
+
+void HttpSession::send(HttpResponse response) {
+    if (phase_ == Phase::closed) return;  // force-closed by stop() while the handler ran
+    if (response.status < 100 || response.status > 999) {
+        log().error("handler returned an invalid status={} conn={} target=\"{}\"", response.status,
+                    id_, target_);
+        response = HttpResponse{
+            500, "application/json", json::error_body("internal", "internal error"), {}};
+    }
+    phase_ = Phase::writing;
+    response_ = {};
+    response_.version(version_);
+    response_.result(static_cast<unsigned>(response.status));
+    response_.set(http::field::server, "jobcast/" JOBCAST_VERSION);
+    if (!response.content_type.empty()) {
+        response_.set(http::field::content_type, response.content_type);
+    }
+    for (auto& [name, value] : response.headers)
+        response_.insert(name, value);
+    response_.body() = std::move(response.body);
+    response_.keep_alive(keep_alive_ && !linger_after_write_ && !shared_->stopping);
+    response_.prepare_payload();
+
+    shared_->counter.add(route_, response.status);
+    auto elapsed =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_);
+    log().debug("request conn={} method={} target=\"{}\" code={} ms={:.2f}", id_, method_, target_,
+                response.status, elapsed.count());
+
+    stream_.expires_after(shared_->config.write_timeout);
+    http::async_write(stream_, response_,
+                      beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                                                !response_.keep_alive()));
+}
+
+void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
+    if (ec) return fail(ec, "write");
+    if (close || shared_->stopping) {
+        if (linger_after_write_) return linger();
+        shutdown_send();
+        phase_ = Phase::closed;
+        return;  // no pending operation left: the session ends and closes the socket
+    }
+    do_read();
+}
+
+// A request the parser refused: answer it, then close the connection, since
+// the rest of the byte stream cannot be trusted to start a new request.
+void HttpSession::reject(int status, std::string_view code, const std::string& message) {
+    log().debug("request rejected conn={} remote={} code={} reason=\"{}\"", id_, remote_, status,
+                message);
+    started_ = std::chrono::steady_clock::now();
+    version_ = 11;
+    keep_alive_ = false;
+    linger_after_write_ = true;
+    send(HttpResponse{status, "application/json", json::error_body(code, message), {}});
+}
+
+// Closing a socket with unread input makes the kernel send RST, which can
+// destroy the error response before the client reads it. So: half-close, then
+// read and discard what the client still sends, for a bounded time.
+void HttpSession::linger() {
+    phase_ = Phase::lingering;
+    shutdown_send();
+    stream_.expires_after(shared_->config.linger_timeout);
+    stream_.async_read_some(
+        net::buffer(drain_),
+        beast::bind_front_handler(&HttpSession::on_linger_read, shared_from_this()));
+}
+
+void HttpSession::on_linger_read(beast::error_code ec, std::size_t bytes) {
+    if (ec) {
+        phase_ = Phase::closed;
+        return;  // the client closed, or the linger time ran out: either way, done
+    }
+    drained_ += bytes;
+    if (drained_ > kMaxLingerBytes) {
+        phase_ = Phase::closed;
+        return;
+    }
+    stream_.async_read_some(
+        net::buffer(drain_),
+        beast::bind_front_handler(&HttpSession::on_linger_read, shared_from_this()));
+}
+
+void HttpSession::shutdown_send() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+void HttpSession::fail(beast::error_code ec, const char* what) {
+    phase_ = Phase::closed;
+    if (is_expected_disconnect(ec)) {
+        log().debug("connection closed conn={} remote={} during={} reason=\"{}\"", id_, remote_,
+                    what, ec.message());
+    } else {
+        log().warn("connection failed conn={} remote={} during={} error=\"{}\"", id_, remote_, what,
+                   ec.message());
+    }
+}
+
+}  // namespace jobcast::web

@@ -1,0 +1,108 @@
+// The REST endpoints of Client API v1 as pure request handling: an HttpRequest
+// in, one HttpResponse out through `reply`. No Beast, no sockets: the server
+// adapts Beast messages to these values, and the tests drive RestApi directly.
+//
+// Threads: handle() is called on an I/O thread and never blocks it. Reads that
+// hit SQLite and store submits (which block under backpressure) run through the
+// injected RunBlocking; write results arrive on the store's writer thread after
+// COMMIT. `reply` may therefore be called on any of these threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/model.hpp"
+#include "web/http_message.hpp"
+#include "web/routes.hpp"
+
+namespace jobcast::store {
+class Store;
+}
+
+namespace jobcast::web {
+
+class QueryParams;
+class Hub;
+class LongPoll;
+
+struct RestConfig {
+    std::size_t max_idempotency_key = 200;  // characters
+    std::size_t default_list_limit = 50;
+    std::size_t max_list_limit = 1000;
+    std::size_t default_events_limit = 1000;
+    std::size_t max_events_limit = 10000;
+    std::function<bool()> ready;  // GET /readyz; empty means always ready
+    // Long-poll (GET /v1/jobs/{id}/events?wait=S): the hub to wait on and a
+    // timer. Without them `wait` is accepted and ignored.
+    Hub* hub = nullptr;
+    std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
+    std::chrono::seconds max_wait{60};
+};
+
+// Runs a task off the I/O threads; false when it cannot be queued (overload).
+using RunBlocking = std::function<bool(std::function<void()>)>;
+using Clock = std::function<UnixMs()>;
+Clock system_clock();
+
+class RestApi {
+  public:
+    RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking,
+            Clock clock = system_clock());
+
+    // Answers `request` by calling `reply` exactly once (possibly later, on
+    // another thread). Never throws.
+    void handle(HttpRequest request, Reply reply);
+
+    // One page of a job's log as GET /v1/jobs/{id}/events serves it; the
+    // long-poll and SSE variants of that route build on the same read.
+    struct EventsPage {
+        Job job;
+        std::vector<Event> events;
+        std::uint64_t last_seq = 0;  // newest seq in the log when read
+        bool done = false;           // the job is terminal and this page reaches last_seq
+    };
+    // Blocking (SQLite): call through RunBlocking. nullopt when the job does
+    // not exist or belongs to another owner.
+    std::optional<EventsPage> read_events(const std::string& job_id, const std::string& owner,
+                                          std::uint64_t after, std::size_t limit);
+    static std::string events_page_json(const EventsPage& page);
+
+    // Answers every waiting long-poll now (shutdown). Any thread.
+    void release_long_polls();
+
+  private:
+    void route(HttpRequest& request, const Reply& reply);
+    void create_job(HttpRequest& request, const Reply& reply);
+    void get_job(const HttpRequest& request, std::string job_id, const Reply& reply);
+    void list_jobs(const HttpRequest& request, const QueryParams& query, const Reply& reply);
+    void cancel_job(const HttpRequest& request, std::string job_id, const Reply& reply);
+    void job_events(const HttpRequest& request, std::string job_id, const QueryParams& query,
+                    const Reply& reply);
+    void readiness(const Reply& reply);
+
+    // Runs `work` through RunBlocking; a full pool answers 503, an exception 500.
+    void off_io_thread(const Reply& reply, std::function<void(const Reply&)> work);
+    // The job if it exists and `owner` may see it (blocking).
+    std::optional<Job> visible_job(const std::string& job_id, const std::string& owner);
+
+    friend class LongPoll;
+    void wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
+                         std::size_t limit, std::chrono::milliseconds wait, const Reply& reply);
+
+    store::Store& store_;
+    RestConfig config_;
+    std::mutex long_polls_mutex_;
+    std::unordered_map<const LongPoll*, std::weak_ptr<LongPoll>> long_polls_;
+    RunBlocking run_blocking_;
+    Clock clock_;
+};
+
+}  // namespace jobcast::web

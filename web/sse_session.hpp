@@ -1,0 +1,25 @@
+// Internal to web/: GET /v1/jobs/{id}/events with Accept: text/event-stream.
+// `id: <seq>` on every event, so a browser's EventSource resumes by itself
+// (Last-Event-ID) with no gap; heartbeat comments keep proxies from timing
+// out; the stream ends after the job's terminal event.
+#pragma once
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "web/stream_session.hpp"
+
+namespace jobcast::web {
+
+// Takes over a connection whose request was checked (the job exists and is
+// the caller's); writes the response header and streams events after `after`.
+std::shared_ptr<StreamSession> start_sse_session(boost::beast::tcp_stream&& stream,
+                                                 std::shared_ptr<StreamingContext> ctx,
+                                                 std::string owner, std::string remote,
+                                                 std::string job, std::uint64_t after,
+                                                 std::vector<std::pair<std::string, std::string>>
+                                                     extra_headers = {});
+
+}  // namespace jobcast::web

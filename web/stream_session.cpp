@@ -1,0 +1,224 @@
+#include "web/stream_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "persistence/store.hpp"
+
+namespace jobcast::web {
+
+namespace {
+
+UnixUs now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
+                             boost::asio::any_io_executor strand, std::string owner,
+                             Transport transport)
+    : ctx_(std::move(ctx)), strand_(std::move(strand)), owner_(std::move(owner)),
+      transport_(transport) {
+    ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
+}
+
+StreamSession::~StreamSession() {
+    ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_sub(1);
+    end_all();  // the hub keys entries by address: remove them before it is reused
+}
+
+void StreamSession::deliver(const PublishedPtr& published) {
+    boost::asio::post(strand_, [self = shared_from_this(), published] { self->on_live(published); });
+}
+
+void StreamSession::set_catching_up(Subscription& sub, bool before) {
+    bool now = sub.mode() == Subscription::Mode::replay;
+    if (now != before) ctx_->stats.catching_up.fetch_add(now ? 1 : -1);
+}
+
+void StreamSession::begin_subscription(const std::string& job, std::uint64_t after) {
+    if (closing_) return;
+    if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
+    // Hub first, store second: whatever commits from here on is buffered.
+    ctx_->hub.subscribe(job, shared_from_this(),
+                        transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
+    auto [it, inserted] =
+        subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
+    ctx_->stats.catching_up.fetch_add(1);
+    if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
+    pump_reads();
+}
+
+void StreamSession::end_subscription(const std::string& job) {
+    auto it = subs_.find(job);
+    if (it == subs_.end()) return;
+    if (it->second.mode() == Subscription::Mode::replay) ctx_->stats.catching_up.fetch_sub(1);
+    subs_.erase(it);
+    ctx_->hub.unsubscribe(job, this);
+}
+
+void StreamSession::begin_feed() {
+    if (feed_ || closing_) return;
+    feed_ = true;
+    ctx_->hub.subscribe_feed(owner_, shared_from_this(), WireFormat::websocket);
+}
+
+void StreamSession::end_feed() {
+    if (!feed_) return;
+    feed_ = false;
+    ctx_->hub.unsubscribe_feed(owner_, this);
+}
+
+void StreamSession::end_all() {
+    std::vector<std::string> jobs;
+    for (const auto& [job, sub] : subs_) jobs.push_back(job);
+    for (const auto& job : jobs) end_subscription(job);
+    end_feed();
+}
+
+void StreamSession::on_live(const PublishedPtr& published) {
+    if (closing_) return;
+    if (published->feed) {  // a state change for the jobs feed
+        if (feed_ && published->owner == owner_ && published->ws_frame) {
+            enqueue({published->ws_frame, nullptr, 0, published->events.size()});
+        }
+        return;
+    }
+    auto it = subs_.find(published->job);
+    if (it == subs_.end()) return;  // unsubscribed while the batch was on its way
+    Subscription& sub = it->second;
+    bool before = sub.mode() == Subscription::Mode::replay;
+    if (sub.mode() == Subscription::Mode::live && queued_bytes_ >= ctx_->config.max_queue_bytes) {
+        // Too far behind: stop queueing live events for it; the store has them.
+        sub.fall_behind();
+        ctx_->stats.catchups.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (auto& delivery : sub.on_live(published)) {
+        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published,
+                 delivery.skip, delivery.published->events.size() - delivery.skip});
+    }
+    set_catching_up(sub, before);
+    if (sub.mode() == Subscription::Mode::ended) {
+        end_subscription(published->job);
+        subscription_ended(published->job);
+    }
+}
+
+void StreamSession::enqueue_control(std::string frame) {
+    if (closing_) return;
+    enqueue({std::make_shared<const std::string>(std::move(frame)), nullptr, 0, 0});
+}
+
+void StreamSession::enqueue(Outgoing out) {
+    queued_bytes_ += out.bytes->size();
+    queue_.push_back(std::move(out));
+    if (!writing_) {
+        writing_ = true;
+        write_started_ = std::chrono::steady_clock::now();
+        write_front(queue_.front().bytes);
+    }
+}
+
+bool StreamSession::stalled(std::chrono::steady_clock::time_point now) const {
+    return writing_ && now - write_started_ > ctx_->config.stall_timeout;
+}
+
+void StreamSession::on_write_done(boost::beast::error_code ec) {
+    writing_ = false;
+    if (ec || queue_.empty()) return;  // the transport closes the session
+    Outgoing done = std::move(queue_.front());
+    queue_.pop_front();
+    queued_bytes_ -= done.bytes->size();
+    if (done.events) {
+        ctx_->stats.delivered[static_cast<std::size_t>(transport_)].fetch_add(
+            done.events, std::memory_order_relaxed);
+    }
+    if (done.live) {
+        auto now = now_us();
+        const auto& events = done.live->events;
+        for (std::size_t i = done.skip; i < events.size(); ++i) {
+            ctx_->stats.latency.observe_us(now - events[i].ts);
+        }
+    }
+    if (!queue_.empty()) {
+        writing_ = true;
+        write_started_ = std::chrono::steady_clock::now();
+        write_front(queue_.front().bytes);
+    } else {
+        queue_drained();
+    }
+    pump_reads();
+}
+
+void StreamSession::pump_reads() {
+    if (closing_) return;
+    // Reads are paced by the client: a page is fetched only while the queue
+    // has room, so catching up never grows the broker's memory.
+    if (queued_bytes_ > ctx_->config.max_queue_bytes / 2) return;
+    for (auto& [job, sub] : subs_) {
+        if (!sub.wants_read()) continue;
+        sub.read_started();
+        read_page(job, sub.cursor());
+    }
+}
+
+void StreamSession::read_page(const std::string& job, std::uint64_t after) {
+    auto self = shared_from_this();
+    std::size_t limit = ctx_->config.replay_page;
+    bool queued = ctx_->run_blocking([self, job, after, limit] {
+        std::vector<Event> events;
+        bool ok = true;
+        try {
+            events = self->ctx_->store.events().read(job, after, limit);
+        } catch (const std::exception&) {
+            ok = false;
+        }
+        bool full = events.size() == limit;
+        boost::asio::post(self->strand_, [self, job, events = std::move(events), full, ok]() mutable {
+            if (ok) {
+                self->on_page(job, std::move(events), full);
+            } else {
+                self->retry_read_later(job);
+            }
+        });
+    });
+    if (!queued) retry_read_later(job);  // the read pool is saturated
+}
+
+void StreamSession::retry_read_later(const std::string& job) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(strand_, std::chrono::milliseconds(50));
+    timer->async_wait([self = shared_from_this(), job, timer](boost::beast::error_code) {
+        auto it = self->subs_.find(job);
+        if (it == self->subs_.end()) return;
+        it->second.on_page({}, true);  // nothing read; the subscription asks again
+        self->pump_reads();
+    });
+}
+
+void StreamSession::on_page(const std::string& job, std::vector<Event> events, bool full) {
+    auto it = subs_.find(job);
+    if (it == subs_.end() || closing_) return;
+    Subscription& sub = it->second;
+    bool before = sub.mode() == Subscription::Mode::replay;
+    auto result = sub.on_page(std::move(events), full);
+    if (!result.events.empty()) {
+        ctx_->stats.replayed.fetch_add(result.events.size(), std::memory_order_relaxed);
+        enqueue({page_frame(job, result.events), nullptr, 0, result.events.size()});
+    }
+    for (auto& delivery : result.live) {
+        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published,
+                 delivery.skip, delivery.published->events.size() - delivery.skip});
+    }
+    set_catching_up(sub, before);
+    if (result.ended) {
+        end_subscription(job);
+        subscription_ended(job);
+        return;
+    }
+    pump_reads();
+}
+
+}  // namespace jobcast::web

@@ -1,0 +1,99 @@
+// One client's subscription to one job's log: the replay-to-live switch and
+// the slow-consumer catch-up, as pure logic (no sockets, no threads).
+//
+// The ZeroMQ guide's Clone pattern: start buffering live events *before*
+// reading the store, read every committed event after the cursor, then drain
+// the buffer dropping what the read already covered. Live events are
+// published only after commit, so an event is either in the read, in the
+// buffer, or in both (deduplicated by seq) — never in neither.
+//
+// A subscriber whose connection cannot keep up is switched back to replay:
+// live events are no longer kept for it (the store has them) and it reads
+// pages from the store as fast as it drains, then switches to live again the
+// same way. Nothing is lost and the broker's memory for it stays bounded.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/model.hpp"
+
+namespace jobcast::web {
+
+// The events one commit appended to one job, shared by every subscriber, with
+// each wire format serialized once (by the hub) when someone needs it.
+struct Published {
+    std::string job;
+    std::string owner;
+    std::vector<Event> events;  // contiguous seqs
+    bool terminal = false;      // the last event ends the job
+    bool feed = false;          // state events only, for the jobs feed (seqs not contiguous)
+    std::shared_ptr<const std::string> ws_frame;   // "event"/"events" frame of all events
+    std::shared_ptr<const std::string> sse_chunk;  // every event as SSE text
+    std::size_t bytes = 0;                         // approximate payload size
+
+    std::uint64_t first_seq() const { return events.front().seq; }
+    std::uint64_t last_seq() const { return events.back().seq; }
+};
+using PublishedPtr = std::shared_ptr<const Published>;
+
+// True for a `state` event whose state is terminal (succeeded/failed/cancelled).
+bool is_terminal_event(const Event& event);
+
+// What the connection must write: `published` whole when skip == 0, else only
+// its events from index `skip` on (the boundary between replay and live).
+struct Delivery {
+    PublishedPtr published;
+    std::size_t skip = 0;
+};
+
+class Subscription {
+public:
+    enum class Mode { replay, live, ended };
+
+    // `buffer_limit`: bytes of live events kept while replaying; beyond it the
+    // buffer is dropped and the replay goes on until it reaches the end again.
+    Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit = 1 << 20);
+
+    const std::string& job() const { return job_; }
+    Mode mode() const { return mode_; }
+    std::uint64_t cursor() const { return cursor_; }  // last seq handed to the client
+
+    // A live batch from the hub. Returns what to send now (nothing while replaying).
+    std::vector<Delivery> on_live(const PublishedPtr& published);
+
+    // The connection is too far behind: stop taking live events, read from the store.
+    void fall_behind();
+
+    // Whether a store read after cursor() should be issued now.
+    bool wants_read() const { return mode_ == Mode::replay && !read_pending_; }
+    void read_started() { read_pending_ = true; }
+
+    // A page read from the store after cursor(). `full` = it hit the page limit
+    // (more may follow). Returns the events to send; then the pending live
+    // buffer if the replay has caught up (the subscription is live after that).
+    struct PageResult {
+        std::vector<Event> events;       // from the store, seq > cursor, in order
+        std::vector<Delivery> live;      // buffered live batches to send after them
+        bool ended = false;              // the terminal event was delivered
+    };
+    PageResult on_page(std::vector<Event> page, bool full);
+
+    std::size_t buffered_bytes() const { return buffer_bytes_; }
+
+private:
+    std::string job_;
+    Mode mode_ = Mode::replay;
+    std::uint64_t cursor_;
+    std::size_t buffer_limit_;
+    std::deque<PublishedPtr> buffer_;
+    std::size_t buffer_bytes_ = 0;
+    bool overflowed_ = false;
+    bool read_pending_ = false;
+};
+
+}  // namespace jobcast::web

@@ -1,0 +1,284 @@
+#include "web/websocket_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "persistence/store.hpp"
+#include "web/client_ops.hpp"
+#include "web/log.hpp"
+
+namespace jobcast::web {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+
+namespace {
+
+UnixMs now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+class WebSocketSession final : public StreamSession {
+public:
+    WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx,
+                     std::string owner, std::string remote)
+        : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
+                        Transport::websocket),
+          ws_(std::move(stream)),
+          timer_(strand_),
+          remote_(std::move(remote)) {}
+
+    void run(http::request<http::string_body> request) {
+        beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
+        auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+        // Pings when idle; a peer that answers nothing within the timeout is gone.
+        timeouts.idle_timeout = ctx_->config.keepalive * 2;
+        timeouts.keep_alive_pings = true;
+        ws_.set_option(timeouts);
+        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+            res.set(http::field::server, "jobcast");
+        }));
+        ws_.read_message_max(ctx_->config.max_message_bytes);
+        ws_.text(true);
+        ws_.async_accept(request, [self = self()](beast::error_code ec) { self->on_accept(ec); });
+    }
+
+    void request_close(std::uint16_t code) override {
+        net::post(strand_, [self = self(), code] { self->close(code, "broker stopping"); });
+    }
+
+private:
+    std::shared_ptr<WebSocketSession> self() {
+        return std::static_pointer_cast<WebSocketSession>(shared_from_this());
+    }
+
+    void on_accept(beast::error_code ec) {
+        if (ec) return fail(ec, "accept");
+        log().debug("event=ws_open remote={} owner={}", remote_, owner_);
+        schedule_check();
+        do_read();
+    }
+
+    void do_read() {
+        ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t) {
+            self->on_read(ec);
+        });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec == websocket::error::message_too_big) {
+            // Beast has already answered with close code 1009 (too big).
+            ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
+            return fail(ec, "read");
+        }
+        if (ec) return fail(ec, "read");
+        if (!ws_.got_text()) {
+            reply_error("bad_request", "send JSON ops as text frames");
+        } else {
+            std::string text = beast::buffers_to_string(buffer_.data());
+            auto parsed = parse_client_op(text);
+            if (auto* err = std::get_if<OpError>(&parsed)) {
+                reply_error(err->code, err->message, err->job);
+            } else {
+                std::visit([this](auto& op) { handle(op); }, std::get<ClientOp>(parsed));
+            }
+        }
+        buffer_.consume(buffer_.size());
+        if (!closing_) do_read();
+    }
+
+    void reply_error(std::string_view code, std::string_view message, std::string_view job = {}) {
+        ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
+        enqueue_control(error_frame(code, message, job));
+    }
+
+    void handle(PingOp&) { enqueue_control(R"({"type":"pong"})"); }
+
+    void handle(AuthOp&) {
+        // Tokens are not checked when the broker runs without auth.
+        enqueue_control(R"({"type":"authenticated"})");
+    }
+
+    void handle(SubscribeFeedOp&) {
+        begin_feed();
+        enqueue_control(R"({"type":"subscribed","feed":"jobs"})");
+    }
+
+    void handle(UnsubscribeFeedOp&) { end_feed(); }
+
+    void handle(UnsubscribeOp& op) { end_subscription(op.job); }
+
+    void handle(SubscribeOp& op) {
+        if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
+            return reply_error("limit", "too many subscriptions on this connection", op.job);
+        }
+        // The job must exist and be the caller's; that is a store read, so it
+        // happens off the I/O thread and the answer comes back to the strand.
+        auto self = this->self();
+        bool queued = ctx_->run_blocking([self, op] {
+            std::optional<Job> job;
+            try {
+                job = self->ctx_->store.jobs().get(op.job);
+            } catch (const std::exception&) {
+            }
+            net::post(self->strand_, [self, op, job] { self->on_subscribe_checked(op, job); });
+        });
+        if (!queued) reply_error("busy", "the broker is busy; try again", op.job);
+    }
+
+    void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job) {
+        if (closing_) return;
+        // Another owner's job is indistinguishable from an unknown one.
+        if (!job || job->owner != owner_) return reply_error("not_found", "no such job", op.job);
+        if (op.after > job->last_seq) {
+            return reply_error("bad_request",
+                               "after=" + std::to_string(op.after) +
+                                   " is beyond the job's last seq " +
+                                   std::to_string(job->last_seq),
+                               op.job);
+        }
+        enqueue_control(subscribed_frame(op.job, job->last_seq));
+        begin_subscription(op.job, op.after);
+    }
+
+    void handle(CancelOp& op) {
+        auto self = this->self();
+        bool queued = ctx_->run_blocking([self, op] {
+            std::optional<Job> job;
+            try {
+                job = self->ctx_->store.jobs().get(op.job);
+            } catch (const std::exception&) {
+            }
+            if (!job || job->owner != self->owner_) {
+                net::post(self->strand_,
+                          [self, op] { self->reply_error("not_found", "no such job", op.job); });
+                return;
+            }
+            self->ctx_->store.submit(
+                store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
+                    if (r.status == store::WriteStatus::ok) return;  // state events follow
+                    net::post(self->strand_, [self, op, message = r.message] {
+                        self->reply_error("conflict", message.empty() ? "job already finished" : message,
+                                          op.job);
+                    });
+                });
+        });
+        if (!queued) reply_error("busy", "the broker is busy; try again", op.job);
+    }
+
+    // ---- writes ----
+
+    void write_front(const std::shared_ptr<const std::string>& bytes) override {
+        ws_.async_write(net::buffer(*bytes),
+                        [self = self(), bytes](beast::error_code ec, std::size_t) {
+                            self->on_write_done(ec);
+                            if (ec) self->fail(ec, "write");
+                        });
+    }
+
+    std::shared_ptr<const std::string> live_frame(const Published& published,
+                                                  std::size_t skip) override {
+        if (skip == 0 && published.ws_frame) return published.ws_frame;
+        return std::make_shared<const std::string>(
+            websocket_frame(published.job, published.events, skip));
+    }
+
+    std::shared_ptr<const std::string> page_frame(const std::string& job,
+                                                  const std::vector<Event>& events) override {
+        return std::make_shared<const std::string>(websocket_frame(job, events));
+    }
+
+    void queue_drained() override {
+        if (close_after_drain_) start_close();
+    }
+
+    // ---- closing ----
+
+    void schedule_check() {
+        timer_.expires_after(ctx_->config.keepalive / 2);
+        timer_.async_wait([self = self()](beast::error_code ec) {
+            if (ec || self->closing_) return;
+            if (self->stalled(std::chrono::steady_clock::now())) {
+                // The client stopped reading: its TCP window is full, so a
+                // close frame could not reach it either. Drop the connection;
+                // the client resumes from its last seq when it comes back.
+                self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+                log().info("event=ws_too_slow remote={} owner={}", self->remote_, self->owner_);
+                self->close(kCloseTooSlow, "too slow for too long; resume");
+                return;
+            }
+            self->schedule_check();
+        });
+    }
+
+    void close(std::uint16_t code, const char* reason) {
+        if (closing_) return;
+        closing_ = true;
+        close_code_ = code;
+        close_reason_ = reason;
+        end_all();
+        timer_.cancel();
+        if (idle()) {
+            start_close();
+        } else {
+            close_after_drain_ = true;
+            // A stuck write must not hold the connection forever.
+            timer_.expires_after(std::chrono::seconds(2));
+            timer_.async_wait([self = self()](beast::error_code ec) {
+                if (!ec) self->hard_close();
+            });
+        }
+    }
+
+    void start_close() {
+        close_after_drain_ = false;
+        ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+                        [self = self()](beast::error_code) { self->hard_close(); });
+    }
+
+    void hard_close() {
+        timer_.cancel();
+        beast::error_code ignored;
+        beast::get_lowest_layer(ws_).socket().close(ignored);
+    }
+
+    void fail(beast::error_code ec, const char* what) {
+        closing_ = true;
+        end_all();
+        timer_.cancel();
+        if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
+            ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout) {
+            log().debug("event=ws_closed remote={} what={} reason=\"{}\"", remote_, what, ec.message());
+        } else {
+            log().info("event=ws_closed remote={} what={} error=\"{}\"", remote_, what, ec.message());
+        }
+        hard_close();
+    }
+
+    websocket::stream<beast::tcp_stream> ws_;
+    beast::flat_buffer buffer_;
+    net::steady_timer timer_;
+    std::string remote_;
+    bool close_after_drain_ = false;
+    std::uint16_t close_code_ = kCloseGoingAway;
+    const char* close_reason_ = "";
+};
+
+}  // namespace
+
+std::shared_ptr<StreamSession> start_websocket_session(
+    beast::tcp_stream&& stream, http::request<http::string_body> request,
+    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote) {
+    auto session = std::make_shared<WebSocketSession>(std::move(stream), std::move(ctx),
+                                                      std::move(owner), std::move(remote));
+    session->run(std::move(request));
+    return session;
+}
+
+}  // namespace jobcast::web

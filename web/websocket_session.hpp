@@ -1,0 +1,31 @@
+// Internal to web/: GET /v1/ws — JSON ops in, event frames out, many jobs per
+// connection, plus the caller's jobs feed. Created by the HTTP session when a
+// request asks to upgrade.
+#pragma once
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "web/stream_session.hpp"
+
+namespace jobcast::web {
+
+// Close codes of Client API v1.
+inline constexpr std::uint16_t kCloseGoingAway = 1001;  // reconnect and resume
+inline constexpr std::uint16_t kCloseRestart = 1012;    // reconnect and resume
+inline constexpr std::uint16_t kCloseTooSlow = 4001;    // resume
+inline constexpr std::uint16_t kCloseReauthenticate = 4003;
+inline constexpr std::uint16_t kClosePolicy = 4008;
+
+// Starts a WebSocket session on an upgraded connection; returns it so the
+// server can close it on shutdown.
+std::shared_ptr<StreamSession> start_websocket_session(
+    boost::beast::tcp_stream&& stream,
+    boost::beast::http::request<boost::beast::http::string_body> request,
+    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote);
+
+}  // namespace jobcast::web
