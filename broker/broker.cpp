@@ -10,6 +10,7 @@
 #include "web/hub.hpp"
 #include "web/stream_session.hpp"
 #include "web/rest_api.hpp"
+#include "web/static_assets.hpp"
 
 namespace jobcast::broker {
 
@@ -51,6 +52,8 @@ public:
             http, [this](web::HttpRequest request, web::Reply reply) {
                 if (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0) {
                     serve_metrics(request, std::move(reply));
+                } else if (auto asset = web::static_asset(request.method, request.target)) {
+                    reply(std::move(*asset));
                 } else {
                     rest_->handle(std::move(request), std::move(reply));
                 }

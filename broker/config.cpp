@@ -35,6 +35,7 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* wh
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms";
+    std::string stall_timeout = "30s", keepalive = "15s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"
         "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
@@ -64,6 +65,22 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "largest accepted worker message, bytes")
         ("batch", po::value(&c.store.max_batch_ops)->default_value(c.store.max_batch_ops),
             "most writes committed in one transaction (group commit cap)")
+        ("client-queue-bytes", po::value(&c.streaming.max_queue_bytes)
+            ->default_value(c.streaming.max_queue_bytes),
+            "bytes queued for one streaming connection before its subscriptions switch to "
+            "catch-up from the store")
+        ("replay-page", po::value(&c.streaming.replay_page)->default_value(c.streaming.replay_page),
+            "events per store read when replaying or catching up")
+        ("max-subscriptions", po::value(&c.streaming.max_subscriptions)
+            ->default_value(c.streaming.max_subscriptions),
+            "job subscriptions per WebSocket connection")
+        ("max-ws-message", po::value(&c.streaming.max_message_bytes)
+            ->default_value(c.streaming.max_message_bytes),
+            "largest WebSocket message accepted from a client, bytes")
+        ("stall-timeout", po::value(&stall_timeout)->default_value(stall_timeout),
+            "a client that reads nothing for this long is disconnected (it resumes later)")
+        ("keepalive", po::value(&keepalive)->default_value(keepalive),
+            "WebSocket ping and SSE comment interval")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level),
             "trace, debug, info, warn, error")
         ("log-format", po::value(&c.log_format)->default_value(c.log_format),
@@ -97,6 +114,13 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     else throw ConfigError("--durability must be normal or full, not '" + durability + "'");
     c.store.retention = parse_duration(retention, "retention");
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
+    c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
+    c.streaming.keepalive = parse_duration(keepalive, "keepalive");
+    if (c.streaming.keepalive < std::chrono::milliseconds(100)) {
+        throw ConfigError("--keepalive must be at least 100ms");
+    }
+    if (c.streaming.max_queue_bytes < 4096) throw ConfigError("--client-queue-bytes must be >= 4096");
+    if (c.streaming.replay_page < 1) throw ConfigError("--replay-page must be at least 1");
     if (c.gateway.heartbeat < std::chrono::milliseconds(10)) {
         throw ConfigError("--heartbeat must be at least 10ms");
     }

@@ -171,6 +171,9 @@ public:
         scalar("jobcast_subscriptions_catching_up",
                "Subscriptions reading from the store (replaying or catching up) right now",
                MetricType::Gauge, static_cast<double>(streams_->catching_up.load()));
+        scalar("jobcast_client_queued_bytes",
+               "Bytes waiting in the outbound queues of all streaming connections",
+               MetricType::Gauge, static_cast<double>(streams_->queued_bytes.load()));
         scalar("jobcast_slow_consumer_closes_total",
                "Connections closed because their client stopped reading", MetricType::Counter,
                static_cast<double>(streams_->slow_closes.load()));

@@ -489,10 +489,9 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
         reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
         return;
     }
-    std::weak_ptr<LongPoll> weak = poll;
-    config_.schedule(wait, [weak] {
-        if (auto p = weak.lock()) p->fire();
-    });
+    // The timer owns the poll until it fires (at most `wait`); whichever of
+    // timer, commit or shutdown comes first answers.
+    config_.schedule(wait, [poll] { poll->fire(); });
 }
 
 void RestApi::release_long_polls() {

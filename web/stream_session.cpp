@@ -28,6 +28,7 @@ StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
 StreamSession::~StreamSession() {
     ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_sub(1);
     end_all();  // the hub keys entries by address: remove them before it is reused
+    ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(queued_bytes_));
 }
 
 void StreamSession::deliver(const PublishedPtr& published) {
@@ -114,6 +115,8 @@ void StreamSession::enqueue_control(std::string frame) {
 
 void StreamSession::enqueue(Outgoing out) {
     queued_bytes_ += out.bytes->size();
+    ctx_->stats.queued_bytes.fetch_add(static_cast<std::int64_t>(out.bytes->size()),
+                                       std::memory_order_relaxed);
     queue_.push_back(std::move(out));
     if (!writing_) {
         writing_ = true;
@@ -132,6 +135,8 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     Outgoing done = std::move(queue_.front());
     queue_.pop_front();
     queued_bytes_ -= done.bytes->size();
+    ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(done.bytes->size()),
+                                       std::memory_order_relaxed);
     if (done.events) {
         ctx_->stats.delivered[static_cast<std::size_t>(transport_)].fetch_add(
             done.events, std::memory_order_relaxed);

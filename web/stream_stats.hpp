@@ -38,6 +38,7 @@ struct StreamStats {
     std::atomic<std::int64_t> catching_up{0};        // subscriptions replaying now
     std::atomic<std::uint64_t> slow_closes{0};       // closed with 4001
     std::atomic<std::uint64_t> op_errors{0};         // error frames sent
+    std::atomic<std::int64_t> queued_bytes{0};       // in every connection's outbound queue
     LatencyHistogram latency;
 };
 

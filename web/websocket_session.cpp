@@ -249,6 +249,10 @@ private:
     }
 
     void fail(beast::error_code ec, const char* what) {
+        if (ec == beast::error::timeout && !closing_) {
+            // Beast's idle timeout: the peer answered no ping (gone, or not reading).
+            ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+        }
         closing_ = true;
         end_all();
         timer_.cancel();

@@ -102,7 +102,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=5)
+            self.proc.stderr.close()
 
 
 class Broker(Process):

@@ -186,8 +186,11 @@ export class JobcastClient {
   #attemptAtOpen = 0;
   #reconnectTimer = null;
   #heartbeatTimer = null;
+  #heartbeatDueAt = 0; // when the armed heartbeat timer was asked to run
   #lastFrameAt = 0;
   #nextPingAt = 0;
+  #graceUntil = 0; // the connection is not judged dead before this (after a late wake-up)
+  #suspectSince = 0; // found silent too long at this time; confirmed after one yield to I/O
   #onlineListener = null;
 
   // ---- subscriptions
@@ -550,6 +553,8 @@ export class JobcastClient {
     this.#connected = true;
     this.#lastFrameAt = this.#now();
     this.#nextPingAt = this.#lastFrameAt + this.#pingIntervalMs;
+    this.#graceUntil = 0;
+    this.#suspectSince = 0;
     this.#armHeartbeat();
     // Resubscribe before announcing 'open', so a state listener that subscribes
     // in response does not get its subscription sent twice.
@@ -634,24 +639,54 @@ export class JobcastClient {
   // ---- heartbeat: a ping every interval; no frame of any kind for two
   // intervals means the path is dead even if TCP has not noticed (sleeping
   // laptops, NAT timeouts, half-open connections), so reconnect.
+  //
+  // Silence only counts while this client was awake to hear. A timer that runs
+  // far later than asked (a background tab's throttled timers, a machine that
+  // slept, an event loop busy elsewhere) first pings and waits one interval;
+  // and "dead" is confirmed after yielding once, so that frames that arrived
+  // while the timer waited its turn are read before the verdict.
 
-  #armHeartbeat() {
-    const deadline = this.#lastFrameAt + MISSED_INTERVALS_BEFORE_DEAD * this.#pingIntervalMs;
-    const wakeAt = Math.min(this.#nextPingAt, deadline);
-    this.#heartbeatTimer = this.#setTimeout(() => this.#heartbeat(), Math.max(0, wakeAt - this.#now()));
+  #armHeartbeat(delayMs) {
+    const now = this.#now();
+    let wakeAt = now + (delayMs ?? 0);
+    if (delayMs === undefined) {
+      const deadline = Math.max(
+        this.#lastFrameAt + MISSED_INTERVALS_BEFORE_DEAD * this.#pingIntervalMs,
+        this.#graceUntil,
+      );
+      wakeAt = Math.min(this.#nextPingAt, deadline);
+    }
+    this.#heartbeatDueAt = wakeAt;
+    this.#heartbeatTimer = this.#setTimeout(() => this.#heartbeat(), Math.max(0, wakeAt - now));
   }
 
   #heartbeat() {
     this.#heartbeatTimer = null;
     if (!this.#connected) return;
     const now = this.#now();
-    if (now - this.#lastFrameAt >= MISSED_INTERVALS_BEFORE_DEAD * this.#pingIntervalMs) {
+    const interval = this.#pingIntervalMs;
+    if (now - this.#heartbeatDueAt > interval / 2) {
+      // Woken late: the silence spans our own absence and proves nothing.
+      this.#suspectSince = 0;
+      this.#send({ op: 'ping' });
+      this.#nextPingAt = now + interval;
+      this.#graceUntil = now + interval;
+      this.#armHeartbeat();
+      return;
+    }
+    if (now - this.#lastFrameAt >= MISSED_INTERVALS_BEFORE_DEAD * interval && now >= this.#graceUntil) {
+      if (this.#suspectSince === 0) {
+        this.#suspectSince = now;
+        this.#armHeartbeat(0); // let queued frames be read, then look again
+        return;
+      }
       this.#abandonSocket('heartbeat timeout');
       return;
     }
+    this.#suspectSince = 0;
     if (now >= this.#nextPingAt) {
       this.#send({ op: 'ping' });
-      this.#nextPingAt = now + this.#pingIntervalMs;
+      this.#nextPingAt = now + interval;
     }
     this.#armHeartbeat();
   }

@@ -316,6 +316,9 @@ function openJob(jobId, snapshot) {
       // The stream may already be ahead of this snapshot: keep its state.
       const streamed = self.job;
       self.job = { ...job, ...(streamed && streamed.last_seq > job.last_seq ? pickLive(streamed) : {}) };
+      // The broker's job JSON names the worker only while the job runs (null
+      // once it finished); the replayed `running` state event still knows it.
+      if (!self.job.worker && streamed?.worker) self.job.worker = streamed.worker;
       renderJobHead(self);
       prepareStages(self);
     },
