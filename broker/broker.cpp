@@ -8,15 +8,16 @@
 #include "web/blocking_pool.hpp"
 #include "web/http_server.hpp"
 #include "web/hub.hpp"
-#include "web/stream_session.hpp"
 #include "web/rest_api.hpp"
 #include "web/static_assets.hpp"
+#include "web/stream_session.hpp"
 
 namespace jobcast::broker {
 
 class Broker::Impl {
-public:
-    explicit Impl(BrokerConfig config) : config_(std::move(config)), log_(module_logger("broker")) {}
+  public:
+    explicit Impl(BrokerConfig config)
+        : config_(std::move(config)), log_(module_logger("broker")) {}
 
     void start() {
         // The commit listener runs on the writer thread after COMMIT: only
@@ -32,7 +33,8 @@ public:
 
         pool_ = std::make_unique<web::BlockingPool>(4);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
-            hub_, *store_, [this](std::function<void()> task) { return pool_->post(std::move(task)); },
+            hub_, *store_,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             config_.streaming, stream_stats_});
 
         web::RestConfig rest;
@@ -41,15 +43,17 @@ public:
         rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
             http_->schedule(delay, std::move(task));
         };
-        rest_ = std::make_unique<web::RestApi>(
-            *store_, rest, [this](std::function<void()> task) { return pool_->post(std::move(task)); });
+        rest_ = std::make_unique<web::RestApi>(*store_, rest, [this](std::function<void()> task) {
+            return pool_->post(std::move(task));
+        });
 
         web::HttpConfig http;
         http.listen = config_.http;
         http.io_threads = static_cast<std::size_t>(config_.http_threads);
         http.body_limit = config_.max_body_bytes;
         http_ = std::make_unique<web::HttpServer>(
-            http, [this](web::HttpRequest request, web::Reply reply) {
+            http,
+            [this](web::HttpRequest request, web::Reply reply) {
                 if (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0) {
                     serve_metrics(request, std::move(reply));
                 } else if (auto asset = web::static_asset(request.method, request.target)) {
@@ -65,7 +69,8 @@ public:
         metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
         metrics_.watch_http([this] {
             std::vector<std::tuple<std::string, int, std::uint64_t>> out;
-            for (auto& c : http_->request_counts()) out.emplace_back(c.route, c.code, c.count);
+            for (auto& c : http_->request_counts())
+                out.emplace_back(c.route, c.code, c.count);
             return out;
         });
 
@@ -77,7 +82,9 @@ public:
 
     void serve_metrics(const web::HttpRequest& request, web::Reply reply) {
         if (request.method != "GET") {
-            reply({405, "application/json", R"({"error":{"code":"method_not_allowed","message":"use GET"}})",
+            reply({405,
+                   "application/json",
+                   R"({"error":{"code":"method_not_allowed","message":"use GET"}})",
                    {{"Allow", "GET"}}});
             return;
         }
@@ -86,7 +93,10 @@ public:
         if (!pool_->post([this, shared] {
                 (*shared)({200, "text/plain; version=0.0.4", metrics_.scrape(), {}});
             })) {
-            (*shared)({503, "application/json", R"({"error":{"code":"busy","message":"try again"}})", {}});
+            (*shared)({503,
+                       "application/json",
+                       R"({"error":{"code":"busy","message":"try again"}})",
+                       {}});
         }
     }
 
@@ -121,10 +131,20 @@ public:
 };
 
 Broker::Broker(BrokerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
-Broker::~Broker() { impl_->stop(); }
-void Broker::start() { impl_->start(); }
-void Broker::stop() { impl_->stop(); }
-std::string Broker::http_endpoint() const { return impl_->http_->bound_endpoint(); }
-std::string Broker::zmq_endpoint() const { return impl_->gateway_owner_->endpoint(); }
+Broker::~Broker() {
+    impl_->stop();
+}
+void Broker::start() {
+    impl_->start();
+}
+void Broker::stop() {
+    impl_->stop();
+}
+std::string Broker::http_endpoint() const {
+    return impl_->http_->bound_endpoint();
+}
+std::string Broker::zmq_endpoint() const {
+    return impl_->gateway_owner_->endpoint();
+}
 
 }  // namespace jobcast::broker

@@ -12,7 +12,7 @@
 namespace jobcast::broker {
 
 class Broker {
-public:
+  public:
     explicit Broker(BrokerConfig config);
     ~Broker();
     Broker(const Broker&) = delete;
@@ -26,7 +26,7 @@ public:
     std::string http_endpoint() const;
     std::string zmq_endpoint() const;
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -20,12 +20,18 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* wh
     }
     std::string unit = text.substr(pos);
     double ms = 0;
-    if (unit.empty() || unit == "s") ms = value * 1000;
-    else if (unit == "ms") ms = value;
-    else if (unit == "m") ms = value * 60'000;
-    else if (unit == "h") ms = value * 3'600'000;
-    else if (unit == "d") ms = value * 86'400'000;
-    else throw ConfigError(std::string("--") + what + ": unknown unit in '" + text + "'");
+    if (unit.empty() || unit == "s")
+        ms = value * 1000;
+    else if (unit == "ms")
+        ms = value;
+    else if (unit == "m")
+        ms = value * 60'000;
+    else if (unit == "h")
+        ms = value * 3'600'000;
+    else if (unit == "d")
+        ms = value * 86'400'000;
+    else
+        throw ConfigError(std::string("--") + what + ": unknown unit in '" + text + "'");
     if (ms < 0) throw ConfigError(std::string("--") + what + ": must not be negative");
     return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
@@ -95,8 +101,9 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
                                             if (env.rfind("JOBCAST_", 0) != 0) return "";
                                             std::string name = env.substr(8);
                                             for (auto& ch : name) {
-                                                ch = ch == '_' ? '-' : static_cast<char>(
-                                                                           std::tolower(ch));
+                                                ch = ch == '_'
+                                                         ? '-'
+                                                         : static_cast<char>(std::tolower(ch));
                                             }
                                             return desc.find_nothrow(name, false) ? name : "";
                                         }),
@@ -109,9 +116,12 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
         std::cout << desc << "\n";
         return std::nullopt;
     }
-    if (durability == "normal") c.store.durability = store::Durability::normal;
-    else if (durability == "full") c.store.durability = store::Durability::full;
-    else throw ConfigError("--durability must be normal or full, not '" + durability + "'");
+    if (durability == "normal")
+        c.store.durability = store::Durability::normal;
+    else if (durability == "full")
+        c.store.durability = store::Durability::full;
+    else
+        throw ConfigError("--durability must be normal or full, not '" + durability + "'");
     c.store.retention = parse_duration(retention, "retention");
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
@@ -119,7 +129,8 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     if (c.streaming.keepalive < std::chrono::milliseconds(100)) {
         throw ConfigError("--keepalive must be at least 100ms");
     }
-    if (c.streaming.max_queue_bytes < 4096) throw ConfigError("--client-queue-bytes must be >= 4096");
+    if (c.streaming.max_queue_bytes < 4096)
+        throw ConfigError("--client-queue-bytes must be >= 4096");
     if (c.streaming.replay_page < 1) throw ConfigError("--replay-page must be at least 1");
     if (c.gateway.heartbeat < std::chrono::milliseconds(10)) {
         throw ConfigError("--heartbeat must be at least 10ms");
@@ -136,8 +147,8 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
         throw ConfigError("--log-format must be text or json");
     }
     // Endpoints with port 0 are spelled '*' in ZeroMQ.
-    if (auto p = c.gateway.endpoint.rfind(":0"); p != std::string::npos &&
-                                                 p + 2 == c.gateway.endpoint.size()) {
+    if (auto p = c.gateway.endpoint.rfind(":0");
+        p != std::string::npos && p + 2 == c.gateway.endpoint.size()) {
         c.gateway.endpoint.replace(p + 1, 1, "*");
     }
     return c;

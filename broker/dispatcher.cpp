@@ -107,7 +107,8 @@ std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
 std::vector<PeerId> Dispatcher::peers() const {
     std::vector<PeerId> out;
     out.reserve(workers_.size());
-    for (const auto& [peer, w] : workers_) out.push_back(peer);
+    for (const auto& [peer, w] : workers_)
+        out.push_back(peer);
     return out;
 }
 
@@ -178,7 +179,9 @@ void Dispatcher::lease_granted(const std::string& job, int attempt) {
     if (it != leases_.end()) it->second.attempt = attempt;
 }
 
-void Dispatcher::lease_refused(const std::string& job) { end_lease(job); }
+void Dispatcher::lease_refused(const std::string& job) {
+    end_lease(job);
+}
 
 void Dispatcher::adopt_orphan(const std::string& job, int attempt, const std::string& worker,
                               Clock::time_point now) {

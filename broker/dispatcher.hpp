@@ -21,7 +21,7 @@ using Clock = std::chrono::steady_clock;
 using PeerId = std::string;  // the ZeroMQ routing id of a worker's connection
 
 struct QueuedJob {
-    std::string job;   // ULID: sorts by age
+    std::string job;  // ULID: sorts by age
     std::string type;
     int priority = 0;
 };
@@ -47,7 +47,7 @@ struct HelloOutcome {
 };
 
 class Dispatcher {
-public:
+  public:
     explicit Dispatcher(std::chrono::milliseconds lease_timeout) : lease_timeout_(lease_timeout) {}
 
     // ---- workers ----
@@ -89,7 +89,7 @@ public:
     std::size_t queue_depth() const { return queued_index_.size(); }
     std::size_t lease_count() const { return leases_.size(); }
 
-private:
+  private:
     struct Order {  // priority desc, then id asc (older first)
         bool operator()(const QueuedJob& a, const QueuedJob& b) const {
             if (a.priority != b.priority) return a.priority > b.priority;

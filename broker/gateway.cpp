@@ -39,7 +39,7 @@ std::string hex(const std::string& bytes) {
 }  // namespace
 
 class Gateway::Impl {
-public:
+  public:
     Impl(GatewayConfig config, store::Store& store)
         : config_(std::move(config)),
           store_(store),
@@ -89,7 +89,7 @@ public:
 
     const GatewayStats& stats() const { return stats_; }
 
-private:
+  private:
     struct LeaseResult {
         std::string job;
         store::WriteStatus status;
@@ -126,8 +126,8 @@ private:
         while (running_) {
             zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                        {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
-            auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick -
-                                                                              Clock::now());
+            auto wait =
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now());
             if (!pending_.empty()) wait = std::chrono::milliseconds(1);
             try {
                 zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
@@ -251,14 +251,16 @@ private:
     void on_hello(const PeerId& peer, const proto::Hello& hello, Clock::time_point now,
                   std::vector<store::WriteOp>& ops) {
         std::vector<std::pair<std::string, int>> inflight;
-        for (const auto& f : hello.inflight) inflight.emplace_back(f.job, f.attempt);
-        auto out = dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity, inflight, now);
+        for (const auto& f : hello.inflight)
+            inflight.emplace_back(f.job, f.attempt);
+        auto out =
+            dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity, inflight, now);
         send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count())});
-        for (const auto& job : out.refused) send(peer, proto::Reject{job, "lease"});
+        for (const auto& job : out.refused)
+            send(peer, proto::Reject{job, "lease"});
         for (const auto& lost : out.lost) {
-            ops.push_back(store::RequeueJob{lost.job, lost.attempt,
-                                            "worker " + lost.worker + " dropped the job",
-                                            unix_ms()});
+            ops.push_back(store::RequeueJob{
+                lost.job, lost.attempt, "worker " + lost.worker + " dropped the job", unix_ms()});
         }
         if (out.replaced) pending_.erase(*out.replaced);
         // A cancel asked for while the worker was away must still reach it.
@@ -266,9 +268,8 @@ private:
             if (cancel_deadlines_.count(job)) send(peer, proto::Cancel{job});
         }
         stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
-        log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}",
-                   hello.worker, hello.types.size(), hello.capacity, out.resumed.size(),
-                   out.refused.size());
+        log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}", hello.worker,
+                   hello.types.size(), hello.capacity, out.resumed.size(), out.refused.size());
     }
 
     // ---- writer -> gateway ----
@@ -286,8 +287,10 @@ private:
         if (acks.empty() && changes.empty() && leases.empty()) return;
         send_acks(acks);  // before the changes: a finished job's holder is still known
         std::vector<store::WriteOp> ops;
-        for (auto& result : leases) on_lease_result(result, ops);
-        for (const Job& job : changes) on_job_change(job);
+        for (auto& result : leases)
+            on_lease_result(result, ops);
+        for (const Job& job : changes)
+            on_job_change(job);
         if (!ops.empty()) store_.submit_many(std::move(ops));
         stats_.queue_depth = static_cast<std::int64_t>(dispatcher_.queue_depth());
     }
@@ -398,7 +401,8 @@ private:
     }
 
     void tick(Clock::time_point now) {
-        for (const auto& peer : dispatcher_.peers()) send(peer, proto::Heartbeat{});
+        for (const auto& peer : dispatcher_.peers())
+            send(peer, proto::Heartbeat{});
         std::vector<store::WriteOp> ops;
         for (const auto& lost : dispatcher_.expire(now)) {
             stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
@@ -442,8 +446,8 @@ private:
     // False when the peer's pipe is full (retry later); a vanished peer is dropped.
     bool try_send(const PeerId& peer, const std::string& frame) {
         try {
-            auto sent = router_.send(zmq::buffer(peer), zmq::send_flags::sndmore |
-                                                            zmq::send_flags::dontwait);
+            auto sent = router_.send(zmq::buffer(peer),
+                                     zmq::send_flags::sndmore | zmq::send_flags::dontwait);
             if (!sent) return false;
             router_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
             return true;
@@ -459,7 +463,8 @@ private:
     void flush_pending() {
         for (auto it = pending_.begin(); it != pending_.end();) {
             auto& queue = it->second;
-            while (!queue.empty() && try_send(it->first, queue.front())) queue.pop_front();
+            while (!queue.empty() && try_send(it->first, queue.front()))
+                queue.pop_front();
             it = queue.empty() ? pending_.erase(it) : std::next(it);
         }
     }
@@ -508,10 +513,20 @@ private:
 Gateway::Gateway(GatewayConfig config, store::Store& store)
     : impl_(std::make_unique<Impl>(std::move(config), store)) {}
 Gateway::~Gateway() = default;
-void Gateway::start() { impl_->start(); }
-std::string Gateway::endpoint() const { return impl_->endpoint(); }
-void Gateway::on_commit(const store::CommittedBatch& batch) { impl_->on_commit(batch); }
-void Gateway::stop() { impl_->stop(); }
-const GatewayStats& Gateway::stats() const { return impl_->stats(); }
+void Gateway::start() {
+    impl_->start();
+}
+std::string Gateway::endpoint() const {
+    return impl_->endpoint();
+}
+void Gateway::on_commit(const store::CommittedBatch& batch) {
+    impl_->on_commit(batch);
+}
+void Gateway::stop() {
+    impl_->stop();
+}
+const GatewayStats& Gateway::stats() const {
+    return impl_->stats();
+}
 
 }  // namespace jobcast::broker

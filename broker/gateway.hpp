@@ -20,10 +20,10 @@ namespace jobcast::broker {
 struct GatewayConfig {
     std::string endpoint = "tcp://127.0.0.1:5555";
     std::chrono::milliseconds heartbeat{1000};
-    int liveness = 3;                          // missed heartbeats before a lease is lost
+    int liveness = 3;                                // missed heartbeats before a lease is lost
     std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force
     proto::DecodeLimits limits;
-    std::size_t max_pending_sends = 100'000;   // per worker, beyond ZeroMQ's HWM
+    std::size_t max_pending_sends = 100'000;  // per worker, beyond ZeroMQ's HWM
 };
 
 // Counters the metrics module reads (relaxed atomics; written by the gateway thread).
@@ -31,16 +31,16 @@ struct GatewayStats {
     std::atomic<std::uint64_t> messages_in{0};
     std::atomic<std::uint64_t> rejected_malformed{0};  // undecodable frames
     std::atomic<std::uint64_t> rejected_oversize{0};
-    std::atomic<std::uint64_t> rejected_lease{0};      // not the holder of the job's lease
+    std::atomic<std::uint64_t> rejected_lease{0};         // not the holder of the job's lease
     std::atomic<std::uint64_t> rejected_unknown_peer{0};  // no hello yet
-    std::atomic<std::uint64_t> duplicates{0};          // wseq already committed
+    std::atomic<std::uint64_t> duplicates{0};             // wseq already committed
     std::atomic<std::uint64_t> leases_lost{0};
     std::atomic<std::int64_t> workers{0};
     std::atomic<std::int64_t> queue_depth{0};
 };
 
 class Gateway {
-public:
+  public:
     Gateway(GatewayConfig config, store::Store& store);
     ~Gateway();
     Gateway(const Gateway&) = delete;
@@ -58,7 +58,7 @@ public:
 
     const GatewayStats& stats() const;
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -19,8 +19,8 @@ namespace jobcast::broker {
 namespace {
 
 prometheus::Histogram::BucketBoundaries latency_buckets() {
-    return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-            2.5};
+    return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+            0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 }
 
 // A prometheus counter that mirrors a monotonically increasing number kept elsewhere.
@@ -32,7 +32,7 @@ void mirror(prometheus::Counter& counter, std::uint64_t total) {
 }  // namespace
 
 class Metrics::Impl {
-public:
+  public:
     Impl()
         : registry_(std::make_shared<prometheus::Registry>()),
           ingested_(prometheus::BuildCounter()
@@ -44,12 +44,13 @@ public:
                               .Help("Time to apply and commit one group-commit transaction")
                               .Register(*registry_)
                               .Add({}, latency_buckets())),
-          batch_events_(prometheus::BuildHistogram()
-                            .Name("jobcast_store_batch_events")
-                            .Help("Events per group-commit transaction")
-                            .Register(*registry_)
-                            .Add({}, prometheus::Histogram::BucketBoundaries{
-                                         1, 4, 16, 64, 256, 1024, 4096, 16384, 65536})),
+          batch_events_(
+              prometheus::BuildHistogram()
+                  .Name("jobcast_store_batch_events")
+                  .Help("Events per group-commit transaction")
+                  .Register(*registry_)
+                  .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 16, 64, 256, 1024, 4096,
+                                                                   16384, 65536})),
           jobs_(prometheus::BuildGauge()
                     .Name("jobcast_jobs")
                     .Help("Jobs in the store, by state")
@@ -105,7 +106,8 @@ public:
     void on_commit(const store::CommittedBatch& batch) {
         std::array<std::uint64_t, 6> by_kind{};
         for (const auto& job : batch.events) {
-            for (const auto& e : job.events) ++by_kind[static_cast<std::size_t>(e.kind)];
+            for (const auto& e : job.events)
+                ++by_kind[static_cast<std::size_t>(e.kind)];
         }
         for (std::size_t k = 0; k < by_kind.size(); ++k) {
             if (by_kind[k]) ingested_by_kind_[k]->Increment(static_cast<double>(by_kind[k]));
@@ -135,22 +137,23 @@ public:
                          MetricType type) {
             prometheus::ClientMetric m;
             m.label = std::move(labels);
-            if (type == MetricType::Counter) m.counter.value = value;
-            else m.gauge.value = value;
+            if (type == MetricType::Counter)
+                m.counter.value = value;
+            else
+                m.gauge.value = value;
             return m;
         };
         auto connections = family("jobcast_connections", "Open streaming connections, by transport",
                                   MetricType::Gauge);
-        auto delivered = family("jobcast_events_delivered_total",
-                                "Events written to client sockets, by transport",
-                                MetricType::Counter);
+        auto delivered =
+            family("jobcast_events_delivered_total",
+                   "Events written to client sockets, by transport", MetricType::Counter);
         for (std::size_t t = 0; t < web::kTransports; ++t) {
-            connections.metric.push_back(sample(
-                static_cast<double>(streams_->connections[t].load()),
-                {{"transport", transports[t]}}, MetricType::Gauge));
+            connections.metric.push_back(
+                sample(static_cast<double>(streams_->connections[t].load()),
+                       {{"transport", transports[t]}}, MetricType::Gauge));
             delivered.metric.push_back(sample(static_cast<double>(streams_->delivered[t].load()),
-                                              {{"transport", transports[t]}},
-                                              MetricType::Counter));
+                                              {{"transport", transports[t]}}, MetricType::Counter));
         }
         out.push_back(std::move(connections));
         out.push_back(std::move(delivered));
@@ -180,9 +183,9 @@ public:
         scalar("jobcast_ws_op_errors_total", "Error frames sent in answer to client ops",
                MetricType::Counter, static_cast<double>(streams_->op_errors.load()));
 
-        auto latency = family("jobcast_event_delivery_latency_seconds",
-                              "Worker timestamp to written to the client socket",
-                              MetricType::Histogram);
+        auto latency =
+            family("jobcast_event_delivery_latency_seconds",
+                   "Worker timestamp to written to the client socket", MetricType::Histogram);
         prometheus::ClientMetric h;
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < web::kLatencyBuckets.size(); ++i) {
@@ -209,7 +212,8 @@ public:
             mirror(*rejected_duplicate_, gateway_->duplicates.load());
         }
         if (job_counts_) {
-            for (auto* g : jobs_by_state_) g->Set(0);
+            for (auto* g : jobs_by_state_)
+                g->Set(0);
             for (const auto& [state, n] : job_counts_()) {
                 jobs_by_state_[static_cast<std::size_t>(state)]->Set(static_cast<double>(n));
             }
@@ -219,10 +223,11 @@ public:
                 auto key = std::make_pair(route, code);
                 auto it = http_by_route_.find(key);
                 if (it == http_by_route_.end()) {
-                    it = http_by_route_
-                             .emplace(key, &http_.Add({{"route", route},
-                                                       {"code", std::to_string(code)}}))
-                             .first;
+                    it =
+                        http_by_route_
+                            .emplace(key,
+                                     &http_.Add({{"route", route}, {"code", std::to_string(code)}}))
+                            .first;
                 }
                 mirror(*it->second, total);
             }
@@ -264,8 +269,12 @@ public:
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
 Metrics::~Metrics() = default;
-void Metrics::on_commit(const store::CommittedBatch& batch) { impl_->on_commit(batch); }
-void Metrics::watch_gateway(const GatewayStats* stats) { impl_->gateway_ = stats; }
+void Metrics::on_commit(const store::CommittedBatch& batch) {
+    impl_->on_commit(batch);
+}
+void Metrics::watch_gateway(const GatewayStats* stats) {
+    impl_->gateway_ = stats;
+}
 void Metrics::watch_streams(const web::StreamStats* stats,
                             std::function<std::size_t()> subscriptions) {
     impl_->streams_ = stats;
@@ -279,6 +288,8 @@ void Metrics::watch_http(
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f) {
     impl_->http_counts_ = std::move(f);
 }
-std::string Metrics::scrape() { return impl_->scrape(); }
+std::string Metrics::scrape() {
+    return impl_->scrape();
+}
 
 }  // namespace jobcast::broker

@@ -16,7 +16,7 @@ namespace jobcast::broker {
 struct GatewayStats;
 
 class Metrics {
-public:
+  public:
     Metrics();
     ~Metrics();
 
@@ -32,7 +32,7 @@ public:
     // Prometheus text exposition format 0.0.4.
     std::string scrape();
 
-private:
+  private:
     class Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -2,8 +2,8 @@
 // share the process-wide level and pattern that main() sets.
 #pragma once
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -15,7 +15,7 @@ namespace jobcast {
 namespace detail {
 // The message as the inside of a JSON string literal, for --log-format json.
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
         static const char* hex = "0123456789abcdef";
@@ -57,8 +57,8 @@ inline void configure_logging(const std::string& level, const std::string& forma
     }
     spdlog::set_level(lvl);
     if (format == "json") {
-        auto formatter = std::make_unique<spdlog::pattern_formatter>(
-            spdlog::pattern_time_type::utc, std::string("\n"));
+        auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc,
+                                                                     std::string("\n"));
         formatter->add_flag<detail::JsonEscapedMessage>('*').set_pattern(
             R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%*"})");
         spdlog::set_formatter(std::move(formatter));

@@ -26,9 +26,9 @@ enum class Durability { normal, full };  // synchronous=NORMAL (process crash) /
 struct StoreConfig {
     std::string path = "./jobcast.db";  // ":memory:" is not supported (readers need the file)
     Durability durability = Durability::normal;
-    std::size_t max_batch_ops = 8192;       // group-commit cap: ops per transaction
-    std::size_t max_queue_ops = 65536;      // submit() blocks beyond this (backpressure)
-    std::size_t block_max_events = 256;     // events packed per stored block
+    std::size_t max_batch_ops = 8192;    // group-commit cap: ops per transaction
+    std::size_t max_queue_ops = 65536;   // submit() blocks beyond this (backpressure)
+    std::size_t block_max_events = 256;  // events packed per stored block
     std::size_t read_connections = 4;
     std::chrono::milliseconds retention{0};  // 0 = keep forever
     std::chrono::milliseconds retention_interval{60'000};
@@ -88,8 +88,8 @@ struct CancelJob {
     UnixMs now = 0;
 };
 
-using WriteOp =
-    std::variant<CreateJob, LeaseJob, AppendChunk, SaveCheckpoint, FinishJob, RequeueJob, CancelJob>;
+using WriteOp = std::variant<CreateJob, LeaseJob, AppendChunk, SaveCheckpoint, FinishJob,
+                             RequeueJob, CancelJob>;
 
 enum class WriteStatus {
     ok,
@@ -102,9 +102,9 @@ std::string_view to_string(WriteStatus status);
 
 struct WriteResult {
     WriteStatus status = WriteStatus::ok;
-    std::string message;         // why, for conflict/gap/not_found
-    std::optional<Job> job;      // the job after the op (lifecycle ops; chunk ops on ok)
-    bool created = false;        // CreateJob: false when the idempotency key matched
+    std::string message;           // why, for conflict/gap/not_found
+    std::optional<Job> job;        // the job after the op (lifecycle ops; chunk ops on ok)
+    bool created = false;          // CreateJob: false when the idempotency key matched
     std::uint64_t acked_wseq = 0;  // the job's committed wseq for this attempt, after the op
 };
 
@@ -151,7 +151,7 @@ struct ListPage {
 };
 
 class JobStore {
-public:
+  public:
     virtual ~JobStore() = default;
     virtual std::optional<Job> get(std::string_view id) = 0;
     virtual ListPage list(const ListQuery& query) = 0;
@@ -161,7 +161,7 @@ public:
 };
 
 class EventLog {
-public:
+  public:
     virtual ~EventLog() = default;
     // Events with seq > after, in seq order, at most `limit`.
     virtual std::vector<Event> read(std::string_view job, std::uint64_t after,
@@ -173,7 +173,7 @@ public:
 // ---- the store -------------------------------------------------------------
 
 class Store {
-public:
+  public:
     using CommitListener = std::function<void(CommittedBatch&)>;  // writer thread, after COMMIT
 
     // Opens (creating if needed) and migrates the database, starts the writer

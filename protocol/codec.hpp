@@ -12,15 +12,15 @@
 namespace jobcast::proto {
 
 enum class DecodeErrorCode {
-    oversize,         // frame larger than the configured limit
-    malformed,        // not msgpack, truncated, or trailing bytes after the map
-    not_a_map,        // top level is not a map
-    bad_version,      // "v" missing or not 1
-    unknown_type,     // "t" missing or not a message of this direction
-    missing_field,    // a required field is absent
-    wrong_type,       // a field has the wrong msgpack type or is out of range
-    too_deep,         // nesting deeper than the limit
-    invalid_utf8,     // a string is not valid UTF-8
+    oversize,       // frame larger than the configured limit
+    malformed,      // not msgpack, truncated, or trailing bytes after the map
+    not_a_map,      // top level is not a map
+    bad_version,    // "v" missing or not 1
+    unknown_type,   // "t" missing or not a message of this direction
+    missing_field,  // a required field is absent
+    wrong_type,     // a field has the wrong msgpack type or is out of range
+    too_deep,       // nesting deeper than the limit
+    invalid_utf8,   // a string is not valid UTF-8
 };
 
 std::string_view to_string(DecodeErrorCode code);

@@ -28,9 +28,9 @@ std::string_view to_string(EventKind kind);
 std::optional<EventKind> parse_event_kind(std::string_view text);
 
 struct Job {
-    std::string id;      // time-sortable, unique forever (ULID)
-    std::string type;    // "llm.generate", "research", "exec", ...
-    std::string owner;   // token subject; "anonymous" when auth is off
+    std::string id;             // time-sortable, unique forever (ULID)
+    std::string type;           // "llm.generate", "research", "exec", ...
+    std::string owner;          // token subject; "anonymous" when auth is off
     std::string params = "{}";  // JSON object text
     int priority = 0;           // higher runs first
     JobState state = JobState::queued;

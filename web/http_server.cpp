@@ -223,12 +223,13 @@ void HttpServer::stop() {
         impl.accept_retry.cancel();
     });
     // Streams are told to reconnect elsewhere-or-later (1012) and resume.
-    for (auto& stream : impl.shared->live_streams()) stream->request_close(1012);
+    for (auto& stream : impl.shared->live_streams())
+        stream->request_close(1012);
     // Idle connections close now; busy ones after their response.
     impl.notify_sessions(false);
     bool drained = impl.wait_until(
         [&] { return impl.shared->live_sessions() == 0 && impl.shared->live_streams().empty(); },
-                                   impl.shared->config.stop_timeout);
+        impl.shared->config.stop_timeout);
     if (!drained) {
         log().warn("http stop: closing connections still open after {} ms sessions={}",
                    impl.shared->config.stop_timeout.count(), impl.shared->live_sessions());

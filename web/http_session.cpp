@@ -267,14 +267,14 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
     }
 }
 
-bool HttpSession::dispatch_stream(HttpRequest& request,
-                                  http::request<http::string_body>& message) {
+bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::string_body>& message) {
     std::string_view target = request.target;
     std::string_view path = target.substr(0, target.find('?'));
     bool upgrade = websocket::is_upgrade(message);
     if (path == "/v1/ws") {
         if (!upgrade) {
-            send(HttpResponse{426, "application/json",
+            send(HttpResponse{426,
+                              "application/json",
                               json::error_body("upgrade_required", "GET /v1/ws is a WebSocket"),
                               {{"Upgrade", "websocket"}}});
             return true;
@@ -306,8 +306,10 @@ bool HttpSession::dispatch_stream(HttpRequest& request,
     } else if (auto q = target.find('?'); q != std::string_view::npos) {
         auto query = QueryParams::parse(target.substr(q + 1));
         if (!query) {
-            send(HttpResponse{400, "application/json",
-                              json::error_body("invalid_request", "malformed query string"), {}});
+            send(HttpResponse{400,
+                              "application/json",
+                              json::error_body("invalid_request", "malformed query string"),
+                              {}});
             return true;
         }
         if (auto value = query->get("after")) after_text = std::string(*value);
@@ -317,10 +319,12 @@ bool HttpSession::dispatch_stream(HttpRequest& request,
         auto [end, ec] =
             std::from_chars(after_text->data(), after_text->data() + after_text->size(), after);
         if (ec != std::errc{} || end != after_text->data() + after_text->size()) {
-            send(HttpResponse{400, "application/json",
-                              json::error_body("invalid_request",
-                                               "after / Last-Event-ID must be a non-negative integer"),
-                              {}});
+            send(HttpResponse{
+                400,
+                "application/json",
+                json::error_body("invalid_request",
+                                 "after / Last-Event-ID must be a non-negative integer"),
+                {}});
             return true;
         }
     }
@@ -347,11 +351,11 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
             }
             if (after > found->last_seq) {
                 return self->send(HttpResponse{
-                    400, "application/json",
-                    json::error_body("invalid_request",
-                                     "after=" + std::to_string(after) +
-                                         " is beyond the job's last seq " +
-                                         std::to_string(found->last_seq)),
+                    400,
+                    "application/json",
+                    json::error_body("invalid_request", "after=" + std::to_string(after) +
+                                                            " is beyond the job's last seq " +
+                                                            std::to_string(found->last_seq)),
                     {}});
             }
             self->shared_->counter.add(self->route_, 200);
@@ -361,7 +365,8 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
         });
     });
     if (!queued) {
-        send(HttpResponse{503, "application/json",
+        send(HttpResponse{503,
+                          "application/json",
                           json::error_body("busy", "the broker is busy; try again"),
                           {{"Retry-After", "1"}}});
     }

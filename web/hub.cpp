@@ -42,7 +42,9 @@ std::string sse_text(const std::string& job, const std::vector<Event>& events, s
 
 Hub::Hub() : thread_([this] { run(); }) {}
 
-Hub::~Hub() { stop(); }
+Hub::~Hub() {
+    stop();
+}
 
 void Hub::stop() {
     {
@@ -132,9 +134,11 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
             sse |= entry.format == WireFormat::sse;
         }
         // Serialized once per format, shared by every subscriber.
-        if (ws) p->ws_frame = std::make_shared<const std::string>(websocket_frame(p->job, p->events));
+        if (ws)
+            p->ws_frame = std::make_shared<const std::string>(websocket_frame(p->job, p->events));
         if (sse) p->sse_chunk = std::make_shared<const std::string>(sse_text(p->job, p->events));
-        for (const auto& e : p->events) p->bytes += e.data.size() + 64;
+        for (const auto& e : p->events)
+            p->bytes += e.data.size() + 64;
         PublishedPtr shared = std::move(p);
 
         for (const auto& entry : job_sinks) {

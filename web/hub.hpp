@@ -28,14 +28,14 @@ namespace jobcast::web {
 enum class WireFormat : std::uint8_t { websocket = 1, sse = 2, none = 0 };
 
 class LiveSink {
-public:
+  public:
     virtual ~LiveSink() = default;
     // Called on the hub thread; must not block (post to your own strand).
     virtual void deliver(const PublishedPtr& published) = 0;
 };
 
 class Hub {
-public:
+  public:
     Hub();
     ~Hub();
     Hub(const Hub&) = delete;
@@ -46,7 +46,8 @@ public:
 
     // Live events of one job. The sink is held weakly: a session that is gone
     // simply stops receiving. Subscribe before reading the store (see Subscription).
-    void subscribe(const std::string& job, const std::shared_ptr<LiveSink>& sink, WireFormat format);
+    void subscribe(const std::string& job, const std::shared_ptr<LiveSink>& sink,
+                   WireFormat format);
     void unsubscribe(const std::string& job, const LiveSink* sink);
     // State events of every job of `owner` (the "jobs" feed).
     void subscribe_feed(const std::string& owner, const std::shared_ptr<LiveSink>& sink,
@@ -58,7 +59,7 @@ public:
     void drain();
     void stop();
 
-private:
+  private:
     struct Entry {
         std::weak_ptr<LiveSink> sink;
         const LiveSink* key;
@@ -89,6 +90,7 @@ private:
 // The wire formats of a batch of one job's events.
 std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
                             std::size_t skip = 0);
-std::string sse_text(const std::string& job, const std::vector<Event>& events, std::size_t skip = 0);
+std::string sse_text(const std::string& job, const std::vector<Event>& events,
+                     std::size_t skip = 0);
 
 }  // namespace jobcast::web

@@ -8,8 +8,8 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
-#include "web/log.hpp"
 #include "web/hub.hpp"
+#include "web/log.hpp"
 #include "web/query.hpp"
 
 namespace jobcast::web {
@@ -419,10 +419,14 @@ void RestApi::job_events(const HttpRequest& request, std::string job_id, const Q
 // One waiting long-poll: answered by the first commit for its job, by its
 // timer, or by shutdown — whichever comes first, exactly once.
 class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
-public:
+  public:
     LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
              std::size_t limit, Reply reply)
-        : api_(api), job_(std::move(job)), owner_(std::move(owner)), after_(after), limit_(limit),
+        : api_(api),
+          job_(std::move(job)),
+          owner_(std::move(owner)),
+          after_(after),
+          limit_(limit),
           reply_(std::move(reply)) {}
 
     void deliver(const PublishedPtr&) override { fire(); }
@@ -459,11 +463,9 @@ public:
         }
     }
 
-    void answer_busy() {
-        reply_(error_response(503, "busy", "the broker is busy; try again"));
-    }
+    void answer_busy() { reply_(error_response(503, "busy", "the broker is busy; try again")); }
 
-private:
+  private:
     RestApi& api_;
     std::string job_, owner_;
     std::uint64_t after_;
@@ -502,7 +504,8 @@ void RestApi::release_long_polls() {
             if (auto p = weak.lock()) polls.push_back(std::move(p));
         }
     }
-    for (auto& p : polls) p->fire();
+    for (auto& p : polls)
+        p->fire();
 }
 
 }  // namespace jobcast::web

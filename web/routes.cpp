@@ -80,7 +80,8 @@ std::string_view route_label(std::string_view target) {
     if (path == "/metrics") return "/metrics";
     if (path == "/v1/ws") return "/v1/ws";
     // The UI's files: one label for all of them.
-    if (path == "/" || path.rfind("/client/", 0) == 0 || path.find('/', 1) == std::string_view::npos) {
+    if (path == "/" || path.rfind("/client/", 0) == 0 ||
+        path.find('/', 1) == std::string_view::npos) {
         if (path.rfind("/v1", 0) != 0) return "/ (ui)";
     }
     return kUnmatchedRoute;

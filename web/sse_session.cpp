@@ -17,7 +17,7 @@ namespace net = boost::asio;
 namespace {
 
 class SseSession final : public StreamSession {
-public:
+  public:
     SseSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
                std::string remote, std::string job, std::uint64_t after)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
@@ -38,7 +38,8 @@ public:
             "X-Accel-Buffering: no\r\n"
             "Connection: close\r\n"
             "Server: jobcast\r\n";
-        for (const auto& [name, value] : extra_headers) head += name + ": " + value + "\r\n";
+        for (const auto& [name, value] : extra_headers)
+            head += name + ": " + value + "\r\n";
         // The first bytes tell EventSource how soon to reconnect.
         head += "\r\nretry: 1000\n\n";
         enqueue_control(std::move(head));
@@ -51,7 +52,7 @@ public:
         net::post(strand_, [self = self()] { self->finish(); });
     }
 
-private:
+  private:
     std::shared_ptr<SseSession> self() {
         return std::static_pointer_cast<SseSession>(shared_from_this());
     }
@@ -59,11 +60,11 @@ private:
     // The client never speaks after its request; a read completes only when it
     // goes away (EOF or reset), which ends the session.
     void watch_peer() {
-        stream_.socket().async_read_some(
-            net::buffer(sink_), [self = self()](beast::error_code ec, std::size_t) {
-                if (ec) return self->fail(ec, "read");
-                self->watch_peer();
-            });
+        stream_.socket().async_read_some(net::buffer(sink_),
+                                         [self = self()](beast::error_code ec, std::size_t) {
+                                             if (ec) return self->fail(ec, "read");
+                                             self->watch_peer();
+                                         });
     }
 
     void schedule_heartbeat() {

@@ -15,11 +15,9 @@ namespace jobcast::web {
 
 // Takes over a connection whose request was checked (the job exists and is
 // the caller's); writes the response header and streams events after `after`.
-std::shared_ptr<StreamSession> start_sse_session(boost::beast::tcp_stream&& stream,
-                                                 std::shared_ptr<StreamingContext> ctx,
-                                                 std::string owner, std::string remote,
-                                                 std::string job, std::uint64_t after,
-                                                 std::vector<std::pair<std::string, std::string>>
-                                                     extra_headers = {});
+std::shared_ptr<StreamSession> start_sse_session(
+    boost::beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    std::string remote, std::string job, std::uint64_t after,
+    std::vector<std::pair<std::string, std::string>> extra_headers = {});
 
 }  // namespace jobcast::web

@@ -20,7 +20,9 @@ UnixUs now_us() {
 StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
                              boost::asio::any_io_executor strand, std::string owner,
                              Transport transport)
-    : ctx_(std::move(ctx)), strand_(std::move(strand)), owner_(std::move(owner)),
+    : ctx_(std::move(ctx)),
+      strand_(std::move(strand)),
+      owner_(std::move(owner)),
       transport_(transport) {
     ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
 }
@@ -32,7 +34,8 @@ StreamSession::~StreamSession() {
 }
 
 void StreamSession::deliver(const PublishedPtr& published) {
-    boost::asio::post(strand_, [self = shared_from_this(), published] { self->on_live(published); });
+    boost::asio::post(strand_,
+                      [self = shared_from_this(), published] { self->on_live(published); });
 }
 
 void StreamSession::set_catching_up(Subscription& sub, bool before) {
@@ -46,8 +49,7 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, shared_from_this(),
                         transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
-    auto [it, inserted] =
-        subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
+    auto [it, inserted] = subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();
@@ -75,8 +77,10 @@ void StreamSession::end_feed() {
 
 void StreamSession::end_all() {
     std::vector<std::string> jobs;
-    for (const auto& [job, sub] : subs_) jobs.push_back(job);
-    for (const auto& job : jobs) end_subscription(job);
+    for (const auto& [job, sub] : subs_)
+        jobs.push_back(job);
+    for (const auto& job : jobs)
+        end_subscription(job);
     end_feed();
 }
 
@@ -98,8 +102,8 @@ void StreamSession::on_live(const PublishedPtr& published) {
         ctx_->stats.catchups.fetch_add(1, std::memory_order_relaxed);
     }
     for (auto& delivery : sub.on_live(published)) {
-        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published,
-                 delivery.skip, delivery.published->events.size() - delivery.skip});
+        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published, delivery.skip,
+                 delivery.published->events.size() - delivery.skip});
     }
     set_catching_up(sub, before);
     if (sub.mode() == Subscription::Mode::ended) {
@@ -182,19 +186,21 @@ void StreamSession::read_page(const std::string& job, std::uint64_t after) {
             ok = false;
         }
         bool full = events.size() == limit;
-        boost::asio::post(self->strand_, [self, job, events = std::move(events), full, ok]() mutable {
-            if (ok) {
-                self->on_page(job, std::move(events), full);
-            } else {
-                self->retry_read_later(job);
-            }
-        });
+        boost::asio::post(self->strand_,
+                          [self, job, events = std::move(events), full, ok]() mutable {
+                              if (ok) {
+                                  self->on_page(job, std::move(events), full);
+                              } else {
+                                  self->retry_read_later(job);
+                              }
+                          });
     });
     if (!queued) retry_read_later(job);  // the read pool is saturated
 }
 
 void StreamSession::retry_read_later(const std::string& job) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(strand_, std::chrono::milliseconds(50));
+    auto timer =
+        std::make_shared<boost::asio::steady_timer>(strand_, std::chrono::milliseconds(50));
     timer->async_wait([self = shared_from_this(), job, timer](boost::beast::error_code) {
         auto it = self->subs_.find(job);
         if (it == self->subs_.end()) return;
@@ -214,8 +220,8 @@ void StreamSession::on_page(const std::string& job, std::vector<Event> events, b
         enqueue({page_frame(job, result.events), nullptr, 0, result.events.size()});
     }
     for (auto& delivery : result.live) {
-        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published,
-                 delivery.skip, delivery.published->events.size() - delivery.skip});
+        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published, delivery.skip,
+                 delivery.published->events.size() - delivery.skip});
     }
     set_catching_up(sub, before);
     if (result.ended) {

@@ -35,7 +35,7 @@ struct StreamingContext {
 };
 
 class StreamSession : public LiveSink, public std::enable_shared_from_this<StreamSession> {
-public:
+  public:
     StreamSession(std::shared_ptr<StreamingContext> ctx, boost::asio::any_io_executor strand,
                   std::string owner, Transport transport);
     ~StreamSession() override;
@@ -46,7 +46,7 @@ public:
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
 
-protected:
+  protected:
     struct Outgoing {
         std::shared_ptr<const std::string> bytes;
         PublishedPtr live;  // for the latency of live events (null for replay and control)
@@ -87,7 +87,7 @@ protected:
     const std::string owner_;
     const Transport transport_;
 
-private:
+  private:
     void on_live(const PublishedPtr& published);
     void enqueue(Outgoing out);
     void pump_reads();

@@ -11,10 +11,10 @@ struct StreamingConfig {
     // the store. Frames are shared between subscribers, so this bounds what a
     // slow client can pin, not a copy per client.
     std::size_t max_queue_bytes = 1 << 20;
-    std::size_t replay_page = 2000;               // events per store read
-    std::size_t live_buffer_bytes = 1 << 20;      // per subscription, while replaying
-    std::size_t max_subscriptions = 1000;         // per connection
-    std::size_t max_message_bytes = 64 * 1024;    // client WebSocket message
+    std::size_t replay_page = 2000;                   // events per store read
+    std::size_t live_buffer_bytes = 1 << 20;          // per subscription, while replaying
+    std::size_t max_subscriptions = 1000;             // per connection
+    std::size_t max_message_bytes = 64 * 1024;        // client WebSocket message
     std::chrono::milliseconds stall_timeout{30'000};  // a write that long: close, "resume"
     std::chrono::milliseconds keepalive{15'000};      // WS ping / SSE comment interval
 };

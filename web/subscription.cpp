@@ -42,7 +42,8 @@ std::vector<Delivery> Subscription::on_live(const PublishedPtr& published) {
                 fall_behind();
                 return on_live(published);
             }
-            out.push_back({published, static_cast<std::size_t>(cursor_ + 1 - published->first_seq())});
+            out.push_back(
+                {published, static_cast<std::size_t>(cursor_ + 1 - published->first_seq())});
             cursor_ = published->last_seq();
             if (published->terminal) mode_ = Mode::ended;
             return out;
@@ -90,7 +91,8 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
     pending.swap(buffer_);
     buffer_bytes_ = 0;
     for (const auto& published : pending) {
-        for (auto& delivery : on_live(published)) result.live.push_back(std::move(delivery));
+        for (auto& delivery : on_live(published))
+            result.live.push_back(std::move(delivery));
         if (mode_ == Mode::ended) {
             result.ended = true;
             break;

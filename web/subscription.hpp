@@ -52,7 +52,7 @@ struct Delivery {
 };
 
 class Subscription {
-public:
+  public:
     enum class Mode { replay, live, ended };
 
     // `buffer_limit`: bytes of live events kept while replaying; beyond it the
@@ -77,15 +77,15 @@ public:
     // (more may follow). Returns the events to send; then the pending live
     // buffer if the replay has caught up (the subscription is live after that).
     struct PageResult {
-        std::vector<Event> events;       // from the store, seq > cursor, in order
-        std::vector<Delivery> live;      // buffered live batches to send after them
-        bool ended = false;              // the terminal event was delivered
+        std::vector<Event> events;   // from the store, seq > cursor, in order
+        std::vector<Delivery> live;  // buffered live batches to send after them
+        bool ended = false;          // the terminal event was delivered
     };
     PageResult on_page(std::vector<Event> page, bool full);
 
     std::size_t buffered_bytes() const { return buffer_bytes_; }
 
-private:
+  private:
     std::string job_;
     Mode mode_ = Mode::replay;
     std::uint64_t cursor_;

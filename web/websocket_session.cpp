@@ -25,7 +25,7 @@ UnixMs now_ms() {
 }
 
 class WebSocketSession final : public StreamSession {
-public:
+  public:
     WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx,
                      std::string owner, std::string remote)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
@@ -41,9 +41,8 @@ public:
         timeouts.idle_timeout = ctx_->config.keepalive * 2;
         timeouts.keep_alive_pings = true;
         ws_.set_option(timeouts);
-        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-            res.set(http::field::server, "jobcast");
-        }));
+        ws_.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::server, "jobcast"); }));
         ws_.read_message_max(ctx_->config.max_message_bytes);
         ws_.text(true);
         ws_.async_accept(request, [self = self()](beast::error_code ec) { self->on_accept(ec); });
@@ -53,7 +52,7 @@ public:
         net::post(strand_, [self = self(), code] { self->close(code, "broker stopping"); });
     }
 
-private:
+  private:
     std::shared_ptr<WebSocketSession> self() {
         return std::static_pointer_cast<WebSocketSession>(shared_from_this());
     }
@@ -66,9 +65,8 @@ private:
     }
 
     void do_read() {
-        ws_.async_read(buffer_, [self = self()](beast::error_code ec, std::size_t) {
-            self->on_read(ec);
-        });
+        ws_.async_read(buffer_,
+                       [self = self()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -139,8 +137,7 @@ private:
         if (op.after > job->last_seq) {
             return reply_error("bad_request",
                                "after=" + std::to_string(op.after) +
-                                   " is beyond the job's last seq " +
-                                   std::to_string(job->last_seq),
+                                   " is beyond the job's last seq " + std::to_string(job->last_seq),
                                op.job);
         }
         enqueue_control(subscribed_frame(op.job, job->last_seq));
@@ -164,8 +161,8 @@ private:
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
                     net::post(self->strand_, [self, op, message = r.message] {
-                        self->reply_error("conflict", message.empty() ? "job already finished" : message,
-                                          op.job);
+                        self->reply_error(
+                            "conflict", message.empty() ? "job already finished" : message, op.job);
                     });
                 });
         });
@@ -238,8 +235,9 @@ private:
 
     void start_close() {
         close_after_drain_ = false;
-        ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
-                        [self = self()](beast::error_code) { self->hard_close(); });
+        ws_.async_close(
+            websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+            [self = self()](beast::error_code) { self->hard_close(); });
     }
 
     void hard_close() {
@@ -257,10 +255,13 @@ private:
         end_all();
         timer_.cancel();
         if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
-            ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout) {
-            log().debug("event=ws_closed remote={} what={} reason=\"{}\"", remote_, what, ec.message());
+            ec == net::error::eof || ec == net::error::connection_reset ||
+            ec == beast::error::timeout) {
+            log().debug("event=ws_closed remote={} what={} reason=\"{}\"", remote_, what,
+                        ec.message());
         } else {
-            log().info("event=ws_closed remote={} what={} error=\"{}\"", remote_, what, ec.message());
+            log().info("event=ws_closed remote={} what={} error=\"{}\"", remote_, what,
+                       ec.message());
         }
         hard_close();
     }
@@ -276,9 +277,10 @@ private:
 
 }  // namespace
 
-std::shared_ptr<StreamSession> start_websocket_session(
-    beast::tcp_stream&& stream, http::request<http::string_body> request,
-    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote) {
+std::shared_ptr<StreamSession> start_websocket_session(beast::tcp_stream&& stream,
+                                                       http::request<http::string_body> request,
+                                                       std::shared_ptr<StreamingContext> ctx,
+                                                       std::string owner, std::string remote) {
     auto session = std::make_shared<WebSocketSession>(std::move(stream), std::move(ctx),
                                                       std::move(owner), std::move(remote));
     session->run(std::move(request));

@@ -18,7 +18,7 @@ TEST_CASE("dispatch goes by priority, then age, to workers of the type with free
     d.enqueue({"01D", "research", 9});  // nobody runs research
 
     auto picks = d.assign();
-    REQUIRE(picks.size() == 2);  // capacity 2
+    REQUIRE(picks.size() == 2);    // capacity 2
     CHECK(picks[0].job == "01C");  // highest priority first
     CHECK(picks[1].job == "01A");  // then the oldest
     CHECK(picks[0].peer == "w1");
@@ -38,11 +38,13 @@ TEST_CASE("jobs spread over workers by free capacity") {
     Dispatcher d(3s);
     d.hello("a", "a", {"llm"}, 4, {}, t0);
     d.hello("b", "b", {"llm"}, 4, {}, t0);
-    for (int i = 0; i < 8; ++i) d.enqueue({"job" + std::to_string(i), "llm", 0});
+    for (int i = 0; i < 8; ++i)
+        d.enqueue({"job" + std::to_string(i), "llm", 0});
     auto picks = d.assign();
     REQUIRE(picks.size() == 8);
     int on_a = 0;
-    for (auto& p : picks) on_a += p.peer == "a";
+    for (auto& p : picks)
+        on_a += p.peer == "a";
     CHECK(on_a == 4);
 }
 
@@ -97,7 +99,7 @@ TEST_CASE("orphaned leases from a restart wait for their worker, then expire") {
 
     d.seen("p", t0 + 3500ms);
     auto lost = d.expire(t0 + 3500ms);
-    REQUIRE(lost.size() == 2);  // J2 and J3: nobody came back for them
+    REQUIRE(lost.size() == 2);         // J2 and J3: nobody came back for them
     CHECK(d.expire(t0 + 5s).empty());  // reported once
 }
 

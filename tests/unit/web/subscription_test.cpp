@@ -20,7 +20,8 @@ Event event(std::uint64_t seq, bool terminal = false) {
 PublishedPtr batch(std::uint64_t first, std::uint64_t last, bool terminal = false) {
     auto p = std::make_shared<Published>();
     p->job = "J";
-    for (auto s = first; s <= last; ++s) p->events.push_back(event(s, terminal && s == last));
+    for (auto s = first; s <= last; ++s)
+        p->events.push_back(event(s, terminal && s == last));
     p->terminal = terminal;
     p->bytes = 100 * (last - first + 1);
     return p;
@@ -37,7 +38,8 @@ void collect(std::vector<std::uint64_t>& out, const std::vector<Delivery>& deliv
 
 std::vector<Event> store_read(std::uint64_t after, std::uint64_t last, std::size_t limit) {
     std::vector<Event> out;
-    for (auto s = after + 1; s <= last && out.size() < limit; ++s) out.push_back(event(s));
+    for (auto s = after + 1; s <= last && out.size() < limit; ++s)
+        out.push_back(event(s));
     return out;
 }
 
@@ -63,13 +65,15 @@ TEST_CASE("live events during the replay are buffered and deduplicated at the sw
     sub.read_started();
     CHECK_FALSE(sub.wants_read());
     auto page = sub.on_page(store_read(3, 10, 100), false);
-    for (auto& e : page.events) got.push_back(e.seq);
+    for (auto& e : page.events)
+        got.push_back(e.seq);
     collect(got, page.live);
     CHECK(sub.mode() == Subscription::Mode::live);
     collect(got, sub.on_live(batch(12, 13)));  // overlap with the buffer
     collect(got, sub.on_live(batch(14, 14)));
     std::vector<std::uint64_t> want;
-    for (std::uint64_t s = 4; s <= 14; ++s) want.push_back(s);
+    for (std::uint64_t s = 4; s <= 14; ++s)
+        want.push_back(s);
     CHECK(got == want);
 }
 
@@ -77,7 +81,8 @@ TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
     Subscription sub("J", 0, 250);  // room for two live events while replaying
     std::vector<std::uint64_t> got;
     auto page = sub.on_page(store_read(0, 2, 100), false);
-    for (auto& e : page.events) got.push_back(e.seq);
+    for (auto& e : page.events)
+        got.push_back(e.seq);
     REQUIRE(sub.mode() == Subscription::Mode::live);
     collect(got, sub.on_live(batch(3, 3)));
 
@@ -90,7 +95,8 @@ TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
         if (i % 7 == 0 && sub.wants_read()) {
             sub.read_started();
             auto p = sub.on_page(store_read(sub.cursor(), committed, 4), true);
-            for (auto& e : p.events) got.push_back(e.seq);
+            for (auto& e : p.events)
+                got.push_back(e.seq);
         }
     }
     CHECK(sub.buffered_bytes() <= 250);  // memory stays bounded while behind
@@ -98,7 +104,8 @@ TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
     for (int pass = 0; pass < 20 && sub.mode() == Subscription::Mode::replay; ++pass) {
         sub.read_started();
         auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
-        for (auto& e : p.events) got.push_back(e.seq);
+        for (auto& e : p.events)
+            got.push_back(e.seq);
         collect(got, p.live);
         ++committed;  // one more event is published between reads
         auto live = sub.on_live(batch(committed, committed));
@@ -106,7 +113,8 @@ TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
     }
     CHECK(sub.mode() == Subscription::Mode::live);
     std::vector<std::uint64_t> want;
-    for (std::uint64_t s = 1; s <= committed; ++s) want.push_back(s);
+    for (std::uint64_t s = 1; s <= committed; ++s)
+        want.push_back(s);
     CHECK(got == want);
 }
 
@@ -160,7 +168,8 @@ TEST_CASE("randomised interleavings of live and replay never gap or duplicate") 
                     auto events = store_read(sub.cursor(), committed, limit);
                     bool full = events.size() == limit;
                     auto p = sub.on_page(events, full);
-                    for (auto& e : p.events) got.push_back(e.seq);
+                    for (auto& e : p.events)
+                        got.push_back(e.seq);
                     collect(got, p.live);
                 }
                 break;
@@ -173,11 +182,13 @@ TEST_CASE("randomised interleavings of live and replay never gap or duplicate") 
     for (int i = 0; i < 100 && sub.mode() == Subscription::Mode::replay; ++i) {
         sub.read_started();
         auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
-        for (auto& e : p.events) got.push_back(e.seq);
+        for (auto& e : p.events)
+            got.push_back(e.seq);
         collect(got, p.live);
     }
     REQUIRE(sub.mode() == Subscription::Mode::live);
     std::vector<std::uint64_t> want;
-    for (std::uint64_t s = after + 1; s <= committed; ++s) want.push_back(s);
+    for (std::uint64_t s = after + 1; s <= committed; ++s)
+        want.push_back(s);
     CHECK(got == want);
 }
