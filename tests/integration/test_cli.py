@@ -52,14 +52,21 @@ class Streaming:
 
     def wait(self, timeout):
         code = self.proc.wait(timeout=timeout)
-        for t in self._threads:
-            t.join(timeout=5)
+        self._drain()
         return code
 
     def kill(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+        self._drain()
+
+    def _drain(self):
+        for t in self._threads:
+            t.join(timeout=5)
+        if not any(t.is_alive() for t in self._threads):
+            self.proc.stdout.close()
+            self.proc.stderr.close()
 
 
 class CliTest(JobcastTest):

@@ -10,15 +10,21 @@
 //   await worker.kill(); await broker.kill();
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
 const LISTENING = /listening http=(\S+) zmq=(\S+)/;
 const running = new Set();
+const tempDirs = new Set();
 
 // Children run in their own process group (so a worker's exec jobs die with
-// it); kill any still alive when the test process ends.
-process.on('exit', () => {
+// it); kill any still alive, and remove the temp dirs, when the test process
+// ends — normally, or by a signal (a test runner's timeout, Ctrl-C), which
+// would skip 'exit' handlers.
+function cleanUp() {
   for (const child of running) {
     try {
       process.kill(-child.pid, 'SIGKILL');
@@ -26,7 +32,28 @@ process.on('exit', () => {
       // already gone
     }
   }
-});
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+process.on('exit', cleanUp);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    cleanUp();
+    process.kill(process.pid, signal); // the default action, now that our handler is gone
+  });
+}
+
+/**
+ * A fresh directory under the system temp dir (for a broker's db, a browser
+ * profile), removed when the test process exits.
+ * @param {string} [prefix]
+ * @returns {string}
+ */
+export function makeTempDir(prefix = 'jobcast-js-') {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
 
 /**
  * A started binary: its stderr lines, a way to wait for one, and kill().
@@ -140,22 +167,33 @@ function launch(file, args, { env = {}, name = file } = {}) {
  * @param {object} options
  * @param {string} options.bin folder with the binaries (e.g. build/test/bin)
  * @param {string} options.db SQLite database path (a fresh temp file per test)
+ * @param {string} [options.http] listen address HOST:PORT (default 127.0.0.1:0); a fixed
+ *   one lets a test restart the broker where its clients and workers will look for it
+ * @param {string} [options.zmq] worker endpoint (default tcp://127.0.0.1:0)
  * @param {string[]} [options.args] extra flags (e.g. ['--jwt-secret', 's', '--heartbeat', '200ms'])
  * @param {Record<string, string>} [options.env]
  * @param {number} [options.timeoutMs] how long to wait for the listening line
  * @returns {Promise<ManagedProcess & {http: string, zmq: string, url: string}>}
  *   `http` is 'host:port', `url` is 'http://host:port', `zmq` the worker endpoint
  */
-export async function startBroker({ bin, db, args = [], env, timeoutMs = 30_000 }) {
+export async function startBroker({
+  bin,
+  db,
+  http = '127.0.0.1:0',
+  zmq = 'tcp://127.0.0.1:0',
+  args = [],
+  env,
+  timeoutMs = 30_000,
+}) {
   if (!bin || !db) throw new TypeError('startBroker: bin and db are required');
   const proc = launch(
     join(bin, 'jobcast-broker'),
-    ['--http', '127.0.0.1:0', '--zmq', 'tcp://127.0.0.1:0', '--db', db, ...args],
+    ['--http', http, '--zmq', zmq, '--db', db, ...args],
     { env, name: 'jobcast-broker' },
   );
   try {
-    const [, http, zmq] = await proc.waitForLine(LISTENING, timeoutMs);
-    return { ...proc, http, zmq, url: `http://${http}` };
+    const [, actualHttp, actualZmq] = await proc.waitForLine(LISTENING, timeoutMs);
+    return { ...proc, http: actualHttp, zmq: actualZmq, url: `http://${actualHttp}` };
   } catch (err) {
     await proc.kill('SIGKILL');
     throw err;
@@ -197,4 +235,40 @@ export async function startWorker({
     proc.child.once('error', reject);
   });
   return proc;
+}
+
+/**
+ * A loopback TCP port that was free a moment ago (bound to port 0, then
+ * released), for a broker that must come back on the same address after a
+ * restart. Another process could take it in between; on loopback in a test
+ * run that does not happen in practice.
+ * @returns {Promise<number>}
+ */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Polls `predicate` (sync or async) every `intervalMs` until it returns a truthy
+ * value, which it resolves with; rejects with `what` after `timeoutMs`.
+ * @template T
+ * @param {() => T | Promise<T>} predicate
+ * @param {{what?: string, timeoutMs?: number, intervalMs?: number}} [options]
+ * @returns {Promise<T>}
+ */
+export async function waitFor(predicate, { what = 'condition', timeoutMs = 20_000, intervalMs = 10 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
 }

@@ -123,8 +123,14 @@ export class FakeBroker {
     if (kind === 'state') {
       job.state = data.state;
       job.attempt = data.attempt ?? job.attempt;
-      if (data.state === 'running') job.started_at ??= Date.now();
-      if (TERMINAL.has(data.state)) job.finished_at = Date.now();
+      if (data.state === 'running') {
+        job.started_at ??= Date.now();
+        if (data.worker) job.worker = data.worker;
+      }
+      if (TERMINAL.has(data.state)) {
+        job.finished_at = Date.now();
+        job.worker = null; // as the real broker does: the job JSON names a worker only while it runs
+      }
     } else if (kind === 'progress' && typeof data.fraction === 'number') {
       job.progress = data.fraction;
     }

@@ -162,3 +162,25 @@ test('?token= in the page URL authenticates the WebSocket and REST calls', { ski
   const api = broker.requests.slice(requests).filter((r) => r.url.startsWith('/v1/'));
   assert.ok(api.length >= 2 && api.every((r) => r.headers.authorization === 'Bearer page-token'));
 });
+
+test('a finished job names the worker that ran it, though its JSON no longer does', { skip }, async (t) => {
+  // The broker's job JSON has worker: null once the job finished; only the
+  // replayed `running` state event knows it. Hold the job's REST snapshot back
+  // until the replay has been shown, so that the snapshot lands last.
+  const job = broker.createJob({ type: 'exec', params: { command: 'date' } });
+  broker.append(job.id, 'state', { state: 'running', attempt: 1, worker: 'w-7' });
+  broker.finish(job.id, 'succeeded', { exit_code: 0 });
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  await page.route(`${broker.url}/v1/jobs/${job.id}`, async (route) => {
+    await page.waitForFunction(() => document.querySelector('#job-state')?.textContent === 'succeeded');
+    await route.continue();
+  });
+  const snapshot = page.waitForResponse(`${broker.url}/v1/jobs/${job.id}`);
+  await page.goto(`${broker.url}/#job=${job.id}`);
+  assert.equal((await (await snapshot).json()).worker, null);
+  await page.waitForFunction(() => document.querySelector('#job-created').textContent !== '–');
+  assert.equal(await page.textContent('#job-worker'), 'w-7');
+  assert.equal(await page.textContent('#job-state'), 'succeeded');
+});

@@ -1,0 +1,181 @@
+#include "cli/commands.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <random>
+
+#include "cli/json_format.hpp"
+#include "cli/params.hpp"
+#include "cli/renderer.hpp"
+#include "cli/transport.hpp"
+#include "cli/watch.hpp"
+
+namespace jobcast::cli {
+namespace {
+
+namespace json = boost::json;
+
+TransportConfig transport_config(const Invocation& invocation) {
+    TransportConfig config;
+    config.url = invocation.url;
+    config.token = invocation.token;
+    return config;
+}
+
+std::string job_path(const std::string& job) {
+    return "/v1/jobs/" + percent_encode(job);
+}
+
+// The server's error message on stderr; 404 is "no such job", anything else
+// an HTTP error.
+ExitCode report(Console& console, const HttpResponse& response, const std::string& what) {
+    console.err << "jobcast: " << what << ": " << http_error_message(response.status, response.body)
+                << " (HTTP " << response.status << ")\n";
+    return response.status == 404 ? ExitCode::not_found : ExitCode::connection;
+}
+
+json::value parse_body(const HttpResponse& response) {
+    boost::system::error_code ec;
+    auto value = json::parse(response.body, ec);
+    if (ec) throw ConnectionError("the server's answer is not JSON: " + ec.message());
+    return value;
+}
+
+ExitCode follow(const Invocation& invocation, const std::string& job, std::uint64_t after,
+                const StreamOptions& stream, Console& console) {
+    RenderOptions render;
+    render.terminal = console.terminal && !stream.json;
+    render.json = stream.json;
+    render.quiet = stream.quiet;
+    render.job = job;
+    render.columns = console.columns;
+    Renderer renderer(render, console.out, console.err);
+
+    WatchOptions options;
+    options.job = job;
+    options.after = after;
+    options.reconnect.give_up = stream.retry_for;
+    options.seed = std::random_device{}();
+    auto connector = websocket_connector(transport_config(invocation));
+    return watch_job(options, *connector, renderer, steady_watch_clock());
+}
+
+ExitCode run(const Invocation& invocation, const SubmitCommand& command, Console& console) {
+    json::object body;
+    body["type"] = command.type;
+    body["params"] = parse_params(command.params);
+    if (command.priority) body["priority"] = *command.priority;
+    if (command.max_attempts) body["max_attempts"] = *command.max_attempts;
+    HttpHeaders headers;
+    if (!command.idempotency_key.empty()) {
+        headers.emplace_back("Idempotency-Key", command.idempotency_key);
+    }
+    const auto response = http_request(transport_config(invocation), "POST", "/v1/jobs",
+                                       json::serialize(body), headers);
+    // 200: an earlier submit with the same Idempotency-Key.
+    if (response.status != 201 && response.status != 200) {
+        const auto code = report(console, response, "submit failed");
+        return code == ExitCode::not_found ? ExitCode::connection : code;
+    }
+    const auto job = parse_body(response);
+    const auto* id = job.is_object() ? job.get_object().if_contains("id") : nullptr;
+    if (id == nullptr || !id->is_string()) throw ConnectionError("the server's job has no id");
+    const std::string job_id(id->get_string());
+
+    if (!command.follow) {
+        if (command.json) {
+            console.out << pretty_json(job);
+        } else {
+            console.out << job_id << '\n';
+        }
+        return ExitCode::succeeded;
+    }
+    if (!command.stream.quiet) console.err << "[submitted " << job_id << "]\n" << std::flush;
+    return follow(invocation, job_id, 0, command.stream, console);
+}
+
+ExitCode run(const Invocation& invocation, const WatchCommand& command, Console& console) {
+    return follow(invocation, command.job, command.after, command.stream, console);
+}
+
+ExitCode run(const Invocation& invocation, const GetCommand& command, Console& console) {
+    const auto response = http_request(transport_config(invocation), "GET", job_path(command.job));
+    if (response.status != 200) return report(console, response, "get " + command.job);
+    console.out << pretty_json(parse_body(response));
+    return ExitCode::succeeded;
+}
+
+ExitCode run(const Invocation& invocation, const ListCommand& command, Console& console) {
+    const auto query = query_string({{"state", command.state},
+                                     {"type", command.type},
+                                     {"limit", command.limit ? std::to_string(*command.limit) : ""},
+                                     {"cursor", command.cursor}});
+    const auto response = http_request(transport_config(invocation), "GET", "/v1/jobs" + query);
+    if (response.status != 200) {
+        const auto code = report(console, response, "list failed");
+        return code == ExitCode::not_found ? ExitCode::connection : code;
+    }
+    const auto page = parse_body(response);
+    if (command.json) {
+        console.out << pretty_json(page);
+        return ExitCode::succeeded;
+    }
+    const auto* jobs = page.is_object() ? page.get_object().if_contains("jobs") : nullptr;
+    if (jobs == nullptr || !jobs->is_array())
+        throw ConnectionError("the server's list has no jobs");
+    if (jobs->get_array().empty()) {
+        console.err << "no jobs\n";
+    } else {
+        console.out << job_table(jobs->get_array(), local_time_formatter());
+    }
+    if (const auto* next = page.get_object().if_contains("next"); next && next->is_string()) {
+        console.err << "more: jobcast list --cursor " << next->get_string().c_str() << '\n';
+    }
+    return ExitCode::succeeded;
+}
+
+ExitCode run(const Invocation& invocation, const CancelCommand& command, Console& console) {
+    const auto response =
+        http_request(transport_config(invocation), "POST", job_path(command.job) + "/cancel");
+    if (response.status == 202 || response.status == 200) {
+        console.out << "cancel requested: " << command.job << '\n';
+        return ExitCode::succeeded;
+    }
+    if (response.status == 409) {
+        console.err << "jobcast: cannot cancel " << command.job << ": "
+                    << http_error_message(response.status, response.body) << '\n';
+        return ExitCode::failed;
+    }
+    return report(console, response, "cancel " + command.job);
+}
+
+ExitCode run(const Invocation&, const ShowText& command, Console& console) {
+    console.out << command.text;
+    return ExitCode::succeeded;
+}
+
+}  // namespace
+
+ExitCode run_command(const Invocation& invocation, Console& console) {
+    if (invocation.url.tls && !tls_supported() &&
+        !std::holds_alternative<ShowText>(invocation.command)) {
+        console.err << "jobcast: this build has no TLS: use an http:// URL, or rebuild with "
+                       "cmake -DJOBCAST_CLI_TLS=ON\n";
+        return ExitCode::usage;
+    }
+    try {
+        return std::visit([&](const auto& command) { return run(invocation, command, console); },
+                          invocation.command);
+    } catch (const UsageError& e) {
+        console.err << "jobcast: " << e.what() << "\n(see jobcast --help)\n";
+        return ExitCode::usage;
+    } catch (const ConnectionError& e) {
+        console.err << "jobcast: " << e.what() << '\n';
+        return ExitCode::connection;
+    } catch (const std::exception& e) {
+        console.err << "jobcast: " << e.what() << '\n';
+        return ExitCode::connection;
+    }
+}
+
+}  // namespace jobcast::cli
