@@ -1,5 +1,7 @@
 #include "persistence/batch_applier.hpp"
 
+#include "protocol/json.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -55,11 +57,11 @@ std::string state_event_data(JobState state, int attempt, std::string_view worke
     data += std::to_string(attempt);
     if (!worker.empty()) {
         data += ",\"worker\":";
-        append_json_string(data, worker);
+        json::append_quoted(data, worker);
     }
     if (!reason.empty()) {
         data += ",\"reason\":";
-        append_json_string(data, reason);
+        json::append_quoted(data, reason);
     }
     data += '}';
     return data;
@@ -74,44 +76,6 @@ WriteResult failure(WriteStatus status, std::string message) {
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out.push_back('"');
-    for (const char c : text) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += "\\u00";
-                    out.push_back(kHex[(c >> 4) & 0xf]);
-                    out.push_back(kHex[c & 0xf]);
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    out.push_back('"');
-}
 
 std::optional<double> find_fraction(std::string_view json) {
     constexpr std::string_view kKey = "\"fraction\"";
@@ -202,7 +166,9 @@ void BatchApplier::change_state(CachedJob& job, JobState state, UnixMs now, std:
                        to_string(state));
     }
     j.state = state;
-    if (state != JobState::running) j.worker.clear();
+    // A finished job keeps the worker that ran it last; a requeued one has none.
+    if (state == JobState::queued) j.worker.clear();
+    if (state == JobState::succeeded) j.progress = 1.0;
     if (is_terminal(state)) j.finished_at = now;
     job.changed = true;
     append_event(job, EventKind::state, now * 1000,
@@ -402,7 +368,7 @@ WriteResult BatchApplier::finish(FinishJob& op, bool want_job, CommittedBatch& b
             change_state(*job, JobState::succeeded, now, "");
         } else {
             std::string data = "{\"message\":";
-            append_json_string(data, op.error);
+            json::append_quoted(data, op.error);
             data += '}';
             append_event(*job, EventKind::error, now * 1000, std::move(data));
             j.error = op.error;

@@ -97,7 +97,5 @@ class BatchApplier {
 // "fraction" key of a (validated) JSON object, clamped to [0, 1].
 std::optional<double> find_fraction(std::string_view json);
 
-// Appends `text` as a JSON string literal.
-void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace jobcast::store

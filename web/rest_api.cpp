@@ -491,18 +491,20 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
         reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
         return;
     }
-    // The timer owns the poll until it fires (at most `wait`); whichever of
-    // timer, commit or shutdown comes first answers.
-    config_.schedule(wait, [poll] { poll->fire(); });
+    // long_polls_ owns the poll until it is answered; the timer, like the
+    // hub, only refers to it, so an answered poll frees its reply (and its
+    // connection) at once. Whichever of timer, commit or shutdown comes first answers.
+    std::weak_ptr<LongPoll> weak = poll;
+    config_.schedule(wait, [weak] {
+        if (auto p = weak.lock()) p->fire();
+    });
 }
 
 void RestApi::release_long_polls() {
     std::vector<std::shared_ptr<LongPoll>> polls;
     {
         std::lock_guard lock(long_polls_mutex_);
-        for (auto& [key, weak] : long_polls_) {
-            if (auto p = weak.lock()) polls.push_back(std::move(p));
-        }
+        for (auto& [key, poll] : long_polls_) polls.push_back(poll);
     }
     for (auto& p : polls)
         p->fire();

@@ -100,7 +100,7 @@ class RestApi {
     store::Store& store_;
     RestConfig config_;
     std::mutex long_polls_mutex_;
-    std::unordered_map<const LongPoll*, std::weak_ptr<LongPoll>> long_polls_;
+    std::unordered_map<const LongPoll*, std::shared_ptr<LongPoll>> long_polls_;  // owns them
     RunBlocking run_blocking_;
     Clock clock_;
 };

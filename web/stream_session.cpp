@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "persistence/store.hpp"
+#include "web/log.hpp"
 
 namespace jobcast::web {
 
@@ -110,6 +111,16 @@ void StreamSession::on_live(const PublishedPtr& published) {
         end_subscription(published->job);
         subscription_ended(published->job);
     }
+}
+
+std::optional<Job> StreamSession::visible_job(const std::string& id) const {
+    try {
+        auto job = ctx_->store.jobs().get(id);
+        if (job && job->owner == owner_) return job;
+    } catch (const std::exception& e) {
+        log().error("event=job_lookup_failed job={} error=\"{}\"", id, e.what());
+    }
+    return std::nullopt;
 }
 
 void StreamSession::enqueue_control(std::string frame) {

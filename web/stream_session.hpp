@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -64,6 +65,11 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     void end_feed();
     // Drops every subscription: the connection is closing.
     void end_all();
+
+    // The job if it exists and this connection's owner may see it; another
+    // owner's job is indistinguishable from an unknown one. Blocking (SQLite):
+    // call through ctx_->run_blocking.
+    std::optional<Job> visible_job(const std::string& id) const;
 
     void enqueue_control(std::string frame);
     // True when a write has been stuck for longer than the stall timeout.

@@ -120,11 +120,7 @@ class WebSocketSession final : public StreamSession {
         // happens off the I/O thread and the answer comes back to the strand.
         auto self = this->self();
         bool queued = ctx_->run_blocking([self, op] {
-            std::optional<Job> job;
-            try {
-                job = self->ctx_->store.jobs().get(op.job);
-            } catch (const std::exception&) {
-            }
+            auto job = self->visible_job(op.job);
             net::post(self->strand_, [self, op, job] { self->on_subscribe_checked(op, job); });
         });
         if (!queued) reply_error("busy", "the broker is busy; try again", op.job);
@@ -132,8 +128,7 @@ class WebSocketSession final : public StreamSession {
 
     void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job) {
         if (closing_) return;
-        // Another owner's job is indistinguishable from an unknown one.
-        if (!job || job->owner != owner_) return reply_error("not_found", "no such job", op.job);
+        if (!job) return reply_error("not_found", "no such job", op.job);
         if (op.after > job->last_seq) {
             return reply_error("bad_request",
                                "after=" + std::to_string(op.after) +
@@ -147,12 +142,7 @@ class WebSocketSession final : public StreamSession {
     void handle(CancelOp& op) {
         auto self = this->self();
         bool queued = ctx_->run_blocking([self, op] {
-            std::optional<Job> job;
-            try {
-                job = self->ctx_->store.jobs().get(op.job);
-            } catch (const std::exception&) {
-            }
-            if (!job || job->owner != self->owner_) {
+            if (!self->visible_job(op.job)) {
                 net::post(self->strand_,
                           [self, op] { self->reply_error("not_found", "no such job", op.job); });
                 return;

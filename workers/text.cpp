@@ -1,5 +1,7 @@
 #include "workers/text.hpp"
 
+#include "protocol/json.hpp"
+
 #include <cstdint>
 
 namespace jobcast::worker {
@@ -62,57 +64,7 @@ std::string sanitize_utf8(std::string_view text) {
 }
 
 void append_json_string(std::string& out, std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out.reserve(out.size() + text.size() + 2);
-    out += '"';
-    for (std::size_t i = 0; i < text.size();) {
-        const unsigned char c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            out += static_cast<char>(c);  // the common case: plain ASCII
-            ++i;
-            continue;
-        }
-        if (c >= 0x80) {
-            const std::size_t n = valid_sequence_length(text, i);
-            if (n == 0) {
-                out += kReplacement;
-                ++i;
-            } else {
-                out.append(text.data() + i, n);
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                out += "\\u00";
-                out += kHex[c >> 4];
-                out += kHex[c & 0xF];
-        }
-        ++i;
-    }
-    out += '"';
+    json::append_quoted(out, text);  // one JSON string writer for the whole project
 }
 
 }  // namespace jobcast::worker

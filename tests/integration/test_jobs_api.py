@@ -152,6 +152,8 @@ class EndToEndTest(JobcastTest):
     def test_many_jobs_over_several_workers_all_finish(self):
         for i in range(2):
             self.start_worker(self.broker, ["llm.generate"], name=f"w{i}", capacity=4)
+        # Both connected before the jobs exist, so that both get some.
+        wait_until(lambda: metric(self.api, "jobcast_workers") == 2, what="two workers")
         jobs = [self.api.submit("llm.generate", {"prompt": f"p{i}", "max_tokens": 20,
                                                  "tokens_per_second": 0, "seed": i})
                 for i in range(24)]

@@ -57,7 +57,7 @@ TEST_CASE("get, cancel and list", "[cli][args]") {
     CHECK_FALSE(list.json);
 }
 
-TEST_CASE("--url and --token come from flags, else JOBCAST_URL/JOBCAST_TOKEN, else defaults",
+TEST_CASE("the url and token come from --url/--token flags, else JOBCAST_URL/JOBCAST_TOKEN, else defaults",
           "[cli][args]") {
     const auto defaults = parse({"list"});
     CHECK(defaults.url.host == "127.0.0.1");

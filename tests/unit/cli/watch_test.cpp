@@ -290,7 +290,7 @@ TEST_CASE("a hole in the stream is refilled by subscribing again", "[cli][watch]
     CHECK(broker.subscribed_after == std::vector<std::uint64_t>{0, 4});
 }
 
-TEST_CASE("--after skips what was already seen", "[cli][watch]") {
+TEST_CASE("watching with --after skips what was already seen", "[cli][watch]") {
     FakeClock clock;
     SECTION("mid-stream") {
         FakeBroker broker(llm_log(kTokens), {Connection{}});

@@ -247,7 +247,8 @@ TEST_CASE("FinishJob success stores the result and ends the job", "[lifecycle]")
     const WriteResult finished = f.run(done("job-1", 1, 1));
     REQUIRE(finished.status == WriteStatus::ok);
     CHECK(finished.job->state == JobState::succeeded);
-    CHECK(finished.job->worker.empty());
+    CHECK_FALSE(finished.job->worker.empty());  // who ran it stays on record
+    CHECK(finished.job->progress == 1.0);
 
     const Job job = f.job("job-1");
     CHECK(job.state == JobState::succeeded);

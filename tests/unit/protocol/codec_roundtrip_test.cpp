@@ -226,8 +226,7 @@ TEST_CASE("data numbers in the other msgpack forms decode to JSON", "[codec]") {
 TEST_CASE("frames packed by another msgpack implementation decode", "[codec]") {
     // The fuzz seeds are written by tests/fuzz/make_corpus.py, a hand-written
     // Python packer: an independent check of the wire format.
-    const auto dir =
-        std::filesystem::path(__FILE__).parent_path() / "../../fuzz/corpus/worker_decode";
+    const auto dir = std::filesystem::path(JOBCAST_SOURCE_DIR) / "tests/fuzz/corpus/worker_decode";
     REQUIRE(std::filesystem::is_directory(dir));
     int decoded = 0;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
