@@ -50,7 +50,7 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, shared_from_this(),
                         transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
-    auto [it, inserted] = subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
+    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();
