@@ -6,6 +6,11 @@
 
 namespace jobcast::web {
 
+namespace {
+// Events per shared frame; larger commits become several frames.
+constexpr std::size_t kMaxEventsPerFrame = 256;
+}  // namespace
+
 std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
                             std::size_t skip) {
     std::string out;
@@ -123,26 +128,37 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
             feed = std::move(p);
         }
 
-        auto p = std::make_shared<Published>();
-        p->job = std::move(job_events.job);
-        p->owner = std::move(job_events.owner);
-        p->events = std::move(job_events.events);
-        p->terminal = is_terminal_event(p->events.back());
         bool ws = false, sse = false;
         for (const auto& entry : job_sinks) {
             ws |= entry.format == WireFormat::websocket;
             sse |= entry.format == WireFormat::sse;
         }
-        // Serialized once per format, shared by every subscriber.
-        if (ws)
-            p->ws_frame = std::make_shared<const std::string>(websocket_frame(p->job, p->events));
-        if (sse) p->sse_chunk = std::make_shared<const std::string>(sse_text(p->job, p->events));
-        for (const auto& e : p->events)
-            p->bytes += e.data.size() + 64;
-        PublishedPtr shared = std::move(p);
-
-        for (const auto& entry : job_sinks) {
-            if (auto sink = entry.sink.lock()) sink->deliver(shared);
+        // A large commit is cut into frames of at most kMaxEventsPerFrame
+        // events, so that one frame never dwarfs a connection's queue bound
+        // and the first events reach clients without waiting for the rest.
+        auto& events = job_events.events;
+        for (std::size_t begin = 0; begin < events.size() && !job_sinks.empty();
+             begin += kMaxEventsPerFrame) {
+            std::size_t end = std::min(events.size(), begin + kMaxEventsPerFrame);
+            auto p = std::make_shared<Published>();
+            p->job = job_events.job;
+            p->owner = job_events.owner;
+            p->events.assign(std::make_move_iterator(events.begin() + begin),
+                             std::make_move_iterator(events.begin() + end));
+            p->terminal = is_terminal_event(p->events.back());
+            // Serialized once per format, shared by every subscriber.
+            if (ws) {
+                p->ws_frame =
+                    std::make_shared<const std::string>(websocket_frame(p->job, p->events));
+            }
+            if (sse)
+                p->sse_chunk = std::make_shared<const std::string>(sse_text(p->job, p->events));
+            for (const auto& e : p->events)
+                p->bytes += e.data.size() + 64;
+            PublishedPtr shared = std::move(p);
+            for (const auto& entry : job_sinks) {
+                if (auto sink = entry.sink.lock()) sink->deliver(shared);
+            }
         }
         if (feed) {
             for (const auto& entry : feed_sinks) {

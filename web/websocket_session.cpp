@@ -45,6 +45,9 @@ class WebSocketSession final : public StreamSession {
             [](websocket::response_type& res) { res.set(http::field::server, "jobcast"); }));
         ws_.read_message_max(ctx_->config.max_message_bytes);
         ws_.text(true);
+        // One WebSocket frame per message: Beast 1.81 otherwise splits every
+        // message over 4 KiB into 4 KiB frames, a write and a syscall each.
+        ws_.auto_fragment(false);
         ws_.async_accept(request, [self = self()](beast::error_code ec) { self->on_accept(ec); });
     }
 

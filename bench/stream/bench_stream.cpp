@@ -1,0 +1,1583 @@
+// jobcast-bench-stream: streaming figures of the real broker, measured by
+// Boost.Beast WebSocket clients (Client API v1, DESIGN.md).
+//
+// Starts the Release jobcast-broker (fresh temp database, ports picked by the
+// kernel) and publisher workers, submits jobs over HTTP, opens WebSocket
+// subscribers on --threads io_context threads (default 1: on 2 cores a second
+// load-generator thread costs the broker more than it gains) and measures:
+//
+//   fanout   one bench.emit job (jobcast-bench-worker from bench/ingest,
+//            {count, size}, as fast as it goes) to M subscribers (1,000). The
+//            job is queued and every subscriber subscribed before the worker
+//            starts. Result: the steady rate between 10 % and 90 % of all
+//            deliveries (delivered tokens sampled every 20 ms); also the
+//            overall rate (first token -> last terminal event) and the best
+//            1-second window, and the broker's catch-up counters.
+//   latency  for each RATExSUBS (1000x200, 10000x100, ...): a bench.stream job
+//            (jobcast-bench-stream-worker, this folder) emitting at a fixed
+//            rate for --latency-seconds. Latency = receive time - the event's
+//            *intended* send time (coordinated-omission aware: a late emit
+//            does not move the schedule), also shown from the event's `ts`
+//            (the SDK's emit time) and, from /metrics, the broker's own share
+//            written within 1 / 5 ms. Commit included: the broker shows
+//            nothing before it is committed. The first --warmup-ms are left out.
+//   idle     N (10,000) WebSocket connections: broker VmRSS before and after,
+//            per connection; then the same connections each subscribed to one
+//            quiet running job (idle+sub).
+//   resume   resume-done: a finished bench.emit job of 100,000 events; a
+//            connected client subscribes after=0; ms until it has all of them
+//            (the terminal event). resume-live: a bench.stream job that emitted
+//            a burst of 100,000 events and goes on at 1,000/s; ms until the
+//            client has every event up to the `last_seq` its `subscribed`
+//            frame announced, then the latency of the live events after it.
+//
+// Every subscriber checks that seqs go 1, 2, 3, ... (gaps, duplicates).
+// Frames are scanned, not parsed: for each `"seq":` the kind, ts and the
+// start of data follow in a fixed order (protocol/json.cpp), in `event` and
+// packed `events` frames alike. A literal `"seq":` cannot occur inside a JSON
+// string (its quotes would be escaped), only as a key, and the bench
+// publishers' data has no such key.
+//
+//   jobcast-bench-stream [--bin-dir DIR] [--scenario all|fanout,latency,idle,resume]
+//       [--repeat N] [--threads 1|2] [--fanout-subs 1000] [--fanout-events 30000]
+//       [--size 16] [--latency 1000x200,10000x100] [--latency-seconds 5] [--warmup-ms 500]
+//       [--tick-us 0] [--idle-conns 10000] [--resume-events 100000] [--resume-repeat 3]
+//       [--connect-parallel 256] [--timeout 60] [--dir /tmp] [--keep] [--json PATH]
+//       [--broker-arg ARG]... [--broker-prefix "valgrind --tool=callgrind ..."]
+//       [--perf-out PATH --perf-scenario NAME [--perf-args ARGS]]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace fs = std::filesystem;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error(what);
+}
+
+void sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+std::int64_t unix_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::int64_t mono_ns() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+// ---------------------------------------------------------------- histogram
+
+// HdrHistogram-like: exact below 128 µs, then 64 sub-buckets per power of two
+// (under 1.6 % relative error), up to 2^63 µs.
+class Histogram {
+  public:
+    Histogram() : counts_(kBuckets, 0) {}
+
+    void record(std::int64_t us) {
+        if (us < 0) {
+            ++negative_;
+            us = 0;
+        }
+        const auto v = static_cast<std::uint64_t>(us);
+        ++counts_[index(v)];
+        ++count_;
+        max_ = std::max(max_, v);
+        sum_ += static_cast<double>(v);
+    }
+    void merge(const Histogram& o) {
+        for (std::size_t i = 0; i < kBuckets; ++i)
+            counts_[i] += o.counts_[i];
+        count_ += o.count_;
+        negative_ += o.negative_;
+        max_ = std::max(max_, o.max_);
+        sum_ += o.sum_;
+    }
+    std::uint64_t count() const { return count_; }
+    std::uint64_t negative() const { return negative_; }
+    // The value at quantile q (0..1) in ms: the upper bound of its bucket.
+    double quantile_ms(double q) const {
+        if (count_ == 0) return 0;
+        const auto rank = std::max<std::uint64_t>(
+            1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_))));
+        std::uint64_t seen = 0;
+        for (std::size_t i = 0; i < kBuckets; ++i) {
+            seen += counts_[i];
+            if (seen >= rank) return static_cast<double>(std::min(upper(i), max_)) / 1000.0;
+        }
+        return static_cast<double>(max_) / 1000.0;
+    }
+    double max_ms() const { return static_cast<double>(max_) / 1000.0; }
+    double mean_ms() const { return count_ ? sum_ / static_cast<double>(count_) / 1000.0 : 0; }
+
+  private:
+    static constexpr std::size_t kBuckets = 128 + 57 * 64;
+    static std::size_t index(std::uint64_t v) {
+        if (v < 128) return static_cast<std::size_t>(v);
+        const int msb = 63 - __builtin_clzll(v);
+        const int shift = msb - 6;  // the top 7 bits, in [64, 127]
+        return 128 + static_cast<std::size_t>(shift - 1) * 64 + ((v >> shift) - 64);
+    }
+    static std::uint64_t upper(std::size_t i) {
+        if (i < 128) return i;
+        const std::size_t k = i - 128;
+        const int shift = static_cast<int>(k / 64) + 1;
+        const std::uint64_t top = 64 + k % 64;
+        return ((top + 1) << shift) - 1;
+    }
+    std::vector<std::uint64_t> counts_;
+    std::uint64_t count_ = 0, negative_ = 0, max_ = 0;
+    double sum_ = 0;
+};
+
+// ---------------------------------------------------------------- options
+
+struct LatencySpec {
+    int rate = 0;
+    int subs = 0;
+};
+
+struct Options {
+    std::string bin_dir;
+    std::vector<std::string> scenarios = {"fanout", "latency", "idle", "resume"};
+    int repeat = 1;
+    int threads = 1;
+    int fanout_subs = 1000;
+    long fanout_events = 30'000;
+    int size = 16;
+    std::vector<LatencySpec> latency = {{1000, 200}, {10000, 100}};
+    double latency_seconds = 5;
+    int warmup_ms = 500;
+    int tick_us = 0;  // bench.stream: emit what is due once per tick (0: each event on time)
+    int idle_conns = 10'000;
+    long resume_events = 100'000;
+    int resume_repeat = 3;
+    int connect_parallel = 256;
+    double timeout = 60;
+    std::string dir = "/tmp";
+    bool keep = false;
+    std::string json_path;
+    std::vector<std::string> broker_args;
+    std::string broker_prefix;  // e.g. "valgrind --tool=callgrind --callgrind-out-file=F"
+    std::string perf_out, perf_scenario, perf_args = "-e cpu-clock -F 999 -g";
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(
+        stderr,
+        "jobcast-bench-stream: %s\n"
+        "usage: jobcast-bench-stream [--bin-dir DIR] [--scenario all|fanout,latency,idle,resume]\n"
+        "  [--repeat N] [--threads 1|2] [--fanout-subs M] [--fanout-events N] [--size BYTES]\n"
+        "  [--latency RATExSUBS,...] [--latency-seconds S] [--warmup-ms MS] [--tick-us US]\n"
+        "  [--idle-conns N]\n"
+        "  [--resume-events N] [--resume-repeat N] [--connect-parallel N] [--timeout S]\n"
+        "  [--dir DIR] [--keep] [--json PATH] [--broker-arg ARG]... [--broker-prefix CMD]\n"
+        "  [--perf-out PATH --perf-scenario fanout|latency|idle|resume [--perf-args ARGS]]\n",
+        why.c_str());
+    std::exit(2);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string item;
+    std::istringstream in(s);
+    while (std::getline(in, item, sep))
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    std::error_code ec;
+    auto exe = fs::read_symlink("/proc/self/exe", ec);
+    o.bin_dir = ec ? std::string(".") : exe.parent_path().string();
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage("missing value for " + arg);
+            return argv[++i];
+        };
+        auto number = [&]() -> double {
+            const std::string v = value();
+            char* end = nullptr;
+            const double n = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end != '\0') usage("not a number for " + arg + ": " + v);
+            return n;
+        };
+        if (arg == "--bin-dir") {
+            o.bin_dir = value();
+        } else if (arg == "--scenario") {
+            const std::string v = value();
+            o.scenarios = v == "all" ? Options{}.scenarios : split(v, ',');
+            for (const auto& s : o.scenarios)
+                if (s != "fanout" && s != "latency" && s != "idle" && s != "resume")
+                    usage("unknown scenario " + s);
+        } else if (arg == "--repeat") {
+            o.repeat = static_cast<int>(number());
+        } else if (arg == "--threads") {
+            o.threads = static_cast<int>(number());
+        } else if (arg == "--fanout-subs") {
+            o.fanout_subs = static_cast<int>(number());
+        } else if (arg == "--fanout-events") {
+            o.fanout_events = static_cast<long>(number());
+        } else if (arg == "--size") {
+            o.size = static_cast<int>(number());
+        } else if (arg == "--latency") {
+            o.latency.clear();
+            for (const auto& spec : split(value(), ',')) {
+                const auto x = spec.find('x');
+                if (x == std::string::npos) usage("--latency wants RATExSUBS, e.g. 1000x200");
+                o.latency.push_back(
+                    {std::atoi(spec.substr(0, x).c_str()), std::atoi(spec.substr(x + 1).c_str())});
+            }
+        } else if (arg == "--latency-seconds") {
+            o.latency_seconds = number();
+        } else if (arg == "--tick-us") {
+            o.tick_us = static_cast<int>(number());
+        } else if (arg == "--warmup-ms") {
+            o.warmup_ms = static_cast<int>(number());
+        } else if (arg == "--idle-conns") {
+            o.idle_conns = static_cast<int>(number());
+        } else if (arg == "--resume-events") {
+            o.resume_events = static_cast<long>(number());
+        } else if (arg == "--resume-repeat") {
+            o.resume_repeat = static_cast<int>(number());
+        } else if (arg == "--connect-parallel") {
+            o.connect_parallel = static_cast<int>(number());
+        } else if (arg == "--timeout") {
+            o.timeout = number();
+        } else if (arg == "--dir") {
+            o.dir = value();
+        } else if (arg == "--keep") {
+            o.keep = true;
+        } else if (arg == "--json") {
+            o.json_path = value();
+        } else if (arg == "--broker-arg") {
+            o.broker_args.push_back(value());
+        } else if (arg == "--broker-prefix") {
+            o.broker_prefix = value();
+        } else if (arg == "--perf-out") {
+            o.perf_out = value();
+        } else if (arg == "--perf-scenario") {
+            o.perf_scenario = value();
+        } else if (arg == "--perf-args") {
+            o.perf_args = value();
+        } else if (arg == "--help" || arg == "-h") {
+            usage("help");
+        } else {
+            usage("unknown argument " + arg);
+        }
+    }
+    if (o.repeat < 1 || o.threads < 1 || o.threads > 8 || o.fanout_subs < 1 ||
+        o.fanout_events < 1 || o.size < 0 || o.idle_conns < 1 || o.resume_events < 1 ||
+        o.resume_repeat < 1 || o.connect_parallel < 1 || o.latency_seconds <= 0) {
+        usage("counts must be positive");
+    }
+    for (const auto& l : o.latency)
+        if (l.rate < 1 || l.subs < 1) usage("--latency wants positive RATExSUBS");
+    return o;
+}
+
+// ---------------------------------------------------------------- processes
+
+std::vector<pid_t> g_children;
+std::mutex g_children_mutex;
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) fail("cannot open " + log_path + ": " + std::strerror(errno));
+    std::vector<char*> args;
+    for (const auto& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) fail(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the load generator
+        if (::getppid() != parent) ::_exit(127);
+        const int null_fd = ::open("/dev/null", O_RDONLY);
+        if (null_fd >= 0) ::dup2(null_fd, 0);
+        ::dup2(log_fd, 1);
+        ::dup2(log_fd, 2);
+        ::execv(args[0], args.data());
+        std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(log_fd);
+    std::lock_guard lock(g_children_mutex);
+    g_children.push_back(pid);
+    return pid;
+}
+
+void stop_process(pid_t pid, int sig = SIGTERM,
+                  std::chrono::milliseconds grace = std::chrono::milliseconds(5000)) {
+    if (pid <= 0) return;
+    ::kill(pid, sig);
+    const auto deadline = Clock::now() + grace;
+    for (;;) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid || r < 0) break;
+        if (Clock::now() >= deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            break;
+        }
+        sleep_ms(5);
+    }
+    std::lock_guard lock(g_children_mutex);
+    std::erase(g_children, pid);
+}
+
+void kill_all_children() {
+    std::lock_guard lock(g_children_mutex);
+    for (pid_t pid : g_children) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+    g_children.clear();
+}
+
+bool alive(pid_t pid) {
+    int status = 0;
+    return ::waitpid(pid, &status, WNOHANG) == 0;
+}
+
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return 0;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream rest(line.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string x; rest >> x;)
+        f.push_back(x);
+    if (f.size() < 13) return 0;
+    static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return (std::stod(f[11]) + std::stod(f[12])) / tick;
+}
+
+double self_cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return tv(u.ru_utime) + tv(u.ru_stime);
+}
+
+// VmRSS of a process in KiB.
+long rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+struct HttpResult {
+    int status = 0;
+    std::string body;
+};
+
+HttpResult http_request(const tcp::endpoint& ep, http::verb method, const std::string& target,
+                        const std::string& body = {}) {
+    net::io_context ioc;
+    tcp::socket socket(ioc);
+    socket.connect(ep);
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, ep.address().to_string() + ":" + std::to_string(ep.port()));
+    if (method == http::verb::post) {
+        req.set(http::field::content_type, "application/json");
+        req.body() = body;
+        req.prepare_payload();
+    }
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    return {static_cast<int>(res.result_int()), std::move(res.body())};
+}
+
+std::string json_string(const std::string& body, const std::string& key) {
+    const std::string pattern = "\"" + key + "\":\"";
+    const auto at = body.find(pattern);
+    if (at == std::string::npos) return {};
+    const auto from = at + pattern.size();
+    const auto to = body.find('"', from);
+    return to == std::string::npos ? std::string() : body.substr(from, to - from);
+}
+
+double json_number(const std::string& body, const std::string& key) {
+    const std::string pattern = "\"" + key + "\":";
+    const auto at = body.find(pattern);
+    if (at == std::string::npos) return 0;
+    return std::strtod(body.c_str() + at + pattern.size(), nullptr);
+}
+
+// ---------------------------------------------------------------- broker + workers
+
+struct Broker {
+    pid_t pid = -1;
+    tcp::endpoint http;
+    std::string zmq;
+    std::string dir;
+};
+
+std::string make_run_dir(const Options& o, const std::string& name) {
+    std::string templ = o.dir + "/jobcast-bench-stream-" + name + "-XXXXXX";
+    if (!::mkdtemp(templ.data())) fail("mkdtemp in " + o.dir + ": " + std::strerror(errno));
+    return templ;
+}
+
+Broker start_broker(const Options& o, const std::string& dir) {
+    Broker b;
+    b.dir = dir;
+    const std::string log_path = dir + "/broker.log";
+    std::vector<std::string> argv = split(o.broker_prefix, ' ');
+    if (!argv.empty() && argv[0].find('/') == std::string::npos) argv[0] = "/usr/bin/" + argv[0];
+    for (const std::string& a :
+         {o.bin_dir + "/jobcast-broker", std::string("--http"), std::string("127.0.0.1:0"),
+          std::string("--zmq"), std::string("tcp://127.0.0.1:0"), std::string("--db"),
+          dir + "/bench.db"})
+        argv.push_back(a);
+    argv.insert(argv.end(), o.broker_args.begin(), o.broker_args.end());
+    b.pid = spawn(argv, log_path);
+    const auto deadline = Clock::now() + std::chrono::seconds(o.broker_prefix.empty() ? 15 : 60);
+    while (Clock::now() < deadline) {
+        std::ifstream in(log_path);
+        for (std::string line; std::getline(in, line);) {
+            if (line.find("listening") == std::string::npos) continue;
+            auto field = [&](const std::string& key) {
+                auto at = line.find(key + "=");
+                if (at == std::string::npos) return std::string();
+                at += key.size() + 1;
+                return line.substr(at, line.find(' ', at) - at);
+            };
+            const std::string http = field("http");
+            b.zmq = field("zmq");
+            const auto colon = http.rfind(':');
+            if (colon == std::string::npos || b.zmq.empty()) fail("cannot parse: " + line);
+            b.http = tcp::endpoint(net::ip::make_address(http.substr(0, colon)),
+                                   static_cast<unsigned short>(std::stoi(http.substr(colon + 1))));
+            return b;
+        }
+        if (!alive(b.pid)) fail("the broker exited at start; see " + log_path);
+        sleep_ms(10);
+    }
+    fail("the broker did not log 'listening' within 15 s; see " + log_path);
+}
+
+pid_t start_worker(const Options& o, const Broker& b, const std::string& binary,
+                   const std::string& name) {
+    const std::string path = o.bin_dir + "/" + binary;
+    if (::access(path.c_str(), X_OK) != 0) fail(path + " is missing: build it first");
+    return spawn({path, "--broker", b.zmq, "--name", name, "--capacity", "4"},
+                 b.dir + "/" + name + ".log");
+}
+
+// Stops the broker and its workers; removes the run folder unless --keep.
+struct Run {
+    const Options& o;
+    Broker broker;
+    std::vector<pid_t> workers;
+    pid_t perf = -1;
+    explicit Run(const Options& opts, const std::string& name) : o(opts) {
+        broker = start_broker(o, make_run_dir(o, name));
+    }
+    ~Run() {
+        if (perf > 0) stop_process(perf, SIGINT, std::chrono::milliseconds(30'000));
+        for (pid_t w : workers)
+            stop_process(w);
+        stop_process(broker.pid, SIGTERM,
+                     std::chrono::milliseconds(o.broker_prefix.empty() ? 5000 : 120'000));
+        std::error_code ec;
+        if (!o.keep) fs::remove_all(broker.dir, ec);
+    }
+    void worker(const std::string& binary, const std::string& name) {
+        workers.push_back(start_worker(o, broker, binary, name));
+    }
+    void maybe_perf(const std::string& scenario) {
+        if (o.perf_out.empty() || o.perf_scenario != scenario || perf > 0) return;
+        std::vector<std::string> argv = {"/usr/bin/perf", "record"};
+        for (const auto& a : split(o.perf_args, ' '))
+            argv.push_back(a);
+        argv.insert(argv.end(), {"-p", std::to_string(broker.pid), "-o", o.perf_out});
+        perf = spawn(argv, broker.dir + "/perf.log");
+        sleep_ms(300);
+    }
+    void stop_perf() {
+        if (perf > 0) stop_process(perf, SIGINT, std::chrono::milliseconds(30'000));
+        perf = -1;
+    }
+    std::string submit(const std::string& type, const std::string& params) {
+        auto r = http_request(broker.http, http::verb::post, "/v1/jobs",
+                              R"({"type":")" + type + R"(","params":)" + params + "}");
+        if (r.status != 201)
+            fail("POST /v1/jobs answered " + std::to_string(r.status) + ": " + r.body);
+        auto id = json_string(r.body, "id");
+        if (id.empty()) fail("no job id in " + r.body);
+        return id;
+    }
+    std::string job(const std::string& id) {
+        auto r = http_request(broker.http, http::verb::get, "/v1/jobs/" + id);
+        if (r.status != 200) fail("GET /v1/jobs/" + id + " answered " + std::to_string(r.status));
+        return r.body;
+    }
+    // Every series of /metrics ("name" or "name{labels}") -> value.
+    std::map<std::string, double> metrics() {
+        std::map<std::string, double> out;
+        auto r = http_request(broker.http, http::verb::get, "/metrics");
+        std::istringstream in(r.body);
+        for (std::string line; std::getline(in, line);) {
+            if (line.empty() || line[0] == '#') continue;
+            const auto space = line.rfind(' ');
+            if (space != std::string::npos)
+                out[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
+        }
+        return out;
+    }
+    double metric(const std::string& series) {
+        auto m = metrics();
+        auto it = m.find(series);
+        return it == m.end() ? 0 : it->second;
+    }
+    void cancel(const std::string& id) {
+        http_request(broker.http, http::verb::post, "/v1/jobs/" + id + "/cancel", "{}");
+    }
+    // Polls the job until `done(body)` or the timeout; returns the last body.
+    template <class Pred>
+    std::string wait_job(const std::string& id, double timeout, Pred done) {
+        const auto t0 = Clock::now();
+        for (;;) {
+            auto body = job(id);
+            if (done(body)) return body;
+            if (seconds_since(t0) > timeout) fail("timeout waiting for job " + id + ": " + body);
+            if (!alive(broker.pid)) fail("the broker died; see " + broker.dir + "/broker.log");
+            sleep_ms(20);
+        }
+    }
+};
+
+// ---------------------------------------------------------------- WebSocket clients
+
+// Counters that the main thread polls.
+struct Shared {
+    std::atomic<int> opened{0}, open_failed{0}, subscribed{0}, caught_up{0}, completed{0},
+        closed{0}, live_after_target{0};
+    std::atomic<std::uint64_t> delivered{0};  // token events, all subscribers (per frame)
+    std::atomic<int> errors{0};
+    std::mutex error_mutex;
+    std::string first_error;
+    void error(const std::string& what) {
+        errors.fetch_add(1);
+        std::lock_guard lock(error_mutex);
+        if (first_error.empty()) first_error = what;
+    }
+};
+
+// What every subscriber of a scenario measures against.
+struct Params {
+    std::int64_t latency_from_us = 0;  // events intended/emitted before it are warm-up
+    bool record_latency = true;
+};
+
+class Loop;
+
+class Subscriber {
+  public:
+    Subscriber(Loop& loop);
+
+    void connect();
+    void subscribe(const std::string& job, std::uint64_t after);
+    void close() {
+        beast::error_code ignored;
+        ws_.next_layer().close(ignored);
+    }
+
+    // Results (read after the loop stopped, or when `completed` says so).
+    std::uint64_t events = 0, tokens = 0, frames = 0, gaps = 0, dups = 0;
+    std::uint64_t next_seq = 1, last_seq_announced = 0, target_seq = 0;
+    std::int64_t subscribe_ns = 0, first_token_ns = 0, caught_up_ns = 0, done_ns = 0;
+    std::int64_t first_token_age_us = 0;  // receive - ts of the first token
+    bool open = false, done = false;
+    std::string subscribe_text;  // set before connect(): sent as soon as the socket is open
+
+  private:
+    void on_open();
+    void read();
+    void on_frame(std::string_view f, std::int64_t recv_us, std::int64_t recv_ns);
+    void on_event(std::uint64_t seq, bool token, bool terminal, std::int64_t ts,
+                  std::int64_t intended, std::int64_t recv_us, std::int64_t recv_ns);
+
+    Loop& loop_;
+    websocket::stream<tcp::socket> ws_;
+    beast::flat_buffer buffer_;
+};
+
+// One io_context, one thread, its subscribers and its latency histograms.
+class Loop {
+  public:
+    Loop(Shared& shared, const Params& params, tcp::endpoint ep, int parallel)
+        : shared(shared), params(params), ep(ep), parallel_(parallel) {}
+    ~Loop() { stop(); }
+
+    Subscriber& add() {
+        subs.push_back(std::make_unique<Subscriber>(*this));
+        return *subs.back();
+    }
+    void start() {
+        thread_ = std::thread([this] {
+            auto guard = net::make_work_guard(ioc);
+            net::post(ioc, [this] { pump_connects(); });
+            ioc.run();
+        });
+    }
+    // Closes every socket and stops the thread.
+    void stop() {
+        if (!thread_.joinable()) return;
+        net::post(ioc, [this] {
+            for (auto& s : subs)
+                s->close();
+            ioc.stop();
+        });
+        thread_.join();
+    }
+    void connect_done() {
+        --in_flight_;
+        pump_connects();
+    }
+
+    net::io_context ioc{1};
+    Shared& shared;
+    const Params& params;
+    tcp::endpoint ep;
+    std::string host = ep.address().to_string() + ":" + std::to_string(ep.port());
+    Histogram intended_hist, ts_hist;  // µs: receive - intended, receive - ts
+    Histogram after_target_hist;       // µs: receive - ts of events past target_seq
+    std::vector<std::unique_ptr<Subscriber>> subs;
+
+  private:
+    void pump_connects() {
+        while (in_flight_ < parallel_ && next_ < subs.size()) {
+            ++in_flight_;
+            subs[next_++]->connect();
+        }
+    }
+    int parallel_;
+    int in_flight_ = 0;
+    std::size_t next_ = 0;
+    std::thread thread_;
+};
+
+Subscriber::Subscriber(Loop& loop) : loop_(loop), ws_(loop.ioc) {}
+
+void Subscriber::connect() {
+    ws_.next_layer().async_connect(loop_.ep, [this](beast::error_code ec) {
+        if (ec) {
+            loop_.shared.open_failed.fetch_add(1);
+            loop_.shared.error("connect: " + ec.message());
+            loop_.connect_done();
+            return;
+        }
+        ws_.next_layer().set_option(tcp::no_delay(true));
+        ws_.async_handshake(loop_.host, "/v1/ws", [this](beast::error_code ec) {
+            if (ec) {
+                loop_.shared.open_failed.fetch_add(1);
+                loop_.shared.error("handshake: " + ec.message());
+                loop_.connect_done();
+                return;
+            }
+            on_open();
+            loop_.connect_done();
+        });
+    });
+}
+
+void Subscriber::on_open() {
+    open = true;
+    ws_.text(true);
+    loop_.shared.opened.fetch_add(1);
+    if (!subscribe_text.empty()) {
+        subscribe_ns = mono_ns();
+        ws_.async_write(net::buffer(subscribe_text), [this](beast::error_code ec, std::size_t) {
+            if (ec) loop_.shared.error("write: " + ec.message());
+        });
+    }
+    read();
+}
+
+void Subscriber::subscribe(const std::string& job, std::uint64_t after) {
+    subscribe_text =
+        R"({"op":"subscribe","job":")" + job + R"(","after":)" + std::to_string(after) + "}";
+    if (!open) return;  // sent on open
+    subscribe_ns = mono_ns();
+    ws_.async_write(net::buffer(subscribe_text), [this](beast::error_code ec, std::size_t) {
+        if (ec) loop_.shared.error("write: " + ec.message());
+    });
+}
+
+void Subscriber::read() {
+    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
+        if (ec) {
+            if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor) {
+                if (!done) loop_.shared.error("read: " + ec.message());
+            }
+            loop_.shared.closed.fetch_add(1);
+            return;
+        }
+        const auto recv_us = unix_us();
+        const auto recv_ns = mono_ns();
+        const auto data = buffer_.cdata();
+        on_frame(std::string_view(static_cast<const char*>(data.data()), data.size()), recv_us,
+                 recv_ns);
+        buffer_.consume(buffer_.size());
+        read();
+    });
+}
+
+// Parsers of the fixed field order of protocol/json.cpp.
+inline bool eat(const char*& p, const char* end, std::string_view lit) {
+    if (static_cast<std::size_t>(end - p) < lit.size() || std::memcmp(p, lit.data(), lit.size()))
+        return false;
+    p += lit.size();
+    return true;
+}
+
+inline std::int64_t parse_int(const char*& p, const char* end) {
+    bool neg = p < end && *p == '-';
+    if (neg) ++p;
+    std::int64_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9')
+        v = v * 10 + (*p++ - '0');
+    return neg ? -v : v;
+}
+
+inline bool starts_with(const char* p, const char* end, std::string_view lit) {
+    return static_cast<std::size_t>(end - p) >= lit.size() &&
+           std::memcmp(p, lit.data(), lit.size()) == 0;
+}
+
+void Subscriber::on_frame(std::string_view f, std::int64_t recv_us, std::int64_t recv_ns) {
+    ++frames;
+    const auto tokens_before = tokens;
+    const char* p = f.data();
+    const char* const end = p + f.size();
+    if (!starts_with(p, end, R"({"type":"event)")) {
+        if (starts_with(p, end, R"({"type":"subscribed")")) {
+            last_seq_announced =
+                static_cast<std::uint64_t>(json_number(std::string(f), "last_seq"));
+            if (target_seq == 0) target_seq = last_seq_announced;
+            loop_.shared.subscribed.fetch_add(1);
+        } else if (starts_with(p, end, R"({"type":"error")")) {
+            loop_.shared.error(std::string(f));
+        }
+        return;
+    }
+    for (;;) {
+        p = static_cast<const char*>(::memmem(p, static_cast<std::size_t>(end - p), "\"seq\":", 6));
+        if (!p) break;
+        p += 6;
+        const auto seq = static_cast<std::uint64_t>(parse_int(p, end));
+        if (!eat(p, end, R"(,"kind":")")) continue;
+        const bool token = starts_with(p, end, R"(token")");
+        const bool state = starts_with(p, end, R"(state")");
+        p = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+        if (!p) break;
+        ++p;
+        if (!eat(p, end, R"(,"ts":)")) continue;
+        const auto ts = parse_int(p, end);
+        std::int64_t intended = 0;
+        bool terminal = false;
+        if (eat(p, end, R"(,"data":)")) {
+            if (state) {
+                terminal = starts_with(p, end, R"({"state":"succeeded")") ||
+                           starts_with(p, end, R"({"state":"failed")") ||
+                           starts_with(p, end, R"({"state":"cancelled")");
+            } else if (eat(p, end, R"({"t":)")) {
+                intended = parse_int(p, end);
+            }
+        }
+        on_event(seq, token, terminal, ts, intended, recv_us, recv_ns);
+    }
+    if (tokens != tokens_before)
+        loop_.shared.delivered.fetch_add(tokens - tokens_before, std::memory_order_relaxed);
+}
+
+void Subscriber::on_event(std::uint64_t seq, bool token, bool terminal, std::int64_t ts,
+                          std::int64_t intended, std::int64_t recv_us, std::int64_t recv_ns) {
+    ++events;
+    if (seq == next_seq) {
+        ++next_seq;
+    } else if (seq < next_seq) {
+        ++dups;
+    } else {
+        gaps += seq - next_seq;
+        next_seq = seq + 1;
+    }
+    if (token) {
+        ++tokens;
+        if (!first_token_ns) {
+            first_token_ns = recv_ns;
+            first_token_age_us = recv_us - ts;
+        }
+        const auto& prm = loop_.params;
+        if (prm.record_latency) {
+            const auto from = intended ? intended : ts;
+            if (from >= prm.latency_from_us) {
+                loop_.ts_hist.record(recv_us - ts);
+                if (intended) loop_.intended_hist.record(recv_us - intended);
+            }
+            if (caught_up_ns && seq > target_seq) {
+                loop_.after_target_hist.record(recv_us - ts);
+                loop_.shared.live_after_target.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    }
+    if (target_seq && !caught_up_ns && seq >= target_seq) {
+        caught_up_ns = recv_ns;
+        loop_.shared.caught_up.fetch_add(1);
+    }
+    if (terminal && !done) {
+        done = true;
+        done_ns = recv_ns;
+        loop_.shared.completed.fetch_add(1);
+    }
+}
+
+// M subscribers over T loops, round robin.
+class Clients {
+  public:
+    Clients(const Options& o, const tcp::endpoint& ep, int count, const Params& params)
+        : params_(params) {
+        const int threads = std::min(o.threads, count);
+        for (int t = 0; t < threads; ++t)
+            loops_.push_back(std::make_unique<Loop>(shared, params_, ep,
+                                                    std::max(1, o.connect_parallel / threads)));
+        for (int i = 0; i < count; ++i)
+            all.push_back(&loops_[static_cast<std::size_t>(i) % loops_.size()]->add());
+    }
+    ~Clients() { stop(); }
+    void start() {
+        for (auto& l : loops_)
+            l->start();
+    }
+    void stop() {
+        for (auto& l : loops_)
+            l->stop();
+    }
+    // Sends subscribe on every open subscriber (from its loop's thread).
+    void subscribe_all(const std::string& job, std::uint64_t after) {
+        for (auto& l : loops_) {
+            net::post(l->ioc, [&l, job, after] {
+                for (auto& s : l->subs)
+                    s->subscribe(job, after);
+            });
+        }
+    }
+    // Waits until pred() or the timeout; false on timeout.
+    template <class Pred>
+    bool wait(double timeout, Pred pred, pid_t broker = -1) {
+        const auto t0 = Clock::now();
+        while (!pred()) {
+            if (seconds_since(t0) > timeout) return false;
+            if (broker > 0 && !alive(broker)) fail("the broker died");
+            sleep_ms(1);
+        }
+        return true;
+    }
+    Histogram merged(Histogram Loop::*which) const {
+        Histogram h;
+        for (const auto& l : loops_)
+            h.merge((*l).*which);
+        return h;
+    }
+
+    Shared shared;
+    std::vector<Subscriber*> all;
+
+  private:
+    const Params& params_;
+    std::vector<std::unique_ptr<Loop>> loops_;
+};
+
+// ---------------------------------------------------------------- results
+
+struct Row {
+    std::string scenario;
+    int run = 0;
+    std::string config;
+    // The headline figure and its unit, plus latency (ms) where measured.
+    double value = 0;
+    std::string unit;
+    std::string target;
+    bool met = false;
+    bool has_latency = false;
+    double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+    std::uint64_t gaps = 0, dups = 0;
+    std::vector<std::pair<std::string, double>> extra;
+    std::string note;
+    std::string load;
+};
+
+void set_latency(Row& row, const Histogram& h) {
+    row.has_latency = h.count() > 0;
+    row.p50 = h.quantile_ms(0.5);
+    row.p90 = h.quantile_ms(0.9);
+    row.p99 = h.quantile_ms(0.99);
+    row.p999 = h.quantile_ms(0.999);
+    row.max = h.max_ms();
+}
+
+std::string fmt(double v, int digits = 2) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+    return buf;
+}
+
+std::string human(double v) {
+    char buf[64];
+    if (v >= 1e6) {
+        std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+    } else if (v >= 1e4) {
+        std::snprintf(buf, sizeof buf, "%.0fk", v / 1e3);
+    } else {
+        std::snprintf(buf, sizeof buf, "%.1f", v);
+    }
+    return buf;
+}
+
+void print_row(const Row& r) {
+    std::printf("%-14s %-3d %-26s %12s %-8s %-13s %-4s", r.scenario.c_str(), r.run,
+                r.config.c_str(), human(r.value).c_str(), r.unit.c_str(), r.target.c_str(),
+                r.met ? "ok" : "MISS");
+    if (r.has_latency) {
+        std::printf(" %7s %7s %7s %7s %8s", fmt(r.p50).c_str(), fmt(r.p90).c_str(),
+                    fmt(r.p99).c_str(), fmt(r.p999).c_str(), fmt(r.max).c_str());
+    } else {
+        std::printf(" %7s %7s %7s %7s %8s", "-", "-", "-", "-", "-");
+    }
+    std::printf(" %5llu/%-5llu %s\n", static_cast<unsigned long long>(r.gaps),
+                static_cast<unsigned long long>(r.dups), r.load.c_str());
+    std::string details;
+    for (const auto& [k, v] : r.extra)
+        details +=
+            " " + k + "=" + (std::fabs(v) >= 100 || v == std::floor(v) ? fmt(v, 0) : fmt(v, 3));
+    if (!details.empty() || !r.note.empty())
+        std::printf("    %s%s%s\n", details.c_str(), r.note.empty() ? "" : "  # ", r.note.c_str());
+    std::fflush(stdout);
+}
+
+void print_header() {
+    std::printf("%-14s %-3s %-26s %12s %-8s %-13s %-4s %7s %7s %7s %7s %8s %11s %s\n", "scenario",
+                "run", "config", "result", "unit", "target", "", "p50ms", "p90ms", "p99ms",
+                "p99.9ms", "max_ms", "gaps/dups", "load(1/5/15)");
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            out += ' ';
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
+    std::ofstream out(path);
+    out << std::setprecision(10);
+    out << "{\"bench\":\"jobcast-bench-stream\",\"threads\":" << o.threads << ",\"size\":" << o.size
+        << ",\"nproc\":" << std::thread::hardware_concurrency() << ",\"rows\":[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const Row& r = rows[i];
+        out << (i ? "," : "") << "\n{\"scenario\":\"" << r.scenario << "\",\"run\":" << r.run
+            << ",\"config\":\"" << json_escape(r.config) << "\",\"value\":" << r.value
+            << ",\"unit\":\"" << r.unit << "\",\"target\":\"" << json_escape(r.target)
+            << "\",\"met\":" << (r.met ? "true" : "false") << ",\"gaps\":" << r.gaps
+            << ",\"dups\":" << r.dups << ",\"load\":\"" << r.load << "\"";
+        if (r.has_latency) {
+            out << ",\"latency_ms\":{\"p50\":" << r.p50 << ",\"p90\":" << r.p90
+                << ",\"p99\":" << r.p99 << ",\"p999\":" << r.p999 << ",\"max\":" << r.max << "}";
+        }
+        for (const auto& [k, v] : r.extra)
+            out << ",\"" << k << "\":" << v;
+        if (!r.note.empty()) out << ",\"note\":\"" << json_escape(r.note) << "\"";
+        out << "}";
+    }
+    out << "\n]}\n";
+}
+
+void sum_checks(const Clients& c, Row& row) {
+    for (const auto* s : c.all) {
+        row.gaps += s->gaps;
+        row.dups += s->dups;
+    }
+}
+
+void note_errors(Clients& c, Row& row) {
+    if (c.shared.errors.load() == 0) return;
+    std::lock_guard lock(c.shared.error_mutex);
+    row.note += (row.note.empty() ? "" : "; ") + std::to_string(c.shared.errors.load()) +
+                " client errors, first: " + c.shared.first_error.substr(0, 200);
+}
+
+// ---------------------------------------------------------------- scenarios
+
+Row fanout(const Options& o, int run_no) {
+    Row row;
+    row.scenario = "fanout";
+    row.run = run_no;
+    row.config = "1 job x " + std::to_string(o.fanout_subs) + " subs, " +
+                 std::to_string(o.fanout_events) + " ev";
+    row.unit = "events/s";
+    row.target = ">=1M (2.9M)";
+    Run run(o, "fanout");
+    // Queued before anyone subscribes and before the worker exists, so every
+    // subscriber sees the whole stream live (seq 1 is the queued state event).
+    const auto job = run.submit("bench.emit", R"({"count":)" + std::to_string(o.fanout_events) +
+                                                  R"(,"size":)" + std::to_string(o.size) + "}");
+    Params params;
+    Clients clients(o, run.broker.http, o.fanout_subs, params);
+    for (auto* s : clients.all)
+        s->subscribe_text = R"({"op":"subscribe","job":")" + job + R"(","after":0})";
+    clients.start();
+    if (!clients.wait(
+            30,
+            [&] { return clients.shared.subscribed + clients.shared.open_failed >= o.fanout_subs; },
+            run.broker.pid))
+        fail("fanout: subscribers not subscribed within 30 s");
+    sleep_ms(200);
+    const long rss0 = rss_kib(run.broker.pid);
+    run.maybe_perf("fanout");
+    const double broker_cpu0 = cpu_seconds(run.broker.pid), self_cpu0 = self_cpu_seconds();
+    const auto t0 = Clock::now();
+    const auto t0_ns = mono_ns();
+    run.worker("jobcast-bench-worker", "bench-emit");
+    // Delivered tokens sampled every 20 ms: the steady rate is taken between
+    // 10 % and 90 % of all deliveries (start-up and the stragglers' tail left out).
+    std::vector<std::pair<double, double>> samples;  // (s since t0, delivered)
+    bool finished = false;
+    for (;;) {
+        samples.emplace_back(seconds_since(t0),
+                             static_cast<double>(clients.shared.delivered.load()));
+        if (clients.shared.completed + clients.shared.closed >= o.fanout_subs) {
+            finished = true;
+            break;
+        }
+        if (seconds_since(t0) > o.timeout) break;
+        if (!alive(run.broker.pid)) fail("the broker died");
+        sleep_ms(20);
+    }
+    const double wall = seconds_since(t0);
+    const double worker_cpu = run.workers.empty() ? 0 : cpu_seconds(run.workers[0]);
+    const double broker_cpu = cpu_seconds(run.broker.pid) - broker_cpu0;
+    const double self_cpu = self_cpu_seconds() - self_cpu0;
+    const long rss1 = rss_kib(run.broker.pid);
+    run.stop_perf();
+    clients.stop();
+    const double replayed = run.metric("jobcast_replayed_events_total");
+    const double catchups = run.metric("jobcast_slow_consumer_catchups_total");
+
+    std::int64_t first = 0, last = 0, first_age_us = 0;
+    std::uint64_t events = 0, frames = 0, tokens = 0;
+    int complete = 0;
+    for (const auto* s : clients.all) {
+        if (s->first_token_ns && (!first || s->first_token_ns < first)) {
+            first = s->first_token_ns;
+            first_age_us = s->first_token_age_us;
+        }
+        last = std::max(last, s->done ? s->done_ns : mono_ns());
+        events += s->events;
+        frames += s->frames;
+        tokens += s->tokens;
+        complete += s->done;
+    }
+    const double window = first ? static_cast<double>(last - first) / 1e9 : 0;
+    const double overall = window > 0 ? static_cast<double>(tokens) / window : 0;
+    const double expected = static_cast<double>(o.fanout_events) * o.fanout_subs;
+    auto at = [&](double fraction) {
+        for (const auto& sample : samples)
+            if (sample.second >= fraction * expected) return sample;
+        return samples.back();
+    };
+    const auto lo = at(0.1), hi = at(0.9);
+    const double steady = hi.first > lo.first ? (hi.second - lo.second) / (hi.first - lo.first) : 0;
+    double peak = 0;  // best 1-second window
+    for (std::size_t i = 0, j = 0; i < samples.size(); ++i) {
+        while (j < samples.size() && samples[j].first - samples[i].first < 1.0)
+            ++j;
+        if (j == samples.size()) break;
+        peak = std::max(
+            peak, (samples[j].second - samples[i].second) / (samples[j].first - samples[i].first));
+    }
+    row.value = steady > 0 ? steady : overall;
+    row.met = row.value >= 1e6 && complete == o.fanout_subs;
+    sum_checks(clients, row);
+    set_latency(row, clients.merged(&Loop::ts_hist));
+    row.extra = {{"delivered_events", static_cast<double>(events)},
+                 {"overall_events_per_s", overall},
+                 {"peak_1s_events_per_s", peak},
+                 {"window_s", window},
+                 {"events_per_frame", frames ? static_cast<double>(events) / frames : 0},
+                 {"complete_subs", static_cast<double>(complete)},
+                 {"broker_cpu_s", broker_cpu},
+                 {"loadgen_cpu_s", self_cpu},
+                 {"worker_cpu_s", worker_cpu},
+                 {"wall_s", wall},
+                 {"first_token_s", first ? static_cast<double>(first - t0_ns) / 1e9 : 0},
+                 {"first_token_age_ms", static_cast<double>(first_age_us) / 1e3},
+                 {"replayed_events", replayed},
+                 {"catchups", catchups},
+                 {"broker_rss_mib_during", static_cast<double>(rss1) / 1024},
+                 {"broker_rss_mib_before", static_cast<double>(rss0) / 1024}};
+    if (!finished) row.note = "timeout: only " + std::to_string(complete) + " subscribers finished";
+    row.note +=
+        (row.note.empty() ? "" : "; ") +
+        std::string("rate: steady 10-90 % of deliveries; latency = receive - ts (max rate)");
+    note_errors(clients, row);
+    return row;
+}
+
+std::vector<Row> latency(const Options& o, int run_no) {
+    std::vector<Row> rows;
+    Run run(o, "latency");
+    run.worker("jobcast-bench-stream-worker", "bench-stream");
+    sleep_ms(300);  // the worker says hello
+    for (const auto& spec : o.latency) {
+        Row row;
+        row.scenario = "latency";
+        row.run = run_no;
+        row.config = std::to_string(spec.rate) + "/s x " + std::to_string(spec.subs) + " subs, " +
+                     fmt(o.latency_seconds, 0) + "s";
+        // The issue's targets: 1,000/s x 200 and 10,000/s x 100; other points are for reference.
+        const bool slow = spec.rate == 1000 && spec.subs == 200;
+        const bool fast = spec.rate == 10000 && spec.subs == 100;
+        const double p99_target = slow ? 3.0 : 5.0;
+        row.target = slow ? "p50<=0.5,p99<=3" : fast ? "p99<=5" : "(info)";
+        row.unit = "events/s";
+        Params params;
+        Clients clients(o, run.broker.http, spec.subs, params);
+        clients.start();
+        if (!clients.wait(30, [&] {
+                return clients.shared.opened + clients.shared.open_failed >= spec.subs;
+            }))
+            fail("latency: connections not open within 30 s");
+        const auto count = static_cast<long>(spec.rate * o.latency_seconds);
+        const auto start_us = unix_us() + 700'000;
+        params.latency_from_us = start_us + static_cast<std::int64_t>(o.warmup_ms) * 1000;
+        const auto job = run.submit(
+            "bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
+                                std::to_string(spec.rate) + R"(,"size":)" + std::to_string(o.size) +
+                                R"(,"start_us":)" + std::to_string(start_us) + R"(,"tick_us":)" +
+                                std::to_string(o.tick_us) + "}");
+        clients.subscribe_all(job, 0);
+        if (!clients.wait(10, [&] { return clients.shared.subscribed >= spec.subs; }))
+            fail("latency: not subscribed within 10 s");
+        const bool late = unix_us() > start_us;
+        run.maybe_perf("latency");
+        const double broker_cpu0 = cpu_seconds(run.broker.pid), self_cpu0 = self_cpu_seconds();
+        const double worker_cpu0 = cpu_seconds(run.workers[0]);
+        const auto metrics0 = run.metrics();
+        const bool finished = clients.wait(
+            o.latency_seconds + std::max(15.0, o.timeout / 2),
+            [&] { return clients.shared.completed >= spec.subs; }, run.broker.pid);
+        const double broker_cpu = cpu_seconds(run.broker.pid) - broker_cpu0;
+        const double self_cpu = self_cpu_seconds() - self_cpu0;
+        const double worker_cpu = cpu_seconds(run.workers[0]) - worker_cpu0;
+        run.stop_perf();
+        clients.stop();
+        // The broker's own view: worker ts -> written to the socket
+        // (jobcast_event_delivery_latency_seconds), share within 1 ms and 5 ms.
+        const auto metrics1 = run.metrics();
+        auto delta = [&](const std::string& series) {
+            auto a = metrics0.find(series), b = metrics1.find(series);
+            return (b == metrics1.end() ? 0 : b->second) - (a == metrics0.end() ? 0 : a->second);
+        };
+        const std::string bucket = "jobcast_event_delivery_latency_seconds_bucket{le=\"";
+        const double written = delta(bucket + "+Inf\"}");
+        const double within_1ms = written > 0 ? 100 * delta(bucket + "0.001\"}") / written : 0;
+        const double within_5ms = written > 0 ? 100 * delta(bucket + "0.005\"}") / written : 0;
+        std::uint64_t tokens = 0;
+        int complete = 0;
+        for (const auto* s : clients.all) {
+            tokens += s->tokens;
+            complete += s->done;
+        }
+        const auto hist = clients.merged(&Loop::intended_hist);
+        const auto ts_hist = clients.merged(&Loop::ts_hist);
+        set_latency(row, hist);
+        row.value = static_cast<double>(tokens) / o.latency_seconds;
+        sum_checks(clients, row);
+        row.met = finished && row.gaps == 0 && row.dups == 0 &&
+                  ((!slow && !fast) || (row.p99 <= p99_target && (!slow || row.p50 <= 0.5)));
+        row.extra = {{"delivered_tokens", static_cast<double>(tokens)},
+                     {"expected_tokens", static_cast<double>(count) * spec.subs},
+                     {"samples", static_cast<double>(hist.count())},
+                     {"from_ts_p50_ms", ts_hist.quantile_ms(0.5)},
+                     {"from_ts_p99_ms", ts_hist.quantile_ms(0.99)},
+                     {"from_ts_p999_ms", ts_hist.quantile_ms(0.999)},
+                     {"from_ts_max_ms", ts_hist.max_ms()},
+                     {"negative_samples", static_cast<double>(hist.negative())},
+                     {"broker_cpu_s", broker_cpu},
+                     {"loadgen_cpu_s", self_cpu},
+                     {"worker_cpu_s", worker_cpu},
+                     {"broker_written_within_1ms_pct", within_1ms},
+                     {"broker_written_within_5ms_pct", within_5ms}};
+        row.note = "latency = receive - intended send time; first " + std::to_string(o.warmup_ms) +
+                   " ms left out";
+        if (late) row.note += "; WARNING: subscriptions completed after the start";
+        if (!finished)
+            row.note += "; timeout: " + std::to_string(complete) + " subscribers finished";
+        note_errors(clients, row);
+        row.load = load_average();
+        rows.push_back(row);
+        print_row(row);
+    }
+    return rows;
+}
+
+std::vector<Row> idle(const Options& o, int run_no) {
+    std::vector<Row> rows;
+    Run run(o, "idle");
+    run.worker("jobcast-bench-stream-worker", "bench-stream");
+    // A running job that emits nothing for a minute: the subscribed variant's target.
+    const auto job = run.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
+                                                    std::to_string(unix_us() + 120'000'000) + "}");
+    run.wait_job(job, 10,
+                 [](const std::string& b) { return json_string(b, "state") == "running"; });
+    {
+        // Warm-up: a few connections so that thread caches and arenas exist.
+        Params params;
+        Clients warm(o, run.broker.http, 50, params);
+        warm.start();
+        warm.wait(10, [&] { return warm.shared.opened + warm.shared.open_failed >= 50; });
+    }
+    sleep_ms(500);
+    const long rss0 = rss_kib(run.broker.pid);
+    Params params;
+    Clients clients(o, run.broker.http, o.idle_conns, params);
+    run.maybe_perf("idle");
+    const auto t0 = Clock::now();
+    clients.start();
+    const bool opened = clients.wait(
+        o.timeout,
+        [&] { return clients.shared.opened + clients.shared.open_failed >= o.idle_conns; },
+        run.broker.pid);
+    const double open_s = seconds_since(t0);
+    sleep_ms(1000);
+    const long rss1 = rss_kib(run.broker.pid);
+    const int open = clients.shared.opened.load();
+
+    Row row;
+    row.scenario = "idle";
+    row.run = run_no;
+    row.config = std::to_string(o.idle_conns) + " WS connections";
+    row.unit = "KiB/conn";
+    row.target = "<=8 KiB/conn";
+    row.value = open ? static_cast<double>(rss1 - rss0) / open : 0;
+    row.met = opened && open == o.idle_conns && row.value <= 8.0;
+    row.extra = {{"open", static_cast<double>(open)},
+                 {"broker_rss_mib_before", static_cast<double>(rss0) / 1024},
+                 {"broker_rss_mib_after", static_cast<double>(rss1) / 1024},
+                 {"open_s", open_s},
+                 {"connects_per_s", open / open_s}};
+    if (!opened) row.note = "timeout opening connections";
+    note_errors(clients, row);
+    row.load = load_average();
+    rows.push_back(row);
+    print_row(row);
+
+    // The same connections, each subscribed to one quiet running job.
+    clients.subscribe_all(job, 0);
+    const bool subscribed = clients.wait(
+        o.timeout, [&] { return clients.shared.subscribed >= open; }, run.broker.pid);
+    sleep_ms(1000);
+    const long rss2 = rss_kib(run.broker.pid);
+    run.stop_perf();
+    Row sub = row;
+    sub.scenario = "idle+sub";
+    sub.config = std::to_string(o.idle_conns) + " conns x 1 job sub";
+    sub.value = open ? static_cast<double>(rss2 - rss0) / open : 0;
+    sub.target = "(info)";
+    sub.met = subscribed;
+    sub.extra = {{"subscribed", static_cast<double>(clients.shared.subscribed.load())},
+                 {"broker_rss_mib_after", static_cast<double>(rss2) / 1024}};
+    sub.note = subscribed ? "" : "timeout subscribing";
+    note_errors(clients, sub);
+    sub.load = load_average();
+    rows.push_back(sub);
+    print_row(sub);
+    clients.stop();
+    run.cancel(job);
+    return rows;
+}
+
+// One client on an open connection subscribes after=0; returns it when done.
+struct ResumeSample {
+    double ms = -1;              // subscribe sent -> caught up (target seq received)
+    double first_event_ms = -1;  // subscribe sent -> first event
+    std::uint64_t events = 0, gaps = 0, dups = 0;
+    Histogram live;  // µs, events after the target
+};
+
+ResumeSample resume_once(const Options& o, Run& run, const std::string& job,
+                         std::uint64_t target_seq, bool wait_live, int live_events) {
+    Params params;
+    params.record_latency = true;
+    params.latency_from_us = std::numeric_limits<std::int64_t>::max();  // only after_target
+    Clients clients(o, run.broker.http, 1, params);
+    Subscriber& s = *clients.all[0];
+    s.target_seq = target_seq;
+    clients.start();
+    if (!clients.wait(10, [&] { return clients.shared.opened + clients.shared.open_failed >= 1; }))
+        fail("resume: connection not open");
+    clients.subscribe_all(job, 0);
+    const bool ok = clients.wait(
+        o.timeout, [&] { return clients.shared.caught_up >= 1 || clients.shared.completed >= 1; },
+        run.broker.pid);
+    if (ok && wait_live) {
+        // Then some live events, for their latency (1,000/s: live_events ms).
+        clients.wait(5, [&] {
+            return clients.shared.completed >= 1 || clients.shared.live_after_target >= live_events;
+        });
+    }
+    clients.stop();
+    ResumeSample r;
+    if (s.caught_up_ns)
+        r.ms = static_cast<double>(s.caught_up_ns - s.subscribe_ns) / 1e6;
+    else if (s.done_ns)
+        r.ms = static_cast<double>(s.done_ns - s.subscribe_ns) / 1e6;
+    if (s.first_token_ns)
+        r.first_event_ms = static_cast<double>(s.first_token_ns - s.subscribe_ns) / 1e6;
+    r.events = s.events;
+    r.gaps = s.gaps;
+    r.dups = s.dups;
+    r.live = clients.merged(&Loop::after_target_hist);
+    if (!ok)
+        fail("resume: not caught up within the timeout; " + std::to_string(s.events) + " events");
+    return r;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::vector<Row> resume(const Options& o, int run_no) {
+    std::vector<Row> rows;
+    Run run(o, "resume");
+    run.worker("jobcast-bench-worker", "bench-emit");
+    run.worker("jobcast-bench-stream-worker", "bench-stream");
+    {
+        // A finished job: the client replays everything, to the terminal event.
+        const auto job = run.submit("bench.emit", R"({"count":)" + std::to_string(o.resume_events) +
+                                                      R"(,"size":)" + std::to_string(o.size) + "}");
+        const auto body = run.wait_job(job, o.timeout, [](const std::string& b) {
+            const auto st = json_string(b, "state");
+            return st != "queued" && st != "running";
+        });
+        if (json_string(body, "state") != "succeeded") fail("resume job: " + body);
+        const auto last_seq = static_cast<std::uint64_t>(json_number(body, "last_seq"));
+        sleep_ms(300);
+        Row row;
+        row.scenario = "resume-done";
+        row.run = run_no;
+        row.config = "after=0 of " + std::to_string(last_seq) + " ev (finished)";
+        row.unit = "ms";
+        row.target = "<=50 ms";
+        std::vector<double> ms, first;
+        for (int i = 0; i < o.resume_repeat; ++i) {
+            auto r = resume_once(o, run, job, last_seq, false, 0);
+            if (r.events != last_seq) {
+                row.note +=
+                    "got " + std::to_string(r.events) + " of " + std::to_string(last_seq) + "; ";
+            }
+            ms.push_back(r.ms);
+            first.push_back(r.first_event_ms);
+            row.gaps += r.gaps;
+            row.dups += r.dups;
+        }
+        row.value = median(ms);
+        row.met = row.value <= 50 && row.gaps == 0 && row.dups == 0;
+        row.extra = {{"min_ms", *std::min_element(ms.begin(), ms.end())},
+                     {"max_ms", *std::max_element(ms.begin(), ms.end())},
+                     {"first_event_ms", median(first)},
+                     {"events_per_s", static_cast<double>(last_seq) / (row.value / 1000)},
+                     {"tries", static_cast<double>(o.resume_repeat)}};
+        row.note += "median of " + std::to_string(o.resume_repeat);
+        row.load = load_average();
+        rows.push_back(row);
+        print_row(row);
+    }
+    {
+        // A running job: 100,000 events as a burst, then 1,000/s. The client
+        // catches up to the last_seq announced when it subscribed, then is live.
+        const auto job =
+            run.submit("bench.stream", R"({"burst":)" + std::to_string(o.resume_events) +
+                                           R"(,"count":60000,"rate":1000,"size":)" +
+                                           std::to_string(o.size) + "}");
+        run.wait_job(job, o.timeout, [&](const std::string& b) {
+            return json_number(b, "last_seq") >= static_cast<double>(o.resume_events) + 100;
+        });
+        Row row;
+        row.scenario = "resume-live";
+        row.run = run_no;
+        row.config = "after=0, " + std::to_string(o.resume_events) + " ev + 1k/s live";
+        row.unit = "ms";
+        row.target = "<=50 ms";
+        std::vector<double> ms;
+        Histogram live;
+        for (int i = 0; i < o.resume_repeat; ++i) {
+            auto r = resume_once(o, run, job, 0, true, 200);
+            ms.push_back(r.ms);
+            row.gaps += r.gaps;
+            row.dups += r.dups;
+            live.merge(r.live);
+        }
+        run.cancel(job);
+        row.value = median(ms);
+        row.met = row.value <= 50 && row.gaps == 0 && row.dups == 0;
+        set_latency(row, live);
+        row.extra = {{"min_ms", *std::min_element(ms.begin(), ms.end())},
+                     {"max_ms", *std::max_element(ms.begin(), ms.end())},
+                     {"live_samples", static_cast<double>(live.count())}};
+        row.note =
+            "ms to reach the subscribed frame's last_seq; latency cols: live events after "
+            "it (receive - ts); median of " +
+            std::to_string(o.resume_repeat);
+        row.load = load_average();
+        rows.push_back(row);
+        print_row(row);
+    }
+    return rows;
+}
+
+void on_signal(int) {
+    kill_all_children();
+    std::_Exit(130);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    rlimit nofile{};
+    ::getrlimit(RLIMIT_NOFILE, &nofile);
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+    if (nofile.rlim_cur < static_cast<rlim_t>(o.idle_conns) + 200) {
+        std::fprintf(stderr, "warning: RLIMIT_NOFILE %llu is below --idle-conns + 200\n",
+                     static_cast<unsigned long long>(nofile.rlim_cur));
+    }
+
+    std::vector<Row> rows;
+    int status = 0;
+    std::printf("jobcast-bench-stream: %u cores, load %s, loadgen threads %d, token size %d B\n",
+                std::thread::hardware_concurrency(), load_average().c_str(), o.threads, o.size);
+    print_header();
+    try {
+        for (int run = 1; run <= o.repeat; ++run) {
+            for (const auto& scenario : o.scenarios) {
+                if (scenario == "fanout") {
+                    Row row = fanout(o, run);
+                    row.load = load_average();
+                    rows.push_back(row);
+                    print_row(row);
+                } else if (scenario == "latency") {
+                    for (auto& r : latency(o, run))
+                        rows.push_back(r);
+                } else if (scenario == "idle") {
+                    for (auto& r : idle(o, run))
+                        rows.push_back(r);
+                } else if (scenario == "resume") {
+                    for (auto& r : resume(o, run))
+                        rows.push_back(r);
+                }
+            }
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jobcast-bench-stream: %s\n", e.what());
+        status = 1;
+    }
+    kill_all_children();
+    if (rows.size() > 1) {
+        std::printf("\nsummary\n");
+        print_header();
+        for (const auto& r : rows)
+            print_row(r);
+    }
+    if (!o.json_path.empty()) {
+        write_json(o.json_path, o, rows);
+        std::printf("wrote %s\n", o.json_path.c_str());
+    }
+    return status;
+}

@@ -1,0 +1,172 @@
+// jobcast-bench-stream-worker: a worker built on the SDK (workers/worker.hpp)
+// that serves "bench.stream" {count, rate, size, start_us, burst, tick_us}: a fixed-rate
+// publisher for jobcast-bench-stream's latency and resume scenarios.
+//
+//   - `burst` token events first, as fast as the SDK takes them;
+//   - then `count` token events on a fixed schedule of `rate` events/s (0: as
+//     fast as possible), the first at unix time `start_us` (µs; 0 or past:
+//     now). Event i is *intended* at start + i/rate; a late emit does not move
+//     the schedule (coordinated omission: the load generator measures latency
+//     from the intended time, carried in the data). With `tick_us` > 0 the
+//     publisher wakes at most once per tick and emits every event due by then
+//     (fewer wake-ups; up to one tick of added latency).
+//
+// Each token's data is {"t":<intended unix µs>,"text":"xxx…"} with `t` first,
+// so a client finds it right after `"data":`. The SDK stamps the event's `ts`
+// with the actual emit time. Result: {"emitted":N,"late":L} (L: events emitted
+// more than 1 ms after their intended time). Runs until SIGTERM.
+//
+//   jobcast-bench-stream-worker --broker tcp://127.0.0.1:5555 [--capacity N] [--name NAME]
+//                               [--log-level info]
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "common/logging.hpp"
+#include "workers/log.hpp"
+#include "workers/worker.hpp"
+
+namespace wk = jobcast::worker;
+
+namespace {
+
+std::atomic<wk::Worker*> g_worker{nullptr};
+
+void on_signal(int) {
+    if (auto* worker = g_worker.load()) worker->stop();
+}
+
+[[noreturn]] void usage(const char* why) {
+    std::fprintf(stderr,
+                 "jobcast-bench-stream-worker: %s\n"
+                 "usage: jobcast-bench-stream-worker --broker ENDPOINT [--capacity N] [--name "
+                 "NAME] [--log-level LEVEL]\n",
+                 why);
+    std::exit(2);
+}
+
+std::int64_t unix_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    auto n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+    out.append(buf, static_cast<std::size_t>(n));
+}
+
+wk::JobOutcome bench_stream(wk::JobContext& job) {
+    const auto count = job.param_int("count", 0);
+    const auto rate = job.param_int("rate", 0);
+    const auto size = job.param_int("size", 16);
+    const auto burst = job.param_int("burst", 0);
+    auto start_us = job.param_int("start_us", 0);
+    const auto tick_us = job.param_int("tick_us", 0);
+    if (count < 0 || rate < 0 || burst < 0 || tick_us < 0 || size < 0 || size > (1 << 20)) {
+        return wk::Failure("bench.stream: bad count, rate, burst or size", false);
+    }
+    const std::string text(static_cast<std::size_t>(size), 'x');
+    std::string data;
+    data.reserve(text.size() + 48);
+    auto emit = [&](std::int64_t intended) {
+        data.assign("{\"t\":");
+        append_int(data, intended);
+        data.append(",\"text\":\"").append(text).append("\"}");
+        job.emit(jobcast::EventKind::token, data);
+    };
+
+    std::int64_t emitted = 0, late = 0;
+    for (std::int64_t i = 0; i < burst && !job.cancelled(); ++i, ++emitted)
+        emit(unix_us());
+
+    // The schedule runs on the steady clock; `t` is its unix-time equivalent.
+    const auto now_unix = unix_us();
+    if (start_us < now_unix) start_us = now_unix;
+    const auto steady_start =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(start_us - now_unix);
+    const double period_us = rate > 0 ? 1e6 / static_cast<double>(rate) : 0.0;
+    if (rate > 0 || start_us > now_unix) std::this_thread::sleep_until(steady_start);
+    auto last_wake = std::chrono::steady_clock::now();
+    for (std::int64_t i = 0; i < count && !job.cancelled(); ++i, ++emitted) {
+        if (rate == 0) {
+            emit(unix_us());
+            continue;
+        }
+        const auto offset = static_cast<std::int64_t>(static_cast<double>(i) * period_us);
+        const auto due = steady_start + std::chrono::microseconds(offset);
+        auto now = std::chrono::steady_clock::now();
+        if (now < due) {
+            // With a tick, wake at most once per tick and emit every event due by then.
+            auto wake = due;
+            if (tick_us > 0 && wake < last_wake + std::chrono::microseconds(tick_us))
+                wake = last_wake + std::chrono::microseconds(tick_us);
+            std::this_thread::sleep_until(wake);
+            last_wake = std::chrono::steady_clock::now();
+        } else if (now - due > std::chrono::milliseconds(1)) {
+            ++late;
+        }
+        emit(start_us + offset);
+    }
+    return "{\"emitted\":" + std::to_string(emitted) + ",\"late\":" + std::to_string(late) + "}";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    wk::WorkerConfig config;
+    config.types = {"bench.stream"};
+    config.capacity = 4;
+    std::string log_level = "info";
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
+            return argv[++i];
+        };
+        if (arg == "--broker") {
+            config.broker = value();
+        } else if (arg == "--capacity") {
+            config.capacity = std::atoi(value().c_str());
+        } else if (arg == "--name") {
+            config.name = value();
+        } else if (arg == "--log-level") {
+            log_level = value();
+        } else if (arg == "--help" || arg == "-h") {
+            usage("help");
+        } else {
+            usage(("unknown argument " + arg).c_str());
+        }
+    }
+    jobcast::configure_logging(log_level, "text");
+    // Sleeps of a 10,000/s schedule are 100 µs: keep the kernel's default 50 µs
+    // timer slack out of the measured latency.
+    ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+
+    try {
+        wk::Worker worker(config);
+        worker.handle("bench.stream", bench_stream);
+        g_worker.store(&worker);
+        struct sigaction action {};
+        action.sa_handler = on_signal;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, nullptr);
+        sigaction(SIGTERM, &action, nullptr);
+        signal(SIGPIPE, SIG_IGN);
+        worker.run();
+        g_worker.store(nullptr);
+    } catch (const std::exception& e) {
+        g_worker.store(nullptr);
+        std::fprintf(stderr, "jobcast-bench-stream-worker: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
