@@ -76,7 +76,6 @@ WriteResult failure(WriteStatus status, std::string message) {
 
 }  // namespace
 
-
 std::optional<double> find_fraction(std::string_view json) {
     constexpr std::string_view kKey = "\"fraction\"";
     for (std::size_t at = json.find(kKey); at != std::string_view::npos;

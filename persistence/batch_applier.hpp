@@ -97,5 +97,4 @@ class BatchApplier {
 // "fraction" key of a (validated) JSON object, clamped to [0, 1].
 std::optional<double> find_fraction(std::string_view json);
 
-
 }  // namespace jobcast::store

@@ -504,7 +504,8 @@ void RestApi::release_long_polls() {
     std::vector<std::shared_ptr<LongPoll>> polls;
     {
         std::lock_guard lock(long_polls_mutex_);
-        for (auto& [key, poll] : long_polls_) polls.push_back(poll);
+        for (auto& [key, poll] : long_polls_)
+            polls.push_back(poll);
     }
     for (auto& p : polls)
         p->fire();

@@ -57,8 +57,10 @@ TEST_CASE("get, cancel and list", "[cli][args]") {
     CHECK_FALSE(list.json);
 }
 
-TEST_CASE("the url and token come from --url/--token flags, else JOBCAST_URL/JOBCAST_TOKEN, else defaults",
-          "[cli][args]") {
+TEST_CASE(
+    "the url and token come from --url/--token flags, else JOBCAST_URL/JOBCAST_TOKEN, else "
+    "defaults",
+    "[cli][args]") {
     const auto defaults = parse({"list"});
     CHECK(defaults.url.host == "127.0.0.1");
     CHECK(defaults.url.port == "8080");
