@@ -29,28 +29,11 @@
 #include <string>
 #include <thread>
 
-#include "common/logging.hpp"
-#include "workers/log.hpp"
-#include "workers/worker.hpp"
+#include "bench/common/bench_worker_main.hpp"
 
 namespace wk = jobcast::worker;
 
 namespace {
-
-std::atomic<wk::Worker*> g_worker{nullptr};
-
-void on_signal(int) {
-    if (auto* worker = g_worker.load()) worker->stop();
-}
-
-[[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "jobcast-bench-stream-worker: %s\n"
-                 "usage: jobcast-bench-stream-worker --broker ENDPOINT [--capacity N] [--name "
-                 "NAME] [--log-level LEVEL]\n",
-                 why);
-    std::exit(2);
-}
 
 std::int64_t unix_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -122,51 +105,9 @@ wk::JobOutcome bench_stream(wk::JobContext& job) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    wk::WorkerConfig config;
-    config.types = {"bench.stream"};
-    config.capacity = 4;
-    std::string log_level = "info";
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
-            return argv[++i];
-        };
-        if (arg == "--broker") {
-            config.broker = value();
-        } else if (arg == "--capacity") {
-            config.capacity = std::atoi(value().c_str());
-        } else if (arg == "--name") {
-            config.name = value();
-        } else if (arg == "--log-level") {
-            log_level = value();
-        } else if (arg == "--help" || arg == "-h") {
-            usage("help");
-        } else {
-            usage(("unknown argument " + arg).c_str());
-        }
-    }
-    jobcast::configure_logging(log_level, "text");
     // Sleeps of a 10,000/s schedule are 100 µs: keep the kernel's default 50 µs
     // timer slack out of the measured latency.
     ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-
-    try {
-        wk::Worker worker(config);
-        worker.handle("bench.stream", bench_stream);
-        g_worker.store(&worker);
-        struct sigaction action {};
-        action.sa_handler = on_signal;
-        sigemptyset(&action.sa_mask);
-        sigaction(SIGINT, &action, nullptr);
-        sigaction(SIGTERM, &action, nullptr);
-        signal(SIGPIPE, SIG_IGN);
-        worker.run();
-        g_worker.store(nullptr);
-    } catch (const std::exception& e) {
-        g_worker.store(nullptr);
-        std::fprintf(stderr, "jobcast-bench-stream-worker: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    return jobcast::bench::run_bench_worker(argc, argv, "jobcast-bench-stream-worker",
+                                            "bench.stream", bench_stream);
 }
