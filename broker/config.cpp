@@ -41,7 +41,7 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* wh
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms";
-    std::string stall_timeout = "30s", keepalive = "15s";
+    std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"
         "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
@@ -87,6 +87,9 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "a client that reads nothing for this long is disconnected (it resumes later)")
         ("keepalive", po::value(&keepalive)->default_value(keepalive),
             "WebSocket ping and SSE comment interval")
+        ("shutdown-timeout", po::value(&shutdown_timeout)->default_value(shutdown_timeout),
+            "on SIGTERM, the longest graceful stop (clients told to reconnect, writer flushed, "
+            "workers told) before the broker exits anyway; a second signal exits at once")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level),
             "trace, debug, info, warn, error")
         ("log-format", po::value(&c.log_format)->default_value(c.log_format),
@@ -126,6 +129,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
     c.streaming.keepalive = parse_duration(keepalive, "keepalive");
+    c.shutdown_timeout = parse_duration(shutdown_timeout, "shutdown-timeout");
     if (c.streaming.keepalive < std::chrono::milliseconds(100)) {
         throw ConfigError("--keepalive must be at least 100ms");
     }

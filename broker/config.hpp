@@ -20,6 +20,8 @@ struct BrokerConfig {
     store::StoreConfig store;
     GatewayConfig gateway;
     web::StreamingConfig streaming;
+    // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.
+    std::chrono::milliseconds shutdown_timeout{10'000};
     std::string log_level = "info";
     std::string log_format = "text";  // text | json
 };

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
@@ -82,6 +83,7 @@ class Gateway::Impl {
         if (!running_.exchange(false)) return;
         wake();
         if (thread_.joinable()) thread_.join();
+        say_goodbye();
         router_.close();
         if (wake_fd_ >= 0) ::close(wake_fd_);
         wake_fd_ = -1;
@@ -90,6 +92,29 @@ class Gateway::Impl {
     const GatewayStats& stats() const { return stats_; }
 
   private:
+    // Graceful end (the gateway thread has exited; this thread now owns the
+    // socket): everything already received is committed and acknowledged, so
+    // workers keep nothing unacked, then every worker is told to reconnect
+    // (`reject` without a job, reason "shutdown") instead of waiting for the
+    // broker to go silent. Bounded: the socket lingers at most one second.
+    void say_goodbye() {
+        try {
+            store_.flush();  // the commit listener fills the inbox
+            drain_inbox();
+            for (const PeerId& peer : dispatcher_.peers())
+                send(peer, proto::Reject{"", "shutdown"});
+            const auto deadline = Clock::now() + std::chrono::milliseconds(500);
+            while (!pending_.empty() && Clock::now() < deadline) {
+                flush_pending();
+                if (!pending_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+            router_.set(zmq::sockopt::linger, 1000);
+            log_->info("event=workers_told_to_reconnect workers={}", dispatcher_.worker_count());
+        } catch (const std::exception& e) {
+            log_->warn("event=goodbye_failed error=\"{}\"", e.what());
+        }
+    }
+
     struct LeaseResult {
         std::string job;
         store::WriteStatus status;

@@ -2,8 +2,12 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
@@ -30,16 +34,38 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
+    const auto log = module_logger("broker");
     broker::Broker b(*config);
     try {
         b.start();
     } catch (const std::exception& e) {
-        spdlog::critical("event=start_failed error=\"{}\"", e.what());
+        log->critical("event=start_failed error=\"{}\"", e.what());
         return 1;
     }
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log->info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    // The graceful stop is bounded: after --shutdown-timeout, or at a second
+    // signal, the process exits without waiting (what was committed is safe
+    // either way: acks only follow COMMIT).
+    std::atomic<bool> stopped{false};
+    std::thread watchdog([&] {
+        const auto deadline = std::chrono::steady_clock::now() + config->shutdown_timeout;
+        while (!stopped.load()) {
+            timespec tick{0, 50'000'000};
+            const char* reason = nullptr;
+            if (sigtimedwait(&signals, nullptr, &tick) > 0) reason = "second_signal";
+            if (std::chrono::steady_clock::now() >= deadline) reason = "timeout";
+            if (reason != nullptr && !stopped.load()) {
+                log->error("event=shutdown_forced reason={}", reason);
+                log->flush();
+                std::_Exit(1);
+            }
+        }
+    });
     b.stop();
+    stopped = true;
+    watchdog.join();
+    log->info("event=exit");
     return 0;
 }

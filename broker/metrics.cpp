@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "broker/gateway.hpp"
+#include "common/process_metrics.hpp"
 
 namespace jobcast::broker {
 
@@ -21,6 +22,12 @@ namespace {
 prometheus::Histogram::BucketBoundaries latency_buckets() {
     return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
             0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+}
+
+// Job-level times: from a few milliseconds to hours.
+prometheus::Histogram::BucketBoundaries job_time_buckets() {
+    return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,  5,
+            10,    30,   60,    120,  300, 600,  1800, 3600, 7200, 21600};
 }
 
 // A prometheus counter that mirrors a monotonically increasing number kept elsewhere.
@@ -77,6 +84,15 @@ class Metrics::Impl {
                     .Name("jobcast_http_requests_total")
                     .Help("HTTP requests by route template and status code")
                     .Register(*registry_)),
+          queue_wait_(prometheus::BuildHistogram()
+                          .Name("jobcast_job_queue_wait_seconds")
+                          .Help("Submission to first lease by a worker")
+                          .Register(*registry_)
+                          .Add({}, job_time_buckets())),
+          duration_(prometheus::BuildHistogram()
+                        .Name("jobcast_job_duration_seconds")
+                        .Help("Submission to terminal state, by outcome")
+                        .Register(*registry_)),
           build_info_(prometheus::BuildGauge()
                           .Name("jobcast_build_info")
                           .Help("Build information")
@@ -89,6 +105,8 @@ class Metrics::Impl {
         for (auto state : {JobState::succeeded, JobState::failed, JobState::cancelled}) {
             finished_by_outcome_[static_cast<std::size_t>(state)] =
                 &finished_.Add({{"outcome", std::string(to_string(state))}});
+            duration_by_outcome_[static_cast<std::size_t>(state)] =
+                &duration_.Add({{"outcome", std::string(to_string(state))}}, job_time_buckets());
         }
         for (auto state : {JobState::queued, JobState::running, JobState::succeeded,
                            JobState::failed, JobState::cancelled}) {
@@ -112,9 +130,20 @@ class Metrics::Impl {
         for (std::size_t k = 0; k < by_kind.size(); ++k) {
             if (by_kind[k]) ingested_by_kind_[k]->Increment(static_cast<double>(by_kind[k]));
         }
+        // One observation per job change (never per event).
         for (const auto& job : batch.job_changes) {
             if (is_terminal(job.state)) {
-                finished_by_outcome_[static_cast<std::size_t>(job.state)]->Increment();
+                const auto outcome = static_cast<std::size_t>(job.state);
+                finished_by_outcome_[outcome]->Increment();
+                if (job.finished_at >= job.created_at) {
+                    duration_by_outcome_[outcome]->Observe(
+                        static_cast<double>(job.finished_at - job.created_at) / 1e3);
+                }
+            } else if (job.state == JobState::running && job.attempt == 1 &&
+                       !job.cancel_requested && job.started_at >= job.created_at) {
+                // The first lease (later attempts wait after a requeue, not
+                // after submission, and are not counted here).
+                queue_wait_.Observe(static_cast<double>(job.started_at - job.created_at) / 1e3);
             }
         }
         commit_seconds_.Observe(batch.commit_seconds);
@@ -234,6 +263,8 @@ class Metrics::Impl {
         }
         auto families = registry_->Collect();
         if (streams_) add_stream_families(families);
+        for (auto& family : process_metric_families())
+            families.push_back(std::move(family));
         return prometheus::TextSerializer().Serialize(families);
     }
 
@@ -247,10 +278,13 @@ class Metrics::Impl {
     prometheus::Gauge& workers_;
     prometheus::Family<prometheus::Counter>& rejected_;
     prometheus::Family<prometheus::Counter>& http_;
+    prometheus::Histogram& queue_wait_;
+    prometheus::Family<prometheus::Histogram>& duration_;
     prometheus::Family<prometheus::Gauge>& build_info_;
 
     std::array<prometheus::Counter*, 6> ingested_by_kind_{};
     std::array<prometheus::Counter*, 5> finished_by_outcome_{};
+    std::array<prometheus::Histogram*, 5> duration_by_outcome_{};
     std::array<prometheus::Gauge*, 5> jobs_by_state_{};
     prometheus::Counter* rejected_malformed_ = nullptr;
     prometheus::Counter* rejected_oversize_ = nullptr;

@@ -5,18 +5,26 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# What building needs (JOBCAST_SETUP_PROFILE=build: only this, e.g. in the Dockerfile).
 packages=(
-  build-essential cmake ninja-build ccache pkg-config clang-format
-  clang libclang-rt-14-dev
+  build-essential cmake ninja-build ccache pkg-config
   libzmq3-dev cppzmq-dev
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
-  libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev catch2
-  libssl-dev curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket chromium
+  libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev libssl-dev
 )
-# Node.js (with its npm) may come from another package than Debian's nodejs;
-# ask for Debian's only when no node is there at all.
-command -v node >/dev/null 2>&1 || packages+=(nodejs)
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
+  # Tests, fuzzing, the browser test, the Prometheus check of the dashboard
+  # and the compose file check.
+  packages+=(
+    clang-format clang libclang-rt-14-dev catch2
+    curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
+    prometheus docker-compose
+  )
+  # Node.js (with its npm) may come from another package than Debian's nodejs;
+  # ask for Debian's only when no node is there at all.
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 need=()
 for p in "${packages[@]}"; do

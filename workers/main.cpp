@@ -17,6 +17,7 @@
 #include "common/logging.hpp"
 #include "workers/jobs/jobs.hpp"
 #include "workers/log.hpp"
+#include "workers/metrics_exporter.hpp"
 #include "workers/worker.hpp"
 
 namespace po = boost::program_options;
@@ -34,6 +35,7 @@ const std::map<std::string, std::string> kEnvironment = {
     {"JOBCAST_OPENAI_MODEL", "openai-model"},
     {"JOBCAST_OPENAI_API_KEY", "openai-api-key"},
     {"JOBCAST_MAX_UNACKED_BYTES", "max-unacked-bytes"},
+    {"JOBCAST_WORKER_METRICS", "metrics-port"},
     {"JOBCAST_LOG_LEVEL", "log-level"},
     {"JOBCAST_LOG_FORMAT", "log-format"},
 };
@@ -104,6 +106,9 @@ int main(int argc, char** argv) {
          "bearer token for that endpoint [JOBCAST_OPENAI_API_KEY]")
         ("max-unacked-bytes", po::value<std::size_t>()->default_value(std::size_t{8} << 20),
          "output waiting for broker acks before handlers block [JOBCAST_MAX_UNACKED_BYTES]")
+        ("metrics-port", po::value<std::string>()->default_value(""),
+         "serve Prometheus metrics at /metrics on PORT (loopback) or HOST:PORT; empty: off "
+         "[JOBCAST_WORKER_METRICS]")
         ("log-level", po::value<std::string>()->default_value("info"),
          "trace, debug, info, warn, error [JOBCAST_LOG_LEVEL]")
         ("log-format", po::value<std::string>()->default_value("text"),
@@ -192,6 +197,12 @@ int main(int argc, char** argv) {
             } else {
                 log->info("exec allow-list commands={}", vm["exec-allow"].as<std::string>());
             }
+        }
+
+        std::unique_ptr<wk::MetricsExporter> metrics;
+        if (const auto& listen = vm["metrics-port"].as<std::string>(); !listen.empty()) {
+            metrics = std::make_unique<wk::MetricsExporter>(worker, listen);
+            log->info("metrics listening port={}", metrics->port());
         }
 
         g_worker.store(&worker);

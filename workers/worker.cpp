@@ -682,6 +682,16 @@ void WorkerImpl::on_message(proto::Heartbeat&) {}
 void WorkerImpl::on_message(proto::Reject& message) {
     counters_.rejects_received++;
     if (message.job.empty()) {
+        if (message.reason == "shutdown") {
+            // The broker is stopping gracefully and has acknowledged all it
+            // committed: reconnect (with backoff) without waiting for silence.
+            log_->info("broker is shutting down; reconnecting broker={} inflight={}",
+                       config_.broker, jobs_.size());
+            close_socket();
+            counters_.reconnects++;
+            schedule_reconnect(now_);
+            return;
+        }
         if (message.reason != "hello") {
             log_->warn("broker rejected worker reason={}", message.reason);
             return;

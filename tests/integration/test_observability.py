@@ -1,0 +1,270 @@
+"""Observability as an operator meets it: a real Prometheus (Debian's package)
+scrapes a real broker and worker, and every PromQL expression of the Grafana
+dashboard and of the alert rules must parse and return data; the compose file
+and the Dockerfile are checked; logs come out as JSON lines when asked.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+import urllib.parse
+import urllib.request
+
+import yaml
+
+from harness import JobcastTest, Process, free_port, metric, sim_text, wait_until
+import test_streaming as streaming
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+DASHBOARD = os.path.join(ROOT, "grafana/dashboards/jobcast.json")
+DATASOURCES = os.path.join(ROOT, "grafana/provisioning/datasources/prometheus.yml")
+ALERTS = os.path.join(ROOT, "prometheus/alerts.yml")
+
+# What Grafana substitutes before sending a query; the test scrapes every
+# second, so 30 s windows hold plenty of samples.
+GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "5m"}
+
+
+def dashboard_queries():
+    with open(DASHBOARD) as f:
+        dashboard = json.load(f)
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for variable, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            queries.append((panel["title"], expr))
+    return dashboard, queries
+
+
+def alert_rules():
+    with open(ALERTS) as f:
+        groups = yaml.safe_load(f)["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def split_threshold(expr):
+    """`<measure> > <limit>` -> (measure, limit)."""
+    m = re.match(r"^(.*\S)\s*>\s*([0-9.]+)\s*$", expr.strip(), re.S)
+    return (m.group(1), float(m.group(2))) if m else (None, None)
+
+
+class Prometheus(Process):
+    def __init__(self, config_path, data_dir):
+        self.port = free_port()
+        super().__init__([
+            shutil.which("prometheus"), f"--config.file={config_path}",
+            f"--storage.tsdb.path={data_dir}", f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn"], name="prometheus")
+
+    def api(self, path, **params):
+        url = f"http://127.0.0.1:{self.port}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:  # 400 for a query that does not parse
+            return json.loads(e.read())
+        except (urllib.error.URLError, ConnectionError):  # not listening yet
+            return {"status": "unavailable"}
+
+    def query(self, expr):
+        return self.api("/api/v1/query", query=expr)
+
+
+@unittest.skipUnless(shutil.which("prometheus"), "Debian's prometheus package is not installed")
+class PrometheusDashboardTest(JobcastTest):
+    def setUp(self):
+        super().setUp()
+        self.broker = self.start_broker()
+        self.api_client = self.client(self.broker)
+        self.worker = self.start_worker(self.broker, ["llm.generate", "exec"],
+                                        args=["--metrics-port", "0"])
+        self.worker_metrics = int(self.worker.wait_for_line(r"metrics listening port=(\d+)").group(1))
+
+    def run_traffic(self):
+        """Jobs of every outcome, a live subscriber, a resume and a rejected request."""
+        api = self.api_client
+        params = {"prompt": "metrics", "max_tokens": 200, "tokens_per_second": 2000, "seed": 3}
+        jobs = [api.submit("llm.generate", params) for _ in range(3)]
+        live = streaming.follow_ws(self.broker, jobs[0]["id"])
+        self.assertEqual("".join(e["data"]["text"] for e in live if e["kind"] == "token"),
+                         sim_text("metrics", 3, 200))
+        streaming.follow_ws(self.broker, jobs[1]["id"], after=50)  # a resume
+        failing = api.submit("exec", {"command": "not-allowed"}, max_attempts=1)
+        slow = api.submit("llm.generate", {"prompt": "x", "max_tokens": 100000,
+                                           "tokens_per_second": 10})
+        api.wait_state(slow["id"], "running")
+        self.assertEqual(api.request("POST", f"/v1/jobs/{slow['id']}/cancel")[0], 202)
+        for job in jobs:
+            api.wait_state(job["id"], "succeeded")
+        api.wait_state(failing["id"], "failed")
+        api.wait_state(slow["id"], "cancelled")
+        self.assertEqual(api.request("GET", "/v1/jobs/nope")[0], 404)
+
+    def test_every_dashboard_and_alert_query_returns_data(self):
+        # The figures a user opens /metrics for, live.
+        self.run_traffic()
+        api = self.api_client
+        self.assertGreaterEqual(metric(api, "jobcast_job_queue_wait_seconds_count"), 5)
+        self.assertEqual(metric(api, "jobcast_job_duration_seconds_count",
+                                {"outcome": "failed"}), 1)
+        self.assertEqual(metric(api, "jobcast_job_duration_seconds_count",
+                                {"outcome": "cancelled"}), 1)
+        self.assertGreater(metric(api, "process_resident_memory_bytes"), 1 << 20)
+        self.assertGreater(metric(api, "process_open_fds"), 3)
+        self.assertGreater(metric(api, "process_cpu_seconds_total"), 0)
+
+        tmp = tempfile.mkdtemp(prefix="jobcast-prom-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        config = os.path.join(tmp, "prometheus.yml")
+        with open(config, "w") as f:
+            yaml.safe_dump({
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [ALERTS],
+                "scrape_configs": [
+                    {"job_name": "jobcast-broker",
+                     "static_configs": [{"targets": [self.broker.http]}]},
+                    {"job_name": "jobcast-worker",
+                     "static_configs": [{"targets": [f"127.0.0.1:{self.worker_metrics}"]}]},
+                ]}, f)
+        prom = Prometheus(config, os.path.join(tmp, "data"))
+        self.addCleanup(prom.kill)
+        wait_until(lambda: len([s for s in prom.query("up").get("data", {}).get("result", [])
+                                if s["value"][1] == "1"]) == 2,
+                   timeout=60, interval=0.2, what="Prometheus to scrape broker and worker")
+        # More traffic while Prometheus watches, so that rates see changes.
+        self.run_traffic()
+
+        dashboard, queries = dashboard_queries()
+        self.assertGreaterEqual(len(queries), 25)
+
+        def returns_data(expr):
+            reply = prom.query(expr)
+            self.assertEqual(reply["status"], "success", f"{expr}: {reply}")
+            return reply["data"]["result"]
+
+        for title, expr in queries:
+            wait_until(lambda: returns_data(expr), timeout=45, interval=0.5,
+                       what=f"data for panel '{title}': {expr}")
+
+        rules = alert_rules()
+        self.assertGreaterEqual(len(rules), 5)
+        for rule in rules:
+            measure, limit = split_threshold(rule["expr"])
+            self.assertIsNotNone(measure, f"{rule['alert']}: expr must be '<measure> > <limit>'")
+            returns_data(rule["expr"])  # parses (it may or may not fire)
+            wait_until(lambda: returns_data(measure), timeout=45, interval=0.5,
+                       what=f"data for alert {rule['alert']}: {measure}")
+        # Prometheus itself loaded and evaluated every rule without error.
+        loaded = wait_until(lambda: [r for g in prom.api("/api/v1/rules")["data"]["groups"]
+                                     for r in g["rules"] if r.get("lastEvaluation", "").startswith("2")
+                                     and r["health"] == "ok"] or None,
+                            timeout=30, what="rules evaluated")
+        self.assertEqual(sorted(r["name"] for r in loaded), sorted(r["alert"] for r in rules))
+
+        # The worker's own metrics reached Prometheus.
+        emitted = returns_data('jobcast_worker_events_emitted_total{job="jobcast-worker"}')
+        self.assertGreater(float(emitted[0]["value"][1]), 400)
+
+        # An alert that matters most: jobs wait and no worker is there.
+        self.worker.kill()
+        self.api_client.submit("llm.generate", {"prompt": "stranded", "max_tokens": 5})
+        wait_until(lambda: any(a["labels"]["alertname"] == "JobcastNoWorkersForQueuedJobs"
+                               for a in prom.api("/api/v1/alerts")["data"]["alerts"]),
+                   timeout=30, interval=0.5, what="the no-workers alert to become pending")
+
+    def test_dashboard_structure(self):
+        dashboard, queries = dashboard_queries()
+        with open(DATASOURCES) as f:
+            uid = yaml.safe_load(f)["datasources"][0]["uid"]
+        ids = [p["id"] for p in dashboard["panels"]]
+        self.assertEqual(len(ids), len(set(ids)), "panel ids must be unique")
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            self.assertEqual(panel["datasource"]["uid"], uid, panel["title"])
+            self.assertTrue(panel["targets"], panel["title"])
+            for target in panel["targets"]:
+                self.assertEqual(target["datasource"]["uid"], uid, panel["title"])
+        text = json.dumps(dashboard)
+        for name in ["jobcast_events_ingested_total", "jobcast_events_delivered_total",
+                     "jobcast_event_delivery_latency_seconds", "jobcast_connections",
+                     "jobcast_subscriptions", "jobcast_queue_depth",
+                     "jobcast_job_queue_wait_seconds", "jobcast_jobs",
+                     "jobcast_jobs_finished_total", "jobcast_workers",
+                     "jobcast_store_commit_seconds", "jobcast_store_batch_events",
+                     "jobcast_resumes_total", "jobcast_slow_consumer_catchups_total",
+                     "jobcast_rejected_messages_total", "jobcast_http_requests_total"]:
+            self.assertIn(name, text, f"the dashboard shows {name}")
+
+
+class DeploymentFilesTest(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("docker-compose"), "Debian's docker-compose is not installed")
+    def test_compose_file_validates(self):
+        out = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "compose.yaml"), "config"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        config = yaml.safe_load(out.stdout)
+        services = config["services"]
+        self.assertEqual(set(services), {"broker", "worker", "prometheus", "grafana"})
+        for name, service in services.items():
+            self.assertIn("healthcheck", service, name)
+            self.assertIn(service.get("restart"), ("unless-stopped", "always"), name)
+        def volumes(service):  # "source:target[:mode]" (docker-compose 1.x) or long form
+            for v in services[service].get("volumes", []):
+                if isinstance(v, str):
+                    source, target = v.split(":")[:2]
+                    yield source, target
+                else:
+                    yield v.get("source"), v["target"]
+        self.assertIn("/var/lib/jobcast", [t for _, t in volumes("broker")],
+                      "the SQLite file lives on a volume")
+        self.assertNotIn("ports", services["worker"], "workers scale: no fixed host port")
+        for service in ("prometheus", "grafana"):
+            for source, _ in volumes(service):
+                if source.startswith("/"):  # a file or folder of this repository
+                    self.assertTrue(os.path.exists(source), source)
+
+    def test_dockerfile_is_multi_stage_and_non_root(self):
+        with open(os.path.join(ROOT, "Dockerfile")) as f:
+            lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        stages = [line for line in lines if line.startswith("FROM ")]
+        self.assertGreaterEqual(len(stages), 2)
+        self.assertTrue(all("debian:12" in s for s in stages), stages)
+        users = [line.split()[1] for line in lines if line.startswith("USER ")]
+        self.assertTrue(users and users[-1] not in ("root", "0"), users)
+
+
+class JsonLogsTest(JobcastTest):
+    def test_json_log_lines_one_logger_per_module(self):
+        broker = self.start_broker(args=["--log-format", "json"])
+        api = self.client(broker)
+        worker = self.start_worker(broker, ["llm.generate"], args=["--log-format", "json"])
+        job = api.submit("llm.generate", {"prompt": "logs", "max_tokens": 20})
+        api.wait_state(job["id"], "succeeded")
+        broker.proc.terminate()
+        self.assertEqual(broker.proc.wait(timeout=30), 0)
+        worker.proc.terminate()
+        worker.proc.wait(timeout=30)
+        loggers = set()
+        for process in (broker, worker):
+            process._reader.join(timeout=5)
+            self.assertTrue(process.lines)
+            for line in process.lines:
+                record = json.loads(line)  # every line is one JSON object
+                self.assertEqual(set(record), {"ts", "level", "logger", "msg"}, line)
+                loggers.add(record["logger"])
+        self.assertTrue({"broker", "gateway", "store"} <= loggers, loggers)
+        # No per-event logging at info: 20 tokens did not make 20 lines.
+        self.assertLess(len(broker.lines), 20)
+
+
+if __name__ == "__main__":
+    unittest.main()
