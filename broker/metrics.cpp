@@ -211,6 +211,9 @@ class Metrics::Impl {
                static_cast<double>(streams_->slow_closes.load()));
         scalar("jobcast_ws_op_errors_total", "Error frames sent in answer to client ops",
                MetricType::Counter, static_cast<double>(streams_->op_errors.load()));
+        scalar("jobcast_coalesced_frames_total",
+               "Live frames merged into one write for a connection with a backlog",
+               MetricType::Counter, static_cast<double>(streams_->coalesced_frames.load()));
 
         auto latency =
             family("jobcast_event_delivery_latency_seconds",

@@ -13,20 +13,35 @@ constexpr std::size_t kMaxEventsPerFrame = 256;
 
 std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
                             std::size_t skip) {
-    std::string out;
-    std::size_t n = events.size() - skip;
-    out.reserve(64 + n * (events[skip].data.size() + 64));
+    return websocket_frame(job, std::vector<EventSlice>{{&events, skip}});
+}
+
+std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices) {
+    std::size_t n = 0, reserve = 64;
+    const Event* only = nullptr;
+    for (const auto& slice : slices) {
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
+            only = &(*slice.events)[i];
+            reserve += only->data.size() + 64;
+            ++n;
+        }
+    }
     if (n == 1) {
         // {"type":"event","job":ID,"seq":N,"kind":K,"ts":T,"data":{...}}
-        out = json::event_frame(job, events[skip]);
-        return out;
+        return json::event_frame(job, *only);
     }
+    std::string out;
+    out.reserve(reserve);
     out.append(R"({"type":"events","job":)");
     json::append_quoted(out, job);
     out.append(R"(,"events":[)");
-    for (std::size_t i = skip; i < events.size(); ++i) {
-        if (i != skip) out.push_back(',');
-        json::append_event_object(out, events[i]);
+    bool first = true;
+    for (const auto& slice : slices) {
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
+            if (!first) out.push_back(',');
+            first = false;
+            json::append_event_object(out, (*slice.events)[i]);
+        }
     }
     out.append("]}");
     return out;

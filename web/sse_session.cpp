@@ -100,6 +100,19 @@ class SseSession final : public StreamSession {
         return std::make_shared<const std::string>(sse_text(job, events));
     }
 
+    // SSE events are self-delimiting: the queued chunks, back to back.
+    std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>&, const std::vector<const std::string*>& frames) override {
+        std::size_t size = 0;
+        for (const auto* frame : frames)
+            size += frame->size();
+        std::string out;
+        out.reserve(size);
+        for (const auto* frame : frames)
+            out += *frame;
+        return std::make_shared<const std::string>(std::move(out));
+    }
+
     void subscription_ended(const std::string&) override {
         ended_ = true;
         if (idle()) finish();

@@ -89,7 +89,7 @@ void StreamSession::on_live(const PublishedPtr& published) {
     if (closing_) return;
     if (published->feed) {  // a state change for the jobs feed
         if (feed_ && published->owner == owner_ && published->ws_frame) {
-            enqueue({published->ws_frame, nullptr, 0, published->events.size()});
+            enqueue({published->ws_frame, {}, published->events.size()});
         }
         return;
     }
@@ -103,8 +103,7 @@ void StreamSession::on_live(const PublishedPtr& published) {
         ctx_->stats.catchups.fetch_add(1, std::memory_order_relaxed);
     }
     for (auto& delivery : sub.on_live(published)) {
-        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published, delivery.skip,
-                 delivery.published->events.size() - delivery.skip});
+        enqueue_live(delivery.published, delivery.skip);
     }
     set_catching_up(sub, before);
     if (sub.mode() == Subscription::Mode::ended) {
@@ -125,7 +124,13 @@ std::optional<Job> StreamSession::visible_job(const std::string& id) const {
 
 void StreamSession::enqueue_control(std::string frame) {
     if (closing_) return;
-    enqueue({std::make_shared<const std::string>(std::move(frame)), nullptr, 0, 0});
+    enqueue({std::make_shared<const std::string>(std::move(frame)), {}, 0});
+}
+
+void StreamSession::enqueue_live(const PublishedPtr& published, std::size_t skip) {
+    Outgoing out{live_frame(*published, skip), {}, published->events.size() - skip};
+    out.live.push_back({published, skip});
+    enqueue(std::move(out));
 }
 
 void StreamSession::enqueue(Outgoing out) {
@@ -133,11 +138,50 @@ void StreamSession::enqueue(Outgoing out) {
     ctx_->stats.queued_bytes.fetch_add(static_cast<std::int64_t>(out.bytes->size()),
                                        std::memory_order_relaxed);
     queue_.push_back(std::move(out));
-    if (!writing_) {
-        writing_ = true;
-        write_started_ = std::chrono::steady_clock::now();
-        write_front(queue_.front().bytes);
+    if (!writing_) start_write();
+}
+
+void StreamSession::start_write() {
+    coalesce_front();
+    writing_ = true;
+    write_started_ = std::chrono::steady_clock::now();
+    write_front(queue_.front().bytes);
+}
+
+// A connection that has fallen behind gets its queued live frames of one job
+// as a single frame: one write (and one system call) instead of one per
+// commit, so the more a client lags, the cheaper it is to serve. Shared
+// frames stay shared while the client keeps up.
+void StreamSession::coalesce_front() {
+    constexpr std::size_t kMaxCoalescedBytes = 256 * 1024;
+    if (queue_.size() < 2 || queue_.front().live.empty()) return;
+    const std::string& job = queue_.front().live.front().published->job;
+    std::size_t n = 0, bytes = 0;
+    for (const auto& out : queue_) {
+        if (out.live.empty() || out.live.front().published->job != job ||
+            (n > 0 && bytes + out.bytes->size() > kMaxCoalescedBytes)) {
+            break;
+        }
+        bytes += out.bytes->size();
+        ++n;
     }
+    if (n < 2) return;
+    Outgoing merged;
+    std::vector<const std::string*> frames;
+    for (std::size_t i = 0; i < n; ++i) {
+        const Outgoing& out = queue_[i];
+        merged.live.insert(merged.live.end(), out.live.begin(), out.live.end());
+        merged.events += out.events;
+        frames.push_back(out.bytes.get());
+    }
+    merged.bytes = coalesced_frame(merged.live, frames);
+    const auto delta =
+        static_cast<std::int64_t>(merged.bytes->size()) - static_cast<std::int64_t>(bytes);
+    queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
+    ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.push_front(std::move(merged));
+    ctx_->stats.coalesced_frames.fetch_add(n - 1, std::memory_order_relaxed);
 }
 
 bool StreamSession::stalled(std::chrono::steady_clock::time_point now) const {
@@ -156,17 +200,17 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
         ctx_->stats.delivered[static_cast<std::size_t>(transport_)].fetch_add(
             done.events, std::memory_order_relaxed);
     }
-    if (done.live) {
+    if (!done.live.empty()) {
         auto now = now_us();
-        const auto& events = done.live->events;
-        for (std::size_t i = done.skip; i < events.size(); ++i) {
-            ctx_->stats.latency.observe_us(now - events[i].ts);
+        for (const auto& slice : done.live) {
+            const auto& events = slice.published->events;
+            for (std::size_t i = slice.skip; i < events.size(); ++i) {
+                ctx_->stats.latency.observe_us(now - events[i].ts);
+            }
         }
     }
     if (!queue_.empty()) {
-        writing_ = true;
-        write_started_ = std::chrono::steady_clock::now();
-        write_front(queue_.front().bytes);
+        start_write();
     } else {
         queue_drained();
     }
@@ -228,11 +272,10 @@ void StreamSession::on_page(const std::string& job, std::vector<Event> events, b
     auto result = sub.on_page(std::move(events), full);
     if (!result.events.empty()) {
         ctx_->stats.replayed.fetch_add(result.events.size(), std::memory_order_relaxed);
-        enqueue({page_frame(job, result.events), nullptr, 0, result.events.size()});
+        enqueue({page_frame(job, result.events), {}, result.events.size()});
     }
     for (auto& delivery : result.live) {
-        enqueue({live_frame(*delivery.published, delivery.skip), delivery.published, delivery.skip,
-                 delivery.published->events.size() - delivery.skip});
+        enqueue_live(delivery.published, delivery.skip);
     }
     set_catching_up(sub, before);
     if (result.ended) {

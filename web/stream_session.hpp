@@ -48,10 +48,16 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     virtual void request_close(std::uint16_t code) = 0;
 
   protected:
+    // Live events of one published batch, from `skip` on.
+    struct LiveSlice {
+        PublishedPtr published;
+        std::size_t skip = 0;
+    };
     struct Outgoing {
         std::shared_ptr<const std::string> bytes;
-        PublishedPtr live;  // for the latency of live events (null for replay and control)
-        std::size_t skip = 0;
+        // Live events carried (for their latency; empty for replay and
+        // control frames). Several when queued frames were coalesced.
+        std::vector<LiveSlice> live;
         std::size_t events = 0;
     };
 
@@ -82,6 +88,10 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
                                                           std::size_t skip) = 0;
     virtual std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                           const std::vector<Event>& events) = 0;
+    // One frame carrying every event of `slices` (consecutive live frames of
+    // one job), written instead of them when the connection has a backlog.
+    virtual std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>& slices, const std::vector<const std::string*>& frames) = 0;
     virtual void subscription_ended(const std::string& job) {}
     virtual void queue_drained() {}
     // The transport calls this when write_front's write completes.
@@ -96,6 +106,9 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
   private:
     void on_live(const PublishedPtr& published);
     void enqueue(Outgoing out);
+    void enqueue_live(const PublishedPtr& published, std::size_t skip);
+    void start_write();
+    void coalesce_front();
     void pump_reads();
     void read_page(const std::string& job, std::uint64_t after);
     void on_page(const std::string& job, std::vector<Event> events, bool full);

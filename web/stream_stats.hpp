@@ -33,13 +33,14 @@ struct LatencyHistogram {
 struct StreamStats {
     std::array<std::atomic<std::int64_t>, kTransports> connections{};
     std::array<std::atomic<std::uint64_t>, kTransports> delivered{};
-    std::atomic<std::uint64_t> resumes{0};      // subscriptions with after > 0
-    std::atomic<std::uint64_t> replayed{0};     // events sent from the store
-    std::atomic<std::uint64_t> catchups{0};     // slow consumers switched to the store
-    std::atomic<std::int64_t> catching_up{0};   // subscriptions replaying now
-    std::atomic<std::uint64_t> slow_closes{0};  // closed with 4001
-    std::atomic<std::uint64_t> op_errors{0};    // error frames sent
-    std::atomic<std::int64_t> queued_bytes{0};  // in every connection's outbound queue
+    std::atomic<std::uint64_t> resumes{0};           // subscriptions with after > 0
+    std::atomic<std::uint64_t> replayed{0};          // events sent from the store
+    std::atomic<std::uint64_t> catchups{0};          // slow consumers switched to the store
+    std::atomic<std::int64_t> catching_up{0};        // subscriptions replaying now
+    std::atomic<std::uint64_t> slow_closes{0};       // closed with 4001
+    std::atomic<std::uint64_t> op_errors{0};         // error frames sent
+    std::atomic<std::uint64_t> coalesced_frames{0};  // live frames merged for a lagging client
+    std::atomic<std::int64_t> queued_bytes{0};       // in every connection's outbound queue
     LatencyHistogram latency;
 };
 

@@ -184,6 +184,16 @@ class WebSocketSession final : public StreamSession {
         return std::make_shared<const std::string>(websocket_frame(job, events));
     }
 
+    std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
+        std::vector<EventSlice> events;
+        events.reserve(slices.size());
+        for (const auto& slice : slices)
+            events.push_back({&slice.published->events, slice.skip});
+        return std::make_shared<const std::string>(
+            websocket_frame(slices.front().published->job, events));
+    }
+
     void queue_drained() override {
         if (close_after_drain_) start_close();
     }

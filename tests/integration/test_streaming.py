@@ -231,7 +231,7 @@ class StreamingTest(JobcastTest):
     def test_slow_subscriber_catches_up_from_store_and_fast_ones_are_unaffected(self):
         broker = self.start_broker(db=self.db + ".slow",
                                    args=["--client-queue-bytes", "16384", "--replay-page", "100",
-                                         "--keepalive", "120s"])
+                                         "--keepalive", "120s", "--stall-timeout", "600s"])
         api = self.client(broker)
         self.start_worker(broker, ["llm.generate"], capacity=2)
         # More than the kernel's socket buffers hold, so the broker's own queue fills.
@@ -257,6 +257,35 @@ class StreamingTest(JobcastTest):
                     break
         self.assertEqual(got, api.events(job["id"]))
         self.assertGreater(metric(api, "jobcast_replayed_events_total"), 0)
+
+    def test_lagging_live_subscriber_gets_its_backlog_coalesced_and_exact(self):
+        # A client queue large enough to keep the whole job live (no catch-up).
+        broker = self.start_broker(db=self.db + ".lag",
+                                   args=["--stall-timeout", "600s", "--keepalive", "120s",
+                                         "--client-queue-bytes", str(64 << 20)])
+        api = self.client(broker)
+        # More than the kernel's socket buffers hold (tcp_wmem max is 4 MiB).
+        params = {"prompt": "lag", "max_tokens": 60000, "tokens_per_second": 20000, "seed": 8}
+        job = api.submit("llm.generate", params)
+        # Live before the first token, then it stops reading.
+        lagging = WsClient(broker, timeout=60)
+        self.addCleanup(lagging.close)
+        lagging.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        lagging.send({"op": "subscribe", "job": job["id"], "after": 0})
+        wait_until(lambda: metric(api, "jobcast_subscriptions") == 1, what="the subscription")
+        self.start_worker(broker, ["llm.generate"])
+        api.wait_state(job["id"], "succeeded", timeout=120)
+        self.assertGreater(metric(api, "jobcast_client_queued_bytes"), 0, "a backlog in the broker")
+        got = []
+        for frame_job, e in lagging.frames():
+            if frame_job:
+                got.append(e)
+                if is_terminal(e):
+                    break
+        self.assertEqual(got, api.events(job["id"]))
+        # The backlog went out as fewer, larger frames (one write each), live.
+        self.assertGreater(metric(api, "jobcast_coalesced_frames_total"), 0)
+        self.assertEqual(metric(api, "jobcast_slow_consumer_catchups_total"), 0)
 
     def test_client_that_stops_reading_is_closed_and_broker_memory_stays_bounded(self):
         broker = self.start_broker(db=self.db + ".stall",
