@@ -11,6 +11,7 @@ and, for a bounded time, injects faults on a schedule drawn from a seeded RNG
   worker_stop   SIGSTOP a worker for longer than its lease, then SIGCONT (a zombie)
   sub_drop      cut a subscriber's connection; it resumes with its last seq
   sub_stall     a subscriber stops reading for a while
+  late_subscribe  a new subscriber joins a running job after a random seq
   cancel        cancel a random job
   dup_submit    submit again with an Idempotency-Key already used
   link_cut      (with --netns, as root) cut the worker<->broker link of the
@@ -49,11 +50,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import Broker, Client, Worker, free_port, sim_tokens  # noqa: E402
 from test_streaming import TERMINAL, WsClient, is_terminal  # noqa: E402
 
-FAULT_KINDS = ("broker_kill", "worker_kill", "worker_stop", "sub_drop", "sub_stall", "cancel",
-               "dup_submit", "link_cut")
+FAULT_KINDS = ("broker_kill", "worker_kill", "worker_stop", "sub_drop", "sub_stall",
+               "late_subscribe", "cancel", "dup_submit", "link_cut")
 # Mean seconds between two faults of a kind (CI profile); --fault-scale stretches them.
 FAULT_MEAN_GAP = {"broker_kill": 25.0, "worker_kill": 11.0, "worker_stop": 14.0,
-                  "sub_drop": 2.5, "sub_stall": 8.0, "cancel": 2.0, "dup_submit": 3.0,
+                  "sub_drop": 2.5, "sub_stall": 8.0, "late_subscribe": 1.0, "cancel": 2.0, "dup_submit": 3.0,
                   "link_cut": 15.0}
 HEARTBEAT_MS = 200
 LIVENESS = 3
@@ -176,14 +177,14 @@ def make_job(rng, run_id, n):
 class Stream:
     """What one subscriber received for one job."""
 
-    def __init__(self, job):
-        self.job = job
+    def __init__(self, job, after=0):
+        self.job, self.after = job, after
         self.events = []
         self.done = False
 
     @property
     def last(self):
-        return self.events[-1]["seq"] if self.events else 0
+        return self.events[-1]["seq"] if self.events else self.after
 
     def take(self, event, violations, who):
         if event["seq"] != self.last + 1:
@@ -206,11 +207,13 @@ class WsSubscriber(threading.Thread):
         self.stall_until = 0.0
         self.reconnects = 0
 
-    def add(self, job):
+    def add(self, job, after=0):
         with self.lock:
-            stream = self.streams[job] = Stream(job)
+            if job in self.streams:
+                return None
+            stream = self.streams[job] = Stream(job, after)
             if self.client:
-                self._subscribe(self.client, job, 0)
+                self._subscribe(self.client, job, after)
         return stream
 
     def _subscribe(self, client, job, after):
@@ -281,10 +284,10 @@ class WsSubscriber(threading.Thread):
 class SseSubscriber(threading.Thread):
     """Follows one job over SSE, resuming with Last-Event-ID after any break."""
 
-    def __init__(self, chaos, job):
+    def __init__(self, chaos, job, after=0):
         super().__init__(daemon=True, name=f"sse-{job}")
         self.chaos = chaos
-        self.stream = Stream(job)
+        self.stream = Stream(job, after)
         self.conn = None
         self.stall_until = 0.0
         self.reconnects = 0
@@ -316,9 +319,12 @@ class SseSubscriber(threading.Thread):
         self.conn = conn
         try:
             headers = {"Accept": "text/event-stream"}
-            if self.stream.last:
+            path = f"/v1/jobs/{self.stream.job}/events"
+            if self.stream.events:
                 headers["Last-Event-ID"] = str(self.stream.last)
-            conn.request("GET", f"/v1/jobs/{self.stream.job}/events", headers=headers)
+            elif self.stream.after:
+                path += f"?after={self.stream.after}"  # a first connection mid-stream
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             if resp.status != 200:
                 self.chaos.violations.add(
@@ -434,16 +440,19 @@ class Chaos:
         self.stop_submitting = threading.Event()
         self.stop_subscribers = threading.Event()
         self.stop_verifier = threading.Event()
-        self.stats = {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
-                      "running": 0, "orphans_of_killed": 0}
+        self.stats = self.new_stats()
         self.samples = []  # (t, rss_kib, fds, wal_bytes)
         self.peak = {"rss_kib": 0, "fds": 0, "wal": 0}
         self.delivered_count = 0
-        self.sse_count = 0
         self.sse_reconnects = 0
         self.netns = None
         self.started = time.monotonic()
         self.hist_prev = None
+
+    @staticmethod
+    def new_stats():
+        return {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
+                "running": 0, "orphans_of_killed": 0}
 
     # ---- processes
 
@@ -549,9 +558,15 @@ class Chaos:
         total = delta.get(float("inf"), 0)
         if total <= 0:
             return None
+        # Linear inside the bucket, as Prometheus's histogram_quantile.
+        lower, below = 0.0, 0.0
         for le in sorted(delta):
             if delta[le] >= 0.99 * total:
-                return le
+                if le == float("inf"):
+                    return lower
+                inside = delta[le] - below
+                return lower + (le - lower) * ((0.99 * total - below) / inside if inside else 1)
+            lower, below = le, delta[le]
         return None
 
     # ---- faults
@@ -613,6 +628,24 @@ class Chaos:
                 sub.drop()
             else:
                 sub.stall(0.5 + b * 3.5)  # past --stall-timeout sometimes
+        elif kind == "late_subscribe":
+            with self.jobs_lock:
+                running = [j for j in self.jobs[-40:] if j.id and j.finished_at is None]
+            if not running:
+                return False
+            spec = running[int(a * len(running))]
+            status, job, _ = self.call("GET", f"/v1/jobs/{spec.id}")
+            if status != 200:
+                return False
+            after = int(b * job["last_seq"])
+            if b < 0.3:
+                self.start_sse(spec, after)
+            else:
+                sub = self.ws_subs[int(b * 1000) % len(self.ws_subs)]
+                stream = sub.add(spec.id, after)
+                if stream is None:
+                    return False
+                spec.streams.append((f"ws{sub.index}", stream))
         elif kind == "cancel":
             with self.jobs_lock:
                 candidates = [j for j in self.jobs[-30:] if j.id and j.cancelled_at is None]
@@ -694,11 +727,14 @@ class Chaos:
             for sub in rng.sample(self.ws_subs, rng.choice([1, 1, 2])):
                 spec.streams.append((f"ws{sub.index}", sub.add(spec.id)))
             if rng.random() < self.args.sse_share:
-                sse = SseSubscriber(self, spec.id)
-                spec.streams.append(("sse", sse.stream))
-                self.sse_subs = [s for s in self.sse_subs if s.is_alive()] + [sse]
-                self.sse_count += 1
-                sse.start()
+                self.start_sse(spec)
+
+    def start_sse(self, spec, after=0):
+        sse = SseSubscriber(self, spec.id, after)
+        spec.streams.append(("sse", sse.stream))
+        with self.jobs_lock:
+            self.sse_subs = [s for s in self.sse_subs if s.is_alive()] + [sse]
+        sse.start()
 
     # ---- main
 
@@ -738,7 +774,7 @@ class Chaos:
         next_report = report_every
         next_sample = 0.0
         if a.soak:
-            log("    t(s)   jobs  finished   events  delivered  rss(MiB)  fds  wal(MiB)  p99(ms)")
+            log("    t(s)   jobs  finished ingested* delivered  rss(MiB)  fds  wal(MiB)  p99(ms)")
         i = 0
         while True:
             t = time.monotonic() - self.started
@@ -980,14 +1016,15 @@ class Chaos:
         """Every subscriber's reassembled stream equals the stored log."""
         for who, st in spec.streams:
             self.stats["streams"] += 1
-            got = list(st.events)
-            if got != log_[:len(got)]:
-                first = next((i for i, (g, e) in enumerate(zip(got, log_)) if g != e), len(log_))
-                self.violations.add(f"{who} job {st.job}: received stream differs from the "
-                                    f"stored log at index {first} (got {len(got)} events)")
-            elif is_terminal(log_[-1]) and len(got) != len(log_):
-                self.violations.add(f"{who} job {st.job}: got {len(got)} of {len(log_)} events "
-                                    f"of a finished job")
+            got, want = list(st.events), log_[st.after:]
+            if got != want[:len(got)]:
+                first = next((i for i, (g, e) in enumerate(zip(got, want)) if g != e), len(want))
+                self.violations.add(f"{who} job {st.job}: received stream (after {st.after}) "
+                                    f"differs from the stored log at index {first} "
+                                    f"(got {len(got)} events)")
+            elif is_terminal(log_[-1]) and len(got) != len(want):
+                self.violations.add(f"{who} job {st.job}: got {len(got)} of {len(want)} events "
+                                    f"after {st.after} of a finished job")
 
     def check_processes(self, spec, log_):
         """A cancelled exec job leaves no process behind."""

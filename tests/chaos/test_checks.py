@@ -34,7 +34,7 @@ class CheckLogTest(unittest.TestCase):
     def setUp(self):
         self.chaos = Chaos.__new__(Chaos)
         self.chaos.violations = Violations()
-        self.chaos.retried = self.chaos.resumed = 0
+        self.chaos.stats = Chaos.new_stats()
         self.spec = JobSpec("llm.generate", {"prompt": "p", "seed": 7, "max_tokens": 40}, "k")
         self.spec.id = "J"
         self.spec.final = {"state": "succeeded", "result": None}
@@ -84,6 +84,19 @@ class CheckLogTest(unittest.TestCase):
         for e in log[:3] + log[4:]:
             stream.take(e, self.chaos.violations, "ws0")
         self.assertIn("got seq 5 after 3", " ".join(self.chaos.violations.items))
+
+
+    def test_a_late_subscriber_stream_is_compared_from_its_after(self):
+        log = llm_log(self.spec, [(0, 40)])
+        self.spec.streams = [("ws1", Stream("J", after=10)), ("sse", Stream("J", after=10))]
+        for e in log[10:]:
+            self.spec.streams[0][1].take(e, self.chaos.violations, "ws1")
+        for e in log[9:]:  # one event too early: not what "after 10" asks for
+            self.spec.streams[1][1].events.append(e)
+        self.chaos.check_streams(self.spec, log)
+        self.assertEqual(len(self.chaos.violations.items), 1)
+        self.assertIn("sse job J: received stream (after 10) differs",
+                      self.chaos.violations.items[0])
 
 
 class ArgumentsTest(unittest.TestCase):
