@@ -429,6 +429,8 @@ class Chaos:
         self.broker_lock = threading.Lock()
         self.broker_restarts = []
         self.workers = {}  # slot -> Worker
+        self.processes = []  # every broker and worker started, for their logs
+        self.expected_exits = set()  # pids the harness killed
         self.worker_gen = {}
         self.killed_workers = set()
         self.stopped = set()
@@ -452,7 +454,7 @@ class Chaos:
     @staticmethod
     def new_stats():
         return {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
-                "running": 0, "orphans_of_killed": 0}
+                "running": 0, "orphans_of_killed": 0, "error_lines": 0}
 
     # ---- processes
 
@@ -464,7 +466,8 @@ class Chaos:
                           ])
 
     def start_broker(self):
-        b = Broker(self.db, **self.broker_args())
+        b = ChaosBroker(self.db, **self.broker_args())
+        self.processes.append(b)
         self.broker = b
         self.broker_addr = BrokerAddr(b.host, b.port)
         self.api = Client(b.host, b.port)
@@ -488,6 +491,7 @@ class Chaos:
         else:
             w = Worker(self.worker_endpoint(), types, capacity=6, name=f"{slot}.{n}", args=args)
         self.workers[slot] = w
+        self.processes.append(w)
         return w
 
     # ---- HTTP with retries across broker restarts
@@ -590,6 +594,7 @@ class Chaos:
     def inject(self, kind, a, b):
         if kind == "broker_kill":
             with self.broker_lock:
+                self.expected_exits.add(self.broker.proc.pid)
                 self.broker.kill(signal.SIGKILL)
                 started = time.monotonic()
                 self.start_broker()
@@ -601,6 +606,7 @@ class Chaos:
             slot = slots[int(a * len(slots))]
             w = self.workers[slot]
             self.killed_workers.add(w.name)
+            self.expected_exits.add(w.proc.pid)
             w.kill(signal.SIGKILL)
             self.start_worker(slot)
         elif kind == "worker_stop":
@@ -790,6 +796,7 @@ class Chaos:
                 continue
             if t >= next_sample:
                 self.sample()
+                self.check_alive()
                 next_sample = t + 0.5
             if a.soak and t >= next_report:
                 next_report += report_every
@@ -811,6 +818,7 @@ class Chaos:
             self.verify(spec, final=True)
         self.check_ids()
         self.check_bounds()
+        self.shutdown()
         return self.summary()
 
     def report_row(self, t):
@@ -866,6 +874,44 @@ class Chaos:
             return False
         return waited > grace or all(st.done for _, st in spec.streams)
 
+    def check_alive(self):
+        """A broker or worker that exits without being killed is a crash."""
+        with self.broker_lock:
+            current = [(None, self.broker)] + list(self.workers.items())
+            for slot, p in current:
+                if p.alive() or p.proc.pid in self.expected_exits:
+                    continue
+                self.expected_exits.add(p.proc.pid)
+                self.violations.add(f"{p.name} exited by itself (rc {p.proc.returncode}):\n"
+                                    + "\n".join(p.lines[-30:]))
+                if slot is None:
+                    self.start_broker()
+                else:
+                    self.start_worker(slot)
+
+    def shutdown(self):
+        """Stops everything with SIGTERM: each must exit 0, and no process may
+        have logged a sanitizer report or crashed at any time."""
+        for p in [self.broker] + list(self.workers.values()):
+            self.expected_exits.add(p.proc.pid)
+            p.kill(signal.SIGTERM)
+            if p.proc.returncode != 0:
+                self.violations.add(f"{p.name} exited {p.proc.returncode} on SIGTERM:\n"
+                                    + "\n".join(p.lines[-30:]))
+        errors = 0
+        for p in self.processes:
+            for i, line in enumerate(p.lines):
+                if any(m in line for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                                           "Segmentation fault")):
+                    self.violations.add(f"{p.name}: sanitizer report:\n"
+                                        + "\n".join(p.lines[i:i + 40]))
+                    break
+                if "[error]" in line or "[critical]" in line:
+                    errors += 1
+                    if errors <= 5:
+                        log(f"{p.name} logged: {line}")
+        self.stats["error_lines"] = errors
+
     def heal(self):
         """Ends every fault: the link is up, no worker is stopped, all are running."""
         if self.netns:
@@ -873,14 +919,7 @@ class Chaos:
         wait_deadline = time.monotonic() + 10
         while self.stopped and time.monotonic() < wait_deadline:
             time.sleep(0.05)
-        for slot, w in list(self.workers.items()):
-            if not w.alive():
-                self.violations.add(f"worker {w.name} died by itself (rc {w.proc.returncode}):\n"
-                                    + "\n".join(w.lines[-20:]))
-                self.start_worker(slot)
-        if not self.broker.alive():
-            self.violations.add("the broker died by itself:\n" + "\n".join(self.broker.lines[-30:]))
-            self.start_broker()
+        self.check_alive()
 
     def drain(self, timeout):
         """Waits for every job to finish and be verified; returns the others."""
@@ -1076,7 +1115,7 @@ class Chaos:
                 f"mean {sum(restarts) / len(restarts):.3f}s")
         log(f"broker peak rss={self.peak['rss_kib'] / 1024:.1f}MiB fds={self.peak['fds']} "
             f"wal={self.peak['wal'] / 2**20:.1f}MiB; exec scripts orphaned by a worker "
-            f"SIGKILL: {st['orphans_of_killed']}")
+            f"SIGKILL: {st['orphans_of_killed']}; error log lines: {st['error_lines']}")
         n = len(self.violations.items)
         log(f"violations={n} seed={self.seed}")
         return 0 if n == 0 else 1
@@ -1094,6 +1133,18 @@ class Chaos:
         if self.netns:
             self.netns.destroy()
         self.tmp.cleanup()
+
+
+class ChaosBroker(Broker):
+    """A Broker that does not outlive a failed start."""
+
+    def __init__(self, *args, **kw):
+        try:
+            super().__init__(*args, **kw)
+        except BaseException:
+            if hasattr(self, "proc"):
+                self.kill()
+            raise
 
 
 class NsWorker(Worker):
