@@ -36,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,7 @@ FAULT_MEAN_GAP = {"broker_kill": 25.0, "worker_kill": 11.0, "worker_stop": 14.0,
 HEARTBEAT_MS = 200
 LIVENESS = 3
 LEASE_S = HEARTBEAT_MS * LIVENESS / 1000.0
+CANCEL_GRACE_MS = 10000  # the broker's: a running job is then cancelled by force
 
 
 def log(msg):
@@ -85,7 +87,7 @@ class JobSpec:
     def __init__(self, kind, params, key, marker=None):
         self.kind, self.params, self.key, self.marker = kind, params, key, marker
         self.id = None
-        self.cancelled_at = None  # monotonic time a cancel was accepted (202)
+        self.cancelled_at = None  # unix ms when a cancel that was accepted (202) was sent
         self.finished_at = None  # monotonic time it was seen terminal
         self.verified = False
         self.streams = []  # (subscriber name, Stream)
@@ -443,13 +445,14 @@ class Chaos:
         self.stop_subscribers = threading.Event()
         self.stop_verifier = threading.Event()
         self.stats = self.new_stats()
-        self.samples = []  # (t, rss_kib, fds, wal_bytes)
-        self.peak = {"rss_kib": 0, "fds": 0, "wal": 0}
+        self.samples = []  # (t, rss_kib, anon_kib, fds, wal_bytes)
+        self.peak = {"rss_kib": 0, "anon_kib": 0, "fds": 0, "wal": 0}
         self.delivered_count = 0
         self.sse_reconnects = 0
         self.netns = None
         self.started = time.monotonic()
         self.hist_prev = None
+        self.reported_faults = (0, 0)
 
     @staticmethod
     def new_stats():
@@ -522,17 +525,21 @@ class Chaos:
             return
         try:
             with open(f"/proc/{b.proc.pid}/status") as f:
-                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+                status = dict(line.split(":", 1) for line in f)
+            # RssAnon is the heap (SQLite's page caches included); the rest of
+            # VmRSS is the database mapped by the readers (mmap_size).
+            rss, anon = (int(status[k].split()[0]) for k in ("VmRSS", "RssAnon"))
             fds = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
-        except (OSError, StopIteration):
+        except (OSError, KeyError, ValueError):
             return
         try:
             wal = os.path.getsize(self.db + "-wal")
         except OSError:
             wal = 0
         t = time.monotonic() - self.started
-        self.samples.append((t, rss, fds, wal))
+        self.samples.append((t, rss, anon, fds, wal))
         self.peak["rss_kib"] = max(self.peak["rss_kib"], rss)
+        self.peak["anon_kib"] = max(self.peak["anon_kib"], anon)
         self.peak["fds"] = max(self.peak["fds"], fds)
         self.peak["wal"] = max(self.peak["wal"], wal)
 
@@ -658,9 +665,10 @@ class Chaos:
             if not candidates:
                 return False
             spec = candidates[int(a * len(candidates))]
+            asked = time.time() * 1000
             status, _, _ = self.call("POST", f"/v1/jobs/{spec.id}/cancel")
             if status == 202:
-                spec.cancelled_at = time.monotonic()
+                spec.cancelled_at = asked
             elif status != 409:  # 409: it had already finished
                 self.violations.add(f"cancel {spec.id}: HTTP {status}")
         elif kind == "dup_submit" and b < 0.5:
@@ -780,7 +788,8 @@ class Chaos:
         next_report = report_every
         next_sample = 0.0
         if a.soak:
-            log("    t(s)   jobs  finished ingested* delivered  rss(MiB)  fds  wal(MiB)  p99(ms)")
+            log("    t(s)   jobs  finished ingested* delivered rss(MiB) anon(MiB)  fds  wal(MiB)  p99(ms)"
+                "  faults (broker kills)")
         i = 0
         while True:
             t = time.monotonic() - self.started
@@ -824,12 +833,16 @@ class Chaos:
     def report_row(self, t):
         if not self.samples:
             return
-        _, rss, fds, wal = self.samples[-1]
+        _, rss, anon, fds, wal = self.samples[-1]
         p99 = self.latency_p99()
+        faults, kills = sum(self.faults.values()), self.faults["broker_kill"]
         events = self.events_total()
         log(f"{t:8.0f} {len(self.jobs):6d} {len(self.finished):9d} {events:8d} "
-            f"{self.delivered_count:10d} {rss / 1024:9.1f} {fds:4d} {wal / 2**20:9.1f}  "
-            + (f"{p99 * 1000:7.1f}" if p99 is not None else "      -"))
+            f"{self.delivered_count:10d} {rss / 1024:8.1f} {anon / 1024:9.1f} {fds:4d} "
+            f"{wal / 2**20:9.1f}  "
+            + (f"{p99 * 1000:7.1f}" if p99 is not None else "      -")
+            + f"  {faults - self.reported_faults[0]:6d} ({kills - self.reported_faults[1]})")
+        self.reported_faults = (faults, kills)
 
     def events_total(self):
         try:
@@ -906,7 +919,7 @@ class Chaos:
                     self.violations.add(f"{p.name}: sanitizer report:\n"
                                         + "\n".join(p.lines[i:i + 40]))
                     break
-                if "[error]" in line or "[critical]" in line:
+                if re.match(r"^\S+ (error|critical) ", line):
                     errors += 1
                     if errors <= 5:
                         log(f"{p.name} logged: {line}")
@@ -938,8 +951,14 @@ class Chaos:
 
     def verify(self, spec, final=False):
         """All the per-job checks, on its stored log and what its subscribers got."""
-        events = self.api.events(spec.id)
-        spec.final = job = self.api.job(spec.id)
+        try:
+            events = self.api.events(spec.id)
+            spec.final = job = self.api.job(spec.id)
+        except AssertionError as e:  # a 404: the job the broker answered 201 for is gone
+            if not final:
+                raise
+            self.violations.add(f"job {spec.id} ({spec.kind}) cannot be read back: {e}")
+            return
         if final and job["state"] not in TERMINAL:
             # Legitimately running only if it is still making progress.
             time.sleep(2)
@@ -1016,6 +1035,11 @@ class Chaos:
         final = spec.final
         if final["state"] in TERMINAL and terminal != final["state"]:
             v.add(f"{jid}: job is {final['state']} but its log ends with {terminal}")
+        if spec.cancelled_at is not None and final["state"] != "cancelled" and (
+                final["finished_at"] is None
+                or final["finished_at"] - spec.cancelled_at > CANCEL_GRACE_MS + 3000):
+            v.add(f"{jid}: cancel accepted but the job went on to {final['state']} "
+                  f"{(final['finished_at'] or time.time() * 1000) - spec.cancelled_at:.0f} ms later")
         # Each attempt's output is exactly its type's deterministic output from
         # where it resumed: nothing acknowledged was lost, nothing stored twice.
         if len(segments) > 1:
@@ -1066,8 +1090,9 @@ class Chaos:
                                     f"after {st.after} of a finished job")
 
     def check_processes(self, spec, log_):
-        """A cancelled exec job leaves no process behind."""
-        if spec.kind != "exec" or spec.final["state"] != "cancelled":
+        """A finished exec job (cancelled, or retried after its worker stalled)
+        leaves no process behind."""
+        if spec.kind != "exec" or spec.final["state"] not in TERMINAL:
             return
         workers = {e["data"].get("worker") for e in log_
                    if e["kind"] == "state" and e["data"]["state"] == "running"}
@@ -1083,7 +1108,8 @@ class Chaos:
             # The worker running it was SIGKILLed: nobody was left to stop its script.
             self.stats["orphans_of_killed"] += 1
         elif pids:
-            self.violations.add(f"cancelled exec job {spec.id} left processes {pids}")
+            self.violations.add(f"{spec.final['state']} exec job {spec.id} left processes "
+                                f"{pids} (its workers: {sorted(workers)})")
 
     def check_bounds(self):
         a = self.args
@@ -1113,7 +1139,8 @@ class Chaos:
         if restarts:
             log(f"broker serving again after SIGKILL: max {max(restarts):.3f}s "
                 f"mean {sum(restarts) / len(restarts):.3f}s")
-        log(f"broker peak rss={self.peak['rss_kib'] / 1024:.1f}MiB fds={self.peak['fds']} "
+        log(f"broker peak rss={self.peak['rss_kib'] / 1024:.1f}MiB "
+            f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']} "
             f"wal={self.peak['wal'] / 2**20:.1f}MiB; exec scripts orphaned by a worker "
             f"SIGKILL: {st['orphans_of_killed']}; error log lines: {st['error_lines']}")
         n = len(self.violations.items)
