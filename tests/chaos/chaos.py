@@ -48,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from harness import Broker, Client, Worker, free_port, sim_tokens  # noqa: E402
+from harness import Broker, Client, Worker, free_port, metric, sim_tokens  # noqa: E402
 from test_streaming import TERMINAL, WsClient, is_terminal  # noqa: E402
 
 FAULT_KINDS = ("broker_kill", "worker_kill", "worker_stop", "sub_drop", "sub_stall",
@@ -208,6 +208,7 @@ class WsSubscriber(threading.Thread):
         self.client = None
         self.stall_until = 0.0
         self.reconnects = 0
+        self.ended = 0
 
     def add(self, job, after=0):
         with self.lock:
@@ -281,6 +282,13 @@ class WsSubscriber(threading.Thread):
                 continue
             stream.take(item, self.chaos.violations, who)
             self.chaos.delivered(item)
+            if stream.done:
+                self.ended += 1
+                if self.ended % 3 == 0:
+                    # As a client that resubscribes all it knows after a
+                    # reconnect: nothing must come, and the server must not
+                    # keep the subscription (checked at the end).
+                    self._subscribe(client, frame_job, stream.last)
 
 
 class SseSubscriber(threading.Thread):
@@ -314,6 +322,36 @@ class SseSubscriber(threading.Thread):
                 self._follow()
             except Exception:
                 time.sleep(0.1)
+        if self.stream.done:
+            self._after_the_end()
+
+    def _after_the_end(self):
+        """A browser's EventSource reconnects when a stream ends, with the
+        terminal event's id; the answer must end it for good (204)."""
+        host, port = self.chaos.broker_addr.host, self.chaos.broker_addr.port
+        for _ in range(50):  # across a broker restart
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            try:
+                conn.request("GET", f"/v1/jobs/{self.stream.job}/events",
+                             headers={"Accept": "text/event-stream",
+                                      "Last-Event-ID": str(self.stream.last)})
+                resp = conn.getresponse()
+                if resp.status == 204:
+                    return
+                body = resp.read()  # must end soon: there is nothing more
+                self.chaos.violations.add(
+                    f"sse job {self.stream.job}: reconnecting after the terminal event got "
+                    f"HTTP {resp.status} {body[:100]!r} instead of 204")
+                return
+            except (socket.timeout, TimeoutError):
+                self.chaos.violations.add(
+                    f"sse job {self.stream.job}: reconnecting after the terminal event got a "
+                    f"stream that does not end")
+                return
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+            finally:
+                conn.close()
 
     def _follow(self):
         host, port = self.chaos.broker_addr.host, self.chaos.broker_addr.port
@@ -818,6 +856,7 @@ class Chaos:
         log("fault window over; letting jobs finish")
         left = self.drain(a.drain)
         self.sample()
+        self.check_subscriptions_ended()
         self.stop_subscribers.set()
         for sub in self.ws_subs:
             sub.drop()
@@ -1110,6 +1149,22 @@ class Chaos:
         elif pids:
             self.violations.add(f"{spec.final['state']} exec job {spec.id} left processes "
                                 f"{pids} (its workers: {sorted(workers)})")
+
+    def check_subscriptions_ended(self):
+        """Every job is finished and every subscriber has its terminal event:
+        the server holds no subscription any more (connections stay open)."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                subs = metric(self.api, "jobcast_subscriptions")
+            except (OSError, http.client.HTTPException, AssertionError):
+                subs = None
+            if subs == 0:
+                return
+            if time.monotonic() > deadline:
+                self.violations.add(f"{subs} subscriptions still held with every job finished")
+                return
+            time.sleep(0.2)
 
     def check_bounds(self):
         a = self.args
