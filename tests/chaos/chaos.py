@@ -7,6 +7,7 @@ and, for a bounded time, injects faults on a schedule drawn from a seeded RNG
 (printed; `--seed N` replays the schedule):
 
   broker_kill   SIGKILL the broker, restart it on the same database and ports
+                (sometimes after up to 3 s away)
   worker_kill   SIGKILL a worker, start a replacement
   worker_stop   SIGSTOP a worker for longer than its lease, then SIGCONT (a zombie)
   sub_drop      cut a subscriber's connection; it resumes with its last seq
@@ -641,6 +642,10 @@ class Chaos:
             with self.broker_lock:
                 self.expected_exits.add(self.broker.proc.pid)
                 self.broker.kill(signal.SIGKILL)
+                if b > 0.7:
+                    # Away for longer than a lease: workers retry with backoff
+                    # and must still re-send everything unacknowledged.
+                    time.sleep((b - 0.7) * 10)
                 started = time.monotonic()
                 self.start_broker()
                 self.broker_restarts.append(time.monotonic() - started)
@@ -720,6 +725,13 @@ class Chaos:
             if job and job["id"] != spec.id:
                 self.violations.add(f"Idempotency-Key {spec.key} made a second job "
                                     f"{job['id']} (first {spec.id})")
+            if b < 0.1:  # the same key for another request is refused
+                other = dict(spec.body(), priority=1)
+                status, body, _ = self.call("POST", "/v1/jobs", other,
+                                            headers={"Idempotency-Key": spec.key})
+                if status != 422:
+                    self.violations.add(f"Idempotency-Key {spec.key} reused for another "
+                                        f"request: HTTP {status} {body}")
         elif kind == "dup_submit":
             # A new key sent by three clients at once: one job for all of them.
             self.faults[kind] += 1
