@@ -637,6 +637,17 @@ class Chaos:
         # Faults start after a short warm-up so that jobs are streaming.
         return sorted((t + 2.0, k, a, b) for t, k, a, b in events if t + 2.0 < duration)
 
+    def pick_worker(self, a):
+        """The slot of a worker that is running (not stopped), chosen by `a`."""
+        slots = sorted(s for s in self.workers if s not in self.stopped)
+        return slots[int(a * len(slots))] if slots else None
+
+    def pick_job(self, a, window, keep):
+        """One of the last `window` submitted jobs for which keep() holds, chosen by `a`."""
+        with self.jobs_lock:
+            found = [j for j in self.jobs[-window:] if j.id and keep(j)] if window else []
+        return found[int(a * len(found))] if found else None
+
     def inject(self, kind, a, b):
         if kind == "broker_kill":
             with self.broker_lock:
@@ -650,20 +661,18 @@ class Chaos:
                 self.start_broker()
                 self.broker_restarts.append(time.monotonic() - started)
         elif kind == "worker_kill":
-            slots = sorted(s for s in self.workers if s not in self.stopped)
-            if not slots:
+            slot = self.pick_worker(a)
+            if not slot:
                 return False
-            slot = slots[int(a * len(slots))]
             w = self.workers[slot]
             self.killed_workers.add(w.name)
             self.expected_exits.add(w.proc.pid)
             w.kill(signal.SIGKILL)
             self.start_worker(slot)
         elif kind == "worker_stop":
-            slots = sorted(s for s in self.workers if s not in self.stopped)
-            if not slots:
+            slot = self.pick_worker(a)
+            if not slot:
                 return False
-            slot = slots[int(a * len(slots))]
             w = self.workers[slot]
             self.stopped.add(slot)
             os.kill(w.proc.pid, signal.SIGSTOP)
@@ -685,11 +694,9 @@ class Chaos:
             else:
                 sub.stall(0.5 + b * 3.5)  # past --stall-timeout sometimes
         elif kind == "late_subscribe":
-            with self.jobs_lock:
-                running = [j for j in self.jobs[-40:] if j.id and j.finished_at is None]
-            if not running:
+            spec = self.pick_job(a, 40, lambda j: j.finished_at is None)
+            if not spec:
                 return False
-            spec = running[int(a * len(running))]
             status, job, _ = self.call("GET", f"/v1/jobs/{spec.id}")
             if status != 200:
                 return False
@@ -703,11 +710,9 @@ class Chaos:
                     return False
                 spec.streams.append((f"ws{sub.index}", stream))
         elif kind == "cancel":
-            with self.jobs_lock:
-                candidates = [j for j in self.jobs[-30:] if j.id and j.cancelled_at is None]
-            if not candidates:
+            spec = self.pick_job(a, 30, lambda j: j.cancelled_at is None)
+            if not spec:
                 return False
-            spec = candidates[int(a * len(candidates))]
             asked = time.time() * 1000
             status, _, _ = self.call("POST", f"/v1/jobs/{spec.id}/cancel")
             if status == 202:
@@ -716,11 +721,9 @@ class Chaos:
                 self.violations.add(f"cancel {spec.id}: HTTP {status}")
         elif kind == "dup_submit" and b < 0.5:
             # A key used before: the same job comes back, no second one is made.
-            with self.jobs_lock:
-                done = [j for j in self.jobs if j.id]
-            if not done:
+            spec = self.pick_job(a, len(self.jobs), lambda j: True)
+            if not spec:
                 return False
-            spec = done[int(a * len(done))]
             job = self.submit(spec)
             if job and job["id"] != spec.id:
                 self.violations.add(f"Idempotency-Key {spec.key} made a second job "
