@@ -871,7 +871,7 @@ class Chaos:
         log("fault window over; letting jobs finish")
         left = self.drain(a.drain)
         self.sample()
-        self.check_subscriptions_ended()
+        self.check_quiet_state()
         self.stop_subscribers.set()
         for sub in self.ws_subs:
             sub.drop()
@@ -1165,19 +1165,26 @@ class Chaos:
             self.violations.add(f"{spec.final['state']} exec job {spec.id} left processes "
                                 f"{pids} (its workers: {sorted(workers)})")
 
-    def check_subscriptions_ended(self):
+    def check_quiet_state(self):
         """Every job is finished and every subscriber has its terminal event:
-        the server holds no subscription any more (connections stay open)."""
+        the broker's gauges say so (no subscription is held, nothing queued)."""
+        want = [("jobcast_subscriptions", None, 0), ("jobcast_subscriptions_catching_up", None, 0),
+                ("jobcast_client_queued_bytes", None, 0), ("jobcast_queue_depth", None, 0),
+                ("jobcast_jobs", {"state": "queued"}, 0), ("jobcast_jobs", {"state": "running"}, 0),
+                ("jobcast_workers", None, len(self.workers))]
         deadline = time.monotonic() + 10
         while True:
             try:
-                subs = metric(self.api, "jobcast_subscriptions")
-            except (OSError, http.client.HTTPException, AssertionError):
-                subs = None
-            if subs == 0:
+                wrong = [(name, labels, metric(self.api, name, labels), value)
+                         for name, labels, value in want
+                         if metric(self.api, name, labels) not in (value, None)]
+            except (OSError, http.client.HTTPException, AssertionError) as e:
+                wrong = [repr(e)]
+            if not wrong:
                 return
             if time.monotonic() > deadline:
-                self.violations.add(f"{subs} subscriptions still held with every job finished")
+                for w in wrong:
+                    self.violations.add(f"with every job finished: {w}")
                 return
             time.sleep(0.2)
 
