@@ -69,14 +69,15 @@ def log(msg):
 
 
 class Violations:
-    def __init__(self):
+    def __init__(self, quiet=False):
         self.items = []
         self.lock = threading.Lock()
+        self.quiet = quiet
 
     def add(self, what):
         with self.lock:
             self.items.append(what)
-            if len(self.items) <= 50:
+            if len(self.items) <= 50 and not self.quiet:
                 log("VIOLATION " + what)
 
 
