@@ -810,9 +810,12 @@ class Chaos:
         a = self.args
         log(f"seed={self.seed} duration={a.duration}s (rerun with --seed {self.seed})")
         if a.netns:
-            NetNs.remove_stale()
             self.netns = NetNs(os.getpid())
-            err = self.netns.create()
+            try:
+                NetNs.remove_stale()
+                err = self.netns.create()
+            except OSError as e:  # no `ip` (iproute2) here
+                err = repr(e)
             if err:
                 log(f"network namespace not available, link_cut skipped: {err}")
                 self.netns = None
