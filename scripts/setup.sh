@@ -11,7 +11,7 @@ packages=(
   libzmq3-dev cppzmq-dev
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev catch2
-  libssl-dev curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket iproute2 chromium
+  libssl-dev curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket chromium
 )
 # Node.js (with its npm) may come from another package than Debian's nodejs;
 # ask for Debian's only when no node is there at all.
