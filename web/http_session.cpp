@@ -14,6 +14,7 @@
 #include "web/query.hpp"
 #include "web/routes.hpp"
 #include "web/sse_session.hpp"
+#include "web/subscription.hpp"
 #include "web/websocket_session.hpp"
 
 #ifndef JOBCAST_VERSION
@@ -357,6 +358,11 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
                                                             " is beyond the job's last seq " +
                                                             std::to_string(found->last_seq)),
                     {}});
+            }
+            if (stream_already_ended(*found, after)) {
+                // EventSource reconnects whenever a stream ends; 204 is what
+                // makes it stop. The client has every event up to the last.
+                return self->send(HttpResponse{204, "", "", {}});
             }
             self->shared_->counter.add(self->route_, 200);
             self->phase_ = Phase::closed;

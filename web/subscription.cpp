@@ -16,6 +16,10 @@ bool is_terminal_event(const Event& event) {
     return false;
 }
 
+bool stream_already_ended(const Job& job, std::uint64_t after) {
+    return is_terminal(job.state) && after >= job.last_seq;
+}
+
 Subscription::Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit)
     : job_(std::move(job)), cursor_(after), buffer_limit_(buffer_limit) {}
 

@@ -44,6 +44,10 @@ using PublishedPtr = std::shared_ptr<const Published>;
 // True for a `state` event whose state is terminal (succeeded/failed/cancelled).
 bool is_terminal_event(const Event& event);
 
+// The client already has the whole stream of this job: it finished at or
+// before `after`, so nothing will ever follow and no subscription is kept.
+bool stream_already_ended(const Job& job, std::uint64_t after);
+
 // What the connection must write: `published` whole when skip == 0, else only
 // its events from index `skip` on (the boundary between replay and live).
 struct Delivery {

@@ -8,6 +8,7 @@
 #include "persistence/store.hpp"
 #include "web/client_ops.hpp"
 #include "web/log.hpp"
+#include "web/subscription.hpp"
 
 namespace jobcast::web {
 
@@ -139,6 +140,10 @@ class WebSocketSession final : public StreamSession {
                                op.job);
         }
         enqueue_control(subscribed_frame(op.job, job->last_seq));
+        if (stream_already_ended(*job, op.after)) {
+            end_subscription(op.job);  // a re-subscribe after the terminal event moves nothing
+            return;
+        }
         begin_subscription(op.job, op.after);
     }
 

@@ -183,6 +183,33 @@ class StreamingTest(JobcastTest):
         self.assertEqual(follow_ws(self.broker, job["id"], after=30), log[30:])
         self.assertEqual(follow_sse(self.broker, job["id"], last_event_id=30), log[30:])
 
+    def test_resuming_after_the_terminal_event_ends_at_once(self):
+        self.start_worker(self.broker, ["llm.generate"])
+        job, _ = self.llm_job(n=20, tps=0)
+        self.api.wait_state(job["id"], "succeeded")
+        log = self.api.events(job["id"])
+        last = log[-1]["seq"]
+        # A browser's EventSource reconnects whenever a stream ends, with the
+        # terminal event's id; 204 No Content is what makes it stop.
+        conn = http.client.HTTPConnection(self.broker.host, self.broker.port, timeout=10)
+        self.addCleanup(conn.close)
+        conn.request("GET", f"/v1/jobs/{job['id']}/events",
+                     headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 204)
+        self.assertEqual(resp.read(), b"")
+        self.assertEqual(follow_sse(self.broker, job["id"], last_event_id=last - 1), log[-1:])
+        # A WebSocket client re-subscribing all it knows after a reconnect gets
+        # nothing more, and the server keeps no subscription for it.
+        client = WsClient(self.broker)
+        self.addCleanup(client.close)
+        client.send({"op": "subscribe", "job": job["id"], "after": last})
+        self.assertEqual(client.recv(), {"type": "subscribed", "job": job["id"], "last_seq": last})
+        client.send({"op": "ping"})
+        self.assertEqual(client.recv(), {"type": "pong"})
+        self.assertEqual(metric(self.api, "jobcast_subscriptions"), 0)
+        self.assertEqual(follow_ws(self.broker, job["id"], after=last - 1), log[-1:])
+
     def test_resume_at_random_points_under_load_has_no_gap_or_duplicate(self):
         for i in range(2):
             self.start_worker(self.broker, ["llm.generate"], name=f"load{i}", capacity=8)
