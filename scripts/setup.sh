@@ -18,7 +18,7 @@ if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   packages+=(
     clang-format clang libclang-rt-14-dev catch2
     curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
-    prometheus docker-compose
+    prometheus docker-compose iproute2
   )
   # Node.js (with its npm) may come from another package than Debian's nodejs;
   # ask for Debian's only when no node is there at all.
