@@ -10,6 +10,7 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/beast_request.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
 #include "web/routes.hpp"
@@ -236,16 +237,7 @@ void HttpSession::on_request() {
     keep_alive_ = message.keep_alive();
     linger_after_write_ = false;
 
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    for (const auto& field : message) {
-        std::string name(field.name_string());
-        std::string value(field.value());
-        auto [it, inserted] = request.headers.try_emplace(std::move(name), value);
-        if (!inserted) it->second.append(", ").append(value);  // RFC 9110 5.3
-    }
-    request.body = std::move(message.body());
+    HttpRequest request = to_http_request(message);
     request.remote = remote_;
     method_ = request.method;
     target_ = request.target;
