@@ -15,6 +15,7 @@
 #include "web/query.hpp"
 #include "web/routes.hpp"
 #include "web/sse_session.hpp"
+#include "web/websocket_handshake.hpp"
 #include "web/websocket_session.hpp"
 
 #ifndef JOBCAST_VERSION
@@ -269,6 +270,10 @@ bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::stri
                               "application/json",
                               json::error_body("upgrade_required", "GET /v1/ws is a WebSocket"),
                               {{"Upgrade", "websocket"}}});
+            return true;
+        }
+        if (auto refused = refuse_websocket_upgrade(request)) {
+            send(std::move(*refused));
             return true;
         }
         if (auto denied = authenticate(request)) {
