@@ -217,6 +217,15 @@ void HttpSession::on_read_error(beast::error_code ec, const char* what) {
             431, "header_too_large",
             "request header exceeds " + std::to_string(shared_->config.header_limit) + " bytes");
     }
+    if (ec == beast::error::timeout && (buffer_.size() > 0 || parser_->got_some())) {
+        // Part of a request, then nothing for read_timeout (slowloris, or a
+        // client that died mid-request). The socket is already closed, so
+        // there is no 408 to send; it is counted as one, as nginx logs it.
+        shared_->counter.add(route_, 408);
+        log().debug("request timed out conn={} remote={} received={}", id_, remote_,
+                    buffer_.size());
+        return fail(ec, what);
+    }
     if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
         ec != http::error::partial_message) {
         return reject(400, "invalid_request", "malformed HTTP request: " + ec.message());
