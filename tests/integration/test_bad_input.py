@@ -81,8 +81,12 @@ def closed_by_peer(sock, wait):
 class RawWebSocket:
     """A WebSocket client over a plain socket, to send frames no library would."""
 
-    def __init__(self, broker):
-        self.sock = socket.create_connection((broker.host, broker.port), timeout=10)
+    def __init__(self, broker, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect((broker.host, broker.port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((
             f"GET /v1/ws HTTP/1.1\r\nHost: {broker.http}\r\nUpgrade: websocket\r\n"
@@ -439,6 +443,32 @@ class BadInputTest(JobcastTest):
         self.assertEqual(client.recv(), {"type": "pong"})
         self.assertEqual(metric(self.api, "jobcast_ws_op_errors_total"),
                          errors + len(cases) + 1)
+        self.assert_still_serves()
+
+    def test_ops_from_a_client_that_reads_no_answers_are_paced(self):
+        """Every op queues an answer. A client that sends ops as fast as it
+        can and never reads makes the broker stop reading its ops once the
+        answers fill the connection's queue (--client-queue-bytes), instead
+        of queueing answers without bound."""
+        raw = RawWebSocket(self.broker, rcvbuf=4096)
+        self.addCleanup(raw.close)
+        ping = raw.frame(0x1, b'{"op":"ping"}', mask=False)
+        ping = ping[:1] + bytes([ping[1] | 0x80]) + b"\0\0\0\0" + ping[2:]  # mask key 0
+        flood = ping * 2_000_000  # 38 MB: about 34 MB of answers
+        raw.sock.settimeout(3)
+        sent = 0
+        try:
+            while sent < len(flood):
+                sent += raw.sock.send(flood[sent:sent + (1 << 20)])
+        except socket.timeout:
+            pass  # the broker stopped reading: what this test wants
+        self.assertLess(sent, len(flood), "the broker read every op without pacing")
+        queued = metric(self.api, "jobcast_client_queued_bytes")
+        self.assertLessEqual(queued, (1 << 20) + 4096)
+        raw.close()
+        wait_until(lambda: metric(self.api, "jobcast_connections", {"transport": "websocket"}) == 0,
+                   what="the flooding connection ended")
+        self.assertEqual(metric(self.api, "jobcast_client_queued_bytes"), 0)
         self.assert_still_serves()
 
     # ---- WebSocket frames -------------------------------------------------
