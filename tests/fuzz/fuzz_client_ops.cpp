@@ -68,19 +68,20 @@ void check(const SubscribeOp& op) {
         fail("subscribed frame lost the job id", frame);
     }
 }
-void check(const UnsubscribeOp& op) {
+// unsubscribe and cancel: an op that names only a job.
+template <class Op>
+void check_job_op(const Op& op, const char* name) {
     check_job_id(op.job);
     std::variant<ClientOp, OpError> holder;
-    const auto& again =
-        reparse<UnsubscribeOp>(R"({"op":"unsubscribe","job":)" + quoted(op.job) + "}", holder);
-    if (again.job != op.job) fail("unsubscribe changed", op.job);
+    const auto& again = reparse<Op>(
+        std::string(R"({"op":")") + name + R"(","job":)" + quoted(op.job) + "}", holder);
+    if (again.job != op.job) fail("op changed its job", op.job);
+}
+void check(const UnsubscribeOp& op) {
+    check_job_op(op, "unsubscribe");
 }
 void check(const CancelOp& op) {
-    check_job_id(op.job);
-    std::variant<ClientOp, OpError> holder;
-    const auto& again =
-        reparse<CancelOp>(R"({"op":"cancel","job":)" + quoted(op.job) + "}", holder);
-    if (again.job != op.job) fail("cancel changed", op.job);
+    check_job_op(op, "cancel");
 }
 void check(const AuthOp& op) {
     if (op.token.empty()) fail("empty token accepted", op.token);
