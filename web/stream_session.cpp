@@ -149,7 +149,6 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     if (ec || queue_.empty()) return;  // the transport closes the session
     Outgoing done = std::move(queue_.front());
     queue_.pop_front();
-    const bool was_backlogged = backlogged();
     queued_bytes_ -= done.bytes->size();
     ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(done.bytes->size()),
                                        std::memory_order_relaxed);
@@ -171,7 +170,7 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     } else {
         queue_drained();
     }
-    if (was_backlogged && queued_bytes_ <= ctx_->config.max_queue_bytes / 2) backlog_cleared();
+    if (queued_bytes_ <= ctx_->config.max_queue_bytes / 2) backlog_cleared();
     pump_reads();
 }
 
