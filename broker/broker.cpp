@@ -51,6 +51,7 @@ class Broker::Impl {
         http.listen = config_.http;
         http.io_threads = static_cast<std::size_t>(config_.http_threads);
         http.body_limit = config_.max_body_bytes;
+        http.read_timeout = config_.read_timeout;
         http_ = std::make_unique<web::HttpServer>(
             http,
             [this](web::HttpRequest request, web::Reply reply) {

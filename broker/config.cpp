@@ -41,7 +41,8 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* wh
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms";
-    std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s";
+    std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s",
+                read_timeout = "30s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"
         "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
@@ -66,6 +67,9 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "I/O threads of the HTTP server")
         ("max-body", po::value(&c.max_body_bytes)->default_value(c.max_body_bytes),
             "largest accepted HTTP request body, bytes")
+        ("read-timeout", po::value(&read_timeout)->default_value(read_timeout),
+            "an HTTP request (header and body) must arrive within this; idle keep-alive "
+            "connections are closed after it")
         ("max-frame", po::value(&c.gateway.limits.max_frame_bytes)
             ->default_value(c.gateway.limits.max_frame_bytes),
             "largest accepted worker message, bytes")
@@ -130,6 +134,10 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
     c.streaming.keepalive = parse_duration(keepalive, "keepalive");
     c.shutdown_timeout = parse_duration(shutdown_timeout, "shutdown-timeout");
+    c.read_timeout = parse_duration(read_timeout, "read-timeout");
+    if (c.read_timeout < std::chrono::milliseconds(100)) {
+        throw ConfigError("--read-timeout must be at least 100ms");
+    }
     if (c.streaming.keepalive < std::chrono::milliseconds(100)) {
         throw ConfigError("--keepalive must be at least 100ms");
     }

@@ -17,6 +17,9 @@ struct BrokerConfig {
     std::string http = "127.0.0.1:8080";
     int http_threads = 2;
     std::size_t max_body_bytes = 1 << 20;
+    // A request's header and body must arrive within this (slowloris), and an
+    // idle keep-alive connection is closed after it.
+    std::chrono::milliseconds read_timeout{30'000};
     store::StoreConfig store;
     GatewayConfig gateway;
     web::StreamingConfig streaming;

@@ -10,11 +10,13 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/beast_request.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
 #include "web/routes.hpp"
 #include "web/sse_session.hpp"
 #include "web/subscription.hpp"
+#include "web/websocket_handshake.hpp"
 #include "web/websocket_session.hpp"
 
 #ifndef JOBCAST_VERSION
@@ -216,6 +218,15 @@ void HttpSession::on_read_error(beast::error_code ec, const char* what) {
             431, "header_too_large",
             "request header exceeds " + std::to_string(shared_->config.header_limit) + " bytes");
     }
+    if (ec == beast::error::timeout && (buffer_.size() > 0 || parser_->got_some())) {
+        // Part of a request, then nothing for read_timeout (slowloris, or a
+        // client that died mid-request). The socket is already closed, so
+        // there is no 408 to send; it is counted as one, as nginx logs it.
+        shared_->counter.add(route_, 408);
+        log().debug("request timed out conn={} remote={} received={}", id_, remote_,
+                    buffer_.size());
+        return fail(ec, what);
+    }
     if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
         ec != http::error::partial_message) {
         return reject(400, "invalid_request", "malformed HTTP request: " + ec.message());
@@ -237,16 +248,7 @@ void HttpSession::on_request() {
     keep_alive_ = message.keep_alive();
     linger_after_write_ = false;
 
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    for (const auto& field : message) {
-        std::string name(field.name_string());
-        std::string value(field.value());
-        auto [it, inserted] = request.headers.try_emplace(std::move(name), value);
-        if (!inserted) it->second.append(", ").append(value);  // RFC 9110 5.3
-    }
-    request.body = std::move(message.body());
+    HttpRequest request = to_http_request(message);
     request.remote = remote_;
     method_ = request.method;
     target_ = request.target;
@@ -278,6 +280,10 @@ bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::stri
                               "application/json",
                               json::error_body("upgrade_required", "GET /v1/ws is a WebSocket"),
                               {{"Upgrade", "websocket"}}});
+            return true;
+        }
+        if (auto refused = refuse_websocket_upgrade(request)) {
+            send(std::move(*refused));
             return true;
         }
         if (auto denied = authenticate(request)) {

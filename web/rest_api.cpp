@@ -11,6 +11,7 @@
 #include "web/hub.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
+#include "web/rest_request.hpp"
 
 namespace jobcast::web {
 
@@ -23,41 +24,12 @@ HttpResponse json_response(int status, std::string body) {
     return response;
 }
 
-HttpResponse error_response(int status, std::string_view code, std::string_view message) {
-    return json_response(status, json::error_body(code, message));
-}
-
 HttpResponse not_found_job() {
     return error_response(404, "not_found", "no such job");
 }
 
 HttpResponse internal_error() {
     return error_response(500, "internal", "internal error; see the broker log");
-}
-
-// Strict unsigned decimal: digits only, no sign, no spaces, no overflow.
-template <class T>
-std::optional<T> parse_unsigned(std::string_view text) {
-    if (text.empty()) return std::nullopt;
-    T value{};
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-    return value;
-}
-
-// A bounded count parameter ("limit"): absent -> fallback; otherwise an integer
-// in [1, max]. nullopt means the client sent something invalid.
-std::optional<std::size_t> parse_count(const QueryParams& query, std::string_view name,
-                                       std::size_t fallback, std::size_t max) {
-    auto text = query.get(name);
-    if (!text) return fallback;
-    auto value = parse_unsigned<std::size_t>(*text);
-    if (!value || *value < 1 || *value > max) return std::nullopt;
-    return *value;
-}
-
-std::string limit_message(std::string_view name, std::size_t max) {
-    return std::string(name) + " must be an integer between 1 and " + std::to_string(max);
 }
 
 // Runs a store completion's reply on the writer thread without letting an
@@ -99,37 +71,18 @@ void RestApi::handle(HttpRequest request, Reply reply) {
 }
 
 void RestApi::route(HttpRequest& request, const Reply& reply) {
-    TargetParts target = split_target(request.target);
-    auto match = match_route(target.path);
-    if (!match) return reply(error_response(404, "not_found", "no such route"));
-    if (!method_allowed(match->route, request.method)) {
-        std::string_view allow = allowed_methods(match->route);
-        HttpResponse response = error_response(
-            405, "method_not_allowed",
-            "method " + request.method + " is not allowed here; use " + std::string(allow));
-        response.headers.emplace_back("Allow", std::string(allow));
-        return reply(std::move(response));
-    }
-    auto query = QueryParams::parse(target.query);
-    if (!query) {
-        return reply(
-            error_response(400, "invalid_request", "query string has a malformed %-escape"));
-    }
-    switch (match->route) {
-        case Route::healthz:
-            return reply(json_response(200, R"({"status":"ok"})"));
-        case Route::readyz:
-            return readiness(reply);
-        case Route::jobs:
-            if (request.method == "POST") return create_job(request, reply);
-            return list_jobs(request, *query, reply);
-        case Route::job:
-            return get_job(request, std::move(match->job_id), reply);
-        case Route::job_cancel:
-            return cancel_job(request, std::move(match->job_id), reply);
-        case Route::job_events:
-            return job_events(request, std::move(match->job_id), *query, reply);
-    }
+    auto parsed = parse_rest_request(request, config_);
+    if (auto* refused = std::get_if<HttpResponse>(&parsed)) return reply(std::move(*refused));
+    std::visit([&](auto& call) { serve(request, std::move(call), reply); },
+               std::get<RestCall>(parsed));
+}
+
+void RestApi::serve(const HttpRequest&, HealthCall, const Reply& reply) {
+    reply(json_response(200, R"({"status":"ok"})"));
+}
+
+void RestApi::serve(const HttpRequest&, ReadyCall, const Reply& reply) {
+    readiness(reply);
 }
 
 void RestApi::readiness(const Reply& reply) {
@@ -203,28 +156,8 @@ HttpResponse created_response(const store::WriteResult& result, const json::JobR
 
 }  // namespace
 
-void RestApi::create_job(HttpRequest& request, const Reply& reply) {
-    std::string key;
-    if (auto header = request.header("Idempotency-Key")) {
-        if (header->empty()) {
-            return reply(
-                error_response(400, "invalid_request", "Idempotency-Key must not be empty"));
-        }
-        if (header->size() > config_.max_idempotency_key) {
-            return reply(error_response(400, "invalid_request",
-                                        "Idempotency-Key must be at most " +
-                                            std::to_string(config_.max_idempotency_key) +
-                                            " characters"));
-        }
-        key = std::string(*header);
-    }
-    // Any Content-Type is accepted: the body must parse as the JSON object either way.
-    auto parsed = json::parse_job_request(request.body);
-    if (auto* error = std::get_if<json::RequestError>(&parsed)) {
-        return reply(error_response(400, "invalid_request", error->message));
-    }
-    auto& job_request = std::get<json::JobRequest>(parsed);
-
+void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply& reply) {
+    auto& job_request = call.job;
     UnixMs now = clock_();
     store::CreateJob op;
     op.job.id = new_job_id(now);
@@ -235,7 +168,7 @@ void RestApi::create_job(HttpRequest& request, const Reply& reply) {
     op.job.max_attempts = job_request.max_attempts;
     op.job.state = JobState::queued;
     op.job.created_at = now;
-    op.idempotency_key = std::move(key);
+    op.idempotency_key = std::move(call.idempotency_key);
 
     // submit() blocks while the writer's queue is full, so it runs off the I/O
     // thread too; the answer comes from the writer thread once the job is durable.
@@ -250,7 +183,8 @@ void RestApi::create_job(HttpRequest& request, const Reply& reply) {
 
 // ---- GET /v1/jobs/{id}, GET /v1/jobs ---------------------------------------
 
-void RestApi::get_job(const HttpRequest& request, std::string job_id, const Reply& reply) {
+void RestApi::serve(const HttpRequest& request, GetJobCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
     off_io_thread(reply,
                   [this, job_id = std::move(job_id), owner = request.owner](const Reply& reply) {
                       auto job = visible_job(job_id, owner);
@@ -258,25 +192,13 @@ void RestApi::get_job(const HttpRequest& request, std::string job_id, const Repl
                   });
 }
 
-void RestApi::list_jobs(const HttpRequest& request, const QueryParams& query, const Reply& reply) {
+void RestApi::serve(const HttpRequest& request, ListJobsCall call, const Reply& reply) {
     store::ListQuery list;
     list.owner = request.owner;
-    if (auto state = query.get("state"); state && !state->empty()) {
-        list.state = parse_job_state(*state);
-        if (!list.state) {
-            return reply(error_response(
-                400, "invalid_request",
-                "state must be one of queued, running, succeeded, failed, cancelled"));
-        }
-    }
-    if (auto type = query.get("type"); type && !type->empty()) list.type = std::string(*type);
-    auto limit = parse_count(query, "limit", config_.default_list_limit, config_.max_list_limit);
-    if (!limit) {
-        return reply(
-            error_response(400, "invalid_request", limit_message("limit", config_.max_list_limit)));
-    }
-    list.limit = *limit;
-    if (auto cursor = query.get("cursor")) list.cursor = std::string(*cursor);
+    list.state = call.state;
+    list.type = std::move(call.type);
+    list.limit = call.limit;
+    list.cursor = std::move(call.cursor);
 
     off_io_thread(reply, [this, list = std::move(list)](const Reply& reply) {
         store::ListPage page = store_.jobs().list(list);
@@ -324,7 +246,8 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
 
 }  // namespace
 
-void RestApi::cancel_job(const HttpRequest& request, std::string job_id, const Reply& reply) {
+void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
     off_io_thread(reply,
                   [this, job_id = std::move(job_id), owner = request.owner](const Reply& reply) {
                       auto job = visible_job(job_id, owner);
@@ -376,41 +299,19 @@ std::string RestApi::events_page_json(const EventsPage& page) {
     return body;
 }
 
-void RestApi::job_events(const HttpRequest& request, std::string job_id, const QueryParams& query,
-                         const Reply& reply) {
-    std::uint64_t after = 0;
-    if (auto text = query.get("after")) {
-        auto value = parse_unsigned<std::uint64_t>(*text);
-        if (!value) {
-            return reply(error_response(400, "invalid_request",
-                                        "after must be a non-negative integer (a seq)"));
-        }
-        after = *value;
-    }
-    auto limit =
-        parse_count(query, "limit", config_.default_events_limit, config_.max_events_limit);
-    if (!limit) {
-        return reply(error_response(400, "invalid_request",
-                                    limit_message("limit", config_.max_events_limit)));
-    }
-    std::chrono::milliseconds wait{0};
-    if (auto text = query.get("wait")) {
-        auto value = parse_unsigned<std::uint64_t>(*text);
-        if (!value || *value > static_cast<std::uint64_t>(config_.max_wait.count())) {
-            return reply(error_response(400, "invalid_request",
-                                        "wait must be whole seconds between 0 and " +
-                                            std::to_string(config_.max_wait.count())));
-        }
-        wait = std::chrono::seconds(*value);
-    }
+void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
+    const std::uint64_t after = call.after;
+    const std::size_t limit = call.limit;
+    const std::chrono::milliseconds wait = call.wait;
     if (wait.count() > 0 && config_.hub && config_.schedule) {
         return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
-                                     limit = *limit, wait](const Reply& reply) {
+                                     limit, wait](const Reply& reply) {
             wait_for_events(job_id, owner, after, limit, wait, reply);
         });
     }
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
-                          limit = *limit](const Reply& reply) {
+                          limit](const Reply& reply) {
         auto page = read_events(job_id, owner, after, limit);
         reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
     });

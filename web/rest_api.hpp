@@ -21,6 +21,7 @@
 
 #include "protocol/model.hpp"
 #include "web/http_message.hpp"
+#include "web/rest_request.hpp"
 #include "web/routes.hpp"
 
 namespace jobcast::store {
@@ -29,7 +30,6 @@ class Store;
 
 namespace jobcast::web {
 
-class QueryParams;
 class Hub;
 class LongPoll;
 
@@ -80,12 +80,14 @@ class RestApi {
 
   private:
     void route(HttpRequest& request, const Reply& reply);
-    void create_job(HttpRequest& request, const Reply& reply);
-    void get_job(const HttpRequest& request, std::string job_id, const Reply& reply);
-    void list_jobs(const HttpRequest& request, const QueryParams& query, const Reply& reply);
-    void cancel_job(const HttpRequest& request, std::string job_id, const Reply& reply);
-    void job_events(const HttpRequest& request, std::string job_id, const QueryParams& query,
-                    const Reply& reply);
+    // One endpoint each, with the parameters parse_rest_request validated.
+    void serve(const HttpRequest& request, HealthCall call, const Reply& reply);
+    void serve(const HttpRequest& request, ReadyCall call, const Reply& reply);
+    void serve(const HttpRequest& request, CreateJobCall call, const Reply& reply);
+    void serve(const HttpRequest& request, GetJobCall call, const Reply& reply);
+    void serve(const HttpRequest& request, ListJobsCall call, const Reply& reply);
+    void serve(const HttpRequest& request, CancelJobCall call, const Reply& reply);
+    void serve(const HttpRequest& request, JobEventsCall call, const Reply& reply);
     void readiness(const Reply& reply);
 
     // Runs `work` through RunBlocking; a full pool answers 503, an exception 500.

@@ -214,6 +214,7 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     } else {
         queue_drained();
     }
+    if (queued_bytes_ <= ctx_->config.max_queue_bytes / 2) backlog_cleared();
     pump_reads();
 }
 

@@ -94,6 +94,12 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
         const std::vector<LiveSlice>& slices, const std::vector<const std::string*>& frames) = 0;
     virtual void subscription_ended(const std::string& job) {}
     virtual void queue_drained() {}
+    // Over the queue limit, the transport stops reading ops: each one queues
+    // an answer, and a client that sends ops without reading the answers must
+    // not grow the queue without bound. backlog_cleared() is called after
+    // each write that leaves the queue at or under half the limit.
+    bool backlogged() const { return queued_bytes_ > ctx_->config.max_queue_bytes; }
+    virtual void backlog_cleared() {}
     // The transport calls this when write_front's write completes.
     void on_write_done(boost::beast::error_code ec);
     bool closing_ = false;

@@ -92,7 +92,20 @@ class WebSocketSession final : public StreamSession {
             }
         }
         buffer_.consume(buffer_.size());
-        if (!closing_) do_read();
+        if (closing_) return;
+        if (backlogged()) {
+            // The client is not reading the answers: read its next op once
+            // they have drained (backlog_cleared), so TCP pushes back on it.
+            reads_paused_ = true;
+            return;
+        }
+        do_read();
+    }
+
+    void backlog_cleared() override {
+        if (!reads_paused_ || closing_) return;
+        reads_paused_ = false;
+        do_read();
     }
 
     void reply_error(std::string_view code, std::string_view message, std::string_view job = {}) {
@@ -279,6 +292,7 @@ class WebSocketSession final : public StreamSession {
     net::steady_timer timer_;
     std::string remote_;
     bool close_after_drain_ = false;
+    bool reads_paused_ = false;  // see backlog_cleared()
     std::uint16_t close_code_ = kCloseGoingAway;
     const char* close_reason_ = "";
 };

@@ -72,6 +72,43 @@ REQUESTS = {
     "escapes": '{"type":"exec","params":{"s":"\\u00e9\\n\\ud83d\\ude80","a":[1e3,-0.0,null]}}',
 }
 
+CLIENT_OPS = {
+    "subscribe": '{"op":"subscribe","job":"%s","after":17}' % JOB,
+    "subscribe_null_after": '{"op":"subscribe","job":"%s","after":null}' % JOB,
+    "subscribe_feed": '{"op":"subscribe","feed":"jobs"}',
+    "unsubscribe": '{"op":"unsubscribe","job":"%s"}' % JOB,
+    "unsubscribe_feed": '{"op":"unsubscribe","feed":"jobs"}',
+    "cancel": '{"op":"cancel","job":"%s"}' % JOB,
+    "ping": '{"op":"ping"}',
+    "auth": '{"op":"auth","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"}',
+    "negative_after": '{"op":"subscribe","job":"%s","after":-1}' % JOB,
+    "huge_after": '{"op":"subscribe","job":"%s","after":18446744073709551616}' % JOB,
+    "float_after": '{"op":"subscribe","job":"%s","after":1e400}' % JOB,
+    "escaped_job": '{"op":"cancel","job":"\\u00e9\\ud83d\\ude80"}',
+    "unknown": '{"op":"dance","job":[1,{"a":null}]}',
+}
+
+_BODY = '{"type":"llm.generate","params":{"prompt":"hi","max_tokens":8},"priority":1}'
+HTTP_REQUESTS = {
+    "healthz": "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    "create": ("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Idempotency-Key: order-42\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(_BODY), _BODY)),
+    "create_chunked": ("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "%x\r\n%s\r\n0\r\n\r\n" % (len(_BODY), _BODY)),
+    "list": "GET /v1/jobs?state=running&type=exec&limit=20&cursor=abc%2Fdef HTTP/1.1\r\n\r\n",
+    "get": "GET /v1/jobs/%s HTTP/1.1\r\nAccept: application/json\r\n\r\n" % JOB,
+    "cancel": "POST /v1/jobs/%s/cancel HTTP/1.1\r\nContent-Length: 0\r\n\r\n" % JOB,
+    "events": "GET /v1/jobs/%s/events?after=3&limit=100&wait=5 HTTP/1.1\r\n\r\n" % JOB,
+    "escaped_id": "GET /v1/jobs/a%2Fb%00c/events?after=%2B1&x=%zz HTTP/1.1\r\n\r\n",
+    "wrong_method": "DELETE /v1/jobs HTTP/1.1\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+    "ws_upgrade": ("GET /v1/ws?access_token=abc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n"),
+    "sse": ("GET /v1/jobs/%s/events HTTP/1.1\r\nAccept: text/event-stream\r\n"
+            "Last-Event-ID: 12\r\n\r\n" % JOB),
+}
+
 
 def main():
     worker = HERE / "corpus" / "worker_decode"
@@ -82,6 +119,14 @@ def main():
     requests.mkdir(parents=True, exist_ok=True)
     for name, body in REQUESTS.items():
         (requests / f"{name}.json").write_text(body)
+    ops = HERE / "corpus" / "client_ops"
+    ops.mkdir(parents=True, exist_ok=True)
+    for name, text in CLIENT_OPS.items():
+        (ops / f"{name}.json").write_text(text)
+    http = HERE / "corpus" / "http_request"
+    http.mkdir(parents=True, exist_ok=True)
+    for name, text in HTTP_REQUESTS.items():
+        (http / f"{name}.http").write_bytes(text.encode())
 
 
 if __name__ == "__main__":
