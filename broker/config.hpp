@@ -9,6 +9,7 @@
 
 #include "broker/gateway.hpp"
 #include "persistence/store.hpp"
+#include "web/security.hpp"
 #include "web/streaming_config.hpp"
 
 namespace jobcast::broker {
@@ -20,6 +21,9 @@ struct BrokerConfig {
     store::StoreConfig store;
     GatewayConfig gateway;
     web::StreamingConfig streaming;
+    web::SecurityConfig security;
+    bool insecure_no_auth = false;
+    bool insecure_no_curve = false;
     std::string log_level = "info";
     std::string log_format = "text";  // text | json
 };

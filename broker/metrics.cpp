@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "broker/gateway.hpp"
+#include "broker/security_metrics.hpp"
 
 namespace jobcast::broker {
 
@@ -234,6 +235,7 @@ class Metrics::Impl {
         }
         auto families = registry_->Collect();
         if (streams_) add_stream_families(families);
+        if (security_) add_security_families(families, *security_);
         return prometheus::TextSerializer().Serialize(families);
     }
 
@@ -262,6 +264,7 @@ class Metrics::Impl {
     std::mutex scrape_mutex_;
     const GatewayStats* gateway_ = nullptr;
     const web::StreamStats* streams_ = nullptr;
+    const web::SecurityStats* security_ = nullptr;
     std::function<std::size_t()> subscriptions_;
     std::function<std::vector<std::pair<JobState, std::int64_t>>()> job_counts_;
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> http_counts_;
@@ -287,6 +290,9 @@ void Metrics::watch_job_counts(
 void Metrics::watch_http(
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f) {
     impl_->http_counts_ = std::move(f);
+}
+void Metrics::watch_security(const web::SecurityStats* stats) {
+    impl_->security_ = stats;
 }
 std::string Metrics::scrape() {
     return impl_->scrape();

@@ -8,9 +8,11 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/hub.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
+#include "web/security.hpp"
 
 namespace jobcast::web {
 
@@ -224,6 +226,11 @@ void RestApi::create_job(HttpRequest& request, const Reply& reply) {
         return reply(error_response(400, "invalid_request", error->message));
     }
     auto& job_request = std::get<json::JobRequest>(parsed);
+    if (config_.security && !config_.security->admit_submission(request.owner, request.remote)) {
+        auto response = error_response(429, "rate_limited", "too many job submissions; slow down");
+        response.headers.emplace_back("Retry-After", "1");
+        return reply(std::move(response));
+    }
 
     UnixMs now = clock_();
     store::CreateJob op;
@@ -325,20 +332,22 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
 }  // namespace
 
 void RestApi::cancel_job(const HttpRequest& request, std::string job_id, const Reply& reply) {
-    off_io_thread(reply,
-                  [this, job_id = std::move(job_id), owner = request.owner](const Reply& reply) {
-                      auto job = visible_job(job_id, owner);
-                      if (!job) return reply(not_found_job());
-                      if (is_terminal(job->state)) return reply(already_finished());
-                      store::CancelJob op;
-                      op.job = job_id;
-                      op.now = clock_();
-                      // A running job is asked to stop through its worker (force = false); the
-                      // job JSON shows cancel_requested until the worker confirms.
-                      store_.submit(std::move(op), [reply](const store::WriteResult& result) {
-                          guarded(reply, [&] { return cancelled_response(result); });
-                      });
-                  });
+    off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner,
+                          ip = remote_ip(request.remote)](const Reply& reply) {
+        auto job = visible_job(job_id, owner);
+        if (!job) return reply(not_found_job());
+        if (is_terminal(job->state)) return reply(already_finished());
+        audit_log().info("event=cancel transport=http owner={} ip={} job={}", audit_quote(owner),
+                         ip, job_id);
+        store::CancelJob op;
+        op.job = job_id;
+        op.now = clock_();
+        // A running job is asked to stop through its worker (force = false); the
+        // job JSON shows cancel_requested until the worker confirms.
+        store_.submit(std::move(op), [reply](const store::WriteResult& result) {
+            guarded(reply, [&] { return cancelled_response(result); });
+        });
+    });
 }
 
 // ---- GET /v1/jobs/{id}/events ----------------------------------------------
