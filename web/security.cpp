@@ -117,7 +117,9 @@ SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64
     : config_(std::move(config)),
       now_seconds_(now_seconds ? std::move(now_seconds) : system_seconds),
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
-      connections_(config_.limits.connections_per_owner, config_.limits.connections_per_ip) {
+      // Without auth the counts stay unlimited (0) but connections are still audited.
+      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
+                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0) {
     if (config_.jwt.enabled()) jwt_ = std::make_unique<auth::JwtVerifier>(config_.jwt);
 }
 
@@ -249,7 +251,6 @@ bool SecurityContext::admit_submission(const std::string& owner, std::string_vie
 ConnectionLimiter::Acquired SecurityContext::acquire_connection(const std::string& owner,
                                                                 const std::string& remote,
                                                                 std::string_view transport) {
-    if (!jwt_) return {std::make_shared<int>(0), Limit::connections_per_owner};
     auto acquired = connections_.acquire(owner, remote, transport);
     if (!acquired.slot) count_limit(acquired.limit, owner, remote);
     return acquired;
