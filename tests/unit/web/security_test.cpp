@@ -104,7 +104,8 @@ TEST_CASE("with auth on, /v1/ needs a valid token and the token names the owner"
     CHECK(refused->body.find("unauthorized") != std::string::npos);
     CHECK(security.stats.auth_failures[0].load() == 1);  // missing
 
-    auto expired = request("/v1/jobs?access_token=" + token("alice", -3600));
+    auto old = jobcast::auth::mint_hs256(kSecret, {"alice", "", "", "", kNow - 7200, 3600});
+    auto expired = request("/v1/jobs?access_token=" + old);
     REQUIRE(security.authenticate(expired));
     CHECK(security.stats.auth_failures[4].load() == 1);  // expired
 
