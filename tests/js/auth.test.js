@@ -1,8 +1,9 @@
 // web/client/jobcast.js against a REAL broker with auth on (--jwt-secret):
 // the token rides as a Bearer header on REST and as access_token on the
-// WebSocket; a stream that outlives its token is closed with 4003 and the
-// client, given a token function, reconnects with a fresh one and resumes
-// without a gap; a client without a token is refused with 401.
+// WebSocket; with a token function the client sends fresh tokens over the
+// open socket ({"op":"auth"}) so a stream outlives short tokens without a
+// reconnect; a fixed token that expires gets 4003 (reported to the app); a
+// client without a token is refused with 401.
 //
 //   JOBCAST_BIN=build/test/bin node --test tests/js/auth.test.js
 
@@ -44,7 +45,7 @@ after(async () => {
   await Promise.all(processes.map((p) => p.kill('SIGKILL')));
 });
 
-test('a stream outlives short tokens: 4003, a fresh token, resume without a gap', { skip, timeout: 90_000 }, async (t) => {
+test('a stream outlives short tokens: fresh tokens over the open socket, no gap, no reconnect', { skip, timeout: 90_000 }, async (t) => {
   const db = join(makeTempDir('jobcast-js-auth-'), 'jobcast.db');
   const broker = await startBroker({ bin: BIN, db, args: ['--jwt-secret', SECRET, '--jwt-leeway', '0'] });
   processes.push(broker);
@@ -61,6 +62,8 @@ test('a stream outlives short tokens: 4003, a fresh token, resume without a gap'
     },
   });
   t.after(() => client.close());
+  const states = [];
+  client.onStateChange((state) => states.push(state));
 
   // 200 tokens at 40/s: about 5 s of stream, so at least two tokens expire.
   const job = await client.submit('llm.generate', { prompt: 'auth', max_tokens: 200, tokens_per_second: 40, seed: 3 });
@@ -81,7 +84,20 @@ test('a stream outlives short tokens: 4003, a fresh token, resume without a gap'
   const final = await client.getJob(job.id);
   assert.equal(events.filter((e) => e.kind === 'token').map((e) => e.data.text).join(''), final.result.text);
   assert.ok(tokensMinted >= 3, `the client fetched fresh tokens (${tokensMinted})`);
-  assert.match(broker.output(), /audit event=token_expired transport=websocket owner="alice"/);
+  assert.equal(states.filter((s) => s === 'open').length, 1, `one connection throughout: ${states}`);
+  assert.doesNotMatch(broker.output(), /event=token_expired/);
+});
+
+test('a fixed token that expires on an open socket is closed with 4003 and reported', { skip, timeout: 60_000 }, async (t) => {
+  const db = join(makeTempDir('jobcast-js-auth-'), 'jobcast.db');
+  const broker = await startBroker({ bin: BIN, db, args: ['--jwt-secret', SECRET, '--jwt-leeway', '0'] });
+  processes.push(broker);
+  const client = new JobcastClient({ url: broker.url, WebSocket, token: mint('carol', 2), backoff: { initialMs: 50, maxMs: 400 } });
+  t.after(() => client.close());
+  const reported = new Promise((resolve) => client.onError((err) => err.code === 'reauthenticate' && resolve(err)));
+  client.subscribeJobs(() => {});
+  const err = await withDeadline(reported, 20_000, 'the 4003 to be reported');
+  assert.equal(err.closeCode, 4003);
 });
 
 test('without a token the broker answers 401', { skip, timeout: 60_000 }, async (t) => {
