@@ -9,6 +9,7 @@
 #include "web/http_server.hpp"
 #include "web/hub.hpp"
 #include "web/rest_api.hpp"
+#include "web/security.hpp"
 #include "web/static_assets.hpp"
 #include "web/stream_session.hpp"
 
@@ -32,10 +33,11 @@ class Broker::Impl {
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
 
         pool_ = std::make_unique<web::BlockingPool>(4);
+        security_ = std::make_shared<web::SecurityContext>(config_.security);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
             hub_, *store_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
-            config_.streaming, stream_stats_});
+            config_.streaming, stream_stats_, security_});
 
         web::RestConfig rest;
         rest.ready = [this] { return ready_.load(); };
@@ -43,6 +45,7 @@ class Broker::Impl {
         rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
             http_->schedule(delay, std::move(task));
         };
+        rest.security = security_;
         rest_ = std::make_unique<web::RestApi>(*store_, rest, [this](std::function<void()> task) {
             return pool_->post(std::move(task));
         });
@@ -52,6 +55,7 @@ class Broker::Impl {
         http.io_threads = static_cast<std::size_t>(config_.http_threads);
         http.body_limit = config_.max_body_bytes;
         http.read_timeout = config_.read_timeout;
+        http.security = security_;
         http_ = std::make_unique<web::HttpServer>(
             http,
             [this](web::HttpRequest request, web::Reply reply) {
@@ -63,10 +67,14 @@ class Broker::Impl {
                     rest_->handle(std::move(request), std::move(reply));
                 }
             },
-            web::anonymous_authenticator(), streaming_);
+            [security = security_](web::HttpRequest& request) {
+                return security->authenticate(request);
+            },
+            streaming_);
 
         metrics_.watch_gateway(&gateway_owner_->stats());
         metrics_.watch_streams(&stream_stats_, [this] { return hub_.subscriptions(); });
+        metrics_.watch_security(&security_->stats);
         metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
         metrics_.watch_http([this] {
             std::vector<std::tuple<std::string, int, std::uint64_t>> out;
@@ -77,8 +85,16 @@ class Broker::Impl {
 
         http_->start();
         ready_ = true;
-        log_->info("listening http={} zmq={} db={}", http_->bound_endpoint(),
-                   gateway_owner_->endpoint(), config_.store.path);
+        log_->info("listening http={} zmq={} db={} auth={}", http_->bound_endpoint(),
+                   gateway_owner_->endpoint(), config_.store.path, auth_description());
+    }
+
+    std::string auth_description() const {
+        if (!security_->auth_enabled()) return "off";
+        std::string out = "jwt";
+        for (const auto& alg : security_->algorithms())
+            out += (out == "jwt" ? ":" : ",") + alg;
+        return out;
     }
 
     void serve_metrics(const web::HttpRequest& request, web::Reply reply) {
@@ -121,6 +137,7 @@ class Broker::Impl {
     web::StreamStats stream_stats_;
     web::Hub hub_;
     std::unique_ptr<store::Store> store_;
+    std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::StreamingContext> streaming_;
     std::unique_ptr<Gateway> gateway_owner_;
     std::atomic<Gateway*> gateway_{nullptr};

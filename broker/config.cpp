@@ -3,6 +3,8 @@
 #include <boost/program_options.hpp>
 #include <iostream>
 
+#include "broker/security_config.hpp"
+
 namespace po = boost::program_options;
 
 namespace jobcast::broker {
@@ -99,6 +101,8 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
         ("log-format", po::value(&c.log_format)->default_value(c.log_format),
             "text or json (one JSON object per line)");
     // clang-format on
+    SecurityFlags security_flags;
+    add_security_options(desc, c, security_flags);
 
     po::variables_map vm;
     try {
@@ -158,6 +162,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     if (c.log_format != "text" && c.log_format != "json") {
         throw ConfigError("--log-format must be text or json");
     }
+    finish_security_config(c, security_flags);
     // Endpoints with port 0 are spelled '*' in ZeroMQ.
     if (auto p = c.gateway.endpoint.rfind(":0");
         p != std::string::npos && p + 2 == c.gateway.endpoint.size()) {

@@ -9,6 +9,7 @@
 
 #include "broker/gateway.hpp"
 #include "persistence/store.hpp"
+#include "web/security.hpp"
 #include "web/streaming_config.hpp"
 
 namespace jobcast::broker {
@@ -25,6 +26,9 @@ struct BrokerConfig {
     web::StreamingConfig streaming;
     // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.
     std::chrono::milliseconds shutdown_timeout{10'000};
+    web::SecurityConfig security;
+    bool insecure_no_auth = false;
+    bool insecure_no_curve = false;
     std::string log_level = "info";
     std::string log_format = "text";  // text | json
 };

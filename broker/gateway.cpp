@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "broker/dispatcher.hpp"
+#include "broker/zap_handler.hpp"
 #include "common/logging.hpp"
 
 namespace jobcast::broker {
@@ -57,6 +58,17 @@ class Gateway::Impl {
         router_.set(zmq::sockopt::rcvhwm, 200'000);
         router_.set(zmq::sockopt::maxmsgsize,
                     static_cast<int64_t>(config_.limits.max_frame_bytes) + 1024);
+        if (config_.curve.enabled()) {
+            // The handler first: a handshake that finds no ZAP handler is let through.
+            zap_ = std::make_unique<ZapHandler>(
+                context_, std::unordered_set<std::string>(config_.curve.allowed.begin(),
+                                                          config_.curve.allowed.end()));
+            zap_->start();
+            router_.set(zmq::sockopt::curve_server, true);
+            router_.set(zmq::sockopt::curve_secretkey, config_.curve.secret_key);
+            router_.set(zmq::sockopt::zap_domain, "jobcast");
+            log_->info("worker auth curve=on allowed_keys={}", config_.curve.allowed.size());
+        }
         router_.bind(config_.endpoint);
         endpoint_ = router_.get(zmq::sockopt::last_endpoint);
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -85,6 +97,7 @@ class Gateway::Impl {
         if (thread_.joinable()) thread_.join();
         say_goodbye();
         router_.close();
+        if (zap_) zap_->stop();
         if (wake_fd_ >= 0) ::close(wake_fd_);
         wake_fd_ = -1;
     }
@@ -518,6 +531,7 @@ class Gateway::Impl {
     GatewayStats stats_;
 
     zmq::context_t context_{1};
+    std::unique_ptr<ZapHandler> zap_;  // CURVE on: decides which workers may connect
     zmq::socket_t router_;
     std::string endpoint_;
     int wake_fd_ = -1;

@@ -11,14 +11,24 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "persistence/store.hpp"
 #include "protocol/codec.hpp"
 
 namespace jobcast::broker {
 
+// ZeroMQ CURVE for workers: encrypted, and only workers whose public key is
+// allowed get through (checked by a ZAP handler).
+struct CurveConfig {
+    std::string secret_key;            // the broker's, Z85; empty: CURVE off
+    std::vector<std::string> allowed;  // workers' public keys, Z85
+    bool enabled() const { return !secret_key.empty(); }
+};
+
 struct GatewayConfig {
     std::string endpoint = "tcp://127.0.0.1:5555";
+    CurveConfig curve;
     std::chrono::milliseconds heartbeat{1000};
     int liveness = 3;                                // missed heartbeats before a lease is lost
     std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force

@@ -14,6 +14,7 @@
 
 #include "broker/gateway.hpp"
 #include "common/process_metrics.hpp"
+#include "broker/security_metrics.hpp"
 
 namespace jobcast::broker {
 
@@ -268,6 +269,7 @@ class Metrics::Impl {
         if (streams_) add_stream_families(families);
         for (auto& family : process_metric_families())
             families.push_back(std::move(family));
+        if (security_) add_security_families(families, *security_);
         return prometheus::TextSerializer().Serialize(families);
     }
 
@@ -299,6 +301,7 @@ class Metrics::Impl {
     std::mutex scrape_mutex_;
     const GatewayStats* gateway_ = nullptr;
     const web::StreamStats* streams_ = nullptr;
+    const web::SecurityStats* security_ = nullptr;
     std::function<std::size_t()> subscriptions_;
     std::function<std::vector<std::pair<JobState, std::int64_t>>()> job_counts_;
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> http_counts_;
@@ -324,6 +327,9 @@ void Metrics::watch_job_counts(
 void Metrics::watch_http(
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f) {
     impl_->http_counts_ = std::move(f);
+}
+void Metrics::watch_security(const web::SecurityStats* stats) {
+    impl_->security_ = stats;
 }
 std::string Metrics::scrape() {
     return impl_->scrape();

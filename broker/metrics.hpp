@@ -11,6 +11,10 @@
 #include "persistence/store.hpp"
 #include "web/stream_stats.hpp"
 
+namespace jobcast::web {
+struct SecurityStats;
+}
+
 namespace jobcast::broker {
 
 struct GatewayStats;
@@ -28,6 +32,8 @@ class Metrics {
     void watch_job_counts(std::function<std::vector<std::pair<JobState, std::int64_t>>()> counts);
     // (route, code) -> total, read at scrape time.
     void watch_http(std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f);
+
+    void watch_security(const web::SecurityStats* stats);
 
     // Prometheus text exposition format 0.0.4.
     std::string scrape();

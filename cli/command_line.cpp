@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "cli/errors.hpp"
@@ -24,6 +25,8 @@ constexpr const char* kOverview =
     "  get ID                                  print a job as JSON\n"
     "  list [--state S] [--type T] [--limit N] list your jobs\n"
     "  cancel ID                               ask a job to stop\n"
+    "  token --sub NAME --secret S [--ttl 1h]  mint a development HS256 token\n"
+    "  keygen NAME                             write a CURVE keypair NAME.key, NAME.pub\n"
     "  help [COMMAND]                          this text, or a command's options\n"
     "\n"
     "Params: each key=value becomes a field of the job's params. A value that is\n"
@@ -129,6 +132,31 @@ CommandSpec command_spec(const std::string& name) {
             "accepted,\n1 when the job already finished, 5 when there is no such job.\n";
         spec.hidden.add_options()("job", po::value<std::string>());
         spec.positional.add("job", 1);
+    } else if (name == "token") {
+        spec.usage =
+            "usage: jobcast token --sub NAME (--secret S | --secret-file F) [options]\n\n"
+            "Prints an HS256 JWT for a broker started with the same --jwt-secret, for\n"
+            "development and tests (production tokens come from your identity provider):\n"
+            "  export JOBCAST_TOKEN=$(jobcast token --sub alice --secret \"$SECRET\")\n";
+        o.add_options()
+            ("sub", po::value<std::string>(), "the subject: the owner of the jobs")
+            ("secret", po::value<std::string>(), "the broker's --jwt-secret [JOBCAST_JWT_SECRET]")
+            ("secret-file", po::value<std::string>(), "read the secret from this file")
+            ("tenant", po::value<std::string>(), "tenant claim (owner becomes TENANT/SUB)")
+            ("issuer", po::value<std::string>(), "iss claim")
+            ("audience", po::value<std::string>(), "aud claim")
+            ("ttl", po::value<std::string>()->default_value("1h"),
+             "lifetime (90s, 30m, 12h, 7d; 0: never expires)");
+    } else if (name == "keygen") {
+        spec.usage =
+            "usage: jobcast keygen NAME\n\n"
+            "Writes a ZeroMQ CURVE keypair: NAME.key (secret, mode 0600) and NAME.pub (public),\n"
+            "and prints the public key. The broker takes its NAME.key with\n"
+            "--curve-secret-key-file and the workers' .pub files with --curve-allow; a worker\n"
+            "takes its NAME.key with --curve-secret-key-file and the broker's .pub with\n"
+            "--curve-server-key. Existing files are never overwritten.\n";
+        spec.hidden.add_options()("prefix", po::value<std::string>());
+        spec.positional.add("prefix", 1);
     } else {
         throw UsageError("unknown command '" + name + "'");
     }
@@ -151,7 +179,56 @@ std::string required_job(const po::variables_map& vm, const std::string& command
     return vm["job"].as<std::string>();
 }
 
-Command parse_command(const std::string& name, const std::vector<std::string>& arguments) {
+std::chrono::seconds parse_ttl(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+        ++digits;
+    const auto unit = text.substr(digits);
+    const std::int64_t scale = unit.empty() || unit == "s" ? 1
+                               : unit == "m"               ? 60
+                               : unit == "h"               ? 3600
+                               : unit == "d"               ? 86400
+                                                           : 0;
+    if (digits == 0 || digits > 9 || scale == 0) {
+        throw UsageError("token: invalid --ttl '" + text + "' (examples: 90s, 30m, 12h, 7d, 0)");
+    }
+    return std::chrono::seconds(std::stoll(text.substr(0, digits)) * scale);
+}
+
+TokenCommand token_command(const po::variables_map& vm, const Environment& env) {
+    TokenCommand c;
+    if (!vm.count("sub") || vm["sub"].as<std::string>().empty()) {
+        throw UsageError("token: missing --sub NAME");
+    }
+    c.subject = vm["sub"].as<std::string>();
+    if (vm.count("secret") && vm.count("secret-file")) {
+        throw UsageError("token: give --secret or --secret-file, not both");
+    }
+    if (vm.count("secret")) {
+        c.secret = vm["secret"].as<std::string>();
+    } else if (vm.count("secret-file")) {
+        std::ifstream in(vm["secret-file"].as<std::string>(), std::ios::binary);
+        if (!in) throw UsageError("token: cannot read " + vm["secret-file"].as<std::string>());
+        std::ostringstream text;
+        text << in.rdbuf();
+        c.secret = text.str();
+        while (!c.secret.empty() && (c.secret.back() == '\n' || c.secret.back() == '\r'))
+            c.secret.pop_back();
+    } else if (auto from_env = env("JOBCAST_JWT_SECRET")) {
+        c.secret = *from_env;
+    }
+    if (c.secret.empty()) {
+        throw UsageError("token: missing --secret (or --secret-file, or JOBCAST_JWT_SECRET)");
+    }
+    if (vm.count("tenant")) c.tenant = vm["tenant"].as<std::string>();
+    if (vm.count("issuer")) c.issuer = vm["issuer"].as<std::string>();
+    if (vm.count("audience")) c.audience = vm["audience"].as<std::string>();
+    c.ttl = parse_ttl(vm["ttl"].as<std::string>());
+    return c;
+}
+
+Command parse_command(const std::string& name, const std::vector<std::string>& arguments,
+                      const Environment& env) {
     auto spec = command_spec(name);
     po::options_description all;
     all.add(spec.visible).add(spec.hidden);
@@ -187,6 +264,13 @@ Command parse_command(const std::string& name, const std::vector<std::string>& a
     }
     if (name == "get") return GetCommand{required_job(vm, name)};
     if (name == "cancel") return CancelCommand{required_job(vm, name)};
+    if (name == "token") return token_command(vm, env);
+    if (name == "keygen") {
+        if (!vm.count("prefix") || vm["prefix"].as<std::string>().empty()) {
+            throw UsageError("keygen: missing NAME (writes NAME.key and NAME.pub)");
+        }
+        return KeygenCommand{vm["prefix"].as<std::string>()};
+    }
     ListCommand c;
     if (vm.count("state")) c.state = vm["state"].as<std::string>();
     if (vm.count("type")) c.type = vm["type"].as<std::string>();
@@ -277,7 +361,7 @@ Invocation parse_command_line(const std::vector<std::string>& arguments, const E
     } else if (vm.count("help")) {
         invocation.command = ShowText{command_help(command)};
     } else {
-        invocation.command = parse_command(command, rest);
+        invocation.command = parse_command(command, rest, env);
     }
 
     std::string url(kDefaultUrl);

@@ -58,13 +58,28 @@ struct CancelCommand {
     std::string job;
 };
 
+// `jobcast token --sub S --secret X`: mint a development HS256 token (no broker involved).
+struct TokenCommand {
+    std::string subject;
+    std::string secret;  // --secret, --secret-file or JOBCAST_JWT_SECRET
+    std::string tenant;
+    std::string issuer;
+    std::string audience;
+    std::chrono::seconds ttl{3600};
+};
+
+// `jobcast keygen NAME`: write a ZeroMQ CURVE keypair, NAME.key and NAME.pub.
+struct KeygenCommand {
+    std::string prefix;
+};
+
 // --help, `help [COMMAND]` or --version: print `text` on stdout and exit 0.
 struct ShowText {
     std::string text;
 };
 
-using Command =
-    std::variant<SubmitCommand, WatchCommand, GetCommand, ListCommand, CancelCommand, ShowText>;
+using Command = std::variant<SubmitCommand, WatchCommand, GetCommand, ListCommand, CancelCommand,
+                             TokenCommand, KeygenCommand, ShowText>;
 
 struct Invocation {
     ServerUrl url;

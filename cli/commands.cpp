@@ -4,11 +4,13 @@
 #include <boost/json/serialize.hpp>
 #include <random>
 
+#include "auth/jwt.hpp"
 #include "cli/json_format.hpp"
 #include "cli/params.hpp"
 #include "cli/renderer.hpp"
 #include "cli/transport.hpp"
 #include "cli/watch.hpp"
+#include "common/curve_keys.hpp"
 
 namespace jobcast::cli {
 namespace {
@@ -147,6 +149,33 @@ ExitCode run(const Invocation& invocation, const CancelCommand& command, Console
         return ExitCode::failed;
     }
     return report(console, response, "cancel " + command.job);
+}
+
+ExitCode run(const Invocation&, const TokenCommand& command, Console& console) {
+    auth::MintOptions options;
+    options.subject = command.subject;
+    options.tenant = command.tenant;
+    options.issuer = command.issuer;
+    options.audience = command.audience;
+    options.issued_at = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    options.ttl_seconds = command.ttl.count();
+    console.out << auth::mint_hs256(command.secret, options) << '\n';
+    return ExitCode::succeeded;
+}
+
+ExitCode run(const Invocation&, const KeygenCommand& command, Console& console) {
+    try {
+        auto pair = curve::write_keypair(command.prefix);
+        console.out << pair.public_key << '\n';
+        console.err << "wrote " << command.prefix << ".key (secret) and " << command.prefix
+                    << ".pub (public)\n";
+        return ExitCode::succeeded;
+    } catch (const std::invalid_argument& e) {
+        console.err << "jobcast: keygen: " << e.what() << '\n';
+        return ExitCode::usage;
+    }
 }
 
 ExitCode run(const Invocation&, const ShowText& command, Console& console) {

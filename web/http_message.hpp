@@ -2,6 +2,7 @@
 // them, so the REST handlers (and their tests) compile without the server.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -30,6 +31,7 @@ struct HttpRequest {
     std::string body;
     std::string remote;                                // peer "ip:port", for logs
     std::string owner = std::string(kAnonymousOwner);  // set by the server's Authenticator
+    std::int64_t auth_valid_until = 0;  // unix seconds the token stays valid; 0: no expiry
 
     std::optional<std::string_view> header(std::string_view name) const;
 };

@@ -19,6 +19,7 @@
 namespace jobcast::web {
 
 struct StreamingContext;
+class SecurityContext;
 
 struct HttpConfig {
     std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
@@ -35,6 +36,9 @@ struct HttpConfig {
     // stop(): how long in-flight requests may take to be answered before open
     // connections are closed regardless.
     std::chrono::milliseconds stop_timeout{5'000};
+    // Origin allow-list, CORS, streaming connection limits and limit counters.
+    // Null: every origin is accepted and nothing is limited beyond the sizes above.
+    std::shared_ptr<SecurityContext> security;
 };
 
 // Decides who is calling: sets request.owner, or returns the response that

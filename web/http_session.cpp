@@ -14,6 +14,7 @@
 #include "web/log.hpp"
 #include "web/query.hpp"
 #include "web/routes.hpp"
+#include "web/security.hpp"
 #include "web/sse_session.hpp"
 #include "web/subscription.hpp"
 #include "web/websocket_handshake.hpp"
@@ -208,6 +209,9 @@ void HttpSession::on_read_error(beast::error_code ec, const char* what) {
     method_ = std::string(partial.method_string());
     route_ = target_.empty() ? std::string(kMalformedRoute) : std::string(route_label(target_));
     if (ec == http::error::body_limit) {
+        if (auto& security = shared_->config.security) {
+            security->count_limit(Limit::body_size, "", remote_);
+        }
         return reject(
             413, "payload_too_large",
             "request body exceeds " + std::to_string(shared_->config.body_limit) + " bytes");
@@ -253,6 +257,8 @@ void HttpSession::on_request() {
     method_ = request.method;
     target_ = request.target;
     route_ = std::string(route_label(target_));
+    cors_origin_.reset();
+    if (auto answer = check_origin(request)) return send(std::move(*answer));
 
     // A WebSocket upgrade or an SSE request is handed, with stream_ and the
     // request, to its own session type instead of the Handler.
@@ -268,6 +274,44 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
         return HttpResponse{
             500, "application/json", json::error_body("internal", "authentication failed"), {}};
     }
+}
+
+std::optional<HttpResponse> HttpSession::check_origin(const HttpRequest& request) {
+    const auto& security = shared_->config.security;
+    if (!security || split_target(request.target).path.rfind("/v1/", 0) != 0) return std::nullopt;
+    if (request.method == "OPTIONS" && request.header("Access-Control-Request-Method")) {
+        return security->preflight(request);
+    }
+    // A page of another site must not drive a user's broker (cross-site
+    // WebSocket hijacking, or simple POSTs to a loopback broker without auth).
+    if (!security->origin_allowed(request)) {
+        log().info("origin refused conn={} remote={} origin=\"{}\"", id_, remote_,
+                   *request.header("Origin"));
+        return HttpResponse{
+            403,
+            "application/json",
+            json::error_body("origin_not_allowed", "this Origin may not call the broker"),
+            {}};
+    }
+    cors_origin_ = security->cors_origin(request);
+    return std::nullopt;
+}
+
+std::shared_ptr<void> HttpSession::acquire_stream_slot(const HttpRequest& request,
+                                                       std::string_view transport) {
+    const auto& security = shared_->config.security;
+    if (!security) return std::make_shared<int>(0);
+    auto acquired = security->acquire_connection(request.owner, remote_, transport);
+    if (!acquired.slot) {
+        send(HttpResponse{429,
+                          "application/json",
+                          json::error_body("too_many_connections",
+                                           acquired.limit == Limit::connections_per_owner
+                                               ? "too many open streams for this owner"
+                                               : "too many open streams from this address"),
+                          {{"Retry-After", "5"}}});
+    }
+    return acquired.slot;
 }
 
 bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::string_body>& message) {
@@ -290,10 +334,15 @@ bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::stri
             send(std::move(*denied));
             return true;
         }
+        auto slot = acquire_stream_slot(request, "websocket");
+        if (!slot) return true;
         shared_->counter.add(route_, 101);
         phase_ = Phase::closed;  // the connection belongs to the WebSocket session now
-        shared_->add_stream(start_websocket_session(std::move(stream_), std::move(message),
-                                                    shared_->streaming, request.owner, remote_));
+        auto session =
+            start_websocket_session(std::move(stream_), std::move(message), shared_->streaming,
+                                    request.owner, remote_, request.auth_valid_until);
+        session->hold(std::move(slot));
+        shared_->add_stream(session);
         return true;
     }
     auto accept = request.header("Accept");
@@ -370,10 +419,20 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
                 // makes it stop. The client has every event up to the last.
                 return self->send(HttpResponse{204, "", "", {}});
             }
+            auto slot = self->acquire_stream_slot(request, "sse");
+            if (!slot) return;
             self->shared_->counter.add(self->route_, 200);
             self->phase_ = Phase::closed;
-            self->shared_->add_stream(start_sse_session(std::move(self->stream_), ctx,
-                                                        request.owner, self->remote_, job, after));
+            std::vector<std::pair<std::string, std::string>> headers;
+            if (self->cors_origin_) {
+                headers = {{"Access-Control-Allow-Origin", *self->cors_origin_},
+                           {"Vary", "Origin"}};
+            }
+            auto session =
+                start_sse_session(std::move(self->stream_), ctx, request.owner, self->remote_, job,
+                                  after, request.auth_valid_until, std::move(headers));
+            session->hold(std::move(slot));
+            self->shared_->add_stream(session);
         });
     });
     if (!queued) {
@@ -423,6 +482,11 @@ void HttpSession::send(HttpResponse response) {
     }
     for (auto& [name, value] : response.headers)
         response_.insert(name, value);
+    if (cors_origin_ &&
+        response_.find(http::field::access_control_allow_origin) == response_.end()) {
+        response_.set(http::field::access_control_allow_origin, *cors_origin_);
+        response_.set(http::field::vary, "Origin");
+    }
     response_.body() = std::move(response.body);
     response_.keep_alive(keep_alive_ && !linger_after_write_ && !shared_->stopping);
     response_.prepare_payload();

@@ -93,6 +93,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool dispatch_stream(HttpRequest& request, http::request<http::string_body>& message);
     void start_sse(HttpRequest request, std::string job, std::uint64_t after);
     std::optional<HttpResponse> authenticate(HttpRequest& request);
+    // Origin allow-list and CORS preflight; the response when the request ends there.
+    std::optional<HttpResponse> check_origin(const HttpRequest& request);
+    // A streaming connection's place under the per-owner and per-IP limits;
+    // null after answering 429.
+    std::shared_ptr<void> acquire_stream_slot(const HttpRequest& request,
+                                              std::string_view transport);
     void send(HttpResponse response);
     void on_write(bool close, beast::error_code ec, std::size_t bytes);
     void reject(int status, std::string_view code, const std::string& message);
@@ -120,6 +126,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::string method_;
     std::string target_;
     std::string route_;
+    std::optional<std::string> cors_origin_;  // Access-Control-Allow-Origin of the answer
     std::chrono::steady_clock::time_point started_;
 
     std::array<char, 4096> drain_{};

@@ -8,10 +8,12 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/hub.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
 #include "web/rest_request.hpp"
+#include "web/security.hpp"
 
 namespace jobcast::web {
 
@@ -158,6 +160,11 @@ HttpResponse created_response(const store::WriteResult& result, const json::JobR
 
 void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply& reply) {
     auto& job_request = call.job;
+    if (config_.security && !config_.security->admit_submission(request.owner, request.remote)) {
+        auto response = error_response(429, "rate_limited", "too many job submissions; slow down");
+        response.headers.emplace_back("Retry-After", "1");
+        return reply(std::move(response));
+    }
     UnixMs now = clock_();
     store::CreateJob op;
     op.job.id = new_job_id(now);
@@ -248,20 +255,22 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
 
 void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply& reply) {
     std::string job_id = std::move(call.job_id);
-    off_io_thread(reply,
-                  [this, job_id = std::move(job_id), owner = request.owner](const Reply& reply) {
-                      auto job = visible_job(job_id, owner);
-                      if (!job) return reply(not_found_job());
-                      if (is_terminal(job->state)) return reply(already_finished());
-                      store::CancelJob op;
-                      op.job = job_id;
-                      op.now = clock_();
-                      // A running job is asked to stop through its worker (force = false); the
-                      // job JSON shows cancel_requested until the worker confirms.
-                      store_.submit(std::move(op), [reply](const store::WriteResult& result) {
-                          guarded(reply, [&] { return cancelled_response(result); });
-                      });
-                  });
+    off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner,
+                          ip = remote_ip(request.remote)](const Reply& reply) {
+        auto job = visible_job(job_id, owner);
+        if (!job) return reply(not_found_job());
+        if (is_terminal(job->state)) return reply(already_finished());
+        audit_log().info("event=cancel transport=http owner={} ip={} job={}", audit_quote(owner),
+                         ip, job_id);
+        store::CancelJob op;
+        op.job = job_id;
+        op.now = clock_();
+        // A running job is asked to stop through its worker (force = false); the
+        // job JSON shows cancel_requested until the worker confirms.
+        store_.submit(std::move(op), [reply](const store::WriteResult& result) {
+            guarded(reply, [&] { return cancelled_response(result); });
+        });
+    });
 }
 
 // ---- GET /v1/jobs/{id}/events ----------------------------------------------

@@ -32,6 +32,7 @@ namespace jobcast::web {
 
 class Hub;
 class LongPoll;
+class SecurityContext;
 
 struct RestConfig {
     std::size_t max_idempotency_key = 200;  // characters
@@ -45,6 +46,8 @@ struct RestConfig {
     Hub* hub = nullptr;
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
     std::chrono::seconds max_wait{60};
+    // Job submissions per owner per second (429) and the audit log of cancels.
+    std::shared_ptr<SecurityContext> security;
 };
 
 // Runs a task off the I/O threads; false when it cannot be queued (overload).
@@ -96,6 +99,7 @@ class RestApi {
     std::optional<Job> visible_job(const std::string& job_id, const std::string& owner);
 
     friend class LongPoll;
+    class SecurityContext;
     void wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
                          std::size_t limit, std::chrono::milliseconds wait, const Reply& reply);
 

@@ -19,10 +19,12 @@ namespace {
 class SseSession final : public StreamSession {
   public:
     SseSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
-               std::string remote, std::string job, std::uint64_t after)
+               std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
           stream_(std::move(stream)),
           timer_(strand_),
+          expiry_(strand_),
+          valid_until_(valid_until),
           remote_(std::move(remote)),
           job_(std::move(job)),
           after_(after) {}
@@ -46,6 +48,14 @@ class SseSession final : public StreamSession {
         begin_subscription(job_, after_);
         schedule_heartbeat();
         watch_peer();
+        if (valid_until_ > 0) {
+            expiry_.expires_after(seconds_until(valid_until_));
+            expiry_.async_wait([self = self()](beast::error_code ec) {
+                if (ec || self->closing_) return;
+                log().info("event=sse_token_expired remote={} job={}", self->remote_, self->job_);
+                self->finish();
+            });
+        }
     }
 
     void request_close(std::uint16_t) override {
@@ -128,6 +138,7 @@ class SseSession final : public StreamSession {
         closing_ = true;
         end_all();
         timer_.cancel();
+        expiry_.cancel();
         beast::error_code ignored;
         stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
         // Give the client a moment to read the tail, then close for good.
@@ -148,11 +159,14 @@ class SseSession final : public StreamSession {
         closing_ = true;
         end_all();
         timer_.cancel();
+        expiry_.cancel();
         hard_close();
     }
 
     beast::tcp_stream stream_;
     net::steady_timer timer_;
+    net::steady_timer expiry_;  // the caller's token expires
+    std::int64_t valid_until_;
     std::string remote_;
     std::string job_;
     std::uint64_t after_;
@@ -164,10 +178,11 @@ class SseSession final : public StreamSession {
 
 std::shared_ptr<StreamSession> start_sse_session(
     beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
-    std::string remote, std::string job, std::uint64_t after,
+    std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
     std::vector<std::pair<std::string, std::string>> extra_headers) {
-    auto session = std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
-                                                std::move(remote), std::move(job), after);
+    auto session =
+        std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
+                                     std::move(remote), std::move(job), after, valid_until);
     session->run(std::move(extra_headers));
     return session;
 }

@@ -15,9 +15,11 @@ namespace jobcast::web {
 
 // Takes over a connection whose request was checked (the job exists and is
 // the caller's); writes the response header and streams events after `after`.
+// With `valid_until` (unix seconds, the caller's token expiry) the stream ends
+// then: the client reconnects with a fresh token and resumes.
 std::shared_ptr<StreamSession> start_sse_session(
     boost::beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
-    std::string remote, std::string job, std::uint64_t after,
+    std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until = 0,
     std::vector<std::pair<std::string, std::string>> extra_headers = {});
 
 }  // namespace jobcast::web

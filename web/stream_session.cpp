@@ -18,6 +18,13 @@ UnixUs now_us() {
 
 }  // namespace
 
+std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
+    auto until = std::chrono::system_clock::time_point(std::chrono::seconds(unix_seconds));
+    auto left = until - std::chrono::system_clock::now();
+    if (left < std::chrono::system_clock::duration::zero()) return {};
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+}
+
 StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
                              boost::asio::any_io_executor strand, std::string owner,
                              Transport transport)

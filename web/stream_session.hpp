@@ -26,6 +26,8 @@ class Store;
 
 namespace jobcast::web {
 
+class SecurityContext;
+
 // Shared by every streaming session; owned by the server.
 struct StreamingContext {
     Hub& hub;
@@ -33,7 +35,11 @@ struct StreamingContext {
     std::function<bool(std::function<void()>)> run_blocking;  // off the I/O threads
     StreamingConfig config;
     StreamStats& stats;
+    std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
 };
+
+// How long until `unix_seconds` (zero when it is past), for token expiry timers.
+std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds);
 
 class StreamSession : public LiveSink, public std::enable_shared_from_this<StreamSession> {
   public:
@@ -46,6 +52,9 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     // Any thread: close the connection. WebSockets get `code` (1012 when the
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
+    // Keeps `slot` (the connection's place under the connection limits) until
+    // the session ends.
+    void hold(std::shared_ptr<void> slot) { connection_slot_ = std::move(slot); }
 
   protected:
     // Live events of one published batch, from `skip` on.
@@ -108,6 +117,7 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     boost::asio::any_io_executor strand_;
     const std::string owner_;
     const Transport transport_;
+    std::shared_ptr<void> connection_slot_;  // released before ctx_ (declared after it)
 
   private:
     void on_live(const PublishedPtr& published);

@@ -6,9 +6,11 @@
 #include <boost/beast/websocket.hpp>
 
 #include "persistence/store.hpp"
+#include "web/audit.hpp"
 #include "web/client_ops.hpp"
 #include "web/log.hpp"
 #include "web/subscription.hpp"
+#include "web/security.hpp"
 
 namespace jobcast::web {
 
@@ -28,12 +30,17 @@ UnixMs now_ms() {
 class WebSocketSession final : public StreamSession {
   public:
     WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx,
-                     std::string owner, std::string remote)
+                     std::string owner, std::string remote, std::int64_t valid_until)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
                         Transport::websocket),
           ws_(std::move(stream)),
           timer_(strand_),
-          remote_(std::move(remote)) {}
+          expiry_(strand_),
+          remote_(std::move(remote)),
+          valid_until_(valid_until),
+          ops_(ctx_->security ? ctx_->security->config().limits.ws_ops_per_second : 0,
+               ctx_->security ? ctx_->security->config().limits.ws_ops_burst : 0,
+               std::chrono::steady_clock::now()) {}
 
     void run(http::request<http::string_body> request) {
         beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
@@ -65,7 +72,22 @@ class WebSocketSession final : public StreamSession {
         if (ec) return fail(ec, "accept");
         log().debug("event=ws_open remote={} owner={}", remote_, owner_);
         schedule_check();
+        schedule_expiry();
         do_read();
+    }
+
+    // The token the connection was opened (or last refreshed) with expires:
+    // close with 4003, the client reconnects with a fresh token and resumes.
+    void schedule_expiry() {
+        expiry_.cancel();
+        if (valid_until_ <= 0) return;
+        expiry_.expires_after(seconds_until(valid_until_));
+        expiry_.async_wait([self = self()](beast::error_code ec) {
+            if (ec || self->closing_) return;
+            audit_log().info("event=token_expired transport=websocket owner={} ip={}",
+                             audit_quote(self->owner_), remote_ip(self->remote_));
+            self->close(kCloseReauthenticate, "token expired; re-authenticate");
+        });
     }
 
     void do_read() {
@@ -77,10 +99,18 @@ class WebSocketSession final : public StreamSession {
         if (ec == websocket::error::message_too_big) {
             // Beast has already answered with close code 1009 (too big).
             ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
+            if (ctx_->security)
+                ctx_->security->count_limit(Limit::ws_message_size, owner_, remote_);
             return fail(ec, "read");
         }
         if (ec) return fail(ec, "read");
-        if (!ws_.got_text()) {
+        if (ctx_->security && ctx_->security->config().limits.ws_ops_per_second > 0 &&
+            !ops_.take(std::chrono::steady_clock::now())) {
+            // Over the rate the op is dropped, not queued: a flood costs the
+            // client its ops, never the broker memory.
+            ctx_->security->count_limit(Limit::ws_ops_rate, owner_, remote_);
+            reply_error("rate_limited", "too many ops on this connection; slow down");
+        } else if (!ws_.got_text()) {
             reply_error("bad_request", "send JSON ops as text frames");
         } else {
             std::string text = beast::buffers_to_string(buffer_.data());
@@ -115,9 +145,23 @@ class WebSocketSession final : public StreamSession {
 
     void handle(PingOp&) { enqueue_control(R"({"type":"pong"})"); }
 
-    void handle(AuthOp&) {
+    void handle(AuthOp& op) {
         // Tokens are not checked when the broker runs without auth.
-        enqueue_control(R"({"type":"authenticated"})");
+        if (!ctx_->security || !ctx_->security->auth_enabled()) {
+            return enqueue_control(R"({"type":"authenticated"})");
+        }
+        auto check = ctx_->security->check_token(op.token, remote_, "websocket");
+        if (!check.owner) return reply_error("unauthorized", check.message);
+        if (*check.owner != owner_) {
+            // A connection's owner is fixed: its subscriptions were checked for it.
+            ctx_->security->count_auth_failure(kOwnerMismatch, remote_, "websocket",
+                                               "token names another owner");
+            return reply_error("forbidden", "the token names another owner than this connection");
+        }
+        valid_until_ = check.valid_until;
+        schedule_expiry();
+        enqueue_control(R"({"type":"authenticated","expires_at":)" + std::to_string(valid_until_) +
+                        "}");
     }
 
     void handle(SubscribeFeedOp&) {
@@ -131,6 +175,7 @@ class WebSocketSession final : public StreamSession {
 
     void handle(SubscribeOp& op) {
         if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
+            if (ctx_->security) ctx_->security->count_limit(Limit::subscriptions, owner_, remote_);
             return reply_error("limit", "too many subscriptions on this connection", op.job);
         }
         // The job must exist and be the caller's; that is a store read, so it
@@ -168,6 +213,8 @@ class WebSocketSession final : public StreamSession {
                           [self, op] { self->reply_error("not_found", "no such job", op.job); });
                 return;
             }
+            audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
+                             audit_quote(self->owner_), remote_ip(self->remote_), op.job);
             self->ctx_->store.submit(
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
@@ -242,6 +289,7 @@ class WebSocketSession final : public StreamSession {
         close_reason_ = reason;
         end_all();
         timer_.cancel();
+        expiry_.cancel();
         if (idle()) {
             start_close();
         } else {
@@ -263,6 +311,7 @@ class WebSocketSession final : public StreamSession {
 
     void hard_close() {
         timer_.cancel();
+        expiry_.cancel();
         beast::error_code ignored;
         beast::get_lowest_layer(ws_).socket().close(ignored);
     }
@@ -290,7 +339,10 @@ class WebSocketSession final : public StreamSession {
     websocket::stream<beast::tcp_stream> ws_;
     beast::flat_buffer buffer_;
     net::steady_timer timer_;
+    net::steady_timer expiry_;  // the token expires
     std::string remote_;
+    std::int64_t valid_until_;  // unix seconds; 0: never
+    TokenBucket ops_;           // client ops per second
     bool close_after_drain_ = false;
     bool reads_paused_ = false;  // see backlog_cleared()
     std::uint16_t close_code_ = kCloseGoingAway;
@@ -302,9 +354,10 @@ class WebSocketSession final : public StreamSession {
 std::shared_ptr<StreamSession> start_websocket_session(beast::tcp_stream&& stream,
                                                        http::request<http::string_body> request,
                                                        std::shared_ptr<StreamingContext> ctx,
-                                                       std::string owner, std::string remote) {
-    auto session = std::make_shared<WebSocketSession>(std::move(stream), std::move(ctx),
-                                                      std::move(owner), std::move(remote));
+                                                       std::string owner, std::string remote,
+                                                       std::int64_t valid_until) {
+    auto session = std::make_shared<WebSocketSession>(
+        std::move(stream), std::move(ctx), std::move(owner), std::move(remote), valid_until);
     session->run(std::move(request));
     return session;
 }

@@ -18,14 +18,18 @@ namespace jobcast::web {
 inline constexpr std::uint16_t kCloseGoingAway = 1001;  // reconnect and resume
 inline constexpr std::uint16_t kCloseRestart = 1012;    // reconnect and resume
 inline constexpr std::uint16_t kCloseTooSlow = 4001;    // resume
-inline constexpr std::uint16_t kCloseReauthenticate = 4003;
+inline constexpr std::uint16_t kCloseReauthenticate =
+    4003;  // token expired: reconnect with a new one
 inline constexpr std::uint16_t kClosePolicy = 4008;
 
 // Starts a WebSocket session on an upgraded connection; returns it so the
-// server can close it on shutdown.
+// server can close it on shutdown. With `valid_until` (unix seconds, the
+// token's expiry) the session closes with 4003 then, unless the client sent
+// a fresh token ({"op":"auth","token":...}) for the same owner before.
 std::shared_ptr<StreamSession> start_websocket_session(
     boost::beast::tcp_stream&& stream,
     boost::beast::http::request<boost::beast::http::string_body> request,
-    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote);
+    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote,
+    std::int64_t valid_until = 0);
 
 }  // namespace jobcast::web

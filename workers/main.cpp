@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/curve_keys.hpp"
 #include "common/logging.hpp"
 #include "workers/jobs/jobs.hpp"
 #include "workers/log.hpp"
@@ -36,6 +37,8 @@ const std::map<std::string, std::string> kEnvironment = {
     {"JOBCAST_OPENAI_API_KEY", "openai-api-key"},
     {"JOBCAST_MAX_UNACKED_BYTES", "max-unacked-bytes"},
     {"JOBCAST_WORKER_METRICS", "metrics-port"},
+    {"JOBCAST_CURVE_SERVER_KEY", "curve-server-key"},
+    {"JOBCAST_CURVE_SECRET_KEY_FILE", "curve-secret-key-file"},
     {"JOBCAST_LOG_LEVEL", "log-level"},
     {"JOBCAST_LOG_FORMAT", "log-format"},
 };
@@ -109,6 +112,12 @@ int main(int argc, char** argv) {
         ("metrics-port", po::value<std::string>()->default_value(""),
          "serve Prometheus metrics at /metrics on PORT (loopback) or HOST:PORT; empty: off "
          "[JOBCAST_WORKER_METRICS]")
+        ("curve-server-key", po::value<std::string>()->default_value(""),
+         "the broker's CURVE public key (Z85) or its .pub file; turns on CURVE "
+         "[JOBCAST_CURVE_SERVER_KEY]")
+        ("curve-secret-key-file", po::value<std::string>()->default_value(""),
+         "this worker's CURVE secret key file (jobcast keygen); its public key must be in the "
+         "broker's --curve-allow [JOBCAST_CURVE_SECRET_KEY_FILE]")
         ("log-level", po::value<std::string>()->default_value("info"),
          "trace, debug, info, warn, error [JOBCAST_LOG_LEVEL]")
         ("log-format", po::value<std::string>()->default_value("text"),
@@ -153,6 +162,23 @@ int main(int argc, char** argv) {
     config.capacity = vm["capacity"].as<int>();
     config.max_unacked_bytes = vm["max-unacked-bytes"].as<std::size_t>();
     config.types = split_list(vm["types"].as<std::string>());
+    const auto& server_key = vm["curve-server-key"].as<std::string>();
+    const auto& secret_file = vm["curve-secret-key-file"].as<std::string>();
+    if (server_key.empty() != secret_file.empty()) {
+        std::cerr << "jobcast-worker: CURVE needs both --curve-server-key and "
+                     "--curve-secret-key-file\n";
+        return 2;
+    }
+    if (!server_key.empty()) {
+        try {
+            config.curve_server_key = jobcast::curve::key_or_file(server_key);
+            config.curve_secret_key = jobcast::curve::read_key(secret_file);
+            config.curve_public_key = jobcast::curve::public_key_of(config.curve_secret_key);
+        } catch (const std::exception& e) {
+            std::cerr << "jobcast-worker: " << e.what() << "\n";
+            return 2;
+        }
+    }
 
     const std::set<std::string> known = {std::string(wk::jobs::kLlmGenerate),
                                          std::string(wk::jobs::kResearch),

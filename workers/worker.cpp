@@ -437,6 +437,11 @@ void WorkerImpl::open_socket(Clock::time_point now, bool first) {
         socket->set(zmq::sockopt::reconnect_ivl, static_cast<int>(config_.reconnect_min.count()));
         socket->set(zmq::sockopt::reconnect_ivl_max,
                     static_cast<int>(config_.reconnect_max.count()));
+        if (!config_.curve_server_key.empty()) {
+            socket->set(zmq::sockopt::curve_serverkey, config_.curve_server_key);
+            socket->set(zmq::sockopt::curve_publickey, config_.curve_public_key);
+            socket->set(zmq::sockopt::curve_secretkey, config_.curve_secret_key);
+        }
         socket->connect(config_.broker);
         socket_ = std::move(socket);
     } catch (const zmq::error_t& e) {

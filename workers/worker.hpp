@@ -43,6 +43,11 @@ struct WorkerConfig {
     // (checkpoints, tokens) before closing. Running jobs are not failed; the
     // broker re-queues them when the lease expires.
     std::chrono::milliseconds shutdown_grace{2000};
+    // ZeroMQ CURVE (all three Z85, or all empty for plain TCP): the broker's
+    // public key and this worker's keypair.
+    std::string curve_server_key;
+    std::string curve_public_key;
+    std::string curve_secret_key;
 };
 
 // Counters for logs and metrics; a consistent-enough snapshot (each field is

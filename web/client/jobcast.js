@@ -32,7 +32,10 @@
  * - After any disconnect (server restart 1012, going away 1001, too slow 4001,
  *   network loss 1006, a silent connection caught by the heartbeat) the client
  *   reconnects with exponential backoff and full jitter, and resubscribes.
- *   4003 (re-authenticate) fetches a fresh token when `token` is a function;
+ *   With a token function and a JWT that has `exp`, a fresh token is sent
+ *   over the open socket ({"op":"auth"}) before the current one expires, so
+ *   the stream is not interrupted; should the server still close with
+ *   4003 (re-authenticate), the reconnect fetches a fresh token;
  *   4003 with a fixed token and 4008 (policy) are reported through `onError`
  *   and keep backing off instead of hammering the server.
  *
@@ -80,6 +83,24 @@ const SOCKET_OPEN = 1; // WebSocket.OPEN, without relying on the constructor's s
  * that need attention (`closeCode`), and client-side problems
  * (`code` 'network', 'protocol', 'gap', 'token', 'already_subscribed', …).
  */
+/**
+ * The `exp` claim (unix seconds) of a JWT, or undefined when the token is not
+ * a JWT with a numeric exp. The token is not verified: the server does that.
+ * @param {string | undefined} token
+ */
+function tokenExpiry(token) {
+  if (typeof token !== 'string') return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(globalThis.atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4)));
+    return typeof claims?.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class JobcastError extends Error {
   /**
    * @param {string} message
@@ -186,6 +207,8 @@ export class JobcastClient {
   #attemptAtOpen = 0;
   #reconnectTimer = null;
   #heartbeatTimer = null;
+  #refreshTimer = null;
+  #socketToken;
   #heartbeatDueAt = 0; // when the armed heartbeat timer was asked to run
   #lastFrameAt = 0;
   #nextPingAt = 0;
@@ -515,6 +538,7 @@ export class JobcastClient {
       return;
     }
     if (generation !== this.#generation) return; // close() ran while the token was fetched
+    this.#socketToken = token;
 
     let ws;
     try {
@@ -563,7 +587,41 @@ export class JobcastClient {
       this.#sendSubscribe(record);
     }
     if (this.#feedListeners.size > 0) this.#send({ op: 'subscribe', feed: 'jobs' });
+    this.#scheduleTokenRefresh();
     this.#setState('open', {});
+  }
+
+  /**
+   * With a token function, sends a fresh token over the open socket
+   * ({"op":"auth"}) before the current one expires, so the server does not
+   * close with 4003 and no reconnect is needed. Tokens without a readable
+   * `exp` are left alone (4003 then reconnects with a fresh one).
+   */
+  #scheduleTokenRefresh() {
+    this.#cancelTimer('refresh');
+    if (typeof this.#token !== 'function') return;
+    const exp = tokenExpiry(this.#socketToken);
+    if (exp === undefined) return;
+    const left = exp * 1000 - Date.now(); // exp is wall-clock time
+    // Long tokens: 30 s ahead; short ones: after 80 % of what is left.
+    const delayMs = Math.max(0, left > 150_000 ? left - 30_000 : left * 0.8);
+    const ws = this.#ws;
+    this.#refreshTimer = this.#setTimeout(async () => {
+      this.#refreshTimer = null;
+      if (ws !== this.#ws || !this.#connected) return;
+      let token;
+      try {
+        token = await this.#resolveToken();
+      } catch (err) {
+        // The server closes with 4003 at expiry; the reconnect asks again.
+        this.#reportError(new JobcastError(`token provider failed: ${err?.message ?? err}`, { code: 'token', cause: err }));
+        return;
+      }
+      if (ws !== this.#ws || !this.#connected || !token) return;
+      this.#socketToken = token;
+      this.#send({ op: 'auth', token });
+      this.#scheduleTokenRefresh();
+    }, delayMs);
   }
 
   #handleClose(code, reason) {
@@ -693,6 +751,7 @@ export class JobcastClient {
 
   #stopHeartbeat() {
     this.#cancelTimer('heartbeat');
+    this.#cancelTimer('refresh');
   }
 
   #cancelTimer(which) {
@@ -702,6 +761,9 @@ export class JobcastClient {
     } else if (which === 'heartbeat' && this.#heartbeatTimer !== null) {
       this.#clearTimeout(this.#heartbeatTimer);
       this.#heartbeatTimer = null;
+    } else if (which === 'refresh' && this.#refreshTimer !== null) {
+      this.#clearTimeout(this.#refreshTimer);
+      this.#refreshTimer = null;
     }
   }
 

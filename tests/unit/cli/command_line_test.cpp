@@ -150,3 +150,28 @@ TEST_CASE("ids and query values are %-escaped", "[cli][args]") {
           "?state=running&limit=5");
     CHECK(query_string({{"type", ""}}).empty());
 }
+
+TEST_CASE("token takes --sub, a secret from a flag or JOBCAST_JWT_SECRET, and a ttl",
+          "[cli][args]") {
+    auto token = std::get<TokenCommand>(
+        parse({"token", "--sub", "alice", "--secret", "s3", "--ttl", "12h", "--tenant", "acme"})
+            .command);
+    CHECK(token.subject == "alice");
+    CHECK(token.secret == "s3");
+    CHECK(token.tenant == "acme");
+    CHECK(token.ttl == std::chrono::hours(12));
+    auto from_env = std::get<TokenCommand>(
+        parse({"token", "--sub", "bob"}, environment({{"JOBCAST_JWT_SECRET", "env"}})).command);
+    CHECK(from_env.secret == "env");
+    CHECK(from_env.ttl == std::chrono::hours(1));
+    CHECK_THROWS_WITH(parse({"token", "--secret", "s"}), Catch::Contains("missing --sub"));
+    CHECK_THROWS_WITH(parse({"token", "--sub", "a"}), Catch::Contains("missing --secret"));
+    CHECK_THROWS_WITH(parse({"token", "--sub", "a", "--secret", "s", "--ttl", "soon"}),
+                      Catch::Contains("invalid --ttl"));
+}
+
+TEST_CASE("keygen takes the name of the key files", "[cli][args]") {
+    CHECK(std::get<KeygenCommand>(parse({"keygen", "keys/broker"}).command).prefix ==
+          "keys/broker");
+    CHECK_THROWS_WITH(parse({"keygen"}), Catch::Contains("missing NAME"));
+}

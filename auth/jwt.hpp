@@ -1,0 +1,101 @@
+// JSON Web Tokens (RFC 7519) as jobcast uses them: bearer tokens whose `sub`
+// (and optional `tenant`) name the owner of jobs. Verification is pure: no
+// I/O after the keys are loaded, and the clock is a parameter. Signatures use
+// OpenSSL; OpenSSL and Boost.JSON stay inside jwt.cpp.
+//
+// Which algorithm a token may use is decided by the configured key, never by
+// the token: HS256 only with a shared secret, RS256 only with an RSA public
+// key, ES256 only with a P-256 public key; `alg: none` is always refused.
+// That closes the classic confusions (an RSA public key used as an HMAC secret).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jobcast::auth {
+
+struct JwtConfig {
+    std::string hs256_secret;          // empty: no HS256
+    std::string public_key_file;       // PEM public key(s) or a JWKS (JSON) file; empty: none
+    std::string issuer;                // when set, `iss` must equal it
+    std::string audience;              // when set, `aud` must be it or contain it
+    std::int64_t leeway_seconds = 30;  // clock skew allowed on exp / nbf
+
+    bool enabled() const { return !hs256_secret.empty() || !public_key_file.empty(); }
+};
+
+// Why a token was refused; also the `reason` label of jobcast_auth_failures_total.
+enum class JwtFailure {
+    missing,        // no token at all (the caller decides whether that is a failure)
+    malformed,      // not three base64url parts of JSON objects, or a claim of the wrong type
+    algorithm,      // alg none, unknown, or not the one the configured keys allow
+    signature,      // no configured key verifies it
+    expired,        // exp + leeway <= now
+    not_yet_valid,  // nbf - leeway > now
+    issuer,         // iss differs from the configured issuer
+    audience,       // aud does not name the configured audience
+    subject,        // sub missing, empty, too long or with control characters
+};
+std::string_view to_string(JwtFailure failure);
+
+struct JwtClaims {
+    std::string subject;
+    std::string tenant;           // empty when the token has none
+    std::int64_t expires_at = 0;  // unix seconds; 0: the token does not expire
+
+    // The job owner: "tenant/sub", or "sub" without a tenant.
+    std::string owner() const;
+};
+
+struct JwtResult {
+    std::optional<JwtClaims> claims;  // set when valid
+    JwtFailure failure = JwtFailure::malformed;
+    std::string message;  // for the client: what is wrong, no secrets
+};
+
+class JwtVerifier {
+  public:
+    // Loads the keys. Throws std::invalid_argument with a clear message for a
+    // file that cannot be read or holds no usable key.
+    explicit JwtVerifier(const JwtConfig& config);
+    ~JwtVerifier();
+    JwtVerifier(const JwtVerifier&) = delete;
+    JwtVerifier& operator=(const JwtVerifier&) = delete;
+
+    // Never throws; any input is safe.
+    JwtResult verify(std::string_view token, std::int64_t now_unix_seconds) const;
+
+    // "HS256", "RS256", "ES256": what this verifier accepts, for the startup log.
+    std::vector<std::string> algorithms() const;
+
+    struct Key;
+
+  private:
+    JwtConfig config_;
+    std::vector<std::unique_ptr<Key>> keys_;
+};
+
+// The longest token accepted; longer is `malformed` before any parsing.
+inline constexpr std::size_t kMaxTokenBytes = 8 * 1024;
+
+struct MintOptions {
+    std::string subject;
+    std::string tenant;
+    std::string issuer;
+    std::string audience;
+    std::int64_t issued_at = 0;
+    std::int64_t ttl_seconds = 3600;  // 0: no exp claim
+};
+// An HS256 token, for development (`jobcast token`) and tests.
+std::string mint_hs256(std::string_view secret, const MintOptions& options);
+
+// Base64url without padding (RFC 7515 section 2). decode returns nullopt for
+// characters outside the alphabet, padding, or an impossible length.
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
+}  // namespace jobcast::auth

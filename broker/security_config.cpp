@@ -1,0 +1,153 @@
+#include "broker/security_config.hpp"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "broker/config.hpp"
+#include "common/curve_keys.hpp"
+
+namespace po = boost::program_options;
+
+namespace jobcast::broker {
+
+bool is_loopback_host(std::string_view host) {
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void add_security_options(po::options_description& desc, BrokerConfig& c, SecurityFlags& flags) {
+    auto& jwt = c.security.jwt;
+    auto& limits = c.security.limits;
+    // clang-format off
+    desc.add_options()
+        ("jwt-secret", po::value(&jwt.hs256_secret),
+            "turn on auth with HS256 bearer tokens signed with this secret (32+ bytes); "
+            "the token's sub (and tenant) claim owns the jobs")
+        ("jwt-secret-file", po::value(&flags.jwt_secret_file),
+            "read the HS256 secret from this file (keeps it out of the process list)")
+        ("jwt-public-key", po::value(&jwt.public_key_file),
+            "turn on auth with RS256/ES256 tokens: a PEM public key file or a JWKS (JSON) file")
+        ("jwt-issuer", po::value(&jwt.issuer), "when set, tokens must have this iss")
+        ("jwt-audience", po::value(&jwt.audience), "when set, tokens' aud must name this")
+        ("jwt-leeway", po::value(&jwt.leeway_seconds)->default_value(jwt.leeway_seconds),
+            "clock skew allowed on exp and nbf, seconds")
+        ("allowed-origin", po::value(&c.security.allowed_origins)->composing(),
+            "a browser Origin (https://app.example.com) allowed to use WebSocket and, with "
+            "CORS, REST/SSE; repeatable; '*' allows any. Default: same origin only")
+        ("insecure-no-auth", po::bool_switch(&c.insecure_no_auth),
+            "serve HTTP beyond loopback without auth (anyone who can connect sees every job)")
+        ("max-connections-per-owner", po::value(&limits.connections_per_owner)
+            ->default_value(limits.connections_per_owner),
+            "open WebSocket + SSE connections per owner (auth on; 0: no limit)")
+        ("max-connections-per-ip", po::value(&limits.connections_per_ip)
+            ->default_value(limits.connections_per_ip),
+            "open WebSocket + SSE connections per client IP (auth on; 0: no limit)")
+        ("max-submissions-per-second", po::value(&limits.submissions_per_second)
+            ->default_value(limits.submissions_per_second),
+            "job submissions per owner per second, refilled continuously (auth on; 0: no limit)")
+        ("submission-burst", po::value(&limits.submissions_burst)
+            ->default_value(limits.submissions_burst),
+            "job submissions an owner may make at once before the rate applies")
+        ("max-ws-ops-per-second", po::value(&limits.ws_ops_per_second)
+            ->default_value(limits.ws_ops_per_second),
+            "WebSocket ops per connection per second (0: no limit)")
+        ("ws-ops-burst", po::value(&limits.ws_ops_burst)->default_value(limits.ws_ops_burst),
+            "WebSocket ops a connection may send at once before the rate applies")
+        ("curve-secret-key-file", po::value(&flags.curve_secret_key_file),
+            "turn on ZeroMQ CURVE for workers with this broker secret key "
+            "(jobcast keygen NAME writes NAME.key and NAME.pub)")
+        ("curve-allow", po::value(&flags.curve_allow),
+            "worker public keys allowed to connect: a directory of *.pub files, or a file with "
+            "one key per line")
+        ("insecure-no-curve", po::bool_switch(&c.insecure_no_curve),
+            "accept workers beyond loopback without CURVE (anyone who reaches the port can "
+            "take and forge jobs)");
+    // clang-format on
+}
+
+void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
+    auto& jwt = c.security.jwt;
+    if (!flags.jwt_secret_file.empty()) {
+        if (!jwt.hs256_secret.empty()) {
+            throw ConfigError("give --jwt-secret or --jwt-secret-file, not both");
+        }
+        std::ifstream in(flags.jwt_secret_file, std::ios::binary);
+        if (!in)
+            throw ConfigError("--jwt-secret-file: cannot read '" + flags.jwt_secret_file + "'");
+        std::ostringstream text;
+        text << in.rdbuf();
+        jwt.hs256_secret = text.str();
+        while (!jwt.hs256_secret.empty() &&
+               (jwt.hs256_secret.back() == '\n' || jwt.hs256_secret.back() == '\r')) {
+            jwt.hs256_secret.pop_back();
+        }
+    }
+    if (!jwt.hs256_secret.empty() && jwt.hs256_secret.size() < 32) {
+        throw ConfigError("--jwt-secret must be at least 32 bytes (e.g. openssl rand -hex 32)");
+    }
+    if (jwt.leeway_seconds < 0 || jwt.leeway_seconds > 3600) {
+        throw ConfigError("--jwt-leeway must be between 0 and 3600 seconds");
+    }
+    // Environment variables carry one string: JOBCAST_ALLOWED_ORIGIN=a,b.
+    std::vector<std::string> origins;
+    for (const auto& value : c.security.allowed_origins) {
+        std::stringstream parts(value);
+        std::string origin;
+        while (std::getline(parts, origin, ',')) {
+            if (origin.empty()) continue;
+            if (origin != "*" && origin.find("://") == std::string::npos) {
+                throw ConfigError("--allowed-origin must be scheme://host[:port] or '*', not '" +
+                                  origin + "'");
+            }
+            while (!origin.empty() && origin.back() == '/')
+                origin.pop_back();
+            origins.push_back(origin);
+        }
+    }
+    c.security.allowed_origins = std::move(origins);
+    auto& limits = c.security.limits;
+    if (limits.submissions_per_second < 0 || limits.ws_ops_per_second < 0) {
+        throw ConfigError("rates must not be negative");
+    }
+    if ((limits.submissions_per_second > 0 && limits.submissions_burst < 1) ||
+        (limits.ws_ops_per_second > 0 && limits.ws_ops_burst < 1)) {
+        throw ConfigError("--submission-burst and --ws-ops-burst must be at least 1");
+    }
+
+    if (!flags.curve_secret_key_file.empty() || !flags.curve_allow.empty()) {
+        if (flags.curve_secret_key_file.empty() || flags.curve_allow.empty()) {
+            throw ConfigError("CURVE needs both --curve-secret-key-file and --curve-allow");
+        }
+        try {
+            c.gateway.curve.secret_key = curve::read_key(flags.curve_secret_key_file);
+            curve::public_key_of(c.gateway.curve.secret_key);  // a usable secret key
+            c.gateway.curve.allowed = curve::read_allow_list(flags.curve_allow);
+        } catch (const std::exception& e) {
+            throw ConfigError(e.what());
+        }
+    }
+
+    // Secure by default: an open broker only on loopback.
+    std::string host = c.http.substr(0, c.http.rfind(':'));
+    if (!jwt.enabled() && !c.insecure_no_auth && !is_loopback_host(host)) {
+        throw ConfigError("refusing to serve --http " + c.http +
+                          " without auth: anyone who can connect would see and cancel every "
+                          "job. Set --jwt-secret or --jwt-public-key, bind 127.0.0.1, or pass "
+                          "--insecure-no-auth if the network is trusted");
+    }
+    const auto& zmq = c.gateway.endpoint;
+    if (zmq.rfind("tcp://", 0) == 0 && !c.gateway.curve.enabled() && !c.insecure_no_curve) {
+        std::string zmq_host = zmq.substr(6, zmq.rfind(':') - 6);
+        if (!is_loopback_host(zmq_host)) {
+            throw ConfigError("refusing to accept workers on --zmq " + zmq +
+                              " without CURVE: anyone who reaches the port could take and forge "
+                              "jobs. Set --curve-secret-key-file and --curve-allow, bind "
+                              "127.0.0.1, or pass --insecure-no-curve if the network is trusted");
+        }
+    }
+}
+
+}  // namespace jobcast::broker

@@ -1,0 +1,31 @@
+// The broker's security flags (JWT auth, allowed origins, limits, worker
+// CURVE keys) and the secure-by-default checks on them. Kept apart from
+// config.cpp so each concern's flags live with it.
+#pragma once
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
+#include <string>
+#include <string_view>
+
+namespace jobcast::broker {
+
+struct BrokerConfig;
+
+// Values that need post-processing after parsing.
+struct SecurityFlags {
+    std::string jwt_secret_file;
+    std::string curve_secret_key_file;
+    std::string curve_allow;  // a directory of *.pub files, or a file of keys
+};
+
+void add_security_options(boost::program_options::options_description& desc, BrokerConfig& c,
+                          SecurityFlags& flags);
+// Validates and completes `c`; throws ConfigError. Refuses to serve beyond
+// loopback without auth unless --insecure-no-auth.
+void finish_security_config(BrokerConfig& c, SecurityFlags& flags);
+
+// "127.0.0.1", "127.x.y.z", "::1", "[::1]", "localhost".
+bool is_loopback_host(std::string_view host);
+
+}  // namespace jobcast::broker

@@ -1,0 +1,36 @@
+#include "broker/security_metrics.hpp"
+
+namespace jobcast::broker {
+
+namespace {
+
+template <std::size_t N>
+prometheus::MetricFamily counter_family(std::string name, std::string help, const char* label,
+                                        const std::array<std::string_view, N>& values,
+                                        const std::array<std::atomic<std::uint64_t>, N>& counts) {
+    prometheus::MetricFamily family;
+    family.name = std::move(name);
+    family.help = std::move(help);
+    family.type = prometheus::MetricType::Counter;
+    for (std::size_t i = 0; i < N; ++i) {
+        prometheus::ClientMetric m;
+        m.label = {{label, std::string(values[i])}};
+        m.counter.value = static_cast<double>(counts[i].load(std::memory_order_relaxed));
+        family.metric.push_back(std::move(m));
+    }
+    return family;
+}
+
+}  // namespace
+
+void add_security_families(std::vector<prometheus::MetricFamily>& out,
+                           const web::SecurityStats& stats) {
+    out.push_back(counter_family("jobcast_auth_failures_total",
+                                 "Requests, WebSocket ops and streams refused for their token",
+                                 "reason", web::kAuthFailureReasons, stats.auth_failures));
+    out.push_back(counter_family("jobcast_limit_hits_total",
+                                 "Requests, messages and connections refused by a limit", "limit",
+                                 web::kLimitNames, stats.limit_hits));
+}
+
+}  // namespace jobcast::broker

@@ -1,0 +1,275 @@
+#include "auth/jwt.hpp"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using namespace jobcast::auth;
+
+namespace {
+
+const std::string kSecret = "0123456789abcdef0123456789abcdef-test";
+constexpr std::int64_t kNow = 1'800'000'000;
+
+std::string b64(std::string_view s) {
+    return base64url_encode(s);
+}
+
+std::string hs256(std::string_view secret, const std::string& header, const std::string& payload) {
+    std::string input = b64(header) + "." + b64(payload);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+    return input + "." + b64(std::string_view(reinterpret_cast<char*>(mac), len));
+}
+
+struct TempFile {
+    std::filesystem::path path;
+    explicit TempFile(const std::string& text) {
+        static int n = 0;
+        path = std::filesystem::temp_directory_path() /
+               ("jobcast_jwt_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+        std::ofstream(path) << text;
+    }
+    ~TempFile() { std::filesystem::remove(path); }
+};
+
+struct KeyPair {
+    EVP_PKEY* pkey;
+    explicit KeyPair(bool ec) {
+        pkey = ec ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
+                  : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
+        REQUIRE(pkey);
+    }
+    ~KeyPair() { EVP_PKEY_free(pkey); }
+    std::string public_pem() const {
+        BIO* bio = BIO_new(BIO_s_mem());
+        PEM_write_bio_PUBKEY(bio, pkey);
+        char* data = nullptr;
+        long len = BIO_get_mem_data(bio, &data);
+        std::string out(data, static_cast<std::size_t>(len));
+        BIO_free(bio);
+        return out;
+    }
+    std::string bn_param(const char* name) const {
+        BIGNUM* bn = nullptr;
+        REQUIRE(EVP_PKEY_get_bn_param(pkey, name, &bn));
+        std::string out(static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
+        BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+        BN_free(bn);
+        return out;
+    }
+    std::string sign(const std::string& header, const std::string& payload, bool ec) const {
+        std::string input = b64(header) + "." + b64(payload);
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        REQUIRE(EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, pkey) == 1);
+        std::size_t len = 0;
+        REQUIRE(EVP_DigestSign(ctx, nullptr, &len,
+                               reinterpret_cast<const unsigned char*>(input.data()),
+                               input.size()) == 1);
+        std::string sig(len, '\0');
+        REQUIRE(EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                               reinterpret_cast<const unsigned char*>(input.data()),
+                               input.size()) == 1);
+        sig.resize(len);
+        EVP_MD_CTX_free(ctx);
+        if (ec) {  // DER -> r||s
+            auto* p = reinterpret_cast<const unsigned char*>(sig.data());
+            ECDSA_SIG* s = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
+            std::string raw(64, '\0');
+            BN_bn2binpad(ECDSA_SIG_get0_r(s), reinterpret_cast<unsigned char*>(raw.data()), 32);
+            BN_bn2binpad(ECDSA_SIG_get0_s(s), reinterpret_cast<unsigned char*>(raw.data()) + 32,
+                         32);
+            ECDSA_SIG_free(s);
+            sig = raw;
+        }
+        return input + "." + b64(sig);
+    }
+};
+
+JwtVerifier hs_verifier() {
+    JwtConfig c;
+    c.hs256_secret = kSecret;
+    return JwtVerifier(c);
+}
+
+}  // namespace
+
+TEST_CASE("an HS256 token minted for a subject verifies and names its owner") {
+    auto v = hs_verifier();
+    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow, 600});
+    auto r = v.verify(token, kNow);
+    REQUIRE(r.claims);
+    CHECK(r.claims->owner() == "alice");
+    CHECK(r.claims->expires_at == kNow + 600);
+
+    auto scoped = v.verify(mint_hs256(kSecret, {"alice", "acme", "", "", kNow, 600}), kNow);
+    REQUIRE(scoped.claims);
+    CHECK(scoped.claims->owner() == "acme/alice");
+}
+
+TEST_CASE("expiry and not-before are enforced with the configured leeway") {
+    auto v = hs_verifier();
+    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow - 100, 60});  // exp = now - 40
+    CHECK(v.verify(token, kNow).failure == JwtFailure::expired);
+    CHECK(v.verify(token, kNow - 15).claims);  // within 30 s of leeway
+
+    auto nbf = hs256(kSecret, R"({"alg":"HS256"})",
+                     R"({"sub":"bob","nbf":)" + std::to_string(kNow + 100) + "}");
+    CHECK(v.verify(nbf, kNow).failure == JwtFailure::not_yet_valid);
+    CHECK(v.verify(nbf, kNow + 80).claims);
+}
+
+TEST_CASE("a token signed with another secret or altered after signing is refused") {
+    auto v = hs_verifier();
+    auto other = mint_hs256("another-secret-another-secret-xx", {"alice", "", "", "", kNow, 600});
+    CHECK(v.verify(other, kNow).failure == JwtFailure::signature);
+
+    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow, 600});
+    auto dot1 = token.find('.'), dot2 = token.rfind('.');
+    auto forged =
+        token.substr(0, dot1 + 1) + b64(R"({"sub":"mallory","iat":0})") + token.substr(dot2);
+    CHECK(v.verify(forged, kNow).failure == JwtFailure::signature);
+}
+
+TEST_CASE("alg none and unknown algorithms are refused whatever the signature") {
+    auto v = hs_verifier();
+    auto none = b64(R"({"alg":"none","typ":"JWT"})") + "." + b64(R"({"sub":"alice"})") + ".";
+    auto r = v.verify(none, kNow);
+    CHECK_FALSE(r.claims);
+    CHECK(r.failure == JwtFailure::algorithm);
+    auto none_upper = b64(R"({"alg":"NONE"})") + "." + b64(R"({"sub":"alice"})") + ".";
+    CHECK(v.verify(none_upper, kNow).failure == JwtFailure::algorithm);
+    auto hs512 = hs256(kSecret, R"({"alg":"HS512"})", R"({"sub":"alice"})");
+    CHECK(v.verify(hs512, kNow).failure == JwtFailure::algorithm);
+    // An RS256 token when only a secret is configured: algorithm, not a key lookup.
+    auto rs = hs256(kSecret, R"({"alg":"RS256"})", R"({"sub":"alice"})");
+    CHECK(v.verify(rs, kNow).failure == JwtFailure::algorithm);
+}
+
+TEST_CASE("RS256 and ES256 verify with PEM public keys, and the public key is no HMAC secret") {
+    KeyPair rsa(false), ec(true);
+    TempFile pem(rsa.public_pem() + ec.public_pem());
+    JwtConfig c;
+    c.public_key_file = pem.path.string();
+    JwtVerifier v(c);
+    CHECK(v.algorithms() == std::vector<std::string>{"RS256", "ES256"});
+
+    std::string claims = R"({"sub":"alice","exp":)" + std::to_string(kNow + 60) + "}";
+    auto rs = v.verify(rsa.sign(R"({"alg":"RS256"})", claims, false), kNow);
+    REQUIRE(rs.claims);
+    CHECK(rs.claims->owner() == "alice");
+    auto es = v.verify(ec.sign(R"({"alg":"ES256"})", claims, true), kNow);
+    REQUIRE(es.claims);
+
+    // Algorithm confusion: HS256 "signed" with the public key's PEM text.
+    auto confused = hs256(rsa.public_pem(), R"({"alg":"HS256"})", claims);
+    CHECK(v.verify(confused, kNow).failure == JwtFailure::algorithm);
+    // An ES256 signature presented as RS256 (and the reverse) does not verify.
+    auto es_token = ec.sign(R"({"alg":"ES256"})", claims, true);
+    auto relabelled = b64(R"({"alg":"RS256"})") + es_token.substr(es_token.find('.'));
+    CHECK(v.verify(relabelled, kNow).failure == JwtFailure::signature);
+}
+
+TEST_CASE("keys load from a JWKS file and kid selects among them") {
+    KeyPair rsa(false), ec(true);
+    std::string jwks = R"({"keys":[{"kty":"RSA","kid":"r1","use":"sig","n":")" +
+                       b64(rsa.bn_param(OSSL_PKEY_PARAM_RSA_N)) + R"(","e":")" +
+                       b64(rsa.bn_param(OSSL_PKEY_PARAM_RSA_E)) + R"("},)" +
+                       R"({"kty":"EC","kid":"e1","crv":"P-256","x":")" +
+                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_X)) + R"(","y":")" +
+                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_Y)) + R"("}]})";
+    TempFile file(jwks);
+    JwtConfig c;
+    c.public_key_file = file.path.string();
+    JwtVerifier v(c);
+    std::string claims = R"({"sub":"carol"})";
+    CHECK(v.verify(rsa.sign(R"({"alg":"RS256","kid":"r1"})", claims, false), kNow).claims);
+    CHECK(v.verify(ec.sign(R"({"alg":"ES256","kid":"e1"})", claims, true), kNow).claims);
+    CHECK(v.verify(rsa.sign(R"({"alg":"RS256","kid":"nope"})", claims, false), kNow).failure ==
+          JwtFailure::algorithm);
+}
+
+TEST_CASE("unusable key files are refused at start with a clear message") {
+    JwtConfig c;
+    c.public_key_file = "/nonexistent/key.pem";
+    CHECK_THROWS_WITH(JwtVerifier(c), Catch::Contains("cannot read"));
+    TempFile garbage("not a key");
+    c.public_key_file = garbage.path.string();
+    CHECK_THROWS_WITH(JwtVerifier(c), Catch::Contains("no PEM public key"));
+    TempFile empty_jwks(R"({"keys":[]})");
+    c.public_key_file = empty_jwks.path.string();
+    CHECK_THROWS_WITH(JwtVerifier(c), Catch::Contains("non-empty"));
+    JwtConfig short_secret;
+    short_secret.hs256_secret = "short";
+    CHECK_THROWS_WITH(JwtVerifier(short_secret), Catch::Contains("at least 32 bytes"));
+}
+
+TEST_CASE("issuer and audience are checked when configured") {
+    JwtConfig c;
+    c.hs256_secret = kSecret;
+    c.issuer = "https://idp.example";
+    c.audience = "jobcast";
+    JwtVerifier v(c);
+    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://idp.example", "jobcast", kNow, 60}), kNow)
+              .claims);
+    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://evil", "jobcast", kNow, 60}), kNow)
+              .failure == JwtFailure::issuer);
+    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://idp.example", "other", kNow, 60}), kNow)
+              .failure == JwtFailure::audience);
+    auto list = hs256(kSecret, R"({"alg":"HS256"})",
+                      R"({"sub":"a","iss":"https://idp.example","aud":["x","jobcast"]})");
+    CHECK(v.verify(list, kNow).claims);
+}
+
+TEST_CASE("claims of the wrong type or shape are refused") {
+    auto v = hs_verifier();
+    auto check = [&](const std::string& payload, JwtFailure expected) {
+        CAPTURE(payload);
+        CHECK(v.verify(hs256(kSecret, R"({"alg":"HS256"})", payload), kNow).failure == expected);
+    };
+    check(R"({"sub":""})", JwtFailure::subject);
+    check(R"({"sub":42})", JwtFailure::subject);
+    check(R"({})", JwtFailure::subject);
+    check(R"({"sub":"a\nb"})", JwtFailure::subject);
+    check(R"({"sub":")" + std::string(300, 'x') + R"("})", JwtFailure::subject);
+    check(R"({"sub":"a","tenant":"x/y"})", JwtFailure::subject);
+    check(R"({"sub":"a","exp":"soon"})", JwtFailure::malformed);
+    check(R"({"sub":"a","exp":1e400})", JwtFailure::malformed);
+    check(R"([1,2])", JwtFailure::malformed);
+    CHECK(v.verify(hs256(kSecret, R"({"alg":"HS256","crit":["x"]})", R"({"sub":"a"})"), kNow)
+              .failure == JwtFailure::malformed);
+}
+
+TEST_CASE("garbage is refused as malformed without throwing") {
+    auto v = hs_verifier();
+    for (std::string token :
+         std::vector<std::string>{"", "a", "a.b", "a.b.c.d", "...", "@@.@@.@@", "e30.e30.",
+                                  std::string(kMaxTokenBytes + 1, 'a')}) {
+        CAPTURE(token);
+        auto r = v.verify(token, kNow);
+        CHECK_FALSE(r.claims);
+    }
+    CHECK(v.verify("", kNow).failure == JwtFailure::missing);
+}
+
+TEST_CASE("base64url round-trips and rejects non-canonical text") {
+    for (std::string s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar",
+                                                  "\xff\xfe\x00"}) {
+        CHECK(base64url_decode(base64url_encode(s)) == s);
+    }
+    CHECK(base64url_encode("\xfb\xff") == "-_8");
+    CHECK_FALSE(base64url_decode("Zg=="));  // padding
+    CHECK_FALSE(base64url_decode("Z"));     // impossible length
+    CHECK_FALSE(base64url_decode("Zh"));    // non-zero leftover bits
+    CHECK_FALSE(base64url_decode("a+b/"));  // standard alphabet
+}

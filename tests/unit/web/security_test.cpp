@@ -1,0 +1,147 @@
+#include "web/security.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace jobcast::web;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSecret = "unit-test-secret-0123456789abcdef";
+constexpr std::int64_t kNow = 1'800'000'000;
+
+HttpRequest request(std::string target, HeaderMap headers = {}) {
+    HttpRequest r;
+    r.method = "GET";
+    r.target = std::move(target);
+    r.headers = std::move(headers);
+    r.remote = "10.1.2.3:4567";
+    return r;
+}
+
+SecurityContext auth_context(SecurityConfig config = {}) {
+    config.jwt.hs256_secret = kSecret;
+    return SecurityContext(std::move(config), [] { return kNow; });
+}
+
+std::string token(const std::string& sub, std::int64_t ttl = 600) {
+    return jobcast::auth::mint_hs256(kSecret, {sub, "", "", "", kNow, ttl});
+}
+
+}  // namespace
+
+TEST_CASE("a token bucket allows its burst, then its rate") {
+    auto t0 = TokenBucket::Clock::now();
+    TokenBucket bucket(2.0, 3.0, t0);
+    CHECK(bucket.take(t0));
+    CHECK(bucket.take(t0));
+    CHECK(bucket.take(t0));
+    CHECK_FALSE(bucket.take(t0));
+    CHECK_FALSE(bucket.take(t0 + 400ms));  // 0.8 tokens
+    CHECK(bucket.take(t0 + 500ms));        // 1 token
+    CHECK_FALSE(bucket.full(t0 + 500ms));
+    CHECK(bucket.full(t0 + 2s));
+    // A long pause refills to the burst, not beyond.
+    auto later = t0 + 60s;
+    for (int i = 0; i < 3; ++i)
+        CHECK(bucket.take(later));
+    CHECK_FALSE(bucket.take(later));
+}
+
+TEST_CASE("owner rate limits are per owner") {
+    OwnerRateLimiter limiter(1.0, 2.0);
+    auto now = TokenBucket::Clock::now();
+    CHECK(limiter.admit("alice", now));
+    CHECK(limiter.admit("alice", now));
+    CHECK_FALSE(limiter.admit("alice", now));
+    CHECK(limiter.admit("bob", now));
+}
+
+TEST_CASE("connection slots count per owner and per IP and come back when released") {
+    ConnectionLimiter limiter(2, 3);
+    auto a1 = limiter.acquire("alice", "10.0.0.1:1", "websocket");
+    auto a2 = limiter.acquire("alice", "10.0.0.1:2", "websocket");
+    REQUIRE(a1.slot);
+    REQUIRE(a2.slot);
+    auto a3 = limiter.acquire("alice", "10.0.0.2:1", "sse");
+    CHECK_FALSE(a3.slot);
+    CHECK(a3.limit == Limit::connections_per_owner);
+    auto b1 = limiter.acquire("bob", "10.0.0.1:3", "websocket");
+    REQUIRE(b1.slot);
+    auto c1 = limiter.acquire("carol", "10.0.0.1:4", "websocket");
+    CHECK_FALSE(c1.slot);
+    CHECK(c1.limit == Limit::connections_per_ip);
+    a1.slot.reset();
+    CHECK(limiter.acquire("carol", "10.0.0.1:5", "websocket").slot);
+}
+
+TEST_CASE("remote_ip strips the port of IPv4 and IPv6 peers") {
+    CHECK(remote_ip("127.0.0.1:80") == "127.0.0.1");
+    CHECK(remote_ip("[::1]:8080") == "::1");
+    CHECK(remote_ip("unknown") == "unknown");
+}
+
+TEST_CASE("the bearer token comes from Authorization, else from access_token") {
+    CHECK(bearer_token(request("/v1/jobs", {{"Authorization", "Bearer abc.def.ghi"}})) ==
+          "abc.def.ghi");
+    CHECK(bearer_token(request("/v1/jobs", {{"authorization", "bearer  x "}})) == "x");
+    CHECK(bearer_token(request("/v1/ws?a=1&access_token=t%2Bk")) == "t+k");
+    CHECK(bearer_token(request("/v1/jobs", {{"Authorization", "Basic dXNlcg=="}})).empty());
+    CHECK(bearer_token(request("/v1/jobs")).empty());
+}
+
+TEST_CASE("with auth on, /v1/ needs a valid token and the token names the owner") {
+    auto security = auth_context();
+    auto ok = request("/v1/jobs", {{"Authorization", "Bearer " + token("alice")}});
+    CHECK_FALSE(security.authenticate(ok));
+    CHECK(ok.owner == "alice");
+    CHECK(ok.auth_valid_until == kNow + 600 + 30);
+
+    auto missing = request("/v1/jobs");
+    auto refused = security.authenticate(missing);
+    REQUIRE(refused);
+    CHECK(refused->status == 401);
+    CHECK(refused->body.find("unauthorized") != std::string::npos);
+    CHECK(security.stats.auth_failures[0].load() == 1);  // missing
+
+    auto old = jobcast::auth::mint_hs256(kSecret, {"alice", "", "", "", kNow - 7200, 3600});
+    auto expired = request("/v1/jobs?access_token=" + old);
+    REQUIRE(security.authenticate(expired));
+    CHECK(security.stats.auth_failures[4].load() == 1);  // expired
+
+    auto health = request("/healthz");
+    CHECK_FALSE(security.authenticate(health));
+    CHECK(health.owner == std::string(kAnonymousOwner));
+}
+
+TEST_CASE("with auth off every request is anonymous and the per-owner limits are off") {
+    SecurityContext security(SecurityConfig{}, [] { return kNow; });
+    auto r = request("/v1/jobs");
+    CHECK_FALSE(security.authenticate(r));
+    CHECK(r.owner == std::string(kAnonymousOwner));
+    for (int i = 0; i < 1000; ++i)
+        REQUIRE(security.admit_submission("anonymous", "127.0.0.1:1"));
+}
+
+TEST_CASE("origins: none, the same origin and listed ones pass; others do not") {
+    SecurityConfig config;
+    config.allowed_origins = {"https://app.example"};
+    SecurityContext security(config);
+    CHECK(security.origin_allowed(request("/v1/ws")));
+    CHECK(security.origin_allowed(
+        request("/v1/ws", {{"Origin", "https://app.example"}, {"Host", "broker:8080"}})));
+    CHECK(security.origin_allowed(
+        request("/v1/ws", {{"Origin", "http://broker:8080"}, {"Host", "broker:8080"}})));
+    CHECK_FALSE(security.origin_allowed(
+        request("/v1/ws", {{"Origin", "https://evil.example"}, {"Host", "broker:8080"}})));
+    CHECK_FALSE(security.origin_allowed(request("/v1/ws", {{"Origin", "null"}})));
+
+    auto preflight = security.preflight(request("/v1/jobs", {{"Origin", "https://app.example"}}));
+    CHECK(preflight.status == 204);
+    auto refused = security.preflight(request("/v1/jobs", {{"Origin", "https://evil.example"}}));
+    CHECK(refused.status == 403);
+
+    SecurityConfig any;
+    any.allowed_origins = {"*"};
+    CHECK(SecurityContext(any).origin_allowed(request("/", {{"Origin", "https://x.example"}})));
+}

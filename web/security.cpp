@@ -1,0 +1,259 @@
+#include "web/security.hpp"
+
+#include <algorithm>
+
+#include "protocol/json.hpp"
+#include "web/audit.hpp"
+#include "web/query.hpp"
+
+namespace jobcast::web {
+
+namespace {
+
+// Beyond this many owners with a non-full bucket, full ones are forgotten.
+constexpr std::size_t kMaxTrackedOwners = 10'000;
+
+std::int64_t system_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// "https://host:port" -> "host:port" (what a same-origin request has as Host).
+std::string_view origin_authority(std::string_view origin) {
+    auto scheme = origin.find("://");
+    return scheme == std::string_view::npos ? std::string_view{} : origin.substr(scheme + 3);
+}
+
+HttpResponse error(int status, std::string_view code, std::string_view message) {
+    return HttpResponse{status, "application/json", json::error_body(code, message), {}};
+}
+
+}  // namespace
+
+bool TokenBucket::take(Clock::time_point now) {
+    if (now > last_) {
+        tokens_ =
+            std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+        last_ = now;
+    }
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
+bool TokenBucket::full(Clock::time_point now) const {
+    return tokens_ + std::chrono::duration<double>(now - last_).count() * rate_ >= burst_;
+}
+
+bool OwnerRateLimiter::admit(const std::string& owner, TokenBucket::Clock::time_point now) {
+    std::lock_guard lock(mutex_);
+    if (buckets_.size() > kMaxTrackedOwners) {
+        std::erase_if(buckets_, [now](const auto& entry) { return entry.second.full(now); });
+    }
+    auto it = buckets_.try_emplace(owner, rate_, burst_, now).first;
+    return it->second.take(now);
+}
+
+std::string remote_ip(std::string_view remote) {
+    if (!remote.empty() && remote.front() == '[') {
+        auto close = remote.find(']');
+        return std::string(
+            remote.substr(1, close == std::string_view::npos ? remote.npos : close - 1));
+    }
+    return std::string(remote.substr(0, remote.rfind(':')));
+}
+
+ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
+                                                       const std::string& remote,
+                                                       std::string_view transport) {
+    std::string ip = remote_ip(remote);
+    {
+        std::lock_guard lock(mutex_);
+        auto& by_owner = owners_[owner];
+        auto& by_ip = ips_[ip];
+        bool owner_full = per_owner_ > 0 && by_owner >= per_owner_;
+        bool ip_full = per_ip_ > 0 && by_ip >= per_ip_;
+        if (owner_full || ip_full) {
+            Limit hit = owner_full ? Limit::connections_per_owner : Limit::connections_per_ip;
+            if (by_owner == 0) owners_.erase(owner);
+            if (by_ip == 0) ips_.erase(ip);
+            return {nullptr, hit};
+        }
+        ++by_owner;
+        ++by_ip;
+    }
+    audit_log().info("event=connection_opened transport={} owner={} ip={}", transport,
+                     audit_quote(owner), ip);
+    auto opened = std::chrono::steady_clock::now();
+    struct Slot {
+        std::function<void()> on_close;
+        ~Slot() { on_close(); }
+    };
+    auto slot = std::make_shared<Slot>();
+    slot->on_close = [this, owner, ip, transport = std::string(transport), opened] {
+        release(owner, ip);
+        auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened);
+        audit_log().info("event=connection_closed transport={} owner={} ip={} seconds={:.1f}",
+                         transport, audit_quote(owner), ip, seconds.count());
+    };
+    return {std::move(slot), Limit::connections_per_owner};
+}
+
+void ConnectionLimiter::release(const std::string& owner, const std::string& ip) {
+    std::lock_guard lock(mutex_);
+    if (auto it = owners_.find(owner); it != owners_.end() && --it->second == 0) owners_.erase(it);
+    if (auto it = ips_.find(ip); it != ips_.end() && --it->second == 0) ips_.erase(it);
+}
+
+SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64_t()> now_seconds)
+    : config_(std::move(config)),
+      now_seconds_(now_seconds ? std::move(now_seconds) : system_seconds),
+      submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
+      // Without auth the counts stay unlimited (0) but connections are still audited.
+      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
+                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0) {
+    if (config_.jwt.enabled()) jwt_ = std::make_unique<auth::JwtVerifier>(config_.jwt);
+}
+
+SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
+                                                         std::string_view remote,
+                                                         std::string_view transport) {
+    TokenCheck out;
+    if (!jwt_) {
+        out.owner = std::string(kAnonymousOwner);
+        return out;
+    }
+    auto result = jwt_->verify(token, now_seconds_());
+    if (!result.claims) {
+        out.reason = static_cast<std::size_t>(result.failure);
+        out.message = result.message;
+        count_auth_failure(out.reason, remote, transport, out.message);
+        return out;
+    }
+    out.owner = result.claims->owner();
+    if (result.claims->expires_at != 0) {
+        out.valid_until = result.claims->expires_at + config_.jwt.leeway_seconds;
+    }
+    return out;
+}
+
+void SecurityContext::count_auth_failure(std::size_t reason, std::string_view remote,
+                                         std::string_view transport, std::string_view message) {
+    reason = std::min(reason, kAuthFailureReasons.size() - 1);
+    stats.auth_failures[reason].fetch_add(1, std::memory_order_relaxed);
+    audit_log().info("event=auth_failure transport={} ip={} reason={} message={}", transport,
+                     remote_ip(remote), kAuthFailureReasons[reason], audit_quote(message));
+}
+
+std::string bearer_token(const HttpRequest& request) {
+    if (auto header = request.header("Authorization")) {
+        std::string_view value = *header;
+        if (value.size() > 7 && iequals(value.substr(0, 7), "Bearer ")) {
+            value.remove_prefix(7);
+            while (!value.empty() && value.front() == ' ')
+                value.remove_prefix(1);
+            while (!value.empty() && value.back() == ' ')
+                value.remove_suffix(1);
+            return std::string(value);
+        }
+        return {};
+    }
+    auto query = split_target(request.target).query;
+    if (query.empty()) return {};
+    auto params = QueryParams::parse(query);
+    if (!params) return {};
+    if (auto token = params->get("access_token")) return std::string(*token);
+    return {};
+}
+
+std::optional<HttpResponse> SecurityContext::authenticate(HttpRequest& request) {
+    auto path = split_target(request.target).path;
+    if (!jwt_ || path.rfind("/v1/", 0) != 0) {
+        request.owner = std::string(kAnonymousOwner);
+        return std::nullopt;
+    }
+    // Preflights carry no credentials (Fetch standard); they are answered before this.
+    std::string token = bearer_token(request);
+    std::string_view transport = path == "/v1/ws" ? "websocket" : "http";
+    TokenCheck check;
+    if (token.empty()) {
+        check.reason = static_cast<std::size_t>(auth::JwtFailure::missing);
+        check.message = "a bearer token is required (Authorization: Bearer, or ?access_token=)";
+        count_auth_failure(check.reason, request.remote, transport, check.message);
+    } else {
+        check = check_token(token, request.remote, transport);
+    }
+    if (!check.owner) {
+        auto response = error(401, "unauthorized", check.message);
+        response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"jobcast\"");
+        return response;
+    }
+    request.owner = std::move(*check.owner);
+    request.auth_valid_until = check.valid_until;
+    return std::nullopt;
+}
+
+bool SecurityContext::origin_allowed(const HttpRequest& request) const {
+    auto origin = request.header("Origin");
+    if (!origin) return true;
+    const auto& allowed = config_.allowed_origins;
+    if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) return true;
+    if (std::find(allowed.begin(), allowed.end(), *origin) != allowed.end()) return true;
+    auto host = request.header("Host");
+    return host && !origin_authority(*origin).empty() && iequals(origin_authority(*origin), *host);
+}
+
+std::optional<std::string> SecurityContext::cors_origin(const HttpRequest& request) const {
+    auto origin = request.header("Origin");
+    if (!origin || !origin_allowed(request)) return std::nullopt;
+    return std::string(*origin);
+}
+
+HttpResponse SecurityContext::preflight(const HttpRequest& request) const {
+    auto origin = cors_origin(request);
+    if (!origin) return error(403, "origin_not_allowed", "this Origin may not call the broker");
+    HttpResponse response{204, "", "", {}};
+    response.headers = {
+        {"Access-Control-Allow-Origin", *origin},
+        {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+        {"Access-Control-Allow-Headers",
+         "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"},
+        {"Access-Control-Max-Age", "600"},
+        {"Vary", "Origin"},
+    };
+    return response;
+}
+
+void SecurityContext::count_limit(Limit limit, std::string_view owner, std::string_view remote) {
+    stats.limit_hits[static_cast<std::size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
+    audit_log().info("event=limit_hit limit={} owner={} ip={}", to_string(limit),
+                     audit_quote(owner), remote_ip(remote));
+}
+
+// Per-owner and per-IP limits apply with auth on: without it the broker is
+// loopback-only and every client is the one "anonymous" owner, so they would
+// only throttle the local user.
+bool SecurityContext::admit_submission(const std::string& owner, std::string_view remote) {
+    if (!jwt_ || config_.limits.submissions_per_second <= 0) return true;
+    if (submissions_.admit(owner, std::chrono::steady_clock::now())) return true;
+    count_limit(Limit::submissions_rate, owner, remote);
+    return false;
+}
+
+ConnectionLimiter::Acquired SecurityContext::acquire_connection(const std::string& owner,
+                                                                const std::string& remote,
+                                                                std::string_view transport) {
+    auto acquired = connections_.acquire(owner, remote, transport);
+    if (!acquired.slot) count_limit(acquired.limit, owner, remote);
+    return acquired;
+}
+
+}  // namespace jobcast::web

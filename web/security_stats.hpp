@@ -1,0 +1,43 @@
+// Counters of the security checks (auth failures, limits hit), kept as
+// relaxed atomics and read by the metrics module at scrape time. Header-only
+// so the metrics code needs no link to the web module.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace jobcast::web {
+
+enum class Limit : std::uint8_t {
+    body_size,              // HTTP request body (413)
+    ws_message_size,        // WebSocket message (close 1009)
+    subscriptions,          // per WebSocket connection (error frame)
+    connections_per_owner,  // WebSocket + SSE (429)
+    connections_per_ip,     // WebSocket + SSE (429)
+    submissions_rate,       // POST /v1/jobs per owner per second (429)
+    ws_ops_rate,            // WebSocket ops per connection per second (error frame)
+};
+inline constexpr std::array<std::string_view, 7> kLimitNames = {
+    "body_size",          "ws_message_size",  "subscriptions", "connections_per_owner",
+    "connections_per_ip", "submissions_rate", "ws_ops_rate"};
+inline constexpr std::size_t kLimits = kLimitNames.size();
+inline std::string_view to_string(Limit limit) {
+    return kLimitNames[static_cast<std::size_t>(limit)];
+}
+
+// The `reason` label of jobcast_auth_failures_total: auth::JwtFailure in its
+// order, plus a WebSocket auth op whose token names another owner.
+inline constexpr std::array<std::string_view, 10> kAuthFailureReasons = {
+    "missing",       "malformed", "algorithm", "signature", "expired",
+    "not_yet_valid", "issuer",    "audience",  "subject",   "owner_mismatch"};
+inline constexpr std::size_t kOwnerMismatch = 9;
+
+struct SecurityStats {
+    std::array<std::atomic<std::uint64_t>, kAuthFailureReasons.size()> auth_failures{};
+    std::array<std::atomic<std::uint64_t>, kLimits> limit_hits{};
+};
+
+}  // namespace jobcast::web
