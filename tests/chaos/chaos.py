@@ -506,7 +506,9 @@ class Chaos:
         return dict(http=f"127.0.0.1:{self.http_port}", zmq=f"tcp://{zmq_host}:{self.zmq_port}",
                     args=["--liveness", str(LIVENESS), "--stall-timeout", "2s", "--keepalive",
                           "1s", "--client-queue-bytes", "65536", "--replay-page", "500",
-                          ])
+                          # The namespace's veth address is not loopback: a
+                          # broker refuses it without CURVE unless told.
+                          *(["--insecure-no-curve"] if self.netns else [])])
 
     def start_broker(self):
         b = ChaosBroker(self.db, **self.broker_args())
