@@ -158,12 +158,12 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     }
     if (done.live) {
         auto now = now_us();
-        const auto& events = done.live->events;
-        for (std::size_t i = done.skip; i < events.size(); ++i) {
-            ctx_->stats.latency.observe_us(now - events[i].ts);
-        }
+        observe_latency(done.live, done.skip, now);
+        for (const auto& [live, skip] : done.more)
+            observe_latency(live, skip, now);
     }
     if (!queue_.empty()) {
+        coalesce_front();
         writing_ = true;
         write_started_ = std::chrono::steady_clock::now();
         write_front(queue_.front().bytes);
@@ -171,6 +171,52 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
         queue_drained();
     }
     pump_reads();
+}
+
+void StreamSession::observe_latency(const PublishedPtr& live, std::size_t skip, UnixUs now) {
+    const auto& events = live->events;
+    for (std::size_t i = skip; i < events.size(); ++i)
+        ctx_->stats.latency.observe_us(now - events[i].ts);
+}
+
+// When a backlog has formed (the client or the machine is slower than the
+// commits), the live batches of one job waiting at the front go out as one
+// frame: one write instead of one per commit, so a connection that fell behind
+// catches up instead of staying behind. Nothing waits for it: only what is
+// already queued behind the write that just finished is merged.
+void StreamSession::coalesce_front() {
+    constexpr std::size_t kMaxEvents = 256;  // as the hub's shared frames
+    constexpr std::size_t kMaxBytes = 64 * 1024;
+    if (queue_.size() < 2) return;
+    const Outgoing& head = queue_.front();
+    if (!head.live || head.live->feed) return;
+    const std::string& job = head.live->job;
+    std::size_t n = 0, events = 0, bytes = 0;
+    for (; n < queue_.size(); ++n) {
+        const Outgoing& o = queue_[n];
+        if (!o.live || o.live->feed || o.live->job != job) break;
+        if (n > 0 && (events + o.events > kMaxEvents || bytes + o.bytes->size() > kMaxBytes)) break;
+        events += o.events;
+        bytes += o.bytes->size();
+    }
+    if (n < 2) return;
+    std::vector<Event> merged_events;
+    merged_events.reserve(events);
+    Outgoing merged{nullptr, head.live, head.skip, events};
+    for (std::size_t i = 0; i < n; ++i) {
+        const Outgoing& o = queue_[i];
+        const auto& ev = o.live->events;
+        merged_events.insert(merged_events.end(), ev.begin() + static_cast<std::ptrdiff_t>(o.skip),
+                             ev.end());
+        if (i > 0) merged.more.emplace_back(o.live, o.skip);
+    }
+    merged.bytes = page_frame(job, merged_events);
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    const auto delta =
+        static_cast<std::int64_t>(merged.bytes->size()) - static_cast<std::int64_t>(bytes);
+    queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
+    ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+    queue_.push_front(std::move(merged));
 }
 
 void StreamSession::pump_reads() {

@@ -53,6 +53,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
         PublishedPtr live;  // for the latency of live events (null for replay and control)
         std::size_t skip = 0;
         std::size_t events = 0;
+        // Live batches merged into this frame after the first (see coalesce_front).
+        std::vector<std::pair<PublishedPtr, std::size_t>> more{};
     };
 
     // Strand only. Registers with the hub first, then reads the store after
@@ -96,6 +98,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
   private:
     void on_live(const PublishedPtr& published);
     void enqueue(Outgoing out);
+    void coalesce_front();
+    void observe_latency(const PublishedPtr& live, std::size_t skip, UnixUs now);
     void pump_reads();
     void read_page(const std::string& job, std::uint64_t after);
     void on_page(const std::string& job, std::vector<Event> events, bool full);
