@@ -109,6 +109,7 @@ struct Options {
     double latency_seconds = 5;
     double warmup_seconds = 0.5;
     long resume_events = 100'000;
+    double resume_rate = 0;  // events/s while the subscriber is away (0: as fast as it goes)
     int idle_conns = 15'000;
     double idle_seconds = 10;
     int poll_jobs = 100;
@@ -131,7 +132,8 @@ struct Options {
         "         [--ingest-events 400000] [--fanout-events 10000] [--fanout-subs 1000]\n"
         "         [--fanout-jobs 1000] [--fanout-job-events 200] [--latency-rates 1000,10000]\n"
         "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5]\n"
-        "         [--resume-events 100000] [--idle-conns 15000] [--idle-seconds 10]\n"
+        "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
+        "10]\n"
         "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
         "         [--timeout 60] [--connect-parallel 256]\n",
         why.c_str());
@@ -200,6 +202,8 @@ Options parse_options(int argc, char** argv) {
             o.warmup_seconds = num();
         else if (arg == "--resume-events")
             o.resume_events = static_cast<long>(num());
+        else if (arg == "--resume-rate")
+            o.resume_rate = num();
         else if (arg == "--idle-conns")
             o.idle_conns = static_cast<int>(num());
         else if (arg == "--idle-seconds")
@@ -338,27 +342,28 @@ struct Server {
         std::string templ = o.dir + "/jobcast-bench-" + sys + "-XXXXXX";
         if (!::mkdtemp(templ.data())) fail("mkdtemp: " + std::string(std::strerror(errno)));
         dir = templ;
-        int port = 0;
         const auto conf = fs::absolute(o.conf_dir).string();
+        const int port = sys == "jobcast" ? o.jobcast_port
+                         : sys == "nchan" ? o.nchan_port
+                                          : o.nats_port;
+        if (port_open(port))
+            fail("port " + std::to_string(port) + " is in use: another " + sys + "?");
         if (sys == "jobcast") {
-            port = o.jobcast_port;
             pid = spawn({o.bin_dir + "/jobcast-broker", "--http",
                          "127.0.0.1:" + std::to_string(o.jobcast_port), "--zmq",
                          "tcp://127.0.0.1:" + std::to_string(o.jobcast_zmq_port), "--db",
                          dir + "/bench.db"},
                         dir + "/server.log");
         } else if (sys == "nchan") {
-            port = o.nchan_port;
             pid = spawn({"/usr/sbin/nginx", "-p", dir + "/", "-c", conf + "/nginx.conf"},
                         dir + "/server.log");
         } else {
-            port = o.nats_port;
             pid = spawn(
                 {"/usr/sbin/nats-server", "-c", conf + "/nats.conf", "-sd", dir + "/jetstream"},
                 dir + "/server.log");
         }
         const auto t0 = Clock::now();
-        while (!port_open(port)) {
+        while (!port_open(port) || !alive(pid)) {
             if (!alive(pid)) fail(sys + " exited at start; see " + dir + "/server.log");
             if (seconds_since(t0) > 15) fail(sys + " did not listen within 15 s");
             sleep_ms(20);
@@ -1352,7 +1357,7 @@ void scenario_resume(const Options& o, Server& server, const std::string& sys) {
     } else {
         pp = std::make_unique<PeerPublish>(o, sys, 1);
         if (sys == "nats") stream = std::make_unique<NatsStream>(pp->pubs[0].get(), "S4", "s4.>");
-        pp->start({sys == "nats" ? "s4.r" : "r"}, E, 0, 0, o.window, o.size);
+        pp->start({sys == "nats" ? "s4.r" : "r"}, E, o.resume_rate, unix_us(), o.window, o.size);
         pp->wait_answered(o.timeout);
         if (sys == "nchan") {
             loop.add(sys, "/resume?id=r", "", E);
@@ -1367,10 +1372,15 @@ void scenario_resume(const Options& o, Server& server, const std::string& sys) {
                 E);
         }
     }
+    const auto t0 = Clock::now();
     loop.start();
-    loop.wait_delivered(static_cast<std::uint64_t>(E), 5, o.timeout);
+    loop.wait_delivered(static_cast<std::uint64_t>(E), 20, o.timeout);
     auto& s = *loop.subs[0];
     const auto t = loop.totals(E);
+    if (!s.done_ns)
+        g_results.note(sys + " resume: " + std::to_string(s.got) + " of " + std::to_string(E) +
+                       " events after " + std::to_string(seconds_since(t0)) + " s, last n " +
+                       std::to_string(s.next_n - 1));
     g_results.set("4 resume " + std::to_string(E / 1000) + "k missed, ms to catch up", sys,
                   s.done_ns ? static_cast<double>(s.done_ns - s.start_ns) / 1e6 : -1, 1);
     report_checks("4 resume", sys, t, shared);
