@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -273,6 +274,56 @@ inline double json_number(const std::string& body, const std::string& key) {
     if (at == std::string::npos) return 0;
     return std::strtod(body.c_str() + at + pattern.size(), nullptr);
 }
+
+// One io_context run by one thread, and the clients it connects: at most
+// `parallel` connects in flight; each client calls connect_done() when its
+// connect (and handshake) finished. Sub needs connect() and close().
+// A derived class calls stop() in its own destructor, before its members go.
+template <class Sub>
+class ConnectLoop {
+  public:
+    explicit ConnectLoop(int parallel) : parallel_(parallel) {}
+    ~ConnectLoop() { stop(); }
+    ConnectLoop(const ConnectLoop&) = delete;
+    ConnectLoop& operator=(const ConnectLoop&) = delete;
+
+    void start() {
+        thread_ = std::thread([this] {
+            auto guard = net::make_work_guard(ioc);
+            net::post(ioc, [this] { pump_connects(); });
+            ioc.run();
+        });
+    }
+    // Closes every socket and stops the thread.
+    void stop() {
+        if (!thread_.joinable()) return;
+        net::post(ioc, [this] {
+            for (auto& s : subs)
+                s->close();
+            ioc.stop();
+        });
+        thread_.join();
+    }
+    void connect_done() {
+        --in_flight_;
+        pump_connects();
+    }
+
+    net::io_context ioc{1};
+    std::vector<std::unique_ptr<Sub>> subs;
+
+  private:
+    void pump_connects() {
+        while (in_flight_ < parallel_ && next_ < subs.size()) {
+            ++in_flight_;
+            subs[next_++]->connect();
+        }
+    }
+    int parallel_;
+    int in_flight_ = 0;
+    std::size_t next_ = 0;
+    std::thread thread_;
+};
 
 // Scanners for frames whose field order is fixed (protocol/json.cpp).
 inline bool eat(const char*& p, const char* end, std::string_view lit) {

@@ -797,38 +797,18 @@ class Subscriber {
 };
 
 // One io_context in one thread: every subscriber and their latency histogram.
-class Loop {
+class Loop : public ConnectLoop<Subscriber> {
   public:
     Loop(Shared& shared, int port, int parallel)
-        : shared(shared),
-          ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)),
-          parallel_(parallel) {}
+        : ConnectLoop(parallel),
+          shared(shared),
+          ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)) {}
     ~Loop() { stop(); }
 
     Subscriber& add(const std::string& sys, const std::string& target, const std::string& hello,
                     std::int64_t expect) {
         subs.push_back(std::make_unique<Subscriber>(*this, sys, target, hello, expect));
         return *subs.back();
-    }
-    void start() {
-        thread_ = std::thread([this] {
-            auto guard = net::make_work_guard(ioc);
-            net::post(ioc, [this] { pump(); });
-            ioc.run();
-        });
-    }
-    void stop() {
-        if (!thread_.joinable()) return;
-        net::post(ioc, [this] {
-            for (auto& s : subs)
-                s->close();
-            ioc.stop();
-        });
-        thread_.join();
-    }
-    void connect_done() {
-        --in_flight_;
-        pump();
     }
     // Waits until every subscriber is ready (or failed); false on timeout.
     bool wait_ready(double timeout) {
@@ -873,24 +853,10 @@ class Loop {
         return t;
     }
 
-    net::io_context ioc{1};
     Shared& shared;
     tcp::endpoint ep;
     std::string host = "127.0.0.1:" + std::to_string(ep.port());
     Histogram hist;  // µs: receive - intended send time
-    std::vector<std::unique_ptr<Subscriber>> subs;
-
-  private:
-    void pump() {
-        while (in_flight_ < parallel_ && next_ < subs.size()) {
-            ++in_flight_;
-            subs[next_++]->connect();
-        }
-    }
-    int parallel_;
-    int in_flight_ = 0;
-    std::size_t next_ = 0;
-    std::thread thread_;
 };
 
 websocket::stream<tcp::socket> Subscriber::make_ws() {

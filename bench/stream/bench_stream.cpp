@@ -438,58 +438,23 @@ class Subscriber {
 };
 
 // One io_context, one thread, its subscribers and its latency histograms.
-class Loop {
+class Loop : public ConnectLoop<Subscriber> {
   public:
     Loop(Shared& shared, const Params& params, tcp::endpoint ep, int parallel)
-        : shared(shared), params(params), ep(ep), parallel_(parallel) {}
+        : ConnectLoop(parallel), shared(shared), params(params), ep(ep) {}
     ~Loop() { stop(); }
 
     Subscriber& add() {
         subs.push_back(std::make_unique<Subscriber>(*this));
         return *subs.back();
     }
-    void start() {
-        thread_ = std::thread([this] {
-            auto guard = net::make_work_guard(ioc);
-            net::post(ioc, [this] { pump_connects(); });
-            ioc.run();
-        });
-    }
-    // Closes every socket and stops the thread.
-    void stop() {
-        if (!thread_.joinable()) return;
-        net::post(ioc, [this] {
-            for (auto& s : subs)
-                s->close();
-            ioc.stop();
-        });
-        thread_.join();
-    }
-    void connect_done() {
-        --in_flight_;
-        pump_connects();
-    }
 
-    net::io_context ioc{1};
     Shared& shared;
     const Params& params;
     tcp::endpoint ep;
     std::string host = ep.address().to_string() + ":" + std::to_string(ep.port());
     Histogram intended_hist, ts_hist;  // µs: receive - intended, receive - ts
     Histogram after_target_hist;       // µs: receive - ts of events past target_seq
-    std::vector<std::unique_ptr<Subscriber>> subs;
-
-  private:
-    void pump_connects() {
-        while (in_flight_ < parallel_ && next_ < subs.size()) {
-            ++in_flight_;
-            subs[next_++]->connect();
-        }
-    }
-    int parallel_;
-    int in_flight_ = 0;
-    std::size_t next_ = 0;
-    std::thread thread_;
 };
 
 Subscriber::Subscriber(Loop& loop) : loop_(loop), ws_(loop.ioc) {}
