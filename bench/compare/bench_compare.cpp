@@ -1726,7 +1726,13 @@ void write_json(const Options& o, const std::string& uptime_before,
     out << "\n]}\n";
 }
 
+// The 1-minute load average: other people's work on a shared machine shows here.
+double load1() {
+    return std::strtod(load_average().c_str(), nullptr);
+}
+
 void run_system(const Options& o, const std::string& sys) {
+    g_results.set("load average (1 min) before", sys, load1(), 2);
     Server server(o, sys);
     auto want = [&](const char* s) { return o.scenarios.count(s) > 0; };
     auto guarded = [&](const char* what, auto&& fn) {
@@ -1754,6 +1760,7 @@ void run_system(const Options& o, const std::string& sys) {
     if (want("resume")) guarded("resume", [&] { scenario_resume(o, server, sys); });
     if (want("idle")) guarded("idle", [&] { scenario_idle(o, server, sys); });
     if (want("poll") && sys == "jobcast") guarded("poll", [&] { scenario_poll(o, server); });
+    g_results.set("load average (1 min) after", sys, load1(), 2);
 }
 
 // On SIGINT/SIGTERM: kills every server, worker and their children, then exits.
