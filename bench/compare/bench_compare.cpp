@@ -1,0 +1,1820 @@
+// jobcast-bench: jobcast side by side with nginx + nchan, NATS JetStream and
+// HTTP polling, in one run, with one load generator (this program).
+//
+// For each system it starts the server on loopback (jobcast-broker with a fresh
+// database; nginx and nats-server with the configuration files of
+// bench/compare/), runs the scenarios, stops it, then measures the machine's raw
+// limits (jobcast-bench-limits) and prints one table (and --json PATH).
+//
+// Publishing the way each system's users do:
+//   jobcast  workers on the worker SDK over ZeroMQ (jobcast-bench-worker for
+//            ingest, jobcast-bench-stream-worker for fixed-rate and timed
+//            streams); jobs submitted over the REST API.
+//   nchan    HTTP/1.1 POST /pub?id=CHANNEL on keep-alive connections, pipelined
+//            up to --window requests in flight; a 2xx answer counts.
+//   NATS     the NATS protocol over TCP, JetStream publish: PUB with a reply
+//            inbox, up to --window PubAcks outstanding; a PubAck counts.
+// Subscribing over WebSocket, all in one io_context thread of this process:
+//   jobcast  /v1/ws, {"op":"subscribe","job":ID,"after":N}.
+//   nchan    /sub?id=CHANNEL (new messages) or /resume?id=CHANNEL (oldest first).
+//   NATS     the WebSocket listener, core SUB on the stream's subject for live
+//            messages; for resume a push consumer with deliver_policy
+//            by_start_sequence (ack none, flow control answered).
+//
+// Every published event carries its intended send time (µs) and, for the peers,
+// its number in its channel: {"t":T,"n":N,"p":"xxx"} padded to --size bytes;
+// jobcast's data is {"t":T,"text":"xxx"} and its seq numbers the job's events.
+// Each subscriber counts gaps and duplicates; latency is receive time minus the
+// intended time (coordinated-omission aware at fixed rates).
+//
+// Scenarios (--scenario ingest,fanout,latency,resume,idle,poll,limits or all):
+//   ingest   max events/s accepted and stored: --ingest-events over
+//            --publishers connections / workers (jobcast: committed and acked,
+//            a job counts when it succeeded; NATS: PubAck from a file stream;
+//            nchan: 2xx, message buffer on).
+//   fanout   1 channel x --fanout-subs subscribers (--fanout-events), and
+//            --fanout-jobs channels x 1 subscriber (--fanout-job-events each):
+//            delivered events/s from the first to the last delivery.
+//   latency  --latency-rates events/s (fixed schedule) to --latency-subs
+//            subscribers of one channel for --latency-seconds: p50/p99/p99.9.
+//   resume   --resume-events published while no one listened; a subscriber
+//            connects and reads from the start: ms until it has all of them.
+//   idle     --idle-conns subscribers connected to a quiet channel: server PSS
+//            per connection and CPU while idle.
+//   poll     jobcast only: --poll-jobs running jobs at --poll-rate events/s
+//            each, --poll-clients clients (WebSocket push, REST polling every
+//            1 s and every 100 ms): broker CPU s/min, median staleness.
+//   limits   jobcast-bench-limits: SQLite append loop, ZeroMQ DEALER->ROUTER,
+//            one Beast WebSocket writing pre-serialized frames, loopback TCP.
+//
+//   jobcast-bench [--systems jobcast,nchan,nats] [--scenario all] [--bin-dir DIR]
+//       [--conf-dir bench/compare] [--json PATH] [--size 64] [--window 256] ...
+//       (see usage())
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "bench/common/bench_util.hpp"
+
+namespace {
+
+using namespace jobcast::bench;
+namespace websocket = boost::beast::websocket;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+    std::string bin_dir = "build/release/bin";
+    std::string conf_dir = "bench/compare";
+    std::string dir = "/tmp";
+    std::string json;
+    std::vector<std::string> systems = {"jobcast", "nchan", "nats"};
+    std::set<std::string> scenarios = {"ingest", "fanout", "latency", "resume",
+                                       "idle",   "poll",   "limits"};
+    int size = 64;
+    int window = 256;
+    int publishers = 4;
+    long ingest_events = 400'000;
+    long fanout_events = 10'000;
+    int fanout_subs = 1000;
+    int fanout_jobs = 1000;
+    long fanout_job_events = 200;
+    std::vector<int> latency_rates = {1000, 10000};
+    int latency_subs = 100;
+    double latency_seconds = 5;
+    double warmup_seconds = 0.5;
+    long resume_events = 100'000;
+    double resume_rate = 0;  // events/s while the subscriber is away (0: as fast as it goes)
+    int idle_conns = 15'000;
+    double idle_seconds = 10;
+    int poll_jobs = 100;
+    int poll_clients = 1000;
+    int poll_rate = 10;
+    double poll_seconds = 15;
+    double timeout = 60;
+    int connect_parallel = 256;
+    int nchan_port = 18180, nats_port = 18222, nats_ws_port = 18223, jobcast_port = 18080,
+        jobcast_zmq_port = 18555;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(
+        stderr,
+        "jobcast-bench: %s\n"
+        "usage: jobcast-bench [--systems jobcast,nchan,nats] [--scenario all|ingest,fanout,\n"
+        "         latency,resume,idle,poll,limits] [--bin-dir DIR] [--conf-dir DIR] [--dir /tmp]\n"
+        "         [--json PATH] [--size 64] [--window 256] [--publishers 4]\n"
+        "         [--ingest-events 400000] [--fanout-events 10000] [--fanout-subs 1000]\n"
+        "         [--fanout-jobs 1000] [--fanout-job-events 200] [--latency-rates 1000,10000]\n"
+        "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5]\n"
+        "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
+        "10]\n"
+        "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
+        "         [--timeout 60] [--connect-parallel 256]\n",
+        why.c_str());
+    std::exit(2);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string cur;
+    std::istringstream in(s);
+    while (std::getline(in, cur, sep))
+        if (!cur.empty()) out.push_back(cur);
+    return out;
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage("missing value for " + arg);
+            return argv[++i];
+        };
+        auto num = [&]() { return std::stod(value()); };
+        if (arg == "--bin-dir")
+            o.bin_dir = value();
+        else if (arg == "--conf-dir")
+            o.conf_dir = value();
+        else if (arg == "--dir")
+            o.dir = value();
+        else if (arg == "--json")
+            o.json = value();
+        else if (arg == "--systems")
+            o.systems = split(value(), ',');
+        else if (arg == "--scenario") {
+            const auto v = value();
+            if (v != "all") {
+                auto list = split(v, ',');
+                o.scenarios = std::set<std::string>(list.begin(), list.end());
+            }
+        } else if (arg == "--size")
+            o.size = static_cast<int>(num());
+        else if (arg == "--window")
+            o.window = static_cast<int>(num());
+        else if (arg == "--publishers")
+            o.publishers = static_cast<int>(num());
+        else if (arg == "--ingest-events")
+            o.ingest_events = static_cast<long>(num());
+        else if (arg == "--fanout-events")
+            o.fanout_events = static_cast<long>(num());
+        else if (arg == "--fanout-subs")
+            o.fanout_subs = static_cast<int>(num());
+        else if (arg == "--fanout-jobs")
+            o.fanout_jobs = static_cast<int>(num());
+        else if (arg == "--fanout-job-events")
+            o.fanout_job_events = static_cast<long>(num());
+        else if (arg == "--latency-rates") {
+            o.latency_rates.clear();
+            for (const auto& r : split(value(), ','))
+                o.latency_rates.push_back(std::stoi(r));
+        } else if (arg == "--latency-subs")
+            o.latency_subs = static_cast<int>(num());
+        else if (arg == "--latency-seconds")
+            o.latency_seconds = num();
+        else if (arg == "--warmup-seconds")
+            o.warmup_seconds = num();
+        else if (arg == "--resume-events")
+            o.resume_events = static_cast<long>(num());
+        else if (arg == "--resume-rate")
+            o.resume_rate = num();
+        else if (arg == "--idle-conns")
+            o.idle_conns = static_cast<int>(num());
+        else if (arg == "--idle-seconds")
+            o.idle_seconds = num();
+        else if (arg == "--poll-jobs")
+            o.poll_jobs = static_cast<int>(num());
+        else if (arg == "--poll-clients")
+            o.poll_clients = static_cast<int>(num());
+        else if (arg == "--poll-rate")
+            o.poll_rate = static_cast<int>(num());
+        else if (arg == "--poll-seconds")
+            o.poll_seconds = num();
+        else if (arg == "--timeout")
+            o.timeout = num();
+        else if (arg == "--connect-parallel")
+            o.connect_parallel = static_cast<int>(num());
+        else if (arg == "--help" || arg == "-h")
+            usage("help");
+        else
+            usage("unknown argument " + arg);
+    }
+    for (const auto& s : o.systems)
+        if (s != "jobcast" && s != "nchan" && s != "nats") usage("unknown system " + s);
+    return o;
+}
+
+// ---------------------------------------------------------------- results
+
+// One table: metric rows x system columns; JSON keeps the numbers.
+struct Results {
+    struct Cell {
+        double value;
+        std::string text;
+    };
+    std::vector<std::string> rows;
+    std::map<std::string, std::map<std::string, Cell>> cells;
+    std::vector<std::string> notes;
+
+    void set(const std::string& row, const std::string& sys, double v, int digits = 0,
+             const std::string& suffix = "") {
+        if (std::find(rows.begin(), rows.end(), row) == rows.end()) rows.push_back(row);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+        std::string text = buf;
+        if (digits == 0) {  // thousands separators
+            const bool neg = !text.empty() && text[0] == '-';
+            std::string d = text.substr(neg ? 1 : 0), out;
+            for (std::size_t i = 0; i < d.size(); ++i) {
+                if (i && (d.size() - i) % 3 == 0) out += ',';
+                out += d[i];
+            }
+            text = (neg ? "-" : "") + out;
+        }
+        cells[row][sys] = {v, text + suffix};
+        std::printf("  %-44s %-10s %s\n", row.c_str(), sys.c_str(), (text + suffix).c_str());
+        std::fflush(stdout);
+    }
+    const Cell* get(const std::string& row, const std::string& sys) const {
+        auto r = cells.find(row);
+        if (r == cells.end()) return nullptr;
+        auto c = r->second.find(sys);
+        return c == r->second.end() ? nullptr : &c->second;
+    }
+    void note(const std::string& n) {
+        notes.push_back(n);
+        std::printf("  NOTE %s\n", n.c_str());
+        std::fflush(stdout);
+    }
+};
+
+Results g_results;
+
+// ---------------------------------------------------------------- processes
+
+// A process and its descendants (nginx: master + workers).
+std::vector<pid_t> process_tree(pid_t root) {
+    std::map<pid_t, pid_t> parent;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+        std::ifstream in(e.path() / "stat");
+        std::string line;
+        if (!std::getline(in, line)) continue;
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        std::string state;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        parent[std::stoi(name)] = ppid;
+    }
+    std::vector<pid_t> out{root};
+    for (std::size_t i = 0; i < out.size(); ++i)
+        for (const auto& [pid, pp] : parent)
+            if (pp == out[i]) out.push_back(pid);
+    return out;
+}
+
+double tree_cpu_seconds(pid_t root) {
+    double s = 0;
+    for (pid_t p : process_tree(root))
+        s += cpu_seconds(p);
+    return s;
+}
+
+// Proportional set size (KiB) of a process tree: shared memory counted once.
+long tree_pss_kib(pid_t root) {
+    long total = 0;
+    for (pid_t p : process_tree(root)) {
+        std::ifstream in("/proc/" + std::to_string(p) + "/smaps_rollup");
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("Pss:", 0) == 0) total += std::atol(line.c_str() + 4);
+    }
+    return total;
+}
+
+bool port_open(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// A server under test on loopback; stopped (and its folder removed) at scope exit.
+struct Server {
+    std::string sys;
+    pid_t pid = -1;
+    std::string dir;
+    std::vector<pid_t> workers;
+
+    Server(const Options& o, const std::string& system) : sys(system) {
+        std::string templ = o.dir + "/jobcast-bench-" + sys + "-XXXXXX";
+        if (!::mkdtemp(templ.data())) fail("mkdtemp: " + std::string(std::strerror(errno)));
+        dir = templ;
+        const auto conf = fs::absolute(o.conf_dir).string();
+        const int port = sys == "jobcast" ? o.jobcast_port
+                         : sys == "nchan" ? o.nchan_port
+                                          : o.nats_port;
+        if (port_open(port))
+            fail("port " + std::to_string(port) + " is in use: another " + sys + "?");
+        if (sys == "jobcast") {
+            pid = spawn({o.bin_dir + "/jobcast-broker", "--http",
+                         "127.0.0.1:" + std::to_string(o.jobcast_port), "--zmq",
+                         "tcp://127.0.0.1:" + std::to_string(o.jobcast_zmq_port), "--db",
+                         dir + "/bench.db"},
+                        dir + "/server.log");
+        } else if (sys == "nchan") {
+            pid = spawn({"/usr/sbin/nginx", "-p", dir + "/", "-c", conf + "/nginx.conf"},
+                        dir + "/server.log");
+        } else {
+            pid = spawn(
+                {"/usr/sbin/nats-server", "-c", conf + "/nats.conf", "-sd", dir + "/jetstream"},
+                dir + "/server.log");
+        }
+        const auto t0 = Clock::now();
+        while (!port_open(port) || !alive(pid)) {
+            if (!alive(pid)) fail(sys + " exited at start; see " + dir + "/server.log");
+            if (seconds_since(t0) > 15) fail(sys + " did not listen within 15 s");
+            sleep_ms(20);
+        }
+        if (sys == "nats")
+            while (!port_open(o.nats_ws_port) && seconds_since(t0) < 15)
+                sleep_ms(20);
+        sleep_ms(200);
+    }
+    ~Server() {
+        for (pid_t w : workers)
+            stop_process(w);
+        const auto tree = process_tree(pid);
+        stop_process(pid, SIGTERM, std::chrono::milliseconds(10'000));
+        for (pid_t p : tree)  // nginx workers outliving their master
+            if (p != pid) ::kill(p, SIGKILL);
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    void check() const {
+        if (!alive(pid)) fail(sys + " died; see " + dir + "/server.log");
+    }
+};
+
+// ---------------------------------------------------------------- jobcast REST
+
+struct Jobcast {
+    const Options& o;
+    Server& server;
+    tcp::endpoint ep{net::ip::make_address("127.0.0.1"),
+                     static_cast<unsigned short>(o.jobcast_port)};
+
+    void start_workers(const std::string& binary, int n, int capacity) {
+        for (int i = 0; i < n; ++i)
+            server.workers.push_back(spawn(
+                {o.bin_dir + "/" + binary, "--broker",
+                 "tcp://127.0.0.1:" + std::to_string(o.jobcast_zmq_port), "--capacity",
+                 std::to_string(capacity), "--name", binary + "-" + std::to_string(i)},
+                server.dir + "/" + binary + "-" + std::to_string(server.workers.size()) + ".log"));
+        const auto t0 = Clock::now();
+        while (metric("jobcast_workers") < static_cast<double>(server.workers.size())) {
+            if (seconds_since(t0) > 15) fail("workers did not connect within 15 s");
+            sleep_ms(20);
+        }
+    }
+    // jobcast-bench-stream-worker processes serving every timed stream of a run.
+    void ensure_stream_workers() {
+        if (!server.workers.empty()) return;
+        start_workers("jobcast-bench-stream-worker", 4, 260);
+    }
+    void stop_workers() {
+        for (pid_t w : server.workers)
+            stop_process(w);
+        server.workers.clear();
+    }
+    std::string submit(const std::string& type, const std::string& params) {
+        auto r = http_request(ep, http::verb::post, "/v1/jobs",
+                              R"({"type":")" + type + R"(","params":)" + params + "}");
+        if (r.status != 201) fail("POST /v1/jobs: " + std::to_string(r.status) + " " + r.body);
+        return json_string(r.body, "id");
+    }
+    std::string state(const std::string& id) {
+        return json_string(http_request(ep, http::verb::get, "/v1/jobs/" + id).body, "state");
+    }
+    void wait_succeeded(const std::vector<std::string>& ids, double timeout) {
+        const auto t0 = Clock::now();
+        for (const auto& id : ids) {
+            for (;;) {
+                const auto s = state(id);
+                if (s == "succeeded") break;
+                if (s == "failed" || s == "cancelled") fail("job " + id + " " + s);
+                if (seconds_since(t0) > timeout) fail("timeout waiting for job " + id);
+                server.check();
+                sleep_ms(5);
+            }
+        }
+    }
+    void cancel(const std::string& id) {
+        http_request(ep, http::verb::post, "/v1/jobs/" + id + "/cancel", "{}");
+    }
+    double metric(const std::string& series) {
+        auto r = http_request(ep, http::verb::get, "/metrics");
+        std::istringstream in(r.body);
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind(series + " ", 0) == 0)
+                return std::strtod(line.c_str() + series.size() + 1, nullptr);
+        return 0;
+    }
+    // jobcast's data {"t":T,"text":"xxx"} sized like the peers' payload.
+    int text_size() const { return std::max(1, o.size - 32); }
+};
+
+// ---------------------------------------------------------------- NATS protocol
+
+// Parses NATS server->client protocol from `buf`; returns the bytes consumed.
+// on_msg(subject, reply, payload, has_headers); on_ctl(line) for PING, PONG,
+// -ERR, +OK and INFO.
+template <class OnMsg, class OnCtl>
+std::size_t nats_parse(std::string_view buf, OnMsg&& on_msg, OnCtl&& on_ctl) {
+    std::size_t pos = 0;
+    for (;;) {
+        const auto eol = buf.find("\r\n", pos);
+        if (eol == std::string_view::npos) return pos;
+        const std::string_view line = buf.substr(pos, eol - pos);
+        const bool hmsg = line.starts_with("HMSG ");
+        if (!hmsg && !line.starts_with("MSG ")) {
+            on_ctl(line);
+            pos = eol + 2;
+            continue;
+        }
+        std::string_view tok[6];
+        int n = 0;
+        for (std::size_t at = hmsg ? 5 : 4; at < line.size() && n < 6;) {
+            const auto sp = line.find(' ', at);
+            const auto end = sp == std::string_view::npos ? line.size() : sp;
+            if (end > at) tok[n++] = line.substr(at, end - at);
+            at = end + 1;
+        }
+        const int need = hmsg ? 4 : 3;  // subject sid [reply] [hdr] total
+        if (n < need) fail("bad NATS line: " + std::string(line));
+        const std::string_view reply = n > need ? tok[2] : std::string_view();
+        const std::size_t total = std::strtoul(std::string(tok[n - 1]).c_str(), nullptr, 10);
+        const std::size_t hdr =
+            hmsg ? std::strtoul(std::string(tok[n - 2]).c_str(), nullptr, 10) : 0;
+        if (eol + 2 + total + 2 > buf.size()) return pos;
+        on_msg(tok[0], reply, buf.substr(eol + 2 + hdr, total - hdr), hmsg);
+        pos = eol + 2 + total + 2;
+    }
+}
+
+const std::string kNatsConnect =
+    R"(CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,"lang":"c++","version":"bench"})"
+    "\r\n";
+
+// Peers' payload: {"t":T,"n":N,"p":"xxx"} padded to `size` bytes.
+void append_payload(std::string& out, std::int64_t t, std::int64_t n, int size) {
+    char head[64];
+    const int len = std::snprintf(head, sizeof head, R"({"t":%lld,"n":%lld,"p":")",
+                                  static_cast<long long>(t), static_cast<long long>(n));
+    out.append(head, static_cast<std::size_t>(len));
+    out.append(static_cast<std::size_t>(std::max(1, size - len - 2)), 'x');
+    out.append("\"}");
+}
+
+// {"t":T,"n":N...: false if not one of ours.
+bool parse_payload(std::string_view p, std::int64_t& t, std::int64_t& n) {
+    const char* c = p.data();
+    const char* end = c + p.size();
+    if (!eat(c, end, R"({"t":)")) return false;
+    t = parse_int(c, end);
+    if (!eat(c, end, R"(,"n":)")) return false;
+    n = parse_int(c, end);
+    return true;
+}
+
+// ---------------------------------------------------------------- peer publishers
+
+// One blocking publisher connection (nchan: HTTP POST; NATS: JetStream PUB) with
+// a writer (run) and a reader thread that counts answers; at most `window`
+// unanswered.
+class Publisher {
+  public:
+    Publisher(const std::string& sys, int port, int id) : sys_(sys), id_(id) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            fail(sys + " publisher connect: " + std::strerror(errno));
+        int one = 1;
+        ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        inbox_ = "_INBOX.pub" + std::to_string(id);
+        if (sys_ == "nats") send_all(kNatsConnect + "SUB " + inbox_ + ".> 1\r\nPING\r\n");
+        reader_ = std::thread([this] { read_loop(); });
+        if (sys_ == "nats") {
+            const auto t0 = Clock::now();
+            while (!ready_.load()) {
+                if (seconds_since(t0) > 10) fail("NATS publisher: no PONG");
+                sleep_ms(1);
+            }
+        }
+    }
+    ~Publisher() {
+        ::shutdown(fd_, SHUT_RDWR);
+        if (reader_.joinable()) reader_.join();
+        ::close(fd_);
+    }
+
+    // A JetStream API request; waits for the answer.
+    std::string request(const std::string& subject, const std::string& body) {
+        const auto before = api_answers_.load();
+        send_all("PUB " + subject + " " + inbox_ + ".api " + std::to_string(body.size()) + "\r\n" +
+                 body + "\r\n");
+        const auto t0 = Clock::now();
+        while (api_answers_.load() == before) {
+            if (seconds_since(t0) > 10) fail("no answer to " + subject);
+            sleep_ms(1);
+        }
+        std::lock_guard lock(mutex_);
+        return api_answer_;
+    }
+
+    // Publishes `count` events round robin over `channels` (event i: channel
+    // i % C, number i / C + 1); rate 0: as fast as the window allows, else on a
+    // fixed schedule from start_us (unix µs). Returns when all are written.
+    void run(const std::vector<std::string>& channels, std::int64_t count, double rate,
+             std::int64_t start_us, int window, int size) {
+        std::string batch;
+        const auto steady0 = Clock::now() + std::chrono::microseconds(
+                                                std::max<std::int64_t>(0, start_us - unix_us()));
+        const double period = rate > 0 ? 1e6 / rate : 0;
+        auto due = [&](std::int64_t i) {
+            return steady0 + std::chrono::microseconds(static_cast<std::int64_t>(i * period));
+        };
+        auto flush = [&] {
+            if (!batch.empty()) send_all(batch);
+            batch.clear();
+        };
+        const auto C = static_cast<std::int64_t>(channels.size());
+        std::string payload;
+        for (std::int64_t i = 0; i < count; ++i) {
+            if (rate > 0) {
+                const auto d = due(i);
+                if (Clock::now() < d) {
+                    flush();
+                    std::this_thread::sleep_until(d);
+                }
+            }
+            for (;;) {
+                const auto a = answered_.load();
+                if (sent_ - a < static_cast<std::uint64_t>(window)) break;
+                flush();
+                answered_.wait(a);
+            }
+            const std::int64_t t =
+                rate > 0 ? start_us + static_cast<std::int64_t>(i * period) : unix_us();
+            payload.clear();
+            append_payload(payload, t, i / C + 1, size);
+            const auto& ch = channels[static_cast<std::size_t>(i % C)];
+            if (sys_ == "nchan") {
+                batch += "POST /pub?id=" + ch + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                         std::to_string(payload.size()) + "\r\n\r\n";
+            } else {
+                batch +=
+                    "PUB " + ch + " " + inbox_ + ".a " + std::to_string(payload.size()) + "\r\n";
+            }
+            batch += payload;
+            if (sys_ == "nats") batch += "\r\n";
+            ++sent_;
+            if (batch.size() >= 16384 ||
+                (rate > 0 && (i + 1 == count || Clock::now() < due(i + 1))))
+                flush();
+        }
+        flush();
+    }
+    // Waits until every event written was answered (or the timeout).
+    bool wait_answered(double timeout) {
+        const auto t0 = Clock::now();
+        while (answered_.load() < sent_) {
+            if (seconds_since(t0) > timeout) return false;
+            sleep_ms(1);
+        }
+        return true;
+    }
+    std::uint64_t sent() const { return sent_; }
+    std::uint64_t answered() const { return answered_.load(); }
+    std::uint64_t errors() const { return errors_.load(); }
+    std::string first_error() {
+        std::lock_guard lock(mutex_);
+        return first_error_;
+    }
+
+  private:
+    void send_all(const std::string& s) {
+        std::lock_guard lock(write_mutex_);
+        std::size_t off = 0;
+        while (off < s.size()) {
+            const auto n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) fail(sys_ + " publisher send: " + std::strerror(errno));
+            off += static_cast<std::size_t>(n);
+        }
+    }
+    void error(const std::string& what) {
+        errors_.fetch_add(1);
+        std::lock_guard lock(mutex_);
+        if (first_error_.empty()) first_error_ = what;
+    }
+    void answered(std::uint64_t n) {
+        answered_.fetch_add(n);
+        answered_.notify_all();
+    }
+    void read_loop() {
+        std::string buf;
+        char chunk[65536];
+        for (;;) {
+            const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+            if (n <= 0) return;
+            buf.append(chunk, static_cast<std::size_t>(n));
+            std::size_t used = sys_ == "nchan" ? parse_http(buf) : parse_nats(buf);
+            buf.erase(0, used);
+        }
+    }
+    std::size_t parse_http(std::string_view buf) {
+        std::size_t pos = 0;
+        std::uint64_t ok = 0;
+        for (;;) {
+            const auto head_end = buf.find("\r\n\r\n", pos);
+            if (head_end == std::string_view::npos) break;
+            const auto head = buf.substr(pos, head_end - pos);
+            std::size_t length = 0;
+            auto cl = head.find("Content-Length: ");
+            if (cl == std::string_view::npos) cl = head.find("content-length: ");
+            if (cl != std::string_view::npos)
+                length = std::strtoul(std::string(head.substr(cl + 16, 12)).c_str(), nullptr, 10);
+            if (head_end + 4 + length > buf.size()) break;
+            const int status =
+                head.size() > 12 ? std::atoi(std::string(head.substr(9, 3)).c_str()) : 0;
+            if (status >= 200 && status < 300)
+                ++ok;
+            else
+                error("HTTP " +
+                      std::string(head.substr(0, std::min<std::size_t>(head.size(), 60))));
+            if (status < 200 || status >= 300) answered(1);
+            pos = head_end + 4 + length;
+        }
+        if (ok) answered(ok);
+        return pos;
+    }
+    std::size_t parse_nats(std::string_view buf) {
+        std::uint64_t ok = 0;
+        const auto used = nats_parse(
+            buf,
+            [&](std::string_view subject, std::string_view, std::string_view payload, bool) {
+                if (subject.ends_with(".api")) {
+                    std::lock_guard lock(mutex_);
+                    api_answer_ = std::string(payload);
+                    api_answers_.fetch_add(1);
+                    return;
+                }
+                if (payload.find("\"error\"") != std::string_view::npos) {
+                    error(std::string(payload));
+                    answered(1);
+                } else {
+                    ++ok;
+                }
+            },
+            [&](std::string_view line) {
+                if (line == "PING")
+                    send_all("PONG\r\n");
+                else if (line == "PONG")
+                    ready_.store(true);
+                else if (line.starts_with("-ERR"))
+                    error(std::string(line));
+            });
+        if (ok) answered(ok);
+        return used;
+    }
+
+    std::string sys_;
+    int id_;
+    int fd_ = -1;
+    std::string inbox_;
+    std::thread reader_;
+    std::mutex write_mutex_, mutex_;
+    std::uint64_t sent_ = 0;
+    std::atomic<std::uint64_t> answered_{0}, errors_{0};
+    std::atomic<int> api_answers_{0};
+    std::atomic<bool> ready_{false};
+    std::string api_answer_, first_error_;
+};
+
+// ---------------------------------------------------------------- subscribers
+
+struct Shared {
+    std::atomic<int> ready{0}, failed{0}, done{0}, errors{0};
+    std::atomic<std::uint64_t> delivered{0};
+    std::atomic<std::int64_t> first_ns{0}, last_ns{0};
+    std::int64_t latency_from_us = 0;  // events intended before it are warm-up
+    std::mutex mutex;
+    std::string first_error;
+    void error(const std::string& what) {
+        errors.fetch_add(1);
+        std::lock_guard lock(mutex);
+        if (first_error.empty()) first_error = what;
+    }
+};
+
+class Loop;
+
+// One WebSocket subscriber of one channel (jobcast job, nchan channel, NATS subject).
+class Subscriber {
+  public:
+    Subscriber(Loop& loop, std::string sys, std::string target, std::string hello,
+               std::int64_t expect)
+        : loop_(loop),
+          sys_(std::move(sys)),
+          target_(std::move(target)),
+          hello_(std::move(hello)),
+          expect_(expect),
+          ws_(make_ws()) {}
+
+    void connect();
+    void close() {
+        beast::error_code ignored;
+        ws_.next_layer().close(ignored);
+    }
+
+    std::int64_t next_n = 1, got = 0, gaps = 0, dups = 0;
+    std::int64_t start_ns = 0, done_ns = 0;
+    bool ready = false;
+
+  private:
+    websocket::stream<tcp::socket> make_ws();
+    void on_open();
+    void write(std::string s);
+    void do_write();
+    void read();
+    void on_frame(std::string_view f);
+    void on_event(std::int64_t n, std::int64_t t, bool counted, std::int64_t now_us);
+    void set_ready();
+
+    Loop& loop_;
+    std::string sys_, target_, hello_;
+    std::int64_t expect_;
+    websocket::stream<tcp::socket> ws_;
+    beast::flat_buffer buffer_;
+    std::string acc_;  // NATS: protocol bytes not yet parsed
+    std::deque<std::string> out_;
+    bool writing_ = false;
+};
+
+// One io_context in one thread: every subscriber and their latency histogram.
+class Loop : public ConnectLoop<Subscriber> {
+  public:
+    Loop(Shared& shared, int port, int parallel)
+        : ConnectLoop(parallel),
+          shared(shared),
+          ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)) {}
+    ~Loop() { stop(); }
+
+    Subscriber& add(const std::string& sys, const std::string& target, const std::string& hello,
+                    std::int64_t expect) {
+        subs.push_back(std::make_unique<Subscriber>(*this, sys, target, hello, expect));
+        return *subs.back();
+    }
+    // Waits until every subscriber is ready (or failed); false on timeout.
+    bool wait_ready(double timeout) {
+        const auto t0 = Clock::now();
+        while (shared.ready.load() + shared.failed.load() < static_cast<int>(subs.size())) {
+            if (seconds_since(t0) > timeout) return false;
+            sleep_ms(5);
+        }
+        return shared.failed.load() == 0;
+    }
+    // Waits until `expect` deliveries, or no progress for `stall` seconds after
+    // the first, or the timeout.
+    void wait_delivered(std::uint64_t expect, double stall, double timeout) {
+        const auto t0 = Clock::now();
+        auto last_change = Clock::now();
+        std::uint64_t last = 0;
+        for (;;) {
+            const auto d = shared.delivered.load();
+            if (d >= expect || seconds_since(t0) > timeout) return;
+            if (d != last) {
+                last = d;
+                last_change = Clock::now();
+            } else if (d > 0 && seconds_since(last_change) > stall) {
+                return;
+            }
+            sleep_ms(5);
+        }
+    }
+    // Stops the thread, then sums what the subscribers saw.
+    struct Totals {
+        std::int64_t got = 0, gaps = 0, dups = 0, missing = 0;
+    };
+    Totals totals(std::int64_t expect_each) {
+        stop();
+        Totals t;
+        for (auto& s : subs) {
+            t.got += s->got;
+            t.gaps += s->gaps;
+            t.dups += s->dups;
+            if (expect_each > s->got) t.missing += expect_each - s->got;
+        }
+        return t;
+    }
+
+    Shared& shared;
+    tcp::endpoint ep;
+    std::string host = "127.0.0.1:" + std::to_string(ep.port());
+    Histogram hist;  // µs: receive - intended send time
+};
+
+websocket::stream<tcp::socket> Subscriber::make_ws() {
+    return websocket::stream<tcp::socket>(loop_.ioc);
+}
+
+void Subscriber::connect() {
+    start_ns = mono_ns();
+    ws_.next_layer().async_connect(loop_.ep, [this](beast::error_code ec) {
+        if (ec) {
+            loop_.shared.failed.fetch_add(1);
+            loop_.shared.error("connect: " + ec.message());
+            loop_.connect_done();
+            return;
+        }
+        ws_.next_layer().set_option(tcp::no_delay(true));
+        ws_.async_handshake(loop_.host, target_, [this](beast::error_code ec) {
+            if (ec) {
+                loop_.shared.failed.fetch_add(1);
+                loop_.shared.error("handshake " + target_ + ": " + ec.message());
+                loop_.connect_done();
+                return;
+            }
+            on_open();
+            loop_.connect_done();
+        });
+    });
+}
+
+void Subscriber::on_open() {
+    if (sys_ == "nats")
+        ws_.binary(true);
+    else
+        ws_.text(true);
+    if (!hello_.empty()) write(hello_);
+    if (sys_ == "nchan") set_ready();  // subscribed once the handshake is done
+    read();
+}
+
+void Subscriber::set_ready() {
+    if (ready) return;
+    ready = true;
+    loop_.shared.ready.fetch_add(1);
+}
+
+void Subscriber::write(std::string s) {
+    out_.push_back(std::move(s));
+    if (!writing_) do_write();
+}
+
+void Subscriber::do_write() {
+    writing_ = true;
+    ws_.async_write(net::buffer(out_.front()), [this](beast::error_code ec, std::size_t) {
+        out_.pop_front();
+        writing_ = false;
+        if (ec) {
+            loop_.shared.error("write: " + ec.message());
+            return;
+        }
+        if (!out_.empty()) do_write();
+    });
+}
+
+void Subscriber::read() {
+    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
+        if (ec) {
+            if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor &&
+                !(expect_ && got >= expect_))
+                loop_.shared.error(sys_ + " read: " + ec.message());
+            return;
+        }
+        const auto data = buffer_.cdata();
+        on_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
+        buffer_.consume(buffer_.size());
+        read();
+    });
+}
+
+void Subscriber::on_frame(std::string_view f) {
+    const auto now_us = unix_us();
+    const auto before = got;
+    if (sys_ == "nchan") {
+        std::int64_t t = 0, n = 0;
+        if (parse_payload(f, t, n)) on_event(n, t, true, now_us);
+    } else if (sys_ == "nats") {
+        acc_.append(f);
+        const auto used = nats_parse(
+            acc_,
+            [&](std::string_view subject, std::string_view reply, std::string_view payload, bool) {
+                if (reply.starts_with("$JS.FC.")) {
+                    write("PUB " + std::string(reply) + " 0\r\n\r\n");  // flow control
+                    return;
+                }
+                if (subject.starts_with("_INBOX.")) {
+                    if (payload.find("\"error\"") != std::string_view::npos)
+                        loop_.shared.error(std::string(payload));
+                    return;
+                }
+                std::int64_t t = 0, n = 0;
+                if (parse_payload(payload, t, n)) on_event(n, t, true, now_us);
+            },
+            [&](std::string_view line) {
+                if (line == "PING")
+                    write("PONG\r\n");
+                else if (line == "PONG")
+                    set_ready();
+                else if (line.starts_with("-ERR"))
+                    loop_.shared.error(std::string(line));
+            });
+        acc_.erase(0, used);
+    } else {
+        const char* p = f.data();
+        const char* const end = p + f.size();
+        if (!starts_with(p, end, R"({"type":"event)")) {
+            if (starts_with(p, end, R"({"type":"subscribed")"))
+                set_ready();
+            else if (starts_with(p, end, R"({"type":"error")"))
+                loop_.shared.error(std::string(f));
+            return;
+        }
+        for (;;) {
+            p = static_cast<const char*>(
+                ::memmem(p, static_cast<std::size_t>(end - p), "\"seq\":", 6));
+            if (!p) break;
+            p += 6;
+            const auto seq = parse_int(p, end);
+            const bool token = eat(p, end, R"(,"kind":"token")");
+            std::int64_t t = 0;
+            if (token) {
+                const char* d = static_cast<const char*>(
+                    ::memmem(p, static_cast<std::size_t>(end - p), "\"data\":{\"t\":", 12));
+                if (d) {
+                    d += 12;
+                    t = parse_int(d, end);
+                }
+            }
+            on_event(seq, t, token, now_us);
+        }
+    }
+    if (got != before) {
+        loop_.shared.delivered.fetch_add(static_cast<std::uint64_t>(got - before),
+                                         std::memory_order_relaxed);
+        const auto ns = mono_ns();
+        std::int64_t zero = 0;
+        loop_.shared.first_ns.compare_exchange_strong(zero, ns);
+        loop_.shared.last_ns.store(ns, std::memory_order_relaxed);
+    }
+}
+
+void Subscriber::on_event(std::int64_t n, std::int64_t t, bool counted, std::int64_t now_us) {
+    if (n == next_n) {
+        ++next_n;
+    } else if (n < next_n) {
+        ++dups;
+        return;
+    } else {
+        gaps += n - next_n;
+        next_n = n + 1;
+    }
+    if (!counted) return;
+    ++got;
+    if (t >= loop_.shared.latency_from_us) loop_.hist.record(now_us - t);
+    if (expect_ && got == expect_) {
+        done_ns = mono_ns();
+        loop_.shared.done.fetch_add(1);
+    }
+}
+
+// ---------------------------------------------------------------- system adapters
+
+// Where a system's subscribers connect, and how they subscribe to a channel.
+struct Adapter {
+    const Options& o;
+    std::string sys;
+
+    int ws_port() const {
+        return sys == "jobcast" ? o.jobcast_port : sys == "nchan" ? o.nchan_port : o.nats_ws_port;
+    }
+    // `channel`: a jobcast job id, an nchan channel id or a NATS subject.
+    void add_live(Loop& loop, const std::string& channel, std::int64_t expect) const {
+        if (sys == "jobcast")
+            loop.add(sys, "/v1/ws", R"({"op":"subscribe","job":")" + channel + R"(","after":0})",
+                     expect);
+        else if (sys == "nchan")
+            loop.add(sys, "/sub?id=" + channel, "", expect);
+        else
+            loop.add(sys, "/", kNatsConnect + "SUB " + channel + " 1\r\nPING\r\n", expect);
+    }
+};
+
+std::string nats_stream_config(const std::string& name, const std::string& subjects) {
+    return R"({"name":")" + name + R"(","subjects":[")" + subjects +
+           R"("],"storage":"file","retention":"limits","discard":"old","max_msgs":-1,"max_bytes":-1,"num_replicas":1})";
+}
+
+// For NATS: a fresh file stream per scenario (deleted at scope exit).
+struct NatsStream {
+    Publisher* api = nullptr;
+    std::string name;
+    NatsStream(Publisher* p, const std::string& n, const std::string& subjects) : api(p), name(n) {
+        if (!api) return;
+        const auto r =
+            api->request("$JS.API.STREAM.CREATE." + name, nats_stream_config(name, subjects));
+        if (r.find("\"error\"") != std::string::npos) fail("stream create: " + r);
+    }
+    ~NatsStream() {
+        if (api) api->request("$JS.API.STREAM.DELETE." + name, "");
+    }
+};
+
+// Peer publishers (`n` connections), channels split round robin between them.
+struct PeerPublish {
+    std::vector<std::unique_ptr<Publisher>> pubs;
+    std::vector<std::thread> threads;
+    std::int64_t total = 0;
+
+    PeerPublish(const Options& o, const std::string& sys, int n) {
+        const int port = sys == "nchan" ? o.nchan_port : o.nats_port;
+        for (int i = 0; i < n; ++i)
+            pubs.push_back(std::make_unique<Publisher>(sys, port, i));
+    }
+    // Channels split over the publishers; `count_per_channel` events each.
+    void start(const std::vector<std::string>& channels, std::int64_t count_per_channel,
+               double rate, std::int64_t start_us, int window, int size) {
+        const auto n = pubs.size();
+        for (std::size_t p = 0; p < n; ++p) {
+            std::vector<std::string> mine;
+            for (std::size_t c = p; c < channels.size(); c += n)
+                mine.push_back(channels[c]);
+            if (mine.empty()) continue;
+            const auto count = count_per_channel * static_cast<std::int64_t>(mine.size());
+            total += count;
+            threads.emplace_back([this, p, mine, count, rate, start_us, window, size] {
+                try {
+                    pubs[p]->run(mine, count, rate, start_us, window, size);
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "publisher: %s\n", e.what());
+                }
+            });
+        }
+    }
+    void join() {
+        for (auto& t : threads)
+            t.join();
+        threads.clear();
+    }
+    bool wait_answered(double timeout) {
+        join();
+        bool ok = true;
+        for (auto& p : pubs)
+            ok = p->wait_answered(timeout) && ok;
+        return ok;
+    }
+    std::uint64_t answered() const {
+        std::uint64_t a = 0;
+        for (auto& p : pubs)
+            a += p->answered();
+        return a;
+    }
+    std::uint64_t errors() const {
+        std::uint64_t e = 0;
+        for (auto& p : pubs)
+            e += p->errors();
+        return e;
+    }
+    std::string first_error() {
+        for (auto& p : pubs)
+            if (auto e = p->first_error(); !e.empty()) return e;
+        return {};
+    }
+};
+
+void report_checks(const std::string& prefix, const std::string& sys, const Loop::Totals& t,
+                   Shared& shared) {
+    g_results.set(prefix + " gaps+missing / dups", sys, static_cast<double>(t.gaps + t.missing));
+    auto* c = &g_results.cells[prefix + " gaps+missing / dups"][sys];
+    c->text += " / " + std::to_string(t.dups);
+    std::printf("    (%s dups %lld)\n", sys.c_str(), static_cast<long long>(t.dups));
+    if (shared.errors.load())
+        g_results.note(sys + " " + prefix + ": " + std::to_string(shared.errors.load()) +
+                       " errors, first: " + shared.first_error.substr(0, 200));
+}
+
+// ---------------------------------------------------------------- scenarios
+
+void scenario_ingest(const Options& o, Server& server, const std::string& sys) {
+    std::printf("[%s] 1 ingest: %ld events of %d bytes, %d publishers\n", sys.c_str(),
+                o.ingest_events, o.size, o.publishers);
+    std::fflush(stdout);
+    double seconds = 0;
+    std::int64_t events = o.ingest_events;
+    const double cpu0 = tree_cpu_seconds(server.pid);
+    if (sys == "jobcast") {
+        Jobcast jc{o, server};
+        jc.start_workers("jobcast-bench-worker", o.publishers, 4);
+        const int jobs = o.publishers * 4;
+        const long per_job = o.ingest_events / jobs;
+        events = per_job * jobs;
+        const auto t0 = Clock::now();
+        std::vector<std::string> ids;
+        for (int j = 0; j < jobs; ++j)
+            ids.push_back(jc.submit("bench.emit", R"({"count":)" + std::to_string(per_job) +
+                                                      R"(,"size":)" +
+                                                      std::to_string(jc.text_size()) + "}"));
+        jc.wait_succeeded(ids, o.timeout);
+        seconds = seconds_since(t0);
+        jc.stop_workers();
+    } else {
+        PeerPublish pp(o, sys, o.publishers);
+        std::unique_ptr<NatsStream> stream;
+        if (sys == "nats") stream = std::make_unique<NatsStream>(pp.pubs[0].get(), "S1", "s1.>");
+        std::vector<std::string> channels;
+        for (int p = 0; p < o.publishers; ++p)
+            channels.push_back(sys == "nats" ? "s1.i" + std::to_string(p)
+                                             : "i" + std::to_string(p));
+        const auto per = o.ingest_events / o.publishers;
+        events = per * o.publishers;
+        const auto t0 = Clock::now();
+        pp.start(channels, per, 0, 0, o.window, o.size);
+        if (!pp.wait_answered(o.timeout))
+            g_results.note(sys + " ingest: answers missing at timeout");
+        seconds = seconds_since(t0);
+        if (pp.errors())
+            g_results.note(sys + " ingest: " + std::to_string(pp.errors()) +
+                           " errors, first: " + pp.first_error().substr(0, 200));
+        events = static_cast<std::int64_t>(pp.answered() - pp.errors());
+    }
+    const double cpu = tree_cpu_seconds(server.pid) - cpu0;
+    g_results.set("1 ingest, events/s stored", sys, static_cast<double>(events) / seconds);
+    g_results.set("1 ingest, server CPU s per 1M events", sys,
+                  cpu / static_cast<double>(events) * 1e6, 2);
+}
+
+// J channels x K subscribers each, E events per channel at max rate.
+void scenario_fanout(const Options& o, Server& server, const std::string& sys, int J, int K,
+                     std::int64_t E, const std::string& label) {
+    std::printf("[%s] 2 fan-out %s: %d channels x %d subscribers, %lld events each\n", sys.c_str(),
+                label.c_str(), J, K, static_cast<long long>(E));
+    std::fflush(stdout);
+    Adapter ad{o, sys};
+    Shared shared;
+    shared.latency_from_us = std::numeric_limits<std::int64_t>::max();
+    Loop loop(shared, ad.ws_port(), o.connect_parallel);
+    std::vector<std::string> channels;
+    std::unique_ptr<PeerPublish> pp;
+    std::unique_ptr<NatsStream> stream;
+    Jobcast jc{o, server};
+    if (sys == "jobcast") {
+        jc.ensure_stream_workers();
+        // Every job sleeps until start_us, then emits E events as fast as it can.
+        const auto start_us = unix_us() + 4'000'000 + J * 2'000;
+        for (int j = 0; j < J; ++j)
+            channels.push_back(jc.submit(
+                "bench.stream", R"({"count":)" + std::to_string(E) + R"(,"rate":0,"size":)" +
+                                    std::to_string(jc.text_size()) + R"(,"start_us":)" +
+                                    std::to_string(start_us) + "}"));
+    } else {
+        pp = std::make_unique<PeerPublish>(o, sys, J > 1 ? o.publishers : 1);
+        if (sys == "nats")
+            stream =
+                std::make_unique<NatsStream>(pp->pubs[0].get(), "S2" + label, "s2" + label + ".>");
+        for (int j = 0; j < J; ++j)
+            channels.push_back(sys == "nats" ? "s2" + label + ".c" + std::to_string(j)
+                                             : "f" + label + std::to_string(j));
+    }
+    for (int j = 0; j < J; ++j)
+        for (int k = 0; k < K; ++k)
+            ad.add_live(loop, channels[static_cast<std::size_t>(j)], E);
+    loop.start();
+    if (!loop.wait_ready(o.timeout))
+        g_results.note(sys + " fan-out " + label +
+                       ": not all subscribers ready: " + shared.first_error);
+    if (pp) pp->start(channels, E, 0, 0, o.window, o.size);
+    const auto expect = static_cast<std::uint64_t>(J) * K * static_cast<std::uint64_t>(E);
+    loop.wait_delivered(expect, 5, o.timeout);
+    if (pp) pp->wait_answered(10);
+    const auto first = shared.first_ns.load(), last = shared.last_ns.load();
+    const auto t = loop.totals(E);
+    const double secs = static_cast<double>(last - first) / 1e9;
+    g_results.set("2 fan-out " + label + ", delivered events/s", sys,
+                  secs > 0 ? static_cast<double>(t.got) / secs : 0);
+    report_checks("2 fan-out " + label, sys, t, shared);
+    if (pp && pp->errors())
+        g_results.note(sys + " fan-out " + label + " publish errors: " +
+                       std::to_string(pp->errors()) + " " + pp->first_error().substr(0, 200));
+}
+
+void scenario_latency(const Options& o, Server& server, const std::string& sys, int rate) {
+    const int subs = o.latency_subs;
+    const auto count = static_cast<std::int64_t>(rate * o.latency_seconds);
+    std::printf("[%s] 3 latency: %d events/s x %.0f s -> %d subscribers\n", sys.c_str(), rate,
+                o.latency_seconds, subs);
+    std::fflush(stdout);
+    Adapter ad{o, sys};
+    Shared shared;
+    Loop loop(shared, ad.ws_port(), o.connect_parallel);
+    std::string channel;
+    std::unique_ptr<PeerPublish> pp;
+    std::unique_ptr<NatsStream> stream;
+    Jobcast jc{o, server};
+    std::int64_t start_us = 0;
+    if (sys == "jobcast") {
+        jc.ensure_stream_workers();
+        start_us = unix_us() + 3'000'000;
+        channel = jc.submit("bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
+                                                std::to_string(rate) + R"(,"size":)" +
+                                                std::to_string(jc.text_size()) + R"(,"start_us":)" +
+                                                std::to_string(start_us) + "}");
+    } else {
+        pp = std::make_unique<PeerPublish>(o, sys, 1);
+        const auto name = "S3r" + std::to_string(rate);
+        if (sys == "nats")
+            stream = std::make_unique<NatsStream>(pp->pubs[0].get(), name,
+                                                  "s3r" + std::to_string(rate) + ".>");
+        channel = sys == "nats" ? "s3r" + std::to_string(rate) + ".c" : "l" + std::to_string(rate);
+    }
+    for (int k = 0; k < subs; ++k)
+        ad.add_live(loop, channel, count);
+    loop.start();
+    if (!loop.wait_ready(o.timeout))
+        g_results.note(sys + " latency: not all subscribers ready: " + shared.first_error);
+    if (pp) {
+        start_us = unix_us() + 200'000;
+        shared.latency_from_us = start_us + static_cast<std::int64_t>(o.warmup_seconds * 1e6);
+        pp->start({channel}, count, rate, start_us, o.window, o.size);
+    } else {
+        shared.latency_from_us = start_us + static_cast<std::int64_t>(o.warmup_seconds * 1e6);
+        if (unix_us() > start_us)
+            g_results.note("jobcast latency: subscribers were late for the start");
+    }
+    loop.wait_delivered(static_cast<std::uint64_t>(count) * subs, 5, o.latency_seconds + o.timeout);
+    if (pp) pp->wait_answered(10);
+    const auto t = loop.totals(count);
+    const auto r = std::to_string(rate / 1000) + "k/s";
+    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p50 ms", sys,
+                  loop.hist.quantile_ms(0.5), 2);
+    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p99 ms", sys,
+                  loop.hist.quantile_ms(0.99), 2);
+    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p99.9 ms", sys,
+                  loop.hist.quantile_ms(0.999), 2);
+    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", max ms", sys,
+                  loop.hist.max_ms(), 1);
+    report_checks("3 latency " + r, sys, t, shared);
+}
+
+void scenario_resume(const Options& o, Server& server, const std::string& sys) {
+    const auto E = o.resume_events;
+    std::printf("[%s] 4 resume: %ld events missed, then read from the start\n", sys.c_str(), E);
+    std::fflush(stdout);
+    Adapter ad{o, sys};
+    Shared shared;
+    shared.latency_from_us = std::numeric_limits<std::int64_t>::max();
+    Loop loop(shared, ad.ws_port(), 1);
+    std::unique_ptr<PeerPublish> pp;
+    std::unique_ptr<NatsStream> stream;
+    if (sys == "jobcast") {
+        Jobcast jc{o, server};
+        jc.ensure_stream_workers();
+        const auto id =
+            jc.submit("bench.stream", R"({"burst":)" + std::to_string(E) + R"(,"count":0,"size":)" +
+                                          std::to_string(jc.text_size()) + "}");
+        jc.wait_succeeded({id}, o.timeout);
+        ad.add_live(loop, id, E);
+    } else {
+        pp = std::make_unique<PeerPublish>(o, sys, 1);
+        if (sys == "nats") stream = std::make_unique<NatsStream>(pp->pubs[0].get(), "S4", "s4.>");
+        pp->start({sys == "nats" ? "s4.r" : "r"}, E, o.resume_rate, unix_us(), o.window, o.size);
+        pp->wait_answered(o.timeout);
+        if (sys == "nchan") {
+            loop.add(sys, "/resume?id=r", "", E);
+        } else {
+            const std::string cfg =
+                R"({"stream_name":"S4","config":{"deliver_subject":"_d.r","deliver_policy":"by_start_sequence","opt_start_seq":1,"ack_policy":"none","replay_policy":"instant","flow_control":true,"idle_heartbeat":5000000000}})";
+            loop.add(
+                sys, "/",
+                kNatsConnect +
+                    "SUB _d.r 1\r\nSUB _INBOX.c.> 2\r\nPUB $JS.API.CONSUMER.CREATE.S4 _INBOX.c.1 " +
+                    std::to_string(cfg.size()) + "\r\n" + cfg + "\r\nPING\r\n",
+                E);
+        }
+    }
+    const auto t0 = Clock::now();
+    loop.start();
+    loop.wait_delivered(static_cast<std::uint64_t>(E), 20, o.timeout);
+    auto& s = *loop.subs[0];
+    const auto t = loop.totals(E);
+    if (!s.done_ns)
+        g_results.note(sys + " resume: " + std::to_string(s.got) + " of " + std::to_string(E) +
+                       " events after " + std::to_string(seconds_since(t0)) + " s, last n " +
+                       std::to_string(s.next_n - 1));
+    g_results.set("4 resume " + std::to_string(E / 1000) + "k missed, ms to catch up", sys,
+                  s.done_ns ? static_cast<double>(s.done_ns - s.start_ns) / 1e6 : -1, 1);
+    report_checks("4 resume", sys, t, shared);
+}
+
+void scenario_idle(const Options& o, Server& server, const std::string& sys) {
+    const int N = o.idle_conns;
+    std::printf("[%s] 5 idle: %d subscribers of a quiet channel\n", sys.c_str(), N);
+    std::fflush(stdout);
+    Adapter ad{o, sys};
+    Shared shared;
+    Loop loop(shared, ad.ws_port(), o.connect_parallel);
+    std::string channel = sys == "nats" ? "s5.idle" : "idle";
+    Jobcast jc{o, server};
+    if (sys == "jobcast") {
+        jc.ensure_stream_workers();
+        channel = jc.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
+                                                std::to_string(unix_us() + 3'600'000'000LL) + "}");
+    }
+    sleep_ms(500);
+    const long pss0 = tree_pss_kib(server.pid);
+    for (int i = 0; i < N; ++i)
+        ad.add_live(loop, channel, 0);
+    const auto t0 = Clock::now();
+    loop.start();
+    const bool ok = loop.wait_ready(o.timeout * 2);
+    const double connect_s = seconds_since(t0);
+    if (!ok)
+        g_results.note(sys + " idle: " + std::to_string(shared.ready.load()) + " of " +
+                       std::to_string(N) + " ready: " + shared.first_error);
+    sleep_ms(1000);
+    const long pss1 = tree_pss_kib(server.pid);
+    const double cpu0 = tree_cpu_seconds(server.pid);
+    const auto c0 = Clock::now();
+    sleep_ms(static_cast<int>(o.idle_seconds * 1000));
+    const double cpu = tree_cpu_seconds(server.pid) - cpu0;
+    const double secs = seconds_since(c0);
+    const int ready = shared.ready.load();
+    g_results.set("5 idle " + std::to_string(N / 1000) + "k subs, KiB per connection (PSS)", sys,
+                  ready ? static_cast<double>(pss1 - pss0) / ready : 0, 1);
+    g_results.set("5 idle, server CPU % of a core", sys, cpu / secs * 100, 2);
+    g_results.set("5 idle, seconds to connect all", sys, connect_s, 1);
+    loop.stop();
+    if (sys == "jobcast") jc.cancel(channel);
+}
+
+// ------------------------------------------------ 6: polling vs push (jobcast)
+
+// A REST client that polls one job's events every `interval`.
+class Poller : public std::enable_shared_from_this<Poller> {
+  public:
+    Poller(net::io_context& ioc, tcp::endpoint ep, std::string job, std::chrono::microseconds every,
+           Histogram& hist, std::atomic<std::uint64_t>& requests, Shared& shared)
+        : ioc_(ioc),
+          ep_(ep),
+          job_(std::move(job)),
+          every_(every),
+          hist_(hist),
+          requests_(requests),
+          shared_(shared),
+          socket_(ioc),
+          timer_(ioc) {}
+    void start(std::chrono::microseconds offset) {
+        socket_.async_connect(ep_, [self = shared_from_this(), offset](beast::error_code ec) {
+            if (ec) return self->shared_.error("poll connect: " + ec.message());
+            self->socket_.set_option(tcp::no_delay(true));
+            self->next_ = Clock::now() + offset;
+            self->shared_.ready.fetch_add(1);
+            self->wait();
+        });
+    }
+    void stop() {
+        stopped_ = true;
+        beast::error_code ignored;
+        socket_.close(ignored);
+        timer_.cancel();
+    }
+
+  private:
+    void wait() {
+        if (stopped_) return;
+        timer_.expires_at(next_);
+        timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (ec || self->stopped_) return;
+            self->next_ += self->every_;
+            self->get();
+        });
+    }
+    void get() {
+        req_ = {http::verb::get, "/v1/jobs/" + job_ + "/events?after=" + std::to_string(after_),
+                11};
+        req_.set(http::field::host, "127.0.0.1");
+        http::async_write(
+            socket_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (ec) return self->fail_once("poll write: " + ec.message());
+                self->res_ = {};
+                http::async_read(self->socket_, self->buffer_, self->res_,
+                                 [self](beast::error_code ec, std::size_t) {
+                                     if (ec) return self->fail_once("poll read: " + ec.message());
+                                     self->on_body();
+                                     self->wait();
+                                 });
+            });
+    }
+    void fail_once(const std::string& what) {
+        if (!stopped_) shared_.error(what);
+    }
+    void on_body() {
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        const auto now_us = unix_us();
+        const std::string& b = res_.body();
+        const char* p = b.data();
+        const char* const end = p + b.size();
+        std::uint64_t n = 0;
+        for (;;) {
+            p = static_cast<const char*>(
+                ::memmem(p, static_cast<std::size_t>(end - p), "\"seq\":", 6));
+            if (!p) break;
+            p += 6;
+            const auto seq = static_cast<std::uint64_t>(parse_int(p, end));
+            if (seq <= after_) continue;
+            after_ = seq;
+            if (!eat(p, end, R"(,"kind":"token")")) continue;
+            const char* d = static_cast<const char*>(
+                ::memmem(p, static_cast<std::size_t>(end - p), "\"data\":{\"t\":", 12));
+            if (!d) continue;
+            d += 12;
+            hist_.record(now_us - parse_int(d, end));
+            ++n;
+        }
+        if (n) shared_.delivered.fetch_add(n, std::memory_order_relaxed);
+    }
+
+    net::io_context& ioc_;
+    tcp::endpoint ep_;
+    std::string job_;
+    std::chrono::microseconds every_;
+    Histogram& hist_;
+    std::atomic<std::uint64_t>& requests_;
+    Shared& shared_;
+    tcp::socket socket_;
+    net::steady_timer timer_;
+    beast::flat_buffer buffer_;
+    http::request<http::empty_body> req_;
+    http::response<http::string_body> res_;
+    Clock::time_point next_;
+    std::uint64_t after_ = 0;
+    bool stopped_ = false;
+};
+
+void scenario_poll(const Options& o, Server& server) {
+    Jobcast jc{o, server};
+    jc.ensure_stream_workers();
+    double baseline = 0;  // broker CPU s/min with the jobs running and no client
+    for (const std::string mode : {"none", "push", "poll-1s", "poll-100ms"}) {
+        std::printf("[jobcast] 6 %s: %d clients following %d jobs at %d events/s each\n",
+                    mode.c_str(), o.poll_clients, o.poll_jobs, o.poll_rate);
+        std::fflush(stdout);
+        const double lead = 3, tail = 1;
+        const auto start_us = unix_us() + static_cast<std::int64_t>(lead * 1e6);
+        const auto count = static_cast<std::int64_t>(o.poll_rate * (o.poll_seconds + lead + tail));
+        std::vector<std::string> jobs;
+        for (int j = 0; j < o.poll_jobs; ++j)
+            jobs.push_back(
+                jc.submit("bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
+                                              std::to_string(o.poll_rate) + R"(,"size":)" +
+                                              std::to_string(jc.text_size()) + R"(,"start_us":)" +
+                                              std::to_string(start_us) + "}"));
+        Shared shared;
+        shared.latency_from_us = start_us + 1'000'000;
+        Histogram poll_hist;
+        std::atomic<std::uint64_t> requests{0};
+        std::unique_ptr<Loop> loop;
+        net::io_context ioc{1};
+        std::vector<std::shared_ptr<Poller>> pollers;
+        std::thread poll_thread;
+        if (mode == "none") {
+        } else if (mode == "push") {
+            loop = std::make_unique<Loop>(shared, o.jobcast_port, o.connect_parallel);
+            Adapter ad{o, "jobcast"};
+            for (int c = 0; c < o.poll_clients; ++c)
+                ad.add_live(*loop, jobs[static_cast<std::size_t>(c % o.poll_jobs)], 0);
+            loop->start();
+            loop->wait_ready(o.timeout);
+        } else {
+            const auto every = std::chrono::microseconds(mode == "poll-1s" ? 1'000'000 : 100'000);
+            for (int c = 0; c < o.poll_clients; ++c) {
+                auto p = std::make_shared<Poller>(
+                    ioc,
+                    tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                  static_cast<unsigned short>(o.jobcast_port)),
+                    jobs[static_cast<std::size_t>(c % o.poll_jobs)], every, poll_hist, requests,
+                    shared);
+                p->start(every * c / o.poll_clients);  // spread over the interval
+                pollers.push_back(p);
+            }
+            poll_thread = std::thread([&ioc] {
+                auto guard = net::make_work_guard(ioc);
+                ioc.run();
+            });
+        }
+        // Measure from 1 s after the start for poll_seconds.
+        while (unix_us() < start_us + 1'000'000)
+            sleep_ms(10);
+        const double cpu0 = cpu_seconds(server.pid);
+        const auto r0 = requests.load();
+        const auto t0 = Clock::now();
+        sleep_ms(static_cast<int>(o.poll_seconds * 1000));
+        const double secs = seconds_since(t0);
+        const double cpu = cpu_seconds(server.pid) - cpu0;
+        const auto reqs = requests.load() - r0;
+        const Histogram& h = mode == "push" ? loop->hist : poll_hist;
+        if (loop) {
+            loop->stop();
+        } else if (poll_thread.joinable()) {
+            net::post(ioc, [&] {
+                for (auto& p : pollers)
+                    p->stop();
+                ioc.stop();
+            });
+            poll_thread.join();
+        }
+        for (const auto& id : jobs)
+            jc.cancel(id);
+        if (mode == "none") {
+            baseline = cpu / secs * 60;
+            g_results.set("6 follow: the jobs alone (no client), CPU s/min", "jobcast", baseline,
+                          2);
+            continue;
+        }
+        const std::string col = mode == "push" ? "jobcast" : mode;
+        g_results.set("6 follow 100 jobs x1000 clients, server CPU s/min", col, cpu / secs * 60, 2);
+        g_results.set("6 follow, CPU s/min for the clients (- no-client)", col,
+                      cpu / secs * 60 - baseline, 2);
+        g_results.set("6 follow, median staleness ms", col, h.quantile_ms(0.5), 1);
+        g_results.set("6 follow, requests/s", col, static_cast<double>(reqs) / secs);
+        if (shared.errors.load())
+            g_results.note(mode + ": " + std::to_string(shared.errors.load()) +
+                           " errors, first: " + shared.first_error);
+    }
+}
+
+// ---------------------------------------------------------------- limits
+
+void scenario_limits(const Options& o) {
+    std::printf("[machine] raw limits (jobcast-bench-limits)\n");
+    std::fflush(stdout);
+    const std::string out = o.dir + "/jobcast-bench-limits.out";
+    const pid_t pid = spawn(
+        {o.bin_dir + "/jobcast-bench-limits", "--size", std::to_string(o.size), "--dir", o.dir},
+        out);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) {
+        // "limit <name> <value> <unit>"
+        std::istringstream ls(line);
+        std::string tag, name, unit;
+        double v = 0;
+        if (!(ls >> tag >> name >> v >> unit) || tag != "limit") continue;
+        g_results.set("L " + name + ", " + unit, "machine", v);
+    }
+    std::error_code ec;
+    fs::remove(out, ec);
+}
+
+// ---------------------------------------------------------------- table
+
+void print_table(const Options& o) {
+    std::vector<std::string> cols;
+    for (const auto& s : o.systems)
+        cols.push_back(s);
+    for (const std::string c : {"poll-1s", "poll-100ms", "machine"})
+        for (const auto& [row, m] : g_results.cells)
+            if (m.count(c) && std::find(cols.begin(), cols.end(), c) == cols.end())
+                cols.push_back(c);
+    std::size_t w = 10;
+    for (const auto& r : g_results.rows)
+        w = std::max(w, r.size());
+    std::printf("\n%-*s", static_cast<int>(w), "scenario");
+    for (const auto& c : cols)
+        std::printf(" | %16s", c.c_str());
+    std::printf("\n%s\n", std::string(w + cols.size() * 19, '-').c_str());
+    for (const auto& r : g_results.rows) {
+        std::printf("%-*s", static_cast<int>(w), r.c_str());
+        for (const auto& c : cols) {
+            const auto* cell = g_results.get(r, c);
+            std::printf(" | %16s", cell ? cell->text.c_str() : "");
+        }
+        std::printf("\n");
+    }
+    for (const auto& n : g_results.notes)
+        std::printf("NOTE %s\n", n.c_str());
+    std::fflush(stdout);
+}
+
+// jobcast's figures against the best peer and the raw limits.
+void print_ratios() {
+    std::printf("\nratios (same run):\n");
+    auto ratio = [](const std::string& what, const Results::Cell* a, const Results::Cell* b,
+                    const std::string& target) {
+        if (!a || !b || b->value == 0) return;
+        std::printf("  %-58s %8.2f  (target %s)\n", what.c_str(), a->value / b->value,
+                    target.c_str());
+        g_results.notes.push_back("ratio " + what + " = " + std::to_string(a->value / b->value));
+    };
+    const std::string ing = "1 ingest, events/s stored";
+    ratio("ingest jobcast / NATS JetStream", g_results.get(ing, "jobcast"),
+          g_results.get(ing, "nats"), ">= 2");
+    ratio("ingest jobcast / nchan", g_results.get(ing, "jobcast"), g_results.get(ing, "nchan"),
+          ">= 5");
+    for (const auto& row : g_results.rows) {
+        if (row.rfind("2 fan-out", 0) == 0 && row.find("events/s") != std::string::npos) {
+            const auto* a = g_results.get(row, "nats");
+            const auto* b = g_results.get(row, "nchan");
+            const auto* best = (a && (!b || a->value > b->value)) ? a : b;
+            ratio(row + ": jobcast / best peer", g_results.get(row, "jobcast"), best, ">= 2");
+        }
+        if (row.rfind("3 latency 10k", 0) == 0 && row.find("p99 ms") != std::string::npos) {
+            const auto* a = g_results.get(row, "nats");
+            const auto* b = g_results.get(row, "nchan");
+            const auto* best = (a && (!b || a->value < b->value)) ? a : b;
+            ratio("p99 at 10k/s: jobcast / best peer", g_results.get(row, "jobcast"), best,
+                  "<= 0.5");
+        }
+    }
+    const std::string cpu = "6 follow 100 jobs x1000 clients, server CPU s/min";
+    ratio("push CPU / 1 Hz polling CPU", g_results.get(cpu, "jobcast"),
+          g_results.get(cpu, "poll-1s"), "<= 0.05");
+    const std::string extra = "6 follow, CPU s/min for the clients (- no-client)";
+    ratio("same, without the jobs' own CPU", g_results.get(extra, "jobcast"),
+          g_results.get(extra, "poll-1s"), "<= 0.05");
+    auto lim = [&](const std::string& name) -> const Results::Cell* {
+        for (const auto& row : g_results.rows)
+            if (row.rfind("L " + name + ",", 0) == 0) return g_results.get(row, "machine");
+        return nullptr;
+    };
+    ratio("ingest jobcast / SQLite append loop", g_results.get(ing, "jobcast"),
+          lim("sqlite-append"), "(fraction)");
+    ratio("ingest jobcast / ZeroMQ DEALER->ROUTER", g_results.get(ing, "jobcast"),
+          lim("zmq-dealer-router"), "(fraction)");
+    ratio("fan-out 1x1000 jobcast / one Beast WS writer (frames/s)",
+          g_results.get("2 fan-out 1x1000, delivered events/s", "jobcast"), lim("beast-ws-frames"),
+          "(fraction)");
+    ratio("fan-out 1x1000 jobcast / loopback TCP 100-byte sends",
+          g_results.get("2 fan-out 1x1000, delivered events/s", "jobcast"), lim("tcp-small-sends"),
+          "(fraction)");
+    std::fflush(stdout);
+}
+
+void write_json(const Options& o, const std::string& uptime_before,
+                const std::string& uptime_after) {
+    if (o.json.empty()) return;
+    std::ofstream out(o.json);
+    out << "{\"load_before\":\"" << uptime_before << "\",\"load_after\":\"" << uptime_after
+        << "\",\"cores\":" << std::thread::hardware_concurrency() << ",\"size\":" << o.size
+        << ",\"results\":[";
+    bool first = true;
+    for (const auto& row : g_results.rows)
+        for (const auto& [sys, cell] : g_results.cells[row]) {
+            out << (first ? "" : ",") << "\n {\"scenario\":\"" << row << "\",\"system\":\"" << sys
+                << "\",\"value\":" << cell.value << ",\"text\":\"" << cell.text << "\"}";
+            first = false;
+        }
+    out << "\n],\"notes\":[";
+    first = true;
+    for (const auto& n : g_results.notes) {
+        std::string e;
+        for (char c : n)
+            if (c == '"' || c == '\\')
+                e += '\\', e += c;
+            else if (static_cast<unsigned char>(c) >= 0x20)
+                e += c;
+        out << (first ? "" : ",") << "\n \"" << e << "\"";
+        first = false;
+    }
+    out << "\n]}\n";
+}
+
+// The 1-minute load average: other people's work on a shared machine shows here.
+double load1() {
+    return std::strtod(load_average().c_str(), nullptr);
+}
+
+void run_system(const Options& o, const std::string& sys) {
+    g_results.set("load average (1 min) before", sys, load1(), 2);
+    Server server(o, sys);
+    auto want = [&](const char* s) { return o.scenarios.count(s) > 0; };
+    auto guarded = [&](const char* what, auto&& fn) {
+        try {
+            fn();
+        } catch (const std::exception& e) {
+            g_results.note(sys + " " + what + " failed: " + e.what());
+        }
+        server.check();
+    };
+    if (want("ingest")) guarded("ingest", [&] { scenario_ingest(o, server, sys); });
+    if (want("fanout")) {
+        guarded("fanout 1x1000", [&] {
+            scenario_fanout(o, server, sys, 1, o.fanout_subs, o.fanout_events,
+                            "1x" + std::to_string(o.fanout_subs));
+        });
+        guarded("fanout 1000x1", [&] {
+            scenario_fanout(o, server, sys, o.fanout_jobs, 1, o.fanout_job_events,
+                            std::to_string(o.fanout_jobs) + "x1");
+        });
+    }
+    if (want("latency"))
+        for (int rate : o.latency_rates)
+            guarded("latency", [&] { scenario_latency(o, server, sys, rate); });
+    if (want("resume")) guarded("resume", [&] { scenario_resume(o, server, sys); });
+    if (want("idle")) guarded("idle", [&] { scenario_idle(o, server, sys); });
+    if (want("poll") && sys == "jobcast") guarded("poll", [&] { scenario_poll(o, server); });
+    g_results.set("load average (1 min) after", sys, load1(), 2);
+}
+
+// On SIGINT/SIGTERM: kills every server, worker and their children, then exits.
+void watch_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every later thread
+    std::thread([set] {
+        int sig = 0;
+        ::sigwait(&set, &sig);
+        std::vector<pid_t> children;
+        {
+            std::lock_guard lock(g_children_mutex);
+            children = g_children;
+        }
+        for (pid_t c : children)
+            for (pid_t p : process_tree(c))
+                ::kill(p, SIGKILL);
+        std::fprintf(stderr, "jobcast-bench: stopped by signal %d\n", sig);
+        std::_Exit(128 + sig);
+    }).detach();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const auto o = parse_options(argc, argv);
+    ::signal(SIGPIPE, SIG_IGN);
+    watch_signals();
+    rlimit nofile{};
+    ::getrlimit(RLIMIT_NOFILE, &nofile);
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+    const auto load_before = load_average();
+    std::printf("jobcast-bench: %u cores, load average %s, fd limit %lu, payload %d bytes\n",
+                std::thread::hardware_concurrency(), load_before.c_str(),
+                static_cast<unsigned long>(nofile.rlim_cur), o.size);
+    std::fflush(stdout);
+    int rc = 0;
+    try {
+        for (const auto& sys : o.systems)
+            run_system(o, sys);
+        if (o.scenarios.count("limits")) scenario_limits(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "jobcast-bench: %s\n", e.what());
+        rc = 1;
+    }
+    const auto load_after = load_average();
+    print_table(o);
+    print_ratios();
+    std::printf("load average before %s, after %s\n", load_before.c_str(), load_after.c_str());
+    write_json(o, load_before, load_after);
+    kill_all_children();
+    return rc;
+}
