@@ -20,14 +20,15 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/jobcast --create-home jobcast
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/jobcast --create-home jobcast \
+ && install -d -o jobcast -g jobcast -m 0700 /keys
 COPY --from=build /build/bin/jobcast-broker /build/bin/jobcast-worker /build/bin/jobcast /usr/local/bin/
 USER jobcast
 WORKDIR /var/lib/jobcast
 ENV JOBCAST_DB=/var/lib/jobcast/jobcast.db \
     JOBCAST_LOG_FORMAT=json
 EXPOSE 8080 5555 9101
-VOLUME ["/var/lib/jobcast"]
+VOLUME ["/var/lib/jobcast", "/keys"]
 # SIGTERM is the graceful stop (clients told to reconnect, writer flushed,
 # workers told); the broker exits within --shutdown-timeout.
 STOPSIGNAL SIGTERM

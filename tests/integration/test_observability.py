@@ -208,15 +208,32 @@ class PrometheusDashboardTest(JobcastTest):
 class DeploymentFilesTest(unittest.TestCase):
     @unittest.skipUnless(shutil.which("docker-compose"), "Debian's docker-compose is not installed")
     def test_compose_file_validates(self):
-        out = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "compose.yaml"), "config"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        def config(secret):
+            env = {k: v for k, v in os.environ.items() if k != "JOBCAST_JWT_SECRET"}
+            if secret:
+                env["JOBCAST_JWT_SECRET"] = secret
+            return subprocess.run(
+                ["docker-compose", "-f", os.path.join(ROOT, "compose.yaml"), "config"],
+                capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+
+        # Secure by default: no JWT secret, no stack.
+        out = config(None)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("JOBCAST_JWT_SECRET", out.stderr)
+        out = config("0123456789abcdef0123456789abcdef")
         self.assertEqual(out.returncode, 0, out.stderr)
-        config = yaml.safe_load(out.stdout)
-        services = config["services"]
-        self.assertEqual(set(services), {"broker", "worker", "prometheus", "grafana"})
+        services = yaml.safe_load(out.stdout)["services"]
+        self.assertEqual(set(services), {"keys", "broker", "worker", "prometheus", "grafana"})
         for name, service in services.items():
+            if name == "keys":  # one-shot: makes the CURVE keys, then exits
+                continue
             self.assertIn("healthcheck", service, name)
             self.assertIn(service.get("restart"), ("unless-stopped", "always"), name)
+        # Workers reach the broker with CURVE keys from the keys service.
+        self.assertIn("--curve-secret-key-file=/keys/broker/broker.key",
+                      services["broker"]["command"])
+        self.assertIn("--curve-server-key=/keys/broker/broker.pub",
+                      services["worker"]["command"])
         def volumes(service):  # "source:target[:mode]" (docker-compose 1.x) or long form
             for v in services[service].get("volumes", []):
                 if isinstance(v, str):
