@@ -36,12 +36,9 @@
 //       [--on-timed-start CMD] [--on-timed-end CMD]      (sh -c CMD, {pid} = the broker's pid;
 //                                                          e.g. "callgrind_control -z {pid}")
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -67,22 +64,22 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/bench_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+namespace bench = jobcast::bench;
 namespace fs = std::filesystem;
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void sleep_ms(int ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
-
-[[noreturn]] void fail(const std::string& what) {
-    throw std::runtime_error(what);
-}
+using bench::alive;
+using bench::Clock;
+using bench::fail;
+using bench::json_number;
+using bench::kill_all_children;
+using bench::load_average;
+using bench::seconds_since;
+using bench::self_cpu_seconds;
+using bench::sleep_ms;
+using bench::spawn;
 
 // ---------------------------------------------------------------- options
 
@@ -211,38 +208,8 @@ Options parse_options(int argc, char** argv) {
 
 // ---------------------------------------------------------------- processes
 
-std::vector<pid_t> g_children;  // killed on the way out, whatever happens
-std::mutex g_children_mutex;
-
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (log_fd < 0) fail("cannot open " + log_path + ": " + std::strerror(errno));
-    std::vector<char*> args;
-    for (const auto& a : argv)
-        args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) fail(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-        // Die with the load generator, whatever kills it.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
-        const int null_fd = ::open("/dev/null", O_RDONLY);
-        if (null_fd >= 0) ::dup2(null_fd, 0);
-        ::dup2(log_fd, 1);
-        ::dup2(log_fd, 2);
-        ::execv(args[0], args.data());
-        std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
-        ::_exit(127);
-    }
-    ::close(log_fd);
-    std::lock_guard lock(g_children_mutex);
-    g_children.push_back(pid);
-    return pid;
-}
-
-// SIGTERM, then SIGKILL after `grace`. Returns the wait status (or -1).
+// SIGTERM, then SIGKILL after `grace`. Returns the wait status (or -1), which
+// bench::stop_process does not; the child leaves bench::g_children either way.
 int stop_process(pid_t pid, std::chrono::milliseconds grace = std::chrono::milliseconds(5000),
                  int sig = SIGTERM) {
     if (pid <= 0) return -1;
@@ -263,23 +230,9 @@ int stop_process(pid_t pid, std::chrono::milliseconds grace = std::chrono::milli
         }
         sleep_ms(5);
     }
-    std::lock_guard lock(g_children_mutex);
-    std::erase(g_children, pid);
+    std::lock_guard lock(bench::g_children_mutex);
+    std::erase(bench::g_children, pid);
     return status;
-}
-
-void kill_all_children() {
-    std::lock_guard lock(g_children_mutex);
-    for (pid_t pid : g_children) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-    }
-    g_children.clear();
-}
-
-bool alive(pid_t pid) {
-    int status = 0;
-    return ::waitpid(pid, &status, WNOHANG) == 0;
 }
 
 const double kTick = static_cast<double>(::sysconf(_SC_CLK_TCK));
@@ -351,20 +304,6 @@ double machine_busy_seconds() {
     double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
     in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
     return (user + nice + system + irq + softirq + steal) / kTick;
-}
-
-double self_cpu_seconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    auto tv = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-    return tv(u.ru_utime) + tv(u.ru_stime);
-}
-
-std::string load_average() {
-    std::ifstream in("/proc/loadavg");
-    std::string a, b, c;
-    in >> a >> b >> c;
-    return a + " " + b + " " + c;
 }
 
 // ---------------------------------------------------------------- HTTP client
@@ -626,23 +565,6 @@ struct Submitted {
     std::string newest_id;  // the greatest
 };
 
-std::string json_field(const std::string& body, const std::string& key) {
-    const std::string pattern = "\"" + key + "\":\"";
-    const auto at = body.find(pattern);
-    if (at == std::string::npos) return {};
-    const auto from = at + pattern.size();
-    const auto to = body.find('"', from);
-    return to == std::string::npos ? std::string() : body.substr(from, to - from);
-}
-
-// A top-level number field ("key":123); 0 when missing or null.
-double json_number(const std::string& body, const std::string& key) {
-    const std::string pattern = "\"" + key + "\":";
-    const auto at = body.find(pattern);
-    if (at == std::string::npos) return 0;
-    return std::strtod(body.c_str() + at + pattern.size(), nullptr);
-}
-
 std::int64_t unix_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -667,7 +589,7 @@ Submitted submit_jobs(const Broker& b, int count, int connections, const std::st
                     if (r.status != 201) {
                         fail("POST /v1/jobs answered " + std::to_string(r.status) + ": " + r.body);
                     }
-                    const std::string id = json_field(r.body, "id");
+                    const std::string id = bench::json_string(r.body, "id");
                     newest[c] = std::max(newest[c], id);
                     if (oldest[c].empty() || id < oldest[c]) oldest[c] = id;
                 }
@@ -714,7 +636,7 @@ std::vector<Sample> wait_for_jobs(HttpClient& http, int jobs, Clock::time_point 
         const auto r = http.request("GET", "/v1/jobs/" + watch);
         if (r.status != 200)
             fail("GET /v1/jobs/" + watch + " answered " + std::to_string(r.status));
-        const std::string state = json_field(r.body, "state");
+        const std::string state = bench::json_string(r.body, "state");
         if (state != "queued" && state != "running") break;
         if (seconds_since(t0) > timeout) break;
         if (!alive(broker)) fail("the broker died");
