@@ -13,8 +13,9 @@
 #include <tuple>
 
 #include "broker/gateway.hpp"
-#include "common/process_metrics.hpp"
 #include "broker/security_metrics.hpp"
+#include "common/metric_family.hpp"
+#include "common/process_metrics.hpp"
 
 namespace jobcast::broker {
 
@@ -156,23 +157,8 @@ class Metrics::Impl {
     void add_stream_families(std::vector<prometheus::MetricFamily>& out) {
         using prometheus::MetricType;
         const char* transports[] = {"websocket", "sse", "longpoll"};
-        auto family = [](std::string name, std::string help, MetricType type) {
-            prometheus::MetricFamily f;
-            f.name = std::move(name);
-            f.help = std::move(help);
-            f.type = type;
-            return f;
-        };
-        auto sample = [](double value, std::vector<prometheus::ClientMetric::Label> labels,
-                         MetricType type) {
-            prometheus::ClientMetric m;
-            m.label = std::move(labels);
-            if (type == MetricType::Counter)
-                m.counter.value = value;
-            else
-                m.gauge.value = value;
-            return m;
-        };
+        using metrics::family;
+        using metrics::sample;
         auto connections = family("jobcast_connections", "Open streaming connections, by transport",
                                   MetricType::Gauge);
         auto delivered =
@@ -180,17 +166,15 @@ class Metrics::Impl {
                    "Events written to client sockets, by transport", MetricType::Counter);
         for (std::size_t t = 0; t < web::kTransports; ++t) {
             connections.metric.push_back(
-                sample(static_cast<double>(streams_->connections[t].load()),
-                       {{"transport", transports[t]}}, MetricType::Gauge));
+                sample(static_cast<double>(streams_->connections[t].load()), MetricType::Gauge,
+                       {{"transport", transports[t]}}));
             delivered.metric.push_back(sample(static_cast<double>(streams_->delivered[t].load()),
-                                              {{"transport", transports[t]}}, MetricType::Counter));
+                                              MetricType::Counter, {{"transport", transports[t]}}));
         }
         out.push_back(std::move(connections));
         out.push_back(std::move(delivered));
         auto scalar = [&](std::string name, std::string help, MetricType type, double value) {
-            auto f = family(std::move(name), std::move(help), type);
-            f.metric.push_back(sample(value, {}, type));
-            out.push_back(std::move(f));
+            out.push_back(metrics::single(std::move(name), std::move(help), type, value));
         };
         scalar("jobcast_subscriptions", "Live job subscriptions", MetricType::Gauge,
                static_cast<double>(subscriptions_ ? subscriptions_() : 0));

@@ -1,5 +1,7 @@
 #include "broker/security_metrics.hpp"
 
+#include "common/metric_family.hpp"
+
 namespace jobcast::broker {
 
 namespace {
@@ -8,15 +10,12 @@ template <std::size_t N>
 prometheus::MetricFamily counter_family(std::string name, std::string help, const char* label,
                                         const std::array<std::string_view, N>& values,
                                         const std::array<std::atomic<std::uint64_t>, N>& counts) {
-    prometheus::MetricFamily family;
-    family.name = std::move(name);
-    family.help = std::move(help);
-    family.type = prometheus::MetricType::Counter;
+    auto family =
+        metrics::family(std::move(name), std::move(help), prometheus::MetricType::Counter);
     for (std::size_t i = 0; i < N; ++i) {
-        prometheus::ClientMetric m;
-        m.label = {{label, std::string(values[i])}};
-        m.counter.value = static_cast<double>(counts[i].load(std::memory_order_relaxed));
-        family.metric.push_back(std::move(m));
+        family.metric.push_back(
+            metrics::sample(static_cast<double>(counts[i].load(std::memory_order_relaxed)),
+                            prometheus::MetricType::Counter, {{label, std::string(values[i])}}));
     }
     return family;
 }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <dirent.h>
-#include <prometheus/metric_family.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -14,24 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "common/metric_family.hpp"
+
 namespace jobcast {
 
 namespace detail {
-
-inline prometheus::MetricFamily process_family(std::string name, std::string help,
-                                               prometheus::MetricType type, double value) {
-    prometheus::MetricFamily family;
-    family.name = std::move(name);
-    family.help = std::move(help);
-    family.type = type;
-    prometheus::ClientMetric metric;
-    if (type == prometheus::MetricType::Counter)
-        metric.counter.value = value;
-    else
-        metric.gauge.value = value;
-    family.metric.push_back(std::move(metric));
-    return family;
-}
 
 inline double open_fds() {
     DIR* dir = ::opendir("/proc/self/fd");
@@ -75,24 +61,21 @@ inline std::vector<prometheus::MetricFamily> process_metric_families() {
     rlimit limit{};
     ::getrlimit(RLIMIT_NOFILE, &limit);
 
-    out.push_back(detail::process_family("process_cpu_seconds_total",
-                                         "User and system CPU time spent, in seconds",
-                                         MetricType::Counter, (field(14) + field(15)) / ticks));
-    out.push_back(detail::process_family("process_resident_memory_bytes",
-                                         "Resident memory size in bytes", MetricType::Gauge,
-                                         field(24) * page));
-    out.push_back(detail::process_family("process_virtual_memory_bytes",
-                                         "Virtual memory size in bytes", MetricType::Gauge,
-                                         field(23)));
-    out.push_back(detail::process_family("process_open_fds", "Open file descriptors",
-                                         MetricType::Gauge, detail::open_fds()));
-    out.push_back(detail::process_family("process_max_fds", "Limit on open file descriptors",
-                                         MetricType::Gauge, static_cast<double>(limit.rlim_cur)));
-    out.push_back(
-        detail::process_family("process_threads", "OS threads", MetricType::Gauge, field(20)));
-    out.push_back(detail::process_family("process_start_time_seconds",
-                                         "Start time of the process since the Unix epoch",
-                                         MetricType::Gauge, boot_time + field(22) / ticks));
+    out.push_back(metrics::single("process_cpu_seconds_total",
+                                  "User and system CPU time spent, in seconds", MetricType::Counter,
+                                  (field(14) + field(15)) / ticks));
+    out.push_back(metrics::single("process_resident_memory_bytes", "Resident memory size in bytes",
+                                  MetricType::Gauge, field(24) * page));
+    out.push_back(metrics::single("process_virtual_memory_bytes", "Virtual memory size in bytes",
+                                  MetricType::Gauge, field(23)));
+    out.push_back(metrics::single("process_open_fds", "Open file descriptors", MetricType::Gauge,
+                                  detail::open_fds()));
+    out.push_back(metrics::single("process_max_fds", "Limit on open file descriptors",
+                                  MetricType::Gauge, static_cast<double>(limit.rlim_cur)));
+    out.push_back(metrics::single("process_threads", "OS threads", MetricType::Gauge, field(20)));
+    out.push_back(metrics::single("process_start_time_seconds",
+                                  "Start time of the process since the Unix epoch",
+                                  MetricType::Gauge, boot_time + field(22) / ticks));
     return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "common/metric_family.hpp"
 #include "common/process_metrics.hpp"
 
 namespace jobcast::worker {
@@ -19,22 +20,13 @@ class WorkerCollectable : public prometheus::Collectable {
         using prometheus::MetricType;
         const WorkerStats s = worker_.stats();
         std::vector<prometheus::MetricFamily> out;
+        // Consecutive samples of one name go into one family.
         auto add = [&](std::string name, std::string help, MetricType type, double value,
                        std::vector<prometheus::ClientMetric::Label> labels = {}) {
             if (out.empty() || out.back().name != name) {
-                prometheus::MetricFamily family;
-                family.name = std::move(name);
-                family.help = std::move(help);
-                family.type = type;
-                out.push_back(std::move(family));
+                out.push_back(metrics::family(std::move(name), std::move(help), type));
             }
-            prometheus::ClientMetric metric;
-            metric.label = std::move(labels);
-            if (type == MetricType::Counter)
-                metric.counter.value = value;
-            else
-                metric.gauge.value = value;
-            out.back().metric.push_back(std::move(metric));
+            out.back().metric.push_back(metrics::sample(value, type, std::move(labels)));
         };
         auto d = [](std::uint64_t v) { return static_cast<double>(v); };
         add("jobcast_worker_events_emitted_total",
