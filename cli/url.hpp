@@ -8,22 +8,17 @@
 #include <utility>
 #include <vector>
 
+#include "common/http_url.hpp"
+
 namespace jobcast::cli {
 
-struct ServerUrl {
-    bool tls = false;
-    std::string host;       // without brackets for IPv6
-    std::string port;       // always set: "80"/"443" when the URL has none
-    std::string base_path;  // "" or "/prefix" (no trailing slash), for a broker behind a proxy
-
-    // "host:port", or "host" on the scheme's default port (the Host header).
-    std::string authority() const;
-    // base_path + path, e.g. target("/v1/jobs") -> "/prefix/v1/jobs".
-    std::string target(std::string_view path) const;
+// The broker's base URL; `path` is a prefix for a broker behind a proxy.
+struct ServerUrl : HttpUrl {
+    // path + p, e.g. target("/v1/jobs") -> "/prefix/v1/jobs".
+    std::string target(std::string_view p) const { return path + std::string(p); }
 };
 
-// http://HOST[:PORT][/PATH] or https://...; nullopt for anything else
-// (other schemes, user info, a query or fragment, a bad port).
+// http://HOST[:PORT][/PATH] or https://...; nullopt for anything else.
 std::optional<ServerUrl> parse_server_url(std::string_view url);
 
 // A path segment or query value: everything but unreserved characters

@@ -9,8 +9,8 @@
 #include "web/audit.hpp"
 #include "web/client_ops.hpp"
 #include "web/log.hpp"
-#include "web/subscription.hpp"
 #include "web/security.hpp"
+#include "web/subscription.hpp"
 
 namespace jobcast::web {
 

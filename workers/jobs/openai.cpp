@@ -57,12 +57,6 @@ struct Collected {
     std::string error_body;
 };
 
-std::string host_header(const BaseUrl& base) {
-    const bool default_port = (base.tls && base.port == "443") || (!base.tls && base.port == "80");
-    std::string host = base.host.find(':') != std::string::npos ? "[" + base.host + "]" : base.host;
-    return default_port ? host : host + ":" + base.port;
-}
-
 std::string error_message_from_body(const std::string& body) {
     boost::system::error_code ec;
     const auto value = boost::json::parse(body, ec);
@@ -162,51 +156,6 @@ asio::awaitable<void> request_completion(Session& session, const BaseUrl& base,
 
 }  // namespace
 
-std::optional<BaseUrl> parse_base_url(std::string_view url) {
-    BaseUrl base;
-    if (url.starts_with("https://")) {
-        base.tls = true;
-        url.remove_prefix(8);
-    } else if (url.starts_with("http://")) {
-        url.remove_prefix(7);
-    } else {
-        return std::nullopt;
-    }
-    const auto slash = url.find('/');
-    auto authority = url.substr(0, slash);
-    auto path = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
-    if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-    std::string_view port;
-    if (authority.front() == '[') {  // [IPv6]:port
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        base.host = std::string(authority.substr(1, close - 1));
-        auto rest = authority.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') return std::nullopt;
-            port = rest.substr(1);
-        }
-    } else {
-        const auto colon = authority.find(':');
-        base.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-    }
-    if (base.host.empty()) return std::nullopt;
-    if (port.empty()) {
-        base.port = base.tls ? "443" : "80";
-    } else {
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
-            return std::nullopt;
-        }
-        base.port = std::string(port);
-    }
-    if (path.find_first_of("?# \r\n") != std::string_view::npos) return std::nullopt;
-    while (!path.empty() && path.back() == '/')
-        path.remove_suffix(1);
-    base.path = std::string(path);
-    return base;
-}
-
 std::string chat_completions_target(const BaseUrl& base) {
     if (base.path.ends_with("/v1")) return base.path + "/chat/completions";
     return base.path + "/v1/chat/completions";
@@ -226,7 +175,7 @@ std::string openai_generate(JobContext& context, const OpenAiOptions& options,
     body["max_tokens"] = chat.max_tokens;
 
     http::request<http::string_body> request{http::verb::post, chat_completions_target(*base), 11};
-    request.set(http::field::host, host_header(*base));
+    request.set(http::field::host, base->authority());
     request.set(http::field::user_agent, "jobcast-worker/" JOBCAST_VERSION);
     request.set(http::field::content_type, "application/json");
     request.set(http::field::accept, "text/event-stream");

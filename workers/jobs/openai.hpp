@@ -8,19 +8,17 @@
 #include <string>
 #include <string_view>
 
+#include "common/http_url.hpp"
 #include "workers/jobs/jobs.hpp"
 
 namespace jobcast::worker::jobs {
 
-struct BaseUrl {
-    bool tls = false;
-    std::string host;  // without brackets for IPv6 literals
-    std::string port;  // "443" / "80" when absent
-    std::string path;  // prefix without trailing '/', e.g. "" or "/v1" or "/proxy/v1"
-};
+using BaseUrl = HttpUrl;
 
 // "http(s)://host[:port][/path]"; nullopt for anything else.
-std::optional<BaseUrl> parse_base_url(std::string_view url);
+inline std::optional<BaseUrl> parse_base_url(std::string_view url) {
+    return parse_http_url(url);
+}
 
 // The request target: path + "/v1/chat/completions", or path + "/chat/completions"
 // when the base already ends in "/v1" (as OPENAI_BASE_URL often does).

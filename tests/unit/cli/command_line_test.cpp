@@ -78,7 +78,7 @@ TEST_CASE(
         parse({"--url", "https://jobs.example.com/api", "get", "J", "--token", "t1"}, env);
     CHECK(flags.url.tls);
     CHECK(flags.url.port == "443");
-    CHECK(flags.url.base_path == "/api");
+    CHECK(flags.url.path == "/api");
     CHECK(flags.token == "t1");
     CHECK(std::get<GetCommand>(flags.command).job == "J");
 }
