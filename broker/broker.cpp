@@ -12,6 +12,7 @@
 #include "web/security.hpp"
 #include "web/static_assets.hpp"
 #include "web/stream_session.hpp"
+#include "web/tls.hpp"
 
 namespace jobcast::broker {
 
@@ -56,6 +57,11 @@ class Broker::Impl {
         http.body_limit = config_.max_body_bytes;
         http.read_timeout = config_.read_timeout;
         http.security = security_;
+        if (config_.tls.enabled()) {
+            tls_ = std::make_shared<web::TlsServer>(config_.tls);
+            http.tls = tls_;
+            note_certificate();
+        }
         http_ = std::make_unique<web::HttpServer>(
             http,
             [this](web::HttpRequest request, web::Reply reply) {
@@ -85,8 +91,42 @@ class Broker::Impl {
 
         http_->start();
         ready_ = true;
-        log_->info("listening http={} zmq={} db={} auth={}", http_->bound_endpoint(),
-                   gateway_owner_->endpoint(), config_.store.path, auth_description());
+        log_->info("listening http={} zmq={} db={} auth={} tls={}", http_->bound_endpoint(),
+                   gateway_owner_->endpoint(), config_.store.path, auth_description(),
+                   tls_ ? "TLSv" + config_.tls.min_version + "+" : std::string("off"));
+    }
+
+    void reload_tls() {
+        if (!tls_) {
+            log_->info("event=tls_reload result=skipped reason=\"TLS is off\"");
+            return;
+        }
+        try {
+            tls_->reload();
+            note_certificate();
+        } catch (const std::exception& e) {
+            log_->error("event=tls_reload result=failed error=\"{}\" kept=\"{}\"", e.what(),
+                        tls_->subject());
+        }
+    }
+
+    // Logs the certificate now served, sets the expiry gauge, and warns when
+    // it is close to (or past) its end.
+    void note_certificate() {
+        const auto expiry = tls_->not_after();
+        security_->stats.tls_certificate_expiry.store(expiry, std::memory_order_relaxed);
+        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        const auto days = (expiry - now) / 86400;
+        log_->info("event=tls_certificate subject=\"{}\" not_after={} days_left={}",
+                   tls_->subject(), expiry, days);
+        if (expiry <= now) {
+            log_->error("event=tls_certificate_expired subject=\"{}\"", tls_->subject());
+        } else if (days < 14) {
+            log_->warn("event=tls_certificate_expiring subject=\"{}\" days_left={}",
+                       tls_->subject(), days);
+        }
     }
 
     std::string auth_description() const {
@@ -138,6 +178,7 @@ class Broker::Impl {
     web::Hub hub_;
     std::unique_ptr<store::Store> store_;
     std::shared_ptr<web::SecurityContext> security_;
+    std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP
     std::shared_ptr<web::StreamingContext> streaming_;
     std::unique_ptr<Gateway> gateway_owner_;
     std::atomic<Gateway*> gateway_{nullptr};
@@ -157,6 +198,9 @@ void Broker::start() {
 }
 void Broker::stop() {
     impl_->stop();
+}
+void Broker::reload_tls() {
+    impl_->reload_tls();
 }
 std::string Broker::http_endpoint() const {
     return impl_->http_->bound_endpoint();

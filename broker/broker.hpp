@@ -23,6 +23,10 @@ class Broker {
     // Stops accepting, answers what is in flight, flushes the writer. Idempotent.
     void stop();
 
+    // SIGHUP: re-reads the TLS certificate and key for new connections. On
+    // an error the old ones stay, and the error is logged. Any thread.
+    void reload_tls();
+
     std::string http_endpoint() const;
     std::string zmq_endpoint() const;
 

@@ -11,6 +11,7 @@
 #include "persistence/store.hpp"
 #include "web/security.hpp"
 #include "web/streaming_config.hpp"
+#include "web/tls.hpp"
 
 namespace jobcast::broker {
 
@@ -27,6 +28,7 @@ struct BrokerConfig {
     // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.
     std::chrono::milliseconds shutdown_timeout{10'000};
     web::SecurityConfig security;
+    web::TlsConfig tls;  // HTTPS/wss on the --http port when a certificate is given
     bool insecure_no_auth = false;
     bool insecure_no_curve = false;
     std::string log_level = "info";

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -43,7 +44,11 @@ int main(int argc, char** argv) {
         return 1;
     }
     int sig = 0;
-    sigwait(&signals, &sig);
+    // SIGHUP reloads the TLS certificate (renewed on disk); the others stop.
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+        log->info("event=signal signal=SIGHUP");
+        b.reload_tls();
+    }
     log->info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     // The graceful stop is bounded: after --shutdown-timeout, or at a second
     // signal, the process exits without waiting (what was committed is safe
@@ -54,7 +59,8 @@ int main(int argc, char** argv) {
         while (!stopped.load()) {
             timespec tick{0, 50'000'000};
             const char* reason = nullptr;
-            if (sigtimedwait(&signals, nullptr, &tick) > 0) reason = "second_signal";
+            const int got = sigtimedwait(&signals, nullptr, &tick);
+            if (got > 0 && got != SIGHUP) reason = "second_signal";
             if (std::chrono::steady_clock::now() >= deadline) reason = "timeout";
             if (reason != nullptr && !stopped.load()) {
                 log->error("event=shutdown_forced reason={}", reason);

@@ -62,6 +62,12 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
         ("curve-allow", po::value(&flags.curve_allow),
             "worker public keys allowed to connect: a directory of *.pub files, or a file with "
             "one key per line")
+        ("tls-cert", po::value(&c.tls.cert_file),
+            "serve HTTPS, wss:// and SSE over TLS on the --http port with this PEM certificate "
+            "(chain: leaf first); plain HTTP there is refused. SIGHUP reloads it")
+        ("tls-key", po::value(&c.tls.key_file), "the certificate's unencrypted PEM private key")
+        ("tls-min-version", po::value(&c.tls.min_version)->default_value(c.tls.min_version),
+            "oldest TLS version accepted: 1.2 or 1.3")
         ("insecure-no-curve", po::bool_switch(&c.insecure_no_curve),
             "accept workers beyond loopback without CURVE (anyone who reaches the port can "
             "take and forge jobs)");
@@ -125,6 +131,17 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
             c.gateway.curve.secret_key = curve::read_key(flags.curve_secret_key_file);
             curve::public_key_of(c.gateway.curve.secret_key);  // a usable secret key
             c.gateway.curve.allowed = curve::read_allow_list(flags.curve_allow);
+        } catch (const std::exception& e) {
+            throw ConfigError(e.what());
+        }
+    }
+
+    if (!c.tls.key_file.empty() && c.tls.cert_file.empty()) {
+        throw ConfigError("--tls-key needs --tls-cert");
+    }
+    if (c.tls.enabled()) {
+        try {
+            web::TlsServer probe(c.tls);  // the broker loads it again at start
         } catch (const std::exception& e) {
             throw ConfigError(e.what());
         }

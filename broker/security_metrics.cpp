@@ -30,6 +30,14 @@ void add_security_families(std::vector<prometheus::MetricFamily>& out,
     out.push_back(counter_family("jobcast_limit_hits_total",
                                  "Requests, messages and connections refused by a limit", "limit",
                                  web::kLimitNames, stats.limit_hits));
+    out.push_back(counter_family("jobcast_tls_handshake_failures_total",
+                                 "Connections to the TLS port that did not complete a handshake",
+                                 "reason", web::kTlsFailureReasons, stats.tls_failures));
+    if (auto expiry = stats.tls_certificate_expiry.load(std::memory_order_relaxed); expiry > 0) {
+        out.push_back(metrics::single("jobcast_tls_certificate_expiry_timestamp_seconds",
+                                      "notAfter of the certificate the HTTP port serves",
+                                      prometheus::MetricType::Gauge, static_cast<double>(expiry)));
+    }
 }
 
 }  // namespace jobcast::broker

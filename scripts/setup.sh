@@ -17,7 +17,7 @@ if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # and the compose file check.
   packages+=(
     clang-format clang libclang-rt-14-dev catch2
-    curl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
+    curl openssl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
     prometheus docker-compose iproute2
   )
   # Node.js (with its npm) may come from another package than Debian's nodejs;

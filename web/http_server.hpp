@@ -20,6 +20,7 @@ namespace jobcast::web {
 
 struct StreamingContext;
 class SecurityContext;
+class TlsServer;
 
 struct HttpConfig {
     std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
@@ -39,6 +40,9 @@ struct HttpConfig {
     // Origin allow-list, CORS, streaming connection limits and limit counters.
     // Null: every origin is accepted and nothing is limited beyond the sizes above.
     std::shared_ptr<SecurityContext> security;
+    // HTTPS, wss:// and SSE over TLS on the listen port; a plain HTTP request
+    // there is answered 400. Null: plain HTTP.
+    std::shared_ptr<TlsServer> tls;
 };
 
 // Decides who is calling: sets request.owner, or returns the response that

@@ -5,6 +5,7 @@
 #include <exception>
 #include <utility>
 
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <charconv>
 
@@ -17,6 +18,7 @@
 #include "web/security.hpp"
 #include "web/sse_session.hpp"
 #include "web/subscription.hpp"
+#include "web/tls.hpp"
 #include "web/websocket_handshake.hpp"
 #include "web/websocket_session.hpp"
 
@@ -39,7 +41,8 @@ bool is_expected_disconnect(beast::error_code ec) {
     return ec == net::error::operation_aborted || ec == net::error::eof ||
            ec == net::error::connection_reset || ec == net::error::broken_pipe ||
            ec == net::error::not_connected || ec == beast::error::timeout ||
-           ec == http::error::end_of_stream || ec == http::error::partial_message;
+           ec == net::ssl::error::stream_truncated || ec == http::error::end_of_stream ||
+           ec == http::error::partial_message;
 }
 
 bool is_http_parse_error(beast::error_code ec) {
@@ -137,8 +140,60 @@ void HttpSession::run() {
     // Start on the strand: from here on every handler of this session runs there.
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
         if (self->shared_->stopping) return self->fail(net::error::operation_aborted, "start");
+        if (self->shared_->config.tls) return self->detect_tls();
         self->do_read();
     });
+}
+
+// ---- TLS -------------------------------------------------------------------
+
+void HttpSession::detect_tls() {
+    phase_ = Phase::reading;
+    // The handshake shares the request deadline: a client that connects and
+    // says nothing is closed like an idle keep-alive connection.
+    stream_.expires_after(shared_->config.read_timeout);
+    beast::async_detect_ssl(
+        stream_.next_layer(), buffer_,
+        beast::bind_front_handler(&HttpSession::on_detect_tls, shared_from_this()));
+}
+
+void HttpSession::on_detect_tls(beast::error_code ec, bool is_tls) {
+    if (ec) {
+        if (ec == beast::error::timeout && buffer_.size() > 0) {
+            count_tls_failure(TlsFailure::timeout, "no complete ClientHello");
+        }
+        return fail(ec, "tls detect");
+    }
+    if (!is_tls) {
+        // As nginx does: the client learns why, in words it can read.
+        count_tls_failure(TlsFailure::plaintext, "plain HTTP on the TLS port");
+        route_ = std::string(kMalformedRoute);
+        return reject(400, "tls_required",
+                      "this port speaks TLS: use https:// or wss:// (plain HTTP is refused)");
+    }
+    stream_.start_tls(shared_->config.tls->context());
+    stream_.tls().async_handshake(
+        net::ssl::stream_base::server, buffer_.data(),
+        beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
+}
+
+void HttpSession::on_handshake(beast::error_code ec, std::size_t used) {
+    if (ec) {
+        if (phase_ == Phase::closed) return fail(ec, "tls handshake");  // stop()
+        phase_ = Phase::closed;
+        count_tls_failure(ec == beast::error::timeout ? TlsFailure::timeout : TlsFailure::handshake,
+                          ec.message());
+        return;
+    }
+    buffer_.consume(used);
+    do_read();
+}
+
+void HttpSession::count_tls_failure(TlsFailure failure, std::string_view detail) {
+    log().debug("tls refused conn={} remote={} detail=\"{}\"", id_, remote_, detail);
+    if (auto& security = shared_->config.security) {
+        security->count_tls_failure(failure, remote_, detail);
+    }
 }
 
 void HttpSession::notify_stop(bool force) {
@@ -506,6 +561,7 @@ void HttpSession::send(HttpResponse response) {
 void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
     if (ec) return fail(ec, "write");
     if (close || shared_->stopping) {
+        if (stream_.is_tls()) return tls_shutdown();
         if (linger_after_write_) return linger();
         shutdown_send();
         phase_ = Phase::closed;
@@ -551,6 +607,14 @@ void HttpSession::on_linger_read(beast::error_code ec, std::size_t bytes) {
     stream_.async_read_some(
         net::buffer(drain_),
         beast::bind_front_handler(&HttpSession::on_linger_read, shared_from_this()));
+}
+
+void HttpSession::tls_shutdown() {
+    phase_ = Phase::lingering;
+    stream_.expires_after(shared_->config.linger_timeout);
+    stream_.tls().async_shutdown([self = shared_from_this()](beast::error_code) {
+        self->phase_ = Phase::closed;  // the session ends and closes the socket
+    });
 }
 
 void HttpSession::shutdown_send() {

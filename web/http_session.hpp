@@ -17,8 +17,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "web/flex_stream.hpp"
 #include "web/http_server.hpp"
 #include "web/request_counter.hpp"
+#include "web/security_stats.hpp"
 #include "web/stream_session.hpp"
 
 namespace jobcast::web {
@@ -81,6 +83,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   private:
     enum class Phase { reading, handling, writing, lingering, closed };
 
+    // On a TLS port: plain HTTP is answered 400, TLS is handshaken.
+    void detect_tls();
+    void on_detect_tls(beast::error_code ec, bool is_tls);
+    void on_handshake(beast::error_code ec, std::size_t used);
+    void count_tls_failure(TlsFailure failure, std::string_view detail);
     void do_read();
     void on_read_header(beast::error_code ec, std::size_t bytes);
     void on_continue_written(beast::error_code ec, std::size_t bytes);
@@ -105,10 +112,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     void linger();
     void on_linger_read(beast::error_code ec, std::size_t bytes);
     void shutdown_send();
+    // TLS close_notify, then the session ends (bounded by the linger timeout).
+    void tls_shutdown();
     void on_stop(bool force);
     void fail(beast::error_code ec, const char* what);
 
-    beast::tcp_stream stream_;
+    FlexStream stream_;
     beast::flat_buffer buffer_;
     // A fresh parser per request: Beast parsers are single-message.
     std::optional<http::request_parser<http::string_body>> parser_;

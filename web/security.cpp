@@ -238,6 +238,14 @@ void SecurityContext::count_limit(Limit limit, std::string_view owner, std::stri
                      audit_quote(owner), remote_ip(remote));
 }
 
+void SecurityContext::count_tls_failure(TlsFailure failure, std::string_view remote,
+                                        std::string_view detail) {
+    auto reason = static_cast<std::size_t>(failure);
+    stats.tls_failures[reason].fetch_add(1, std::memory_order_relaxed);
+    audit_log().info("event=tls_failed reason={} ip={} detail={}", kTlsFailureReasons[reason],
+                     remote_ip(remote), audit_quote(detail));
+}
+
 // Per-owner and per-IP limits apply with auth on: without it the broker is
 // loopback-only and every client is the one "anonymous" owner, so they would
 // only throttle the local user.

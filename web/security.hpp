@@ -135,6 +135,7 @@ class SecurityContext {
 
     // Counts a hit and writes the audit line.
     void count_limit(Limit limit, std::string_view owner, std::string_view remote);
+    void count_tls_failure(TlsFailure failure, std::string_view remote, std::string_view detail);
     bool admit_submission(const std::string& owner, std::string_view remote);
     ConnectionLimiter::Acquired acquire_connection(const std::string& owner,
                                                    const std::string& remote,

@@ -35,9 +35,19 @@ inline constexpr std::array<std::string_view, 10> kAuthFailureReasons = {
     "not_yet_valid", "issuer",    "audience",  "subject",   "owner_mismatch"};
 inline constexpr std::size_t kOwnerMismatch = 9;
 
+// The `reason` label of jobcast_tls_handshake_failures_total: plain HTTP on
+// the TLS port (answered 400), a handshake OpenSSL refused (old protocol, no
+// shared cipher, not TLS after all), or one that did not finish in time.
+enum class TlsFailure : std::uint8_t { plaintext, handshake, timeout };
+inline constexpr std::array<std::string_view, 3> kTlsFailureReasons = {"plaintext", "handshake",
+                                                                       "timeout"};
+
 struct SecurityStats {
     std::array<std::atomic<std::uint64_t>, kAuthFailureReasons.size()> auth_failures{};
     std::array<std::atomic<std::uint64_t>, kLimits> limit_hits{};
+    std::array<std::atomic<std::uint64_t>, kTlsFailureReasons.size()> tls_failures{};
+    // The served certificate's notAfter, unix seconds; 0 without TLS.
+    std::atomic<std::int64_t> tls_certificate_expiry{0};
 };
 
 }  // namespace jobcast::web

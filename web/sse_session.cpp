@@ -18,7 +18,7 @@ namespace {
 
 class SseSession final : public StreamSession {
   public:
-    SseSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    SseSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
                std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
           stream_(std::move(stream)),
@@ -70,11 +70,11 @@ class SseSession final : public StreamSession {
     // The client never speaks after its request; a read completes only when it
     // goes away (EOF or reset), which ends the session.
     void watch_peer() {
-        stream_.socket().async_read_some(net::buffer(sink_),
-                                         [self = self()](beast::error_code ec, std::size_t) {
-                                             if (ec) return self->fail(ec, "read");
-                                             self->watch_peer();
-                                         });
+        stream_.async_read_some(net::buffer(sink_),
+                                [self = self()](beast::error_code ec, std::size_t) {
+                                    if (ec) return self->fail(ec, "read");
+                                    self->watch_peer();
+                                });
     }
 
     void schedule_heartbeat() {
@@ -92,7 +92,7 @@ class SseSession final : public StreamSession {
     }
 
     void write_front(const std::shared_ptr<const std::string>& bytes) override {
-        net::async_write(stream_.socket(), net::buffer(*bytes),
+        net::async_write(stream_, net::buffer(*bytes),
                          [self = self(), bytes](beast::error_code ec, std::size_t) {
                              self->on_write_done(ec);
                              if (ec) self->fail(ec, "write");
@@ -139,8 +139,15 @@ class SseSession final : public StreamSession {
         end_all();
         timer_.cancel();
         expiry_.cancel();
-        beast::error_code ignored;
-        stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+        if (stream_.is_tls()) {
+            // close_notify marks the end of the body (a TLS client treats a
+            // bare TCP close as truncation); the peer's answer ends it all.
+            stream_.tls().async_shutdown(
+                [self = self()](beast::error_code) { self->hard_close(); });
+        } else {
+            beast::error_code ignored;
+            stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+        }
         // Give the client a moment to read the tail, then close for good.
         timer_.expires_after(std::chrono::seconds(2));
         timer_.async_wait([self = self()](beast::error_code) { self->hard_close(); });
@@ -163,7 +170,7 @@ class SseSession final : public StreamSession {
         hard_close();
     }
 
-    beast::tcp_stream stream_;
+    FlexStream stream_;
     net::steady_timer timer_;
     net::steady_timer expiry_;  // the caller's token expires
     std::int64_t valid_until_;
@@ -177,7 +184,7 @@ class SseSession final : public StreamSession {
 }  // namespace
 
 std::shared_ptr<StreamSession> start_sse_session(
-    beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
     std::vector<std::pair<std::string, std::string>> extra_headers) {
     auto session =

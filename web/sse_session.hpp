@@ -4,11 +4,11 @@
 // out; the stream ends after the job's terminal event.
 #pragma once
 
-#include <boost/beast/core/tcp_stream.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "web/flex_stream.hpp"
 #include "web/stream_session.hpp"
 
 namespace jobcast::web {
@@ -18,7 +18,7 @@ namespace jobcast::web {
 // With `valid_until` (unix seconds, the caller's token expiry) the stream ends
 // then: the client reconnects with a fresh token and resumes.
 std::shared_ptr<StreamSession> start_sse_session(
-    boost::beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until = 0,
     std::vector<std::pair<std::string, std::string>> extra_headers = {});
 

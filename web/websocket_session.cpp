@@ -29,8 +29,8 @@ UnixMs now_ms() {
 
 class WebSocketSession final : public StreamSession {
   public:
-    WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<StreamingContext> ctx,
-                     std::string owner, std::string remote, std::int64_t valid_until)
+    WebSocketSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+                     std::string remote, std::int64_t valid_until)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
                         Transport::websocket),
           ws_(std::move(stream)),
@@ -336,7 +336,7 @@ class WebSocketSession final : public StreamSession {
         hard_close();
     }
 
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<FlexStream> ws_;
     beast::flat_buffer buffer_;
     net::steady_timer timer_;
     net::steady_timer expiry_;  // the token expires
@@ -351,7 +351,7 @@ class WebSocketSession final : public StreamSession {
 
 }  // namespace
 
-std::shared_ptr<StreamSession> start_websocket_session(beast::tcp_stream&& stream,
+std::shared_ptr<StreamSession> start_websocket_session(FlexStream&& stream,
                                                        http::request<http::string_body> request,
                                                        std::shared_ptr<StreamingContext> ctx,
                                                        std::string owner, std::string remote,

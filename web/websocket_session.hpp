@@ -3,13 +3,13 @@
 // request asks to upgrade.
 #pragma once
 
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "web/flex_stream.hpp"
 #include "web/stream_session.hpp"
 
 namespace jobcast::web {
@@ -27,7 +27,7 @@ inline constexpr std::uint16_t kClosePolicy = 4008;
 // token's expiry) the session closes with 4003 then, unless the client sent
 // a fresh token ({"op":"auth","token":...}) for the same owner before.
 std::shared_ptr<StreamSession> start_websocket_session(
-    boost::beast::tcp_stream&& stream,
+    FlexStream&& stream,
     boost::beast::http::request<boost::beast::http::string_body> request,
     std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote,
     std::int64_t valid_until = 0);

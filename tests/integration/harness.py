@@ -117,6 +117,13 @@ class Broker(Process):
         self.zmq = m.group(2)
         self.host, port = self.http.rsplit(":", 1)
         self.port = int(port)
+        # An ssl.SSLContext that trusts the broker's certificate, when it serves
+        # TLS (--tls-cert): clients made from this broker then speak https/wss.
+        self.tls = None
+
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
 
 
 class Worker(Process):
@@ -131,11 +138,17 @@ class Worker(Process):
 class Client:
     """A minimal JSON-over-HTTP client for Client API v1."""
 
-    def __init__(self, host, port, token=None):
-        self.host, self.port, self.token = host, port, token
+    def __init__(self, host, port, token=None, tls=None):
+        self.host, self.port, self.token, self.tls = host, port, token, tls
+
+    def connection(self, timeout=30):
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.tls)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             hdrs = {"Content-Type": "application/json"}
             if self.token:
@@ -266,4 +279,4 @@ class JobcastTest(unittest.TestCase):
         return w
 
     def client(self, broker, token=None):
-        return Client(broker.host, broker.port, token)
+        return Client(broker.host, broker.port, token, tls=getattr(broker, "tls", None))

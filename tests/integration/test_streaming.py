@@ -15,7 +15,7 @@ import unittest
 
 import websocket
 
-from harness import JobcastTest, check_contiguous, free_port, metric, sim_text, wait_until
+from harness import Client, JobcastTest, check_contiguous, free_port, metric, sim_text, wait_until
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -33,7 +33,12 @@ class WsClient:
     """A WebSocket client of /v1/ws that unpacks `events` frames."""
 
     def __init__(self, broker, timeout=20):
-        self.ws = websocket.create_connection(f"ws://{broker.http}/v1/ws", timeout=timeout)
+        tls = getattr(broker, "tls", None)
+        if tls:
+            self.ws = websocket.create_connection(f"wss://{broker.http}/v1/ws", timeout=timeout,
+                                                  sslopt={"context": tls})
+        else:
+            self.ws = websocket.create_connection(f"ws://{broker.http}/v1/ws", timeout=timeout)
 
     def send(self, op):
         self.ws.send(json.dumps(op))
@@ -95,7 +100,7 @@ def follow_ws(broker, job, after=0, stop_after=None):
 
 def follow_sse(broker, job, after=None, last_event_id=None, stop_after=None):
     """Events from the SSE stream until it ends (or `stop_after` events)."""
-    conn = http.client.HTTPConnection(broker.host, broker.port, timeout=20)
+    conn = Client(broker.host, broker.port, tls=getattr(broker, "tls", None)).connection(20)
     headers = {"Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
