@@ -12,6 +12,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -235,6 +236,63 @@ test('the UI streams an llm job, reconnects by itself after a broker SIGKILL + r
     for (const line of [...pageErrors, ...consoleLines.slice(-30)]) t.diagnostic(line);
     t.diagnostic('process logs:');
     for (const line of logs()) t.diagnostic(line);
+    throw err;
+  }
+});
+
+test('the UI over native TLS: https:// page, wss:// stream, the whole job text', {
+  skip,
+  timeout: 120_000,
+}, async (t) => {
+  const dir = makeTempDir('jobcast-e2e-tls-');
+  const [cert, key] = [join(dir, 'broker.crt'), join(dir, 'broker.key')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const broker = await startBroker({ bin: BIN, db: join(dir, 'jobcast.db'), args: ['--tls-cert', cert, '--tls-key', key] });
+  let worker;
+  let context;
+  t.after(async () => {
+    await context?.close().catch(() => {});
+    await Promise.all([worker?.kill('SIGTERM'), broker.kill('SIGTERM')]);
+  });
+  try {
+    worker = await startWorker({ bin: BIN, zmq: broker.zmq, types: ['llm.generate'], name: 'e2e-tls-worker' });
+    const baseUrl = `https://${broker.http}`;
+    context = await chromium.launchPersistentContext(makeTempDir('jobcast-chromium-'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      ignoreHTTPSErrors: true, // the test's self-signed certificate
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    const pageErrors = [];
+    page.on('pageerror', (err) => pageErrors.push(String(err)));
+
+    await page.goto(`${baseUrl}/`);
+    await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'open');
+    assert.deepEqual(sockets, [`wss://${broker.http}/v1/ws`], 'the page chose wss:// by itself');
+
+    await page.selectOption('#submit-type', 'llm.generate');
+    await page.fill('#submit-params', JSON.stringify({ prompt: 'tls', max_tokens: 120, tokens_per_second: 200, seed: 7 }));
+    await page.click('#submit-btn');
+    await page.waitForFunction(() => (document.querySelector('#job-id')?.textContent ?? '') !== '');
+    const jobId = await page.textContent('#job-id');
+    await page.waitForFunction(() => document.querySelector('#job-state').textContent === 'succeeded', null, {
+      timeout: 60_000,
+    });
+    const job = await page.evaluate(async (id) => (await fetch(`/v1/jobs/${id}`)).json(), jobId);
+    assert.equal(job.result.tokens, 120);
+    assert.equal(await page.textContent('#job-text'), job.result.text);
+    assert.deepEqual(pageErrors, []);
+    // Plain http:// on the same port is refused, with the reason.
+    const plain = await fetch(`http://${broker.http}/`);
+    assert.equal(plain.status, 400);
+    assert.equal((await plain.json()).error.code, 'tls_required');
+  } catch (err) {
+    for (const line of [broker.output(), worker?.output() ?? ''].join('\n').split('\n').slice(-60)) t.diagnostic(line);
     throw err;
   }
 });
