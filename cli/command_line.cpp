@@ -13,7 +13,7 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr const char* kOverview =
-    "usage: jobcast [--url URL] [--token TOKEN] COMMAND [ARGS...]\n"
+    "usage: jobcast [--url URL] [--token TOKEN] [--cacert FILE] COMMAND [ARGS...]\n"
     "\n"
     "Submit jobs to a jobcast broker and follow their output live.\n"
     "\n"
@@ -44,8 +44,10 @@ po::options_description global_options() {
     // clang-format off
     options.add_options()
         ("url", po::value<std::string>(),
-         "broker URL (default http://127.0.0.1:8080; https:// in builds with "
-         "JOBCAST_CLI_TLS) [JOBCAST_URL]")
+         "broker URL (default http://127.0.0.1:8080, or https://HOST:PORT) [JOBCAST_URL]")
+        ("cacert", po::value<std::string>(),
+         "https: trust this PEM CA or self-signed certificate instead of the system's "
+         "[JOBCAST_CACERT]")
         ("token", po::value<std::string>(),
          "bearer token (JWT) for a broker with auth on [JOBCAST_TOKEN]")
         ("help,h", "show help (for a command: jobcast COMMAND --help)")
@@ -379,6 +381,11 @@ Invocation parse_command_line(const std::vector<std::string>& arguments, const E
         invocation.token = vm["token"].as<std::string>();
     } else if (auto from_env = env("JOBCAST_TOKEN")) {
         invocation.token = *from_env;
+    }
+    if (vm.count("cacert")) {
+        invocation.ca_file = vm["cacert"].as<std::string>();
+    } else if (auto from_env = env("JOBCAST_CACERT"); from_env && !from_env->empty()) {
+        invocation.ca_file = *from_env;
     }
     return invocation;
 }

@@ -84,6 +84,7 @@ using Command = std::variant<SubmitCommand, WatchCommand, GetCommand, ListComman
 struct Invocation {
     ServerUrl url;
     std::string token;
+    std::string ca_file;  // --cacert: the CA to trust for https://
     Command command;
 };
 

@@ -21,6 +21,7 @@ TransportConfig transport_config(const Invocation& invocation) {
     TransportConfig config;
     config.url = invocation.url;
     config.token = invocation.token;
+    config.ca_file = invocation.ca_file;
     return config;
 }
 

@@ -105,9 +105,18 @@ asio::awaitable<void> connect_tcp(beast::tcp_stream& stream, const TransportConf
 #if JOBCAST_CLI_TLS
 namespace ssl = asio::ssl;
 
-std::shared_ptr<ssl::context> make_tls_context() {
+std::shared_ptr<ssl::context> make_tls_context(const TransportConfig& config) {
     auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-    context->set_default_verify_paths();
+    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+    if (config.ca_file.empty()) {
+        context->set_default_verify_paths();
+    } else {
+        beast::error_code ec;
+        context->load_verify_file(config.ca_file, ec);
+        if (ec) {
+            throw ConnectionError("cannot use --cacert " + config.ca_file + ": " + ec.message());
+        }
+    }
     context->set_verify_mode(ssl::verify_peer);
     return context;
 }
@@ -271,7 +280,7 @@ class WebSocketConnector final : public Connector {
     std::unique_ptr<MessageStream> connect() override {
         if (config_.url.tls) {
 #if JOBCAST_CLI_TLS
-            auto tls = make_tls_context();
+            auto tls = make_tls_context(config_);
             auto stream = std::make_unique<WebSocketStream<beast::ssl_stream<beast::tcp_stream>>>(
                 config_, tls, *tls);
             stream->open();
@@ -313,7 +322,7 @@ HttpResponse http_request(const TransportConfig& config, std::string_view method
         return run_task(ioc, plain_request(stream, config, request), config.url);
     }
 #if JOBCAST_CLI_TLS
-    const auto tls = make_tls_context();
+    const auto tls = make_tls_context(config);
     beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls);
     return run_task(ioc, tls_request(stream, config, request), config.url);
 #else

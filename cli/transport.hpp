@@ -1,6 +1,6 @@
 // HTTP requests and the WebSocket connection to the broker, over plain TCP or,
-// when built with JOBCAST_CLI_TLS, TLS (https:// URLs). All of Boost.Beast and Asio stays in
-// transport.cpp: it is the one slow file to compile.
+// when built with JOBCAST_CLI_TLS (the default), TLS (https:// URLs). All of Boost.Beast and Asio
+// stays in transport.cpp: it is the one slow file to compile.
 #pragma once
 
 #include <chrono>
@@ -18,6 +18,9 @@ namespace jobcast::cli {
 struct TransportConfig {
     ServerUrl url;
     std::string token;  // sent as "Authorization: Bearer"; on the WebSocket also ?access_token=
+    // https: the PEM file of the CA (or self-signed certificate) to trust
+    // instead of the system's store.
+    std::string ca_file;
     std::chrono::milliseconds connect_timeout{10'000};  // resolve + TCP + TLS + WS handshake
     std::chrono::milliseconds request_timeout{30'000};  // each HTTP read or write
     // WebSocket: a ping goes out after half of this without traffic; no answer

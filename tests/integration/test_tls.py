@@ -20,14 +20,14 @@ import test_streaming as streaming
 from harness import BIN, JobcastTest, check_contiguous, metric, sim_text, wait_until
 
 
-def make_cert(directory, name, cn="localhost"):
-    """A self-signed ECDSA certificate for localhost and 127.0.0.1 (openssl CLI)."""
+def make_cert(directory, name, cn="localhost", san="DNS:localhost,IP:127.0.0.1"):
+    """A self-signed ECDSA certificate, by default for localhost and 127.0.0.1."""
     cert = os.path.join(directory, name + ".crt")
     key = os.path.join(directory, name + ".key")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + cn,
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", "subjectAltName=" + san],
         check=True, capture_output=True)
     return cert, key
 
@@ -67,9 +67,9 @@ class TlsTest(JobcastTest):
         super().setUp()
         self.cert, self.key = make_cert(self.tmp.name, "broker")
 
-    def start_tls_broker(self, cert=None, key=None, args=()):
-        broker = self.start_broker(args=["--tls-cert", cert or self.cert, "--tls-key",
-                                         key or self.key, *args])
+    def start_tls_broker(self, cert=None, key=None, args=(), db=None):
+        broker = self.start_broker(db=db or self.db, args=["--tls-cert", cert or self.cert,
+                                                           "--tls-key", key or self.key, *args])
         broker.tls = client_context(cert or self.cert)
         return broker
 
@@ -240,6 +240,37 @@ class TlsTest(JobcastTest):
         self.assertEqual(peer_subject(broker, new_ctx), "renewed.localhost")
         self.assertTrue(broker.alive())
         self.assertEqual(api.job(job["id"])["state"], "succeeded")
+
+    def test_the_cli_follows_a_job_over_https_and_wss(self):
+        broker = self.start_tls_broker()
+        self.start_worker(broker, ["llm.generate"])
+        cli = os.path.join(BIN, "jobcast")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCAST_")}
+        env["JOBCAST_URL"] = f"https://localhost:{broker.port}"
+        run = subprocess.run(
+            [cli, "--cacert", self.cert, "submit", "llm.generate", "prompt=over tls",
+             "max_tokens=80", "tokens_per_second=400", "seed=5", "--follow"],
+            capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout, sim_text("over tls", 5, 80))
+
+        # Without --cacert the self-signed certificate is not trusted: a
+        # connection error (exit 4) that says why, and nothing is submitted.
+        refused = subprocess.run([cli, "submit", "llm.generate", "prompt=x"],
+                                 capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(refused.returncode, 4, refused.stderr)
+        self.assertIn("certificate verify failed", refused.stderr)
+        self.assertEqual(len(self.client(broker).request("GET", "/v1/jobs")[1]["jobs"]), 1)
+
+        # A trusted certificate for another name is refused too.
+        other_cert, other_key = make_cert(self.tmp.name, "other", san="DNS:elsewhere.example")
+        other = self.start_tls_broker(cert=other_cert, key=other_key,
+                                      db=os.path.join(self.tmp.name, "other.db"))
+        env["JOBCAST_URL"] = f"https://localhost:{other.port}"
+        wrong_name = subprocess.run([cli, "--cacert", other_cert, "list"],
+                                    capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(wrong_name.returncode, 4, wrong_name.stderr)
+        self.assertIn("certificate verify failed", wrong_name.stderr)
 
     def test_bad_tls_flags_are_refused_at_start(self):
         other_cert, other_key = make_cert(self.tmp.name, "other")
