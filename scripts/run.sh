@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds (Release) and runs jobcast: one broker on an embedded SQLite
 # file, two workers (llm.generate + research, and exec with a small allow-list),
-# the web UI at http://HOST:PORT/. Ctrl-C stops everything.
+# the web UI at http://HOST:PORT/ (https:// with JOBCAST_TLS_CERT and
+# JOBCAST_TLS_KEY set). Ctrl-C stops everything.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
@@ -38,12 +39,14 @@ pids+=($!)
   --exec-allow "${JOBCAST_EXEC_ALLOW:-echo,date,uname,ls,seq,sleep}" &
 pids+=($!)
 
+scheme=http
+if [ -n "${JOBCAST_TLS_CERT:-}" ]; then scheme=https; fi
 cat <<MSG
 
-jobcast is running: http://$JOBCAST_HTTP/   (database: $JOBCAST_DB)
-  submit:  curl -s -XPOST http://$JOBCAST_HTTP/v1/jobs -d '{"type":"llm.generate","params":{"prompt":"hello","max_tokens":40}}'
-  events:  curl -s http://$JOBCAST_HTTP/v1/jobs/<id>/events
-  metrics: curl -s http://$JOBCAST_HTTP/metrics
+jobcast is running: $scheme://$JOBCAST_HTTP/   (database: $JOBCAST_DB)
+  submit:  curl -s -XPOST $scheme://$JOBCAST_HTTP/v1/jobs -d '{"type":"llm.generate","params":{"prompt":"hello","max_tokens":40}}'
+  events:  curl -s $scheme://$JOBCAST_HTTP/v1/jobs/<id>/events
+  metrics: curl -s $scheme://$JOBCAST_HTTP/metrics
 Ctrl-C stops broker and workers.
 
 MSG

@@ -79,6 +79,9 @@ std::shared_ptr<const TlsServer::Loaded> TlsServer::load(const TlsConfig& config
     SSL_CTX_set_min_proto_version(native,
                                   config.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    // Resumption by session tickets only: no server-side cache whose size
+    // follows the handshake history rather than the open connections.
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
         throw std::runtime_error("TLS: OpenSSL refused the cipher list");
     }
