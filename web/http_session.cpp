@@ -5,7 +5,6 @@
 #include <exception>
 #include <utility>
 
-#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <charconv>
 
@@ -140,7 +139,10 @@ void HttpSession::run() {
     // Start on the strand: from here on every handler of this session runs there.
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
         if (self->shared_->stopping) return self->fail(net::error::operation_aborted, "start");
-        if (self->shared_->config.tls) return self->detect_tls();
+        if (self->shared_->config.tls) {
+            self->stream_.prepare_tls(self->shared_->config.tls->context());
+            return self->detect_tls();
+        }
         self->do_read();
     });
 }
@@ -152,32 +154,25 @@ void HttpSession::detect_tls() {
     // The handshake shares the request deadline: a client that connects and
     // says nothing is closed like an idle keep-alive connection.
     stream_.expires_after(shared_->config.read_timeout);
-    beast::async_detect_ssl(
-        stream_.next_layer(), buffer_,
+    stream_.async_detect_tls(
         beast::bind_front_handler(&HttpSession::on_detect_tls, shared_from_this()));
 }
 
 void HttpSession::on_detect_tls(beast::error_code ec, bool is_tls) {
-    if (ec) {
-        if (ec == beast::error::timeout && buffer_.size() > 0) {
-            count_tls_failure(TlsFailure::timeout, "no complete ClientHello");
-        }
-        return fail(ec, "tls detect");
-    }
+    if (ec) return fail(ec, "tls detect");  // closed, or silent until the deadline
     if (!is_tls) {
+        stream_.drop_tls();
         // As nginx does: the client learns why, in words it can read.
         count_tls_failure(TlsFailure::plaintext, "plain HTTP on the TLS port");
         route_ = std::string(kMalformedRoute);
         return reject(400, "tls_required",
                       "this port speaks TLS: use https:// or wss:// (plain HTTP is refused)");
     }
-    stream_.start_tls(shared_->config.tls->context());
-    stream_.tls().async_handshake(
-        net::ssl::stream_base::server, buffer_.data(),
+    stream_.async_handshake(
         beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
 }
 
-void HttpSession::on_handshake(beast::error_code ec, std::size_t used) {
+void HttpSession::on_handshake(beast::error_code ec, std::size_t) {
     if (ec) {
         if (phase_ == Phase::closed) return fail(ec, "tls handshake");  // stop()
         phase_ = Phase::closed;
@@ -185,7 +180,6 @@ void HttpSession::on_handshake(beast::error_code ec, std::size_t used) {
                           ec.message());
         return;
     }
-    buffer_.consume(used);
     do_read();
 }
 
@@ -612,7 +606,7 @@ void HttpSession::on_linger_read(beast::error_code ec, std::size_t bytes) {
 void HttpSession::tls_shutdown() {
     phase_ = Phase::lingering;
     stream_.expires_after(shared_->config.linger_timeout);
-    stream_.tls().async_shutdown([self = shared_from_this()](beast::error_code) {
+    stream_.async_tls_shutdown([self = shared_from_this()](beast::error_code, std::size_t) {
         self->phase_ = Phase::closed;  // the session ends and closes the socket
     });
 }

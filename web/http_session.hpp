@@ -86,7 +86,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // On a TLS port: plain HTTP is answered 400, TLS is handshaken.
     void detect_tls();
     void on_detect_tls(beast::error_code ec, bool is_tls);
-    void on_handshake(beast::error_code ec, std::size_t used);
+    void on_handshake(beast::error_code ec, std::size_t);
     void count_tls_failure(TlsFailure failure, std::string_view detail);
     void do_read();
     void on_read_header(beast::error_code ec, std::size_t bytes);

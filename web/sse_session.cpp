@@ -141,9 +141,11 @@ class SseSession final : public StreamSession {
         expiry_.cancel();
         if (stream_.is_tls()) {
             // close_notify marks the end of the body (a TLS client treats a
-            // bare TCP close as truncation); the peer's answer ends it all.
-            stream_.tls().async_shutdown(
-                [self = self()](beast::error_code) { self->hard_close(); });
+            // bare TCP close as truncation), then the TCP half-close as below.
+            stream_.async_tls_shutdown([self = self()](beast::error_code, std::size_t) {
+                beast::error_code ignored;
+                self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+            });
         } else {
             beast::error_code ignored;
             stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);

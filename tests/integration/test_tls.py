@@ -109,6 +109,23 @@ class TlsTest(JobcastTest):
         self.assertGreater(expiry, time.time() + 86400)
         self.assertLessEqual(expiry, time.time() + 2 * 86400 + 60)
 
+    def test_large_replays_over_tls_are_exact(self):
+        # Replays go out in frames of up to 256 KiB: many TLS records per
+        # write, partial writes, and reads and writes in flight together.
+        broker = self.start_tls_broker()
+        self.start_worker(broker, ["llm.generate"])
+        api = self.client(broker)
+        job, text = self.llm_job(api, n=6000, tps=100000, prompt="a long replay")
+        api.wait_state(job["id"], ["succeeded"])
+        stored = api.events(job["id"])
+        self.assertGreater(len(stored), 6000)
+        for follow in (streaming.follow_ws, streaming.follow_sse):
+            with self.subTest(transport=follow.__name__):
+                got = follow(broker, job["id"])
+                self.assertEqual(got, stored)
+                self.assertEqual(
+                    "".join(e["data"]["text"] for e in got if e["kind"] == "token"), text)
+
     def test_sse_over_tls_ends_with_close_notify(self):
         # A body delimited by the connection's end: a TLS client must see
         # close_notify, or it cannot tell the end from a truncation.
@@ -292,6 +309,38 @@ class TlsTest(JobcastTest):
                     capture_output=True, text=True, timeout=30)
                 self.assertEqual(run.returncode, 2, run.stderr)
                 self.assertIn(message, run.stderr)
+
+
+# The streaming tests where the byte stream under the sessions matters most,
+# run again over TLS: replays on every transport, resume under load, a lagging
+# subscriber whose backlog is coalesced, clients that stop reading (closed,
+# with the broker's memory bounded), and the jobs feed with cancel. (The slow
+# subscriber's catch-up takes 3.5 minutes and is the same code above the
+# stream: it runs in test_streaming only.)
+OVER_TLS = {
+    "test_websocket_subscribe_streams_the_log_then_live",
+    "test_finished_job_replays_whole_log_on_every_transport",
+    "test_resume_at_random_points_under_load_has_no_gap_or_duplicate",
+    "test_lagging_live_subscriber_gets_its_backlog_coalesced_and_exact",
+    "test_client_that_stops_reading_is_closed_and_broker_memory_stays_bounded",
+    "test_jobs_feed_and_cancel_over_websocket",
+}
+
+
+class StreamingOverTlsTest(streaming.StreamingTest):
+    def start_broker(self, **kw):
+        if not hasattr(self, "cert"):
+            self.cert, self.key = make_cert(self.tmp.name, "broker")
+        kw["args"] = ["--tls-cert", self.cert, "--tls-key", self.key, *kw.get("args", ())]
+        broker = super().start_broker(**kw)
+        broker.tls = client_context(self.cert)
+        return broker
+
+
+for _name in dir(streaming.StreamingTest):
+    if _name.startswith("test_") and _name not in OVER_TLS:
+        setattr(StreamingOverTlsTest, _name, None)
+assert OVER_TLS <= set(dir(streaming.StreamingTest))
 
 
 if __name__ == "__main__":
