@@ -27,8 +27,7 @@ inline constexpr std::uint16_t kClosePolicy = 4008;
 // token's expiry) the session closes with 4003 then, unless the client sent
 // a fresh token ({"op":"auth","token":...}) for the same owner before.
 std::shared_ptr<StreamSession> start_websocket_session(
-    FlexStream&& stream,
-    boost::beast::http::request<boost::beast::http::string_body> request,
+    FlexStream&& stream, boost::beast::http::request<boost::beast::http::string_body> request,
     std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote,
     std::int64_t valid_until = 0);
 
