@@ -231,6 +231,25 @@ TEST_CASE("issuer and audience are checked when configured") {
     CHECK(v.verify(list, kNow).claims);
 }
 
+TEST_CASE(
+    "duplicate claim and header names: the lexically last one counts (RFC 7519 4, RFC 7515 4)") {
+    auto v = hs_verifier();
+    // The signer saw the same bytes; what matters is that every reader takes
+    // the same member, the last, as the RFCs allow instead of refusing.
+    auto r = v.verify(
+        hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"alice","sub":"mallory","exp":1900000000})"),
+        kNow);
+    REQUIRE(r.claims);
+    CHECK(r.claims->owner() == "mallory");
+    auto expired = v.verify(
+        hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"a","exp":1900000000,"exp":1700000000})"),
+        kNow);
+    CHECK(expired.failure == JwtFailure::expired);
+    // alg:none smuggled in as a second "alg" is still alg:none.
+    CHECK(v.verify(hs256(kSecret, R"({"alg":"HS256","alg":"none"})", R"({"sub":"a"})"), kNow)
+              .failure == JwtFailure::algorithm);
+}
+
 TEST_CASE("claims of the wrong type or shape are refused") {
     auto v = hs_verifier();
     auto check = [&](const std::string& payload, JwtFailure expected) {
