@@ -121,10 +121,6 @@ class Broker(Process):
         # TLS (--tls-cert): clients made from this broker then speak https/wss.
         self.tls = None
 
-    @property
-    def scheme(self):
-        return "https" if self.tls else "http"
-
 
 class Worker(Process):
     def __init__(self, endpoint, types, capacity=4, name=None, args=(), env=None):
