@@ -16,7 +16,8 @@ import unittest
 
 import websocket
 
-from harness import BIN, Broker, JobcastTest, metric, wait_until
+from harness import BIN, JobcastTest, metric, wait_until
+from test_streaming import recv_frame as ws_recv
 
 SECRET = "integration-secret-0123456789abcdef"
 
@@ -61,19 +62,6 @@ def ws_status(broker, **kw):
         return e.status_code
     ws.close()
     return 101
-
-
-def ws_recv(ws):
-    """The next JSON frame; a close becomes {"type": "close", "code": N}."""
-    while True:
-        opcode, frame = ws.recv_data_frame(True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
-            return {"type": "close", "code": code}
-        if opcode == websocket.ABNF.OPCODE_TEXT:
-            return json.loads(frame.data.decode())
-        if opcode == websocket.ABNF.OPCODE_PING:
-            ws.pong(frame.data)
 
 
 def ws_request(ws, op):

@@ -7,7 +7,6 @@ test_bad_input.py."""
 import http.client
 import json
 import random
-import signal
 import socket
 import threading
 import time
@@ -15,7 +14,7 @@ import unittest
 
 import websocket
 
-from harness import Client, JobcastTest, check_contiguous, free_port, metric, sim_text, wait_until
+from harness import Client, JobcastTest, check_contiguous, metric, sim_text, wait_until
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -27,6 +26,22 @@ if 1012 not in websocket._abnf.VALID_CLOSE_STATUS:
 
 def is_terminal(event):
     return event["kind"] == "state" and event["data"]["state"] in TERMINAL
+
+
+def recv_frame(ws):
+    """The next JSON frame of a websocket-client connection; a close frame
+    becomes {"type": "close", "code": N}."""
+    while True:
+        opcode, frame = ws.recv_data_frame(True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
+            return {"type": "close", "code": code}
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            return json.loads(frame.data.decode())
+        if opcode == websocket.ABNF.OPCODE_BINARY:
+            raise AssertionError("binary frame from the server")
+        if opcode == websocket.ABNF.OPCODE_PING:
+            ws.pong(frame.data)  # as browsers do, or the broker's keepalive drops us
 
 
 class WsClient:
@@ -44,18 +59,7 @@ class WsClient:
         self.ws.send(json.dumps(op))
 
     def recv(self):
-        """The next JSON frame; a close frame becomes {"type": "close", "code": N}."""
-        while True:
-            opcode, frame = self.ws.recv_data_frame(True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
-                return {"type": "close", "code": code}
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                return json.loads(frame.data.decode())
-            if opcode == websocket.ABNF.OPCODE_BINARY:
-                raise AssertionError("binary frame from the server")
-            if opcode == websocket.ABNF.OPCODE_PING:
-                self.ws.pong(frame.data)  # as browsers do, or the broker's keepalive drops us
+        return recv_frame(self.ws)
 
     def frames(self):
         """Yields (job, event) for event frames and the frame itself for others."""
