@@ -27,14 +27,14 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
     for (const auto& [job, attempt] : inflight) {
         auto it = leases_.find(job);
         if (it != leases_.end() && it->second.attempt == attempt && attempt > 0 &&
-            it->second.worker == name &&
+            !it->second.lost && it->second.worker == name &&
             (it->second.peer.empty() || (previous && it->second.peer == *previous))) {
             it->second.peer = peer;
             fresh.jobs.insert(job);
             kept.insert(job);
             out.resumed.push_back(job);
         } else {
-            out.refused.push_back(job);
+            out.refused.emplace_back(job, attempt);
         }
     }
 
@@ -47,6 +47,7 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
             if (lease->second.attempt > 0) {
                 out.lost.push_back({job, lease->second.attempt, lease->second.worker});
                 lease->second.peer.clear();  // no holder: its chunks are refused now
+                lease->second.lost = true;
             } else {
                 leases_.erase(lease);  // a reservation whose LeaseJob is in flight
             }
@@ -75,7 +76,7 @@ std::vector<LostLease> Dispatcher::remove_worker(const PeerId& peer) {
             // The lease stays, held by no one, until the requeue commits; a
             // chunk from the old connection is refused meanwhile.
             lease->second.peer.clear();
-            lease->second.orphan_deadline = Clock::time_point::max();
+            lease->second.lost = true;
         } else {
             leases_.erase(lease);
         }
@@ -95,10 +96,10 @@ std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
         lost.insert(lost.end(), more.begin(), more.end());
     }
     for (auto& [job, lease] : leases_) {
-        if (lease.peer.empty() && lease.orphan_deadline != Clock::time_point{} &&
-            lease.orphan_deadline != Clock::time_point::max() && now > lease.orphan_deadline) {
+        if (lease.peer.empty() && !lease.lost && lease.orphan_deadline != Clock::time_point{} &&
+            now > lease.orphan_deadline) {
             lost.push_back({job, lease.attempt, lease.worker});
-            lease.orphan_deadline = Clock::time_point::max();  // reported once
+            lease.lost = true;  // reported once
         }
     }
     return lost;

@@ -41,9 +41,10 @@ struct LostLease {
 
 struct HelloOutcome {
     std::vector<std::string> resumed;  // in-flight jobs whose lease this worker keeps
-    std::vector<std::string> refused;  // in-flight jobs it no longer holds: reject them
-    std::optional<PeerId> replaced;    // the same worker's previous connection
-    std::vector<LostLease> lost;       // leases of that connection not in-flight any more
+    // In-flight (job, attempt) it no longer holds: reject them.
+    std::vector<std::pair<std::string, int>> refused;
+    std::optional<PeerId> replaced;  // the same worker's previous connection
+    std::vector<LostLease> lost;     // leases of that connection not in-flight any more
 };
 
 class Dispatcher {
@@ -108,6 +109,9 @@ class Dispatcher {
         std::string worker;
         int attempt = 0;  // 0 while the LeaseJob write is in flight
         Clock::time_point orphan_deadline{};
+        // Reported lost: its requeue is being written, so no hello may take it
+        // back (the job will be assigned again as a new attempt).
+        bool lost = false;
     };
 
     using WorkerMap = std::unordered_map<PeerId, Worker>;

@@ -264,7 +264,7 @@ class Gateway::Impl {
                 } else {
                     if (dispatcher_.holder(m.job, m.attempt) != peer) {
                         stats_.rejected_lease.fetch_add(1, std::memory_order_relaxed);
-                        send(peer, proto::Reject{m.job, "lease"});
+                        send(peer, proto::Reject{m.job, "lease", m.attempt});
                         return;
                     }
                     if constexpr (std::is_same_v<T, proto::Chunk>) {
@@ -294,9 +294,10 @@ class Gateway::Impl {
         auto out =
             dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity, inflight, now);
         send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count())});
-        for (const auto& job : out.refused)
-            send(peer, proto::Reject{job, "lease"});
+        for (const auto& [job, attempt] : out.refused)
+            send(peer, proto::Reject{job, "lease", attempt});
         for (const auto& lost : out.lost) {
+            stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
             ops.push_back(store::RequeueJob{
                 lost.job, lost.attempt, "worker " + lost.worker + " dropped the job", unix_ms()});
         }
@@ -369,7 +370,7 @@ class Gateway::Impl {
         }
         for (auto& [key, o] : owed) {
             if (o.ack) send(o.peer, proto::Ack{key.first, key.second, o.wseq});
-            if (o.reject) send(o.peer, proto::Reject{key.first, o.reject});
+            if (o.reject) send(o.peer, proto::Reject{key.first, o.reject, key.second});
         }
     }
 

@@ -78,6 +78,12 @@ class Metrics::Impl {
                        .Help("Connected workers")
                        .Register(*registry_)
                        .Add({})),
+          leases_lost_(prometheus::BuildCounter()
+                           .Name("jobcast_leases_lost_total")
+                           .Help("Leases taken from a worker that stopped heart-beating or "
+                                 "dropped the job; the job is requeued")
+                           .Register(*registry_)
+                           .Add({})),
           rejected_(prometheus::BuildCounter()
                         .Name("jobcast_rejected_messages_total")
                         .Help("Worker messages rejected, by reason")
@@ -222,6 +228,7 @@ class Metrics::Impl {
         if (gateway_) {
             queue_depth_.Set(static_cast<double>(gateway_->queue_depth.load()));
             workers_.Set(static_cast<double>(gateway_->workers.load()));
+            mirror(leases_lost_, gateway_->leases_lost.load());
             mirror(*rejected_malformed_, gateway_->rejected_malformed.load());
             mirror(*rejected_oversize_, gateway_->rejected_oversize.load());
             mirror(*rejected_lease_, gateway_->rejected_lease.load());
@@ -265,6 +272,7 @@ class Metrics::Impl {
     prometheus::Family<prometheus::Counter>& finished_;
     prometheus::Gauge& queue_depth_;
     prometheus::Gauge& workers_;
+    prometheus::Counter& leases_lost_;
     prometheus::Family<prometheus::Counter>& rejected_;
     prometheus::Family<prometheus::Counter>& http_;
     prometheus::Histogram& queue_wait_;

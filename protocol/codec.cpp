@@ -16,8 +16,9 @@
 // Wire rules beyond the header (DESIGN.md, "Worker protocol v1"):
 // - Keys are field names as in messages.hpp; unknown keys are ignored so a newer
 //   peer can add fields. When a key repeats, the last value wins.
-// - Every field is required except hello.inflight (absent = none in flight) and
-//   assign.checkpoint (absent = no checkpoint).
+// - Every field is required except hello.inflight (absent = none in flight),
+//   assign.checkpoint (absent = no checkpoint) and reject.attempt (absent = 0,
+//   not about one attempt).
 // - Integers must be msgpack integers (no floats, no strings); ids and texts are
 //   str (UTF-8); checkpoint bytes are bin; data/params/result are maps whose
 //   JSON form the structs carry.
@@ -242,6 +243,10 @@ class Reader {
     bool attempt(const FieldMap& fields, int& out) {
         return int_field(fields, Field::attempt, 0, out);
     }
+    bool optional_attempt(const FieldMap& fields, int& out) {
+        out = 0;
+        return !fields.get(Field::attempt) || attempt(fields, out);
+    }
 
     bool int64_field(const FieldMap& fields, Field field, std::int64_t& out) {
         const msgpack::object* o = require(fields, field);
@@ -370,7 +375,8 @@ bool read(const FieldMap& f, Reader& r, Cancel& m) {
     return r.string(f, Field::job, m.job);
 }
 bool read(const FieldMap& f, Reader& r, Reject& m) {
-    return r.string(f, Field::job, m.job) && r.string(f, Field::reason, m.reason);
+    return r.string(f, Field::job, m.job) && r.string(f, Field::reason, m.reason) &&
+           r.optional_attempt(f, m.attempt);
 }
 
 // ---------------------------------------------------------------------------
@@ -667,9 +673,10 @@ void write(Writer& w, const Cancel& m) {
     w.text(Field::job, m.job);
 }
 void write(Writer& w, const Reject& m) {
-    w.header("reject", 2);
+    w.header("reject", m.attempt > 0 ? 3 : 2);
     w.text(Field::job, m.job);
     w.text(Field::reason, m.reason);
+    if (m.attempt > 0) w.attempt(m.attempt);
 }
 
 template <class Message>

@@ -92,6 +92,11 @@ struct Cancel {
 struct Reject {
     std::string job;
     std::string reason;
+    // The attempt the reject is about; 0 when it is about the worker (job
+    // empty) or comes from a broker that does not say. A worker ignores a
+    // reject for another attempt of a job than the one it runs: it was caused
+    // by frames of an attempt it has already given up.
+    int attempt = 0;
     bool operator==(const Reject&) const = default;
 };
 

@@ -714,6 +714,14 @@ void WorkerImpl::on_message(proto::Reject& message) {
     const auto it = jobs_.find(message.job);
     if (it == jobs_.end()) return;
     auto run = it->second;
+    if (message.attempt != 0 && message.attempt != run->attempt) {
+        // About frames of an attempt we have given up for this one (the job was
+        // assigned again): dropping the current attempt would leave its lease
+        // held by a worker that does not run it.
+        log_->debug("ignoring reject for another attempt job={} attempt={} ours={} reason={}",
+                    message.job, message.attempt, run->attempt, message.reason);
+        return;
+    }
     if (message.reason == "gap") {
         // Every frame after a lost one is rejected; one re-send answers them all.
         if (run->gap_resend_active && now_ - run->gap_resent_at < liveness_window()) return;

@@ -62,6 +62,7 @@ FRAMES = {
     "ack": {"v": 1, "t": "ack", "job": JOB, "attempt": 1, "wseq": 7},
     "cancel": {"v": 1, "t": "cancel", "job": JOB},
     "reject": {"v": 1, "t": "reject", "job": JOB, "reason": "lease lost"},
+    "reject_attempt": {"v": 1, "t": "reject", "job": JOB, "reason": "lease", "attempt": 2},
 }
 
 REQUESTS = {

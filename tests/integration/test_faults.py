@@ -50,6 +50,38 @@ class WorkerFailoverTest(JobcastTest):
                        and e["data"].get("stage") == "plan" and e["data"]["fraction"] == 0]
         self.assertEqual(len(plan_starts), 1)
 
+    def test_worker_paused_past_its_lease_comes_back_and_the_job_finishes_whole(self):
+        # SIGSTOP is a GC pause, swap or a frozen VM: the broker gives the
+        # worker up (heartbeat 200 ms x liveness 3), requeues the job, and the
+        # worker comes back with frames of the attempt it no longer holds. The
+        # job must be taken up again and finish: never stay leased to a worker
+        # that does not run it.
+        broker = self.start_broker(args=["--liveness", "3"])
+        api = self.client(broker)
+        worker = self.start_worker(broker, ["llm.generate"], name="pausing")
+        params = {"prompt": "pause", "max_tokens": 30000, "tokens_per_second": 6000, "seed": 4}
+        job = api.submit("llm.generate", params, max_attempts=10)
+        api.wait_state(job["id"], "running")
+        for pause in (1.0, 0.8, 1.2):
+            wait_until(lambda: api.job(job["id"])["state"] in ("running", "succeeded"),
+                       timeout=30, what="the job to run again")
+            os.kill(worker.proc.pid, signal.SIGSTOP)
+            time.sleep(pause)  # the fault itself: a pause longer than the lease
+            os.kill(worker.proc.pid, signal.SIGCONT)
+            time.sleep(0.4)    # let it stream a while before the next pause
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=90)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["result"]["text"], sim_text("pause", 4, 30000))
+        self.assertGreater(done["attempt"], 1, "the pauses outlasted the lease")
+        check_contiguous(self, api.events(job["id"]))
+        self.assertGreater(metric(api, "jobcast_leases_lost_total"), 0)
+        # The same worker is still registered and takes the next job.
+        after = api.submit("llm.generate", {"prompt": "after", "max_tokens": 20,
+                                            "tokens_per_second": 0, "seed": 1})
+        self.assertEqual(api.wait_state(after["id"], ["succeeded", "failed"])["state"],
+                         "succeeded")
+        self.assertEqual(metric(api, "jobcast_workers"), 1)
+
     def test_job_fails_after_max_attempts(self):
         broker = self.start_broker(args=["--liveness", "2"])
         api = self.client(broker)

@@ -65,6 +65,34 @@ TEST_CASE("a silent worker loses its leases after the lease timeout") {
     CHECK_FALSE(d.holder("J", 1));  // a zombie's chunks are refused from now on
 }
 
+TEST_CASE("a worker back from a stall cannot take back a lease whose requeue is pending") {
+    // The broker gave up on a silent worker (a pause longer than the lease
+    // timeout) and is writing the requeue. If its hello won the lease back, the
+    // requeue would then start the job again as attempt 2 while the worker still
+    // ran attempt 1: two runs of one job, one of them already refused.
+    Dispatcher d(3s);
+    d.hello("w1", "one", {"llm"}, 1, {}, t0);
+    d.enqueue({"J", "llm", 0});
+    REQUIRE(d.assign().size() == 1);
+    d.lease_granted("J", 1);
+    REQUIRE(d.expire(t0 + 4s).size() == 1);
+
+    auto out = d.hello("w1", "one", {"llm"}, 1, {{"J", 1}}, t0 + 4100ms);
+    CHECK(out.resumed.empty());
+    CHECK(out.refused == std::vector<std::pair<std::string, int>>{{"J", 1}});
+    CHECK_FALSE(d.holder("J", 1));
+    CHECK(d.expire(t0 + 5s).empty());  // the lease is not reported lost twice
+
+    // The requeue commits: the job goes out again, to the same worker.
+    d.end_lease("J");
+    d.enqueue({"J", "llm", 0});
+    auto picks = d.assign();
+    REQUIRE(picks.size() == 1);
+    CHECK(picks[0].peer == "w1");
+    d.lease_granted("J", 2);
+    CHECK(d.holder("J", 2) == "w1");
+}
+
 TEST_CASE("a worker reconnecting with its in-flight jobs keeps their leases") {
     Dispatcher d(3s);
     d.hello("old", "w", {"llm"}, 2, {}, t0);
@@ -77,7 +105,7 @@ TEST_CASE("a worker reconnecting with its in-flight jobs keeps their leases") {
     // New connection, same worker; it still runs J1 but not J2, and claims a job it never held.
     auto out = d.hello("new", "w", {"llm"}, 2, {{"J1", 1}, {"X", 1}}, t0 + 1s);
     CHECK(out.resumed == std::vector<std::string>{"J1"});
-    CHECK(out.refused == std::vector<std::string>{"X"});
+    CHECK(out.refused == std::vector<std::pair<std::string, int>>{{"X", 1}});
     REQUIRE(out.replaced);
     CHECK(*out.replaced == "old");
     REQUIRE(out.lost.size() == 1);
@@ -94,7 +122,7 @@ TEST_CASE("orphaned leases from a restart wait for their worker, then expire") {
     CHECK_FALSE(d.holder("J1", 2));
     auto out = d.hello("p", "w", {"llm"}, 4, {{"J1", 2}, {"J2", 7}}, t0 + 1s);
     CHECK(out.resumed == std::vector<std::string>{"J1"});
-    CHECK(out.refused == std::vector<std::string>{"J2"});  // wrong attempt
+    CHECK(out.refused == std::vector<std::pair<std::string, int>>{{"J2", 7}});  // wrong attempt
     CHECK(d.holder("J1", 2) == "p");
 
     d.seen("p", t0 + 3500ms);

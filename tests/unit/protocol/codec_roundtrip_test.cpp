@@ -116,6 +116,8 @@ TEST_CASE("broker messages round trip", "[codec]") {
     CHECK(broker_round_trip(cancel) == cancel);
     Reject reject{"01HZY3J5KX8Q2V7R4M6N0P1S9T", "lease lost — réessayez"};
     CHECK(broker_round_trip(reject) == reject);
+    reject.attempt = 3;  // a reject about one attempt says which
+    CHECK(broker_round_trip(reject) == reject);
 }
 
 TEST_CASE("encode clears the output buffer first", "[codec]") {
@@ -204,6 +206,12 @@ TEST_CASE("unknown keys are ignored, optional fields default", "[codec]") {
                                                {"params", map({})}}));
     REQUIRE(std::holds_alternative<BrokerMessage>(assign));
     CHECK(std::get<Assign>(std::get<BrokerMessage>(assign)).checkpoint.empty());
+
+    // reject without "attempt" (a broker that does not say): about any attempt.
+    auto reject = decode_broker_message(frame(
+        {{"v", uint64(1)}, {"t", str("reject")}, {"job", str("j")}, {"reason", str("lease")}}));
+    REQUIRE(std::holds_alternative<BrokerMessage>(reject));
+    CHECK(std::get<Reject>(std::get<BrokerMessage>(reject)) == Reject{"j", "lease", 0});
 }
 
 TEST_CASE("data numbers in the other msgpack forms decode to JSON", "[codec]") {

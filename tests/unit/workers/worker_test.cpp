@@ -284,6 +284,52 @@ TEST_CASE("worker drops a job whose lease is lost and cancels its handler") {
     }));
 }
 
+TEST_CASE("a late lease reject for an earlier attempt leaves the job's new attempt running") {
+    // The broker gave the job out again (attempt 2) while frames of attempt 1
+    // were still on their way; their rejects arrive after the new assign.
+    zmq::context_t context;
+    FakeBroker broker(context);
+    std::atomic<bool> go_on{false};
+    RunningWorker running(test_config(broker.endpoint()), "t", [&](JobContext& job) -> JobOutcome {
+        job.token("first of attempt " + std::to_string(job.attempt()));
+        if (job.attempt() == 1) {
+            job.wait_cancelled_for(30s);  // until the re-assign drops it
+            return std::string("{}");
+        }
+        while (!go_on && !job.cancelled())
+            job.wait_cancelled_for(5ms);
+        job.token("second");
+        return std::string(R"({"ok":true})");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().attempt == 1);
+    broker.send(proto::Assign{"J1", 2, "t", "{}", ""});
+    auto first = broker.expect<proto::Chunk>();
+    REQUIRE(first.attempt == 2);
+    CHECK(text_of(first) == "first of attempt 2");
+
+    broker.send(proto::Reject{"J1", "lease", 1});
+    broker.send(proto::Ack{"J1", 2, 1});
+    REQUIRE(eventually([&] { return running.worker.stats().acks_received >= 1; }));
+    go_on = true;
+    auto second = broker.expect<proto::Chunk>();
+    CHECK(second.attempt == 2);
+    CHECK(second.wseq == 2);
+    CHECK(text_of(second) == "second");
+    auto done = broker.expect<proto::Done>();
+    CHECK(done.attempt == 2);
+    CHECK(done.result == R"({"ok":true})");
+    CHECK(running.worker.stats().jobs_abandoned == 1);  // attempt 1 only
+
+    // A reject that is about the running attempt still ends it.
+    broker.send(proto::Assign{"J2", 1, "t", "{}", ""});
+    CHECK(broker.expect<proto::Chunk>().job == "J2");
+    broker.send(proto::Reject{"J2", "lease", 1});
+    CHECK(eventually([&] { return running.worker.stats().jobs_abandoned == 2; }));
+}
+
 TEST_CASE("a cancelled job ends with fail cancelled, not retryable") {
     zmq::context_t context;
     FakeBroker broker(context);
