@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ import unittest
 
 BIN = os.environ.get("JOBCAST_BIN", os.path.join(os.path.dirname(__file__), "../../build/test/bin"))
 HERE = os.path.dirname(os.path.abspath(__file__))
+LOG_TAIL = 60  # lines of each process's log printed when a test fails
 
 
 def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
@@ -262,15 +264,32 @@ class JobcastTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="jobcast-it-")
         self.addCleanup(self.tmp.cleanup)
         self.db = os.path.join(self.tmp.name, "jobcast.db")
+        self.processes = []
+
+    def run(self, result=None):
+        # A failing test prints the last lines its broker and workers logged,
+        # so a failure in CI explains itself.
+        failed_before = len(result.failures) + len(result.errors) if result else 0
+        out = super().run(result)
+        if result and len(result.failures) + len(result.errors) > failed_before:
+            for p in getattr(self, "processes", []):
+                with p._cond:
+                    tail = p.lines[-LOG_TAIL:]
+                print(f"\n--- {self.id()}: last {len(tail)} lines of {p.name} "
+                      f"(pid {p.proc.pid}) ---", file=sys.stderr)
+                print("\n".join(tail), file=sys.stderr)
+        return out
 
     def start_broker(self, **kw):
         b = Broker(kw.pop("db", self.db), **kw)
+        self.processes.append(b)
         self.addCleanup(b.kill)
         return b
 
     def start_worker(self, broker_or_endpoint, types, **kw):
         endpoint = getattr(broker_or_endpoint, "zmq", broker_or_endpoint)
         w = Worker(endpoint, types, **kw)
+        self.processes.append(w)
         self.addCleanup(w.kill)
         return w
 
