@@ -105,6 +105,15 @@ std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
     return lost;
 }
 
+void Dispatcher::pause(Clock::duration away) {
+    for (auto& [peer, w] : workers_)
+        w.last_seen += away;
+    for (auto& [job, lease] : leases_) {
+        if (lease.peer.empty() && !lease.lost && lease.orphan_deadline != Clock::time_point{})
+            lease.orphan_deadline += away;
+    }
+}
+
 std::vector<PeerId> Dispatcher::peers() const {
     std::vector<PeerId> out;
     out.reserve(workers_.size());

@@ -63,6 +63,9 @@ class Dispatcher {
     // Workers silent for longer than the lease timeout, and orphaned leases
     // (loaded at start) whose worker never came back. Both are removed.
     std::vector<LostLease> expire(Clock::time_point now);
+    // The broker itself was away (stopped, starved, blocked) for `away`: it
+    // could not hear anyone then, so that time does not count as silence.
+    void pause(Clock::duration away);
     std::vector<PeerId> peers() const;
     std::size_t worker_count() const { return workers_.size(); }
     std::string worker_name(const PeerId& peer) const;

@@ -161,14 +161,16 @@ class Gateway::Impl {
 
     void loop() {
         auto next_tick = Clock::now();
+        auto last_round = next_tick;
         while (running_) {
             zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                        {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
-            auto wait =
-                std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now());
+            auto wait = std::max(
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now()),
+                std::chrono::milliseconds(0));
             if (!pending_.empty()) wait = std::chrono::milliseconds(1);
             try {
-                zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+                zmq::poll(items, 2, wait);
                 if (items[1].revents & ZMQ_POLLIN) {
                     std::uint64_t count;
                     [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
@@ -177,6 +179,8 @@ class Gateway::Impl {
                 drain_inbox();
                 dispatch();
                 auto now = Clock::now();
+                forgive_own_stall(now - last_round - wait);
+                last_round = now;
                 if (now >= next_tick) {
                     tick(now);
                     next_tick = now + config_.heartbeat;
@@ -191,6 +195,21 @@ class Gateway::Impl {
                 log_->error("event=loop_error error=\"{}\"", e.what());
             }
         }
+    }
+
+    // A round of this loop took `away` longer than the wait it asked for: the
+    // process was stopped, starved of CPU or blocked on the store. Workers'
+    // messages waited in the socket meanwhile, so their silence is not theirs;
+    // without this, a broker back from a pause would requeue every running job.
+    // Rounds slower than one heartbeat only count: busy rounds are not stalls,
+    // and a dead worker still expires under a flood of other workers' chunks.
+    void forgive_own_stall(Clock::duration away) {
+        if (away <= config_.heartbeat) return;
+        dispatcher_.pause(away);
+        stats_.stalls.fetch_add(1, std::memory_order_relaxed);
+        log_->warn("event=gateway_stalled away_ms={} workers={}",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(away).count(),
+                   dispatcher_.worker_count());
     }
 
     // ---- worker -> broker ----

@@ -45,6 +45,7 @@ struct GatewayStats {
     std::atomic<std::uint64_t> rejected_unknown_peer{0};  // no hello yet
     std::atomic<std::uint64_t> duplicates{0};             // wseq already committed
     std::atomic<std::uint64_t> leases_lost{0};
+    std::atomic<std::uint64_t> stalls{0};  // rounds of the gateway loop slower than a heartbeat
     std::atomic<std::int64_t> workers{0};
     std::atomic<std::int64_t> queue_depth{0};
 };

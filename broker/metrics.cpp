@@ -84,6 +84,12 @@ class Metrics::Impl {
                                  "dropped the job; the job is requeued")
                            .Register(*registry_)
                            .Add({})),
+          gateway_stalls_(prometheus::BuildCounter()
+                              .Name("jobcast_gateway_stalls_total")
+                              .Help("Rounds of the worker gateway longer than a heartbeat (the "
+                                    "broker was paused, starved of CPU or blocked on the store)")
+                              .Register(*registry_)
+                              .Add({})),
           rejected_(prometheus::BuildCounter()
                         .Name("jobcast_rejected_messages_total")
                         .Help("Worker messages rejected, by reason")
@@ -229,6 +235,7 @@ class Metrics::Impl {
             queue_depth_.Set(static_cast<double>(gateway_->queue_depth.load()));
             workers_.Set(static_cast<double>(gateway_->workers.load()));
             mirror(leases_lost_, gateway_->leases_lost.load());
+            mirror(gateway_stalls_, gateway_->stalls.load());
             mirror(*rejected_malformed_, gateway_->rejected_malformed.load());
             mirror(*rejected_oversize_, gateway_->rejected_oversize.load());
             mirror(*rejected_lease_, gateway_->rejected_lease.load());
@@ -273,6 +280,7 @@ class Metrics::Impl {
     prometheus::Gauge& queue_depth_;
     prometheus::Gauge& workers_;
     prometheus::Counter& leases_lost_;
+    prometheus::Counter& gateway_stalls_;
     prometheus::Family<prometheus::Counter>& rejected_;
     prometheus::Family<prometheus::Counter>& http_;
     prometheus::Histogram& queue_wait_;

@@ -82,6 +82,29 @@ class WorkerFailoverTest(JobcastTest):
                          "succeeded")
         self.assertEqual(metric(api, "jobcast_workers"), 1)
 
+    def test_broker_paused_past_the_lease_does_not_take_jobs_from_live_workers(self):
+        # The broker itself stops (SIGSTOP here; a frozen VM, CPU starvation or
+        # a stalled disk in production). Its workers went on heart-beating the
+        # whole time: when it wakes up it must not count its own absence as
+        # their silence and requeue what they are running.
+        broker = self.start_broker(args=["--liveness", "3"])
+        api = self.client(broker)
+        self.start_worker(broker, ["llm.generate"], name="steady")
+        params = {"prompt": "steady", "max_tokens": 12000, "tokens_per_second": 3000, "seed": 2}
+        job = api.submit("llm.generate", params)
+        api.wait_state(job["id"], "running")
+        for pause in (1.5, 1.0):
+            os.kill(broker.proc.pid, signal.SIGSTOP)
+            time.sleep(pause)  # the fault itself: the broker is away past the lease
+            os.kill(broker.proc.pid, signal.SIGCONT)
+            wait_until(lambda: api.job(job["id"]), what="the broker to answer again")
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["attempt"], 1, "a live worker's lease was taken")
+        self.assertEqual(metric(api, "jobcast_leases_lost_total"), 0)
+        self.assertGreaterEqual(metric(api, "jobcast_gateway_stalls_total"), 1)  # and says so
+        self.assertEqual(done["result"]["text"], sim_text("steady", 2, 12000))
+
     def test_job_fails_after_max_attempts(self):
         broker = self.start_broker(args=["--liveness", "2"])
         api = self.client(broker)

@@ -93,6 +93,22 @@ TEST_CASE("a worker back from a stall cannot take back a lease whose requeue is 
     CHECK(d.holder("J", 2) == "w1");
 }
 
+TEST_CASE("time the broker itself was away does not count as a worker's silence") {
+    Dispatcher d(3s);
+    d.hello("w1", "one", {"llm"}, 1, {}, t0);
+    d.enqueue({"J", "llm", 0});
+    REQUIRE(d.assign().size() == 1);
+    d.lease_granted("J", 1);
+    d.adopt_orphan("O", 1, "gone", t0);  // from a restart: its worker has 3 s to come back
+
+    d.pause(10s);  // the broker was stopped for 10 s right after t0
+    CHECK(d.expire(t0 + 11s).empty());
+    CHECK(d.holder("J", 1) == "w1");
+    auto lost = d.expire(t0 + 13500ms);  // then really silent for the lease timeout
+    REQUIRE(lost.size() == 2);
+    CHECK_FALSE(d.known("w1"));
+}
+
 TEST_CASE("a worker reconnecting with its in-flight jobs keeps their leases") {
     Dispatcher d(3s);
     d.hello("old", "w", {"llm"}, 2, {}, t0);
