@@ -10,6 +10,8 @@ and, for a bounded time, injects faults on a schedule drawn from a seeded RNG
                 (sometimes after up to 3 s away)
   worker_kill   SIGKILL a worker, start a replacement
   worker_stop   SIGSTOP a worker for longer than its lease, then SIGCONT (a zombie)
+  broker_stop   SIGSTOP the broker for longer than a lease, then SIGCONT (its
+                workers were not silent: their own messages waited in the socket)
   sub_drop      cut a subscriber's connection; it resumes with its last seq
   sub_stall     a subscriber stops reading for a while
   late_subscribe  a new subscriber joins a running job after a random seq
@@ -53,11 +55,11 @@ from harness import Broker, Client, Worker, free_port, metric, sim_tokens  # noq
 from test_streaming import TERMINAL, WsClient, is_terminal  # noqa: E402
 
 FAULT_KINDS = ("broker_kill", "worker_kill", "worker_stop", "sub_drop", "sub_stall",
-               "late_subscribe", "cancel", "dup_submit", "link_cut")
+               "late_subscribe", "cancel", "dup_submit", "link_cut", "broker_stop")
 # Mean seconds between two faults of a kind (CI profile); --fault-scale stretches them.
 FAULT_MEAN_GAP = {"broker_kill": 25.0, "worker_kill": 11.0, "worker_stop": 14.0,
                   "sub_drop": 2.5, "sub_stall": 8.0, "late_subscribe": 1.0, "cancel": 2.0, "dup_submit": 3.0,
-                  "link_cut": 15.0}
+                  "link_cut": 15.0, "broker_stop": 20.0}
 HEARTBEAT_MS = 200
 LIVENESS = 3
 LEASE_S = HEARTBEAT_MS * LIVENESS / 1000.0
@@ -663,6 +665,14 @@ class Chaos:
                 started = time.monotonic()
                 self.start_broker()
                 self.broker_restarts.append(time.monotonic() - started)
+        elif kind == "broker_stop":
+            with self.broker_lock:
+                pid = self.broker.proc.pid
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    time.sleep(LEASE_S * 2 + b * 2.0)  # the fault itself: away past a lease
+                finally:
+                    os.kill(pid, signal.SIGCONT)
         elif kind == "worker_kill":
             slot = self.pick_worker(a)
             if not slot:
