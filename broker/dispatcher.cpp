@@ -30,6 +30,7 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
             !it->second.lost && it->second.worker == name &&
             (it->second.peer.empty() || (previous && it->second.peer == *previous))) {
             it->second.peer = peer;
+            it->second.assign_no = 0;  // claimed by this hello
             fresh.jobs.insert(job);
             kept.insert(job);
             out.resumed.push_back(job);
@@ -187,6 +188,40 @@ std::vector<Assignment> Dispatcher::assign() {
 void Dispatcher::lease_granted(const std::string& job, int attempt) {
     auto it = leases_.find(job);
     if (it != leases_.end()) it->second.attempt = attempt;
+}
+
+void Dispatcher::assign_sent(const std::string& job) {
+    auto lease = leases_.find(job);
+    if (lease == leases_.end()) return;
+    auto w = workers_.find(lease->second.peer);
+    if (w != workers_.end()) lease->second.assign_no = ++w->second.assigns_sent;
+}
+
+std::vector<LostLease> Dispatcher::reconcile(
+    const PeerId& peer, const std::vector<std::pair<std::string, int>>& inflight,
+    std::uint64_t assigned) {
+    std::vector<LostLease> lost;
+    auto w = workers_.find(peer);
+    if (w == workers_.end()) return lost;
+    auto& jobs = w->second.jobs;
+    for (auto it = jobs.begin(); it != jobs.end();) {
+        auto lease = leases_.find(*it);
+        const bool forgotten =
+            lease != leases_.end() && lease->second.attempt > 0 && lease->second.peer == peer &&
+            !lease->second.lost && lease->second.assign_no <= assigned &&
+            std::find(inflight.begin(), inflight.end(), std::pair{*it, lease->second.attempt}) ==
+                inflight.end();
+        if (!forgotten) {
+            ++it;
+            continue;
+        }
+        lost.push_back({*it, lease->second.attempt, lease->second.worker});
+        // As for a silent worker: held by no one until the requeue commits.
+        lease->second.peer.clear();
+        lease->second.lost = true;
+        it = jobs.erase(it);
+    }
+    return lost;
 }
 
 void Dispatcher::lease_refused(const std::string& job) {

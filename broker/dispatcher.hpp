@@ -78,6 +78,16 @@ class Dispatcher {
     // reserves a slot on the worker until lease_granted/lease_refused.
     std::vector<Assignment> assign();
     void lease_granted(const std::string& job, int attempt);
+    // The job's assign is being sent to its holder: numbers it among the
+    // assigns of that connection (see reconcile).
+    void assign_sent(const std::string& job);
+    // A worker's heartbeat listed what it holds and how many assigns it has
+    // received since its hello. A lease of this connection whose assign had
+    // arrived (or that its hello claimed) but that it no longer lists was
+    // forgotten by the worker: it is returned, lost, for the job to be requeued.
+    std::vector<LostLease> reconcile(const PeerId& peer,
+                                     const std::vector<std::pair<std::string, int>>& inflight,
+                                     std::uint64_t assigned);
     void lease_refused(const std::string& job);
     // A running attempt found in the store at start: held for its worker to
     // reconnect (hello with in-flight) until the lease timeout.
@@ -106,6 +116,7 @@ class Dispatcher {
         int capacity = 1;
         std::unordered_set<std::string> jobs;  // reserved or leased
         Clock::time_point last_seen;
+        std::uint64_t assigns_sent = 0;  // on this connection, since its hello
     };
     struct Lease {
         PeerId peer;  // empty while orphaned
@@ -115,6 +126,9 @@ class Dispatcher {
         // Reported lost: its requeue is being written, so no hello may take it
         // back (the job will be assigned again as a new attempt).
         bool lost = false;
+        // The number of the assign that carried it to its holder (1, 2, … per
+        // connection); 0 when the holder claimed it in its hello.
+        std::uint64_t assign_no = 0;
     };
 
     using WorkerMap = std::unordered_map<PeerId, Worker>;

@@ -277,8 +277,9 @@ class Gateway::Impl {
         std::visit(
             [&](auto& m) {
                 using T = std::decay_t<decltype(m)>;
-                if constexpr (std::is_same_v<T, proto::Heartbeat> ||
-                              std::is_same_v<T, proto::Hello>) {
+                if constexpr (std::is_same_v<T, proto::Heartbeat>) {
+                    if (m.inflight) on_inflight_report(peer, *m.inflight, m.assigned, ops);
+                } else if constexpr (std::is_same_v<T, proto::Hello>) {
                     return;
                 } else {
                     if (dispatcher_.holder(m.job, m.attempt) != peer) {
@@ -305,13 +306,33 @@ class Gateway::Impl {
             message);
     }
 
+    static std::vector<std::pair<std::string, int>> attempts_of(
+        const std::vector<proto::InflightJob>& held) {
+        std::vector<std::pair<std::string, int>> out;
+        out.reserve(held.size());
+        for (const auto& f : held)
+            out.emplace_back(f.job, f.attempt);
+        return out;
+    }
+
+    // A worker listed what it holds: a lease it was given but has forgotten
+    // (dropped on a reject it misread, a handler that vanished) would keep the
+    // job running forever while the worker heart-beats; it is requeued now.
+    void on_inflight_report(const PeerId& peer, const std::vector<proto::InflightJob>& held,
+                            std::uint64_t assigned, std::vector<store::WriteOp>& ops) {
+        for (const auto& lost : dispatcher_.reconcile(peer, attempts_of(held), assigned)) {
+            stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
+            log_->warn("event=lease_lost job={} attempt={} worker={} reason=not_running", lost.job,
+                       lost.attempt, lost.worker);
+            ops.push_back(store::RequeueJob{
+                lost.job, lost.attempt, "worker " + lost.worker + " is not running it", unix_ms()});
+        }
+    }
+
     void on_hello(const PeerId& peer, const proto::Hello& hello, Clock::time_point now,
                   std::vector<store::WriteOp>& ops) {
-        std::vector<std::pair<std::string, int>> inflight;
-        for (const auto& f : hello.inflight)
-            inflight.emplace_back(f.job, f.attempt);
-        auto out =
-            dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity, inflight, now);
+        auto out = dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity,
+                                     attempts_of(hello.inflight), now);
         send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count())});
         for (const auto& [job, attempt] : out.refused)
             send(peer, proto::Reject{job, "lease", attempt});
@@ -407,6 +428,7 @@ class Gateway::Impl {
                                             "worker left before the job reached it", unix_ms()});
             return;
         }
+        dispatcher_.assign_sent(job.id);
         send(*peer, proto::Assign{job.id, job.attempt, job.type, job.params, job.checkpoint});
     }
 

@@ -17,6 +17,7 @@
 // - Keys are field names as in messages.hpp; unknown keys are ignored so a newer
 //   peer can add fields. When a key repeats, the last value wins.
 // - Every field is required except hello.inflight (absent = none in flight),
+//   heartbeat.inflight with heartbeat.assigned (both absent = not reported),
 //   assign.checkpoint (absent = no checkpoint) and reject.attempt (absent = 0,
 //   not about one attempt).
 // - Integers must be msgpack integers (no floats, no strings); ids and texts are
@@ -59,6 +60,7 @@ enum class Field : std::uint8_t {
     params,
     checkpoint,
     reason,
+    assigned,
     count_,  // not a field: the number of fields
 };
 constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::count_);
@@ -67,7 +69,7 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "v",    "t",       "worker",     "types",     "capacity",  "inflight",
     "job",  "attempt", "wseq",       "next_wseq", "kind",      "data",
     "ts",   "bytes",   "result",     "error",     "retryable", "heartbeat_ms",
-    "type", "params",  "checkpoint", "reason",
+    "type", "params",  "checkpoint", "reason",    "assigned",
 };
 
 std::string_view name(Field field) {
@@ -111,6 +113,7 @@ Field field_of(std::string_view key) {
         case 8:
             if (key == "capacity") return Field::capacity;
             if (key == "inflight") return Field::inflight;
+            if (key == "assigned") return Field::assigned;
             break;
         case 9:
             if (key == "next_wseq") return Field::next_wseq;
@@ -338,8 +341,11 @@ bool read(const FieldMap& f, Reader& r, Hello& m) {
     return r.string(f, Field::worker, m.worker) && r.string_array(f, Field::types, m.types) &&
            r.int_field(f, Field::capacity, 1, m.capacity) && r.inflight(f, m.inflight);
 }
-bool read(const FieldMap&, Reader&, Heartbeat&) {
-    return true;
+bool read(const FieldMap& f, Reader& r, Heartbeat& m) {
+    m.inflight.reset();
+    m.assigned = 0;
+    if (!f.get(Field::inflight)) return true;
+    return r.inflight(f, m.inflight.emplace()) && r.uint64_field(f, Field::assigned, m.assigned);
 }
 bool read(const FieldMap& f, Reader& r, Chunk& m) {
     return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
@@ -580,6 +586,16 @@ class Writer {
         require(value >= 0, "attempt must not be negative");
         integer(Field::attempt, value);
     }
+    void inflight(const std::vector<InflightJob>& jobs) {
+        key(Field::inflight);
+        packer_.pack_array(static_cast<std::uint32_t>(jobs.size()));
+        for (const InflightJob& job : jobs) {
+            packer_.pack_map(3);
+            text(Field::job, job.job);
+            attempt(job.attempt);
+            uinteger(Field::next_wseq, job.next_wseq);
+        }
+    }
     Packer& packer() { return packer_; }
 
   private:
@@ -603,17 +619,13 @@ void write(Writer& w, const Hello& m) {
         w.str(type);
     }
     w.integer(Field::capacity, m.capacity);
-    w.key(Field::inflight);
-    w.packer().pack_array(static_cast<std::uint32_t>(m.inflight.size()));
-    for (const InflightJob& job : m.inflight) {
-        w.packer().pack_map(3);
-        w.text(Field::job, job.job);
-        w.attempt(job.attempt);
-        w.uinteger(Field::next_wseq, job.next_wseq);
-    }
+    w.inflight(m.inflight);
 }
-void write(Writer& w, const Heartbeat&) {
-    w.header("heartbeat", 0);
+void write(Writer& w, const Heartbeat& m) {
+    w.header("heartbeat", m.inflight ? 2 : 0);
+    if (!m.inflight) return;
+    w.inflight(*m.inflight);
+    w.uinteger(Field::assigned, m.assigned);
 }
 void write(Writer& w, const Chunk& m) {
     require(m.kind == EventKind::progress || m.kind == EventKind::token || m.kind == EventKind::log,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -32,6 +33,14 @@ struct Hello {
     bool operator==(const Hello&) const = default;
 };
 struct Heartbeat {
+    // From a worker: the attempts it holds (as in hello), and how many assigns
+    // it has received since its last hello. The broker takes back a lease
+    // whose assign the worker had received (its number is at most `assigned`)
+    // but which it does not list, so no job stays leased to a worker that has
+    // forgotten it. Absent (the broker's heartbeats, workers that do not say):
+    // nothing is reconciled.
+    std::optional<std::vector<InflightJob>> inflight;
+    std::uint64_t assigned = 0;
     bool operator==(const Heartbeat&) const = default;
 };
 struct Chunk {

@@ -170,6 +170,8 @@ class WorkerImpl {
     void receive_all();
     void on_message(proto::Welcome& message);
     void on_message(proto::Assign& message);
+    std::vector<proto::InflightJob> inflight() const;
+    void send_heartbeat();
     void on_message(proto::Ack& message);
     void on_message(proto::Cancel& message);
     void on_message(proto::Heartbeat& message);
@@ -215,7 +217,9 @@ class WorkerImpl {
     std::string scratch_;
     milliseconds heartbeat_{1000};
     Clock::time_point now_{};
-    Clock::time_point last_send_{}, last_receive_{}, hello_sent_at_{}, reconnect_at_{};
+    Clock::time_point last_send_{}, last_receive_{}, last_report_{}, hello_sent_at_{},
+        reconnect_at_{};
+    std::uint64_t assigns_received_ = 0;  // since our last hello
     Clock::time_point stop_deadline_{}, bad_logged_at_{};
     bool awaiting_welcome_ = false;
     bool welcomed_once_ = false;
@@ -387,10 +391,10 @@ void WorkerImpl::loop() {
             counters_.reconnects++;
             schedule_reconnect(now_);
         }
-        if (socket_ && now_ - last_send_ >= heartbeat_) {
-            send_frame(heartbeat_frame_);
-            last_send_ = now_;  // also after EAGAIN: a heartbeat is not worth retrying early
-        }
+        // A heartbeat when idle, and one listing what we hold at least once per
+        // heartbeat interval while busy (the broker reconciles leases with it).
+        if (socket_ && (now_ - last_send_ >= heartbeat_ || now_ - last_report_ >= heartbeat_))
+            send_heartbeat();
 
         // Sleep until the next timer or I/O.
         auto wake_at = now_ + milliseconds{1000};
@@ -478,21 +482,41 @@ void WorkerImpl::schedule_reconnect(Clock::time_point now) {
     log_->debug("reconnecting in {} ms broker={}", delay.count(), config_.broker);
 }
 
+std::vector<proto::InflightJob> WorkerImpl::inflight() const {
+    std::vector<proto::InflightJob> out;
+    out.reserve(jobs_.size());
+    for (const auto& [id, run] : jobs_) {
+        if (run->dropped) continue;
+        out.push_back(proto::InflightJob{run->job_id, run->attempt, run->next_wseq.load()});
+    }
+    return out;
+}
+
 void WorkerImpl::send_hello() {
     proto::Hello hello;
     hello.worker = config_.name;
     hello.types = config_.types;
     hello.capacity = config_.capacity;
-    for (const auto& [id, run] : jobs_) {
-        if (run->dropped) continue;
-        hello.inflight.push_back(
-            proto::InflightJob{run->job_id, run->attempt, run->next_wseq.load()});
-    }
+    hello.inflight = inflight();
     proto::encode(proto::WorkerMessage{std::move(hello)}, scratch_);
     send_frame(scratch_);
     hello_sent_at_ = now_;
     awaiting_welcome_ = true;
+    assigns_received_ = 0;  // the broker numbers its assigns from each hello
     counters_.hellos++;
+}
+
+void WorkerImpl::send_heartbeat() {
+    if (stopping_ || awaiting_welcome_) {
+        // Nothing to reconcile: a stopping worker ignores new assigns and
+        // leaves its jobs to lease expiry; before the welcome, the hello said it.
+        send_frame(heartbeat_frame_);
+    } else {
+        proto::encode(proto::WorkerMessage{proto::Heartbeat{inflight(), assigns_received_}},
+                      scratch_);
+        send_frame(scratch_);
+    }
+    last_send_ = last_report_ = now_;  // also after EAGAIN: not worth retrying early
 }
 
 void WorkerImpl::resend_all() {
@@ -625,6 +649,7 @@ void WorkerImpl::on_message(proto::Welcome& message) {
 }
 
 void WorkerImpl::on_message(proto::Assign& message) {
+    ++assigns_received_;
     if (stopping_) {
         // Not ours to start: the broker re-queues it when our lease lapses.
         log_->debug("ignoring assign while stopping job={}", message.job);

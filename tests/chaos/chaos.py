@@ -499,7 +499,8 @@ class Chaos:
     @staticmethod
     def new_stats():
         return {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
-                "running": 0, "orphans_of_killed": 0, "error_lines": 0}
+                "running": 0, "orphans_of_killed": 0, "error_lines": 0,
+                "leases_lost": {"silent": 0, "not_running": 0}}
 
     # ---- processes
 
@@ -993,6 +994,9 @@ class Chaos:
                     errors += 1
                     if errors <= 5:
                         log(f"{p.name} logged: {line}")
+                if "event=lease_lost" in line:
+                    lost = "not_running" if "reason=not_running" in line else "silent"
+                    self.stats["leases_lost"][lost] += 1
         self.stats["error_lines"] = errors
 
     def heal(self):
@@ -1236,6 +1240,8 @@ class Chaos:
             f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']} "
             f"wal={self.peak['wal'] / 2**20:.1f}MiB; exec scripts orphaned by a worker "
             f"SIGKILL: {st['orphans_of_killed']}; error log lines: {st['error_lines']}")
+        log("leases taken back: from silent workers={silent}, from workers not running "
+            "the job={not_running}".format(**st["leases_lost"]))
         n = len(self.violations.items)
         log(f"violations={n} seed={self.seed}")
         return 0 if n == 0 else 1

@@ -63,6 +63,8 @@ FRAMES = {
     "cancel": {"v": 1, "t": "cancel", "job": JOB},
     "reject": {"v": 1, "t": "reject", "job": JOB, "reason": "lease lost"},
     "reject_attempt": {"v": 1, "t": "reject", "job": JOB, "reason": "lease", "attempt": 2},
+    "heartbeat_inflight": {"v": 1, "t": "heartbeat", "assigned": 3,
+                           "inflight": [{"job": JOB, "attempt": 2, "next_wseq": 17}]},
 }
 
 REQUESTS = {

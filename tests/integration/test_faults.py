@@ -223,6 +223,78 @@ class RogueWorkerTest(JobcastTest):
         self.assertEqual(text, sim_text("rogue", 3, 200))
         self.assertNotIn("INJECTED", text)
 
+    def test_job_held_by_a_worker_that_forgot_it_is_requeued(self):
+        # A worker (anyone's own, speaking protocol v1) takes a job, loses it
+        # (a handler thread died, a bug) and goes on heart-beating: its
+        # heartbeats list what it holds, so the broker takes the lease back
+        # instead of leaving the job running forever.
+        broker = self.start_broker(args=["--liveness", "3"])
+        api = self.client(broker)
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        forgetful = ctx.socket(zmq.DEALER)
+        forgetful.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(forgetful.close)
+        forgetful.connect(broker.zmq)
+        pack = msgpack.packb
+        forgetful.send(pack({"v": 1, "t": "hello", "worker": "forgetful",
+                             "types": ["llm.generate"], "capacity": 1, "inflight": []}))
+        self.assertTrue(forgetful.poll(5000), "no welcome")
+        self.assertEqual(msgpack.unpackb(forgetful.recv())["t"], "welcome")
+        params = {"prompt": "forgotten", "max_tokens": 100, "tokens_per_second": 0, "seed": 6}
+        job = api.submit("llm.generate", params, max_attempts=5)
+        assign = None
+        while assign is None:
+            self.assertTrue(forgetful.poll(5000), "no assign")
+            m = msgpack.unpackb(forgetful.recv())
+            assign = m if m["t"] == "assign" else None
+        self.assertEqual((assign["job"], assign["attempt"]), (job["id"], 1))
+        # It heart-beats for longer than a lease, listing nothing though it got one assign.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and len(self.states(api, job)) < 3:
+            forgetful.send(pack({"v": 1, "t": "heartbeat", "inflight": [], "assigned": 1}))
+            time.sleep(0.1)  # the heartbeat period of this hand-written worker
+        states = self.states(api, job)
+        self.assertEqual([s["state"] for s in states[:3]], ["queued", "running", "queued"],
+                         "the lease was taken back")
+        self.assertIn("forgetful is not running it", states[2]["reason"])
+        forgetful.close()  # (it may have been given attempt 2: that one expires with it)
+
+        self.start_worker(broker, ["llm.generate"], name="honest")
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["result"]["text"], sim_text("forgotten", 6, 100))
+        self.assertEqual(self.states(api, job)[-2]["worker"], "honest")
+        self.assertGreaterEqual(metric(api, "jobcast_leases_lost_total"), 1)
+
+    @staticmethod
+    def states(api, job):
+        return [e["data"] for e in api.events(job["id"]) if e["kind"] == "state"]
+
+    def test_heartbeats_of_a_worker_whose_assign_is_on_its_way_keep_the_lease(self):
+        # The converse: a heartbeat sent before the assign arrived (its
+        # `assigned` count is lower) does not list the job and must not cost it.
+        broker = self.start_broker(args=["--liveness", "3"])
+        api = self.client(broker)
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        slow = ctx.socket(zmq.DEALER)
+        slow.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(slow.close)
+        slow.connect(broker.zmq)
+        pack = msgpack.packb
+        slow.send(pack({"v": 1, "t": "hello", "worker": "slow", "types": ["llm.generate"],
+                        "capacity": 1, "inflight": []}))
+        self.assertTrue(slow.poll(5000), "no welcome")
+        job = api.submit("llm.generate", {"prompt": "p", "max_tokens": 3,
+                                          "tokens_per_second": 0, "seed": 1})
+        api.wait_state(job["id"], "running")
+        for _ in range(15):  # 1.5 s: over two leases of reports that predate the assign
+            slow.send(pack({"v": 1, "t": "heartbeat", "inflight": [], "assigned": 0}))
+            time.sleep(0.1)
+        self.assertEqual(api.job(job["id"])["state"], "running")
+        self.assertEqual(metric(api, "jobcast_leases_lost_total"), 0)
+
 
 if __name__ == "__main__":
     unittest.main()

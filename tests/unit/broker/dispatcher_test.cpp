@@ -109,6 +109,44 @@ TEST_CASE("time the broker itself was away does not count as a worker's silence"
     CHECK_FALSE(d.known("w1"));
 }
 
+TEST_CASE("a lease its worker no longer lists, though its assign arrived, is lost") {
+    Dispatcher d(3s);
+    d.hello("w1", "one", {"llm"}, 4, {}, t0);
+    for (const char* job : {"A", "B", "C", "D"})
+        d.enqueue({job, "llm", 0});
+    REQUIRE(d.assign().size() == 4);
+    for (const char* job : {"A", "B", "C"}) {
+        d.lease_granted(job, 1);
+        d.assign_sent(job);  // A is assign 1, B 2, C 3
+    }
+    // D's LeaseJob is still being written: a reservation, never reconciled.
+    using Held = std::vector<std::pair<std::string, int>>;
+
+    // A report sent after two assigns had arrived: A and B known, C on its way.
+    CHECK(d.reconcile("w1", Held{{"A", 1}, {"B", 1}}, 2).empty());
+    auto lost = d.reconcile("w1", Held{{"B", 1}}, 2);  // A was forgotten
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0].job == "A");
+    CHECK(lost[0].attempt == 1);
+    CHECK(lost[0].worker == "one");
+    CHECK_FALSE(d.holder("A", 1));                        // its late frames are refused
+    CHECK(d.reconcile("w1", Held{{"B", 1}}, 2).empty());  // reported once
+    // A listed attempt other than the lease's is not the lease.
+    lost = d.reconcile("w1", Held{{"B", 7}, {"C", 1}}, 3);
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0].job == "B");
+    CHECK(d.holder("C", 1) == "w1");
+    CHECK(d.holder("D") == "w1");
+
+    // Leases claimed in a hello are known to the worker from the start.
+    auto out = d.hello("w2", "one", {"llm"}, 4, {{"C", 1}}, t0 + 1s);
+    REQUIRE(out.resumed == std::vector<std::string>{"C"});
+    lost = d.reconcile("w2", Held{}, 0);
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0].job == "C");
+    CHECK(d.reconcile("nobody", Held{}, 9).empty());
+}
+
 TEST_CASE("a worker reconnecting with its in-flight jobs keeps their leases") {
     Dispatcher d(3s);
     d.hello("old", "w", {"llm"}, 2, {}, t0);

@@ -59,6 +59,12 @@ TEST_CASE("hello round trips with empty arrays", "[codec]") {
 TEST_CASE("heartbeat round trips both ways", "[codec]") {
     CHECK(worker_round_trip(Heartbeat{}) == Heartbeat{});
     CHECK(broker_round_trip(Heartbeat{}) == Heartbeat{});
+    // A worker's heartbeat lists what it holds, and how many assigns it got.
+    Heartbeat report{std::vector<InflightJob>{{"01HZY3J5KX8Q2V7R4M6N0P1S9T", 2, 41}}, 7};
+    CHECK(worker_round_trip(report) == report);
+    report.inflight->clear();  // holding nothing is a report too, unlike no list at all
+    CHECK(worker_round_trip(report) == report);
+    CHECK(worker_round_trip(report) != Heartbeat{});
 }
 
 TEST_CASE("chunk round trips for each kind a worker may send", "[codec]") {
@@ -247,6 +253,7 @@ TEST_CASE("frames packed by another msgpack implementation decode", "[codec]") {
         CHECK((worker || broker));
         decoded += worker + broker;
     }
-    // 6 worker + 6 broker types, reject with and without its attempt; heartbeat is both.
-    CHECK(decoded == 14);
+    // 6 worker + 6 broker types, reject with and without its attempt, heartbeat
+    // with and without what the worker holds; a heartbeat decodes both ways.
+    CHECK(decoded == 16);
 }

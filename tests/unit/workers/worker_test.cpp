@@ -1,6 +1,7 @@
 // The Worker against a minimal in-test broker (a ROUTER on tcp://127.0.0.1:*):
 // hello/welcome/assign, wseq numbering, acks, re-send after a broker restart,
 // gap and lease rejects, cancel, and the unacked bound's backpressure.
+#include <algorithm>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <thread>
@@ -328,6 +329,51 @@ TEST_CASE("a late lease reject for an earlier attempt leaves the job's new attem
     CHECK(broker.expect<proto::Chunk>().job == "J2");
     broker.send(proto::Reject{"J2", "lease", 1});
     CHECK(eventually([&] { return running.worker.stats().jobs_abandoned == 2; }));
+}
+
+TEST_CASE("heartbeats list the attempts the worker holds and the assigns it received") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    auto config = test_config(broker.endpoint());
+    config.capacity = 2;
+    RunningWorker running(config, "t", tokens_then_wait(1));
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{50});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.send(proto::Assign{"J2", 3, "t", "{}", ""});
+    // The worker is busy streaming or idle: either way a report comes each interval.
+    auto report = [&]() -> std::optional<proto::Heartbeat> {
+        const auto deadline = Clock::now() + 5s;
+        while (Clock::now() < deadline) {
+            auto r = broker.next(1s, true);
+            if (!r) continue;
+            if (auto* h = std::get_if<proto::Heartbeat>(&r->message); h && h->inflight) return *h;
+        }
+        return std::nullopt;
+    };
+    std::vector<proto::InflightJob> held;
+    std::uint64_t assigned = 0;
+    REQUIRE(eventually([&] {
+        auto h = report();
+        if (!h) return false;
+        held = *h->inflight;
+        assigned = h->assigned;
+        return held.size() == 2;
+    }));
+    std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.job < b.job; });
+    CHECK(held[0].job == "J1");
+    CHECK(held[0].attempt == 1);
+    CHECK(held[0].next_wseq == 2);  // one token emitted
+    CHECK(held[1].job == "J2");
+    CHECK(held[1].attempt == 3);
+    CHECK(assigned == 2);
+
+    // Dropped on a lease reject: no longer listed.
+    broker.send(proto::Reject{"J1", "lease", 1});
+    REQUIRE(eventually([&] {
+        auto h = report();
+        return h && h->inflight->size() == 1 && h->inflight->front().job == "J2";
+    }));
 }
 
 TEST_CASE("a cancelled job ends with fail cancelled, not retryable") {
