@@ -86,6 +86,25 @@ std::vector<LostLease> Dispatcher::remove_worker(const PeerId& peer) {
     return lost;
 }
 
+std::size_t Dispatcher::disconnect(const PeerId& peer, Clock::time_point now) {
+    auto it = workers_.find(peer);
+    if (it == workers_.end()) return 0;
+    std::size_t orphaned = 0;
+    for (const auto& job : it->second.jobs) {
+        auto lease = leases_.find(job);
+        if (lease == leases_.end()) continue;
+        if (lease->second.attempt > 0 && !lease->second.lost) {
+            lease->second.peer.clear();  // its chunks are refused until it is claimed
+            lease->second.orphan_deadline = now + lease_timeout_;
+            ++orphaned;
+        } else if (lease->second.attempt == 0) {
+            leases_.erase(lease);  // a reservation: the lease result finds no holder
+        }
+    }
+    workers_.erase(it);
+    return orphaned;
+}
+
 std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
     std::vector<LostLease> lost;
     std::vector<PeerId> silent;

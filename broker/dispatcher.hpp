@@ -60,6 +60,11 @@ class Dispatcher {
     void seen(const PeerId& peer, Clock::time_point now);
     // Removes a worker; its leases are returned so the jobs can be requeued.
     std::vector<LostLease> remove_worker(const PeerId& peer);
+    // A worker's connection went away (it may be reconnecting: it gave up on a
+    // paused broker, or its network blinked). Its leases are orphaned for the
+    // lease timeout, for its hello on a new connection to claim, as after a
+    // broker restart; unclaimed, they expire. Returns how many were orphaned.
+    std::size_t disconnect(const PeerId& peer, Clock::time_point now);
     // Workers silent for longer than the lease timeout, and orphaned leases
     // (loaded at start) whose worker never came back. Both are removed.
     std::vector<LostLease> expire(Clock::time_point now);

@@ -549,20 +549,16 @@ class Gateway::Impl {
         }
     }
 
+    // The worker is likely reconnecting (a new connection, a new peer id): its
+    // jobs wait one lease timeout for its hello to claim them before they are
+    // requeued, so a reconnect does not cost an attempt.
     void drop_peer(const PeerId& peer, std::string_view why) {
         pending_.erase(peer);
         if (!dispatcher_.known(peer)) return;
         auto name = dispatcher_.worker_name(peer);
-        std::vector<store::WriteOp> ops;
-        for (const auto& lost : dispatcher_.remove_worker(peer)) {
-            stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
-            ops.push_back(store::RequeueJob{lost.job, lost.attempt,
-                                            "worker " + lost.worker + " " + std::string(why),
-                                            unix_ms()});
-        }
-        log_->warn("event=worker_dropped worker={} reason=\"{}\" requeued={}", name, why,
-                   ops.size());
-        if (!ops.empty()) store_.submit_many(std::move(ops));
+        const auto orphaned = dispatcher_.disconnect(peer, Clock::now());
+        log_->warn("event=worker_dropped worker={} reason=\"{}\" leases_held_for_reconnect={}",
+                   name, why, orphaned);
         stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
     }
 

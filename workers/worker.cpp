@@ -399,8 +399,8 @@ void WorkerImpl::loop() {
         // Sleep until the next timer or I/O.
         auto wake_at = now_ + milliseconds{1000};
         if (socket_) {
-            wake_at =
-                std::min({wake_at, last_send_ + heartbeat_, last_receive_ + liveness_window()});
+            wake_at = std::min({wake_at, last_send_ + heartbeat_, last_report_ + heartbeat_,
+                                last_receive_ + liveness_window()});
         } else {
             wake_at = std::min(wake_at, reconnect_at_);
         }

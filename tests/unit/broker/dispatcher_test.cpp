@@ -147,6 +147,31 @@ TEST_CASE("a lease its worker no longer lists, though its assign arrived, is los
     CHECK(d.reconcile("nobody", Held{}, 9).empty());
 }
 
+TEST_CASE("a disconnected worker's leases wait one lease timeout for it to reconnect") {
+    Dispatcher d(3s);
+    d.hello("old", "w", {"llm"}, 3, {}, t0);
+    for (const char* job : {"A", "B", "C"})
+        d.enqueue({job, "llm", 0});
+    REQUIRE(d.assign().size() == 3);
+    d.lease_granted("A", 1);
+    d.lease_granted("B", 1);  // C's LeaseJob is still being written
+
+    CHECK(d.disconnect("old", t0 + 1s) == 2);
+    CHECK_FALSE(d.known("old"));
+    CHECK_FALSE(d.holder("A", 1));  // frames of the old connection are refused
+    CHECK_FALSE(d.holder("C"));     // the reservation is gone
+    CHECK(d.expire(t0 + 3500ms).empty());
+
+    // It comes back on a new connection, still running A only.
+    auto out = d.hello("new", "w", {"llm"}, 3, {{"A", 1}}, t0 + 3500ms);
+    CHECK(out.resumed == std::vector<std::string>{"A"});
+    CHECK(d.holder("A", 1) == "new");
+    auto lost = d.expire(t0 + 4100ms);  // B was not claimed in time
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0].job == "B");
+    CHECK(d.holder("A", 1) == "new");
+}
+
 TEST_CASE("a worker reconnecting with its in-flight jobs keeps their leases") {
     Dispatcher d(3s);
     d.hello("old", "w", {"llm"}, 2, {}, t0);
