@@ -175,6 +175,22 @@ class CancelTest(JobcastTest):
 
 
 class RogueWorkerTest(JobcastTest):
+    def dealer(self, broker):
+        """A DEALER socket on the broker's worker port: a hand-written worker."""
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(sock.close)
+        sock.connect(broker.zmq)
+        return sock
+
+    def say_hello(self, sock, name, types):
+        sock.send(msgpack.packb({"v": 1, "t": "hello", "worker": name, "types": types,
+                                 "capacity": 1, "inflight": []}))
+        self.assertTrue(sock.poll(5000), "no welcome")
+        self.assertEqual(msgpack.unpackb(sock.recv())["t"], "welcome")
+
     def test_garbage_and_foreign_job_ids_are_rejected_and_counted(self):
         broker = self.start_broker()
         api = self.client(broker)
@@ -183,12 +199,7 @@ class RogueWorkerTest(JobcastTest):
         job = api.submit("llm.generate", params)
         wait_until(lambda: api.job(job["id"])["state"] == "running", what="running")
 
-        ctx = zmq.Context()
-        self.addCleanup(ctx.term)
-        rogue = ctx.socket(zmq.DEALER)
-        rogue.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(rogue.close)
-        rogue.connect(broker.zmq)
+        rogue = self.dealer(broker)
         pack = msgpack.packb
         rogue.send(b"\xc1\xff garbage")
         rogue.send(pack({"v": 2, "t": "heartbeat"}))
@@ -196,9 +207,7 @@ class RogueWorkerTest(JobcastTest):
         rogue.send(pack([1, 2, 3]))
         rogue.send(pack({"v": 1, "t": "chunk", "job": job["id"]}))  # missing fields
         rogue.send(b"\x80" * 10)  # a map followed by trailing garbage
-        rogue.send(pack({"v": 1, "t": "hello", "worker": "rogue", "types": ["none"],
-                         "capacity": 1, "inflight": []}))
-        self.assertEqual(msgpack.unpackb(rogue.recv())["t"], "welcome")
+        self.say_hello(rogue, "rogue", ["none"])
         # Someone else's job, right attempt: not this peer's lease.
         rogue.send(pack({"v": 1, "t": "chunk", "job": job["id"], "attempt": 1, "wseq": 1,
                          "kind": "token", "data": {"text": "INJECTED"}, "ts": 1}))
@@ -230,17 +239,9 @@ class RogueWorkerTest(JobcastTest):
         # instead of leaving the job running forever.
         broker = self.start_broker(args=["--liveness", "3"])
         api = self.client(broker)
-        ctx = zmq.Context()
-        self.addCleanup(ctx.term)
-        forgetful = ctx.socket(zmq.DEALER)
-        forgetful.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(forgetful.close)
-        forgetful.connect(broker.zmq)
+        forgetful = self.dealer(broker)
         pack = msgpack.packb
-        forgetful.send(pack({"v": 1, "t": "hello", "worker": "forgetful",
-                             "types": ["llm.generate"], "capacity": 1, "inflight": []}))
-        self.assertTrue(forgetful.poll(5000), "no welcome")
-        self.assertEqual(msgpack.unpackb(forgetful.recv())["t"], "welcome")
+        self.say_hello(forgetful, "forgetful", ["llm.generate"])
         params = {"prompt": "forgotten", "max_tokens": 100, "tokens_per_second": 0, "seed": 6}
         job = api.submit("llm.generate", params, max_attempts=5)
         assign = None
@@ -276,16 +277,9 @@ class RogueWorkerTest(JobcastTest):
         # `assigned` count is lower) does not list the job and must not cost it.
         broker = self.start_broker(args=["--liveness", "3"])
         api = self.client(broker)
-        ctx = zmq.Context()
-        self.addCleanup(ctx.term)
-        slow = ctx.socket(zmq.DEALER)
-        slow.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(slow.close)
-        slow.connect(broker.zmq)
+        slow = self.dealer(broker)
         pack = msgpack.packb
-        slow.send(pack({"v": 1, "t": "hello", "worker": "slow", "types": ["llm.generate"],
-                        "capacity": 1, "inflight": []}))
-        self.assertTrue(slow.poll(5000), "no welcome")
+        self.say_hello(slow, "slow", ["llm.generate"])
         job = api.submit("llm.generate", {"prompt": "p", "max_tokens": 3,
                                           "tokens_per_second": 0, "seed": 1})
         api.wait_state(job["id"], "running")
