@@ -69,8 +69,12 @@ class Prometheus(Process):
         try:
             with urllib.request.urlopen(url, timeout=10) as resp:
                 return json.loads(resp.read())
-        except urllib.error.HTTPError as e:  # 400 for a query that does not parse
-            return json.loads(e.read())
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:  # 400 with a JSON error for a query that does not parse
+                return json.loads(body)
+            except ValueError:  # 503 "Service Unavailable" in plain text while starting
+                return {"status": "unavailable", "code": e.code, "body": body[:200]}
         except (urllib.error.URLError, ConnectionError):  # not listening yet
             return {"status": "unavailable"}
 
