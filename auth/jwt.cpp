@@ -16,6 +16,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/time_bounds.hpp"
+
 namespace jobcast::auth {
 
 namespace bj = boost::json;
@@ -273,26 +275,30 @@ JwtResult refuse(JwtFailure failure, std::string message) {
     return JwtResult{std::nullopt, failure, std::move(message)};
 }
 
-// A NumericDate claim: absent (nullopt, ok), a number (its value), or wrong.
+// A NumericDate claim (exp, nbf, iat): absent (true, out unset), a unix second
+// in [0, year 9999] (true, out set), or anything else: another type, a negative
+// or later time, NaN (false).
 bool numeric_claim(const bj::object& claims, std::string_view name,
                    std::optional<std::int64_t>& out) {
     auto it = claims.find(name);
     if (it == claims.end()) return true;
     const auto& v = it->value();
     if (v.is_int64()) {
-        out = v.get_int64();
+        out = time_bounds::unix_seconds_from_int(v.get_int64());
     } else if (v.is_uint64()) {
-        out = v.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)
-                  ? INT64_MAX
-                  : static_cast<std::int64_t>(v.get_uint64());
+        out = time_bounds::unix_seconds_from_uint(v.get_uint64());
     } else if (v.is_double()) {
-        double d = v.get_double();
-        if (!(d > -9e15 && d < 9e15)) return false;  // also refuses NaN
-        out = static_cast<std::int64_t>(d);
-    } else {
-        return false;
+        out = time_bounds::unix_seconds_from_double(v.get_double());
     }
-    return true;
+    return out.has_value();
+}
+
+// "30d", "12h", "90m", "45s": a lifetime as the broker's flag would write it.
+std::string format_seconds(std::int64_t seconds) {
+    if (seconds > 0 && seconds % 86'400 == 0) return std::to_string(seconds / 86'400) + "d";
+    if (seconds > 0 && seconds % 3'600 == 0) return std::to_string(seconds / 3'600) + "h";
+    if (seconds > 0 && seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+    return std::to_string(seconds) + "s";
 }
 
 bool valid_name(std::string_view text) {
@@ -321,12 +327,27 @@ std::string_view to_string(JwtFailure failure) {
             return "audience";
         case JwtFailure::subject:
             return "subject";
+        case JwtFailure::lifetime:
+            return "lifetime";
     }
     return "unknown";
 }
 
 std::string JwtClaims::owner() const {
-    return tenant.empty() ? subject : tenant + "/" + subject;
+    // Tenant-less owners have no '/', tenant owners split at their first '/'
+    // (a tenant has none), and the escaped sub decodes to one sub only.
+    std::string out;
+    out.reserve(tenant.size() + 1 + subject.size());
+    if (!tenant.empty()) out.append(tenant).push_back('/');
+    for (char ch : subject) {
+        if (ch == '%')
+            out += "%25";
+        else if (ch == '/')
+            out += "%2F";
+        else
+            out.push_back(ch);
+    }
+    return out;
 }
 
 JwtVerifier::JwtVerifier(const JwtConfig& config) : config_(config) {
@@ -351,6 +372,9 @@ JwtVerifier::JwtVerifier(const JwtConfig& config) : config_(config) {
     }
     if (config.leeway_seconds < 0 || config.leeway_seconds > 3600) {
         throw std::invalid_argument("--jwt-leeway must be between 0 and 3600 seconds");
+    }
+    if (config.max_lifetime_seconds < 0) {
+        throw std::invalid_argument("--max-token-lifetime must not be negative");
     }
 }
 
@@ -413,14 +437,39 @@ JwtResult JwtVerifier::verify(std::string_view token, std::int64_t now) const {
     // Only a token with a valid signature gets its claims looked at.
     auto claims = parse_object(*payload_text);
     if (!claims) return refuse(JwtFailure::malformed, "token payload is not a JSON object");
-    std::optional<std::int64_t> exp, nbf;
-    if (!numeric_claim(*claims, "exp", exp) || !numeric_claim(*claims, "nbf", nbf)) {
-        return refuse(JwtFailure::malformed, "exp and nbf must be numbers");
+    std::optional<std::int64_t> exp, nbf, iat;
+    const std::array<std::pair<std::string_view, std::optional<std::int64_t>*>, 3> dates = {
+        {{"exp", &exp}, {"nbf", &nbf}, {"iat", &iat}}};
+    for (auto [name, value] : dates) {
+        if (!numeric_claim(*claims, name, *value)) {
+            return refuse(JwtFailure::malformed,
+                          std::string(name) + " must be a number of seconds between 0 and " +
+                              std::to_string(time_bounds::kMaxUnixSeconds) + " (year 9999)");
+        }
     }
-    if (exp && *exp <= now - config_.leeway_seconds)
+    // Every claim is at most year 9999 from here on; `now` is the caller's, so
+    // the sums with the leeway saturate rather than trust it.
+    const std::int64_t leeway = config_.leeway_seconds;
+    if (exp && *exp <= time_bounds::saturating_sub(now, leeway))
         return refuse(JwtFailure::expired, "token expired");
-    if (nbf && *nbf > now + config_.leeway_seconds) {
+    if (nbf && *nbf > time_bounds::saturating_add(now, leeway)) {
         return refuse(JwtFailure::not_yet_valid, "token not valid yet");
+    }
+    if (const std::int64_t max = config_.max_lifetime_seconds; max > 0) {
+        if (!exp) {
+            return refuse(JwtFailure::lifetime,
+                          "token has no exp; this broker requires one (--max-token-lifetime " +
+                              format_seconds(max) + ")");
+        }
+        // Left to live, beyond the clock skew allowed; and as issued.
+        bool too_long =
+            time_bounds::saturating_sub(*exp, now) > time_bounds::saturating_add(max, leeway) ||
+            (iat && *exp - *iat > max);
+        if (too_long) {
+            return refuse(JwtFailure::lifetime,
+                          "token lifetime exceeds the broker's --max-token-lifetime (" +
+                              format_seconds(max) + ")");
+        }
     }
     if (!config_.issuer.empty()) {
         const auto* iss = string_member(*claims, "iss");
@@ -463,7 +512,9 @@ std::string mint_hs256(std::string_view secret, const MintOptions& options) {
     if (!options.issuer.empty()) claims["iss"] = options.issuer;
     if (!options.audience.empty()) claims["aud"] = options.audience;
     claims["iat"] = options.issued_at;
-    if (options.ttl_seconds > 0) claims["exp"] = options.issued_at + options.ttl_seconds;
+    if (options.ttl_seconds > 0) {
+        claims["exp"] = time_bounds::saturating_add(options.issued_at, options.ttl_seconds);
+    }
     std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
                         base64url_encode(bj::serialize(claims));
     std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};

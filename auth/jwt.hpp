@@ -24,6 +24,10 @@ struct JwtConfig {
     std::string issuer;                // when set, `iss` must equal it
     std::string audience;              // when set, `aud` must be it or contain it
     std::int64_t leeway_seconds = 30;  // clock skew allowed on exp / nbf
+    // The longest a token may live: exp - now (beyond the leeway) and, when
+    // the token has iat, exp - iat. With a maximum, a token needs exp.
+    // 0: no maximum, exp optional.
+    std::int64_t max_lifetime_seconds = 30 * 86'400;
 
     bool enabled() const { return !hs256_secret.empty() || !public_key_file.empty(); }
 };
@@ -31,23 +35,27 @@ struct JwtConfig {
 // Why a token was refused; also the `reason` label of jobcast_auth_failures_total.
 enum class JwtFailure {
     missing,        // no token at all (the caller decides whether that is a failure)
-    malformed,      // not three base64url parts of JSON objects, or a claim of the wrong type
+    malformed,      // not three base64url parts of JSON objects, a claim of the wrong type,
+                    // or exp / nbf / iat outside [0, 9999-12-31T23:59:59Z]
     algorithm,      // alg none, unknown, or not the one the configured keys allow
     signature,      // no configured key verifies it
     expired,        // exp + leeway <= now
     not_yet_valid,  // nbf - leeway > now
     issuer,         // iss differs from the configured issuer
     audience,       // aud does not name the configured audience
-    subject,        // sub missing, empty, too long or with control characters
+    subject,        // sub missing, empty, too long, with control characters, or reserved
+    lifetime,       // no exp, or a lifetime beyond JwtConfig::max_lifetime_seconds
 };
 std::string_view to_string(JwtFailure failure);
 
 struct JwtClaims {
     std::string subject;
     std::string tenant;           // empty when the token has none
-    std::int64_t expires_at = 0;  // unix seconds; 0: the token does not expire
+    std::int64_t expires_at = 0;  // unix seconds, at most year 9999; 0: the token does not expire
 
-    // The job owner: "tenant/sub", or "sub" without a tenant.
+    // The job owner: "tenant/sub", or "sub" without a tenant, where '%' and '/'
+    // in sub are written %25 and %2F (a tenant has no '/'), so no two
+    // (tenant, sub) pairs share an owner.
     std::string owner() const;
 };
 
@@ -88,7 +96,7 @@ struct MintOptions {
     std::string issuer;
     std::string audience;
     std::int64_t issued_at = 0;
-    std::int64_t ttl_seconds = 3600;  // 0: no exp claim
+    std::int64_t ttl_seconds = 3600;  // 0: no exp claim; exp saturates instead of overflowing
 };
 // An HS256 token, for development (`jobcast token`) and tests.
 std::string mint_hs256(std::string_view secret, const MintOptions& options);

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <vector>
 
 using namespace jobcast::auth;
 
@@ -96,9 +98,11 @@ struct KeyPair {
     }
 };
 
-JwtVerifier hs_verifier() {
+// max_lifetime 0: for tests about something else that use tokens without exp.
+JwtVerifier hs_verifier(std::int64_t max_lifetime = JwtConfig{}.max_lifetime_seconds) {
     JwtConfig c;
     c.hs256_secret = kSecret;
+    c.max_lifetime_seconds = max_lifetime;
     return JwtVerifier(c);
 }
 
@@ -124,7 +128,8 @@ TEST_CASE("expiry and not-before are enforced with the configured leeway") {
     CHECK(v.verify(token, kNow - 15).claims);  // within 30 s of leeway
 
     auto nbf = hs256(kSecret, R"({"alg":"HS256"})",
-                     R"({"sub":"bob","nbf":)" + std::to_string(kNow + 100) + "}");
+                     R"({"sub":"bob","nbf":)" + std::to_string(kNow + 100) + R"(,"exp":)" +
+                         std::to_string(kNow + 600) + "}");
     CHECK(v.verify(nbf, kNow).failure == JwtFailure::not_yet_valid);
     CHECK(v.verify(nbf, kNow + 80).claims);
 }
@@ -191,6 +196,7 @@ TEST_CASE("keys load from a JWKS file and kid selects among them") {
     TempFile file(jwks);
     JwtConfig c;
     c.public_key_file = file.path.string();
+    c.max_lifetime_seconds = 0;  // tokens without exp
     JwtVerifier v(c);
     std::string claims = R"({"sub":"carol"})";
     CHECK(v.verify(rsa.sign(R"({"alg":"RS256","kid":"r1"})", claims, false), kNow).claims);
@@ -227,7 +233,8 @@ TEST_CASE("issuer and audience are checked when configured") {
     CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://idp.example", "other", kNow, 60}), kNow)
               .failure == JwtFailure::audience);
     auto list = hs256(kSecret, R"({"alg":"HS256"})",
-                      R"({"sub":"a","iss":"https://idp.example","aud":["x","jobcast"]})");
+                      R"({"sub":"a","iss":"https://idp.example","aud":["x","jobcast"],"exp":)" +
+                          std::to_string(kNow + 60) + "}");
     CHECK(v.verify(list, kNow).claims);
 }
 
@@ -237,7 +244,8 @@ TEST_CASE(
     // The signer saw the same bytes; what matters is that every reader takes
     // the same member, the last, as the RFCs allow instead of refusing.
     auto r = v.verify(
-        hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"alice","sub":"mallory","exp":1900000000})"),
+        hs256(kSecret, R"({"alg":"HS256"})",
+              R"({"sub":"alice","sub":"mallory","exp":)" + std::to_string(kNow + 600) + "}"),
         kNow);
     REQUIRE(r.claims);
     CHECK(r.claims->owner() == "mallory");
@@ -251,7 +259,7 @@ TEST_CASE(
 }
 
 TEST_CASE("claims of the wrong type or shape are refused") {
-    auto v = hs_verifier();
+    auto v = hs_verifier(0);
     auto check = [&](const std::string& payload, JwtFailure expected) {
         CAPTURE(payload);
         CHECK(v.verify(hs256(kSecret, R"({"alg":"HS256"})", payload), kNow).failure == expected);
@@ -291,4 +299,159 @@ TEST_CASE("base64url round-trips and rejects non-canonical text") {
     CHECK_FALSE(base64url_decode("Z"));     // impossible length
     CHECK_FALSE(base64url_decode("Zh"));    // non-zero leftover bits
     CHECK_FALSE(base64url_decode("a+b/"));  // standard alphabet
+}
+
+// Audit C1/C2: a claim far in the future overflowed the broker's time arithmetic.
+TEST_CASE("exp, nbf and iat outside [0, year 9999] or not numbers are refused as malformed") {
+    auto v = hs_verifier(0);
+    for (std::string claim : {"exp", "nbf", "iat"}) {
+        for (std::string value :
+             {"-1", "253402300800", "9223372036854775807", "9223372036854775808",
+              "18446744073709551615", "-9223372036854775808", "1e300", "-1e300", "253402300799.5",
+              "-0.5", "true", "null", R"("1800000000")", "[1800000000]"}) {
+            CAPTURE(claim, value);
+            auto r = v.verify(hs256(kSecret, R"({"alg":"HS256"})",
+                                    R"({"sub":"alice",")" + claim + R"(":)" + value + "}"),
+                              kNow);
+            CHECK_FALSE(r.claims);
+            CHECK(r.failure == JwtFailure::malformed);
+            CHECK(r.message == claim + " must be a number of seconds between 0 and " +
+                                   "253402300799 (year 9999)");
+        }
+    }
+    // The edges themselves are dates: the last second of year 9999, and 1970.
+    auto last = v.verify(
+        hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"a","exp":253402300799,"iat":0,"nbf":0})"),
+        kNow);
+    REQUIRE(last.claims);
+    CHECK(last.claims->expires_at == 253'402'300'799);
+    auto fraction = v.verify(hs256(kSecret, R"({"alg":"HS256"})",
+                                   R"({"sub":"a","exp":)" + std::to_string(kNow + 60) + ".75}"),
+                             kNow);
+    REQUIRE(fraction.claims);
+    CHECK(fraction.claims->expires_at == kNow + 60);
+    CHECK(v.verify(hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"a","exp":0})"), kNow).failure ==
+          JwtFailure::expired);
+}
+
+TEST_CASE(
+    "the 'never' sentinel exp 9999999999 is a date: too long by default, valid without a "
+    "maximum lifetime") {
+    std::string never = hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"a","exp":9999999999})");
+    auto r = hs_verifier().verify(never, kNow);
+    CHECK(r.failure == JwtFailure::lifetime);
+    auto unlimited = hs_verifier(0).verify(never, kNow);
+    REQUIRE(unlimited.claims);
+    CHECK(unlimited.claims->expires_at == 9'999'999'999);
+}
+
+TEST_CASE("verify is defined for any clock value") {
+    auto v = hs_verifier();
+    auto token = hs256(kSecret, R"({"alg":"HS256"})",
+                       R"({"sub":"a","nbf":0,"exp":)" + std::to_string(kNow + 60) + "}");
+    CHECK(v.verify(token, INT64_MAX).failure == JwtFailure::expired);
+    CHECK(v.verify(token, INT64_MIN).failure == JwtFailure::not_yet_valid);
+    // Without nbf, the time left from a clock far before 1970 exceeds any lifetime.
+    auto no_nbf = hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"a","exp":253402300799,"iat":0})");
+    CHECK(v.verify(no_nbf, INT64_MIN).failure == JwtFailure::lifetime);
+    CHECK(hs_verifier(0).verify(no_nbf, INT64_MIN).claims);
+    CHECK(hs_verifier(0).verify(no_nbf, INT64_MAX).failure == JwtFailure::expired);
+}
+
+// Audit L3: tokens without exp were valid forever and nothing capped a lifetime.
+TEST_CASE("a maximum lifetime refuses tokens without exp and tokens that live too long") {
+    constexpr std::int64_t kDay = 86'400;
+    auto v = hs_verifier();  // the default: 30 days
+    CHECK(JwtConfig{}.max_lifetime_seconds == 30 * kDay);
+    CHECK(to_string(JwtFailure::lifetime) == "lifetime");
+
+    auto no_exp = v.verify(hs256(kSecret, R"({"alg":"HS256"})", R"({"sub":"alice"})"), kNow);
+    CHECK(no_exp.failure == JwtFailure::lifetime);
+    CHECK(no_exp.message ==
+          "token has no exp; this broker requires one (--max-token-lifetime 30d)");
+    CHECK(v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 0}), kNow).failure ==
+          JwtFailure::lifetime);
+
+    // As issued: exp - iat.
+    CHECK(v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 30 * kDay}), kNow).claims);
+    auto longer = v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 30 * kDay + 1}), kNow);
+    CHECK(longer.failure == JwtFailure::lifetime);
+    CHECK(longer.message == "token lifetime exceeds the broker's --max-token-lifetime (30d)");
+    // Issued long ago for long, even with little left.
+    CHECK(
+        v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow - 40 * kDay, 40 * kDay + 60}), kNow)
+            .failure == JwtFailure::lifetime);
+
+    // Without iat: what is left, beyond the 30 s of leeway.
+    auto left = [&](std::int64_t seconds) {
+        return v.verify(hs256(kSecret, R"({"alg":"HS256"})",
+                              R"({"sub":"a","exp":)" + std::to_string(kNow + seconds) + "}"),
+                        kNow);
+    };
+    CHECK(left(30 * kDay + 30).claims);
+    CHECK(left(30 * kDay + 31).failure == JwtFailure::lifetime);
+
+    // Another maximum is named in the message; 0 turns the check off.
+    JwtConfig hour;
+    hour.hs256_secret = kSecret;
+    hour.max_lifetime_seconds = 3600;
+    CHECK(JwtVerifier(hour)
+              .verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 7200}), kNow)
+              .message == "token lifetime exceeds the broker's --max-token-lifetime (1h)");
+    auto unlimited = hs_verifier(0);
+    CHECK(unlimited.verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 0}), kNow).claims);
+    CHECK(unlimited.verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 3650 * kDay}), kNow).claims);
+
+    JwtConfig negative;
+    negative.hs256_secret = kSecret;
+    negative.max_lifetime_seconds = -1;
+    CHECK_THROWS_WITH(JwtVerifier(negative), Catch::Contains("--max-token-lifetime"));
+}
+
+TEST_CASE("minting saturates instead of overflowing exp") {
+    auto token = mint_hs256(kSecret, {"a", "", "", "", INT64_MAX - 5, 3600});
+    auto payload =
+        base64url_decode(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1));
+    REQUIRE(payload);
+    CHECK(payload->find(R"("exp":9223372036854775807)") != std::string::npos);
+    CHECK(hs_verifier(0).verify(token, kNow).failure == JwtFailure::malformed);
+}
+
+// Audit H2: the tenant-less sub "acme/alice" was the same owner as tenant acme's alice.
+TEST_CASE("owners are injective: no two (tenant, sub) pairs share one") {
+    auto owner = [](std::string tenant, std::string sub) {
+        JwtClaims c;
+        c.tenant = std::move(tenant);
+        c.subject = std::move(sub);
+        return c.owner();
+    };
+    CHECK(owner("", "alice") == "alice");
+    CHECK(owner("acme", "alice") == "acme/alice");
+    CHECK(owner("", "acme/alice") == "acme%2Falice");
+    CHECK(owner("", "100%") == "100%25");
+
+    // Tenants never hold '/' (the verifier refuses it); everything else goes.
+    const std::vector<std::string> tenants = {"",    "acme", "acme%2Falice", "%",
+                                              "%2F", "a%25", "alice",        "anonymous"};
+    const std::vector<std::string> subs = {"alice", "acme/alice", "acme%2Falice", "acme%252Falice",
+                                           "%",     "/",          "%2F",          "%25",
+                                           "a/b/c", "alice/",     "/alice",       "%2f",
+                                           "2F",    "acme",       "anonymous",    "acme%2Falice/x"};
+    std::map<std::string, std::pair<std::string, std::string>> seen;
+    for (const auto& tenant : tenants) {
+        for (const auto& sub : subs) {
+            auto [it, fresh] = seen.try_emplace(owner(tenant, sub), tenant, sub);
+            CAPTURE(tenant, sub, it->first, it->second.first, it->second.second);
+            CHECK(fresh);
+        }
+    }
+
+    // Through the verifier, as the broker sees it.
+    auto v = hs_verifier();
+    auto slash = v.verify(mint_hs256(kSecret, {"acme/alice", "", "", "", kNow, 600}), kNow);
+    REQUIRE(slash.claims);
+    auto scoped = v.verify(mint_hs256(kSecret, {"alice", "acme", "", "", kNow, 600}), kNow);
+    REQUIRE(scoped.claims);
+    CHECK(slash.claims->owner() != scoped.claims->owner());
+    CHECK(slash.claims->owner() == "acme%2Falice");
 }
