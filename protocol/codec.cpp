@@ -9,6 +9,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "common/time_bounds.hpp"
 #include "protocol/frame_scan.hpp"
 #include "protocol/msgpack_json.hpp"
 #include "protocol/utf8.hpp"
@@ -26,6 +27,8 @@
 // - Inside data/params/result: keys are unique strings; bin, ext, NaN and
 //   infinities have no JSON form and are refused as wrong_type (a worker sends
 //   bytes base64-encoded in a string, or as a checkpoint).
+// - chunk.ts is unix microseconds; one outside (0, year 9999] decodes as 0
+//   (none: the broker stamps its own clock).
 
 namespace jobcast::proto {
 
@@ -348,9 +351,15 @@ bool read(const FieldMap& f, Reader& r, Heartbeat& m) {
     return r.inflight(f, m.inflight.emplace()) && r.uint64_field(f, Field::assigned, m.assigned);
 }
 bool read(const FieldMap& f, Reader& r, Chunk& m) {
-    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
-           r.uint64_field(f, Field::wseq, m.wseq) && r.chunk_kind(f, m.kind) &&
-           r.json_map(f, Field::data, m.data) && r.int64_field(f, Field::ts, m.ts);
+    if (!(r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+          r.uint64_field(f, Field::wseq, m.wseq) && r.chunk_kind(f, m.kind) &&
+          r.json_map(f, Field::data, m.data) && r.int64_field(f, Field::ts, m.ts))) {
+        return false;
+    }
+    // A timestamp before 1970 or after year 9999 (a worker's bug, or a hostile
+    // peer) is treated as absent: 0, which the broker replaces with its clock.
+    if (!time_bounds::plausible_unix_micros(m.ts)) m.ts = 0;
+    return true;
 }
 bool read(const FieldMap& f, Reader& r, Checkpoint& m) {
     return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
