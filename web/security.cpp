@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/time_bounds.hpp"
 #include "protocol/json.hpp"
 #include "web/audit.hpp"
 #include "web/query.hpp"
@@ -123,6 +124,10 @@ SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64
     if (config_.jwt.enabled()) jwt_ = std::make_unique<auth::JwtVerifier>(config_.jwt);
 }
 
+static_assert(kAuthFailureReasons[static_cast<std::size_t>(auth::JwtFailure::lifetime)] ==
+                  "lifetime",
+              "kAuthFailureReasons follows auth::JwtFailure");
+
 SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
                                                          std::string_view remote,
                                                          std::string_view transport) {
@@ -138,9 +143,18 @@ SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
         count_auth_failure(out.reason, remote, transport, out.message);
         return out;
     }
-    out.owner = result.claims->owner();
+    auto owner = result.claims->owner();
+    if (owner == kAnonymousOwner) {
+        // The owner of every job made while auth was off: no token may inherit them.
+        out.reason = static_cast<std::size_t>(auth::JwtFailure::subject);
+        out.message = "sub '" + std::string(kAnonymousOwner) + "' is reserved";
+        count_auth_failure(out.reason, remote, transport, out.message);
+        return out;
+    }
+    out.owner = std::move(owner);
     if (result.claims->expires_at != 0) {
-        out.valid_until = result.claims->expires_at + config_.jwt.leeway_seconds;
+        out.valid_until =
+            time_bounds::saturating_add(result.claims->expires_at, config_.jwt.leeway_seconds);
     }
     return out;
 }

@@ -30,10 +30,10 @@ inline std::string_view to_string(Limit limit) {
 
 // The `reason` label of jobcast_auth_failures_total: auth::JwtFailure in its
 // order, plus a WebSocket auth op whose token names another owner.
-inline constexpr std::array<std::string_view, 10> kAuthFailureReasons = {
-    "missing",       "malformed", "algorithm", "signature", "expired",
-    "not_yet_valid", "issuer",    "audience",  "subject",   "owner_mismatch"};
-inline constexpr std::size_t kOwnerMismatch = 9;
+inline constexpr std::array<std::string_view, 11> kAuthFailureReasons = {
+    "missing", "malformed", "algorithm", "signature", "expired",       "not_yet_valid",
+    "issuer",  "audience",  "subject",   "lifetime",  "owner_mismatch"};
+inline constexpr std::size_t kOwnerMismatch = 10;
 
 // The `reason` label of jobcast_tls_handshake_failures_total: plain HTTP on
 // the TLS port (answered 400), a handshake OpenSSL refused (old protocol, no

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/time_bounds.hpp"
 #include "persistence/store.hpp"
 #include "web/log.hpp"
 
@@ -19,10 +20,10 @@ UnixUs now_us() {
 }  // namespace
 
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
-    auto until = std::chrono::system_clock::time_point(std::chrono::seconds(unix_seconds));
-    auto left = until - std::chrono::system_clock::now();
-    if (left < std::chrono::system_clock::duration::zero()) return {};
-    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        time_bounds::duration_until(unix_seconds, now));
 }
 
 StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
@@ -212,7 +213,9 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
         for (const auto& slice : done.live) {
             const auto& events = slice.published->events;
             for (std::size_t i = slice.skip; i < events.size(); ++i) {
-                ctx_->stats.latency.observe_us(now - events[i].ts);
+                if (auto latency = time_bounds::elapsed_since(events[i].ts, now)) {
+                    ctx_->stats.latency.observe_us(*latency);
+                }
             }
         }
     }

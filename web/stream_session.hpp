@@ -38,7 +38,8 @@ struct StreamingContext {
     std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
 };
 
-// How long until `unix_seconds` (zero when it is past), for token expiry timers.
+// How long until `unix_seconds` (zero when it is past, at most about ten years;
+// any int64 is safe), for token expiry timers.
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds);
 
 class StreamSession : public LiveSink, public std::enable_shared_from_this<StreamSession> {
