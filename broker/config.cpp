@@ -4,12 +4,11 @@
 #include <iostream>
 
 #include "broker/security_config.hpp"
+#include "common/time_bounds.hpp"
 
 namespace po = boost::program_options;
 
 namespace jobcast::broker {
-
-namespace {
 
 std::chrono::milliseconds parse_duration(const std::string& text, const char* what) {
     // "500ms", "30s", "15m", "24h", "7d", or a bare number of seconds.
@@ -35,10 +34,12 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* wh
     else
         throw ConfigError(std::string("--") + what + ": unknown unit in '" + text + "'");
     if (ms < 0) throw ConfigError(std::string("--") + what + ": must not be negative");
+    // Also refuses NaN and infinities, which have no integer value.
+    if (!(ms <= static_cast<double>(time_bounds::kMaxUnixSeconds) * 1000)) {
+        throw ConfigError(std::string("--") + what + ": too long: '" + text + "'");
+    }
     return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
-
-}  // namespace
 
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;

@@ -39,6 +39,10 @@ struct ConfigError : std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 
+// "500ms", "30s", "15m", "24h", "7d", or a bare number of seconds (fractions
+// allowed); `what` names the flag in the ConfigError for anything else.
+std::chrono::milliseconds parse_duration(const std::string& text, const char* what);
+
 // Returns nullopt after printing --help. Throws ConfigError on a bad value.
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]);
 

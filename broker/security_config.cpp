@@ -34,6 +34,10 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
         ("jwt-audience", po::value(&jwt.audience), "when set, tokens' aud must name this")
         ("jwt-leeway", po::value(&jwt.leeway_seconds)->default_value(jwt.leeway_seconds),
             "clock skew allowed on exp and nbf, seconds")
+        ("max-token-lifetime", po::value(&flags.max_token_lifetime)
+            ->default_value(flags.max_token_lifetime),
+            "the longest a token may live (exp - now, and exp - iat); tokens without exp are "
+            "refused. 0: no maximum, exp optional")
         ("allowed-origin", po::value(&c.security.allowed_origins)->composing(),
             "a browser Origin (https://app.example.com) allowed to use WebSocket and, with "
             "CORS, REST/SSE; repeatable; '*' allows any. Default: same origin only")
@@ -97,6 +101,11 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
     if (jwt.leeway_seconds < 0 || jwt.leeway_seconds > 3600) {
         throw ConfigError("--jwt-leeway must be between 0 and 3600 seconds");
     }
+    auto lifetime = parse_duration(flags.max_token_lifetime, "max-token-lifetime");
+    if (lifetime.count() > 0 && lifetime < std::chrono::seconds(1)) {
+        throw ConfigError("--max-token-lifetime must be 0 (no maximum) or at least 1s");
+    }
+    jwt.max_lifetime_seconds = std::chrono::duration_cast<std::chrono::seconds>(lifetime).count();
     // Environment variables carry one string: JOBCAST_ALLOWED_ORIGIN=a,b.
     std::vector<std::string> origins;
     for (const auto& value : c.security.allowed_origins) {

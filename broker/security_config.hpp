@@ -15,6 +15,7 @@ struct BrokerConfig;
 // Values that need post-processing after parsing.
 struct SecurityFlags {
     std::string jwt_secret_file;
+    std::string max_token_lifetime = "30d";
     std::string curve_secret_key_file;
     std::string curve_allow;  // a directory of *.pub files, or a file of keys
 };
