@@ -148,7 +148,8 @@ CommandSpec command_spec(const std::string& name) {
             ("issuer", po::value<std::string>(), "iss claim")
             ("audience", po::value<std::string>(), "aud claim")
             ("ttl", po::value<std::string>()->default_value("1h"),
-             "lifetime (90s, 30m, 12h, 7d; 0: never expires)");
+             "lifetime (90s, 30m, 12h, 7d; at most 3650d; 0: never expires, which brokers "
+             "refuse unless run with --max-token-lifetime 0)");
     } else if (name == "keygen") {
         spec.usage =
             "usage: jobcast keygen NAME\n\n"
@@ -194,7 +195,13 @@ std::chrono::seconds parse_ttl(const std::string& text) {
     if (digits == 0 || digits > 9 || scale == 0) {
         throw UsageError("token: invalid --ttl '" + text + "' (examples: 90s, 30m, 12h, 7d, 0)");
     }
-    return std::chrono::seconds(std::stoll(text.substr(0, digits)) * scale);
+    // At most 9 digits times a day fits an int64 many times over.
+    const std::int64_t seconds = std::stoll(text.substr(0, digits)) * scale;
+    if (seconds > kMaxTokenTtl.count()) {
+        throw UsageError("token: --ttl '" + text +
+                         "' is longer than the maximum of 3650d (10 years)");
+    }
+    return std::chrono::seconds(seconds);
 }
 
 TokenCommand token_command(const po::variables_map& vm, const Environment& env) {

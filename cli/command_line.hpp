@@ -65,8 +65,10 @@ struct TokenCommand {
     std::string tenant;
     std::string issuer;
     std::string audience;
-    std::chrono::seconds ttl{3600};
+    std::chrono::seconds ttl{3600};  // 0: no exp; at most kMaxTokenTtl
 };
+// The longest --ttl `jobcast token` mints: 3650 days.
+inline constexpr std::chrono::seconds kMaxTokenTtl{3650LL * 86'400};
 
 // `jobcast keygen NAME`: write a ZeroMQ CURVE keypair, NAME.key and NAME.pub.
 struct KeygenCommand {

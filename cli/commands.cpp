@@ -162,6 +162,10 @@ ExitCode run(const Invocation&, const TokenCommand& command, Console& console) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     options.ttl_seconds = command.ttl.count();
+    if (options.ttl_seconds == 0) {
+        console.err << "jobcast: warning: --ttl 0 mints a token without exp; brokers refuse it "
+                       "unless run with --max-token-lifetime 0\n";
+    }
     console.out << auth::mint_hs256(command.secret, options) << '\n';
     return ExitCode::succeeded;
 }
