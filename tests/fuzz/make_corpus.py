@@ -112,6 +112,62 @@ HTTP_REQUESTS = {
             "Last-Event-ID: 12\r\n\r\n" % JOB),
 }
 
+# fuzz_time_values: a byte of claim forms (exp, nbf, iat: 0 absent, 1 int64,
+# 2 uint64, 3 double; then the maximum lifetime: 0 default, 1 none, 2 the word,
+# 3 one second), a byte of ts/after/limit/wait forms (ts: 0 int64, 1 uint64,
+# 2 double; the others: 0 int64, 1 uint64, 2 double text, 3 the raw tail), then
+# eleven little-endian words: exp, nbf, iat, now, max lifetime, ts, after,
+# limit, wait, minted iat, minted ttl; then the raw tail.
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+MAX_UNIX = 253402300799  # 9999-12-31T23:59:59Z
+MAX_MICROS = MAX_UNIX * 1000000 + 999999
+NOW = 1800000000
+ABSENT, INT, UINT, DOUBLE = 0, 1, 2, 3
+
+
+def word(value):
+    if isinstance(value, float):
+        return struct.pack("<d", value)
+    return struct.pack("<Q", value & UINT64_MAX)
+
+
+def time_values(claims=(ABSENT, ABSENT, ABSENT), lifetime=0, ts_form=0, query=(1, 1, 1),
+                exp=0, nbf=0, iat=0, now=NOW, max_lifetime=0, ts=1700000000123456, after=0,
+                limit=100, wait=0, mint_iat=NOW, mint_ttl=3600, tail=b""):
+    forms = claims[0] | claims[1] << 2 | claims[2] << 4 | lifetime << 6
+    forms2 = ts_form | query[0] << 2 | query[1] << 4 | query[2] << 6
+    words = (exp, nbf, iat, now, max_lifetime, ts, after, limit, wait, mint_iat, mint_ttl)
+    return bytes([forms, forms2]) + b"".join(word(w) for w in words) + tail
+
+
+TIME_VALUES = {
+    "valid": time_values((INT, INT, INT), exp=NOW + 600, nbf=NOW, iat=NOW),
+    "exp_int64_max": time_values((INT, ABSENT, ABSENT), exp=INT64_MAX, ts=INT64_MIN,
+                                 after=UINT64_MAX, limit=10000, wait=60),
+    "exp_uint64_max": time_values((UINT, ABSENT, ABSENT), exp=UINT64_MAX, ts=INT64_MAX,
+                                  query=(0, 1, 1), after=-1, limit=0, wait=UINT64_MAX),
+    "exp_never_no_max": time_values((INT, INT, INT), lifetime=1, exp=9999999999, nbf=0, iat=0,
+                                    ts=0, limit=10001, wait=61),
+    "exp_never_default": time_values((INT, ABSENT, ABSENT), exp=9999999999, ts=-1),
+    "exp_last_second": time_values((INT, ABSENT, ABSENT), lifetime=1, exp=MAX_UNIX, ts_form=1,
+                                   ts=MAX_MICROS, after=0, limit=1, wait=0),
+    "exp_after_year_9999": time_values((INT, INT, INT), exp=MAX_UNIX + 1, nbf=MAX_UNIX + 1,
+                                       iat=-1, ts_form=1, ts=MAX_MICROS + 1),
+    "exp_doubles": time_values((DOUBLE, DOUBLE, DOUBLE), exp=1e300, nbf=-1e300, iat=float("nan"),
+                               ts_form=2, ts=1.5, query=(2, 2, 2), after=1e300, limit=1.0,
+                               wait=float("nan")),
+    "exp_infinities": time_values((DOUBLE, DOUBLE, DOUBLE), exp=float("inf"),
+                                  nbf=float("-inf"), iat=-0.0, ts=-1),
+    "exp_fraction": time_values((DOUBLE, ABSENT, DOUBLE), exp=NOW + 600.75, iat=NOW + 0.5),
+    "clock_min": time_values((INT, INT, ABSENT), lifetime=2, exp=NOW + 600, nbf=0,
+                             now=INT64_MIN, max_lifetime=INT64_MAX),
+    "clock_max": time_values((INT, ABSENT, ABSENT), lifetime=3, exp=NOW + 600, now=INT64_MAX),
+    "no_exp": time_values((ABSENT, ABSENT, INT), iat=NOW),
+    "mint_extremes": time_values(mint_iat=INT64_MAX, mint_ttl=INT64_MAX, ts=INT64_MAX),
+    "mint_negative": time_values(mint_iat=INT64_MIN, mint_ttl=INT64_MAX, ts=INT64_MIN),
+    "raw_query": time_values(query=(3, 3, 3), tail=b"%2B1&x=%zz"),
+}
+
 
 def main():
     worker = HERE / "corpus" / "worker_decode"
@@ -130,6 +186,10 @@ def main():
     http.mkdir(parents=True, exist_ok=True)
     for name, text in HTTP_REQUESTS.items():
         (http / f"{name}.http").write_bytes(text.encode())
+    times = HERE / "corpus" / "time_values"
+    times.mkdir(parents=True, exist_ok=True)
+    for name, data in TIME_VALUES.items():
+        (times / f"{name}.bin").write_bytes(data)
 
 
 if __name__ == "__main__":
