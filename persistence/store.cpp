@@ -66,6 +66,7 @@ void validate(const StoreConfig& config) {
 }
 
 db::Connection open_write_connection(const StoreConfig& config) {
+    db::restrict_to_owner(config.path);
     db::Connection connection =
         db::Connection::open(config.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     sqlite3_busy_timeout(connection.handle(), static_cast<int>(config.busy_timeout.count()));
