@@ -1,5 +1,6 @@
 // The database holds every job's params and results (audit L7): its file and
-// the -wal and -shm files are the owner's only, whatever the umask.
+// the -wal and -shm files are the owner's only, whatever the umask. And the
+// worker session key it keeps lasts as long as the database.
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -72,4 +73,23 @@ TEST_CASE("an existing world-readable database is tightened when opened") {
     CHECK(mode_of(config.path + "-shm") == 0600);
     // Its data is intact.
     CHECK(store->jobs().get("01J0000000000000000000000A").has_value());
+}
+
+TEST_CASE("the worker session key is made once and kept with the database") {
+    TempDir dir;
+    const StoreConfig config = test_config(dir);
+    std::string first;
+    {
+        auto store = Store::open(config);
+        first = store->worker_session_key();
+        store->close();
+    }
+    CHECK(first.size() == 32);
+    auto reopened = Store::open(config);
+    CHECK(reopened->worker_session_key() == first);
+    reopened->close();
+
+    TempDir other_dir;
+    auto other = Store::open(test_config(other_dir));
+    CHECK(other->worker_session_key() != first);  // random per database
 }
