@@ -630,16 +630,20 @@ class Cursor {
         return item.children / 2;
     }
 
-    // The bytes of a str item, if the next item is one.
+    // The bytes of a str item, if the next item is one (else nothing is read).
     std::optional<std::string_view> str() {
+        const std::size_t start_pos = pos_;
         Item item;
-        if (!header(item) || !item.str) return std::nullopt;
+        if (!header(item) || !item.str) {
+            pos_ = start_pos;
+            return std::nullopt;
+        }
         const auto* start = reinterpret_cast<const char*>(p_ + pos_);
         pos_ += item.payload;
         return std::string_view(start, item.payload);
     }
 
-    // An integer item in [0, INT_MAX].
+    // An integer item in [0, INT_MAX] (else nothing is read).
     std::optional<int> small_int() {
         if (pos_ >= n_) return std::nullopt;
         const unsigned char b = p_[pos_];
@@ -970,23 +974,25 @@ AssignHeader peek_assign(std::string_view frame) {
         for (std::uint64_t i = 0; i < *pairs; ++i) {
             const auto key = cursor.str();
             if (!key) break;
+            // A key may repeat: the last value counts, as in the decoder; a
+            // value of the wrong type is skipped (and unsets the field).
             bool read_ok = true;
             if (*key == "t") {
                 const auto type = cursor.str();
-                read_ok = type.has_value();
-                if (type) out.is_assign = *type == "assign";
+                out.is_assign = type && *type == "assign";
+                if (!type) read_ok = cursor.skip();
             } else if (*key == "job") {
                 const auto job = cursor.str();
-                read_ok = job.has_value();
                 if (job && !job->empty() && job->size() <= kMaxJobIdBytes &&
                     detail::is_valid_utf8(*job)) {
                     out.job = std::string(*job);
                 } else {
                     out.job.reset();
                 }
+                if (!job) read_ok = cursor.skip();
             } else if (*key == "attempt") {
                 out.attempt = cursor.small_int();
-                read_ok = out.attempt.has_value();
+                if (!out.attempt) read_ok = cursor.skip();
             } else {
                 read_ok = cursor.skip();
             }

@@ -174,6 +174,22 @@ TEST_CASE("peek_assign reads the job and attempt of an assign that does not deco
     CHECK(peek_assign(truncated).job.has_value());
     CHECK_FALSE(peek_assign(frame(assign).substr(0, 12)).job.has_value());
 
+    // A repeated key counts with its last value, as in the decoder, and a
+    // value of the wrong type is skipped.
+    header = peek_assign(frame({{"t", uint64(1)},
+                                {"job", uint64(5)},
+                                {"attempt", str("x")},
+                                {"t", str("assign")},
+                                {"job", str("J")},
+                                {"attempt", uint64(2)}}));
+    CHECK(header.is_assign);
+    CHECK(header.job == "J");
+    CHECK(header.attempt == 2);
+    header = peek_assign(frame(with(with(assign, "extra", str("x")), "job", str("J"))));
+    CHECK(header.job == "J");
+    CHECK_FALSE(peek_assign(frame({{"t", str("assign")}, {"job", str("J")}, {"job", uint64(1)}}))
+                    .job.has_value());
+
     // What it cannot answer: not an assign, no usable job or attempt.
     CHECK_FALSE(peek_assign(frame(with(assign, "t", str("cancel")))).is_assign);
     CHECK_FALSE(peek_assign(frame(with(assign, "job", uint64(5)))).job.has_value());
