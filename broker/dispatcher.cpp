@@ -4,11 +4,44 @@
 
 namespace jobcast::broker {
 
+std::optional<std::string> Dispatcher::identity_refusal(const PeerId& peer, const std::string& name,
+                                                        const WorkerIdentity& identity) const {
+    const bool curve = !identity.key.empty();
+    bool held = false;
+    bool other_key = false;    // held under a key other than this hello's
+    bool unknown_key = false;  // held by leases reloaded from the store
+    for (const auto& [id, w] : workers_) {
+        if (id == peer || w.name != name) continue;
+        held = true;
+        if (w.key != identity.key) other_key = true;
+    }
+    for (const auto& [job, lease] : leases_) {
+        if (lease.lost || lease.worker != name || (!lease.peer.empty() && lease.peer == peer))
+            continue;
+        held = true;
+        if (!lease.key_known) {
+            unknown_key = true;
+        } else if (lease.key != identity.key) {
+            other_key = true;
+        }
+    }
+    if (!held) return std::nullopt;
+    if (curve && other_key) return "worker name is held by another CURVE key";
+    if (identity.session_ok) return std::nullopt;
+    if (curve && !unknown_key) return std::nullopt;  // the same key holds all of it
+    return "worker name is in use and the hello did not carry its session";
+}
+
 HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
                                const std::vector<std::string>& types, int capacity,
                                const std::vector<std::pair<std::string, int>>& inflight,
-                               Clock::time_point now) {
+                               Clock::time_point now, const WorkerIdentity& identity) {
     HelloOutcome out;
+    if (auto refusal = identity_refusal(peer, name, identity)) {
+        out.refused_identity = true;
+        out.refusal = std::move(*refusal);
+        return out;
+    }
     // The same worker reconnecting (new socket, new routing id) replaces its
     // previous connection; leases it still runs move over, the others end.
     std::optional<PeerId> previous;
@@ -19,6 +52,7 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
 
     Worker fresh;
     fresh.name = name;
+    fresh.key = identity.key;
     fresh.types = types;
     fresh.capacity = std::max(1, capacity);
     fresh.last_seen = now;
@@ -31,6 +65,9 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
             (it->second.peer.empty() || (previous && it->second.peer == *previous))) {
             it->second.peer = peer;
             it->second.assign_no = 0;  // claimed by this hello
+            it->second.unacked_reports = 0;
+            it->second.key = identity.key;
+            it->second.key_known = true;
             fresh.jobs.insert(job);
             kept.insert(job);
             out.resumed.push_back(job);
@@ -198,7 +235,11 @@ std::vector<Assignment> Dispatcher::assign() {
         if (type->second.empty()) queues_.erase(type);
         queued_index_.erase(job.job);
         w->jobs.insert(job.job);
-        leases_[job.job] = Lease{peer, w->name, 0, {}};
+        Lease& lease = leases_[job.job];
+        lease = Lease{};
+        lease.peer = peer;
+        lease.worker = w->name;
+        lease.key = w->key;
         out.push_back({job.job, peer, w->name});
     }
     return out;
@@ -209,35 +250,54 @@ void Dispatcher::lease_granted(const std::string& job, int attempt) {
     if (it != leases_.end()) it->second.attempt = attempt;
 }
 
-void Dispatcher::assign_sent(const std::string& job) {
+void Dispatcher::assign_sent(const std::string& job, Clock::time_point now) {
     auto lease = leases_.find(job);
     if (lease == leases_.end()) return;
     auto w = workers_.find(lease->second.peer);
-    if (w != workers_.end()) lease->second.assign_no = ++w->second.assigns_sent;
+    if (w != workers_.end()) {
+        lease->second.assign_no = ++w->second.assigns_sent;
+        lease->second.assign_sent_at = now;
+        lease->second.unacked_reports = 0;
+    }
 }
 
 std::vector<LostLease> Dispatcher::reconcile(
     const PeerId& peer, const std::vector<std::pair<std::string, int>>& inflight,
-    std::uint64_t assigned) {
+    std::uint64_t assigned, Clock::time_point now) {
     std::vector<LostLease> lost;
     auto w = workers_.find(peer);
     if (w == workers_.end()) return lost;
     auto& jobs = w->second.jobs;
     for (auto it = jobs.begin(); it != jobs.end();) {
         auto lease = leases_.find(*it);
-        const bool forgotten =
-            lease != leases_.end() && lease->second.attempt > 0 && lease->second.peer == peer &&
-            !lease->second.lost && lease->second.assign_no <= assigned &&
-            std::find(inflight.begin(), inflight.end(), std::pair{*it, lease->second.attempt}) ==
-                inflight.end();
+        if (lease == leases_.end() || lease->second.attempt == 0 || lease->second.peer != peer ||
+            lease->second.lost) {
+            ++it;  // a reservation whose LeaseJob is being written, or not this connection's
+            continue;
+        }
+        Lease& l = lease->second;
+        const bool listed = std::find(inflight.begin(), inflight.end(),
+                                      std::pair{*it, l.attempt}) != inflight.end();
+        bool forgotten = false;
+        if (listed) {
+            l.unacked_reports = 0;
+        } else if (l.assign_no <= assigned) {
+            forgotten = true;  // it arrived (or was claimed), and the worker let it go
+        } else {
+            // Not counted yet: on its way, or dropped by a worker that could
+            // not read it. Only a long run of such reports means the latter.
+            ++l.unacked_reports;
+            forgotten = l.unacked_reports >= max_unacked_reports_ &&
+                        now - l.assign_sent_at >= lease_timeout_;
+        }
         if (!forgotten) {
             ++it;
             continue;
         }
-        lost.push_back({*it, lease->second.attempt, lease->second.worker});
+        lost.push_back({*it, l.attempt, l.worker, l.assign_no > assigned});
         // As for a silent worker: held by no one until the requeue commits.
-        lease->second.peer.clear();
-        lease->second.lost = true;
+        l.peer.clear();
+        l.lost = true;
         it = jobs.erase(it);
     }
     return lost;
@@ -249,7 +309,12 @@ void Dispatcher::lease_refused(const std::string& job) {
 
 void Dispatcher::adopt_orphan(const std::string& job, int attempt, const std::string& worker,
                               Clock::time_point now) {
-    leases_[job] = Lease{PeerId{}, worker, attempt, now + lease_timeout_};
+    Lease& lease = leases_[job];
+    lease = Lease{};
+    lease.worker = worker;
+    lease.attempt = attempt;
+    lease.orphan_deadline = now + lease_timeout_;
+    lease.key_known = false;  // the store keeps the worker's name only
 }
 
 void Dispatcher::release_slot(const std::string& job, const Lease& lease) {

@@ -37,9 +37,24 @@ struct LostLease {
     std::string job;
     int attempt = 0;
     std::string worker;
+    // reconcile: the worker never counted the assign (rather than forgot the job).
+    bool never_received = false;
+};
+
+// Who says hello, beyond the name it declares: the CURVE public key of its
+// connection (Z85; empty without CURVE), and whether the hello carried the
+// session the broker issues for that key and name (welcome.session).
+struct WorkerIdentity {
+    std::string key;
+    bool session_ok = false;
 };
 
 struct HelloOutcome {
+    // The hello was refused: the name is held (a live connection, or leases)
+    // by another key, or without CURVE it did not carry the name's session.
+    // Nothing changed; `refusal` says why.
+    bool refused_identity = false;
+    std::string refusal;
     std::vector<std::string> resumed;  // in-flight jobs whose lease this worker keeps
     // In-flight (job, attempt) it no longer holds: reject them.
     std::vector<std::pair<std::string, int>> refused;
@@ -49,13 +64,23 @@ struct HelloOutcome {
 
 class Dispatcher {
   public:
-    explicit Dispatcher(std::chrono::milliseconds lease_timeout) : lease_timeout_(lease_timeout) {}
+    // `max_unacked_reports`: heartbeats that do not count an assign (nor list
+    // its job) before that lease is taken back; see reconcile.
+    explicit Dispatcher(std::chrono::milliseconds lease_timeout,
+                        std::uint32_t max_unacked_reports = 20)
+        : lease_timeout_(lease_timeout), max_unacked_reports_(max_unacked_reports) {}
 
     // ---- workers ----
+    // A worker's identity is its name and, with CURVE, its key. A hello for a
+    // name that nobody holds is accepted. A hello for a held name (another
+    // live connection, or leases, orphaned ones included) is accepted only
+    // from the same key (CURVE), or with the name's session; otherwise it is
+    // refused and changes nothing, so no peer takes over another's leases or
+    // drops its connection by saying its name.
     HelloOutcome hello(const PeerId& peer, const std::string& name,
                        const std::vector<std::string>& types, int capacity,
                        const std::vector<std::pair<std::string, int>>& inflight,
-                       Clock::time_point now);
+                       Clock::time_point now, const WorkerIdentity& identity = {});
     bool known(const PeerId& peer) const { return workers_.count(peer) != 0; }
     void seen(const PeerId& peer, Clock::time_point now);
     // Removes a worker; its leases are returned so the jobs can be requeued.
@@ -85,14 +110,19 @@ class Dispatcher {
     void lease_granted(const std::string& job, int attempt);
     // The job's assign is being sent to its holder: numbers it among the
     // assigns of that connection (see reconcile).
-    void assign_sent(const std::string& job);
+    void assign_sent(const std::string& job, Clock::time_point now);
     // A worker's heartbeat listed what it holds and how many assigns it has
-    // received since its hello. A lease of this connection whose assign had
-    // arrived (or that its hello claimed) but that it no longer lists was
-    // forgotten by the worker: it is returned, lost, for the job to be requeued.
+    // received since its hello. A lease of this connection that it does not
+    // list is lost (returned, for the job to be requeued) when
+    // - its assign had arrived (its number is at most `assigned`) or its hello
+    //   claimed it: the worker forgot it;
+    // - or its assign never counted: `max_unacked_reports` heartbeats in a row
+    //   and at least one lease timeout since it was sent, a worker that
+    //   dropped it without a word (a frame it could not decode). A report
+    //   that merely predates the assign's arrival does not cost the lease.
     std::vector<LostLease> reconcile(const PeerId& peer,
                                      const std::vector<std::pair<std::string, int>>& inflight,
-                                     std::uint64_t assigned);
+                                     std::uint64_t assigned, Clock::time_point now);
     void lease_refused(const std::string& job);
     // A running attempt found in the store at start: held for its worker to
     // reconnect (hello with in-flight) until the lease timeout.
@@ -117,6 +147,7 @@ class Dispatcher {
     };
     struct Worker {
         std::string name;
+        std::string key;  // CURVE public key (Z85); empty without CURVE
         std::vector<std::string> types;
         int capacity = 1;
         std::unordered_set<std::string> jobs;  // reserved or leased
@@ -134,6 +165,14 @@ class Dispatcher {
         // The number of the assign that carried it to its holder (1, 2, … per
         // connection); 0 when the holder claimed it in its hello.
         std::uint64_t assign_no = 0;
+        Clock::time_point assign_sent_at{};
+        // Heartbeats of the holder since the assign that neither counted it
+        // nor listed the job.
+        std::uint32_t unacked_reports = 0;
+        // The CURVE key of the worker it was leased to or claimed by; unknown
+        // for a lease reloaded from the store (the store keeps names only).
+        std::string key;
+        bool key_known = true;
     };
 
     using WorkerMap = std::unordered_map<PeerId, Worker>;
@@ -141,7 +180,12 @@ class Dispatcher {
     WorkerMap::iterator free_worker_for(const std::string& type);
     void release_slot(const std::string& job, const Lease& lease);
 
+    // Why `name` may not be taken by this hello, or nullopt when it may.
+    std::optional<std::string> identity_refusal(const PeerId& peer, const std::string& name,
+                                                const WorkerIdentity& identity) const;
+
     std::chrono::milliseconds lease_timeout_;
+    std::uint32_t max_unacked_reports_;
     WorkerMap workers_;
     std::map<std::string, std::set<QueuedJob, Order>> queues_;  // by type
     std::unordered_map<std::string, QueuedJob> queued_index_;

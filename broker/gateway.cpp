@@ -1,5 +1,8 @@
 #include "broker/gateway.hpp"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -14,7 +17,9 @@
 
 #include "broker/dispatcher.hpp"
 #include "broker/zap_handler.hpp"
+#include "common/log_quote.hpp"
 #include "common/logging.hpp"
+#include "protocol/limits.hpp"
 
 namespace jobcast::broker {
 
@@ -27,7 +32,7 @@ UnixMs unix_ms() {
 }
 
 // Routing ids are binary; logs show them in hex.
-std::string hex(const std::string& bytes) {
+std::string hex(std::string_view bytes) {
     static const char* digits = "0123456789abcdef";
     std::string out;
     out.reserve(bytes.size() * 2);
@@ -38,6 +43,28 @@ std::string hex(const std::string& bytes) {
     return out;
 }
 
+// A worker's session: HMAC-SHA256 over its CURVE key (empty without CURVE)
+// and name, keyed with the store's secret, in hex. The same worker gets the
+// same session from any broker on the same database, so it survives a
+// restart; nobody without the secret can compute another name's.
+std::string session_for(const std::string& secret, std::string_view key, std::string_view name) {
+    std::string input;
+    input.reserve(key.size() + 1 + name.size());
+    input.append(key).push_back('\0');
+    input.append(name);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+              reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &length)) {
+        throw std::runtime_error("HMAC-SHA256 failed");
+    }
+    return hex(std::string_view(reinterpret_cast<const char*>(mac), length));
+}
+
+bool same_secret(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 }  // namespace
 
 class Gateway::Impl {
@@ -46,6 +73,8 @@ class Gateway::Impl {
         : config_(std::move(config)),
           store_(store),
           log_(module_logger("gateway")),
+          audit_(module_logger("audit")),
+          session_secret_(store.worker_session_key()),
           dispatcher_(config_.heartbeat * config_.liveness) {}
 
     ~Impl() { stop(); }
@@ -124,7 +153,7 @@ class Gateway::Impl {
             router_.set(zmq::sockopt::linger, 1000);
             log_->info("event=workers_told_to_reconnect workers={}", dispatcher_.worker_count());
         } catch (const std::exception& e) {
-            log_->warn("event=goodbye_failed error=\"{}\"", e.what());
+            log_->warn("event=goodbye_failed error={}", log_quote(e.what()));
         }
     }
 
@@ -188,11 +217,11 @@ class Gateway::Impl {
                 flush_pending();
             } catch (const zmq::error_t& e) {
                 if (e.num() == ETERM) break;
-                log_->error("event=loop_error error=\"{}\"", e.what());
+                log_->error("event=loop_error error={}", log_quote(e.what()));
             } catch (const std::exception& e) {
                 // "Cannot happen": nothing that a peer sends may throw out of
                 // the handlers. Log loudly and keep serving the others.
-                log_->error("event=loop_error error=\"{}\"", e.what());
+                log_->error("event=loop_error error={}", log_quote(e.what()));
             }
         }
     }
@@ -236,9 +265,21 @@ class Gateway::Impl {
                 continue;
             }
             handle(peer, std::string_view(static_cast<const char*>(payload.data()), payload.size()),
-                   ops);
+                   curve_key(payload), ops);
         }
         if (!ops.empty()) store_.submit_many(std::move(ops));
+    }
+
+    // The CURVE public key (Z85) the ZAP handler authenticated this message's
+    // connection with; empty without CURVE.
+    std::string curve_key(zmq::message_t& message) const {
+        if (!config_.curve.enabled()) return {};
+        try {
+            const char* user_id = message.gets("User-Id");
+            return user_id ? std::string(user_id) : std::string();
+        } catch (const zmq::error_t&) {
+            return {};  // no ZAP metadata: treated as a worker without a key
+        }
     }
 
     void reject_malformed(const PeerId& peer, std::string_view what, bool oversize = false) {
@@ -249,21 +290,28 @@ class Gateway::Impl {
         auto& last = last_complaint_[peer];
         if (now - last >= std::chrono::seconds(10)) {
             last = now;
-            log_->warn("event=rejected peer={} reason=\"{}\"", hex(peer), what);
+            log_->warn("event=rejected peer={} reason={}", hex(peer), log_quote(what));
         }
     }
 
-    void handle(const PeerId& peer, std::string_view frame, std::vector<store::WriteOp>& ops) {
+    void handle(const PeerId& peer, std::string_view frame, const std::string& key,
+                std::vector<store::WriteOp>& ops) {
         auto decoded = proto::decode_worker_message(frame, config_.limits);
         if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
             reject_malformed(peer, std::string(proto::to_string(err->code)) + ": " + err->detail,
                              err->code == proto::DecodeErrorCode::oversize);
+            // A hello we cannot take (a name with control characters, too
+            // many types, ...) is answered, so its worker can say why it is
+            // not getting jobs.
+            if (err->message_type == "hello") {
+                send(peer, proto::Reject{"", "invalid_hello", 0, err->detail});
+            }
             return;
         }
         auto& message = std::get<proto::WorkerMessage>(decoded);
         auto now = Clock::now();
         if (auto* hello = std::get_if<proto::Hello>(&message)) {
-            on_hello(peer, *hello, now, ops);
+            on_hello(peer, *hello, key, now, ops);
             return;
         }
         if (!dispatcher_.known(peer)) {
@@ -320,20 +368,31 @@ class Gateway::Impl {
     // job running forever while the worker heart-beats; it is requeued now.
     void on_inflight_report(const PeerId& peer, const std::vector<proto::InflightJob>& held,
                             std::uint64_t assigned, std::vector<store::WriteOp>& ops) {
-        for (const auto& lost : dispatcher_.reconcile(peer, attempts_of(held), assigned)) {
+        for (const auto& lost :
+             dispatcher_.reconcile(peer, attempts_of(held), assigned, Clock::now())) {
             stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
-            log_->warn("event=lease_lost job={} attempt={} worker={} reason=not_running", lost.job,
-                       lost.attempt, lost.worker);
+            log_->warn("event=lease_lost job={} attempt={} worker={} reason={}", lost.job,
+                       lost.attempt, log_quote(lost.worker),
+                       lost.never_received ? "assign_never_received" : "not_running");
             ops.push_back(store::RequeueJob{
-                lost.job, lost.attempt, "worker " + lost.worker + " is not running it", unix_ms()});
+                lost.job, lost.attempt,
+                "worker " + lost.worker +
+                    (lost.never_received ? " never acknowledged the assign" : " is not running it"),
+                unix_ms()});
         }
     }
 
-    void on_hello(const PeerId& peer, const proto::Hello& hello, Clock::time_point now,
-                  std::vector<store::WriteOp>& ops) {
+    void on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
+                  Clock::time_point now, std::vector<store::WriteOp>& ops) {
+        const std::string session = session_for(session_secret_, key, hello.worker);
+        const WorkerIdentity identity{key, same_secret(hello.session, session)};
         auto out = dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity,
-                                     attempts_of(hello.inflight), now);
-        send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count())});
+                                     attempts_of(hello.inflight), now, identity);
+        if (out.refused_identity) {
+            refuse_identity(peer, hello, key, out.refusal, now);
+            return;
+        }
+        send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count()), session});
         for (const auto& [job, attempt] : out.refused)
             send(peer, proto::Reject{job, "lease", attempt});
         for (const auto& lost : out.lost) {
@@ -347,8 +406,26 @@ class Gateway::Impl {
             if (cancel_deadlines_.count(job)) send(peer, proto::Cancel{job});
         }
         stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
-        log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}", hello.worker,
-                   hello.types.size(), hello.capacity, out.resumed.size(), out.refused.size());
+        log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}",
+                   log_quote(hello.worker), hello.types.size(), hello.capacity, out.resumed.size(),
+                   out.refused.size());
+    }
+
+    // A hello for a worker name held by someone else (another CURVE key, or
+    // without the name's session): refused, counted, and audit-logged once
+    // per name per interval (the refused worker retries; an attacker may flood).
+    void refuse_identity(const PeerId& peer, const proto::Hello& hello, const std::string& key,
+                         const std::string& why, Clock::time_point now) {
+        stats_.rejected_identity.fetch_add(1, std::memory_order_relaxed);
+        send(peer, proto::Reject{"", "identity", 0, why});
+        auto& last = last_identity_refusal_[hello.worker];
+        if (last != Clock::time_point{} && now - last < std::chrono::seconds(10)) return;
+        last = now;
+        audit_->warn(
+            "event=worker_refused reason=identity worker={} key={} peer={} claimed_leases={} "
+            "detail={}",
+            log_quote(hello.worker), key.empty() ? "none" : key, hex(peer), hello.inflight.size(),
+            log_quote(why));
     }
 
     // ---- writer -> gateway ----
@@ -428,8 +505,26 @@ class Gateway::Impl {
                                             "worker left before the job reached it", unix_ms()});
             return;
         }
-        dispatcher_.assign_sent(job.id);
-        send(*peer, proto::Assign{job.id, job.attempt, job.type, job.params, job.checkpoint});
+        // Only what the worker can decode: an assign it would drop holds its
+        // slot for nothing. Submit refuses such params, but a checkpoint can
+        // push an assign over the frame limit, and older databases may hold
+        // params from before that check.
+        const proto::Assign assign{job.id, job.attempt, job.type, job.params, job.checkpoint};
+        if (auto problem = proto::check_assign(assign, assign_frame_)) {
+            std::string error =
+                "the job cannot be sent to a worker: its assign message is " + problem->detail;
+            if (problem->kind != proto::AssignProblem::Kind::too_large) {
+                error = "the job cannot be sent to a worker: " + problem->detail;
+            }
+            log_->warn("event=assign_refused job={} attempt={} error={}", job.id, job.attempt,
+                       log_quote(error));
+            dispatcher_.end_lease(job.id);  // frees the worker's slot now
+            ops.push_back(store::FinishJob{job.id, job.attempt, 1, false, "{}", std::move(error),
+                                           false, unix_ms()});
+            return;
+        }
+        dispatcher_.assign_sent(job.id, Clock::now());
+        send_frame(*peer, assign_frame_);
     }
 
     void on_job_change(const Job& job) {
@@ -487,7 +582,7 @@ class Gateway::Impl {
         for (const auto& lost : dispatcher_.expire(now)) {
             stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
             log_->warn("event=lease_lost job={} attempt={} worker={}", lost.job, lost.attempt,
-                       lost.worker);
+                       log_quote(lost.worker));
             ops.push_back(store::RequeueJob{lost.job, lost.attempt,
                                             "worker " + lost.worker + " stopped heart-beating",
                                             unix_ms()});
@@ -506,6 +601,10 @@ class Gateway::Impl {
             it = now - it->second > std::chrono::minutes(1) ? last_complaint_.erase(it)
                                                             : std::next(it);
         }
+        for (auto it = last_identity_refusal_.begin(); it != last_identity_refusal_.end();) {
+            it = now - it->second > std::chrono::minutes(1) ? last_identity_refusal_.erase(it)
+                                                            : std::next(it);
+        }
         if (!ops.empty()) store_.submit_many(std::move(ops));
         stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
     }
@@ -514,13 +613,17 @@ class Gateway::Impl {
 
     void send(const PeerId& peer, const proto::BrokerMessage& message) {
         proto::encode(message, scratch_);
+        send_frame(peer, scratch_);
+    }
+
+    void send_frame(const PeerId& peer, const std::string& frame) {
         auto it = pending_.find(peer);
         if (it != pending_.end()) {  // keep order behind what is already waiting
-            it->second.push_back(scratch_);
+            it->second.push_back(frame);
             if (it->second.size() > config_.max_pending_sends) drop_peer(peer, "not reading");
             return;
         }
-        if (!try_send(peer, scratch_)) pending_[peer].push_back(scratch_);
+        if (!try_send(peer, frame)) pending_[peer].push_back(frame);
     }
 
     // False when the peer's pipe is full (retry later); a vanished peer is dropped.
@@ -557,14 +660,16 @@ class Gateway::Impl {
         if (!dispatcher_.known(peer)) return;
         auto name = dispatcher_.worker_name(peer);
         const auto orphaned = dispatcher_.disconnect(peer, Clock::now());
-        log_->warn("event=worker_dropped worker={} reason=\"{}\" leases_held_for_reconnect={}",
-                   name, why, orphaned);
+        log_->warn("event=worker_dropped worker={} reason={} leases_held_for_reconnect={}",
+                   log_quote(name), log_quote(why), orphaned);
         stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
     }
 
     GatewayConfig config_;
     store::Store& store_;
     std::shared_ptr<spdlog::logger> log_;
+    std::shared_ptr<spdlog::logger> audit_;
+    const std::string session_secret_;  // the store's worker session key
     Dispatcher dispatcher_;
     GatewayStats stats_;
 
@@ -584,7 +689,9 @@ class Gateway::Impl {
     std::unordered_map<std::string, Clock::time_point> cancel_deadlines_;
     std::unordered_map<PeerId, std::deque<std::string>> pending_;
     std::unordered_map<PeerId, Clock::time_point> last_complaint_;
+    std::unordered_map<std::string, Clock::time_point> last_identity_refusal_;  // by worker name
     std::string scratch_;
+    std::string assign_frame_;
 };
 
 Gateway::Gateway(GatewayConfig config, store::Store& store)

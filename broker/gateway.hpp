@@ -43,6 +43,7 @@ struct GatewayStats {
     std::atomic<std::uint64_t> rejected_oversize{0};
     std::atomic<std::uint64_t> rejected_lease{0};         // not the holder of the job's lease
     std::atomic<std::uint64_t> rejected_unknown_peer{0};  // no hello yet
+    std::atomic<std::uint64_t> rejected_identity{0};      // hello for a name held by another
     std::atomic<std::uint64_t> duplicates{0};             // wseq already committed
     std::atomic<std::uint64_t> leases_lost{0};
     std::atomic<std::uint64_t> stalls{0};  // rounds of the gateway loop slower than a heartbeat

@@ -131,6 +131,7 @@ class Metrics::Impl {
         rejected_oversize_ = &rejected_.Add({{"reason", "oversize"}});
         rejected_lease_ = &rejected_.Add({{"reason", "lease"}});
         rejected_unknown_peer_ = &rejected_.Add({{"reason", "unknown_worker"}});
+        rejected_identity_ = &rejected_.Add({{"reason", "identity"}});
         rejected_duplicate_ = &rejected_.Add({{"reason", "duplicate"}});
         build_info_.Add({{"version", JOBCAST_VERSION}}).Set(1);
     }
@@ -240,6 +241,7 @@ class Metrics::Impl {
             mirror(*rejected_oversize_, gateway_->rejected_oversize.load());
             mirror(*rejected_lease_, gateway_->rejected_lease.load());
             mirror(*rejected_unknown_peer_, gateway_->rejected_unknown_peer.load());
+            mirror(*rejected_identity_, gateway_->rejected_identity.load());
             mirror(*rejected_duplicate_, gateway_->duplicates.load());
         }
         if (job_counts_) {
@@ -295,6 +297,7 @@ class Metrics::Impl {
     prometheus::Counter* rejected_oversize_ = nullptr;
     prometheus::Counter* rejected_lease_ = nullptr;
     prometheus::Counter* rejected_unknown_peer_ = nullptr;
+    prometheus::Counter* rejected_identity_ = nullptr;
     prometheus::Counter* rejected_duplicate_ = nullptr;
     std::map<std::pair<std::string, int>, prometheus::Counter*> http_by_route_;
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <zmq_addon.hpp>
 
+#include "common/log_quote.hpp"
 #include "common/logging.hpp"
 
 namespace jobcast::broker {
@@ -55,21 +56,23 @@ void ZapHandler::loop() {
             answer(request);
         } catch (const zmq::error_t& e) {
             if (e.num() == ETERM) return;
-            log->error("zap handler error=\"{}\"", e.what());
+            log->error("zap handler error={}", log_quote(e.what()));
         }
     }
 }
 
 bool ZapHandler::answer(std::vector<zmq::message_t>& request) {
     // version, request id, domain, address, identity, mechanism, credentials...
-    auto reply = [&](const char* code, const char* text) {
+    // On success the user id is the worker's public key (Z85): the gateway
+    // reads it from every message ("User-Id") and binds worker names to it.
+    auto reply = [&](const char* code, const char* text, std::string_view user_id = {}) {
         std::array<zmq::const_buffer, 6> frames = {
             zmq::str_buffer("1.0"),
             zmq::buffer(request.size() > 1 ? request[1].data() : nullptr,
                         request.size() > 1 ? request[1].size() : 0),
             zmq::buffer(code, 3),
             zmq::buffer(text, std::strlen(text)),
-            zmq::str_buffer(""),
+            zmq::buffer(user_id.data(), user_id.size()),
             zmq::str_buffer("")};
         zmq::send_multipart(socket_, frames);
         return code[0] == '2';
@@ -82,7 +85,7 @@ bool ZapHandler::answer(std::vector<zmq::message_t>& request) {
     std::string key = mechanism == "CURVE" && request.size() >= 7 ? z85(request[6]) : "";
     if (!key.empty() && allowed_.count(key)) {
         module_logger("gateway")->debug("worker key accepted address={} key={}", address, key);
-        return reply("200", "OK");
+        return reply("200", "OK", key);
     }
     refused_.fetch_add(1, std::memory_order_relaxed);
     // Workers retry every few seconds: warn once per key, then debug.

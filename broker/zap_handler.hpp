@@ -1,6 +1,8 @@
 // ZeroMQ authentication (ZAP, RFC 27) for workers: with CURVE on, libzmq asks
 // this handler about every worker handshake, and only public keys in the
-// allow-list get through. Runs its own thread with a REP socket on
+// allow-list get through; an accepted handshake gets the worker's public key
+// (Z85) as its ZAP user id, which the gateway reads from each message
+// ("User-Id") to bind worker names to keys. Runs its own thread with a REP socket on
 // inproc://zeromq.zap.01 of the gateway's context; it must be started before
 // the ROUTER binds, or early handshakes would pass unchecked.
 #pragma once

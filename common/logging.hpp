@@ -9,31 +9,40 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+
+#include "common/log_quote.hpp"
 
 namespace jobcast {
 
 namespace detail {
-// The message as the inside of a JSON string literal, for --log-format json.
+// The message as the inside of a JSON string literal, for --log-format json:
+// quotes, backslashes and control characters escaped, invalid UTF-8 bytes as
+// the text \xNN (so the line stays valid JSON).
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
   public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
-        static const char* hex = "0123456789abcdef";
-        for (char ch : std::string_view(msg.payload.data(), msg.payload.size())) {
-            auto c = static_cast<unsigned char>(ch);
-            if (c == '"' || c == '\\') {
-                dest.push_back('\\');
-                dest.push_back(ch);
-            } else if (c < 0x20) {
-                const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                dest.append(esc, esc + 6);
-            } else {
-                dest.push_back(ch);
-            }
-        }
+        append_log_escaped(dest, std::string_view(msg.payload.data(), msg.payload.size()),
+                           LogEscape::json, true);
     }
     std::unique_ptr<custom_flag_formatter> clone() const override {
         return std::make_unique<JsonEscapedMessage>();
+    }
+};
+
+// The message for the text format: control characters, U+2028/U+2029 and
+// invalid UTF-8 escaped as log_quote does, so one record is always one line
+// whatever a call site printed. Quotes are left alone (log_quote put them).
+class TextEscapedMessage : public spdlog::custom_flag_formatter {
+  public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        append_log_escaped(dest, std::string_view(msg.payload.data(), msg.payload.size()),
+                           LogEscape::text, false);
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<TextEscapedMessage>();
     }
 };
 }  // namespace detail
@@ -63,7 +72,10 @@ inline void configure_logging(const std::string& level, const std::string& forma
             R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%*"})");
         spdlog::set_formatter(std::move(formatter));
     } else {
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n %v");
+        auto formatter = std::make_unique<spdlog::pattern_formatter>();
+        formatter->add_flag<detail::TextEscapedMessage>('*').set_pattern(
+            "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n %*");
+        spdlog::set_formatter(std::move(formatter));
     }
 }
 

@@ -1,6 +1,15 @@
 #include "persistence/database.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <utility>
+
+#include "common/log_quote.hpp"
+#include "persistence/log.hpp"
 
 namespace jobcast::store::db {
 
@@ -27,6 +36,57 @@ std::string describe(int rc, std::string_view what, sqlite3* db) {
 }
 
 }  // namespace
+
+// ---- File permissions ------------------------------------------------------
+
+namespace {
+
+constexpr mode_t kOwnerOnly = S_IRUSR | S_IWUSR;  // 0600
+
+// Takes group and other access from the open file `fd` (named `path` in the
+// log) when it is a regular file that has any.
+void tighten(int fd, const std::string& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    const mode_t mode = st.st_mode & 07777;
+    if ((mode & (S_IRWXG | S_IRWXO)) == 0) return;
+    const mode_t tightened = mode & S_IRWXU;
+    if (::fchmod(fd, tightened) == 0) {
+        logger().warn(
+            "event=db_permissions_tightened path={} mode={:04o} now={:04o} reason=\"job params "
+            "and results must not be readable by other users\"",
+            log_quote(path), static_cast<unsigned>(mode), static_cast<unsigned>(tightened));
+    } else {
+        logger().warn("event=db_permissions_open path={} mode={:04o} error={}", log_quote(path),
+                      static_cast<unsigned>(mode), log_quote(std::strerror(errno)));
+    }
+}
+
+}  // namespace
+
+void restrict_to_owner(const std::string& path) {
+    // O_EXCL first: a file this call creates gets exactly 0600 (the umask can
+    // only take bits away, and fchmod puts back what a strange umask took).
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kOwnerOnly);
+    if (fd >= 0) {
+        ::fchmod(fd, kOwnerOnly);
+        ::close(fd);
+        return;
+    }
+    if (errno != EEXIST) {
+        const int error = errno;
+        throw Error(SQLITE_CANTOPEN,
+                    "cannot create database " + path + ": " + std::strerror(error));
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        const std::string file = path + suffix;
+        // O_NONBLOCK: a FIFO planted under the name must not hang the open.
+        fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) continue;  // no such file (yet), or not ours to open: SQLite will say
+        tighten(fd, file);
+        ::close(fd);
+    }
+}
 
 // ---- Connection ------------------------------------------------------------
 

@@ -24,6 +24,14 @@ class Error : public StoreError {
     int code_;
 };
 
+// Makes the database file at `path` readable and writable by its owner only
+// (0600), before SQLite opens it: creates it so when it is missing, whatever
+// the umask, and takes group and other access away from an existing file and
+// its -wal and -shm files (they hold every job's params and results), with a
+// warning in the log. SQLite gives the -wal and -shm files it creates the
+// database file's mode. Throws db::Error when the file cannot be created.
+void restrict_to_owner(const std::string& path);
+
 class Connection {
   public:
     Connection() = default;

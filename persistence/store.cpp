@@ -1,6 +1,10 @@
 // Store::open: the composition root of the module. Opens and migrates the
 // database on the write connection, then starts the readers, the writer thread
 // and retention.
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -34,6 +38,45 @@ std::string_view to_string(WriteStatus status) {
 
 namespace {
 
+constexpr const char* kInsertSessionKey =
+    "INSERT INTO meta(key, value) VALUES('worker_session_key', ?1) ON CONFLICT(key) DO NOTHING";
+constexpr const char* kSelectSessionKey = "SELECT value FROM meta WHERE key = 'worker_session_key'";
+constexpr std::size_t kSessionKeyBytes = 32;
+
+std::string random_bytes(std::size_t n) {
+    std::string out(n, '\0');
+    std::size_t filled = 0;
+    while (filled < n) {
+        const ssize_t got = ::getrandom(out.data() + filled, n - filled, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            throw StoreError(std::string("getrandom failed: ") + std::strerror(errno));
+        }
+        filled += static_cast<std::size_t>(got);
+    }
+    return out;
+}
+
+// The database's worker session key, created by the first broker that opens it.
+std::string load_session_key(db::Connection& connection) {
+    db::Transaction transaction(connection, db::Transaction::Mode::immediate);
+    const std::string fresh = random_bytes(kSessionKeyBytes);
+    {
+        db::Statement insert(connection, kInsertSessionKey, false);
+        insert.bind_blob(1, fresh);
+        insert.run();
+    }
+    std::string key;
+    {
+        db::Statement select(connection, kSelectSessionKey, false);
+        if (select.step()) key.assign(select.column_blob(0));
+    }
+    transaction.commit();
+    if (key.size() < kSessionKeyBytes)
+        throw StoreError("the worker session key in meta is damaged");
+    return key;
+}
+
 // The writer checkpoints by itself; journal_size_limit trims the WAL file each
 // time the log starts over.
 constexpr const char* kWriterPragmas =
@@ -66,6 +109,7 @@ void validate(const StoreConfig& config) {
 }
 
 db::Connection open_write_connection(const StoreConfig& config) {
+    db::restrict_to_owner(config.path);
     db::Connection connection =
         db::Connection::open(config.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     sqlite3_busy_timeout(connection.handle(), static_cast<int>(config.busy_timeout.count()));
@@ -86,6 +130,7 @@ class SqliteStore final : public Store {
     SqliteStore(const StoreConfig& config, CommitListener on_commit) : config_(config) {
         db::Connection connection = open_write_connection(config_);
         const int from = migrate(connection, config_.path);
+        session_key_ = load_session_key(connection);
         // Readers after the migration: the schema they prepare against exists.
         pool_ = std::make_unique<ReadPool>(config_.path, config_.read_connections,
                                            config_.busy_timeout);
@@ -123,8 +168,11 @@ class SqliteStore final : public Store {
 
     std::size_t run_retention(UnixMs now) override { return retention_->run_once(now); }
 
+    const std::string& worker_session_key() const override { return session_key_; }
+
   private:
     const StoreConfig config_;
+    std::string session_key_;
     std::unique_ptr<ReadPool> pool_;
     std::unique_ptr<SqliteJobStore> jobs_;
     std::unique_ptr<SqliteEventLog> events_;

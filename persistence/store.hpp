@@ -193,6 +193,11 @@ class Store {
     virtual JobStore& jobs() = 0;
     virtual EventLog& events() = 0;
 
+    // 32 random bytes made once with the database and kept in it: the broker
+    // derives the worker sessions it hands out from them, so a worker's
+    // session still holds after a broker restart. Secret: never logged.
+    virtual const std::string& worker_session_key() const = 0;
+
     // Runs one retention pass now; returns the number of jobs deleted.
     virtual std::size_t run_retention(UnixMs now) = 0;
 };

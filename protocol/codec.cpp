@@ -64,15 +64,17 @@ enum class Field : std::uint8_t {
     checkpoint,
     reason,
     assigned,
+    session,
+    detail,
     count_,  // not a field: the number of fields
 };
 constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::count_);
 
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "v",    "t",       "worker",     "types",     "capacity",  "inflight",
-    "job",  "attempt", "wseq",       "next_wseq", "kind",      "data",
-    "ts",   "bytes",   "result",     "error",     "retryable", "heartbeat_ms",
-    "type", "params",  "checkpoint", "reason",    "assigned",
+    "v",       "t",        "worker",    "types",        "capacity", "inflight", "job",
+    "attempt", "wseq",     "next_wseq", "kind",         "data",     "ts",       "bytes",
+    "result",  "error",    "retryable", "heartbeat_ms", "type",     "params",   "checkpoint",
+    "reason",  "assigned", "session",   "detail",
 };
 
 std::string_view name(Field field) {
@@ -109,9 +111,11 @@ Field field_of(std::string_view key) {
             if (key == "result") return Field::result;
             if (key == "params") return Field::params;
             if (key == "reason") return Field::reason;
+            if (key == "detail") return Field::detail;
             break;
         case 7:
             if (key == "attempt") return Field::attempt;
+            if (key == "session") return Field::session;
             break;
         case 8:
             if (key == "capacity") return Field::capacity;
@@ -198,6 +202,51 @@ class Reader {
         if (o.type != msgpack::type::STR) return wrong(field, "string");
         // UTF-8 was checked by scan_frame for every str in the frame.
         out.assign(o.via.str.ptr, o.via.str.size);
+        return true;
+    }
+
+    // An optional string field of at most `max_bytes` bytes (absent: empty).
+    bool optional_string(const FieldMap& fields, Field field, std::size_t max_bytes,
+                         std::string& out) {
+        out.clear();
+        const msgpack::object* o = fields.get(field);
+        if (!o) return true;
+        if (o->type != msgpack::type::STR) return wrong(field, "string");
+        if (o->via.str.size > max_bytes) {
+            return fail(DecodeErrorCode::wrong_type, "field '" + std::string(name(field)) +
+                                                         "': longer than " +
+                                                         std::to_string(max_bytes) + " bytes");
+        }
+        out.assign(o->via.str.ptr, o->via.str.size);
+        return true;
+    }
+
+    // A name that is logged and shown: 1..max_bytes bytes, no control characters.
+    bool printable_name(const FieldMap& fields, Field field, std::size_t max_bytes,
+                        std::string& out) {
+        if (!string(fields, field, out)) return false;
+        if (is_printable_name(out, max_bytes)) return true;
+        return fail(DecodeErrorCode::wrong_type,
+                    "field '" + std::string(name(field)) + "': expected 1 to " +
+                        std::to_string(max_bytes) + " bytes without control characters");
+    }
+
+    // hello.types: at most kMaxHelloTypes names, each printable.
+    bool type_list(const FieldMap& fields, std::vector<std::string>& out) {
+        const msgpack::object* o = fields.get(Field::types);
+        if (o && o->type == msgpack::type::ARRAY && o->via.array.size > kMaxHelloTypes) {
+            return fail(
+                DecodeErrorCode::wrong_type,
+                "field 'types': more than " + std::to_string(kMaxHelloTypes) + " job types");
+        }
+        if (!string_array(fields, Field::types, out)) return false;
+        for (const std::string& type : out) {
+            if (!is_printable_name(type, kMaxTypeBytes)) {
+                return fail(DecodeErrorCode::wrong_type, "field 'types': each must be 1 to " +
+                                                             std::to_string(kMaxTypeBytes) +
+                                                             " bytes without control characters");
+            }
+        }
         return true;
     }
 
@@ -341,8 +390,16 @@ class Reader {
 // Message bodies
 
 bool read(const FieldMap& f, Reader& r, Hello& m) {
-    return r.string(f, Field::worker, m.worker) && r.string_array(f, Field::types, m.types) &&
-           r.int_field(f, Field::capacity, 1, m.capacity) && r.inflight(f, m.inflight);
+    if (!r.printable_name(f, Field::worker, kMaxWorkerNameBytes, m.worker) ||
+        !r.type_list(f, m.types) || !r.int_field(f, Field::capacity, 1, m.capacity)) {
+        return false;
+    }
+    if (m.capacity > kMaxCapacity) {
+        return r.fail(DecodeErrorCode::wrong_type, "field 'capacity': expected integer in [1, " +
+                                                       std::to_string(kMaxCapacity) + "]");
+    }
+    return r.inflight(f, m.inflight) &&
+           r.optional_string(f, Field::session, kMaxSessionBytes, m.session);
 }
 bool read(const FieldMap& f, Reader& r, Heartbeat& m) {
     m.inflight.reset();
@@ -375,7 +432,8 @@ bool read(const FieldMap& f, Reader& r, Fail& m) {
            r.boolean(f, Field::retryable, m.retryable);
 }
 bool read(const FieldMap& f, Reader& r, Welcome& m) {
-    return r.int_field(f, Field::heartbeat_ms, 1, m.heartbeat_ms);
+    return r.int_field(f, Field::heartbeat_ms, 1, m.heartbeat_ms) &&
+           r.optional_string(f, Field::session, kMaxSessionBytes, m.session);
 }
 bool read(const FieldMap& f, Reader& r, Assign& m) {
     return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
@@ -391,7 +449,8 @@ bool read(const FieldMap& f, Reader& r, Cancel& m) {
 }
 bool read(const FieldMap& f, Reader& r, Reject& m) {
     return r.string(f, Field::job, m.job) && r.string(f, Field::reason, m.reason) &&
-           r.optional_attempt(f, m.attempt);
+           r.optional_attempt(f, m.attempt) &&
+           r.optional_string(f, Field::detail, kMaxFrameBytes, m.detail);
 }
 
 // ---------------------------------------------------------------------------
@@ -402,10 +461,37 @@ Decoded<Message> failure(DecodeErrorCode code, std::string detail) {
     return Decoded<Message>(std::in_place_index<1>, DecodeError{code, std::move(detail)});
 }
 
+// The type tag of each message body (defined with the encoders below).
+std::string_view tag(const Hello&);
+std::string_view tag(const Heartbeat&);
+std::string_view tag(const Chunk&);
+std::string_view tag(const Checkpoint&);
+std::string_view tag(const Done&);
+std::string_view tag(const Fail&);
+std::string_view tag(const Welcome&);
+std::string_view tag(const Assign&);
+std::string_view tag(const Ack&);
+std::string_view tag(const Cancel&);
+std::string_view tag(const Reject&);
+
+// A peer's unknown message type, for an error detail: at most this many bytes.
+constexpr std::size_t kEchoedTypeBytes = 32;
+
+// `text` cut to at most `max` bytes on a character boundary (text is valid
+// UTF-8: scan_frame checked every str), with "..." when cut.
+std::string shortened(std::string_view text, std::size_t max) {
+    if (text.size() <= max) return std::string(text);
+    std::size_t end = max;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80)
+        --end;
+    return std::string(text.substr(0, end)) + "...";
+}
+
 template <class Message, class Body>
 Decoded<Message> read_body(const FieldMap& fields, Reader& reader) {
     Body body;
     if (!read(fields, reader, body)) {
+        reader.error().message_type = tag(body);
         return Decoded<Message>(std::in_place_index<1>, std::move(reader.error()));
     }
     return Decoded<Message>(std::in_place_index<0>, std::in_place_type<Body>, std::move(body));
@@ -425,7 +511,7 @@ Decoded<WorkerMessage> read_message<WorkerMessage>(std::string_view type, const 
     if (type == "fail") return read_body<M, Fail>(fields, reader);
     if (type == "hello") return read_body<M, Hello>(fields, reader);
     return failure<M>(DecodeErrorCode::unknown_type,
-                      "unknown worker message type '" + std::string(type) + "'");
+                      "unknown worker message type '" + shortened(type, kEchoedTypeBytes) + "'");
 }
 
 template <>
@@ -439,7 +525,7 @@ Decoded<BrokerMessage> read_message<BrokerMessage>(std::string_view type, const 
     if (type == "reject") return read_body<M, Reject>(fields, reader);
     if (type == "welcome") return read_body<M, Welcome>(fields, reader);
     return failure<M>(DecodeErrorCode::unknown_type,
-                      "unknown broker message type '" + std::string(type) + "'");
+                      "unknown broker message type '" + shortened(type, kEchoedTypeBytes) + "'");
 }
 
 // msgpack-c may point str and bin objects into the frame instead of copying them
@@ -537,6 +623,143 @@ Decoded<Message> decode_frame(std::string_view frame, const DecodeLimits& limits
 }
 
 // ---------------------------------------------------------------------------
+// Peeking into a frame that did not decode
+
+// Reads msgpack items one after the other, without building objects and
+// without recursion; every read fails (false / nullopt) at the first damage.
+class Cursor {
+  public:
+    explicit Cursor(std::string_view frame)
+        : p_(reinterpret_cast<const unsigned char*>(frame.data())), n_(frame.size()) {}
+
+    // The element count of a map header (pairs), if the next item is a map.
+    std::optional<std::uint64_t> map_header() {
+        Item item;
+        if (!header(item) || !item.map) return std::nullopt;
+        return item.children / 2;
+    }
+
+    // The bytes of a str item, if the next item is one (else nothing is read).
+    std::optional<std::string_view> str() {
+        const std::size_t start_pos = pos_;
+        Item item;
+        if (!header(item) || !item.str) {
+            pos_ = start_pos;
+            return std::nullopt;
+        }
+        const auto* start = reinterpret_cast<const char*>(p_ + pos_);
+        pos_ += item.payload;
+        return std::string_view(start, item.payload);
+    }
+
+    // An integer item in [0, INT_MAX] (else nothing is read).
+    std::optional<int> small_int() {
+        if (pos_ >= n_) return std::nullopt;
+        const unsigned char b = p_[pos_];
+        std::uint64_t value = 0;
+        std::size_t bytes = 0;
+        if (b <= 0x7f) {
+            value = b;
+        } else if (b >= 0xcc && b <= 0xcf) {
+            bytes = std::size_t{1} << (b - 0xcc);
+        } else if (b >= 0xd0 && b <= 0xd3) {
+            bytes = std::size_t{1} << (b - 0xd0);
+            // A signed encoding of a non-negative value is allowed (msgpack
+            // writers pick either); negative values fail below.
+            if (pos_ + 1 < n_ && (p_[pos_ + 1] & 0x80)) return std::nullopt;
+        } else {
+            return std::nullopt;
+        }
+        if (n_ - pos_ - 1 < bytes) return std::nullopt;
+        for (std::size_t i = 0; i < bytes; ++i)
+            value = (value << 8) | p_[pos_ + 1 + i];
+        if (value > static_cast<std::uint64_t>(INT_MAX)) return std::nullopt;
+        pos_ += 1 + bytes;
+        return static_cast<int>(value);
+    }
+
+    // Skips one whole item, containers included.
+    bool skip() {
+        std::uint64_t pending = 1;
+        while (pending > 0) {
+            --pending;
+            Item item;
+            if (!header(item)) return false;
+            pos_ += item.payload;
+            pending += item.children;
+            if (pending > n_ - pos_) return false;  // each item takes a byte at least
+        }
+        return true;
+    }
+
+  private:
+    struct Item {
+        std::uint64_t payload = 0;   // bytes after the header
+        std::uint64_t children = 0;  // items inside (a map's keys and values)
+        bool str = false;
+        bool map = false;
+    };
+
+    // Reads the header of the next item; its payload must fit in the frame.
+    bool header(Item& item) {
+        if (pos_ >= n_) return false;
+        const unsigned char b = p_[pos_++];
+        auto length = [&](std::size_t bytes) {
+            if (n_ - pos_ < bytes) return false;
+            std::uint64_t value = 0;
+            for (std::size_t i = 0; i < bytes; ++i)
+                value = (value << 8) | p_[pos_ + i];
+            pos_ += bytes;
+            item.payload = value;
+            return true;
+        };
+        auto count = [&](std::size_t bytes, std::uint64_t per_item) {
+            if (!length(bytes)) return false;
+            item.children = item.payload * per_item;
+            item.payload = 0;
+            return true;
+        };
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            // fixint, nil, bool: the header is the whole item
+        } else if (b <= 0x8f) {
+            item.map = true;
+            item.children = 2 * std::uint64_t(b & 0x0f);
+        } else if (b <= 0x9f) {
+            item.children = b & 0x0f;
+        } else if (b <= 0xbf) {
+            item.str = true;
+            item.payload = b & 0x1f;
+        } else if (b >= 0xc4 && b <= 0xc6) {  // bin 8/16/32
+            if (!length(std::size_t{1} << (b - 0xc4))) return false;
+        } else if (b >= 0xc7 && b <= 0xc9) {  // ext 8/16/32, then its type byte
+            if (!length(std::size_t{1} << (b - 0xc7))) return false;
+            item.payload += 1;
+        } else if (b == 0xca || b == 0xcb) {  // float32/64
+            item.payload = b == 0xca ? 4 : 8;
+        } else if (b >= 0xcc && b <= 0xd3) {  // uint 8..64, int 8..64
+            item.payload = std::size_t{1} << ((b - 0xcc) & 3);
+        } else if (b >= 0xd4 && b <= 0xd8) {  // fixext 1..16, with its type byte
+            item.payload = 1 + (std::size_t{1} << (b - 0xd4));
+        } else if (b >= 0xd9 && b <= 0xdb) {  // str 8/16/32
+            item.str = true;
+            if (!length(std::size_t{1} << (b - 0xd9))) return false;
+        } else if (b == 0xdc || b == 0xdd) {  // array 16/32
+            if (!count(b == 0xdc ? 2 : 4, 1)) return false;
+        } else if (b == 0xde || b == 0xdf) {  // map 16/32
+            item.map = true;
+            if (!count(b == 0xde ? 2 : 4, 2)) return false;
+        } else {
+            return false;  // 0xc1: never used
+        }
+        return item.payload <= n_ - pos_;
+    }
+
+    const unsigned char* p_;
+    std::size_t n_;
+    std::size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------------------
 // Encoding
 
 void require(bool ok, const char* what) {
@@ -619,7 +842,7 @@ class Writer {
 
 void write(Writer& w, const Hello& m) {
     require(m.capacity >= 1, "hello capacity must be at least 1");
-    w.header("hello", 4);
+    w.header("hello", m.session.empty() ? 4 : 5);
     w.text(Field::worker, m.worker);
     w.key(Field::types);
     w.packer().pack_array(static_cast<std::uint32_t>(m.types.size()));
@@ -629,6 +852,7 @@ void write(Writer& w, const Hello& m) {
     }
     w.integer(Field::capacity, m.capacity);
     w.inflight(m.inflight);
+    if (!m.session.empty()) w.text(Field::session, m.session);
 }
 void write(Writer& w, const Heartbeat& m) {
     w.header("heartbeat", m.inflight ? 2 : 0);
@@ -672,8 +896,9 @@ void write(Writer& w, const Fail& m) {
 }
 void write(Writer& w, const Welcome& m) {
     require(m.heartbeat_ms >= 1, "welcome heartbeat_ms must be at least 1");
-    w.header("welcome", 1);
+    w.header("welcome", m.session.empty() ? 1 : 2);
     w.integer(Field::heartbeat_ms, m.heartbeat_ms);
+    if (!m.session.empty()) w.text(Field::session, m.session);
 }
 void write(Writer& w, const Assign& m) {
     w.header("assign", 5);
@@ -694,10 +919,11 @@ void write(Writer& w, const Cancel& m) {
     w.text(Field::job, m.job);
 }
 void write(Writer& w, const Reject& m) {
-    w.header("reject", m.attempt > 0 ? 3 : 2);
+    w.header("reject", 2 + (m.attempt > 0 ? 1 : 0) + (m.detail.empty() ? 0 : 1));
     w.text(Field::job, m.job);
     w.text(Field::reason, m.reason);
     if (m.attempt > 0) w.attempt(m.attempt);
+    if (!m.detail.empty()) w.text(Field::detail, m.detail);
 }
 
 template <class Message>
@@ -747,6 +973,48 @@ std::string_view type_of(const Message& message) {
 }
 
 }  // namespace
+
+AssignHeader peek_assign(std::string_view frame) {
+    AssignHeader out;
+    try {
+        Cursor cursor(frame);
+        const auto pairs = cursor.map_header();
+        if (!pairs) return out;
+        for (std::uint64_t i = 0; i < *pairs; ++i) {
+            const auto key = cursor.str();
+            if (!key) break;
+            // A key may repeat: the last value counts, as in the decoder; a
+            // value of the wrong type is skipped (and unsets the field).
+            bool read_ok = true;
+            if (*key == "t") {
+                const auto type = cursor.str();
+                out.is_assign = type && *type == "assign";
+                if (!type) read_ok = cursor.skip();
+            } else if (*key == "job") {
+                const auto job = cursor.str();
+                if (job && !job->empty() && job->size() <= kMaxJobIdBytes &&
+                    detail::is_valid_utf8(*job)) {
+                    out.job = std::string(*job);
+                } else {
+                    out.job.reset();
+                }
+                if (!job) read_ok = cursor.skip();
+            } else if (*key == "attempt") {
+                out.attempt = cursor.small_int();
+                if (!out.attempt) read_ok = cursor.skip();
+            } else {
+                read_ok = cursor.skip();
+            }
+            if (!read_ok) break;
+        }
+    } catch (...) {  // std::bad_alloc from a string copy: what was read stands
+    }
+    if (!out.is_assign) {
+        out.job.reset();
+        out.attempt.reset();
+    }
+    return out;
+}
 
 std::string_view to_string(DecodeErrorCode code) {
     switch (code) {

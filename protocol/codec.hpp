@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 
+#include "protocol/limits.hpp"
 #include "protocol/messages.hpp"
 
 namespace jobcast::proto {
@@ -27,13 +29,32 @@ std::string_view to_string(DecodeErrorCode code);
 
 struct DecodeError {
     DecodeErrorCode code;
-    std::string detail;  // e.g. "field 'wseq': expected unsigned integer"
+    // e.g. "field 'wseq': expected unsigned integer". Peer-supplied text in it
+    // (an unknown type's name) is cut short; log it through log_quote.
+    std::string detail;
+    // The message type ("hello", "assign", ...) when 't' named one of this
+    // direction's messages and its fields were wrong; empty otherwise. Lets the
+    // broker answer a refused hello.
+    std::string_view message_type = {};
 };
 
+// A decoder's defaults are what every shipped worker runs with (limits.hpp).
 struct DecodeLimits {
-    std::size_t max_frame_bytes = 1 << 20;  // 1 MiB
-    int max_depth = 32;                     // nesting of maps/arrays inside data
+    std::size_t max_frame_bytes = kMaxFrameBytes;
+    int max_depth = kMaxDataDepth;  // nesting of maps/arrays inside data
 };
+
+// What can still be read from a broker frame that did not decode: whether it
+// is an assign (its 't'), and the job and attempt it is for when those are
+// readable (a str of valid UTF-8 up to kMaxJobIdBytes, an integer >= 0). A
+// worker answers such an assign with a fail instead of dropping it. Reads the
+// top-level map only, up to the first damage; never throws.
+struct AssignHeader {
+    bool is_assign = false;
+    std::optional<std::string> job;
+    std::optional<int> attempt;
+};
+AssignHeader peek_assign(std::string_view frame);
 
 template <class T>
 using Decoded = std::variant<T, DecodeError>;

@@ -5,6 +5,7 @@
 
 #include "protocol/json_document.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/limits.hpp"
 
 namespace jobcast::json {
 
@@ -17,7 +18,9 @@ using detail::TokenKind;
 // Stored payloads come from our own decoder (data nested at most
 // DecodeLimits::max_depth) or from parse_job_request; this only bounds the work.
 constexpr std::size_t kStoredMaxDepth = 512;
-// A request body: the object itself plus params nested up to 63 levels.
+// A request body: the object itself plus params nested up to 63 levels. The
+// params' own limit (proto::kMaxDataDepth, what workers decode) is stricter
+// and checked with proto::params_problem, which says so in its message.
 constexpr std::size_t kRequestMaxDepth = 64;
 constexpr std::size_t kMaxTypeLength = 128;
 constexpr std::int64_t kMinPriority = -1000;
@@ -277,6 +280,12 @@ std::variant<JobRequest, RequestError> parse_job_request(std::string_view body) 
             return field_error("params", "must be a JSON object");
         request.params.clear();
         doc.write(request.params, at);
+        // Only what every worker can decode: the job would otherwise hold a
+        // worker slot while the worker drops its assign.
+        if (auto problem = proto::params_problem(request.type, request.params)) {
+            doc.trim();
+            return RequestError{std::move(*problem)};
+        }
     }
 
     std::int64_t number = 0;

@@ -26,10 +26,17 @@ struct InflightJob {
 
 // worker -> broker
 struct Hello {
-    std::string worker;
-    std::vector<std::string> types;
-    int capacity = 1;
+    std::string worker;              // 1..128 bytes of UTF-8, no control characters
+    std::vector<std::string> types;  // at most 64, each 1..128 bytes
+    int capacity = 1;                // 1..1024
     std::vector<InflightJob> inflight;
+    // The session the broker's last welcome gave this worker name (optional;
+    // empty when it has none). A hello for a name the broker knows (a live
+    // connection, or leases, e.g. after a broker restart) must carry it, or
+    // with CURVE come from the same key: otherwise it is refused
+    // (reject{reason:"identity"}), so no peer can take another's leases by
+    // saying its name.
+    std::string session = {};
     bool operator==(const Hello&) const = default;
 };
 struct Heartbeat {
@@ -78,6 +85,9 @@ struct Fail {
 // broker -> worker
 struct Welcome {
     int heartbeat_ms = 1000;
+    // The worker's session secret (optional; empty from brokers that do not
+    // issue one): sent back in every later hello of the same worker name.
+    std::string session = {};
     bool operator==(const Welcome&) const = default;
 };
 struct Assign {
@@ -106,6 +116,9 @@ struct Reject {
     // reject for another attempt of a job than the one it runs: it was caused
     // by frames of an attempt it has already given up.
     int attempt = 0;
+    // Why, in words, for the worker's log (optional; empty when not given),
+    // e.g. for reason "invalid_hello" or "identity".
+    std::string detail = {};
     bool operator==(const Reject&) const = default;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -21,6 +22,8 @@ using json::detail::TokenKind;
 constexpr std::size_t kEncodeMaxDepth = 512;
 // Up to this many keys, comparing every pair is cheaper than sorting a copy.
 constexpr std::uint32_t kLinearDuplicateCheck = 16;
+// A duplicate key named in an error detail: at most this many bytes of it.
+constexpr std::size_t kEchoedKeyBytes = 64;
 
 std::string_view key_view(const msgpack::object& key) {
     return std::string_view(key.via.str.ptr, key.via.str.size);
@@ -75,10 +78,17 @@ class JsonConverter {
                 return fail(DecodeErrorCode::wrong_type, "map key is not a string");
             }
         }
-        if (has_duplicate_keys(kv, size)) {
+        if (auto duplicate = duplicate_key(kv, size)) {
             // JSON readers disagree on duplicates (first wins, last wins, error);
             // refusing them keeps what clients see unambiguous.
-            return fail(DecodeErrorCode::wrong_type, "duplicate map key");
+            std::size_t end = std::min(duplicate->size(), kEchoedKeyBytes);
+            while (end < duplicate->size() && end > 0 &&
+                   (static_cast<unsigned char>((*duplicate)[end]) & 0xc0) == 0x80)
+                --end;  // a whole character: keys are valid UTF-8
+            std::string why = "duplicate map key ";
+            json::append_quoted(why, duplicate->substr(0, end));
+            if (end < duplicate->size()) why += "...";
+            return fail(DecodeErrorCode::wrong_type, why);
         }
         out_.push_back('{');
         for (std::uint32_t i = 0; i < size; ++i) {
@@ -103,14 +113,16 @@ class JsonConverter {
         return true;
     }
 
-    static bool has_duplicate_keys(const msgpack::object_kv* kv, std::uint32_t size) {
+    // A key that appears twice, if any.
+    static std::optional<std::string_view> duplicate_key(const msgpack::object_kv* kv,
+                                                         std::uint32_t size) {
         if (size <= kLinearDuplicateCheck) {
             for (std::uint32_t i = 1; i < size; ++i) {
                 for (std::uint32_t j = 0; j < i; ++j) {
-                    if (key_view(kv[i].key) == key_view(kv[j].key)) return true;
+                    if (key_view(kv[i].key) == key_view(kv[j].key)) return key_view(kv[i].key);
                 }
             }
-            return false;
+            return std::nullopt;
         }
         // Called before recursing into the values, so one buffer per thread is
         // never in use twice.
@@ -119,7 +131,9 @@ class JsonConverter {
         for (std::uint32_t i = 0; i < size; ++i)
             keys.push_back(key_view(kv[i].key));
         std::sort(keys.begin(), keys.end());
-        const bool duplicate = std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+        const auto found = std::adjacent_find(keys.begin(), keys.end());
+        std::optional<std::string_view> duplicate;
+        if (found != keys.end()) duplicate = *found;
         if (keys.capacity() > 4096) std::vector<std::string_view>().swap(keys);
         return duplicate;
     }

@@ -1,5 +1,6 @@
 #include "web/audit.hpp"
 
+#include "common/log_quote.hpp"
 #include "common/logging.hpp"
 
 namespace jobcast::web {
@@ -10,19 +11,7 @@ spdlog::logger& audit_log() {
 }
 
 std::string audit_quote(std::string_view value) {
-    std::string out = "\"";
-    for (char ch : value) {
-        if (ch == '"' || ch == '\\') out.push_back('\\');
-        if (static_cast<unsigned char>(ch) < 0x20) {
-            out += "\\x";
-            out.push_back("0123456789abcdef"[(ch >> 4) & 15]);
-            out.push_back("0123456789abcdef"[ch & 15]);
-            continue;
-        }
-        out.push_back(ch);
-    }
-    out.push_back('"');
-    return out;
+    return log_quote(value);
 }
 
 }  // namespace jobcast::web

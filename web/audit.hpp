@@ -12,8 +12,9 @@ namespace jobcast::web {
 
 spdlog::logger& audit_log();
 
-// A value for a key=value line: quoted, with '"' and '\' escaped, so an owner
-// or reason with spaces cannot forge another field.
+// A value for a key=value line: jobcast::log_quote (common/log_quote.hpp), so
+// an owner or reason with spaces, quotes or newlines cannot forge another field
+// or line.
 std::string audit_quote(std::string_view value);
 
 }  // namespace jobcast::web

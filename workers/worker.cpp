@@ -31,8 +31,10 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "common/log_quote.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/json.hpp"
+#include "protocol/limits.hpp"
 #include "workers/backoff.hpp"
 #include "workers/log.hpp"
 #include "workers/text.hpp"
@@ -46,7 +48,7 @@ using std::chrono::milliseconds;
 
 // The broker drops frames over its decode limit, so a bigger one could never be
 // acknowledged; refuse it at the source instead.
-const std::size_t kMaxFrameBytes = proto::DecodeLimits{}.max_frame_bytes;
+constexpr std::size_t kMaxFrameBytes = proto::kMaxFrameBytes;
 constexpr int kSocketHighWaterMark = 100000;
 constexpr int kMaxReceivesPerWake = 4096;
 
@@ -59,7 +61,8 @@ UnixUs now_us() {
 std::string default_worker_name() {
     char host[256] = {};
     if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "worker");
-    return std::string(host) + "-" + std::to_string(getpid());
+    // Within the broker's 128 bytes for a name, with room for the pid.
+    return std::string(host).substr(0, 100) + "-" + std::to_string(getpid());
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -168,6 +171,8 @@ class WorkerImpl {
     void flush_sends();
     void pump_outbound();
     void receive_all();
+    void on_undecodable(std::string_view frame, const proto::DecodeError& error);
+    void fail_unreadable_assign(const std::string& job, int attempt, std::string error);
     void on_message(proto::Welcome& message);
     void on_message(proto::Assign& message);
     std::vector<proto::InflightJob> inflight() const;
@@ -220,6 +225,9 @@ class WorkerImpl {
     Clock::time_point last_send_{}, last_receive_{}, last_report_{}, hello_sent_at_{},
         reconnect_at_{};
     std::uint64_t assigns_received_ = 0;  // since our last hello
+    // The broker's session for our name (welcome.session), sent in every
+    // hello after the first so that the broker knows it is us reconnecting.
+    std::string session_;
     Clock::time_point stop_deadline_{}, bad_logged_at_{};
     bool awaiting_welcome_ = false;
     bool welcomed_once_ = false;
@@ -266,7 +274,7 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
       log_(worker_logger()),
       backoff_(config_.reconnect_min, config_.reconnect_max, std::random_device{}()) {
     if (config_.broker.empty()) throw std::invalid_argument("worker: broker endpoint is empty");
-    if (config_.capacity < 1 || config_.capacity > 1024) {
+    if (config_.capacity < 1 || config_.capacity > proto::kMaxCapacity) {
         throw std::invalid_argument("worker: capacity must be between 1 and 1024");
     }
     if (config_.liveness < 1) throw std::invalid_argument("worker: liveness must be at least 1");
@@ -277,6 +285,10 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
         throw std::invalid_argument("worker: need 0 < reconnect_min <= reconnect_max");
     }
     if (config_.name.empty()) config_.name = default_worker_name();
+    if (!proto::is_printable_name(config_.name, proto::kMaxWorkerNameBytes)) {
+        throw std::invalid_argument(
+            "worker: name must be 1 to 128 bytes of UTF-8 without control characters");
+    }
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     proto::encode(proto::WorkerMessage{proto::Heartbeat{}}, heartbeat_frame_);
@@ -335,13 +347,20 @@ void WorkerImpl::run() {
         std::sort(config_.types.begin(), config_.types.end());
     }
     if (config_.types.empty()) throw std::invalid_argument("worker: no job types to serve");
+    if (config_.types.size() > proto::kMaxHelloTypes) {
+        throw std::invalid_argument("worker: at most 64 job types per worker");
+    }
     for (const auto& type : config_.types) {
+        if (!proto::is_printable_name(type, proto::kMaxTypeBytes)) {
+            throw std::invalid_argument("worker: job type '" + type +
+                                        "' is not 1 to 128 bytes without control characters");
+        }
         if (!handlers_.contains(type)) {
             throw std::invalid_argument("worker: no handler for job type '" + type + "'");
         }
     }
-    log_->info("connecting broker={} worker={} types={} capacity={}", config_.broker, config_.name,
-               join(config_.types), config_.capacity);
+    log_->info("connecting broker={} worker={} types={} capacity={}", config_.broker,
+               log_quote(config_.name), log_quote(join(config_.types)), config_.capacity);
 
     now_ = Clock::now();
     open_socket(now_, true);  // throws for a malformed endpoint
@@ -365,7 +384,7 @@ void WorkerImpl::run() {
     for (auto& thread : pool_)
         thread.join();
     pool_.clear();
-    log_->info("stopped worker={}", config_.name);
+    log_->info("stopped worker={}", log_quote(config_.name));
     if (failure) std::rethrow_exception(failure);
 }
 
@@ -498,6 +517,7 @@ void WorkerImpl::send_hello() {
     hello.types = config_.types;
     hello.capacity = config_.capacity;
     hello.inflight = inflight();
+    hello.session = session_;
     proto::encode(proto::WorkerMessage{std::move(hello)}, scratch_);
     send_frame(scratch_);
     hello_sent_at_ = now_;
@@ -621,13 +641,7 @@ void WorkerImpl::receive_all() {
         last_receive_ = now_;
         auto decoded = proto::decode_broker_message(message.to_string_view());
         if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
-            counters_.bad_messages++;
-            if (now_ - bad_logged_at_ >= std::chrono::seconds{10}) {
-                bad_logged_at_ = now_;
-                log_->warn("dropping undecodable broker message error={} detail={} total={}",
-                           proto::to_string(error->code), error->detail,
-                           counters_.bad_messages.load());
-            }
+            on_undecodable(message.to_string_view(), *error);
             continue;
         }
         std::visit([this](auto& message) { on_message(message); },
@@ -635,8 +649,64 @@ void WorkerImpl::receive_all() {
     }
 }
 
+// A frame the decoder refused. An assign among them still ends its attempt:
+// answered with a fail (not retryable: every worker decodes alike) instead of
+// dropped, which would leave the job leased to us while we run nothing; and
+// counted among the assigns received, so the broker's reconcile sees it.
+void WorkerImpl::on_undecodable(std::string_view frame, const proto::DecodeError& error) {
+    counters_.bad_messages++;
+    const proto::AssignHeader header = proto::peek_assign(frame);
+    if (header.is_assign) ++assigns_received_;
+    const bool answer = header.is_assign && header.job && header.attempt && !stopping_;
+    if (answer || now_ - bad_logged_at_ >= std::chrono::seconds{10}) {
+        if (!answer) bad_logged_at_ = now_;
+        log_->warn(
+            "undecodable broker message type={} job={} attempt={} error={} detail={} "
+            "total={}",
+            header.is_assign ? "assign" : "unknown",
+            header.job ? log_quote(*header.job) : std::string("none"), header.attempt.value_or(0),
+            proto::to_string(error.code), log_quote(error.detail), counters_.bad_messages.load());
+    }
+    if (!answer) return;
+    if (auto it = jobs_.find(*header.job); it != jobs_.end()) {
+        if (it->second->attempt == *header.attempt) return;  // answered (or held) already
+        drop_job(it->second, "reassigned");
+    }
+    fail_unreadable_assign(*header.job, *header.attempt,
+                           "worker " + config_.name + " cannot decode the assign: " +
+                               std::string(proto::to_string(error.code)) + ": " + error.detail);
+}
+
+// Ends `attempt` of `job` with a fail sent (and re-sent until acked) like any
+// job's output, without running a handler.
+void WorkerImpl::fail_unreadable_assign(const std::string& job, int attempt, std::string error) {
+    auto run = std::make_shared<JobRun>(*this, JobSpec{job, attempt, "", "{}", ""}, nullptr);
+    {
+        std::lock_guard lock(mutex_);
+        run->closed.store(true, std::memory_order_release);  // no handler output
+    }
+    proto::encode(proto::WorkerMessage{proto::Fail{job, attempt, 1, sanitize_utf8(error), false}},
+                  run->encoded);
+    run->next_wseq.store(2);
+    run->terminal_wseq = 1;
+    const std::size_t size = run->encoded.size();
+    run->unacked.push(1, std::move(run->encoded));
+    {
+        std::lock_guard lock(mutex_);
+        unacked_bytes_ += size;
+    }
+    counters_.unacked_messages++;
+    counters_.events_emitted++;
+    counters_.jobs_assigned++;
+    counters_.jobs_failed++;
+    jobs_.emplace(job, run);
+    schedule_send(run);
+    flush_sends();
+}
+
 void WorkerImpl::on_message(proto::Welcome& message) {
     heartbeat_ = milliseconds{std::clamp(message.heartbeat_ms, 10, 60000)};
+    if (!message.session.empty()) session_ = std::move(message.session);
     awaiting_welcome_ = false;
     backoff_.reset();
     counters_.connected.store(true);
@@ -673,7 +743,8 @@ void WorkerImpl::on_message(proto::Assign& message) {
         waiting = assign_queue_.size();
     }
     assign_cv_.notify_one();
-    log_->debug("assigned job={} attempt={} type={}", run->job_id, run->attempt, run->type);
+    log_->debug("assigned job={} attempt={} type={}", run->job_id, run->attempt,
+                log_quote(run->type));
     if (waiting > static_cast<std::size_t>(config_.capacity)) {
         log_->warn("more jobs assigned than capacity; queued={} capacity={}", waiting,
                    config_.capacity);
@@ -722,8 +793,21 @@ void WorkerImpl::on_message(proto::Reject& message) {
             schedule_reconnect(now_);
             return;
         }
+        if (message.reason == "identity" || message.reason == "invalid_hello") {
+            // Our hello was refused: the name is held by another worker (or,
+            // after a restart of ours, by our previous connection until its
+            // lease runs out), or the broker cannot take it. Try again later.
+            log_->error("broker refused this worker's hello reason={} detail={} worker={}",
+                        log_quote(message.reason), log_quote(message.detail),
+                        log_quote(config_.name));
+            close_socket();
+            counters_.reconnects++;
+            schedule_reconnect(now_);
+            return;
+        }
         if (message.reason != "hello") {
-            log_->warn("broker rejected worker reason={}", message.reason);
+            log_->warn("broker rejected worker reason={} detail={}", log_quote(message.reason),
+                       log_quote(message.detail));
             return;
         }
         // The broker does not know this peer (it restarted). Rejects of what we
@@ -744,7 +828,7 @@ void WorkerImpl::on_message(proto::Reject& message) {
         // assigned again): dropping the current attempt would leave its lease
         // held by a worker that does not run it.
         log_->debug("ignoring reject for another attempt job={} attempt={} ours={} reason={}",
-                    message.job, message.attempt, run->attempt, message.reason);
+                    message.job, message.attempt, run->attempt, log_quote(message.reason));
         return;
     }
     if (message.reason == "gap") {
@@ -765,7 +849,7 @@ void WorkerImpl::on_message(proto::Reject& message) {
 
 void WorkerImpl::drop_job(const std::shared_ptr<JobRun>& run, std::string_view reason) {
     log_->warn("job is no longer ours job={} attempt={} reason={}", run->job_id, run->attempt,
-               reason);
+               log_quote(reason));
     {
         std::lock_guard lock(mutex_);
         run->closed.store(true, std::memory_order_release);
@@ -794,7 +878,7 @@ bool WorkerImpl::all_acked() {
 void WorkerImpl::begin_stop(Clock::time_point now) {
     stopping_ = true;
     stop_deadline_ = now + config_.shutdown_grace;
-    log_->info("stopping worker={} running_jobs={}", config_.name, jobs_.size());
+    log_->info("stopping worker={} running_jobs={}", log_quote(config_.name), jobs_.size());
     {
         // Running jobs are left to the broker (lease expiry re-queues them from
         // their last checkpoint); what they already emitted is still flushed.
@@ -860,7 +944,7 @@ void WorkerImpl::pool_loop() {
 void WorkerImpl::run_job(const std::shared_ptr<JobRun>& run) {
     if (run->closed.load()) return;
     log_->info("job started job={} attempt={} type={} resume={}", run->job_id, run->attempt,
-               run->type, run->resumed);
+               log_quote(run->type), run->resumed);
     const auto started = Clock::now();
     counters_.jobs_running++;
     JobOutcome outcome =
@@ -900,7 +984,7 @@ void WorkerImpl::run_job(const std::shared_ptr<JobRun>& run) {
         terminal = fail(failure.what(), failure.retryable());
         result_name = "failed";
         log_->info("job failed job={} attempt={} retryable={} error={}", run->job_id, run->attempt,
-                   failure.retryable(), failure.what());
+                   failure.retryable(), log_quote(failure.what()));
     }
     try {
         proto::encode(terminal, run->encoded);

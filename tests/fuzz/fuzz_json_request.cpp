@@ -1,6 +1,7 @@
 // libFuzzer target for the client-facing JSON: parse_job_request on arbitrary
 // bodies, and append_quoted / error_body on arbitrary bytes, must always produce
-// valid JSON (checked with Boost.JSON's own parser) or a clean error.
+// valid JSON (checked with Boost.JSON's own parser) or a clean error; and params
+// it accepts must decode in a worker's assign.
 #include <boost/json.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/codec.hpp"
 #include "protocol/json.hpp"
 
 using namespace jobcast;
@@ -38,6 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (ok->priority < -1000 || ok->priority > 1000) fail("priority out of range", input);
         if (ok->max_attempts < 1 || ok->max_attempts > 100)
             fail("max_attempts out of range", input);
+        // What submit accepts, every worker decodes (audit H1): the assign of
+        // a job with these params passes the worker's own decoder.
+        const std::string frame = proto::encode(proto::BrokerMessage{proto::Assign{
+            "01HZY3J5KX8Q2V7R4M6N0P1S9T", ok->max_attempts, ok->type, ok->params, ""}});
+        if (!std::holds_alternative<proto::BrokerMessage>(proto::decode_broker_message(frame)))
+            fail("accepted params a worker cannot decode", ok->params);
         // Canonical params are a fixed point.
         const std::string again = "{\"type\":\"t\",\"params\":" + ok->params + "}";
         const auto second = json::parse_job_request(again);

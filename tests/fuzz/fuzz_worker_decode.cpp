@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes through both decoders. Whatever decodes must
 // re-encode, decode again to an equal message and re-encode to the same bytes;
-// anything else (a crash, a sanitizer report, an exception, a mismatch) aborts.
+// peek_assign must agree with the decoder on what it decodes; anything else (a
+// crash, a sanitizer report, an exception, a mismatch) aborts.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_round_trip<BrokerMessage>(frame, [](std::string_view f, const DecodeLimits& l) {
         return decode_broker_message(f, l);
     });
+    // What a worker reads from an assign it cannot decode agrees with the
+    // decoder whenever the decoder can (and never crashes on the rest).
+    const AssignHeader header = peek_assign(frame);
+    const auto decoded = decode_broker_message(frame);
+    if (const auto* message = std::get_if<BrokerMessage>(&decoded)) {
+        if (const auto* assign = std::get_if<Assign>(message)) {
+            if (!header.is_assign) fail("peek_assign missed a decodable assign");
+            if (header.attempt != assign->attempt) fail("peek_assign read another attempt");
+            if (assign->job.size() <= kMaxJobIdBytes && !assign->job.empty() &&
+                header.job != assign->job) {
+                fail("peek_assign read another job");
+            }
+        } else if (header.is_assign) {
+            fail("peek_assign took another message for an assign");
+        }
+    }
     // Tight limits take the other branches (oversize, too_deep at small depths).
     DecodeLimits tight;
     tight.max_frame_bytes = size > 0 ? size - (data[0] & 1) : 0;

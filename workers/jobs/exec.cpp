@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/log_quote.hpp"
 #include "workers/jobs/jobs.hpp"
 #include "workers/log.hpp"
 #include "workers/text.hpp"
@@ -221,7 +222,8 @@ JobOutcome run_command(JobContext& context, const ExecOptions& options) {
     fcntl(out.fd(), F_SETFL, fcntl(out.fd(), F_GETFL) | O_NONBLOCK);
     fcntl(err.fd(), F_SETFL, fcntl(err.fd(), F_GETFL) | O_NONBLOCK);
     context.log("info", "started " + command + " pid=" + std::to_string(pid));
-    worker_logger()->debug("exec started job={} command={} pid={}", context.job_id(), command, pid);
+    worker_logger()->debug("exec started job={} command={} pid={}", context.job_id(),
+                           log_quote(command), pid);
 
     bool reaped = false;
     int status = 0;

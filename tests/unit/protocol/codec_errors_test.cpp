@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "frame_builder.hpp"
 #include "protocol/codec.hpp"
@@ -379,4 +380,96 @@ TEST_CASE("encode refuses what it cannot represent", "[codec][encode]") {
     CHECK_THROWS_AS(encode(WorkerMessage{hello}), std::invalid_argument);
     Ack ack{"j", -1, 1};
     CHECK_THROWS_AS(encode(BrokerMessage{ack}), std::invalid_argument);
+}
+
+namespace {
+
+DecodeError worker_decode_error(std::string_view frame) {
+    auto result = decode_worker_message(frame);
+    REQUIRE(std::holds_alternative<DecodeError>(result));
+    return std::get<DecodeError>(result);
+}
+
+Fields hello_fields() {
+    return {{"v", uint64(1)},
+            {"t", str("hello")},
+            {"worker", str("w")},
+            {"types", array({str("exec")})},
+            {"capacity", uint64(1)}};
+}
+
+}  // namespace
+
+TEST_CASE("hello: types and capacity are capped (audit I4)", "[codec][errors]") {
+    std::vector<Value> types;
+    for (std::size_t i = 0; i < kMaxHelloTypes; ++i)
+        types.push_back(str("type" + std::to_string(i)));
+    CHECK(worker_ok(frame(with(hello_fields(), "types", array(types)))));
+    types.push_back(str("one-too-many"));
+    DecodeError error = worker_decode_error(frame(with(hello_fields(), "types", array(types))));
+    CHECK(error.code == DecodeErrorCode::wrong_type);
+    CHECK(error.detail == "field 'types': more than 64 job types");
+    CHECK(error.message_type == "hello");
+    // 200k types (the audit's CPU amplification) fail before any is copied.
+    std::vector<Value> many(200000, str("t"));
+    CHECK(worker_error(frame(with(hello_fields(), "types", array(many)))) ==
+          DecodeErrorCode::wrong_type);
+
+    CHECK(worker_ok(frame(with(hello_fields(), "types", array({str(std::string(128, 't'))})))));
+    error = worker_decode_error(
+        frame(with(hello_fields(), "types", array({str(std::string(129, 't'))}))));
+    CHECK(error.code == DecodeErrorCode::wrong_type);
+    CHECK(error.detail.find("each must be 1 to 128 bytes") != std::string::npos);
+    CHECK(worker_error(frame(with(hello_fields(), "types", array({str("")})))) ==
+          DecodeErrorCode::wrong_type);
+    CHECK(worker_error(frame(with(hello_fields(), "types", array({str("a\nb")})))) ==
+          DecodeErrorCode::wrong_type);
+
+    CHECK(worker_ok(frame(with(hello_fields(), "capacity", uint64(kMaxCapacity)))));
+    error = worker_decode_error(frame(with(hello_fields(), "capacity", uint64(kMaxCapacity + 1))));
+    CHECK(error.code == DecodeErrorCode::wrong_type);
+    CHECK(error.detail == "field 'capacity': expected integer in [1, 1024]");
+}
+
+TEST_CASE("hello: the worker name is 1..128 printable bytes (audit M2)", "[codec][errors]") {
+    CHECK(worker_ok(frame(with(hello_fields(), "worker", str(std::string(128, 'w'))))));
+    CHECK(worker_ok(frame(with(hello_fields(), "worker", str("wörker 東京")))));
+    for (const std::string& bad :
+         {std::string(), std::string(129, 'w'),
+          std::string("w\n2030-01-01T00:00:00.000 info audit event=FORGED2"), std::string("w\r"),
+          std::string("w\x1b[2J"), std::string("w\x7f"), std::string("w\xc2\x85"),
+          std::string("w\xe2\x80\xa8")}) {
+        INFO("name " << bad);
+        const DecodeError error =
+            worker_decode_error(frame(with(hello_fields(), "worker", str(bad))));
+        CHECK(error.code == DecodeErrorCode::wrong_type);
+        CHECK(error.detail == "field 'worker': expected 1 to 128 bytes without control characters");
+        CHECK(error.message_type == "hello");
+    }
+    // The session is optional, a string of at most 128 bytes.
+    CHECK(worker_ok(frame(with(hello_fields(), "session", str(std::string(128, 's'))))));
+    CHECK(worker_error(frame(with(hello_fields(), "session", str(std::string(129, 's'))))) ==
+          DecodeErrorCode::wrong_type);
+    CHECK(worker_error(frame(with(hello_fields(), "session", uint64(1)))) ==
+          DecodeErrorCode::wrong_type);
+}
+
+TEST_CASE("an unknown type is echoed short in the detail; message_type only for known types",
+          "[codec][errors]") {
+    const std::string forged =
+        "x\n2030-01-01T00:00:00.000 info audit event=cancel transport=http owner=\"bob\" "
+        "ip=10.0.0.1 job=FORGED";
+    const DecodeError error = worker_decode_error(frame(with(chunk_fields(), "t", str(forged))));
+    CHECK(error.code == DecodeErrorCode::unknown_type);
+    CHECK(error.detail.size() < 80);
+    CHECK(error.detail.find("audit") == std::string::npos);
+    CHECK(error.message_type.empty());
+    // Cut on a character boundary: "é" is two bytes.
+    const DecodeError accents =
+        worker_decode_error(frame(with(chunk_fields(), "t", str(std::string(40, 'e') + "é"))));
+    CHECK(accents.detail == "unknown worker message type '" + std::string(32, 'e') + "...'");
+    const DecodeError two_byte =
+        worker_decode_error(frame(with(chunk_fields(), "t", str(std::string(31, 'e') + "éééé"))));
+    CHECK(two_byte.detail == "unknown worker message type '" + std::string(31, 'e') + "...'");
+    CHECK(worker_decode_error(frame(without(chunk_fields(), "wseq"))).message_type == "chunk");
 }

@@ -52,8 +52,25 @@ TEST_CASE("hello round trips, with non-ASCII names and inflight jobs", "[codec]"
 
 TEST_CASE("hello round trips with empty arrays", "[codec]") {
     Hello hello;
-    hello.worker = "";
+    hello.worker = "w";
     CHECK(worker_round_trip(hello) == hello);
+}
+
+TEST_CASE("the optional session and reject detail round trip, absent when empty", "[codec]") {
+    Hello hello;
+    hello.worker = "w-1";
+    hello.types = {"research"};
+    hello.session = std::string(64, 'a');
+    CHECK(worker_round_trip(hello) == hello);
+    CHECK(broker_round_trip(Welcome{200, std::string(64, 'f')}) ==
+          Welcome{200, std::string(64, 'f')});
+    Reject reject{"", "identity", 0, "worker name is held by another CURVE key"};
+    CHECK(broker_round_trip(reject) == reject);
+    // Absent fields are not written: an older peer sees the frames it knows.
+    CHECK(encode(BrokerMessage{Welcome{200}}).find("session") == std::string::npos);
+    CHECK(encode(BrokerMessage{Reject{"j", "lease"}}).find("detail") == std::string::npos);
+    hello.session.clear();
+    CHECK(encode(WorkerMessage{hello}).find("session") == std::string::npos);
 }
 
 TEST_CASE("heartbeat round trips both ways", "[codec]") {

@@ -2,6 +2,7 @@
 // hello/welcome/assign, wseq numbering, acks, re-send after a broker restart,
 // gap and lease rejects, cancel, and the unacked bound's backpressure.
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <thread>
@@ -86,6 +87,13 @@ class FakeBroker {
 
     void send(const proto::BrokerMessage& message, const std::string& peer = {}) {
         const auto frame = proto::encode(message);
+        const auto& to = peer.empty() ? peer_ : peer;
+        router_.send(zmq::buffer(to), zmq::send_flags::sndmore);
+        router_.send(zmq::buffer(frame), zmq::send_flags::none);
+    }
+
+    // A frame as it is, e.g. one the worker's decoder refuses.
+    void send_raw(const std::string& frame, const std::string& peer = {}) {
         const auto& to = peer.empty() ? peer_ : peer;
         router_.send(zmq::buffer(to), zmq::send_flags::sndmore);
         router_.send(zmq::buffer(frame), zmq::send_flags::none);
@@ -517,6 +525,100 @@ TEST_CASE("stop() ends run() promptly even with a running job") {
     }
 }
 
+// An assign as the broker encodes it, with params made poison after encoding:
+// the key "b" renamed to "a", a duplicate the worker's decoder refuses.
+std::string poison_assign(const std::string& job, int attempt) {
+    std::string frame = proto::encode(
+        proto::BrokerMessage{proto::Assign{job, attempt, "t", R"({"a":1,"b":2})", ""}});
+    const auto at = frame.find(
+        "\xa1"
+        "b");
+    REQUIRE(at != std::string::npos);
+    frame[at + 1] = 'a';
+    REQUIRE(std::holds_alternative<proto::DecodeError>(proto::decode_broker_message(frame)));
+    return frame;
+}
+
+TEST_CASE("an assign the worker cannot decode is failed, not retryable, and counted (H1)") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    std::atomic<int> handled{0};
+    RunningWorker running(test_config(broker.endpoint()), "t", [&](JobContext&) -> JobOutcome {
+        ++handled;
+        return std::string(R"({"ok":true})");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{50});
+    broker.send_raw(poison_assign("P", 1));
+
+    const auto fail = broker.expect<proto::Fail>();
+    CHECK(fail.job == "P");
+    CHECK(fail.attempt == 1);
+    CHECK(fail.wseq == 1);
+    CHECK_FALSE(fail.retryable);
+    CHECK(fail.error.find("cannot decode the assign") != std::string::npos);
+    CHECK(fail.error.find("duplicate map key") != std::string::npos);
+    // Until the fail is acknowledged the worker holds the attempt, and it has
+    // counted the assign: the broker's reconcile sees both.
+    std::optional<proto::Heartbeat> report;
+    REQUIRE(eventually([&] {
+        auto r = broker.next(1s, true);
+        auto* h = r ? std::get_if<proto::Heartbeat>(&r->message) : nullptr;
+        if (h && h->inflight) report = *h;
+        return report.has_value();
+    }));
+    CHECK(report->assigned == 1);
+    REQUIRE(report->inflight->size() == 1);
+    CHECK(report->inflight->front().job == "P");
+    broker.send(proto::Ack{"P", 1, 1});
+    CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
+
+    // The slot (capacity 1) is free: the next job runs.
+    broker.send(proto::Assign{"N", 1, "t", "{}", ""});
+    const auto done = broker.expect<proto::Done>();
+    CHECK(done.job == "N");
+    CHECK(handled == 1);  // the handler never saw the poison job
+    const auto stats = running.worker.stats();
+    CHECK(stats.bad_messages == 1);
+    CHECK(stats.jobs_failed == 1);
+
+    // The same undecodable assign again (a re-send) is not answered twice
+    // while the first answer is held; garbage that is no assign is dropped.
+    broker.send_raw(poison_assign("Q", 2));
+    CHECK(broker.expect<proto::Fail>().job == "Q");
+    broker.send_raw(poison_assign("Q", 2));
+    broker.send_raw("\xc1 garbage");
+    REQUIRE(eventually([&] { return running.worker.stats().bad_messages == 4; }));
+    CHECK(running.worker.stats().jobs_failed == 2);  // P and Q, once each
+}
+
+TEST_CASE("the worker sends the session of its welcome in every later hello (M1)") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(0));
+    CHECK(broker.expect<proto::Hello>().session.empty());  // none yet
+    broker.send(proto::Welcome{50, "session-for-test-worker"});
+    CHECK(eventually([&] { return running.worker.stats().connected; }));
+    // The broker forgot us (it restarted): the worker says hello again, with it.
+    broker.send(proto::Reject{"", "hello"});
+    const auto again = broker.expect<proto::Hello>();
+    CHECK(again.worker == "test-worker");
+    CHECK(again.session == "session-for-test-worker");
+}
+
+TEST_CASE("a hello refused for its identity makes the worker try again later (M1)") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(0));
+    broker.expect<proto::Hello>();
+    const std::string first_peer = broker.peer();
+    broker.send(proto::Reject{"", "identity", 0, "worker name is held by another CURVE key"});
+    // A new connection (new routing id), after a backoff, with a new hello.
+    broker.expect<proto::Hello>();
+    CHECK(broker.peer() != first_peer);
+    CHECK(running.worker.stats().reconnects >= 1);
+}
+
 TEST_CASE("worker config is validated") {
     WorkerConfig config;
     config.capacity = 0;
@@ -532,4 +634,10 @@ TEST_CASE("worker config is validated") {
     missing_handler.types = {"missing"};
     Worker other(missing_handler);
     CHECK_THROWS_AS(other.run(), std::invalid_argument);
+    // A name the broker would refuse (control characters, over 128 bytes).
+    WorkerConfig bad_name;
+    bad_name.name = "w\n2030-01-01T00:00:00.000 info audit";
+    CHECK_THROWS_AS(Worker(bad_name), std::invalid_argument);
+    bad_name.name = std::string(129, 'w');
+    CHECK_THROWS_AS(Worker(bad_name), std::invalid_argument);
 }
