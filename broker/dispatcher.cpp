@@ -32,6 +32,14 @@ std::optional<std::string> Dispatcher::identity_refusal(const PeerId& peer, cons
     return "worker name is in use and the hello did not carry its session";
 }
 
+bool Dispatcher::name_held(const std::string& name) const {
+    for (const auto& [id, w] : workers_)
+        if (w.name == name) return true;
+    for (const auto& [job, lease] : leases_)
+        if (!lease.lost && lease.worker == name) return true;
+    return false;
+}
+
 HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
                                const std::vector<std::string>& types, int capacity,
                                const std::vector<std::pair<std::string, int>>& inflight,

@@ -82,6 +82,8 @@ class Dispatcher {
                        const std::vector<std::pair<std::string, int>>& inflight,
                        Clock::time_point now, const WorkerIdentity& identity = {});
     bool known(const PeerId& peer) const { return workers_.count(peer) != 0; }
+    // Whether a live connection or a lease (an orphaned one too) holds the name.
+    bool name_held(const std::string& name) const;
     void seen(const PeerId& peer, Clock::time_point now);
     // Removes a worker; its leases are returned so the jobs can be requeued.
     std::vector<LostLease> remove_worker(const PeerId& peer);

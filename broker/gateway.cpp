@@ -1,8 +1,5 @@
 #include "broker/gateway.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -16,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "broker/dispatcher.hpp"
+#include "broker/worker_sessions.hpp"
 #include "broker/zap_handler.hpp"
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
@@ -43,28 +41,6 @@ std::string hex(std::string_view bytes) {
     return out;
 }
 
-// A worker's session: HMAC-SHA256 over its CURVE key (empty without CURVE)
-// and name, keyed with the store's secret, in hex. The same worker gets the
-// same session from any broker on the same database, so it survives a
-// restart; nobody without the secret can compute another name's.
-std::string session_for(const std::string& secret, std::string_view key, std::string_view name) {
-    std::string input;
-    input.reserve(key.size() + 1 + name.size());
-    input.append(key).push_back('\0');
-    input.append(name);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-              reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &length)) {
-        throw std::runtime_error("HMAC-SHA256 failed");
-    }
-    return hex(std::string_view(reinterpret_cast<const char*>(mac), length));
-}
-
-bool same_secret(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 }  // namespace
 
 class Gateway::Impl {
@@ -74,7 +50,7 @@ class Gateway::Impl {
           store_(store),
           log_(module_logger("gateway")),
           audit_(module_logger("audit")),
-          session_secret_(store.worker_session_key()),
+          sessions_(store.worker_session_key()),
           dispatcher_(config_.heartbeat * config_.liveness) {}
 
     ~Impl() { stop(); }
@@ -384,14 +360,17 @@ class Gateway::Impl {
 
     void on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
                   Clock::time_point now, std::vector<store::WriteOp>& ops) {
-        const std::string session = session_for(session_secret_, key, hello.worker);
-        const WorkerIdentity identity{key, same_secret(hello.session, session)};
+        const bool session_ok = sessions_.valid(hello.session, key, hello.worker);
+        const WorkerIdentity identity{key, session_ok};
         auto out = dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity,
                                      attempts_of(hello.inflight), now, identity);
         if (out.refused_identity) {
             refuse_identity(peer, hello, key, out.refusal, now);
             return;
         }
+        const std::string session = sessions_.welcome(
+            hello.session, session_ok, key, hello.worker,
+            [this](const std::string& name) { return dispatcher_.name_held(name); });
         send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count()), session});
         for (const auto& [job, attempt] : out.refused)
             send(peer, proto::Reject{job, "lease", attempt});
@@ -669,7 +648,7 @@ class Gateway::Impl {
     store::Store& store_;
     std::shared_ptr<spdlog::logger> log_;
     std::shared_ptr<spdlog::logger> audit_;
-    const std::string session_secret_;  // the store's worker session key
+    WorkerSessions sessions_;  // keyed with the store's worker session key
     Dispatcher dispatcher_;
     GatewayStats stats_;
 

@@ -300,6 +300,23 @@ class ImpersonationTest(ZmqPeers, JobcastTest):
         self.assert_impostor_refused(broker, api, job, session="0" * 64)  # a guess
         self.assert_real_result(api, job)
 
+    def test_a_session_from_an_earlier_holder_of_the_name_is_refused(self):
+        broker = self.start_broker(args=["--liveness", "5"])
+        api = self.client(broker)
+        # A squatter says hello under the name while it is free and keeps the
+        # session its welcome gave it, then goes away.
+        squatter = self.dealer(broker.zmq)
+        self.hello(squatter, "w-real", ["nothing.here"])
+        old_session = self.recv_type(squatter, "welcome")["session"]
+        squatter.close(linger=0)
+        wait_until(lambda: metric(api, "jobcast_workers") == 0, what="the squatter dropped")
+        # The real worker takes the name (a new session) and runs a job; the
+        # squatter's old session no longer opens the name or its lease.
+        self.start_worker(broker, ["research"], name="w-real", capacity=1)
+        job = self.run_research(api, stage_ms=600)
+        self.assert_impostor_refused(broker, api, job, session=old_session)
+        self.assert_real_result(api, job)
+
     def test_with_curve_the_name_is_bound_to_the_key(self):
         keys = {}
         allow = os.path.join(self.tmp.name, "allowed")
