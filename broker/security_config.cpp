@@ -6,16 +6,32 @@
 
 #include "broker/config.hpp"
 #include "common/curve_keys.hpp"
+#include "web/host_check.hpp"
 
 namespace po = boost::program_options;
 
 namespace jobcast::broker {
 
 bool is_loopback_host(std::string_view host) {
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
+    return web::is_loopback_host(host);
+}
+
+bool zmq_endpoint_is_local(std::string_view endpoint) {
+    auto scheme_end = endpoint.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    auto scheme = endpoint.substr(0, scheme_end);
+    // Only these never leave the machine (ipc is a file, guarded by its mode).
+    if (scheme == "ipc" || scheme == "inproc") return true;
+    // tcp, ws, wss, udp, pgm, epgm, tipc, vmci, norm, ...: HOST:PORT[/path].
+    auto address = endpoint.substr(scheme_end + 3);
+    address = address.substr(0, address.find('/'));
+    std::string_view host;
+    if (!address.empty() && address.front() == '[') {
+        host = address.substr(0, address.find(']') + 1);
+    } else {
+        host = address.substr(0, address.rfind(':'));
     }
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    return is_loopback_host(host);
 }
 
 void add_security_options(po::options_description& desc, BrokerConfig& c, SecurityFlags& flags) {
@@ -156,14 +172,12 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
                           "--insecure-no-auth if the network is trusted");
     }
     const auto& zmq = c.gateway.endpoint;
-    if (zmq.rfind("tcp://", 0) == 0 && !c.gateway.curve.enabled() && !c.insecure_no_curve) {
-        std::string zmq_host = zmq.substr(6, zmq.rfind(':') - 6);
-        if (!is_loopback_host(zmq_host)) {
-            throw ConfigError("refusing to accept workers on --zmq " + zmq +
-                              " without CURVE: anyone who reaches the port could take and forge "
-                              "jobs. Set --curve-secret-key-file and --curve-allow, bind "
-                              "127.0.0.1, or pass --insecure-no-curve if the network is trusted");
-        }
+    if (!c.gateway.curve.enabled() && !c.insecure_no_curve && !zmq_endpoint_is_local(zmq)) {
+        throw ConfigError("refusing to accept workers on --zmq " + zmq +
+                          " without CURVE: anyone who reaches the port could take and forge "
+                          "jobs. Set --curve-secret-key-file and --curve-allow, bind "
+                          "127.0.0.1 or ipc://, or pass --insecure-no-curve if the network is "
+                          "trusted");
     }
 }
 
