@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/http_session.hpp"
 #include "web/log.hpp"
 
@@ -132,7 +134,7 @@ void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;  // stop()
     if (ec) {
         // Typically EMFILE: back off briefly instead of spinning on the error.
-        log().warn("accept failed error=\"{}\"", ec.message());
+        log().warn("accept failed error={}", audit_quote(ec.message()));
         accept_retry.expires_after(std::chrono::milliseconds(50));
         accept_retry.async_wait([this](beast::error_code wait_ec) {
             if (!wait_ec && acceptor.is_open()) do_accept();
@@ -152,7 +154,7 @@ void HttpServer::Impl::run_io() {
             io.run();
             return;
         } catch (const std::exception& e) {
-            log().error("http io thread caught error=\"{}\"", e.what());
+            log().error("http io thread caught error={}", audit_quote(e.what()));
         }
     }
 }

@@ -10,6 +10,7 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/beast_request.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
@@ -184,7 +185,7 @@ void HttpSession::on_handshake(beast::error_code ec, std::size_t) {
 }
 
 void HttpSession::count_tls_failure(TlsFailure failure, std::string_view detail) {
-    log().debug("tls refused conn={} remote={} detail=\"{}\"", id_, remote_, detail);
+    log().debug("tls refused conn={} remote={} detail={}", id_, remote_, audit_quote(detail));
     if (auto& security = shared_->config.security) {
         security->count_tls_failure(failure, remote_, detail);
     }
@@ -276,8 +277,8 @@ void HttpSession::on_read_error(beast::error_code ec, const char* what) {
         // client that died mid-request). The socket is already closed, so
         // there is no 408 to send; it is counted as one, as nginx logs it.
         shared_->counter.add(route_, 408);
-        log().debug("request timed out conn={} remote={} received={}", id_, remote_,
-                    buffer_.size());
+        log().debug("request timed out conn={} remote={} received={} target={}", id_, remote_,
+                    buffer_.size(), log_target(target_));
         return fail(ec, what);
     }
     if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
@@ -319,7 +320,7 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
     try {
         return shared_->authenticator(request);
     } catch (const std::exception& e) {
-        log().error("authenticator failed conn={} error=\"{}\"", id_, e.what());
+        log().error("authenticator failed conn={} error={}", id_, audit_quote(e.what()));
         return HttpResponse{
             500, "application/json", json::error_body("internal", "authentication failed"), {}};
     }
@@ -446,7 +447,8 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
         try {
             found = ctx->store.jobs().get(job);
         } catch (const std::exception& e) {
-            log().error("sse job lookup failed job={} error=\"{}\"", job, e.what());
+            log().error("sse job lookup failed job={} error={}", audit_quote(job),
+                        audit_quote(e.what()));
         }
         net::post(self->stream_.get_executor(), [self, ctx, request, job, after, found] {
             if (self->phase_ == Phase::closed) return;
@@ -507,7 +509,8 @@ void HttpSession::dispatch(HttpRequest request) {
         shared_->handler(std::move(request),
                          [pending](HttpResponse response) { pending->reply(std::move(response)); });
     } catch (const std::exception& e) {
-        log().error("handler threw conn={} target=\"{}\" error=\"{}\"", id_, target_, e.what());
+        log().error("handler threw conn={} target={} error={}", id_, log_target(target_),
+                    audit_quote(e.what()));
         pending->reply(HttpResponse{
             500, "application/json", json::error_body("internal", "internal error"), {}});
     }
@@ -516,8 +519,8 @@ void HttpSession::dispatch(HttpRequest request) {
 void HttpSession::send(HttpResponse response) {
     if (phase_ == Phase::closed) return;  // force-closed by stop() while the handler ran
     if (response.status < 100 || response.status > 999) {
-        log().error("handler returned an invalid status={} conn={} target=\"{}\"", response.status,
-                    id_, target_);
+        log().error("handler returned an invalid status={} conn={} target={}", response.status, id_,
+                    log_target(target_));
         response = HttpResponse{
             500, "application/json", json::error_body("internal", "internal error"), {}};
     }
@@ -543,8 +546,8 @@ void HttpSession::send(HttpResponse response) {
     shared_->counter.add(route_, response.status);
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_);
-    log().debug("request conn={} method={} target=\"{}\" code={} ms={:.2f}", id_, method_, target_,
-                response.status, elapsed.count());
+    log().debug("request conn={} method={} target={} code={} ms={:.2f}", id_, audit_quote(method_),
+                log_target(target_), response.status, elapsed.count());
 
     stream_.expires_after(shared_->config.write_timeout);
     http::async_write(stream_, response_,
@@ -567,8 +570,8 @@ void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
 // A request the parser refused: answer it, then close the connection, since
 // the rest of the byte stream cannot be trusted to start a new request.
 void HttpSession::reject(int status, std::string_view code, const std::string& message) {
-    log().debug("request rejected conn={} remote={} code={} reason=\"{}\"", id_, remote_, status,
-                message);
+    log().debug("request rejected conn={} remote={} code={} target={} reason={}", id_, remote_,
+                status, log_target(target_), audit_quote(message));
     started_ = std::chrono::steady_clock::now();
     version_ = 11;
     keep_alive_ = false;
@@ -619,11 +622,11 @@ void HttpSession::shutdown_send() {
 void HttpSession::fail(beast::error_code ec, const char* what) {
     phase_ = Phase::closed;
     if (is_expected_disconnect(ec)) {
-        log().debug("connection closed conn={} remote={} during={} reason=\"{}\"", id_, remote_,
-                    what, ec.message());
+        log().debug("connection closed conn={} remote={} during={} reason={}", id_, remote_, what,
+                    audit_quote(ec.message()));
     } else {
-        log().warn("connection failed conn={} remote={} during={} error=\"{}\"", id_, remote_, what,
-                   ec.message());
+        log().warn("connection failed conn={} remote={} during={} error={}", id_, remote_, what,
+                   audit_quote(ec.message()));
     }
 }
 

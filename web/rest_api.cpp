@@ -41,7 +41,7 @@ void guarded(const Reply& reply, F&& make_response) {
     try {
         reply(make_response());
     } catch (const std::exception& e) {
-        log().error("rest completion failed error=\"{}\"", e.what());
+        log().error("rest completion failed error={}", audit_quote(e.what()));
         reply(internal_error());
     }
 }
@@ -66,8 +66,8 @@ void RestApi::handle(HttpRequest request, Reply reply) {
     try {
         route(request, reply);
     } catch (const std::exception& e) {
-        log().error("rest handler failed method={} target=\"{}\" error=\"{}\"", request.method,
-                    request.target, e.what());
+        log().error("rest handler failed method={} target={} error={}", audit_quote(request.method),
+                    log_target(request.target), audit_quote(e.what()));
         reply(internal_error());
     }
 }
@@ -99,7 +99,7 @@ void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)
         try {
             work(reply);
         } catch (const std::exception& e) {
-            log().error("rest blocking work failed error=\"{}\"", e.what());
+            log().error("rest blocking work failed error={}", audit_quote(e.what()));
             reply(internal_error());
         }
     };
@@ -134,13 +134,14 @@ HttpResponse created_response(const store::WriteResult& result, const json::JobR
         return error_response(409, "conflict", result.message);
     }
     if (result.status != store::WriteStatus::ok || !result.job) {
-        log().error("create job failed status={} message=\"{}\"", store::to_string(result.status),
-                    result.message);
+        log().error("create job failed status={} message={}", store::to_string(result.status),
+                    audit_quote(result.message));
         return internal_error();
     }
     const Job& job = *result.job;
     if (result.created) {
-        log().debug("job created job={} type={} owner={}", job.id, job.type, job.owner);
+        log().debug("job created job={} type={} owner={}", job.id, audit_quote(job.type),
+                    audit_quote(job.owner));
         HttpResponse response = json_response(201, json::job(job));
         response.headers.emplace_back("Location", "/v1/jobs/" + job.id);
         return response;
@@ -246,8 +247,8 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
         case store::WriteStatus::gap:
             break;
     }
-    log().error("cancel failed status={} message=\"{}\"", store::to_string(result.status),
-                result.message);
+    log().error("cancel failed status={} message={}", store::to_string(result.status),
+                audit_quote(result.message));
     return internal_error();
 }
 
@@ -261,7 +262,7 @@ void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply&
         if (!job) return reply(not_found_job());
         if (is_terminal(job->state)) return reply(already_finished());
         audit_log().info("event=cancel transport=http owner={} ip={} job={}", audit_quote(owner),
-                         ip, job_id);
+                         ip, audit_quote(job_id));
         store::CancelJob op;
         op.job = job_id;
         op.now = clock_();
@@ -368,7 +369,8 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
             auto page = api_.read_events(job_, owner_, after_, limit_);
             reply_(page ? json_response(200, RestApi::events_page_json(*page)) : not_found_job());
         } catch (const std::exception& e) {
-            log().error("long-poll read failed job={} error=\"{}\"", job_, e.what());
+            log().error("long-poll read failed job={} error={}", audit_quote(job_),
+                        audit_quote(e.what()));
             reply_(internal_error());
         }
     }

@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "persistence/store.hpp"
+#include "web/audit.hpp"
 #include "web/log.hpp"
 
 namespace jobcast::web {
@@ -124,7 +125,8 @@ std::optional<Job> StreamSession::visible_job(const std::string& id) const {
         auto job = ctx_->store.jobs().get(id);
         if (job && job->owner == owner_) return job;
     } catch (const std::exception& e) {
-        log().error("event=job_lookup_failed job={} error=\"{}\"", id, e.what());
+        log().error("event=job_lookup_failed job={} error={}", audit_quote(id),
+                    audit_quote(e.what()));
     }
     return std::nullopt;
 }

@@ -70,7 +70,7 @@ class WebSocketSession final : public StreamSession {
 
     void on_accept(beast::error_code ec) {
         if (ec) return fail(ec, "accept");
-        log().debug("event=ws_open remote={} owner={}", remote_, owner_);
+        log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
         schedule_check();
         schedule_expiry();
         do_read();
@@ -214,7 +214,8 @@ class WebSocketSession final : public StreamSession {
                 return;
             }
             audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
-                             audit_quote(self->owner_), remote_ip(self->remote_), op.job);
+                             audit_quote(self->owner_), remote_ip(self->remote_),
+                             audit_quote(op.job));
             self->ctx_->store.submit(
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
@@ -274,7 +275,8 @@ class WebSocketSession final : public StreamSession {
                 // close frame could not reach it either. Drop the connection;
                 // the client resumes from its last seq when it comes back.
                 self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
-                log().info("event=ws_too_slow remote={} owner={}", self->remote_, self->owner_);
+                log().info("event=ws_too_slow remote={} owner={}", self->remote_,
+                           audit_quote(self->owner_));
                 self->close(kCloseTooSlow, "too slow for too long; resume");
                 return;
             }
@@ -327,11 +329,11 @@ class WebSocketSession final : public StreamSession {
         if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
             ec == net::error::eof || ec == net::error::connection_reset ||
             ec == beast::error::timeout) {
-            log().debug("event=ws_closed remote={} what={} reason=\"{}\"", remote_, what,
-                        ec.message());
+            log().debug("event=ws_closed remote={} what={} reason={}", remote_, what,
+                        audit_quote(ec.message()));
         } else {
-            log().info("event=ws_closed remote={} what={} error=\"{}\"", remote_, what,
-                       ec.message());
+            log().info("event=ws_closed remote={} what={} error={}", remote_, what,
+                       audit_quote(ec.message()));
         }
         hard_close();
     }

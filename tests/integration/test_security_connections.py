@@ -1,0 +1,168 @@
+"""What the broker writes about requests, against the real broker: bearer
+tokens and forged fields in the logs (audit L1)."""
+
+import http.client
+import json
+import os
+import re
+import socket
+import threading
+import time
+import unittest
+
+import msgpack
+import websocket
+import zmq
+
+from harness import BIN, Broker, JobcastTest, Process, metric, wait_until
+from test_security import SECRET, make_token, sse_open, token_for, ws_connect, ws_status
+from test_streaming import recv_frame
+
+REBIND = "rebind.attacker.example"
+
+
+def raw_exchange(broker, data, timeout=10):
+    """Sends raw bytes on a fresh connection; returns (status, headers, body) of the answer."""
+    with socket.create_connection((broker.host, broker.port), timeout) as s:
+        s.sendall(data)
+        return read_answer(s, timeout)
+
+
+def read_answer(sock, timeout=10):
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else None
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = body
+    return status, headers, payload
+
+
+def upgrade_request(host, origin=None, path="/v1/ws"):
+    origin_line = f"Origin: {origin}\r\n" if origin else ""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{origin_line}\r\n").encode()
+
+
+def log_fields(line):
+    """The key=value fields of one log line, quoted values unescaped; None if it
+    does not parse as such a line from its first field on."""
+    fields = {}
+    pos = 0
+    pattern = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?=\s|$)')
+    while pos < len(line):
+        m = pattern.match(line, pos)
+        if not m:
+            return None
+        value = m.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(x[0-9a-fA-F]{2}|.)",
+                           lambda e: chr(int(e.group(1)[1:], 16)) if len(e.group(1)) == 3
+                           and e.group(1)[0] == "x" else e.group(1), value[1:-1])
+        fields[m.group(1)] = value
+        pos = m.end()
+    return fields
+
+
+class LimitedBroker(Broker):
+    """A broker started under `ulimit -n nofile` (soft and hard), so it cannot raise it."""
+
+    def __init__(self, db, nofile, args=()):
+        argv = ["/bin/sh", "-c", f'ulimit -n {nofile} && exec "$@"', "sh",
+                os.path.join(BIN, "jobcast-broker"), "--http", "127.0.0.1:0", "--zmq",
+                "tcp://127.0.0.1:0", "--db", db, "--heartbeat", "200ms", *args]
+        Process.__init__(self, argv, name="broker")
+        m = self.wait_for_line(r"listening http=(\S+) zmq=(\S+)")
+        self.http, self.zmq = m.group(1), m.group(2)
+        self.host, port = self.http.rsplit(":", 1)
+        self.port = int(port)
+        self.tls = None
+
+
+def status_of(client, method, path, timeout=5):
+    """The status of one request, or None when the connection failed."""
+    try:
+        return client.request(method, path, timeout=timeout)[0]
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def long_poll(broker, job_id, token, wait=30, results=None, timeout=60):
+    """GET .../events?wait= on its own connection; appends (status, body) or the error."""
+    try:
+        conn = http.client.HTTPConnection(broker.host, broker.port, timeout=timeout)
+        conn.request("GET", f"/v1/jobs/{job_id}/events?after=1&wait={wait}",
+                     headers={"Authorization": "Bearer " + token})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        out = (resp.status, json.loads(body) if body else None)
+    except (OSError, http.client.HTTPException) as e:
+        out = ("error", repr(e))
+    if results is not None:
+        results.append(out)
+    return out
+
+
+class LogHygieneTest(JobcastTest):
+    def test_tokens_are_redacted_and_targets_cannot_forge_fields_or_lines(self):
+        """L1: at --log-level debug every request line has its target; the
+        access_token in it is redacted, and a quote cannot end the field."""
+        broker = self.start_broker(args=("--jwt-secret", SECRET, "--log-level", "debug"))
+        token = token_for("alice")
+        api = self.client(broker)
+        self.assertEqual(api.request("GET", "/v1/jobs?access_token=" + token)[0], 200)
+        ws = ws_connect(broker, query_token=token)
+        ws.close()
+        conn, resp = sse_open(broker, "/v1/jobs/nope/events?after=0&access_token=" + token)
+        self.assertEqual(resp.status, 404)
+        conn.close()
+        forged = [
+            b'GET /v1/jobs/a"b=c HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+            b'GET /v1/jobs/x"%20code=200%20audit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+            b'GET /v1/jobs?access_token=' + token.encode() + b'" HTTP/1.1\r\nHost: 127.0.0.1'
+            b'\r\n\r\n',
+        ]
+        for raw in forged:
+            raw_exchange(broker, raw)
+        broker.wait_for_line(r'target="/v1/jobs/a\\"b=c"')
+        broker.wait_for_line(r'request conn=\d+ method="GET" target="/v1/jobs/x\\"%20code')
+        for process in (broker,):
+            out = process.output()
+            self.assertNotIn(token, out)
+            self.assertNotIn(token.split(".")[2], out)  # not even the signature
+            for line in out.splitlines():
+                self.assertFalse(re.search(r"(^|\] )audit event=forged", line), line)
+        requests = [l for l in broker.output().splitlines() if " request conn=" in l]
+        self.assertTrue(any("access_token=REDACTED" in l for l in requests), requests)
+        for line in requests:
+            fields = log_fields(line[line.index("request conn="):][len("request "):])
+            self.assertIsNotNone(fields, line)
+            self.assertEqual(set(fields), {"conn", "method", "target", "code", "ms"}, line)
+        targets = {log_fields(l[l.index("request conn="):][len("request "):])["target"]
+                   for l in requests}
+        self.assertIn('/v1/jobs/a"b=c', targets)
+        self.assertIn('/v1/jobs/x"%20code=200%20audit=1', targets)
+
+
+if __name__ == "__main__":
+    unittest.main()
