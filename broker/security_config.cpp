@@ -53,6 +53,10 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
         ("allowed-origin", po::value(&c.security.allowed_origins)->composing(),
             "a browser Origin (https://app.example.com) allowed to use WebSocket and, with "
             "CORS, REST/SSE; repeatable; '*' allows any. Default: same origin only")
+        ("allowed-host", po::value(&c.security.allowed_hosts)->composing(),
+            "a Host name (broker.internal) the broker answers to besides localhost, loopback "
+            "addresses and the address it is bound to; repeatable; '*' answers to any. Checked "
+            "when auth is off (DNS rebinding), and with auth whenever given")
         ("insecure-no-auth", po::bool_switch(&c.insecure_no_auth),
             "serve HTTP beyond loopback without auth (anyone who can connect sees every job)")
         ("max-connections-per-owner", po::value(&limits.connections_per_owner)
@@ -130,6 +134,24 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
         }
     }
     c.security.allowed_origins = std::move(origins);
+    std::vector<std::string> hosts;
+    for (const auto& value : c.security.allowed_hosts) {
+        std::stringstream parts(value);
+        std::string host;
+        while (std::getline(parts, host, ',')) {
+            if (host.empty()) continue;
+            bool ipv6 = host.find(':') != std::string::npos && web::is_ip_literal(host);
+            if (host.find_first_of("/@ ") != std::string::npos ||
+                (host.find(':') != std::string::npos && !ipv6)) {
+                throw ConfigError(
+                    "--allowed-host takes a host name or address without scheme or "
+                    "port (broker.internal), or '*', not '" +
+                    host + "'");
+            }
+            hosts.push_back(host);
+        }
+    }
+    c.security.allowed_hosts = std::move(hosts);
     auto& limits = c.security.limits;
     if (limits.submissions_per_second < 0 || limits.ws_ops_per_second < 0) {
         throw ConfigError("rates must not be negative");

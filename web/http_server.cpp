@@ -12,6 +12,7 @@
 #include "web/audit.hpp"
 #include "web/http_session.hpp"
 #include "web/log.hpp"
+#include "web/security.hpp"
 
 namespace jobcast::web {
 
@@ -120,6 +121,10 @@ void HttpServer::Impl::listen() {
     acceptor.listen(net::socket_base::max_listen_connections, ec);
     check("listen");
     bound = format_endpoint(acceptor.local_endpoint());
+    // Before any request: a Host naming the bound address is served.
+    if (auto& security = shared->config.security) {
+        security->note_bound_address(acceptor.local_endpoint().address().to_string());
+    }
 }
 
 void HttpServer::Impl::do_accept() {

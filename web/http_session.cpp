@@ -328,15 +328,24 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
 
 std::optional<HttpResponse> HttpSession::check_origin(const HttpRequest& request) {
     const auto& security = shared_->config.security;
-    if (!security || split_target(request.target).path.rfind("/v1/", 0) != 0) return std::nullopt;
+    if (!security) return std::nullopt;
+    // Every route (the API, streams, the UI, /healthz, /metrics): a page
+    // whose name was re-pointed at this broker carries that name in Host.
+    if (auto refused = security->check_host(request)) {
+        log().info("host refused conn={} remote={} host={}", id_, remote_,
+                   audit_quote(request.header("Host").value_or("")));
+        return refused;
+    }
+    if (split_target(request.target).path.rfind("/v1/", 0) != 0) return std::nullopt;
     if (request.method == "OPTIONS" && request.header("Access-Control-Request-Method")) {
         return security->preflight(request);
     }
     // A page of another site must not drive a user's broker (cross-site
     // WebSocket hijacking, or simple POSTs to a loopback broker without auth).
     if (!security->origin_allowed(request)) {
-        log().info("origin refused conn={} remote={} origin=\"{}\"", id_, remote_,
-                   *request.header("Origin"));
+        auto origin = request.header("Origin").value_or("");
+        log().info("origin refused conn={} remote={} origin={}", id_, remote_, audit_quote(origin));
+        security->count_refusal(Refusal::origin, request, origin);
         return HttpResponse{
             403,
             "application/json",

@@ -100,7 +100,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool dispatch_stream(HttpRequest& request, http::request<http::string_body>& message);
     void start_sse(HttpRequest request, std::string job, std::uint64_t after);
     std::optional<HttpResponse> authenticate(HttpRequest& request);
-    // Origin allow-list and CORS preflight; the response when the request ends there.
+    // Host (DNS rebinding), then the Origin allow-list and CORS preflight; the
+    // response when the request ends there.
     std::optional<HttpResponse> check_origin(const HttpRequest& request);
     // A streaming connection's place under the per-owner and per-IP limits;
     // null after answering 429.

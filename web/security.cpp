@@ -4,6 +4,7 @@
 
 #include "protocol/json.hpp"
 #include "web/audit.hpp"
+#include "web/log.hpp"
 #include "web/query.hpp"
 
 namespace jobcast::web {
@@ -119,7 +120,10 @@ SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
       // Without auth the counts stay unlimited (0) but connections are still audited.
       connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
-                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0) {
+                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0),
+      hosts_(config_.allowed_hosts),
+      // With auth, tokens are the boundary; Host is checked only when asked.
+      check_host_(!config_.jwt.enabled() || !config_.allowed_hosts.empty()) {
     if (config_.jwt.enabled()) jwt_ = std::make_unique<auth::JwtVerifier>(config_.jwt);
 }
 
@@ -199,6 +203,26 @@ std::optional<HttpResponse> SecurityContext::authenticate(HttpRequest& request) 
     request.owner = std::move(*check.owner);
     request.auth_valid_until = check.valid_until;
     return std::nullopt;
+}
+
+std::optional<HttpResponse> SecurityContext::check_host(const HttpRequest& request) {
+    if (!check_host_ || hosts_.allows(request.header("Host"))) return std::nullopt;
+    auto host = request.header("Host");
+    count_refusal(Refusal::host, request, host ? *host : std::string_view{});
+    return error(403, "host_not_allowed",
+                 host ? "this broker does not answer to the Host in this request; use localhost, "
+                        "127.0.0.1 or [::1], or start the broker with --allowed-host NAME"
+                      : "a Host header is required");
+}
+
+void SecurityContext::count_refusal(Refusal reason, const HttpRequest& request,
+                                    std::string_view value) {
+    auto index = static_cast<std::size_t>(reason);
+    stats.refused_requests[index].fetch_add(1, std::memory_order_relaxed);
+    audit_log().info("event=request_refused reason={} ip={} {}={} method={} target={}",
+                     kRefusalReasons[index], remote_ip(request.remote),
+                     reason == Refusal::host ? "host" : "origin", audit_quote(value),
+                     audit_quote(request.method), log_target(request.target));
 }
 
 bool SecurityContext::origin_allowed(const HttpRequest& request) const {

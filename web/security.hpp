@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "web/host_check.hpp"
 #include "web/http_message.hpp"
 #include "web/security_stats.hpp"
 
@@ -93,6 +94,10 @@ struct SecurityConfig {
     // Browser origins ("https://app.example.com") allowed to open WebSockets
     // and to call REST/SSE cross-origin. Empty: same origin only. "*": any.
     std::vector<std::string> allowed_origins;
+    // Host names served besides loopback literals, localhost and the bound
+    // address; "*" serves any Host. Host is checked when auth is off, or
+    // whenever this list is given.
+    std::vector<std::string> allowed_hosts;
     SecurityLimits limits;
 };
 
@@ -124,6 +129,15 @@ class SecurityContext {
     // EventSource); /healthz, /readyz, /metrics and the UI stay open.
     std::optional<HttpResponse> authenticate(HttpRequest& request);
 
+    // The listen socket's address (HttpServer::start, before serving): a Host
+    // naming it is served.
+    void note_bound_address(std::string_view address) { hosts_.add_bound_address(address); }
+    // DNS rebinding: the 403 host_not_allowed answer (counted and audited)
+    // when the request's Host is not one this broker answers to.
+    std::optional<HttpResponse> check_host(const HttpRequest& request);
+    // Counts a request refused for its Host or Origin and writes the audit line.
+    void count_refusal(Refusal reason, const HttpRequest& request, std::string_view value);
+
     // Origin allow-list: true for requests without an Origin (not a browser),
     // for the same origin (Origin matches Host), and for listed origins.
     bool origin_allowed(const HttpRequest& request) const;
@@ -149,6 +163,8 @@ class SecurityContext {
     std::function<std::int64_t()> now_seconds_;
     OwnerRateLimiter submissions_;
     ConnectionLimiter connections_;
+    HostAllowList hosts_;
+    bool check_host_;
 };
 
 // The bearer token of a request: Authorization: Bearer X, else ?access_token=X.

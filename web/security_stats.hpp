@@ -42,10 +42,17 @@ enum class TlsFailure : std::uint8_t { plaintext, handshake, timeout };
 inline constexpr std::array<std::string_view, 3> kTlsFailureReasons = {"plaintext", "handshake",
                                                                        "timeout"};
 
+// The `reason` label of jobcast_requests_refused_total: a Host the broker
+// does not answer to (DNS rebinding, 403 host_not_allowed) and an Origin that
+// may not call it (403 origin_not_allowed).
+enum class Refusal : std::uint8_t { host, origin };
+inline constexpr std::array<std::string_view, 2> kRefusalReasons = {"host", "origin"};
+
 struct SecurityStats {
     std::array<std::atomic<std::uint64_t>, kAuthFailureReasons.size()> auth_failures{};
     std::array<std::atomic<std::uint64_t>, kLimits> limit_hits{};
     std::array<std::atomic<std::uint64_t>, kTlsFailureReasons.size()> tls_failures{};
+    std::array<std::atomic<std::uint64_t>, kRefusalReasons.size()> refused_requests{};
     // The served certificate's notAfter, unix seconds; 0 without TLS.
     std::atomic<std::int64_t> tls_certificate_expiry{0};
 };

@@ -1,5 +1,6 @@
-"""What the broker writes about requests, against the real broker: bearer
-tokens and forged fields in the logs (audit L1)."""
+"""Who may reach the broker, against the real broker: DNS rebinding (the Host
+check of an open broker, audit H3), and bearer tokens and forged fields in
+the logs (L1)."""
 
 import http.client
 import json
@@ -123,6 +124,111 @@ def long_poll(broker, job_id, token, wait=30, results=None, timeout=60):
     return out
 
 
+class HostCheckTest(JobcastTest):
+    """H3: a page whose DNS name is re-pointed at 127.0.0.1 sends its own name
+    as Host and as Origin; an open broker must not serve it."""
+
+    def test_dns_rebinding_is_refused_on_every_route_and_transport(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        job = api.submit("t")
+        host = f"{REBIND}:{broker.port}"
+        rebind = {"Host": host, "Origin": f"http://{host}"}
+
+        cases = [
+            ("POST", "/v1/jobs", {"type": "exec", "params": {"command": "ls", "args": ["/"]}}),
+            ("GET", "/v1/jobs", None),
+            ("GET", f"/v1/jobs/{job['id']}", None),
+            ("POST", f"/v1/jobs/{job['id']}/cancel", None),
+            ("GET", f"/v1/jobs/{job['id']}/events?wait=1", None),
+            ("GET", "/healthz", None),
+            ("GET", "/metrics", None),
+            ("GET", "/", None),
+        ]
+        for method, path, body in cases:
+            with self.subTest(method=method, path=path):
+                status, answer, _ = api.request(method, path, body, headers=rebind)
+                self.assertEqual(status, 403, answer)
+                self.assertEqual(answer["error"]["code"], "host_not_allowed")
+        # Without an Origin too (a no-cors request, or no browser at all).
+        status, answer, _ = api.request("GET", "/v1/jobs", headers={"Host": host})
+        self.assertEqual((status, answer["error"]["code"]), (403, "host_not_allowed"))
+
+        conn, resp = sse_open(broker, f"/v1/jobs/{job['id']}/events", headers=rebind)
+        self.assertEqual(resp.status, 403)
+        self.assertEqual(json.loads(resp.read())["error"]["code"], "host_not_allowed")
+        conn.close()
+
+        status, _, answer = raw_exchange(broker, upgrade_request(host, f"http://{host}"))
+        self.assertEqual((status, answer["error"]["code"]), (403, "host_not_allowed"))
+
+        # Nothing was created or cancelled, and each refusal is counted and audited.
+        self.assertEqual([j["id"] for j in api.request("GET", "/v1/jobs")[1]["jobs"]], [job["id"]])
+        self.assertEqual(api.job(job["id"])["state"], "queued")
+        self.assertEqual(metric(api, "jobcast_requests_refused_total", {"reason": "host"}),
+                         len(cases) + 3)
+        broker.wait_for_line(r'audit event=request_refused reason=host ip=127\.0\.0\.1 '
+                             r'host="rebind\.attacker\.example:\d+" method="POST" '
+                             r'target="/v1/jobs"')
+
+    def test_loopback_names_and_the_listed_hosts_are_served(self):
+        broker = self.start_broker(args=("--allowed-host", "jobs.test"))
+        api = self.client(broker)
+        port = broker.port
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"127.0.0.1",
+                     f"jobs.test:{port}", f"JOBS.TEST:{port}", f"127.1.2.3:{port}"):
+            with self.subTest(host=host):
+                origin = {"Host": host, "Origin": f"http://{host}"}
+                status, body, _ = api.request("POST", "/v1/jobs", {"type": "t"}, headers=origin)
+                self.assertEqual(status, 201, body)
+                self.assertEqual(api.request("GET", "/v1/jobs", headers=origin)[0], 200)
+                status, _, _ = raw_exchange(broker, upgrade_request(host, f"http://{host}"))
+                self.assertEqual(status, 101)
+        # The browser and Prometheus reach it by the address it prints.
+        self.assertEqual(ws_status(broker, origin=f"http://{broker.http}"), 101)
+        self.assertEqual(api.request("GET", "/metrics")[0], 200)
+        # A name that merely starts like a loopback address is a name.
+        for host in (f"127.0.0.1.nip.io:{port}", f"localhost.{REBIND}:{port}"):
+            status, body, _ = api.request("GET", "/v1/jobs", headers={"Host": host})
+            self.assertEqual((status, body["error"]["code"]), (403, "host_not_allowed"), host)
+
+    @unittest.skipUnless(socket.has_ipv6, "no IPv6")
+    def test_ipv6_loopback_is_served(self):
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+        except OSError:
+            self.skipTest("::1 cannot be bound here")
+        broker = self.start_broker(http="[::1]:0")
+        api = self.client(broker)
+        api.host = "::1"
+        for host in (f"[::1]:{broker.port}", "[::1]", f"localhost:{broker.port}"):
+            status, body, _ = api.request("GET", "/v1/jobs", headers={"Host": host})
+            self.assertEqual(status, 200, (host, body))
+        status, body, _ = api.request("GET", "/v1/jobs", headers={"Host": REBIND})
+        self.assertEqual((status, body["error"]["code"]), (403, "host_not_allowed"))
+
+    def test_with_auth_tokens_are_the_boundary_unless_hosts_are_listed(self):
+        broker = self.start_broker(args=("--jwt-secret", SECRET))
+        api = self.client(broker, token_for("alice"))
+        status, body, _ = api.request("GET", "/v1/jobs", headers={"Host": "broker.example:443"})
+        self.assertEqual(status, 200, body)
+
+        strict = self.start_broker(db=os.path.join(self.tmp.name, "strict.db"),
+                                   args=("--jwt-secret", SECRET, "--allowed-host",
+                                         "broker.example"))
+        api = self.client(strict, token_for("alice"))
+        self.assertEqual(api.request("GET", "/v1/jobs",
+                                     headers={"Host": "broker.example:443"})[0], 200)
+        status, body, _ = api.request("GET", "/v1/jobs", headers={"Host": REBIND})
+        self.assertEqual((status, body["error"]["code"]), (403, "host_not_allowed"))
+
+        anything = self.start_broker(db=os.path.join(self.tmp.name, "any.db"),
+                                     args=("--allowed-host", "*"))
+        self.assertEqual(self.client(anything).request("GET", "/v1/jobs",
+                                                       headers={"Host": REBIND})[0], 200)
+
+
 class LogHygieneTest(JobcastTest):
     def test_tokens_are_redacted_and_targets_cannot_forge_fields_or_lines(self):
         """L1: at --log-level debug every request line has its target; the
@@ -144,9 +250,18 @@ class LogHygieneTest(JobcastTest):
         ]
         for raw in forged:
             raw_exchange(broker, raw)
+        # An Origin folded over two lines cannot start a line of its own either.
+        open_broker = self.start_broker(db=os.path.join(self.tmp.name, "open.db"),
+                                        args=("--log-level", "debug"))
+        status, _, _ = raw_exchange(open_broker, (
+            f"POST /v1/jobs HTTP/1.1\r\nHost: {open_broker.http}\r\nContent-Length: 2\r\n"
+            "Origin: http://evil.example\r\n audit event=forged owner=\"x\"\r\n\r\n{}").encode())
+        self.assertEqual(status, 403)
+        open_broker.wait_for_line(r"audit event=request_refused reason=origin")
+
         broker.wait_for_line(r'target="/v1/jobs/a\\"b=c"')
         broker.wait_for_line(r'request conn=\d+ method="GET" target="/v1/jobs/x\\"%20code')
-        for process in (broker,):
+        for process in (broker, open_broker):
             out = process.output()
             self.assertNotIn(token, out)
             self.assertNotIn(token.split(".")[2], out)  # not even the signature

@@ -145,3 +145,77 @@ TEST_CASE("origins: none, the same origin and listed ones pass; others do not") 
     any.allowed_origins = {"*"};
     CHECK(SecurityContext(any).origin_allowed(request("/", {{"Origin", "https://x.example"}})));
 }
+
+TEST_CASE("host parts of Host headers and listen addresses") {
+    CHECK(host_part("127.0.0.1:8080") == "127.0.0.1");
+    CHECK(host_part("localhost") == "localhost");
+    CHECK(host_part("[::1]:80") == "::1");
+    CHECK(host_part("[::1]") == "::1");
+    CHECK(host_part("Broker.Example:1") == "Broker.Example");
+    for (const char* bad : {"", ":80", "[::1", "[::1]x", "[::1]:", "a:b", "a:", "::1", "a:80:1"}) {
+        INFO(bad);
+        CHECK_FALSE(host_part(bad));
+    }
+}
+
+TEST_CASE("only loopback literals, localhost, the bound address and listed names are served (H3)") {
+    HostAllowList hosts({"broker.internal", "10.9.8.7"});
+    hosts.add_bound_address("192.168.1.5");
+    for (const char* host : {"127.0.0.1:8080", "127.0.0.1", "127.3.2.1:1", "[::1]:8080", "[::1]",
+                             "localhost:8080", "LocalHost", "localhost.:9", "192.168.1.5:8080",
+                             "broker.internal:80", "BROKER.INTERNAL", "10.9.8.7:5"}) {
+        INFO(host);
+        CHECK(hosts.allows(std::string_view(host)));
+    }
+    for (const char* host :
+         {"rebind.attacker.example:8080", "attacker.example", "127.0.0.1.nip.io:8080",
+          "127.example.com", "localhost.attacker.example", "192.168.1.6:8080",
+          "sub.broker.internal", "", "x", "127.0.0.1:80, evil.example", "evil@127.0.0.1",
+          "[::1]junk", "0x7f000001:80"}) {
+        INFO(host);
+        CHECK_FALSE(hosts.allows(std::string_view(host)));
+    }
+    CHECK_FALSE(hosts.allows(std::nullopt));  // no Host at all
+
+    HostAllowList any({"*"});
+    CHECK(any.allows(std::string_view("anything.example")));
+    CHECK(any.allows(std::nullopt));
+
+    // Bound to every address: any IP literal names this broker; names still do not.
+    HostAllowList wildcard;
+    wildcard.add_bound_address("0.0.0.0");
+    CHECK(wildcard.allows(std::string_view("10.1.2.3:8080")));
+    CHECK(wildcard.allows(std::string_view("[2001:db8::1]:8080")));
+    CHECK_FALSE(wildcard.allows(std::string_view("rebind.attacker.example:8080")));
+}
+
+TEST_CASE("with auth off every route checks Host, with auth on only when hosts are listed") {
+    SecurityContext open(SecurityConfig{});
+    open.note_bound_address("127.0.0.1");
+    auto rebinding = request("/v1/jobs?access_token=secret-token",
+                             {{"Host", "rebind.attacker.example:8080"},
+                              {"Origin", "http://rebind.attacker.example:8080"}});
+    auto refused = open.check_host(rebinding);
+    REQUIRE(refused);
+    CHECK(refused->status == 403);
+    CHECK(refused->body.find("\"host_not_allowed\"") != std::string::npos);
+    CHECK(open.stats.refused_requests[static_cast<std::size_t>(Refusal::host)].load() == 1);
+    // /healthz and the UI too.
+    CHECK(open.check_host(request("/healthz", {{"Host", "attacker.example"}})));
+    CHECK(open.check_host(request("/", {{"Host", "attacker.example"}})));
+    CHECK_FALSE(open.check_host(request("/v1/jobs", {{"Host", "127.0.0.1:8080"}})));
+    CHECK_FALSE(open.check_host(request("/v1/jobs", {{"Host", "localhost:8080"}})));
+
+    auto auth = auth_context();
+    CHECK_FALSE(auth.check_host(rebinding));  // tokens are the boundary
+
+    SecurityConfig listed;
+    listed.allowed_hosts = {"jobs.example.com"};
+    auto strict = auth_context(listed);
+    CHECK(strict.check_host(rebinding));
+    CHECK_FALSE(strict.check_host(request("/v1/jobs", {{"Host", "jobs.example.com"}})));
+
+    SecurityConfig star;
+    star.allowed_hosts = {"*"};
+    CHECK_FALSE(SecurityContext(star).check_host(rebinding));
+}
