@@ -1,6 +1,7 @@
-"""Who may reach the broker, against the real broker: DNS rebinding (the Host
-check of an open broker, audit H3), and bearer tokens and forged fields in
-the logs (L1)."""
+"""Who may reach the broker and how much of it one client may hold, against
+the real broker: DNS rebinding (the Host check of an open broker, audit H3),
+--max-subscriptions under a burst (M4), and bearer tokens and forged fields
+in the logs (L1)."""
 
 import http.client
 import json
@@ -227,6 +228,41 @@ class HostCheckTest(JobcastTest):
                                      args=("--allowed-host", "*"))
         self.assertEqual(self.client(anything).request("GET", "/v1/jobs",
                                                        headers={"Host": REBIND})[0], 200)
+
+
+class SubscriptionBurstTest(JobcastTest):
+    def test_max_subscriptions_holds_under_a_burst(self):
+        """M4: 100 subscribe ops in one TCP write against --max-subscriptions 5."""
+        # At debug level the ops are read faster than their ownership checks
+        # come back, which is the window the burst used (100 of 100 got through).
+        broker = self.start_broker(args=("--max-subscriptions", "5", "--log-level", "debug"))
+        api = self.client(broker)
+        jobs = [api.submit("t")["id"] for _ in range(100)]
+        ws = websocket.create_connection(f"ws://{broker.http}/v1/ws", timeout=20)
+        self.addCleanup(ws.close)
+        burst = b"".join(
+            websocket.ABNF.create_frame(json.dumps({"op": "subscribe", "job": j}),
+                                        websocket.ABNF.OPCODE_TEXT).format() for j in jobs)
+        ws.sock.sendall(burst)
+        subscribed, limited = [], []
+        while len(subscribed) + len(limited) < 100:
+            frame = recv_frame(ws)
+            if frame["type"] == "subscribed":
+                subscribed.append(frame["job"])
+            elif frame["type"] == "error":
+                self.assertEqual(frame["code"], "limit", frame)
+                limited.append(frame["job"])
+        self.assertEqual((len(subscribed), len(limited)), (5, 95))
+        self.assertEqual(sorted(subscribed + limited), sorted(jobs))
+        self.assertLessEqual(metric(api, "jobcast_subscriptions"), 5)
+        self.assertEqual(metric(api, "jobcast_limit_hits_total", {"limit": "subscriptions"}), 95)
+        # Unsubscribing gives a place back.
+        ws.send(json.dumps({"op": "unsubscribe", "job": subscribed[0]}))
+        ws.send(json.dumps({"op": "subscribe", "job": limited[0]}))
+        frame = recv_frame(ws)
+        while frame["type"] in ("event", "events"):  # the subscribed jobs' queued events
+            frame = recv_frame(ws)
+        self.assertEqual((frame["type"], frame["job"]), ("subscribed", limited[0]))
 
 
 class LogHygieneTest(JobcastTest):
