@@ -42,6 +42,7 @@ class Broker::Impl {
 
         web::RestConfig rest;
         rest.ready = [this] { return ready_.load(); };
+        rest.max_page_bytes = config_.streaming.replay_page_bytes;
         rest.hub = &hub_;
         rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
             http_->schedule(delay, std::move(task));

@@ -284,7 +284,7 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     auto job = visible_job(job_id, owner);
     if (!job) return std::nullopt;
     EventsPage page;
-    page.events = store_.events().read(job_id, after, limit);
+    page.events = store_.events().read(job_id, after, limit, config_.max_page_bytes);
     page.last_seq = job->last_seq;
     if (!page.events.empty() && page.events.back().seq > page.last_seq) {
         page.last_seq = page.events.back().seq;  // appended between the two reads

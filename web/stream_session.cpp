@@ -242,15 +242,17 @@ void StreamSession::pump_reads() {
 void StreamSession::read_page(const std::string& job, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
-    bool queued = ctx_->run_blocking([self, job, after, limit] {
+    std::size_t max_bytes = ctx_->config.replay_page_bytes;
+    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes] {
         std::vector<Event> events;
         bool ok = true;
         try {
-            events = self->ctx_->store.events().read(job, after, limit);
+            events = self->ctx_->store.events().read(job, after, limit, max_bytes);
         } catch (const std::exception&) {
             ok = false;
         }
-        bool full = events.size() == limit;
+        // Stopped by either bound: more may follow.
+        bool full = events.size() == limit || store::page_bytes(events) >= max_bytes;
         boost::asio::post(self->strand_,
                           [self, job, events = std::move(events), full, ok]() mutable {
                               if (ok) {

@@ -1,7 +1,7 @@
 """Who may reach the broker and how much of it one client may hold, against
 the real broker: DNS rebinding (the Host check of an open broker, audit H3),
---max-subscriptions under a burst (M4), and bearer tokens and forged fields
-in the logs (L1)."""
+--max-subscriptions under a burst (M4), bearer tokens and forged fields in
+the logs (L1), and event pages bounded by bytes (L4)."""
 
 import http.client
 import json
@@ -313,6 +313,92 @@ class LogHygieneTest(JobcastTest):
                    for l in requests}
         self.assertIn('/v1/jobs/a"b=c', targets)
         self.assertIn('/v1/jobs/x"%20code=200%20audit=1', targets)
+
+
+class PageBytesTest(JobcastTest):
+    """L4: a job whose worker emits big events is read in pages bounded by
+    bytes, each saying where to go on, over REST, long-poll and WebSocket replay."""
+
+    CHUNK = 900_000  # bytes of text per event (a worker message is at most 1 MiB)
+    EVENTS = 12
+    BUDGET = 4 << 20  # the default --max-page-bytes
+
+    def big_job(self, broker):
+        api = self.client(broker)
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(sock.close)
+        sock.connect(broker.zmq)
+        sock.send(msgpack.packb({"v": 1, "t": "hello", "worker": "big", "types": ["big"],
+                                 "capacity": 1, "inflight": []}))
+        job = api.submit("big")
+        assign = None
+        while assign is None:
+            self.assertTrue(sock.poll(10000), "no assign")
+            message = msgpack.unpackb(sock.recv())
+            assign = message if message["t"] == "assign" else None
+        wseq = 0
+        for i in range(self.EVENTS):
+            wseq += 1
+            sock.send(msgpack.packb({"v": 1, "t": "chunk", "job": job["id"], "attempt": 1,
+                                     "wseq": wseq, "kind": "token",
+                                     "data": {"text": chr(ord("a") + i) * self.CHUNK},
+                                     "ts": int(time.time() * 1e6)}))
+        wseq += 1
+        sock.send(msgpack.packb({"v": 1, "t": "done", "job": job["id"], "attempt": 1,
+                                 "wseq": wseq, "result": {}}))
+        api.wait_state(job["id"], "succeeded")
+        return job["id"]
+
+    def test_pages_stop_at_the_byte_budget_and_continue_exactly(self):
+        budget = self.BUDGET
+        broker = self.start_broker()
+        api = self.client(broker)
+        job = self.big_job(broker)
+        events, after, pages = [], 0, 0
+        while True:
+            status, page, _ = api.request("GET", f"/v1/jobs/{job}/events?after={after}&limit=10000")
+            self.assertEqual(status, 200)
+            pages += 1
+            data = sum(len(json.dumps(e["data"])) for e in page["events"])
+            # At most the budget plus the event that reached it.
+            self.assertLess(data, budget + self.CHUNK + 1000)
+            self.assertTrue(page["events"])
+            events += page["events"]
+            after = page["events"][-1]["seq"]
+            if page["done"]:
+                break
+            self.assertLess(pages, 20)
+        self.assertGreaterEqual(pages, 3)
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
+        tokens = [e["data"]["text"] for e in events if e["kind"] == "token"]
+        self.assertEqual(tokens, [chr(ord("a") + i) * self.CHUNK for i in range(self.EVENTS)])
+        # A long-poll's answer is a page like any other.
+        status, page, _ = api.request("GET", f"/v1/jobs/{job}/events?after=0&wait=5")
+        self.assertEqual(status, 200)
+        self.assertFalse(page["done"])
+        self.assertLess(len(page["events"]), len(events))
+
+        # A WebSocket replay reads the store in pages of the same bound.
+        ws = websocket.create_connection(f"ws://{broker.http}/v1/ws", timeout=30)
+        self.addCleanup(ws.close)
+        ws.send(json.dumps({"op": "subscribe", "job": job, "after": 0}))
+        replayed, frames = [], 0
+        while not replayed or replayed[-1]["kind"] != "state" or \
+                replayed[-1]["data"]["state"] != "succeeded":
+            frame = recv_frame(ws)
+            if frame["type"] == "events":
+                frames += 1
+                data = sum(len(json.dumps(e["data"])) for e in frame["events"])
+                self.assertLess(data, budget + self.CHUNK + 1000)
+                replayed += frame["events"]
+            elif frame["type"] == "event":
+                frames += 1
+                replayed.append({k: frame[k] for k in ("seq", "kind", "ts", "data")})
+        self.assertGreaterEqual(frames, 3)
+        self.assertEqual(replayed, events)
 
 
 if __name__ == "__main__":
