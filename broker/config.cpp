@@ -88,6 +88,10 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "a page of events (GET .../events, a long-poll's answer, a replay or catch-up read) "
             "ends once its events' data reaches this many bytes; it always holds at least one "
             "event and says where to continue")
+        ("connection-buffer-bytes", po::value(&c.streaming.connection_buffer_bytes)
+            ->default_value(c.streaming.connection_buffer_bytes),
+            "live events one streaming connection keeps buffered across all its subscriptions "
+            "while they replay; beyond it, a subscription reads them from the store instead")
         ("max-subscriptions", po::value(&c.streaming.max_subscriptions)
             ->default_value(c.streaming.max_subscriptions),
             "job subscriptions per WebSocket connection")

@@ -32,7 +32,8 @@ StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
     : ctx_(std::move(ctx)),
       strand_(std::move(strand)),
       owner_(std::move(owner)),
-      transport_(transport) {
+      transport_(transport),
+      live_budget_(ctx_->config.connection_buffer_bytes) {
     ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
 }
 
@@ -58,7 +59,7 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, shared_from_this(),
                         transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
-    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
+    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();

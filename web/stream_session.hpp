@@ -131,6 +131,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     void retry_read_later(const std::string& job);
     void set_catching_up(Subscription& sub, bool before);
 
+    // Declared before subs_: the subscriptions give their bytes back to it.
+    LiveBufferBudget live_budget_;
     std::unordered_map<std::string, Subscription> subs_;
     bool feed_ = false;
     std::deque<Outgoing> queue_;
