@@ -61,10 +61,17 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
             "serve HTTP beyond loopback without auth (anyone who can connect sees every job)")
         ("max-connections-per-owner", po::value(&limits.connections_per_owner)
             ->default_value(limits.connections_per_owner),
-            "open WebSocket + SSE connections per owner (auth on; 0: no limit)")
+            "open WebSocket, SSE and long-poll (wait>0) connections per owner; over it, 429 "
+            "(auth on; 0: no limit)")
         ("max-connections-per-ip", po::value(&limits.connections_per_ip)
             ->default_value(limits.connections_per_ip),
-            "open WebSocket + SSE connections per client IP (auth on; 0: no limit)")
+            "open HTTP connections of every kind (keep-alive, WebSocket, SSE, long-poll) from one "
+            "client IP, counted at accept; over it a new one gets 429 and is closed (0: no limit)")
+        ("max-connections", po::value(&limits.max_connections)
+            ->default_value(limits.max_connections),
+            "open HTTP connections of every kind at once; over it a new one gets 503 and is "
+            "closed. 0: the file descriptor limit (raised to its hard limit at start) minus the "
+            "descriptors in use and a reserve; a larger value is lowered to that")
         ("max-submissions-per-second", po::value(&limits.submissions_per_second)
             ->default_value(limits.submissions_per_second),
             "job submissions per owner per second, refilled continuously (auth on; 0: no limit)")

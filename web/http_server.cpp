@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <charconv>
 #include <stdexcept>
 #include <thread>
@@ -54,6 +55,69 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
     if (address.is_v6()) host = "[" + host + "]";
     return host + ":" + std::to_string(endpoint.port());
 }
+
+// At most this many refused connections are answered at once; beyond, a
+// refused connection is closed without an answer (each one holds a socket).
+constexpr std::size_t kMaxRefusing = 16;
+// What a refused connection may still send (its request) is read and dropped
+// for this long, so the answer is not destroyed by a reset.
+constexpr std::chrono::milliseconds kRefusalLinger{1000};
+
+std::shared_ptr<const std::string> refusal_response(Limit limit) {
+    auto response = [](const char* status, const char* retry, std::string body) {
+        return std::make_shared<const std::string>(
+            std::string("HTTP/1.1 ") + status +
+            "\r\nServer: jobcast\r\nContent-Type: application/json\r\nRetry-After: " + retry +
+            "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+            body);
+    };
+    static const auto overloaded = response(
+        "503 Service Unavailable", "1",
+        json::error_body("overloaded", "the broker has too many open connections; retry shortly"));
+    static const auto per_ip = response(
+        "429 Too Many Requests", "5",
+        json::error_body("too_many_connections", "too many open connections from this address"));
+    return limit == Limit::connections_per_ip ? per_ip : overloaded;
+}
+
+// A connection refused at accept: writes the fixed answer, half-closes, reads
+// and drops the request for a moment, and closes.
+class RefusedConnection : public std::enable_shared_from_this<RefusedConnection> {
+  public:
+    RefusedConnection(tcp::socket&& socket, std::shared_ptr<const std::string> response,
+                      std::shared_ptr<ServerShared> shared)
+        : stream_(std::move(socket)), response_(std::move(response)), shared_(std::move(shared)) {
+        ++shared_->refusing;
+    }
+    ~RefusedConnection() { --shared_->refusing; }
+
+    void run() {
+        stream_.expires_after(kRefusalLinger);
+        net::async_write(stream_, net::buffer(*response_),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) return;
+                             beast::error_code ignored;
+                             self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                             self->drain();
+                         });
+    }
+
+  private:
+    void drain() {
+        stream_.async_read_some(net::buffer(sink_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->drained_ += n;
+                                    if (ec || self->drained_ > 64 * 1024) return;
+                                    self->drain();
+                                });
+    }
+
+    beast::tcp_stream stream_;
+    std::shared_ptr<const std::string> response_;
+    std::shared_ptr<ServerShared> shared_;
+    std::array<char, 4096> sink_{};
+    std::size_t drained_ = 0;
+};
 
 }  // namespace
 
@@ -147,7 +211,25 @@ void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
         return;
     }
     if (shared->stopping) return;  // the socket closes as it goes out of scope
-    std::make_shared<HttpSession>(std::move(socket), shared)->run();
+    std::shared_ptr<void> ticket;
+    if (auto& security = shared->config.security) {
+        beast::error_code peer_ec;
+        auto peer = socket.remote_endpoint(peer_ec);
+        auto admitted =
+            security->admit_connection(peer_ec ? "unknown" : peer.address().to_string());
+        if (!admitted.ticket) {
+            // Over the global or per-IP cap: a short answer in plain HTTP, or,
+            // on a TLS port or with too many refusals in flight, a close.
+            if (!shared->config.tls && shared->refusing < kMaxRefusing) {
+                std::make_shared<RefusedConnection>(std::move(socket),
+                                                    refusal_response(admitted.limit), shared)
+                    ->run();
+            }
+            return do_accept();
+        }
+        ticket = std::move(admitted.ticket);
+    }
+    std::make_shared<HttpSession>(std::move(socket), shared, std::move(ticket))->run();
     do_accept();
 }
 

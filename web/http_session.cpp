@@ -117,8 +117,12 @@ std::size_t ServerShared::live_sessions() {
     return sessions.size();
 }
 
-HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared)
-    : stream_(std::move(socket)), shared_(std::move(shared)), id_(shared_->next_connection++) {
+HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared,
+                         std::shared_ptr<void> ticket)
+    : stream_(std::move(socket)),
+      shared_(std::move(shared)),
+      ticket_(std::move(ticket)),
+      id_(shared_->next_connection++) {
     beast::error_code ec;
     auto peer = stream_.socket().remote_endpoint(ec);
     remote_ = ec ? "unknown" : endpoint_string(peer);
@@ -361,15 +365,7 @@ std::shared_ptr<void> HttpSession::acquire_stream_slot(const HttpRequest& reques
     const auto& security = shared_->config.security;
     if (!security) return std::make_shared<int>(0);
     auto acquired = security->acquire_connection(request.owner, remote_, transport);
-    if (!acquired.slot) {
-        send(HttpResponse{429,
-                          "application/json",
-                          json::error_body("too_many_connections",
-                                           acquired.limit == Limit::connections_per_owner
-                                               ? "too many open streams for this owner"
-                                               : "too many open streams from this address"),
-                          {{"Retry-After", "5"}}});
-    }
+    if (!acquired.slot) send(too_many_connections());
     return acquired.slot;
 }
 
@@ -401,6 +397,7 @@ bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::stri
             start_websocket_session(std::move(stream_), std::move(message), shared_->streaming,
                                     request.owner, remote_, request.auth_valid_until);
         session->hold(std::move(slot));
+        session->hold(std::move(ticket_));
         shared_->add_stream(session);
         return true;
     }
@@ -492,6 +489,7 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
                 start_sse_session(std::move(self->stream_), ctx, request.owner, self->remote_, job,
                                   after, request.auth_valid_until, std::move(headers));
             session->hold(std::move(slot));
+            session->hold(std::move(self->ticket_));
             self->shared_->add_stream(session);
         });
     });

@@ -315,9 +315,17 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
     const std::size_t limit = call.limit;
     const std::chrono::milliseconds wait = call.wait;
     if (wait.count() > 0 && config_.hub && config_.schedule) {
+        // A waiting long-poll holds its connection like a stream does: it
+        // takes a place under the same per-owner limit, until it is answered.
+        std::shared_ptr<void> slot;
+        if (config_.security) {
+            slot = config_.security->acquire_connection(request.owner, request.remote, "long_poll")
+                       .slot;
+            if (!slot) return reply(too_many_connections());
+        }
         return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
-                                     limit, wait](const Reply& reply) {
-            wait_for_events(job_id, owner, after, limit, wait, reply);
+                                     limit, wait, slot](const Reply& reply) {
+            wait_for_events(job_id, owner, after, limit, wait, reply, slot);
         });
     }
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
@@ -332,13 +340,14 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
 class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
   public:
     LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
-             std::size_t limit, Reply reply)
+             std::size_t limit, Reply reply, std::shared_ptr<void> slot)
         : api_(api),
           job_(std::move(job)),
           owner_(std::move(owner)),
           after_(after),
           limit_(limit),
-          reply_(std::move(reply)) {}
+          reply_(std::move(reply)),
+          slot_(std::move(slot)) {}
 
     void deliver(const PublishedPtr&) override { fire(); }
 
@@ -358,13 +367,17 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
     // Claims the poll for an immediate answer; false if something else already did.
     bool claim() {
         if (fired_.exchange(true)) return false;
+        slot_.reset();
         api_.config_.hub->unsubscribe(job_, this);
         std::lock_guard lock(api_.long_polls_mutex_);
         api_.long_polls_.erase(this);
         return true;
     }
 
+    // Only the one that fired the poll calls these: the place under the
+    // per-owner limit is given back before the client can see the answer.
     void answer() {
+        slot_.reset();
         try {
             auto page = api_.read_events(job_, owner_, after_, limit_);
             reply_(page ? json_response(200, RestApi::events_page_json(*page)) : not_found_job());
@@ -375,7 +388,10 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
         }
     }
 
-    void answer_busy() { reply_(error_response(503, "busy", "the broker is busy; try again")); }
+    void answer_busy() {
+        slot_.reset();
+        reply_(error_response(503, "busy", "the broker is busy; try again"));
+    }
 
   private:
     RestApi& api_;
@@ -383,13 +399,15 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
     std::uint64_t after_;
     std::size_t limit_;
     Reply reply_;
+    std::shared_ptr<void> slot_;  // the connection's place under the per-owner limit
     std::atomic<bool> fired_{false};
 };
 
 void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
-                              std::size_t limit, std::chrono::milliseconds wait,
-                              const Reply& reply) {
-    auto poll = std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply);
+                              std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
+                              std::shared_ptr<void> slot) {
+    auto poll =
+        std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply, std::move(slot));
     {
         std::lock_guard lock(long_polls_mutex_);
         long_polls_.emplace(poll.get(), poll);

@@ -104,7 +104,8 @@ class RestApi {
     friend class LongPoll;
     class SecurityContext;
     void wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
-                         std::size_t limit, std::chrono::milliseconds wait, const Reply& reply);
+                         std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
+                         std::shared_ptr<void> slot);
 
     store::Store& store_;
     RestConfig config_;

@@ -1,6 +1,7 @@
 #include "web/security.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "protocol/json.hpp"
 #include "web/audit.hpp"
@@ -13,6 +14,9 @@ namespace {
 
 // Beyond this many owners with a non-full bucket, full ones are forgotten.
 constexpr std::size_t kMaxTrackedOwners = 10'000;
+// Refusals at accept are audited at most this often per limit (with a count
+// of those not written), so a flood of connections cannot flood the log.
+constexpr std::chrono::seconds kRefusalAuditInterval{10};
 
 std::int64_t system_seconds() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -76,20 +80,11 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
                                                        const std::string& remote,
                                                        std::string_view transport) {
     std::string ip = remote_ip(remote);
-    {
+    if (per_owner_ > 0) {
         std::lock_guard lock(mutex_);
         auto& by_owner = owners_[owner];
-        auto& by_ip = ips_[ip];
-        bool owner_full = per_owner_ > 0 && by_owner >= per_owner_;
-        bool ip_full = per_ip_ > 0 && by_ip >= per_ip_;
-        if (owner_full || ip_full) {
-            Limit hit = owner_full ? Limit::connections_per_owner : Limit::connections_per_ip;
-            if (by_owner == 0) owners_.erase(owner);
-            if (by_ip == 0) ips_.erase(ip);
-            return {nullptr, hit};
-        }
+        if (by_owner >= per_owner_) return {nullptr, Limit::connections_per_owner};
         ++by_owner;
-        ++by_ip;
     }
     audit_log().info("event=connection_opened transport={} owner={} ip={}", transport,
                      audit_quote(owner), ip);
@@ -100,7 +95,7 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
     };
     auto slot = std::make_shared<Slot>();
     slot->on_close = [this, owner, ip, transport = std::string(transport), opened] {
-        release(owner, ip);
+        release(owner);
         auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened);
         audit_log().info("event=connection_closed transport={} owner={} ip={} seconds={:.1f}",
                          transport, audit_quote(owner), ip, seconds.count());
@@ -108,19 +103,55 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
     return {std::move(slot), Limit::connections_per_owner};
 }
 
-void ConnectionLimiter::release(const std::string& owner, const std::string& ip) {
+void ConnectionLimiter::release(const std::string& owner) {
+    if (per_owner_ == 0) return;
     std::lock_guard lock(mutex_);
     if (auto it = owners_.find(owner); it != owners_.end() && --it->second == 0) owners_.erase(it);
+}
+
+AcceptLimiter::Admitted AcceptLimiter::admit(const std::string& ip) {
+    {
+        std::lock_guard lock(mutex_);
+        if (total_ > 0 && open_ >= total_) return {nullptr, Limit::connections};
+        if (per_ip_ > 0) {
+            auto& by_ip = ips_[ip];
+            if (by_ip >= per_ip_) return {nullptr, Limit::connections_per_ip};
+            ++by_ip;
+        }
+        ++open_;
+    }
+    struct Ticket {
+        Ticket(AcceptLimiter* limiter, std::string ip) : limiter(limiter), ip(std::move(ip)) {}
+        Ticket(const Ticket&) = delete;
+        Ticket& operator=(const Ticket&) = delete;
+        ~Ticket() { limiter->release(ip); }
+        AcceptLimiter* limiter;
+        std::string ip;
+    };
+    return {std::make_shared<Ticket>(this, ip), Limit::connections};
+}
+
+void AcceptLimiter::release(const std::string& ip) {
+    std::lock_guard lock(mutex_);
+    --open_;
+    if (per_ip_ == 0) return;
     if (auto it = ips_.find(ip); it != ips_.end() && --it->second == 0) ips_.erase(it);
+}
+
+std::size_t AcceptLimiter::open() const {
+    std::lock_guard lock(mutex_);
+    return open_;
 }
 
 SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64_t()> now_seconds)
     : config_(std::move(config)),
       now_seconds_(now_seconds ? std::move(now_seconds) : system_seconds),
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
-      // Without auth the counts stay unlimited (0) but connections are still audited.
-      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
-                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0),
+      // Without auth every client is "anonymous": a per-owner count would only
+      // throttle the local user, so it stays unlimited (0), but connections are
+      // still audited. The global and per-IP caps apply in both modes.
+      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0),
+      accepted_(config_.limits.max_connections, config_.limits.connections_per_ip),
       hosts_(config_.allowed_hosts),
       // With auth, tokens are the boundary; Host is checked only when asked.
       check_host_(!config_.jwt.enabled() || !config_.allowed_hosts.empty()) {
@@ -155,6 +186,13 @@ void SecurityContext::count_auth_failure(std::size_t reason, std::string_view re
     stats.auth_failures[reason].fetch_add(1, std::memory_order_relaxed);
     audit_log().info("event=auth_failure transport={} ip={} reason={} message={}", transport,
                      remote_ip(remote), kAuthFailureReasons[reason], audit_quote(message));
+}
+
+HttpResponse too_many_connections() {
+    auto response =
+        error(429, "too_many_connections", "too many open streams and long-polls for this owner");
+    response.headers.emplace_back("Retry-After", "5");
+    return response;
 }
 
 std::string bearer_token(const HttpRequest& request) {
@@ -286,6 +324,31 @@ ConnectionLimiter::Acquired SecurityContext::acquire_connection(const std::strin
     auto acquired = connections_.acquire(owner, remote, transport);
     if (!acquired.slot) count_limit(acquired.limit, owner, remote);
     return acquired;
+}
+
+AcceptLimiter::Admitted SecurityContext::admit_connection(const std::string& ip) {
+    auto admitted = accepted_.admit(ip);
+    if (admitted.ticket) return admitted;
+    auto index = static_cast<std::size_t>(admitted.limit);
+    stats.limit_hits[index].fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t unaudited = 0;
+    {
+        std::lock_guard lock(refusal_audit_mutex_);
+        auto now = std::chrono::steady_clock::now();
+        auto& last = refusal_audited_[index];
+        if (last != std::chrono::steady_clock::time_point{} && now - last < kRefusalAuditInterval) {
+            ++refusals_unaudited_[index];
+            return admitted;
+        }
+        last = now;
+        unaudited = std::exchange(refusals_unaudited_[index], 0);
+    }
+    audit_log().info(
+        "event=limit_hit limit={} ip={} open={} max_connections={} max_per_ip={} "
+        "not_logged_since_last={}",
+        to_string(admitted.limit), ip, accepted_.open(), config_.limits.max_connections,
+        config_.limits.connections_per_ip, unaudited);
+    return admitted;
 }
 
 }  // namespace jobcast::web

@@ -26,11 +26,17 @@
 
 namespace jobcast::web {
 
-// Each 0 means unlimited. Connections and submissions are limited only with
-// auth on (see SecurityContext::admit_submission).
+// Each 0 means unlimited. Per-owner limits apply only with auth on (see
+// SecurityContext::admit_submission); the connection caps apply always.
 struct SecurityLimits {
-    std::size_t connections_per_owner = 256;  // open WebSocket + SSE connections
+    // Open WebSocket, SSE and long-poll (wait > 0) connections of one owner.
+    std::size_t connections_per_owner = 256;
+    // Every open connection from one IP (keep-alive HTTP, WebSocket, SSE,
+    // long-poll alike), counted at accept.
     std::size_t connections_per_ip = 512;
+    // Every open connection of the HTTP port, counted at accept. The broker
+    // sets it below its file descriptor limit.
+    std::size_t max_connections = 0;
     double submissions_per_second = 20;  // per owner, refilled continuously
     double submissions_burst = 100;
     double ws_ops_per_second = 50;  // per connection
@@ -65,13 +71,12 @@ class OwnerRateLimiter {
     std::unordered_map<std::string, TokenBucket> buckets_;
 };
 
-// Open streaming connections per owner and per remote IP. acquire() returns
-// a slot that gives its place back (and writes the audit line) when the
-// connection ends, or the limit that was hit. Thread-safe.
+// Open long-lived connections (WebSocket, SSE, long-poll) per owner.
+// acquire() returns a slot that gives its place back (and writes the audit
+// line) when the connection ends, or the limit that was hit. Thread-safe.
 class ConnectionLimiter {
   public:
-    ConnectionLimiter(std::size_t per_owner, std::size_t per_ip)
-        : per_owner_(per_owner), per_ip_(per_ip) {}
+    explicit ConnectionLimiter(std::size_t per_owner) : per_owner_(per_owner) {}
     struct Acquired {
         std::shared_ptr<void> slot;  // null when refused
         Limit limit = Limit::connections_per_owner;
@@ -80,10 +85,32 @@ class ConnectionLimiter {
                      std::string_view transport);
 
   private:
-    void release(const std::string& owner, const std::string& ip);
-    std::size_t per_owner_, per_ip_;
+    void release(const std::string& owner);
+    std::size_t per_owner_;
     std::mutex mutex_;
-    std::unordered_map<std::string, std::size_t> owners_, ips_;
+    std::unordered_map<std::string, std::size_t> owners_;
+};
+
+// Every open connection of the HTTP port, counted when it is accepted: at
+// most `total` in all and `per_ip` from one address (0: no limit). The ticket
+// travels with the socket (HTTP session, then WebSocket or SSE session) and
+// gives its place back when the connection closes. Thread-safe.
+class AcceptLimiter {
+  public:
+    AcceptLimiter(std::size_t total, std::size_t per_ip) : total_(total), per_ip_(per_ip) {}
+    struct Admitted {
+        std::shared_ptr<void> ticket;  // null when refused
+        Limit limit = Limit::connections;
+    };
+    Admitted admit(const std::string& ip);
+    std::size_t open() const;
+
+  private:
+    void release(const std::string& ip);
+    std::size_t total_, per_ip_;
+    mutable std::mutex mutex_;
+    std::size_t open_ = 0;
+    std::unordered_map<std::string, std::size_t> ips_;
 };
 
 // "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1".
@@ -154,6 +181,10 @@ class SecurityContext {
     ConnectionLimiter::Acquired acquire_connection(const std::string& owner,
                                                    const std::string& remote,
                                                    std::string_view transport);
+    // A new connection's place under the global and per-IP caps; a refusal
+    // is counted, and audited at most once per interval per limit.
+    AcceptLimiter::Admitted admit_connection(const std::string& ip);
+    std::size_t open_connections() const { return accepted_.open(); }
 
     SecurityStats stats;
 
@@ -163,9 +194,18 @@ class SecurityContext {
     std::function<std::int64_t()> now_seconds_;
     OwnerRateLimiter submissions_;
     ConnectionLimiter connections_;
+    AcceptLimiter accepted_;
     HostAllowList hosts_;
     bool check_host_;
+    // Accept refusals come in floods: one audit line per interval and limit.
+    std::mutex refusal_audit_mutex_;
+    std::array<std::chrono::steady_clock::time_point, kLimits> refusal_audited_{};
+    std::array<std::uint64_t, kLimits> refusals_unaudited_{};
 };
+
+// The 429 answer to a WebSocket, SSE or long-poll request over the per-owner
+// limit: {"error":{"code":"too_many_connections",...}} with Retry-After.
+HttpResponse too_many_connections();
 
 // The bearer token of a request: Authorization: Bearer X, else ?access_token=X.
 // Empty when there is none.

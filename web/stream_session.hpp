@@ -52,9 +52,11 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     // Any thread: close the connection. WebSockets get `code` (1012 when the
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
-    // Keeps `slot` (the connection's place under the connection limits) until
-    // the session ends.
-    void hold(std::shared_ptr<void> slot) { connection_slot_ = std::move(slot); }
+    // Keeps `slot` (the connection's place under a connection limit) until
+    // the session ends; a session may hold several (per owner, at accept).
+    void hold(std::shared_ptr<void> slot) {
+        if (slot) connection_slots_.push_back(std::move(slot));
+    }
 
   protected:
     // Live events of one published batch, from `skip` on.
@@ -117,7 +119,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     boost::asio::any_io_executor strand_;
     const std::string owner_;
     const Transport transport_;
-    std::shared_ptr<void> connection_slot_;  // released before ctx_ (declared after it)
+    std::vector<std::shared_ptr<void>>
+        connection_slots_;  // released before ctx_ (declared after it)
 
   private:
     void on_live(const PublishedPtr& published);

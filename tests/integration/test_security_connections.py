@@ -1,7 +1,8 @@
 """Who may reach the broker and how much of it one client may hold, against
 the real broker: DNS rebinding (the Host check of an open broker, audit H3),
---max-subscriptions under a burst (M4), bearer tokens and forged fields in
-the logs (L1), and event pages bounded by bytes (L4)."""
+every connection kind under the connection limits and a global cap below the
+descriptor limit (M3), --max-subscriptions under a burst (M4), bearer tokens
+and forged fields in the logs (L1), and event pages bounded by bytes (L4)."""
 
 import http.client
 import json
@@ -228,6 +229,138 @@ class HostCheckTest(JobcastTest):
                                      args=("--allowed-host", "*"))
         self.assertEqual(self.client(anything).request("GET", "/v1/jobs",
                                                        headers={"Host": REBIND})[0], 200)
+
+
+class ConnectionLimitsTest(JobcastTest):
+    """M3: long-polls count like streams, every connection counts per IP, and a
+    global cap below the descriptor limit answers 503 instead of failing accept."""
+
+    def limit_hits(self, broker, limit):
+        return metric(self.client(broker), "jobcast_limit_hits_total", {"limit": limit})
+
+    def test_long_polls_count_against_the_per_owner_limit(self):
+        broker = self.start_broker(args=("--jwt-secret", SECRET,
+                                         "--max-connections-per-owner", "3"))
+        alice, bob = token_for("alice"), token_for("bob")
+        job = self.client(broker, alice).submit("t")
+        bobs = self.client(broker, bob).submit("t")
+        held = []
+        threads = [threading.Thread(target=long_poll, args=(broker, job["id"], alice, 30, held))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        # Once the three wait, the fourth is refused at once, like a fourth stream.
+        wait_until(lambda: broker.output().count("event=connection_opened transport=long_poll "
+                                                 'owner="alice"') == 3,
+                   what="three waiting long-polls")
+        status, body = long_poll(broker, job["id"], alice, 30)
+        self.assertEqual(status, 429)
+        self.assertEqual(body["error"]["code"], "too_many_connections")
+        self.assertEqual(ws_status(broker, token=alice), 429)
+        # Another owner is not affected.
+        self.assertEqual(long_poll(broker, bobs["id"], bob, 1)[0], 200)
+        self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
+        # An event answers the waiting ones, and their places come back.
+        self.assertEqual(self.client(broker, alice).request(
+            "POST", f"/v1/jobs/{job['id']}/cancel")[0], 202)
+        for t in threads:
+            t.join(30)
+        self.assertEqual([s for s, _ in held], [200, 200, 200])
+        self.assertEqual(long_poll(broker, job["id"], alice, 1)[0], 200)
+        self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
+
+    def test_the_repro_300_long_polls_under_a_low_descriptor_limit(self):
+        """repro/08: under ulimit -n 256, one owner's 300 long-polls took every
+        descriptor and another owner timed out."""
+        broker = LimitedBroker(self.db, 256, args=("--jwt-secret", SECRET,
+                                                   "--max-connections-per-owner", "5"))
+        self.processes.append(broker)
+        self.addCleanup(broker.kill)
+        alice, bob = token_for("alice"), token_for("bob")
+        job = self.client(broker, alice).submit("research", {"topic": "x"})
+        results = []
+        threads = [threading.Thread(target=long_poll, args=(broker, job["id"], alice, 30, results))
+                   for _ in range(300)]
+        for t in threads:
+            t.start()
+        # Beyond her five, every one is refused at once (429, or 503 over the
+        # global cap) instead of holding a descriptor for 30 s.
+        wait_until(lambda: len(results) >= 295, timeout=30,
+                   what="alice's long-polls over her limit to be refused")
+        # While alice tries her 300, bob is served.
+        started = time.monotonic()
+        wait_until(lambda: status_of(self.client(broker, bob), "GET", "/v1/jobs") == 200,
+                   timeout=10, what="bob served")
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(self.client(broker, alice).request(
+            "POST", f"/v1/jobs/{job['id']}/cancel")[0], 202)
+        for t in threads:
+            t.join(60)
+        statuses = [s for s, _ in results]
+        self.assertEqual(len(statuses), 300)
+        self.assertEqual(statuses.count(200), 5, statuses)
+        self.assertGreater(statuses.count(429), 0)
+        # Refused ones were told why (429 per owner, 503 over the cap) or, when
+        # even that would cost too much, closed; none waited.
+        self.assertTrue(set(statuses) <= {200, 429, 503, "error"}, set(statuses))
+        self.assertNotIn("accept failed", broker.output())
+        self.assertTrue(broker.alive())
+        # It could not raise its limit, and capped the connections below it.
+        fd_line = re.search(r"event=fd_limit soft=(\d+) .*max_connections=(\d+)", broker.output())
+        self.assertIsNotNone(fd_line)
+        self.assertEqual(int(fd_line.group(1)), 256)
+        self.assertLess(int(fd_line.group(2)), 256)
+
+    def test_global_cap_answers_503_and_closes(self):
+        broker = self.start_broker(args=("--max-connections", "20"))
+        broker.wait_for_line(r"event=fd_limit .*max_connections=20\b")
+        idle = [socket.create_connection((broker.host, broker.port), 10) for _ in range(20)]
+        try:
+            for s in idle[-1:]:
+                # The 20th is admitted: it is served (and kept alive).
+                s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {broker.http}\r\n\r\n".encode())
+                self.assertEqual(read_answer(s)[0], 200)
+            refused = []
+            for _ in range(3):
+                with socket.create_connection((broker.host, broker.port), 10) as s:
+                    s.sendall(f"GET /v1/jobs HTTP/1.1\r\nHost: {broker.http}\r\n\r\n".encode())
+                    refused.append(read_answer(s))
+                    self.assertEqual(s.recv(1), b"", "closed after the answer")
+            for status, headers, body in refused:
+                self.assertEqual(status, 503)
+                self.assertEqual(body["error"]["code"], "overloaded")
+                self.assertEqual(headers["connection"], "close")
+                self.assertIn("retry-after", headers)
+        finally:
+            for s in idle:
+                s.close()
+        api = self.client(broker)
+        wait_until(lambda: api.request("GET", "/healthz")[0] == 200, what="served again")
+        self.assertGreaterEqual(self.limit_hits(broker, "connections"), 3.0)
+        # A flood is audited once per interval, not once per connection.
+        lines = [l for l in broker.output().splitlines()
+                 if "audit event=limit_hit limit=connections " in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("max_connections=20", lines[0])
+        self.assertNotIn("accept failed", broker.output())
+
+    def test_every_connection_from_one_address_counts_at_accept(self):
+        broker = self.start_broker(args=("--max-connections-per-ip", "3"))
+        idle = [socket.create_connection((broker.host, broker.port), 10) for _ in range(2)]
+        ws = ws_connect(broker)  # a stream is a connection too
+        try:
+            status, headers, body = raw_exchange(
+                broker, f"GET /healthz HTTP/1.1\r\nHost: {broker.http}\r\n\r\n".encode())
+            self.assertEqual((status, body["error"]["code"]), (429, "too_many_connections"))
+            self.assertEqual(headers["connection"], "close")
+            ws.send(json.dumps({"op": "ping"}))
+            self.assertEqual(recv_frame(ws), {"type": "pong"})  # the open ones go on
+        finally:
+            ws.close()
+            for s in idle:
+                s.close()
+        api = self.client(broker)
+        wait_until(lambda: api.request("GET", "/healthz")[0] == 200, what="served again")
 
 
 class SubscriptionBurstTest(JobcastTest):

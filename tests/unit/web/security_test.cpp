@@ -57,22 +57,58 @@ TEST_CASE("owner rate limits are per owner") {
     CHECK(limiter.admit("bob", now));
 }
 
-TEST_CASE("connection slots count per owner and per IP and come back when released") {
-    ConnectionLimiter limiter(2, 3);
+TEST_CASE("connection slots count per owner, whatever the kind, and come back when released") {
+    ConnectionLimiter limiter(2);
     auto a1 = limiter.acquire("alice", "10.0.0.1:1", "websocket");
-    auto a2 = limiter.acquire("alice", "10.0.0.1:2", "websocket");
+    auto a2 = limiter.acquire("alice", "10.0.0.1:2", "long_poll");
     REQUIRE(a1.slot);
     REQUIRE(a2.slot);
     auto a3 = limiter.acquire("alice", "10.0.0.2:1", "sse");
     CHECK_FALSE(a3.slot);
     CHECK(a3.limit == Limit::connections_per_owner);
-    auto b1 = limiter.acquire("bob", "10.0.0.1:3", "websocket");
-    REQUIRE(b1.slot);
-    auto c1 = limiter.acquire("carol", "10.0.0.1:4", "websocket");
-    CHECK_FALSE(c1.slot);
-    CHECK(c1.limit == Limit::connections_per_ip);
+    CHECK(limiter.acquire("bob", "10.0.0.1:3", "long_poll").slot);
     a1.slot.reset();
-    CHECK(limiter.acquire("carol", "10.0.0.1:5", "websocket").slot);
+    CHECK(limiter.acquire("alice", "10.0.0.1:5", "long_poll").slot);
+}
+
+TEST_CASE("accepted connections count in all and per IP, and come back when closed (M3)") {
+    AcceptLimiter limiter(4, 2);
+    auto a1 = limiter.admit("10.0.0.1");
+    auto a2 = limiter.admit("10.0.0.1");
+    REQUIRE(a1.ticket);
+    REQUIRE(a2.ticket);
+    auto a3 = limiter.admit("10.0.0.1");
+    CHECK_FALSE(a3.ticket);
+    CHECK(a3.limit == Limit::connections_per_ip);
+    auto b1 = limiter.admit("10.0.0.2");
+    auto c1 = limiter.admit("10.0.0.3");
+    REQUIRE(b1.ticket);
+    REQUIRE(c1.ticket);
+    CHECK(limiter.open() == 4);
+    auto d1 = limiter.admit("10.0.0.4");  // a fresh address, but the port is full
+    CHECK_FALSE(d1.ticket);
+    CHECK(d1.limit == Limit::connections);
+    a1.ticket.reset();
+    CHECK(limiter.open() == 3);
+    CHECK(limiter.admit("10.0.0.4").ticket);
+    // 0 is no limit.
+    AcceptLimiter open(0, 0);
+    std::vector<std::shared_ptr<void>> held;
+    for (int i = 0; i < 1000; ++i)
+        held.push_back(open.admit("10.0.0.1").ticket);
+    CHECK(std::all_of(held.begin(), held.end(), [](const auto& t) { return t != nullptr; }));
+}
+
+TEST_CASE("refusals at accept are counted every time, per limit") {
+    SecurityConfig config;
+    config.limits.max_connections = 1;
+    SecurityContext security(config);
+    auto held = security.admit_connection("10.0.0.1");
+    REQUIRE(held.ticket);
+    for (int i = 0; i < 5; ++i)
+        CHECK_FALSE(security.admit_connection("10.0.0.2").ticket);
+    CHECK(security.stats.limit_hits[static_cast<std::size_t>(Limit::connections)].load() == 5);
+    CHECK(security.open_connections() == 1);
 }
 
 TEST_CASE("remote_ip strips the port of IPv4 and IPv6 peers") {
