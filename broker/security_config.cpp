@@ -61,12 +61,17 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
             "serve HTTP beyond loopback without auth (anyone who can connect sees every job)")
         ("max-connections-per-owner", po::value(&limits.connections_per_owner)
             ->default_value(limits.connections_per_owner),
-            "open WebSocket, SSE and long-poll (wait>0) connections per owner; over it, 429 "
-            "(auth on; 0: no limit)")
+            "open WebSocket, SSE and long-poll (wait>0) connections per owner; over it, 429 and "
+            "the connection closes (auth on; 0: no limit)")
         ("max-connections-per-ip", po::value(&limits.connections_per_ip)
             ->default_value(limits.connections_per_ip),
+            "open WebSocket, SSE and long-poll (wait>0) connections per client IP; over it, 429 "
+            "and the connection closes (0: no limit)")
+        ("max-sockets-per-ip", po::value(&limits.sockets_per_ip)
+            ->default_value(limits.sockets_per_ip),
             "open HTTP connections of every kind (keep-alive, WebSocket, SSE, long-poll) from one "
-            "client IP, counted at accept; over it a new one gets 429 and is closed (0: no limit)")
+            "client IP, counted at accept; over it a new one gets 429 and is closed. 0: half of "
+            "--max-connections, so no one address can take them all")
         ("max-connections", po::value(&limits.max_connections)
             ->default_value(limits.max_connections),
             "open HTTP connections of every kind at once; over it a new one gets 503 and is "

@@ -77,7 +77,7 @@ std::shared_ptr<const std::string> refusal_response(Limit limit) {
     static const auto per_ip = response(
         "429 Too Many Requests", "5",
         json::error_body("too_many_connections", "too many open connections from this address"));
-    return limit == Limit::connections_per_ip ? per_ip : overloaded;
+    return limit == Limit::sockets_per_ip ? per_ip : overloaded;
 }
 
 // A connection refused at accept: writes the fixed answer, half-closes, reads

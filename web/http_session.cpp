@@ -365,7 +365,7 @@ std::shared_ptr<void> HttpSession::acquire_stream_slot(const HttpRequest& reques
     const auto& security = shared_->config.security;
     if (!security) return std::make_shared<int>(0);
     auto acquired = security->acquire_connection(request.owner, remote_, transport);
-    if (!acquired.slot) send(too_many_connections());
+    if (!acquired.slot) send(too_many_connections(acquired.limit));
     return acquired.slot;
 }
 
@@ -539,15 +539,23 @@ void HttpSession::send(HttpResponse response) {
     if (!response.content_type.empty()) {
         response_.set(http::field::content_type, response.content_type);
     }
-    for (auto& [name, value] : response.headers)
+    bool close = false;
+    for (auto& [name, value] : response.headers) {
+        if (beast::iequals(name, "Connection")) {
+            close = close || beast::iequals(value, "close");
+            continue;  // keep_alive() below writes the field
+        }
         response_.insert(name, value);
+    }
     if (cors_origin_ &&
         response_.find(http::field::access_control_allow_origin) == response_.end()) {
         response_.set(http::field::access_control_allow_origin, *cors_origin_);
         response_.set(http::field::vary, "Origin");
     }
     response_.body() = std::move(response.body);
-    response_.keep_alive(keep_alive_ && !linger_after_write_ && !shared_->stopping);
+    // An answer that ends the connection (its request was read whole) frees
+    // the socket as soon as it is written.
+    response_.keep_alive(keep_alive_ && !close && !linger_after_write_ && !shared_->stopping);
     response_.prepare_payload();
 
     shared_->counter.add(route_, response.status);

@@ -319,9 +319,10 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
         // takes a place under the same per-owner limit, until it is answered.
         std::shared_ptr<void> slot;
         if (config_.security) {
-            slot = config_.security->acquire_connection(request.owner, request.remote, "long_poll")
-                       .slot;
-            if (!slot) return reply(too_many_connections());
+            auto acquired =
+                config_.security->acquire_connection(request.owner, request.remote, "long_poll");
+            if (!acquired.slot) return reply(too_many_connections(acquired.limit));
+            slot = std::move(acquired.slot);
         }
         return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
                                      limit, wait, slot](const Reply& reply) {

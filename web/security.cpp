@@ -43,6 +43,11 @@ HttpResponse error(int status, std::string_view code, std::string_view message) 
 
 }  // namespace
 
+std::size_t sockets_per_ip(const SecurityLimits& limits) {
+    if (limits.sockets_per_ip > 0) return limits.sockets_per_ip;
+    return limits.max_connections > 0 ? std::max<std::size_t>(1, limits.max_connections / 2) : 0;
+}
+
 bool TokenBucket::take(Clock::time_point now) {
     if (now > last_) {
         tokens_ =
@@ -80,11 +85,20 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
                                                        const std::string& remote,
                                                        std::string_view transport) {
     std::string ip = remote_ip(remote);
-    if (per_owner_ > 0) {
+    {
         std::lock_guard lock(mutex_);
         auto& by_owner = owners_[owner];
-        if (by_owner >= per_owner_) return {nullptr, Limit::connections_per_owner};
+        auto& by_ip = ips_[ip];
+        bool owner_full = per_owner_ > 0 && by_owner >= per_owner_;
+        bool ip_full = per_ip_ > 0 && by_ip >= per_ip_;
+        if (owner_full || ip_full) {
+            Limit hit = owner_full ? Limit::connections_per_owner : Limit::connections_per_ip;
+            if (by_owner == 0) owners_.erase(owner);
+            if (by_ip == 0) ips_.erase(ip);
+            return {nullptr, hit};
+        }
         ++by_owner;
+        ++by_ip;
     }
     audit_log().info("event=connection_opened transport={} owner={} ip={}", transport,
                      audit_quote(owner), ip);
@@ -95,7 +109,7 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
     };
     auto slot = std::make_shared<Slot>();
     slot->on_close = [this, owner, ip, transport = std::string(transport), opened] {
-        release(owner);
+        release(owner, ip);
         auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - opened);
         audit_log().info("event=connection_closed transport={} owner={} ip={} seconds={:.1f}",
                          transport, audit_quote(owner), ip, seconds.count());
@@ -103,10 +117,10 @@ ConnectionLimiter::Acquired ConnectionLimiter::acquire(const std::string& owner,
     return {std::move(slot), Limit::connections_per_owner};
 }
 
-void ConnectionLimiter::release(const std::string& owner) {
-    if (per_owner_ == 0) return;
+void ConnectionLimiter::release(const std::string& owner, const std::string& ip) {
     std::lock_guard lock(mutex_);
     if (auto it = owners_.find(owner); it != owners_.end() && --it->second == 0) owners_.erase(it);
+    if (auto it = ips_.find(ip); it != ips_.end() && --it->second == 0) ips_.erase(it);
 }
 
 AcceptLimiter::Admitted AcceptLimiter::admit(const std::string& ip) {
@@ -115,7 +129,7 @@ AcceptLimiter::Admitted AcceptLimiter::admit(const std::string& ip) {
         if (total_ > 0 && open_ >= total_) return {nullptr, Limit::connections};
         if (per_ip_ > 0) {
             auto& by_ip = ips_[ip];
-            if (by_ip >= per_ip_) return {nullptr, Limit::connections_per_ip};
+            if (by_ip >= per_ip_) return {nullptr, Limit::sockets_per_ip};
             ++by_ip;
         }
         ++open_;
@@ -149,9 +163,10 @@ SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
       // Without auth every client is "anonymous": a per-owner count would only
       // throttle the local user, so it stays unlimited (0), but connections are
-      // still audited. The global and per-IP caps apply in both modes.
-      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0),
-      accepted_(config_.limits.max_connections, config_.limits.connections_per_ip),
+      // still audited. The per-IP limits and the global cap apply in both modes.
+      connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
+                   config_.limits.connections_per_ip),
+      accepted_(config_.limits.max_connections, sockets_per_ip(config_.limits)),
       hosts_(config_.allowed_hosts),
       // With auth, tokens are the boundary; Host is checked only when asked.
       check_host_(!config_.jwt.enabled() || !config_.allowed_hosts.empty()) {
@@ -188,10 +203,14 @@ void SecurityContext::count_auth_failure(std::size_t reason, std::string_view re
                      remote_ip(remote), kAuthFailureReasons[reason], audit_quote(message));
 }
 
-HttpResponse too_many_connections() {
-    auto response =
-        error(429, "too_many_connections", "too many open streams and long-polls for this owner");
+HttpResponse too_many_connections(Limit limit) {
+    auto response = error(429, "too_many_connections",
+                          limit == Limit::connections_per_owner
+                              ? "too many open streams and long-polls for this owner"
+                              : "too many open streams and long-polls from this address");
     response.headers.emplace_back("Retry-After", "5");
+    // An idle keep-alive connection would go on holding what was refused.
+    response.headers.emplace_back("Connection", "close");
     return response;
 }
 
@@ -344,10 +363,10 @@ AcceptLimiter::Admitted SecurityContext::admit_connection(const std::string& ip)
         unaudited = std::exchange(refusals_unaudited_[index], 0);
     }
     audit_log().info(
-        "event=limit_hit limit={} ip={} open={} max_connections={} max_per_ip={} "
+        "event=limit_hit limit={} ip={} open={} max_connections={} max_sockets_per_ip={} "
         "not_logged_since_last={}",
         to_string(admitted.limit), ip, accepted_.open(), config_.limits.max_connections,
-        config_.limits.connections_per_ip, unaudited);
+        sockets_per_ip(config_.limits), unaudited);
     return admitted;
 }
 

@@ -26,17 +26,21 @@
 
 namespace jobcast::web {
 
-// Each 0 means unlimited. Per-owner limits apply only with auth on (see
-// SecurityContext::admit_submission); the connection caps apply always.
+// Each 0 means unlimited (but see sockets_per_ip). Per-owner limits apply
+// only with auth on (see SecurityContext::admit_submission); the others
+// apply always.
 struct SecurityLimits {
-    // Open WebSocket, SSE and long-poll (wait > 0) connections of one owner.
+    // Open WebSocket, SSE and long-poll (wait > 0) connections of one owner,
+    // and from one IP.
     std::size_t connections_per_owner = 256;
-    // Every open connection from one IP (keep-alive HTTP, WebSocket, SSE,
-    // long-poll alike), counted at accept.
     std::size_t connections_per_ip = 512;
     // Every open connection of the HTTP port, counted at accept. The broker
     // sets it below its file descriptor limit.
     std::size_t max_connections = 0;
+    // Every open connection from one IP (keep-alive HTTP, WebSocket, SSE,
+    // long-poll alike), counted at accept. 0: half of max_connections, so no
+    // one address can take them all.
+    std::size_t sockets_per_ip = 0;
     double submissions_per_second = 20;  // per owner, refilled continuously
     double submissions_burst = 100;
     double ws_ops_per_second = 50;  // per connection
@@ -71,12 +75,14 @@ class OwnerRateLimiter {
     std::unordered_map<std::string, TokenBucket> buckets_;
 };
 
-// Open long-lived connections (WebSocket, SSE, long-poll) per owner.
-// acquire() returns a slot that gives its place back (and writes the audit
-// line) when the connection ends, or the limit that was hit. Thread-safe.
+// Open long-lived connections (WebSocket, SSE, long-poll) per owner and per
+// remote IP. acquire() returns a slot that gives its place back (and writes
+// the audit line) when the connection ends, or the limit that was hit.
+// Thread-safe.
 class ConnectionLimiter {
   public:
-    explicit ConnectionLimiter(std::size_t per_owner) : per_owner_(per_owner) {}
+    ConnectionLimiter(std::size_t per_owner, std::size_t per_ip)
+        : per_owner_(per_owner), per_ip_(per_ip) {}
     struct Acquired {
         std::shared_ptr<void> slot;  // null when refused
         Limit limit = Limit::connections_per_owner;
@@ -85,10 +91,10 @@ class ConnectionLimiter {
                      std::string_view transport);
 
   private:
-    void release(const std::string& owner);
-    std::size_t per_owner_;
+    void release(const std::string& owner, const std::string& ip);
+    std::size_t per_owner_, per_ip_;
     std::mutex mutex_;
-    std::unordered_map<std::string, std::size_t> owners_;
+    std::unordered_map<std::string, std::size_t> owners_, ips_;
 };
 
 // Every open connection of the HTTP port, counted when it is accepted: at
@@ -112,6 +118,10 @@ class AcceptLimiter {
     std::size_t open_ = 0;
     std::unordered_map<std::string, std::size_t> ips_;
 };
+
+// The per-IP cap at accept that `limits` give: sockets_per_ip, or half of
+// max_connections when it is 0 (0 when neither is set: no cap).
+std::size_t sockets_per_ip(const SecurityLimits& limits);
 
 // "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1".
 std::string remote_ip(std::string_view remote);
@@ -204,8 +214,9 @@ class SecurityContext {
 };
 
 // The 429 answer to a WebSocket, SSE or long-poll request over the per-owner
-// limit: {"error":{"code":"too_many_connections",...}} with Retry-After.
-HttpResponse too_many_connections();
+// or per-IP limit: {"error":{"code":"too_many_connections",...}} with
+// Retry-After, and the connection closes after it.
+HttpResponse too_many_connections(Limit limit);
 
 // The bearer token of a request: Authorization: Bearer X, else ?access_token=X.
 // Empty when there is none.

@@ -15,15 +15,17 @@ enum class Limit : std::uint8_t {
     body_size,              // HTTP request body (413)
     ws_message_size,        // WebSocket message (close 1009)
     subscriptions,          // per WebSocket connection (error frame)
-    connections_per_owner,  // WebSocket + SSE + long-poll (429)
-    connections_per_ip,     // every connection from one IP, at accept (429, closed)
+    connections_per_owner,  // WebSocket + SSE + long-poll (429, closed)
+    connections_per_ip,     // WebSocket + SSE + long-poll (429, closed)
     submissions_rate,       // POST /v1/jobs per owner per second (429)
     ws_ops_rate,            // WebSocket ops per connection per second (error frame)
     connections,            // every connection of the HTTP port, at accept (503, closed)
+    sockets_per_ip,         // every connection from one IP, at accept (429, closed)
 };
-inline constexpr std::array<std::string_view, 8> kLimitNames = {
+inline constexpr std::array<std::string_view, 9> kLimitNames = {
     "body_size",          "ws_message_size",  "subscriptions", "connections_per_owner",
-    "connections_per_ip", "submissions_rate", "ws_ops_rate",   "connections"};
+    "connections_per_ip", "submissions_rate", "ws_ops_rate",   "connections",
+    "sockets_per_ip"};
 inline constexpr std::size_t kLimits = kLimitNames.size();
 inline std::string_view to_string(Limit limit) {
     return kLimitNames[static_cast<std::size_t>(limit)];

@@ -253,9 +253,13 @@ class ConnectionLimitsTest(JobcastTest):
         wait_until(lambda: broker.output().count("event=connection_opened transport=long_poll "
                                                  'owner="alice"') == 3,
                    what="three waiting long-polls")
-        status, body = long_poll(broker, job["id"], alice, 30)
-        self.assertEqual(status, 429)
-        self.assertEqual(body["error"]["code"], "too_many_connections")
+        # It is told why, and its connection closes (it would hold a descriptor).
+        status, headers, body = raw_exchange(broker, (
+            f"GET /v1/jobs/{job['id']}/events?after=1&wait=30 HTTP/1.1\r\nHost: {broker.http}"
+            f"\r\nAuthorization: Bearer {alice}\r\n\r\n").encode())
+        self.assertEqual((status, body["error"]["code"]), (429, "too_many_connections"))
+        self.assertEqual(headers["connection"], "close")
+        self.assertIn("retry-after", headers)
         self.assertEqual(ws_status(broker, token=alice), 429)
         # Another owner is not affected.
         self.assertEqual(long_poll(broker, bobs["id"], bob, 1)[0], 200)
@@ -268,6 +272,26 @@ class ConnectionLimitsTest(JobcastTest):
         self.assertEqual([s for s, _ in held], [200, 200, 200])
         self.assertEqual(long_poll(broker, job["id"], alice, 1)[0], 200)
         self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
+
+    def test_streams_and_long_polls_count_per_ip_with_auth_off_too(self):
+        broker = self.start_broker(args=("--max-connections-per-ip", "2"))
+        job = self.client(broker).submit("t")
+        ws = ws_connect(broker)
+        self.addCleanup(ws.close)
+        held = []
+        poll = threading.Thread(target=long_poll, args=(broker, job["id"], "none", 30, held))
+        poll.start()
+        wait_until(lambda: "event=connection_opened transport=long_poll" in broker.output(),
+                   what="the long-poll waiting")
+        self.assertEqual(ws_status(broker), 429)
+        self.assertEqual(long_poll(broker, job["id"], "none", 30)[0], 429)
+        self.assertEqual(self.limit_hits(broker, "connections_per_ip"), 2.0)
+        # Plain requests are not streams: they are served.
+        self.assertEqual(self.client(broker).request("GET", "/v1/jobs")[0], 200)
+        self.assertEqual(self.client(broker).request(
+            "POST", f"/v1/jobs/{job['id']}/cancel")[0], 202)
+        poll.join(30)
+        self.assertEqual(held[0][0], 200)
 
     def test_the_repro_300_long_polls_under_a_low_descriptor_limit(self):
         """repro/08: under ulimit -n 256, one owner's 300 long-polls took every
@@ -312,7 +336,7 @@ class ConnectionLimitsTest(JobcastTest):
         self.assertLess(int(fd_line.group(2)), 256)
 
     def test_global_cap_answers_503_and_closes(self):
-        broker = self.start_broker(args=("--max-connections", "20"))
+        broker = self.start_broker(args=("--max-connections", "20", "--max-sockets-per-ip", "40"))
         broker.wait_for_line(r"event=fd_limit .*max_connections=20\b")
         idle = [socket.create_connection((broker.host, broker.port), 10) for _ in range(20)]
         try:
@@ -345,7 +369,7 @@ class ConnectionLimitsTest(JobcastTest):
         self.assertNotIn("accept failed", broker.output())
 
     def test_every_connection_from_one_address_counts_at_accept(self):
-        broker = self.start_broker(args=("--max-connections-per-ip", "3"))
+        broker = self.start_broker(args=("--max-sockets-per-ip", "3"))
         idle = [socket.create_connection((broker.host, broker.port), 10) for _ in range(2)]
         ws = ws_connect(broker)  # a stream is a connection too
         try:
@@ -361,6 +385,7 @@ class ConnectionLimitsTest(JobcastTest):
                 s.close()
         api = self.client(broker)
         wait_until(lambda: api.request("GET", "/healthz")[0] == 200, what="served again")
+        self.assertGreaterEqual(self.limit_hits(broker, "sockets_per_ip"), 1.0)
 
 
 class SubscriptionBurstTest(JobcastTest):

@@ -1,5 +1,6 @@
 #include "web/security.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 using namespace jobcast::web;
@@ -57,8 +58,8 @@ TEST_CASE("owner rate limits are per owner") {
     CHECK(limiter.admit("bob", now));
 }
 
-TEST_CASE("connection slots count per owner, whatever the kind, and come back when released") {
-    ConnectionLimiter limiter(2);
+TEST_CASE("connection slots count per owner and per IP, whatever the kind, and come back") {
+    ConnectionLimiter limiter(2, 3);
     auto a1 = limiter.acquire("alice", "10.0.0.1:1", "websocket");
     auto a2 = limiter.acquire("alice", "10.0.0.1:2", "long_poll");
     REQUIRE(a1.slot);
@@ -66,9 +67,24 @@ TEST_CASE("connection slots count per owner, whatever the kind, and come back wh
     auto a3 = limiter.acquire("alice", "10.0.0.2:1", "sse");
     CHECK_FALSE(a3.slot);
     CHECK(a3.limit == Limit::connections_per_owner);
-    CHECK(limiter.acquire("bob", "10.0.0.1:3", "long_poll").slot);
+    auto b1 = limiter.acquire("bob", "10.0.0.1:3", "long_poll");
+    REQUIRE(b1.slot);
+    auto c1 = limiter.acquire("carol", "10.0.0.1:4", "long_poll");
+    CHECK_FALSE(c1.slot);
+    CHECK(c1.limit == Limit::connections_per_ip);
     a1.slot.reset();
-    CHECK(limiter.acquire("alice", "10.0.0.1:5", "long_poll").slot);
+    CHECK(limiter.acquire("carol", "10.0.0.1:5", "long_poll").slot);
+}
+
+TEST_CASE("a refused stream or long-poll is told why and its connection closes") {
+    for (auto limit : {Limit::connections_per_owner, Limit::connections_per_ip}) {
+        auto response = too_many_connections(limit);
+        CHECK(response.status == 429);
+        CHECK(response.body.find("\"too_many_connections\"") != std::string::npos);
+        using Header = std::pair<std::string, std::string>;
+        CHECK(std::find(response.headers.begin(), response.headers.end(),
+                        Header{"Connection", "close"}) != response.headers.end());
+    }
 }
 
 TEST_CASE("accepted connections count in all and per IP, and come back when closed (M3)") {
@@ -79,7 +95,7 @@ TEST_CASE("accepted connections count in all and per IP, and come back when clos
     REQUIRE(a2.ticket);
     auto a3 = limiter.admit("10.0.0.1");
     CHECK_FALSE(a3.ticket);
-    CHECK(a3.limit == Limit::connections_per_ip);
+    CHECK(a3.limit == Limit::sockets_per_ip);
     auto b1 = limiter.admit("10.0.0.2");
     auto c1 = limiter.admit("10.0.0.3");
     REQUIRE(b1.ticket);
@@ -109,6 +125,29 @@ TEST_CASE("refusals at accept are counted every time, per limit") {
         CHECK_FALSE(security.admit_connection("10.0.0.2").ticket);
     CHECK(security.stats.limit_hits[static_cast<std::size_t>(Limit::connections)].load() == 5);
     CHECK(security.open_connections() == 1);
+}
+
+TEST_CASE("one address may hold half the connections unless told otherwise") {
+    SecurityLimits limits;
+    CHECK(sockets_per_ip(limits) == 0);  // no cap at all
+    limits.max_connections = 100;
+    CHECK(sockets_per_ip(limits) == 50);
+    limits.max_connections = 1;
+    CHECK(sockets_per_ip(limits) == 1);
+    limits.sockets_per_ip = 7;
+    CHECK(sockets_per_ip(limits) == 7);
+
+    SecurityConfig config;
+    config.limits.max_connections = 4;
+    SecurityContext security(config);
+    auto a = security.admit_connection("10.0.0.1");
+    auto b = security.admit_connection("10.0.0.1");
+    auto c = security.admit_connection("10.0.0.1");
+    CHECK(a.ticket);
+    CHECK(b.ticket);
+    CHECK_FALSE(c.ticket);
+    CHECK(c.limit == Limit::sockets_per_ip);
+    CHECK(security.admit_connection("10.0.0.2").ticket);  // others still get in
 }
 
 TEST_CASE("remote_ip strips the port of IPv4 and IPv6 peers") {
