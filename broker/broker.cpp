@@ -1,6 +1,9 @@
 #include "broker/broker.hpp"
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <filesystem>
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
@@ -15,6 +18,65 @@
 #include "web/tls.hpp"
 
 namespace jobcast::broker {
+
+namespace {
+
+// Descriptors kept free below the limit once the HTTP port is full: worker
+// connections, SQLite's temporary files, ZeroMQ reconnects, and the sockets
+// that answer refused connections (web caps those at 16).
+constexpr std::size_t kFdReserve = 64;
+// Whatever the limits, the HTTP port may hold this many connections.
+constexpr std::size_t kMinConnections = 16;
+
+std::size_t open_descriptors() {
+    std::error_code ec;
+    std::size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        ++n;
+    }
+    return ec || n == 0 ? kFdReserve : n;
+}
+
+// Raises the soft RLIMIT_NOFILE to the hard limit, and returns the cap on
+// open HTTP connections: `requested` (0: as many as fit), never more than
+// the descriptors left under the limit after those in use and a reserve.
+std::size_t connection_cap(std::size_t requested, spdlog::logger& log) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        log.warn("event=fd_limit error=\"getrlimit failed\"");
+        return requested;
+    }
+    const rlim_t was = limit.rlim_cur;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    const std::size_t soft = limit.rlim_cur == RLIM_INFINITY
+                                 ? std::size_t{1} << 20
+                                 : static_cast<std::size_t>(limit.rlim_cur);
+    const std::size_t in_use = open_descriptors();
+    const std::size_t spare = in_use + kFdReserve;
+    const std::size_t fits = soft > spare + kMinConnections ? soft - spare : kMinConnections;
+    const std::size_t cap = requested == 0 ? fits : std::min(requested, fits);
+    log.info(
+        "event=fd_limit soft={} hard={} soft_at_start={} in_use={} max_connections={}", soft,
+        limit.rlim_max == RLIM_INFINITY ? std::string("unlimited") : std::to_string(limit.rlim_max),
+        static_cast<std::size_t>(was), in_use, cap);
+    if (requested > fits) {
+        log.warn(
+            "event=max_connections_lowered requested={} max_connections={} reason=\"the file "
+            "descriptor limit leaves room for no more\"",
+            requested, cap);
+    }
+    if (fits == kMinConnections) {
+        log.warn("event=fd_limit_low soft={} reason=\"raise ulimit -n\"", soft);
+    }
+    return cap;
+}
+
+}  // namespace
 
 class Broker::Impl {
   public:
@@ -34,6 +96,11 @@ class Broker::Impl {
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
 
         pool_ = std::make_unique<web::BlockingPool>(4);
+        // After the store and the gateway opened theirs, the descriptors left
+        // bound the HTTP connections: over the cap a client gets a clear 503,
+        // and the broker never runs out of descriptors for its own work.
+        config_.security.limits.max_connections =
+            connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
             hub_, *store_,
@@ -42,6 +109,7 @@ class Broker::Impl {
 
         web::RestConfig rest;
         rest.ready = [this] { return ready_.load(); };
+        rest.max_page_bytes = config_.streaming.replay_page_bytes;
         rest.hub = &hub_;
         rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
             http_->schedule(delay, std::move(task));

@@ -84,6 +84,15 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "catch-up from the store")
         ("replay-page", po::value(&c.streaming.replay_page)->default_value(c.streaming.replay_page),
             "events per store read when replaying or catching up")
+        ("max-page-bytes", po::value(&c.streaming.replay_page_bytes)
+            ->default_value(c.streaming.replay_page_bytes),
+            "a page of events (GET .../events, a long-poll's answer, a replay or catch-up read) "
+            "ends once its events' data reaches this many bytes; it always holds at least one "
+            "event and says where to continue")
+        ("connection-buffer-bytes", po::value(&c.streaming.connection_buffer_bytes)
+            ->default_value(c.streaming.connection_buffer_bytes),
+            "live events one streaming connection keeps buffered across all its subscriptions "
+            "while they replay; beyond it, a subscription reads them from the store instead")
         ("max-subscriptions", po::value(&c.streaming.max_subscriptions)
             ->default_value(c.streaming.max_subscriptions),
             "job subscriptions per WebSocket connection")
@@ -149,6 +158,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     if (c.streaming.max_queue_bytes < 4096)
         throw ConfigError("--client-queue-bytes must be >= 4096");
     if (c.streaming.replay_page < 1) throw ConfigError("--replay-page must be at least 1");
+    if (c.streaming.replay_page_bytes < 1) throw ConfigError("--max-page-bytes must be at least 1");
     if (c.gateway.heartbeat < std::chrono::milliseconds(10)) {
         throw ConfigError("--heartbeat must be at least 10ms");
     }

@@ -6,16 +6,32 @@
 
 #include "broker/config.hpp"
 #include "common/curve_keys.hpp"
+#include "web/host_check.hpp"
 
 namespace po = boost::program_options;
 
 namespace jobcast::broker {
 
 bool is_loopback_host(std::string_view host) {
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
+    return web::is_loopback_host(host);
+}
+
+bool zmq_endpoint_is_local(std::string_view endpoint) {
+    auto scheme_end = endpoint.find("://");
+    if (scheme_end == std::string_view::npos) return false;
+    auto scheme = endpoint.substr(0, scheme_end);
+    // Only these never leave the machine (ipc is a file, guarded by its mode).
+    if (scheme == "ipc" || scheme == "inproc") return true;
+    // tcp, ws, wss, udp, pgm, epgm, tipc, vmci, norm, ...: HOST:PORT[/path].
+    auto address = endpoint.substr(scheme_end + 3);
+    address = address.substr(0, address.find('/'));
+    std::string_view host;
+    if (!address.empty() && address.front() == '[') {
+        host = address.substr(0, address.find(']') + 1);
+    } else {
+        host = address.substr(0, address.rfind(':'));
     }
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    return is_loopback_host(host);
 }
 
 void add_security_options(po::options_description& desc, BrokerConfig& c, SecurityFlags& flags) {
@@ -41,14 +57,30 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
         ("allowed-origin", po::value(&c.security.allowed_origins)->composing(),
             "a browser Origin (https://app.example.com) allowed to use WebSocket and, with "
             "CORS, REST/SSE; repeatable; '*' allows any. Default: same origin only")
+        ("allowed-host", po::value(&c.security.allowed_hosts)->composing(),
+            "a Host name (broker.internal) the broker answers to besides localhost, loopback "
+            "addresses and the address it is bound to; repeatable; '*' answers to any. Checked "
+            "when auth is off (DNS rebinding), and with auth whenever given")
         ("insecure-no-auth", po::bool_switch(&c.insecure_no_auth),
             "serve HTTP beyond loopback without auth (anyone who can connect sees every job)")
         ("max-connections-per-owner", po::value(&limits.connections_per_owner)
             ->default_value(limits.connections_per_owner),
-            "open WebSocket + SSE connections per owner (auth on; 0: no limit)")
+            "open WebSocket, SSE and long-poll (wait>0) connections per owner; over it, 429 and "
+            "the connection closes (auth on; 0: no limit)")
         ("max-connections-per-ip", po::value(&limits.connections_per_ip)
             ->default_value(limits.connections_per_ip),
-            "open WebSocket + SSE connections per client IP (auth on; 0: no limit)")
+            "open WebSocket, SSE and long-poll (wait>0) connections per client IP; over it, 429 "
+            "and the connection closes (0: no limit)")
+        ("max-sockets-per-ip", po::value(&limits.sockets_per_ip)
+            ->default_value(limits.sockets_per_ip),
+            "open HTTP connections of every kind (keep-alive, WebSocket, SSE, long-poll) from one "
+            "client IP, counted at accept; over it a new one gets 429 and is closed. 0: half of "
+            "--max-connections, so no one address can take them all")
+        ("max-connections", po::value(&limits.max_connections)
+            ->default_value(limits.max_connections),
+            "open HTTP connections of every kind at once; over it a new one gets 503 and is "
+            "closed. 0: the file descriptor limit (raised to its hard limit at start) minus the "
+            "descriptors in use and a reserve; a larger value is lowered to that")
         ("max-submissions-per-second", po::value(&limits.submissions_per_second)
             ->default_value(limits.submissions_per_second),
             "job submissions per owner per second, refilled continuously (auth on; 0: no limit)")
@@ -123,6 +155,24 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
         }
     }
     c.security.allowed_origins = std::move(origins);
+    std::vector<std::string> hosts;
+    for (const auto& value : c.security.allowed_hosts) {
+        std::stringstream parts(value);
+        std::string host;
+        while (std::getline(parts, host, ',')) {
+            if (host.empty()) continue;
+            bool ipv6 = host.find(':') != std::string::npos && web::is_ip_literal(host);
+            if (host.find_first_of("/@ ") != std::string::npos ||
+                (host.find(':') != std::string::npos && !ipv6)) {
+                throw ConfigError(
+                    "--allowed-host takes a host name or address without scheme or "
+                    "port (broker.internal), or '*', not '" +
+                    host + "'");
+            }
+            hosts.push_back(host);
+        }
+    }
+    c.security.allowed_hosts = std::move(hosts);
     auto& limits = c.security.limits;
     if (limits.submissions_per_second < 0 || limits.ws_ops_per_second < 0) {
         throw ConfigError("rates must not be negative");
@@ -165,14 +215,12 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
                           "--insecure-no-auth if the network is trusted");
     }
     const auto& zmq = c.gateway.endpoint;
-    if (zmq.rfind("tcp://", 0) == 0 && !c.gateway.curve.enabled() && !c.insecure_no_curve) {
-        std::string zmq_host = zmq.substr(6, zmq.rfind(':') - 6);
-        if (!is_loopback_host(zmq_host)) {
-            throw ConfigError("refusing to accept workers on --zmq " + zmq +
-                              " without CURVE: anyone who reaches the port could take and forge "
-                              "jobs. Set --curve-secret-key-file and --curve-allow, bind "
-                              "127.0.0.1, or pass --insecure-no-curve if the network is trusted");
-        }
+    if (!c.gateway.curve.enabled() && !c.insecure_no_curve && !zmq_endpoint_is_local(zmq)) {
+        throw ConfigError("refusing to accept workers on --zmq " + zmq +
+                          " without CURVE: anyone who reaches the port could take and forge "
+                          "jobs. Set --curve-secret-key-file and --curve-allow, bind "
+                          "127.0.0.1 or ipc://, or pass --insecure-no-curve if the network is "
+                          "trusted");
     }
 }
 

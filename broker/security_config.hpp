@@ -26,7 +26,12 @@ void add_security_options(boost::program_options::options_description& desc, Bro
 // loopback without auth unless --insecure-no-auth.
 void finish_security_config(BrokerConfig& c, SecurityFlags& flags);
 
-// "127.0.0.1", "127.x.y.z", "::1", "[::1]", "localhost".
+// A literal loopback address ("127.x.y.z", "::1", "[::1]") or "localhost";
+// never another name, even one that begins with "127.".
 bool is_loopback_host(std::string_view host);
+
+// True for ZeroMQ endpoints no other machine can reach: ipc://, inproc://, and
+// any other transport (tcp, ws, wss, udp, pgm, ...) bound to a loopback host.
+bool zmq_endpoint_is_local(std::string_view endpoint);
 
 }  // namespace jobcast::broker

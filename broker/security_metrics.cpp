@@ -30,6 +30,9 @@ void add_security_families(std::vector<prometheus::MetricFamily>& out,
     out.push_back(counter_family("jobcast_limit_hits_total",
                                  "Requests, messages and connections refused by a limit", "limit",
                                  web::kLimitNames, stats.limit_hits));
+    out.push_back(counter_family("jobcast_requests_refused_total",
+                                 "Requests refused for their Host or Origin header", "reason",
+                                 web::kRefusalReasons, stats.refused_requests));
     out.push_back(counter_family("jobcast_tls_handshake_failures_total",
                                  "Connections to the TLS port that did not complete a handshake",
                                  "reason", web::kTlsFailureReasons, stats.tls_failures));

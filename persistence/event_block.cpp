@@ -93,13 +93,16 @@ void encode_block(std::span<const Event> events, std::string& body) {
 
 std::optional<std::string> decode_block(std::string_view body, std::uint64_t first_seq,
                                         std::uint64_t last_seq, std::uint64_t after,
-                                        std::size_t limit, std::vector<Event>& out) {
+                                        std::size_t limit, std::vector<Event>& out,
+                                        ByteBudget* budget) {
     if (first_seq == 0 || last_seq < first_seq || last_seq > kMaxSeq) {
         return "bad seq range " + std::to_string(first_seq) + ".." + std::to_string(last_seq);
     }
     const std::size_t out_size = out.size();
+    const std::size_t budget_used = budget ? budget->used : 0;
     auto corrupt = [&](const char* what, std::uint64_t seq) -> std::optional<std::string> {
         out.resize(out_size);
+        if (budget) budget->used = budget_used;
         return std::string(what) + " at seq " + std::to_string(seq);
     };
 
@@ -123,6 +126,8 @@ std::optional<std::string> decode_block(std::string_view body, std::uint64_t fir
         previous += unzigzag(delta);
         if (seq <= after) continue;
         if (appended == limit) return std::nullopt;  // enough; the rest is not needed
+        if (budget && !out.empty() && budget->used >= budget->max) return std::nullopt;
+        if (budget) budget->used += length;
         Event& event = out.emplace_back();
         event.seq = seq;
         event.kind = static_cast<EventKind>(kind);

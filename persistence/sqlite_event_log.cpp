@@ -23,7 +23,7 @@ constexpr const char* kSelectBlocks =
 }  // namespace
 
 std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t after,
-                                        std::size_t limit) {
+                                        std::size_t limit, std::size_t max_bytes) {
     std::vector<Event> events;
     if (limit == 0) return events;
     auto connection = pool_.borrow();
@@ -50,7 +50,8 @@ std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t afte
     blocks.bind(1, pk);
     blocks.bind(2, after);
     std::uint64_t next = after + 1;
-    while (events.size() < limit && blocks.step()) {
+    ByteBudget budget{max_bytes};
+    while (events.size() < limit && (events.empty() || budget.used < max_bytes) && blocks.step()) {
         const auto first = static_cast<std::uint64_t>(blocks.column_int64(0));
         const auto last = static_cast<std::uint64_t>(blocks.column_int64(1));
         if (first > next) {
@@ -60,8 +61,8 @@ std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t afte
                              std::to_string(next));
         }
         if (last < next) continue;  // cannot happen with a well-formed log
-        const auto error =
-            decode_block(blocks.column_blob(2), first, last, after, limit - events.size(), events);
+        const auto error = decode_block(blocks.column_blob(2), first, last, after,
+                                        limit - events.size(), events, &budget);
         if (error) {
             logger().error("corrupt event block job={} first_seq={} error=\"{}\"", job, first,
                            *error);

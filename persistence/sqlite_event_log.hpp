@@ -10,8 +10,10 @@ class SqliteEventLog final : public EventLog {
   public:
     explicit SqliteEventLog(ReadPool& pool) : pool_(pool) {}
 
+    using EventLog::read;
     // Throws StoreError when a stored block is corrupt or the log has a hole.
-    std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit) override;
+    std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
+                            std::size_t max_bytes) override;
     std::optional<std::uint64_t> last_seq(std::string_view job) override;
 
   private:

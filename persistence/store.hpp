@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -160,12 +161,27 @@ class JobStore {
     virtual std::vector<std::pair<JobState, std::int64_t>> count_by_state() = 0;
 };
 
+// The bytes of event data in `events`, as EventLog::read counts them.
+inline std::size_t page_bytes(const std::vector<Event>& events) {
+    std::size_t bytes = 0;
+    for (const auto& event : events)
+        bytes += event.data.size();
+    return bytes;
+}
+
 class EventLog {
   public:
     virtual ~EventLog() = default;
-    // Events with seq > after, in seq order, at most `limit`.
-    virtual std::vector<Event> read(std::string_view job, std::uint64_t after,
-                                    std::size_t limit) = 0;
+    // Events with seq > after, in seq order, at most `limit`, and no more once
+    // their data adds up to `max_bytes` or more: a page always holds at least
+    // one event (when there is one), and goes past max_bytes by at most its
+    // last event. So a page stopped early by either bound is recognisable:
+    // it has `limit` events, or data of max_bytes or more (page_bytes).
+    virtual std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
+                                    std::size_t max_bytes) = 0;
+    std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit) {
+        return read(job, after, limit, std::numeric_limits<std::size_t>::max());
+    }
     // nullopt for an unknown job.
     virtual std::optional<std::uint64_t> last_seq(std::string_view job) = 0;
 };

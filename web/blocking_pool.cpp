@@ -2,6 +2,7 @@
 
 #include <exception>
 
+#include "web/audit.hpp"
 #include "web/log.hpp"
 
 namespace jobcast::web {
@@ -54,7 +55,7 @@ void BlockingPool::run() {
         try {
             task();
         } catch (const std::exception& e) {
-            log().error("blocking task failed error=\"{}\"", e.what());
+            log().error("blocking task failed error={}", audit_quote(e.what()));
         } catch (...) {
             log().error("blocking task failed error=unknown");
         }

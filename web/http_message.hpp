@@ -40,7 +40,9 @@ struct HttpResponse {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;  // extra fields (Allow, ...)
+    // Extra fields (Allow, ...). "Connection: close" ends the connection after
+    // this answer.
+    std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Called exactly once per request, from any thread.

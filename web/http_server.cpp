@@ -4,12 +4,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <charconv>
 #include <stdexcept>
 #include <thread>
 
+#include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/http_session.hpp"
 #include "web/log.hpp"
+#include "web/security.hpp"
 
 namespace jobcast::web {
 
@@ -51,6 +55,69 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
     if (address.is_v6()) host = "[" + host + "]";
     return host + ":" + std::to_string(endpoint.port());
 }
+
+// At most this many refused connections are answered at once; beyond, a
+// refused connection is closed without an answer (each one holds a socket).
+constexpr std::size_t kMaxRefusing = 16;
+// What a refused connection may still send (its request) is read and dropped
+// for this long, so the answer is not destroyed by a reset.
+constexpr std::chrono::milliseconds kRefusalLinger{1000};
+
+std::shared_ptr<const std::string> refusal_response(Limit limit) {
+    auto response = [](const char* status, const char* retry, std::string body) {
+        return std::make_shared<const std::string>(
+            std::string("HTTP/1.1 ") + status +
+            "\r\nServer: jobcast\r\nContent-Type: application/json\r\nRetry-After: " + retry +
+            "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+            body);
+    };
+    static const auto overloaded = response(
+        "503 Service Unavailable", "1",
+        json::error_body("overloaded", "the broker has too many open connections; retry shortly"));
+    static const auto per_ip = response(
+        "429 Too Many Requests", "5",
+        json::error_body("too_many_connections", "too many open connections from this address"));
+    return limit == Limit::sockets_per_ip ? per_ip : overloaded;
+}
+
+// A connection refused at accept: writes the fixed answer, half-closes, reads
+// and drops the request for a moment, and closes.
+class RefusedConnection : public std::enable_shared_from_this<RefusedConnection> {
+  public:
+    RefusedConnection(tcp::socket&& socket, std::shared_ptr<const std::string> response,
+                      std::shared_ptr<ServerShared> shared)
+        : stream_(std::move(socket)), response_(std::move(response)), shared_(std::move(shared)) {
+        ++shared_->refusing;
+    }
+    ~RefusedConnection() { --shared_->refusing; }
+
+    void run() {
+        stream_.expires_after(kRefusalLinger);
+        net::async_write(stream_, net::buffer(*response_),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) return;
+                             beast::error_code ignored;
+                             self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                             self->drain();
+                         });
+    }
+
+  private:
+    void drain() {
+        stream_.async_read_some(net::buffer(sink_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->drained_ += n;
+                                    if (ec || self->drained_ > 64 * 1024) return;
+                                    self->drain();
+                                });
+    }
+
+    beast::tcp_stream stream_;
+    std::shared_ptr<const std::string> response_;
+    std::shared_ptr<ServerShared> shared_;
+    std::array<char, 4096> sink_{};
+    std::size_t drained_ = 0;
+};
 
 }  // namespace
 
@@ -118,6 +185,10 @@ void HttpServer::Impl::listen() {
     acceptor.listen(net::socket_base::max_listen_connections, ec);
     check("listen");
     bound = format_endpoint(acceptor.local_endpoint());
+    // Before any request: a Host naming the bound address is served.
+    if (auto& security = shared->config.security) {
+        security->note_bound_address(acceptor.local_endpoint().address().to_string());
+    }
 }
 
 void HttpServer::Impl::do_accept() {
@@ -132,7 +203,7 @@ void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;  // stop()
     if (ec) {
         // Typically EMFILE: back off briefly instead of spinning on the error.
-        log().warn("accept failed error=\"{}\"", ec.message());
+        log().warn("accept failed error={}", audit_quote(ec.message()));
         accept_retry.expires_after(std::chrono::milliseconds(50));
         accept_retry.async_wait([this](beast::error_code wait_ec) {
             if (!wait_ec && acceptor.is_open()) do_accept();
@@ -140,7 +211,25 @@ void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
         return;
     }
     if (shared->stopping) return;  // the socket closes as it goes out of scope
-    std::make_shared<HttpSession>(std::move(socket), shared)->run();
+    std::shared_ptr<void> ticket;
+    if (auto& security = shared->config.security) {
+        beast::error_code peer_ec;
+        auto peer = socket.remote_endpoint(peer_ec);
+        auto admitted =
+            security->admit_connection(peer_ec ? "unknown" : peer.address().to_string());
+        if (!admitted.ticket) {
+            // Over the global or per-IP cap: a short answer in plain HTTP, or,
+            // on a TLS port or with too many refusals in flight, a close.
+            if (!shared->config.tls && shared->refusing < kMaxRefusing) {
+                std::make_shared<RefusedConnection>(std::move(socket),
+                                                    refusal_response(admitted.limit), shared)
+                    ->run();
+            }
+            return do_accept();
+        }
+        ticket = std::move(admitted.ticket);
+    }
+    std::make_shared<HttpSession>(std::move(socket), shared, std::move(ticket))->run();
     do_accept();
 }
 
@@ -152,7 +241,7 @@ void HttpServer::Impl::run_io() {
             io.run();
             return;
         } catch (const std::exception& e) {
-            log().error("http io thread caught error=\"{}\"", e.what());
+            log().error("http io thread caught error={}", audit_quote(e.what()));
         }
     }
 }

@@ -10,6 +10,7 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
+#include "web/audit.hpp"
 #include "web/beast_request.hpp"
 #include "web/log.hpp"
 #include "web/query.hpp"
@@ -116,8 +117,12 @@ std::size_t ServerShared::live_sessions() {
     return sessions.size();
 }
 
-HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared)
-    : stream_(std::move(socket)), shared_(std::move(shared)), id_(shared_->next_connection++) {
+HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared,
+                         std::shared_ptr<void> ticket)
+    : stream_(std::move(socket)),
+      shared_(std::move(shared)),
+      ticket_(std::move(ticket)),
+      id_(shared_->next_connection++) {
     beast::error_code ec;
     auto peer = stream_.socket().remote_endpoint(ec);
     remote_ = ec ? "unknown" : endpoint_string(peer);
@@ -184,7 +189,7 @@ void HttpSession::on_handshake(beast::error_code ec, std::size_t) {
 }
 
 void HttpSession::count_tls_failure(TlsFailure failure, std::string_view detail) {
-    log().debug("tls refused conn={} remote={} detail=\"{}\"", id_, remote_, detail);
+    log().debug("tls refused conn={} remote={} detail={}", id_, remote_, audit_quote(detail));
     if (auto& security = shared_->config.security) {
         security->count_tls_failure(failure, remote_, detail);
     }
@@ -276,8 +281,8 @@ void HttpSession::on_read_error(beast::error_code ec, const char* what) {
         // client that died mid-request). The socket is already closed, so
         // there is no 408 to send; it is counted as one, as nginx logs it.
         shared_->counter.add(route_, 408);
-        log().debug("request timed out conn={} remote={} received={}", id_, remote_,
-                    buffer_.size());
+        log().debug("request timed out conn={} remote={} received={} target={}", id_, remote_,
+                    buffer_.size(), log_target(target_));
         return fail(ec, what);
     }
     if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
@@ -319,7 +324,7 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
     try {
         return shared_->authenticator(request);
     } catch (const std::exception& e) {
-        log().error("authenticator failed conn={} error=\"{}\"", id_, e.what());
+        log().error("authenticator failed conn={} error={}", id_, audit_quote(e.what()));
         return HttpResponse{
             500, "application/json", json::error_body("internal", "authentication failed"), {}};
     }
@@ -327,15 +332,24 @@ std::optional<HttpResponse> HttpSession::authenticate(HttpRequest& request) {
 
 std::optional<HttpResponse> HttpSession::check_origin(const HttpRequest& request) {
     const auto& security = shared_->config.security;
-    if (!security || split_target(request.target).path.rfind("/v1/", 0) != 0) return std::nullopt;
+    if (!security) return std::nullopt;
+    // Every route (the API, streams, the UI, /healthz, /metrics): a page
+    // whose name was re-pointed at this broker carries that name in Host.
+    if (auto refused = security->check_host(request)) {
+        log().info("host refused conn={} remote={} host={}", id_, remote_,
+                   audit_quote(request.header("Host").value_or("")));
+        return refused;
+    }
+    if (split_target(request.target).path.rfind("/v1/", 0) != 0) return std::nullopt;
     if (request.method == "OPTIONS" && request.header("Access-Control-Request-Method")) {
         return security->preflight(request);
     }
     // A page of another site must not drive a user's broker (cross-site
     // WebSocket hijacking, or simple POSTs to a loopback broker without auth).
     if (!security->origin_allowed(request)) {
-        log().info("origin refused conn={} remote={} origin=\"{}\"", id_, remote_,
-                   *request.header("Origin"));
+        auto origin = request.header("Origin").value_or("");
+        log().info("origin refused conn={} remote={} origin={}", id_, remote_, audit_quote(origin));
+        security->count_refusal(Refusal::origin, request, origin);
         return HttpResponse{
             403,
             "application/json",
@@ -351,15 +365,7 @@ std::shared_ptr<void> HttpSession::acquire_stream_slot(const HttpRequest& reques
     const auto& security = shared_->config.security;
     if (!security) return std::make_shared<int>(0);
     auto acquired = security->acquire_connection(request.owner, remote_, transport);
-    if (!acquired.slot) {
-        send(HttpResponse{429,
-                          "application/json",
-                          json::error_body("too_many_connections",
-                                           acquired.limit == Limit::connections_per_owner
-                                               ? "too many open streams for this owner"
-                                               : "too many open streams from this address"),
-                          {{"Retry-After", "5"}}});
-    }
+    if (!acquired.slot) send(too_many_connections(acquired.limit));
     return acquired.slot;
 }
 
@@ -391,6 +397,7 @@ bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::stri
             start_websocket_session(std::move(stream_), std::move(message), shared_->streaming,
                                     request.owner, remote_, request.auth_valid_until);
         session->hold(std::move(slot));
+        session->hold(std::move(ticket_));
         shared_->add_stream(session);
         return true;
     }
@@ -446,7 +453,8 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
         try {
             found = ctx->store.jobs().get(job);
         } catch (const std::exception& e) {
-            log().error("sse job lookup failed job={} error=\"{}\"", job, e.what());
+            log().error("sse job lookup failed job={} error={}", audit_quote(job),
+                        audit_quote(e.what()));
         }
         net::post(self->stream_.get_executor(), [self, ctx, request, job, after, found] {
             if (self->phase_ == Phase::closed) return;
@@ -481,6 +489,7 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
                 start_sse_session(std::move(self->stream_), ctx, request.owner, self->remote_, job,
                                   after, request.auth_valid_until, std::move(headers));
             session->hold(std::move(slot));
+            session->hold(std::move(self->ticket_));
             self->shared_->add_stream(session);
         });
     });
@@ -507,7 +516,8 @@ void HttpSession::dispatch(HttpRequest request) {
         shared_->handler(std::move(request),
                          [pending](HttpResponse response) { pending->reply(std::move(response)); });
     } catch (const std::exception& e) {
-        log().error("handler threw conn={} target=\"{}\" error=\"{}\"", id_, target_, e.what());
+        log().error("handler threw conn={} target={} error={}", id_, log_target(target_),
+                    audit_quote(e.what()));
         pending->reply(HttpResponse{
             500, "application/json", json::error_body("internal", "internal error"), {}});
     }
@@ -516,8 +526,8 @@ void HttpSession::dispatch(HttpRequest request) {
 void HttpSession::send(HttpResponse response) {
     if (phase_ == Phase::closed) return;  // force-closed by stop() while the handler ran
     if (response.status < 100 || response.status > 999) {
-        log().error("handler returned an invalid status={} conn={} target=\"{}\"", response.status,
-                    id_, target_);
+        log().error("handler returned an invalid status={} conn={} target={}", response.status, id_,
+                    log_target(target_));
         response = HttpResponse{
             500, "application/json", json::error_body("internal", "internal error"), {}};
     }
@@ -529,22 +539,30 @@ void HttpSession::send(HttpResponse response) {
     if (!response.content_type.empty()) {
         response_.set(http::field::content_type, response.content_type);
     }
-    for (auto& [name, value] : response.headers)
+    bool close = false;
+    for (auto& [name, value] : response.headers) {
+        if (beast::iequals(name, "Connection")) {
+            close = close || beast::iequals(value, "close");
+            continue;  // keep_alive() below writes the field
+        }
         response_.insert(name, value);
+    }
     if (cors_origin_ &&
         response_.find(http::field::access_control_allow_origin) == response_.end()) {
         response_.set(http::field::access_control_allow_origin, *cors_origin_);
         response_.set(http::field::vary, "Origin");
     }
     response_.body() = std::move(response.body);
-    response_.keep_alive(keep_alive_ && !linger_after_write_ && !shared_->stopping);
+    // An answer that ends the connection (its request was read whole) frees
+    // the socket as soon as it is written.
+    response_.keep_alive(keep_alive_ && !close && !linger_after_write_ && !shared_->stopping);
     response_.prepare_payload();
 
     shared_->counter.add(route_, response.status);
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_);
-    log().debug("request conn={} method={} target=\"{}\" code={} ms={:.2f}", id_, method_, target_,
-                response.status, elapsed.count());
+    log().debug("request conn={} method={} target={} code={} ms={:.2f}", id_, audit_quote(method_),
+                log_target(target_), response.status, elapsed.count());
 
     stream_.expires_after(shared_->config.write_timeout);
     http::async_write(stream_, response_,
@@ -567,8 +585,8 @@ void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
 // A request the parser refused: answer it, then close the connection, since
 // the rest of the byte stream cannot be trusted to start a new request.
 void HttpSession::reject(int status, std::string_view code, const std::string& message) {
-    log().debug("request rejected conn={} remote={} code={} reason=\"{}\"", id_, remote_, status,
-                message);
+    log().debug("request rejected conn={} remote={} code={} target={} reason={}", id_, remote_,
+                status, log_target(target_), audit_quote(message));
     started_ = std::chrono::steady_clock::now();
     version_ = 11;
     keep_alive_ = false;
@@ -619,11 +637,11 @@ void HttpSession::shutdown_send() {
 void HttpSession::fail(beast::error_code ec, const char* what) {
     phase_ = Phase::closed;
     if (is_expected_disconnect(ec)) {
-        log().debug("connection closed conn={} remote={} during={} reason=\"{}\"", id_, remote_,
-                    what, ec.message());
+        log().debug("connection closed conn={} remote={} during={} reason={}", id_, remote_, what,
+                    audit_quote(ec.message()));
     } else {
-        log().warn("connection failed conn={} remote={} during={} error=\"{}\"", id_, remote_, what,
-                   ec.message());
+        log().warn("connection failed conn={} remote={} during={} error={}", id_, remote_, what,
+                   audit_quote(ec.message()));
     }
 }
 

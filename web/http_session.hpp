@@ -57,6 +57,7 @@ struct ServerShared {
 
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> pending_replies{0};  // handed to the Handler, not yet released
+    std::atomic<std::size_t> refusing{0};         // connections being answered 503/429 at accept
     std::atomic<std::uint64_t> next_connection{1};
 
     // Live sessions, so stop() can reach them. Weak: a session lives by its
@@ -68,7 +69,10 @@ struct ServerShared {
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
   public:
-    HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared);
+    // `ticket`: the connection's place under the accept-time caps, kept for
+    // as long as the socket is open (handed on to a WebSocket or SSE session).
+    HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared,
+                std::shared_ptr<void> ticket = nullptr);
     ~HttpSession();
     HttpSession(const HttpSession&) = delete;
     HttpSession& operator=(const HttpSession&) = delete;
@@ -100,9 +104,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool dispatch_stream(HttpRequest& request, http::request<http::string_body>& message);
     void start_sse(HttpRequest request, std::string job, std::uint64_t after);
     std::optional<HttpResponse> authenticate(HttpRequest& request);
-    // Origin allow-list and CORS preflight; the response when the request ends there.
+    // Host (DNS rebinding), then the Origin allow-list and CORS preflight; the
+    // response when the request ends there.
     std::optional<HttpResponse> check_origin(const HttpRequest& request);
-    // A streaming connection's place under the per-owner and per-IP limits;
+    // A streaming connection's place under the per-owner limit;
     // null after answering 429.
     std::shared_ptr<void> acquire_stream_slot(const HttpRequest& request,
                                               std::string_view transport);
@@ -124,6 +129,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     http::response<http::empty_body> continue_response_;
     http::response<http::string_body> response_;  // one write outstanding at a time
     std::shared_ptr<ServerShared> shared_;
+    std::shared_ptr<void> ticket_;  // see the constructor
     const std::uint64_t id_;
     std::string remote_;
     Phase phase_ = Phase::reading;

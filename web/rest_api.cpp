@@ -41,7 +41,7 @@ void guarded(const Reply& reply, F&& make_response) {
     try {
         reply(make_response());
     } catch (const std::exception& e) {
-        log().error("rest completion failed error=\"{}\"", e.what());
+        log().error("rest completion failed error={}", audit_quote(e.what()));
         reply(internal_error());
     }
 }
@@ -66,8 +66,8 @@ void RestApi::handle(HttpRequest request, Reply reply) {
     try {
         route(request, reply);
     } catch (const std::exception& e) {
-        log().error("rest handler failed method={} target=\"{}\" error=\"{}\"", request.method,
-                    request.target, e.what());
+        log().error("rest handler failed method={} target={} error={}", audit_quote(request.method),
+                    log_target(request.target), audit_quote(e.what()));
         reply(internal_error());
     }
 }
@@ -99,7 +99,7 @@ void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)
         try {
             work(reply);
         } catch (const std::exception& e) {
-            log().error("rest blocking work failed error=\"{}\"", e.what());
+            log().error("rest blocking work failed error={}", audit_quote(e.what()));
             reply(internal_error());
         }
     };
@@ -134,13 +134,14 @@ HttpResponse created_response(const store::WriteResult& result, const json::JobR
         return error_response(409, "conflict", result.message);
     }
     if (result.status != store::WriteStatus::ok || !result.job) {
-        log().error("create job failed status={} message=\"{}\"", store::to_string(result.status),
-                    result.message);
+        log().error("create job failed status={} message={}", store::to_string(result.status),
+                    audit_quote(result.message));
         return internal_error();
     }
     const Job& job = *result.job;
     if (result.created) {
-        log().debug("job created job={} type={} owner={}", job.id, job.type, job.owner);
+        log().debug("job created job={} type={} owner={}", job.id, audit_quote(job.type),
+                    audit_quote(job.owner));
         HttpResponse response = json_response(201, json::job(job));
         response.headers.emplace_back("Location", "/v1/jobs/" + job.id);
         return response;
@@ -246,8 +247,8 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
         case store::WriteStatus::gap:
             break;
     }
-    log().error("cancel failed status={} message=\"{}\"", store::to_string(result.status),
-                result.message);
+    log().error("cancel failed status={} message={}", store::to_string(result.status),
+                audit_quote(result.message));
     return internal_error();
 }
 
@@ -261,7 +262,7 @@ void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply&
         if (!job) return reply(not_found_job());
         if (is_terminal(job->state)) return reply(already_finished());
         audit_log().info("event=cancel transport=http owner={} ip={} job={}", audit_quote(owner),
-                         ip, job_id);
+                         ip, audit_quote(job_id));
         store::CancelJob op;
         op.job = job_id;
         op.now = clock_();
@@ -283,7 +284,7 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     auto job = visible_job(job_id, owner);
     if (!job) return std::nullopt;
     EventsPage page;
-    page.events = store_.events().read(job_id, after, limit);
+    page.events = store_.events().read(job_id, after, limit, config_.max_page_bytes);
     page.last_seq = job->last_seq;
     if (!page.events.empty() && page.events.back().seq > page.last_seq) {
         page.last_seq = page.events.back().seq;  // appended between the two reads
@@ -314,9 +315,18 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
     const std::size_t limit = call.limit;
     const std::chrono::milliseconds wait = call.wait;
     if (wait.count() > 0 && config_.hub && config_.schedule) {
+        // A waiting long-poll holds its connection like a stream does: it
+        // takes a place under the same per-owner limit, until it is answered.
+        std::shared_ptr<void> slot;
+        if (config_.security) {
+            auto acquired =
+                config_.security->acquire_connection(request.owner, request.remote, "long_poll");
+            if (!acquired.slot) return reply(too_many_connections(acquired.limit));
+            slot = std::move(acquired.slot);
+        }
         return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
-                                     limit, wait](const Reply& reply) {
-            wait_for_events(job_id, owner, after, limit, wait, reply);
+                                     limit, wait, slot](const Reply& reply) {
+            wait_for_events(job_id, owner, after, limit, wait, reply, slot);
         });
     }
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
@@ -331,13 +341,14 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
 class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
   public:
     LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
-             std::size_t limit, Reply reply)
+             std::size_t limit, Reply reply, std::shared_ptr<void> slot)
         : api_(api),
           job_(std::move(job)),
           owner_(std::move(owner)),
           after_(after),
           limit_(limit),
-          reply_(std::move(reply)) {}
+          reply_(std::move(reply)),
+          slot_(std::move(slot)) {}
 
     void deliver(const PublishedPtr&) override { fire(); }
 
@@ -357,23 +368,31 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
     // Claims the poll for an immediate answer; false if something else already did.
     bool claim() {
         if (fired_.exchange(true)) return false;
+        slot_.reset();
         api_.config_.hub->unsubscribe(job_, this);
         std::lock_guard lock(api_.long_polls_mutex_);
         api_.long_polls_.erase(this);
         return true;
     }
 
+    // Only the one that fired the poll calls these: the place under the
+    // per-owner limit is given back before the client can see the answer.
     void answer() {
+        slot_.reset();
         try {
             auto page = api_.read_events(job_, owner_, after_, limit_);
             reply_(page ? json_response(200, RestApi::events_page_json(*page)) : not_found_job());
         } catch (const std::exception& e) {
-            log().error("long-poll read failed job={} error=\"{}\"", job_, e.what());
+            log().error("long-poll read failed job={} error={}", audit_quote(job_),
+                        audit_quote(e.what()));
             reply_(internal_error());
         }
     }
 
-    void answer_busy() { reply_(error_response(503, "busy", "the broker is busy; try again")); }
+    void answer_busy() {
+        slot_.reset();
+        reply_(error_response(503, "busy", "the broker is busy; try again"));
+    }
 
   private:
     RestApi& api_;
@@ -381,13 +400,15 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
     std::uint64_t after_;
     std::size_t limit_;
     Reply reply_;
+    std::shared_ptr<void> slot_;  // the connection's place under the per-owner limit
     std::atomic<bool> fired_{false};
 };
 
 void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
-                              std::size_t limit, std::chrono::milliseconds wait,
-                              const Reply& reply) {
-    auto poll = std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply);
+                              std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
+                              std::shared_ptr<void> slot) {
+    auto poll =
+        std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply, std::move(slot));
     {
         std::lock_guard lock(long_polls_mutex_);
         long_polls_.emplace(poll.get(), poll);

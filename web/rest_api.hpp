@@ -40,6 +40,9 @@ struct RestConfig {
     std::size_t max_list_limit = 1000;
     std::size_t default_events_limit = 1000;
     std::size_t max_events_limit = 10000;
+    // An events page (and a long-poll's answer) also ends once its events'
+    // data reaches this many bytes; it always holds at least one event.
+    std::size_t max_page_bytes = 4 << 20;
     std::function<bool()> ready;  // GET /readyz; empty means always ready
     // Long-poll (GET /v1/jobs/{id}/events?wait=S): the hub to wait on and a
     // timer. Without them `wait` is accepted and ignored.
@@ -101,7 +104,8 @@ class RestApi {
     friend class LongPoll;
     class SecurityContext;
     void wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
-                         std::size_t limit, std::chrono::milliseconds wait, const Reply& reply);
+                         std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
+                         std::shared_ptr<void> slot);
 
     store::Store& store_;
     RestConfig config_;

@@ -1,10 +1,12 @@
 #include "web/security.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/time_bounds.hpp"
 #include "protocol/json.hpp"
 #include "web/audit.hpp"
+#include "web/log.hpp"
 #include "web/query.hpp"
 
 namespace jobcast::web {
@@ -13,6 +15,9 @@ namespace {
 
 // Beyond this many owners with a non-full bucket, full ones are forgotten.
 constexpr std::size_t kMaxTrackedOwners = 10'000;
+// Refusals at accept are audited at most this often per limit (with a count
+// of those not written), so a flood of connections cannot flood the log.
+constexpr std::chrono::seconds kRefusalAuditInterval{10};
 
 std::int64_t system_seconds() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -38,6 +43,11 @@ HttpResponse error(int status, std::string_view code, std::string_view message) 
 }
 
 }  // namespace
+
+std::size_t sockets_per_ip(const SecurityLimits& limits) {
+    if (limits.sockets_per_ip > 0) return limits.sockets_per_ip;
+    return limits.max_connections > 0 ? std::max<std::size_t>(1, limits.max_connections / 2) : 0;
+}
 
 bool TokenBucket::take(Clock::time_point now) {
     if (now > last_) {
@@ -114,13 +124,53 @@ void ConnectionLimiter::release(const std::string& owner, const std::string& ip)
     if (auto it = ips_.find(ip); it != ips_.end() && --it->second == 0) ips_.erase(it);
 }
 
+AcceptLimiter::Admitted AcceptLimiter::admit(const std::string& ip) {
+    {
+        std::lock_guard lock(mutex_);
+        if (total_ > 0 && open_ >= total_) return {nullptr, Limit::connections};
+        if (per_ip_ > 0) {
+            auto& by_ip = ips_[ip];
+            if (by_ip >= per_ip_) return {nullptr, Limit::sockets_per_ip};
+            ++by_ip;
+        }
+        ++open_;
+    }
+    struct Ticket {
+        Ticket(AcceptLimiter* limiter, std::string ip) : limiter(limiter), ip(std::move(ip)) {}
+        Ticket(const Ticket&) = delete;
+        Ticket& operator=(const Ticket&) = delete;
+        ~Ticket() { limiter->release(ip); }
+        AcceptLimiter* limiter;
+        std::string ip;
+    };
+    return {std::make_shared<Ticket>(this, ip), Limit::connections};
+}
+
+void AcceptLimiter::release(const std::string& ip) {
+    std::lock_guard lock(mutex_);
+    --open_;
+    if (per_ip_ == 0) return;
+    if (auto it = ips_.find(ip); it != ips_.end() && --it->second == 0) ips_.erase(it);
+}
+
+std::size_t AcceptLimiter::open() const {
+    std::lock_guard lock(mutex_);
+    return open_;
+}
+
 SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64_t()> now_seconds)
     : config_(std::move(config)),
       now_seconds_(now_seconds ? std::move(now_seconds) : system_seconds),
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
-      // Without auth the counts stay unlimited (0) but connections are still audited.
+      // Without auth every client is "anonymous": a per-owner count would only
+      // throttle the local user, so it stays unlimited (0), but connections are
+      // still audited. The per-IP limits and the global cap apply in both modes.
       connections_(config_.jwt.enabled() ? config_.limits.connections_per_owner : 0,
-                   config_.jwt.enabled() ? config_.limits.connections_per_ip : 0) {
+                   config_.limits.connections_per_ip),
+      accepted_(config_.limits.max_connections, sockets_per_ip(config_.limits)),
+      hosts_(config_.allowed_hosts),
+      // With auth, tokens are the boundary; Host is checked only when asked.
+      check_host_(!config_.jwt.enabled() || !config_.allowed_hosts.empty()) {
     if (config_.jwt.enabled()) jwt_ = std::make_unique<auth::JwtVerifier>(config_.jwt);
 }
 
@@ -165,6 +215,17 @@ void SecurityContext::count_auth_failure(std::size_t reason, std::string_view re
     stats.auth_failures[reason].fetch_add(1, std::memory_order_relaxed);
     audit_log().info("event=auth_failure transport={} ip={} reason={} message={}", transport,
                      remote_ip(remote), kAuthFailureReasons[reason], audit_quote(message));
+}
+
+HttpResponse too_many_connections(Limit limit) {
+    auto response = error(429, "too_many_connections",
+                          limit == Limit::connections_per_owner
+                              ? "too many open streams and long-polls for this owner"
+                              : "too many open streams and long-polls from this address");
+    response.headers.emplace_back("Retry-After", "5");
+    // An idle keep-alive connection would go on holding what was refused.
+    response.headers.emplace_back("Connection", "close");
+    return response;
 }
 
 std::string bearer_token(const HttpRequest& request) {
@@ -213,6 +274,26 @@ std::optional<HttpResponse> SecurityContext::authenticate(HttpRequest& request) 
     request.owner = std::move(*check.owner);
     request.auth_valid_until = check.valid_until;
     return std::nullopt;
+}
+
+std::optional<HttpResponse> SecurityContext::check_host(const HttpRequest& request) {
+    if (!check_host_ || hosts_.allows(request.header("Host"))) return std::nullopt;
+    auto host = request.header("Host");
+    count_refusal(Refusal::host, request, host ? *host : std::string_view{});
+    return error(403, "host_not_allowed",
+                 host ? "this broker does not answer to the Host in this request; use localhost, "
+                        "127.0.0.1 or [::1], or start the broker with --allowed-host NAME"
+                      : "a Host header is required");
+}
+
+void SecurityContext::count_refusal(Refusal reason, const HttpRequest& request,
+                                    std::string_view value) {
+    auto index = static_cast<std::size_t>(reason);
+    stats.refused_requests[index].fetch_add(1, std::memory_order_relaxed);
+    audit_log().info("event=request_refused reason={} ip={} {}={} method={} target={}",
+                     kRefusalReasons[index], remote_ip(request.remote),
+                     reason == Refusal::host ? "host" : "origin", audit_quote(value),
+                     audit_quote(request.method), log_target(request.target));
 }
 
 bool SecurityContext::origin_allowed(const HttpRequest& request) const {
@@ -276,6 +357,31 @@ ConnectionLimiter::Acquired SecurityContext::acquire_connection(const std::strin
     auto acquired = connections_.acquire(owner, remote, transport);
     if (!acquired.slot) count_limit(acquired.limit, owner, remote);
     return acquired;
+}
+
+AcceptLimiter::Admitted SecurityContext::admit_connection(const std::string& ip) {
+    auto admitted = accepted_.admit(ip);
+    if (admitted.ticket) return admitted;
+    auto index = static_cast<std::size_t>(admitted.limit);
+    stats.limit_hits[index].fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t unaudited = 0;
+    {
+        std::lock_guard lock(refusal_audit_mutex_);
+        auto now = std::chrono::steady_clock::now();
+        auto& last = refusal_audited_[index];
+        if (last != std::chrono::steady_clock::time_point{} && now - last < kRefusalAuditInterval) {
+            ++refusals_unaudited_[index];
+            return admitted;
+        }
+        last = now;
+        unaudited = std::exchange(refusals_unaudited_[index], 0);
+    }
+    audit_log().info(
+        "event=limit_hit limit={} ip={} open={} max_connections={} max_sockets_per_ip={} "
+        "not_logged_since_last={}",
+        to_string(admitted.limit), ip, accepted_.open(), config_.limits.max_connections,
+        sockets_per_ip(config_.limits), unaudited);
+    return admitted;
 }
 
 }  // namespace jobcast::web

@@ -20,16 +20,27 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "web/host_check.hpp"
 #include "web/http_message.hpp"
 #include "web/security_stats.hpp"
 
 namespace jobcast::web {
 
-// Each 0 means unlimited. Connections and submissions are limited only with
-// auth on (see SecurityContext::admit_submission).
+// Each 0 means unlimited (but see sockets_per_ip). Per-owner limits apply
+// only with auth on (see SecurityContext::admit_submission); the others
+// apply always.
 struct SecurityLimits {
-    std::size_t connections_per_owner = 256;  // open WebSocket + SSE connections
+    // Open WebSocket, SSE and long-poll (wait > 0) connections of one owner,
+    // and from one IP.
+    std::size_t connections_per_owner = 256;
     std::size_t connections_per_ip = 512;
+    // Every open connection of the HTTP port, counted at accept. The broker
+    // sets it below its file descriptor limit.
+    std::size_t max_connections = 0;
+    // Every open connection from one IP (keep-alive HTTP, WebSocket, SSE,
+    // long-poll alike), counted at accept. 0: half of max_connections, so no
+    // one address can take them all.
+    std::size_t sockets_per_ip = 0;
     double submissions_per_second = 20;  // per owner, refilled continuously
     double submissions_burst = 100;
     double ws_ops_per_second = 50;  // per connection
@@ -64,9 +75,10 @@ class OwnerRateLimiter {
     std::unordered_map<std::string, TokenBucket> buckets_;
 };
 
-// Open streaming connections per owner and per remote IP. acquire() returns
-// a slot that gives its place back (and writes the audit line) when the
-// connection ends, or the limit that was hit. Thread-safe.
+// Open long-lived connections (WebSocket, SSE, long-poll) per owner and per
+// remote IP. acquire() returns a slot that gives its place back (and writes
+// the audit line) when the connection ends, or the limit that was hit.
+// Thread-safe.
 class ConnectionLimiter {
   public:
     ConnectionLimiter(std::size_t per_owner, std::size_t per_ip)
@@ -85,6 +97,32 @@ class ConnectionLimiter {
     std::unordered_map<std::string, std::size_t> owners_, ips_;
 };
 
+// Every open connection of the HTTP port, counted when it is accepted: at
+// most `total` in all and `per_ip` from one address (0: no limit). The ticket
+// travels with the socket (HTTP session, then WebSocket or SSE session) and
+// gives its place back when the connection closes. Thread-safe.
+class AcceptLimiter {
+  public:
+    AcceptLimiter(std::size_t total, std::size_t per_ip) : total_(total), per_ip_(per_ip) {}
+    struct Admitted {
+        std::shared_ptr<void> ticket;  // null when refused
+        Limit limit = Limit::connections;
+    };
+    Admitted admit(const std::string& ip);
+    std::size_t open() const;
+
+  private:
+    void release(const std::string& ip);
+    std::size_t total_, per_ip_;
+    mutable std::mutex mutex_;
+    std::size_t open_ = 0;
+    std::unordered_map<std::string, std::size_t> ips_;
+};
+
+// The per-IP cap at accept that `limits` give: sockets_per_ip, or half of
+// max_connections when it is 0 (0 when neither is set: no cap).
+std::size_t sockets_per_ip(const SecurityLimits& limits);
+
 // "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1".
 std::string remote_ip(std::string_view remote);
 
@@ -93,6 +131,10 @@ struct SecurityConfig {
     // Browser origins ("https://app.example.com") allowed to open WebSockets
     // and to call REST/SSE cross-origin. Empty: same origin only. "*": any.
     std::vector<std::string> allowed_origins;
+    // Host names served besides loopback literals, localhost and the bound
+    // address; "*" serves any Host. Host is checked when auth is off, or
+    // whenever this list is given.
+    std::vector<std::string> allowed_hosts;
     SecurityLimits limits;
 };
 
@@ -124,6 +166,15 @@ class SecurityContext {
     // EventSource); /healthz, /readyz, /metrics and the UI stay open.
     std::optional<HttpResponse> authenticate(HttpRequest& request);
 
+    // The listen socket's address (HttpServer::start, before serving): a Host
+    // naming it is served.
+    void note_bound_address(std::string_view address) { hosts_.add_bound_address(address); }
+    // DNS rebinding: the 403 host_not_allowed answer (counted and audited)
+    // when the request's Host is not one this broker answers to.
+    std::optional<HttpResponse> check_host(const HttpRequest& request);
+    // Counts a request refused for its Host or Origin and writes the audit line.
+    void count_refusal(Refusal reason, const HttpRequest& request, std::string_view value);
+
     // Origin allow-list: true for requests without an Origin (not a browser),
     // for the same origin (Origin matches Host), and for listed origins.
     bool origin_allowed(const HttpRequest& request) const;
@@ -140,6 +191,10 @@ class SecurityContext {
     ConnectionLimiter::Acquired acquire_connection(const std::string& owner,
                                                    const std::string& remote,
                                                    std::string_view transport);
+    // A new connection's place under the global and per-IP caps; a refusal
+    // is counted, and audited at most once per interval per limit.
+    AcceptLimiter::Admitted admit_connection(const std::string& ip);
+    std::size_t open_connections() const { return accepted_.open(); }
 
     SecurityStats stats;
 
@@ -149,7 +204,19 @@ class SecurityContext {
     std::function<std::int64_t()> now_seconds_;
     OwnerRateLimiter submissions_;
     ConnectionLimiter connections_;
+    AcceptLimiter accepted_;
+    HostAllowList hosts_;
+    bool check_host_;
+    // Accept refusals come in floods: one audit line per interval and limit.
+    std::mutex refusal_audit_mutex_;
+    std::array<std::chrono::steady_clock::time_point, kLimits> refusal_audited_{};
+    std::array<std::uint64_t, kLimits> refusals_unaudited_{};
 };
+
+// The 429 answer to a WebSocket, SSE or long-poll request over the per-owner
+// or per-IP limit: {"error":{"code":"too_many_connections",...}} with
+// Retry-After, and the connection closes after it.
+HttpResponse too_many_connections(Limit limit);
 
 // The bearer token of a request: Authorization: Bearer X, else ?access_token=X.
 // Empty when there is none.

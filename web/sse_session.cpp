@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "web/audit.hpp"
 #include "web/log.hpp"
 
 namespace jobcast::web {
@@ -52,7 +53,8 @@ class SseSession final : public StreamSession {
             expiry_.expires_after(seconds_until(valid_until_));
             expiry_.async_wait([self = self()](beast::error_code ec) {
                 if (ec || self->closing_) return;
-                log().info("event=sse_token_expired remote={} job={}", self->remote_, self->job_);
+                log().info("event=sse_token_expired remote={} job={}", self->remote_,
+                           audit_quote(self->job_));
                 self->finish();
             });
         }
@@ -83,7 +85,8 @@ class SseSession final : public StreamSession {
             if (ec || self->closing_) return;
             if (self->stalled(std::chrono::steady_clock::now())) {
                 self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
-                log().info("event=sse_too_slow remote={} job={}", self->remote_, self->job_);
+                log().info("event=sse_too_slow remote={} job={}", self->remote_,
+                           audit_quote(self->job_));
                 return self->fail(beast::error::timeout, "stalled");
             }
             if (self->idle()) self->enqueue_control(": keepalive\n\n");
@@ -162,8 +165,8 @@ class SseSession final : public StreamSession {
 
     void fail(beast::error_code ec, const char* what) {
         if (!closing_) {
-            log().debug("event=sse_closed remote={} job={} what={} reason=\"{}\"", remote_, job_,
-                        what, ec.message());
+            log().debug("event=sse_closed remote={} job={} what={} reason={}", remote_,
+                        audit_quote(job_), what, audit_quote(ec.message()));
         }
         closing_ = true;
         end_all();

@@ -5,6 +5,7 @@
 
 #include "common/time_bounds.hpp"
 #include "persistence/store.hpp"
+#include "web/audit.hpp"
 #include "web/log.hpp"
 
 namespace jobcast::web {
@@ -32,7 +33,8 @@ StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
     : ctx_(std::move(ctx)),
       strand_(std::move(strand)),
       owner_(std::move(owner)),
-      transport_(transport) {
+      transport_(transport),
+      live_budget_(ctx_->config.connection_buffer_bytes) {
     ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
 }
 
@@ -58,7 +60,7 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, shared_from_this(),
                         transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
-    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes);
+    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();
@@ -125,7 +127,8 @@ std::optional<Job> StreamSession::visible_job(const std::string& id) const {
         auto job = ctx_->store.jobs().get(id);
         if (job && job->owner == owner_) return job;
     } catch (const std::exception& e) {
-        log().error("event=job_lookup_failed job={} error=\"{}\"", id, e.what());
+        log().error("event=job_lookup_failed job={} error={}", audit_quote(id),
+                    audit_quote(e.what()));
     }
     return std::nullopt;
 }
@@ -243,15 +246,17 @@ void StreamSession::pump_reads() {
 void StreamSession::read_page(const std::string& job, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
-    bool queued = ctx_->run_blocking([self, job, after, limit] {
+    std::size_t max_bytes = ctx_->config.replay_page_bytes;
+    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes] {
         std::vector<Event> events;
         bool ok = true;
         try {
-            events = self->ctx_->store.events().read(job, after, limit);
+            events = self->ctx_->store.events().read(job, after, limit, max_bytes);
         } catch (const std::exception&) {
             ok = false;
         }
-        bool full = events.size() == limit;
+        // Stopped by either bound: more may follow.
+        bool full = events.size() == limit || store::page_bytes(events) >= max_bytes;
         boost::asio::post(self->strand_,
                           [self, job, events = std::move(events), full, ok]() mutable {
                               if (ok) {

@@ -53,9 +53,11 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     // Any thread: close the connection. WebSockets get `code` (1012 when the
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
-    // Keeps `slot` (the connection's place under the connection limits) until
-    // the session ends.
-    void hold(std::shared_ptr<void> slot) { connection_slot_ = std::move(slot); }
+    // Keeps `slot` (the connection's place under a connection limit) until
+    // the session ends; a session may hold several (per owner, at accept).
+    void hold(std::shared_ptr<void> slot) {
+        if (slot) connection_slots_.push_back(std::move(slot));
+    }
 
   protected:
     // Live events of one published batch, from `skip` on.
@@ -118,7 +120,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     boost::asio::any_io_executor strand_;
     const std::string owner_;
     const Transport transport_;
-    std::shared_ptr<void> connection_slot_;  // released before ctx_ (declared after it)
+    std::vector<std::shared_ptr<void>>
+        connection_slots_;  // released before ctx_ (declared after it)
 
   private:
     void on_live(const PublishedPtr& published);
@@ -132,6 +135,8 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
     void retry_read_later(const std::string& job);
     void set_catching_up(Subscription& sub, bool before);
 
+    // Declared before subs_: the subscriptions give their bytes back to it.
+    LiveBufferBudget live_budget_;
     std::unordered_map<std::string, Subscription> subs_;
     bool feed_ = false;
     std::deque<Outgoing> queue_;

@@ -20,8 +20,25 @@ bool stream_already_ended(const Job& job, std::uint64_t after) {
     return is_terminal(job.state) && after >= job.last_seq;
 }
 
-Subscription::Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit)
-    : job_(std::move(job)), cursor_(after), buffer_limit_(buffer_limit) {}
+bool LiveBufferBudget::take(std::size_t bytes) {
+    if (bytes > limit_ - used_) return false;
+    used_ += bytes;
+    return true;
+}
+
+Subscription::Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit,
+                           LiveBufferBudget* budget)
+    : job_(std::move(job)), cursor_(after), buffer_limit_(buffer_limit), budget_(budget) {}
+
+Subscription::~Subscription() {
+    drop_buffer();
+}
+
+void Subscription::drop_buffer() {
+    if (budget_) budget_->give_back(buffer_bytes_);
+    buffer_.clear();
+    buffer_bytes_ = 0;
+}
 
 std::vector<Delivery> Subscription::on_live(const PublishedPtr& published) {
     std::vector<Delivery> out;
@@ -31,13 +48,16 @@ std::vector<Delivery> Subscription::on_live(const PublishedPtr& published) {
             return out;
         case Mode::replay:
             if (overflowed_) return out;  // the store has it; the replay will get there
+            if (buffer_bytes_ + published->bytes > buffer_limit_ ||
+                (budget_ && !budget_->take(published->bytes))) {
+                // Over this subscription's limit or the connection's budget:
+                // keep nothing, the replay reads these from the store.
+                drop_buffer();
+                overflowed_ = true;
+                return out;
+            }
             buffer_bytes_ += published->bytes;
             buffer_.push_back(published);
-            if (buffer_bytes_ > buffer_limit_) {
-                buffer_.clear();
-                buffer_bytes_ = 0;
-                overflowed_ = true;
-            }
             return out;
         case Mode::live:
             if (published->first_seq() > cursor_ + 1) {
@@ -61,8 +81,7 @@ void Subscription::fall_behind() {
     // Live events from now on are not kept (the buffer starts overflowed): the
     // replay reads them from the store, then buffers afresh before its last read.
     overflowed_ = true;
-    buffer_.clear();
-    buffer_bytes_ = 0;
+    drop_buffer();
 }
 
 Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool full) {
@@ -78,8 +97,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         if (terminal) {
             mode_ = Mode::ended;
             result.ended = true;
-            buffer_.clear();
-            buffer_bytes_ = 0;
+            drop_buffer();
             return result;
         }
     }
@@ -93,6 +111,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
     mode_ = Mode::live;
     std::deque<PublishedPtr> pending;
     pending.swap(buffer_);
+    if (budget_) budget_->give_back(buffer_bytes_);
     buffer_bytes_ = 0;
     for (const auto& published : pending) {
         for (auto& delivery : on_live(published))

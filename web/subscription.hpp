@@ -55,13 +55,40 @@ struct Delivery {
     std::size_t skip = 0;
 };
 
+// Bytes of live events one connection keeps buffered across all its
+// subscriptions while they replay, so a connection with many subscriptions
+// pins a bounded amount however many it has. Not thread-safe: one per
+// connection, used on its strand.
+class LiveBufferBudget {
+  public:
+    explicit LiveBufferBudget(std::size_t limit) : limit_(limit) {}
+    LiveBufferBudget(const LiveBufferBudget&) = delete;
+    LiveBufferBudget& operator=(const LiveBufferBudget&) = delete;
+    // Takes `bytes` if they fit; false (and nothing taken) when they do not.
+    bool take(std::size_t bytes);
+    void give_back(std::size_t bytes) { used_ -= bytes; }
+    std::size_t used() const { return used_; }
+    std::size_t limit() const { return limit_; }
+
+  private:
+    std::size_t limit_;
+    std::size_t used_ = 0;
+};
+
 class Subscription {
   public:
     enum class Mode { replay, live, ended };
 
-    // `buffer_limit`: bytes of live events kept while replaying; beyond it the
-    // buffer is dropped and the replay goes on until it reaches the end again.
-    Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit = 1 << 20);
+    // `buffer_limit`: bytes of live events kept while replaying; beyond it,
+    // or beyond what the connection's `budget` (optional, outlives the
+    // subscription) has left, the buffer is dropped and the replay goes on
+    // from the store until it reaches the end again.
+    Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit = 1 << 20,
+                 LiveBufferBudget* budget = nullptr);
+    ~Subscription();
+    // Its buffer is counted in the budget: not copied, not moved.
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
 
     const std::string& job() const { return job_; }
     Mode mode() const { return mode_; }
@@ -90,10 +117,13 @@ class Subscription {
     std::size_t buffered_bytes() const { return buffer_bytes_; }
 
   private:
+    void drop_buffer();
+
     std::string job_;
     Mode mode_ = Mode::replay;
     std::uint64_t cursor_;
     std::size_t buffer_limit_;
+    LiveBufferBudget* budget_;
     std::deque<PublishedPtr> buffer_;
     std::size_t buffer_bytes_ = 0;
     bool overflowed_ = false;

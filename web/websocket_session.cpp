@@ -70,7 +70,7 @@ class WebSocketSession final : public StreamSession {
 
     void on_accept(beast::error_code ec) {
         if (ec) return fail(ec, "accept");
-        log().debug("event=ws_open remote={} owner={}", remote_, owner_);
+        log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
         schedule_check();
         schedule_expiry();
         do_read();
@@ -173,24 +173,46 @@ class WebSocketSession final : public StreamSession {
 
     void handle(UnsubscribeOp& op) { end_subscription(op.job); }
 
+    void refuse_subscription(const std::string& job) {
+        if (ctx_->security) ctx_->security->count_limit(Limit::subscriptions, owner_, remote_);
+        reply_error("limit", "too many subscriptions on this connection", job);
+    }
+
     void handle(SubscribeOp& op) {
-        if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
-            if (ctx_->security) ctx_->security->count_limit(Limit::subscriptions, owner_, remote_);
-            return reply_error("limit", "too many subscriptions on this connection", op.job);
+        // A subscribe in flight (its ownership check is a store read) holds
+        // its place from now on: a burst of ops cannot all pass the check
+        // before the first of them becomes a subscription.
+        // (A re-subscribe, which only moves the cursor, needs no new place.)
+        const bool reserved = !subscribed(op.job);
+        if (reserved &&
+            subscription_count() + pending_subscribes_ >= ctx_->config.max_subscriptions) {
+            return refuse_subscription(op.job);
         }
+        if (reserved) ++pending_subscribes_;
         // The job must exist and be the caller's; that is a store read, so it
         // happens off the I/O thread and the answer comes back to the strand.
         auto self = this->self();
-        bool queued = ctx_->run_blocking([self, op] {
+        bool queued = ctx_->run_blocking([self, op, reserved] {
             auto job = self->visible_job(op.job);
-            net::post(self->strand_, [self, op, job] { self->on_subscribe_checked(op, job); });
+            net::post(self->strand_,
+                      [self, op, job, reserved] { self->on_subscribe_checked(op, job, reserved); });
         });
-        if (!queued) reply_error("busy", "the broker is busy; try again", op.job);
+        if (!queued) {
+            if (reserved) --pending_subscribes_;
+            reply_error("busy", "the broker is busy; try again", op.job);
+        }
     }
 
-    void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job) {
+    void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job, bool reserved) {
+        // The place becomes a subscription below, or is given back.
+        if (reserved) --pending_subscribes_;
         if (closing_) return;
         if (!job) return reply_error("not_found", "no such job", op.job);
+        // Checked again: a re-subscribe to a job whose subscription ended
+        // meanwhile takes a new place.
+        if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
+            return refuse_subscription(op.job);
+        }
         if (op.after > job->last_seq) {
             return reply_error("bad_request",
                                "after=" + std::to_string(op.after) +
@@ -214,7 +236,8 @@ class WebSocketSession final : public StreamSession {
                 return;
             }
             audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
-                             audit_quote(self->owner_), remote_ip(self->remote_), op.job);
+                             audit_quote(self->owner_), remote_ip(self->remote_),
+                             audit_quote(op.job));
             self->ctx_->store.submit(
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
@@ -274,7 +297,8 @@ class WebSocketSession final : public StreamSession {
                 // close frame could not reach it either. Drop the connection;
                 // the client resumes from its last seq when it comes back.
                 self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
-                log().info("event=ws_too_slow remote={} owner={}", self->remote_, self->owner_);
+                log().info("event=ws_too_slow remote={} owner={}", self->remote_,
+                           audit_quote(self->owner_));
                 self->close(kCloseTooSlow, "too slow for too long; resume");
                 return;
             }
@@ -327,11 +351,11 @@ class WebSocketSession final : public StreamSession {
         if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
             ec == net::error::eof || ec == net::error::connection_reset ||
             ec == beast::error::timeout) {
-            log().debug("event=ws_closed remote={} what={} reason=\"{}\"", remote_, what,
-                        ec.message());
+            log().debug("event=ws_closed remote={} what={} reason={}", remote_, what,
+                        audit_quote(ec.message()));
         } else {
-            log().info("event=ws_closed remote={} what={} error=\"{}\"", remote_, what,
-                       ec.message());
+            log().info("event=ws_closed remote={} what={} error={}", remote_, what,
+                       audit_quote(ec.message()));
         }
         hard_close();
     }
@@ -344,7 +368,8 @@ class WebSocketSession final : public StreamSession {
     std::int64_t valid_until_;  // unix seconds; 0: never
     TokenBucket ops_;           // client ops per second
     bool close_after_drain_ = false;
-    bool reads_paused_ = false;  // see backlog_cleared()
+    bool reads_paused_ = false;           // see backlog_cleared()
+    std::size_t pending_subscribes_ = 0;  // subscribe ops between their read and their check
     std::uint16_t close_code_ = kCloseGoingAway;
     const char* close_reason_ = "";
 };

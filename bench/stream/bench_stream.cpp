@@ -261,7 +261,9 @@ Broker start_broker(const Options& o, const std::string& dir) {
     for (const std::string& a :
          {o.bin_dir + "/jobcast-broker", std::string("--http"), std::string("127.0.0.1:0"),
           std::string("--zmq"), std::string("tcp://127.0.0.1:0"), std::string("--db"),
-          dir + "/bench.db"})
+          dir + "/bench.db",
+          // Every client is on this machine: no per-IP connection cap.
+          std::string("--max-connections-per-ip"), std::string("0")})
         argv.push_back(a);
     argv.insert(argv.end(), o.broker_args.begin(), o.broker_args.end());
     b.pid = spawn(argv, log_path);

@@ -309,18 +309,18 @@ class BadInputTest(BadInputCase):
             (b"POST /v1/jobs HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
             (b"POST /v1/jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
             # Bytes outside ASCII in a target are no route and no job.
-            (b"GET /v1/jobs/\xff\xfe HTTP/1.1\r\n\r\n", 404),
-            (b"GET /v1/jobs\xff HTTP/1.1\r\n\r\n", 404),
+            (b"GET /v1/jobs/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404),
+            (b"GET /v1/jobs\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404),
             # Declared over --max-body: refused before any of it is sent.
             (b"POST /v1/jobs HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),
             (b"GET /v1/jobs HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
         ]
-        upgrade = (b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        upgrade = (b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                    b"Connection: Upgrade\r\n")
         key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         cases += [
             # WebSocket upgrades Beast would refuse in plain text: JSON, and counted.
-            (b"GET /v1/ws HTTP/1.1\r\n\r\n", 426),
+            (b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 426),
             (upgrade + b"Sec-WebSocket-Version: 13\r\n\r\n", 400),
             (upgrade + b"Sec-WebSocket-Key: " + b"A" * 25 + b"\r\nSec-WebSocket-Version: 13\r\n\r\n",
              400),

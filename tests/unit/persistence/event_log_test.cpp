@@ -68,6 +68,19 @@ TEST_CASE("read after any seq returns exactly the following events", "[event_log
         CHECK(log.read("nope", 0, 10).empty());
         CHECK_FALSE(log.last_seq("nope"));
     }
+    SECTION("bounded by bytes: stops once the data reaches the budget, never empty") {
+        // Events 3..11 carry {"w":1} .. {"w":9}: 7 bytes each.
+        const auto page = log.read("job-1", 2, 1000, 20);
+        check_range(page, 3, 3);  // 7 + 7 < 20, 21 >= 20: a page ends past the budget by its last
+        CHECK(page_bytes(page) >= 20);
+        check_range(log.read("job-1", 2, 1000, 21), 3, 3);
+        check_range(log.read("job-1", 2, 1000, 22), 3, 4);
+        // A budget smaller than one event still moves forward, one event a page.
+        check_range(log.read("job-1", 5, 1000, 1), 6, 1);
+        // Across blocks, and the count limit still applies.
+        check_range(log.read("job-1", 3, 2, 1 << 20), 4, 2);
+        check_range(log.read("job-1", 2, 1000, 7 * 9), 3, 9);
+    }
 }
 
 TEST_CASE("one commit's events of one job are packed into blocks", "[event_log]") {

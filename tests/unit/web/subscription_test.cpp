@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <random>
 
 using namespace jobcast;
@@ -191,4 +192,74 @@ TEST_CASE("randomised interleavings of live and replay never gap or duplicate") 
     for (std::uint64_t s = after + 1; s <= committed; ++s)
         want.push_back(s);
     CHECK(got == want);
+}
+
+TEST_CASE("a connection's live buffers share one budget across its subscriptions (L5)") {
+    LiveBufferBudget budget(250);  // room for two 100-byte batches on the whole connection
+    {
+        Subscription a("J", 0, 1 << 20, &budget);
+        Subscription b("J", 0, 1 << 20, &budget);
+        CHECK(a.on_live(batch(1, 1)).empty());
+        CHECK(a.on_live(batch(2, 2)).empty());
+        CHECK(budget.used() == 200);
+        // b's first batch does not fit: b keeps nothing and will read it from the store.
+        CHECK(b.on_live(batch(1, 1)).empty());
+        CHECK(b.buffered_bytes() == 0);
+        CHECK(budget.used() == 200);
+        // a third batch for a goes past the budget too: a drops its buffer and gives it back.
+        CHECK(a.on_live(batch(3, 3)).empty());
+        CHECK(a.buffered_bytes() == 0);
+        CHECK(budget.used() == 0);
+        CHECK(budget.used() <= budget.limit());
+    }
+    CHECK(budget.used() == 0);
+}
+
+TEST_CASE("many subscriptions over a small connection budget lose and repeat nothing (L5)") {
+    std::mt19937 rng(GENERATE(11, 12, 13, 14));
+    LiveBufferBudget budget(300);
+    constexpr int kSubs = 6;
+    std::vector<std::unique_ptr<Subscription>> subs;
+    std::vector<std::vector<std::uint64_t>> got(kSubs);
+    for (int i = 0; i < kSubs; ++i)
+        subs.push_back(std::make_unique<Subscription>("J", 0, 1 << 20, &budget));
+    std::uint64_t committed = 0;
+    for (int step = 0; step < 600; ++step) {
+        if (rng() % 2 == 0) {  // one commit reaches every subscription of the connection
+            std::uint64_t n = 1 + rng() % 3;
+            auto p = batch(committed + 1, committed + n);
+            committed += n;
+            for (int i = 0; i < kSubs; ++i)
+                collect(got[i], subs[i]->on_live(p));
+        } else {
+            int i = static_cast<int>(rng() % kSubs);
+            auto& sub = *subs[i];
+            if (!sub.wants_read()) continue;
+            sub.read_started();
+            std::size_t limit = 1 + rng() % 5;
+            auto events = store_read(sub.cursor(), committed, limit);
+            auto p = sub.on_page(events, events.size() == limit);
+            for (auto& e : p.events)
+                got[i].push_back(e.seq);
+            collect(got[i], p.live);
+        }
+        REQUIRE(budget.used() <= budget.limit());  // never more pinned than the budget
+    }
+    for (int i = 0; i < kSubs; ++i) {
+        auto& sub = *subs[i];
+        for (int pass = 0; pass < 100 && sub.mode() == Subscription::Mode::replay; ++pass) {
+            sub.read_started();
+            auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
+            for (auto& e : p.events)
+                got[i].push_back(e.seq);
+            collect(got[i], p.live);
+        }
+        REQUIRE(sub.mode() == Subscription::Mode::live);
+        std::vector<std::uint64_t> want;
+        for (std::uint64_t s = 1; s <= committed; ++s)
+            want.push_back(s);
+        CHECK(got[i] == want);
+    }
+    subs.clear();
+    CHECK(budget.used() == 0);
 }
