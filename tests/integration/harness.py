@@ -17,6 +17,9 @@ import threading
 import time
 import unittest
 
+import msgpack
+import zmq
+
 BIN = os.environ.get("JOBCAST_BIN", os.path.join(os.path.dirname(__file__), "../../build/test/bin"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG_TAIL = 60  # lines of each process's log printed when a test fails
@@ -295,3 +298,50 @@ class JobcastTest(unittest.TestCase):
 
     def client(self, broker, token=None):
         return Client(broker.host, broker.port, token, tls=getattr(broker, "tls", None))
+
+
+class ZmqPeers:
+    """Hand-written worker protocol v1 peers for tests: DEALER sockets (or a
+    ROUTER posing as a broker), closed when the test ends."""
+
+    def zmq_socket(self, kind):
+        sock = zmq.Context.instance().socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(sock.close)
+        return sock
+
+    def dealer(self, target, curve=None):
+        """A DEALER on a broker's worker port (a Broker or an endpoint);
+        `curve` = (server public, public, secret) for a CURVE connection."""
+        sock = self.zmq_socket(zmq.DEALER)
+        if curve:
+            server_public, public, secret = curve
+            sock.curve_serverkey = server_public
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret
+        sock.connect(target if isinstance(target, str) else target.zmq)
+        return sock
+
+    def recv_type(self, sock, types, timeout=10.0, want=None):
+        """The next message whose "t" is in `types` (and satisfies `want`)."""
+        types = {types} if isinstance(types, str) else set(types)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            self.assertGreater(left, 0, f"no {types} within {timeout}s")
+            if sock.poll(int(left * 1000) + 1):
+                m = msgpack.unpackb(sock.recv(), raw=False, strict_map_key=False)
+                if m.get("t") in types and (want is None or want(m)):
+                    return m
+
+    def hello(self, sock, name, types, inflight=(), session=None, capacity=1):
+        m = {"v": 1, "t": "hello", "worker": name, "types": list(types), "capacity": capacity,
+             "inflight": list(inflight)}
+        if session is not None:
+            m["session"] = session
+        sock.send(msgpack.packb(m))
+
+    def say_hello(self, sock, name, types):
+        """hello, and the welcome that answers it."""
+        self.hello(sock, name, types)
+        return self.recv_type(sock, "welcome", timeout=5)

@@ -8,9 +8,8 @@ import time
 import unittest
 
 import msgpack
-import zmq
 
-from harness import JobcastTest, check_contiguous, free_port, metric, sim_text, wait_until
+from harness import JobcastTest, ZmqPeers, check_contiguous, free_port, metric, sim_text, wait_until
 
 
 def pids_matching(pattern):
@@ -174,23 +173,7 @@ class CancelTest(JobcastTest):
                    what="the job's processes to be gone")
 
 
-class RogueWorkerTest(JobcastTest):
-    def dealer(self, broker):
-        """A DEALER socket on the broker's worker port: a hand-written worker."""
-        ctx = zmq.Context()
-        self.addCleanup(ctx.term)
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(sock.close)
-        sock.connect(broker.zmq)
-        return sock
-
-    def say_hello(self, sock, name, types):
-        sock.send(msgpack.packb({"v": 1, "t": "hello", "worker": name, "types": types,
-                                 "capacity": 1, "inflight": []}))
-        self.assertTrue(sock.poll(5000), "no welcome")
-        self.assertEqual(msgpack.unpackb(sock.recv())["t"], "welcome")
-
+class RogueWorkerTest(ZmqPeers, JobcastTest):
     def test_garbage_and_foreign_job_ids_are_rejected_and_counted(self):
         broker = self.start_broker()
         api = self.client(broker)

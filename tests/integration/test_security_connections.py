@@ -15,9 +15,8 @@ import unittest
 
 import msgpack
 import websocket
-import zmq
 
-from harness import BIN, Broker, JobcastTest, Process, metric, wait_until
+from harness import BIN, Broker, JobcastTest, Process, ZmqPeers, metric, wait_until
 from test_security import SECRET, make_token, sse_open, token_for, ws_connect, ws_status
 from test_streaming import recv_frame
 
@@ -473,7 +472,7 @@ class LogHygieneTest(JobcastTest):
         self.assertIn('/v1/jobs/x"%20code=200%20audit=1', targets)
 
 
-class PageBytesTest(JobcastTest):
+class PageBytesTest(ZmqPeers, JobcastTest):
     """L4: a job whose worker emits big events is read in pages bounded by
     bytes, each saying where to go on, over REST, long-poll and WebSocket replay."""
 
@@ -483,20 +482,10 @@ class PageBytesTest(JobcastTest):
 
     def big_job(self, broker):
         api = self.client(broker)
-        ctx = zmq.Context()
-        self.addCleanup(ctx.term)
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(sock.close)
-        sock.connect(broker.zmq)
-        sock.send(msgpack.packb({"v": 1, "t": "hello", "worker": "big", "types": ["big"],
-                                 "capacity": 1, "inflight": []}))
+        sock = self.dealer(broker)
+        self.hello(sock, "big", ["big"])
         job = api.submit("big")
-        assign = None
-        while assign is None:
-            self.assertTrue(sock.poll(10000), "no assign")
-            message = msgpack.unpackb(sock.recv())
-            assign = message if message["t"] == "assign" else None
+        self.recv_type(sock, "assign")
         wseq = 0
         for i in range(self.EVENTS):
             wseq += 1

@@ -15,10 +15,8 @@ import unittest
 
 import msgpack
 import websocket
-import zmq
 
-import test_faults
-from harness import BIN, JobcastTest, metric, wait_until
+from harness import BIN, JobcastTest, ZmqPeers, metric, wait_until
 from test_security import SECRET, make_token, sse_open, ws_connect, ws_request
 from test_streaming import recv_frame as ws_recv
 
@@ -320,12 +318,9 @@ class OwnerIdentityTest(TokenTest):
         self.assertEqual(scoped.request("GET", f"/v1/jobs/{job['id']}")[0], 404)
 
 
-class WorkerTimestampTest(TokenTest):
+class WorkerTimestampTest(ZmqPeers, TokenTest):
     """C3 (audit repro 03): a chunk with ts = INT64_MIN, delivered live, aborted
     the broker in the stream latency computation."""
-
-    dealer = test_faults.RogueWorkerTest.dealer
-    say_hello = test_faults.RogueWorkerTest.say_hello
 
     def test_extreme_worker_timestamps_are_replaced_by_the_brokers_clock(self):
         broker = self.start_broker()
@@ -333,11 +328,7 @@ class WorkerTimestampTest(TokenTest):
         rogue = self.dealer(broker)
         self.say_hello(rogue, "rogue", ["evil.type"])
         job = api.submit("evil.type")["id"]
-        assign = None
-        while assign is None:
-            self.assertTrue(rogue.poll(5000), "no assign")
-            m = msgpack.unpackb(rogue.recv())
-            assign = m if m["t"] == "assign" else None
+        assign = self.recv_type(rogue, "assign", timeout=5)
 
         # Live subscribers on both streaming transports, caught up to "running".
         ws = ws_connect(broker)

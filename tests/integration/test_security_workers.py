@@ -11,7 +11,7 @@ import unittest
 import msgpack
 import zmq
 
-from harness import BIN, JobcastTest, free_port, metric, sim_text, wait_until
+from harness import BIN, JobcastTest, ZmqPeers, free_port, metric, sim_text, wait_until
 
 # repro/07_zmq_log_injection.py: a forged audit line in 't', and in a worker name.
 FORGED_T = ("x\n2030-01-01T00:00:00.000 info audit event=cancel transport=http "
@@ -22,46 +22,6 @@ pack = msgpack.packb
 
 def unpack(frame):
     return msgpack.unpackb(frame, raw=False, strict_map_key=False)
-
-
-class ZmqPeers:
-    """Hand-written protocol v1 peers (DEALER, or a ROUTER posing as a broker)."""
-
-    def zmq_socket(self, kind):
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.addCleanup(sock.close)
-        return sock
-
-    def dealer(self, endpoint, curve=None):
-        sock = self.zmq_socket(zmq.DEALER)
-        if curve:
-            server_public, public, secret = curve
-            sock.curve_serverkey = server_public
-            sock.curve_publickey = public
-            sock.curve_secretkey = secret
-        sock.connect(endpoint)
-        return sock
-
-    def recv_type(self, sock, types, timeout=10.0, want=None):
-        """The next message whose "t" is in `types` (and satisfies `want`)."""
-        types = {types} if isinstance(types, str) else set(types)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            self.assertGreater(left, 0, f"no {types} within {timeout}s")
-            if sock.poll(int(left * 1000) + 1):
-                m = unpack(sock.recv())
-                if m.get("t") in types and (want is None or want(m)):
-                    return m
-
-    def hello(self, sock, name, types, inflight=(), session=None, capacity=1):
-        m = {"v": 1, "t": "hello", "worker": name, "types": list(types), "capacity": capacity,
-             "inflight": list(inflight)}
-        if session is not None:
-            m["session"] = session
-        sock.send(pack(m))
 
 
 def states(api, job_id):
