@@ -42,7 +42,6 @@ class HostAllowList {
     // literal is served (a literal cannot be re-pointed by DNS).
     void add_bound_address(std::string_view address);
 
-    bool allows_any() const { return any_; }
     // True when the Host header value (nullopt: none was sent) may be served.
     bool allows(std::optional<std::string_view> host_header) const;
 
