@@ -169,6 +169,19 @@ TIME_VALUES = {
 }
 
 
+# Log values, request targets and Host headers (fuzz_log_and_host).
+LOG_AND_HOST = {
+    "host_localhost": b"localhost:8080",
+    "host_v6": b"[::1]:80",
+    "host_rebind": b"rebind.attacker.example:8080",
+    "host_127name": b"127.0.0.1.nip.io",
+    "target_token": b"/v1/jobs?access_token=abc&x=1",
+    "target_forge": b'/v1/jobs/a"b=c\n2030-01-01 info audit event=x',
+    "target_encoded": b"%61ccess_TOKEN=x#access_token=y",
+    "utf8": b"w\xe2\x80\xa8\xff\x7f",
+}
+
+
 def main():
     worker = HERE / "corpus" / "worker_decode"
     worker.mkdir(parents=True, exist_ok=True)
@@ -190,6 +203,10 @@ def main():
     times.mkdir(parents=True, exist_ok=True)
     for name, data in TIME_VALUES.items():
         (times / f"{name}.bin").write_bytes(data)
+    log_and_host = HERE / "corpus" / "log_and_host"
+    log_and_host.mkdir(parents=True, exist_ok=True)
+    for name, data in LOG_AND_HOST.items():
+        (log_and_host / name).write_bytes(data)
 
 
 if __name__ == "__main__":
