@@ -1,14 +1,12 @@
 // What the WebSocket load generators share: opening a Boost.Beast client
-// connection, the io_context thread that opens many of them with a bound on
-// connects in flight, and the first error their callbacks report.
+// connection, and the io_context thread that opens many of them with a bound on
+// connects in flight.
 #pragma once
 
-#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,18 +33,6 @@ void async_open(websocket::stream<tcp::socket>& ws, const tcp::endpoint& ep,
         });
     });
 }
-
-// Errors from any loop thread: how many, and the first one's text.
-struct Errors {
-    std::atomic<int> errors{0};
-    std::mutex error_mutex;
-    std::string first_error;
-    void error(const std::string& what) {
-        errors.fetch_add(1);
-        std::lock_guard lock(error_mutex);
-        if (first_error.empty()) first_error = what;
-    }
-};
 
 // One io_context run by one thread, and the clients it connects: at most
 // `parallel` connects in flight; each client calls connect_done() when its

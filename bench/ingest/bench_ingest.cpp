@@ -47,7 +47,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -55,6 +54,7 @@
 
 #include "bench/common/broker_process.hpp"
 #include "bench/common/clock.hpp"
+#include "bench/common/errors.hpp"
 #include "bench/common/http_client.hpp"
 #include "bench/common/metrics.hpp"
 #include "bench/common/options.hpp"
@@ -286,11 +286,9 @@ std::int64_t unix_ms() {
 Submitted submit_jobs(const bench::BrokerProcess& b, int count, int connections,
                       const std::string& body) {
     std::atomic<int> next{0};
-    std::atomic<int> failures{0};
-    std::string first_error;
+    bench::Errors failures;
     std::vector<std::string> newest(static_cast<std::size_t>(std::min(connections, count)));
     std::vector<std::string> oldest(newest.size());
-    std::mutex error_mutex;
     const auto started = Clock::now();
     std::vector<std::thread> threads;
     for (std::size_t c = 0; c < newest.size(); ++c) {
@@ -307,15 +305,13 @@ Submitted submit_jobs(const bench::BrokerProcess& b, int count, int connections,
                     if (oldest[c].empty() || id < oldest[c]) oldest[c] = id;
                 }
             } catch (const std::exception& e) {
-                failures++;
-                std::lock_guard lock(error_mutex);
-                if (first_error.empty()) first_error = e.what();
+                failures.error(e.what());
             }
         });
     }
     for (auto& t : threads)
         t.join();
-    if (failures > 0) fail("submitting jobs failed: " + first_error);
+    if (failures.errors > 0) fail("submitting jobs failed: " + failures.first_error);
     Submitted out;
     out.seconds = seconds_since(started);
     out.newest_id = *std::max_element(newest.begin(), newest.end());

@@ -73,6 +73,7 @@
 
 #include "bench/common/broker_process.hpp"
 #include "bench/common/clock.hpp"
+#include "bench/common/errors.hpp"
 #include "bench/common/histogram.hpp"
 #include "bench/common/jobcast_api.hpp"
 #include "bench/common/options.hpp"
