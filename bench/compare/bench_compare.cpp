@@ -49,12 +49,15 @@
 //
 //   jobcast-bench [--systems jobcast,nchan,nats] [--scenario all] [--bin-dir DIR]
 //       [--conf-dir bench/compare] [--json PATH] [--size 64] [--window 256] ...
-//       (see usage())
+//       (see kUsage)
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -78,12 +81,21 @@
 #include <thread>
 #include <vector>
 
-#include "bench/common/bench_util.hpp"
+#include "bench/common/broker_process.hpp"
+#include "bench/common/clock.hpp"
+#include "bench/common/errors.hpp"
+#include "bench/common/histogram.hpp"
+#include "bench/common/jobcast_api.hpp"
+#include "bench/common/options.hpp"
+#include "bench/common/process.hpp"
+#include "bench/common/report.hpp"
+#include "bench/common/scan.hpp"
+#include "bench/common/ws_client.hpp"
 
 namespace {
 
 using namespace jobcast::bench;
-namespace websocket = boost::beast::websocket;
+namespace http = boost::beast::http;
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- options
@@ -122,111 +134,90 @@ struct Options {
         jobcast_zmq_port = 18555;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(
-        stderr,
-        "jobcast-bench: %s\n"
-        "usage: jobcast-bench [--systems jobcast,nchan,nats] [--scenario all|ingest,fanout,\n"
-        "         latency,resume,idle,poll,limits] [--bin-dir DIR] [--conf-dir DIR] [--dir /tmp]\n"
-        "         [--json PATH] [--size 64] [--window 256] [--publishers 4]\n"
-        "         [--ingest-events 400000] [--fanout-events 10000] [--fanout-subs 1000]\n"
-        "         [--fanout-jobs 1000] [--fanout-job-events 200] [--latency-rates 1000,10000]\n"
-        "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5]\n"
-        "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
-        "10]\n"
-        "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
-        "         [--timeout 60] [--connect-parallel 256]\n",
-        why.c_str());
-    std::exit(2);
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::string cur;
-    std::istringstream in(s);
-    while (std::getline(in, cur, sep))
-        if (!cur.empty()) out.push_back(cur);
-    return out;
-}
+constexpr const char* kUsage =
+    "usage: jobcast-bench [--systems jobcast,nchan,nats] [--scenario all|ingest,fanout,\n"
+    "         latency,resume,idle,poll,limits] [--bin-dir DIR] [--conf-dir DIR] [--dir /tmp]\n"
+    "         [--json PATH] [--size 64] [--window 256] [--publishers 4]\n"
+    "         [--ingest-events 400000] [--fanout-events 10000] [--fanout-subs 1000]\n"
+    "         [--fanout-jobs 1000] [--fanout-job-events 200] [--latency-rates 1000,10000]\n"
+    "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5]\n"
+    "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
+    "10]\n"
+    "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
+    "         [--timeout 60] [--connect-parallel 256]\n";
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value for " + arg);
-            return argv[++i];
-        };
-        auto num = [&]() { return std::stod(value()); };
+    Args args(argc, argv, "jobcast-bench", kUsage);
+    while (args.next()) {
+        const std::string& arg = args.flag();
         if (arg == "--bin-dir")
-            o.bin_dir = value();
+            o.bin_dir = args.value();
         else if (arg == "--conf-dir")
-            o.conf_dir = value();
+            o.conf_dir = args.value();
         else if (arg == "--dir")
-            o.dir = value();
+            o.dir = args.value();
         else if (arg == "--json")
-            o.json = value();
+            o.json = args.value();
         else if (arg == "--systems")
-            o.systems = split(value(), ',');
+            o.systems = split(args.value(), ',');
         else if (arg == "--scenario") {
-            const auto v = value();
+            const auto v = args.value();
             if (v != "all") {
                 auto list = split(v, ',');
                 o.scenarios = std::set<std::string>(list.begin(), list.end());
             }
         } else if (arg == "--size")
-            o.size = static_cast<int>(num());
+            o.size = static_cast<int>(args.number());
         else if (arg == "--window")
-            o.window = static_cast<int>(num());
+            o.window = static_cast<int>(args.number());
         else if (arg == "--publishers")
-            o.publishers = static_cast<int>(num());
+            o.publishers = static_cast<int>(args.number());
         else if (arg == "--ingest-events")
-            o.ingest_events = static_cast<long>(num());
+            o.ingest_events = static_cast<long>(args.number());
         else if (arg == "--fanout-events")
-            o.fanout_events = static_cast<long>(num());
+            o.fanout_events = static_cast<long>(args.number());
         else if (arg == "--fanout-subs")
-            o.fanout_subs = static_cast<int>(num());
+            o.fanout_subs = static_cast<int>(args.number());
         else if (arg == "--fanout-jobs")
-            o.fanout_jobs = static_cast<int>(num());
+            o.fanout_jobs = static_cast<int>(args.number());
         else if (arg == "--fanout-job-events")
-            o.fanout_job_events = static_cast<long>(num());
+            o.fanout_job_events = static_cast<long>(args.number());
         else if (arg == "--latency-rates") {
             o.latency_rates.clear();
-            for (const auto& r : split(value(), ','))
+            for (const auto& r : split(args.value(), ','))
                 o.latency_rates.push_back(std::stoi(r));
         } else if (arg == "--latency-subs")
-            o.latency_subs = static_cast<int>(num());
+            o.latency_subs = static_cast<int>(args.number());
         else if (arg == "--latency-seconds")
-            o.latency_seconds = num();
+            o.latency_seconds = args.number();
         else if (arg == "--warmup-seconds")
-            o.warmup_seconds = num();
+            o.warmup_seconds = args.number();
         else if (arg == "--resume-events")
-            o.resume_events = static_cast<long>(num());
+            o.resume_events = static_cast<long>(args.number());
         else if (arg == "--resume-rate")
-            o.resume_rate = num();
+            o.resume_rate = args.number();
         else if (arg == "--idle-conns")
-            o.idle_conns = static_cast<int>(num());
+            o.idle_conns = static_cast<int>(args.number());
         else if (arg == "--idle-seconds")
-            o.idle_seconds = num();
+            o.idle_seconds = args.number();
         else if (arg == "--poll-jobs")
-            o.poll_jobs = static_cast<int>(num());
+            o.poll_jobs = static_cast<int>(args.number());
         else if (arg == "--poll-clients")
-            o.poll_clients = static_cast<int>(num());
+            o.poll_clients = static_cast<int>(args.number());
         else if (arg == "--poll-rate")
-            o.poll_rate = static_cast<int>(num());
+            o.poll_rate = static_cast<int>(args.number());
         else if (arg == "--poll-seconds")
-            o.poll_seconds = num();
+            o.poll_seconds = args.number();
         else if (arg == "--timeout")
-            o.timeout = num();
+            o.timeout = args.number();
         else if (arg == "--connect-parallel")
-            o.connect_parallel = static_cast<int>(num());
-        else if (arg == "--help" || arg == "-h")
-            usage("help");
+            o.connect_parallel = static_cast<int>(args.number());
         else
-            usage("unknown argument " + arg);
+            args.unknown();
     }
     for (const auto& s : o.systems)
-        if (s != "jobcast" && s != "nchan" && s != "nats") usage("unknown system " + s);
+        if (s != "jobcast" && s != "nchan" && s != "nats") args.usage("unknown system " + s);
     return o;
 }
 
@@ -278,30 +269,6 @@ Results g_results;
 
 // ---------------------------------------------------------------- processes
 
-// A process and its descendants (nginx: master + workers).
-std::vector<pid_t> process_tree(pid_t root) {
-    std::map<pid_t, pid_t> parent;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-        const auto name = e.path().filename().string();
-        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string line;
-        if (!std::getline(in, line)) continue;
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        std::string state;
-        pid_t ppid = 0;
-        rest >> state >> ppid;
-        parent[std::stoi(name)] = ppid;
-    }
-    std::vector<pid_t> out{root};
-    for (std::size_t i = 0; i < out.size(); ++i)
-        for (const auto& [pid, pp] : parent)
-            if (pp == out[i]) out.push_back(pid);
-    return out;
-}
-
 double tree_cpu_seconds(pid_t root) {
     double s = 0;
     for (pid_t p : process_tree(root))
@@ -339,9 +306,7 @@ struct Server {
     std::vector<pid_t> workers;
 
     Server(const Options& o, const std::string& system) : sys(system) {
-        std::string templ = o.dir + "/jobcast-bench-" + sys + "-XXXXXX";
-        if (!::mkdtemp(templ.data())) fail("mkdtemp: " + std::string(std::strerror(errno)));
-        dir = templ;
+        dir = make_temp_dir(o.dir, "jobcast-bench-" + sys);
         const auto conf = fs::absolute(o.conf_dir).string();
         const int port = sys == "jobcast" ? o.jobcast_port
                          : sys == "nchan" ? o.nchan_port
@@ -394,18 +359,16 @@ struct Server {
 struct Jobcast {
     const Options& o;
     Server& server;
-    tcp::endpoint ep{net::ip::make_address("127.0.0.1"),
-                     static_cast<unsigned short>(o.jobcast_port)};
+    JobcastApi api{"127.0.0.1", o.jobcast_port};
 
     void start_workers(const std::string& binary, int n, int capacity) {
         for (int i = 0; i < n; ++i)
-            server.workers.push_back(spawn(
-                {o.bin_dir + "/" + binary, "--broker",
-                 "tcp://127.0.0.1:" + std::to_string(o.jobcast_zmq_port), "--capacity",
-                 std::to_string(capacity), "--name", binary + "-" + std::to_string(i)},
+            server.workers.push_back(start_worker(
+                o.bin_dir + "/" + binary, "tcp://127.0.0.1:" + std::to_string(o.jobcast_zmq_port),
+                binary + "-" + std::to_string(i), capacity,
                 server.dir + "/" + binary + "-" + std::to_string(server.workers.size()) + ".log"));
         const auto t0 = Clock::now();
-        while (metric("jobcast_workers") < static_cast<double>(server.workers.size())) {
+        while (api.metric("jobcast_workers") < static_cast<double>(server.workers.size())) {
             if (seconds_since(t0) > 15) fail("workers did not connect within 15 s");
             sleep_ms(20);
         }
@@ -420,20 +383,11 @@ struct Jobcast {
             stop_process(w);
         server.workers.clear();
     }
-    std::string submit(const std::string& type, const std::string& params) {
-        auto r = http_request(ep, http::verb::post, "/v1/jobs",
-                              R"({"type":")" + type + R"(","params":)" + params + "}");
-        if (r.status != 201) fail("POST /v1/jobs: " + std::to_string(r.status) + " " + r.body);
-        return json_string(r.body, "id");
-    }
-    std::string state(const std::string& id) {
-        return json_string(http_request(ep, http::verb::get, "/v1/jobs/" + id).body, "state");
-    }
     void wait_succeeded(const std::vector<std::string>& ids, double timeout) {
         const auto t0 = Clock::now();
         for (const auto& id : ids) {
             for (;;) {
-                const auto s = state(id);
+                const auto s = json_string(api.job(id), "state");
                 if (s == "succeeded") break;
                 if (s == "failed" || s == "cancelled") fail("job " + id + " " + s);
                 if (seconds_since(t0) > timeout) fail("timeout waiting for job " + id);
@@ -441,17 +395,6 @@ struct Jobcast {
                 sleep_ms(5);
             }
         }
-    }
-    void cancel(const std::string& id) {
-        http_request(ep, http::verb::post, "/v1/jobs/" + id + "/cancel", "{}");
-    }
-    double metric(const std::string& series) {
-        auto r = http_request(ep, http::verb::get, "/metrics");
-        std::istringstream in(r.body);
-        for (std::string line; std::getline(in, line);)
-            if (line.rfind(series + " ", 0) == 0)
-                return std::strtod(line.c_str() + series.size() + 1, nullptr);
-        return 0;
     }
     // jobcast's data {"t":T,"text":"xxx"} sized like the peers' payload.
     int text_size() const { return std::max(1, o.size - 32); }
@@ -739,18 +682,11 @@ class Publisher {
 
 // ---------------------------------------------------------------- subscribers
 
-struct Shared {
-    std::atomic<int> ready{0}, failed{0}, done{0}, errors{0};
+struct Shared : Errors {
+    std::atomic<int> ready{0}, failed{0}, done{0};
     std::atomic<std::uint64_t> delivered{0};
     std::atomic<std::int64_t> first_ns{0}, last_ns{0};
     std::int64_t latency_from_us = 0;  // events intended before it are warm-up
-    std::mutex mutex;
-    std::string first_error;
-    void error(const std::string& what) {
-        errors.fetch_add(1);
-        std::lock_guard lock(mutex);
-        if (first_error.empty()) first_error = what;
-    }
 };
 
 class Loop;
@@ -866,24 +802,16 @@ websocket::stream<tcp::socket> Subscriber::make_ws() {
 
 void Subscriber::connect() {
     start_ns = mono_ns();
-    ws_.next_layer().async_connect(loop_.ep, [this](beast::error_code ec) {
+    async_open(ws_, loop_.ep, loop_.host, target_, [this](beast::error_code ec, const char* stage) {
         if (ec) {
             loop_.shared.failed.fetch_add(1);
-            loop_.shared.error("connect: " + ec.message());
-            loop_.connect_done();
-            return;
-        }
-        ws_.next_layer().set_option(tcp::no_delay(true));
-        ws_.async_handshake(loop_.host, target_, [this](beast::error_code ec) {
-            if (ec) {
-                loop_.shared.failed.fetch_add(1);
-                loop_.shared.error("handshake " + target_ + ": " + ec.message());
-                loop_.connect_done();
-                return;
-            }
+            const std::string where =
+                std::string_view(stage) == "handshake" ? "handshake " + target_ : stage;
+            loop_.shared.error(where + ": " + ec.message());
+        } else {
             on_open();
-            loop_.connect_done();
-        });
+        }
+        loop_.connect_done();
     });
 }
 
@@ -1159,9 +1087,9 @@ void scenario_ingest(const Options& o, Server& server, const std::string& sys) {
         const auto t0 = Clock::now();
         std::vector<std::string> ids;
         for (int j = 0; j < jobs; ++j)
-            ids.push_back(jc.submit("bench.emit", R"({"count":)" + std::to_string(per_job) +
-                                                      R"(,"size":)" +
-                                                      std::to_string(jc.text_size()) + "}"));
+            ids.push_back(jc.api.submit("bench.emit", R"({"count":)" + std::to_string(per_job) +
+                                                          R"(,"size":)" +
+                                                          std::to_string(jc.text_size()) + "}"));
         jc.wait_succeeded(ids, o.timeout);
         seconds = seconds_since(t0);
         jc.stop_workers();
@@ -1210,7 +1138,7 @@ void scenario_fanout(const Options& o, Server& server, const std::string& sys, i
         // Every job sleeps until start_us, then emits E events as fast as it can.
         const auto start_us = unix_us() + 4'000'000 + J * 2'000;
         for (int j = 0; j < J; ++j)
-            channels.push_back(jc.submit(
+            channels.push_back(jc.api.submit(
                 "bench.stream", R"({"count":)" + std::to_string(E) + R"(,"rate":0,"size":)" +
                                     std::to_string(jc.text_size()) + R"(,"start_us":)" +
                                     std::to_string(start_us) + "}"));
@@ -1262,10 +1190,11 @@ void scenario_latency(const Options& o, Server& server, const std::string& sys, 
     if (sys == "jobcast") {
         jc.ensure_stream_workers();
         start_us = unix_us() + 3'000'000;
-        channel = jc.submit("bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
-                                                std::to_string(rate) + R"(,"size":)" +
-                                                std::to_string(jc.text_size()) + R"(,"start_us":)" +
-                                                std::to_string(start_us) + "}");
+        channel =
+            jc.api.submit("bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
+                                              std::to_string(rate) + R"(,"size":)" +
+                                              std::to_string(jc.text_size()) + R"(,"start_us":)" +
+                                              std::to_string(start_us) + "}");
     } else {
         pp = std::make_unique<PeerPublish>(o, sys, 1);
         const auto name = "S3r" + std::to_string(rate);
@@ -1316,9 +1245,9 @@ void scenario_resume(const Options& o, Server& server, const std::string& sys) {
     if (sys == "jobcast") {
         Jobcast jc{o, server};
         jc.ensure_stream_workers();
-        const auto id =
-            jc.submit("bench.stream", R"({"burst":)" + std::to_string(E) + R"(,"count":0,"size":)" +
-                                          std::to_string(jc.text_size()) + "}");
+        const auto id = jc.api.submit("bench.stream", R"({"burst":)" + std::to_string(E) +
+                                                          R"(,"count":0,"size":)" +
+                                                          std::to_string(jc.text_size()) + "}");
         jc.wait_succeeded({id}, o.timeout);
         ad.add_live(loop, id, E);
     } else {
@@ -1364,8 +1293,9 @@ void scenario_idle(const Options& o, Server& server, const std::string& sys) {
     Jobcast jc{o, server};
     if (sys == "jobcast") {
         jc.ensure_stream_workers();
-        channel = jc.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
-                                                std::to_string(unix_us() + 3'600'000'000LL) + "}");
+        channel =
+            jc.api.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
+                                              std::to_string(unix_us() + 3'600'000'000LL) + "}");
     }
     sleep_ms(500);
     const long pss0 = tree_pss_kib(server.pid);
@@ -1391,7 +1321,7 @@ void scenario_idle(const Options& o, Server& server, const std::string& sys) {
     g_results.set("5 idle, server CPU % of a core", sys, cpu / secs * 100, 2);
     g_results.set("5 idle, seconds to connect all", sys, connect_s, 1);
     loop.stop();
-    if (sys == "jobcast") jc.cancel(channel);
+    if (sys == "jobcast") jc.api.cancel(channel);
 }
 
 // ------------------------------------------------ 6: polling vs push (jobcast)
@@ -1511,11 +1441,11 @@ void scenario_poll(const Options& o, Server& server) {
         const auto count = static_cast<std::int64_t>(o.poll_rate * (o.poll_seconds + lead + tail));
         std::vector<std::string> jobs;
         for (int j = 0; j < o.poll_jobs; ++j)
-            jobs.push_back(
-                jc.submit("bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
-                                              std::to_string(o.poll_rate) + R"(,"size":)" +
-                                              std::to_string(jc.text_size()) + R"(,"start_us":)" +
-                                              std::to_string(start_us) + "}"));
+            jobs.push_back(jc.api.submit("bench.stream",
+                                         R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
+                                             std::to_string(o.poll_rate) + R"(,"size":)" +
+                                             std::to_string(jc.text_size()) + R"(,"start_us":)" +
+                                             std::to_string(start_us) + "}"));
         Shared shared;
         shared.latency_from_us = start_us + 1'000'000;
         Histogram poll_hist;
@@ -1571,7 +1501,7 @@ void scenario_poll(const Options& o, Server& server) {
             poll_thread.join();
         }
         for (const auto& id : jobs)
-            jc.cancel(id);
+            jc.api.cancel(id);
         if (mode == "none") {
             baseline = cpu / secs * 60;
             g_results.set("6 follow: the jobs alone (no client), CPU s/min", "jobcast", baseline,
@@ -1715,13 +1645,7 @@ void write_json(const Options& o, const std::string& uptime_before,
     out << "\n],\"notes\":[";
     first = true;
     for (const auto& n : g_results.notes) {
-        std::string e;
-        for (char c : n)
-            if (c == '"' || c == '\\')
-                e += '\\', e += c;
-            else if (static_cast<unsigned char>(c) >= 0x20)
-                e += c;
-        out << (first ? "" : ",") << "\n \"" << e << "\"";
+        out << (first ? "" : ",") << "\n " << json_quote(n);
         first = false;
     }
     out << "\n]}\n";

@@ -35,36 +35,32 @@
 //       [--perf-out PATH [--perf-args "-F 999 -g"]]   (perf record the broker while timed)
 //       [--on-timed-start CMD] [--on-timed-end CMD]      (sh -c CMD, {pid} = the broker's pid;
 //                                                          e.g. "callgrind_control -z {pid}")
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <mutex>
-#include <optional>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "bench/common/bench_util.hpp"
+#include "bench/common/broker_process.hpp"
+#include "bench/common/clock.hpp"
+#include "bench/common/errors.hpp"
+#include "bench/common/http_client.hpp"
+#include "bench/common/metrics.hpp"
+#include "bench/common/options.hpp"
+#include "bench/common/process.hpp"
+#include "bench/common/report.hpp"
+#include "bench/common/scan.hpp"
 
 namespace {
 
@@ -72,14 +68,19 @@ namespace bench = jobcast::bench;
 namespace fs = std::filesystem;
 using bench::alive;
 using bench::Clock;
+using bench::cpu_seconds;
 using bench::fail;
+using bench::HttpClient;
 using bench::json_number;
 using bench::kill_all_children;
 using bench::load_average;
+using bench::metric;
+using bench::Metrics;
 using bench::seconds_since;
 using bench::self_cpu_seconds;
 using bench::sleep_ms;
 using bench::spawn;
+using bench::stop_process;
 
 // ---------------------------------------------------------------- options
 
@@ -107,48 +108,26 @@ struct Options {
     std::string on_timed_start, on_timed_end;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(
-        stderr,
-        "jobcast-bench-ingest: %s\n"
-        "usage: jobcast-bench-ingest [--bin-dir DIR] [--scenario ingest|dispatch|all]\n"
-        "  [--repeat N] [--workers W] [--capacity C] [--jobs-per-worker J] [--events K]\n"
-        "  [--size S] [--dispatch-jobs D] [--dispatch-capacity C] [--submit-connections N]\n"
-        "  [--poll-ms MS] [--timeout SECONDS] [--dir DIR] [--keep] [--json PATH] [--broker-arg "
-        "ARG]...\n"
-        "  [--worker-arg ARG]... [--perf-out PATH] [--perf-args ARGS]\n"
-        "  [--on-timed-start CMD] [--on-timed-end CMD]\n",
-        why.c_str());
-    std::exit(2);
-}
-
-std::string self_dir() {
-    std::error_code ec;
-    auto exe = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : exe.parent_path().string();
-}
+constexpr const char* kUsage =
+    "usage: jobcast-bench-ingest [--bin-dir DIR] [--scenario ingest|dispatch|all]\n"
+    "  [--repeat N] [--workers W] [--capacity C] [--jobs-per-worker J] [--events K]\n"
+    "  [--size S] [--dispatch-jobs D] [--dispatch-capacity C] [--submit-connections N]\n"
+    "  [--poll-ms MS] [--timeout SECONDS] [--dir DIR] [--keep] [--json PATH] [--broker-arg "
+    "ARG]...\n"
+    "  [--worker-arg ARG]... [--perf-out PATH] [--perf-args ARGS]\n"
+    "  [--on-timed-start CMD] [--on-timed-end CMD]\n";
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    o.bin_dir = self_dir();
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value for " + arg);
-            return argv[++i];
-        };
-        auto number = [&]() -> long {
-            const std::string v = value();
-            char* end = nullptr;
-            const long n = std::strtol(v.c_str(), &end, 10);
-            if (end == v.c_str() || *end != '\0') usage("not a number for " + arg + ": " + v);
-            return n;
-        };
-        auto integer = [&](int& field) { field = static_cast<int>(number()); };
+    o.bin_dir = bench::self_dir();
+    bench::Args args(argc, argv, "jobcast-bench-ingest", kUsage);
+    while (args.next()) {
+        const std::string& arg = args.flag();
+        auto integer = [&](int& field) { field = static_cast<int>(args.integer()); };
         if (arg == "--bin-dir") {
-            o.bin_dir = value();
+            o.bin_dir = args.value();
         } else if (arg == "--scenario") {
-            o.scenario = value();
+            o.scenario = args.value();
         } else if (arg == "--repeat") {
             integer(o.repeat);
         } else if (arg == "--workers") {
@@ -158,7 +137,7 @@ Options parse_options(int argc, char** argv) {
         } else if (arg == "--jobs-per-worker") {
             integer(o.jobs_per_worker);
         } else if (arg == "--events") {
-            o.events = number();
+            o.events = args.integer();
         } else if (arg == "--size") {
             integer(o.size);
         } else if (arg == "--dispatch-jobs") {
@@ -170,95 +149,41 @@ Options parse_options(int argc, char** argv) {
         } else if (arg == "--poll-ms") {
             integer(o.poll_ms);
         } else if (arg == "--timeout") {
-            o.timeout = static_cast<double>(number());
+            o.timeout = static_cast<double>(args.integer());
         } else if (arg == "--dir") {
-            o.dir = value();
+            o.dir = args.value();
         } else if (arg == "--keep") {
             o.keep = true;
         } else if (arg == "--json") {
-            o.json_path = value();
+            o.json_path = args.value();
         } else if (arg == "--broker-arg") {
-            o.broker_args.push_back(value());
+            o.broker_args.push_back(args.value());
         } else if (arg == "--worker-arg") {
-            o.worker_args.push_back(value());
+            o.worker_args.push_back(args.value());
         } else if (arg == "--perf-out") {
-            o.perf_out = value();
+            o.perf_out = args.value();
         } else if (arg == "--perf-args") {
-            o.perf_args = value();
+            o.perf_args = args.value();
         } else if (arg == "--on-timed-start") {
-            o.on_timed_start = value();
+            o.on_timed_start = args.value();
         } else if (arg == "--on-timed-end") {
-            o.on_timed_end = value();
-        } else if (arg == "--help" || arg == "-h") {
-            usage("help");
+            o.on_timed_end = args.value();
         } else {
-            usage("unknown argument " + arg);
+            args.unknown();
         }
     }
     if (o.scenario != "ingest" && o.scenario != "dispatch" && o.scenario != "all") {
-        usage("--scenario must be ingest, dispatch or all");
+        args.usage("--scenario must be ingest, dispatch or all");
     }
     if (o.repeat < 1 || o.workers < 1 || o.capacity < 1 || o.jobs_per_worker < 1 || o.events < 0 ||
         o.size < 0 || o.dispatch_jobs < 1 || o.dispatch_capacity < 1 || o.submit_connections < 1 ||
         o.poll_ms < 1) {
-        usage("counts must be positive");
+        args.usage("counts must be positive");
     }
     return o;
 }
 
 // ---------------------------------------------------------------- processes
-
-// SIGTERM, then SIGKILL after `grace`. Returns the wait status (or -1), which
-// bench::stop_process does not; the child leaves bench::g_children either way.
-int stop_process(pid_t pid, std::chrono::milliseconds grace = std::chrono::milliseconds(5000),
-                 int sig = SIGTERM) {
-    if (pid <= 0) return -1;
-    ::kill(pid, sig);
-    int status = 0;
-    const auto deadline = Clock::now() + grace;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0) {
-            status = -1;
-            break;
-        }
-        if (Clock::now() >= deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            break;
-        }
-        sleep_ms(5);
-    }
-    std::lock_guard lock(bench::g_children_mutex);
-    std::erase(bench::g_children, pid);
-    return status;
-}
-
-const double kTick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-
-// utime + stime of a process or thread from its stat file, in seconds.
-std::optional<double> cpu_seconds_of(const std::string& stat_path, std::string* comm = nullptr) {
-    std::ifstream in(stat_path);
-    std::string line;
-    if (!std::getline(in, line)) return std::nullopt;
-    const auto open = line.find('(');
-    const auto close = line.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) return std::nullopt;
-    if (comm) *comm = line.substr(open + 1, close - open - 1);
-    std::istringstream rest(line.substr(close + 2));
-    std::vector<std::string> fields;
-    std::string f;
-    while (rest >> f)
-        fields.push_back(f);
-    // Fields after "(comm)": state is #3 of the man page, utime #14, stime #15.
-    if (fields.size() < 13) return std::nullopt;
-    return (std::stod(fields[11]) + std::stod(fields[12])) / kTick;
-}
-
-double cpu_seconds(pid_t pid) {
-    return cpu_seconds_of("/proc/" + std::to_string(pid) + "/stat").value_or(0.0);
-}
 
 struct ThreadCpu {
     std::string comm;
@@ -283,7 +208,7 @@ std::map<int, ThreadCpu> thread_cpu(pid_t pid) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
         ThreadCpu t;
-        if (auto s = cpu_seconds_of(entry.path().string() + "/stat", &t.comm)) {
+        if (auto s = bench::cpu_seconds_of(entry.path().string() + "/stat", &t.comm)) {
             t.seconds = *s;
             t.switches = voluntary_switches(entry.path().string() + "/status");
             by_tid[std::stoi(entry.path().filename().string())] = t;
@@ -303,234 +228,21 @@ double machine_busy_seconds() {
     std::string cpu;
     double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
     in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-    return (user + nice + system + irq + softirq + steal) / kTick;
+    static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return (user + nice + system + irq + softirq + steal) / tick;
 }
-
-// ---------------------------------------------------------------- HTTP client
-
-struct HttpResponse {
-    int status = 0;
-    std::string body;
-};
-
-// Blocking HTTP/1.1 with keep-alive over one TCP connection; reconnects once
-// when the server closed an idle connection.
-class HttpClient {
-  public:
-    HttpClient(std::string host, int port) : host_(std::move(host)), port_(port) {}
-    ~HttpClient() { close(); }
-    HttpClient(const HttpClient&) = delete;
-    HttpClient& operator=(const HttpClient&) = delete;
-
-    HttpResponse request(const std::string& method, const std::string& target,
-                         const std::string& body = {}) {
-        std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host_ + ":" +
-                          std::to_string(port_) + "\r\n";
-        if (!body.empty() || method == "POST") {
-            req +=
-                "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                "\r\n";
-        }
-        req += "\r\n";
-        req += body;
-        for (int attempt = 0;; ++attempt) {
-            try {
-                if (fd_ < 0) connect();
-                write_all(req);
-                return read_response();
-            } catch (const std::exception&) {
-                close();
-                if (attempt >= 1) throw;
-            }
-        }
-    }
-
-  private:
-    void connect() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd_ < 0) fail(std::string("socket: ") + std::strerror(errno));
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<std::uint16_t>(port_));
-        if (::inet_pton(AF_INET, host_.c_str(), &addr.sin_addr) != 1) fail("bad host " + host_);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            fail(std::string("connect: ") + std::strerror(errno));
-        }
-        int one = 1;
-        ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        buffer_.clear();
-    }
-
-    void close() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-        buffer_.clear();
-    }
-
-    void write_all(const std::string& data) {
-        std::size_t done = 0;
-        while (done < data.size()) {
-            const auto n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) fail(std::string("send: ") + std::strerror(errno));
-            done += static_cast<std::size_t>(n);
-        }
-    }
-
-    void fill() {
-        char chunk[65536];
-        for (;;) {
-            const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) fail(std::string("recv: ") + std::strerror(errno));
-            if (n == 0) fail("connection closed");
-            buffer_.append(chunk, static_cast<std::size_t>(n));
-            return;
-        }
-    }
-
-    std::string take_line() {  // up to CRLF, consumed
-        std::size_t at;
-        while ((at = buffer_.find("\r\n")) == std::string::npos)
-            fill();
-        std::string line = buffer_.substr(0, at);
-        buffer_.erase(0, at + 2);
-        return line;
-    }
-
-    std::string take(std::size_t n) {
-        while (buffer_.size() < n)
-            fill();
-        std::string out = buffer_.substr(0, n);
-        buffer_.erase(0, n);
-        return out;
-    }
-
-    HttpResponse read_response() {
-        HttpResponse r;
-        const std::string status = take_line();
-        if (status.rfind("HTTP/1.", 0) != 0 || status.size() < 12) fail("bad status: " + status);
-        r.status = std::atoi(status.c_str() + 9);
-        std::optional<std::size_t> length;
-        bool chunked = false, close_after = false;
-        for (;;) {
-            std::string line = take_line();
-            if (line.empty()) break;
-            const auto colon = line.find(':');
-            if (colon == std::string::npos) continue;
-            std::string name = line.substr(0, colon);
-            std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-            std::string value = line.substr(colon + 1);
-            value.erase(0, value.find_first_not_of(" \t"));
-            std::string lower = value;
-            std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-            if (name == "content-length") length = std::stoull(value);
-            if (name == "transfer-encoding" && lower.find("chunked") != std::string::npos) {
-                chunked = true;
-            }
-            if (name == "connection" && lower.find("close") != std::string::npos) {
-                close_after = true;
-            }
-        }
-        if (chunked) {
-            for (;;) {
-                const std::size_t n = std::stoull(take_line(), nullptr, 16);
-                if (n == 0) {
-                    while (!take_line().empty()) {
-                    }
-                    break;
-                }
-                r.body += take(n);
-                take_line();
-            }
-        } else if (length) {
-            r.body = take(*length);
-        }
-        if (close_after) close();
-        return r;
-    }
-
-    std::string host_;
-    int port_;
-    int fd_ = -1;
-    std::string buffer_;
-};
 
 // ---------------------------------------------------------------- broker
 
-using Metrics = std::map<std::string, double>;  // series (name{labels}) -> value
-
-Metrics parse_metrics(const std::string& text) {
-    Metrics m;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        const auto space = line.rfind(' ');
-        if (space == std::string::npos) continue;
-        m[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
-    }
-    return m;
+bench::BrokerProcess start_broker(const Options& o, const std::string& run_dir) {
+    return bench::start_broker(o.bin_dir, run_dir, o.broker_args);
 }
 
-double metric(const Metrics& m, const std::string& series) {
-    auto it = m.find(series);
-    return it == m.end() ? 0.0 : it->second;
-}
-
-struct Broker {
-    pid_t pid = -1;
-    std::string http_host;
-    int http_port = 0;
-    std::string zmq;
-    std::string log_path;
-};
-
-Broker start_broker(const Options& o, const std::string& run_dir) {
-    Broker b;
-    b.log_path = run_dir + "/broker.log";
-    std::vector<std::string> argv = {
-        o.bin_dir + "/jobcast-broker", "--http", "127.0.0.1:0",        "--zmq",
-        "tcp://127.0.0.1:0",           "--db",   run_dir + "/bench.db"};
-    argv.insert(argv.end(), o.broker_args.begin(), o.broker_args.end());
-    b.pid = spawn(argv, b.log_path);
-    const auto deadline = Clock::now() + std::chrono::seconds(15);
-    while (Clock::now() < deadline) {
-        std::ifstream in(b.log_path);
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.find("listening") == std::string::npos) continue;
-            auto field = [&](const std::string& key) {
-                auto at = line.find(key + "=");
-                if (at == std::string::npos) return std::string();
-                at += key.size() + 1;
-                return line.substr(at, line.find(' ', at) - at);
-            };
-            const std::string http = field("http");
-            b.zmq = field("zmq");
-            const auto colon = http.rfind(':');
-            if (colon == std::string::npos || b.zmq.empty()) fail("cannot parse: " + line);
-            b.http_host = http.substr(0, colon);
-            b.http_port = std::stoi(http.substr(colon + 1));
-            return b;
-        }
-        if (!alive(b.pid)) fail("the broker exited at start; see " + b.log_path);
-        sleep_ms(10);
-    }
-    fail("the broker did not log 'listening' within 15 s; see " + b.log_path);
-}
-
-pid_t start_worker(const Options& o, const Broker& b, const std::string& run_dir, int index,
-                   int capacity) {
-    std::vector<std::string> argv = {o.bin_dir + "/jobcast-bench-worker",
-                                     "--broker",
-                                     b.zmq,
-                                     "--name",
-                                     "bench-" + std::to_string(index),
-                                     "--capacity",
-                                     std::to_string(capacity)};
-    argv.insert(argv.end(), o.worker_args.begin(), o.worker_args.end());
-    return spawn(argv, run_dir + "/worker-" + std::to_string(index) + ".log");
+pid_t start_worker(const Options& o, const bench::BrokerProcess& b, const std::string& run_dir,
+                   int index, int capacity) {
+    return bench::start_worker(
+        o.bin_dir + "/jobcast-bench-worker", b.zmq, "bench-" + std::to_string(index), capacity,
+        run_dir + "/worker-" + std::to_string(index) + ".log", o.worker_args);
 }
 
 // Scrapes answered and the time they took (the broker counts job states in
@@ -547,7 +259,7 @@ Metrics scrape(HttpClient& http) {
     g_scrapes.count++;
     g_scrapes.seconds += seconds_since(started);
     if (r.status != 200) fail("GET /metrics answered " + std::to_string(r.status));
-    return parse_metrics(r.body);
+    return bench::parse_metrics(r.body);
 }
 
 void wait_for_workers(HttpClient& http, int count) {
@@ -571,13 +283,12 @@ std::int64_t unix_ms() {
 }
 
 // POSTs `count` jobs over `connections` keep-alive connections.
-Submitted submit_jobs(const Broker& b, int count, int connections, const std::string& body) {
+Submitted submit_jobs(const bench::BrokerProcess& b, int count, int connections,
+                      const std::string& body) {
     std::atomic<int> next{0};
-    std::atomic<int> failures{0};
-    std::string first_error;
+    bench::Errors failures;
     std::vector<std::string> newest(static_cast<std::size_t>(std::min(connections, count)));
     std::vector<std::string> oldest(newest.size());
-    std::mutex error_mutex;
     const auto started = Clock::now();
     std::vector<std::thread> threads;
     for (std::size_t c = 0; c < newest.size(); ++c) {
@@ -594,15 +305,13 @@ Submitted submit_jobs(const Broker& b, int count, int connections, const std::st
                     if (oldest[c].empty() || id < oldest[c]) oldest[c] = id;
                 }
             } catch (const std::exception& e) {
-                failures++;
-                std::lock_guard lock(error_mutex);
-                if (first_error.empty()) first_error = e.what();
+                failures.error(e.what());
             }
         });
     }
     for (auto& t : threads)
         t.join();
-    if (failures > 0) fail("submitting jobs failed: " + first_error);
+    if (failures.errors > 0) fail("submitting jobs failed: " + failures.first_error);
     Submitted out;
     out.seconds = seconds_since(started);
     out.newest_id = *std::max_element(newest.begin(), newest.end());
@@ -690,7 +399,7 @@ void run_hook(const std::string& command, pid_t broker) {
 }
 
 void stop_perf(pid_t pid) {
-    if (pid > 0) stop_process(pid, std::chrono::milliseconds(30'000), SIGINT);
+    if (pid > 0) stop_process(pid, SIGINT, std::chrono::milliseconds(30'000));
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -746,19 +455,11 @@ struct DispatchResult {
     std::string load_before, load_after;
 };
 
-std::string make_run_dir(const Options& o) {
-    std::string pattern = o.dir + "/jobcast-bench-XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) fail("mkdtemp in " + o.dir + ": " + std::strerror(errno));
-    return buf.data();
-}
-
 void cleanup_run(const Options& o, const std::string& run_dir, pid_t broker,
                  const std::vector<pid_t>& workers, bool failed) {
     for (pid_t w : workers)
         stop_process(w);
-    const int status = stop_process(broker, std::chrono::milliseconds(15'000));
+    const int status = stop_process(broker, SIGTERM, std::chrono::milliseconds(15'000));
     if (status != 0 && !failed) {
         std::fprintf(stderr, "warning: the broker exited with status %d (see %s/broker.log)\n",
                      status, run_dir.c_str());
@@ -781,8 +482,8 @@ IngestResult run_ingest(const Options& o, int run) {
     r.expected_events = static_cast<double>(r.jobs) * static_cast<double>(o.events);
     r.load_before = load_average();
 
-    const std::string run_dir = make_run_dir(o);
-    Broker b;
+    const std::string run_dir = bench::make_temp_dir(o.dir, "jobcast-bench");
+    bench::BrokerProcess b;
     std::vector<pid_t> workers;
     bool failed = true;
     try {
@@ -849,8 +550,8 @@ DispatchResult run_dispatch(const Options& o, int run) {
     r.capacity = o.dispatch_capacity;
     r.jobs = o.dispatch_jobs;
     r.load_before = load_average();
-    const std::string run_dir = make_run_dir(o);
-    Broker b;
+    const std::string run_dir = bench::make_temp_dir(o.dir, "jobcast-bench");
+    bench::BrokerProcess b;
     std::vector<pid_t> workers;
     bool failed = true;
     try {
@@ -925,23 +626,13 @@ std::string threads_text(const std::vector<ThreadShare>& threads, std::size_t ma
     return out;
 }
 
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (static_cast<unsigned char>(c) < 0x20) continue;
-        out += c;
-    }
-    return out + "\"";
-}
-
 std::string json_threads(const std::vector<ThreadShare>& threads) {
     std::string out = "[";
     char buf[64];
     for (std::size_t i = 0; i < threads.size(); ++i) {
         std::snprintf(buf, sizeof buf, "%.3f,\"voluntary_switches\":%.0f", threads[i].seconds,
                       threads[i].switches);
-        out += (i ? "," : "") + std::string("{\"thread\":") + json_string(threads[i].name) +
+        out += (i ? "," : "") + std::string("{\"thread\":") + bench::json_quote(threads[i].name) +
                ",\"cpu_seconds\":" + buf + "}";
     }
     return out + "]";
@@ -1132,8 +823,8 @@ int main(int argc, char** argv) {
                 << ",\"quiet\":" << (r.other_cores <= kBusyOthers ? "true" : "false")
                 << ",\"metrics_polls\":" << r.scrapes.count << ",\"commits\":" << r.commits
                 << ",\"commit_seconds\":" << r.commit_seconds
-                << ",\"load_before\":" << json_string(r.load_before)
-                << ",\"load_after\":" << json_string(r.load_after)
+                << ",\"load_before\":" << bench::json_quote(r.load_before)
+                << ",\"load_after\":" << bench::json_quote(r.load_after)
                 << ",\"broker_threads\":" << json_threads(r.broker_threads) << "}";
         }
         out << "],\"dispatch\":[";
@@ -1152,8 +843,8 @@ int main(int argc, char** argv) {
                 << ",\"quiet\":" << (r.other_cores <= kBusyOthers ? "true" : "false")
                 << ",\"metrics_polls\":" << r.scrapes.count << ",\"commits\":" << r.commits
                 << ",\"commit_seconds\":" << r.commit_seconds
-                << ",\"load_before\":" << json_string(r.load_before)
-                << ",\"load_after\":" << json_string(r.load_after)
+                << ",\"load_before\":" << bench::json_quote(r.load_before)
+                << ",\"load_after\":" << bench::json_quote(r.load_after)
                 << ",\"broker_threads\":" << json_threads(r.broker_threads) << "}";
         }
         out << "]}\n";

@@ -45,27 +45,18 @@
 //       [--connect-parallel 256] [--timeout 60] [--dir /tmp] [--keep] [--json PATH]
 //       [--broker-arg ARG]... [--broker-prefix "valgrind --tool=callgrind ..."]
 //       [--perf-out PATH --perf-scenario NAME [--perf-args ARGS]]
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -75,18 +66,25 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include "bench/common/bench_util.hpp"
+#include "bench/common/broker_process.hpp"
+#include "bench/common/clock.hpp"
+#include "bench/common/errors.hpp"
+#include "bench/common/histogram.hpp"
+#include "bench/common/jobcast_api.hpp"
+#include "bench/common/options.hpp"
+#include "bench/common/process.hpp"
+#include "bench/common/report.hpp"
+#include "bench/common/scan.hpp"
+#include "bench/common/ws_client.hpp"
 
 namespace {
 
 using namespace jobcast::bench;
-namespace websocket = boost::beast::websocket;
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- options
@@ -121,194 +119,109 @@ struct Options {
     std::string perf_out, perf_scenario, perf_args = "-e cpu-clock -F 999 -g";
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(
-        stderr,
-        "jobcast-bench-stream: %s\n"
-        "usage: jobcast-bench-stream [--bin-dir DIR] [--scenario all|fanout,latency,idle,resume]\n"
-        "  [--repeat N] [--threads 1|2] [--fanout-subs M] [--fanout-events N] [--size BYTES]\n"
-        "  [--latency RATExSUBS,...] [--latency-seconds S] [--warmup-ms MS] [--tick-us US]\n"
-        "  [--idle-conns N]\n"
-        "  [--resume-events N] [--resume-repeat N] [--connect-parallel N] [--timeout S]\n"
-        "  [--dir DIR] [--keep] [--json PATH] [--broker-arg ARG]... [--broker-prefix CMD]\n"
-        "  [--perf-out PATH --perf-scenario fanout|latency|idle|resume [--perf-args ARGS]]\n",
-        why.c_str());
-    std::exit(2);
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::string item;
-    std::istringstream in(s);
-    while (std::getline(in, item, sep))
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
+constexpr const char* kUsage =
+    "usage: jobcast-bench-stream [--bin-dir DIR] [--scenario all|fanout,latency,idle,resume]\n"
+    "  [--repeat N] [--threads 1|2] [--fanout-subs M] [--fanout-events N] [--size BYTES]\n"
+    "  [--latency RATExSUBS,...] [--latency-seconds S] [--warmup-ms MS] [--tick-us US]\n"
+    "  [--idle-conns N]\n"
+    "  [--resume-events N] [--resume-repeat N] [--connect-parallel N] [--timeout S]\n"
+    "  [--dir DIR] [--keep] [--json PATH] [--broker-arg ARG]... [--broker-prefix CMD]\n"
+    "  [--perf-out PATH --perf-scenario fanout|latency|idle|resume [--perf-args ARGS]]\n";
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    std::error_code ec;
-    auto exe = fs::read_symlink("/proc/self/exe", ec);
-    o.bin_dir = ec ? std::string(".") : exe.parent_path().string();
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value for " + arg);
-            return argv[++i];
-        };
-        auto number = [&]() -> double {
-            const std::string v = value();
-            char* end = nullptr;
-            const double n = std::strtod(v.c_str(), &end);
-            if (end == v.c_str() || *end != '\0') usage("not a number for " + arg + ": " + v);
-            return n;
-        };
+    o.bin_dir = self_dir();
+    Args args(argc, argv, "jobcast-bench-stream", kUsage);
+    while (args.next()) {
+        const std::string& arg = args.flag();
         if (arg == "--bin-dir") {
-            o.bin_dir = value();
+            o.bin_dir = args.value();
         } else if (arg == "--scenario") {
-            const std::string v = value();
+            const std::string v = args.value();
             o.scenarios = v == "all" ? Options{}.scenarios : split(v, ',');
             for (const auto& s : o.scenarios)
                 if (s != "fanout" && s != "latency" && s != "idle" && s != "resume")
-                    usage("unknown scenario " + s);
+                    args.usage("unknown scenario " + s);
         } else if (arg == "--repeat") {
-            o.repeat = static_cast<int>(number());
+            o.repeat = static_cast<int>(args.number());
         } else if (arg == "--threads") {
-            o.threads = static_cast<int>(number());
+            o.threads = static_cast<int>(args.number());
         } else if (arg == "--fanout-subs") {
-            o.fanout_subs = static_cast<int>(number());
+            o.fanout_subs = static_cast<int>(args.number());
         } else if (arg == "--fanout-events") {
-            o.fanout_events = static_cast<long>(number());
+            o.fanout_events = static_cast<long>(args.number());
         } else if (arg == "--size") {
-            o.size = static_cast<int>(number());
+            o.size = static_cast<int>(args.number());
         } else if (arg == "--latency") {
             o.latency.clear();
-            for (const auto& spec : split(value(), ',')) {
+            for (const auto& spec : split(args.value(), ',')) {
                 const auto x = spec.find('x');
-                if (x == std::string::npos) usage("--latency wants RATExSUBS, e.g. 1000x200");
+                if (x == std::string::npos) args.usage("--latency wants RATExSUBS, e.g. 1000x200");
                 o.latency.push_back(
                     {std::atoi(spec.substr(0, x).c_str()), std::atoi(spec.substr(x + 1).c_str())});
             }
         } else if (arg == "--latency-seconds") {
-            o.latency_seconds = number();
+            o.latency_seconds = args.number();
         } else if (arg == "--tick-us") {
-            o.tick_us = static_cast<int>(number());
+            o.tick_us = static_cast<int>(args.number());
         } else if (arg == "--warmup-ms") {
-            o.warmup_ms = static_cast<int>(number());
+            o.warmup_ms = static_cast<int>(args.number());
         } else if (arg == "--idle-conns") {
-            o.idle_conns = static_cast<int>(number());
+            o.idle_conns = static_cast<int>(args.number());
         } else if (arg == "--resume-events") {
-            o.resume_events = static_cast<long>(number());
+            o.resume_events = static_cast<long>(args.number());
         } else if (arg == "--resume-repeat") {
-            o.resume_repeat = static_cast<int>(number());
+            o.resume_repeat = static_cast<int>(args.number());
         } else if (arg == "--connect-parallel") {
-            o.connect_parallel = static_cast<int>(number());
+            o.connect_parallel = static_cast<int>(args.number());
         } else if (arg == "--timeout") {
-            o.timeout = number();
+            o.timeout = args.number();
         } else if (arg == "--dir") {
-            o.dir = value();
+            o.dir = args.value();
         } else if (arg == "--keep") {
             o.keep = true;
         } else if (arg == "--json") {
-            o.json_path = value();
+            o.json_path = args.value();
         } else if (arg == "--broker-arg") {
-            o.broker_args.push_back(value());
+            o.broker_args.push_back(args.value());
         } else if (arg == "--broker-prefix") {
-            o.broker_prefix = value();
+            o.broker_prefix = args.value();
         } else if (arg == "--perf-out") {
-            o.perf_out = value();
+            o.perf_out = args.value();
         } else if (arg == "--perf-scenario") {
-            o.perf_scenario = value();
+            o.perf_scenario = args.value();
         } else if (arg == "--perf-args") {
-            o.perf_args = value();
-        } else if (arg == "--help" || arg == "-h") {
-            usage("help");
+            o.perf_args = args.value();
         } else {
-            usage("unknown argument " + arg);
+            args.unknown();
         }
     }
     if (o.repeat < 1 || o.threads < 1 || o.threads > 8 || o.fanout_subs < 1 ||
         o.fanout_events < 1 || o.size < 0 || o.idle_conns < 1 || o.resume_events < 1 ||
         o.resume_repeat < 1 || o.connect_parallel < 1 || o.latency_seconds <= 0) {
-        usage("counts must be positive");
+        args.usage("counts must be positive");
     }
     for (const auto& l : o.latency)
-        if (l.rate < 1 || l.subs < 1) usage("--latency wants positive RATExSUBS");
+        if (l.rate < 1 || l.subs < 1) args.usage("--latency wants positive RATExSUBS");
     return o;
 }
 
 // ---------------------------------------------------------------- broker + workers
 
-struct Broker {
-    pid_t pid = -1;
-    tcp::endpoint http;
-    std::string zmq;
-    std::string dir;
-};
-
-std::string make_run_dir(const Options& o, const std::string& name) {
-    std::string templ = o.dir + "/jobcast-bench-stream-" + name + "-XXXXXX";
-    if (!::mkdtemp(templ.data())) fail("mkdtemp in " + o.dir + ": " + std::strerror(errno));
-    return templ;
-}
-
-Broker start_broker(const Options& o, const std::string& dir) {
-    Broker b;
-    b.dir = dir;
-    const std::string log_path = dir + "/broker.log";
-    std::vector<std::string> argv = split(o.broker_prefix, ' ');
-    if (!argv.empty() && argv[0].find('/') == std::string::npos) argv[0] = "/usr/bin/" + argv[0];
-    for (const std::string& a :
-         {o.bin_dir + "/jobcast-broker", std::string("--http"), std::string("127.0.0.1:0"),
-          std::string("--zmq"), std::string("tcp://127.0.0.1:0"), std::string("--db"),
-          dir + "/bench.db",
-          // Every client is on this machine: no per-IP connection cap.
-          std::string("--max-connections-per-ip"), std::string("0")})
-        argv.push_back(a);
-    argv.insert(argv.end(), o.broker_args.begin(), o.broker_args.end());
-    b.pid = spawn(argv, log_path);
-    const auto deadline = Clock::now() + std::chrono::seconds(o.broker_prefix.empty() ? 15 : 60);
-    while (Clock::now() < deadline) {
-        std::ifstream in(log_path);
-        for (std::string line; std::getline(in, line);) {
-            if (line.find("listening") == std::string::npos) continue;
-            auto field = [&](const std::string& key) {
-                auto at = line.find(key + "=");
-                if (at == std::string::npos) return std::string();
-                at += key.size() + 1;
-                return line.substr(at, line.find(' ', at) - at);
-            };
-            const std::string http = field("http");
-            b.zmq = field("zmq");
-            const auto colon = http.rfind(':');
-            if (colon == std::string::npos || b.zmq.empty()) fail("cannot parse: " + line);
-            b.http = tcp::endpoint(net::ip::make_address(http.substr(0, colon)),
-                                   static_cast<unsigned short>(std::stoi(http.substr(colon + 1))));
-            return b;
-        }
-        if (!alive(b.pid)) fail("the broker exited at start; see " + log_path);
-        sleep_ms(10);
-    }
-    fail("the broker did not log 'listening' within 15 s; see " + log_path);
-}
-
-pid_t start_worker(const Options& o, const Broker& b, const std::string& binary,
-                   const std::string& name) {
-    const std::string path = o.bin_dir + "/" + binary;
-    if (::access(path.c_str(), X_OK) != 0) fail(path + " is missing: build it first");
-    return spawn({path, "--broker", b.zmq, "--name", name, "--capacity", "4"},
-                 b.dir + "/" + name + ".log");
-}
-
-// Stops the broker and its workers; removes the run folder unless --keep.
+// The broker of one scenario and its workers in a fresh folder; stops them and
+// removes the folder (unless --keep) at scope exit.
 struct Run {
     const Options& o;
-    Broker broker;
+    std::string dir;
+    BrokerProcess broker;
+    JobcastApi api;
     std::vector<pid_t> workers;
     pid_t perf = -1;
-    explicit Run(const Options& opts, const std::string& name) : o(opts) {
-        broker = start_broker(o, make_run_dir(o, name));
-    }
+    Run(const Options& opts, const std::string& name)
+        : o(opts),
+          dir(make_temp_dir(o.dir, "jobcast-bench-stream-" + name)),
+          broker(start_broker_of(o, dir)),
+          api(broker.http_host, broker.http_port) {}
     ~Run() {
         if (perf > 0) stop_process(perf, SIGINT, std::chrono::milliseconds(30'000));
         for (pid_t w : workers)
@@ -316,10 +229,22 @@ struct Run {
         stop_process(broker.pid, SIGTERM,
                      std::chrono::milliseconds(o.broker_prefix.empty() ? 5000 : 120'000));
         std::error_code ec;
-        if (!o.keep) fs::remove_all(broker.dir, ec);
+        if (!o.keep) fs::remove_all(dir, ec);
+    }
+    static BrokerProcess start_broker_of(const Options& o, const std::string& dir) {
+        std::vector<std::string> prefix = split(o.broker_prefix, ' ');
+        if (!prefix.empty() && prefix[0].find('/') == std::string::npos)
+            prefix[0] = "/usr/bin/" + prefix[0];
+        // Every client is on this machine: no per-IP connection cap.
+        std::vector<std::string> args = {"--max-connections-per-ip", "0"};
+        args.insert(args.end(), o.broker_args.begin(), o.broker_args.end());
+        return start_broker(o.bin_dir, dir, args, prefix,
+                            std::chrono::seconds(o.broker_prefix.empty() ? 15 : 60));
     }
     void worker(const std::string& binary, const std::string& name) {
-        workers.push_back(start_worker(o, broker, binary, name));
+        const std::string path = o.bin_dir + "/" + binary;
+        if (::access(path.c_str(), X_OK) != 0) fail(path + " is missing: build it first");
+        workers.push_back(start_worker(path, broker.zmq, name, 4, dir + "/" + name + ".log"));
     }
     void maybe_perf(const std::string& scenario) {
         if (o.perf_out.empty() || o.perf_scenario != scenario || perf > 0) return;
@@ -327,57 +252,22 @@ struct Run {
         for (const auto& a : split(o.perf_args, ' '))
             argv.push_back(a);
         argv.insert(argv.end(), {"-p", std::to_string(broker.pid), "-o", o.perf_out});
-        perf = spawn(argv, broker.dir + "/perf.log");
+        perf = spawn(argv, dir + "/perf.log");
         sleep_ms(300);
     }
     void stop_perf() {
         if (perf > 0) stop_process(perf, SIGINT, std::chrono::milliseconds(30'000));
         perf = -1;
     }
-    std::string submit(const std::string& type, const std::string& params) {
-        auto r = http_request(broker.http, http::verb::post, "/v1/jobs",
-                              R"({"type":")" + type + R"(","params":)" + params + "}");
-        if (r.status != 201)
-            fail("POST /v1/jobs answered " + std::to_string(r.status) + ": " + r.body);
-        auto id = json_string(r.body, "id");
-        if (id.empty()) fail("no job id in " + r.body);
-        return id;
-    }
-    std::string job(const std::string& id) {
-        auto r = http_request(broker.http, http::verb::get, "/v1/jobs/" + id);
-        if (r.status != 200) fail("GET /v1/jobs/" + id + " answered " + std::to_string(r.status));
-        return r.body;
-    }
-    // Every series of /metrics ("name" or "name{labels}") -> value.
-    std::map<std::string, double> metrics() {
-        std::map<std::string, double> out;
-        auto r = http_request(broker.http, http::verb::get, "/metrics");
-        std::istringstream in(r.body);
-        for (std::string line; std::getline(in, line);) {
-            if (line.empty() || line[0] == '#') continue;
-            const auto space = line.rfind(' ');
-            if (space != std::string::npos)
-                out[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
-        }
-        return out;
-    }
-    double metric(const std::string& series) {
-        auto m = metrics();
-        auto it = m.find(series);
-        return it == m.end() ? 0 : it->second;
-    }
-    void cancel(const std::string& id) {
-        http_request(broker.http, http::verb::post, "/v1/jobs/" + id + "/cancel", "{}");
-    }
     // Polls the job until `done(body)` or the timeout; returns the last body.
     template <class Pred>
     std::string wait_job(const std::string& id, double timeout, Pred done) {
         const auto t0 = Clock::now();
         for (;;) {
-            auto body = job(id);
+            auto body = api.job(id);
             if (done(body)) return body;
             if (seconds_since(t0) > timeout) fail("timeout waiting for job " + id + ": " + body);
-            if (!alive(broker.pid)) fail("the broker died; see " + broker.dir + "/broker.log");
+            if (!alive(broker.pid)) fail("the broker died; see " + broker.log_path);
             sleep_ms(20);
         }
     }
@@ -386,18 +276,10 @@ struct Run {
 // ---------------------------------------------------------------- WebSocket clients
 
 // Counters that the main thread polls.
-struct Shared {
+struct Shared : Errors {
     std::atomic<int> opened{0}, open_failed{0}, subscribed{0}, caught_up{0}, completed{0},
         closed{0}, live_after_target{0};
     std::atomic<std::uint64_t> delivered{0};  // token events, all subscribers (per frame)
-    std::atomic<int> errors{0};
-    std::mutex error_mutex;
-    std::string first_error;
-    void error(const std::string& what) {
-        errors.fetch_add(1);
-        std::lock_guard lock(error_mutex);
-        if (first_error.empty()) first_error = what;
-    }
 };
 
 // What every subscriber of a scenario measures against.
@@ -405,6 +287,8 @@ struct Params {
     std::int64_t latency_from_us = 0;  // events intended/emitted before it are warm-up
     bool record_latency = true;
 };
+
+const std::string kClientApiPath = "/v1/ws";
 
 class Loop;
 
@@ -462,25 +346,16 @@ class Loop : public ConnectLoop<Subscriber> {
 Subscriber::Subscriber(Loop& loop) : loop_(loop), ws_(loop.ioc) {}
 
 void Subscriber::connect() {
-    ws_.next_layer().async_connect(loop_.ep, [this](beast::error_code ec) {
-        if (ec) {
-            loop_.shared.open_failed.fetch_add(1);
-            loop_.shared.error("connect: " + ec.message());
-            loop_.connect_done();
-            return;
-        }
-        ws_.next_layer().set_option(tcp::no_delay(true));
-        ws_.async_handshake(loop_.host, "/v1/ws", [this](beast::error_code ec) {
-            if (ec) {
-                loop_.shared.open_failed.fetch_add(1);
-                loop_.shared.error("handshake: " + ec.message());
-                loop_.connect_done();
-                return;
-            }
-            on_open();
-            loop_.connect_done();
-        });
-    });
+    async_open(ws_, loop_.ep, loop_.host, kClientApiPath,
+               [this](beast::error_code ec, const char* stage) {
+                   if (ec) {
+                       loop_.shared.open_failed.fetch_add(1);
+                       loop_.shared.error(std::string(stage) + ": " + ec.message());
+                   } else {
+                       on_open();
+                   }
+                   loop_.connect_done();
+               });
 }
 
 void Subscriber::on_open() {
@@ -741,21 +616,6 @@ void print_header() {
                 "p99.9ms", "max_ms", "gaps/dups", "load(1/5/15)");
 }
 
-std::string json_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += ' ';
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
     std::ofstream out(path);
     out << std::setprecision(10);
@@ -764,9 +624,9 @@ void write_json(const std::string& path, const Options& o, const std::vector<Row
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
         out << (i ? "," : "") << "\n{\"scenario\":\"" << r.scenario << "\",\"run\":" << r.run
-            << ",\"config\":\"" << json_escape(r.config) << "\",\"value\":" << r.value
-            << ",\"unit\":\"" << r.unit << "\",\"target\":\"" << json_escape(r.target)
-            << "\",\"met\":" << (r.met ? "true" : "false") << ",\"gaps\":" << r.gaps
+            << ",\"config\":" << json_quote(r.config) << ",\"value\":" << r.value << ",\"unit\":\""
+            << r.unit << "\",\"target\":" << json_quote(r.target)
+            << ",\"met\":" << (r.met ? "true" : "false") << ",\"gaps\":" << r.gaps
             << ",\"dups\":" << r.dups << ",\"load\":\"" << r.load << "\"";
         if (r.has_latency) {
             out << ",\"latency_ms\":{\"p50\":" << r.p50 << ",\"p90\":" << r.p90
@@ -774,7 +634,7 @@ void write_json(const std::string& path, const Options& o, const std::vector<Row
         }
         for (const auto& [k, v] : r.extra)
             out << ",\"" << k << "\":" << v;
-        if (!r.note.empty()) out << ",\"note\":\"" << json_escape(r.note) << "\"";
+        if (!r.note.empty()) out << ",\"note\":" << json_quote(r.note);
         out << "}";
     }
     out << "\n]}\n";
@@ -807,10 +667,10 @@ Row fanout(const Options& o, int run_no) {
     Run run(o, "fanout");
     // Queued before anyone subscribes and before the worker exists, so every
     // subscriber sees the whole stream live (seq 1 is the queued state event).
-    const auto job = run.submit("bench.emit", R"({"count":)" + std::to_string(o.fanout_events) +
-                                                  R"(,"size":)" + std::to_string(o.size) + "}");
+    const auto job = run.api.submit("bench.emit", R"({"count":)" + std::to_string(o.fanout_events) +
+                                                      R"(,"size":)" + std::to_string(o.size) + "}");
     Params params;
-    Clients clients(o, run.broker.http, o.fanout_subs, params);
+    Clients clients(o, run.api.endpoint(), o.fanout_subs, params);
     for (auto* s : clients.all)
         s->subscribe_text = R"({"op":"subscribe","job":")" + job + R"(","after":0})";
     clients.start();
@@ -848,8 +708,8 @@ Row fanout(const Options& o, int run_no) {
     const long rss1 = rss_kib(run.broker.pid);
     run.stop_perf();
     clients.stop();
-    const double replayed = run.metric("jobcast_replayed_events_total");
-    const double catchups = run.metric("jobcast_slow_consumer_catchups_total");
+    const double replayed = run.api.metric("jobcast_replayed_events_total");
+    const double catchups = run.api.metric("jobcast_slow_consumer_catchups_total");
 
     std::int64_t first = 0, last = 0, first_age_us = 0;
     std::uint64_t events = 0, frames = 0, tokens = 0;
@@ -929,7 +789,7 @@ std::vector<Row> latency(const Options& o, int run_no) {
         row.target = slow ? "p50<=0.5,p99<=3" : fast ? "p99<=5" : "(info)";
         row.unit = "events/s";
         Params params;
-        Clients clients(o, run.broker.http, spec.subs, params);
+        Clients clients(o, run.api.endpoint(), spec.subs, params);
         clients.start();
         if (!clients.wait(30, [&] {
                 return clients.shared.opened + clients.shared.open_failed >= spec.subs;
@@ -938,7 +798,7 @@ std::vector<Row> latency(const Options& o, int run_no) {
         const auto count = static_cast<long>(spec.rate * o.latency_seconds);
         const auto start_us = unix_us() + 700'000;
         params.latency_from_us = start_us + static_cast<std::int64_t>(o.warmup_ms) * 1000;
-        const auto job = run.submit(
+        const auto job = run.api.submit(
             "bench.stream", R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
                                 std::to_string(spec.rate) + R"(,"size":)" + std::to_string(o.size) +
                                 R"(,"start_us":)" + std::to_string(start_us) + R"(,"tick_us":)" +
@@ -950,7 +810,7 @@ std::vector<Row> latency(const Options& o, int run_no) {
         run.maybe_perf("latency");
         const double broker_cpu0 = cpu_seconds(run.broker.pid), self_cpu0 = self_cpu_seconds();
         const double worker_cpu0 = cpu_seconds(run.workers[0]);
-        const auto metrics0 = run.metrics();
+        const auto metrics0 = run.api.metrics();
         const bool finished = clients.wait(
             o.latency_seconds + std::max(15.0, o.timeout / 2),
             [&] { return clients.shared.completed >= spec.subs; }, run.broker.pid);
@@ -961,7 +821,7 @@ std::vector<Row> latency(const Options& o, int run_no) {
         clients.stop();
         // The broker's own view: worker ts -> written to the socket
         // (jobcast_event_delivery_latency_seconds), share within 1 ms and 5 ms.
-        const auto metrics1 = run.metrics();
+        const auto metrics1 = run.api.metrics();
         auto delta = [&](const std::string& series) {
             auto a = metrics0.find(series), b = metrics1.find(series);
             return (b == metrics1.end() ? 0 : b->second) - (a == metrics0.end() ? 0 : a->second);
@@ -1014,21 +874,22 @@ std::vector<Row> idle(const Options& o, int run_no) {
     Run run(o, "idle");
     run.worker("jobcast-bench-stream-worker", "bench-stream");
     // A running job that emits nothing for a minute: the subscribed variant's target.
-    const auto job = run.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
-                                                    std::to_string(unix_us() + 120'000'000) + "}");
+    const auto job =
+        run.api.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
+                                           std::to_string(unix_us() + 120'000'000) + "}");
     run.wait_job(job, 10,
                  [](const std::string& b) { return json_string(b, "state") == "running"; });
     {
         // Warm-up: a few connections so that thread caches and arenas exist.
         Params params;
-        Clients warm(o, run.broker.http, 50, params);
+        Clients warm(o, run.api.endpoint(), 50, params);
         warm.start();
         warm.wait(10, [&] { return warm.shared.opened + warm.shared.open_failed >= 50; });
     }
     sleep_ms(500);
     const long rss0 = rss_kib(run.broker.pid);
     Params params;
-    Clients clients(o, run.broker.http, o.idle_conns, params);
+    Clients clients(o, run.api.endpoint(), o.idle_conns, params);
     run.maybe_perf("idle");
     const auto t0 = Clock::now();
     clients.start();
@@ -1081,7 +942,7 @@ std::vector<Row> idle(const Options& o, int run_no) {
     rows.push_back(sub);
     print_row(sub);
     clients.stop();
-    run.cancel(job);
+    run.api.cancel(job);
     return rows;
 }
 
@@ -1098,7 +959,7 @@ ResumeSample resume_once(const Options& o, Run& run, const std::string& job,
     Params params;
     params.record_latency = true;
     params.latency_from_us = std::numeric_limits<std::int64_t>::max();  // only after_target
-    Clients clients(o, run.broker.http, 1, params);
+    Clients clients(o, run.api.endpoint(), 1, params);
     Subscriber& s = *clients.all[0];
     s.target_seq = target_seq;
     clients.start();
@@ -1143,8 +1004,9 @@ std::vector<Row> resume(const Options& o, int run_no) {
     run.worker("jobcast-bench-stream-worker", "bench-stream");
     {
         // A finished job: the client replays everything, to the terminal event.
-        const auto job = run.submit("bench.emit", R"({"count":)" + std::to_string(o.resume_events) +
-                                                      R"(,"size":)" + std::to_string(o.size) + "}");
+        const auto job =
+            run.api.submit("bench.emit", R"({"count":)" + std::to_string(o.resume_events) +
+                                             R"(,"size":)" + std::to_string(o.size) + "}");
         const auto body = run.wait_job(job, o.timeout, [](const std::string& b) {
             const auto st = json_string(b, "state");
             return st != "queued" && st != "running";
@@ -1186,9 +1048,9 @@ std::vector<Row> resume(const Options& o, int run_no) {
         // A running job: 100,000 events as a burst, then 1,000/s. The client
         // catches up to the last_seq announced when it subscribed, then is live.
         const auto job =
-            run.submit("bench.stream", R"({"burst":)" + std::to_string(o.resume_events) +
-                                           R"(,"count":60000,"rate":1000,"size":)" +
-                                           std::to_string(o.size) + "}");
+            run.api.submit("bench.stream", R"({"burst":)" + std::to_string(o.resume_events) +
+                                               R"(,"count":60000,"rate":1000,"size":)" +
+                                               std::to_string(o.size) + "}");
         run.wait_job(job, o.timeout, [&](const std::string& b) {
             return json_number(b, "last_seq") >= static_cast<double>(o.resume_events) + 100;
         });
@@ -1207,7 +1069,7 @@ std::vector<Row> resume(const Options& o, int run_no) {
             row.dups += r.dups;
             live.merge(r.live);
         }
-        run.cancel(job);
+        run.api.cancel(job);
         row.value = median(ms);
         row.met = row.value <= 50 && row.gaps == 0 && row.dups == 0;
         set_latency(row, live);
