@@ -16,7 +16,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libzmq5 libsqlite3-0 libspdlog1.10 libfmt9 libssl3 \
-      libboost-json1.81.0 libboost-program-options1.81.0 libboost-container1.81.0 \
+      libboost-json1.81.0 libboost-program-options1.81.0 libboost-container1.81.0 libboost-url1.81.0 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \

@@ -175,10 +175,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     }
     finish_security_config(c, security_flags);
     // Endpoints with port 0 are spelled '*' in ZeroMQ.
-    if (auto p = c.gateway.endpoint.rfind(":0");
-        p != std::string::npos && p + 2 == c.gateway.endpoint.size()) {
-        c.gateway.endpoint.replace(p + 1, 1, "*");
-    }
+    if (c.gateway.endpoint.ends_with(":0")) c.gateway.endpoint.back() = '*';
     return c;
 }
 

@@ -179,9 +179,16 @@ std::string Renderer::progress_bar(double fraction, std::string_view stage,
     line += "] ";
     const auto number = std::to_string(pct);
     line.append(3 - std::min<std::size_t>(3, number.size()), ' ');
-    line += number + "%";
-    if (!stage.empty()) line += " " + std::string(stage);
-    if (!message.empty()) line += "  " + std::string(message);
+    line += number;
+    line += '%';
+    if (!stage.empty()) {
+        line += ' ';
+        line += stage;
+    }
+    if (!message.empty()) {
+        line += "  ";
+        line += message;
+    }
     // Wider than the terminal, the line would wrap and "\r" would no longer
     // return to its start. Cut on a character boundary (never inside UTF-8).
     const auto limit = static_cast<std::size_t>(std::max(columns - 1, 10));

@@ -25,8 +25,13 @@ class SteadyWatchClock final : public WatchClock {
 
 std::string seconds_text(milliseconds duration) {
     const auto tenths = duration.count() / 100;
-    return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "") +
-           " s";
+    std::string text = std::to_string(tenths / 10);
+    if (tenths % 10) {
+        text += '.';
+        text += std::to_string(tenths % 10);
+    }
+    text += " s";
+    return text;
 }
 
 // A connection ended without the job ending: try again.

@@ -1,5 +1,6 @@
 // http://HOST[:PORT][/PATH] and https://... as users give them (the CLI's
-// --url, the worker's OpenAI-compatible base URL). Pure, header-only.
+// --url, the worker's OpenAI-compatible base URL). Pure; Boost.URL parses them
+// and stays inside http_url.cpp.
 #pragma once
 
 #include <optional>
@@ -23,55 +24,9 @@ struct HttpUrl {
 };
 
 // nullopt for anything else: other schemes, user info, a query or fragment,
-// a port that is not 1..65535.
-inline std::optional<HttpUrl> parse_http_url(std::string_view url) {
-    HttpUrl out;
-    if (url.starts_with("https://")) {
-        out.tls = true;
-        url.remove_prefix(8);
-    } else if (url.starts_with("http://")) {
-        url.remove_prefix(7);
-    } else {
-        return std::nullopt;
-    }
-    const auto slash = url.find('/');
-    const auto authority = url.substr(0, slash);
-    auto path = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
-    if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-
-    std::string_view port;
-    if (authority.front() == '[') {  // [IPv6]:port
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        out.host = std::string(authority.substr(1, close - 1));
-        const auto rest = authority.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') return std::nullopt;
-            port = rest.substr(1);
-        }
-    } else {
-        const auto colon = authority.find(':');
-        out.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-    }
-    if (out.host.empty()) return std::nullopt;
-
-    if (port.empty()) {
-        out.port = out.tls ? "443" : "80";
-    } else {
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
-            return std::nullopt;
-        }
-        const auto number = std::stoi(std::string(port));
-        if (number < 1 || number > 65535) return std::nullopt;
-        out.port = std::string(port);
-    }
-
-    if (path.find_first_of("?# \r\n") != std::string_view::npos) return std::nullopt;
-    while (!path.empty() && path.back() == '/')
-        path.remove_suffix(1);
-    out.path = std::string(path);
-    return out;
-}
+// a port that is not 1..65535, an IPvFuture literal, a host name whose
+// %-escapes decode to characters a host name cannot hold. A %-escaped host
+// name is decoded; the path keeps its escapes (it becomes a request target).
+std::optional<HttpUrl> parse_http_url(std::string_view url);
 
 }  // namespace jobcast

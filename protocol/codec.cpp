@@ -290,7 +290,7 @@ class Reader {
     bool int_field(const FieldMap& fields, Field field, int min, int& out) {
         const msgpack::object* o = require(fields, field);
         if (!o) return false;
-        std::int64_t value;
+        std::int64_t value = 0;
         if (!integer(*o, field, min, INT_MAX, value)) return false;
         out = static_cast<int>(value);
         return true;

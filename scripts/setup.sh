@@ -9,7 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libzmq3-dev cppzmq-dev
-  libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev libssl-dev
 )
 if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then

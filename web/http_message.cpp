@@ -21,4 +21,11 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
     return std::string_view(it->second);
 }
 
+Authenticator anonymous_authenticator() {
+    return [](HttpRequest& request) -> std::optional<HttpResponse> {
+        request.owner = std::string(kAnonymousOwner);
+        return std::nullopt;
+    };
+}
+
 }  // namespace jobcast::web

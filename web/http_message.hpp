@@ -48,4 +48,13 @@ struct HttpResponse {
 // Called exactly once per request, from any thread.
 using Reply = std::function<void(HttpResponse)>;
 
+// Decides who is calling: sets request.owner, or returns the response that
+// turns the caller away (e.g. 401). Runs on the connection's I/O thread.
+using Authenticator = std::function<std::optional<HttpResponse>(HttpRequest& request)>;
+// Authenticates nobody: every request's owner is "anonymous" (auth off).
+Authenticator anonymous_authenticator();
+
+// Answers one request by calling the Reply exactly once, from any thread.
+using Handler = std::function<void(HttpRequest request, Reply reply)>;
+
 }  // namespace jobcast::web

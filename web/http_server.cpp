@@ -17,13 +17,6 @@
 
 namespace jobcast::web {
 
-Authenticator anonymous_authenticator() {
-    return [](HttpRequest& request) -> std::optional<HttpResponse> {
-        request.owner = std::string(kAnonymousOwner);
-        return std::nullopt;
-    };
-}
-
 namespace {
 
 struct HostPort {

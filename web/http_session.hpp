@@ -18,7 +18,8 @@
 #include <unordered_map>
 
 #include "web/flex_stream.hpp"
-#include "web/http_server.hpp"
+#include "web/http_config.hpp"
+#include "web/http_message.hpp"
 #include "web/request_counter.hpp"
 #include "web/security_stats.hpp"
 #include "web/stream_session.hpp"

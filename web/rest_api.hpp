@@ -34,12 +34,9 @@ class Hub;
 class LongPoll;
 class SecurityContext;
 
-struct RestConfig {
-    std::size_t max_idempotency_key = 200;  // characters
-    std::size_t default_list_limit = 50;
-    std::size_t max_list_limit = 1000;
-    std::size_t default_events_limit = 1000;
-    std::size_t max_events_limit = 10000;
+// The request limits parse_rest_request checks (rest_request.hpp), and what
+// serving the requests needs besides.
+struct RestConfig : RestLimits {
     // An events page (and a long-poll's answer) also ends once its events'
     // data reaches this many bytes; it always holds at least one event.
     std::size_t max_page_bytes = 4 << 20;
@@ -48,7 +45,6 @@ struct RestConfig {
     // timer. Without them `wait` is accepted and ignored.
     Hub* hub = nullptr;
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
-    std::chrono::seconds max_wait{60};
     // Job submissions per owner per second (429) and the audit log of cancels.
     std::shared_ptr<SecurityContext> security;
 };

@@ -3,7 +3,6 @@
 #include <charconv>
 
 #include "web/query.hpp"
-#include "web/rest_api.hpp"
 #include "web/routes.hpp"
 
 namespace jobcast::web {
@@ -40,13 +39,13 @@ std::string limit_message(std::string_view name, std::size_t max) {
 }
 
 std::variant<RestCall, HttpResponse> create_job(const HttpRequest& request,
-                                                const RestConfig& config) {
+                                                const RestLimits& limits) {
     CreateJobCall call;
     if (auto header = request.header("Idempotency-Key")) {
         if (header->empty()) return invalid("Idempotency-Key must not be empty");
-        if (header->size() > config.max_idempotency_key) {
+        if (header->size() > limits.max_idempotency_key) {
             return invalid("Idempotency-Key must be at most " +
-                           std::to_string(config.max_idempotency_key) + " characters");
+                           std::to_string(limits.max_idempotency_key) + " characters");
         }
         call.idempotency_key = std::string(*header);
     }
@@ -57,7 +56,7 @@ std::variant<RestCall, HttpResponse> create_job(const HttpRequest& request,
     return RestCall{std::move(call)};
 }
 
-std::variant<RestCall, HttpResponse> list_jobs(const QueryParams& query, const RestConfig& config) {
+std::variant<RestCall, HttpResponse> list_jobs(const QueryParams& query, const RestLimits& limits) {
     ListJobsCall call;
     if (auto state = query.get("state"); state && !state->empty()) {
         call.state = parse_job_state(*state);
@@ -66,15 +65,15 @@ std::variant<RestCall, HttpResponse> list_jobs(const QueryParams& query, const R
         }
     }
     if (auto type = query.get("type"); type && !type->empty()) call.type = std::string(*type);
-    auto limit = parse_count(query, "limit", config.default_list_limit, config.max_list_limit);
-    if (!limit) return invalid(limit_message("limit", config.max_list_limit));
+    auto limit = parse_count(query, "limit", limits.default_list_limit, limits.max_list_limit);
+    if (!limit) return invalid(limit_message("limit", limits.max_list_limit));
     call.limit = *limit;
     if (auto cursor = query.get("cursor")) call.cursor = std::string(*cursor);
     return RestCall{std::move(call)};
 }
 
 std::variant<RestCall, HttpResponse> job_events(std::string job_id, const QueryParams& query,
-                                                const RestConfig& config) {
+                                                const RestLimits& limits) {
     JobEventsCall call;
     call.job_id = std::move(job_id);
     if (auto text = query.get("after")) {
@@ -82,14 +81,14 @@ std::variant<RestCall, HttpResponse> job_events(std::string job_id, const QueryP
         if (!value) return invalid("after must be a non-negative integer (a seq)");
         call.after = *value;
     }
-    auto limit = parse_count(query, "limit", config.default_events_limit, config.max_events_limit);
-    if (!limit) return invalid(limit_message("limit", config.max_events_limit));
+    auto limit = parse_count(query, "limit", limits.default_events_limit, limits.max_events_limit);
+    if (!limit) return invalid(limit_message("limit", limits.max_events_limit));
     call.limit = *limit;
     if (auto text = query.get("wait")) {
         auto value = parse_unsigned<std::uint64_t>(*text);
-        if (!value || *value > static_cast<std::uint64_t>(config.max_wait.count())) {
+        if (!value || *value > static_cast<std::uint64_t>(limits.max_wait.count())) {
             return invalid("wait must be whole seconds between 0 and " +
-                           std::to_string(config.max_wait.count()));
+                           std::to_string(limits.max_wait.count()));
         }
         call.wait = std::chrono::seconds(*value);
     }
@@ -106,7 +105,7 @@ HttpResponse error_response(int status, std::string_view code, std::string_view 
 }
 
 std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& request,
-                                                        const RestConfig& config) {
+                                                        const RestLimits& limits) {
     TargetParts target = split_target(request.target);
     auto match = match_route(target.path);
     if (!match) return error_response(404, "not_found", "no such route");
@@ -126,14 +125,14 @@ std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& reque
         case Route::readyz:
             return RestCall{ReadyCall{}};
         case Route::jobs:
-            if (request.method == "POST") return create_job(request, config);
-            return list_jobs(*query, config);
+            if (request.method == "POST") return create_job(request, limits);
+            return list_jobs(*query, limits);
         case Route::job:
             return RestCall{GetJobCall{std::move(match->job_id)}};
         case Route::job_cancel:
             return RestCall{CancelJobCall{std::move(match->job_id)}};
         case Route::job_events:
-            return job_events(std::move(match->job_id), *query, config);
+            return job_events(std::move(match->job_id), *query, limits);
     }
     return error_response(404, "not_found", "no such route");
 }

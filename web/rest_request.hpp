@@ -17,7 +17,15 @@
 
 namespace jobcast::web {
 
-struct RestConfig;
+// The bounds a request's parameters must keep.
+struct RestLimits {
+    std::size_t max_idempotency_key = 200;  // characters
+    std::size_t default_list_limit = 50;
+    std::size_t max_list_limit = 1000;
+    std::size_t default_events_limit = 1000;
+    std::size_t max_events_limit = 10000;
+    std::chrono::seconds max_wait{60};  // a long-poll's ?wait=S
+};
 
 struct HealthCall {};             // GET /healthz
 struct ReadyCall {};              // GET /readyz
@@ -50,7 +58,7 @@ using RestCall = std::variant<HealthCall, ReadyCall, CreateJobCall, GetJobCall, 
 // The call `request` asks for, or the 4xx response that refuses it (404 no such
 // route, 405 with an Allow header, 400 invalid_request naming the parameter).
 std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& request,
-                                                        const RestConfig& config);
+                                                        const RestLimits& limits);
 
 // {"error":{"code":C,"message":M}} with `status`.
 HttpResponse error_response(int status, std::string_view code, std::string_view message);

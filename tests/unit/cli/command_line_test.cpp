@@ -143,6 +143,30 @@ TEST_CASE("server URLs", "[cli][args]") {
     }
 }
 
+TEST_CASE("server URLs: IPv6 literals, user info and %-escapes", "[cli][args]") {
+    const auto v6 = parse_server_url("http://[2001:db8::1]/jobcast");
+    REQUIRE(v6);
+    CHECK(v6->host == "2001:db8::1");
+    CHECK(v6->port == "80");
+    CHECK(v6->authority() == "[2001:db8::1]");
+    CHECK(v6->target("/v1/ws") == "/jobcast/v1/ws");
+
+    // An escaped host name is decoded; the path keeps its escapes.
+    const auto escaped = parse_server_url("https://ex%61mple.com:8443/a%20b/");
+    REQUIRE(escaped);
+    CHECK(escaped->host == "example.com");
+    CHECK(escaped->authority() == "example.com:8443");
+    CHECK(escaped->target("/v1/jobs") == "/a%20b/v1/jobs");
+
+    for (const auto* bad :
+         {"http://[::1", "http://[not-an-address]:80", "http://[v1.x]/", "http://user:secret@h",
+          "http://@h", "http://h%2Fevil", "http://h%0D%0AX-Injected:1", "http://h/%zz",
+          "http://h/#top", "http://h:80x/p"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_server_url(bad));
+    }
+}
+
 TEST_CASE("ids and query values are %-escaped", "[cli][args]") {
     CHECK(percent_encode("01ABC-x_y.z~") == "01ABC-x_y.z~");
     CHECK(percent_encode("a/b c?&") == "a%2Fb%20c%3F%26");
