@@ -182,31 +182,21 @@ LOG_AND_HOST = {
 }
 
 
+def write_seeds(target, seeds, suffix=""):
+    """Writes each seed (bytes) as tests/fuzz/corpus/<target>/<name><suffix>."""
+    folder = HERE / "corpus" / target
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (folder / f"{name}{suffix}").write_bytes(data)
+
+
 def main():
-    worker = HERE / "corpus" / "worker_decode"
-    worker.mkdir(parents=True, exist_ok=True)
-    for name, frame in FRAMES.items():
-        (worker / f"{name}.msgpack").write_bytes(pack(frame))
-    requests = HERE / "corpus" / "json_request"
-    requests.mkdir(parents=True, exist_ok=True)
-    for name, body in REQUESTS.items():
-        (requests / f"{name}.json").write_text(body)
-    ops = HERE / "corpus" / "client_ops"
-    ops.mkdir(parents=True, exist_ok=True)
-    for name, text in CLIENT_OPS.items():
-        (ops / f"{name}.json").write_text(text)
-    http = HERE / "corpus" / "http_request"
-    http.mkdir(parents=True, exist_ok=True)
-    for name, text in HTTP_REQUESTS.items():
-        (http / f"{name}.http").write_bytes(text.encode())
-    times = HERE / "corpus" / "time_values"
-    times.mkdir(parents=True, exist_ok=True)
-    for name, data in TIME_VALUES.items():
-        (times / f"{name}.bin").write_bytes(data)
-    log_and_host = HERE / "corpus" / "log_and_host"
-    log_and_host.mkdir(parents=True, exist_ok=True)
-    for name, data in LOG_AND_HOST.items():
-        (log_and_host / name).write_bytes(data)
+    write_seeds("worker_decode", {n: pack(f) for n, f in FRAMES.items()}, ".msgpack")
+    write_seeds("json_request", {n: b.encode() for n, b in REQUESTS.items()}, ".json")
+    write_seeds("client_ops", {n: t.encode() for n, t in CLIENT_OPS.items()}, ".json")
+    write_seeds("http_request", {n: t.encode() for n, t in HTTP_REQUESTS.items()}, ".http")
+    write_seeds("time_values", TIME_VALUES, ".bin")
+    write_seeds("log_and_host", LOG_AND_HOST)
 
 
 if __name__ == "__main__":
