@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
+import { waitFor } from './broker_test_helpers.js';
 import { startFakeBroker } from './fake_broker.js';
 
 const CHROMIUM =
@@ -159,8 +160,13 @@ test('?token= in the page URL authenticates the WebSocket and REST calls', { ski
   await page.reload();
   await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'open');
   assert.equal(broker.upgradeUrls.at(-1), '/v1/ws?access_token=page-token');
-  const api = broker.requests.slice(requests).filter((r) => r.url.startsWith('/v1/'));
-  assert.ok(api.length >= 2 && api.every((r) => r.headers.authorization === 'Bearer page-token'));
+  // The page's REST calls (the list, the job) may still be on their way when
+  // the socket opens: wait for them, then check every one.
+  const api = await waitFor(() => {
+    const calls = broker.requests.slice(requests).filter((r) => r.url.startsWith('/v1/'));
+    return calls.length >= 2 && calls;
+  }, { what: "the reloaded page's REST calls", timeoutMs: 10_000 });
+  assert.ok(api.every((r) => r.headers.authorization === 'Bearer page-token'));
 });
 
 test('a finished job names the worker that ran it, though its JSON no longer does', { skip }, async (t) => {
