@@ -110,6 +110,23 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
     // clang-format on
 }
 
+namespace {
+
+// The items of list flags that environment variables fill with one string
+// ("a,b"): every value split at commas, empty items dropped.
+std::vector<std::string> comma_separated(const std::vector<std::string>& values) {
+    std::vector<std::string> out;
+    for (const auto& value : values) {
+        std::stringstream parts(value);
+        std::string item;
+        while (std::getline(parts, item, ','))
+            if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+}  // namespace
+
 void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
     auto& jwt = c.security.jwt;
     if (!flags.jwt_secret_file.empty()) {
@@ -140,36 +157,25 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
     jwt.max_lifetime_seconds = std::chrono::duration_cast<std::chrono::seconds>(lifetime).count();
     // Environment variables carry one string: JOBCAST_ALLOWED_ORIGIN=a,b.
     std::vector<std::string> origins;
-    for (const auto& value : c.security.allowed_origins) {
-        std::stringstream parts(value);
-        std::string origin;
-        while (std::getline(parts, origin, ',')) {
-            if (origin.empty()) continue;
-            if (origin != "*" && origin.find("://") == std::string::npos) {
-                throw ConfigError("--allowed-origin must be scheme://host[:port] or '*', not '" +
-                                  origin + "'");
-            }
-            while (!origin.empty() && origin.back() == '/')
-                origin.pop_back();
-            origins.push_back(origin);
+    for (auto& origin : comma_separated(c.security.allowed_origins)) {
+        if (origin != "*" && origin.find("://") == std::string::npos) {
+            throw ConfigError("--allowed-origin must be scheme://host[:port] or '*', not '" +
+                              origin + "'");
         }
+        while (!origin.empty() && origin.back() == '/')
+            origin.pop_back();
+        origins.push_back(std::move(origin));
     }
     c.security.allowed_origins = std::move(origins);
-    std::vector<std::string> hosts;
-    for (const auto& value : c.security.allowed_hosts) {
-        std::stringstream parts(value);
-        std::string host;
-        while (std::getline(parts, host, ',')) {
-            if (host.empty()) continue;
-            bool ipv6 = host.find(':') != std::string::npos && web::is_ip_literal(host);
-            if (host.find_first_of("/@ ") != std::string::npos ||
-                (host.find(':') != std::string::npos && !ipv6)) {
-                throw ConfigError(
-                    "--allowed-host takes a host name or address without scheme or "
-                    "port (broker.internal), or '*', not '" +
-                    host + "'");
-            }
-            hosts.push_back(host);
+    auto hosts = comma_separated(c.security.allowed_hosts);
+    for (const auto& host : hosts) {
+        bool ipv6 = host.find(':') != std::string::npos && web::is_ip_literal(host);
+        if (host.find_first_of("/@ ") != std::string::npos ||
+            (host.find(':') != std::string::npos && !ipv6)) {
+            throw ConfigError(
+                "--allowed-host takes a host name or address without scheme or "
+                "port (broker.internal), or '*', not '" +
+                host + "'");
         }
     }
     c.security.allowed_hosts = std::move(hosts);

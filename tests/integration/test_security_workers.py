@@ -172,8 +172,7 @@ class PoisonParamsTest(ZmqPeers, JobcastTest):
         broker = self.start_broker(args=["--liveness", "3"])
         api = self.client(broker)
         mute = self.dealer(broker.zmq)
-        self.hello(mute, "mute", ["llm.generate"])
-        self.recv_type(mute, "welcome")
+        self.say_hello(mute, "mute", ["llm.generate"])
         job = api.submit("llm.generate", {"prompt": "p", "max_tokens": 3,
                                           "tokens_per_second": 0, "seed": 1}, max_attempts=5)
         assign = self.recv_type(mute, "assign")
@@ -199,8 +198,7 @@ class PoisonParamsTest(ZmqPeers, JobcastTest):
         broker = self.start_broker(args=["--liveness", "50"])
         api = self.client(broker)
         w = self.dealer(broker.zmq)
-        self.hello(w, "w-big", ["big"])
-        self.recv_type(w, "welcome")
+        self.say_hello(w, "w-big", ["big"])
         job = api.submit("big", {"s": "x" * 300}, max_attempts=3)
         assign = self.recv_type(w, "assign")
         w.send(pack({"v": 1, "t": "checkpoint", "job": job["id"], "attempt": 1, "wseq": 1,
