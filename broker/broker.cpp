@@ -8,14 +8,14 @@
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
 #include "common/logging.hpp"
-#include "web/blocking_pool.hpp"
-#include "web/http_server.hpp"
-#include "web/hub.hpp"
-#include "web/rest_api.hpp"
-#include "web/security.hpp"
-#include "web/static_assets.hpp"
-#include "web/stream_session.hpp"
-#include "web/tls.hpp"
+#include "web/http/blocking_pool.hpp"
+#include "web/http/http_server.hpp"
+#include "web/stream/hub.hpp"
+#include "web/rest/rest_api.hpp"
+#include "web/security/security.hpp"
+#include "web/http/static_assets.hpp"
+#include "web/stream/stream_session.hpp"
+#include "web/http/tls.hpp"
 
 namespace jobcast::broker {
 

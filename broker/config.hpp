@@ -9,9 +9,9 @@
 
 #include "broker/gateway.hpp"
 #include "persistence/store.hpp"
-#include "web/security.hpp"
-#include "web/streaming_config.hpp"
-#include "web/tls.hpp"
+#include "web/security/security.hpp"
+#include "web/stream/streaming_config.hpp"
+#include "web/http/tls.hpp"
 
 namespace jobcast::broker {
 

@@ -166,7 +166,7 @@ class Metrics::Impl {
     }
 
     // Families built from the streaming counters at scrape time: the hot
-    // path only bumps relaxed atomics (see web/stream_stats.hpp).
+    // path only bumps relaxed atomics (see web/stream/stream_stats.hpp).
     void add_stream_families(std::vector<prometheus::MetricFamily>& out) {
         using prometheus::MetricType;
         const char* transports[] = {"websocket", "sse", "longpoll"};

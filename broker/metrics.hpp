@@ -9,7 +9,7 @@
 #include <string>
 
 #include "persistence/store.hpp"
-#include "web/stream_stats.hpp"
+#include "web/stream/stream_stats.hpp"
 
 namespace jobcast::web {
 struct SecurityStats;

@@ -6,7 +6,7 @@
 
 #include "broker/config.hpp"
 #include "common/curve_keys.hpp"
-#include "web/host_check.hpp"
+#include "web/security/host_check.hpp"
 
 namespace po = boost::program_options;
 

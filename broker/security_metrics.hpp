@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "web/security_stats.hpp"
+#include "web/security/security_stats.hpp"
 
 namespace jobcast::broker {
 

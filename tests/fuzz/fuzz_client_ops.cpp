@@ -12,7 +12,7 @@
 #include <variant>
 
 #include "protocol/json.hpp"
-#include "web/client_ops.hpp"
+#include "web/stream/client_ops.hpp"
 
 using namespace jobcast;
 using namespace jobcast::web;

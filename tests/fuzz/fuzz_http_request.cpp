@@ -22,12 +22,12 @@
 #include <string_view>
 #include <variant>
 
-#include "web/beast_request.hpp"
-#include "web/http_server.hpp"
-#include "web/rest_api.hpp"
-#include "web/rest_request.hpp"
-#include "web/routes.hpp"
-#include "web/websocket_handshake.hpp"
+#include "web/http/beast_request.hpp"
+#include "web/http/http_server.hpp"
+#include "web/rest/rest_api.hpp"
+#include "web/rest/rest_request.hpp"
+#include "web/http/routes.hpp"
+#include "web/stream/websocket_handshake.hpp"
 
 using namespace jobcast;
 using namespace jobcast::web;

@@ -36,8 +36,8 @@
 #include "auth/jwt.hpp"
 #include "common/time_bounds.hpp"
 #include "protocol/codec.hpp"
-#include "web/rest_api.hpp"
-#include "web/rest_request.hpp"
+#include "web/rest/rest_api.hpp"
+#include "web/rest/rest_request.hpp"
 
 using namespace jobcast;
 namespace tb = jobcast::time_bounds;

@@ -1,7 +1,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "web/hub.hpp"
+#include "web/stream/hub.hpp"
 
 using namespace jobcast;
 using namespace jobcast::web;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "test_support.hpp"
-#include "web/http_server.hpp"
+#include "web/http/http_server.hpp"
 
 using namespace jobcast;
 using namespace jobcast::web;

@@ -2,7 +2,7 @@
 // ?access_token= never appear, and a target cannot end its field or its line.
 #include <catch2/catch.hpp>
 
-#include "web/log.hpp"
+#include "web/http/log.hpp"
 
 using namespace jobcast::web;
 

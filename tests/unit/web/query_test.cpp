@@ -1,8 +1,8 @@
 // Request-target parsing and the route table: what a client's URL means.
 #include <catch2/catch.hpp>
 
-#include "web/query.hpp"
-#include "web/routes.hpp"
+#include "web/http/query.hpp"
+#include "web/http/routes.hpp"
 
 using namespace jobcast::web;
 

@@ -1,4 +1,4 @@
-#include "web/security.hpp"
+#include "web/security/security.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "web/subscription.hpp"
+#include "web/stream/subscription.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -15,8 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "persistence/store.hpp"
-#include "web/blocking_pool.hpp"
-#include "web/rest_api.hpp"
+#include "web/http/blocking_pool.hpp"
+#include "web/rest/rest_api.hpp"
 
 namespace jobcast::web::test {
 

@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include "auth/jwt.hpp"
-#include "web/security.hpp"
-#include "web/stream_session.hpp"
+#include "web/security/security.hpp"
+#include "web/stream/stream_session.hpp"
 
 using namespace jobcast::web;
 using namespace std::chrono_literals;

@@ -1,0 +1,445 @@
+#include "web/rest/rest_api.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <exception>
+#include <utility>
+#include <variant>
+
+#include "persistence/store.hpp"
+#include "protocol/json.hpp"
+#include "web/security/audit.hpp"
+#include "web/stream/hub.hpp"
+#include "web/http/log.hpp"
+#include "web/http/query.hpp"
+#include "web/rest/rest_request.hpp"
+#include "web/security/security.hpp"
+
+namespace jobcast::web {
+
+namespace {
+
+HttpResponse json_response(int status, std::string body) {
+    HttpResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
+}
+
+HttpResponse not_found_job() {
+    return error_response(404, "not_found", "no such job");
+}
+
+HttpResponse internal_error() {
+    return error_response(500, "internal", "internal error; see the broker log");
+}
+
+// Runs a store completion's reply on the writer thread without letting an
+// exception escape into it.
+template <class F>
+void guarded(const Reply& reply, F&& make_response) {
+    try {
+        reply(make_response());
+    } catch (const std::exception& e) {
+        log().error("rest completion failed error={}", audit_quote(e.what()));
+        reply(internal_error());
+    }
+}
+
+}  // namespace
+
+Clock system_clock() {
+    return [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
+}
+
+RestApi::RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking, Clock clock)
+    : store_(store),
+      config_(std::move(config)),
+      run_blocking_(std::move(run_blocking)),
+      clock_(std::move(clock)) {}
+
+void RestApi::handle(HttpRequest request, Reply reply) {
+    try {
+        route(request, reply);
+    } catch (const std::exception& e) {
+        log().error("rest handler failed method={} target={} error={}", audit_quote(request.method),
+                    log_target(request.target), audit_quote(e.what()));
+        reply(internal_error());
+    }
+}
+
+void RestApi::route(HttpRequest& request, const Reply& reply) {
+    auto parsed = parse_rest_request(request, config_);
+    if (auto* refused = std::get_if<HttpResponse>(&parsed)) return reply(std::move(*refused));
+    std::visit([&](auto& call) { serve(request, std::move(call), reply); },
+               std::get<RestCall>(parsed));
+}
+
+void RestApi::serve(const HttpRequest&, HealthCall, const Reply& reply) {
+    reply(json_response(200, R"({"status":"ok"})"));
+}
+
+void RestApi::serve(const HttpRequest&, ReadyCall, const Reply& reply) {
+    readiness(reply);
+}
+
+void RestApi::readiness(const Reply& reply) {
+    if (!config_.ready || config_.ready()) {
+        return reply(json_response(200, R"({"status":"ready"})"));
+    }
+    reply(json_response(503, R"({"status":"not_ready"})"));
+}
+
+void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)> work) {
+    auto task = [reply, work = std::move(work)] {
+        try {
+            work(reply);
+        } catch (const std::exception& e) {
+            log().error("rest blocking work failed error={}", audit_quote(e.what()));
+            reply(internal_error());
+        }
+    };
+    if (!run_blocking_(std::move(task))) {
+        log().warn("rest overloaded: blocking pool full");
+        HttpResponse response =
+            error_response(503, "overloaded", "the server is busy; retry shortly");
+        response.headers.emplace_back("Retry-After", "1");
+        reply(std::move(response));
+    }
+}
+
+std::optional<Job> RestApi::visible_job(const std::string& job_id, const std::string& owner) {
+    auto job = store_.jobs().get(job_id);
+    // Another owner's job answers exactly like a missing one: ids are not secrets,
+    // but whether a job exists must not leak across owners.
+    if (!job || job->owner != owner) return std::nullopt;
+    return job;
+}
+
+// ---- POST /v1/jobs ----------------------------------------------------------
+
+namespace {
+
+bool same_request(const Job& existing, const json::JobRequest& request) {
+    return existing.type == request.type && existing.params == request.params &&
+           existing.priority == request.priority && existing.max_attempts == request.max_attempts;
+}
+
+HttpResponse created_response(const store::WriteResult& result, const json::JobRequest& request) {
+    if (result.status == store::WriteStatus::conflict) {
+        return error_response(409, "conflict", result.message);
+    }
+    if (result.status != store::WriteStatus::ok || !result.job) {
+        log().error("create job failed status={} message={}", store::to_string(result.status),
+                    audit_quote(result.message));
+        return internal_error();
+    }
+    const Job& job = *result.job;
+    if (result.created) {
+        log().debug("job created job={} type={} owner={}", job.id, audit_quote(job.type),
+                    audit_quote(job.owner));
+        HttpResponse response = json_response(201, json::job(job));
+        response.headers.emplace_back("Location", "/v1/jobs/" + job.id);
+        return response;
+    }
+    // The key was used before: replay the original answer, unless this request
+    // differs from the one that created the job (a client bug worth surfacing).
+    if (!same_request(job, request)) {
+        return error_response(422, "idempotency_key_reused",
+                              "Idempotency-Key was already used for a different request");
+    }
+    HttpResponse response = json_response(200, json::job(job));
+    response.headers.emplace_back("Idempotent-Replayed", "true");
+    return response;
+}
+
+}  // namespace
+
+void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply& reply) {
+    auto& job_request = call.job;
+    if (config_.security && !config_.security->admit_submission(request.owner, request.remote)) {
+        auto response = error_response(429, "rate_limited", "too many job submissions; slow down");
+        response.headers.emplace_back("Retry-After", "1");
+        return reply(std::move(response));
+    }
+    UnixMs now = clock_();
+    store::CreateJob op;
+    op.job.id = new_job_id(now);
+    op.job.type = job_request.type;
+    op.job.owner = request.owner;
+    op.job.params = job_request.params;
+    op.job.priority = job_request.priority;
+    op.job.max_attempts = job_request.max_attempts;
+    op.job.state = JobState::queued;
+    op.job.created_at = now;
+    op.idempotency_key = std::move(call.idempotency_key);
+
+    // submit() blocks while the writer's queue is full, so it runs off the I/O
+    // thread too; the answer comes from the writer thread once the job is durable.
+    off_io_thread(reply, [this, op = std::move(op),
+                          job_request = std::move(job_request)](const Reply& reply) mutable {
+        store_.submit(std::move(op),
+                      [reply, job_request = std::move(job_request)](const store::WriteResult& r) {
+                          guarded(reply, [&] { return created_response(r, job_request); });
+                      });
+    });
+}
+
+// ---- GET /v1/jobs/{id}, GET /v1/jobs ---------------------------------------
+
+void RestApi::serve(const HttpRequest& request, GetJobCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
+    off_io_thread(reply,
+                  [this, job_id = std::move(job_id), owner = request.owner](const Reply& reply) {
+                      auto job = visible_job(job_id, owner);
+                      reply(job ? json_response(200, json::job(*job)) : not_found_job());
+                  });
+}
+
+void RestApi::serve(const HttpRequest& request, ListJobsCall call, const Reply& reply) {
+    store::ListQuery list;
+    list.owner = request.owner;
+    list.state = call.state;
+    list.type = std::move(call.type);
+    list.limit = call.limit;
+    list.cursor = std::move(call.cursor);
+
+    off_io_thread(reply, [this, list = std::move(list)](const Reply& reply) {
+        store::ListPage page = store_.jobs().list(list);
+        std::string body = R"({"jobs":[)";
+        for (std::size_t i = 0; i < page.jobs.size(); ++i) {
+            if (i != 0) body += ',';
+            body += json::job(page.jobs[i]);
+        }
+        body += R"(],"next":)";
+        if (page.next.empty()) {
+            body += "null";
+        } else {
+            json::append_quoted(body, page.next);
+        }
+        body += '}';
+        reply(json_response(200, std::move(body)));
+    });
+}
+
+// ---- POST /v1/jobs/{id}/cancel ---------------------------------------------
+
+namespace {
+
+HttpResponse already_finished() {
+    return error_response(409, "conflict", "job already finished");
+}
+
+HttpResponse cancelled_response(const store::WriteResult& result) {
+    switch (result.status) {
+        case store::WriteStatus::ok:
+            if (result.job) return json_response(202, json::job(*result.job));
+            break;
+        case store::WriteStatus::not_found:
+            return not_found_job();
+        case store::WriteStatus::conflict:
+            return already_finished();
+        case store::WriteStatus::duplicate:
+        case store::WriteStatus::gap:
+            break;
+    }
+    log().error("cancel failed status={} message={}", store::to_string(result.status),
+                audit_quote(result.message));
+    return internal_error();
+}
+
+}  // namespace
+
+void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
+    off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner,
+                          ip = remote_ip(request.remote)](const Reply& reply) {
+        auto job = visible_job(job_id, owner);
+        if (!job) return reply(not_found_job());
+        if (is_terminal(job->state)) return reply(already_finished());
+        audit_log().info("event=cancel transport=http owner={} ip={} job={}", audit_quote(owner),
+                         ip, audit_quote(job_id));
+        store::CancelJob op;
+        op.job = job_id;
+        op.now = clock_();
+        // A running job is asked to stop through its worker (force = false); the
+        // job JSON shows cancel_requested until the worker confirms.
+        store_.submit(std::move(op), [reply](const store::WriteResult& result) {
+            guarded(reply, [&] { return cancelled_response(result); });
+        });
+    });
+}
+
+// ---- GET /v1/jobs/{id}/events ----------------------------------------------
+
+std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_id,
+                                                        const std::string& owner,
+                                                        std::uint64_t after, std::size_t limit) {
+    // The job first, then the log: a job already terminal here has its final
+    // last_seq, so a page reaching it is provably the end.
+    auto job = visible_job(job_id, owner);
+    if (!job) return std::nullopt;
+    EventsPage page;
+    page.events = store_.events().read(job_id, after, limit, config_.max_page_bytes);
+    page.last_seq = job->last_seq;
+    if (!page.events.empty() && page.events.back().seq > page.last_seq) {
+        page.last_seq = page.events.back().seq;  // appended between the two reads
+    }
+    std::uint64_t reached = page.events.empty() ? after : page.events.back().seq;
+    page.done = is_terminal(job->state) && reached >= page.last_seq;
+    page.job = std::move(*job);
+    return page;
+}
+
+std::string RestApi::events_page_json(const EventsPage& page) {
+    std::string body = R"({"events":[)";
+    for (std::size_t i = 0; i < page.events.size(); ++i) {
+        if (i != 0) body += ',';
+        json::append_event_object(body, page.events[i]);
+    }
+    body += R"(],"last_seq":)";
+    body += std::to_string(page.last_seq);
+    body += R"(,"done":)";
+    body += page.done ? "true" : "false";
+    body += '}';
+    return body;
+}
+
+void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply& reply) {
+    std::string job_id = std::move(call.job_id);
+    const std::uint64_t after = call.after;
+    const std::size_t limit = call.limit;
+    const std::chrono::milliseconds wait = call.wait;
+    if (wait.count() > 0 && config_.hub && config_.schedule) {
+        // A waiting long-poll holds its connection like a stream does: it
+        // takes a place under the same per-owner limit, until it is answered.
+        std::shared_ptr<void> slot;
+        if (config_.security) {
+            auto acquired =
+                config_.security->acquire_connection(request.owner, request.remote, "long_poll");
+            if (!acquired.slot) return reply(too_many_connections(acquired.limit));
+            slot = std::move(acquired.slot);
+        }
+        return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
+                                     limit, wait, slot](const Reply& reply) {
+            wait_for_events(job_id, owner, after, limit, wait, reply, slot);
+        });
+    }
+    off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
+                          limit](const Reply& reply) {
+        auto page = read_events(job_id, owner, after, limit);
+        reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
+    });
+}
+
+// One waiting long-poll: answered by the first commit for its job, by its
+// timer, or by shutdown — whichever comes first, exactly once.
+class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
+  public:
+    LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
+             std::size_t limit, Reply reply, std::shared_ptr<void> slot)
+        : api_(api),
+          job_(std::move(job)),
+          owner_(std::move(owner)),
+          after_(after),
+          limit_(limit),
+          reply_(std::move(reply)),
+          slot_(std::move(slot)) {}
+
+    void deliver(const PublishedPtr&) override { fire(); }
+
+    // Reads the page again (off the hub and timer threads) and answers.
+    void fire() {
+        if (fired_.exchange(true)) return;
+        api_.config_.hub->unsubscribe(job_, this);
+        {
+            std::lock_guard lock(api_.long_polls_mutex_);
+            api_.long_polls_.erase(this);
+        }
+        auto self = shared_from_this();
+        bool queued = api_.run_blocking_([self] { self->answer(); });
+        if (!queued) answer_busy();
+    }
+
+    // Claims the poll for an immediate answer; false if something else already did.
+    bool claim() {
+        if (fired_.exchange(true)) return false;
+        slot_.reset();
+        api_.config_.hub->unsubscribe(job_, this);
+        std::lock_guard lock(api_.long_polls_mutex_);
+        api_.long_polls_.erase(this);
+        return true;
+    }
+
+    // Only the one that fired the poll calls these: the place under the
+    // per-owner limit is given back before the client can see the answer.
+    void answer() {
+        slot_.reset();
+        try {
+            auto page = api_.read_events(job_, owner_, after_, limit_);
+            reply_(page ? json_response(200, RestApi::events_page_json(*page)) : not_found_job());
+        } catch (const std::exception& e) {
+            log().error("long-poll read failed job={} error={}", audit_quote(job_),
+                        audit_quote(e.what()));
+            reply_(internal_error());
+        }
+    }
+
+    void answer_busy() {
+        slot_.reset();
+        reply_(error_response(503, "busy", "the broker is busy; try again"));
+    }
+
+  private:
+    RestApi& api_;
+    std::string job_, owner_;
+    std::uint64_t after_;
+    std::size_t limit_;
+    Reply reply_;
+    std::shared_ptr<void> slot_;  // the connection's place under the per-owner limit
+    std::atomic<bool> fired_{false};
+};
+
+void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
+                              std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
+                              std::shared_ptr<void> slot) {
+    auto poll =
+        std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply, std::move(slot));
+    {
+        std::lock_guard lock(long_polls_mutex_);
+        long_polls_.emplace(poll.get(), poll);
+    }
+    // Listen first, then read: an event committed in between is either in
+    // the read or wakes the poll (durable before visible).
+    config_.hub->subscribe(job_id, poll, WireFormat::none);
+    auto page = read_events(job_id, owner, after, limit);
+    if (!page || !page->events.empty() || page->done) {
+        if (!poll->claim()) return;  // an event fired it meanwhile: it answers
+        reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
+        return;
+    }
+    // long_polls_ owns the poll until it is answered; the timer, like the
+    // hub, only refers to it, so an answered poll frees its reply (and its
+    // connection) at once. Whichever of timer, commit or shutdown comes first answers.
+    std::weak_ptr<LongPoll> weak = poll;
+    config_.schedule(wait, [weak] {
+        if (auto p = weak.lock()) p->fire();
+    });
+}
+
+void RestApi::release_long_polls() {
+    std::vector<std::shared_ptr<LongPoll>> polls;
+    {
+        std::lock_guard lock(long_polls_mutex_);
+        for (auto& [key, poll] : long_polls_)
+            polls.push_back(poll);
+    }
+    for (auto& p : polls)
+        p->fire();
+}
+
+}  // namespace jobcast::web

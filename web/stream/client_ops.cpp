@@ -1,0 +1,103 @@
+#include "web/stream/client_ops.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "protocol/json.hpp"
+
+namespace jobcast::web {
+
+namespace {
+
+constexpr std::size_t kMaxJobId = 64;
+
+OpError bad(std::string message, std::string job = {}) {
+    return OpError{"bad_request", std::move(message), std::move(job)};
+}
+
+// A required job id: a non-empty string of printable ASCII, at most 64 bytes.
+std::variant<std::string, OpError> job_field(const boost::json::object& op) {
+    auto* v = op.if_contains("job");
+    if (!v) return bad("'job' is required");
+    if (!v->is_string()) return bad("'job' must be a string");
+    std::string job(v->as_string());
+    if (job.empty() || job.size() > kMaxJobId) return bad("'job' must be 1 to 64 characters");
+    for (unsigned char c : job) {
+        if (c <= 0x20 || c >= 0x7f) return bad("'job' has characters a job id never has");
+    }
+    return job;
+}
+
+}  // namespace
+
+std::variant<ClientOp, OpError> parse_client_op(std::string_view text) {
+    boost::system::error_code ec;
+    boost::json::parse_options options;
+    options.max_depth = 16;
+    boost::json::value value = boost::json::parse(text, ec, {}, options);
+    if (ec) return OpError{"bad_json", "not valid JSON: " + ec.message(), {}};
+    if (!value.is_object()) return OpError{"bad_json", "an op must be a JSON object", {}};
+    const auto& op = value.as_object();
+    auto* name = op.if_contains("op");
+    if (!name || !name->is_string()) return bad("'op' is required and must be a string");
+    std::string_view kind = name->as_string();
+
+    if (kind == "ping") return ClientOp{PingOp{}};
+    if (kind == "auth") {
+        auto* token = op.if_contains("token");
+        if (!token || !token->is_string() || token->as_string().empty()) {
+            return bad("'token' is required and must be a string");
+        }
+        return ClientOp{AuthOp{std::string(token->as_string())}};
+    }
+    if (kind == "subscribe" || kind == "unsubscribe") {
+        if (auto* feed = op.if_contains("feed")) {
+            if (!feed->is_string() || feed->as_string() != "jobs") {
+                return bad("'feed' must be \"jobs\"");
+            }
+            if (kind == "subscribe") return ClientOp{SubscribeFeedOp{"jobs"}};
+            return ClientOp{UnsubscribeFeedOp{"jobs"}};
+        }
+    }
+    if (kind == "subscribe" || kind == "unsubscribe" || kind == "cancel") {
+        auto job = job_field(op);
+        if (auto* err = std::get_if<OpError>(&job)) return *err;
+        auto id = std::get<std::string>(std::move(job));
+        if (kind == "unsubscribe") return ClientOp{UnsubscribeOp{std::move(id)}};
+        if (kind == "cancel") return ClientOp{CancelOp{std::move(id)}};
+        std::uint64_t after = 0;
+        if (auto* a = op.if_contains("after"); a && !a->is_null()) {
+            if (a->is_uint64()) {
+                after = a->as_uint64();
+            } else if (a->is_int64() && a->as_int64() >= 0) {
+                after = static_cast<std::uint64_t>(a->as_int64());
+            } else {
+                return bad("'after' must be a non-negative integer", id);
+            }
+        }
+        return ClientOp{SubscribeOp{std::move(id), after}};
+    }
+    return OpError{"unknown_op", "unknown op '" + std::string(kind) + "'", {}};
+}
+
+std::string error_frame(std::string_view code, std::string_view message, std::string_view job) {
+    std::string out = R"({"type":"error","code":)";
+    json::append_quoted(out, code);
+    out.append(R"(,"message":)");
+    json::append_quoted(out, message);
+    if (!job.empty()) {
+        out.append(R"(,"job":)");
+        json::append_quoted(out, job);
+    }
+    out.push_back('}');
+    return out;
+}
+
+std::string subscribed_frame(std::string_view job, std::uint64_t last_seq) {
+    std::string out = R"({"type":"subscribed","job":)";
+    json::append_quoted(out, job);
+    out.append(R"(,"last_seq":)").append(std::to_string(last_seq)).push_back('}');
+    return out;
+}
+
+}  // namespace jobcast::web

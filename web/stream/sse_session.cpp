@@ -1,0 +1,202 @@
+#include "web/stream/sse_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "web/security/audit.hpp"
+#include "web/http/log.hpp"
+
+namespace jobcast::web {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+class SseSession final : public StreamSession {
+  public:
+    SseSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+               std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until)
+        : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
+          stream_(std::move(stream)),
+          timer_(strand_),
+          expiry_(strand_),
+          valid_until_(valid_until),
+          remote_(std::move(remote)),
+          job_(std::move(job)),
+          after_(after) {}
+
+    void run(std::vector<std::pair<std::string, std::string>> extra_headers) {
+        stream_.expires_never();
+        // The body has no length: it ends when the stream does (after the
+        // terminal event), which every EventSource understands.
+        std::string head =
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/event-stream\r\n"
+            "Cache-Control: no-store\r\n"
+            "X-Accel-Buffering: no\r\n"
+            "Connection: close\r\n"
+            "Server: jobcast\r\n";
+        for (const auto& [name, value] : extra_headers)
+            head += name + ": " + value + "\r\n";
+        // The first bytes tell EventSource how soon to reconnect.
+        head += "\r\nretry: 1000\n\n";
+        enqueue_control(std::move(head));
+        begin_subscription(job_, after_);
+        schedule_heartbeat();
+        watch_peer();
+        if (valid_until_ > 0) {
+            expiry_.expires_after(seconds_until(valid_until_));
+            expiry_.async_wait([self = self()](beast::error_code ec) {
+                if (ec || self->closing_) return;
+                log().info("event=sse_token_expired remote={} job={}", self->remote_,
+                           audit_quote(self->job_));
+                self->finish();
+            });
+        }
+    }
+
+    void request_close(std::uint16_t) override {
+        net::post(strand_, [self = self()] { self->finish(); });
+    }
+
+  private:
+    std::shared_ptr<SseSession> self() {
+        return std::static_pointer_cast<SseSession>(shared_from_this());
+    }
+
+    // The client never speaks after its request; a read completes only when it
+    // goes away (EOF or reset), which ends the session.
+    void watch_peer() {
+        stream_.async_read_some(net::buffer(sink_),
+                                [self = self()](beast::error_code ec, std::size_t) {
+                                    if (ec) return self->fail(ec, "read");
+                                    self->watch_peer();
+                                });
+    }
+
+    void schedule_heartbeat() {
+        timer_.expires_after(ctx_->config.keepalive);
+        timer_.async_wait([self = self()](beast::error_code ec) {
+            if (ec || self->closing_) return;
+            if (self->stalled(std::chrono::steady_clock::now())) {
+                self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+                log().info("event=sse_too_slow remote={} job={}", self->remote_,
+                           audit_quote(self->job_));
+                return self->fail(beast::error::timeout, "stalled");
+            }
+            if (self->idle()) self->enqueue_control(": keepalive\n\n");
+            self->schedule_heartbeat();
+        });
+    }
+
+    void write_front(const std::shared_ptr<const std::string>& bytes) override {
+        net::async_write(stream_, net::buffer(*bytes),
+                         [self = self(), bytes](beast::error_code ec, std::size_t) {
+                             self->on_write_done(ec);
+                             if (ec) self->fail(ec, "write");
+                         });
+    }
+
+    std::shared_ptr<const std::string> live_frame(const Published& published,
+                                                  std::size_t skip) override {
+        if (skip == 0 && published.sse_chunk) return published.sse_chunk;
+        return std::make_shared<const std::string>(sse_text(published.job, published.events, skip));
+    }
+
+    std::shared_ptr<const std::string> page_frame(const std::string& job,
+                                                  const std::vector<Event>& events) override {
+        return std::make_shared<const std::string>(sse_text(job, events));
+    }
+
+    // SSE events are self-delimiting: the queued chunks, back to back.
+    std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>&, const std::vector<const std::string*>& frames) override {
+        std::size_t size = 0;
+        for (const auto* frame : frames)
+            size += frame->size();
+        std::string out;
+        out.reserve(size);
+        for (const auto* frame : frames)
+            out += *frame;
+        return std::make_shared<const std::string>(std::move(out));
+    }
+
+    void subscription_ended(const std::string&) override {
+        ended_ = true;
+        if (idle()) finish();
+    }
+
+    void queue_drained() override {
+        if (ended_) finish();
+    }
+
+    // The terminal event is written: end the response (and the connection).
+    void finish() {
+        if (closing_) return;
+        closing_ = true;
+        end_all();
+        timer_.cancel();
+        expiry_.cancel();
+        if (stream_.is_tls()) {
+            // close_notify marks the end of the body (a TLS client treats a
+            // bare TCP close as truncation), then the TCP half-close as below.
+            stream_.async_tls_shutdown([self = self()](beast::error_code, std::size_t) {
+                beast::error_code ignored;
+                self->stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+            });
+        } else {
+            beast::error_code ignored;
+            stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+        }
+        // Give the client a moment to read the tail, then close for good.
+        timer_.expires_after(std::chrono::seconds(2));
+        timer_.async_wait([self = self()](beast::error_code) { self->hard_close(); });
+    }
+
+    void hard_close() {
+        beast::error_code ignored;
+        stream_.socket().close(ignored);
+    }
+
+    void fail(beast::error_code ec, const char* what) {
+        if (!closing_) {
+            log().debug("event=sse_closed remote={} job={} what={} reason={}", remote_,
+                        audit_quote(job_), what, audit_quote(ec.message()));
+        }
+        closing_ = true;
+        end_all();
+        timer_.cancel();
+        expiry_.cancel();
+        hard_close();
+    }
+
+    FlexStream stream_;
+    net::steady_timer timer_;
+    net::steady_timer expiry_;  // the caller's token expires
+    std::int64_t valid_until_;
+    std::string remote_;
+    std::string job_;
+    std::uint64_t after_;
+    bool ended_ = false;
+    std::array<char, 256> sink_{};
+};
+
+}  // namespace
+
+std::shared_ptr<StreamSession> start_sse_session(
+    FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
+    std::vector<std::pair<std::string, std::string>> extra_headers) {
+    auto session =
+        std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
+                                     std::move(remote), std::move(job), after, valid_until);
+    session->run(std::move(extra_headers));
+    return session;
+}
+
+}  // namespace jobcast::web

@@ -1,0 +1,25 @@
+// Internal to web/: GET /v1/jobs/{id}/events with Accept: text/event-stream.
+// `id: <seq>` on every event, so a browser's EventSource resumes by itself
+// (Last-Event-ID) with no gap; heartbeat comments keep proxies from timing
+// out; the stream ends after the job's terminal event.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "web/http/flex_stream.hpp"
+#include "web/stream/stream_session.hpp"
+
+namespace jobcast::web {
+
+// Takes over a connection whose request was checked (the job exists and is
+// the caller's); writes the response header and streams events after `after`.
+// With `valid_until` (unix seconds, the caller's token expiry) the stream ends
+// then: the client reconnects with a fresh token and resumes.
+std::shared_ptr<StreamSession> start_sse_session(
+    FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+    std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until = 0,
+    std::vector<std::pair<std::string, std::string>> extra_headers = {});
+
+}  // namespace jobcast::web

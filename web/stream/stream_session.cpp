@@ -1,0 +1,305 @@
+#include "web/stream/stream_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/time_bounds.hpp"
+#include "persistence/store.hpp"
+#include "web/security/audit.hpp"
+#include "web/http/log.hpp"
+
+namespace jobcast::web {
+
+namespace {
+
+UnixUs now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        time_bounds::duration_until(unix_seconds, now));
+}
+
+StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
+                             boost::asio::any_io_executor strand, std::string owner,
+                             Transport transport)
+    : ctx_(std::move(ctx)),
+      strand_(std::move(strand)),
+      owner_(std::move(owner)),
+      transport_(transport),
+      live_budget_(ctx_->config.connection_buffer_bytes) {
+    ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
+}
+
+StreamSession::~StreamSession() {
+    ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_sub(1);
+    end_all();  // the hub keys entries by address: remove them before it is reused
+    ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(queued_bytes_));
+}
+
+void StreamSession::deliver(const PublishedPtr& published) {
+    boost::asio::post(strand_,
+                      [self = shared_from_this(), published] { self->on_live(published); });
+}
+
+void StreamSession::set_catching_up(Subscription& sub, bool before) {
+    bool now = sub.mode() == Subscription::Mode::replay;
+    if (now != before) ctx_->stats.catching_up.fetch_add(now ? 1 : -1);
+}
+
+void StreamSession::begin_subscription(const std::string& job, std::uint64_t after) {
+    if (closing_) return;
+    if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
+    // Hub first, store second: whatever commits from here on is buffered.
+    ctx_->hub.subscribe(job, shared_from_this(),
+                        transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
+    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
+    ctx_->stats.catching_up.fetch_add(1);
+    if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
+    pump_reads();
+}
+
+void StreamSession::end_subscription(const std::string& job) {
+    auto it = subs_.find(job);
+    if (it == subs_.end()) return;
+    if (it->second.mode() == Subscription::Mode::replay) ctx_->stats.catching_up.fetch_sub(1);
+    subs_.erase(it);
+    ctx_->hub.unsubscribe(job, this);
+}
+
+void StreamSession::begin_feed() {
+    if (feed_ || closing_) return;
+    feed_ = true;
+    ctx_->hub.subscribe_feed(owner_, shared_from_this(), WireFormat::websocket);
+}
+
+void StreamSession::end_feed() {
+    if (!feed_) return;
+    feed_ = false;
+    ctx_->hub.unsubscribe_feed(owner_, this);
+}
+
+void StreamSession::end_all() {
+    std::vector<std::string> jobs;
+    for (const auto& [job, sub] : subs_)
+        jobs.push_back(job);
+    for (const auto& job : jobs)
+        end_subscription(job);
+    end_feed();
+}
+
+void StreamSession::on_live(const PublishedPtr& published) {
+    if (closing_) return;
+    if (published->feed) {  // a state change for the jobs feed
+        if (feed_ && published->owner == owner_ && published->ws_frame) {
+            enqueue({published->ws_frame, {}, published->events.size()});
+        }
+        return;
+    }
+    auto it = subs_.find(published->job);
+    if (it == subs_.end()) return;  // unsubscribed while the batch was on its way
+    Subscription& sub = it->second;
+    bool before = sub.mode() == Subscription::Mode::replay;
+    if (sub.mode() == Subscription::Mode::live && queued_bytes_ >= ctx_->config.max_queue_bytes) {
+        // Too far behind: stop queueing live events for it; the store has them.
+        sub.fall_behind();
+        ctx_->stats.catchups.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (auto& delivery : sub.on_live(published)) {
+        enqueue_live(delivery.published, delivery.skip);
+    }
+    set_catching_up(sub, before);
+    if (sub.mode() == Subscription::Mode::ended) {
+        end_subscription(published->job);
+        subscription_ended(published->job);
+    }
+}
+
+std::optional<Job> StreamSession::visible_job(const std::string& id) const {
+    try {
+        auto job = ctx_->store.jobs().get(id);
+        if (job && job->owner == owner_) return job;
+    } catch (const std::exception& e) {
+        log().error("event=job_lookup_failed job={} error={}", audit_quote(id),
+                    audit_quote(e.what()));
+    }
+    return std::nullopt;
+}
+
+void StreamSession::enqueue_control(std::string frame) {
+    if (closing_) return;
+    enqueue({std::make_shared<const std::string>(std::move(frame)), {}, 0});
+}
+
+void StreamSession::enqueue_live(const PublishedPtr& published, std::size_t skip) {
+    Outgoing out{live_frame(*published, skip), {}, published->events.size() - skip};
+    out.live.push_back({published, skip});
+    enqueue(std::move(out));
+}
+
+void StreamSession::enqueue(Outgoing out) {
+    queued_bytes_ += out.bytes->size();
+    ctx_->stats.queued_bytes.fetch_add(static_cast<std::int64_t>(out.bytes->size()),
+                                       std::memory_order_relaxed);
+    queue_.push_back(std::move(out));
+    if (!writing_) start_write();
+}
+
+void StreamSession::start_write() {
+    coalesce_front();
+    writing_ = true;
+    write_started_ = std::chrono::steady_clock::now();
+    write_front(queue_.front().bytes);
+}
+
+// A connection that has fallen behind gets its queued live frames of one job
+// as a single frame: one write (and one system call) instead of one per
+// commit, so the more a client lags, the cheaper it is to serve. Shared
+// frames stay shared while the client keeps up.
+void StreamSession::coalesce_front() {
+    constexpr std::size_t kMaxCoalescedBytes = 256 * 1024;
+    if (queue_.size() < 2 || queue_.front().live.empty()) return;
+    const std::string& job = queue_.front().live.front().published->job;
+    std::size_t n = 0, bytes = 0;
+    for (const auto& out : queue_) {
+        if (out.live.empty() || out.live.front().published->job != job ||
+            (n > 0 && bytes + out.bytes->size() > kMaxCoalescedBytes)) {
+            break;
+        }
+        bytes += out.bytes->size();
+        ++n;
+    }
+    if (n < 2) return;
+    Outgoing merged;
+    std::vector<const std::string*> frames;
+    for (std::size_t i = 0; i < n; ++i) {
+        const Outgoing& out = queue_[i];
+        merged.live.insert(merged.live.end(), out.live.begin(), out.live.end());
+        merged.events += out.events;
+        frames.push_back(out.bytes.get());
+    }
+    merged.bytes = coalesced_frame(merged.live, frames);
+    const auto delta =
+        static_cast<std::int64_t>(merged.bytes->size()) - static_cast<std::int64_t>(bytes);
+    queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
+    ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.push_front(std::move(merged));
+    ctx_->stats.coalesced_frames.fetch_add(n - 1, std::memory_order_relaxed);
+}
+
+bool StreamSession::stalled(std::chrono::steady_clock::time_point now) const {
+    return writing_ && now - write_started_ > ctx_->config.stall_timeout;
+}
+
+void StreamSession::on_write_done(boost::beast::error_code ec) {
+    writing_ = false;
+    if (ec || queue_.empty()) return;  // the transport closes the session
+    Outgoing done = std::move(queue_.front());
+    queue_.pop_front();
+    queued_bytes_ -= done.bytes->size();
+    ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(done.bytes->size()),
+                                       std::memory_order_relaxed);
+    if (done.events) {
+        ctx_->stats.delivered[static_cast<std::size_t>(transport_)].fetch_add(
+            done.events, std::memory_order_relaxed);
+    }
+    if (!done.live.empty()) {
+        auto now = now_us();
+        for (const auto& slice : done.live) {
+            const auto& events = slice.published->events;
+            for (std::size_t i = slice.skip; i < events.size(); ++i) {
+                if (auto latency = time_bounds::elapsed_since(events[i].ts, now)) {
+                    ctx_->stats.latency.observe_us(*latency);
+                }
+            }
+        }
+    }
+    if (!queue_.empty()) {
+        start_write();
+    } else {
+        queue_drained();
+    }
+    if (queued_bytes_ <= ctx_->config.max_queue_bytes / 2) backlog_cleared();
+    pump_reads();
+}
+
+void StreamSession::pump_reads() {
+    if (closing_) return;
+    // Reads are paced by the client: a page is fetched only while the queue
+    // has room, so catching up never grows the broker's memory.
+    if (queued_bytes_ > ctx_->config.max_queue_bytes / 2) return;
+    for (auto& [job, sub] : subs_) {
+        if (!sub.wants_read()) continue;
+        sub.read_started();
+        read_page(job, sub.cursor());
+    }
+}
+
+void StreamSession::read_page(const std::string& job, std::uint64_t after) {
+    auto self = shared_from_this();
+    std::size_t limit = ctx_->config.replay_page;
+    std::size_t max_bytes = ctx_->config.replay_page_bytes;
+    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes] {
+        std::vector<Event> events;
+        bool ok = true;
+        try {
+            events = self->ctx_->store.events().read(job, after, limit, max_bytes);
+        } catch (const std::exception&) {
+            ok = false;
+        }
+        // Stopped by either bound: more may follow.
+        bool full = events.size() == limit || store::page_bytes(events) >= max_bytes;
+        boost::asio::post(self->strand_,
+                          [self, job, events = std::move(events), full, ok]() mutable {
+                              if (ok) {
+                                  self->on_page(job, std::move(events), full);
+                              } else {
+                                  self->retry_read_later(job);
+                              }
+                          });
+    });
+    if (!queued) retry_read_later(job);  // the read pool is saturated
+}
+
+void StreamSession::retry_read_later(const std::string& job) {
+    auto timer =
+        std::make_shared<boost::asio::steady_timer>(strand_, std::chrono::milliseconds(50));
+    timer->async_wait([self = shared_from_this(), job, timer](boost::beast::error_code) {
+        auto it = self->subs_.find(job);
+        if (it == self->subs_.end()) return;
+        it->second.on_page({}, true);  // nothing read; the subscription asks again
+        self->pump_reads();
+    });
+}
+
+void StreamSession::on_page(const std::string& job, std::vector<Event> events, bool full) {
+    auto it = subs_.find(job);
+    if (it == subs_.end() || closing_) return;
+    Subscription& sub = it->second;
+    bool before = sub.mode() == Subscription::Mode::replay;
+    auto result = sub.on_page(std::move(events), full);
+    if (!result.events.empty()) {
+        ctx_->stats.replayed.fetch_add(result.events.size(), std::memory_order_relaxed);
+        enqueue({page_frame(job, result.events), {}, result.events.size()});
+    }
+    for (auto& delivery : result.live) {
+        enqueue_live(delivery.published, delivery.skip);
+    }
+    set_catching_up(sub, before);
+    if (result.ended) {
+        end_subscription(job);
+        subscription_ended(job);
+        return;
+    }
+    pump_reads();
+}
+
+}  // namespace jobcast::web

@@ -1,0 +1,148 @@
+// Internal to web/: what WebSocket and SSE sessions share — a bounded
+// outbound queue of shared, pre-serialized frames, the subscriptions of the
+// connection (replay from the store, then live from the hub), and the
+// slow-consumer switch. Everything here runs on the session's strand, except
+// deliver(), which the hub calls and which only posts to the strand.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/core/error.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "web/stream/hub.hpp"
+#include "web/stream/stream_stats.hpp"
+#include "web/stream/streaming_config.hpp"
+
+namespace jobcast::store {
+class Store;
+}
+
+namespace jobcast::web {
+
+class SecurityContext;
+
+// Shared by every streaming session; owned by the server.
+struct StreamingContext {
+    Hub& hub;
+    store::Store& store;
+    std::function<bool(std::function<void()>)> run_blocking;  // off the I/O threads
+    StreamingConfig config;
+    StreamStats& stats;
+    std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
+};
+
+// How long until `unix_seconds` (zero when it is past, at most about ten years;
+// any int64 is safe), for token expiry timers.
+std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds);
+
+class StreamSession : public LiveSink, public std::enable_shared_from_this<StreamSession> {
+  public:
+    StreamSession(std::shared_ptr<StreamingContext> ctx, boost::asio::any_io_executor strand,
+                  std::string owner, Transport transport);
+    ~StreamSession() override;
+
+    // Hub thread: hand the batch to the strand.
+    void deliver(const PublishedPtr& published) final;
+    // Any thread: close the connection. WebSockets get `code` (1012 when the
+    // broker restarts: reconnect and resume); SSE streams just end.
+    virtual void request_close(std::uint16_t code) = 0;
+    // Keeps `slot` (the connection's place under a connection limit) until
+    // the session ends; a session may hold several (per owner, at accept).
+    void hold(std::shared_ptr<void> slot) {
+        if (slot) connection_slots_.push_back(std::move(slot));
+    }
+
+  protected:
+    // Live events of one published batch, from `skip` on.
+    struct LiveSlice {
+        PublishedPtr published;
+        std::size_t skip = 0;
+    };
+    struct Outgoing {
+        std::shared_ptr<const std::string> bytes;
+        // Live events carried (for their latency; empty for replay and
+        // control frames). Several when queued frames were coalesced.
+        std::vector<LiveSlice> live;
+        std::size_t events = 0;
+    };
+
+    // Strand only. Registers with the hub first, then reads the store after
+    // `after` (the replay-to-live switch; see Subscription).
+    void begin_subscription(const std::string& job, std::uint64_t after);
+    void end_subscription(const std::string& job);
+    bool subscribed(const std::string& job) const { return subs_.count(job) != 0; }
+    std::size_t subscription_count() const { return subs_.size(); }
+    void begin_feed();
+    void end_feed();
+    // Drops every subscription: the connection is closing.
+    void end_all();
+
+    // The job if it exists and this connection's owner may see it; another
+    // owner's job is indistinguishable from an unknown one. Blocking (SQLite):
+    // call through ctx_->run_blocking.
+    std::optional<Job> visible_job(const std::string& id) const;
+
+    void enqueue_control(std::string frame);
+    // True when a write has been stuck for longer than the stall timeout.
+    bool stalled(std::chrono::steady_clock::time_point now) const;
+    bool idle() const { return queue_.empty(); }
+
+    // Transport hooks.
+    virtual void write_front(const std::shared_ptr<const std::string>& bytes) = 0;
+    virtual std::shared_ptr<const std::string> live_frame(const Published& published,
+                                                          std::size_t skip) = 0;
+    virtual std::shared_ptr<const std::string> page_frame(const std::string& job,
+                                                          const std::vector<Event>& events) = 0;
+    // One frame carrying every event of `slices` (consecutive live frames of
+    // one job), written instead of them when the connection has a backlog.
+    virtual std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>& slices, const std::vector<const std::string*>& frames) = 0;
+    virtual void subscription_ended(const std::string& job) {}
+    virtual void queue_drained() {}
+    // Over the queue limit, the transport stops reading ops: each one queues
+    // an answer, and a client that sends ops without reading the answers must
+    // not grow the queue without bound. backlog_cleared() is called after
+    // each write that leaves the queue at or under half the limit.
+    bool backlogged() const { return queued_bytes_ > ctx_->config.max_queue_bytes; }
+    virtual void backlog_cleared() {}
+    // The transport calls this when write_front's write completes.
+    void on_write_done(boost::beast::error_code ec);
+    bool closing_ = false;
+
+    std::shared_ptr<StreamingContext> ctx_;
+    boost::asio::any_io_executor strand_;
+    const std::string owner_;
+    const Transport transport_;
+    std::vector<std::shared_ptr<void>>
+        connection_slots_;  // released before ctx_ (declared after it)
+
+  private:
+    void on_live(const PublishedPtr& published);
+    void enqueue(Outgoing out);
+    void enqueue_live(const PublishedPtr& published, std::size_t skip);
+    void start_write();
+    void coalesce_front();
+    void pump_reads();
+    void read_page(const std::string& job, std::uint64_t after);
+    void on_page(const std::string& job, std::vector<Event> events, bool full);
+    void retry_read_later(const std::string& job);
+    void set_catching_up(Subscription& sub, bool before);
+
+    // Declared before subs_: the subscriptions give their bytes back to it.
+    LiveBufferBudget live_budget_;
+    std::unordered_map<std::string, Subscription> subs_;
+    bool feed_ = false;
+    std::deque<Outgoing> queue_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    std::chrono::steady_clock::time_point write_started_{};
+};
+
+}  // namespace jobcast::web

@@ -1,0 +1,128 @@
+#include "web/stream/subscription.hpp"
+
+#include <string_view>
+
+namespace jobcast::web {
+
+bool is_terminal_event(const Event& event) {
+    if (event.kind != EventKind::state) return false;
+    // The broker writes state events itself, always starting with the state.
+    std::string_view data = event.data;
+    for (std::string_view state : {"succeeded", "failed", "cancelled"}) {
+        std::string prefix = "{\"state\":\"";
+        prefix.append(state).push_back('"');
+        if (data.substr(0, prefix.size()) == prefix) return true;
+    }
+    return false;
+}
+
+bool stream_already_ended(const Job& job, std::uint64_t after) {
+    return is_terminal(job.state) && after >= job.last_seq;
+}
+
+bool LiveBufferBudget::take(std::size_t bytes) {
+    if (bytes > limit_ - used_) return false;
+    used_ += bytes;
+    return true;
+}
+
+Subscription::Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit,
+                           LiveBufferBudget* budget)
+    : job_(std::move(job)), cursor_(after), buffer_limit_(buffer_limit), budget_(budget) {}
+
+Subscription::~Subscription() {
+    drop_buffer();
+}
+
+void Subscription::drop_buffer() {
+    if (budget_) budget_->give_back(buffer_bytes_);
+    buffer_.clear();
+    buffer_bytes_ = 0;
+}
+
+std::vector<Delivery> Subscription::on_live(const PublishedPtr& published) {
+    std::vector<Delivery> out;
+    if (published->events.empty() || published->last_seq() <= cursor_) return out;
+    switch (mode_) {
+        case Mode::ended:
+            return out;
+        case Mode::replay:
+            if (overflowed_) return out;  // the store has it; the replay will get there
+            if (buffer_bytes_ + published->bytes > buffer_limit_ ||
+                (budget_ && !budget_->take(published->bytes))) {
+                // Over this subscription's limit or the connection's budget:
+                // keep nothing, the replay reads these from the store.
+                drop_buffer();
+                overflowed_ = true;
+                return out;
+            }
+            buffer_bytes_ += published->bytes;
+            buffer_.push_back(published);
+            return out;
+        case Mode::live:
+            if (published->first_seq() > cursor_ + 1) {
+                // A hole between what was sent and this batch cannot be filled
+                // from live: read it from the store.
+                fall_behind();
+                return on_live(published);
+            }
+            out.push_back(
+                {published, static_cast<std::size_t>(cursor_ + 1 - published->first_seq())});
+            cursor_ = published->last_seq();
+            if (published->terminal) mode_ = Mode::ended;
+            return out;
+    }
+    return out;
+}
+
+void Subscription::fall_behind() {
+    if (mode_ != Mode::live) return;
+    mode_ = Mode::replay;
+    // Live events from now on are not kept (the buffer starts overflowed): the
+    // replay reads them from the store, then buffers afresh before its last read.
+    overflowed_ = true;
+    drop_buffer();
+}
+
+Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool full) {
+    PageResult result;
+    read_pending_ = false;
+    if (mode_ != Mode::replay) return result;
+    for (auto& event : page) {
+        if (event.seq <= cursor_) continue;
+        if (event.seq != cursor_ + 1) break;  // cannot happen: the log has no holes
+        cursor_ = event.seq;
+        bool terminal = is_terminal_event(event);
+        result.events.push_back(std::move(event));
+        if (terminal) {
+            mode_ = Mode::ended;
+            result.ended = true;
+            drop_buffer();
+            return result;
+        }
+    }
+    if (full) return result;  // more to read
+    if (overflowed_) {
+        // Caught up with the store, but live events were dropped meanwhile:
+        // buffer from now on and read once more (the Clone switch, again).
+        overflowed_ = false;
+        return result;
+    }
+    mode_ = Mode::live;
+    std::deque<PublishedPtr> pending;
+    pending.swap(buffer_);
+    if (budget_) budget_->give_back(buffer_bytes_);
+    buffer_bytes_ = 0;
+    for (const auto& published : pending) {
+        for (auto& delivery : on_live(published))
+            result.live.push_back(std::move(delivery));
+        if (mode_ == Mode::ended) {
+            result.ended = true;
+            break;
+        }
+        if (mode_ == Mode::replay) break;  // a hole: back to the store
+    }
+    return result;
+}
+
+}  // namespace jobcast::web

@@ -1,0 +1,390 @@
+#include "web/stream/websocket_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "persistence/store.hpp"
+#include "web/security/audit.hpp"
+#include "web/stream/client_ops.hpp"
+#include "web/http/log.hpp"
+#include "web/security/security.hpp"
+#include "web/stream/subscription.hpp"
+
+namespace jobcast::web {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+
+namespace {
+
+UnixMs now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+class WebSocketSession final : public StreamSession {
+  public:
+    WebSocketSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
+                     std::string remote, std::int64_t valid_until)
+        : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
+                        Transport::websocket),
+          ws_(std::move(stream)),
+          timer_(strand_),
+          expiry_(strand_),
+          remote_(std::move(remote)),
+          valid_until_(valid_until),
+          ops_(ctx_->security ? ctx_->security->config().limits.ws_ops_per_second : 0,
+               ctx_->security ? ctx_->security->config().limits.ws_ops_burst : 0,
+               std::chrono::steady_clock::now()) {}
+
+    void run(http::request<http::string_body> request) {
+        beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
+        auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+        // Pings when idle; a peer that answers nothing within the timeout is gone.
+        timeouts.idle_timeout = ctx_->config.keepalive * 2;
+        timeouts.keep_alive_pings = true;
+        ws_.set_option(timeouts);
+        ws_.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::server, "jobcast"); }));
+        ws_.read_message_max(ctx_->config.max_message_bytes);
+        ws_.text(true);
+        // One WebSocket frame per message: Beast 1.81 otherwise splits every
+        // message over 4 KiB into 4 KiB frames, a write and a syscall each.
+        ws_.auto_fragment(false);
+        ws_.async_accept(request, [self = self()](beast::error_code ec) { self->on_accept(ec); });
+    }
+
+    void request_close(std::uint16_t code) override {
+        net::post(strand_, [self = self(), code] { self->close(code, "broker stopping"); });
+    }
+
+  private:
+    std::shared_ptr<WebSocketSession> self() {
+        return std::static_pointer_cast<WebSocketSession>(shared_from_this());
+    }
+
+    void on_accept(beast::error_code ec) {
+        if (ec) return fail(ec, "accept");
+        log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
+        schedule_check();
+        schedule_expiry();
+        do_read();
+    }
+
+    // The token the connection was opened (or last refreshed) with expires:
+    // close with 4003, the client reconnects with a fresh token and resumes.
+    void schedule_expiry() {
+        expiry_.cancel();
+        if (valid_until_ <= 0) return;
+        expiry_.expires_after(seconds_until(valid_until_));
+        expiry_.async_wait([self = self()](beast::error_code ec) {
+            if (ec || self->closing_) return;
+            audit_log().info("event=token_expired transport=websocket owner={} ip={}",
+                             audit_quote(self->owner_), remote_ip(self->remote_));
+            self->close(kCloseReauthenticate, "token expired; re-authenticate");
+        });
+    }
+
+    void do_read() {
+        ws_.async_read(buffer_,
+                       [self = self()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec == websocket::error::message_too_big) {
+            // Beast has already answered with close code 1009 (too big).
+            ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
+            if (ctx_->security)
+                ctx_->security->count_limit(Limit::ws_message_size, owner_, remote_);
+            return fail(ec, "read");
+        }
+        if (ec) return fail(ec, "read");
+        if (ctx_->security && ctx_->security->config().limits.ws_ops_per_second > 0 &&
+            !ops_.take(std::chrono::steady_clock::now())) {
+            // Over the rate the op is dropped, not queued: a flood costs the
+            // client its ops, never the broker memory.
+            ctx_->security->count_limit(Limit::ws_ops_rate, owner_, remote_);
+            reply_error("rate_limited", "too many ops on this connection; slow down");
+        } else if (!ws_.got_text()) {
+            reply_error("bad_request", "send JSON ops as text frames");
+        } else {
+            std::string text = beast::buffers_to_string(buffer_.data());
+            auto parsed = parse_client_op(text);
+            if (auto* err = std::get_if<OpError>(&parsed)) {
+                reply_error(err->code, err->message, err->job);
+            } else {
+                std::visit([this](auto& op) { handle(op); }, std::get<ClientOp>(parsed));
+            }
+        }
+        buffer_.consume(buffer_.size());
+        if (closing_) return;
+        if (backlogged()) {
+            // The client is not reading the answers: read its next op once
+            // they have drained (backlog_cleared), so TCP pushes back on it.
+            reads_paused_ = true;
+            return;
+        }
+        do_read();
+    }
+
+    void backlog_cleared() override {
+        if (!reads_paused_ || closing_) return;
+        reads_paused_ = false;
+        do_read();
+    }
+
+    void reply_error(std::string_view code, std::string_view message, std::string_view job = {}) {
+        ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
+        enqueue_control(error_frame(code, message, job));
+    }
+
+    void handle(PingOp&) { enqueue_control(R"({"type":"pong"})"); }
+
+    void handle(AuthOp& op) {
+        // Tokens are not checked when the broker runs without auth.
+        if (!ctx_->security || !ctx_->security->auth_enabled()) {
+            return enqueue_control(R"({"type":"authenticated"})");
+        }
+        auto check = ctx_->security->check_token(op.token, remote_, "websocket");
+        if (!check.owner) return reply_error("unauthorized", check.message);
+        if (*check.owner != owner_) {
+            // A connection's owner is fixed: its subscriptions were checked for it.
+            ctx_->security->count_auth_failure(kOwnerMismatch, remote_, "websocket",
+                                               "token names another owner");
+            return reply_error("forbidden", "the token names another owner than this connection");
+        }
+        valid_until_ = check.valid_until;
+        schedule_expiry();
+        enqueue_control(R"({"type":"authenticated","expires_at":)" + std::to_string(valid_until_) +
+                        "}");
+    }
+
+    void handle(SubscribeFeedOp&) {
+        begin_feed();
+        enqueue_control(R"({"type":"subscribed","feed":"jobs"})");
+    }
+
+    void handle(UnsubscribeFeedOp&) { end_feed(); }
+
+    void handle(UnsubscribeOp& op) { end_subscription(op.job); }
+
+    void refuse_subscription(const std::string& job) {
+        if (ctx_->security) ctx_->security->count_limit(Limit::subscriptions, owner_, remote_);
+        reply_error("limit", "too many subscriptions on this connection", job);
+    }
+
+    void handle(SubscribeOp& op) {
+        // A subscribe in flight (its ownership check is a store read) holds
+        // its place from now on: a burst of ops cannot all pass the check
+        // before the first of them becomes a subscription.
+        // (A re-subscribe, which only moves the cursor, needs no new place.)
+        const bool reserved = !subscribed(op.job);
+        if (reserved &&
+            subscription_count() + pending_subscribes_ >= ctx_->config.max_subscriptions) {
+            return refuse_subscription(op.job);
+        }
+        if (reserved) ++pending_subscribes_;
+        // The job must exist and be the caller's; that is a store read, so it
+        // happens off the I/O thread and the answer comes back to the strand.
+        auto self = this->self();
+        bool queued = ctx_->run_blocking([self, op, reserved] {
+            auto job = self->visible_job(op.job);
+            net::post(self->strand_,
+                      [self, op, job, reserved] { self->on_subscribe_checked(op, job, reserved); });
+        });
+        if (!queued) {
+            if (reserved) --pending_subscribes_;
+            reply_error("busy", "the broker is busy; try again", op.job);
+        }
+    }
+
+    void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job, bool reserved) {
+        // The place becomes a subscription below, or is given back.
+        if (reserved) --pending_subscribes_;
+        if (closing_) return;
+        if (!job) return reply_error("not_found", "no such job", op.job);
+        // Checked again: a re-subscribe to a job whose subscription ended
+        // meanwhile takes a new place.
+        if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
+            return refuse_subscription(op.job);
+        }
+        if (op.after > job->last_seq) {
+            return reply_error("bad_request",
+                               "after=" + std::to_string(op.after) +
+                                   " is beyond the job's last seq " + std::to_string(job->last_seq),
+                               op.job);
+        }
+        enqueue_control(subscribed_frame(op.job, job->last_seq));
+        if (stream_already_ended(*job, op.after)) {
+            end_subscription(op.job);  // a re-subscribe after the terminal event moves nothing
+            return;
+        }
+        begin_subscription(op.job, op.after);
+    }
+
+    void handle(CancelOp& op) {
+        auto self = this->self();
+        bool queued = ctx_->run_blocking([self, op] {
+            if (!self->visible_job(op.job)) {
+                net::post(self->strand_,
+                          [self, op] { self->reply_error("not_found", "no such job", op.job); });
+                return;
+            }
+            audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
+                             audit_quote(self->owner_), remote_ip(self->remote_),
+                             audit_quote(op.job));
+            self->ctx_->store.submit(
+                store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
+                    if (r.status == store::WriteStatus::ok) return;  // state events follow
+                    net::post(self->strand_, [self, op, message = r.message] {
+                        self->reply_error(
+                            "conflict", message.empty() ? "job already finished" : message, op.job);
+                    });
+                });
+        });
+        if (!queued) reply_error("busy", "the broker is busy; try again", op.job);
+    }
+
+    // ---- writes ----
+
+    void write_front(const std::shared_ptr<const std::string>& bytes) override {
+        ws_.async_write(net::buffer(*bytes),
+                        [self = self(), bytes](beast::error_code ec, std::size_t) {
+                            self->on_write_done(ec);
+                            if (ec) self->fail(ec, "write");
+                        });
+    }
+
+    std::shared_ptr<const std::string> live_frame(const Published& published,
+                                                  std::size_t skip) override {
+        if (skip == 0 && published.ws_frame) return published.ws_frame;
+        return std::make_shared<const std::string>(
+            websocket_frame(published.job, published.events, skip));
+    }
+
+    std::shared_ptr<const std::string> page_frame(const std::string& job,
+                                                  const std::vector<Event>& events) override {
+        return std::make_shared<const std::string>(websocket_frame(job, events));
+    }
+
+    std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
+        std::vector<EventSlice> events;
+        events.reserve(slices.size());
+        for (const auto& slice : slices)
+            events.push_back({&slice.published->events, slice.skip});
+        return std::make_shared<const std::string>(
+            websocket_frame(slices.front().published->job, events));
+    }
+
+    void queue_drained() override {
+        if (close_after_drain_) start_close();
+    }
+
+    // ---- closing ----
+
+    void schedule_check() {
+        timer_.expires_after(ctx_->config.keepalive / 2);
+        timer_.async_wait([self = self()](beast::error_code ec) {
+            if (ec || self->closing_) return;
+            if (self->stalled(std::chrono::steady_clock::now())) {
+                // The client stopped reading: its TCP window is full, so a
+                // close frame could not reach it either. Drop the connection;
+                // the client resumes from its last seq when it comes back.
+                self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+                log().info("event=ws_too_slow remote={} owner={}", self->remote_,
+                           audit_quote(self->owner_));
+                self->close(kCloseTooSlow, "too slow for too long; resume");
+                return;
+            }
+            self->schedule_check();
+        });
+    }
+
+    void close(std::uint16_t code, const char* reason) {
+        if (closing_) return;
+        closing_ = true;
+        close_code_ = code;
+        close_reason_ = reason;
+        end_all();
+        timer_.cancel();
+        expiry_.cancel();
+        if (idle()) {
+            start_close();
+        } else {
+            close_after_drain_ = true;
+            // A stuck write must not hold the connection forever.
+            timer_.expires_after(std::chrono::seconds(2));
+            timer_.async_wait([self = self()](beast::error_code ec) {
+                if (!ec) self->hard_close();
+            });
+        }
+    }
+
+    void start_close() {
+        close_after_drain_ = false;
+        ws_.async_close(
+            websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+            [self = self()](beast::error_code) { self->hard_close(); });
+    }
+
+    void hard_close() {
+        timer_.cancel();
+        expiry_.cancel();
+        beast::error_code ignored;
+        beast::get_lowest_layer(ws_).socket().close(ignored);
+    }
+
+    void fail(beast::error_code ec, const char* what) {
+        if (ec == beast::error::timeout && !closing_) {
+            // Beast's idle timeout: the peer answered no ping (gone, or not reading).
+            ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+        }
+        closing_ = true;
+        end_all();
+        timer_.cancel();
+        if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
+            ec == net::error::eof || ec == net::error::connection_reset ||
+            ec == beast::error::timeout) {
+            log().debug("event=ws_closed remote={} what={} reason={}", remote_, what,
+                        audit_quote(ec.message()));
+        } else {
+            log().info("event=ws_closed remote={} what={} error={}", remote_, what,
+                       audit_quote(ec.message()));
+        }
+        hard_close();
+    }
+
+    websocket::stream<FlexStream> ws_;
+    beast::flat_buffer buffer_;
+    net::steady_timer timer_;
+    net::steady_timer expiry_;  // the token expires
+    std::string remote_;
+    std::int64_t valid_until_;  // unix seconds; 0: never
+    TokenBucket ops_;           // client ops per second
+    bool close_after_drain_ = false;
+    bool reads_paused_ = false;           // see backlog_cleared()
+    std::size_t pending_subscribes_ = 0;  // subscribe ops between their read and their check
+    std::uint16_t close_code_ = kCloseGoingAway;
+    const char* close_reason_ = "";
+};
+
+}  // namespace
+
+std::shared_ptr<StreamSession> start_websocket_session(FlexStream&& stream,
+                                                       http::request<http::string_body> request,
+                                                       std::shared_ptr<StreamingContext> ctx,
+                                                       std::string owner, std::string remote,
+                                                       std::int64_t valid_until) {
+    auto session = std::make_shared<WebSocketSession>(
+        std::move(stream), std::move(ctx), std::move(owner), std::move(remote), valid_until);
+    session->run(std::move(request));
+    return session;
+}
+
+}  // namespace jobcast::web

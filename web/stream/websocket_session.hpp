@@ -1,0 +1,34 @@
+// Internal to web/: GET /v1/ws — JSON ops in, event frames out, many jobs per
+// connection, plus the caller's jobs feed. Created by the HTTP session when a
+// request asks to upgrade.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "web/http/flex_stream.hpp"
+#include "web/stream/stream_session.hpp"
+
+namespace jobcast::web {
+
+// Close codes of Client API v1.
+inline constexpr std::uint16_t kCloseGoingAway = 1001;  // reconnect and resume
+inline constexpr std::uint16_t kCloseRestart = 1012;    // reconnect and resume
+inline constexpr std::uint16_t kCloseTooSlow = 4001;    // resume
+inline constexpr std::uint16_t kCloseReauthenticate =
+    4003;  // token expired: reconnect with a new one
+inline constexpr std::uint16_t kClosePolicy = 4008;
+
+// Starts a WebSocket session on an upgraded connection; returns it so the
+// server can close it on shutdown. With `valid_until` (unix seconds, the
+// token's expiry) the session closes with 4003 then, unless the client sent
+// a fresh token ({"op":"auth","token":...}) for the same owner before.
+std::shared_ptr<StreamSession> start_websocket_session(
+    FlexStream&& stream, boost::beast::http::request<boost::beast::http::string_body> request,
+    std::shared_ptr<StreamingContext> ctx, std::string owner, std::string remote,
+    std::int64_t valid_until = 0);
+
+}  // namespace jobcast::web
