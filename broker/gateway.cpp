@@ -17,6 +17,7 @@
 #include "broker/zap_handler.hpp"
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
+#include "protocol/assign_check.hpp"
 #include "protocol/limits.hpp"
 
 namespace jobcast::broker {

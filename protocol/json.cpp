@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 
+#include "protocol/assign_check.hpp"
 #include "protocol/json_document.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/limits.hpp"

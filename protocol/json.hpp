@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "protocol/json_writer.hpp"  // json::append_quoted
 #include "protocol/model.hpp"
 
 namespace jobcast::json {
@@ -29,9 +30,6 @@ std::string event_frame(std::string_view job_id, const Event& event);
 
 // {"error":{"code":C,"message":M}} — the body of every REST error.
 std::string error_body(std::string_view code, std::string_view message);
-
-// Appends `text` as a JSON string literal (quotes and escapes included).
-void append_quoted(std::string& out, std::string_view text);
 
 // POST /v1/jobs body: {type, params?, priority?, max_attempts?}.
 struct JobRequest {

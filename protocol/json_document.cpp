@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 
-#include "protocol/json.hpp"
 #include "protocol/json_writer.hpp"
 
 namespace jobcast::json::detail {

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <string_view>
 
-#include "protocol/json.hpp"
 #include "protocol/utf8.hpp"
 
 namespace jobcast::json {

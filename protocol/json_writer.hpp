@@ -1,10 +1,18 @@
 // Low-level JSON text building shared by the codec (msgpack -> JSON) and the
-// client JSON shapes. Internal to protocol/. The public string escaper is
-// json::append_quoted (json.hpp); it is defined in json_writer.cpp.
+// client JSON shapes. Internal to protocol/ except json::append_quoted, the
+// string escaper every module uses (json.hpp brings it).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+namespace jobcast::json {
+
+// Appends `text` as a JSON string literal (quotes and escapes included).
+void append_quoted(std::string& out, std::string_view text);
+
+}  // namespace jobcast::json
 
 namespace jobcast::json::detail {
 

@@ -6,11 +6,8 @@
 #pragma once
 
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <string_view>
-
-#include "protocol/messages.hpp"
 
 namespace jobcast::proto {
 
@@ -35,21 +32,5 @@ inline constexpr std::size_t kMaxJobIdBytes = 64;
 // UTF-8 without control characters (C0, DEL, C1) or line separators
 // (U+2028/U+2029).
 bool is_printable_name(std::string_view name, std::size_t max_bytes);
-
-// Encodes `assign` into `frame` and checks it the way a worker will decode it:
-// the frame size against kMaxFrameBytes, then the worker's decoder itself
-// (unique keys, nesting depth). nullopt when a worker can take it; otherwise
-// why not, for a log line or a job error.
-struct AssignProblem {
-    enum class Kind { too_large, too_deep, undecodable } kind;
-    std::string detail;  // e.g. "1200345 bytes, over the limit of 1048576"
-};
-std::optional<AssignProblem> check_assign(const Assign& assign, std::string& frame);
-
-// The client's view of the same rule, for a job being created: params (a JSON
-// object's text) that a worker could not decode in the assign of a job of
-// `type`, with the message a 400 answer carries ("field 'params' ..."). The
-// assign is measured with the longest job id and attempt, and no checkpoint.
-std::optional<std::string> params_problem(std::string_view type, std::string_view params);
 
 }  // namespace jobcast::proto

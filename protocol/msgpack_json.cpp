@@ -6,7 +6,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "protocol/json.hpp"
 #include "protocol/json_document.hpp"
 #include "protocol/json_writer.hpp"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/codec.hpp"
+#include "protocol/decode_error.hpp"
 
 namespace jobcast::proto::detail {
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "frame_builder.hpp"
+#include "protocol/assign_check.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/json.hpp"
 #include "protocol/limits.hpp"
