@@ -75,7 +75,7 @@ ReliableStream::Acked ReliableStream::ack(const std::string& job, int attempt, s
 
 ReliableStream::Rejected ReliableStream::reject(const std::string& job, int attempt,
                                                 std::string_view reason, Steady now,
-                                                std::chrono::steady_clock::duration resend_window) {
+                                                Steady::duration resend_window) {
     const auto it = attempts_.find(job);
     // A reject about another attempt was caused by frames of one given up
     // (the job was assigned again): honouring it would leave the current

@@ -6,7 +6,8 @@
 // broker drops duplicates by wseq). Output is bounded: UnackedBudget says when
 // the worker's unacknowledged bytes are over the bound, so that emit blocks.
 //
-// Pure: no sockets, no threads, no sleeps; time comes in as arguments. The
+// Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady
+// time) comes in as arguments. The
 // worker's I/O thread owns the ReliableStream; an attempt's one handler thread
 // numbers its messages through its AttemptStream (next_wseq/numbered), which
 // the I/O thread reads back for hello.inflight.
@@ -23,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "protocol/messages.hpp"
 
 namespace jobcast::worker {
@@ -99,13 +101,13 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
     // After a "gap" reject: re-sent up to this wseq, when, and not acked that far yet.
     bool gap_resend_active_ = false;
     std::uint64_t gap_resend_upto_ = 0;
-    std::chrono::steady_clock::time_point gap_resent_at_{};
+    Clock::Steady gap_resent_at_{};
 };
 
 // Every attempt this worker holds (at most one per job), and what to send next.
 class ReliableStream {
   public:
-    using Steady = std::chrono::steady_clock::time_point;
+    using Steady = Clock::Steady;
 
     struct Acked {
         bool known = false;        // the ack names the attempt held for its job
@@ -149,7 +151,7 @@ class ReliableStream {
     // from the oldest unacknowledged message, once per `resend_window` until an
     // ack covers what was re-sent; any other reason ends the attempt.
     Rejected reject(const std::string& job, int attempt, std::string_view reason, Steady now,
-                    std::chrono::steady_clock::duration resend_window);
+                    Steady::duration resend_window);
 
     // Forgets the attempt held for `job` (lease lost, job reassigned); returns
     // what was waiting for an ack.
