@@ -6,15 +6,14 @@
 // broker drops duplicates by wseq). Output is bounded: UnackedBudget says when
 // the worker's unacknowledged bytes are over the bound, so that emit blocks.
 //
-// Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady
-// time) comes in as arguments. The
-// worker's I/O thread owns the ReliableStream; an attempt's one handler thread
-// numbers its messages through its AttemptStream (next_wseq/numbered), which
-// the I/O thread reads back for hello.inflight.
+// Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
+// comes in as arguments. The worker's I/O thread owns the ReliableStream; an
+// attempt's one handler thread numbers its messages through its AttemptStream
+// (next_wseq/numbered), which the I/O thread reads back for hello.inflight.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -38,7 +37,7 @@ class UnackedBudget {
 
     bool fits(std::size_t size) const noexcept { return used_ == 0 || used_ + size <= max_bytes_; }
     void take(std::size_t size) noexcept { used_ += size; }
-    void release(std::size_t size) noexcept { used_ -= size < used_ ? size : used_; }
+    void release(std::size_t size) noexcept { used_ -= std::min(size, used_); }
     std::size_t used() const noexcept { return used_; }
 
   private:
