@@ -44,7 +44,7 @@ void JobRun::emit(EventKind kind, std::string& data_json) {
         throw;
     }
     chunk.data.swap(data_json);
-    outbox.submit(*this, wseq, false);
+    submit(wseq, false);
 }
 
 void JobRun::save_checkpoint(std::string_view bytes) {
@@ -56,7 +56,19 @@ void JobRun::save_checkpoint(std::string_view bytes) {
     checkpoint.wseq = wseq;
     checkpoint.bytes.assign(bytes);
     proto::encode(proto::WorkerMessage{std::move(checkpoint)}, encoded);
-    outbox.submit(*this, wseq, false);
+    submit(wseq, false);
+}
+
+void JobRun::submit(std::uint64_t wseq, bool terminal) {
+    if (encoded.size() > proto::kMaxFrameBytes) {
+        // The broker drops frames over its decode limit, so a bigger one could
+        // never be acknowledged; refuse it at the source instead.
+        throw Failure("message of " + std::to_string(encoded.size()) +
+                          " bytes exceeds the broker's frame limit",
+                      false);
+    }
+    stream->numbered(wseq);
+    outbox.submit(stream, wseq, encoded, terminal, closed);
 }
 
 // ---------------------------------------------------------------- HandlerPool
@@ -109,7 +121,7 @@ void HandlerPool::abandon(const std::string& job) {
     const auto it = runs_.find(job);
     if (it == runs_.end()) return;
     auto& run = *it->second;
-    run.outbox.close(run);
+    run.outbox.close(run.closed);
     run.context.request_cancel();
     runs_.erase(it);
 }
@@ -118,7 +130,7 @@ void HandlerPool::stop() {
     // Running jobs are left to the broker (lease expiry re-queues them from
     // their last checkpoint); what they already emitted is still flushed.
     for (auto& [job, run] : runs_)
-        run->outbox.close(*run);
+        run->outbox.close(run->closed);
     for (auto& [job, run] : runs_)
         run->context.request_cancel();
     {
@@ -201,7 +213,7 @@ void HandlerPool::execute(JobRun& run) {
             result_name = "failed";
             proto::encode(terminal, run.encoded);
         }
-        run.outbox.submit(run, wseq, true);
+        run.submit(wseq, true);
     } catch (const std::exception& e) {
         log_->error("cannot send outcome job={} attempt={} error={}", run.job_id, run.attempt,
                     e.what());

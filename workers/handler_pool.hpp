@@ -1,14 +1,14 @@
 // The threads that run job handlers. Each assigned attempt is a JobRun: the
 // JobSink its handler writes through (every event and checkpoint becomes a
-// numbered, encoded message handed to the worker's I/O side, the Outbox) and
-// its cancel flag. The HandlerPool holds the worker's runs by job id, starts
-// them in assignment order on `capacity` threads, turns each handler's outcome
-// into the attempt's done or fail, delivers the broker's cancels and, on stop,
-// closes and cancels every run and lets its threads end.
+// numbered, encoded message handed to the worker's I/O thread through the
+// Outbox) and its cancel flag. The HandlerPool holds the worker's runs by job
+// id, starts them in assignment order on `capacity` threads, turns each
+// handler's outcome into the attempt's done or fail, delivers the broker's
+// cancels and, on stop, closes and cancels every run and lets its threads end.
 //
-// The JobRun and the pool's registry are the I/O thread's (the caller of
-// find/run/hold/cancel/forget/abandon/stop); the pool threads only take runs
-// from the queue and run them.
+// The pool's registry is the I/O thread's (the caller of find, run, hold,
+// cancel, forget, abandon and stop); a pool thread takes runs from the queue
+// and is the only writer of its run's output.
 #pragma once
 
 #include <atomic>
@@ -28,24 +28,10 @@
 #include "common/clock.hpp"
 #include "protocol/messages.hpp"
 #include "workers/job_context.hpp"
+#include "workers/outbox.hpp"
 #include "workers/reliable_stream.hpp"
 
 namespace jobcast::worker {
-
-class JobRun;
-
-// Where a run's encoded messages go: the worker's I/O side.
-class Outbox {
-  public:
-    virtual ~Outbox() = default;
-    // Queues run.encoded as message `wseq` of the run's attempt (`terminal`:
-    // its done/fail). Blocks while the worker's unacknowledged output is over
-    // its bound; queues nothing once the run is closed. Throws Failure for a
-    // frame over the broker's limit, which it could never acknowledge.
-    virtual void submit(JobRun& run, std::uint64_t wseq, bool terminal) = 0;
-    // The run takes no more output; an emit of it blocked on the bound returns.
-    virtual void close(JobRun& run) = 0;
-};
 
 // One assigned job attempt.
 class JobRun final : public JobSink {
@@ -56,6 +42,10 @@ class JobRun final : public JobSink {
 
     void emit(EventKind kind, std::string& data_json) override;
     void save_checkpoint(std::string_view bytes) override;
+    // Hands `encoded` to the outbox as message `wseq` (`terminal`: the
+    // attempt's done/fail). Throws Failure for a frame over the broker's
+    // limit, which it could never acknowledge.
+    void submit(std::uint64_t wseq, bool terminal);
 
     Outbox& outbox;
     const Clock& clock;
@@ -67,7 +57,7 @@ class JobRun final : public JobSink {
     const Handler* handler;
     JobContext context;
 
-    std::atomic<bool> closed{false};            // takes no more output (see Outbox::close)
+    std::atomic<bool> closed{false};            // takes no more output (set by Outbox::close)
     std::atomic<bool> cancel_requested{false};  // the broker sent cancel
 
     // The handler's thread only: reused so a token costs one allocation (its frame).

@@ -1,32 +1,26 @@
-// The Worker: one I/O thread (the caller of run()) owns the DEALER socket and
-// the ReliableStream (every attempt's unacknowledged frames, what to send
-// next); the HandlerPool's `capacity` threads run handlers and hand their
-// encoded frames to the I/O thread through a mutex-protected vector plus an
-// eventfd (written only when the vector goes from empty to non-empty, so a busy
-// handler costs one syscall per I/O batch, not per token).
+// The Worker's poll loop. One I/O thread (the caller of run()) owns the DEALER
+// socket and the ReliableStream (every attempt's unacknowledged frames, what
+// to send next); the HandlerPool's `capacity` threads run handlers and hand
+// their encoded frames over through the Outbox.
 //
 // Message life: a handler's emit numbers the message (the attempt's next
-// wseq), encodes it once, waits while the worker's unacked bytes are over the
-// bound (UnackedBudget), and queues it (submit). The I/O thread moves it into
-// the ReliableStream and sends it when the socket takes it (EAGAIN keeps it
+// wseq), encodes it once and submits it to the Outbox, which waits while the
+// worker's unacked bytes are over the bound. The I/O thread moves it into the
+// ReliableStream and sends it when the socket takes it (EAGAIN keeps it
 // queued, never drops it). An ack frees every frame up to its wseq and wakes
 // blocked emitters. After a reconnect, a "hello" reject or a "gap" reject, the
 // stream re-sends from the oldest unacknowledged frame.
 //
-// This file is the poll loop: connect and reconnect with backoff, hello and
-// heartbeats, CURVE, and dispatching the broker's messages to the stream and
-// the pool.
+// This file: connect and reconnect with backoff, hello and heartbeats, CURVE,
+// the poll, and dispatching the broker's messages to the stream and the pool.
 #include "workers/worker.hpp"
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -41,6 +35,7 @@
 #include "workers/backoff.hpp"
 #include "workers/handler_pool.hpp"
 #include "workers/log.hpp"
+#include "workers/outbox.hpp"
 #include "workers/reliable_stream.hpp"
 #include "workers/text.hpp"
 
@@ -78,10 +73,9 @@ std::string join(const std::vector<std::string>& items) {
 
 namespace detail {
 
-class WorkerImpl final : public Outbox {
+class WorkerImpl {
   public:
     explicit WorkerImpl(WorkerConfig config);
-    ~WorkerImpl() override;
 
     void handle(std::string type, Handler handler);
     void run();
@@ -89,22 +83,11 @@ class WorkerImpl final : public Outbox {
     WorkerStats stats() const;
     const WorkerConfig& config() const { return config_; }
 
-    // Handler threads (Outbox).
-    void submit(JobRun& run, std::uint64_t wseq, bool terminal) override;
-    void close(JobRun& run) override;
-
   private:
-    struct Outbound {
-        std::shared_ptr<AttemptStream> attempt;
-        std::uint64_t wseq;
-        std::string frame;
-        bool terminal;
-    };
-
     struct Counters {
-        std::atomic<std::uint64_t> events_emitted{0}, messages_sent{0}, messages_resent{0},
-            acks_received{0}, unacked_messages{0}, emit_waits{0}, reconnects{0}, hellos{0},
-            rejects_received{0}, bad_messages{0}, jobs_assigned{0}, jobs_abandoned{0};
+        std::atomic<std::uint64_t> messages_sent{0}, messages_resent{0}, acks_received{0},
+            unacked_messages{0}, reconnects{0}, hellos{0}, rejects_received{0}, bad_messages{0},
+            jobs_assigned{0}, jobs_abandoned{0};
         std::atomic<bool> connected{false};
     };
 
@@ -129,35 +112,24 @@ class WorkerImpl final : public Outbox {
     void on_message(proto::Heartbeat& message);
     void on_message(proto::Reject& message);
     void drop_job(const std::string& job, int attempt, std::string_view reason);
-    void release(std::size_t bytes);
     void begin_stop();
-    bool all_acked();
     milliseconds liveness_window() const { return heartbeat_ * config_.liveness; }
-
-    void wake_io() noexcept;
 
     WorkerConfig config_;
     const Clock& clock_ = Clock::system();
     std::shared_ptr<spdlog::logger> log_;
     std::unordered_map<std::string, Handler> handlers_;
-    int wake_fd_ = -1;
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> running_{false};
     mutable Counters counters_;
-
-    // Guards outbound_ and budget_; space_cv_ wakes emitters blocked on the bound.
-    mutable std::mutex mutex_;
-    std::condition_variable space_cv_;
-    std::vector<Outbound> outbound_;
-    UnackedBudget budget_;  // queued + buffered, for every job
-
+    Outbox outbox_;
     HandlerPool pool_;
 
     // I/O thread only.
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
     ReliableStream stream_;
-    std::vector<Outbound> batch_;
+    std::vector<Outbox::Message> batch_;
     std::string heartbeat_frame_;
     std::string scratch_;
     milliseconds heartbeat_{1000};
@@ -177,7 +149,7 @@ class WorkerImpl final : public Outbox {
 WorkerImpl::WorkerImpl(WorkerConfig config)
     : config_(with_default_name(std::move(config))),
       log_(worker_logger()),
-      budget_(config_.max_unacked_bytes),
+      outbox_(config_.max_unacked_bytes),
       pool_(config_.name, clock_),
       backoff_(config_.reconnect_min, config_.reconnect_max, std::random_device{}()) {
     if (config_.broker.empty()) throw std::invalid_argument("worker: broker endpoint is empty");
@@ -195,13 +167,7 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
         throw std::invalid_argument(
             "worker: name must be 1 to 128 bytes of UTF-8 without control characters");
     }
-    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     proto::encode(proto::WorkerMessage{proto::Heartbeat{}}, heartbeat_frame_);
-}
-
-WorkerImpl::~WorkerImpl() {
-    if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 void WorkerImpl::handle(std::string type, Handler handler) {
@@ -211,27 +177,18 @@ void WorkerImpl::handle(std::string type, Handler handler) {
 
 void WorkerImpl::stop() noexcept {
     stop_requested_.store(true);
-    wake_io();
-}
-
-void WorkerImpl::wake_io() noexcept {
-    const std::uint64_t one = 1;
-    // A full counter (EAGAIN) already means "wake up"; nothing else can fail here.
-    [[maybe_unused]] auto written = ::write(wake_fd_, &one, sizeof one);
+    outbox_.wake();
 }
 
 WorkerStats WorkerImpl::stats() const {
     WorkerStats s;
-    s.events_emitted = counters_.events_emitted.load();
+    s.events_emitted = outbox_.submitted();
     s.messages_sent = counters_.messages_sent.load();
     s.messages_resent = counters_.messages_resent.load();
     s.acks_received = counters_.acks_received.load();
     s.unacked_messages = counters_.unacked_messages.load();
-    {
-        std::lock_guard lock(mutex_);
-        s.unacked_bytes = budget_.used();
-    }
-    s.emit_waits = counters_.emit_waits.load();
+    s.unacked_bytes = outbox_.unacked_bytes();
+    s.emit_waits = outbox_.waits();
     s.reconnects = counters_.reconnects.load();
     s.hellos = counters_.hellos.load();
     s.rejects_received = counters_.rejects_received.load();
@@ -299,7 +256,7 @@ void WorkerImpl::loop() {
         now_ = clock_.steady();
         if (stop_requested_.load() && !stopping_) begin_stop();
         if (stopping_) {
-            if (all_acked()) break;
+            if (outbox_.unacked_bytes() == 0) break;
             if (now_ >= stop_deadline_) {
                 log_->warn("stopping with unacknowledged messages={} (broker did not ack in time)",
                            counters_.unacked_messages.load());
@@ -333,7 +290,7 @@ void WorkerImpl::loop() {
         if (timeout.count() < 0) timeout = milliseconds{0};
 
         items.clear();
-        items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+        items.push_back({nullptr, outbox_.fd(), ZMQ_POLLIN, 0});
         if (socket_) {
             short events = ZMQ_POLLIN;
             if (stream_.sending()) events |= ZMQ_POLLOUT;
@@ -346,10 +303,7 @@ void WorkerImpl::loop() {
         }
         now_ = clock_.steady();
 
-        if (items[0].revents & ZMQ_POLLIN) {
-            std::uint64_t value = 0;
-            [[maybe_unused]] auto got = ::read(wake_fd_, &value, sizeof value);
-        }
+        if (items[0].revents & ZMQ_POLLIN) outbox_.clear_wake();
         if (socket_) receive_all();
         pump_outbound();
         flush_sends();
@@ -463,11 +417,8 @@ void WorkerImpl::flush_sends() {
 }
 
 void WorkerImpl::pump_outbound() {
-    {
-        std::lock_guard lock(mutex_);
-        if (outbound_.empty()) return;
-        batch_.swap(outbound_);
-    }
+    outbox_.take(batch_);
+    if (batch_.empty()) return;
     std::size_t released = 0;
     for (auto& out : batch_) {
         const auto size = out.frame.size();
@@ -481,7 +432,7 @@ void WorkerImpl::pump_outbound() {
         if (idle) flush_sends();
     }
     batch_.clear();
-    if (released > 0) release(released);
+    if (released > 0) outbox_.release(released);
 }
 
 void WorkerImpl::receive_all() {
@@ -537,20 +488,16 @@ void WorkerImpl::on_undecodable(std::string_view frame, const proto::DecodeError
 // job's output, without running a handler.
 void WorkerImpl::fail_unreadable_assign(const std::string& job, int attempt, std::string error) {
     auto stream = stream_.open(job, attempt);
-    auto run = std::make_shared<JobRun>(*this, clock_, stream, JobSpec{job, attempt, "", "{}", ""},
-                                        nullptr);
-    close(*run);  // no handler output
+    auto run = std::make_shared<JobRun>(outbox_, clock_, stream,
+                                        JobSpec{job, attempt, "", "{}", ""}, nullptr);
+    outbox_.close(run->closed);  // no handler output
     std::string frame;
     proto::encode(proto::WorkerMessage{proto::Fail{job, attempt, 1, sanitize_utf8(error), false}},
                   frame);
     stream->numbered(1);
-    {
-        std::lock_guard lock(mutex_);
-        budget_.take(frame.size());
-    }
+    outbox_.reserve(frame.size());
     stream_.push(*stream, 1, std::move(frame), true);
     counters_.unacked_messages++;
-    counters_.events_emitted++;
     counters_.jobs_assigned++;
     pool_.counters().failed++;
     pool_.hold(std::move(run));
@@ -586,7 +533,7 @@ void WorkerImpl::on_message(proto::Assign& message) {
     const Handler* handler = handler_it == handlers_.end() ? nullptr : &handler_it->second;
     JobSpec spec{message.job, message.attempt, message.type, std::move(message.params),
                  std::move(message.checkpoint)};
-    auto run = std::make_shared<JobRun>(*this, clock_, stream_.open(message.job, message.attempt),
+    auto run = std::make_shared<JobRun>(outbox_, clock_, stream_.open(message.job, message.attempt),
                                         std::move(spec), handler);
     counters_.jobs_assigned++;
     log_->debug("assigned job={} attempt={} type={}", run->job_id, run->attempt,
@@ -606,7 +553,7 @@ void WorkerImpl::on_message(proto::Ack& message) {
         return;
     }
     counters_.unacked_messages.fetch_sub(acked.messages, std::memory_order_relaxed);
-    if (acked.bytes > 0) release(acked.bytes);
+    if (acked.bytes > 0) outbox_.release(acked.bytes);
     if (acked.settled) {
         log_->debug("job settled job={} attempt={}", message.job, message.attempt);
         pool_.forget(message.job);
@@ -689,21 +636,8 @@ void WorkerImpl::drop_job(const std::string& job, int attempt, std::string_view 
     pool_.abandon(job);
     const auto freed = stream_.drop(job);
     counters_.unacked_messages.fetch_sub(freed.messages, std::memory_order_relaxed);
-    release(freed.bytes);  // also wakes the job's blocked emit
+    outbox_.release(freed.bytes);
     counters_.jobs_abandoned++;
-}
-
-void WorkerImpl::release(std::size_t bytes) {
-    {
-        std::lock_guard lock(mutex_);
-        budget_.release(bytes);
-    }
-    space_cv_.notify_all();
-}
-
-bool WorkerImpl::all_acked() {
-    std::lock_guard lock(mutex_);
-    return budget_.used() == 0;
 }
 
 void WorkerImpl::begin_stop() {
@@ -711,43 +645,6 @@ void WorkerImpl::begin_stop() {
     stop_deadline_ = now_ + config_.shutdown_grace;
     log_->info("stopping worker={} running_jobs={}", log_quote(config_.name), stream_.attempts());
     pool_.stop();
-}
-
-// ---------------------------------------------------------------- handler threads
-
-void WorkerImpl::submit(JobRun& run, std::uint64_t wseq, bool terminal) {
-    if (run.encoded.size() > proto::kMaxFrameBytes) {
-        // The broker drops frames over its decode limit, so a bigger one could
-        // never be acknowledged; refuse it at the source instead.
-        throw Failure("message of " + std::to_string(run.encoded.size()) +
-                          " bytes exceeds the broker's frame limit",
-                      false);
-    }
-    run.stream->numbered(wseq);
-    Outbound out{run.stream, wseq, std::string(run.encoded), terminal};
-    const std::size_t size = out.frame.size();
-    bool wake = false;
-    {
-        std::unique_lock lock(mutex_);
-        if (!budget_.fits(size)) {
-            counters_.emit_waits.fetch_add(1, std::memory_order_relaxed);
-            space_cv_.wait(lock, [&] { return budget_.fits(size) || run.closed.load(); });
-        }
-        if (run.closed.load()) return;
-        budget_.take(size);
-        wake = outbound_.empty();
-        outbound_.push_back(std::move(out));
-    }
-    counters_.events_emitted.fetch_add(1, std::memory_order_relaxed);
-    if (wake) wake_io();
-}
-
-void WorkerImpl::close(JobRun& run) {
-    {
-        std::lock_guard lock(mutex_);
-        run.closed.store(true, std::memory_order_release);
-    }
-    space_cv_.notify_all();
 }
 
 }  // namespace detail
