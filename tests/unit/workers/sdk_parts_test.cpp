@@ -1,4 +1,5 @@
-// The SDK's pure parts: unacked buffer, backoff, job context.
+// The SDK's pure parts: backoff and job context (the reliable stream has its
+// own test).
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <thread>
@@ -6,31 +7,10 @@
 #include "workers/backoff.hpp"
 #include "workers/job_context.hpp"
 #include "workers/testing.hpp"
-#include "workers/unacked_frames.hpp"
 
 using namespace jobcast::worker;
 using jobcast::EventKind;
 using namespace std::chrono_literals;
-
-TEST_CASE("UnackedFrames keeps frames until a cumulative ack covers them") {
-    UnackedFrames frames;
-    for (std::uint64_t w = 1; w <= 5; ++w)
-        frames.push(w, std::string(10, 'x'));
-    CHECK(frames.size() == 5);
-    CHECK(frames.bytes() == 50);
-    CHECK(frames.ack(3) == 30);
-    CHECK(frames.first_unacked() == 4);
-    CHECK(frames.find(3) == nullptr);
-    REQUIRE(frames.find(5) != nullptr);
-    CHECK(frames.find(5)->wseq == 5);
-    CHECK(frames.ack(2) == 0);  // stale ack: nothing changes
-    CHECK(frames.acked() == 3);
-    frames.push(3, "late");  // at or below the ack: already committed
-    CHECK(frames.size() == 2);
-    CHECK(frames.ack(5) == 20);
-    CHECK(frames.empty());
-    CHECK(frames.first_unacked() == 6);
-}
 
 TEST_CASE("Backoff grows from min to max with jitter and resets") {
     Backoff backoff(100ms, 1000ms, 7);

@@ -1,0 +1,269 @@
+// The worker's reliable stream without sockets, threads or sleeps: wseq
+// numbering per attempt, acks, the unacked bound, gap and reconnect re-sends,
+// rejects for other attempts, and what hello.inflight lists.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "workers/reliable_stream.hpp"
+
+using namespace jobcast;
+using namespace jobcast::worker;
+using namespace std::chrono_literals;
+using Answer = ReliableStream::RejectAnswer;
+
+namespace {
+
+// What a handler thread does for one message: number it, then hand it over.
+std::uint64_t emit(ReliableStream& stream, AttemptStream& attempt, std::string frame,
+                   bool terminal = false) {
+    const auto wseq = attempt.next_wseq();
+    attempt.numbered(wseq);
+    REQUIRE(stream.push(attempt, wseq, std::move(frame), terminal));
+    return wseq;
+}
+
+// Everything the stream has for the socket now, as a socket that takes all.
+std::vector<std::string> drain(ReliableStream& stream) {
+    std::vector<std::string> out;
+    while (const auto* frame = stream.next_frame()) {
+        out.push_back(*frame);
+        stream.sent();
+    }
+    return out;
+}
+
+std::vector<std::string> frames(std::initializer_list<const char*> names) {
+    return {names.begin(), names.end()};
+}
+
+}  // namespace
+
+TEST_CASE("each attempt numbers its messages from 1") {
+    ReliableStream stream;
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 3);
+    CHECK(a->next_wseq() == 1);
+    CHECK(emit(stream, *a, "a1") == 1);
+    CHECK(emit(stream, *a, "a2") == 2);
+    CHECK(emit(stream, *b, "b1") == 1);
+    CHECK(a->next_wseq() == 3);
+
+    // The job assigned again: its new attempt starts over.
+    stream.drop("a");
+    auto again = stream.open("a", 2);
+    CHECK(again->next_wseq() == 1);
+    CHECK(stream.find("a") == again.get());
+    CHECK(stream.find("a")->attempt() == 2);
+}
+
+TEST_CASE("a cumulative ack trims the buffer, and old, repeated or foreign acks change nothing") {
+    ReliableStream stream;
+    auto a = stream.open("a", 1);
+    for (int i = 0; i < 5; ++i)
+        emit(stream, *a, std::string(10, 'x'));
+    CHECK(a->size() == 5);
+    CHECK(a->bytes() == 50);
+
+    auto acked = stream.ack("a", 1, 3);
+    CHECK(acked.known);
+    CHECK(acked.messages == 3);
+    CHECK(acked.bytes == 30);
+    CHECK_FALSE(acked.settled);
+    CHECK(a->acked() == 3);
+    CHECK(a->first_unacked() == 4);
+
+    acked = stream.ack("a", 1, 2);  // older than the last one
+    CHECK(acked.known);
+    CHECK(acked.messages == 0);
+    CHECK(acked.bytes == 0);
+    CHECK(a->acked() == 3);
+    CHECK(stream.ack("a", 1, 3).bytes == 0);   // repeated
+    CHECK_FALSE(stream.ack("a", 2, 5).known);  // another attempt
+    CHECK_FALSE(stream.ack("zzz", 1, 5).known);
+    CHECK(a->size() == 2);
+
+    // A message at or below the acknowledged wseq is committed already.
+    CHECK_FALSE(stream.push(*a, 3, "late", false));
+    CHECK(a->size() == 2);
+
+    acked = stream.ack("a", 1, 5);
+    CHECK(acked.bytes == 20);
+    CHECK(a->size() == 0);
+    CHECK(a->first_unacked() == 6);
+    CHECK(stream.attempts() == 1);  // no done/fail yet: still ours
+}
+
+TEST_CASE("the attempt is forgotten once its done or fail is acknowledged") {
+    ReliableStream stream;
+    auto a = stream.open("a", 1);
+    emit(stream, *a, "token");
+    emit(stream, *a, "done", true);
+    CHECK_FALSE(stream.ack("a", 1, 1).settled);
+    CHECK(stream.ack("a", 1, 2).settled);
+    CHECK(stream.find("a") == nullptr);
+    CHECK(stream.inflight().empty());
+}
+
+TEST_CASE("the unacked budget reports a full bound and an ack frees it") {
+    ReliableStream stream;
+    UnackedBudget budget(25);
+    auto a = stream.open("a", 1);
+    CHECK(budget.fits(100));  // nothing waits: one message always fits
+    for (int i = 0; i < 2; ++i) {
+        REQUIRE(budget.fits(10));
+        budget.take(10);
+        emit(stream, *a, std::string(10, 'x'));
+    }
+    CHECK(budget.used() == 20);
+    CHECK_FALSE(budget.fits(10));  // emit would block here
+    CHECK(budget.fits(5));
+
+    budget.release(stream.ack("a", 1, 1).bytes);
+    CHECK(budget.used() == 10);
+    CHECK(budget.fits(10));
+
+    budget.release(stream.drop("a").bytes);
+    CHECK(budget.used() == 0);
+}
+
+TEST_CASE("frames go out once each, in order, only while connected") {
+    ReliableStream stream;
+    auto a = stream.open("a", 1);
+    emit(stream, *a, "a1");
+    CHECK_FALSE(stream.sending());
+    CHECK(stream.next_frame() == nullptr);  // not connected yet
+
+    CHECK(stream.reconnected() == 0);  // nothing had been sent
+    CHECK(stream.sending());
+    emit(stream, *a, "a2");
+    CHECK(drain(stream) == frames({"a1", "a2"}));
+    CHECK_FALSE(stream.sending());
+    CHECK(drain(stream).empty());
+
+    // A socket that takes nothing: the frame stays first in line.
+    emit(stream, *a, "a3");
+    REQUIRE(stream.next_frame() != nullptr);
+    CHECK(*stream.next_frame() == "a3");
+    stream.sent();
+    CHECK(drain(stream).empty());
+}
+
+TEST_CASE("a gap reject re-sends from the oldest unacknowledged message, once per window") {
+    ManualClock clock;
+    ReliableStream stream;
+    stream.reconnected();
+    auto a = stream.open("a", 1);
+    for (const char* frame : {"a1", "a2", "a3", "a4"})
+        emit(stream, *a, frame);
+    CHECK(drain(stream).size() == 4);
+    stream.ack("a", 1, 1);
+
+    auto rejected = stream.reject("a", 1, "gap", clock.steady(), 3s);
+    CHECK(rejected.answer == Answer::resent);
+    CHECK(rejected.from_wseq == 2);
+    CHECK(rejected.resent == 3);
+    CHECK(drain(stream) == frames({"a2", "a3", "a4"}));
+
+    // Each frame after the lost one is rejected too: one re-send answers them all.
+    clock.advance(1s);
+    CHECK(stream.reject("a", 1, "gap", clock.steady(), 3s).answer == Answer::already_resending);
+    CHECK(drain(stream).empty());
+
+    // No ack within the window: re-send again.
+    clock.advance(3s);
+    rejected = stream.reject("a", 1, "gap", clock.steady(), 3s);
+    CHECK(rejected.answer == Answer::resent);
+    CHECK(drain(stream) == frames({"a2", "a3", "a4"}));
+
+    // An ack covering the re-send ends it: the next gap re-sends at once.
+    stream.ack("a", 1, 4);
+    emit(stream, *a, "a5");
+    emit(stream, *a, "a6");
+    CHECK(drain(stream) == frames({"a5", "a6"}));
+    rejected = stream.reject("a", 0, "gap", clock.steady(), 3s);  // 0: the attempt held
+    CHECK(rejected.answer == Answer::resent);
+    CHECK(rejected.from_wseq == 5);
+    CHECK(drain(stream) == frames({"a5", "a6"}));
+}
+
+TEST_CASE("after a reconnect every attempt re-sends all it has unacknowledged, in order") {
+    ReliableStream stream;
+    stream.reconnected();
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 2);
+    for (const char* frame : {"a1", "a2", "a3"})
+        emit(stream, *a, frame);
+    emit(stream, *b, "b1");
+    CHECK(drain(stream).size() == 4);
+    stream.ack("a", 2, 3);  // another attempt's ack frees nothing
+    stream.ack("a", 1, 1);
+
+    stream.disconnected();
+    emit(stream, *a, "a4");  // while disconnected: buffered, not sent
+    CHECK(stream.next_frame() == nullptr);
+
+    CHECK(stream.reconnected() == 3);  // a2, a3 and b1 go out again; a4 goes out first time
+    auto sent = drain(stream);
+    CHECK(sent.size() == 4);
+    std::vector<std::string> of_a, of_b;
+    for (const auto& frame : sent)
+        (frame[0] == 'a' ? of_a : of_b).push_back(frame);
+    CHECK(of_a == frames({"a2", "a3", "a4"}));
+    CHECK(of_b == frames({"b1"}));
+
+    // A broker restart (hello reject) while connected does the same.
+    stream.ack("a", 1, 3);
+    CHECK(stream.reconnected() == 2);  // a4 and b1
+    sent = drain(stream);
+    std::sort(sent.begin(), sent.end());
+    CHECK(sent == frames({"a4", "b1"}));
+}
+
+TEST_CASE("a reject for another attempt is ignored, and any other reason ends the attempt") {
+    ManualClock clock;
+    ReliableStream stream;
+    stream.reconnected();
+    auto a = stream.open("a", 2);
+    emit(stream, *a, "a1");
+    drain(stream);
+
+    CHECK(stream.reject("a", 1, "lease", clock.steady(), 3s).answer == Answer::not_ours);
+    CHECK(stream.reject("a", 1, "gap", clock.steady(), 3s).answer == Answer::not_ours);
+    CHECK(drain(stream).empty());
+    CHECK(stream.reject("other", 0, "lease", clock.steady(), 3s).answer == Answer::not_ours);
+    CHECK(stream.find("a") != nullptr);
+
+    CHECK(stream.reject("a", 2, "lease", clock.steady(), 3s).answer == Answer::drop);
+    const auto freed = stream.drop("a");
+    CHECK(freed.messages == 1);
+    CHECK(freed.bytes == 2);
+    CHECK(stream.find("a") == nullptr);
+    // Output of the dropped attempt still on its way is not kept.
+    CHECK_FALSE(stream.push(*a, 2, "a2", false));
+    CHECK(drain(stream).empty());
+}
+
+TEST_CASE("inflight lists each attempt held with the wseq of its next message") {
+    ReliableStream stream;
+    CHECK(stream.inflight().empty());
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 4);
+    emit(stream, *a, "a1");
+    emit(stream, *a, "a2");
+    // Numbered but not handed over yet (an emit blocked on the bound) counts.
+    b->numbered(b->next_wseq());
+
+    auto inflight = stream.inflight();
+    std::sort(inflight.begin(), inflight.end(),
+              [](const auto& x, const auto& y) { return x.job < y.job; });
+    REQUIRE(inflight.size() == 2);
+    CHECK(inflight[0] == proto::InflightJob{"a", 1, 3});
+    CHECK(inflight[1] == proto::InflightJob{"b", 4, 2});
+
+    stream.drop("b");
+    CHECK(stream.inflight() == std::vector<proto::InflightJob>{{"a", 1, 3}});
+}

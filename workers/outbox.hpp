@@ -1,0 +1,74 @@
+// The hand-off of encoded messages from handler threads to the worker's I/O
+// thread: a mutex-protected vector plus an eventfd the I/O thread polls,
+// written only when the vector goes from empty to non-empty (so a busy handler
+// costs one syscall per I/O batch, not per token). It holds the worker's
+// UnackedBudget: submit blocks while the bytes queued here or waiting for an
+// ack in the ReliableStream are over the bound, until acks release them
+// (backpressure, not loss) or the job is closed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "workers/reliable_stream.hpp"
+
+namespace jobcast::worker {
+
+class Outbox {
+  public:
+    struct Message {
+        std::shared_ptr<AttemptStream> attempt;
+        std::uint64_t wseq;
+        std::string frame;
+        bool terminal;  // the attempt's done/fail
+    };
+
+    // Throws std::runtime_error when no eventfd can be made.
+    explicit Outbox(std::size_t max_unacked_bytes);
+    ~Outbox();
+    Outbox(const Outbox&) = delete;
+    Outbox& operator=(const Outbox&) = delete;
+
+    // Handler threads. Queues message `wseq` of `attempt`; waits while it does
+    // not fit the bound; queues nothing once `closed` is set (through close()).
+    void submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t wseq,
+                const std::string& frame, bool terminal, const std::atomic<bool>& closed);
+    // Sets `closed`: the job takes no more output, and its blocked submit returns.
+    void close(std::atomic<bool>& closed);
+
+    // Any thread; async-signal-safe (an eventfd write).
+    void wake() noexcept;
+
+    // I/O thread: the fd to poll for wake-ups and its reset, what handlers
+    // queued since the last take (swapped into `batch`), a message made on the
+    // I/O thread itself (its bytes count against the bound, and it counts as
+    // submitted), and bytes acknowledged or not kept.
+    int fd() const noexcept { return fd_; }
+    void clear_wake() noexcept;
+    void take(std::vector<Message>& batch);
+    void reserve(std::size_t bytes);
+    void release(std::size_t bytes);
+
+    // Bytes queued or waiting for an ack; messages submitted (or reserved),
+    // and submit calls that had to wait for room.
+    std::size_t unacked_bytes() const;
+    std::uint64_t submitted() const noexcept { return submitted_.load(); }
+    std::uint64_t waits() const noexcept { return waits_.load(); }
+
+  private:
+    int fd_ = -1;
+    mutable std::mutex mutex_;  // guards queue_ and budget_
+    std::condition_variable space_;
+    std::vector<Message> queue_;
+    UnackedBudget budget_;
+    std::atomic<std::uint64_t> submitted_{0};
+    std::atomic<std::uint64_t> waits_{0};
+};
+
+}  // namespace jobcast::worker

@@ -1,0 +1,159 @@
+#include "workers/reliable_stream.hpp"
+
+#include <algorithm>
+
+namespace jobcast::worker {
+
+// ---------------------------------------------------------------- AttemptStream
+
+const AttemptStream::Frame* AttemptStream::find(std::uint64_t wseq) const noexcept {
+    if (frames_.empty() || wseq < frames_.front().wseq) return nullptr;
+    const auto index = wseq - frames_.front().wseq;
+    if (index >= frames_.size()) return nullptr;
+    return &frames_[index];
+}
+
+std::size_t AttemptStream::trim(std::uint64_t wseq) {
+    if (wseq > acked_) acked_ = wseq;
+    std::size_t freed = 0;
+    while (!frames_.empty() && frames_.front().wseq <= wseq) {
+        freed += frames_.front().bytes.size();
+        frames_.pop_front();
+    }
+    bytes_ -= freed;
+    return freed;
+}
+
+std::uint64_t AttemptStream::rewind() noexcept {
+    const auto first = first_unacked();
+    const std::uint64_t again = next_to_send_ > first ? next_to_send_ - first : 0;
+    next_to_send_ = first;
+    return again;
+}
+
+// ---------------------------------------------------------------- ReliableStream
+
+std::shared_ptr<AttemptStream> ReliableStream::open(std::string job, int attempt) {
+    auto stream = std::make_shared<AttemptStream>(job, attempt);
+    attempts_.insert_or_assign(std::move(job), stream);
+    return stream;
+}
+
+const AttemptStream* ReliableStream::find(const std::string& job) const {
+    const auto it = attempts_.find(job);
+    return it == attempts_.end() ? nullptr : it->second.get();
+}
+
+bool ReliableStream::push(AttemptStream& attempt, std::uint64_t wseq, std::string frame,
+                          bool terminal) {
+    if (attempt.dropped_ || wseq <= attempt.acked_) return false;
+    if (terminal) attempt.terminal_wseq_ = wseq;
+    attempt.bytes_ += frame.size();
+    attempt.frames_.push_back(AttemptStream::Frame{wseq, std::move(frame)});
+    schedule(attempt);
+    return true;
+}
+
+ReliableStream::Acked ReliableStream::ack(const std::string& job, int attempt, std::uint64_t wseq) {
+    const auto it = attempts_.find(job);
+    if (it == attempts_.end() || it->second->attempt_ != attempt) return {};
+    auto& stream = *it->second;
+    Acked acked;
+    acked.known = true;
+    const auto before = stream.frames_.size();
+    acked.bytes = stream.trim(wseq);
+    acked.messages = before - stream.frames_.size();
+    if (stream.gap_resend_active_ && wseq >= stream.gap_resend_upto_) {
+        stream.gap_resend_active_ = false;
+    }
+    if (stream.terminal_wseq_ != 0 && stream.acked_ >= stream.terminal_wseq_) {
+        acked.settled = true;  // done/fail committed: the job is the broker's business now
+        attempts_.erase(it);
+    }
+    return acked;
+}
+
+ReliableStream::Rejected ReliableStream::reject(const std::string& job, int attempt,
+                                                std::string_view reason, Steady now,
+                                                Steady::duration resend_window) {
+    const auto it = attempts_.find(job);
+    // A reject about another attempt was caused by frames of one given up
+    // (the job was assigned again): honouring it would leave the current
+    // attempt's lease held by a worker that does not run it.
+    if (it == attempts_.end() || (attempt != 0 && attempt != it->second->attempt_)) return {};
+    auto& stream = *it->second;
+    if (reason != "gap") return {RejectAnswer::drop};
+    if (stream.gap_resend_active_ && now - stream.gap_resent_at_ < resend_window) {
+        return {RejectAnswer::already_resending};
+    }
+    Rejected rejected{RejectAnswer::resent, stream.first_unacked()};
+    stream.gap_resend_active_ = true;
+    stream.gap_resend_upto_ = std::max(stream.first_unacked(), stream.next_to_send_ - 1);
+    stream.gap_resent_at_ = now;
+    rejected.resent = stream.rewind();
+    schedule(stream);
+    return rejected;
+}
+
+ReliableStream::Freed ReliableStream::drop(const std::string& job) {
+    const auto it = attempts_.find(job);
+    if (it == attempts_.end()) return {};
+    auto& stream = *it->second;
+    Freed freed{stream.frames_.size(), stream.bytes_};
+    stream.dropped_ = true;
+    stream.frames_.clear();
+    stream.bytes_ = 0;
+    attempts_.erase(it);
+    return freed;
+}
+
+void ReliableStream::disconnected() {
+    connected_ = false;
+    for (auto& attempt : send_queue_)
+        attempt->send_pending_ = false;
+    send_queue_.clear();
+}
+
+std::uint64_t ReliableStream::reconnected() {
+    disconnected();
+    connected_ = true;
+    std::uint64_t again = 0;
+    for (auto& [job, attempt] : attempts_) {
+        again += attempt->rewind();
+        schedule(*attempt);
+    }
+    return again;
+}
+
+const std::string* ReliableStream::next_frame() {
+    while (!send_queue_.empty()) {
+        auto& attempt = *send_queue_.front();
+        if (!attempt.dropped_) {
+            attempt.next_to_send_ = std::max(attempt.next_to_send_, attempt.first_unacked());
+            if (const auto* frame = attempt.find(attempt.next_to_send_)) return &frame->bytes;
+        }
+        attempt.send_pending_ = false;
+        send_queue_.pop_front();
+    }
+    return nullptr;
+}
+
+void ReliableStream::sent() {
+    if (!send_queue_.empty()) ++send_queue_.front()->next_to_send_;
+}
+
+std::vector<proto::InflightJob> ReliableStream::inflight() const {
+    std::vector<proto::InflightJob> out;
+    out.reserve(attempts_.size());
+    for (const auto& [job, attempt] : attempts_)
+        out.push_back(proto::InflightJob{job, attempt->attempt_, attempt->next_wseq()});
+    return out;
+}
+
+void ReliableStream::schedule(AttemptStream& attempt) {
+    if (!connected_ || attempt.send_pending_) return;
+    attempt.send_pending_ = true;
+    send_queue_.push_back(attempt.shared_from_this());
+}
+
+}  // namespace jobcast::worker

@@ -1,0 +1,186 @@
+// The worker's half of worker protocol v1's reliable stream (DESIGN.md
+// guarantees 2 and 5). Each job attempt numbers its messages 1, 2, 3... (wseq)
+// and keeps every one, encoded exactly as first sent, until the broker's
+// cumulative ack covers it; after a "gap" reject, a reconnect or a broker
+// restart it re-sends what is unacknowledged, oldest first, byte for byte (the
+// broker drops duplicates by wseq). Output is bounded: UnackedBudget says when
+// the worker's unacknowledged bytes are over the bound, so that emit blocks.
+//
+// Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
+// comes in as arguments. The worker's I/O thread owns the ReliableStream; an
+// attempt's one handler thread numbers its messages through its AttemptStream
+// (next_wseq/numbered), which the I/O thread reads back for hello.inflight.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "protocol/messages.hpp"
+
+namespace jobcast::worker {
+
+// The bound on the bytes a worker has emitted and the broker has not
+// acknowledged yet (all jobs together). A message always fits when nothing is
+// waiting, so one bigger than the bound still goes out, alone.
+class UnackedBudget {
+  public:
+    explicit UnackedBudget(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+    bool fits(std::size_t size) const noexcept { return used_ == 0 || used_ + size <= max_bytes_; }
+    void take(std::size_t size) noexcept { used_ += size; }
+    void release(std::size_t size) noexcept { used_ -= std::min(size, used_); }
+    std::size_t used() const noexcept { return used_; }
+
+  private:
+    std::size_t max_bytes_;
+    std::size_t used_ = 0;
+};
+
+// One job attempt's messages. Created by ReliableStream::open.
+class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
+  public:
+    AttemptStream(std::string job, int attempt) : job_(std::move(job)), attempt_(attempt) {}
+
+    const std::string& job() const noexcept { return job_; }
+    int attempt() const noexcept { return attempt_; }
+
+    // Numbering, on the attempt's producing thread: the wseq the next message
+    // gets, and numbered(wseq) once that message exists (one refused before
+    // that, e.g. too big, leaves no hole in the sequence).
+    std::uint64_t next_wseq() const noexcept { return next_wseq_.load(std::memory_order_acquire); }
+    void numbered(std::uint64_t wseq) noexcept {
+        next_wseq_.store(wseq + 1, std::memory_order_release);
+    }
+
+    // What the broker has acknowledged (cumulative), the oldest message it has
+    // not (acked() + 1 when none waits), and the messages and bytes waiting
+    // for an ack.
+    std::uint64_t acked() const noexcept { return acked_; }
+    std::uint64_t first_unacked() const noexcept {
+        return frames_.empty() ? acked_ + 1 : frames_.front().wseq;
+    }
+    std::size_t size() const noexcept { return frames_.size(); }
+    std::size_t bytes() const noexcept { return bytes_; }
+
+  private:
+    friend class ReliableStream;
+    struct Frame {
+        std::uint64_t wseq;
+        std::string bytes;
+    };
+
+    // The buffered frame with this wseq, or nullptr.
+    const Frame* find(std::uint64_t wseq) const noexcept;
+    // Forgets every frame up to `wseq`; returns the bytes freed.
+    std::size_t trim(std::uint64_t wseq);
+    // Sends again from the oldest unacknowledged frame; returns how many of
+    // the frames already sent go out again.
+    std::uint64_t rewind() noexcept;
+
+    const std::string job_;
+    const int attempt_;
+    std::atomic<std::uint64_t> next_wseq_{1};
+
+    std::deque<Frame> frames_;
+    std::uint64_t acked_ = 0;
+    std::size_t bytes_ = 0;
+    std::uint64_t next_to_send_ = 1;   // first frame not yet sent on this connection
+    std::uint64_t terminal_wseq_ = 0;  // wseq of done/fail once buffered
+    bool dropped_ = false;             // no longer ours: takes nothing, sends nothing
+    bool send_pending_ = false;        // in the send queue
+    // After a "gap" reject: re-sent up to this wseq, when, and not acked that far yet.
+    bool gap_resend_active_ = false;
+    std::uint64_t gap_resend_upto_ = 0;
+    Clock::Steady gap_resent_at_{};
+};
+
+// Every attempt this worker holds (at most one per job), and what to send next.
+class ReliableStream {
+  public:
+    using Steady = Clock::Steady;
+
+    struct Acked {
+        bool known = false;        // the ack names the attempt held for its job
+        std::size_t messages = 0;  // messages freed
+        std::size_t bytes = 0;     // bytes freed
+        bool settled = false;      // its done/fail is acknowledged: the attempt is forgotten
+    };
+    struct Freed {
+        std::size_t messages = 0;
+        std::size_t bytes = 0;
+    };
+    enum class RejectAnswer {
+        not_ours,           // no attempt held for the job, or another attempt named
+        already_resending,  // a gap re-send is under way (every frame after a lost one is rejected)
+        resent,             // gap: re-sending from the oldest unacknowledged message
+        drop,               // the attempt is no longer ours (caller calls drop)
+    };
+    struct Rejected {
+        RejectAnswer answer = RejectAnswer::not_ours;
+        std::uint64_t from_wseq = 0;  // resent: the first wseq sent again
+        std::uint64_t resent = 0;     // resent: how many messages already sent go out again
+    };
+
+    // Holds a new attempt for `job`; the caller has dropped any earlier one.
+    std::shared_ptr<AttemptStream> open(std::string job, int attempt);
+    // The attempt held for `job`, or nullptr.
+    const AttemptStream* find(const std::string& job) const;
+
+    // Buffers message `wseq` of `attempt` (`terminal`: its done/fail) and,
+    // when connected, queues it for sending. Returns false when it is not kept
+    // because the attempt was dropped or that wseq is acknowledged already: the
+    // caller frees its bytes.
+    bool push(AttemptStream& attempt, std::uint64_t wseq, std::string frame, bool terminal);
+
+    // A cumulative ack. One naming another attempt than the one held for the
+    // job (or an unknown job) changes nothing; an old or repeated one frees
+    // nothing.
+    Acked ack(const std::string& job, int attempt, std::uint64_t wseq);
+
+    // A reject about a job. Attempt 0 means the attempt held. "gap" re-sends
+    // from the oldest unacknowledged message, once per `resend_window` until an
+    // ack covers what was re-sent; any other reason ends the attempt.
+    Rejected reject(const std::string& job, int attempt, std::string_view reason, Steady now,
+                    Steady::duration resend_window);
+
+    // Forgets the attempt held for `job` (lease lost, job reassigned); returns
+    // what was waiting for an ack.
+    Freed drop(const std::string& job);
+
+    // The connection went away: nothing is sent until reconnected().
+    void disconnected();
+    // A new connection, or a broker that no longer knows this worker: every
+    // attempt sends again from its oldest unacknowledged message, in order.
+    // Returns how many messages already sent go out again.
+    std::uint64_t reconnected();
+
+    // The next frame to hand to the socket, or nullptr when all buffered ones
+    // went out; sent() once the socket took it.
+    const std::string* next_frame();
+    void sent();
+    // Frames are queued for the socket.
+    bool sending() const noexcept { return !send_queue_.empty(); }
+
+    // hello.inflight and the heartbeat's list: each attempt held and the wseq
+    // its next message gets.
+    std::vector<proto::InflightJob> inflight() const;
+    std::size_t attempts() const noexcept { return attempts_.size(); }
+
+  private:
+    void schedule(AttemptStream& attempt);
+
+    std::unordered_map<std::string, std::shared_ptr<AttemptStream>> attempts_;
+    std::deque<std::shared_ptr<AttemptStream>> send_queue_;  // attempts with frames to send
+    bool connected_ = false;
+};
+
+}  // namespace jobcast::worker
