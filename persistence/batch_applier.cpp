@@ -1,15 +1,9 @@
 #include "persistence/batch_applier.hpp"
 
-#include "protocol/json.hpp"
-
 #include <algorithm>
-#include <charconv>
-#include <chrono>
-#include <cmath>
 #include <span>
 
 #include "persistence/event_block.hpp"
-#include "persistence/log.hpp"
 
 namespace jobcast::store {
 
@@ -37,36 +31,6 @@ constexpr const char* kInsertBlock =
 // Beyond this many cached jobs, the ones not running are dropped after a commit.
 constexpr std::size_t kMaxCachedJobs = 100'000;
 
-UnixMs resolve_now(UnixMs now) {
-    if (now != 0) return now;
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-UnixUs now_us() {
-    using namespace std::chrono;
-    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-// {"state":S,"attempt":A[,"worker":W][,"reason":R]}
-std::string state_event_data(JobState state, int attempt, std::string_view worker,
-                             std::string_view reason) {
-    std::string data = "{\"state\":\"";
-    data += to_string(state);
-    data += "\",\"attempt\":";
-    data += std::to_string(attempt);
-    if (!worker.empty()) {
-        data += ",\"worker\":";
-        json::append_quoted(data, worker);
-    }
-    if (!reason.empty()) {
-        data += ",\"reason\":";
-        json::append_quoted(data, reason);
-    }
-    data += '}';
-    return data;
-}
-
 WriteResult failure(WriteStatus status, std::string message) {
     WriteResult result;
     result.status = status;
@@ -76,31 +40,10 @@ WriteResult failure(WriteStatus status, std::string message) {
 
 }  // namespace
 
-std::optional<double> find_fraction(std::string_view json) {
-    constexpr std::string_view kKey = "\"fraction\"";
-    for (std::size_t at = json.find(kKey); at != std::string_view::npos;
-         at = json.find(kKey, at + 1)) {
-        std::size_t i = at + kKey.size();
-        auto skip_space = [&] {
-            while (i < json.size() &&
-                   (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) {
-                ++i;
-            }
-        };
-        skip_space();
-        if (i >= json.size() || json[i] != ':') continue;  // "fraction" was a value
-        ++i;
-        skip_space();
-        double value = 0;
-        const auto [end, ec] = std::from_chars(json.data() + i, json.data() + json.size(), value);
-        if (ec != std::errc() || std::isnan(value)) return std::nullopt;
-        return std::clamp(value, 0.0, 1.0);
-    }
-    return std::nullopt;
-}
-
-BatchApplier::BatchApplier(db::Connection& connection, std::size_t block_max_events)
+BatchApplier::BatchApplier(db::Connection& connection, std::size_t block_max_events,
+                           const Clock& clock)
     : connection_(connection),
+      clock_(clock),
       block_max_events_(std::max<std::size_t>(1, block_max_events)),
       select_job_(connection, kSelectJob),
       select_by_key_(connection, kSelectIdByKey),
@@ -147,49 +90,48 @@ void BatchApplier::touch(CachedJob& job) {
     }
 }
 
-void BatchApplier::append_event(CachedJob& job, EventKind kind, UnixUs ts, std::string data) {
+void BatchApplier::append_event(CachedJob& job, Event event) {
     touch(job);
-    Event& event = job.pending.emplace_back();
     event.seq = ++job.row.job.last_seq;
-    event.kind = kind;
-    event.ts = ts;
-    event.data = std::move(data);
+    job.pending.push_back(std::move(event));
 }
 
-void BatchApplier::change_state(CachedJob& job, JobState state, UnixMs now, std::string_view reason,
-                                bool with_worker) {
-    Job& j = job.row.job;
-    if (!can_transition(j.state, state)) {
-        // The rules below only make legal moves; say so loudly if the model disagrees.
-        logger().error("unexpected transition job={} from={} to={}", j.id, to_string(j.state),
-                       to_string(state));
-    }
-    j.state = state;
-    // A finished job keeps the worker that ran it last; a requeued one has none.
-    if (state == JobState::queued) j.worker.clear();
-    if (state == JobState::succeeded) j.progress = 1.0;
-    if (is_terminal(state)) j.finished_at = now;
-    job.changed = true;
-    append_event(job, EventKind::state, now * 1000,
-                 state_event_data(state, j.attempt, with_worker ? j.worker : "", reason));
+UnixMs BatchApplier::now_ms(UnixMs from_op) const {
+    return from_op != 0 ? from_op : clock_.unix_ms();
 }
 
-WriteResult BatchApplier::ok_result(const CachedJob& job, bool want_job) const {
+WriteResult BatchApplier::keep(CachedJob& job, domain::Decision& decision, bool want_job) {
     WriteResult result;
-    result.acked_wseq = job.row.wseq;
+    result.status = decision.status;
+    result.message = std::move(decision.message);
+    result.acked_wseq = decision.acked_wseq;
+    if (!decision.ok()) return result;
+    touch(job);
+    for (Event& event : decision.events)
+        append_event(job, std::move(event));
+    if (decision.lifecycle_changed) job.changed = true;
     if (want_job) result.job = job.row.job;
     return result;
 }
 
-// ---- lifecycle ops ---------------------------------------------------------
+void BatchApplier::add_ack(CommittedBatch& batch, std::string_view job, int attempt,
+                           const WriteResult& result) const {
+    WriteAck& ack = batch.acks.emplace_back();
+    ack.job = job;
+    ack.attempt = attempt;
+    ack.acked_wseq = result.acked_wseq;
+    ack.status = result.status;
+    ack.message = result.message;
+}
+
+// ---- ops: load the job, let the lifecycle rules decide, keep the outcome ----
 
 WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
-    Job& job = op.job;
     if (!op.idempotency_key.empty()) {
         std::string existing_id;
         {
             db::ResetOnExit reset(select_by_key_);
-            select_by_key_.bind_text(1, job.owner);
+            select_by_key_.bind_text(1, op.job.owner);
             select_by_key_.bind_text(2, op.idempotency_key);
             if (select_by_key_.step()) existing_id = select_by_key_.column_text(0);
         }
@@ -199,28 +141,20 @@ WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
             if (existing == nullptr) {
                 return failure(WriteStatus::not_found, "idempotency key of a vanished job");
             }
-            WriteResult result = ok_result(*existing, true);
+            WriteResult result;
+            result.acked_wseq = existing->row.wseq;
+            result.job = existing->row.job;
             result.created = false;
             return result;
         }
     }
 
-    const UnixMs now = resolve_now(job.created_at);
-    if (job.id.empty()) job.id = new_job_id(now);
-    if (job.params.empty()) job.params = "{}";
-    job.created_at = now;
-    job.state = JobState::queued;
-    job.attempt = 0;
-    job.max_attempts = std::max(1, job.max_attempts);
-    job.worker.clear();
-    job.progress = 0;
-    job.last_seq = 0;
-    job.checkpoint.clear();
-    job.result.clear();
-    job.error.clear();
-    job.cancel_requested = false;
-    job.started_at = 0;
-    job.finished_at = 0;
+    const UnixMs now = now_ms(op.job.created_at);
+    CachedJob created;
+    created.row.job = std::move(op.job);
+    domain::Decision decision = domain::create(created.row, now);
+    const Job& job = created.row.job;
+    if (job.id.empty()) created.row.job.id = new_job_id(now);
 
     try {
         db::ResetOnExit reset(insert_job_);
@@ -244,16 +178,10 @@ WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
         return failure(WriteStatus::conflict, "job id " + job.id + " already exists");
     }
 
-    CachedJob cached;
-    cached.row.pk = connection_.last_insert_rowid();
-    cached.row.job = std::move(job);
-    std::string key = cached.row.job.id;
-    CachedJob& created = cache_.emplace(std::move(key), std::move(cached)).first->second;
-    created.changed = true;
-    append_event(created, EventKind::state, now * 1000,
-                 state_event_data(JobState::queued, 0, "", ""));
-
-    WriteResult result = ok_result(created, want_job);
+    created.row.pk = connection_.last_insert_rowid();
+    std::string key = job.id;
+    CachedJob& cached = cache_.emplace(std::move(key), std::move(created)).first->second;
+    WriteResult result = keep(cached, decision, want_job);
     result.created = true;
     return result;
 }
@@ -261,78 +189,24 @@ WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
 WriteResult BatchApplier::lease(LeaseJob& op, bool want_job) {
     CachedJob* job = find(op.job);
     if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    Job& j = job->row.job;
-    if (j.state != JobState::queued) {
-        return failure(WriteStatus::conflict,
-                       "job is " + std::string(to_string(j.state)) + ", not queued");
-    }
-    if (j.cancel_requested) return failure(WriteStatus::conflict, "cancel requested");
-    if (j.attempt >= j.max_attempts) {
-        return failure(WriteStatus::conflict, "no attempts left");
-    }
-    const UnixMs now = resolve_now(op.now);
-    j.attempt += 1;
-    j.worker = std::move(op.worker);
-    j.started_at = now;
-    job->row.wseq = 0;
-    change_state(*job, JobState::running, now, "", /*with_worker=*/true);
-    return ok_result(*job, want_job);
-}
-
-WriteStatus BatchApplier::check_lease(const CachedJob* job, int attempt, std::uint64_t wseq,
-                                      WriteResult& result) const {
-    auto reject = [&](WriteStatus status, std::string message) {
-        result.status = status;
-        result.message = std::move(message);
-        return status;
-    };
-    if (job == nullptr) return reject(WriteStatus::not_found, "unknown job");
-    const Job& j = job->row.job;
-    if (attempt != j.attempt) {
-        return reject(WriteStatus::conflict, "lease lost: attempt " + std::to_string(attempt) +
-                                                 " is not the current attempt " +
-                                                 std::to_string(j.attempt));
-    }
-    result.acked_wseq = job->row.wseq;
-    // Before the state check: a resent message of a finished attempt is still
-    // acknowledged, so its worker stops resending it.
-    if (wseq <= job->row.wseq) return reject(WriteStatus::duplicate, "already committed");
-    if (j.state != JobState::running) {
-        return reject(WriteStatus::conflict,
-                      "not running: job is " + std::string(to_string(j.state)));
-    }
-    if (wseq > job->row.wseq + 1) {
-        return reject(WriteStatus::gap, "expected wseq " + std::to_string(job->row.wseq + 1) +
-                                            ", got " + std::to_string(wseq));
-    }
-    return WriteStatus::ok;
-}
-
-void BatchApplier::add_ack(CommittedBatch& batch, std::string_view job, int attempt,
-                           const WriteResult& result) const {
-    WriteAck& ack = batch.acks.emplace_back();
-    ack.job = job;
-    ack.attempt = attempt;
-    ack.acked_wseq = result.acked_wseq;
-    ack.status = result.status;
-    ack.message = result.message;
+    domain::Decision decision = domain::lease(job->row, std::move(op.worker), now_ms(op.now));
+    return keep(*job, decision, want_job);
 }
 
 WriteResult BatchApplier::append(AppendChunk& op, bool want_job, CommittedBatch& batch) {
     CachedJob* job = find(op.job);
     WriteResult result;
-    if (check_lease(job, op.attempt, op.wseq, result) == WriteStatus::ok) {
-        if (op.kind == EventKind::state) {
-            result.status = WriteStatus::conflict;
-            result.message = "state events are written by the broker only";
-        } else {
-            if (op.kind == EventKind::progress) {
-                if (auto fraction = find_fraction(op.data)) job->row.job.progress = *fraction;
-            }
-            job->row.wseq = op.wseq;
-            append_event(*job, op.kind, op.ts != 0 ? op.ts : now_us(), std::move(op.data));
-            result = ok_result(*job, want_job);
+    if (job == nullptr) {
+        result = failure(WriteStatus::not_found, "unknown job");
+    } else {
+        domain::Decision decision =
+            domain::accept_chunk(job->row, op.attempt, op.wseq, op.kind, op.data);
+        if (decision.ok()) {
+            // The worker's event, as sent.
+            const UnixUs ts = op.ts != 0 ? op.ts : clock_.unix_us();
+            append_event(*job, Event{0, op.kind, ts, std::move(op.data)});
         }
+        result = keep(*job, decision, want_job);
     }
     add_ack(batch, op.job, op.attempt, result);
     return result;
@@ -342,12 +216,13 @@ WriteResult BatchApplier::save_checkpoint(SaveCheckpoint& op, bool want_job,
                                           CommittedBatch& batch) {
     CachedJob* job = find(op.job);
     WriteResult result;
-    if (check_lease(job, op.attempt, op.wseq, result) == WriteStatus::ok) {
-        job->row.job.checkpoint = std::move(op.bytes);
-        job->row.wseq = op.wseq;
-        job->checkpoint_dirty = true;
-        touch(*job);
-        result = ok_result(*job, want_job);
+    if (job == nullptr) {
+        result = failure(WriteStatus::not_found, "unknown job");
+    } else {
+        domain::Decision decision =
+            domain::accept_checkpoint(job->row, op.attempt, op.wseq, std::move(op.bytes));
+        if (decision.ok()) job->checkpoint_dirty = true;
+        result = keep(*job, decision, want_job);
     }
     add_ack(batch, op.job, op.attempt, result);
     return result;
@@ -356,30 +231,15 @@ WriteResult BatchApplier::save_checkpoint(SaveCheckpoint& op, bool want_job,
 WriteResult BatchApplier::finish(FinishJob& op, bool want_job, CommittedBatch& batch) {
     CachedJob* job = find(op.job);
     WriteResult result;
-    if (check_lease(job, op.attempt, op.wseq, result) == WriteStatus::ok) {
-        Job& j = job->row.job;
-        const UnixMs now = resolve_now(op.now);
-        job->row.wseq = op.wseq;
-        if (op.success) {
-            std::string data = op.result.empty() ? std::string("{}") : std::move(op.result);
-            j.result = data;
-            append_event(*job, EventKind::result, now * 1000, std::move(data));
-            change_state(*job, JobState::succeeded, now, "");
-        } else {
-            std::string data = "{\"message\":";
-            json::append_quoted(data, op.error);
-            data += '}';
-            append_event(*job, EventKind::error, now * 1000, std::move(data));
-            j.error = op.error;
-            if (j.cancel_requested) {
-                change_state(*job, JobState::cancelled, now, "cancelled");
-            } else if (op.retryable && j.attempt < j.max_attempts) {
-                change_state(*job, JobState::queued, now, "retry: " + op.error);
-            } else {
-                change_state(*job, JobState::failed, now, op.error);
-            }
-        }
-        result = ok_result(*job, want_job);
+    if (job == nullptr) {
+        result = failure(WriteStatus::not_found, "unknown job");
+    } else {
+        const UnixMs now = now_ms(op.now);
+        domain::Decision decision =
+            op.success ? domain::finish(job->row, op.attempt, op.wseq, std::move(op.result), now)
+                       : domain::fail(job->row, op.attempt, op.wseq, std::move(op.error),
+                                      op.retryable, now);
+        result = keep(*job, decision, want_job);
     }
     add_ack(batch, op.job, op.attempt, result);
     return result;
@@ -388,45 +248,15 @@ WriteResult BatchApplier::finish(FinishJob& op, bool want_job, CommittedBatch& b
 WriteResult BatchApplier::requeue(RequeueJob& op, bool want_job) {
     CachedJob* job = find(op.job);
     if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    Job& j = job->row.job;
-    if (j.state != JobState::running) {
-        return failure(WriteStatus::conflict,
-                       "not running: job is " + std::string(to_string(j.state)));
-    }
-    if (op.attempt != j.attempt) {
-        return failure(WriteStatus::conflict, "lease lost: attempt " + std::to_string(op.attempt) +
-                                                  " is not the current attempt " +
-                                                  std::to_string(j.attempt));
-    }
-    const UnixMs now = resolve_now(op.now);
-    const std::string reason = op.reason.empty() ? "lease lost" : op.reason;
-    if (j.cancel_requested) {
-        change_state(*job, JobState::cancelled, now, "cancelled");
-    } else if (j.attempt >= j.max_attempts) {
-        j.error = reason + "; gave up after " + std::to_string(j.attempt) + " attempts";
-        change_state(*job, JobState::failed, now, j.error);
-    } else {
-        change_state(*job, JobState::queued, now, reason);
-    }
-    return ok_result(*job, want_job);
+    domain::Decision decision = domain::requeue(job->row, op.attempt, op.reason, now_ms(op.now));
+    return keep(*job, decision, want_job);
 }
 
 WriteResult BatchApplier::cancel(CancelJob& op, bool want_job) {
     CachedJob* job = find(op.job);
     if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    Job& j = job->row.job;
-    if (is_terminal(j.state)) return failure(WriteStatus::conflict, "already finished");
-    const UnixMs now = resolve_now(op.now);
-    j.cancel_requested = true;
-    if (j.state == JobState::queued || op.force) {
-        change_state(*job, JobState::cancelled, now, "cancelled");
-    } else {
-        // Running: the broker tells the worker; its fail/done (or the lease
-        // expiring) ends the job.
-        job->changed = true;
-        touch(*job);
-    }
-    return ok_result(*job, want_job);
+    domain::Decision decision = domain::cancel(job->row, op.force, now_ms(op.now));
+    return keep(*job, decision, want_job);
 }
 
 // ---- end of batch ----------------------------------------------------------

@@ -1,8 +1,9 @@
-// The job lifecycle as the writer applies it: validates each write op against
-// the job's current state (the writer is the source of truth), assigns seqs, and
-// at the end of a batch writes each touched job's row once and its new events as
-// packed blocks. Keeps the hot jobs' rows in memory so a chunk needs no SELECT.
-// Used only on the writer thread, inside the writer's transaction. Internal.
+// The SQLite side of the job lifecycle, as the writer applies it: loads each
+// op's job, lets the rules of domain/job_lifecycle.hpp decide, and keeps what
+// they decided: assigns seqs, and at the end of a batch writes each touched
+// job's row once and its new events as packed blocks. Keeps the hot jobs' rows
+// in memory so a chunk needs no SELECT. Used only on the writer thread, inside
+// the writer's transaction. Internal.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.hpp"
+#include "domain/job_lifecycle.hpp"
 #include "persistence/database.hpp"
 #include "persistence/job_row.hpp"
 #include "persistence/store.hpp"
@@ -20,7 +23,9 @@ namespace jobcast::store {
 
 class BatchApplier {
   public:
-    BatchApplier(db::Connection& connection, std::size_t block_max_events);
+    // `clock` times the ops that do not carry their own time.
+    BatchApplier(db::Connection& connection, std::size_t block_max_events,
+                 const Clock& clock = Clock::system());
 
     // Applies `op` (its strings are moved from) inside the open transaction.
     // Chunk, checkpoint and finish ops add their WriteAck to `batch`. `want_job`:
@@ -65,19 +70,17 @@ class BatchApplier {
     WriteResult cancel(CancelJob& op, bool want_job);
 
     CachedJob* find(std::string_view id);
-    // The lease and wseq rules shared by chunk, checkpoint and finish ops.
-    WriteStatus check_lease(const CachedJob* job, int attempt, std::uint64_t wseq,
-                            WriteResult& result) const;
+    void touch(CachedJob& job);
+    void append_event(CachedJob& job, Event event);  // assigns its seq
+    UnixMs now_ms(UnixMs from_op) const;             // the op's time, else the clock's
+    // Keeps what the rules decided for `job`: its events and whether its
+    // lifecycle moved. Returns the op's result.
+    WriteResult keep(CachedJob& job, domain::Decision& decision, bool want_job);
     void add_ack(CommittedBatch& batch, std::string_view job, int attempt,
                  const WriteResult& result) const;
-    void touch(CachedJob& job);
-    void append_event(CachedJob& job, EventKind kind, UnixUs ts, std::string data);
-    // Moves the job to `state` and appends the matching state event.
-    void change_state(CachedJob& job, JobState state, UnixMs now, std::string_view reason,
-                      bool with_worker = false);
-    WriteResult ok_result(const CachedJob& job, bool want_job) const;
 
     db::Connection& connection_;
+    const Clock& clock_;
     std::size_t block_max_events_;
     db::Statement select_job_;
     db::Statement select_by_key_;
@@ -92,9 +95,5 @@ class BatchApplier {
     std::vector<CachedJob*> touched_;
     std::string block_;  // encode buffer, reused
 };
-
-// The cheap scan AppendChunk uses for progress events: the number after the
-// "fraction" key of a (validated) JSON object, clamped to [0, 1].
-std::optional<double> find_fraction(std::string_view json);
 
 }  // namespace jobcast::store

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "domain/job_lifecycle.hpp"
 #include "persistence/database.hpp"
 #include "protocol/model.hpp"
 
@@ -21,10 +22,9 @@ inline constexpr std::string_view kJobColumns =
 // "SELECT <kJobColumns> FROM jobs <tail>"
 std::string select_jobs(std::string_view tail);
 
-struct JobRow {
+// A jobs row: the record the lifecycle rules work on, and its primary key.
+struct JobRow : domain::JobRecord {
     std::int64_t pk = 0;
-    Job job;
-    std::uint64_t wseq = 0;  // last committed worker message of the current attempt
 };
 
 // Reads the current row of `statement`, whose first columns are kJobColumns.

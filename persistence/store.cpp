@@ -20,22 +20,6 @@
 
 namespace jobcast::store {
 
-std::string_view to_string(WriteStatus status) {
-    switch (status) {
-        case WriteStatus::ok:
-            return "ok";
-        case WriteStatus::duplicate:
-            return "duplicate";
-        case WriteStatus::gap:
-            return "gap";
-        case WriteStatus::not_found:
-            return "not_found";
-        case WriteStatus::conflict:
-            return "conflict";
-    }
-    return "unknown";
-}
-
 namespace {
 
 constexpr const char* kInsertSessionKey =

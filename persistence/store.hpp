@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "domain/job_lifecycle.hpp"
 #include "protocol/model.hpp"
 
 namespace jobcast::store {
@@ -92,14 +93,9 @@ struct CancelJob {
 using WriteOp = std::variant<CreateJob, LeaseJob, AppendChunk, SaveCheckpoint, FinishJob,
                              RequeueJob, CancelJob>;
 
-enum class WriteStatus {
-    ok,
-    duplicate,  // wseq already committed: nothing written, safe to ack
-    gap,        // wseq skips ahead: nothing written; the worker must resend from wseq+1
-    not_found,  // unknown job
-    conflict,   // illegal transition, or the attempt does not hold the lease
-};
-std::string_view to_string(WriteStatus status);
+// The outcome of an op, as the lifecycle rules decide it.
+using domain::to_string;
+using domain::WriteStatus;
 
 struct WriteResult {
     WriteStatus status = WriteStatus::ok;

@@ -4,7 +4,9 @@
 
 #include <mutex>
 
+#include "common/clock.hpp"
 #include "persistence/batch_applier.hpp"
+#include "persistence/migrations.hpp"
 #include "store_test_support.hpp"
 
 namespace jobcast::store {
@@ -496,6 +498,45 @@ TEST_CASE("committed wseqs survive a restart: resent messages are duplicates", "
     CHECK(f.events("job-1").size() == 6);
 }
 
+TEST_CASE("ops that carry no time take it from the applier's clock", "[lifecycle]") {
+    testing::TempDir dir;
+    const std::string path = dir.file("jobcast.db");
+    db::Connection connection =
+        db::Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    migrate(connection, path);
+    ManualClock clock;
+    BatchApplier applier(connection, 256, clock);
+    CommittedBatch batch;
+    {
+        db::Transaction transaction(connection);
+        Job job = new_job("job-1");
+        job.created_at = 0;
+        WriteOp create = CreateJob{std::move(job), ""};
+        REQUIRE(applier.apply(create, false, batch).status == WriteStatus::ok);
+        clock.advance(std::chrono::seconds(1));
+        WriteOp lease = LeaseJob{"job-1", "w1", 0};
+        REQUIRE(applier.apply(lease, false, batch).status == WriteStatus::ok);
+        clock.advance(std::chrono::microseconds(5));
+        AppendChunk untimed = chunk("job-1", 1, 1);
+        untimed.ts = 0;
+        WriteOp append = std::move(untimed);
+        REQUIRE(applier.apply(append, false, batch).status == WriteStatus::ok);
+        applier.write_pending();
+        transaction.commit();
+    }
+    applier.committed(batch);
+
+    REQUIRE(batch.events.size() == 1);
+    const std::vector<Event>& events = batch.events[0].events;
+    REQUIRE(events.size() == 3);
+    CHECK(events[0].ts == 1'700'000'000'000'000);  // created: the clock's ms
+    CHECK(events[1].ts == 1'700'000'001'000'000);  // leased a second later
+    CHECK(events[2].ts == 1'700'000'001'000'005);  // the chunk: the clock's µs
+    REQUIRE(batch.job_changes.size() == 1);
+    CHECK(batch.job_changes[0].created_at == 1'700'000'000'000);
+    CHECK(batch.job_changes[0].started_at == 1'700'000'001'000);
+}
+
 TEST_CASE("ops after close are refused, not lost silently", "[lifecycle]") {
     Fixture f;
     f.store->close();
@@ -504,24 +545,6 @@ TEST_CASE("ops after close are refused, not lost silently", "[lifecycle]") {
     CHECK(result.status == WriteStatus::conflict);
     CHECK_THAT(result.message, Catch::Contains("closed"));
     CHECK_THROWS_AS(f.store->jobs().get("job-1"), StoreError);
-}
-
-TEST_CASE("find_fraction reads the fraction of a progress event", "[lifecycle]") {
-    CHECK(find_fraction(R"({"fraction":0.5})") == Approx(0.5));
-    CHECK(find_fraction(R"({"stage":"fraction","fraction": 1e-1})") == Approx(0.1));
-    CHECK(find_fraction(R"({"fraction":7})") == Approx(1.0));
-    CHECK(find_fraction(R"({"fraction":-2})") == Approx(0.0));
-    CHECK_FALSE(find_fraction(R"({"stage":"x"})"));
-    CHECK_FALSE(find_fraction(R"({"fraction":"half"})"));
-    CHECK_FALSE(find_fraction(R"({"fraction":)"));
-}
-
-TEST_CASE("WriteStatus names", "[lifecycle]") {
-    CHECK(to_string(WriteStatus::ok) == "ok");
-    CHECK(to_string(WriteStatus::duplicate) == "duplicate");
-    CHECK(to_string(WriteStatus::gap) == "gap");
-    CHECK(to_string(WriteStatus::not_found) == "not_found");
-    CHECK(to_string(WriteStatus::conflict) == "conflict");
 }
 
 }  // namespace jobcast::store
