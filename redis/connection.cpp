@@ -39,7 +39,8 @@ class AsioConnection final : public Connection {
           on_push_(std::move(on_push)),
           resolver_(io_),
           socket_(io_),
-          connect_timer_(io_) {}
+          connect_timer_(io_),
+          reply_timer_(io_) {}
 
     void start() {
         auto self = shared_from_this();
@@ -71,7 +72,10 @@ class AsioConnection final : public Connection {
             return;
         }
         outbox_.push_back(encode_command(command));
-        if (!on_push_) pending_.push_back(std::move(done));
+        if (!on_push_) {
+            pending_.push_back(std::move(done));
+            if (pending_.size() == 1) arm_reply_timer();
+        }
         schedule_write();
     }
 
@@ -90,7 +94,19 @@ class AsioConnection final : public Connection {
         boost::system::error_code ignored;
         socket_.set_option(tcp::no_delay(true), ignored);
         read();
+        arm_reply_timer();
         schedule_write();
+    }
+
+    // Restarted whenever replies come; fires only if commands still wait.
+    void arm_reply_timer() {
+        if (state_ != State::connected || pending_.empty() ||
+            options_.reply_timeout == std::chrono::milliseconds::zero())
+            return;
+        reply_timer_.expires_after(options_.reply_timeout);
+        reply_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
+            if (!ec && state_ == State::connected && !pending_.empty()) fail(Errc::reply_timeout);
+        });
     }
 
     // Writes start from a posted handler, so every command queued in the
@@ -141,7 +157,12 @@ class AsioConnection final : public Connection {
                 } catch (const std::system_error&) {
                     return fail(Errc::protocol_error);
                 }
-                if (state_ == State::connected) read();
+                if (state_ != State::connected) return;
+                if (pending_.empty())
+                    reply_timer_.cancel();
+                else
+                    arm_reply_timer();
+                read();
             });
     }
 
@@ -160,6 +181,7 @@ class AsioConnection final : public Connection {
         close_error_ = ec;
         boost::system::error_code ignored;
         connect_timer_.cancel();
+        reply_timer_.cancel();
         resolver_.cancel();
         socket_.close(ignored);
         outbox_.clear();
@@ -179,6 +201,7 @@ class AsioConnection final : public Connection {
     tcp::resolver resolver_;
     tcp::socket socket_;
     asio::steady_timer connect_timer_;
+    asio::steady_timer reply_timer_;
     State state_ = State::connecting;
     std::error_code close_error_;
     RespReader reader_;

@@ -37,6 +37,11 @@ using Completion = std::function<void(std::error_code, Reply)>;
 
 struct ConnectionOptions {
     std::chrono::milliseconds connect_timeout{1000};
+    // A connection whose commands got no reply for this long fails with
+    // Errc::reply_timeout (a stopped or cut-off node). Longer than any
+    // blocking command sent on it (WAIT, BLPOP); zero: no limit. Pub/sub
+    // connections, idle by nature, have none.
+    std::chrono::milliseconds reply_timeout{10000};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

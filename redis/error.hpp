@@ -11,6 +11,7 @@ enum class Errc {
     connect_failed = 1,  // refused, unreachable, name not resolved
     connect_timeout,     // no connection within ConnectionOptions::connect_timeout
     connection_lost,     // the connection broke before the reply came
+    reply_timeout,       // no reply within ConnectionOptions::reply_timeout
     protocol_error,      // the server sent something that is not RESP
     closed,              // the connection or the cluster client was closed
     no_topology,         // no seed node answered CLUSTER SHARDS / CLUSTER SLOTS

@@ -22,6 +22,8 @@ class ErrorCategory final : public std::error_category {
                 return "timed out connecting to the Redis node";
             case Errc::connection_lost:
                 return "connection to the Redis node lost";
+            case Errc::reply_timeout:
+                return "the Redis node did not reply in time";
             case Errc::protocol_error:
                 return "the Redis node sent bytes that are not RESP";
             case Errc::closed:

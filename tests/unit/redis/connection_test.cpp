@@ -1,6 +1,7 @@
 // One connection against a real Redis node and against fake servers:
 // pipelined replies keep their order, a lost node fails every pending
-// command, connect timeouts and garbage end the connection cleanly.
+// command, and connect timeouts, reply timeouts and garbage end the
+// connection cleanly.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -140,6 +141,32 @@ TEST_CASE("a killed node fails every pending command, and later ones, with an er
         return 0;
     });
     CHECK(late.get_future().get().error == Errc::connection_lost);
+}
+
+TEST_CASE("commands without a reply for reply_timeout fail the connection", "[connection]") {
+    if (!testing::redis_available()) {
+        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
+        return;
+    }
+    testing::RedisNodes node(1, false);
+    Loop loop;
+    std::promise<Outcome> answered, blocked;
+    auto started = std::chrono::steady_clock::now();
+    on_loop(loop, [&] {
+        auto c = Connection::create(loop, node.endpoint(0),
+                                    {.reply_timeout = std::chrono::milliseconds(300)});
+        c->send({"PING"}, [&](std::error_code ec, Reply r) { answered.set_value({ec, r}); });
+        // Stands for a stopped node: nothing comes back.
+        c->send({"BLPOP", "nothing", "0"}, [&](std::error_code ec, Reply r) {
+            blocked.set_value({ec, r});
+        });
+        return 0;
+    });
+    CHECK(answered.get_future().get().reply == Reply::of_status("PONG"));
+    CHECK(blocked.get_future().get().error == Errc::reply_timeout);
+    auto waited = std::chrono::steady_clock::now() - started;
+    CHECK(waited >= std::chrono::milliseconds(300));
+    CHECK(waited < std::chrono::seconds(3));
 }
 
 TEST_CASE("connecting gives up after the connect timeout or when refused", "[connection]") {
