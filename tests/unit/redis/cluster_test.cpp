@@ -1,6 +1,6 @@
 // The cluster client against real Redis Clusters started by the test: keys
 // reach their primaries, pipelined commands keep their order, a slot moved by
-// resharding is followed through ASK and then MOVED.
+// resharding is followed through ASK, TRYAGAIN and then MOVED.
 #include <catch2/catch.hpp>
 
 #include <future>
@@ -108,6 +108,15 @@ TEST_CASE("a cluster of 3 primaries: routing, pipelining, resharding", "[cluster
         CHECK(cluster.exec_at(nodes.endpoint(from), {"GET", "{moving}new"}).error_code() == "ASK");
         CHECK(cluster.exec({"GET", "{moving}stays"}) == Reply::of_string("v"));  // still on `from`
 
+        // The slot's keys are split between the two nodes: a command on both
+        // gets TRYAGAIN until the move is over, and the client retries it meanwhile.
+        const Command mget = {"MGET", key, "{moving}new"};
+        CHECK(cluster.exec_at(nodes.endpoint(from), mget).error_code() == "TRYAGAIN");
+        std::promise<std::pair<std::error_code, Reply>> retried;
+        cluster.async_exec(mget, [&](std::error_code ec, Reply reply) {
+            retried.set_value({ec, std::move(reply)});
+        });
+
         // Finish the move: the client's map is stale, MOVED takes it to the new owner.
         REQUIRE(cluster.exec_at(nodes.endpoint(from),
                                 {"MIGRATE", "127.0.0.1", std::to_string(nodes.port(to)), "", "0",
@@ -116,6 +125,9 @@ TEST_CASE("a cluster of 3 primaries: routing, pipelining, resharding", "[cluster
             setslot(n, {"NODE", to_id});
         CHECK(cluster.exec({"GET", key}) == Reply::of_string("v"));
         CHECK(cluster.exec({"GET", "{moving}new"}) == Reply::of_string("w"));
+        auto [mget_error, mget_reply] = retried.get_future().get();
+        CHECK_FALSE(mget_error);
+        CHECK(mget_reply == Reply::of_array({Reply::of_string("v"), Reply::of_string("w")}));
         std::promise<std::optional<Endpoint>> owner;
         loop.post([&] { owner.set_value(cluster.primary_of(slot)); });
         CHECK(owner.get_future().get() == nodes.endpoint(to));
