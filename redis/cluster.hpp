@@ -4,8 +4,9 @@
 // followed: MOVED (update the map, refresh it in the background, resend), ASK
 // (ASKING + resend once at the target), TRYAGAIN and CLUSTERDOWN (bounded
 // retries with backoff), lost connections (reconnect, refresh the topology,
-// resend). A command may thus run more than once when a connection breaks
-// after it was sent: what callers send must be idempotent.
+// resend; a node that stops answering counts as lost). A command may thus run
+// more than once when a connection breaks after it was sent: what callers
+// send must be idempotent.
 #pragma once
 
 #include <chrono>
