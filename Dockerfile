@@ -15,7 +15,7 @@ RUN JOBCAST_SETUP_PROFILE=build JOBCAST_SKIP_NPM=1 bash scripts/setup.sh \
 FROM debian:12-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libzmq5 libsqlite3-0 libspdlog1.10 libfmt9 libssl3 \
+      libzmq5 libsqlite3-0 libspdlog1.10 libfmt9 libssl3 libhiredis0.14 \
       libboost-json1.81.0 libboost-program-options1.81.0 libboost-container1.81.0 libboost-url1.81.0 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 \
       ca-certificates curl \

@@ -1,0 +1,27 @@
+#include "redis/loop.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "redis/io_context.hpp"
+
+namespace jobcast::redis {
+
+Loop::Loop() : impl_(std::make_unique<Impl>()) {
+    impl_->thread = std::thread([this] { impl_->io.run(); });
+}
+
+Loop::~Loop() {
+    impl_->work.reset();
+    impl_->io.stop();
+    impl_->thread.join();
+}
+
+void Loop::post(std::function<void()> fn) {
+    asio::post(impl_->io, std::move(fn));
+}
+
+bool Loop::in_loop_thread() const {
+    return impl_->io.get_executor().running_in_this_thread();
+}
+
+}  // namespace jobcast::redis

@@ -1,0 +1,195 @@
+#include "redis/pubsub.hpp"
+
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <future>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "redis/cluster.hpp"
+#include "redis/io_context.hpp"
+#include "redis/slot.hpp"
+
+namespace jobcast::redis {
+
+struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
+    struct Channel {
+        std::uint16_t slot;
+        std::optional<Endpoint> node;  // where SSUBSCRIBE was sent
+        bool confirmed = false;
+    };
+
+    Impl(Cluster& cluster, MessageHandler on_message, SubscribedHandler on_subscribed)
+        : cluster(cluster),
+          on_message(std::move(on_message)),
+          on_subscribed(std::move(on_subscribed)),
+          resync_timer(io_of(cluster.loop())) {}
+
+    Cluster& cluster;
+    MessageHandler on_message;
+    SubscribedHandler on_subscribed;
+    std::map<std::string, Channel> channels;
+    std::map<Endpoint, std::shared_ptr<Connection>> connections;
+    asio::steady_timer resync_timer;
+    bool resync_scheduled = false;
+    std::optional<Endpoint> resync_ask_first;
+    int failed_resyncs = 0;
+    bool closed = false;
+
+    std::shared_ptr<Connection> connection(const Endpoint& node) {
+        auto& slot = connections[node];
+        if (!slot || !slot->is_open()) {
+            std::weak_ptr<Impl> weak = weak_from_this();
+            slot = Connection::create(cluster.loop(), node, cluster.options().connection,
+                                      [weak, node](Reply reply) {
+                                          if (auto self = weak.lock()) self->pushed(node, reply);
+                                      });
+            slot->on_close([weak, node, raw = slot.get()](std::error_code) {
+                if (auto self = weak.lock()) self->lost(node, raw);
+            });
+        }
+        return slot;
+    }
+
+    void subscribe(const std::string& name) {
+        if (closed || channels.contains(name)) return;
+        place(channels.emplace(name, Channel{key_slot(name), std::nullopt, false}).first);
+    }
+
+    void unsubscribe(const std::string& name) {
+        auto it = channels.find(name);
+        if (it == channels.end()) return;
+        if (it->second.node) {
+            auto conn = connections.find(*it->second.node);
+            if (conn != connections.end()) conn->second->send({"SUNSUBSCRIBE", name}, nullptr);
+        }
+        channels.erase(it);
+    }
+
+    // Sends SSUBSCRIBE to the channel's owner, if the slot map knows it.
+    void place(std::map<std::string, Channel>::iterator it) {
+        auto owner = cluster.primary_of(it->second.slot);
+        it->second.confirmed = false;
+        if (!owner) {
+            it->second.node.reset();
+            return schedule_resync();
+        }
+        it->second.node = owner;
+        connection(*owner)->send({"SSUBSCRIBE", it->first}, nullptr);
+    }
+
+    void pushed(const Endpoint& node, const Reply& reply) {
+        if (closed) return;
+        // MOVED, CLUSTERDOWN: the map is stale; this node knows better.
+        if (reply.is_error()) return schedule_resync(node);
+        if (!reply.is_array() || reply.elements.size() < 3 || !reply.elements[0].is_text() ||
+            !reply.elements[1].is_text())
+            return;
+        const std::string& kind = reply.elements[0].str;
+        auto it = channels.find(reply.elements[1].str);
+        if (it == channels.end() || it->second.node != node) return;
+        if (kind == "smessage" && reply.elements[2].is_text()) {
+            on_message(it->first, reply.elements[2].str);
+        } else if (kind == "ssubscribe") {
+            it->second.confirmed = true;
+            failed_resyncs = 0;
+            if (on_subscribed) on_subscribed(it->first);
+        } else if (kind == "sunsubscribe") {
+            // Not asked for (unsubscribe() forgets the channel first): the slot
+            // moved or this node was demoted, and it knows the new owner while
+            // other nodes may not have heard yet.
+            it->second.node.reset();
+            it->second.confirmed = false;
+            schedule_resync(node);
+        }
+    }
+
+    void lost(const Endpoint& node, const Connection* raw) {
+        auto conn = connections.find(node);
+        if (conn == connections.end() || conn->second.get() != raw) return;
+        connections.erase(conn);
+        if (closed) return;
+        for (auto& [name, channel] : channels) {
+            if (channel.node == node) {
+                channel.node.reset();
+                channel.confirmed = false;
+            }
+        }
+        schedule_resync();
+    }
+
+    // Refresh the topology after a backoff (asking `ask_first` first), then
+    // subscribe every channel that is not confirmed at its current owner.
+    void schedule_resync(std::optional<Endpoint> ask_first = std::nullopt) {
+        if (ask_first && !resync_ask_first) resync_ask_first = std::move(ask_first);
+        if (closed || resync_scheduled) return;
+        resync_scheduled = true;
+        const ClusterOptions& options = cluster.options();
+        auto delay = options.first_retry_delay * (1 << std::min(failed_resyncs, 16));
+        resync_timer.expires_after(
+            std::min<std::chrono::steady_clock::duration>(delay, options.max_retry_delay));
+        resync_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+            if (ec || self->closed) return;
+            self->cluster.refresh_topology([self](std::error_code) { self->resync(); },
+                                           std::exchange(self->resync_ask_first, std::nullopt));
+        });
+    }
+
+    void resync() {
+        resync_scheduled = false;
+        if (closed) return;
+        ++failed_resyncs;
+        for (auto it = channels.begin(); it != channels.end(); ++it) {
+            auto owner = cluster.primary_of(it->second.slot);
+            if (it->second.confirmed && it->second.node == owner) continue;
+            if (it->second.node && it->second.node != owner) {
+                auto old = connections.find(*it->second.node);
+                if (old != connections.end())
+                    old->second->send({"SUNSUBSCRIBE", it->first}, nullptr);
+            }
+            place(it);
+        }
+    }
+
+    void shutdown() {
+        closed = true;
+        resync_timer.cancel();
+        auto open = std::move(connections);
+        connections.clear();
+        for (auto& [node, conn] : open)
+            conn->close();
+        on_message = nullptr;
+        on_subscribed = nullptr;
+    }
+};
+
+ShardedPubSub::ShardedPubSub(Cluster& cluster, MessageHandler on_message,
+                             SubscribedHandler on_subscribed)
+    : impl_(std::make_shared<Impl>(cluster, std::move(on_message), std::move(on_subscribed))) {}
+
+ShardedPubSub::~ShardedPubSub() {
+    Loop& loop = impl_->cluster.loop();
+    if (loop.in_loop_thread()) {
+        impl_->shutdown();
+        return;
+    }
+    std::promise<void> done;
+    loop.post([impl = impl_, &done] {
+        impl->shutdown();
+        done.set_value();
+    });
+    done.get_future().wait();
+}
+
+void ShardedPubSub::subscribe(std::string channel) {
+    impl_->cluster.loop().post(
+        [impl = impl_, channel = std::move(channel)] { impl->subscribe(channel); });
+}
+
+void ShardedPubSub::unsubscribe(std::string channel) {
+    impl_->cluster.loop().post(
+        [impl = impl_, channel = std::move(channel)] { impl->unsubscribe(channel); });
+}
+
+}  // namespace jobcast::redis
