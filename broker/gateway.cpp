@@ -250,22 +250,29 @@ class Gateway::Impl {
             if (it->second.size() > config_.max_pending_sends) drop_peer(peer, "not reading");
             return;
         }
-        if (!try_send(peer, frame)) pending_[peer].push_back(std::move(frame));
+        switch (try_send(peer, frame)) {
+            case Sent::yes:
+                break;
+            case Sent::full:
+                pending_[peer].push_back(std::move(frame));
+                break;
+            case Sent::gone:
+                drop_peer(peer, "disconnected");
+                break;
+        }
     }
 
-    // False when the peer's pipe is full (retry later); a vanished peer is dropped.
-    bool try_send(const PeerId& peer, const std::string& frame) {
+    enum class Sent { yes, full, gone };  // full: retry later; gone: the peer vanished
+
+    Sent try_send(const PeerId& peer, const std::string& frame) {
         try {
             auto sent = router_.send(zmq::buffer(peer),
                                      zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-            if (!sent) return false;
+            if (!sent) return Sent::full;
             router_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
-            return true;
+            return Sent::yes;
         } catch (const zmq::error_t& e) {
-            if (e.num() == EHOSTUNREACH) {
-                drop_peer(peer, "disconnected");
-                return true;
-            }
+            if (e.num() == EHOSTUNREACH) return Sent::gone;
             throw;
         }
     }
@@ -273,9 +280,17 @@ class Gateway::Impl {
     void flush_pending() {
         for (auto it = pending_.begin(); it != pending_.end();) {
             auto& queue = it->second;
-            while (!queue.empty() && try_send(it->first, queue.front()))
+            Sent sent = Sent::yes;
+            while (!queue.empty() && (sent = try_send(it->first, queue.front())) == Sent::yes)
                 queue.pop_front();
-            it = queue.empty() ? pending_.erase(it) : std::next(it);
+            if (sent == Sent::gone) {
+                // Erased here, not in drop_peer: `it` and its key stay valid until then.
+                const PeerId peer = it->first;
+                it = pending_.erase(it);
+                drop_peer(peer, "disconnected");
+            } else {
+                it = queue.empty() ? pending_.erase(it) : std::next(it);
+            }
         }
     }
 
