@@ -87,8 +87,9 @@ class Broker::Impl {
         // The commit listener runs on the writer thread after COMMIT: only
         // then are acks sent and events shown (durable before visible).
         store_ = store::Store::open(config_.store, [this](store::CommittedBatch& batch) {
-            metrics_.on_commit(batch);
             if (auto* g = gateway_.load(std::memory_order_acquire)) g->on_commit(batch);
+            if (!batch.committed) return;  // only the lease outcomes of a failed batch
+            metrics_.on_commit(batch);
             hub_.publish(std::move(batch.events));
         });
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);

@@ -43,7 +43,7 @@ bool Dispatcher::name_held(const std::string& name) const {
 HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
                                const std::vector<std::string>& types, int capacity,
                                const std::vector<std::pair<std::string, int>>& inflight,
-                               Clock::time_point now, const WorkerIdentity& identity) {
+                               const WorkerIdentity& identity) {
     HelloOutcome out;
     if (auto refusal = identity_refusal(peer, name, identity)) {
         out.refused_identity = true;
@@ -63,19 +63,13 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
     fresh.key = identity.key;
     fresh.types = types;
     fresh.capacity = std::max(1, capacity);
-    fresh.last_seen = now;
+    fresh.last_seen = terms_.now();
 
     std::unordered_set<std::string> kept;
     for (const auto& [job, attempt] : inflight) {
         auto it = leases_.find(job);
-        if (it != leases_.end() && it->second.attempt == attempt && attempt > 0 &&
-            !it->second.lost && it->second.worker == name &&
-            (it->second.peer.empty() || (previous && it->second.peer == *previous))) {
-            it->second.peer = peer;
-            it->second.assign_no = 0;  // claimed by this hello
-            it->second.unacked_reports = 0;
-            it->second.key = identity.key;
-            it->second.key_known = true;
+        if (it != leases_.end() && LeaseTerms::claimable(it->second, name, attempt, previous)) {
+            terms_.claim(it->second, peer, identity.key);
             fresh.jobs.insert(job);
             kept.insert(job);
             out.resumed.push_back(job);
@@ -105,9 +99,9 @@ HelloOutcome Dispatcher::hello(const PeerId& peer, const std::string& name,
     return out;
 }
 
-void Dispatcher::seen(const PeerId& peer, Clock::time_point now) {
+void Dispatcher::seen(const PeerId& peer) {
     auto it = workers_.find(peer);
-    if (it != workers_.end()) it->second.last_seen = now;
+    if (it != workers_.end()) it->second.last_seen = terms_.now();
 }
 
 std::vector<LostLease> Dispatcher::remove_worker(const PeerId& peer) {
@@ -131,7 +125,7 @@ std::vector<LostLease> Dispatcher::remove_worker(const PeerId& peer) {
     return lost;
 }
 
-std::size_t Dispatcher::disconnect(const PeerId& peer, Clock::time_point now) {
+std::size_t Dispatcher::disconnect(const PeerId& peer) {
     auto it = workers_.find(peer);
     if (it == workers_.end()) return 0;
     std::size_t orphaned = 0;
@@ -139,8 +133,7 @@ std::size_t Dispatcher::disconnect(const PeerId& peer, Clock::time_point now) {
         auto lease = leases_.find(job);
         if (lease == leases_.end()) continue;
         if (lease->second.attempt > 0 && !lease->second.lost) {
-            lease->second.peer.clear();  // its chunks are refused until it is claimed
-            lease->second.orphan_deadline = now + lease_timeout_;
+            terms_.orphan(lease->second);  // its chunks are refused until it is claimed
             ++orphaned;
         } else if (lease->second.attempt == 0) {
             leases_.erase(lease);  // a reservation: the lease result finds no holder
@@ -150,19 +143,18 @@ std::size_t Dispatcher::disconnect(const PeerId& peer, Clock::time_point now) {
     return orphaned;
 }
 
-std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
+std::vector<LostLease> Dispatcher::expire() {
     std::vector<LostLease> lost;
     std::vector<PeerId> silent;
     for (const auto& [peer, w] : workers_) {
-        if (now - w.last_seen > lease_timeout_) silent.push_back(peer);
+        if (terms_.silent(w.last_seen)) silent.push_back(peer);
     }
     for (const auto& peer : silent) {
         auto more = remove_worker(peer);
         lost.insert(lost.end(), more.begin(), more.end());
     }
     for (auto& [job, lease] : leases_) {
-        if (lease.peer.empty() && !lease.lost && lease.orphan_deadline != Clock::time_point{} &&
-            now > lease.orphan_deadline) {
+        if (terms_.orphan_expired(lease)) {
             lost.push_back({job, lease.attempt, lease.worker});
             lease.lost = true;  // reported once
         }
@@ -170,13 +162,11 @@ std::vector<LostLease> Dispatcher::expire(Clock::time_point now) {
     return lost;
 }
 
-void Dispatcher::pause(Clock::duration away) {
+void Dispatcher::pause(Steady::duration away) {
     for (auto& [peer, w] : workers_)
         w.last_seen += away;
-    for (auto& [job, lease] : leases_) {
-        if (lease.peer.empty() && !lease.lost && lease.orphan_deadline != Clock::time_point{})
-            lease.orphan_deadline += away;
-    }
+    for (auto& [job, lease] : leases_)
+        terms_.pause(lease, away);
 }
 
 std::vector<PeerId> Dispatcher::peers() const {
@@ -258,20 +248,16 @@ void Dispatcher::lease_granted(const std::string& job, int attempt) {
     if (it != leases_.end()) it->second.attempt = attempt;
 }
 
-void Dispatcher::assign_sent(const std::string& job, Clock::time_point now) {
+void Dispatcher::assign_sent(const std::string& job) {
     auto lease = leases_.find(job);
     if (lease == leases_.end()) return;
     auto w = workers_.find(lease->second.peer);
-    if (w != workers_.end()) {
-        lease->second.assign_no = ++w->second.assigns_sent;
-        lease->second.assign_sent_at = now;
-        lease->second.unacked_reports = 0;
-    }
+    if (w != workers_.end()) terms_.assign_sent(lease->second, ++w->second.assigns_sent);
 }
 
 std::vector<LostLease> Dispatcher::reconcile(
     const PeerId& peer, const std::vector<std::pair<std::string, int>>& inflight,
-    std::uint64_t assigned, Clock::time_point now) {
+    std::uint64_t assigned) {
     std::vector<LostLease> lost;
     auto w = workers_.find(peer);
     if (w == workers_.end()) return lost;
@@ -286,23 +272,12 @@ std::vector<LostLease> Dispatcher::reconcile(
         Lease& l = lease->second;
         const bool listed = std::find(inflight.begin(), inflight.end(),
                                       std::pair{*it, l.attempt}) != inflight.end();
-        bool forgotten = false;
-        if (listed) {
-            l.unacked_reports = 0;
-        } else if (l.assign_no <= assigned) {
-            forgotten = true;  // it arrived (or was claimed), and the worker let it go
-        } else {
-            // Not counted yet: on its way, or dropped by a worker that could
-            // not read it. Only a long run of such reports means the latter.
-            ++l.unacked_reports;
-            forgotten = l.unacked_reports >= max_unacked_reports_ &&
-                        now - l.assign_sent_at >= lease_timeout_;
-        }
-        if (!forgotten) {
+        const LeaseReport report = terms_.report(l, listed, assigned);
+        if (report == LeaseReport::kept) {
             ++it;
             continue;
         }
-        lost.push_back({*it, l.attempt, l.worker, l.assign_no > assigned});
+        lost.push_back({*it, l.attempt, l.worker, report == LeaseReport::never_received});
         // As for a silent worker: held by no one until the requeue commits.
         l.peer.clear();
         l.lost = true;
@@ -315,13 +290,12 @@ void Dispatcher::lease_refused(const std::string& job) {
     end_lease(job);
 }
 
-void Dispatcher::adopt_orphan(const std::string& job, int attempt, const std::string& worker,
-                              Clock::time_point now) {
+void Dispatcher::adopt_orphan(const std::string& job, int attempt, const std::string& worker) {
     Lease& lease = leases_[job];
     lease = Lease{};
     lease.worker = worker;
     lease.attempt = attempt;
-    lease.orphan_deadline = now + lease_timeout_;
+    terms_.orphan(lease);
     lease.key_known = false;  // the store keeps the worker's name only
 }
 

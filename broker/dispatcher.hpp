@@ -1,8 +1,8 @@
 // Who runs what: the queue of jobs waiting for a worker (by priority, then
 // age), the connected workers with their types and free capacity, and the
-// leases that bind a running attempt to one worker. Pure logic: no sockets, no
-// threads, no clock of its own (callers pass `now`). The gateway owns one and
-// calls it from its thread only.
+// leases that bind a running attempt to one worker (their rules: lease.hpp).
+// Pure logic: no sockets, no threads; time comes from the injected clock. The
+// worker protocol owns one and calls it from its thread only.
 #pragma once
 
 #include <chrono>
@@ -15,10 +15,10 @@
 #include <unordered_set>
 #include <vector>
 
-namespace jobcast::broker {
+#include "broker/lease.hpp"
+#include "common/clock.hpp"
 
-using Clock = std::chrono::steady_clock;
-using PeerId = std::string;  // the ZeroMQ routing id of a worker's connection
+namespace jobcast::broker {
 
 struct QueuedJob {
     std::string job;  // ULID: sorts by age
@@ -30,15 +30,6 @@ struct Assignment {
     std::string job;
     PeerId peer;
     std::string worker;  // the worker's name, recorded in the lease
-};
-
-// A lease that must end: its worker is gone or its orphan timer ran out.
-struct LostLease {
-    std::string job;
-    int attempt = 0;
-    std::string worker;
-    // reconcile: the worker never counted the assign (rather than forgot the job).
-    bool never_received = false;
 };
 
 // Who says hello, beyond the name it declares: the CURVE public key of its
@@ -66,9 +57,9 @@ class Dispatcher {
   public:
     // `max_unacked_reports`: heartbeats that do not count an assign (nor list
     // its job) before that lease is taken back; see reconcile.
-    explicit Dispatcher(std::chrono::milliseconds lease_timeout,
-                        std::uint32_t max_unacked_reports = 20)
-        : lease_timeout_(lease_timeout), max_unacked_reports_(max_unacked_reports) {}
+    Dispatcher(const Clock& clock, std::chrono::milliseconds lease_timeout,
+               std::uint32_t max_unacked_reports = 20)
+        : terms_(clock, lease_timeout, max_unacked_reports) {}
 
     // ---- workers ----
     // A worker's identity is its name and, with CURVE, its key. A hello for a
@@ -80,24 +71,24 @@ class Dispatcher {
     HelloOutcome hello(const PeerId& peer, const std::string& name,
                        const std::vector<std::string>& types, int capacity,
                        const std::vector<std::pair<std::string, int>>& inflight,
-                       Clock::time_point now, const WorkerIdentity& identity = {});
+                       const WorkerIdentity& identity = {});
     bool known(const PeerId& peer) const { return workers_.count(peer) != 0; }
     // Whether a live connection or a lease (an orphaned one too) holds the name.
     bool name_held(const std::string& name) const;
-    void seen(const PeerId& peer, Clock::time_point now);
+    void seen(const PeerId& peer);
     // Removes a worker; its leases are returned so the jobs can be requeued.
     std::vector<LostLease> remove_worker(const PeerId& peer);
     // A worker's connection went away (it may be reconnecting: it gave up on a
     // paused broker, or its network blinked). Its leases are orphaned for the
     // lease timeout, for its hello on a new connection to claim, as after a
     // broker restart; unclaimed, they expire. Returns how many were orphaned.
-    std::size_t disconnect(const PeerId& peer, Clock::time_point now);
+    std::size_t disconnect(const PeerId& peer);
     // Workers silent for longer than the lease timeout, and orphaned leases
     // (loaded at start) whose worker never came back. Both are removed.
-    std::vector<LostLease> expire(Clock::time_point now);
+    std::vector<LostLease> expire();
     // The broker itself was away (stopped, starved, blocked) for `away`: it
     // could not hear anyone then, so that time does not count as silence.
-    void pause(Clock::duration away);
+    void pause(Steady::duration away);
     std::vector<PeerId> peers() const;
     std::size_t worker_count() const { return workers_.size(); }
     std::string worker_name(const PeerId& peer) const;
@@ -112,7 +103,7 @@ class Dispatcher {
     void lease_granted(const std::string& job, int attempt);
     // The job's assign is being sent to its holder: numbers it among the
     // assigns of that connection (see reconcile).
-    void assign_sent(const std::string& job, Clock::time_point now);
+    void assign_sent(const std::string& job);
     // A worker's heartbeat listed what it holds and how many assigns it has
     // received since its hello. A lease of this connection that it does not
     // list is lost (returned, for the job to be requeued) when
@@ -124,12 +115,11 @@ class Dispatcher {
     //   that merely predates the assign's arrival does not cost the lease.
     std::vector<LostLease> reconcile(const PeerId& peer,
                                      const std::vector<std::pair<std::string, int>>& inflight,
-                                     std::uint64_t assigned, Clock::time_point now);
+                                     std::uint64_t assigned);
     void lease_refused(const std::string& job);
     // A running attempt found in the store at start: held for its worker to
     // reconnect (hello with in-flight) until the lease timeout.
-    void adopt_orphan(const std::string& job, int attempt, const std::string& worker,
-                      Clock::time_point now);
+    void adopt_orphan(const std::string& job, int attempt, const std::string& worker);
     // The lease ended (requeued, finished): frees the worker's slot.
     void end_lease(const std::string& job);
 
@@ -153,30 +143,9 @@ class Dispatcher {
         std::vector<std::string> types;
         int capacity = 1;
         std::unordered_set<std::string> jobs;  // reserved or leased
-        Clock::time_point last_seen;
+        Steady last_seen;
         std::uint64_t assigns_sent = 0;  // on this connection, since its hello
     };
-    struct Lease {
-        PeerId peer;  // empty while orphaned
-        std::string worker;
-        int attempt = 0;  // 0 while the LeaseJob write is in flight
-        Clock::time_point orphan_deadline{};
-        // Reported lost: its requeue is being written, so no hello may take it
-        // back (the job will be assigned again as a new attempt).
-        bool lost = false;
-        // The number of the assign that carried it to its holder (1, 2, … per
-        // connection); 0 when the holder claimed it in its hello.
-        std::uint64_t assign_no = 0;
-        Clock::time_point assign_sent_at{};
-        // Heartbeats of the holder since the assign that neither counted it
-        // nor listed the job.
-        std::uint32_t unacked_reports = 0;
-        // The CURVE key of the worker it was leased to or claimed by; unknown
-        // for a lease reloaded from the store (the store keeps names only).
-        std::string key;
-        bool key_known = true;
-    };
-
     using WorkerMap = std::unordered_map<PeerId, Worker>;
     // The worker declaring `type` with the most free slots (end() if none).
     WorkerMap::iterator free_worker_for(const std::string& type);
@@ -186,8 +155,7 @@ class Dispatcher {
     std::optional<std::string> identity_refusal(const PeerId& peer, const std::string& name,
                                                 const WorkerIdentity& identity) const;
 
-    std::chrono::milliseconds lease_timeout_;
-    std::uint32_t max_unacked_reports_;
+    LeaseTerms terms_;
     WorkerMap workers_;
     std::map<std::string, std::set<QueuedJob, Order>> queues_;  // by type
     std::unordered_map<std::string, QueuedJob> queued_index_;

@@ -1,7 +1,9 @@
-// The worker side of the broker: one thread owns the ZeroMQ ROUTER socket and
-// the dispatcher. Worker messages become store writes; after each commit the
-// writer hands the acks and job changes back here (through an inbox and an
-// eventfd), and the gateway acks, assigns, cancels and requeues.
+// The worker side of the broker: a socket loop. One thread owns the ZeroMQ
+// ROUTER socket: it polls it, hands each frame to the worker protocol
+// (broker/worker_protocol.hpp, which decides everything), sends what that
+// returns (queueing per worker when a pipe is full) and submits its store
+// ops. After each commit the writer hands the acks, lease outcomes and job
+// changes back here (through an inbox and an eventfd) for the protocol.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "persistence/store.hpp"
 #include "protocol/codec.hpp"
 
@@ -53,7 +56,7 @@ struct GatewayStats {
 
 class Gateway {
   public:
-    Gateway(GatewayConfig config, store::Store& store);
+    Gateway(GatewayConfig config, store::Store& store, const Clock& clock = Clock::system());
     ~Gateway();
     Gateway(const Gateway&) = delete;
     Gateway& operator=(const Gateway&) = delete;

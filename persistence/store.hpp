@@ -122,10 +122,23 @@ struct WriteAck {
     std::string message;
 };
 
+// What became of one LeaseJob op: the job is leased (ok, `leased` holds it
+// as it now is), or it is not (any other status; also every lease op of a
+// batch that failed to commit).
+struct LeaseOutcome {
+    std::string job;
+    WriteStatus status = WriteStatus::ok;
+    std::optional<Job> leased;
+};
+
 struct CommittedBatch {
-    std::vector<JobEvents> events;  // only events that are durable now
-    std::vector<WriteAck> acks;     // one per chunk/checkpoint/finish op, in op order
-    std::vector<Job> job_changes;   // jobs whose state/attempt changed in this batch
+    std::vector<JobEvents> events;     // only events that are durable now
+    std::vector<WriteAck> acks;        // one per chunk/checkpoint/finish op, in op order
+    std::vector<LeaseOutcome> leases;  // one per LeaseJob op, in op order
+    std::vector<Job> job_changes;      // jobs whose state/attempt changed in this batch
+    // False for a batch that failed to commit: it reaches the listener only
+    // when it held LeaseJob ops, with their outcomes (conflict) and nothing else.
+    bool committed = true;
     std::size_t ops = 0;
     std::size_t event_count = 0;
     double commit_seconds = 0;
@@ -186,7 +199,8 @@ class EventLog {
 
 class Store {
   public:
-    using CommitListener = std::function<void(CommittedBatch&)>;  // writer thread, after COMMIT
+    // Writer thread, after COMMIT (and after a failed batch that held lease ops).
+    using CommitListener = std::function<void(CommittedBatch&)>;
 
     // Opens (creating if needed) and migrates the database, starts the writer
     // and retention threads. Throws StoreError.

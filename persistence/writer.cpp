@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <stdexcept>
+#include <variant>
 
 #include "persistence/log.hpp"
 
@@ -203,11 +204,28 @@ void Writer::commit_batch(std::vector<Entry>& batch) {
     CommittedBatch committed;
     results_.clear();
     std::string failure;
+    // Lease outcomes go back in the batch; the job ids are taken first, since
+    // applying an op moves its strings.
+    for (const Entry& entry : batch) {
+        if (const auto* lease = std::get_if<LeaseJob>(&entry.op))
+            committed.leases.push_back({lease->job, WriteStatus::conflict, std::nullopt});
+    }
+    std::size_t next_lease = 0;
     try {
         db::Transaction transaction(connection_);
         for (std::size_t i = 0; i < batch.size(); ++i) {
             Entry& entry = batch[i];
-            if (entry.done) {
+            if (std::holds_alternative<LeaseJob>(entry.op)) {
+                LeaseOutcome& outcome = committed.leases[next_lease++];
+                WriteResult result = applier_->apply(entry.op, true, committed);
+                outcome.status = result.status;
+                if (entry.done) {
+                    outcome.leased = result.job;
+                    results_.emplace_back(i, std::move(result));
+                } else {
+                    outcome.leased = std::move(result.job);
+                }
+            } else if (entry.done) {
                 results_.emplace_back(i, applier_->apply(entry.op, true, committed));
             } else {
                 applier_->apply(entry.op, false, committed);
@@ -234,6 +252,21 @@ void Writer::commit_batch(std::vector<Entry>& batch) {
                 entry.done(result);
             } catch (const std::exception& error) {
                 logger().error("completion threw error=\"{}\"", error.what());
+            }
+        }
+        // Whoever reserved a job for a lease op hears that it got none.
+        if (listener_ && !committed.leases.empty()) {
+            CommittedBatch refused;
+            refused.committed = false;
+            refused.leases = std::move(committed.leases);
+            for (LeaseOutcome& outcome : refused.leases) {
+                outcome.status = WriteStatus::conflict;
+                outcome.leased.reset();
+            }
+            try {
+                listener_(refused);
+            } catch (const std::exception& error) {
+                logger().error("commit listener threw error=\"{}\"", error.what());
             }
         }
     } else {

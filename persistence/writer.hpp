@@ -1,6 +1,6 @@
 // The writer thread: owns the one write connection, applies queued ops in
-// group-committed transactions, tells the commit listener and each op's
-// completion only after COMMIT, and keeps the WAL bounded by checkpointing
+// group-committed transactions, tells the commit listener (lease outcomes
+// included) and each op's completion only after COMMIT, and keeps the WAL bounded by checkpointing
 // itself. Internal to persistence/.
 #pragma once
 

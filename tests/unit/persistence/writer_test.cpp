@@ -61,6 +61,61 @@ TEST_CASE("a batch that cannot commit gets errors and acknowledges nothing", "[w
     CHECK(testing::read_all(*store, "job-1").size() == 3);
 }
 
+TEST_CASE("each lease op's outcome comes back in its commit batch", "[writer]") {
+    testing::TempDir dir;
+    StoreConfig config = testing::test_config(dir);
+    config.busy_timeout = std::chrono::milliseconds(100);
+    std::mutex mutex;
+    std::vector<CommittedBatch> batches;
+    auto store = Store::open(config, [&](CommittedBatch& batch) {
+        std::lock_guard lock(mutex);
+        batches.push_back(batch);
+    });
+    auto last_batch = [&] {
+        store->flush();
+        std::lock_guard lock(mutex);
+        return batches.back();
+    };
+    REQUIRE(submit_sync(*store, CreateJob{testing::new_job("job-1"), ""}).status ==
+            WriteStatus::ok);
+    REQUIRE(submit_sync(*store, CreateJob{testing::new_job("job-2"), ""}).status ==
+            WriteStatus::ok);
+
+    std::vector<WriteOp> ops;
+    ops.emplace_back(LeaseJob{"job-1", "w1", 1'700'000'001'000});
+    ops.emplace_back(LeaseJob{"job-1", "w2", 1'700'000'001'000});  // leased already
+    ops.emplace_back(LeaseJob{"nope", "w1", 1'700'000'001'000});
+    store->submit_many(std::move(ops));
+    const CommittedBatch leased = last_batch();
+    CHECK(leased.committed);
+    REQUIRE(leased.leases.size() == 3);
+    CHECK(leased.leases[0].job == "job-1");
+    CHECK(leased.leases[0].status == WriteStatus::ok);
+    REQUIRE(leased.leases[0].leased);
+    CHECK(leased.leases[0].leased->attempt == 1);
+    CHECK(leased.leases[0].leased->worker == "w1");
+    CHECK(leased.leases[1].status == WriteStatus::conflict);
+    CHECK_FALSE(leased.leases[1].leased);
+    CHECK(leased.leases[2].job == "nope");
+    CHECK(leased.leases[2].status == WriteStatus::not_found);
+
+    // A batch that cannot commit hands its lease ops back refused, and nothing else.
+    db::Connection other = db::Connection::open(config.path, SQLITE_OPEN_READWRITE);
+    other.exec("BEGIN IMMEDIATE");
+    store->submit(LeaseJob{"job-2", "w1", 1'700'000'002'000});
+    const CommittedBatch failed = last_batch();
+    other.exec("ROLLBACK");
+    CHECK_FALSE(failed.committed);
+    REQUIRE(failed.leases.size() == 1);
+    CHECK(failed.leases[0].job == "job-2");
+    CHECK(failed.leases[0].status == WriteStatus::conflict);
+    CHECK_FALSE(failed.leases[0].leased);
+    CHECK(failed.acks.empty());
+    CHECK(failed.job_changes.empty());
+    CHECK(failed.events.empty());
+    CHECK(store->jobs().get("job-2")->state == JobState::queued);
+}
+
 TEST_CASE("after a transaction fails midway the writer reloads its jobs", "[writer]") {
     testing::TempDir dir;
     StoreConfig config = testing::test_config(dir);

@@ -1,0 +1,117 @@
+// The broker's side of the worker protocol, without sockets: per-worker link
+// state (hello/welcome, identity, heartbeats), leases checked on every
+// message, cumulative acks coalesced per commit, rejects, cancel deadlines and
+// lost leases. It takes decoded messages, commit batches and the clock, and
+// returns the frames to send and the store ops to submit (an Outbox); the
+// gateway's socket loop does the I/O. Used from one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "broker/dispatcher.hpp"
+#include "broker/gateway.hpp"
+#include "broker/lease.hpp"
+#include "broker/worker_sessions.hpp"
+#include "common/clock.hpp"
+#include "persistence/store.hpp"
+#include "protocol/codec.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace jobcast::broker {
+
+// What the socket loop is to do after a call, in order.
+struct Outbox {
+    std::vector<std::pair<PeerId, std::string>> frames;  // encoded broker messages
+    std::vector<PeerId> replaced;  // connections whose queued sends are dropped
+    std::vector<store::WriteOp> ops;
+    void clear_sends() {
+        frames.clear();
+        replaced.clear();
+    }
+};
+
+class WorkerProtocol {
+  public:
+    // `session_secret`: the store's worker session key. `stats`: counters it
+    // keeps up to date (read by the metrics module).
+    WorkerProtocol(const GatewayConfig& config, std::string session_secret, const Clock& clock,
+                   GatewayStats& stats);
+    ~WorkerProtocol();
+    WorkerProtocol(const WorkerProtocol&) = delete;
+    WorkerProtocol& operator=(const WorkerProtocol&) = delete;
+
+    // Jobs the previous broker left: queued ones wait for a worker again,
+    // running ones keep their lease for one lease timeout so that their worker
+    // can reconnect and carry on (hello with its in-flight list).
+    void reload(const std::vector<Job>& unfinished);
+
+    // ---- worker -> broker ----
+    // One frame from `peer`, whose connection authenticated with CURVE `key`
+    // (Z85; empty without CURVE).
+    void on_frame(const PeerId& peer, std::string_view frame, const std::string& key, Outbox& out);
+    // A frame that is not one message (counted and logged, not answered).
+    void malformed(const PeerId& peer, std::string_view what, bool oversize = false);
+
+    // ---- writer -> broker ----
+    // What one or more commits brought back: the acks owed to workers, the
+    // outcome of each lease op, the jobs that changed (in this order).
+    void on_commit(const std::vector<store::WriteAck>& acks,
+                   const std::vector<store::LeaseOutcome>& leases, const std::vector<Job>& changes,
+                   Outbox& out);
+
+    // ---- timers ----
+    // Queued jobs for workers with free capacity: their LeaseJob ops.
+    void dispatch(Outbox& out);
+    // Once per heartbeat interval: heartbeats out, silent workers' leases lost,
+    // cancels past their grace forced.
+    void tick(Outbox& out);
+    // The broker itself was away (stopped, starved of CPU, blocked on the
+    // store) for `away` longer than it meant to wait: that time does not count
+    // as its workers' silence.
+    void stalled(Steady::duration away);
+
+    // ---- connections ----
+    // A connection is gone (unreachable, or not reading); its worker may be
+    // reconnecting, so its leases wait one lease timeout for its hello.
+    void disconnected(const PeerId& peer, std::string_view why);
+    // The broker is shutting down: every worker is told to reconnect.
+    void goodbye(Outbox& out);
+
+    std::size_t worker_count() const { return dispatcher_.worker_count(); }
+
+  private:
+    void on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
+                  Outbox& out);
+    void refuse_identity(const PeerId& peer, const proto::Hello& hello, const std::string& key,
+                         const std::string& why, Outbox& out);
+    void on_inflight_report(const PeerId& peer, const std::vector<proto::InflightJob>& held,
+                            std::uint64_t assigned, Outbox& out);
+    void send_acks(const std::vector<store::WriteAck>& acks, Outbox& out);
+    void on_lease(const store::LeaseOutcome& lease, Outbox& out);
+    void on_job_change(const Job& job, Outbox& out);
+    void send(const PeerId& peer, const proto::BrokerMessage& message, Outbox& out);
+
+    const GatewayConfig config_;
+    const Clock& clock_;
+    GatewayStats& stats_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::shared_ptr<spdlog::logger> audit_;
+    WorkerSessions sessions_;
+    Dispatcher dispatcher_;
+    CancelGrace cancels_;
+    std::unordered_map<PeerId, Steady> last_complaint_;
+    std::unordered_map<std::string, Steady> last_identity_refusal_;  // by worker name
+    std::string assign_frame_;
+};
+
+}  // namespace jobcast::broker

@@ -1,0 +1,254 @@
+// The broker's worker-protocol machine, without sockets or sleeps: frames in,
+// commit batches in, a ManualClock; frames out and store ops out.
+#include "broker/worker_protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace jobcast;
+using namespace jobcast::broker;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSecret(32, 'k');
+
+struct Rig {
+    ManualClock clock;
+    Rig() { clock.advance(1h); }
+    GatewayConfig config;  // heartbeat 1 s, liveness 3, cancel grace 10 s
+    GatewayStats stats;
+    WorkerProtocol protocol{config, kSecret, clock, stats};
+    Outbox out;
+
+    void say(const PeerId& peer, const proto::WorkerMessage& message) {
+        protocol.on_frame(peer, proto::encode(message), "", out);
+    }
+    void commit(std::vector<store::WriteAck> acks, std::vector<store::LeaseOutcome> leases = {},
+                std::vector<Job> changes = {}) {
+        protocol.on_commit(acks, leases, changes, out);
+    }
+    // The messages sent to `peer` since the last call, in order.
+    std::vector<proto::BrokerMessage> sent_to(const PeerId& peer) {
+        std::vector<proto::BrokerMessage> messages;
+        for (const auto& [to, frame] : out.frames) {
+            if (to != peer) continue;
+            auto decoded = proto::decode_broker_message(frame);
+            REQUIRE(std::holds_alternative<proto::BrokerMessage>(decoded));
+            messages.push_back(std::get<proto::BrokerMessage>(decoded));
+        }
+        out.clear_sends();
+        return messages;
+    }
+    std::vector<store::WriteOp> take_ops() { return std::exchange(out.ops, {}); }
+
+    // Hello from `peer` as worker `name`, then one job leased to it (attempt 1).
+    void run_one_job(const PeerId& peer, const std::string& name, const std::string& job) {
+        say(peer, proto::Hello{name, {"llm"}, 1, {}});
+        Job queued = make_job(job, JobState::queued, 0);
+        commit({}, {}, {queued});
+        protocol.dispatch(out);
+        auto ops = take_ops();
+        REQUIRE(ops.size() == 1);
+        REQUIRE(std::get<store::LeaseJob>(ops[0]).job == job);
+        Job leased = make_job(job, JobState::running, 1, name);
+        commit({}, {{job, store::WriteStatus::ok, leased}}, {leased});
+        auto sent = sent_to(peer);
+        REQUIRE(sent.size() == 2);
+        CHECK(std::holds_alternative<proto::Welcome>(sent[0]));
+        CHECK(std::get<proto::Assign>(sent[1]).attempt == 1);
+    }
+
+    static Job make_job(const std::string& id, JobState state, int attempt,
+                        const std::string& worker = "") {
+        Job job;
+        job.id = id;
+        job.type = "llm";
+        job.state = state;
+        job.attempt = attempt;
+        job.worker = worker;
+        return job;
+    }
+};
+
+template <class T>
+const T& only(const std::vector<proto::BrokerMessage>& sent) {
+    REQUIRE(sent.size() == 1);
+    REQUIRE(std::holds_alternative<T>(sent[0]));
+    return std::get<T>(sent[0]);
+}
+
+}  // namespace
+
+TEST_CASE("hello after a restart keeps the leases its worker still runs and rejects the others") {
+    Rig rig;
+    rig.protocol.reload({Rig::make_job("J", JobState::running, 2, "w"),
+                         Rig::make_job("K", JobState::running, 1, "w")});
+    // The session its welcome gave it before the restart (same store secret).
+    WorkerSessions before(kSecret);
+    const auto session =
+        before.welcome("", false, "", "w", [](const std::string&) { return false; });
+
+    // Without the session, the name (held by the reloaded leases) is refused.
+    rig.say("p1", proto::Hello{"w", {"llm"}, 2, {{"J", 2, 4}}});
+    CHECK(only<proto::Reject>(rig.sent_to("p1")).reason == "identity");
+    CHECK(rig.stats.rejected_identity == 1);
+
+    // J at attempt 2 is its own; K at attempt 1 too, but it says attempt 3 for it.
+    rig.say("p1", proto::Hello{"w", {"llm"}, 2, {{"J", 2, 4}, {"K", 3, 1}}, session});
+    auto sent = rig.sent_to("p1");
+    REQUIRE(sent.size() == 2);
+    CHECK(std::get<proto::Welcome>(sent[0]).session == session);
+    CHECK(std::get<proto::Reject>(sent[1]) == proto::Reject{"K", "lease", 3});
+
+    // A chunk of the attempt it holds is written; one of a stale attempt is refused.
+    rig.say("p1", proto::Chunk{"J", 2, 4, EventKind::token, R"({"text":"a"})", 1});
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    CHECK(std::get<store::AppendChunk>(ops[0]).wseq == 4);
+    rig.say("p1", proto::Chunk{"J", 1, 9, EventKind::token, R"({"text":"b"})", 1});
+    CHECK(only<proto::Reject>(rig.sent_to("p1")) == proto::Reject{"J", "lease", 1});
+    CHECK(rig.take_ops().empty());
+    CHECK(rig.stats.rejected_lease == 1);
+
+    // K was not claimed: after one lease timeout it is requeued.
+    rig.clock.advance(2s);
+    rig.say("p1", proto::Heartbeat{});
+    rig.clock.advance(2s);
+    rig.protocol.tick(rig.out);
+    ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    CHECK(std::get<store::RequeueJob>(ops[0]).job == "K");
+}
+
+TEST_CASE("acks of one commit are coalesced per attempt; a gap is rejected") {
+    Rig rig;
+    rig.run_one_job("p1", "w", "J");
+    rig.commit({{"J", 1, 3, store::WriteStatus::ok, ""},
+                {"J", 1, 5, store::WriteStatus::duplicate, ""},
+                {"J", 1, 4, store::WriteStatus::ok, ""}});
+    CHECK(only<proto::Ack>(rig.sent_to("p1")) == proto::Ack{"J", 1, 5});
+    CHECK(rig.stats.duplicates == 1);
+
+    rig.commit({{"J", 1, 9, store::WriteStatus::gap, "expected 6"}});
+    CHECK(only<proto::Reject>(rig.sent_to("p1")) == proto::Reject{"J", "gap", 1});
+
+    // An ack for an attempt nobody holds goes nowhere.
+    rig.commit({{"J", 2, 1, store::WriteStatus::ok, ""}});
+    CHECK(rig.out.frames.empty());
+}
+
+TEST_CASE("an unknown connection is told to say hello") {
+    Rig rig;
+    rig.say("p9", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});
+    CHECK(only<proto::Reject>(rig.sent_to("p9")).reason == "hello");
+    CHECK(rig.take_ops().empty());
+    CHECK(rig.stats.rejected_unknown_peer == 1);
+}
+
+TEST_CASE("a refused lease frees the slot; an outcome of a failed batch too") {
+    Rig rig;
+    rig.say("p1", proto::Hello{"w", {"llm"}, 1, {}});
+    rig.commit({}, {}, {Rig::make_job("J", JobState::queued, 0)});
+    rig.protocol.dispatch(rig.out);
+    REQUIRE(rig.take_ops().size() == 1);
+    rig.commit({}, {{"J", store::WriteStatus::conflict, std::nullopt}});
+    rig.sent_to("p1");
+
+    rig.commit({}, {}, {Rig::make_job("K", JobState::queued, 0)});
+    rig.protocol.dispatch(rig.out);
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    CHECK(std::get<store::LeaseJob>(ops[0]).job == "K");
+}
+
+TEST_CASE("a cancel reaches the worker, and is forced once its grace is over") {
+    Rig rig;
+    rig.run_one_job("p1", "w", "J");
+    Job cancelling = Rig::make_job("J", JobState::running, 1, "w");
+    cancelling.cancel_requested = true;
+    rig.commit({}, {}, {cancelling});
+    CHECK(only<proto::Cancel>(rig.sent_to("p1")).job == "J");
+
+    rig.clock.advance(9s);
+    rig.say("p1", proto::Heartbeat{});
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());
+    rig.sent_to("p1");
+
+    rig.clock.advance(1s);
+    rig.say("p1", proto::Heartbeat{});
+    rig.protocol.tick(rig.out);
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    const auto& forced = std::get<store::CancelJob>(ops[0]);
+    CHECK(forced.job == "J");
+    CHECK(forced.force);
+    CHECK(forced.now == rig.clock.unix_ms());
+
+    rig.clock.advance(1s);
+    rig.say("p1", proto::Heartbeat{});
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());  // once
+
+    // The job ends cancelled: its worker is told to stop.
+    rig.sent_to("p1");
+    rig.commit({}, {}, {Rig::make_job("J", JobState::cancelled, 1, "w")});
+    CHECK(only<proto::Cancel>(rig.sent_to("p1")).job == "J");
+}
+
+TEST_CASE("a silent worker loses its lease; heartbeats keep it") {
+    Rig rig;
+    rig.run_one_job("p1", "w", "J");
+    for (int i = 0; i < 5; ++i) {
+        rig.clock.advance(2s);
+        rig.say("p1", proto::Heartbeat{std::vector<proto::InflightJob>{{"J", 1, 1}}, 1});
+        rig.protocol.tick(rig.out);
+        CHECK(rig.take_ops().empty());
+    }
+    CHECK(rig.protocol.worker_count() == 1);
+
+    rig.clock.advance(3001ms);
+    rig.protocol.tick(rig.out);
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    const auto& requeue = std::get<store::RequeueJob>(ops[0]);
+    CHECK(requeue.job == "J");
+    CHECK(requeue.attempt == 1);
+    CHECK(requeue.reason == "worker w stopped heart-beating");
+    CHECK(rig.stats.leases_lost == 1);
+    CHECK(rig.protocol.worker_count() == 0);
+    rig.sent_to("p1");  // the heartbeats
+    // Its chunks are refused from now on: it must say hello again.
+    rig.say("p1", proto::Chunk{"J", 1, 2, EventKind::token, "{}", 1});
+    CHECK(only<proto::Reject>(rig.sent_to("p1")).reason == "hello");
+}
+
+TEST_CASE("a heartbeat that no longer lists a received assign loses that lease") {
+    Rig rig;
+    rig.run_one_job("p1", "w", "J");
+    rig.say("p1", proto::Heartbeat{std::vector<proto::InflightJob>{}, 1});
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    CHECK(std::get<store::RequeueJob>(ops[0]).reason == "worker w is not running it");
+}
+
+TEST_CASE("time the broker itself was away does not count as silence") {
+    Rig rig;
+    rig.run_one_job("p1", "w", "J");
+    rig.clock.advance(10s);
+    rig.protocol.stalled(10s);
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());
+    CHECK(rig.stats.stalls == 1);
+}
+
+TEST_CASE("shutdown tells every worker to reconnect") {
+    Rig rig;
+    rig.say("p1", proto::Hello{"a", {"llm"}, 1, {}});
+    rig.say("p2", proto::Hello{"b", {"llm"}, 1, {}});
+    rig.out.clear_sends();
+    rig.protocol.goodbye(rig.out);
+    CHECK(only<proto::Reject>(rig.sent_to("p1")).reason == "shutdown");
+    rig.protocol.goodbye(rig.out);
+    CHECK(only<proto::Reject>(rig.sent_to("p2")).reason == "shutdown");
+}
