@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "redis/error.hpp"
-#include "redis/io_context.hpp"
+#include "redis/loop_impl.hpp"
 #include "redis/slot.hpp"
 
 namespace jobcast::redis {

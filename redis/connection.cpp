@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "redis/error.hpp"
-#include "redis/io_context.hpp"
+#include "redis/loop_impl.hpp"
 
 namespace jobcast::redis {
 

@@ -2,7 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "redis/io_context.hpp"
+#include "redis/loop_impl.hpp"
 
 namespace jobcast::redis {
 

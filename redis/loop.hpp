@@ -22,7 +22,7 @@ class Loop {
     bool in_loop_thread() const;
 
     struct Impl;
-    // The Asio side, for redis/*.cpp only (see io_context.hpp).
+    // The Asio side, for redis/*.cpp only (see loop_impl.hpp).
     Impl& impl() { return *impl_; }
 
   private:

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "redis/cluster.hpp"
-#include "redis/io_context.hpp"
+#include "redis/loop_impl.hpp"
 #include "redis/slot.hpp"
 
 namespace jobcast::redis {

@@ -70,9 +70,11 @@ def main():
                 if target in FORBIDDEN_FILES.get(module, ()):
                     errors.append(f"{rel}:{number}: {module}/ may not include {target}")
 
-    # Loops between the files of one module (a header and its .cpp are one node).
+    # Loops between the components of one module: a header, its .cpp and its
+    # private `<name>_impl.hpp` are one node.
     def node(path):
-        return os.path.splitext(path)[0]
+        base = os.path.splitext(path)[0]
+        return base[: -len("_impl")] if base.endswith("_impl") else base
 
     graph = {}
     for src, targets in edges.items():

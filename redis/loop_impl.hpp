@@ -1,4 +1,4 @@
-// Private to redis/*.cpp: the Asio io_context behind a Loop. Not installed
+// Private to redis/*.cpp: the Asio io_context behind a Loop (its Impl). Not installed
 // with the public headers, which stay free of Boost.
 #pragma once
 
