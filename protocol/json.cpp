@@ -192,27 +192,6 @@ std::string event_object(const Event& event) {
     return out;
 }
 
-std::string event_frame(std::string_view job_id, const Event& event) {
-    std::string out;
-    out.reserve(96 + job_id.size() + event.data.size());
-    out += "{\"type\":\"event\",\"job\":";
-    append_quoted(out, job_id);
-    out += ",\"seq\":";
-    detail::append_uint(out, event.seq);
-    out += ",\"kind\":\"";
-    out += to_string(event.kind);
-    out += "\",\"ts\":";
-    detail::append_int(out, event.ts);
-    out += ",\"data\":";
-    if (event.data.empty()) {
-        out += "{}";
-    } else {
-        out += event.data;
-    }
-    out.push_back('}');
-    return out;
-}
-
 std::string error_body(std::string_view code, std::string_view message) {
     std::string out;
     out.reserve(32 + code.size() + message.size());

@@ -21,12 +21,9 @@ namespace jobcast::json {
 std::string job(const Job& job);
 
 // {"seq":N,"kind":K,"ts":T,"data":{...}} — one element of an events page or of a
-// batched WebSocket frame.
+// batched WebSocket frame (client_api.hpp builds both).
 std::string event_object(const Event& event);
 void append_event_object(std::string& out, const Event& event);
-
-// {"type":"event","job":ID,"seq":N,"kind":K,"ts":T,"data":{...}}
-std::string event_frame(std::string_view job_id, const Event& event);
 
 // {"error":{"code":C,"message":M}} — the body of every REST error.
 std::string error_body(std::string_view code, std::string_view message);

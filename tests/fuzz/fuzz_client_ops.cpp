@@ -11,11 +11,11 @@
 #include <string_view>
 #include <variant>
 
+#include "protocol/client_api.hpp"
 #include "protocol/json.hpp"
-#include "web/stream/client_ops.hpp"
 
 using namespace jobcast;
-using namespace jobcast::web;
+using namespace jobcast::client_api;
 
 namespace {
 

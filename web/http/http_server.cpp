@@ -9,10 +9,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include "protocol/client_api.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/http_session.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
 
 namespace jobcast::web {
@@ -306,7 +307,7 @@ void HttpServer::stop() {
     });
     // Streams are told to reconnect elsewhere-or-later (1012) and resume.
     for (auto& stream : impl.shared->live_streams())
-        stream->request_close(1012);
+        stream->request_close(client_api::kCloseRestart);
     // Idle connections close now; busy ones after their response.
     impl.notify_sessions(false);
     bool drained = impl.wait_until(

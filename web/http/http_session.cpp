@@ -5,30 +5,20 @@
 #include <exception>
 #include <utility>
 
-#include <boost/beast/websocket/rfc6455.hpp>
-#include <charconv>
-
-#include "persistence/store.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/beast_request.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
 #include "web/http/routes.hpp"
-#include "web/security/security.hpp"
-#include "web/stream/sse_session.hpp"
-#include "web/stream/subscription.hpp"
 #include "web/http/tls.hpp"
-#include "web/stream/websocket_handshake.hpp"
-#include "web/stream/websocket_session.hpp"
+#include "web/security/audit.hpp"
+#include "web/security/security.hpp"
 
 #ifndef JOBCAST_VERSION
 #define JOBCAST_VERSION "dev"
 #endif
 
 namespace jobcast::web {
-
-namespace websocket = boost::beast::websocket;
 
 namespace {
 
@@ -314,9 +304,12 @@ void HttpSession::on_request() {
     cors_origin_.reset();
     if (auto answer = check_origin(request)) return send(std::move(*answer));
 
-    // A WebSocket upgrade or an SSE request is handed, with stream_ and the
-    // request, to its own session type instead of the Handler.
-    if (shared_->streaming && dispatch_stream(request, message)) return;
+    // A WebSocket upgrade or an SSE request goes through its admission
+    // (web/stream/admission.hpp), not to the Handler.
+    if (shared_->streaming && admit_stream(shared_from_this(), shared_->streaming,
+                                           shared_->config.security, request, message)) {
+        return;
+    }
     dispatch(std::move(request));
 }
 
@@ -360,145 +353,27 @@ std::optional<HttpResponse> HttpSession::check_origin(const HttpRequest& request
     return std::nullopt;
 }
 
-std::shared_ptr<void> HttpSession::acquire_stream_slot(const HttpRequest& request,
-                                                       std::string_view transport) {
-    const auto& security = shared_->config.security;
-    if (!security) return std::make_shared<int>(0);
-    auto acquired = security->acquire_connection(request.owner, remote_, transport);
-    if (!acquired.slot) send(too_many_connections(acquired.limit));
-    return acquired.slot;
+const std::string& HttpSession::remote() const {
+    return remote_;
 }
 
-bool HttpSession::dispatch_stream(HttpRequest& request, http::request<http::string_body>& message) {
-    std::string_view target = request.target;
-    std::string_view path = target.substr(0, target.find('?'));
-    bool upgrade = websocket::is_upgrade(message);
-    if (path == "/v1/ws") {
-        if (!upgrade) {
-            send(HttpResponse{426,
-                              "application/json",
-                              json::error_body("upgrade_required", "GET /v1/ws is a WebSocket"),
-                              {{"Upgrade", "websocket"}}});
-            return true;
-        }
-        if (auto refused = refuse_websocket_upgrade(request)) {
-            send(std::move(*refused));
-            return true;
-        }
-        if (auto denied = authenticate(request)) {
-            send(std::move(*denied));
-            return true;
-        }
-        auto slot = acquire_stream_slot(request, "websocket");
-        if (!slot) return true;
-        shared_->counter.add(route_, 101);
-        phase_ = Phase::closed;  // the connection belongs to the WebSocket session now
-        auto session =
-            start_websocket_session(std::move(stream_), std::move(message), shared_->streaming,
-                                    request.owner, remote_, request.auth_valid_until);
-        session->hold(std::move(slot));
-        session->hold(std::move(ticket_));
-        shared_->add_stream(session);
-        return true;
-    }
-    auto accept = request.header("Accept");
-    if (!accept || accept->find("text/event-stream") == std::string_view::npos) return false;
-    auto match = match_route(path);
-    if (!match || match->route != Route::job_events || request.method != "GET") return false;
-
-    if (auto denied = authenticate(request)) {
-        send(std::move(*denied));
-        return true;
-    }
-    // Where to start: EventSource sends Last-Event-ID when it reconnects; a
-    // first connection may say ?after=N.
-    std::optional<std::string> after_text;
-    if (auto last = request.header("Last-Event-ID"); last && !last->empty()) {
-        after_text = std::string(*last);
-    } else if (auto q = target.find('?'); q != std::string_view::npos) {
-        auto query = QueryParams::parse(target.substr(q + 1));
-        if (!query) {
-            send(HttpResponse{400,
-                              "application/json",
-                              json::error_body("invalid_request", "malformed query string"),
-                              {}});
-            return true;
-        }
-        if (auto value = query->get("after")) after_text = std::string(*value);
-    }
-    std::uint64_t after = 0;
-    if (after_text) {
-        auto [end, ec] =
-            std::from_chars(after_text->data(), after_text->data() + after_text->size(), after);
-        if (ec != std::errc{} || end != after_text->data() + after_text->size()) {
-            send(HttpResponse{
-                400,
-                "application/json",
-                json::error_body("invalid_request",
-                                 "after / Last-Event-ID must be a non-negative integer"),
-                {}});
-            return true;
-        }
-    }
-    start_sse(std::move(request), match->job_id, after);
-    return true;
+const std::optional<std::string>& HttpSession::cors_origin() const {
+    return cors_origin_;
 }
 
-void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t after) {
-    // The job must exist and be the caller's: a store read, off the I/O thread.
-    auto self = shared_from_this();
-    auto ctx = shared_->streaming;
-    bool queued = ctx->run_blocking([self, ctx, request = std::move(request), job, after] {
-        std::optional<Job> found;
-        try {
-            found = ctx->store.jobs().get(job);
-        } catch (const std::exception& e) {
-            log().error("sse job lookup failed job={} error={}", audit_quote(job),
-                        audit_quote(e.what()));
-        }
-        net::post(self->stream_.get_executor(), [self, ctx, request, job, after, found] {
-            if (self->phase_ == Phase::closed) return;
-            if (!found || found->owner != request.owner) {
-                return self->send(HttpResponse{
-                    404, "application/json", json::error_body("not_found", "no such job"), {}});
-            }
-            if (after > found->last_seq) {
-                return self->send(HttpResponse{
-                    400,
-                    "application/json",
-                    json::error_body("invalid_request", "after=" + std::to_string(after) +
-                                                            " is beyond the job's last seq " +
-                                                            std::to_string(found->last_seq)),
-                    {}});
-            }
-            if (stream_already_ended(*found, after)) {
-                // EventSource reconnects whenever a stream ends; 204 is what
-                // makes it stop. The client has every event up to the last.
-                return self->send(HttpResponse{204, "", "", {}});
-            }
-            auto slot = self->acquire_stream_slot(request, "sse");
-            if (!slot) return;
-            self->shared_->counter.add(self->route_, 200);
-            self->phase_ = Phase::closed;
-            std::vector<std::pair<std::string, std::string>> headers;
-            if (self->cors_origin_) {
-                headers = {{"Access-Control-Allow-Origin", *self->cors_origin_},
-                           {"Vary", "Origin"}};
-            }
-            auto session =
-                start_sse_session(std::move(self->stream_), ctx, request.owner, self->remote_, job,
-                                  after, request.auth_valid_until, std::move(headers));
-            session->hold(std::move(slot));
-            session->hold(std::move(self->ticket_));
-            self->shared_->add_stream(session);
-        });
+void HttpSession::resume(std::function<void()> next) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), next = std::move(next)] {
+        if (self->phase_ == Phase::closed) return;
+        next();
     });
-    if (!queued) {
-        send(HttpResponse{503,
-                          "application/json",
-                          json::error_body("busy", "the broker is busy; try again"),
-                          {{"Retry-After", "1"}}});
-    }
+}
+
+void HttpSession::hand_over(int status, const Open& open) {
+    shared_->counter.add(route_, status);
+    phase_ = Phase::closed;  // the connection belongs to the stream session now
+    auto session = open(std::move(stream_));
+    session->hold(std::move(ticket_));
+    shared_->add_stream(session);
 }
 
 void HttpSession::dispatch(HttpRequest request) {

@@ -22,6 +22,7 @@
 #include "web/http/http_message.hpp"
 #include "web/http/request_counter.hpp"
 #include "web/security/security_stats.hpp"
+#include "web/stream/admission.hpp"
 #include "web/stream/stream_session.hpp"
 
 namespace jobcast::web {
@@ -68,13 +69,14 @@ struct ServerShared {
     std::size_t live_sessions();
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// Streams are admitted through its StreamDoor (see web/stream/admission.hpp).
+class HttpSession : public std::enable_shared_from_this<HttpSession>, public StreamDoor {
   public:
     // `ticket`: the connection's place under the accept-time caps, kept for
     // as long as the socket is open (handed on to a WebSocket or SSE session).
     HttpSession(tcp::socket&& socket, std::shared_ptr<ServerShared> shared,
                 std::shared_ptr<void> ticket = nullptr);
-    ~HttpSession();
+    ~HttpSession() override;
     HttpSession(const HttpSession&) = delete;
     HttpSession& operator=(const HttpSession&) = delete;
 
@@ -101,18 +103,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     void on_read_error(beast::error_code ec, const char* what);
     void on_request();
     void dispatch(HttpRequest request);
-    // A WebSocket upgrade or an SSE request: true when it was taken over.
-    bool dispatch_stream(HttpRequest& request, http::request<http::string_body>& message);
-    void start_sse(HttpRequest request, std::string job, std::uint64_t after);
-    std::optional<HttpResponse> authenticate(HttpRequest& request);
+    // StreamDoor
+    const std::string& remote() const override;
+    const std::optional<std::string>& cors_origin() const override;
+    std::optional<HttpResponse> authenticate(HttpRequest& request) override;
+    void send(HttpResponse response) override;
+    void resume(std::function<void()> next) override;
+    void hand_over(int status, const Open& open) override;
     // Host (DNS rebinding), then the Origin allow-list and CORS preflight; the
     // response when the request ends there.
     std::optional<HttpResponse> check_origin(const HttpRequest& request);
-    // A streaming connection's place under the per-owner limit;
-    // null after answering 429.
-    std::shared_ptr<void> acquire_stream_slot(const HttpRequest& request,
-                                              std::string_view transport);
-    void send(HttpResponse response);
     void on_write(bool close, beast::error_code ec, std::size_t bytes);
     void reject(int status, std::string_view code, const std::string& message);
     void linger();

@@ -7,13 +7,14 @@
 #include <variant>
 
 #include "persistence/store.hpp"
+#include "protocol/client_api.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
-#include "web/stream/hub.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
 #include "web/rest/rest_request.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/stream/hub.hpp"
 
 namespace jobcast::web {
 
@@ -28,6 +29,12 @@ HttpResponse json_response(int status, std::string body) {
 
 HttpResponse not_found_job() {
     return error_response(404, "not_found", "no such job");
+}
+
+// The page of GET /v1/jobs/{id}/events, or 404 when the job is not the caller's.
+HttpResponse events_response(const std::optional<RestApi::EventsPage>& page) {
+    if (!page) return not_found_job();
+    return json_response(200, client_api::events_page(page->events, page->last_seq, page->done));
 }
 
 HttpResponse internal_error() {
@@ -295,20 +302,6 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     return page;
 }
 
-std::string RestApi::events_page_json(const EventsPage& page) {
-    std::string body = R"({"events":[)";
-    for (std::size_t i = 0; i < page.events.size(); ++i) {
-        if (i != 0) body += ',';
-        json::append_event_object(body, page.events[i]);
-    }
-    body += R"(],"last_seq":)";
-    body += std::to_string(page.last_seq);
-    body += R"(,"done":)";
-    body += page.done ? "true" : "false";
-    body += '}';
-    return body;
-}
-
 void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply& reply) {
     std::string job_id = std::move(call.job_id);
     const std::uint64_t after = call.after;
@@ -332,7 +325,7 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
                           limit](const Reply& reply) {
         auto page = read_events(job_id, owner, after, limit);
-        reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
+        reply(events_response(page));
     });
 }
 
@@ -381,7 +374,7 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
         slot_.reset();
         try {
             auto page = api_.read_events(job_, owner_, after_, limit_);
-            reply_(page ? json_response(200, RestApi::events_page_json(*page)) : not_found_job());
+            reply_(events_response(page));
         } catch (const std::exception& e) {
             log().error("long-poll read failed job={} error={}", audit_quote(job_),
                         audit_quote(e.what()));
@@ -419,7 +412,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     auto page = read_events(job_id, owner, after, limit);
     if (!page || !page->events.empty() || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers
-        reply(page ? json_response(200, events_page_json(*page)) : not_found_job());
+        reply(events_response(page));
         return;
     }
     // long_polls_ owns the poll until it is answered; the timer, like the

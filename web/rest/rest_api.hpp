@@ -21,8 +21,8 @@
 
 #include "protocol/model.hpp"
 #include "web/http/http_message.hpp"
-#include "web/rest/rest_request.hpp"
 #include "web/http/routes.hpp"
+#include "web/rest/rest_request.hpp"
 
 namespace jobcast::store {
 class Store;
@@ -75,7 +75,6 @@ class RestApi {
     // not exist or belongs to another owner.
     std::optional<EventsPage> read_events(const std::string& job_id, const std::string& owner,
                                           std::uint64_t after, std::size_t limit);
-    static std::string events_page_json(const EventsPage& page);
 
     // Answers every waiting long-poll now (shutdown). Any thread.
     void release_long_polls();

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
-#include "protocol/json.hpp"
+#include "protocol/client_api.hpp"
+
+using jobcast::client_api::sse_text;
+using jobcast::client_api::websocket_frame;
 
 namespace jobcast::web {
 
@@ -10,55 +13,6 @@ namespace {
 // Events per shared frame; larger commits become several frames.
 constexpr std::size_t kMaxEventsPerFrame = 256;
 }  // namespace
-
-std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
-                            std::size_t skip) {
-    return websocket_frame(job, std::vector<EventSlice>{{&events, skip}});
-}
-
-std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices) {
-    std::size_t n = 0, reserve = 64;
-    const Event* only = nullptr;
-    for (const auto& slice : slices) {
-        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
-            only = &(*slice.events)[i];
-            reserve += only->data.size() + 64;
-            ++n;
-        }
-    }
-    if (n == 1) {
-        // {"type":"event","job":ID,"seq":N,"kind":K,"ts":T,"data":{...}}
-        return json::event_frame(job, *only);
-    }
-    std::string out;
-    out.reserve(reserve);
-    out.append(R"({"type":"events","job":)");
-    json::append_quoted(out, job);
-    out.append(R"(,"events":[)");
-    bool first = true;
-    for (const auto& slice : slices) {
-        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
-            if (!first) out.push_back(',');
-            first = false;
-            json::append_event_object(out, (*slice.events)[i]);
-        }
-    }
-    out.append("]}");
-    return out;
-}
-
-std::string sse_text(const std::string& job, const std::vector<Event>& events, std::size_t skip) {
-    std::string out;
-    for (std::size_t i = skip; i < events.size(); ++i) {
-        const Event& e = events[i];
-        out.append("id: ").append(std::to_string(e.seq));
-        out.append("\nevent: ").append(to_string(e.kind));
-        out.append("\ndata: ");
-        json::append_event_object(out, e);
-        out.append("\n\n");
-    }
-    return out;
-}
 
 Hub::Hub() : thread_([this] { run(); }) {}
 

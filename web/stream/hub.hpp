@@ -87,16 +87,4 @@ class Hub {
     std::thread thread_;
 };
 
-// The wire formats of a batch of one job's events.
-std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
-                            std::size_t skip = 0);
-// Events of one job taken from several batches (each from its `skip` on).
-struct EventSlice {
-    const std::vector<Event>* events;
-    std::size_t skip = 0;
-};
-std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices);
-std::string sse_text(const std::string& job, const std::vector<Event>& events,
-                     std::size_t skip = 0);
-
 }  // namespace jobcast::web

@@ -6,8 +6,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "web/security/audit.hpp"
+#include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 
@@ -44,7 +45,8 @@ class SseSession final : public StreamSession {
         for (const auto& [name, value] : extra_headers)
             head += name + ": " + value + "\r\n";
         // The first bytes tell EventSource how soon to reconnect.
-        head += "\r\nretry: 1000\n\n";
+        head += "\r\n";
+        head += client_api::sse_retry(1000);
         enqueue_control(std::move(head));
         begin_subscription(job_, after_);
         schedule_heartbeat();
@@ -89,7 +91,7 @@ class SseSession final : public StreamSession {
                            audit_quote(self->job_));
                 return self->fail(beast::error::timeout, "stalled");
             }
-            if (self->idle()) self->enqueue_control(": keepalive\n\n");
+            if (self->idle()) self->enqueue_control(client_api::sse_comment("keepalive"));
             self->schedule_heartbeat();
         });
     }
@@ -105,12 +107,13 @@ class SseSession final : public StreamSession {
     std::shared_ptr<const std::string> live_frame(const Published& published,
                                                   std::size_t skip) override {
         if (skip == 0 && published.sse_chunk) return published.sse_chunk;
-        return std::make_shared<const std::string>(sse_text(published.job, published.events, skip));
+        return std::make_shared<const std::string>(
+            client_api::sse_text(published.job, published.events, skip));
     }
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        return std::make_shared<const std::string>(sse_text(job, events));
+        return std::make_shared<const std::string>(client_api::sse_text(job, events));
     }
 
     // SSE events are self-delimiting: the queued chunks, back to back.

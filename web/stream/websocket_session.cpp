@@ -6,9 +6,9 @@
 #include <boost/beast/websocket.hpp>
 
 #include "persistence/store.hpp"
-#include "web/security/audit.hpp"
-#include "web/stream/client_ops.hpp"
+#include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/subscription.hpp"
 
@@ -86,7 +86,7 @@ class WebSocketSession final : public StreamSession {
             if (ec || self->closing_) return;
             audit_log().info("event=token_expired transport=websocket owner={} ip={}",
                              audit_quote(self->owner_), remote_ip(self->remote_));
-            self->close(kCloseReauthenticate, "token expired; re-authenticate");
+            self->close(client_api::kCloseReauthenticate, "token expired; re-authenticate");
         });
     }
 
@@ -114,11 +114,12 @@ class WebSocketSession final : public StreamSession {
             reply_error("bad_request", "send JSON ops as text frames");
         } else {
             std::string text = beast::buffers_to_string(buffer_.data());
-            auto parsed = parse_client_op(text);
-            if (auto* err = std::get_if<OpError>(&parsed)) {
+            auto parsed = client_api::parse_client_op(text);
+            if (auto* err = std::get_if<client_api::OpError>(&parsed)) {
                 reply_error(err->code, err->message, err->job);
             } else {
-                std::visit([this](auto& op) { handle(op); }, std::get<ClientOp>(parsed));
+                std::visit([this](auto& op) { handle(op); },
+                           std::get<client_api::ClientOp>(parsed));
             }
         }
         buffer_.consume(buffer_.size());
@@ -140,15 +141,15 @@ class WebSocketSession final : public StreamSession {
 
     void reply_error(std::string_view code, std::string_view message, std::string_view job = {}) {
         ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
-        enqueue_control(error_frame(code, message, job));
+        enqueue_control(client_api::error_frame(code, message, job));
     }
 
-    void handle(PingOp&) { enqueue_control(R"({"type":"pong"})"); }
+    void handle(client_api::PingOp&) { enqueue_control(client_api::pong_frame()); }
 
-    void handle(AuthOp& op) {
+    void handle(client_api::AuthOp& op) {
         // Tokens are not checked when the broker runs without auth.
         if (!ctx_->security || !ctx_->security->auth_enabled()) {
-            return enqueue_control(R"({"type":"authenticated"})");
+            return enqueue_control(client_api::authenticated_frame(std::nullopt));
         }
         auto check = ctx_->security->check_token(op.token, remote_, "websocket");
         if (!check.owner) return reply_error("unauthorized", check.message);
@@ -160,25 +161,24 @@ class WebSocketSession final : public StreamSession {
         }
         valid_until_ = check.valid_until;
         schedule_expiry();
-        enqueue_control(R"({"type":"authenticated","expires_at":)" + std::to_string(valid_until_) +
-                        "}");
+        enqueue_control(client_api::authenticated_frame(valid_until_));
     }
 
-    void handle(SubscribeFeedOp&) {
+    void handle(client_api::SubscribeFeedOp&) {
         begin_feed();
-        enqueue_control(R"({"type":"subscribed","feed":"jobs"})");
+        enqueue_control(client_api::feed_subscribed_frame());
     }
 
-    void handle(UnsubscribeFeedOp&) { end_feed(); }
+    void handle(client_api::UnsubscribeFeedOp&) { end_feed(); }
 
-    void handle(UnsubscribeOp& op) { end_subscription(op.job); }
+    void handle(client_api::UnsubscribeOp& op) { end_subscription(op.job); }
 
     void refuse_subscription(const std::string& job) {
         if (ctx_->security) ctx_->security->count_limit(Limit::subscriptions, owner_, remote_);
         reply_error("limit", "too many subscriptions on this connection", job);
     }
 
-    void handle(SubscribeOp& op) {
+    void handle(client_api::SubscribeOp& op) {
         // A subscribe in flight (its ownership check is a store read) holds
         // its place from now on: a burst of ops cannot all pass the check
         // before the first of them becomes a subscription.
@@ -203,7 +203,8 @@ class WebSocketSession final : public StreamSession {
         }
     }
 
-    void on_subscribe_checked(const SubscribeOp& op, const std::optional<Job>& job, bool reserved) {
+    void on_subscribe_checked(const client_api::SubscribeOp& op, const std::optional<Job>& job,
+                              bool reserved) {
         // The place becomes a subscription below, or is given back.
         if (reserved) --pending_subscribes_;
         if (closing_) return;
@@ -219,7 +220,7 @@ class WebSocketSession final : public StreamSession {
                                    " is beyond the job's last seq " + std::to_string(job->last_seq),
                                op.job);
         }
-        enqueue_control(subscribed_frame(op.job, job->last_seq));
+        enqueue_control(client_api::subscribed_frame(op.job, job->last_seq));
         if (stream_already_ended(*job, op.after)) {
             end_subscription(op.job);  // a re-subscribe after the terminal event moves nothing
             return;
@@ -227,7 +228,7 @@ class WebSocketSession final : public StreamSession {
         begin_subscription(op.job, op.after);
     }
 
-    void handle(CancelOp& op) {
+    void handle(client_api::CancelOp& op) {
         auto self = this->self();
         bool queued = ctx_->run_blocking([self, op] {
             if (!self->visible_job(op.job)) {
@@ -264,22 +265,22 @@ class WebSocketSession final : public StreamSession {
                                                   std::size_t skip) override {
         if (skip == 0 && published.ws_frame) return published.ws_frame;
         return std::make_shared<const std::string>(
-            websocket_frame(published.job, published.events, skip));
+            client_api::websocket_frame(published.job, published.events, skip));
     }
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        return std::make_shared<const std::string>(websocket_frame(job, events));
+        return std::make_shared<const std::string>(client_api::websocket_frame(job, events));
     }
 
     std::shared_ptr<const std::string> coalesced_frame(
         const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
-        std::vector<EventSlice> events;
+        std::vector<client_api::EventSlice> events;
         events.reserve(slices.size());
         for (const auto& slice : slices)
             events.push_back({&slice.published->events, slice.skip});
         return std::make_shared<const std::string>(
-            websocket_frame(slices.front().published->job, events));
+            client_api::websocket_frame(slices.front().published->job, events));
     }
 
     void queue_drained() override {
@@ -299,7 +300,7 @@ class WebSocketSession final : public StreamSession {
                 self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
                 log().info("event=ws_too_slow remote={} owner={}", self->remote_,
                            audit_quote(self->owner_));
-                self->close(kCloseTooSlow, "too slow for too long; resume");
+                self->close(client_api::kCloseTooSlow, "too slow for too long; resume");
                 return;
             }
             self->schedule_check();
@@ -370,7 +371,7 @@ class WebSocketSession final : public StreamSession {
     bool close_after_drain_ = false;
     bool reads_paused_ = false;           // see backlog_cleared()
     std::size_t pending_subscribes_ = 0;  // subscribe ops between their read and their check
-    std::uint16_t close_code_ = kCloseGoingAway;
+    std::uint16_t close_code_ = client_api::kCloseGoingAway;
     const char* close_reason_ = "";
 };
 

@@ -14,14 +14,6 @@
 
 namespace jobcast::web {
 
-// Close codes of Client API v1.
-inline constexpr std::uint16_t kCloseGoingAway = 1001;  // reconnect and resume
-inline constexpr std::uint16_t kCloseRestart = 1012;    // reconnect and resume
-inline constexpr std::uint16_t kCloseTooSlow = 4001;    // resume
-inline constexpr std::uint16_t kCloseReauthenticate =
-    4003;  // token expired: reconnect with a new one
-inline constexpr std::uint16_t kClosePolicy = 4008;
-
 // Starts a WebSocket session on an upgraded connection; returns it so the
 // server can close it on shutdown. With `valid_until` (unix seconds, the
 // token's expiry) the session closes with 4003 then, unless the client sent

@@ -1,11 +1,12 @@
-#include "web/stream/client_ops.hpp"
+#include "protocol/client_api.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 #include "protocol/json.hpp"
+#include "protocol/json_writer.hpp"
 
-namespace jobcast::web {
+namespace jobcast::client_api {
 
 namespace {
 
@@ -100,4 +101,108 @@ std::string subscribed_frame(std::string_view job, std::uint64_t last_seq) {
     return out;
 }
 
-}  // namespace jobcast::web
+std::string feed_subscribed_frame() {
+    return R"({"type":"subscribed","feed":"jobs"})";
+}
+
+std::string pong_frame() {
+    return R"({"type":"pong"})";
+}
+
+std::string authenticated_frame(std::optional<std::int64_t> expires_at) {
+    if (!expires_at) return R"({"type":"authenticated"})";
+    return R"({"type":"authenticated","expires_at":)" + std::to_string(*expires_at) + "}";
+}
+
+std::string event_frame(std::string_view job, const Event& event) {
+    std::string out;
+    out.reserve(96 + job.size() + event.data.size());
+    out += "{\"type\":\"event\",\"job\":";
+    json::append_quoted(out, job);
+    out += ",\"seq\":";
+    json::detail::append_uint(out, event.seq);
+    out += ",\"kind\":\"";
+    out += to_string(event.kind);
+    out += "\",\"ts\":";
+    json::detail::append_int(out, event.ts);
+    out += ",\"data\":";
+    if (event.data.empty()) {
+        out += "{}";
+    } else {
+        out += event.data;
+    }
+    out.push_back('}');
+    return out;
+}
+
+std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
+                            std::size_t skip) {
+    return websocket_frame(job, std::vector<EventSlice>{{&events, skip}});
+}
+
+std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices) {
+    std::size_t n = 0, reserve = 64;
+    const Event* only = nullptr;
+    for (const auto& slice : slices) {
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
+            only = &(*slice.events)[i];
+            reserve += only->data.size() + 64;
+            ++n;
+        }
+    }
+    if (n == 1) return event_frame(job, *only);
+    std::string out;
+    out.reserve(reserve);
+    out.append(R"({"type":"events","job":)");
+    json::append_quoted(out, job);
+    out.append(R"(,"events":[)");
+    bool first = true;
+    for (const auto& slice : slices) {
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
+            if (!first) out.push_back(',');
+            first = false;
+            json::append_event_object(out, (*slice.events)[i]);
+        }
+    }
+    out.append("]}");
+    return out;
+}
+
+std::string sse_text(const std::string& job, const std::vector<Event>& events, std::size_t skip) {
+    std::string out;
+    for (std::size_t i = skip; i < events.size(); ++i) {
+        const Event& e = events[i];
+        out.append("id: ").append(std::to_string(e.seq));
+        out.append("\nevent: ").append(to_string(e.kind));
+        out.append("\ndata: ");
+        json::append_event_object(out, e);
+        out.append("\n\n");
+    }
+    return out;
+}
+
+std::string sse_comment(std::string_view text) {
+    std::string out = ": ";
+    out.append(text).append("\n\n");
+    return out;
+}
+
+std::string sse_retry(std::uint32_t milliseconds) {
+    return "retry: " + std::to_string(milliseconds) + "\n\n";
+}
+
+std::string events_page(const std::vector<Event>& events, std::uint64_t last_seq, bool done) {
+    std::string body = R"({"events":[)";
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        if (i != 0) body += ',';
+        json::append_event_object(body, events[i]);
+    }
+    body += R"(],"last_seq":)";
+    body += std::to_string(last_seq);
+    body += R"(,"done":)";
+    body += done ? "true" : "false";
+    body += '}';
+    return body;
+}
+
+}  // namespace jobcast::client_api

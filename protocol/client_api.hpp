@@ -1,0 +1,104 @@
+// The streaming wire format of Client API v1, shared by the WebSocket, SSE and
+// long-poll transports: the client ops a WebSocket reads, the frames and SSE
+// text the server writes, the long-poll's events page and the WebSocket close
+// codes. Pure: no sockets. Every malformed op becomes an OpError with a code
+// and a message that says what is wrong; nothing throws. Boost.JSON stays
+// inside client_api.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/model.hpp"
+
+namespace jobcast::client_api {
+
+// ---- WebSocket client ops --------------------------------------------------
+
+struct SubscribeOp {
+    std::string job;
+    std::uint64_t after = 0;
+};
+struct SubscribeFeedOp {
+    std::string feed;  // "jobs"
+};
+struct UnsubscribeOp {
+    std::string job;
+};
+struct UnsubscribeFeedOp {
+    std::string feed;
+};
+struct CancelOp {
+    std::string job;
+};
+struct PingOp {};
+struct AuthOp {
+    std::string token;
+};
+
+using ClientOp = std::variant<SubscribeOp, SubscribeFeedOp, UnsubscribeOp, UnsubscribeFeedOp,
+                              CancelOp, PingOp, AuthOp>;
+
+struct OpError {
+    std::string code;     // "bad_json", "unknown_op", "bad_request"
+    std::string message;  // names the field and the problem
+    std::string job;      // the job the op named, when it named one
+};
+
+std::variant<ClientOp, OpError> parse_client_op(std::string_view text);
+
+// ---- WebSocket server frames -----------------------------------------------
+
+// {"type":"error","code":C,"message":M[,"job":ID]}
+std::string error_frame(std::string_view code, std::string_view message, std::string_view job = {});
+// {"type":"subscribed","job":ID,"last_seq":N}
+std::string subscribed_frame(std::string_view job, std::uint64_t last_seq);
+// {"type":"subscribed","feed":"jobs"}
+std::string feed_subscribed_frame();
+// {"type":"pong"}
+std::string pong_frame();
+// {"type":"authenticated"[,"expires_at":T]}: T in unix seconds, when the
+// broker checks tokens.
+std::string authenticated_frame(std::optional<std::int64_t> expires_at);
+
+// {"type":"event","job":ID,"seq":N,"kind":K,"ts":T,"data":{...}}
+std::string event_frame(std::string_view job, const Event& event);
+// A batch of one job's events from `skip` on: an `event` frame when it is
+// one event, else {"type":"events","job":ID,"events":[{seq,kind,ts,data},...]}.
+std::string websocket_frame(const std::string& job, const std::vector<Event>& events,
+                            std::size_t skip = 0);
+// Events of one job taken from several batches (each from its `skip` on).
+struct EventSlice {
+    const std::vector<Event>* events;
+    std::size_t skip = 0;
+};
+std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices);
+
+// Close codes of Client API v1.
+inline constexpr std::uint16_t kCloseGoingAway = 1001;  // reconnect and resume
+inline constexpr std::uint16_t kCloseRestart = 1012;    // reconnect and resume
+inline constexpr std::uint16_t kCloseTooSlow = 4001;    // resume
+inline constexpr std::uint16_t kCloseReauthenticate =
+    4003;  // token expired: reconnect with a new one
+inline constexpr std::uint16_t kClosePolicy = 4008;
+
+// ---- Server-Sent Events ----------------------------------------------------
+
+// "id: <seq>\nevent: <kind>\ndata: {seq,kind,ts,data}\n\n" per event from `skip` on.
+std::string sse_text(const std::string& job, const std::vector<Event>& events,
+                     std::size_t skip = 0);
+// ": <text>\n\n", which EventSource ignores (heartbeats).
+std::string sse_comment(std::string_view text);
+// "retry: <ms>\n\n": how soon EventSource reconnects.
+std::string sse_retry(std::uint32_t milliseconds);
+
+// ---- Long-poll / REST ------------------------------------------------------
+
+// The body of GET /v1/jobs/{id}/events: {"events":[...],"last_seq":N,"done":B}.
+std::string events_page(const std::vector<Event>& events, std::uint64_t last_seq, bool done);
+
+}  // namespace jobcast::client_api
