@@ -8,14 +8,14 @@
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
 #include "common/logging.hpp"
+#include "live/hub.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/http/http_server.hpp"
-#include "web/stream/hub.hpp"
+#include "web/http/static_assets.hpp"
+#include "web/http/tls.hpp"
 #include "web/rest/rest_api.hpp"
 #include "web/security/security.hpp"
-#include "web/http/static_assets.hpp"
 #include "web/stream/stream_session.hpp"
-#include "web/http/tls.hpp"
 
 namespace jobcast::broker {
 
@@ -243,7 +243,7 @@ class Broker::Impl {
     std::shared_ptr<spdlog::logger> log_;
     Metrics metrics_;
     web::StreamStats stream_stats_;
-    web::Hub hub_;
+    live::Hub hub_;
     std::unique_ptr<store::Store> store_;
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP

@@ -6,13 +6,13 @@
 #include <utility>
 #include <variant>
 
+#include "live/hub.hpp"
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
-#include "web/stream/hub.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
 #include "web/rest/rest_request.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
 
 namespace jobcast::web {
@@ -338,7 +338,7 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
 
 // One waiting long-poll: answered by the first commit for its job, by its
 // timer, or by shutdown — whichever comes first, exactly once.
-class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
+class LongPoll : public live::LiveSink, public std::enable_shared_from_this<LongPoll> {
   public:
     LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
              std::size_t limit, Reply reply, std::shared_ptr<void> slot)
@@ -350,7 +350,7 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
           reply_(std::move(reply)),
           slot_(std::move(slot)) {}
 
-    void deliver(const PublishedPtr&) override { fire(); }
+    void deliver(const live::PublishedPtr&) override { fire(); }
 
     // Reads the page again (off the hub and timer threads) and answers.
     void fire() {
@@ -415,7 +415,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     }
     // Listen first, then read: an event committed in between is either in
     // the read or wakes the poll (durable before visible).
-    config_.hub->subscribe(job_id, poll, WireFormat::none);
+    config_.hub->subscribe(job_id, poll, live::WireFormat::none);
     auto page = read_events(job_id, owner, after, limit);
     if (!page || !page->events.empty() || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers

@@ -21,16 +21,18 @@
 
 #include "protocol/model.hpp"
 #include "web/http/http_message.hpp"
-#include "web/rest/rest_request.hpp"
 #include "web/http/routes.hpp"
+#include "web/rest/rest_request.hpp"
 
 namespace jobcast::store {
 class Store;
 }
+namespace jobcast::live {
+class Hub;
+}
 
 namespace jobcast::web {
 
-class Hub;
 class LongPoll;
 class SecurityContext;
 
@@ -43,7 +45,7 @@ struct RestConfig : RestLimits {
     std::function<bool()> ready;  // GET /readyz; empty means always ready
     // Long-poll (GET /v1/jobs/{id}/events?wait=S): the hub to wait on and a
     // timer. Without them `wait` is accepted and ignored.
-    Hub* hub = nullptr;
+    live::Hub* hub = nullptr;
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
     // Job submissions per owner per second (429) and the audit log of cancels.
     std::shared_ptr<SecurityContext> security;

@@ -6,8 +6,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "web/security/audit.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 
@@ -102,15 +102,16 @@ class SseSession final : public StreamSession {
                          });
     }
 
-    std::shared_ptr<const std::string> live_frame(const Published& published,
+    std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
         if (skip == 0 && published.sse_chunk) return published.sse_chunk;
-        return std::make_shared<const std::string>(sse_text(published.job, published.events, skip));
+        return std::make_shared<const std::string>(
+            live::sse_text(published.job, published.events, skip));
     }
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        return std::make_shared<const std::string>(sse_text(job, events));
+        return std::make_shared<const std::string>(live::sse_text(job, events));
     }
 
     // SSE events are self-delimiting: the queued chunks, back to back.

@@ -6,10 +6,10 @@
 #include <boost/beast/websocket.hpp>
 
 #include "persistence/store.hpp"
-#include "web/security/audit.hpp"
-#include "web/stream/client_ops.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/stream/client_ops.hpp"
 #include "web/stream/subscription.hpp"
 
 namespace jobcast::web {
@@ -260,26 +260,26 @@ class WebSocketSession final : public StreamSession {
                         });
     }
 
-    std::shared_ptr<const std::string> live_frame(const Published& published,
+    std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
         if (skip == 0 && published.ws_frame) return published.ws_frame;
         return std::make_shared<const std::string>(
-            websocket_frame(published.job, published.events, skip));
+            live::websocket_frame(published.job, published.events, skip));
     }
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        return std::make_shared<const std::string>(websocket_frame(job, events));
+        return std::make_shared<const std::string>(live::websocket_frame(job, events));
     }
 
     std::shared_ptr<const std::string> coalesced_frame(
         const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
-        std::vector<EventSlice> events;
+        std::vector<live::EventSlice> events;
         events.reserve(slices.size());
         for (const auto& slice : slices)
             events.push_back({&slice.published->events, slice.skip});
         return std::make_shared<const std::string>(
-            websocket_frame(slices.front().published->job, events));
+            live::websocket_frame(slices.front().published->job, events));
     }
 
     void queue_drained() override {

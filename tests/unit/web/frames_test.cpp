@@ -1,10 +1,10 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "web/stream/hub.hpp"
+#include "live/hub.hpp"
 
 using namespace jobcast;
-using namespace jobcast::web;
+using namespace jobcast::live;
 
 namespace {
 

@@ -1,10 +1,10 @@
-#include "web/stream/hub.hpp"
+#include "live/hub.hpp"
 
 #include <algorithm>
 
 #include "protocol/json.hpp"
 
-namespace jobcast::web {
+namespace jobcast::live {
 
 namespace {
 // Events per shared frame; larger commits become several frames.
@@ -229,4 +229,4 @@ void Hub::unsubscribe_feed(const std::string& owner, const LiveSink* sink) {
     remove(feeds_, owner, sink);
 }
 
-}  // namespace jobcast::web
+}  // namespace jobcast::live

@@ -20,19 +20,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "live/published.hpp"
 #include "persistence/store.hpp"
-#include "web/stream/subscription.hpp"
 
-namespace jobcast::web {
-
-enum class WireFormat : std::uint8_t { websocket = 1, sse = 2, none = 0 };
-
-class LiveSink {
-  public:
-    virtual ~LiveSink() = default;
-    // Called on the hub thread; must not block (post to your own strand).
-    virtual void deliver(const PublishedPtr& published) = 0;
-};
+namespace jobcast::live {
 
 class Hub {
   public:
@@ -99,4 +90,4 @@ std::string websocket_frame(const std::string& job, const std::vector<EventSlice
 std::string sse_text(const std::string& job, const std::vector<Event>& events,
                      std::size_t skip = 0);
 
-}  // namespace jobcast::web
+}  // namespace jobcast::live
