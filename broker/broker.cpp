@@ -243,7 +243,11 @@ class Broker::Impl {
     std::shared_ptr<spdlog::logger> log_;
     Metrics metrics_;
     web::StreamStats stream_stats_;
-    live::Hub hub_;
+    live::LocalFeed feed_;  // one node: every commit is local
+    live::Hub hub_{feed_,
+                   [this](const std::string& job, std::uint64_t after, std::uint64_t before) {
+                       return live::fill_from(store_->events())(job, after, before);
+                   }};
     std::unique_ptr<store::Store> store_;
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP

@@ -60,7 +60,24 @@ std::string sse_text(const std::string& job, const std::vector<Event>& events, s
     return out;
 }
 
-Hub::Hub() : thread_([this] { run(); }) {}
+GapFill fill_from(store::EventLog& log, std::size_t page) {
+    return [&log, page](const std::string& job, std::uint64_t after, std::uint64_t before) {
+        std::vector<Event> out;
+        while (after + 1 < before) {
+            auto events = log.read(job, after, std::min<std::uint64_t>(page, before - after - 1));
+            if (events.empty()) break;
+            for (auto& event : events) {
+                if (event.seq >= before) return out;
+                after = event.seq;
+                out.push_back(std::move(event));
+            }
+        }
+        return out;
+    };
+}
+
+Hub::Hub(LiveFeed& feed, GapFill fill_gap)
+    : feed_(feed), fill_gap_(std::move(fill_gap)), thread_([this] { run(); }) {}
 
 Hub::~Hub() {
     stop();
@@ -84,6 +101,12 @@ void Hub::publish(std::vector<store::JobEvents> events) {
         ++enqueued_;
     }
     queue_cv_.notify_one();
+}
+
+void Hub::publish_remote(std::vector<store::JobEvents> events) {
+    // One queue and one dedupe for both: a job's events may come either way
+    // (its worker moved to another broker, a remote batch repeats a local one).
+    publish(std::move(events));
 }
 
 void Hub::drain() {
@@ -117,30 +140,43 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
         if (job_events.events.empty()) continue;
         job_sinks.clear();
         feed_sinks.clear();
+        std::uint64_t job_delivered = 0, feed_delivered = 0;
         {
             std::lock_guard lock(table_mutex_);
-            if (auto it = jobs_.find(job_events.job); it != jobs_.end()) job_sinks = it->second;
-            if (auto it = feeds_.find(job_events.owner); it != feeds_.end()) {
-                feed_sinks = it->second;
+            if (auto it = jobs_.find(job_events.job); it != jobs_.end()) {
+                job_sinks = it->second.sinks;
+                job_delivered = it->second.delivered;
+            }
+            if (auto it = owners_.find(job_events.owner); it != owners_.end()) {
+                feed_sinks = it->second.sinks;
+                if (auto d = it->second.delivered.find(job_events.job);
+                    d != it->second.delivered.end()) {
+                    feed_delivered = d->second;
+                }
             }
         }
         if (job_sinks.empty() && feed_sinks.empty()) continue;
+        if (!job_sinks.empty()) dedupe(job_events, job_delivered);
+        auto& events = job_events.events;
+        if (events.empty()) continue;
+        note_delivered(job_events);
 
-        bool has_state = std::any_of(job_events.events.begin(), job_events.events.end(),
-                                     [](const Event& e) { return e.kind == EventKind::state; });
         PublishedPtr feed;
-        if (!feed_sinks.empty() && has_state) {
+        if (!feed_sinks.empty()) {
             auto p = std::make_shared<Published>();
             p->job = job_events.job;
             p->owner = job_events.owner;
             p->feed = true;
-            for (const auto& e : job_events.events) {
-                if (e.kind == EventKind::state) p->events.push_back(e);
+            for (const auto& e : events) {
+                if (e.kind == EventKind::state && e.seq > feed_delivered) p->events.push_back(e);
             }
-            p->terminal = is_terminal_event(p->events.back());
-            p->ws_frame = std::make_shared<const std::string>(websocket_frame(p->job, p->events));
-            p->bytes = p->ws_frame->size();
-            feed = std::move(p);
+            if (!p->events.empty()) {
+                p->terminal = is_terminal_event(p->events.back());
+                p->ws_frame =
+                    std::make_shared<const std::string>(websocket_frame(p->job, p->events));
+                p->bytes = p->ws_frame->size();
+                feed = std::move(p);
+            }
         }
 
         bool ws = false, sse = false;
@@ -151,7 +187,6 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
         // A large commit is cut into frames of at most kMaxEventsPerFrame
         // events, so that one frame never dwarfs a connection's queue bound
         // and the first events reach clients without waiting for the rest.
-        auto& events = job_events.events;
         for (std::size_t begin = 0; begin < events.size() && !job_sinks.empty();
              begin += kMaxEventsPerFrame) {
             std::size_t end = std::min(events.size(), begin + kMaxEventsPerFrame);
@@ -183,50 +218,89 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
     }
 }
 
-void Hub::add(Table& table, const std::string& key, const std::shared_ptr<LiveSink>& sink,
-              WireFormat format) {
-    auto& entries = table[key];
-    for (const auto& e : entries) {
-        if (e.key == sink.get()) return;
-    }
-    entries.push_back({sink, sink.get(), format});
+void Hub::dedupe(store::JobEvents& job_events, std::uint64_t delivered) {
+    auto& events = job_events.events;
+    events.erase(events.begin(), std::find_if(events.begin(), events.end(),
+                                              [&](const Event& e) { return e.seq > delivered; }));
+    // Nothing handed out yet: each subscriber reads the store up to here itself.
+    if (events.empty() || delivered == 0 || events.front().seq == delivered + 1) return;
+    // What the store cannot give (yet) stays a hole, which each Subscription
+    // fills from the store on its own.
+    auto missing = fill_gap_(job_events.job, delivered, events.front().seq);
+    events.insert(events.begin(), std::make_move_iterator(missing.begin()),
+                  std::make_move_iterator(missing.end()));
 }
 
-bool Hub::remove(Table& table, const std::string& key, const LiveSink* sink) {
-    auto it = table.find(key);
-    if (it == table.end()) return false;
-    auto& entries = it->second;
+void Hub::note_delivered(const store::JobEvents& job_events) {
+    const Event& last = job_events.events.back();
+    bool ended = is_terminal_event(last);
+    std::lock_guard lock(table_mutex_);
+    if (auto it = jobs_.find(job_events.job); it != jobs_.end()) {
+        it->second.delivered = std::max(it->second.delivered, last.seq);
+    }
+    if (auto it = owners_.find(job_events.owner); it != owners_.end()) {
+        if (ended) {
+            it->second.delivered.erase(job_events.job);  // nothing follows
+        } else {
+            auto& delivered = it->second.delivered[job_events.job];
+            delivered = std::max(delivered, last.seq);
+        }
+    }
+}
+
+bool Hub::add(std::vector<Entry>& entries, const std::shared_ptr<LiveSink>& sink,
+              WireFormat format) {
+    for (const auto& e : entries) {
+        if (e.key == sink.get()) return false;
+    }
+    entries.push_back({sink, sink.get(), format});
+    return true;
+}
+
+bool Hub::remove(std::vector<Entry>& entries, const LiveSink* sink) {
     auto before = entries.size();
     entries.erase(std::remove_if(entries.begin(), entries.end(),
                                  [&](const Entry& e) { return e.key == sink; }),
                   entries.end());
-    bool removed = entries.size() != before;
-    if (entries.empty()) table.erase(it);
-    return removed;
+    return entries.size() != before;
 }
 
-void Hub::subscribe(const std::string& job, const std::shared_ptr<LiveSink>& sink,
-                    WireFormat format) {
+void Hub::subscribe(const std::string& job, std::uint64_t after,
+                    const std::shared_ptr<LiveSink>& sink, WireFormat format) {
     std::lock_guard lock(table_mutex_);
-    auto before = jobs_.count(job) ? jobs_[job].size() : 0;
-    add(jobs_, job, sink, format);
-    if (jobs_[job].size() != before) subscriptions_.fetch_add(1, std::memory_order_relaxed);
+    auto [it, first] = jobs_.try_emplace(job);
+    if (add(it->second.sinks, sink, format)) subscriptions_.fetch_add(1, std::memory_order_relaxed);
+    if (first) feed_.watch(job, after);
 }
 
 void Hub::unsubscribe(const std::string& job, const LiveSink* sink) {
     std::lock_guard lock(table_mutex_);
-    if (remove(jobs_, job, sink)) subscriptions_.fetch_sub(1, std::memory_order_relaxed);
+    auto it = jobs_.find(job);
+    if (it == jobs_.end()) return;
+    if (remove(it->second.sinks, sink)) subscriptions_.fetch_sub(1, std::memory_order_relaxed);
+    if (it->second.sinks.empty()) {
+        jobs_.erase(it);
+        feed_.unwatch(job);
+    }
 }
 
 void Hub::subscribe_feed(const std::string& owner, const std::shared_ptr<LiveSink>& sink,
                          WireFormat format) {
     std::lock_guard lock(table_mutex_);
-    add(feeds_, owner, sink, format);
+    auto [it, first] = owners_.try_emplace(owner);
+    add(it->second.sinks, sink, format);
+    if (first) feed_.watch_owner(owner);
 }
 
 void Hub::unsubscribe_feed(const std::string& owner, const LiveSink* sink) {
     std::lock_guard lock(table_mutex_);
-    remove(feeds_, owner, sink);
+    auto it = owners_.find(owner);
+    if (it == owners_.end()) return;
+    remove(it->second.sinks, sink);
+    if (it->second.sinks.empty()) {
+        owners_.erase(it);
+        feed_.unwatch_owner(owner);
+    }
 }
 
 }  // namespace jobcast::live

@@ -5,14 +5,20 @@
 // (WebSocket and SSE sessions, long-polls) post the buffers to their own
 // strands; no lock is held while anything is written.
 //
-// A second implementation (another broker's feed over a shared engine) can
-// stand behind the same LiveSink interface.
+// Batches come from the local commit stream (publish) and from a LiveFeed
+// (publish_remote: another broker's commits over a shared engine). Either
+// way, per job with subscribers here, an event at or below the last seq
+// handed out is dropped, and a batch that skips ahead has the missing events
+// read from the store first (the gap fill), so subscribers see each event
+// once and in order whichever way it came. The hub tells its feed when a job
+// or an owner gets its first subscriber and loses its last.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,25 +26,37 @@
 #include <unordered_map>
 #include <vector>
 
+#include "live/live_feed.hpp"
 #include "live/published.hpp"
 #include "persistence/store.hpp"
 
 namespace jobcast::live {
 
+// Reads a job's committed events with after < seq < before, in seq order:
+// how the hub fills a gap. Runs on the hub thread.
+using GapFill = std::function<std::vector<Event>(const std::string& job, std::uint64_t after,
+                                                 std::uint64_t before)>;
+// A GapFill reading `log` in pages of `page` events.
+GapFill fill_from(store::EventLog& log, std::size_t page = 1000);
+
 class Hub {
   public:
-    Hub();
+    // `feed` outlives the hub.
+    Hub(LiveFeed& feed, GapFill fill_gap);
     ~Hub();
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
 
-    // Writer thread, after COMMIT. Never blocks on subscribers.
+    // The local commit stream: writer thread, after COMMIT. Never blocks on subscribers.
     void publish(std::vector<store::JobEvents> events);
+    // Committed batches a LiveFeed brought from elsewhere; any thread, never blocks.
+    void publish_remote(std::vector<store::JobEvents> events);
 
     // Live events of one job. The sink is held weakly: a session that is gone
-    // simply stops receiving. Subscribe before reading the store (see Subscription).
-    void subscribe(const std::string& job, const std::shared_ptr<LiveSink>& sink,
-                   WireFormat format);
+    // simply stops receiving. Subscribe before reading the store (see
+    // Subscription); `after` is the seq the subscriber reads the store from.
+    void subscribe(const std::string& job, std::uint64_t after,
+                   const std::shared_ptr<LiveSink>& sink, WireFormat format);
     void unsubscribe(const std::string& job, const LiveSink* sink);
     // State events of every job of `owner` (the "jobs" feed).
     void subscribe_feed(const std::string& owner, const std::shared_ptr<LiveSink>& sink,
@@ -56,17 +74,33 @@ class Hub {
         const LiveSink* key;
         WireFormat format;
     };
-    using Table = std::unordered_map<std::string, std::vector<Entry>>;
+    // A job with subscribers here, and the last seq handed to them (0: none yet).
+    struct JobWatch {
+        std::vector<Entry> sinks;
+        std::uint64_t delivered = 0;
+    };
+    // An owner whose jobs feed has subscribers here, and the last seq handed
+    // to them per job (until the job ends).
+    struct OwnerWatch {
+        std::vector<Entry> sinks;
+        std::unordered_map<std::string, std::uint64_t> delivered;
+    };
 
     void run();
     void fan_out(std::vector<store::JobEvents>& batch);
-    static void add(Table& table, const std::string& key, const std::shared_ptr<LiveSink>& sink,
+    // Drops the events at or below `delivered` and fills a gap before the rest.
+    void dedupe(store::JobEvents& job_events, std::uint64_t delivered);
+    // Records the last seq of `job_events` as handed out.
+    void note_delivered(const store::JobEvents& job_events);
+    static bool add(std::vector<Entry>& entries, const std::shared_ptr<LiveSink>& sink,
                     WireFormat format);
-    static bool remove(Table& table, const std::string& key, const LiveSink* sink);
+    static bool remove(std::vector<Entry>& entries, const LiveSink* sink);
 
+    LiveFeed& feed_;
+    GapFill fill_gap_;
     mutable std::mutex table_mutex_;
-    Table jobs_;
-    Table feeds_;
+    std::unordered_map<std::string, JobWatch> jobs_;
+    std::unordered_map<std::string, OwnerWatch> owners_;
     std::atomic<std::size_t> subscriptions_{0};
 
     std::mutex queue_mutex_;

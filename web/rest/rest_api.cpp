@@ -415,7 +415,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     }
     // Listen first, then read: an event committed in between is either in
     // the read or wakes the poll (durable before visible).
-    config_.hub->subscribe(job_id, poll, live::WireFormat::none);
+    config_.hub->subscribe(job_id, after, poll, live::WireFormat::none);
     auto page = read_events(job_id, owner, after, limit);
     if (!page || !page->events.empty() || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers
