@@ -9,6 +9,7 @@
 #include "broker/metrics.hpp"
 #include "common/logging.hpp"
 #include "live/hub.hpp"
+#include "persistence/job_commands.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/http/http_server.hpp"
 #include "web/http/static_assets.hpp"
@@ -91,6 +92,7 @@ class Broker::Impl {
             if (auto* g = gateway_.load(std::memory_order_acquire)) g->on_commit(batch);
             hub_.publish(std::move(batch.events));
         });
+        commands_ = std::make_unique<store::StoreCommands>(*store_);
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
@@ -103,7 +105,7 @@ class Broker::Impl {
             connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
-            hub_, *store_,
+            hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             config_.streaming, stream_stats_, security_});
 
@@ -115,9 +117,9 @@ class Broker::Impl {
             http_->schedule(delay, std::move(task));
         };
         rest.security = security_;
-        rest_ = std::make_unique<web::RestApi>(*store_, rest, [this](std::function<void()> task) {
-            return pool_->post(std::move(task));
-        });
+        rest_ = std::make_unique<web::RestApi>(
+            store_->jobs(), store_->events(), *commands_, rest,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); });
 
         web::HttpConfig http;
         http.listen = config_.http;
@@ -249,6 +251,7 @@ class Broker::Impl {
                        return live::fill_from(store_->events())(job, after, before);
                    }};
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<store::StoreCommands> commands_;  // web writes through these
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP
     std::shared_ptr<web::StreamingContext> streaming_;

@@ -10,15 +10,15 @@
 
 #include "persistence/store.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/beast_request.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
 #include "web/http/routes.hpp"
+#include "web/http/tls.hpp"
+#include "web/security/audit.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/sse_session.hpp"
 #include "web/stream/subscription.hpp"
-#include "web/http/tls.hpp"
 #include "web/stream/websocket_handshake.hpp"
 #include "web/stream/websocket_session.hpp"
 
@@ -451,7 +451,7 @@ void HttpSession::start_sse(HttpRequest request, std::string job, std::uint64_t 
     bool queued = ctx->run_blocking([self, ctx, request = std::move(request), job, after] {
         std::optional<Job> found;
         try {
-            found = ctx->store.jobs().get(job);
+            found = ctx->jobs.get(job);
         } catch (const std::exception& e) {
             log().error("sse job lookup failed job={} error={}", audit_quote(job),
                         audit_quote(e.what()));

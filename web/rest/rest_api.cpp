@@ -7,7 +7,7 @@
 #include <variant>
 
 #include "live/hub.hpp"
-#include "persistence/store.hpp"
+#include "persistence/job_commands.hpp"
 #include "protocol/json.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
@@ -56,8 +56,11 @@ Clock system_clock() {
     };
 }
 
-RestApi::RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking, Clock clock)
-    : store_(store),
+RestApi::RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
+                 RestConfig config, RunBlocking run_blocking, Clock clock)
+    : jobs_(jobs),
+      events_(events),
+      commands_(commands),
       config_(std::move(config)),
       run_blocking_(std::move(run_blocking)),
       clock_(std::move(clock)) {}
@@ -113,7 +116,7 @@ void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)
 }
 
 std::optional<Job> RestApi::visible_job(const std::string& job_id, const std::string& owner) {
-    auto job = store_.jobs().get(job_id);
+    auto job = jobs_.get(job_id);
     // Another owner's job answers exactly like a missing one: ids are not secrets,
     // but whether a job exists must not leak across owners.
     if (!job || job->owner != owner) return std::nullopt;
@@ -178,14 +181,14 @@ void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply&
     op.job.created_at = now;
     op.idempotency_key = std::move(call.idempotency_key);
 
-    // submit() blocks while the writer's queue is full, so it runs off the I/O
+    // create() blocks while the writer's queue is full, so it runs off the I/O
     // thread too; the answer comes from the writer thread once the job is durable.
     off_io_thread(reply, [this, op = std::move(op),
                           job_request = std::move(job_request)](const Reply& reply) mutable {
-        store_.submit(std::move(op),
-                      [reply, job_request = std::move(job_request)](const store::WriteResult& r) {
-                          guarded(reply, [&] { return created_response(r, job_request); });
-                      });
+        commands_.create(std::move(op), [reply, job_request = std::move(job_request)](
+                                            const store::WriteResult& r) {
+            guarded(reply, [&] { return created_response(r, job_request); });
+        });
     });
 }
 
@@ -209,7 +212,7 @@ void RestApi::serve(const HttpRequest& request, ListJobsCall call, const Reply& 
     list.cursor = std::move(call.cursor);
 
     off_io_thread(reply, [this, list = std::move(list)](const Reply& reply) {
-        store::ListPage page = store_.jobs().list(list);
+        store::ListPage page = jobs_.list(list);
         std::string body = R"({"jobs":[)";
         for (std::size_t i = 0; i < page.jobs.size(); ++i) {
             if (i != 0) body += ',';
@@ -268,7 +271,7 @@ void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply&
         op.now = clock_();
         // A running job is asked to stop through its worker (force = false); the
         // job JSON shows cancel_requested until the worker confirms.
-        store_.submit(std::move(op), [reply](const store::WriteResult& result) {
+        commands_.cancel(std::move(op), [reply](const store::WriteResult& result) {
             guarded(reply, [&] { return cancelled_response(result); });
         });
     });
@@ -284,7 +287,7 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     auto job = visible_job(job_id, owner);
     if (!job) return std::nullopt;
     EventsPage page;
-    page.events = store_.events().read(job_id, after, limit, config_.max_page_bytes);
+    page.events = events_.read(job_id, after, limit, config_.max_page_bytes);
     page.last_seq = job->last_seq;
     if (!page.events.empty() && page.events.back().seq > page.last_seq) {
         page.last_seq = page.events.back().seq;  // appended between the two reads

@@ -25,8 +25,10 @@
 #include "web/rest/rest_request.hpp"
 
 namespace jobcast::store {
-class Store;
-}
+class EventLog;
+class JobCommands;
+class JobStore;
+}  // namespace jobcast::store
 namespace jobcast::live {
 class Hub;
 }
@@ -58,8 +60,9 @@ Clock system_clock();
 
 class RestApi {
   public:
-    RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking,
-            Clock clock = system_clock());
+    // Reads through `jobs` and `events`, writes through `commands`.
+    RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
+            RestConfig config, RunBlocking run_blocking, Clock clock = system_clock());
 
     // Answers `request` by calling `reply` exactly once (possibly later, on
     // another thread). Never throws.
@@ -105,7 +108,9 @@ class RestApi {
                          std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
                          std::shared_ptr<void> slot);
 
-    store::Store& store_;
+    store::JobStore& jobs_;
+    store::EventLog& events_;
+    store::JobCommands& commands_;
     RestConfig config_;
     std::mutex long_polls_mutex_;
     std::unordered_map<const LongPoll*, std::shared_ptr<LongPoll>> long_polls_;  // owns them

@@ -125,7 +125,7 @@ void StreamSession::on_live(const live::PublishedPtr& published) {
 
 std::optional<Job> StreamSession::visible_job(const std::string& id) const {
     try {
-        auto job = ctx_->store.jobs().get(id);
+        auto job = ctx_->jobs.get(id);
         if (job && job->owner == owner_) return job;
     } catch (const std::exception& e) {
         log().error("event=job_lookup_failed job={} error={}", audit_quote(id),
@@ -252,7 +252,7 @@ void StreamSession::read_page(const std::string& job, std::uint64_t after) {
         std::vector<Event> events;
         bool ok = true;
         try {
-            events = self->ctx_->store.events().read(job, after, limit, max_bytes);
+            events = self->ctx_->events.read(job, after, limit, max_bytes);
         } catch (const std::exception&) {
             ok = false;
         }

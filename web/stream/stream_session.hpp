@@ -22,8 +22,10 @@
 #include "web/stream/subscription.hpp"
 
 namespace jobcast::store {
-class Store;
-}
+class EventLog;
+class JobCommands;
+class JobStore;
+}  // namespace jobcast::store
 
 namespace jobcast::web {
 
@@ -32,7 +34,9 @@ class SecurityContext;
 // Shared by every streaming session; owned by the server.
 struct StreamingContext {
     live::Hub& hub;
-    store::Store& store;
+    store::JobStore& jobs;
+    store::EventLog& events;
+    store::JobCommands& commands;
     std::function<bool(std::function<void()>)> run_blocking;  // off the I/O threads
     StreamingConfig config;
     StreamStats& stats;

@@ -5,7 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "persistence/store.hpp"
+#include "persistence/job_commands.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
@@ -238,7 +238,7 @@ class WebSocketSession final : public StreamSession {
             audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
                              audit_quote(self->owner_), remote_ip(self->remote_),
                              audit_quote(op.job));
-            self->ctx_->store.submit(
+            self->ctx_->commands.cancel(
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
                     net::post(self->strand_, [self, op, message = r.message] {
