@@ -8,14 +8,15 @@
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
 #include "common/logging.hpp"
+#include "live/hub.hpp"
+#include "persistence/job_commands.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/http/http_server.hpp"
-#include "web/stream/hub.hpp"
+#include "web/http/static_assets.hpp"
+#include "web/http/tls.hpp"
 #include "web/rest/rest_api.hpp"
 #include "web/security/security.hpp"
-#include "web/http/static_assets.hpp"
 #include "web/stream/stream_session.hpp"
-#include "web/http/tls.hpp"
 
 namespace jobcast::broker {
 
@@ -92,6 +93,7 @@ class Broker::Impl {
             metrics_.on_commit(batch);
             hub_.publish(std::move(batch.events));
         });
+        commands_ = std::make_unique<store::StoreCommands>(*store_);
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
@@ -104,7 +106,7 @@ class Broker::Impl {
             connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
-            hub_, *store_,
+            hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             config_.streaming, stream_stats_, security_});
 
@@ -116,9 +118,9 @@ class Broker::Impl {
             http_->schedule(delay, std::move(task));
         };
         rest.security = security_;
-        rest_ = std::make_unique<web::RestApi>(*store_, rest, [this](std::function<void()> task) {
-            return pool_->post(std::move(task));
-        });
+        rest_ = std::make_unique<web::RestApi>(
+            store_->jobs(), store_->events(), *commands_, rest,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); });
 
         web::HttpConfig http;
         http.listen = config_.http;
@@ -244,8 +246,13 @@ class Broker::Impl {
     std::shared_ptr<spdlog::logger> log_;
     Metrics metrics_;
     web::StreamStats stream_stats_;
-    web::Hub hub_;
+    live::LocalFeed feed_;  // one node: every commit is local
+    live::Hub hub_{feed_,
+                   [this](const std::string& job, std::uint64_t after, std::uint64_t before) {
+                       return live::fill_from(store_->events())(job, after, before);
+                   }};
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<store::StoreCommands> commands_;  // web writes through these
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP
     std::shared_ptr<web::StreamingContext> streaming_;

@@ -2,8 +2,8 @@
 
 #include <exception>
 
-#include "web/security/audit.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 

@@ -3,8 +3,8 @@
 #include <cctype>
 
 #include "common/logging.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/query.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 

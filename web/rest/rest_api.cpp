@@ -6,7 +6,8 @@
 #include <utility>
 #include <variant>
 
-#include "persistence/store.hpp"
+#include "live/hub.hpp"
+#include "persistence/job_commands.hpp"
 #include "protocol/client_api.hpp"
 #include "protocol/json.hpp"
 #include "web/http/log.hpp"
@@ -63,8 +64,11 @@ Clock system_clock() {
     };
 }
 
-RestApi::RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking, Clock clock)
-    : store_(store),
+RestApi::RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
+                 RestConfig config, RunBlocking run_blocking, Clock clock)
+    : jobs_(jobs),
+      events_(events),
+      commands_(commands),
       config_(std::move(config)),
       run_blocking_(std::move(run_blocking)),
       clock_(std::move(clock)) {}
@@ -120,7 +124,7 @@ void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)
 }
 
 std::optional<Job> RestApi::visible_job(const std::string& job_id, const std::string& owner) {
-    auto job = store_.jobs().get(job_id);
+    auto job = jobs_.get(job_id);
     // Another owner's job answers exactly like a missing one: ids are not secrets,
     // but whether a job exists must not leak across owners.
     if (!job || job->owner != owner) return std::nullopt;
@@ -185,14 +189,14 @@ void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply&
     op.job.created_at = now;
     op.idempotency_key = std::move(call.idempotency_key);
 
-    // submit() blocks while the writer's queue is full, so it runs off the I/O
+    // create() blocks while the writer's queue is full, so it runs off the I/O
     // thread too; the answer comes from the writer thread once the job is durable.
     off_io_thread(reply, [this, op = std::move(op),
                           job_request = std::move(job_request)](const Reply& reply) mutable {
-        store_.submit(std::move(op),
-                      [reply, job_request = std::move(job_request)](const store::WriteResult& r) {
-                          guarded(reply, [&] { return created_response(r, job_request); });
-                      });
+        commands_.create(std::move(op), [reply, job_request = std::move(job_request)](
+                                            const store::WriteResult& r) {
+            guarded(reply, [&] { return created_response(r, job_request); });
+        });
     });
 }
 
@@ -216,7 +220,7 @@ void RestApi::serve(const HttpRequest& request, ListJobsCall call, const Reply& 
     list.cursor = std::move(call.cursor);
 
     off_io_thread(reply, [this, list = std::move(list)](const Reply& reply) {
-        store::ListPage page = store_.jobs().list(list);
+        store::ListPage page = jobs_.list(list);
         std::string body = R"({"jobs":[)";
         for (std::size_t i = 0; i < page.jobs.size(); ++i) {
             if (i != 0) body += ',';
@@ -275,7 +279,7 @@ void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply&
         op.now = clock_();
         // A running job is asked to stop through its worker (force = false); the
         // job JSON shows cancel_requested until the worker confirms.
-        store_.submit(std::move(op), [reply](const store::WriteResult& result) {
+        commands_.cancel(std::move(op), [reply](const store::WriteResult& result) {
             guarded(reply, [&] { return cancelled_response(result); });
         });
     });
@@ -291,7 +295,7 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     auto job = visible_job(job_id, owner);
     if (!job) return std::nullopt;
     EventsPage page;
-    page.events = store_.events().read(job_id, after, limit, config_.max_page_bytes);
+    page.events = events_.read(job_id, after, limit, config_.max_page_bytes);
     page.last_seq = job->last_seq;
     if (!page.events.empty() && page.events.back().seq > page.last_seq) {
         page.last_seq = page.events.back().seq;  // appended between the two reads
@@ -331,7 +335,7 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
 
 // One waiting long-poll: answered by the first commit for its job, by its
 // timer, or by shutdown — whichever comes first, exactly once.
-class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> {
+class LongPoll : public live::LiveSink, public std::enable_shared_from_this<LongPoll> {
   public:
     LongPoll(RestApi& api, std::string job, std::string owner, std::uint64_t after,
              std::size_t limit, Reply reply, std::shared_ptr<void> slot)
@@ -343,7 +347,7 @@ class LongPoll : public LiveSink, public std::enable_shared_from_this<LongPoll> 
           reply_(std::move(reply)),
           slot_(std::move(slot)) {}
 
-    void deliver(const PublishedPtr&) override { fire(); }
+    void deliver(const live::PublishedPtr&) override { fire(); }
 
     // Reads the page again (off the hub and timer threads) and answers.
     void fire() {
@@ -408,7 +412,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     }
     // Listen first, then read: an event committed in between is either in
     // the read or wakes the poll (durable before visible).
-    config_.hub->subscribe(job_id, poll, WireFormat::none);
+    config_.hub->subscribe(job_id, after, poll, live::WireFormat::none);
     auto page = read_events(job_id, owner, after, limit);
     if (!page || !page->events.empty() || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers

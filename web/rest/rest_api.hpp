@@ -25,12 +25,16 @@
 #include "web/rest/rest_request.hpp"
 
 namespace jobcast::store {
-class Store;
+class EventLog;
+class JobCommands;
+class JobStore;
+}  // namespace jobcast::store
+namespace jobcast::live {
+class Hub;
 }
 
 namespace jobcast::web {
 
-class Hub;
 class LongPoll;
 class SecurityContext;
 
@@ -43,7 +47,7 @@ struct RestConfig : RestLimits {
     std::function<bool()> ready;  // GET /readyz; empty means always ready
     // Long-poll (GET /v1/jobs/{id}/events?wait=S): the hub to wait on and a
     // timer. Without them `wait` is accepted and ignored.
-    Hub* hub = nullptr;
+    live::Hub* hub = nullptr;
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
     // Job submissions per owner per second (429) and the audit log of cancels.
     std::shared_ptr<SecurityContext> security;
@@ -56,8 +60,9 @@ Clock system_clock();
 
 class RestApi {
   public:
-    RestApi(store::Store& store, RestConfig config, RunBlocking run_blocking,
-            Clock clock = system_clock());
+    // Reads through `jobs` and `events`, writes through `commands`.
+    RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
+            RestConfig config, RunBlocking run_blocking, Clock clock = system_clock());
 
     // Answers `request` by calling `reply` exactly once (possibly later, on
     // another thread). Never throws.
@@ -102,7 +107,9 @@ class RestApi {
                          std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
                          std::shared_ptr<void> slot);
 
-    store::Store& store_;
+    store::JobStore& jobs_;
+    store::EventLog& events_;
+    store::JobCommands& commands_;
     RestConfig config_;
     std::mutex long_polls_mutex_;
     std::unordered_map<const LongPoll*, std::shared_ptr<LongPoll>> long_polls_;  // owns them

@@ -5,9 +5,9 @@
 
 #include "common/time_bounds.hpp"
 #include "protocol/json.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
-#include "web/security/host_check.hpp"
 #include "web/http/http_message.hpp"
+#include "web/security/host_check.hpp"
 #include "web/security/security_stats.hpp"
 
 namespace jobcast::web {

@@ -72,7 +72,7 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
                                            job, after] {
         std::optional<Job> found;
         try {
-            found = streaming->store.jobs().get(job);
+            found = streaming->jobs.get(job);
         } catch (const std::exception& e) {
             log().error("sse job lookup failed job={} error={}", audit_quote(job),
                         audit_quote(e.what()));

@@ -104,7 +104,7 @@ class SseSession final : public StreamSession {
                          });
     }
 
-    std::shared_ptr<const std::string> live_frame(const Published& published,
+    std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
         if (skip == 0 && published.sse_chunk) return published.sse_chunk;
         return std::make_shared<const std::string>(

@@ -5,8 +5,8 @@
 
 #include "common/time_bounds.hpp"
 #include "persistence/store.hpp"
-#include "web/security/audit.hpp"
 #include "web/http/log.hpp"
+#include "web/security/audit.hpp"
 
 namespace jobcast::web {
 
@@ -44,7 +44,7 @@ StreamSession::~StreamSession() {
     ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(queued_bytes_));
 }
 
-void StreamSession::deliver(const PublishedPtr& published) {
+void StreamSession::deliver(const live::PublishedPtr& published) {
     boost::asio::post(strand_,
                       [self = shared_from_this(), published] { self->on_live(published); });
 }
@@ -58,8 +58,9 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     if (closing_) return;
     if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
     // Hub first, store second: whatever commits from here on is buffered.
-    ctx_->hub.subscribe(job, shared_from_this(),
-                        transport_ == Transport::sse ? WireFormat::sse : WireFormat::websocket);
+    ctx_->hub.subscribe(
+        job, after, shared_from_this(),
+        transport_ == Transport::sse ? live::WireFormat::sse : live::WireFormat::websocket);
     subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
@@ -77,7 +78,7 @@ void StreamSession::end_subscription(const std::string& job) {
 void StreamSession::begin_feed() {
     if (feed_ || closing_) return;
     feed_ = true;
-    ctx_->hub.subscribe_feed(owner_, shared_from_this(), WireFormat::websocket);
+    ctx_->hub.subscribe_feed(owner_, shared_from_this(), live::WireFormat::websocket);
 }
 
 void StreamSession::end_feed() {
@@ -95,7 +96,7 @@ void StreamSession::end_all() {
     end_feed();
 }
 
-void StreamSession::on_live(const PublishedPtr& published) {
+void StreamSession::on_live(const live::PublishedPtr& published) {
     if (closing_) return;
     if (published->feed) {  // a state change for the jobs feed
         if (feed_ && published->owner == owner_ && published->ws_frame) {
@@ -124,7 +125,7 @@ void StreamSession::on_live(const PublishedPtr& published) {
 
 std::optional<Job> StreamSession::visible_job(const std::string& id) const {
     try {
-        auto job = ctx_->store.jobs().get(id);
+        auto job = ctx_->jobs.get(id);
         if (job && job->owner == owner_) return job;
     } catch (const std::exception& e) {
         log().error("event=job_lookup_failed job={} error={}", audit_quote(id),
@@ -138,7 +139,7 @@ void StreamSession::enqueue_control(std::string frame) {
     enqueue({std::make_shared<const std::string>(std::move(frame)), {}, 0});
 }
 
-void StreamSession::enqueue_live(const PublishedPtr& published, std::size_t skip) {
+void StreamSession::enqueue_live(const live::PublishedPtr& published, std::size_t skip) {
     Outgoing out{live_frame(*published, skip), {}, published->events.size() - skip};
     out.live.push_back({published, skip});
     enqueue(std::move(out));
@@ -251,7 +252,7 @@ void StreamSession::read_page(const std::string& job, std::uint64_t after) {
         std::vector<Event> events;
         bool ok = true;
         try {
-            events = self->ctx_->store.events().read(job, after, limit, max_bytes);
+            events = self->ctx_->events.read(job, after, limit, max_bytes);
         } catch (const std::exception&) {
             ok = false;
         }

@@ -16,13 +16,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "web/stream/hub.hpp"
+#include "live/hub.hpp"
 #include "web/stream/stream_stats.hpp"
 #include "web/stream/streaming_config.hpp"
+#include "web/stream/subscription.hpp"
 
 namespace jobcast::store {
-class Store;
-}
+class EventLog;
+class JobCommands;
+class JobStore;
+}  // namespace jobcast::store
 
 namespace jobcast::web {
 
@@ -30,8 +33,10 @@ class SecurityContext;
 
 // Shared by every streaming session; owned by the server.
 struct StreamingContext {
-    Hub& hub;
-    store::Store& store;
+    live::Hub& hub;
+    store::JobStore& jobs;
+    store::EventLog& events;
+    store::JobCommands& commands;
     std::function<bool(std::function<void()>)> run_blocking;  // off the I/O threads
     StreamingConfig config;
     StreamStats& stats;
@@ -42,14 +47,14 @@ struct StreamingContext {
 // any int64 is safe), for token expiry timers.
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds);
 
-class StreamSession : public LiveSink, public std::enable_shared_from_this<StreamSession> {
+class StreamSession : public live::LiveSink, public std::enable_shared_from_this<StreamSession> {
   public:
     StreamSession(std::shared_ptr<StreamingContext> ctx, boost::asio::any_io_executor strand,
                   std::string owner, Transport transport);
     ~StreamSession() override;
 
     // Hub thread: hand the batch to the strand.
-    void deliver(const PublishedPtr& published) final;
+    void deliver(const live::PublishedPtr& published) final;
     // Any thread: close the connection. WebSockets get `code` (1012 when the
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
@@ -62,7 +67,7 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
   protected:
     // Live events of one published batch, from `skip` on.
     struct LiveSlice {
-        PublishedPtr published;
+        live::PublishedPtr published;
         std::size_t skip = 0;
     };
     struct Outgoing {
@@ -96,7 +101,7 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
 
     // Transport hooks.
     virtual void write_front(const std::shared_ptr<const std::string>& bytes) = 0;
-    virtual std::shared_ptr<const std::string> live_frame(const Published& published,
+    virtual std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                           std::size_t skip) = 0;
     virtual std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                           const std::vector<Event>& events) = 0;
@@ -124,9 +129,9 @@ class StreamSession : public LiveSink, public std::enable_shared_from_this<Strea
         connection_slots_;  // released before ctx_ (declared after it)
 
   private:
-    void on_live(const PublishedPtr& published);
+    void on_live(const live::PublishedPtr& published);
     void enqueue(Outgoing out);
-    void enqueue_live(const PublishedPtr& published, std::size_t skip);
+    void enqueue_live(const live::PublishedPtr& published, std::size_t skip);
     void start_write();
     void coalesce_front();
     void pump_reads();

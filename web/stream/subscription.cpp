@@ -1,20 +1,6 @@
 #include "web/stream/subscription.hpp"
 
-#include <string_view>
-
 namespace jobcast::web {
-
-bool is_terminal_event(const Event& event) {
-    if (event.kind != EventKind::state) return false;
-    // The broker writes state events itself, always starting with the state.
-    std::string_view data = event.data;
-    for (std::string_view state : {"succeeded", "failed", "cancelled"}) {
-        std::string prefix = "{\"state\":\"";
-        prefix.append(state).push_back('"');
-        if (data.substr(0, prefix.size()) == prefix) return true;
-    }
-    return false;
-}
 
 bool stream_already_ended(const Job& job, std::uint64_t after) {
     return is_terminal(job.state) && after >= job.last_seq;
@@ -40,7 +26,7 @@ void Subscription::drop_buffer() {
     buffer_bytes_ = 0;
 }
 
-std::vector<Delivery> Subscription::on_live(const PublishedPtr& published) {
+std::vector<Delivery> Subscription::on_live(const live::PublishedPtr& published) {
     std::vector<Delivery> out;
     if (published->events.empty() || published->last_seq() <= cursor_) return out;
     switch (mode_) {
@@ -92,7 +78,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         if (event.seq <= cursor_) continue;
         if (event.seq != cursor_ + 1) break;  // cannot happen: the log has no holes
         cursor_ = event.seq;
-        bool terminal = is_terminal_event(event);
+        bool terminal = live::is_terminal_event(event);
         result.events.push_back(std::move(event));
         if (terminal) {
             mode_ = Mode::ended;
@@ -109,7 +95,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         return result;
     }
     mode_ = Mode::live;
-    std::deque<PublishedPtr> pending;
+    std::deque<live::PublishedPtr> pending;
     pending.swap(buffer_);
     if (budget_) budget_->give_back(buffer_bytes_);
     buffer_bytes_ = 0;

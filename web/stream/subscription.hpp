@@ -20,29 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "live/published.hpp"
 #include "protocol/model.hpp"
 
 namespace jobcast::web {
-
-// The events one commit appended to one job, shared by every subscriber, with
-// each wire format serialized once (by the hub) when someone needs it.
-struct Published {
-    std::string job;
-    std::string owner;
-    std::vector<Event> events;  // contiguous seqs
-    bool terminal = false;      // the last event ends the job
-    bool feed = false;          // state events only, for the jobs feed (seqs not contiguous)
-    std::shared_ptr<const std::string> ws_frame;   // "event"/"events" frame of all events
-    std::shared_ptr<const std::string> sse_chunk;  // every event as SSE text
-    std::size_t bytes = 0;                         // approximate payload size
-
-    std::uint64_t first_seq() const { return events.front().seq; }
-    std::uint64_t last_seq() const { return events.back().seq; }
-};
-using PublishedPtr = std::shared_ptr<const Published>;
-
-// True for a `state` event whose state is terminal (succeeded/failed/cancelled).
-bool is_terminal_event(const Event& event);
 
 // The client already has the whole stream of this job: it finished at or
 // before `after`, so nothing will ever follow and no subscription is kept.
@@ -51,7 +32,7 @@ bool stream_already_ended(const Job& job, std::uint64_t after);
 // What the connection must write: `published` whole when skip == 0, else only
 // its events from index `skip` on (the boundary between replay and live).
 struct Delivery {
-    PublishedPtr published;
+    live::PublishedPtr published;
     std::size_t skip = 0;
 };
 
@@ -95,7 +76,7 @@ class Subscription {
     std::uint64_t cursor() const { return cursor_; }  // last seq handed to the client
 
     // A live batch from the hub. Returns what to send now (nothing while replaying).
-    std::vector<Delivery> on_live(const PublishedPtr& published);
+    std::vector<Delivery> on_live(const live::PublishedPtr& published);
 
     // The connection is too far behind: stop taking live events, read from the store.
     void fall_behind();
@@ -124,7 +105,7 @@ class Subscription {
     std::uint64_t cursor_;
     std::size_t buffer_limit_;
     LiveBufferBudget* budget_;
-    std::deque<PublishedPtr> buffer_;
+    std::deque<live::PublishedPtr> buffer_;
     std::size_t buffer_bytes_ = 0;
     bool overflowed_ = false;
     bool read_pending_ = false;

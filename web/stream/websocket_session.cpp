@@ -5,11 +5,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "persistence/store.hpp"
+#include "persistence/job_commands.hpp"
 #include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/stream/client_ops.hpp"
 #include "web/stream/subscription.hpp"
 
 namespace jobcast::web {
@@ -239,7 +240,7 @@ class WebSocketSession final : public StreamSession {
             audit_log().info("event=cancel transport=websocket owner={} ip={} job={}",
                              audit_quote(self->owner_), remote_ip(self->remote_),
                              audit_quote(op.job));
-            self->ctx_->store.submit(
+            self->ctx_->commands.cancel(
                 store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
                     net::post(self->strand_, [self, op, message = r.message] {
@@ -261,7 +262,7 @@ class WebSocketSession final : public StreamSession {
                         });
     }
 
-    std::shared_ptr<const std::string> live_frame(const Published& published,
+    std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
         if (skip == 0 && published.ws_frame) return published.ws_frame;
         return std::make_shared<const std::string>(

@@ -305,7 +305,9 @@ TEST_CASE("health and readiness", "[web][rest]") {
 TEST_CASE("a full blocking pool answers 503 instead of queueing without bound", "[web][rest]") {
     TempDir dir;
     auto store = open_store(dir);
-    RestApi api(*store, RestConfig{}, [](std::function<void()>) { return false; });
+    store::StoreCommands commands(*store);
+    RestApi api(store->jobs(), store->events(), commands, RestConfig{},
+                [](std::function<void()>) { return false; });
     HttpRequest request;
     request.method = "GET";
     request.target = "/v1/jobs";

@@ -6,6 +6,7 @@
 #include <random>
 
 using namespace jobcast;
+using namespace jobcast::live;
 using namespace jobcast::web;
 
 namespace {

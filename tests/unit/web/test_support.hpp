@@ -14,7 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "persistence/store.hpp"
+#include "persistence/job_commands.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/rest/rest_api.hpp"
 
@@ -79,7 +79,11 @@ struct RestFixture {
     BlockingPool pool{2};
     std::atomic<UnixMs> now{1'700'000'000'000};
     std::atomic<bool> ready{true};
-    RestApi api{*store, make_config(),
+    store::StoreCommands commands{*store};
+    RestApi api{store->jobs(),
+                store->events(),
+                commands,
+                make_config(),
                 [this](std::function<void()> task) { return pool.post(std::move(task)); },
                 [this] { return now.load(); }};
 

@@ -1,0 +1,115 @@
+// Job -> subscribers. After each commit the writer hands the new events to
+// the hub; its own thread serializes each job's events once per wire format
+// into shared immutable buffers and hands them to every subscriber, so the
+// writer never waits on fan-out and fan-out costs no copies. Subscribers
+// (WebSocket and SSE sessions, long-polls) post the buffers to their own
+// strands; no lock is held while anything is written.
+//
+// Batches come from the local commit stream (publish) and from a LiveFeed
+// (publish_remote: another broker's commits over a shared engine). Either
+// way, per job with subscribers here, an event at or below the last seq
+// handed out is dropped, and a batch that skips ahead has the missing events
+// read from the store first (the gap fill), so subscribers see each event
+// once and in order whichever way it came. The hub tells its feed when a job
+// or an owner gets its first subscriber and loses its last.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "live/live_feed.hpp"
+#include "live/published.hpp"
+#include "persistence/store.hpp"
+
+namespace jobcast::live {
+
+// Reads a job's committed events with after < seq < before, in seq order:
+// how the hub fills a gap. Runs on the hub thread.
+using GapFill = std::function<std::vector<Event>(const std::string& job, std::uint64_t after,
+                                                 std::uint64_t before)>;
+// A GapFill reading `log` in pages of `page` events.
+GapFill fill_from(store::EventLog& log, std::size_t page = 1000);
+
+class Hub {
+  public:
+    // `feed` outlives the hub.
+    Hub(LiveFeed& feed, GapFill fill_gap);
+    ~Hub();
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    // The local commit stream: writer thread, after COMMIT. Never blocks on subscribers.
+    void publish(std::vector<store::JobEvents> events);
+    // Committed batches a LiveFeed brought from elsewhere; any thread, never blocks.
+    void publish_remote(std::vector<store::JobEvents> events);
+
+    // Live events of one job. The sink is held weakly: a session that is gone
+    // simply stops receiving. Subscribe before reading the store (see
+    // Subscription); `after` is the seq the subscriber reads the store from.
+    void subscribe(const std::string& job, std::uint64_t after,
+                   const std::shared_ptr<LiveSink>& sink, WireFormat format);
+    void unsubscribe(const std::string& job, const LiveSink* sink);
+    // State events of every job of `owner` (the "jobs" feed).
+    void subscribe_feed(const std::string& owner, const std::shared_ptr<LiveSink>& sink,
+                        WireFormat format);
+    void unsubscribe_feed(const std::string& owner, const LiveSink* sink);
+
+    std::size_t subscriptions() const { return subscriptions_.load(std::memory_order_relaxed); }
+    // Waits until everything published so far has been handed to subscribers (tests).
+    void drain();
+    void stop();
+
+  private:
+    struct Entry {
+        std::weak_ptr<LiveSink> sink;
+        const LiveSink* key;
+        WireFormat format;
+    };
+    // A job with subscribers here, and the last seq handed to them (0: none yet).
+    struct JobWatch {
+        std::vector<Entry> sinks;
+        std::uint64_t delivered = 0;
+    };
+    // An owner whose jobs feed has subscribers here, and the last seq handed
+    // to them per job (until the job ends).
+    struct OwnerWatch {
+        std::vector<Entry> sinks;
+        std::unordered_map<std::string, std::uint64_t> delivered;
+    };
+
+    void run();
+    void fan_out(std::vector<store::JobEvents>& batch);
+    // Drops the events at or below `delivered` and fills a gap before the rest.
+    void dedupe(store::JobEvents& job_events, std::uint64_t delivered);
+    // Records the last seq of `job_events` as handed out.
+    void note_delivered(const store::JobEvents& job_events);
+    static bool add(std::vector<Entry>& entries, const std::shared_ptr<LiveSink>& sink,
+                    WireFormat format);
+    static bool remove(std::vector<Entry>& entries, const LiveSink* sink);
+
+    LiveFeed& feed_;
+    GapFill fill_gap_;
+    mutable std::mutex table_mutex_;
+    std::unordered_map<std::string, JobWatch> jobs_;
+    std::unordered_map<std::string, OwnerWatch> owners_;
+    std::atomic<std::size_t> subscriptions_{0};
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_cv_;
+    std::condition_variable drained_cv_;
+    std::deque<std::vector<store::JobEvents>> queue_;
+    std::uint64_t enqueued_ = 0, done_ = 0;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace jobcast::live
