@@ -15,7 +15,6 @@
 #include "web/rest/rest_request.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
-#include "web/stream/hub.hpp"
 
 namespace jobcast::web {
 

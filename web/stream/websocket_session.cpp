@@ -10,7 +10,6 @@
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
-#include "web/stream/client_ops.hpp"
 #include "web/stream/subscription.hpp"
 
 namespace jobcast::web {
