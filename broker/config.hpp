@@ -2,46 +2,11 @@
 // variable and a default, validated at start with a clear message.
 #pragma once
 
-#include <chrono>
 #include <optional>
-#include <stdexcept>
-#include <string>
 
-#include "broker/gateway.hpp"
-#include "persistence/store.hpp"
-#include "web/security/security.hpp"
-#include "web/stream/streaming_config.hpp"
-#include "web/http/tls.hpp"
+#include "broker/broker_config.hpp"
 
 namespace jobcast::broker {
-
-struct BrokerConfig {
-    std::string http = "127.0.0.1:8080";
-    int http_threads = 2;
-    std::size_t max_body_bytes = 1 << 20;
-    // A request's header and body must arrive within this (slowloris), and an
-    // idle keep-alive connection is closed after it.
-    std::chrono::milliseconds read_timeout{30'000};
-    store::StoreConfig store;
-    GatewayConfig gateway;
-    web::StreamingConfig streaming;
-    // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.
-    std::chrono::milliseconds shutdown_timeout{10'000};
-    web::SecurityConfig security;
-    web::TlsConfig tls;  // HTTPS/wss on the --http port when a certificate is given
-    bool insecure_no_auth = false;
-    bool insecure_no_curve = false;
-    std::string log_level = "info";
-    std::string log_format = "text";  // text | json
-};
-
-struct ConfigError : std::invalid_argument {
-    using std::invalid_argument::invalid_argument;
-};
-
-// "500ms", "30s", "15m", "24h", "7d", or a bare number of seconds (fractions
-// allowed); `what` names the flag in the ConfigError for anything else.
-std::chrono::milliseconds parse_duration(const std::string& text, const char* what);
 
 // Returns nullopt after printing --help. Throws ConfigError on a bad value.
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]);

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "broker/config.hpp"
+#include "broker/broker_config.hpp"
 #include "common/curve_keys.hpp"
 #include "web/security/host_check.hpp"
 

@@ -29,8 +29,17 @@ ALLOWED = {
     "workers": {"protocol", "common"},
     "cli": {"protocol", "common", "auth"},
 }
-# The binary's composition root may wire every module together.
-COMPOSITION = {"broker/main.cpp", "broker/broker.cpp", "broker/broker.hpp"}
+# The broker's composition root (target jobcast_broker_app and the binary) may
+# wire every module together: the flags of every module, metrics over all of
+# them, and main.
+COMPOSITION = {
+    f"broker/{name}"
+    for name in (
+        "main.cpp", "broker.cpp", "broker.hpp", "broker_config.cpp", "broker_config.hpp",
+        "config.cpp", "config.hpp", "metrics.cpp", "metrics.hpp", "security_config.cpp",
+        "security_config.hpp", "security_metrics.cpp", "security_metrics.hpp",
+    )
+}
 FORBIDDEN_FILES = {"web": {"persistence/writer.hpp"}}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"')
