@@ -37,6 +37,8 @@ struct GatewayConfig {
     std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force
     proto::DecodeLimits limits;
     std::size_t max_pending_sends = 100'000;  // per worker, beyond ZeroMQ's HWM
+    // How long a lease outlives its worker's last message.
+    std::chrono::milliseconds lease_timeout() const { return heartbeat * liveness; }
 };
 
 // Counters the metrics module reads (relaxed atomics; written by the gateway thread).
