@@ -103,8 +103,9 @@ class JobQueue {
     //   cost the lease.
     virtual std::vector<LostLease> renew(const PeerId& worker, const Inflight& inflight,
                                          std::uint64_t assigned) = 0;
-    // The worker was given up on (silent, or replaced): its leases are lost,
-    // held by no one until the requeue commits; its reservations end.
+    // The worker was given up on (silent for longer than the lease timeout):
+    // its leases are lost, held by no one until the requeue commits; its
+    // reservations end.
     virtual std::vector<LostLease> lose(const PeerId& worker) = 0;
     // The worker's connection went away (it may be reconnecting): its leases
     // are orphaned for the lease timeout, for its hello on a new connection to

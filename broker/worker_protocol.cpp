@@ -352,7 +352,9 @@ void WorkerProtocol::dispatch(Outbox& out) {
     std::unordered_set<PeerId> drained;
     bool took = false;
     const auto now = clock_.unix_ms();
-    while (auto offer = links_.freest(drained)) {
+    while (queue_.queue_depth() > 0) {
+        auto offer = links_.freest(drained);
+        if (!offer) break;
         auto jobs = queue_.take(offer->types, offer->jobs, offer->worker);
         if (jobs.size() < offer->jobs) drained.insert(offer->worker.peer);
         for (auto& job : jobs) {
