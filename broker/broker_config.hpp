@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "broker/gateway.hpp"
+#include "broker/gateway_config.hpp"
 #include "persistence/store.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/streaming_config.hpp"

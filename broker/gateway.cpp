@@ -12,6 +12,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "broker/memory_job_queue.hpp"
 #include "broker/worker_protocol.hpp"
 #include "broker/zap_handler.hpp"
 #include "common/log_quote.hpp"
@@ -26,7 +27,8 @@ class Gateway::Impl {
           store_(store),
           clock_(clock),
           log_(module_logger("gateway")),
-          protocol_(config_, store.worker_session_key(), clock, stats_) {}
+          queue_(clock, config_.lease_timeout()),
+          protocol_(config_, store.worker_session_key(), clock, stats_, queue_) {}
 
     ~Impl() { stop(); }
 
@@ -307,6 +309,7 @@ class Gateway::Impl {
     const Clock& clock_;
     std::shared_ptr<spdlog::logger> log_;
     GatewayStats stats_;
+    MemoryJobQueue queue_;
     WorkerProtocol protocol_;
     Outbox out_;  // what the protocol asked for, delivered after each call
 

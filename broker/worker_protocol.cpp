@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_set>
 
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
@@ -26,8 +27,8 @@ std::string hex(std::string_view bytes) {
     return out;
 }
 
-std::vector<std::pair<std::string, int>> attempts_of(const std::vector<proto::InflightJob>& held) {
-    std::vector<std::pair<std::string, int>> out;
+Inflight attempts_of(const std::vector<proto::InflightJob>& held) {
+    Inflight out;
     out.reserve(held.size());
     for (const auto& f : held)
         out.emplace_back(f.job, f.attempt);
@@ -37,14 +38,15 @@ std::vector<std::pair<std::string, int>> attempts_of(const std::vector<proto::In
 }  // namespace
 
 WorkerProtocol::WorkerProtocol(const GatewayConfig& config, std::string session_secret,
-                               const Clock& clock, GatewayStats& stats)
+                               const Clock& clock, GatewayStats& stats, JobQueue& queue)
     : config_(config),
       clock_(clock),
       stats_(stats),
       log_(module_logger("gateway")),
       audit_(module_logger("audit")),
       sessions_(std::move(session_secret)),
-      dispatcher_(clock, config_.heartbeat * config_.liveness),
+      links_(clock, config_.lease_timeout()),
+      queue_(queue),
       cancels_(clock, config_.cancel_grace) {}
 
 WorkerProtocol::~WorkerProtocol() = default;
@@ -53,15 +55,15 @@ void WorkerProtocol::reload(const std::vector<Job>& unfinished) {
     std::size_t queued = 0, running = 0;
     for (const Job& job : unfinished) {
         if (job.state == JobState::queued) {
-            dispatcher_.enqueue({job.id, job.type, job.priority});
+            queue_.enqueue({job.id, job.type, job.priority});
             ++queued;
         } else if (job.state == JobState::running) {
-            dispatcher_.adopt_orphan(job.id, job.attempt, job.worker);
+            queue_.adopt(job.id, job.attempt, job.worker);
             if (job.cancel_requested) cancels_.start(job.id);
             ++running;
         }
     }
-    stats_.queue_depth = static_cast<std::int64_t>(dispatcher_.queue_depth());
+    stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
     log_->info("reloaded queued={} running={}", queued, running);
 }
 
@@ -98,14 +100,14 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
         on_hello(peer, *hello, key, out);
         return;
     }
-    if (!dispatcher_.known(peer)) {
+    if (!links_.known(peer)) {
         // A worker we do not know: typically the broker restarted under it.
         // It says hello again and re-sends what is unacknowledged.
         stats_.rejected_unknown_peer.fetch_add(1, std::memory_order_relaxed);
         send(peer, proto::Reject{"", "hello"}, out);
         return;
     }
-    dispatcher_.seen(peer);
+    links_.seen(peer);
     std::visit(
         [&](auto& m) {
             using T = std::decay_t<decltype(m)>;
@@ -114,7 +116,7 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
             } else if constexpr (std::is_same_v<T, proto::Hello>) {
                 return;
             } else {
-                if (dispatcher_.holder(m.job, m.attempt) != peer) {
+                if (queue_.holder(m.job, m.attempt) != peer) {
                     stats_.rejected_lease.fetch_add(1, std::memory_order_relaxed);
                     send(peer, proto::Reject{m.job, "lease", m.attempt}, out);
                     return;
@@ -145,7 +147,8 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
 void WorkerProtocol::on_inflight_report(const PeerId& peer,
                                         const std::vector<proto::InflightJob>& held,
                                         std::uint64_t assigned, Outbox& out) {
-    for (const auto& lost : dispatcher_.reconcile(peer, attempts_of(held), assigned)) {
+    for (const auto& lost : queue_.renew(peer, attempts_of(held), assigned)) {
+        links_.release(lost.job);
         stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
         log_->warn("event=lease_lost job={} attempt={} worker={} reason={}", lost.job, lost.attempt,
                    log_quote(lost.worker),
@@ -161,17 +164,23 @@ void WorkerProtocol::on_inflight_report(const PeerId& peer,
 void WorkerProtocol::on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
                               Outbox& out) {
     const bool session_ok = sessions_.valid(hello.session, key, hello.worker);
-    const WorkerIdentity identity{key, session_ok};
-    auto result = dispatcher_.hello(peer, hello.worker, hello.types, hello.capacity,
-                                    attempts_of(hello.inflight), identity);
-    if (result.refused_identity) {
-        refuse_identity(peer, hello, key, result.refusal, out);
+    NameHold hold = links_.name_hold(hello.worker, peer, key);
+    hold |= queue_.name_hold(hello.worker, peer, key);
+    if (auto refusal = identity_refusal(hold, {key, session_ok})) {
+        refuse_identity(peer, hello, key, *refusal, out);
         return;
     }
+    // The same worker reconnecting (new socket, new routing id) replaces its
+    // previous connection; leases it still runs move over, the others end.
+    const WorkerRef worker{peer, hello.worker, key};
+    const auto previous = links_.previous(peer, hello.worker);
+    auto result = queue_.claim(worker, attempts_of(hello.inflight), previous);
+    if (previous) links_.remove(*previous);
+    links_.connect(worker, hello.types, hello.capacity, result.resumed);
     const std::string session =
         sessions_.welcome(hello.session, session_ok, key, hello.worker,
-                          [this](const std::string& name) { return dispatcher_.name_held(name); });
-    if (result.replaced) out.replaced.push_back(*result.replaced);
+                          [this](const std::string& name) { return name_held(name); });
+    if (previous && *previous != peer) out.replaced.push_back(*previous);
     send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count()), session}, out);
     for (const auto& [job, attempt] : result.refused)
         send(peer, proto::Reject{job, "lease", attempt}, out);
@@ -185,10 +194,15 @@ void WorkerProtocol::on_hello(const PeerId& peer, const proto::Hello& hello, con
     for (const auto& job : result.resumed) {
         if (cancels_.started(job)) send(peer, proto::Cancel{job}, out);
     }
-    stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
+    stats_.workers = static_cast<std::int64_t>(links_.count());
     log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}",
                log_quote(hello.worker), hello.types.size(), hello.capacity, result.resumed.size(),
                result.refused.size());
+}
+
+// Whether a live connection or a lease (an orphaned one too) holds the name.
+bool WorkerProtocol::name_held(const std::string& name) const {
+    return links_.name_hold(name, {}, {}).held || queue_.name_hold(name, {}, {}).held;
 }
 
 // A hello for a worker name held by someone else (another CURVE key, or
@@ -219,7 +233,7 @@ void WorkerProtocol::on_commit(const std::vector<store::WriteAck>& acks,
         on_lease(lease, out);
     for (const Job& job : changes)
         on_job_change(job, out);
-    stats_.queue_depth = static_cast<std::int64_t>(dispatcher_.queue_depth());
+    stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
 }
 
 void WorkerProtocol::send_acks(const std::vector<store::WriteAck>& acks, Outbox& out) {
@@ -232,7 +246,7 @@ void WorkerProtocol::send_acks(const std::vector<store::WriteAck>& acks, Outbox&
     };
     std::map<std::pair<std::string, int>, Owed> owed;
     for (const auto& a : acks) {
-        auto peer = dispatcher_.holder(a.job, a.attempt);
+        auto peer = queue_.holder(a.job, a.attempt);
         if (!peer) continue;  // its worker is gone; a re-send will be acked as duplicate
         auto& o = owed[{a.job, a.attempt}];
         o.peer = *peer;
@@ -264,12 +278,12 @@ void WorkerProtocol::send_acks(const std::vector<store::WriteAck>& acks, Outbox&
 
 void WorkerProtocol::on_lease(const store::LeaseOutcome& lease, Outbox& out) {
     if (lease.status != store::WriteStatus::ok || !lease.leased) {
-        dispatcher_.lease_refused(lease.job);
+        end_lease(lease.job);
         return;
     }
     const Job& job = *lease.leased;
-    dispatcher_.lease_granted(job.id, job.attempt);
-    auto peer = dispatcher_.holder(job.id, job.attempt);
+    queue_.leased(job.id, job.attempt);
+    auto peer = queue_.holder(job.id, job.attempt);
     if (!peer) {
         // The worker left between the pick and the commit.
         out.ops.push_back(store::RequeueJob{
@@ -289,12 +303,12 @@ void WorkerProtocol::on_lease(const store::LeaseOutcome& lease, Outbox& out) {
         }
         log_->warn("event=assign_refused job={} attempt={} error={}", job.id, job.attempt,
                    log_quote(error));
-        dispatcher_.end_lease(job.id);  // frees the worker's slot now
+        end_lease(job.id);  // frees the worker's slot now
         out.ops.push_back(store::FinishJob{job.id, job.attempt, 1, false, "{}", std::move(error),
                                            false, clock_.unix_ms()});
         return;
     }
-    dispatcher_.assign_sent(job.id);
+    queue_.assign_sent(job.id, links_.next_assign(*peer));
     out.frames.emplace_back(*peer, assign_frame_);
 }
 
@@ -302,12 +316,12 @@ void WorkerProtocol::on_job_change(const Job& job, Outbox& out) {
     switch (job.state) {
         case JobState::queued:
             // New, retried or requeued after a lost lease.
-            dispatcher_.end_lease(job.id);
-            dispatcher_.enqueue({job.id, job.type, job.priority});
+            links_.release(job.id);
+            queue_.enqueue({job.id, job.type, job.priority});
             break;
         case JobState::running:
             if (job.cancel_requested && cancels_.start(job.id)) {
-                if (auto peer = dispatcher_.holder(job.id, job.attempt)) {
+                if (auto peer = queue_.holder(job.id, job.attempt)) {
                     send(*peer, proto::Cancel{job.id}, out);
                 }
             }
@@ -315,32 +329,60 @@ void WorkerProtocol::on_job_change(const Job& job, Outbox& out) {
         case JobState::succeeded:
         case JobState::failed:
         case JobState::cancelled:
-            if (auto peer = dispatcher_.holder(job.id); peer && job.state == JobState::cancelled) {
+            if (auto peer = queue_.holder(job.id); peer && job.state == JobState::cancelled) {
                 send(*peer, proto::Cancel{job.id}, out);  // ended by force: stop the worker too
             }
-            dispatcher_.forget(job.id);
+            links_.release(job.id);
+            queue_.finished(job.id);
             cancels_.forget(job.id);
             break;
     }
 }
 
+void WorkerProtocol::end_lease(const std::string& job) {
+    links_.release(job);
+    queue_.release(job);
+}
+
 // ---- timers ----------------------------------------------------------------
 
 void WorkerProtocol::dispatch(Outbox& out) {
-    auto picks = dispatcher_.assign();
-    if (picks.empty()) return;
+    // One job at a time to the worker with the most free slots (several while
+    // it has more than the next one), as long as jobs of its types wait.
     // Their outcomes come back in the commit batch (on_commit).
+    std::unordered_set<PeerId> drained;
+    bool took = false;
     const auto now = clock_.unix_ms();
-    for (auto& pick : picks)
-        out.ops.push_back(store::LeaseJob{pick.job, pick.worker, now});
-    stats_.queue_depth = static_cast<std::int64_t>(dispatcher_.queue_depth());
+    while (queue_.queue_depth() > 0) {
+        auto offer = links_.freest(drained);
+        if (!offer) break;
+        auto jobs = queue_.take(offer->types, offer->jobs, offer->worker);
+        if (jobs.size() < offer->jobs) drained.insert(offer->worker.peer);
+        for (auto& job : jobs) {
+            links_.reserve(offer->worker.peer, job);
+            out.ops.push_back(store::LeaseJob{std::move(job), offer->worker.name, now});
+            took = true;
+        }
+    }
+    if (!took) return;
+    stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
 }
 
 void WorkerProtocol::tick(Outbox& out) {
     const auto now = clock_.steady();
-    for (const auto& peer : dispatcher_.peers())
+    for (const auto& peer : links_.peers())
         send(peer, proto::Heartbeat{}, out);
-    for (const auto& lost : dispatcher_.expire()) {
+    // Workers silent for longer than the lease timeout are removed, their
+    // leases lost; then orphaned leases whose worker never came back.
+    std::vector<LostLease> expired;
+    for (const auto& peer : links_.silent()) {
+        auto lost = queue_.lose(peer);
+        links_.remove(peer);
+        expired.insert(expired.end(), lost.begin(), lost.end());
+    }
+    auto orphans = queue_.expire();
+    expired.insert(expired.end(), orphans.begin(), orphans.end());
+    for (const auto& lost : expired) {
         stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
         log_->warn("event=lease_lost job={} attempt={} worker={}", lost.job, lost.attempt,
                    log_quote(lost.worker));
@@ -356,30 +398,31 @@ void WorkerProtocol::tick(Outbox& out) {
                   [&](const auto& entry) { return now - entry.second > std::chrono::minutes(1); });
     std::erase_if(last_identity_refusal_,
                   [&](const auto& entry) { return now - entry.second > std::chrono::minutes(1); });
-    stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
+    stats_.workers = static_cast<std::int64_t>(links_.count());
 }
 
 void WorkerProtocol::stalled(Steady::duration away) {
-    dispatcher_.pause(away);
+    links_.pause(away);
+    queue_.pause(away);
     stats_.stalls.fetch_add(1, std::memory_order_relaxed);
     log_->warn("event=gateway_stalled away_ms={} workers={}",
-               std::chrono::duration_cast<std::chrono::milliseconds>(away).count(),
-               dispatcher_.worker_count());
+               std::chrono::duration_cast<std::chrono::milliseconds>(away).count(), links_.count());
 }
 
 // ---- connections -----------------------------------------------------------
 
 void WorkerProtocol::disconnected(const PeerId& peer, std::string_view why) {
-    if (!dispatcher_.known(peer)) return;
-    auto name = dispatcher_.worker_name(peer);
-    const auto orphaned = dispatcher_.disconnect(peer);
+    if (!links_.known(peer)) return;
+    auto name = links_.name(peer);
+    const auto orphaned = queue_.orphan(peer);
+    links_.remove(peer);
     log_->warn("event=worker_dropped worker={} reason={} leases_held_for_reconnect={}",
                log_quote(name), log_quote(why), orphaned);
-    stats_.workers = static_cast<std::int64_t>(dispatcher_.worker_count());
+    stats_.workers = static_cast<std::int64_t>(links_.count());
 }
 
 void WorkerProtocol::goodbye(Outbox& out) {
-    for (const PeerId& peer : dispatcher_.peers())
+    for (const PeerId& peer : links_.peers())
         send(peer, proto::Reject{"", "shutdown"}, out);
 }
 

@@ -15,9 +15,10 @@
 #include <utility>
 #include <vector>
 
-#include "broker/dispatcher.hpp"
-#include "broker/gateway.hpp"
+#include "broker/gateway_config.hpp"
+#include "broker/job_queue.hpp"
 #include "broker/lease.hpp"
+#include "broker/worker_links.hpp"
 #include "broker/worker_sessions.hpp"
 #include "common/clock.hpp"
 #include "persistence/store.hpp"
@@ -43,9 +44,10 @@ struct Outbox {
 class WorkerProtocol {
   public:
     // `session_secret`: the store's worker session key. `stats`: counters it
-    // keeps up to date (read by the metrics module).
+    // keeps up to date (read by the metrics module). `queue`: the jobs
+    // waiting for a worker and the leases (outlives the protocol).
     WorkerProtocol(const GatewayConfig& config, std::string session_secret, const Clock& clock,
-                   GatewayStats& stats);
+                   GatewayStats& stats, JobQueue& queue);
     ~WorkerProtocol();
     WorkerProtocol(const WorkerProtocol&) = delete;
     WorkerProtocol& operator=(const WorkerProtocol&) = delete;
@@ -87,7 +89,7 @@ class WorkerProtocol {
     // The broker is shutting down: every worker is told to reconnect.
     void goodbye(Outbox& out);
 
-    std::size_t worker_count() const { return dispatcher_.worker_count(); }
+    std::size_t worker_count() const { return links_.count(); }
 
   private:
     void on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
@@ -99,6 +101,9 @@ class WorkerProtocol {
     void send_acks(const std::vector<store::WriteAck>& acks, Outbox& out);
     void on_lease(const store::LeaseOutcome& lease, Outbox& out);
     void on_job_change(const Job& job, Outbox& out);
+    // The job's reservation or lease ended: its worker's slot is free.
+    void end_lease(const std::string& job);
+    bool name_held(const std::string& name) const;
     void send(const PeerId& peer, const proto::BrokerMessage& message, Outbox& out);
 
     const GatewayConfig config_;
@@ -107,7 +112,8 @@ class WorkerProtocol {
     std::shared_ptr<spdlog::logger> log_;
     std::shared_ptr<spdlog::logger> audit_;
     WorkerSessions sessions_;
-    Dispatcher dispatcher_;
+    WorkerLinks links_;
+    JobQueue& queue_;
     CancelGrace cancels_;
     std::unordered_map<PeerId, Steady> last_complaint_;
     std::unordered_map<std::string, Steady> last_identity_refusal_;  // by worker name

@@ -2,7 +2,11 @@
 // commit batches in, a ManualClock; frames out and store ops out.
 #include "broker/worker_protocol.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <map>
+
+#include "broker/memory_job_queue.hpp"
 
 using namespace jobcast;
 using namespace jobcast::broker;
@@ -17,7 +21,8 @@ struct Rig {
     Rig() { clock.advance(1h); }
     GatewayConfig config;  // heartbeat 1 s, liveness 3, cancel grace 10 s
     GatewayStats stats;
-    WorkerProtocol protocol{config, kSecret, clock, stats};
+    MemoryJobQueue queue{clock, config.lease_timeout()};
+    WorkerProtocol protocol{config, kSecret, clock, stats, queue};
     Outbox out;
 
     void say(const PeerId& peer, const proto::WorkerMessage& message) {
@@ -42,7 +47,8 @@ struct Rig {
     std::vector<store::WriteOp> take_ops() { return std::exchange(out.ops, {}); }
 
     // Hello from `peer` as worker `name`, then one job leased to it (attempt 1).
-    void run_one_job(const PeerId& peer, const std::string& name, const std::string& job) {
+    // Returns the session its welcome carried.
+    std::string run_one_job(const PeerId& peer, const std::string& name, const std::string& job) {
         say(peer, proto::Hello{name, {"llm"}, 1, {}});
         Job queued = make_job(job, JobState::queued, 0);
         commit({}, {}, {queued});
@@ -56,6 +62,7 @@ struct Rig {
         REQUIRE(sent.size() == 2);
         CHECK(std::holds_alternative<proto::Welcome>(sent[0]));
         CHECK(std::get<proto::Assign>(sent[1]).attempt == 1);
+        return std::get<proto::Welcome>(sent[0]).session;
     }
 
     static Job make_job(const std::string& id, JobState state, int attempt,
@@ -240,6 +247,95 @@ TEST_CASE("time the broker itself was away does not count as silence") {
     rig.protocol.tick(rig.out);
     CHECK(rig.take_ops().empty());
     CHECK(rig.stats.stalls == 1);
+}
+
+TEST_CASE("jobs go to the workers of their type with the most free slots") {
+    Rig rig;
+    rig.say("a", proto::Hello{"a", {"llm"}, 4, {}});
+    rig.say("b", proto::Hello{"b", {"llm", "research"}, 2, {}});
+    std::vector<Job> queued;
+    for (int i = 0; i < 5; ++i)
+        queued.push_back(Rig::make_job("J" + std::to_string(i), JobState::queued, 0));
+    Job research = Rig::make_job("R", JobState::queued, 0);
+    research.type = "research";
+    research.priority = 9;
+    queued.push_back(research);
+    rig.commit({}, {}, queued);
+    rig.protocol.dispatch(rig.out);
+    std::map<std::string, int> per_worker;
+    std::vector<std::string> jobs;
+    for (const auto& op : rig.take_ops()) {
+        const auto& lease = std::get<store::LeaseJob>(op);
+        ++per_worker[lease.worker];
+        jobs.push_back(lease.job);
+    }
+    CHECK(per_worker == std::map<std::string, int>{{"a", 4}, {"b", 2}});
+    CHECK(std::count(jobs.begin(), jobs.end(), "R") == 1);
+    CHECK(rig.stats.queue_depth == 0);
+
+    rig.protocol.dispatch(rig.out);  // no slot left
+    CHECK(rig.take_ops().empty());
+}
+
+TEST_CASE("a hello for a live worker's name without its session changes nothing") {
+    Rig rig;
+    rig.run_one_job("real", "w", "J");
+    rig.say("imp", proto::Hello{"w", {"llm"}, 1, {{"J", 1, 1}}});
+    CHECK(only<proto::Reject>(rig.sent_to("imp")).reason == "identity");
+    CHECK(rig.out.replaced.empty());
+    CHECK(rig.take_ops().empty());
+    CHECK(rig.protocol.worker_count() == 1);
+    rig.say("real", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});
+    CHECK(rig.take_ops().size() == 1);  // still the holder
+    rig.say("imp", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});
+    CHECK(only<proto::Reject>(rig.sent_to("imp")).reason == "hello");
+}
+
+TEST_CASE("with CURVE the worker's own key takes its name back on a new connection") {
+    Rig rig;
+    rig.protocol.on_frame("p1", proto::encode(proto::Hello{"w", {"llm"}, 2, {}}), "KEY1", rig.out);
+    rig.commit({}, {},
+               {Rig::make_job("J", JobState::queued, 0), Rig::make_job("K", JobState::queued, 0)});
+    rig.protocol.dispatch(rig.out);
+    REQUIRE(rig.take_ops().size() == 2);
+    rig.commit({}, {{"J", store::WriteStatus::ok, Rig::make_job("J", JobState::running, 1, "w")},
+                    {"K", store::WriteStatus::ok, Rig::make_job("K", JobState::running, 1, "w")}});
+    rig.sent_to("p1");
+
+    // Another key is refused, whatever it presents.
+    rig.protocol.on_frame("p2", proto::encode(proto::Hello{"w", {"llm"}, 2, {{"J", 1, 1}}}), "KEY2",
+                          rig.out);
+    CHECK(only<proto::Reject>(rig.sent_to("p2")).reason == "identity");
+
+    // The same key, on a new connection, still running J only: K is requeued.
+    rig.protocol.on_frame("p3", proto::encode(proto::Hello{"w", {"llm"}, 2, {{"J", 1, 1}}}), "KEY1",
+                          rig.out);
+    CHECK(rig.out.replaced == std::vector<PeerId>{"p1"});
+    CHECK(std::holds_alternative<proto::Welcome>(rig.sent_to("p3").at(0)));
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    const auto& requeue = std::get<store::RequeueJob>(ops[0]);
+    CHECK(requeue.job == "K");
+    CHECK(requeue.reason == "worker w dropped the job");
+    rig.say("p3", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});
+    CHECK(rig.take_ops().size() == 1);
+}
+
+TEST_CASE("a dropped connection's lease waits for the worker's hello on a new one") {
+    Rig rig;
+    const auto session = rig.run_one_job("p1", "w", "J");
+    rig.protocol.disconnected("p1", "unreachable");
+    CHECK(rig.protocol.worker_count() == 0);
+    rig.clock.advance(2s);
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());
+    rig.say("p2", proto::Hello{"w", {"llm"}, 1, {{"J", 1, 1}}, session});
+    CHECK(std::get<proto::Welcome>(rig.sent_to("p2").at(0)).session == session);
+    rig.clock.advance(2s);
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());  // claimed: not expired
+    rig.say("p2", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});
+    CHECK(rig.take_ops().size() == 1);
 }
 
 TEST_CASE("shutdown tells every worker to reconnect") {
