@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/time_bounds.hpp"
+
 namespace jobcast::broker {
 
 std::chrono::milliseconds parse_duration(const std::string& text, const char* what) {

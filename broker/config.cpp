@@ -4,7 +4,6 @@
 #include <iostream>
 
 #include "broker/security_config.hpp"
-#include "common/time_bounds.hpp"
 
 namespace po = boost::program_options;
 
