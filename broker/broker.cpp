@@ -7,6 +7,7 @@
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
+#include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
@@ -186,9 +187,7 @@ class Broker::Impl {
     void note_certificate() {
         const auto expiry = tls_->not_after();
         security_->stats.tls_certificate_expiry.store(expiry, std::memory_order_relaxed);
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+        const auto now = Clock::system().unix_ms() / 1000;
         const auto days = (expiry - now) / 86400;
         log_->info("event=tls_certificate subject=\"{}\" not_after={} days_left={}",
                    tls_->subject(), expiry, days);

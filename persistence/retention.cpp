@@ -3,6 +3,7 @@
 #include <chrono>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "persistence/log.hpp"
 
 namespace jobcast::store {
@@ -13,11 +14,6 @@ constexpr const char* kSelectExpired =
     "SELECT pk FROM jobs WHERE finished_at > 0 AND finished_at < ?1 LIMIT ?2";
 constexpr const char* kDeleteEvents = "DELETE FROM events WHERE job_pk = ?1";
 constexpr const char* kDeleteJob = "DELETE FROM jobs WHERE pk = ?1";
-
-UnixMs wall_clock_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 }  // namespace
 
@@ -73,7 +69,7 @@ void Retention::run() {
         if (wake_.wait_for(lock, config_.retention_interval, [&] { return stopping_; })) return;
         lock.unlock();
         try {
-            run_once(wall_clock_ms());
+            run_once(Clock::system().unix_ms());
         } catch (const std::exception& error) {
             logger().error("retention pass failed error=\"{}\"", error.what());
         }

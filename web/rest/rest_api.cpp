@@ -55,22 +55,14 @@ void guarded(const Reply& reply, F&& make_response) {
 
 }  // namespace
 
-Clock system_clock() {
-    return [] {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    };
-}
-
 RestApi::RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
-                 RestConfig config, RunBlocking run_blocking, Clock clock)
+                 RestConfig config, RunBlocking run_blocking, const jobcast::Clock& clock)
     : jobs_(jobs),
       events_(events),
       commands_(commands),
       config_(std::move(config)),
       run_blocking_(std::move(run_blocking)),
-      clock_(std::move(clock)) {}
+      clock_(clock) {}
 
 void RestApi::handle(HttpRequest request, Reply reply) {
     try {
@@ -176,7 +168,7 @@ void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply&
         response.headers.emplace_back("Retry-After", "1");
         return reply(std::move(response));
     }
-    UnixMs now = clock_();
+    UnixMs now = clock_.unix_ms();
     store::CreateJob op;
     op.job.id = new_job_id(now);
     op.job.type = job_request.type;
@@ -275,7 +267,7 @@ void RestApi::serve(const HttpRequest& request, CancelJobCall call, const Reply&
                          ip, audit_quote(job_id));
         store::CancelJob op;
         op.job = job_id;
-        op.now = clock_();
+        op.now = clock_.unix_ms();
         // A running job is asked to stop through its worker (force = false); the
         // job JSON shows cancel_requested until the worker confirms.
         commands_.cancel(std::move(op), [reply](const store::WriteResult& result) {

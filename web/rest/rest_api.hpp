@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "protocol/model.hpp"
 #include "web/http/http_message.hpp"
 #include "web/http/routes.hpp"
@@ -55,14 +56,13 @@ struct RestConfig : RestLimits {
 
 // Runs a task off the I/O threads; false when it cannot be queued (overload).
 using RunBlocking = std::function<bool(std::function<void()>)>;
-using Clock = std::function<UnixMs()>;
-Clock system_clock();
 
 class RestApi {
   public:
     // Reads through `jobs` and `events`, writes through `commands`.
     RestApi(store::JobStore& jobs, store::EventLog& events, store::JobCommands& commands,
-            RestConfig config, RunBlocking run_blocking, Clock clock = system_clock());
+            RestConfig config, RunBlocking run_blocking,
+            const jobcast::Clock& clock = jobcast::Clock::system());
 
     // Answers `request` by calling `reply` exactly once (possibly later, on
     // another thread). Never throws.
@@ -114,7 +114,7 @@ class RestApi {
     std::mutex long_polls_mutex_;
     std::unordered_map<const LongPoll*, std::shared_ptr<LongPoll>> long_polls_;  // owns them
     RunBlocking run_blocking_;
-    Clock clock_;
+    const jobcast::Clock& clock_;
 };
 
 }  // namespace jobcast::web

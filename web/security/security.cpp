@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/clock.hpp"
 #include "common/time_bounds.hpp"
 #include "protocol/json.hpp"
 #include "web/http/log.hpp"
@@ -18,12 +19,6 @@ constexpr std::size_t kMaxTrackedOwners = 10'000;
 // Refusals at accept are audited at most this often per limit (with a count
 // of those not written), so a flood of connections cannot flood the log.
 constexpr std::chrono::seconds kRefusalAuditInterval{10};
-
-std::int64_t system_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -160,7 +155,8 @@ std::size_t AcceptLimiter::open() const {
 
 SecurityContext::SecurityContext(SecurityConfig config, std::function<std::int64_t()> now_seconds)
     : config_(std::move(config)),
-      now_seconds_(now_seconds ? std::move(now_seconds) : system_seconds),
+      now_seconds_(now_seconds ? std::move(now_seconds)
+                               : [] { return Clock::system().unix_ms() / 1000; }),
       submissions_(config_.limits.submissions_per_second, config_.limits.submissions_burst),
       // Without auth every client is "anonymous": a per-owner count would only
       // throttle the local user, so it stays unlimited (0), but connections are

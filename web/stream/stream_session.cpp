@@ -3,22 +3,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/clock.hpp"
 #include "common/time_bounds.hpp"
 #include "persistence/store.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 
 namespace jobcast::web {
-
-namespace {
-
-UnixUs now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-}  // namespace
 
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -213,7 +204,7 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
             done.events, std::memory_order_relaxed);
     }
     if (!done.live.empty()) {
-        auto now = now_us();
+        auto now = Clock::system().unix_us();
         for (const auto& slice : done.live) {
             const auto& events = slice.published->events;
             for (std::size_t i = slice.skip; i < events.size(); ++i) {

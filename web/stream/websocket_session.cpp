@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
 #include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
@@ -20,12 +21,6 @@ namespace websocket = boost::beast::websocket;
 namespace net = boost::asio;
 
 namespace {
-
-UnixMs now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 class WebSocketSession final : public StreamSession {
   public:
@@ -240,7 +235,8 @@ class WebSocketSession final : public StreamSession {
                              audit_quote(self->owner_), remote_ip(self->remote_),
                              audit_quote(op.job));
             self->ctx_->commands.cancel(
-                store::CancelJob{op.job, false, now_ms()}, [self, op](const store::WriteResult& r) {
+                store::CancelJob{op.job, false, Clock::system().unix_ms()},
+                [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
                     net::post(self->strand_, [self, op, message = r.message] {
                         self->reply_error(

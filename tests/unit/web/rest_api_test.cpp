@@ -25,7 +25,7 @@ TEST_CASE("POST /v1/jobs creates a queued job", "[web][rest]") {
     CHECK(job.at("priority") == 5);
     CHECK(job.at("max_attempts") == 2);
     CHECK(job.at("params").at("prompt") == "hi");
-    CHECK(job.at("created_at") == f.now.load());
+    CHECK(job.at("created_at") == f.clock.unix_ms());
     CHECK(header(response, "Location") == "/v1/jobs/" + id);
 
     // Durable: a later read finds it.
@@ -46,7 +46,7 @@ TEST_CASE("Idempotency-Key replays the original job", "[web][rest]") {
     HeaderMap headers{{"idempotency-key", "order-42"}};  // header names are case-insensitive
     auto first = f.call("POST", "/v1/jobs", R"({"type":"research"})", headers);
     REQUIRE(first.status == 201);
-    f.now += 1000;
+    f.clock.advance(std::chrono::seconds(1));
     auto second = f.call("POST", "/v1/jobs", R"({"type":"research"})",
                          HeaderMap{{"Idempotency-Key", "order-42"}});
     REQUIRE(second.status == 200);

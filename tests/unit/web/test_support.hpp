@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/rest/rest_api.hpp"
@@ -77,7 +78,7 @@ struct RestFixture {
     TempDir dir;
     std::unique_ptr<store::Store> store = open_store(dir);
     BlockingPool pool{2};
-    std::atomic<UnixMs> now{1'700'000'000'000};
+    ManualClock clock{1'700'000'000'000};
     std::atomic<bool> ready{true};
     store::StoreCommands commands{*store};
     RestApi api{store->jobs(),
@@ -85,7 +86,7 @@ struct RestFixture {
                 commands,
                 make_config(),
                 [this](std::function<void()> task) { return pool.post(std::move(task)); },
-                [this] { return now.load(); }};
+                clock};
 
     ~RestFixture() {
         pool.stop();
@@ -114,7 +115,7 @@ struct RestFixture {
     // Creates a job and returns its id; each call advances the clock so ids sort.
     std::string create(std::string body = R"({"type":"research"})",
                        std::string owner = "anonymous") {
-        now += 1;
+        clock.advance(std::chrono::milliseconds(1));
         auto response = call("POST", "/v1/jobs", std::move(body), {}, std::move(owner));
         REQUIRE(response.status == 201);
         return std::string(boost::json::parse(response.body).at("id").as_string());
