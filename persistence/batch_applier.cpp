@@ -114,6 +114,14 @@ WriteResult BatchApplier::keep(CachedJob& job, domain::Decision& decision, bool 
     return result;
 }
 
+template <class Rule>
+WriteResult BatchApplier::decide(std::string_view id, bool want_job, Rule&& rule) {
+    CachedJob* job = find(id);
+    if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
+    domain::Decision decision = rule(*job);
+    return keep(*job, decision, want_job);
+}
+
 void BatchApplier::add_ack(CommittedBatch& batch, std::string_view job, int attempt,
                            const WriteResult& result) const {
     WriteAck& ack = batch.acks.emplace_back();
@@ -187,76 +195,59 @@ WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
 }
 
 WriteResult BatchApplier::lease(LeaseJob& op, bool want_job) {
-    CachedJob* job = find(op.job);
-    if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    domain::Decision decision = domain::lease(job->row, std::move(op.worker), now_ms(op.now));
-    return keep(*job, decision, want_job);
+    return decide(op.job, want_job, [&](CachedJob& job) {
+        return domain::lease(job.row, std::move(op.worker), now_ms(op.now));
+    });
 }
 
 WriteResult BatchApplier::append(AppendChunk& op, bool want_job, CommittedBatch& batch) {
-    CachedJob* job = find(op.job);
-    WriteResult result;
-    if (job == nullptr) {
-        result = failure(WriteStatus::not_found, "unknown job");
-    } else {
+    WriteResult result = decide(op.job, want_job, [&](CachedJob& job) {
         domain::Decision decision =
-            domain::accept_chunk(job->row, op.attempt, op.wseq, op.kind, op.data);
+            domain::accept_chunk(job.row, op.attempt, op.wseq, op.kind, op.data);
         if (decision.ok()) {
             // The worker's event, as sent.
             const UnixUs ts = op.ts != 0 ? op.ts : clock_.unix_us();
-            append_event(*job, Event{0, op.kind, ts, std::move(op.data)});
+            append_event(job, Event{0, op.kind, ts, std::move(op.data)});
         }
-        result = keep(*job, decision, want_job);
-    }
+        return decision;
+    });
     add_ack(batch, op.job, op.attempt, result);
     return result;
 }
 
 WriteResult BatchApplier::save_checkpoint(SaveCheckpoint& op, bool want_job,
                                           CommittedBatch& batch) {
-    CachedJob* job = find(op.job);
-    WriteResult result;
-    if (job == nullptr) {
-        result = failure(WriteStatus::not_found, "unknown job");
-    } else {
+    WriteResult result = decide(op.job, want_job, [&](CachedJob& job) {
         domain::Decision decision =
-            domain::accept_checkpoint(job->row, op.attempt, op.wseq, std::move(op.bytes));
-        if (decision.ok()) job->checkpoint_dirty = true;
-        result = keep(*job, decision, want_job);
-    }
+            domain::accept_checkpoint(job.row, op.attempt, op.wseq, std::move(op.bytes));
+        if (decision.ok()) job.checkpoint_dirty = true;
+        return decision;
+    });
     add_ack(batch, op.job, op.attempt, result);
     return result;
 }
 
 WriteResult BatchApplier::finish(FinishJob& op, bool want_job, CommittedBatch& batch) {
-    CachedJob* job = find(op.job);
-    WriteResult result;
-    if (job == nullptr) {
-        result = failure(WriteStatus::not_found, "unknown job");
-    } else {
+    WriteResult result = decide(op.job, want_job, [&](CachedJob& job) {
         const UnixMs now = now_ms(op.now);
-        domain::Decision decision =
-            op.success ? domain::finish(job->row, op.attempt, op.wseq, std::move(op.result), now)
-                       : domain::fail(job->row, op.attempt, op.wseq, std::move(op.error),
-                                      op.retryable, now);
-        result = keep(*job, decision, want_job);
-    }
+        return op.success ? domain::finish(job.row, op.attempt, op.wseq, std::move(op.result), now)
+                          : domain::fail(job.row, op.attempt, op.wseq, std::move(op.error),
+                                         op.retryable, now);
+    });
     add_ack(batch, op.job, op.attempt, result);
     return result;
 }
 
 WriteResult BatchApplier::requeue(RequeueJob& op, bool want_job) {
-    CachedJob* job = find(op.job);
-    if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    domain::Decision decision = domain::requeue(job->row, op.attempt, op.reason, now_ms(op.now));
-    return keep(*job, decision, want_job);
+    return decide(op.job, want_job, [&](CachedJob& job) {
+        return domain::requeue(job.row, op.attempt, op.reason, now_ms(op.now));
+    });
 }
 
 WriteResult BatchApplier::cancel(CancelJob& op, bool want_job) {
-    CachedJob* job = find(op.job);
-    if (job == nullptr) return failure(WriteStatus::not_found, "unknown job");
-    domain::Decision decision = domain::cancel(job->row, op.force, now_ms(op.now));
-    return keep(*job, decision, want_job);
+    return decide(op.job, want_job, [&](CachedJob& job) {
+        return domain::cancel(job.row, op.force, now_ms(op.now));
+    });
 }
 
 // ---- end of batch ----------------------------------------------------------

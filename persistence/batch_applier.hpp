@@ -76,6 +76,10 @@ class BatchApplier {
     // Keeps what the rules decided for `job`: its events and whether its
     // lifecycle moved. Returns the op's result.
     WriteResult keep(CachedJob& job, domain::Decision& decision, bool want_job);
+    // Lets `rule` (CachedJob& -> domain::Decision) decide for the job `id` and
+    // keeps the outcome; not_found when there is no such job.
+    template <class Rule>
+    WriteResult decide(std::string_view id, bool want_job, Rule&& rule);
     void add_ack(CommittedBatch& batch, std::string_view job, int attempt,
                  const WriteResult& result) const;
 

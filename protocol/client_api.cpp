@@ -4,7 +4,6 @@
 #include <boost/json/value.hpp>
 
 #include "protocol/json.hpp"
-#include "protocol/json_writer.hpp"
 
 namespace jobcast::client_api {
 
@@ -119,18 +118,8 @@ std::string event_frame(std::string_view job, const Event& event) {
     out.reserve(96 + job.size() + event.data.size());
     out += "{\"type\":\"event\",\"job\":";
     json::append_quoted(out, job);
-    out += ",\"seq\":";
-    json::detail::append_uint(out, event.seq);
-    out += ",\"kind\":\"";
-    out += to_string(event.kind);
-    out += "\",\"ts\":";
-    json::detail::append_int(out, event.ts);
-    out += ",\"data\":";
-    if (event.data.empty()) {
-        out += "{}";
-    } else {
-        out += event.data;
-    }
+    out.push_back(',');
+    json::append_event_members(out, event);
     out.push_back('}');
     return out;
 }

@@ -100,78 +100,63 @@ RequestError field_error(std::string_view field, std::string_view problem) {
     return RequestError{std::move(message)};
 }
 
+// An optional integer field (token index `at`, 0 when absent) within [min, max]:
+// stored in `out` when present, else the error that names it.
+std::optional<RequestError> bounded_int(const std::vector<Token>& tokens, std::size_t at,
+                                        std::string_view field, std::int64_t min, std::int64_t max,
+                                        int& out) {
+    if (at == 0) return std::nullopt;
+    const Token& token = tokens[at];
+    if (!is_integer(token)) return field_error(field, "must be an integer");
+    std::int64_t number = 0;
+    if (!integer_in_range(token, min, max, number)) {
+        return field_error(
+            field, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    out = static_cast<int>(number);
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string job(const Job& job) {
     std::string out;
     out.reserve(384 + job.params.size() + job.result.size() + job.error.size());
     out.push_back('{');
-    append_key(out, "id");
-    append_quoted(out, job.id);
-    out.push_back(',');
-    append_key(out, "type");
-    append_quoted(out, job.type);
-    out.push_back(',');
-    append_key(out, "owner");
-    append_quoted(out, job.owner);
-    out.push_back(',');
-    append_key(out, "params");
-    append_embedded(out, job.params);
-    out.push_back(',');
-    append_key(out, "priority");
-    detail::append_int(out, job.priority);
-    out.push_back(',');
-    append_key(out, "state");
-    append_quoted(out, to_string(job.state));
-    out.push_back(',');
-    append_key(out, "attempt");
-    detail::append_int(out, job.attempt);
-    out.push_back(',');
-    append_key(out, "max_attempts");
-    detail::append_int(out, job.max_attempts);
-    out.push_back(',');
-    append_key(out, "worker");
-    append_text_or_null(out, job.worker);
-    out.push_back(',');
-    append_key(out, "progress");
-    if (!detail::append_double(out, job.progress)) out += "null";
-    out.push_back(',');
-    append_key(out, "last_seq");
-    detail::append_uint(out, job.last_seq);
-    out.push_back(',');
-    append_key(out, "result");
-    if (job.result.empty()) {
-        out += "null";
-    } else {
-        append_embedded(out, job.result);
-    }
-    out.push_back(',');
-    append_key(out, "error");
-    append_text_or_null(out, job.error);
-    out.push_back(',');
-    append_key(out, "created_at");
-    append_time_or_null(out, job.created_at);
-    out.push_back(',');
-    append_key(out, "started_at");
-    append_time_or_null(out, job.started_at);
-    out.push_back(',');
-    append_key(out, "finished_at");
-    append_time_or_null(out, job.finished_at);
-    out.push_back(',');
-    append_key(out, "cancel_requested");
-    out += job.cancel_requested ? "true" : "false";
-    out.push_back(',');
-    append_key(out, "has_checkpoint");
-    out += job.checkpoint.empty() ? "false" : "true";
+    // Starts the next member: the comma before all but the first, then `"name":`.
+    auto key = [&out, first = true](std::string_view name) mutable -> std::string& {
+        if (!first) out.push_back(',');
+        first = false;
+        append_key(out, name);
+        return out;
+    };
+    append_quoted(key("id"), job.id);
+    append_quoted(key("type"), job.type);
+    append_quoted(key("owner"), job.owner);
+    append_embedded(key("params"), job.params);
+    detail::append_int(key("priority"), job.priority);
+    append_quoted(key("state"), to_string(job.state));
+    detail::append_int(key("attempt"), job.attempt);
+    detail::append_int(key("max_attempts"), job.max_attempts);
+    append_text_or_null(key("worker"), job.worker);
+    if (!detail::append_double(key("progress"), job.progress)) out += "null";
+    detail::append_uint(key("last_seq"), job.last_seq);
+    append_embedded(key("result"), job.result);
+    append_text_or_null(key("error"), job.error);
+    append_time_or_null(key("created_at"), job.created_at);
+    append_time_or_null(key("started_at"), job.started_at);
+    append_time_or_null(key("finished_at"), job.finished_at);
+    key("cancel_requested") += job.cancel_requested ? "true" : "false";
+    key("has_checkpoint") += job.checkpoint.empty() ? "false" : "true";
     out.push_back('}');
     return out;
 }
 
 // The fan-out path runs these per event per subscriber batch: plain appends,
 // and `data` (validated JSON text from the codec or the broker) goes in verbatim.
-void append_event_object(std::string& out, const Event& event) {
+void append_event_members(std::string& out, const Event& event) {
     out.reserve(out.size() + 64 + event.data.size());
-    out += "{\"seq\":";
+    out += "\"seq\":";
     detail::append_uint(out, event.seq);
     out += ",\"kind\":\"";
     out += to_string(event.kind);  // fixed ASCII names
@@ -183,6 +168,11 @@ void append_event_object(std::string& out, const Event& event) {
     } else {
         out += event.data;
     }
+}
+
+void append_event_object(std::string& out, const Event& event) {
+    out.push_back('{');
+    append_event_members(out, event);
     out.push_back('}');
 }
 
@@ -268,22 +258,13 @@ std::variant<JobRequest, RequestError> parse_job_request(std::string_view body) 
         }
     }
 
-    std::int64_t number = 0;
-    if (value_of[kPriority] != 0) {
-        const Token& token = tokens[value_of[kPriority]];
-        if (!is_integer(token)) return field_error("priority", "must be an integer");
-        if (!integer_in_range(token, kMinPriority, kMaxPriority, number)) {
-            return field_error("priority", "must be between -1000 and 1000");
-        }
-        request.priority = static_cast<int>(number);
+    if (auto error = bounded_int(tokens, value_of[kPriority], "priority", kMinPriority,
+                                 kMaxPriority, request.priority)) {
+        return *std::move(error);
     }
-    if (value_of[kMaxAttemptsField] != 0) {
-        const Token& token = tokens[value_of[kMaxAttemptsField]];
-        if (!is_integer(token)) return field_error("max_attempts", "must be an integer");
-        if (!integer_in_range(token, kMinAttempts, kMaxAttempts, number)) {
-            return field_error("max_attempts", "must be between 1 and 100");
-        }
-        request.max_attempts = static_cast<int>(number);
+    if (auto error = bounded_int(tokens, value_of[kMaxAttemptsField], "max_attempts", kMinAttempts,
+                                 kMaxAttempts, request.max_attempts)) {
+        return *std::move(error);
     }
     doc.trim();
     return request;

@@ -24,6 +24,8 @@ std::string job(const Job& job);
 // batched WebSocket frame (client_api.hpp builds both).
 std::string event_object(const Event& event);
 void append_event_object(std::string& out, const Event& event);
+// The same members without the braces, for a frame that adds its own.
+void append_event_members(std::string& out, const Event& event);
 
 // {"error":{"code":C,"message":M}} — the body of every REST error.
 std::string error_body(std::string_view code, std::string_view message);

@@ -1,13 +1,17 @@
 // Command-line flags of the bench drivers: a walk over argv that prints the
 // driver's usage and exits 2 on a missing value, a bad number or an unknown
-// flag, and comma lists.
+// flag, the flags shared by the drivers that run their own broker, and comma
+// lists.
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "bench/common/process.hpp"
 
 namespace jobcast::bench {
 
@@ -59,6 +63,45 @@ class Args {
     const char* usage_;
     int i_ = 0;
     std::string flag_;
+};
+
+// The flags of a driver that runs its own broker: where the binaries are, where
+// a run's files go and whether they stay, the JSON report, extra broker
+// arguments, and perf's output file and arguments.
+struct BrokerRunFlags {
+    explicit BrokerRunFlags(std::string default_perf_args)
+        : perf_args(std::move(default_perf_args)) {}
+
+    // Takes the flag `args` is at when it is one of these; false otherwise.
+    bool take(Args& args) {
+        const std::string& flag = args.flag();
+        if (flag == "--bin-dir") {
+            bin_dir = args.value();
+        } else if (flag == "--dir") {
+            dir = args.value();
+        } else if (flag == "--keep") {
+            keep = true;
+        } else if (flag == "--json") {
+            json_path = args.value();
+        } else if (flag == "--broker-arg") {
+            broker_args.push_back(args.value());
+        } else if (flag == "--perf-out") {
+            perf_out = args.value();
+        } else if (flag == "--perf-args") {
+            perf_args = args.value();
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    std::string bin_dir = self_dir();
+    std::string dir = "/tmp";
+    bool keep = false;
+    std::string json_path;
+    std::vector<std::string> broker_args;
+    std::string perf_out;
+    std::string perf_args;
 };
 
 // The non-empty items of a `sep`-separated list.

@@ -84,8 +84,9 @@ using bench::stop_process;
 
 // ---------------------------------------------------------------- options
 
-struct Options {
-    std::string bin_dir;
+struct Options : bench::BrokerRunFlags {
+    Options() : BrokerRunFlags("-F 999 -g") {}
+
     std::string scenario = "all";
     int repeat = 1;
     int workers = 4;
@@ -98,13 +99,7 @@ struct Options {
     int submit_connections = 8;
     int poll_ms = 20;
     double timeout = 120;
-    std::string dir = "/tmp";
-    bool keep = false;
-    std::string json_path;
-    std::vector<std::string> broker_args;
     std::vector<std::string> worker_args;
-    std::string perf_out;
-    std::string perf_args = "-F 999 -g";
     std::string on_timed_start, on_timed_end;
 };
 
@@ -119,14 +114,12 @@ constexpr const char* kUsage =
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    o.bin_dir = bench::self_dir();
     bench::Args args(argc, argv, "jobcast-bench-ingest", kUsage);
     while (args.next()) {
         const std::string& arg = args.flag();
         auto integer = [&](int& field) { field = static_cast<int>(args.integer()); };
-        if (arg == "--bin-dir") {
-            o.bin_dir = args.value();
-        } else if (arg == "--scenario") {
+        if (o.take(args)) continue;
+        if (arg == "--scenario") {
             o.scenario = args.value();
         } else if (arg == "--repeat") {
             integer(o.repeat);
@@ -150,20 +143,8 @@ Options parse_options(int argc, char** argv) {
             integer(o.poll_ms);
         } else if (arg == "--timeout") {
             o.timeout = static_cast<double>(args.integer());
-        } else if (arg == "--dir") {
-            o.dir = args.value();
-        } else if (arg == "--keep") {
-            o.keep = true;
-        } else if (arg == "--json") {
-            o.json_path = args.value();
-        } else if (arg == "--broker-arg") {
-            o.broker_args.push_back(args.value());
         } else if (arg == "--worker-arg") {
             o.worker_args.push_back(args.value());
-        } else if (arg == "--perf-out") {
-            o.perf_out = args.value();
-        } else if (arg == "--perf-args") {
-            o.perf_args = args.value();
         } else if (arg == "--on-timed-start") {
             o.on_timed_start = args.value();
         } else if (arg == "--on-timed-end") {

@@ -94,8 +94,9 @@ struct LatencySpec {
     int subs = 0;
 };
 
-struct Options {
-    std::string bin_dir;
+struct Options : BrokerRunFlags {
+    Options() : BrokerRunFlags("-e cpu-clock -F 999 -g") {}
+
     std::vector<std::string> scenarios = {"fanout", "latency", "idle", "resume"};
     int repeat = 1;
     int threads = 1;
@@ -111,12 +112,8 @@ struct Options {
     int resume_repeat = 3;
     int connect_parallel = 256;
     double timeout = 60;
-    std::string dir = "/tmp";
-    bool keep = false;
-    std::string json_path;
-    std::vector<std::string> broker_args;
     std::string broker_prefix;  // e.g. "valgrind --tool=callgrind --callgrind-out-file=F"
-    std::string perf_out, perf_scenario, perf_args = "-e cpu-clock -F 999 -g";
+    std::string perf_scenario;
 };
 
 constexpr const char* kUsage =
@@ -130,13 +127,11 @@ constexpr const char* kUsage =
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    o.bin_dir = self_dir();
     Args args(argc, argv, "jobcast-bench-stream", kUsage);
     while (args.next()) {
         const std::string& arg = args.flag();
-        if (arg == "--bin-dir") {
-            o.bin_dir = args.value();
-        } else if (arg == "--scenario") {
+        if (o.take(args)) continue;
+        if (arg == "--scenario") {
             const std::string v = args.value();
             o.scenarios = v == "all" ? Options{}.scenarios : split(v, ',');
             for (const auto& s : o.scenarios)
@@ -176,22 +171,10 @@ Options parse_options(int argc, char** argv) {
             o.connect_parallel = static_cast<int>(args.number());
         } else if (arg == "--timeout") {
             o.timeout = args.number();
-        } else if (arg == "--dir") {
-            o.dir = args.value();
-        } else if (arg == "--keep") {
-            o.keep = true;
-        } else if (arg == "--json") {
-            o.json_path = args.value();
-        } else if (arg == "--broker-arg") {
-            o.broker_args.push_back(args.value());
         } else if (arg == "--broker-prefix") {
             o.broker_prefix = args.value();
-        } else if (arg == "--perf-out") {
-            o.perf_out = args.value();
         } else if (arg == "--perf-scenario") {
             o.perf_scenario = args.value();
-        } else if (arg == "--perf-args") {
-            o.perf_args = args.value();
         } else {
             args.unknown();
         }

@@ -387,16 +387,21 @@ test('backoff grows with jitter while the broker is down and resets after a succ
   assert.ok(delays[failed] < 100, `after an open the backoff starts over (got ${delays[failed]})`);
 });
 
-test('4008 (policy) is reported and keeps growing the backoff even though each connection opened', async () => {
-  const broker = await fakeBroker({ admit: () => 4008 });
-  const delays = [];
-  const client = newClient({
+/** A client of `broker` with jitter fixed at one half, its reconnect delays recorded in `delays`. */
+function halfJitterClient(broker, delays) {
+  return newClient({
     url: broker.url,
     backoff: { initialMs: 100, maxMs: 10_000 },
     pingIntervalMs: 600_000,
     random: () => 0.5,
     timers: recordingTimers(delays),
   });
+}
+
+test('4008 (policy) is reported and keeps growing the backoff even though each connection opened', async () => {
+  const broker = await fakeBroker({ admit: () => 4008 });
+  const delays = [];
+  const client = halfJitterClient(broker, delays);
   const errors = [];
   client.onError((e) => errors.push(e));
   await until(() => delays.length >= 4, 'four policy closes');
@@ -410,13 +415,7 @@ test('4008 (policy) is reported and keeps growing the backoff even though each c
 test('1012 after an open resets the backoff every time (contrast with 4008)', async () => {
   const broker = await fakeBroker({ admit: () => 1012 });
   const delays = [];
-  const client = newClient({
-    url: broker.url,
-    backoff: { initialMs: 100, maxMs: 10_000 },
-    pingIntervalMs: 600_000,
-    random: () => 0.5,
-    timers: recordingTimers(delays),
-  });
+  const client = halfJitterClient(broker, delays);
   await until(() => delays.length >= 4, 'four restarts');
   client.close();
   assert.deepEqual(delays.slice(0, 4), [50, 50, 50, 50]);

@@ -160,24 +160,24 @@ TEST_CASE("a worker's message: lease, duplicate, state and gap checks in that or
         CHECK(decision.ok());
         CHECK(decision.acked_wseq == 4);
     }
+    // Checks that the message is refused with `status` and acks `acked`; returns
+    // the decision for its message.
+    auto refused = [&](int attempt, std::uint64_t wseq, WriteStatus status, std::uint64_t acked) {
+        const Decision decision = check_worker_message(record, attempt, wseq);
+        check_refused(decision, before, record, status);
+        CHECK(decision.acked_wseq == acked);
+        return decision;
+    };
     SECTION("another attempt has lost the lease, and is not acked") {
-        const Decision decision = check_worker_message(record, 2, 5);
-        check_refused(decision, before, record, WriteStatus::conflict);
-        CHECK(decision.message == "lease lost: attempt 2 is not the current attempt 1");
-        CHECK(decision.acked_wseq == 0);
+        CHECK(refused(2, 5, WriteStatus::conflict, 0).message ==
+              "lease lost: attempt 2 is not the current attempt 1");
     }
     SECTION("a committed wseq is a duplicate, acked with the committed one") {
-        for (std::uint64_t wseq : {1, 4}) {
-            const Decision decision = check_worker_message(record, 1, wseq);
-            check_refused(decision, before, record, WriteStatus::duplicate);
-            CHECK(decision.acked_wseq == 4);
-        }
+        for (std::uint64_t wseq : {1, 4})
+            refused(1, wseq, WriteStatus::duplicate, 4);
     }
     SECTION("a wseq past the next one is a gap") {
-        const Decision decision = check_worker_message(record, 1, 6);
-        check_refused(decision, before, record, WriteStatus::gap);
-        CHECK(decision.message == "expected wseq 5, got 6");
-        CHECK(decision.acked_wseq == 4);
+        CHECK(refused(1, 6, WriteStatus::gap, 4).message == "expected wseq 5, got 6");
     }
     SECTION("after the attempt ended, a resent message is still a duplicate") {
         REQUIRE(finish(record, 1, 5, "{}", kNow).ok());

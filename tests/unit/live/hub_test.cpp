@@ -89,14 +89,27 @@ std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
     return out;
 }
 
-}  // namespace
+// A hub on a recording feed that fills gaps from a fake log.
+struct HubFixture {
+    HubFixture() : hub(feed, fill_from(log)) {}
+    explicit HubFixture(std::size_t page) : hub(feed, fill_from(log, page)) {}
 
-TEST_CASE("a re-delivered batch reaches subscribers once", "[live][hub]") {
+    // A sink subscribed to job "J" from its start.
+    std::shared_ptr<Sink> subscribed(WireFormat format) {
+        auto sink = std::make_shared<Sink>();
+        hub.subscribe("J", 0, sink, format);
+        return sink;
+    }
+
     RecordingFeed feed;
     FakeEventLog log;
-    Hub hub(feed, fill_from(log));
-    auto sink = std::make_shared<Sink>();
-    hub.subscribe("J", 0, sink, WireFormat::websocket);
+    Hub hub;
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(HubFixture, "a re-delivered batch reaches subscribers once", "[live][hub]") {
+    auto sink = subscribed(WireFormat::websocket);
 
     hub.publish(batch("J", 1, 3));
     hub.publish_remote(batch("J", 1, 3));  // the same commit, from another broker
@@ -109,28 +122,22 @@ TEST_CASE("a re-delivered batch reaches subscribers once", "[live][hub]") {
 
 TEST_CASE("a batch that skips ahead has the missing events read from the store first",
           "[live][hub]") {
-    RecordingFeed feed;
-    FakeEventLog log;
-    log.last["J"] = 2000;
-    Hub hub(feed, fill_from(log, 300));
-    auto sink = std::make_shared<Sink>();
-    hub.subscribe("J", 0, sink, WireFormat::sse);
+    HubFixture f(300);
+    f.log.last["J"] = 2000;
+    auto sink = f.subscribed(WireFormat::sse);
 
-    hub.publish(batch("J", 1, 2));
-    hub.publish_remote(batch("J", 1001, 1002));  // 3..1000 were lost on the way
-    hub.drain();
+    f.hub.publish(batch("J", 1, 2));
+    f.hub.publish_remote(batch("J", 1001, 1002));  // 3..1000 were lost on the way
+    f.hub.drain();
 
     CHECK(sink->seqs() == range(1, 1002));
-    CHECK(log.reads == 4);  // pages of 300 up to seq 1000
+    CHECK(f.log.reads == 4);  // pages of 300 up to seq 1000
 }
 
-TEST_CASE("the first batch after subscribing sets where the hub dedupes from", "[live][hub]") {
-    RecordingFeed feed;
-    FakeEventLog log;
+TEST_CASE_METHOD(HubFixture, "the first batch after subscribing sets where the hub dedupes from",
+                 "[live][hub]") {
     log.last["J"] = 60;
-    Hub hub(feed, fill_from(log));
-    auto sink = std::make_shared<Sink>();
-    hub.subscribe("J", 0, sink, WireFormat::websocket);
+    auto sink = subscribed(WireFormat::websocket);
 
     // The subscriber reads 1..49 from the store itself: the hub fills nothing.
     hub.publish_remote(batch("J", 50, 52));
@@ -140,11 +147,9 @@ TEST_CASE("the first batch after subscribing sets where the hub dedupes from", "
     CHECK(log.reads == 0);
 }
 
-TEST_CASE("the hub watches a job on its first subscriber and unwatches it on its last",
-          "[live][hub]") {
-    RecordingFeed feed;
-    FakeEventLog log;
-    Hub hub(feed, fill_from(log));
+TEST_CASE_METHOD(HubFixture,
+                 "the hub watches a job on its first subscriber and unwatches it on its last",
+                 "[live][hub]") {
     auto a = std::make_shared<Sink>();
     auto b = std::make_shared<Sink>();
 
@@ -167,11 +172,9 @@ TEST_CASE("the hub watches a job on its first subscriber and unwatches it on its
     CHECK(feed.calls.back() == "watch J 40");
 }
 
-TEST_CASE("an owner's jobs feed is watched while it has subscribers, once per state event",
-          "[live][hub]") {
-    RecordingFeed feed;
-    FakeEventLog log;
-    Hub hub(feed, fill_from(log));
+TEST_CASE_METHOD(HubFixture,
+                 "an owner's jobs feed is watched while it has subscribers, once per state event",
+                 "[live][hub]") {
     auto a = std::make_shared<Sink>();
     auto b = std::make_shared<Sink>();
     hub.subscribe_feed("alice", a, WireFormat::websocket);

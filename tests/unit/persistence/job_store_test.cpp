@@ -33,6 +33,18 @@ void populate(Store& store, int n) {
     REQUIRE(submit_sync(store, CreateJob{new_job("bob-2", "bob"), ""}).status == WriteStatus::ok);
 }
 
+ListQuery owned_by(std::string owner) {
+    ListQuery query;
+    query.owner = std::move(owner);
+    return query;
+}
+
+// Each test's own store, in a fresh directory.
+struct JobStoreTest {
+    testing::TempDir dir;
+    std::unique_ptr<Store> store = Store::open(testing::test_config(dir));
+};
+
 std::vector<std::string> ids(const std::vector<Job>& jobs) {
     std::vector<std::string> out;
     for (const Job& job : jobs)
@@ -42,9 +54,7 @@ std::vector<std::string> ids(const std::vector<Job>& jobs) {
 
 }  // namespace
 
-TEST_CASE("get returns the stored job, or nothing", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "get returns the stored job, or nothing", "[job_store]") {
     testing::create_running(*store, "job-1");
     auto job = store->jobs().get("job-1");
     REQUIRE(job);
@@ -54,14 +64,11 @@ TEST_CASE("get returns the stored job, or nothing", "[job_store]") {
     CHECK_FALSE(store->jobs().get("job-2"));
 }
 
-TEST_CASE("list pages newest first with an opaque cursor", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "list pages newest first with an opaque cursor", "[job_store]") {
     populate(*store, 25);
 
     std::vector<std::string> seen;
-    ListQuery query;
-    query.owner = "alice";
+    ListQuery query = owned_by("alice");
     query.limit = 10;
     int pages = 0;
     for (;;) {
@@ -85,13 +92,11 @@ TEST_CASE("list pages newest first with an opaque cursor", "[job_store]") {
     }
 }
 
-TEST_CASE("list filters by state and type, and only shows the owner's jobs", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "list filters by state and type, and only shows the owner's jobs",
+                 "[job_store]") {
     populate(*store, 12);
 
-    ListQuery query;
-    query.owner = "alice";
+    ListQuery query = owned_by("alice");
     query.state = JobState::running;
     CHECK(ids(store->jobs().list(query).jobs) ==
           std::vector<std::string>{"job-0009", "job-0006", "job-0003", "job-0000"});
@@ -106,20 +111,14 @@ TEST_CASE("list filters by state and type, and only shows the owner's jobs", "[j
     query.cursor = first.next;
     CHECK(ids(store->jobs().list(query).jobs) == std::vector<std::string>{"job-0006", "job-0004"});
 
-    ListQuery bob;
-    bob.owner = "bob";
-    CHECK(ids(store->jobs().list(bob).jobs) == std::vector<std::string>{"bob-2", "bob-1"});
-    ListQuery nobody;
-    nobody.owner = "mallory";
-    CHECK(store->jobs().list(nobody).jobs.empty());
+    CHECK(ids(store->jobs().list(owned_by("bob")).jobs) ==
+          std::vector<std::string>{"bob-2", "bob-1"});
+    CHECK(store->jobs().list(owned_by("mallory")).jobs.empty());
 }
 
-TEST_CASE("list clamps its limit", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "list clamps its limit", "[job_store]") {
     populate(*store, 3);
-    ListQuery query;
-    query.owner = "alice";
+    ListQuery query = owned_by("alice");
     query.limit = 0;
     ListPage page = store->jobs().list(query);
     CHECK(page.jobs.size() == 1);
@@ -128,9 +127,8 @@ TEST_CASE("list clamps its limit", "[job_store]") {
     CHECK(store->jobs().list(query).jobs.size() == 3);
 }
 
-TEST_CASE("unfinished lists queued and running jobs, oldest first", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "unfinished lists queued and running jobs, oldest first",
+                 "[job_store]") {
     populate(*store, 6);
     REQUIRE(submit_sync(*store, CancelJob{id_of(1), false, 0}).status == WriteStatus::ok);
     REQUIRE(submit_sync(*store, CancelJob{id_of(3), true, 0}).status == WriteStatus::ok);
@@ -139,9 +137,7 @@ TEST_CASE("unfinished lists queued and running jobs, oldest first", "[job_store]
                                                                       "job-0005"});
 }
 
-TEST_CASE("count_by_state counts every state", "[job_store]") {
-    testing::TempDir dir;
-    auto store = Store::open(testing::test_config(dir));
+TEST_CASE_METHOD(JobStoreTest, "count_by_state counts every state", "[job_store]") {
     populate(*store, 6);  // leased: 0 and 3
     REQUIRE(submit_sync(*store, CancelJob{id_of(1), false, 0}).status == WriteStatus::ok);
     auto counts = store->jobs().count_by_state();

@@ -50,28 +50,28 @@ struct Fixture {
     }
 };
 
-FinishJob done(const std::string& job, int attempt, std::uint64_t wseq,
-               std::string result = R"({"text":"hi"})") {
+FinishJob finish_op(const std::string& job, int attempt, std::uint64_t wseq, bool success) {
     FinishJob op;
     op.job = job;
     op.attempt = attempt;
     op.wseq = wseq;
-    op.success = true;
-    op.result = std::move(result);
+    op.success = success;
     op.now = 1'700'000'003'000;
+    return op;
+}
+
+FinishJob done(const std::string& job, int attempt, std::uint64_t wseq,
+               std::string result = R"({"text":"hi"})") {
+    FinishJob op = finish_op(job, attempt, wseq, true);
+    op.result = std::move(result);
     return op;
 }
 
 FinishJob fail(const std::string& job, int attempt, std::uint64_t wseq, std::string error,
                bool retryable) {
-    FinishJob op;
-    op.job = job;
-    op.attempt = attempt;
-    op.wseq = wseq;
-    op.success = false;
+    FinishJob op = finish_op(job, attempt, wseq, false);
     op.error = std::move(error);
     op.retryable = retryable;
-    op.now = 1'700'000'003'000;
     return op;
 }
 

@@ -21,20 +21,25 @@ Message decoded_or_fail(const Decoded<Message>& result) {
     return std::get<Message>(result);
 }
 
-template <class Body>
-Body worker_round_trip(const Body& body) {
-    const std::string frame = encode(WorkerMessage{body});
-    const WorkerMessage message = decoded_or_fail(decode_worker_message(frame));
+// `body` encoded as a `Message` and decoded back with `decode`.
+template <class Message, class Body, class Decode>
+Body round_trip(const Body& body, Decode decode) {
+    const std::string frame = encode(Message{body});
+    const Message message = decoded_or_fail(decode(frame));
     REQUIRE(std::holds_alternative<Body>(message));
     return std::get<Body>(message);
 }
 
 template <class Body>
+Body worker_round_trip(const Body& body) {
+    return round_trip<WorkerMessage>(
+        body, [](std::string_view frame) { return decode_worker_message(frame); });
+}
+
+template <class Body>
 Body broker_round_trip(const Body& body) {
-    const std::string frame = encode(BrokerMessage{body});
-    const BrokerMessage message = decoded_or_fail(decode_broker_message(frame));
-    REQUIRE(std::holds_alternative<Body>(message));
-    return std::get<Body>(message);
+    return round_trip<BrokerMessage>(
+        body, [](std::string_view frame) { return decode_broker_message(frame); });
 }
 
 const std::string kBinaryWithNuls("\0\x01\xff\0checkpoint\0", 15);

@@ -26,10 +26,7 @@ ClusterOptions options_for(const testing::RedisNodes& nodes) {
 }  // namespace
 
 TEST_CASE("a cluster of 3 primaries: routing, pipelining, resharding", "[cluster]") {
-    if (!testing::redis_available()) {
-        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
-        return;
-    }
+    if (testing::skip_without_redis()) return;
     testing::RedisNodes nodes(3, true);
     nodes.create_cluster(0);
     Loop loop;

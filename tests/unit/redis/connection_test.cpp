@@ -54,10 +54,7 @@ struct Listener {
 }  // namespace
 
 TEST_CASE("pipelined commands on one connection get their replies in order", "[connection]") {
-    if (!testing::redis_available()) {
-        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
-        return;
-    }
+    if (testing::skip_without_redis()) return;
     testing::RedisNodes node(1, false);
     Loop loop;
     constexpr int kCommands = 2000;
@@ -107,10 +104,7 @@ TEST_CASE("pipelined commands on one connection get their replies in order", "[c
 
 TEST_CASE("a killed node fails every pending command, and later ones, with an error",
           "[connection]") {
-    if (!testing::redis_available()) {
-        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
-        return;
-    }
+    if (testing::skip_without_redis()) return;
     testing::RedisNodes node(1, false);
     Loop loop;
     std::promise<void> blocked_sent;
@@ -144,10 +138,7 @@ TEST_CASE("a killed node fails every pending command, and later ones, with an er
 }
 
 TEST_CASE("commands without a reply for reply_timeout fail the connection", "[connection]") {
-    if (!testing::redis_available()) {
-        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
-        return;
-    }
+    if (testing::skip_without_redis()) return;
     testing::RedisNodes node(1, false);
     Loop loop;
     std::promise<Outcome> answered, blocked;

@@ -78,10 +78,7 @@ int subscribers(const testing::RedisNodes& nodes, int i, const std::string& chan
 
 TEST_CASE("sharded pub/sub and commands across a manual failover and a killed primary",
           "[cluster][failover]") {
-    if (!testing::redis_available()) {
-        WARN("redis-tools is not installed (" << testing::kServerBinary << "): skipped");
-        return;
-    }
+    if (testing::skip_without_redis()) return;
     testing::RedisNodes nodes(6, true);
     nodes.create_cluster(1);
     Loop loop;

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -34,6 +36,13 @@ inline const char* const kCli = "/usr/bin/redis-cli";
 
 inline bool redis_available() {
     return ::access(kServerBinary, X_OK) == 0 && ::access(kCli, X_OK) == 0;
+}
+
+// True, with a warning, when the test must be skipped for want of redis-tools.
+inline bool skip_without_redis() {
+    if (redis_available()) return false;
+    WARN("redis-tools is not installed (" << kServerBinary << "): skipped");
+    return true;
 }
 
 // Polls `ready` every 20 ms until it holds; throws after `limit`.

@@ -1,13 +1,15 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <thread>
 
 #include "workers/jobs/jobs.hpp"
 #include "workers/jobs/llm_sim.hpp"
 #include "workers/testing.hpp"
 
+#include "handler_test_support.hpp"
+
 using namespace jobcast::worker;
 using jobcast::EventKind;
+using testing::token_texts;
 
 namespace {
 
@@ -16,14 +18,6 @@ std::string concat(const std::vector<std::string>& tokens) {
     for (const auto& t : tokens)
         text += t;
     return text;
-}
-
-std::vector<std::string> token_texts(const RecordingSink& sink) {
-    std::vector<std::string> out;
-    for (const auto& data : sink.events(EventKind::token)) {
-        out.emplace_back(boost::json::parse(data).at("text").as_string());
-    }
-    return out;
 }
 
 }  // namespace
@@ -84,14 +78,8 @@ TEST_CASE("llm.generate paces tokens and stops when cancelled") {
     JobContext context(JobSpec{"j", 1, "llm.generate",
                                R"({"prompt":"slow","max_tokens":1000,"tokens_per_second":50})", ""},
                        sink);
-    std::thread canceller([&] {
-        sink.wait_until([](const auto& records) { return records.size() >= 3; },
-                        std::chrono::seconds{10});
-        context.request_cancel();
-    });
     const auto started = std::chrono::steady_clock::now();
-    auto outcome = invoke_handler(jobs::llm_handler(), context);
-    canceller.join();
+    auto outcome = testing::run_cancelled_after(jobs::llm_handler(), context, sink, 3);
     REQUIRE(std::holds_alternative<Failure>(outcome));
     CHECK(std::string(std::get<Failure>(outcome).what()) == "cancelled");
     const auto tokens = token_texts(sink).size();

@@ -17,8 +17,11 @@
 #include "workers/jobs/sse.hpp"
 #include "workers/testing.hpp"
 
+#include "handler_test_support.hpp"
+
 using namespace jobcast::worker;
 using jobcast::EventKind;
+using testing::token_texts;
 
 namespace {
 
@@ -116,14 +119,6 @@ JobOutcome generate(RecordingSink& sink, const std::string& base_url, const std:
     options.openai.api_key = "sk-test";
     JobContext context(JobSpec{"j", 1, "llm.generate", params, ""}, sink);
     return invoke_handler(jobs::llm_handler(options), context);
-}
-
-std::vector<std::string> token_texts(const RecordingSink& sink) {
-    std::vector<std::string> out;
-    for (const auto& data : sink.events(EventKind::token)) {
-        out.emplace_back(boost::json::parse(data).at("text").as_string());
-    }
-    return out;
 }
 
 }  // namespace
@@ -268,14 +263,8 @@ TEST_CASE("openai backend stops streaming when the job is cancelled") {
     options.openai.base_url = server.url();
     JobContext context(JobSpec{"j", 1, "llm.generate", R"({"backend":"openai","prompt":"x"})", ""},
                        sink);
-    std::thread canceller([&] {
-        sink.wait_until([](const auto& records) { return !records.empty(); },
-                        std::chrono::seconds{10});
-        context.request_cancel();
-    });
     const auto started = std::chrono::steady_clock::now();
-    auto outcome = invoke_handler(jobs::llm_handler(options), context);
-    canceller.join();
+    auto outcome = testing::run_cancelled_after(jobs::llm_handler(options), context, sink, 1);
     release = true;
     REQUIRE(std::holds_alternative<Failure>(outcome));
     CHECK(std::string(std::get<Failure>(outcome).what()) == "cancelled");

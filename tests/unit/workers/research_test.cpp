@@ -1,9 +1,10 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <thread>
 
 #include "workers/jobs/jobs.hpp"
 #include "workers/testing.hpp"
+
+#include "handler_test_support.hpp"
 
 using namespace jobcast::worker;
 using jobcast::EventKind;
@@ -80,14 +81,8 @@ TEST_CASE("research resumes after the last completed stage") {
 TEST_CASE("research stops at a cancel without checkpointing the interrupted stage") {
     RecordingSink sink;
     JobContext context(JobSpec{"j", 1, "research", R"({"topic":"t","stage_ms":60000})", ""}, sink);
-    std::thread canceller([&] {
-        sink.wait_until([](const auto& records) { return !records.empty(); },
-                        std::chrono::seconds{10});
-        context.request_cancel();
-    });
     const auto started = std::chrono::steady_clock::now();
-    auto outcome = invoke_handler(jobs::research_handler(), context);
-    canceller.join();
+    auto outcome = testing::run_cancelled_after(jobs::research_handler(), context, sink, 1);
     REQUIRE(std::holds_alternative<Failure>(outcome));
     CHECK(sink.checkpoints().empty());
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{10});

@@ -86,10 +86,7 @@ class FakeBroker {
     }
 
     void send(const proto::BrokerMessage& message, const std::string& peer = {}) {
-        const auto frame = proto::encode(message);
-        const auto& to = peer.empty() ? peer_ : peer;
-        router_.send(zmq::buffer(to), zmq::send_flags::sndmore);
-        router_.send(zmq::buffer(frame), zmq::send_flags::none);
+        send_raw(proto::encode(message), peer);
     }
 
     // A frame as it is, e.g. one the worker's decoder refuses.
@@ -100,6 +97,14 @@ class FakeBroker {
     }
 
     const std::string& peer() const { return peer_; }
+
+    // Welcomes the worker's hello and assigns it job J1, attempt 1, of type "t"
+    // with no params.
+    void start_job() {
+        expect<proto::Hello>();
+        send(proto::Welcome{1000});
+        send(proto::Assign{"J1", 1, "t", "{}", ""});
+    }
 
   private:
     zmq::socket_t router_;
@@ -212,9 +217,7 @@ TEST_CASE("worker re-hellos after a broker restart and re-sends exactly the unac
     const auto endpoint = broker->endpoint();
     RunningWorker running(test_config(endpoint), "t", tokens_then_wait(10));
 
-    broker->expect<proto::Hello>();
-    broker->send(proto::Welcome{1000});
-    broker->send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker->start_job();
     for (std::uint64_t w = 1; w <= 10; ++w)
         CHECK(broker->expect<proto::Chunk>().wseq == w);
     broker->send(proto::Ack{"J1", 1, 4});
@@ -255,9 +258,7 @@ TEST_CASE("worker re-sends from the oldest unacked message on a gap reject") {
     zmq::context_t context;
     FakeBroker broker(context);
     RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(6));
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
     for (std::uint64_t w = 1; w <= 6; ++w)
         CHECK(broker.expect<proto::Chunk>().wseq == w);
     broker.send(proto::Ack{"J1", 1, 2});
@@ -280,9 +281,7 @@ TEST_CASE("worker drops a job whose lease is lost and cancels its handler") {
         job.token("after the lease is gone");
         return std::string("{}");
     });
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
     CHECK(broker.expect<proto::Chunk>().wseq == 1);
     broker.send(proto::Reject{"J1", "lease"});
     REQUIRE(eventually([&] { return handler_saw_cancel.load(); }));
@@ -310,9 +309,7 @@ TEST_CASE("a late lease reject for an earlier attempt leaves the job's new attem
         job.token("second");
         return std::string(R"({"ok":true})");
     });
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
     CHECK(broker.expect<proto::Chunk>().attempt == 1);
     broker.send(proto::Assign{"J1", 2, "t", "{}", ""});
     auto first = broker.expect<proto::Chunk>();
@@ -388,9 +385,7 @@ TEST_CASE("a cancelled job ends with fail cancelled, not retryable") {
     zmq::context_t context;
     FakeBroker broker(context);
     RunningWorker running(test_config(broker.endpoint()), "t", tokens_then_wait(1));
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
     CHECK(broker.expect<proto::Chunk>().wseq == 1);
     broker.send(proto::Cancel{"J1"});
     const auto fail = broker.expect<proto::Fail>();
@@ -441,9 +436,7 @@ TEST_CASE("emit blocks when the unacked bound is reached and resumes on ack") {
             job.token("tok-" + std::to_string(i));
         return std::string("{}");
     });
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
 
     // Without acks only about 400 bytes of frames get out.
     auto first = broker.drain(300ms);
@@ -511,9 +504,7 @@ TEST_CASE("stop() ends run() promptly even with a running job") {
     Worker worker(test_config(broker.endpoint()));
     worker.handle("t", tokens_then_wait(1));
     std::thread thread([&] { worker.run(); });
-    broker.expect<proto::Hello>();
-    broker.send(proto::Welcome{1000});
-    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    broker.start_job();
     CHECK(broker.expect<proto::Chunk>().wseq == 1);
     const auto started = Clock::now();
     worker.stop();
