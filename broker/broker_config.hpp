@@ -10,9 +10,9 @@
 
 #include "broker/gateway_config.hpp"
 #include "persistence/store.hpp"
+#include "web/http/tls.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/streaming_config.hpp"
-#include "web/http/tls.hpp"
 
 namespace jobcast::broker {
 

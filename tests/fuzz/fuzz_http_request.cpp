@@ -24,9 +24,9 @@
 
 #include "web/http/beast_request.hpp"
 #include "web/http/http_server.hpp"
+#include "web/http/routes.hpp"
 #include "web/rest/rest_api.hpp"
 #include "web/rest/rest_request.hpp"
-#include "web/http/routes.hpp"
 #include "web/stream/websocket_handshake.hpp"
 
 using namespace jobcast;

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "common/log_quote.hpp"
-#include "web/security/host_check.hpp"
 #include "web/http/log.hpp"
+#include "web/security/host_check.hpp"
 
 namespace {
 
