@@ -15,7 +15,8 @@ import sys
 
 # module -> the modules it may include (besides itself). The order of the
 # house: common <- protocol <- domain <- persistence <- live <- broker/web <- the
-# broker binary; workers and cli are clients and see protocol and common only.
+# broker binary; cluster (the Redis engine, on redis) sits beside broker and web
+# under the binary; workers and cli are clients and see protocol and common only.
 ALLOWED = {
     "common": set(),
     "protocol": {"common"},
@@ -23,6 +24,7 @@ ALLOWED = {
     "persistence": {"domain", "protocol", "common"},
     "redis": {"common"},
     "live": {"persistence", "protocol", "common"},
+    "cluster": {"live", "persistence", "domain", "redis", "protocol", "common"},
     "auth": {"protocol", "common"},
     "web": {"live", "persistence", "auth", "protocol", "common"},
     "broker": {"live", "persistence", "domain", "redis", "auth", "protocol", "common"},
