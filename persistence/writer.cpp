@@ -11,20 +11,6 @@ namespace jobcast::store {
 
 namespace {
 
-const char* checkpoint_mode_name(int mode) {
-    switch (mode) {
-        case SQLITE_CHECKPOINT_PASSIVE:
-            return "passive";
-        case SQLITE_CHECKPOINT_FULL:
-            return "full";
-        case SQLITE_CHECKPOINT_RESTART:
-            return "restart";
-        case SQLITE_CHECKPOINT_TRUNCATE:
-            return "truncate";
-    }
-    return "?";
-}
-
 WriteResult closed_result() {
     WriteResult result;
     result.status = WriteStatus::conflict;
@@ -40,8 +26,9 @@ Writer::Writer(db::Connection connection, const StoreConfig& config, Store::Comm
       policy_(policy),
       listener_(std::move(listener)),
       connection_(std::move(connection)),
-      applier_(std::make_unique<BatchApplier>(connection_, config.block_max_events)) {
-    // The hook replaces SQLite's auto-checkpoint: this thread decides when.
+      applier_(std::make_unique<BatchApplier>(connection_, config.block_max_events)),
+      checkpointer_(config.path, policy) {
+    // The hook replaces SQLite's auto-checkpoint: the checkpointer decides when.
     sqlite3_wal_hook(connection_.handle(), &Writer::on_wal_commit, this);
     thread_ = std::thread([this] { run(); });
     writer_id_ = thread_.get_id();
@@ -52,7 +39,9 @@ Writer::~Writer() {
 }
 
 int Writer::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
-    static_cast<Writer*>(self)->wal_pages_ = pages;
+    auto* writer = static_cast<Writer*>(self);
+    writer->wal_pages_ = pages;
+    writer->checkpointer_.note(pages);
     return SQLITE_OK;
 }
 
@@ -157,32 +146,18 @@ void Writer::run() {
     batch.reserve(std::min<std::size_t>(config_.max_batch_ops, 1 << 16));
     for (;;) {
         PendingTask* task = nullptr;
-        bool idle = false;
         {
             std::unique_lock lock(mutex_);
-            auto has_work = [&] { return !queue_.empty() || !tasks_.empty() || stopping_; };
-            if (!has_work()) {
-                if (wal_pages_ > 0) {
-                    idle = !work_ready_.wait_for(lock, policy_.idle_after, has_work);
-                } else {
-                    work_ready_.wait(lock, has_work);
-                }
+            work_ready_.wait(lock, [&] { return !queue_.empty() || !tasks_.empty() || stopping_; });
+            if (queue_.empty() && tasks_.empty()) {  // stopping, and all is done
+                stopped_ = true;
+                break;
             }
-            if (!idle) {
-                if (queue_.empty() && tasks_.empty()) {  // stopping, and all is done
-                    stopped_ = true;
-                    break;
-                }
-                if (!tasks_.empty()) {
-                    task = tasks_.front();
-                    tasks_.pop_front();
-                }
-                queue_.take(batch, config_.max_batch_ops);
+            if (!tasks_.empty()) {
+                task = tasks_.front();
+                tasks_.pop_front();
             }
-        }
-        if (idle) {
-            checkpoint_when_idle();
-            continue;
+            queue_.take(batch, config_.max_batch_ops);
         }
         space_ready_.notify_all();
         if (task != nullptr) run_pending_task(*task);
@@ -192,7 +167,8 @@ void Writer::run() {
     progress_.notify_all();
 
     // Leave a small file behind: everything into the database, WAL emptied.
-    checkpoint(SQLITE_CHECKPOINT_TRUNCATE, "close");
+    checkpointer_.stop();
+    checkpoint(connection_.handle(), SQLITE_CHECKPOINT_TRUNCATE, "close");
     applier_.reset();  // its statements before the connection
     sqlite3_wal_hook(connection_.handle(), nullptr, nullptr);
     connection_.close();
@@ -299,7 +275,7 @@ void Writer::commit_batch(std::vector<Entry>& batch) {
         completed_ += count;
     }
     progress_.notify_all();
-    if (failure.empty()) checkpoint_after_commit();
+    restart_large_wal();
 }
 
 void Writer::run_pending_task(PendingTask& task) {
@@ -315,46 +291,14 @@ void Writer::run_pending_task(PendingTask& task) {
         applier_->forget_all();
         task.done.set_exception(std::current_exception());
     }
-    checkpoint_after_commit();
+    restart_large_wal();
 }
 
-// ---- checkpoints -----------------------------------------------------------
-
-bool Writer::checkpoint(int mode, const char* why) {
-    int log_frames = 0;
-    int checkpointed = 0;
-    const int rc =
-        sqlite3_wal_checkpoint_v2(connection_.handle(), nullptr, mode, &log_frames, &checkpointed);
-    if (rc == SQLITE_OK) {
-        logger().debug("checkpoint mode={} why={} wal_frames={} checkpointed={}",
-                       checkpoint_mode_name(mode), why, log_frames, checkpointed);
-        return log_frames == checkpointed;
-    }
-    if ((rc & 0xff) == SQLITE_BUSY) {
-        logger().debug("checkpoint busy mode={} why={}", checkpoint_mode_name(mode), why);
-    } else {
-        logger().warn("checkpoint failed mode={} why={} error=\"{}\"", checkpoint_mode_name(mode),
-                      why, sqlite3_errmsg(connection_.handle()));
-    }
-    return false;
-}
-
-void Writer::checkpoint_after_commit() {
-    if (wal_pages_ >= policy_.restart_pages) {
-        // Passive checkpoints did not let the log start over (a reader kept an
-        // old snapshot each time): wait for the readers, then it restarts.
-        checkpoint(SQLITE_CHECKPOINT_RESTART, "wal_large");
-    } else if (wal_pages_ >= policy_.passive_pages) {
-        checkpoint(SQLITE_CHECKPOINT_PASSIVE, "wal_pages");
-    }
-}
-
-void Writer::checkpoint_when_idle() {
-    // Don't wait for readers here: ops may arrive any moment. Busy now means
-    // another try at the next idle moment.
-    sqlite3_busy_timeout(connection_.handle(), 0);
-    if (checkpoint(SQLITE_CHECKPOINT_TRUNCATE, "idle")) wal_pages_ = 0;
-    sqlite3_busy_timeout(connection_.handle(), static_cast<int>(config_.busy_timeout.count()));
+void Writer::restart_large_wal() {
+    if (wal_pages_ < policy_.restart_pages) return;
+    // A reader kept an old snapshot at every passive checkpoint: wait for the
+    // readers (busy_timeout) so the log starts over and stops growing.
+    checkpoint(connection_.handle(), SQLITE_CHECKPOINT_RESTART, "wal_large");
 }
 
 }  // namespace jobcast::store

@@ -1,7 +1,8 @@
 // The writer thread: owns the one write connection, applies queued ops in
 // group-committed transactions, tells the commit listener (lease outcomes
-// included) and each op's completion only after COMMIT, and keeps the WAL bounded by checkpointing
-// itself. Internal to persistence/.
+// included) and each op's completion only after COMMIT, and reports the WAL's
+// size to the checkpointer, which keeps it bounded from its own thread.
+// Internal to persistence/.
 #pragma once
 
 #include <sqlite3.h>
@@ -18,21 +19,11 @@
 #include <vector>
 
 #include "persistence/batch_applier.hpp"
+#include "persistence/checkpointer.hpp"
 #include "persistence/database.hpp"
 #include "persistence/store.hpp"
 
 namespace jobcast::store {
-
-// WAL sizes (in pages) that make the writer checkpoint after a commit.
-struct CheckpointPolicy {
-    // PASSIVE (never waits) once the WAL holds this many pages.
-    int passive_pages = 4096;  // 16 MiB of 4 KiB pages
-    // RESTART (waits for the readers of old snapshots, briefly) when passive
-    // checkpoints did not let the WAL start over, so that it stops growing.
-    int restart_pages = 8192;  // 32 MiB
-    // With nothing to write for this long, TRUNCATE the WAL (if no reader is in).
-    std::chrono::milliseconds idle_after{500};
-};
 
 class Writer {
   public:
@@ -89,10 +80,9 @@ class Writer {
     void run();
     void commit_batch(std::vector<Entry>& batch);
     void run_pending_task(PendingTask& task);
-    void checkpoint_after_commit();
-    void checkpoint_when_idle();
-    // Returns true when every WAL frame was checkpointed.
-    bool checkpoint(int mode, const char* why);
+    // RESTART-checkpoints when the WAL reached policy_.restart_pages: passive
+    // checkpoints did not let it start over.
+    void restart_large_wal();
     static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
 
     const StoreConfig config_;
@@ -100,6 +90,7 @@ class Writer {
     Store::CommitListener listener_;
     db::Connection connection_;
     std::unique_ptr<BatchApplier> applier_;
+    Checkpointer checkpointer_;
     int wal_pages_ = 0;  // WAL size after the last commit (writer thread only)
     // The results owed to completions, reused from batch to batch.
     std::vector<std::pair<std::size_t, WriteResult>> results_;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -64,6 +65,30 @@ TEST_CASE("the WAL stays bounded while readers keep reading", "[wal]") {
     std::error_code ec;
     const auto final_size = std::filesystem::file_size(wal, ec);
     CHECK((ec || final_size == 0));  // TRUNCATE at close
+}
+
+TEST_CASE("the WAL is emptied once the writes stop, while the store stays open", "[wal]") {
+    testing::TempDir dir;
+    StoreConfig config = testing::test_config(dir);
+    auto store = Store::open(config);
+    testing::create_running(*store, "job-1");
+    for (int w = 1; w <= 200; ++w)
+        store->submit(testing::chunk("job-1", 1, w, "{\"text\":\"some words\"}"));
+    store->flush();
+    const std::string wal = config.path + "-wal";
+    std::error_code ec;
+    REQUIRE(std::filesystem::file_size(wal, ec) > 0);
+
+    // The checkpointer truncates after half a second without a commit.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::filesystem::file_size(wal, ec) > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(std::filesystem::file_size(wal, ec) == 0);
+    // And the data is all there, read back through the database file.
+    CHECK(store->events().last_seq("job-1") == 2 + 200);
+    store->submit(testing::chunk("job-1", 1, 201, "{}"));
+    store->flush();
+    CHECK(store->events().last_seq("job-1") == 2 + 201);
 }
 
 }  // namespace jobcast::store
