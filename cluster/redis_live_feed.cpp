@@ -171,7 +171,7 @@ bool RedisLiveFeed::catch_up(const std::string& job, bool tail_only) {
                 if (auto it = jobs_.find(job); it != jobs_.end())
                     it->second.handed = std::max(it->second.handed, page.back().seq);
             }
-            found = true;
+            if (!std::exchange(found, true)) count(counters_.gap_fills);
             std::vector<store::JobEvents> batch;
             batch.push_back({job, std::move(owner), std::move(page)});
             on_events_(std::move(batch));
@@ -181,7 +181,6 @@ bool RedisLiveFeed::catch_up(const std::string& job, bool tail_only) {
         count(counters_.store_errors);
         return false;
     }
-    if (found) count(counters_.gap_fills);
     return true;
 }
 

@@ -209,6 +209,7 @@ TEST_CASE("a subscriber on broker B gets broker A's batches once, in order, with
     // confirmation hands over the store's newest event.
     a.commit(job, 1, 1);
     a.commit(job, 2, 2, /*lost=*/true);
+    wait_until("the publish of event 1", [&] { return a.publisher.stats().publishes == 1; });
     auto sink = std::make_shared<Recorder>();
     b.hub->subscribe(job, 1, sink, live::WireFormat::websocket);
     CHECK(sink->wait(job, 1) == std::vector<std::uint64_t>{2});
@@ -261,9 +262,12 @@ TEST_CASE("a subscriber on broker B gets broker A's batches once, in order, with
         return subscribers(nodes, channel) == 0 && subscribers(nodes, owner_channel) == 0;
     });
 
-    const auto published = a.publisher.stats();
-    CHECK(published.failures == 0);
-    CHECK(published.publishes == 10);  // 7 batches of `job`, its duplicate, 2 of `unwatched`
+    // 7 batches of `job`, its duplicate, 2 of `unwatched`
+    wait_until("every publish answered", [&] {
+        const auto published = a.publisher.stats();
+        return published.publishes + published.failures == 10;
+    });
+    CHECK(a.publisher.stats().failures == 0);
     const auto received = b.feed.stats();
     CHECK(received.remote_batches == 7);  // `job`'s after B subscribed, the duplicate too
     CHECK(received.decode_failures == 2);
@@ -296,7 +300,7 @@ TEST_CASE("after a killed subscriber connection or a moved slot, B catches up fr
     const int owner = nodes.owner_of(slot);
     REQUIRE(nodes.cli(owner, {"CLIENT", "KILL", "TYPE", "pubsub"}) == "1\n");
     CHECK(sink->wait(job, 4) == one_to(4));
-    CHECK(b.feed.stats().resubscribes == 1);
+    CHECK(b.feed.stats().resubscribes >= 1);
     a.commit(job, 5, 5);
     CHECK(sink->wait(job, 5) == one_to(5));
 
@@ -311,7 +315,7 @@ TEST_CASE("after a killed subscriber connection or a moved slot, B catches up fr
     CHECK(sink->wait(job, 7) == one_to(7));
     wait_until("the subscription at the new owner",
                [&] { return nodes.owner_of(slot) == to && subscribers(nodes, channel) == 1; });
-    CHECK(b.feed.stats().resubscribes == 2);
+    CHECK(b.feed.stats().resubscribes >= 2);
     a.commit(job, 8, 8);  // A follows the move too (MOVED)
     CHECK(sink->wait(job, 8) == one_to(8));
     CHECK(a.publisher.stats().failures == 0);
