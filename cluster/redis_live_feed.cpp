@@ -122,10 +122,13 @@ void RedisLiveFeed::on_subscribed(const std::string& channel) {
     Watch& watch = jobs_.at(job->second);
     const bool first = !std::exchange(watch.confirmed, true);
     if (!first) count(counters_.resubscribes);
-    // A full catch-up already pending covers a tail-only one.
-    auto [it, added] = pending_.try_emplace(job->second, first);
-    if (!added) it->second = it->second && first;
+    queue_catch_up(job->second, first);
     wake_.notify_one();
+}
+
+void RedisLiveFeed::queue_catch_up(const std::string& job, bool tail_only) {
+    auto [it, added] = pending_.try_emplace(job, tail_only);
+    if (!added) it->second = it->second && tail_only;  // a full catch-up covers a tail-only one
 }
 
 void RedisLiveFeed::run() {
@@ -133,13 +136,17 @@ void RedisLiveFeed::run() {
     for (;;) {
         wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
         if (stopping_) return;
-        auto next = pending_.extract(pending_.begin());
+        // Round by round, so that a job whose reads fail does not hold up the others.
+        auto round = std::exchange(pending_, {});
         lock.unlock();
-        const bool done = catch_up(next.key(), next.mapped());
+        std::vector<std::pair<std::string, bool>> failed;
+        for (auto& [job, tail_only] : round)
+            if (!catch_up(job, tail_only)) failed.emplace_back(job, tail_only);
         lock.lock();
-        if (done || !jobs_.contains(next.key())) continue;
-        auto [it, added] = pending_.try_emplace(next.key(), next.mapped());
-        if (!added) it->second = it->second && next.mapped();
+        if (failed.empty()) continue;
+        for (const auto& [job, tail_only] : failed)
+            if (jobs_.contains(job)) queue_catch_up(job, tail_only);
+        // The store failed: give it a moment before the next round.
         wake_.wait_for(lock, kRetryDelay, [&] { return stopping_; });
     }
 }

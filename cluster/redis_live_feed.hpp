@@ -91,6 +91,8 @@ class RedisLiveFeed final : public live::LiveFeed {
     // The Redis loop thread.
     void on_message(const std::string& channel, const std::string& payload);
     void on_subscribed(const std::string& channel);
+    // Queues a catch-up of `job` for the catch-up thread; mutex_ held.
+    void queue_catch_up(const std::string& job, bool tail_only);
     // The catch-up thread.
     void run();
     // Hands over what the store has past the job's last handed seq (only its

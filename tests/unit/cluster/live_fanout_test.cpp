@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <stdexcept>
 
 #include "../redis/redis_nodes.hpp"
 #include "cluster/live_message.hpp"
@@ -39,9 +40,16 @@ class MemoryLog final : public store::EventLog {
         log.insert(log.end(), batch.events.begin(), batch.events.end());
     }
 
+    // The next `count` reads throw, as a store that cannot be reached.
+    void fail_next(int count) {
+        std::lock_guard lock(mutex_);
+        failures_ = count;
+    }
+
     std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
                             std::size_t max_bytes) override {
         std::lock_guard lock(mutex_);
+        fail();
         std::vector<Event> page;
         auto it = events_.find(std::string(job));
         if (it == events_.end()) return page;
@@ -57,14 +65,22 @@ class MemoryLog final : public store::EventLog {
 
     std::optional<std::uint64_t> last_seq(std::string_view job) override {
         std::lock_guard lock(mutex_);
+        fail();
         auto it = events_.find(std::string(job));
         if (it == events_.end()) return std::nullopt;
         return it->second.empty() ? 0 : it->second.back().seq;
     }
 
   private:
+    void fail() {
+        if (failures_ == 0) return;
+        --failures_;
+        throw std::runtime_error("store unreachable");
+    }
+
     std::mutex mutex_;
     std::map<std::string, std::vector<Event>, std::less<>> events_;
+    int failures_ = 0;
 };
 
 // A subscriber of B's hub: the seqs it was handed, in order.
@@ -295,12 +311,15 @@ TEST_CASE("after a killed subscriber connection or a moved slot, B catches up fr
     CHECK(sink->wait(job, 2) == one_to(2));
 
     // Events whose publish B missed (lost while it was not subscribed), then
-    // the server drops B's pub/sub connection: B gets them once resubscribed.
+    // the server drops B's pub/sub connection: B gets them once resubscribed,
+    // though the store fails B's first two reads (the catch-up is retried).
     a.commit(job, 3, 4, /*lost=*/true);
+    log.fail_next(2);
     const int owner = nodes.owner_of(slot);
     REQUIRE(nodes.cli(owner, {"CLIENT", "KILL", "TYPE", "pubsub"}) == "1\n");
     CHECK(sink->wait(job, 4) == one_to(4));
     CHECK(b.feed.stats().resubscribes >= 1);
+    CHECK(b.feed.stats().store_errors == 2);
     a.commit(job, 5, 5);
     CHECK(sink->wait(job, 5) == one_to(5));
 
