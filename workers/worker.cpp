@@ -144,6 +144,8 @@ class WorkerImpl {
     std::vector<Outbox::Message> batch_;
     std::string heartbeat_frame_;
     std::string scratch_;
+    // The last welcome's interval (1 s before the first): heart-beats, and the
+    // silence after which a broker (or a hello that got no welcome) is given up.
     milliseconds heartbeat_{1000};
     Steady now_{};
     Steady last_send_{}, last_receive_{}, last_report_{}, hello_sent_at_{}, reconnect_at_{};
@@ -361,7 +363,6 @@ void WorkerImpl::open_socket() {
     }
     last_receive_ = now_;
     last_send_ = now_;
-    heartbeat_ = milliseconds{1000};  // until the broker's welcome says otherwise
     send_hello();
     resend_all();
 }
@@ -626,8 +627,11 @@ void WorkerImpl::on_message(proto::Reject& message) {
             return;
         }
         // The broker does not know this peer (it restarted). Rejects of what we
-        // sent before our last hello are expected until its welcome arrives.
-        if (awaiting_welcome_ && now_ - hello_sent_at_ < liveness_window()) return;
+        // sent before our last hello are expected until its welcome arrives,
+        // within a round trip; later ones mean the hello was lost (sent to the
+        // broker that died), and waiting longer would let the restarted broker
+        // give our leases away.
+        if (awaiting_welcome_ && now_ - hello_sent_at_ < heartbeat_) return;
         log_->info("broker does not know this worker; saying hello again broker={} inflight={}",
                    endpoint(), stream_.attempts());
         counters_.connected.store(false);
