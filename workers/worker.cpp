@@ -292,9 +292,9 @@ void WorkerImpl::loop() {
         }
         if (!socket_ && now_ >= reconnect_at_) open_socket();
         if (socket_ && now_ - last_receive_ >= liveness_window()) {
-            log_->warn("broker silent for {} ms; reconnecting broker={}",
+            log_->warn("broker silent for {} ms{}; reconnecting broker={}",
                        std::chrono::duration_cast<milliseconds>(now_ - last_receive_).count(),
-                       endpoint());
+                       awaiting_welcome_ ? " (no welcome)" : "", endpoint());
             reconnect();
         }
         // A heartbeat when idle, and one listing what we hold at least once per
