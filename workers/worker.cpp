@@ -382,14 +382,16 @@ void WorkerImpl::close_socket() {
 void WorkerImpl::reconnect() {
     close_socket();
     counters_.reconnects++;
-    const auto& from = endpoint();
-    if (config_.brokers.size() > 1) {
-        current_.store((current_.load() + 1) % config_.brokers.size());
-        counters_.failovers++;
-    }
     const auto delay = backoff_.next();
     reconnect_at_ = now_ + delay;
-    log_->info("reconnecting in {} ms broker={} previous={}", delay.count(), endpoint(), from);
+    if (config_.brokers.size() == 1) {
+        log_->debug("reconnecting in {} ms broker={}", delay.count(), endpoint());
+        return;
+    }
+    const auto& from = endpoint();
+    current_.store((current_.load() + 1) % config_.brokers.size());
+    counters_.failovers++;
+    log_->info("failing over in {} ms broker={} previous={}", delay.count(), endpoint(), from);
 }
 
 void WorkerImpl::send_hello() {
