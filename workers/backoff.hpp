@@ -1,6 +1,7 @@
-// Reconnect delays: exponential from `min` to `max`, each delay drawn uniformly
-// from its upper half so that workers restarted together do not reconnect in
-// lock-step. Pure: the random source is a seeded generator owned by the object.
+// Reconnect delays: a ceiling growing exponentially from `min` to `max`, each
+// delay drawn uniformly between 0 and that ceiling ("full jitter"), so that the
+// workers of a broker that died do not all reconnect in lock-step. Pure: the
+// random source is a seeded generator owned by the object.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +22,7 @@ class Backoff {
     duration next() {
         const auto ceiling = current_;
         current_ = std::min(max_, current_ * 2);
-        const auto low = std::max(min_, ceiling / 2);
-        std::uniform_int_distribution<std::int64_t> pick(low.count(), ceiling.count());
+        std::uniform_int_distribution<std::int64_t> pick(0, ceiling.count());
         return duration{pick(rng_)};
     }
 

@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
         ("help,h", "print this help and exit")
         ("version", "print the version and exit")
         ("broker", po::value<std::string>()->default_value("tcp://127.0.0.1:5555"),
-         "broker ZeroMQ endpoint [JOBCAST_BROKER]")
+         "broker ZeroMQ endpoint, or a comma-separated list of them (cluster mode: each "
+         "reconnect fails over to the next) [JOBCAST_BROKER]")
         ("types", po::value<std::string>()->default_value("llm.generate,research"),
          "comma-separated job types to serve: llm.generate, research, exec [JOBCAST_TYPES]")
         ("capacity", po::value<int>()->default_value(4),
@@ -157,7 +158,11 @@ int main(int argc, char** argv) {
     const auto log = wk::worker_logger();
 
     wk::WorkerConfig config;
-    config.broker = vm["broker"].as<std::string>();
+    config.brokers = split_list(vm["broker"].as<std::string>());
+    if (config.brokers.empty()) {
+        std::cerr << "jobcast-worker: --broker is empty\n";
+        return 2;
+    }
     config.name = vm["name"].as<std::string>();
     config.capacity = vm["capacity"].as<int>();
     config.max_unacked_bytes = vm["max-unacked-bytes"].as<std::size_t>();

@@ -46,6 +46,11 @@ class WorkerCollectable : public prometheus::Collectable {
             MetricType::Counter, d(s.emit_waits));
         add("jobcast_worker_reconnects_total", "New broker connections after silence or shutdown",
             MetricType::Counter, d(s.reconnects));
+        add("jobcast_worker_failovers_total",
+            "Reconnects that moved to the next broker of the --broker list", MetricType::Counter,
+            d(s.failovers));
+        add("jobcast_worker_broker", "1 for the broker endpoint this worker uses now",
+            MetricType::Gauge, 1, {{"endpoint", s.broker}});
         add("jobcast_worker_rejects_received_total", "Reject messages from the broker",
             MetricType::Counter, d(s.rejects_received));
         add("jobcast_worker_connected", "1 when the broker has welcomed this worker",

@@ -11,6 +11,13 @@
 // blocked emitters. After a reconnect, a "hello" reject or a "gap" reject, the
 // stream re-sends from the oldest unacknowledged frame.
 //
+// Failover: every reconnect (the broker went silent or never answered, it is
+// shutting down, it refused our hello) opens a fresh socket to the next
+// endpoint of the broker list, after a backoff; the hello there lists the
+// attempts in flight and the stream re-sends all that is unacknowledged, as
+// after a restart of the one broker. The new broker keeps the leases it knows
+// (cluster mode) and rejects the others, which ends just those attempts.
+//
 // This file: connect and reconnect with backoff, hello and heartbeats, CURVE,
 // the poll, and dispatching the broker's messages to the stream and the pool.
 #include "workers/worker.hpp"
@@ -55,8 +62,10 @@ std::string default_worker_name() {
     return std::string(host).substr(0, 100) + "-" + std::to_string(getpid());
 }
 
-WorkerConfig with_default_name(WorkerConfig config) {
+// The name filled in, and `brokers` the list used (the one `broker` when empty).
+WorkerConfig with_defaults(WorkerConfig config) {
     if (config.name.empty()) config.name = default_worker_name();
+    if (config.brokers.empty()) config.brokers = {config.broker};
     return config;
 }
 
@@ -86,16 +95,18 @@ class WorkerImpl {
   private:
     struct Counters {
         std::atomic<std::uint64_t> messages_sent{0}, messages_resent{0}, acks_received{0},
-            unacked_messages{0}, reconnects{0}, hellos{0}, rejects_received{0}, bad_messages{0},
-            jobs_assigned{0}, jobs_abandoned{0};
+            unacked_messages{0}, reconnects{0}, failovers{0}, hellos{0}, rejects_received{0},
+            bad_messages{0}, jobs_assigned{0}, jobs_abandoned{0};
         std::atomic<bool> connected{false};
     };
 
     // I/O thread.
     void loop();
-    void open_socket(bool first);
+    std::unique_ptr<zmq::socket_t> new_socket(const std::string& broker);
+    void open_socket();
     void close_socket();
-    void schedule_reconnect();
+    void reconnect();
+    const std::string& endpoint() const { return config_.brokers[current_.load()]; }
     void send_hello();
     void resend_all();
     bool send_frame(const std::string& frame);
@@ -122,6 +133,7 @@ class WorkerImpl {
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> running_{false};
     mutable Counters counters_;
+    std::atomic<std::size_t> current_{0};  // index of the broker in config_.brokers
     Outbox outbox_;
     HandlerPool pool_;
 
@@ -132,6 +144,8 @@ class WorkerImpl {
     std::vector<Outbox::Message> batch_;
     std::string heartbeat_frame_;
     std::string scratch_;
+    // The last welcome's interval (1 s before the first): heart-beats, and the
+    // silence after which a broker (or a hello that got no welcome) is given up.
     milliseconds heartbeat_{1000};
     Steady now_{};
     Steady last_send_{}, last_receive_{}, last_report_{}, hello_sent_at_{}, reconnect_at_{};
@@ -147,12 +161,14 @@ class WorkerImpl {
 };
 
 WorkerImpl::WorkerImpl(WorkerConfig config)
-    : config_(with_default_name(std::move(config))),
+    : config_(with_defaults(std::move(config))),
       log_(worker_logger()),
       outbox_(config_.max_unacked_bytes),
       pool_(config_.name, clock_),
       backoff_(config_.reconnect_min, config_.reconnect_max, std::random_device{}()) {
-    if (config_.broker.empty()) throw std::invalid_argument("worker: broker endpoint is empty");
+    for (const auto& broker : config_.brokers) {
+        if (broker.empty()) throw std::invalid_argument("worker: broker endpoint is empty");
+    }
     if (config_.capacity < 1 || config_.capacity > proto::kMaxCapacity) {
         throw std::invalid_argument("worker: capacity must be between 1 and 1024");
     }
@@ -190,6 +206,7 @@ WorkerStats WorkerImpl::stats() const {
     s.unacked_bytes = outbox_.unacked_bytes();
     s.emit_waits = outbox_.waits();
     s.reconnects = counters_.reconnects.load();
+    s.failovers = counters_.failovers.load();
     s.hellos = counters_.hellos.load();
     s.rejects_received = counters_.rejects_received.load();
     s.bad_messages = counters_.bad_messages.load();
@@ -200,6 +217,7 @@ WorkerStats WorkerImpl::stats() const {
     s.jobs_failed = jobs.failed.load();
     s.jobs_abandoned = counters_.jobs_abandoned.load();
     s.connected = counters_.connected.load();
+    s.broker = endpoint();
     return s;
 }
 
@@ -223,11 +241,20 @@ void WorkerImpl::run() {
             throw std::invalid_argument("worker: no handler for job type '" + type + "'");
         }
     }
-    log_->info("connecting broker={} worker={} types={} capacity={}", config_.broker,
+    log_->info("connecting broker={} worker={} types={} capacity={}", join(config_.brokers),
                log_quote(config_.name), log_quote(join(config_.types)), config_.capacity);
 
     now_ = clock_.steady();
-    open_socket(true);  // throws for a malformed endpoint
+    // A malformed endpoint anywhere in the list is a config error, found now
+    // rather than at the first failover.
+    for (const auto& broker : config_.brokers) {
+        try {
+            new_socket(broker)->close();
+        } catch (const zmq::error_t& e) {
+            throw std::invalid_argument("worker: cannot connect to '" + broker + "': " + e.what());
+        }
+    }
+    open_socket();
     pool_.start(config_.capacity);
 
     std::exception_ptr failure;
@@ -263,14 +290,12 @@ void WorkerImpl::loop() {
                 break;
             }
         }
-        if (!socket_ && now_ >= reconnect_at_) open_socket(false);
+        if (!socket_ && now_ >= reconnect_at_) open_socket();
         if (socket_ && now_ - last_receive_ >= liveness_window()) {
-            log_->warn("broker silent for {} ms; reconnecting broker={}",
+            log_->warn("broker silent for {} ms{}; reconnecting broker={}",
                        std::chrono::duration_cast<milliseconds>(now_ - last_receive_).count(),
-                       config_.broker);
-            close_socket();
-            counters_.reconnects++;
-            schedule_reconnect();
+                       awaiting_welcome_ ? " (no welcome)" : "", endpoint());
+            reconnect();
         }
         // A heartbeat when idle, and one listing what we hold at least once per
         // heartbeat interval while busy (the broker reconciles leases with it).
@@ -310,34 +335,34 @@ void WorkerImpl::loop() {
     }
 }
 
-void WorkerImpl::open_socket(bool first) {
+// A DEALER connecting to `broker`, CURVE as configured. Throws zmq::error_t.
+std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket(const std::string& broker) {
+    auto socket = std::make_unique<zmq::socket_t>(zmq_context_, zmq::socket_type::dealer);
+    socket->set(zmq::sockopt::linger, 0);
+    socket->set(zmq::sockopt::sndhwm, kSocketHighWaterMark);
+    socket->set(zmq::sockopt::rcvhwm, kSocketHighWaterMark);
+    socket->set(zmq::sockopt::reconnect_ivl, static_cast<int>(config_.reconnect_min.count()));
+    socket->set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(config_.reconnect_max.count()));
+    if (!config_.curve_server_key.empty()) {
+        socket->set(zmq::sockopt::curve_serverkey, config_.curve_server_key);
+        socket->set(zmq::sockopt::curve_publickey, config_.curve_public_key);
+        socket->set(zmq::sockopt::curve_secretkey, config_.curve_secret_key);
+    }
+    socket->connect(broker);
+    return socket;
+}
+
+// Connects to the current broker, says hello and re-sends what is unacked.
+void WorkerImpl::open_socket() {
     try {
-        auto socket = std::make_unique<zmq::socket_t>(zmq_context_, zmq::socket_type::dealer);
-        socket->set(zmq::sockopt::linger, 0);
-        socket->set(zmq::sockopt::sndhwm, kSocketHighWaterMark);
-        socket->set(zmq::sockopt::rcvhwm, kSocketHighWaterMark);
-        socket->set(zmq::sockopt::reconnect_ivl, static_cast<int>(config_.reconnect_min.count()));
-        socket->set(zmq::sockopt::reconnect_ivl_max,
-                    static_cast<int>(config_.reconnect_max.count()));
-        if (!config_.curve_server_key.empty()) {
-            socket->set(zmq::sockopt::curve_serverkey, config_.curve_server_key);
-            socket->set(zmq::sockopt::curve_publickey, config_.curve_public_key);
-            socket->set(zmq::sockopt::curve_secretkey, config_.curve_secret_key);
-        }
-        socket->connect(config_.broker);
-        socket_ = std::move(socket);
+        socket_ = new_socket(endpoint());
     } catch (const zmq::error_t& e) {
-        if (first) {
-            throw std::invalid_argument("worker: cannot connect to '" + config_.broker +
-                                        "': " + e.what());
-        }
-        log_->error("cannot open socket broker={} error={}", config_.broker, e.what());
-        schedule_reconnect();
+        log_->error("cannot open socket broker={} error={}", endpoint(), e.what());
+        reconnect();
         return;
     }
     last_receive_ = now_;
     last_send_ = now_;
-    heartbeat_ = milliseconds{1000};  // until the broker's welcome says otherwise
     send_hello();
     resend_all();
 }
@@ -352,10 +377,21 @@ void WorkerImpl::close_socket() {
     counters_.connected.store(false);
 }
 
-void WorkerImpl::schedule_reconnect() {
+// Closes the connection (if any) and opens the next one after a backoff, to
+// the next broker of the list.
+void WorkerImpl::reconnect() {
+    close_socket();
+    counters_.reconnects++;
     const auto delay = backoff_.next();
     reconnect_at_ = now_ + delay;
-    log_->debug("reconnecting in {} ms broker={}", delay.count(), config_.broker);
+    if (config_.brokers.size() == 1) {
+        log_->debug("reconnecting in {} ms broker={}", delay.count(), endpoint());
+        return;
+    }
+    const auto& from = endpoint();
+    current_.store((current_.load() + 1) % config_.brokers.size());
+    counters_.failovers++;
+    log_->info("failing over in {} ms broker={} previous={}", delay.count(), endpoint(), from);
 }
 
 void WorkerImpl::send_hello() {
@@ -511,10 +547,10 @@ void WorkerImpl::on_message(proto::Welcome& message) {
     backoff_.reset();
     counters_.connected.store(true);
     if (!welcomed_once_) {
-        log_->info("connected broker={} heartbeat_ms={}", config_.broker, heartbeat_.count());
+        log_->info("connected broker={} heartbeat_ms={}", endpoint(), heartbeat_.count());
         welcomed_once_ = true;
     } else {
-        log_->info("reconnected broker={} inflight={}", config_.broker, stream_.attempts());
+        log_->info("reconnected broker={} inflight={}", endpoint(), stream_.attempts());
     }
 }
 
@@ -572,11 +608,9 @@ void WorkerImpl::on_message(proto::Reject& message) {
         if (message.reason == "shutdown") {
             // The broker is stopping gracefully and has acknowledged all it
             // committed: reconnect (with backoff) without waiting for silence.
-            log_->info("broker is shutting down; reconnecting broker={} inflight={}",
-                       config_.broker, stream_.attempts());
-            close_socket();
-            counters_.reconnects++;
-            schedule_reconnect();
+            log_->info("broker is shutting down; reconnecting broker={} inflight={}", endpoint(),
+                       stream_.attempts());
+            reconnect();
             return;
         }
         if (message.reason == "identity" || message.reason == "invalid_hello") {
@@ -586,9 +620,7 @@ void WorkerImpl::on_message(proto::Reject& message) {
             log_->error("broker refused this worker's hello reason={} detail={} worker={}",
                         log_quote(message.reason), log_quote(message.detail),
                         log_quote(config_.name));
-            close_socket();
-            counters_.reconnects++;
-            schedule_reconnect();
+            reconnect();
             return;
         }
         if (message.reason != "hello") {
@@ -597,10 +629,13 @@ void WorkerImpl::on_message(proto::Reject& message) {
             return;
         }
         // The broker does not know this peer (it restarted). Rejects of what we
-        // sent before our last hello are expected until its welcome arrives.
-        if (awaiting_welcome_ && now_ - hello_sent_at_ < liveness_window()) return;
+        // sent before our last hello are expected until its welcome arrives,
+        // within a round trip; later ones mean the hello was lost (sent to the
+        // broker that died), and waiting longer would let the restarted broker
+        // give our leases away.
+        if (awaiting_welcome_ && now_ - hello_sent_at_ < heartbeat_) return;
         log_->info("broker does not know this worker; saying hello again broker={} inflight={}",
-                   config_.broker, stream_.attempts());
+                   endpoint(), stream_.attempts());
         counters_.connected.store(false);
         send_hello();
         resend_all();

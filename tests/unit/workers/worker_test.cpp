@@ -5,6 +5,8 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <iterator>
+#include <map>
 #include <thread>
 #include <zmq.hpp>
 
@@ -498,6 +500,89 @@ TEST_CASE("worker reconnects with a new hello when the broker goes silent") {
     CHECK(running.worker.stats().reconnects >= 1);
 }
 
+// An endpoint on which nothing listens: a port bound and closed again.
+std::string dead_endpoint(zmq::context_t& context) {
+    FakeBroker gone(context);
+    const auto endpoint = gone.endpoint();
+    gone.close();
+    return endpoint;
+}
+
+TEST_CASE("a broker list whose first endpoint is dead connects to the second") {
+    zmq::context_t context;
+    FakeBroker live(context);
+    auto config = test_config("");
+    config.brokers = {dead_endpoint(context), live.endpoint()};
+    config.liveness = 1;  // no welcome within 1 s (the interval before any welcome): next one
+    RunningWorker running(config, "t", tokens_then_wait(1));
+    CHECK(running.worker.stats().broker == config.brokers[0]);
+
+    const auto hello = live.expect<proto::Hello>(5s);
+    CHECK(hello.worker == "test-worker");
+    live.send(proto::Welcome{1000});
+    live.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    CHECK(live.expect<proto::Chunk>().job == "J1");
+    const auto stats = running.worker.stats();
+    CHECK(stats.connected);
+    CHECK(stats.broker == live.endpoint());
+    CHECK(stats.failovers == 1);
+    CHECK(running.worker.config().brokers == config.brokers);
+}
+
+TEST_CASE(
+    "a silent broker fails over to the next one: hello with the jobs in flight, "
+    "unacked re-sent, rejected attempts dropped, round the list") {
+    zmq::context_t context;
+    FakeBroker a(context), b(context);
+    auto config = test_config("");
+    config.brokers = {a.endpoint(), b.endpoint()};
+    config.capacity = 2;
+    RunningWorker running(config, "t", tokens_then_wait(3));
+    a.expect<proto::Hello>();
+    a.send(proto::Welcome{50});  // liveness: 3 x 50 ms
+    a.send(proto::Assign{"J1", 1, "t", "{}", ""});
+    a.send(proto::Assign{"J2", 2, "t", "{}", ""});
+    std::map<std::string, std::uint64_t> last;
+    for (int i = 0; i < 6; ++i) {
+        const auto chunk = a.expect<proto::Chunk>();
+        last[chunk.job] = chunk.wseq;
+    }
+    CHECK(last == std::map<std::string, std::uint64_t>{{"J1", 3}, {"J2", 3}});
+    a.send(proto::Ack{"J1", 1, 2});
+    REQUIRE(eventually([&] { return running.worker.stats().unacked_messages == 4; }));
+
+    // A says nothing more (it died): the worker says hello to B.
+    const auto hello = b.expect<proto::Hello>(5s);
+    auto inflight = hello.inflight;
+    std::sort(inflight.begin(), inflight.end(),
+              [](const auto& x, const auto& y) { return x.job < y.job; });
+    CHECK(inflight == std::vector<proto::InflightJob>{{"J1", 1, 4}, {"J2", 2, 4}});
+    b.send(proto::Welcome{1000});
+    // B holds J1's lease (cluster mode) but not J2's.
+    b.send(proto::Reject{"J2", "lease", 2});
+    std::vector<std::pair<std::string, std::uint64_t>> resent;
+    for (const auto& message : b.drain(500ms)) {
+        const auto& chunk = std::get<proto::Chunk>(message);
+        resent.emplace_back(chunk.job, chunk.wseq);
+    }
+    // J1 from its oldest unacked frame; J2's frames may have gone out before its reject.
+    std::vector<std::pair<std::string, std::uint64_t>> j1;
+    std::copy_if(resent.begin(), resent.end(), std::back_inserter(j1),
+                 [](const auto& r) { return r.first == "J1"; });
+    CHECK(j1 == std::vector<std::pair<std::string, std::uint64_t>>{{"J1", 3}});
+    CHECK(eventually([&] {
+        const auto s = running.worker.stats();
+        return s.jobs_abandoned == 1 && s.unacked_messages == 1 && s.connected &&
+               s.broker == b.endpoint() && s.failovers == 1;
+    }));
+
+    // B goes silent too: round the list, back to A, with J1 only.
+    b.send(proto::Welcome{50});
+    const auto again = a.expect<proto::Hello>(5s);
+    CHECK(again.inflight == std::vector<proto::InflightJob>{{"J1", 1, 4}});
+    CHECK(running.worker.stats().failovers == 2);
+}
+
 TEST_CASE("stop() ends run() promptly even with a running job") {
     zmq::context_t context;
     FakeBroker broker(context);
@@ -631,4 +716,12 @@ TEST_CASE("worker config is validated") {
     CHECK_THROWS_AS(Worker(bad_name), std::invalid_argument);
     bad_name.name = std::string(129, 'w');
     CHECK_THROWS_AS(Worker(bad_name), std::invalid_argument);
+    // Every endpoint of a broker list: none empty, none malformed (found at run()).
+    WorkerConfig list;
+    list.brokers = {"tcp://127.0.0.1:5555", ""};
+    CHECK_THROWS_AS(Worker(list), std::invalid_argument);
+    list.brokers = {"tcp://127.0.0.1:5555", "not-an-endpoint"};
+    Worker malformed(list);
+    malformed.handle("a", [](JobContext&) -> JobOutcome { return std::string("{}"); });
+    CHECK_THROWS_AS(malformed.run(), std::invalid_argument);
 }
