@@ -161,6 +161,7 @@ function normalizeConfig(options) {
     maxUnackedBytes: options.maxUnackedBytes ?? 8 << 20,
     reconnectMinMs: options.reconnectMinMs ?? 100,
     reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+    heartbeatMs: options.heartbeatMs ?? 1000,
     liveness: options.liveness ?? 3,
     shutdownGraceMs: options.shutdownGraceMs ?? 2000,
     logger: options.logger ?? stderrLogger,
@@ -173,6 +174,7 @@ function normalizeConfig(options) {
     throw new RangeError('worker: capacity must be between 1 and 1024');
   }
   if (!proto.isPrintableName(config.name)) throw new TypeError('worker: name must be 1 to 128 bytes of UTF-8 without control characters');
+  if (!Number.isInteger(config.heartbeatMs) || config.heartbeatMs < 10) throw new RangeError('worker: heartbeatMs must be an integer of at least 10');
   if (!Number.isInteger(config.liveness) || config.liveness < 1) throw new RangeError('worker: liveness must be at least 1');
   if (!(config.maxUnackedBytes > 0)) throw new RangeError('worker: maxUnackedBytes must be positive');
   if (!(config.reconnectMinMs > 0) || !(config.reconnectMaxMs >= config.reconnectMinMs)) {
@@ -219,7 +221,7 @@ export class Worker {
   #pumping = null; // the socket a send loop runs for
   #control = []; // hello and heartbeat frames, sent before stream frames
   #brokerIndex = 0;
-  #heartbeatMs = 1000;
+  #heartbeatMs;
   #lastSend = 0;
   #lastReceive = 0;
   #lastReport = 0;
@@ -246,6 +248,7 @@ export class Worker {
   constructor(options) {
     this.#config = normalizeConfig(options ?? {});
     this.#log = this.#config.logger;
+    this.#heartbeatMs = this.#config.heartbeatMs;
     this.#outbox = new Outbox(this.#config.maxUnackedBytes, (run, wseq, bytes, terminal) => this.#deliver(run, wseq, bytes, terminal));
     this.#backoff = new Backoff(this.#config.reconnectMinMs, this.#config.reconnectMaxMs);
   }
@@ -302,11 +305,12 @@ export class Worker {
    */
   stop({ handBack = true } = {}) {
     if (!this.#done) return Promise.resolve();
+    const { promise } = this.#done;
     if (!this.#stopping) {
       this.#beginStop(handBack);
       this.#tick();
     }
-    return this.#done.promise;
+    return promise;
   }
 
   /** Counters for logs and metrics. */
@@ -416,7 +420,7 @@ export class Worker {
     const t = now();
     this.#lastReceive = t;
     this.#lastSend = t;
-    this.#heartbeatMs = 1000; // until the broker's welcome says otherwise
+    this.#heartbeatMs = this.#config.heartbeatMs; // until the broker's welcome says otherwise
     this.#receive(socket);
     this.#sendHello();
     this.#resendAll();
