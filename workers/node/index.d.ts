@@ -35,9 +35,8 @@ export interface WorkerOptions {
   logger?: Logger;
 }
 
-/** Plain JSON values: what params, results and event data are made of. */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-export type JsonObject = { [key: string]: JsonValue };
+/** A JSON object: job params, results and event data (sent as JSON: undefined members are left out). */
+export type JsonObject = Record<string, any>;
 
 export interface Job<Params = JsonObject> {
   readonly id: string;

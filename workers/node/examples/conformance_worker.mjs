@@ -62,6 +62,7 @@ async function count(job) {
   return { count: total, start };
 }
 
+/** @type {import('@jobcast/worker').WorkerOptions} */
 const options = {
   brokers: values.broker.split(','),
   capacity: Number(values.capacity),

@@ -50,9 +50,11 @@ async function chat(job) {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new JobFailed('params "messages" must be a non-empty array of {role, content}', { retryable: false });
   }
+  /** @type {Record<string, unknown>} */
   const request = { model, messages, stream: true };
   if (maxTokens !== undefined) request.max_tokens = maxTokens;
   if (temperature !== undefined) request.temperature = temperature;
+  /** @type {Record<string, string>} */
   const headers = { 'content-type': 'application/json', accept: 'text/event-stream' };
   if (apiKey) headers.authorization = `Bearer ${apiKey}`;
 
@@ -84,6 +86,7 @@ async function chat(job) {
   return { text, model, finish_reason: finishReason };
 }
 
+/** @type {import('@jobcast/worker').WorkerOptions} */
 const options = { brokers: values.broker.split(','), capacity: Number(values.capacity) };
 if (values.name) options.name = values.name;
 const worker = new Worker(options).handle('llm.chat', chat);
