@@ -47,7 +47,10 @@ export class Job {
 
   /** A `token` event {text}. Waits while the worker's unacknowledged output is over its bound. */
   token(text) {
-    return this.#emit('token', { text: String(text) });
+    const run = this.#run;
+    if (run.closed) return RESOLVED;
+    const wseq = run.stream.nextWseq;
+    return run.submit(wseq, run.encoder.token(wseq, String(text)), false) ?? RESOLVED;
   }
 
   /** A `progress` event {fraction (clamped to 0..1), stage?, message?}. */
@@ -87,6 +90,6 @@ export class Job {
     const run = this.#run;
     if (run.closed) return RESOLVED;
     const wseq = run.stream.nextWseq;
-    return run.submit(wseq, proto.chunk(run.jobId, run.attempt, wseq, kind, data), false) ?? RESOLVED;
+    return run.submit(wseq, run.encoder.chunk(wseq, kind, data), false) ?? RESOLVED;
   }
 }

@@ -46,8 +46,90 @@ export function heartbeat(inflight, assigned) {
   return encode({ v: VERSION, t: 'heartbeat', inflight, assigned });
 }
 
-export function chunk(job, attempt, wseq, kind, data) {
-  return encode({ v: VERSION, t: 'chunk', job, attempt, wseq, kind, data, ts: unixMicros() });
+const concat = (...parts) => Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(encode(part)) : Buffer.from(part))));
+// After an attempt's prefix and the wseq: the kind, then the data key.
+const KIND_AND_DATA = Object.fromEntries(['progress', 'token', 'log'].map((kind) => [kind, concat('kind', kind, 'data')]));
+const TOKEN_DATA = concat([0x81], 'text'); // {text: ...}
+const TS_KEY = concat('ts', [0xcf]); // ts: uint64
+
+function uintSize(value) {
+  return value < 0x80 ? 1 : value < 0x100 ? 2 : value < 0x10000 ? 3 : value < 0x100000000 ? 5 : 9;
+}
+
+function writeUint(buffer, offset, value) {
+  if (value < 0x80) {
+    buffer[offset] = value;
+    return offset + 1;
+  }
+  if (value < 0x100) {
+    buffer[offset] = 0xcc;
+    buffer[offset + 1] = value;
+    return offset + 2;
+  }
+  if (value < 0x10000) {
+    buffer[offset] = 0xcd;
+    buffer.writeUInt16BE(value, offset + 1);
+    return offset + 3;
+  }
+  if (value < 0x100000000) {
+    buffer[offset] = 0xce;
+    buffer.writeUInt32BE(value, offset + 1);
+    return offset + 5;
+  }
+  buffer[offset] = 0xcf;
+  return writeUint64(buffer, offset + 1, value);
+}
+
+function writeUint64(buffer, offset, value) {
+  const high = Math.floor(value / 0x100000000);
+  buffer.writeUInt32BE(high, offset);
+  buffer.writeUInt32BE(value - high * 0x100000000, offset + 4);
+  return offset + 8;
+}
+
+/**
+ * The chunk messages of one attempt, the hot path (one per token): the map's
+ * first fields (v, t, job, attempt) are encoded once, a token's data {text}
+ * is written in place, and other data goes through the msgpack encoder.
+ */
+export class ChunkEncoder {
+  constructor(job, attempt) {
+    // A map of 8 entries: v, t, job, attempt, wseq, kind, data, ts.
+    this.prefix = concat([0x88], 'v', [VERSION], 't', 'chunk', 'job', job, 'attempt', encode(attempt), 'wseq');
+  }
+
+  token(wseq, text) {
+    const textBytes = Buffer.byteLength(text);
+    const header = textBytes < 32 ? 1 : textBytes < 0x100 ? 2 : textBytes < 0x10000 ? 3 : 5;
+    const kind = KIND_AND_DATA.token;
+    const frame = Buffer.allocUnsafe(this.prefix.length + uintSize(wseq) + kind.length + TOKEN_DATA.length + header + textBytes + TS_KEY.length + 8);
+    let offset = this.prefix.copy(frame, 0);
+    offset = writeUint(frame, offset, wseq);
+    offset += kind.copy(frame, offset);
+    offset += TOKEN_DATA.copy(frame, offset);
+    if (header === 1) {
+      frame[offset++] = 0xa0 | textBytes;
+    } else if (header === 2) {
+      frame[offset++] = 0xd9;
+      frame[offset++] = textBytes;
+    } else if (header === 3) {
+      frame[offset++] = 0xda;
+      offset = frame.writeUInt16BE(textBytes, offset);
+    } else {
+      frame[offset++] = 0xdb;
+      offset = frame.writeUInt32BE(textBytes, offset);
+    }
+    offset += frame.write(text, offset, 'utf8');
+    offset += TS_KEY.copy(frame, offset);
+    writeUint64(frame, offset, unixMicros());
+    return frame;
+  }
+
+  chunk(wseq, kind, data) {
+    const ts = Buffer.allocUnsafe(8);
+    writeUint64(ts, 0, unixMicros());
+    return Buffer.concat([this.prefix, encode(wseq), KIND_AND_DATA[kind], encode(data), TS_KEY, ts]);
+  }
 }
 
 export function checkpoint(job, attempt, wseq, bytes) {

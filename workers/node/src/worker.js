@@ -136,6 +136,7 @@ class JobRun {
     this.attempt = spec.attempt;
     this.type = spec.type;
     this.handler = handler;
+    this.encoder = new proto.ChunkEncoder(spec.id, spec.attempt);
     this.controller = new AbortController();
     this.closed = false; // takes no more output
     this.cancelRequested = false; // the broker sent cancel
@@ -406,6 +407,7 @@ export class Worker {
         receiveHighWaterMark: SOCKET_HIGH_WATER_MARK,
         reconnectInterval: this.#config.reconnectMinMs,
         reconnectMaxInterval: this.#config.reconnectMaxMs,
+        sendTimeout: 0,
         ...(this.#config.curve ?? {}),
       });
       socket.connect(endpoint);
@@ -464,31 +466,48 @@ export class Worker {
     }
   }
 
-  // Sends control frames, then the stream's, while this socket is current.
+  // Hands control frames, then the stream's, to this socket. The socket sends
+  // without waiting (sendTimeout 0), so a frame costs one call and no promise
+  // round trip; only when it is full (its high-water mark) does the pump wait,
+  // with a blocking send, until it takes the next frame.
   #pump() {
     const socket = this.#socket;
     if (!socket || this.#pumping === socket) return;
-    this.#pumping = socket;
-    const loop = async () => {
-      try {
-        while (this.#socket === socket) {
-          let frame = this.#control.shift();
-          if (frame === undefined) {
-            frame = this.#stream.nextFrame();
-            if (frame === undefined) break;
-            this.#stream.sent(); // before the await: a rewind meanwhile must win
-          }
-          await socket.send(frame);
-          this.#lastSend = now();
-          this.#stats.messagesSent++;
-        }
-      } catch (err) {
-        if (this.#socket === socket) this.#log.warn(`send failed error=${errorText(err)}`);
-      } finally {
-        if (this.#pumping === socket) this.#pumping = null;
+    while (this.#socket === socket) {
+      const control = this.#control.length > 0;
+      const frame = control ? this.#control[0] : this.#stream.nextFrame();
+      if (frame === undefined) return;
+      // Taken off the queue before it is sent: a rewind meanwhile must win.
+      if (control) this.#control.shift();
+      else this.#stream.sent();
+      if (!socket.writable) {
+        this.#sendWhenWritable(socket, frame);
+        return;
       }
-    };
-    loop();
+      socket.send(frame).catch((err) => this.#sendFailed(socket, err));
+      this.#lastSend = now();
+      this.#stats.messagesSent++;
+    }
+  }
+
+  async #sendWhenWritable(socket, frame) {
+    this.#pumping = socket;
+    try {
+      socket.sendTimeout = -1;
+      await socket.send(frame);
+      socket.sendTimeout = 0;
+      this.#lastSend = now();
+      this.#stats.messagesSent++;
+    } catch (err) {
+      this.#sendFailed(socket, err);
+    } finally {
+      if (this.#pumping === socket) this.#pumping = null;
+    }
+    this.#pump();
+  }
+
+  #sendFailed(socket, err) {
+    if (this.#socket === socket) this.#log.warn(`send failed error=${errorText(err)}`);
   }
 
   #sendHello() {
