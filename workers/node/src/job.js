@@ -48,7 +48,7 @@ export class Job {
   /** A `token` event {text}. Waits while the worker's unacknowledged output is over its bound. */
   token(text) {
     const run = this.#run;
-    if (run.closed) return RESOLVED;
+    if (run.closed || run.ended) return RESOLVED;
     const wseq = run.stream.nextWseq;
     return run.submit(wseq, run.encoder.token(wseq, String(text)), false) ?? RESOLVED;
   }
@@ -79,7 +79,7 @@ export class Job {
   /** Stored by the broker; the next attempt of this job starts with it (job.checkpoint). */
   saveCheckpoint(bytes) {
     const run = this.#run;
-    if (run.closed) return RESOLVED;
+    if (run.closed || run.ended) return RESOLVED;
     const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
     if (!ArrayBuffer.isView(buffer)) throw new TypeError('saveCheckpoint: bytes must be a string or a Uint8Array');
     const wseq = run.stream.nextWseq;
@@ -88,7 +88,7 @@ export class Job {
 
   #emit(kind, data) {
     const run = this.#run;
-    if (run.closed) return RESOLVED;
+    if (run.closed || run.ended) return RESOLVED;
     const wseq = run.stream.nextWseq;
     return run.submit(wseq, run.encoder.chunk(wseq, kind, data), false) ?? RESOLVED;
   }

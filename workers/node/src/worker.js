@@ -138,7 +138,8 @@ class JobRun {
     this.handler = handler;
     this.encoder = new proto.ChunkEncoder(spec.id, spec.attempt);
     this.controller = new AbortController();
-    this.closed = false; // takes no more output
+    this.closed = false; // takes no more output (abandoned, or the worker stops)
+    this.ended = false; // the handler returned: its done or fail is the last message
     this.cancelRequested = false; // the broker sent cancel
     this.job = new Job(this, spec);
   }
@@ -241,7 +242,7 @@ export class Worker {
   #handBack = true;
   #stopDeadline = Infinity;
   #timer = null;
-  #done = null; // {promise, resolve, reject} of run()
+  #done = null; // {promise, resolve} of run()
 
   /**
    * @param {object} options see index.d.ts (WorkerOptions)
@@ -279,12 +280,10 @@ export class Worker {
     }
     this.#started = true;
     let resolve;
-    let reject;
-    const promise = new Promise((res, rej) => {
+    const promise = new Promise((res) => {
       resolve = res;
-      reject = rej;
     });
-    this.#done = { promise, resolve, reject };
+    this.#done = { promise, resolve };
     this.#log.info(`connecting brokers=${config.brokers.join(',')} worker=${JSON.stringify(config.name)} types=${config.types.join(',')} capacity=${config.capacity}`);
     try {
       this.#openSocket(true);
@@ -769,6 +768,7 @@ export class Worker {
     } catch (err) {
       outcome = { error: err };
     }
+    run.ended = true;
     this.#running--;
     const ms = Math.round(now() - started);
     if (run.closed) {

@@ -212,6 +212,25 @@ test('cancel from the broker: the signal aborts and the attempt ends with fail "
   assert.deepEqual([fail.message.error, fail.message.retryable, fail.message.wseq], ['cancelled', false, 1]);
 });
 
+test('what a handler emits after it returned is dropped, not sent after its done', OPTIONS, async (t) => {
+  const broker = await startBroker(t);
+  let late;
+  const { worker } = startWorker(t, [broker.endpoint], {
+    echo: async (job) => {
+      late = new Promise((resolve) => setTimeout(() => resolve(job.token('late')), 20));
+      return {};
+    },
+  });
+  const { peer } = await broker.next(isType('hello'));
+  await broker.send(peer, welcome());
+  await broker.send(peer, assign('j-late'));
+  const done = await broker.next(isType('done'));
+  await late;
+  await broker.send(peer, { t: 'ack', job: 'j-late', attempt: 1, wseq: done.message.wseq });
+  await waitFor(() => worker.stats().unackedBytes === 0, { what: 'the ack' });
+  assert.deepEqual(broker.received.filter((e) => e.message.job === 'j-late').map((e) => e.message.t), ['done']);
+});
+
 test('output over the bound waits for acks; stop({handBack: false}) lets running jobs finish', OPTIONS, async (t) => {
   const broker = await startBroker(t);
   let emitted = 0;
