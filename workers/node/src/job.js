@@ -29,7 +29,7 @@ export function jsonValue(value) {
 export class Job {
   #run;
 
-  /** @param {import('./worker.js').JobRun} run */
+  /** @param {object} run the worker's record of this attempt (its stream, encoder and state) */
   constructor(run, { id, attempt, type, params, checkpoint }) {
     this.#run = run;
     this.id = id;
