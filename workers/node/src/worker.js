@@ -22,7 +22,8 @@ import { Job, JobFailed, jsonValue } from './job.js';
 import * as proto from './protocol.js';
 import { ReliableStream } from './reliable_stream.js';
 
-const SOCKET_HIGH_WATER_MARK = 100_000;
+const RECEIVE_HIGH_WATER_MARK = 100_000;
+const PUMP_BATCH = 256;
 const BAD_FRAME_LOG_INTERVAL_MS = 10_000;
 
 const now = () => performance.now();
@@ -220,8 +221,9 @@ export class Worker {
 
   // Connection state.
   #socket = null;
-  #pumping = null; // the socket a send loop runs for
   #control = []; // hello and heartbeat frames, sent before stream frames
+  #unpumped = 0; // messages delivered since the last pump
+  #pumpScheduled = false;
   #brokerIndex = 0;
   #heartbeatMs;
   #lastSend = 0;
@@ -402,8 +404,8 @@ export class Worker {
     try {
       socket = new Dealer({
         linger: 0,
-        sendHighWaterMark: SOCKET_HIGH_WATER_MARK,
-        receiveHighWaterMark: SOCKET_HIGH_WATER_MARK,
+        sendHighWaterMark: 0,
+        receiveHighWaterMark: RECEIVE_HIGH_WATER_MARK,
         reconnectInterval: this.#config.reconnectMinMs,
         reconnectMaxInterval: this.#config.reconnectMaxMs,
         sendTimeout: 0,
@@ -465,23 +467,21 @@ export class Worker {
     }
   }
 
-  // Hands control frames, then the stream's, to this socket. The socket sends
-  // without waiting (sendTimeout 0), so a frame costs one call and no promise
-  // round trip; only when it is full (its high-water mark) does the pump wait,
-  // with a blocking send, until it takes the next frame.
+  // Hands control frames, then the stream's, to this socket. Its queue has no
+  // high-water mark (what it holds is bounded by maxUnackedBytes, since every
+  // frame stays in the stream until acknowledged) and it sends without waiting
+  // (sendTimeout 0), so a frame costs one call and no promise round trip.
   #pump() {
+    this.#unpumped = 0;
     const socket = this.#socket;
-    if (!socket || this.#pumping === socket) return;
-    while (this.#socket === socket) {
-      const control = this.#control.length > 0;
-      const frame = control ? this.#control[0] : this.#stream.nextFrame();
-      if (frame === undefined) return;
-      // Taken off the queue before it is sent: a rewind meanwhile must win.
-      if (control) this.#control.shift();
-      else this.#stream.sent();
-      if (!socket.writable) {
-        this.#sendWhenWritable(socket, frame);
-        return;
+    while (socket && this.#socket === socket) {
+      let frame;
+      if (this.#control.length > 0) {
+        frame = this.#control.shift();
+      } else {
+        frame = this.#stream.nextFrame();
+        if (frame === undefined) return;
+        this.#stream.sent();
       }
       socket.send(frame).catch((err) => this.#sendFailed(socket, err));
       this.#lastSend = now();
@@ -489,24 +489,12 @@ export class Worker {
     }
   }
 
-  async #sendWhenWritable(socket, frame) {
-    this.#pumping = socket;
-    try {
-      socket.sendTimeout = -1;
-      await socket.send(frame);
-      socket.sendTimeout = 0;
-      this.#lastSend = now();
-      this.#stats.messagesSent++;
-    } catch (err) {
-      this.#sendFailed(socket, err);
-    } finally {
-      if (this.#pumping === socket) this.#pumping = null;
-    }
-    this.#pump();
-  }
-
+  // A frame the socket refused: everything unacknowledged goes out again (the
+  // broker drops what it has), so nothing after it is left behind a hole.
   #sendFailed(socket, err) {
-    if (this.#socket === socket) this.#log.warn(`send failed error=${errorText(err)}`);
+    if (this.#socket !== socket) return;
+    this.#log.warn(`send failed; re-sending what is unacknowledged error=${errorText(err)}`);
+    this.#resendAll();
   }
 
   #sendHello() {
@@ -540,10 +528,21 @@ export class Worker {
     this.#pump();
   }
 
+  // A handler's message, buffered in the stream. The socket gets it when the
+  // handlers yield to the event loop or PUMP_BATCH messages are waiting, so
+  // that a burst of tokens wakes ZeroMQ's I/O thread once, not once each.
   #deliver(run, wseq, bytes, terminal) {
     if (!this.#stream.push(run.stream, wseq, bytes, terminal)) return false;
     this.#stats.unackedMessages++;
-    this.#pump();
+    if (++this.#unpumped >= PUMP_BATCH) {
+      this.#pump();
+    } else if (!this.#pumpScheduled) {
+      this.#pumpScheduled = true;
+      setImmediate(() => {
+        this.#pumpScheduled = false;
+        this.#pump();
+      });
+    }
     return true;
   }
 
