@@ -2,6 +2,8 @@
 // (workers/node), counted once the broker has committed and acknowledged them,
 // and the worker's CPU per event. By hand, not in CI:
 //
+//   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
+//   cmake --build build/release --target jobcast-broker
 //   node bench/node_sdk.mjs [--bin build/release/bin] [--events 300000] [--jobs 4]
 //
 // Starts a broker (its own temp database) and one worker process that serves
