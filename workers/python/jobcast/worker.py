@@ -35,6 +35,13 @@ _SOCKET_HWM = 100000
 _MAX_RECEIVES_PER_WAKE = 4096
 _SEND_RETRY_S = 0.005  # the socket's queue was full: try again after this
 _BAD_LOG_INTERVAL_S = 10.0
+# Plain ints: pyzmq's enum flags cost more than the send itself.
+_NOBLOCK = int(zmq.NOBLOCK)
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
+_raw_send = zmq.backend.Socket.send
+_raw_get = zmq.backend.Socket.get
 
 
 @dataclasses.dataclass
@@ -363,6 +370,7 @@ class Worker:
         self._finish_deadline = 0.0
         self._bad_logged_at = -_BAD_LOG_INTERVAL_S
         self._send_retry = None
+        self._flush_scheduled = False
         self._hb_frame = _protocol.heartbeat()
 
     def _wakeup(self):
@@ -497,7 +505,7 @@ class Worker:
 
     def _send(self, frame):
         try:
-            self._sock.send(frame, zmq.NOBLOCK)
+            _raw_send(self._sock, frame, _NOBLOCK)
         except zmq.Again:
             return False  # the caller keeps the frame
         except zmq.ZMQError as e:
@@ -509,21 +517,32 @@ class Worker:
 
     def _flush(self):
         """Hands queued frames to the socket until it is full."""
+        self._flush_scheduled = False
         sock = self._sock
         if sock is None:
             return
         stream = self._stream
+        sent = 0
         while True:
             frame = stream.next_frame()
             if frame is None:
                 break
-            if not self._send(frame):
+            try:
+                _raw_send(sock, frame, _NOBLOCK)
+            except zmq.Again:  # the socket's queue is full: the stream keeps the frame
                 if self._send_retry is None:
                     self._send_retry = self._loop.call_later(_SEND_RETRY_S, self._retry_send)
                 break
+            except zmq.ZMQError as e:
+                log.warning("send failed error=%s", e)
+                break
             stream.sent()
+            sent += 1
+        if sent:
+            self._last_send = self._now
+            self._stats.messages_sent += sent
         # A send can consume the socket's readiness edge: look for input now.
-        if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if _raw_get(sock, _EVENTS) & _POLLIN:
             self._loop.call_soon(self._on_socket)
 
     def _retry_send(self):
@@ -531,16 +550,16 @@ class Worker:
         self._flush()
 
     def _push(self, job, wseq, frame, terminal):
-        """A numbered message into the stream; sent right away when nothing waits."""
+        """A numbered message into the stream, sent when the loop next runs
+        (with whatever else was emitted meanwhile)."""
         self._stats.events_emitted += 1
-        stream = self._stream
-        idle = not stream.sending()
-        if not stream.push(job._stream, wseq, frame, terminal):
+        if not self._stream.push(job._stream, wseq, frame, terminal):
             self._outbox.release(len(frame))
             return
         self._stats.unacked_messages += 1
-        if idle:
-            self._flush()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _pump_outbox(self):
         for job, wseq, frame, terminal in self._outbox.take():
@@ -554,10 +573,10 @@ class Worker:
             if self._sock is not sock:
                 return
             try:
-                frame = sock.recv(zmq.NOBLOCK)
+                frame = sock.recv(_NOBLOCK)
                 # One frame per message; tolerate an envelope by using the last part.
-                while sock.getsockopt(zmq.RCVMORE):
-                    frame = sock.recv(zmq.NOBLOCK)
+                while _raw_get(sock, _RCVMORE):
+                    frame = sock.recv(_NOBLOCK)
             except zmq.Again:
                 break
             self._now = self._last_receive = time.monotonic()
