@@ -1,7 +1,8 @@
 """The ten-line jobcast worker: python3 hello.py, then submit a "hello" job."""
+import os
 from jobcast import Worker
 
-w = Worker(brokers=["tcp://127.0.0.1:5555"], types=["hello"], capacity=4)
+w = Worker(brokers=[os.environ.get("JOBCAST_BROKER", "tcp://127.0.0.1:5555")], types=["hello"])
 
 @w.handler("hello")
 async def hello(job):

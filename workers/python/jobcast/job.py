@@ -122,7 +122,8 @@ class _JobBase:
 
 
 class Job(_JobBase):
-    """The job as an async handler sees it; every output call is awaited."""
+    """The job as an async handler sees it; every output call is awaited, one
+    at a time (the attempt's messages are numbered in the order they are made)."""
 
     def __init__(self, outbox, stream, assign):
         super().__init__(outbox, stream, assign)

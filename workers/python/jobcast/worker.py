@@ -123,7 +123,7 @@ class Outbox:
                         break
         self._worker._push(job, wseq, frame, terminal)
 
-    def submit_threadsafe(self, job, wseq, frame, terminal):
+    def submit_threadsafe(self, job, wseq, frame, terminal=False):
         """A handler thread: blocks while the message does not fit."""
         size = len(frame)
         with self._cond:
