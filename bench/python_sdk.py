@@ -27,7 +27,8 @@ import harness  # noqa: E402
 WORKER = r"""
 import sys
 from jobcast import Worker
-w = Worker(brokers=[sys.argv[1]], types=["bench.tokens"], capacity=int(sys.argv[2]), name="bench")
+w = Worker(brokers=[sys.argv[1]], types=["bench.tokens", "bench.tokens.sync"],
+           capacity=int(sys.argv[2]), name="bench")
 TOKEN = "x" * 64
 
 @w.handler("bench.tokens")

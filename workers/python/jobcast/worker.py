@@ -580,7 +580,11 @@ class Worker:
             except zmq.Again:
                 break
             self._now = self._last_receive = time.monotonic()
-            self._on_frame(frame)
+            try:
+                self._on_frame(frame)
+            except Exception:  # a bug here must not stop the worker reading its socket
+                self._stats.bad_messages += 1
+                log.exception("cannot handle a broker message")
         else:
             self._loop.call_soon(self._on_socket)  # more to read: let the handlers run first
         if self._sock is sock:

@@ -1,5 +1,6 @@
 """The Python SDK against the real broker: streaming, failures, bad params,
 cancel, CURVE, sync handlers, and garbage from a broker that misbehaves."""
+import asyncio
 import os
 import threading
 import time
@@ -93,6 +94,57 @@ class WorkerTest(SdkTest):
             self.assertEqual(self.tokens(api, job["id"]), counted(0, 300))
         running.stop()
         self.assertEqual(w.stats().jobs_succeeded, 3)
+
+    def test_stop_finishes_running_jobs_or_hands_them_back(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        w = jobcast.Worker(brokers=[broker.zmq], types=["slow"], name="py-finish",
+                           on_stop="finish")
+        started = threading.Event()
+
+        @w.handler("slow")
+        async def slow(job):
+            started.set()
+            for i in range(10):
+                await job.token(f"{i} ")
+                await asyncio.sleep(0.05)
+            return {"finished": True}
+
+        running = self.in_process(w)
+        finished = api.submit("slow", {})
+        self.assertTrue(started.wait(20))
+        running.stop()  # returns once the job is done and acknowledged
+        job = api.job(finished["id"])
+        self.assertEqual((job["state"], job["result"]), ("succeeded", {"finished": True}))
+        # The conformance worker hands its job back on SIGTERM: another worker
+        # resumes it from the checkpoint once the lease lapses.
+        quitter = self.conformance_worker(broker, "py-quitter")
+        job = api.submit("conformance.count", {"count": 300, "every_ms": 5,
+                                               "checkpoint_every": 10})
+        harness.wait_until(lambda: len(self.tokens(api, job["id"])) >= 30, what="tokens")
+        quitter.kill(harness.signal.SIGTERM)
+        self.assertEqual(quitter.proc.returncode, 0)
+        self.conformance_worker(broker, "py-heir")
+        final = api.wait_state(job["id"], ("succeeded", "failed"))
+        self.assertEqual((final["state"], final["attempt"]), ("succeeded", 2))
+        self.assertGreater(final["result"]["start"], 0)
+
+    def test_a_silent_broker_is_left_for_the_next_one_in_the_list(self):
+        broker = self.start_broker()
+        dead = f"tcp://127.0.0.1:{harness.free_port()}"
+        w = jobcast.Worker(brokers=[dead, broker.zmq], types=["hello"], name="py-list",
+                           liveness=1, reconnect_max=0.2)
+
+        @w.handler("hello")
+        async def hello(job):
+            await job.token("found")
+            return {}
+
+        self.in_process(w)
+        api = self.client(broker)
+        job = api.submit("hello", {})
+        self.assertEqual(api.wait_state(job["id"], ("succeeded", "failed"))["state"], "succeeded")
+        self.assertGreaterEqual(w.stats().reconnects, 1)
 
     def test_curve(self):
         keys = {}
