@@ -216,6 +216,26 @@ class FakeBrokerTest(SdkTest):
         self.assertTrue(w.alive())
         w.wait_for_line("undecodable broker message")
 
+    def test_a_reject_counts_only_for_the_attempt_it_names(self):
+        router = self.zmq_socket(zmq.ROUTER)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        w = self.conformance_worker(f"tcp://127.0.0.1:{port}", "py-reject")
+        peer, _ = self.recv_from(router, "hello")
+        send = lambda m: router.send_multipart([peer, msgpack.packb(m)])
+        send({"v": 1, "t": "welcome", "heartbeat_ms": 100})
+        send({"v": 1, "t": "assign", "job": "long", "attempt": 3, "type": "conformance.count",
+              "params": {"count": 1000, "every_ms": 10}, "checkpoint": b""})
+        self.recv_from(router, "chunk")
+        # About an attempt given up earlier: ignored, the stream goes on.
+        send({"v": 1, "t": "reject", "job": "long", "reason": "lease", "attempt": 2})
+        _, later = self.recv_from(router, "chunk", want=lambda m: m["wseq"] >= 10)
+        self.assertEqual(later["attempt"], 3)
+        # About the attempt it runs: dropped, and no longer listed as held.
+        send({"v": 1, "t": "reject", "job": "long", "reason": "lease", "attempt": 3})
+        w.wait_for_line("job is no longer ours job=long attempt=3")
+        self.recv_from(router, "heartbeat", want=lambda m: m.get("inflight") == [])
+        self.assertTrue(w.alive())
+
     def recv_from(self, router, types, timeout=10.0, want=None):
         types = {types} if isinstance(types, str) else set(types)
         deadline = time.monotonic() + timeout
