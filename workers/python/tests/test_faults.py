@@ -18,12 +18,18 @@ class FaultTest(SdkTest):
         return self.start_broker(**addr), addr
 
     def test_broker_sigkill_and_restart_mid_stream_keeps_tokens_exactly_once_in_order(self):
+        self.broker_restart(signal.SIGKILL)
+
+    def test_broker_graceful_restart_mid_stream_keeps_tokens_exactly_once_in_order(self):
+        self.broker_restart(signal.SIGTERM)  # the broker says "shutdown" to its workers
+
+    def broker_restart(self, sig):
         broker, addr = self.fixed_broker()
         w = self.conformance_worker(broker, "py-restart")
         api = self.client(broker)
         job = api.submit("conformance.count", {"count": 1500, "every_ms": 1})
         harness.wait_until(lambda: len(self.tokens(api, job["id"])) >= 200, what="tokens")
-        broker.kill(signal.SIGKILL)
+        broker.kill(sig)
         broker = self.start_broker(**addr)
         api = self.client(broker)
         final = api.wait_state(job["id"], ("succeeded", "failed"), timeout=60)
