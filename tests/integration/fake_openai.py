@@ -10,7 +10,9 @@ completion. Other paths: 404.
 
 Prints "listening http://127.0.0.1:PORT" (flushed) once it serves, so a test can
 start it with port 0 and read the address. The last request is kept and served
-at GET /last-request ({"headers": {...}, "body": {...}}) for assertions.
+at GET /last-request ({"headers": {...}, "body": {...}}) for assertions, and
+GET /stats counts the streams served to the end and those the client closed
+early ({"streams_completed": N, "streams_aborted": M}).
 --status answers every completion with that HTTP status and an OpenAI-style
 error body; --api-key makes a wrong or missing bearer token a 401.
 """
@@ -30,6 +32,8 @@ REPLY = ["Hello", "!", " I", " am", " a", " fake", " model", ",", " streaming", 
 class State:
     lock = threading.Lock()
     last_request = None
+    streams_completed = 0
+    streams_aborted = 0
 
 
 def make_handler(options):
@@ -52,6 +56,10 @@ def make_handler(options):
             if self.path == "/last-request":
                 with State.lock:
                     self.send_json(200, State.last_request or {})
+            elif self.path == "/stats":
+                with State.lock:
+                    self.send_json(200, {"streams_completed": State.streams_completed,
+                                         "streams_aborted": State.streams_aborted})
             else:
                 self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
@@ -115,8 +123,11 @@ def make_handler(options):
                 send_event("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
+                with State.lock:
+                    State.streams_completed += 1
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client went away (e.g. the job was cancelled)
+                with State.lock:  # the client went away (e.g. the job was cancelled)
+                    State.streams_aborted += 1
 
     return Handler
 
