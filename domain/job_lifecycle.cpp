@@ -126,8 +126,21 @@ Decision create(JobRecord& record, UnixMs now) {
     return decision;
 }
 
+Decision create_again(const JobRecord& existing, const Job& submitted) {
+    const Job& job = existing.job;
+    const bool same = job.owner == submitted.owner && job.type == submitted.type &&
+                      job.params == submitted.params && job.priority == submitted.priority &&
+                      job.max_attempts == submitted.max_attempts &&
+                      job.created_at == submitted.created_at;
+    if (!same) return refuse(WriteStatus::conflict, "job id " + job.id + " already exists");
+    return accepted(existing);
+}
+
 Decision lease(JobRecord& record, std::string worker, UnixMs now) {
     Job& job = record.job;
+    if (job.state == JobState::running && job.worker == worker && job.started_at == now) {
+        return accepted(record);
+    }
     if (job.state != JobState::queued) {
         return refuse(WriteStatus::conflict,
                       "job is " + std::string(to_string(job.state)) + ", not queued");

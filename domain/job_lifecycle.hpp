@@ -59,8 +59,17 @@ struct Decision {
 // least 1 is kept); the rest is reset. Never refused.
 Decision create(JobRecord& record, UnixMs now);
 
+// A create whose job id is taken by `existing`. The same submission again
+// (`submitted` as create() left it: same owner, type, params, priority,
+// max_attempts and creation time) is a retry whose first outcome was unknown:
+// accepted without a change, and the store answers with the job as it is now.
+// Anything else under that id is refused.
+Decision create_again(const JobRecord& existing, const Job& submitted);
+
 // A worker takes the job: queued -> running, attempt + 1, wseq back to 0.
 // Refused while not queued, once a cancel is requested, or with no attempt left.
+// The same lease again (the job runs for that worker since `now`: a retry whose
+// first outcome was unknown) is accepted without a change.
 Decision lease(JobRecord& record, std::string worker, UnixMs now);
 
 // The lease and wseq rules every message of a worker's attempt passes (chunk,

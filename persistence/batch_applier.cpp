@@ -183,7 +183,18 @@ WriteResult BatchApplier::create(CreateJob& op, bool want_job) {
     } catch (const db::Error& error) {
         // A constraint only undoes this statement; the transaction goes on.
         if (!error.is_constraint()) throw;
-        return failure(WriteStatus::conflict, "job id " + job.id + " already exists");
+        // The id is taken: by this very job when the create is a retry.
+        CachedJob* existing = find(job.id);
+        if (existing == nullptr) {
+            return failure(WriteStatus::conflict, "job id " + job.id + " already exists");
+        }
+        domain::Decision again = domain::create_again(existing->row, job);
+        if (!again.ok()) return failure(again.status, std::move(again.message));
+        WriteResult result;
+        result.acked_wseq = again.acked_wseq;
+        result.job = existing->row.job;
+        result.created = false;
+        return result;
     }
 
     created.row.pk = connection_.last_insert_rowid();

@@ -102,6 +102,41 @@ TEST_CASE("create queues the submitted job at attempt 0", "[domain]") {
     check_state_event(decision.events[0], kCreated, R"({"state":"queued","attempt":0})");
 }
 
+TEST_CASE("create_again: the same submission is a retry, anything else under its id a conflict",
+          "[domain]") {
+    JobRecord existing = running();
+    const JobRecord before = existing;
+    JobRecord resubmitted = submitted();
+    REQUIRE(create(resubmitted, kCreated).ok());
+
+    const Decision again = create_again(existing, resubmitted.job);
+    REQUIRE(again.ok());
+    CHECK(again.events.empty());
+    CHECK_FALSE(again.lifecycle_changed);
+    CHECK(same(before, existing));
+
+    SECTION("another owner, type, params or creation time") {
+        JobRecord other = resubmitted;
+        SECTION("owner") {
+            other.job.owner = "bob";
+        }
+        SECTION("type") {
+            other.job.type = "other";
+        }
+        SECTION("params") {
+            other.job.params = R"({"n":2})";
+        }
+        SECTION("created_at") {
+            other.job.created_at = kCreated + 1;
+        }
+        const Decision refused = create_again(existing, other.job);
+        CHECK(refused.status == WriteStatus::conflict);
+        CHECK(refused.message == "job id job-1 already exists");
+        CHECK(refused.events.empty());
+        CHECK_FALSE(refused.lifecycle_changed);
+    }
+}
+
 TEST_CASE("lease starts the next attempt of a queued job", "[domain]") {
     JobRecord record = queued();
     record.wseq = 5;  // the last attempt's counter
@@ -117,6 +152,20 @@ TEST_CASE("lease starts the next attempt of a queued job", "[domain]") {
     REQUIRE(decision.events.size() == 1);
     check_state_event(decision.events[0], kLeased,
                       R"({"state":"running","attempt":1,"worker":"w\"1\\"})");
+}
+
+TEST_CASE("the same lease again is accepted without a change", "[domain]") {
+    JobRecord record = running(3, /*committed=*/0);
+    const JobRecord before = record;
+    const Decision again = lease(record, "w1", kLeased);
+    REQUIRE(again.ok());
+    CHECK(again.events.empty());
+    CHECK_FALSE(again.lifecycle_changed);
+    CHECK(same(before, record));
+    SECTION("another worker or another time is not the same lease") {
+        check_refused(lease(record, "w2", kLeased), before, record, WriteStatus::conflict);
+        check_refused(lease(record, "w1", kLeased + 1), before, record, WriteStatus::conflict);
+    }
 }
 
 TEST_CASE("lease refusals", "[domain]") {
