@@ -44,7 +44,8 @@ void fold_events(JobFold& fold, const std::vector<Event>& events, std::size_t ma
     }
 }
 
-std::string snapshot_body(const Job& job, const JobFold& fold) {
+std::string snapshot_body(Job job, const JobFold& fold) {
+    job.result.clear();  // the same as fold.result: written once
     std::string out;
     out.reserve(512 + fold.text.size() + fold.result.size());
     out += "{\"job\":";

@@ -48,7 +48,8 @@ void fold_events(JobFold& fold, const std::vector<Event>& events,
 // The body of GET /v1/jobs/{id}/snapshot:
 // {"job":{...},"seq":N,"state":S|null,"attempt":A,"text":T,"progress":P,
 //  "stage":S|null,"logs":[{...},...][,"result":{...}][,"error":E]}
-// `job` is the job as read with the log up to fold.seq (its last_seq).
-std::string snapshot_body(const Job& job, const JobFold& fold);
+// `job` is the job as read with the log up to fold.seq (its last_seq); its
+// result is given once, as the snapshot's own `result` (the job's is null).
+std::string snapshot_body(Job job, const JobFold& fold);
 
 }  // namespace jobcast::client_api

@@ -284,6 +284,7 @@ test('snapshot + the events after its seq == the whole log folded', { skip, ...T
   assert.equal(end.state, 'succeeded');
   assert.equal(end.progress, 1);
   assert.deepEqual(end.result, final.result);
+  assert.equal(end.job.result, null, 'the result is given once, at the top');
   assert.ok(Array.isArray(end.logs));
 });
 

@@ -108,5 +108,12 @@ TEST_CASE("snapshot body is exact and escapes the text", "[job_fold]") {
           std::string::npos);
     auto parsed = boost::json::parse(body).as_object();
     CHECK(parsed.at("job").at("id") == "J1");
+
+    Job done = job_at(3);
+    done.result = R"({"text":"a"})";
+    fold_events(fold, {event(3, EventKind::result, done.result)});
+    auto finished = boost::json::parse(snapshot_body(done, fold)).as_object();
+    CHECK(finished.at("result").at("text") == "a");
+    CHECK(finished.at("job").at("result").is_null());  // given once
     CHECK(parsed.at("text") == "a\"b\\c\x02");
 }
