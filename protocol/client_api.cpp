@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "protocol/event_data.hpp"
 #include "protocol/json.hpp"
 
 namespace jobcast::client_api {
@@ -178,6 +179,119 @@ std::string sse_comment(std::string_view text) {
 
 std::string sse_retry(std::uint32_t milliseconds) {
     return "retry: " + std::to_string(milliseconds) + "\n\n";
+}
+
+UiMessageStream::UiMessageStream(std::string job, std::uint64_t after, int attempt)
+    : job_(std::move(job)), seq_(after), attempt_(attempt) {}
+
+std::string UiMessageStream::format(const std::vector<Event>& events, std::size_t skip) {
+    std::string out;
+    for (std::size_t i = skip; i < events.size(); ++i) {
+        if (events[i].seq <= seq_) continue;
+        append_event(out, events[i]);
+        seq_ = events[i].seq;
+    }
+    return out;
+}
+
+namespace {
+
+// {"type":"data-<name>","data":<event data>,"transient":true}
+std::string data_chunk(std::string_view name, const Event& event) {
+    std::string chunk = R"({"type":"data-)";
+    chunk.append(name).append(R"(","data":)");
+    chunk.append(event.data.empty() ? "{}" : event.data);
+    chunk.append(R"(,"transient":true})");
+    return chunk;
+}
+
+std::string text_chunk(std::string_view type, std::string_view id) {
+    std::string chunk = R"({"type":")";
+    chunk.append(type).append(R"(","id":)");
+    json::append_quoted(chunk, id);
+    chunk.push_back('}');
+    return chunk;
+}
+
+void append_sse_data(std::string& out, std::uint64_t id, std::string_view data) {
+    out.append("id: ").append(std::to_string(id)).append("\ndata: ");
+    out.append(data).append("\n\n");
+}
+
+}  // namespace
+
+void UiMessageStream::close_part() {
+    if (open_part_.empty()) return;
+    chunks_.push_back(text_chunk("text-end", open_part_));
+    open_part_.clear();
+}
+
+void UiMessageStream::append_event(std::string& out, const Event& event) {
+    chunks_.clear();
+    if (event.seq == 1) {
+        std::string start = R"({"type":"start","messageId":)";
+        json::append_quoted(start, job_);
+        start.push_back('}');
+        chunks_.push_back(std::move(start));
+    }
+    bool terminal = false;
+    switch (event.kind) {
+        case EventKind::token: {
+            if (open_part_.empty()) {
+                open_part_ = job_ + "-" + std::to_string(attempt_);
+                chunks_.push_back(text_chunk("text-start", open_part_));
+            }
+            std::string delta = R"({"type":"text-delta","id":)";
+            json::append_quoted(delta, open_part_);
+            delta.append(R"(,"delta":)");
+            json::append_quoted(delta, read_event_data(event).text);
+            delta.push_back('}');
+            chunks_.push_back(std::move(delta));
+            break;
+        }
+        case EventKind::progress:
+            chunks_.push_back(data_chunk("progress", event));
+            break;
+        case EventKind::log:
+            chunks_.push_back(data_chunk("log", event));
+            break;
+        case EventKind::error:
+            chunks_.push_back(data_chunk("error", event));
+            break;
+        case EventKind::result:
+            close_part();
+            chunks_.push_back(data_chunk("result", event));
+            break;
+        case EventKind::state: {
+            EventData data = read_event_data(event);
+            attempt_ = data.attempt;
+            // A requeued attempt's part ends here; a finished job's too.
+            if (data.state == JobState::queued || (data.state && is_terminal(*data.state))) {
+                close_part();
+            }
+            chunks_.push_back(data_chunk("state", event));
+            if (data.state == JobState::succeeded) {
+                chunks_.emplace_back(R"({"type":"finish","finishReason":"stop"})");
+            } else if (data.state == JobState::failed) {
+                std::string error = R"({"type":"error","errorText":)";
+                json::append_quoted(error, data.reason.empty() ? "failed" : data.reason);
+                error.push_back('}');
+                chunks_.push_back(std::move(error));
+                chunks_.emplace_back(R"({"type":"finish","finishReason":"error"})");
+            } else if (data.state == JobState::cancelled) {
+                std::string abort = R"({"type":"abort","reason":)";
+                json::append_quoted(abort, data.reason.empty() ? "cancelled" : data.reason);
+                abort.push_back('}');
+                chunks_.push_back(std::move(abort));
+            }
+            terminal = data.state && is_terminal(*data.state);
+            break;
+        }
+    }
+    for (std::size_t i = 0; i < chunks_.size(); ++i) {
+        append_sse_data(out, i + 1 == chunks_.size() ? event.seq : event.seq - 1, chunks_[i]);
+    }
+    if (terminal) append_sse_data(out, event.seq, "[DONE]");
 }
 
 std::string events_page(const std::vector<Event>& events, std::uint64_t last_seq, bool done) {

@@ -96,6 +96,55 @@ std::string sse_comment(std::string_view text);
 // "retry: <ms>\n\n": how soon EventSource reconnects.
 std::string sse_retry(std::uint32_t milliseconds);
 
+// ---- The AI SDK's UI message stream (format=ui-message) ---------------------
+
+// The response header that marks a UI message stream.
+inline constexpr std::string_view kUiMessageStreamHeader = "x-vercel-ai-ui-message-stream";
+inline constexpr std::string_view kUiMessageStreamVersion = "v1";
+
+// One job's log as the Vercel AI SDK's UI message stream: SSE `data:` lines
+// holding UI message chunks, which `readUIMessageStream` and `useChat` read.
+// Stateful (which text part is open), so one per stream, fed every event in
+// order. The mapping:
+//   seq 1            `start` {messageId: job} (only a stream from the beginning)
+//   token            `text-delta` in the text part "<job>-<attempt>"; a
+//                    `text-start` opens it before the first delta this stream
+//                    writes (a resumed stream re-opens the part it resumes in)
+//   progress, log,   `data-progress`, `data-log`, `data-result`, `data-error`,
+//   result, error,   `data-state` {the event's data}, all `transient`: they
+//   state            reach useChat's onData and never pile up in the message
+//   result, requeue  `text-end` for the open part (a requeued attempt's text
+//                    ends its part; the next attempt opens a new one)
+//   succeeded        `finish` {finishReason: "stop"}
+//   failed           `error` {errorText: reason}, `finish` {finishReason: "error"}
+//   cancelled        `abort` {reason}
+//   terminal         then `[DONE]`, and the stream ends
+// Every SSE event has an `id:`: the seq of the last event it completes. An
+// event that becomes several chunks gives the earlier ones the previous seq,
+// so Last-Event-ID (or after=) resumes exactly however the stream was cut: a
+// resume never skips a chunk, and repeats at most an opening `text-start`.
+class UiMessageStream {
+  public:
+    // `after`: the stream starts after this seq (0: from the beginning).
+    // `attempt`: the job's attempt when the stream opens, naming the text
+    // part of tokens that come before the next state event.
+    UiMessageStream(std::string job, std::uint64_t after, int attempt);
+
+    // The SSE text of events[skip..]. Events at or below the last one
+    // formatted are skipped.
+    std::string format(const std::vector<Event>& events, std::size_t skip = 0);
+
+  private:
+    void append_event(std::string& out, const Event& event);
+    void close_part();
+
+    std::string job_;
+    std::uint64_t seq_;
+    int attempt_;
+    std::string open_part_;            // the text part's id; empty: none open
+    std::vector<std::string> chunks_;  // one event's chunks (reused)
+};
+
 // ---- Long-poll / REST ------------------------------------------------------
 
 // The body of GET /v1/jobs/{id}/events: {"events":[...],"last_seq":N,"done":B}.

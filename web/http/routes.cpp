@@ -22,6 +22,7 @@ std::optional<RouteMatch> match_route(std::string_view path) {
     std::string_view action = rest.substr(slash + 1);
     if (action == "cancel") return RouteMatch{Route::job_cancel, std::move(id)};
     if (action == "events") return RouteMatch{Route::job_events, std::move(id)};
+    if (action == "snapshot") return RouteMatch{Route::job_snapshot, std::move(id)};
     return std::nullopt;
 }
 
@@ -39,6 +40,8 @@ std::string_view route_template(Route route) {
             return "/v1/jobs/{id}/cancel";
         case Route::job_events:
             return "/v1/jobs/{id}/events";
+        case Route::job_snapshot:
+            return "/v1/jobs/{id}/snapshot";
     }
     return kUnmatchedRoute;
 }
@@ -53,6 +56,7 @@ std::string_view allowed_methods(Route route) {
         case Route::readyz:
         case Route::job:
         case Route::job_events:
+        case Route::job_snapshot:
             return "GET";
     }
     return "GET";
@@ -68,6 +72,7 @@ bool method_allowed(Route route, std::string_view method) {
         case Route::readyz:
         case Route::job:
         case Route::job_events:
+        case Route::job_snapshot:
             return method == "GET";
     }
     return false;

@@ -9,12 +9,13 @@
 namespace jobcast::web {
 
 enum class Route {
-    healthz,     // GET  /healthz
-    readyz,      // GET  /readyz
-    jobs,        // GET, POST /v1/jobs
-    job,         // GET  /v1/jobs/{id}
-    job_cancel,  // POST /v1/jobs/{id}/cancel
-    job_events,  // GET  /v1/jobs/{id}/events
+    healthz,       // GET  /healthz
+    readyz,        // GET  /readyz
+    jobs,          // GET, POST /v1/jobs
+    job,           // GET  /v1/jobs/{id}
+    job_cancel,    // POST /v1/jobs/{id}/cancel
+    job_events,    // GET  /v1/jobs/{id}/events
+    job_snapshot,  // GET  /v1/jobs/{id}/snapshot
 };
 
 struct RouteMatch {

@@ -94,6 +94,7 @@ class RestApi {
     void serve(const HttpRequest& request, ListJobsCall call, const Reply& reply);
     void serve(const HttpRequest& request, CancelJobCall call, const Reply& reply);
     void serve(const HttpRequest& request, JobEventsCall call, const Reply& reply);
+    void serve(const HttpRequest& request, JobSnapshotCall call, const Reply& reply);
     void readiness(const Reply& reply);
 
     // Runs `work` through RunBlocking; a full pool answers 503, an exception 500.

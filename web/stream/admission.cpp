@@ -67,46 +67,50 @@ void admit_websocket(const std::shared_ptr<StreamDoor>& door,
 void start_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<StreamingContext>& streaming,
                const std::shared_ptr<SecurityContext>& security, HttpRequest request,
-               std::string job, std::uint64_t after) {
-    bool queued = streaming->run_blocking([door, streaming, security, request = std::move(request),
-                                           job, after] {
-        std::optional<Job> found;
-        try {
-            found = streaming->jobs.get(job);
-        } catch (const std::exception& e) {
-            log().error("sse job lookup failed job={} error={}", audit_quote(job),
-                        audit_quote(e.what()));
-        }
-        door->resume([door, streaming, security, request, job, after, found] {
-            if (!found || found->owner != request.owner) {
-                return door->send(HttpResponse{
-                    404, "application/json", json::error_body("not_found", "no such job"), {}});
+               std::string job, std::uint64_t after, bool ui_message) {
+    bool queued = streaming->run_blocking(
+        [door, streaming, security, request = std::move(request), job, after, ui_message] {
+            std::optional<Job> found;
+            try {
+                found = streaming->jobs.get(job);
+            } catch (const std::exception& e) {
+                log().error("sse job lookup failed job={} error={}", audit_quote(job),
+                            audit_quote(e.what()));
             }
-            if (after > found->last_seq) {
-                return door->send(invalid_request("after=" + std::to_string(after) +
-                                                  " is beyond the job's last seq " +
-                                                  std::to_string(found->last_seq)));
-            }
-            if (stream_already_ended(*found, after)) {
-                // EventSource reconnects whenever a stream ends; 204 is what
-                // makes it stop. The client has every event up to the last.
-                return door->send(HttpResponse{204, "", "", {}});
-            }
-            auto slot = acquire_slot(*door, security, request, "sse");
-            if (!slot) return;
-            door->hand_over(200, [&](FlexStream&& stream) {
-                std::vector<std::pair<std::string, std::string>> headers;
-                if (const auto& origin = door->cors_origin()) {
-                    headers = {{"Access-Control-Allow-Origin", *origin}, {"Vary", "Origin"}};
+            door->resume([door, streaming, security, request, job, after, ui_message, found] {
+                if (!found || found->owner != request.owner) {
+                    return door->send(HttpResponse{
+                        404, "application/json", json::error_body("not_found", "no such job"), {}});
                 }
-                auto session =
-                    start_sse_session(std::move(stream), streaming, request.owner, door->remote(),
-                                      job, after, request.auth_valid_until, std::move(headers));
-                session->hold(std::move(slot));
-                return session;
+                if (after > found->last_seq) {
+                    return door->send(invalid_request("after=" + std::to_string(after) +
+                                                      " is beyond the job's last seq " +
+                                                      std::to_string(found->last_seq)));
+                }
+                if (stream_already_ended(*found, after)) {
+                    // EventSource reconnects whenever a stream ends; 204 is what
+                    // makes it stop. The client has every event up to the last.
+                    return door->send(HttpResponse{204, "", "", {}});
+                }
+                auto slot = acquire_slot(*door, security, request, "sse");
+                if (!slot) return;
+                door->hand_over(200, [&](FlexStream&& stream) {
+                    std::vector<std::pair<std::string, std::string>> headers;
+                    if (const auto& origin = door->cors_origin()) {
+                        headers = {{"Access-Control-Allow-Origin", *origin}, {"Vary", "Origin"}};
+                    }
+                    std::optional<client_api::UiMessageStream> ui;
+                    // A resumed stream names the part it resumes in after the
+                    // job's attempt now (its first state event corrects it).
+                    if (ui_message) ui.emplace(job, after, found->attempt);
+                    auto session = start_sse_session(
+                        std::move(stream), streaming, request.owner, door->remote(), job, after,
+                        request.auth_valid_until, std::move(headers), std::move(ui));
+                    session->hold(std::move(slot));
+                    return session;
+                });
             });
         });
-    });
     if (!queued) {
         door->send(HttpResponse{503,
                                 "application/json",
@@ -137,17 +141,27 @@ bool admit_stream(const std::shared_ptr<StreamDoor>& door,
         return true;
     }
     // Where to start: EventSource sends Last-Event-ID when it reconnects; a
-    // first connection may say ?after=N.
+    // first connection may say ?after=N. ?format=ui-message asks for the AI
+    // SDK's UI message stream.
     std::optional<std::string> after_text;
-    if (auto last = request.header("Last-Event-ID"); last && !last->empty()) {
-        after_text = std::string(*last);
-    } else if (auto q = target.find('?'); q != std::string_view::npos) {
+    bool ui_message = false;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
         auto query = QueryParams::parse(target.substr(q + 1));
         if (!query) {
             door->send(invalid_request("malformed query string"));
             return true;
         }
         if (auto value = query->get("after")) after_text = std::string(*value);
+        if (auto format = query->get("format")) {
+            if (*format != "ui-message") {
+                door->send(invalid_request("format must be ui-message (or absent)"));
+                return true;
+            }
+            ui_message = true;
+        }
+    }
+    if (auto last = request.header("Last-Event-ID"); last && !last->empty()) {
+        after_text = std::string(*last);
     }
     std::uint64_t after = 0;
     if (after_text) {
@@ -158,7 +172,7 @@ bool admit_stream(const std::shared_ptr<StreamDoor>& door,
             return true;
         }
     }
-    start_sse(door, streaming, security, std::move(request), match->job_id, after);
+    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message);
     return true;
 }
 

@@ -21,7 +21,8 @@ namespace {
 class SseSession final : public StreamSession {
   public:
     SseSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
-               std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until)
+               std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
+               std::optional<client_api::UiMessageStream> ui_message)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
           stream_(std::move(stream)),
           timer_(strand_),
@@ -29,7 +30,8 @@ class SseSession final : public StreamSession {
           valid_until_(valid_until),
           remote_(std::move(remote)),
           job_(std::move(job)),
-          after_(after) {}
+          after_(after),
+          ui_message_(std::move(ui_message)) {}
 
     void run(std::vector<std::pair<std::string, std::string>> extra_headers) {
         stream_.expires_never();
@@ -42,6 +44,12 @@ class SseSession final : public StreamSession {
             "X-Accel-Buffering: no\r\n"
             "Connection: close\r\n"
             "Server: jobcast\r\n";
+        if (ui_message_) {
+            head.append(client_api::kUiMessageStreamHeader)
+                .append(": ")
+                .append(client_api::kUiMessageStreamVersion)
+                .append("\r\n");
+        }
         for (const auto& [name, value] : extra_headers)
             head += name + ": " + value + "\r\n";
         // The first bytes tell EventSource how soon to reconnect.
@@ -104,8 +112,17 @@ class SseSession final : public StreamSession {
                          });
     }
 
+    live::WireFormat live_format() const override {
+        return ui_message_ ? live::WireFormat::none : live::WireFormat::sse;
+    }
+
+    // A UI message stream is formatted per session (it knows which text part
+    // this stream opened), in queue order, which is the log's order.
     std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
+        if (ui_message_) {
+            return std::make_shared<const std::string>(ui_message_->format(published.events, skip));
+        }
         if (skip == 0 && published.sse_chunk) return published.sse_chunk;
         return std::make_shared<const std::string>(
             client_api::sse_text(published.job, published.events, skip));
@@ -113,6 +130,7 @@ class SseSession final : public StreamSession {
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
+        if (ui_message_) return std::make_shared<const std::string>(ui_message_->format(events));
         return std::make_shared<const std::string>(client_api::sse_text(job, events));
     }
 
@@ -185,6 +203,7 @@ class SseSession final : public StreamSession {
     std::string remote_;
     std::string job_;
     std::uint64_t after_;
+    std::optional<client_api::UiMessageStream> ui_message_;
     bool ended_ = false;
     std::array<char, 256> sink_{};
 };
@@ -194,10 +213,11 @@ class SseSession final : public StreamSession {
 std::shared_ptr<StreamSession> start_sse_session(
     FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
-    std::vector<std::pair<std::string, std::string>> extra_headers) {
-    auto session =
-        std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
-                                     std::move(remote), std::move(job), after, valid_until);
+    std::vector<std::pair<std::string, std::string>> extra_headers,
+    std::optional<client_api::UiMessageStream> ui_message) {
+    auto session = std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
+                                                std::move(remote), std::move(job), after,
+                                                valid_until, std::move(ui_message));
     session->run(std::move(extra_headers));
     return session;
 }

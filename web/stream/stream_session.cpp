@@ -49,9 +49,7 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     if (closing_) return;
     if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
     // Hub first, store second: whatever commits from here on is buffered.
-    ctx_->hub.subscribe(
-        job, after, shared_from_this(),
-        transport_ == Transport::sse ? live::WireFormat::sse : live::WireFormat::websocket);
+    ctx_->hub.subscribe(job, after, shared_from_this(), live_format());
     subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);

@@ -100,6 +100,11 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     bool idle() const { return queue_.empty(); }
 
     // Transport hooks.
+    // The format the hub serializes live batches in for this session (none:
+    // the session formats them itself, in live_frame).
+    virtual live::WireFormat live_format() const {
+        return transport_ == Transport::sse ? live::WireFormat::sse : live::WireFormat::websocket;
+    }
     virtual void write_front(const std::shared_ptr<const std::string>& bytes) = 0;
     virtual std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                           std::size_t skip) = 0;

@@ -71,6 +71,11 @@ TEST_CASE("match_route knows every v1 route and nothing else", "[web][routes]") 
     CHECK(match->route == Route::job_cancel);
     CHECK(match->job_id == "a/b");  // decoded after splitting: %2F stays inside the id
 
+    match = match_route("/v1/jobs/01HZX/snapshot");
+    REQUIRE(match);
+    CHECK(match->route == Route::job_snapshot);
+    CHECK(route_template(Route::job_snapshot) == "/v1/jobs/{id}/snapshot");
+
     CHECK(match_route("/v1/jobs")->route == Route::jobs);
     CHECK(match_route("/healthz")->route == Route::healthz);
     CHECK(match_route("/readyz")->route == Route::readyz);

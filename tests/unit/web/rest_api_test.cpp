@@ -243,6 +243,33 @@ TEST_CASE("GET /v1/jobs/{id}/events pages the job's log", "[web][rest]") {
     CHECK(f.call("GET", "/v1/jobs/" + id + "/events", {}, {}, "bob").status == 404);
 }
 
+TEST_CASE("GET /v1/jobs/{id}/snapshot folds the log at the job's last seq", "[web][rest]") {
+    RestFixture f;
+    std::string id = f.create(R"({"type":"research"})", "alice");
+    auto queued = f.call("GET", "/v1/jobs/" + id + "/snapshot", {}, {}, "alice");
+    REQUIRE(queued.status == 200);
+    auto snapshot = parse(queued);
+    CHECK(snapshot.at("job").at("id") == id);
+    CHECK(snapshot.at("seq") == 1);
+    CHECK(snapshot.at("state") == "queued");
+    CHECK(snapshot.at("text") == "");
+    CHECK(snapshot.at("logs").as_array().empty());
+
+    REQUIRE(f.call("POST", "/v1/jobs/" + id + "/cancel", {}, {}, "alice").status == 202);
+    auto cancelled = parse(f.call("GET", "/v1/jobs/" + id + "/snapshot", {}, {}, "alice"));
+    CHECK(cancelled.at("seq") == 2);
+    CHECK(cancelled.at("state") == "cancelled");
+    CHECK(cancelled.at("job").at("last_seq") == 2);
+
+    // Only the owner sees it; another owner's job answers like an unknown one.
+    auto unknown = f.call("GET", "/v1/jobs/01HZZZZZZZZZZZZZZZZZZZZZZZ/snapshot");
+    CHECK(unknown.status == 404);
+    auto as_bob = f.call("GET", "/v1/jobs/" + id + "/snapshot", {}, {}, "bob");
+    CHECK(as_bob.status == 404);
+    CHECK(as_bob.body == unknown.body);
+    CHECK(f.call("POST", "/v1/jobs/" + id + "/snapshot", {}, {}, "alice").status == 405);
+}
+
 TEST_CASE("GET /v1/jobs/{id}/events rejects bad after and limit", "[web][rest]") {
     RestFixture f;
     std::string id = f.create();
