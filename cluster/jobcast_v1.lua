@@ -114,11 +114,16 @@ function Job:save()
   self.set = {}
 end
 
+-- The job as stored: its hash (but the op memory) and its checkpoint.
 local function snapshot(key)
   local all = redis.call('HGETALL', key)
   local out = {}
   for i = 1, #all, 2 do
     if all[i] ~= 'ops' then out[#out + 1] = all[i]; out[#out + 1] = all[i + 1] end
+  end
+  if #out > 0 then
+    local ck = redis.call('GET', (string.gsub(key, ':job:', ':ck:', 1)))
+    if ck then out[#out + 1] = 'checkpoint'; out[#out + 1] = ck end
   end
   return out
 end
@@ -205,6 +210,16 @@ local function create(keys, args)
   if redis.call('EXISTS', key) == 1 then
     local op = remembered(key, opid)
     if op then return replay(key, prefix, id, op) end
+    -- The same submission again (a retry from outside, e.g. a client's) is
+    -- answered with the job as it is now; anything else under the id is refused.
+    local f = redis.call('HMGET', key, 'owner', 'type', 'params', 'priority', 'max_attempts',
+      'created')
+    local params = args[8] ~= '' and args[8] or '{}'
+    if f[1] == args[7] and f[2] == args[6] and f[3] == params and num(f[4]) == num(args[9]) and
+      num(f[5]) == math.max(1, num(args[10])) and num(f[6]) == num(args[11]) then
+      local job = snapshot(key)
+      return answer('ok', '', false, 0, {}, job, false)
+    end
     return answer('conflict', 'job id ' .. id .. ' already exists', false, 0, {}, {}, false)
   end
   local created = num(args[11])
@@ -228,10 +243,16 @@ local function create(keys, args)
   return answer('ok', '', true, job.first_seq, job.events, snapshot(key), true)
 end
 
--- ARGV 6 worker, 7 worker as a JSON string, 8 now ms. Answers the checkpoint
--- as an extra field "checkpoint" of the job.
+-- ARGV 6 worker, 7 worker as a JSON string, 8 now ms. The job answered
+-- brings the checkpoint of the attempts before.
 local function lease(keys, args)
-  local out = lifecycle(keys, args, function(job)
+  return lifecycle(keys, args, function(job)
+    -- The same lease again (running for that worker since then): a retry,
+    -- accepted without a change.
+    if job.state == 'running' and redis.call('HGET', job.key, 'worker') == args[6] and
+      num(redis.call('HGET', job.key, 'started')) == num(args[8]) then
+      return nil
+    end
     if job.state ~= 'queued' then return 'conflict', 'job is ' .. job.state .. ', not queued' end
     if job.cancel then return 'conflict', 'cancel requested' end
     if job.attempt >= job.max_attempts then return 'conflict', 'no attempts left' end
@@ -243,14 +264,6 @@ local function lease(keys, args)
     job:put('started', fmt(now))
     job:change('running', now, nil, args[7])
   end)
-  if out[1] == 'ok' then
-    local ck = redis.call('GET', args[1] .. 'ck:' .. args[2])
-    if ck then
-      out[6][#out[6] + 1] = 'checkpoint'
-      out[6][#out[6] + 1] = ck
-    end
-  end
-  return out
 end
 
 -- ARGV 6 attempt, 7 reason (not empty), 8 reason as a JSON string, 9 now ms.
@@ -287,13 +300,16 @@ local function cancel(keys, args)
   end)
 end
 
--- A worker's messages for one job, in order. ARGV 5 = count, then per op:
+-- A worker's messages for one job, in order. ARGV 5 = their count (with a
+-- '+': answer the job as the call left it even when its lifecycle did not
+-- move), then per op
+-- (its letter in upper case: the answer brings the job after the op):
 --   'c' attempt wseq kind ts data fraction("" = none)   a chunk
 --   'k' attempt wseq bytes                               a checkpoint
 --   'd' attempt wseq result now                          done
 --   'f' attempt wseq error_event_data error error_json retryable(0/1) now   fail
--- Answers {changed, job (flat, when changed), owner, {status, acked,
--- message, first seq, events}...}; a chunk's own event is not echoed (its first seq is
+-- Answers {changed, job (flat, when changed or asked), owner, {status, acked,
+-- message, first seq, events[, job]}...}; a chunk's own event is not echoed (its first seq is
 -- its seq).
 local WIDTH = {c = 7, k = 4, d = 5, f = 8}
 
@@ -301,12 +317,14 @@ local function apply(keys, args)
   local key, prefix, id = keys[1], args[1], args[2]
   local bad = check_gen(prefix, args[3])
   if bad then return bad end
-  local count = num(args[5])
+  local count = num((string.gsub(args[5], '%+', '')))
+  local final = string.sub(args[5], -1) == '+'
   local job = load(key, prefix, id, num(args[4]))
   local out = {0, {}, job and job.owner or ''}
   local i = 6
   for _ = 1, count do
-    local t = args[i]
+    local t = string.lower(args[i])
+    local want = t ~= args[i]
     local attempt, wseq_text = num(args[i + 1]), args[i + 2]
     local wseq = num(wseq_text)
     local r
@@ -354,18 +372,25 @@ local function apply(keys, args)
         end
       end
       r = {'ok', wseq, '', job.first_seq, job.events}
+      if want then
+        job:save()
+        r[6] = snapshot(key)
+      end
     end
     out[#out + 1] = r
     i = i + (WIDTH[t] or 1)
   end
   if job then
     job:save()
-    if job.changed then
-      out[1] = 1
-      out[2] = snapshot(key)
-    end
+    if job.changed then out[1] = 1 end
+    if job.changed or final then out[2] = snapshot(key) end
   end
   return out
+end
+
+-- The job as stored (flat, empty when unknown). ARGV: none.
+local function get(keys)
+  return snapshot(keys[1])
 end
 
 -- cseq = max(cseq, n): called once a WAIT covered the job's events up to n.
@@ -426,4 +451,5 @@ redis.register_function('jc_apply', apply)
 redis.register_function('jc_confirm', confirm)
 redis.register_function('jc_sweep', sweep)
 redis.register_function{function_name = 'jc_read', callback = read, flags = {'no-writes'}}
+redis.register_function{function_name = 'jc_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_version', callback = version, flags = {'no-writes'}}

@@ -239,6 +239,9 @@ struct Call {
     redis::Command command;            // without the op list of jc_apply
     std::vector<std::string> op_args;  // jc_apply's ops
     std::size_t op_count = 0;
+    // The job changed earlier in the round: the batch's job change is the
+    // job as this call leaves it.
+    bool final_job = false;
 };
 
 struct Round {
@@ -377,8 +380,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     // ---- JobStore ------------------------------------------------------------
 
     std::optional<Job> get(std::string_view id) override {
-        redis::Reply reply = exec({"HGETALL", partitions_.job_key(id)});
-        auto stored = parse_job(reply);
+        auto stored = fetch_job(id);
         if (!stored) return std::nullopt;
         Job job = std::move(stored->job);
         job.last_seq = visible(id, *stored);
@@ -400,7 +402,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     {"ZREVRANGEBYLEX", index, below, "-", "LIMIT", "0", std::to_string(limit + 1)});
                 if (!ids.is_array() || ids.elements.empty()) break;
                 for (const redis::Reply& id : ids.elements) {
-                    auto stored = parse_job(exec({"HGETALL", partitions_.job_key(id.str)}));
+                    auto stored = fetch_job(id.str);
                     if (!stored) continue;  // expired, the sweep has not passed yet
                     if (query.state && stored->job.state != *query.state) continue;
                     if (query.type && stored->job.type != *query.type) continue;
@@ -436,7 +438,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             for (const std::string& index : indexes) {
                 redis::Reply ids = exec({"ZRANGE", index, "0", "-1"});
                 for (const redis::Reply& id : ids.elements) {
-                    auto stored = parse_job(exec({"HGETALL", partitions_.job_key(id.str)}));
+                    auto stored = fetch_job(id.str);
                     if (!stored) continue;
                     stored->job.last_seq = visible(id.str, *stored);
                     jobs.push_back(std::move(stored->job));
@@ -525,6 +527,11 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         options.connection.reply_timeout =
             std::max<std::chrono::milliseconds>(std::chrono::seconds(10), config.wait_timeout * 4);
         return options;
+    }
+
+    // The job as stored, checkpoint included.
+    std::optional<StoredJob> fetch_job(std::string_view id) {
+        return parse_job(exec({"FCALL_RO", "jc_get", "1", partitions_.job_key(id)}));
     }
 
     redis::Reply exec(redis::Command command) {
@@ -772,6 +779,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     // worker ops together (in order) until its next lifecycle op.
     void build_calls(Round& round) {
         std::unordered_map<std::string, std::size_t> last_call;
+        std::unordered_set<std::string> lifecycle_jobs;  // a lifecycle op earlier in the round
         for (std::size_t i = 0; i < round.entries.size(); ++i) {
             Entry& entry = round.entries[i];
             const std::string& job = job_id_of(entry.op);
@@ -781,18 +789,20 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     Call& call = round.calls.emplace_back();
                     call.job = job;
                     call.command = call_head("jc_apply", job, entry.partition, "");
+                    call.final_job = lifecycle_jobs.contains(job);
                     last_call[job] = round.calls.size() - 1;
                     it = last_call.find(job);
                 }
                 Call& call = round.calls[it->second];
                 call.entries.push_back(i);
-                add_worker_op(call, entry.op);
+                add_worker_op(call, entry.op, static_cast<bool>(entry.done));
                 continue;
             }
             Call& call = round.calls.emplace_back();
             call.job = job;
             call.entries.push_back(i);
             last_call[job] = round.calls.size() - 1;
+            lifecycle_jobs.insert(job);
             std::visit(
                 [&](const auto& o) {
                     using Op = std::decay_t<decltype(o)>;
@@ -824,15 +834,18 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         }
         for (Call& call : round.calls) {
             if (call.command[1] != "jc_apply") continue;
-            call.command.back() = std::to_string(call.op_count);  // the op id slot: the count
+            // The op id slot: the count, '+' for the job as the call leaves it.
+            call.command.back() = std::to_string(call.op_count) + (call.final_job ? "+" : "");
             for (std::string& arg : call.op_args)
                 call.command.push_back(std::move(arg));
             call.op_args.clear();
         }
     }
 
-    static void add_worker_op(Call& call, const WriteOp& op) {
+    // An op's letter in upper case: its answer brings the job after it.
+    static void add_worker_op(Call& call, const WriteOp& op, bool want_job) {
         auto& a = call.op_args;
+        auto letter = [&](char c) { return std::string(1, want_job ? char(c - 'a' + 'A') : c); };
         ++call.op_count;
         if (const auto* chunk = std::get_if<store::AppendChunk>(&op)) {
             std::string fraction;
@@ -840,28 +853,27 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                 if (auto f = domain::find_fraction(chunk->data)) fraction = fmt_double(*f);
             }
             for (std::string arg :
-                 {std::string("c"), std::to_string(chunk->attempt), std::to_string(chunk->wseq),
+                 {letter('c'), std::to_string(chunk->attempt), std::to_string(chunk->wseq),
                   std::string(to_string(chunk->kind)), std::to_string(chunk->ts), chunk->data,
                   fraction})
                 a.push_back(std::move(arg));
         } else if (const auto* ckpt = std::get_if<store::SaveCheckpoint>(&op)) {
-            for (std::string arg : {std::string("k"), std::to_string(ckpt->attempt),
+            for (std::string arg : {letter('k'), std::to_string(ckpt->attempt),
                                     std::to_string(ckpt->wseq), ckpt->bytes})
                 a.push_back(std::move(arg));
         } else if (const auto* finish = std::get_if<store::FinishJob>(&op)) {
             if (finish->success) {
-                for (std::string arg : {std::string("d"), std::to_string(finish->attempt),
-                                        std::to_string(finish->wseq),
-                                        finish->result.empty() ? std::string("{}") : finish->result,
-                                        std::to_string(finish->now)})
+                for (std::string arg :
+                     {letter('d'), std::to_string(finish->attempt), std::to_string(finish->wseq),
+                      finish->result.empty() ? std::string("{}") : finish->result,
+                      std::to_string(finish->now)})
                     a.push_back(std::move(arg));
             } else {
                 const std::string error_json = quoted(finish->error);
                 for (std::string arg :
-                     {std::string("f"), std::to_string(finish->attempt),
-                      std::to_string(finish->wseq), "{\"message\":" + error_json + "}",
-                      finish->error, error_json, std::string(finish->retryable ? "1" : "0"),
-                      std::to_string(finish->now)})
+                     {letter('f'), std::to_string(finish->attempt), std::to_string(finish->wseq),
+                      "{\"message\":" + error_json + "}", finish->error, error_json,
+                      std::string(finish->retryable ? "1" : "0"), std::to_string(finish->now)})
                     a.push_back(std::move(arg));
             }
         }
@@ -1045,7 +1057,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             for (Event& event : events)
                 list.push_back(std::move(event));
         };
-        auto add_change = [&](const Job& job) {
+        // A job whose lifecycle moved in the round, as the round leaves it
+        // (`moved` false: a later snapshot of a job that moved before).
+        auto add_change = [&](const Job& job, bool moved) {
             Job snapshot = job;
             snapshot.checkpoint.clear();
             for (auto& [id, existing] : changes)
@@ -1053,7 +1067,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     existing = std::move(snapshot);
                     return;
                 }
-            changes.emplace_back(job.id, std::move(snapshot));
+            if (moved) changes.emplace_back(job.id, std::move(snapshot));
         };
 
         const std::size_t offset = round.confirms.size();
@@ -1157,7 +1171,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         result.acked_wseq = stored->wseq;
         std::vector<Event> events = parse_events(e[4], static_cast<std::uint64_t>(integer(e[3])));
         add_events(stored->job.id, stored->job.owner, std::move(events));
-        if (integer(e[6]) == 1) add_change(stored->job);
+        add_change(stored->job, integer(e[6]) == 1);
         result.job = std::move(stored->job);
     }
 
@@ -1168,7 +1182,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         // [changed, job, owner, [status, acked, message, first seq, events]...]
         const auto& e = reply.elements;
         std::optional<StoredJob> stored;
-        if (e.size() >= 3 && integer(e[0]) == 1) stored = parse_job(e[1]);
+        if (e.size() >= 3) stored = parse_job(e[1]);
+        const bool changed = e.size() >= 3 && integer(e[0]) == 1;
         const std::string owner = e.size() >= 3 ? text(e[2]) : std::string();
         for (std::size_t k = 0; k < call.entries.size(); ++k) {
             WriteResult& result = results[call.entries[k]];
@@ -1181,6 +1196,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             result.acked_wseq = static_cast<std::uint64_t>(integer(r[1]));
             result.message = text(r[2]);
             if (result.status != WriteStatus::ok) continue;
+            if (r.size() >= 6) {
+                if (auto after = parse_job(r[5])) result.job = std::move(after->job);
+            }
             const auto first = static_cast<std::uint64_t>(integer(r[3]));
             std::vector<Event> events;
             const WriteOp& op = round.entries[call.entries[k]].op;
@@ -1191,12 +1209,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             }
             add_events(call.job, owner, std::move(events));
         }
-        if (stored) {
-            add_change(stored->job);
-            // A chunk's result holds the job after the op; the last op's is
-            // what the call left.
-            results[call.entries.back()].job = std::move(stored->job);
-        }
+        if (stored) add_change(stored->job, changed);
     }
 
     void schedule_sweep() {

@@ -138,7 +138,10 @@ TEST_CASE("the Redis store on a primary and its replica", "[redis_store]") {
     REQUIRE(created.job);
     CHECK(created.job->state == JobState::queued);
     CHECK(created.job->params == R"({"n":1})");
-    CHECK(run(*store, create).status == WriteStatus::conflict);  // the same id again
+    CHECK_FALSE(run(*store, create).created);  // the same submission again: the job
+    store::CreateJob other_params = create;
+    other_params.job.params = "{}";
+    CHECK(run(*store, other_params).message == "job id " + id + " already exists");
 
     // An idempotency key: the second create answers the first job.
     store::WriteResult keyed = run(*store, new_job("test", "k1"));
