@@ -265,8 +265,9 @@ struct Node {
 
 class RedisStoreImpl final : public RedisStore, public store::JobStore, public store::EventLog {
   public:
-    RedisStoreImpl(const RedisStoreConfig& config, CommitListener listener)
+    RedisStoreImpl(const RedisStoreConfig& config, CommitListener listener, const Clock& clock)
         : config_(config),
+          clock_(clock),
           partitions_(config.partitions),
           listener_(std::move(listener)),
           loop_(std::make_unique<redis::Loop>()),
@@ -889,8 +890,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     void start(const redis::Endpoint& endpoint, std::shared_ptr<Round> round) {
         nodes_[endpoint].busy = true;
+        inflight_.emplace(round.get(), round);
         round->started = clock_.steady();
-        if (round->calls.empty()) build_calls(*round);
+        build_calls(*round);
         auto conn = connection(endpoint);
         const std::size_t expected = round->confirms.size() + round->calls.size();
         round->replies.assign(expected, redis::Reply());
@@ -982,6 +984,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     void fail(const redis::Endpoint& endpoint, const std::shared_ptr<Round>& round, Retry kind,
               const std::string& why) {
         round->failed = true;
+        inflight_.erase(round.get());
         Node& node = nodes_[endpoint];
         if (node.connection) node.connection->close();
         node.connection.reset();
@@ -1016,6 +1019,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     void finish_round(const redis::Endpoint& endpoint, const Round& round) {
         nodes_[endpoint].busy = false;
+        inflight_.erase(&round);
         {
             std::lock_guard lock(mutex_);
             for (std::uint32_t p : round.partitions)
@@ -1239,6 +1243,12 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         nodes_.clear();
         // Whatever never committed is told so.
         std::vector<Entry> left;
+        for (auto& [raw, round] : inflight_) {
+            round->failed = true;
+            for (Entry& entry : round->entries)
+                left.push_back(std::move(entry));
+        }
+        inflight_.clear();
         {
             std::lock_guard lock(mutex_);
             for (auto& queue : queues_) {
@@ -1289,8 +1299,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     }
 
     const RedisStoreConfig config_;
+    const Clock& clock_;
     const Partitions partitions_;
-    const Clock& clock_ = Clock::system();
     CommitListener listener_;
     std::unique_ptr<redis::Loop> loop_;
     std::unique_ptr<redis::Cluster> cluster_;
@@ -1315,6 +1325,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     // Loop thread only.
     std::map<redis::Endpoint, Node> nodes_;
+    std::map<const Round*, std::shared_ptr<Round>> inflight_;  // sent, not yet answered
     std::set<std::shared_ptr<boost::asio::steady_timer>> timers_;
     bool shut_down_ = false;
 
@@ -1324,7 +1335,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 };
 
 std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
-                                             store::Store::CommitListener on_commit) {
+                                             store::Store::CommitListener on_commit,
+                                             const Clock& clock) {
     if (config.seeds.empty()) throw StoreError("redis store: no seed node given");
     if (config.partitions < 1 || config.partitions > kMaxPartitions)
         throw StoreError("redis store: partitions must be between 1 and " +
@@ -1339,7 +1351,7 @@ std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
             "(finished jobs' keys expire after it)");
     if (config.retention_interval.count() <= 0)
         throw StoreError("redis store: retention_interval must be > 0");
-    return std::make_unique<RedisStoreImpl>(config, std::move(on_commit));
+    return std::make_unique<RedisStoreImpl>(config, std::move(on_commit), clock);
 }
 
 }  // namespace jobcast::cluster

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cluster/partitions.hpp"
+#include "common/clock.hpp"
 #include "persistence/store.hpp"
 #include "redis/connection.hpp"
 
@@ -81,7 +82,9 @@ class RedisStore : public store::Store {
 // jobcast_v1 library on every primary and starts the engine. Throws
 // store::StoreError: cluster unreachable, a library of another version on a
 // node (says how to replace it), a bad config.
+// `clock` times the ops that come without a time of their own and the rounds.
 std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
-                                             store::Store::CommitListener on_commit = {});
+                                             store::Store::CommitListener on_commit = {},
+                                             const Clock& clock = Clock::system());
 
 }  // namespace jobcast::cluster

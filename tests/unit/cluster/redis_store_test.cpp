@@ -15,6 +15,7 @@
 #include "../redis/redis_nodes.hpp"
 #include "cluster/library.hpp"
 #include "cluster/redis_store.hpp"
+#include "common/clock.hpp"
 
 namespace jobcast::cluster {
 
@@ -336,6 +337,56 @@ TEST_CASE("the Redis store on a primary and its replica", "[redis_store]") {
                   "#!lua name=jobcast_v1\nredis.register_function(\"jc_apply\", function() "
                   "return 1 end)"});
     CHECK_THROWS_WITH(open_redis_store(config), Catch::Contains("with other code"));
+}
+
+}  // namespace jobcast::cluster
+
+namespace jobcast::cluster {
+
+TEST_CASE("the Redis store: retention and partition generations", "[redis_store]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    RedisStoreConfig config = config_for(nodes);
+    config.retention = 300ms;
+    auto store = open_redis_store(config);
+
+    // A finished job's keys expire; the sweep takes it out of the owner
+    // index and the counts. An unfinished one stays.
+    store::CreateJob finished = new_job();
+    run(*store, finished);
+    run(*store, store::CancelJob{finished.job.id, false, 0});
+    store::CreateJob waiting = new_job();
+    run(*store, waiting);
+    CHECK(store->jobs().list({"alice", std::nullopt, std::nullopt, 10, ""}).jobs.size() == 2);
+    redis::testing::wait_until("the finished job to expire",
+                               [&] { return !store->jobs().get(finished.job.id); });
+    CHECK(store->events().read(finished.job.id, 0, 10).empty());
+    CHECK(store->run_retention(Clock::system().unix_ms() + 1000) == 1);
+    CHECK(store->jobs().list({"alice", std::nullopt, std::nullopt, 10, ""}).jobs.size() == 1);
+    CHECK(store->jobs().count_by_state()[static_cast<int>(JobState::cancelled)].second == 0);
+    CHECK(store->jobs().get(waiting.job.id));
+
+    // The partition of a job re-initialized behind the store's back: its
+    // ops are refused, its seqs never start over.
+    const Partitions partitions(config.partitions);
+    const std::string gen = partitions.prefix_of(waiting.job.id) + "gen";
+    nodes.cli(0, {"SET", gen, "another"});
+    store::WriteResult refused = run(*store, store::LeaseJob{waiting.job.id, "w1", 0});
+    CHECK(refused.status == WriteStatus::conflict);
+    CHECK_THAT(refused.message, Catch::Contains("lost or re-initialized"));
+    nodes.cli(0, {"DEL", gen});
+    CHECK_THAT(run(*store, store::LeaseJob{waiting.job.id, "w1", 0}).message,
+               Catch::Contains("generation is missing"));
+    store->close();
+
+    CHECK_THROWS_WITH(
+        [&] {
+            RedisStoreConfig none = config;
+            none.retention = 0ms;
+            open_redis_store(none);
+        }(),
+        Catch::Contains("needs a retention"));
 }
 
 }  // namespace jobcast::cluster
