@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -378,6 +379,33 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
     nodes.cli(0, {"DEL", gen});
     CHECK_THAT(run(*store, store::LeaseJob{waiting.job.id, "w1", 0}).message,
                Catch::Contains("generation is missing"));
+
+    // A failover (the replica takes over) while a worker streams: the ops
+    // follow the slots to the new primary, every one acked, the log whole.
+    store::CreateJob streamed = new_job();
+    const std::string sid = streamed.job.id;
+    run(*store, streamed);
+    run(*store, store::LeaseJob{sid, "w1", 0});
+    std::atomic<std::uint64_t> acked{0};
+    auto submit_chunks = [&](std::uint64_t from, std::uint64_t to) {
+        for (std::uint64_t w = from; w <= to; ++w)
+            store->submit(chunk(sid, 1, w), [&](const store::WriteResult& r) {
+                if (r.status == WriteStatus::ok || r.status == WriteStatus::duplicate) ++acked;
+            });
+    };
+    submit_chunks(1, 50);
+    REQUIRE(nodes.cli(1, {"CLUSTER", "FAILOVER"}) == "OK\n");
+    submit_chunks(51, 100);
+    redis::testing::wait_until("node 1 to be the primary",
+                               [&] { return nodes.role(1) == "master"; });
+    nodes.wait_cluster_ok();
+    submit_chunks(101, 150);
+    store->flush();
+    CHECK(acked == 150);
+    auto log = store->events().read(sid, 0, 1000);
+    REQUIRE(log.size() == 152);  // queued, running, 150 chunks
+    for (std::size_t i = 0; i < log.size(); ++i)
+        CHECK(log[i].seq == i + 1);
     store->close();
 
     CHECK_THROWS_WITH(
