@@ -715,7 +715,11 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         {
             std::lock_guard lock(mutex_);
             kick_pending_ = false;
-            for (std::uint32_t p = 0; p < partitions_.count(); ++p) {
+            // From a rotating start: a full round cap is no partition's privilege.
+            const std::uint32_t count = partitions_.count();
+            first_partition_ = (first_partition_ + 1) % count;
+            for (std::uint32_t i = 0; i < count; ++i) {
+                const std::uint32_t p = (first_partition_ + i) % count;
                 if (busy_[p] || (queues_[p].empty() && confirms_[p].empty())) continue;
                 auto owner = cluster_->primary_of(partitions_.slot(p));
                 if (!owner) {
@@ -1325,6 +1329,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     // Loop thread only.
     std::map<redis::Endpoint, Node> nodes_;
+    std::uint32_t first_partition_ = 0;                        // where the next round starts taking
     std::map<const Round*, std::shared_ptr<Round>> inflight_;  // sent, not yet answered
     std::set<std::shared_ptr<boost::asio::steady_timer>> timers_;
     bool shut_down_ = false;
