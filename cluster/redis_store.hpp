@@ -51,7 +51,9 @@ struct RedisStoreConfig {
     std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};
     std::chrono::milliseconds retention_interval{60'000};  // owner index sweeps
     std::chrono::milliseconds connect_timeout{1000};
-    // How long open() keeps trying to reach the cluster and load the library.
+    // How long open() keeps trying to reach the cluster and load the library,
+    // and how long close() waits for what is queued before answering it
+    // "store is closed".
     std::chrono::milliseconds open_timeout{10'000};
 };
 

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "../redis/redis_nodes.hpp"
 #include "cluster/library.hpp"
@@ -407,6 +408,27 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
     for (std::size_t i = 0; i < log.size(); ++i)
         CHECK(log[i].seq == i + 1);
     store->close();
+
+    // Backpressure: with the replica away nothing completes, and submit()
+    // blocks once max_queue_ops ops wait; all goes through when it is back.
+    RedisStoreConfig small = config;
+    small.max_queue_ops = 4;
+    auto bounded = open_redis_store(small);
+    nodes.signal(0, SIGSTOP);  // node 0 is the replica since the failover
+    std::atomic<int> submitted{0};
+    std::thread submitter([&] {
+        for (std::uint64_t w = 151; w <= 160; ++w) {
+            bounded->submit(chunk(sid, 1, w));
+            ++submitted;
+        }
+    });
+    std::this_thread::sleep_for(500ms);
+    CHECK(submitted == 4);
+    nodes.signal(0, SIGCONT);
+    submitter.join();
+    bounded->flush();
+    CHECK(bounded->events().last_seq(sid) == 162u);
+    bounded->close();
 
     CHECK_THROWS_WITH(
         [&] {
