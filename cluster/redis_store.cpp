@@ -5,6 +5,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <condition_variable>
@@ -13,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -22,7 +24,6 @@
 #include "common/logging.hpp"
 #include "protocol/json.hpp"
 #include "redis/cluster.hpp"
-#include "redis/error.hpp"
 #include "redis/loop.hpp"
 #include "redis/loop_impl.hpp"
 
@@ -260,8 +261,6 @@ struct Node {
     bool degraded = false;
     std::chrono::milliseconds backoff{0};
 };
-
-}  // namespace
 
 class RedisStoreImpl final : public RedisStore, public store::JobStore, public store::EventLog {
   public:
@@ -1338,6 +1337,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     std::atomic<std::uint64_t> next_op_{0};
     std::once_flag closed_;
 };
+
+}  // namespace
 
 std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
                                              store::Store::CommitListener on_commit,
