@@ -72,7 +72,7 @@ struct RedisStoreStats {
     std::uint64_t retries_connection = 0;  // rounds re-sent after a lost connection
     std::uint64_t retries_redirect = 0;    // ... after MOVED/ASK/TRYAGAIN/CLUSTERDOWN
     std::uint64_t retries_refused = 0;     // ... after OOM/NOREPLICAS/READONLY/LOADING/BUSY
-    std::uint64_t queued_ops = 0;          // ops waiting for a round now
+    std::uint64_t queued_ops = 0;          // ops submitted and not yet answered
 };
 
 class RedisStore : public store::Store {
