@@ -598,9 +598,16 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     }
                     if (!name.starts_with("jobcast_v")) continue;
                     if (name != kLibraryName || found_code != code) {
+                        // The same name with other code: say which version it claims.
+                        std::string other;
+                        if (name == kLibraryName) {
+                            redis::Reply version = exec_at(node, {"FCALL_RO", "jc_version", "0"});
+                            other = " with other code (version " +
+                                    (version.is_text() ? version.str : std::string("unknown")) +
+                                    ", this broker's is " + std::string(kLibraryVersion) + ")";
+                        }
                         throw StoreError(
-                            "redis " + node.str() + " holds the Function library " + name +
-                            (name == kLibraryName ? " with other code" : "") +
+                            "redis " + node.str() + " holds the Function library " + name + other +
                             ", this broker needs " + std::string(kLibraryName) +
                             " as it was built: drain the brokers of the other version, then run "
                             "FUNCTION DELETE " +
