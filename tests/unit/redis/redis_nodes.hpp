@@ -181,6 +181,27 @@ class RedisNodes {
         wait_cluster_ok();
     }
 
+    // A cluster of one shard: node 0 the primary of every slot, node 1 its
+    // replica (redis-cli --cluster create wants 3 primaries at least).
+    void create_single_shard() {
+        if (cli(0, {"CLUSTER", "ADDSLOTSRANGE", "0", "16383"}) != "OK\n")
+            throw std::runtime_error("CLUSTER ADDSLOTSRANGE failed");
+        cli(1, {"CLUSTER", "MEET", "127.0.0.1", std::to_string(port(0))});
+        const std::string primary = node_id(0);
+        wait_until("node 1 to meet node 0", [&] {
+            return cli(1, {"CLUSTER", "NODES"}).find(primary) != std::string::npos;
+        });
+        wait_until("node 1 to replicate node 0", [&] {
+            return cli(1, {"CLUSTER", "REPLICATE", primary}) == "OK\n";
+        });
+        wait_cluster_ok();
+    }
+
+    // Sends `signal` (SIGSTOP, SIGCONT) to node i.
+    void signal(int i, int sig) const {
+        if (pids_.at(i) > 0) ::kill(pids_[i], sig);
+    }
+
     void wait_cluster_ok() {
         for (int i = 0; i < size(); ++i) {
             if (pids_[i] <= 0) continue;

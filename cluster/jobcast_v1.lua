@@ -1,0 +1,455 @@
+#!lua name=jobcast_v1
+-- jobcast's Redis Functions (CLUSTER.md §5.2): what one SQLite transaction of
+-- the writer does for a job, as one atomic call on the job's hash slot. The
+-- rules are those of domain/job_lifecycle.cpp, check for check and message for
+-- message: the store contract suite holds the two together. cluster/
+-- redis_store.cpp is the only caller; it embeds this file at build time.
+--
+-- Every call gets KEYS[1] = the job hash "jc:{T}:job:<id>" and
+-- ARGV[1] = "jc:{T}:" (the partition's key prefix), ARGV[2] = job id,
+-- ARGV[3] = the partition generation the caller knows, ARGV[4] = retention ms.
+-- The other keys of the job and partition are built from the prefix: they
+-- share the hash slot. Lifecycle calls carry an op id (ARGV[5]); an op that
+-- changed the job is remembered with its answer, so a call re-sent after a
+-- lost reply answers as the first did and writes nothing. Worker ops are
+-- deduplicated by wseq.
+--
+-- Answers (arrays): status, message, created (0/1), first seq, events
+-- (flat kind, ts, data triples), the job (flat HGETALL, empty when unknown),
+-- lifecycle changed (0/1); jc_apply answers a list of such entries, one per op
+-- (job and changed only on the last), see there.
+
+local VERSION = '1'
+local MAX_OPS = 16  -- lifecycle op answers kept per job
+
+local function num(v) return tonumber(v) or 0 end
+local function fmt(n) return string.format('%.0f', n) end
+
+-- The partition's generation is set once at open; a different or missing
+-- one means the partition was lost and re-created: refuse, never restart seqs.
+local function check_gen(prefix, gen)
+  local have = redis.call('GET', prefix .. 'gen')
+  if have ~= gen then
+    return redis.error_reply('JCGEN partition ' .. prefix .. ' generation is ' ..
+      (have or 'missing') .. ', expected ' .. gen .. ': its data was lost or re-initialized; ' ..
+      'its jobs are refused')
+  end
+  return nil
+end
+
+local function state_json(state, attempt, qworker, qreason)
+  local s = '{"state":"' .. state .. '","attempt":' .. fmt(attempt)
+  if qworker and qworker ~= '' then s = s .. ',"worker":' .. qworker end
+  if qreason and qreason ~= '' then s = s .. ',"reason":' .. qreason end
+  return s .. '}'
+end
+
+local function is_terminal(st)
+  return st == 'succeeded' or st == 'failed' or st == 'cancelled'
+end
+
+-- A job being changed by one call.
+local Job = {}
+Job.__index = Job
+
+local function load(key, prefix, id, retention)
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'wseq', 'seq', 'cancel',
+    'type', 'owner', 'priority', 'idem')
+  if not f[1] then return nil end
+  return setmetatable({
+    key = key, prefix = prefix, id = id, retention = retention,
+    state = f[1], attempt = num(f[2]), max_attempts = num(f[3]), wseq = num(f[4]),
+    seq = num(f[5]), cancel = f[6] == '1', type = f[7], owner = f[8],
+    priority = num(f[9]), idem = f[10],
+    set = {}, events = {}, first_seq = 0, changed = false,
+  }, Job)
+end
+
+function Job:put(field, value) self.set[#self.set + 1] = field; self.set[#self.set + 1] = value end
+
+function Job:event(kind, ts, data)
+  self.seq = self.seq + 1
+  if self.first_seq == 0 then self.first_seq = self.seq end
+  redis.call('XADD', self.prefix .. 'ev:' .. self.id, fmt(self.seq) .. '-0',
+    'k', kind, 't', ts, 'd', data)
+  local e = self.events
+  e[#e + 1] = kind; e[#e + 1] = ts; e[#e + 1] = data
+end
+
+-- job_lifecycle's change_state: the move, its side effects on the indexes
+-- and the state event.
+function Job:change(state, now, qreason, qworker)
+  local from, p = self.state, self.prefix
+  redis.call('HINCRBY', p .. 'stats', from, -1)
+  redis.call('HINCRBY', p .. 'stats', state, 1)
+  if from == 'queued' then redis.call('ZREM', p .. 'q:' .. self.type, self.id) end
+  if from == 'running' then redis.call('ZREM', p .. 'leases', self.id) end
+  if state == 'queued' then
+    self:put('worker', '')
+    redis.call('ZADD', p .. 'q:' .. self.type, -self.priority, self.id)
+  elseif state == 'running' then
+    redis.call('ZADD', p .. 'leases', fmt(now), self.id)
+  end
+  if state == 'succeeded' then self:put('progress', '1') end
+  self.state = state
+  self:put('state', state)
+  self.changed = true
+  if is_terminal(state) then
+    self:put('finished', fmt(now))
+    -- History lives in RAM: the finished job's keys go after the retention.
+    for _, k in ipairs({self.key, p .. 'ev:' .. self.id, p .. 'ck:' .. self.id}) do
+      redis.call('PEXPIRE', k, self.retention)
+    end
+    if self.idem and self.idem ~= '' then redis.call('PEXPIRE', self.idem, self.retention) end
+    redis.call('ZADD', p .. 'done', fmt(now + self.retention),
+      self.id .. '\n' .. self.owner .. '\n' .. state)
+  end
+  self:event('state', fmt(now * 1000), state_json(state, self.attempt, qworker, qreason))
+end
+
+function Job:save()
+  self:put('seq', fmt(self.seq))
+  self:put('wseq', fmt(self.wseq))
+  redis.call('HSET', self.key, unpack(self.set))
+  self.set = {}
+end
+
+-- The job as stored: its hash (but the op memory) and its checkpoint.
+local function snapshot(key)
+  local all = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= 'ops' then out[#out + 1] = all[i]; out[#out + 1] = all[i + 1] end
+  end
+  if #out > 0 then
+    local ck = redis.call('GET', (string.gsub(key, ':job:', ':ck:', 1)))
+    if ck then out[#out + 1] = 'checkpoint'; out[#out + 1] = ck end
+  end
+  return out
+end
+
+local function answer(status, message, created, first_seq, events, job, changed)
+  return {status, message, created and 1 or 0, first_seq, events, job, changed and 1 or 0}
+end
+
+-- ---- lifecycle op memory -------------------------------------------------
+
+local function remembered(key, opid)
+  local packed = redis.call('HGET', key, 'ops')
+  if not packed then return nil end
+  for _, op in ipairs(cmsgpack.unpack(packed)) do
+    if op[1] == opid then return op end
+  end
+  return nil
+end
+
+-- The first answer again: the events it wrote are read back from the log.
+local function replay(key, prefix, id, op)
+  local events = {}
+  if op[4] > 0 and op[5] > 0 then
+    local last = op[4] + op[5] - 1
+    for _, entry in ipairs(redis.call('XRANGE', prefix .. 'ev:' .. id, fmt(op[4]) .. '-0',
+      fmt(last) .. '-0')) do
+      local f = entry[2]
+      local kv = {}
+      for i = 1, #f, 2 do kv[f[i]] = f[i + 1] end
+      events[#events + 1] = kv.k; events[#events + 1] = kv.t; events[#events + 1] = kv.d
+    end
+  end
+  return answer('ok', '', op[2] == 1, op[4], events, snapshot(key), op[3] == 1)
+end
+
+local function remember(job, opid, created)
+  local packed = redis.call('HGET', job.key, 'ops')
+  local ops = packed and cmsgpack.unpack(packed) or {}
+  table.insert(ops, {opid, created and 1 or 0, job.changed and 1 or 0, job.first_seq,
+    #job.events / 3})
+  while #ops > MAX_OPS do table.remove(ops, 1) end
+  job:put('ops', cmsgpack.pack(ops))
+end
+
+-- Runs `rule(job)` for a lifecycle op: not_found, the remembered answer of a
+-- re-sent op, a refusal (nothing written) or the change, kept and remembered.
+local function lifecycle(keys, args, rule)
+  local key, prefix, id, opid = keys[1], args[1], args[2], args[5]
+  local bad = check_gen(prefix, args[3])
+  if bad then return bad end
+  local job = load(key, prefix, id, num(args[4]))
+  if not job then return answer('not_found', 'unknown job', false, 0, {}, {}, false) end
+  local op = remembered(key, opid)
+  if op then return replay(key, prefix, id, op) end
+  local status, message = rule(job)
+  if status then return answer(status, message, false, 0, {}, {}, false) end
+  remember(job, opid, false)
+  job:save()
+  return answer('ok', '', false, job.first_seq, job.events, snapshot(key), job.changed)
+end
+
+-- ---- functions -----------------------------------------------------------
+
+-- ARGV 6 type, 7 owner, 8 params, 9 priority, 10 max_attempts, 11 created ms,
+-- 12 idempotency key ("" = none).
+local function create(keys, args)
+  local key, prefix, id, opid = keys[1], args[1], args[2], args[5]
+  local bad = check_gen(prefix, args[3])
+  if bad then return bad end
+  local owner, idem_key = args[7], args[12]
+  local idem = ''
+  if idem_key ~= '' then
+    idem = prefix .. 'idem:' .. owner .. ':' .. idem_key
+    local existing = redis.call('GET', idem)
+    if existing and existing ~= id then
+      local other = prefix .. 'job:' .. existing
+      local job = snapshot(other)
+      if #job == 0 then
+        return answer('not_found', 'idempotency key of a vanished job', false, 0, {}, {}, false)
+      end
+      return answer('ok', '', false, 0, {}, job, false)
+    end
+  end
+  if redis.call('EXISTS', key) == 1 then
+    local op = remembered(key, opid)
+    if op then return replay(key, prefix, id, op) end
+    -- The same submission again (a retry from outside, e.g. a client's) is
+    -- answered with the job as it is now; anything else under the id is refused.
+    local f = redis.call('HMGET', key, 'owner', 'type', 'params', 'priority', 'max_attempts',
+      'created')
+    local params = args[8] ~= '' and args[8] or '{}'
+    if f[1] == args[7] and f[2] == args[6] and f[3] == params and num(f[4]) == num(args[9]) and
+      num(f[5]) == math.max(1, num(args[10])) and num(f[6]) == num(args[11]) then
+      local job = snapshot(key)
+      return answer('ok', '', false, 0, {}, job, false)
+    end
+    return answer('conflict', 'job id ' .. id .. ' already exists', false, 0, {}, {}, false)
+  end
+  local created = num(args[11])
+  local max_attempts = math.max(1, num(args[10]))
+  local params = args[8] ~= '' and args[8] or '{}'
+  redis.call('HSET', key, 'id', id, 'type', args[6], 'owner', owner, 'params', params,
+    'priority', args[9], 'state', 'queued', 'attempt', '0', 'max_attempts', fmt(max_attempts),
+    'worker', '', 'progress', '0', 'seq', '0', 'cseq', '0', 'wseq', '0', 'cancel', '0',
+    'result', '', 'error', '', 'created', fmt(created), 'started', '0', 'finished', '0',
+    'idem', idem)
+  if idem ~= '' then redis.call('SET', idem, id) end
+  redis.call('ZADD', prefix .. 'q:' .. args[6], -num(args[9]), id)
+  redis.call('ZADD', prefix .. 'own:' .. owner, 0, id)
+  redis.call('SADD', prefix .. 'types', args[6])
+  redis.call('HINCRBY', prefix .. 'stats', 'queued', 1)
+  local job = load(key, prefix, id, num(args[4]))
+  job.changed = true
+  job:event('state', fmt(created * 1000), state_json('queued', 0))
+  remember(job, opid, true)
+  job:save()
+  return answer('ok', '', true, job.first_seq, job.events, snapshot(key), true)
+end
+
+-- ARGV 6 worker, 7 worker as a JSON string, 8 now ms. The job answered
+-- brings the checkpoint of the attempts before.
+local function lease(keys, args)
+  return lifecycle(keys, args, function(job)
+    -- The same lease again (running for that worker since then): a retry,
+    -- accepted without a change.
+    if job.state == 'running' and redis.call('HGET', job.key, 'worker') == args[6] and
+      num(redis.call('HGET', job.key, 'started')) == num(args[8]) then
+      return nil
+    end
+    if job.state ~= 'queued' then return 'conflict', 'job is ' .. job.state .. ', not queued' end
+    if job.cancel then return 'conflict', 'cancel requested' end
+    if job.attempt >= job.max_attempts then return 'conflict', 'no attempts left' end
+    local now = num(args[8])
+    job.attempt = job.attempt + 1
+    job.wseq = 0
+    job:put('attempt', fmt(job.attempt))
+    job:put('worker', args[6])
+    job:put('started', fmt(now))
+    job:change('running', now, nil, args[7])
+  end)
+end
+
+-- ARGV 6 attempt, 7 reason (not empty), 8 reason as a JSON string, 9 now ms.
+local function requeue(keys, args)
+  return lifecycle(keys, args, function(job)
+    local attempt, now = num(args[6]), num(args[9])
+    if job.state ~= 'running' then return 'conflict', 'not running: job is ' .. job.state end
+    if attempt ~= job.attempt then
+      return 'conflict', 'lease lost: attempt ' .. args[6] .. ' is not the current attempt ' ..
+        fmt(job.attempt)
+    end
+    if job.cancel then
+      job:change('cancelled', now, '"cancelled"')
+    elseif job.attempt >= job.max_attempts then
+      local tail = '; gave up after ' .. fmt(job.attempt) .. ' attempts'
+      job:put('error', args[7] .. tail)
+      job:change('failed', now, string.sub(args[8], 1, -2) .. tail .. '"')
+    else
+      job:change('queued', now, args[8])
+    end
+  end)
+end
+
+-- ARGV 6 force (0/1), 7 now ms.
+local function cancel(keys, args)
+  return lifecycle(keys, args, function(job)
+    if is_terminal(job.state) then return 'conflict', 'already finished' end
+    job.cancel = true
+    job:put('cancel', '1')
+    job.changed = true
+    if job.state == 'queued' or args[6] == '1' then
+      job:change('cancelled', num(args[7]), '"cancelled"')
+    end
+  end)
+end
+
+-- A worker's messages for one job, in order. ARGV 5 = their count (with a
+-- '+': answer the job as the call left it even when its lifecycle did not
+-- move), then per op
+-- (its letter in upper case: the answer brings the job after the op):
+--   'c' attempt wseq kind ts data fraction("" = none)   a chunk
+--   'k' attempt wseq bytes                               a checkpoint
+--   'd' attempt wseq result now                          done
+--   'f' attempt wseq error_event_data error error_json retryable(0/1) now   fail
+-- Answers {changed, job (flat, when changed or asked), owner, {status, acked,
+-- message, first seq, events[, job]}...}; a chunk's own event is not echoed (its first seq is
+-- its seq).
+local WIDTH = {c = 7, k = 4, d = 5, f = 8}
+
+local function apply(keys, args)
+  local key, prefix, id = keys[1], args[1], args[2]
+  local bad = check_gen(prefix, args[3])
+  if bad then return bad end
+  local count = num((string.gsub(args[5], '%+', '')))
+  local final = string.sub(args[5], -1) == '+'
+  local job = load(key, prefix, id, num(args[4]))
+  local out = {0, {}, job and job.owner or ''}
+  local i = 6
+  for _ = 1, count do
+    local t = string.lower(args[i])
+    local want = t ~= args[i]
+    local attempt, wseq_text = num(args[i + 1]), args[i + 2]
+    local wseq = num(wseq_text)
+    local r
+    if not job then
+      r = {'not_found', 0, 'unknown job', 0, {}}
+    elseif attempt ~= job.attempt then
+      r = {'conflict', 0, 'lease lost: attempt ' .. args[i + 1] ..
+        ' is not the current attempt ' .. fmt(job.attempt), 0, {}}
+    elseif wseq <= job.wseq then
+      r = {'duplicate', job.wseq, 'already committed', 0, {}}
+    elseif job.state ~= 'running' then
+      r = {'conflict', job.wseq, 'not running: job is ' .. job.state, 0, {}}
+    elseif wseq > job.wseq + 1 then
+      r = {'gap', job.wseq, 'expected wseq ' .. fmt(job.wseq + 1) .. ', got ' .. wseq_text, 0, {}}
+    elseif t == 'c' and args[i + 3] == 'state' then
+      r = {'conflict', job.wseq, 'state events are written by the broker only', 0, {}}
+    else
+      job.wseq = wseq
+      job.first_seq = 0
+      job.events = {}
+      if t == 'c' then
+        if args[i + 6] ~= '' then job:put('progress', args[i + 6]) end
+        job.seq = job.seq + 1
+        redis.call('XADD', prefix .. 'ev:' .. id, fmt(job.seq) .. '-0',
+          'k', args[i + 3], 't', args[i + 4], 'd', args[i + 5])
+        job.first_seq = job.seq
+      elseif t == 'k' then
+        redis.call('SET', prefix .. 'ck:' .. id, args[i + 3])
+      elseif t == 'd' then
+        local now = num(args[i + 4])
+        job:put('result', args[i + 3])
+        job:event('result', fmt(now * 1000), args[i + 3])
+        job:change('succeeded', now)
+      else
+        local now = num(args[i + 7])
+        local qerror = args[i + 5]
+        job:put('error', args[i + 4])
+        job:event('error', fmt(now * 1000), args[i + 3])
+        if job.cancel then
+          job:change('cancelled', now, '"cancelled"')
+        elseif args[i + 6] == '1' and job.attempt < job.max_attempts then
+          job:change('queued', now, '"retry: ' .. string.sub(qerror, 2))
+        else
+          job:change('failed', now, qerror)
+        end
+      end
+      r = {'ok', wseq, '', job.first_seq, job.events}
+      if want then
+        job:save()
+        r[6] = snapshot(key)
+      end
+    end
+    out[#out + 1] = r
+    i = i + (WIDTH[t] or 1)
+  end
+  if job then
+    job:save()
+    if job.changed then out[1] = 1 end
+    if job.changed or final then out[2] = snapshot(key) end
+  end
+  return out
+end
+
+-- The job as stored (flat, empty when unknown). ARGV: none.
+local function get(keys)
+  return snapshot(keys[1])
+end
+
+-- cseq = max(cseq, n): called once a WAIT covered the job's events up to n.
+local function confirm(keys, args)
+  local c = redis.call('HGET', keys[1], 'cseq')
+  if not c then return 0 end
+  local n = num(args[1])
+  if n > num(c) then
+    redis.call('HSET', keys[1], 'cseq', fmt(n))
+    return n
+  end
+  return num(c)
+end
+
+-- Events in (after, cap], at most `count`, where cap = cseq, or up to
+-- `floor` (a seq the caller saw confirmed itself) when that is higher.
+-- ARGV: after, count, floor. KEYS[2] = the event stream. Answers {cap,
+-- seq, entries}, nil for an unknown job.
+local function read(keys, args)
+  local f = redis.call('HMGET', keys[1], 'cseq', 'seq')
+  if not f[1] then return false end
+  local seq = num(f[2])
+  local cap = math.max(num(f[1]), math.min(num(args[3]), seq))
+  local after = num(args[1])
+  if after >= cap then return {fmt(cap), fmt(seq), {}} end
+  return {fmt(cap), fmt(seq), redis.call('XRANGE', keys[2], '(' .. args[1] .. '-0',
+    fmt(cap) .. '-0', 'COUNT', args[2])}
+end
+
+-- Retention's sweep of one partition: jobs whose keys expired leave the owner
+-- index and the per-state counts. KEYS[1] = "jc:{T}:done"; ARGV: prefix,
+-- now ms, limit. Stops at a job still there (its expiry runs on the node's
+-- clock). Answers how many left.
+local function sweep(keys, args)
+  local prefix = args[1]
+  local gone = redis.call('ZRANGEBYSCORE', keys[1], '-inf', args[2], 'LIMIT', 0, args[3])
+  local swept = 0
+  for _, member in ipairs(gone) do
+    local id, owner, state = string.match(member, '^([^\n]*)\n([^\n]*)\n([^\n]*)$')
+    if id and redis.call('EXISTS', prefix .. 'job:' .. id) == 1 then break end
+    if id then
+      redis.call('ZREM', prefix .. 'own:' .. owner, id)
+      redis.call('HINCRBY', prefix .. 'stats', state, -1)
+    end
+    redis.call('ZREM', keys[1], member)
+    swept = swept + 1
+  end
+  return swept
+end
+
+local function version() return VERSION end
+
+redis.register_function('jc_create', create)
+redis.register_function('jc_lease', lease)
+redis.register_function('jc_requeue', requeue)
+redis.register_function('jc_cancel', cancel)
+redis.register_function('jc_apply', apply)
+redis.register_function('jc_confirm', confirm)
+redis.register_function('jc_sweep', sweep)
+redis.register_function{function_name = 'jc_read', callback = read, flags = {'no-writes'}}
+redis.register_function{function_name = 'jc_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'jc_version', callback = version, flags = {'no-writes'}}

@@ -1,0 +1,92 @@
+// The Redis store: the persistence ports (store::Store, JobStore, EventLog)
+// on Redis Cluster (CLUSTER.md §5). Every key of a job lives in its
+// partition's hash slot; the library jobcast_v1 (cluster/jobcast_v1.lua,
+// loaded on every primary at open) applies each job's ops atomically with the
+// same rules as domain/job_lifecycle. One engine thread (a redis::Loop) runs
+// commit rounds per primary: the queued ops of that node's partitions,
+// pipelined as one FCALL per job, then WAIT for the replicas; only when WAIT
+// reaches them is the round acknowledged and handed to the commit listener
+// (the same CommittedBatch as the SQLite writer's). The store publishes
+// nothing itself.
+//
+// Differences from the SQLite store, by design:
+// - submit_many keeps its ops in order per job, but ops of different jobs
+//   are not one transaction (they may live on different nodes).
+// - a job created with an idempotency key lives in the key's partition, so
+//   the key check is atomic with the creation: its proposed id is replaced by
+//   a fresh one of that partition when it belongs to another (the result's
+//   job holds the id given).
+// - an op whose outcome was lost with a connection (failover) is re-sent:
+//   lifecycle ops answer as the first call did (each carries an op id the job
+//   remembers), worker ops come back as duplicates of what was applied.
+// - history lives in RAM: retention is required (a finished job's keys
+//   expire `retention` after it finished).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/partitions.hpp"
+#include "common/clock.hpp"
+#include "persistence/store.hpp"
+#include "redis/connection.hpp"
+
+namespace jobcast::cluster {
+
+struct RedisStoreConfig {
+    std::vector<redis::Endpoint> seeds;  // any nodes of the cluster
+    std::uint32_t partitions = kDefaultPartitions;
+    // Replicas WAIT must reach before a round counts (strict mode: every
+    // replica of a shard, so whichever is promoted has the round).
+    int wait_replicas = 1;
+    std::chrono::milliseconds wait_timeout{500};
+    std::size_t max_batch_ops = 8192;   // ops per commit round and node
+    std::size_t max_queue_ops = 65536;  // submit() blocks beyond this (backpressure)
+    // Finished jobs' keys expire this long after they finished; 0 is refused
+    // (nothing would ever leave the cluster's memory).
+    std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};
+    std::chrono::milliseconds retention_interval{60'000};  // owner index sweeps
+    std::chrono::milliseconds connect_timeout{1000};
+    // How long open() keeps trying to reach the cluster and load the library,
+    // and how long close() waits for what is queued before answering it
+    // "store is closed".
+    std::chrono::milliseconds open_timeout{10'000};
+};
+
+// "redis-cluster://host:port[,host:port...][?partitions=64&wait=1&wait_timeout=500ms]".
+// Durations take ms or s (a bare number is ms). Throws store::StoreError
+// saying what is wrong.
+RedisStoreConfig parse_store_url(std::string_view url);
+
+// What the engine did, for the broker's metrics. Counters only grow.
+struct RedisStoreStats {
+    std::uint64_t rounds = 0;        // rounds acknowledged (WAIT reached the replicas)
+    double round_seconds_total = 0;  // their latency: first send to WAIT's answer
+    double round_seconds_max = 0;
+    std::uint64_t wait_timeouts = 0;       // WAIT answered with too few replicas
+    std::uint64_t degraded_nodes = 0;      // primaries now waiting for their replicas
+    std::uint64_t retries_connection = 0;  // rounds re-sent after a lost connection
+    std::uint64_t retries_redirect = 0;    // ... after MOVED/ASK/TRYAGAIN/CLUSTERDOWN
+    std::uint64_t retries_refused = 0;     // ... after OOM/NOREPLICAS/READONLY/LOADING/BUSY
+    std::uint64_t queued_ops = 0;          // ops submitted and not yet answered
+};
+
+class RedisStore : public store::Store {
+  public:
+    virtual RedisStoreStats stats() const = 0;
+};
+
+// Connects (retrying until config.open_timeout), checks or loads the
+// jobcast_v1 library on every primary and starts the engine. Throws
+// store::StoreError: cluster unreachable, a library of another version on a
+// node (says how to replace it), a bad config.
+// `clock` times the ops that come without a time of their own and the rounds.
+std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
+                                             store::Store::CommitListener on_commit = {},
+                                             const Clock& clock = Clock::system());
+
+}  // namespace jobcast::cluster

@@ -1,0 +1,41 @@
+// The Redis store's entry: one Redis Cluster of one shard (a primary and its
+// replica, from Debian's redis-tools) for the whole run, started on first use;
+// each open empties it (FLUSHALL, replicated) and opens a store on it. Left
+// out where redis-tools is not installed.
+#include <memory>
+
+#include "cluster/redis_store.hpp"
+#include "store_under_test.hpp"
+#include "unit/redis/redis_nodes.hpp"
+
+namespace jobcast::contract {
+
+namespace {
+
+redis::testing::RedisNodes& shard() {
+    static const std::unique_ptr<redis::testing::RedisNodes> nodes = [] {
+        auto started = std::make_unique<redis::testing::RedisNodes>(2, true);
+        started->create_single_shard();
+        return started;
+    }();
+    return *nodes;
+}
+
+std::unique_ptr<store::Store> open_redis(store::Store::CommitListener listener) {
+    redis::testing::RedisNodes& nodes = shard();
+    nodes.cli(0, {"FLUSHALL"});
+    nodes.cli(0, {"WAIT", "1", "5000"});
+    cluster::RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 16;
+    return cluster::open_redis_store(config, std::move(listener));
+}
+
+const bool kRegistered = [] {
+    if (redis::testing::redis_available()) RegisterStore{{"redis", open_redis}};
+    return true;
+}();
+
+}  // namespace
+
+}  // namespace jobcast::contract
