@@ -2,7 +2,10 @@
 
 #include <cstdio>
 #include <future>
+#include <optional>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 namespace jobcast::contract {
 
@@ -191,11 +194,41 @@ Session::~Session() {
     store_.reset();
 }
 
+const std::string& Session::store_id(const std::string& id) const {
+    auto found = store_ids_.find(id);
+    return found == store_ids_.end() ? id : found->second;
+}
+
+const std::string& Session::proposed_id(const std::string& id) const {
+    auto found = proposed_ids_.find(id);
+    return found == proposed_ids_.end() ? id : found->second;
+}
+
+Job Session::renamed(Job job) const {
+    job.id = proposed_id(job.id);
+    return job;
+}
+
 WriteResult Session::run(WriteOp op) {
+    std::optional<CreateJob> keyed;
+    std::visit(
+        [&](auto& o) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(o)>, CreateJob>) {
+                if (!o.idempotency_key.empty()) keyed = o;
+            } else {
+                o.job = store_id(o.job);
+            }
+        },
+        op);
     auto promise = std::make_shared<std::promise<WriteResult>>();
     std::future<WriteResult> future = promise->get_future();
     store_->submit(std::move(op), [promise](const WriteResult& r) { promise->set_value(r); });
     WriteResult result = future.get();
+    if (keyed && result.created && result.job && result.job->id != keyed->job.id) {
+        store_ids_[keyed->job.id] = result.job->id;
+        proposed_ids_[result.job->id] = keyed->job.id;
+    }
+    if (result.job) result.job = renamed(*result.job);
     transcript_.results.push_back(describe(result));
     return result;
 }
@@ -213,7 +246,8 @@ void Session::run_many(std::vector<WriteOp> ops) {
 }
 
 std::optional<Job> Session::get(const std::string& id) {
-    std::optional<Job> job = store_->jobs().get(id);
+    std::optional<Job> job = store_->jobs().get(store_id(id));
+    if (job) job = renamed(*job);
     transcript_.reads.push_back("get " + id + ": " + (job ? describe(*job) : "-"));
     return job;
 }
@@ -228,8 +262,10 @@ Job Session::require_job(const std::string& id) {
 store::ListPage Session::list(const ListQuery& query) {
     store::ListPage page = store_->jobs().list(query);
     std::string line = "list owner=" + query.owner + ":";
-    for (const Job& job : page.jobs)
+    for (Job& job : page.jobs) {
+        job.id = proposed_id(job.id);
         line += " " + job.id;
+    }
     line += page.next.empty() ? " (last page)" : " (more)";
     transcript_.reads.push_back(std::move(line));
     return page;
@@ -246,7 +282,7 @@ std::vector<std::pair<JobState, std::int64_t>> Session::count_by_state() {
 
 std::vector<Event> Session::read(const std::string& job, std::uint64_t after, std::size_t limit,
                                  std::size_t max_bytes) {
-    std::vector<Event> events = store_->events().read(job, after, limit, max_bytes);
+    std::vector<Event> events = store_->events().read(store_id(job), after, limit, max_bytes);
     std::string line = "read " + job + " after=" + std::to_string(after) +
                        " limit=" + std::to_string(limit) +
                        " max_bytes=" + std::to_string(max_bytes) + ":";
@@ -257,7 +293,7 @@ std::vector<Event> Session::read(const std::string& job, std::uint64_t after, st
 }
 
 std::optional<std::uint64_t> Session::last_seq(const std::string& job) {
-    auto seq = store_->events().last_seq(job);
+    auto seq = store_->events().last_seq(store_id(job));
     transcript_.reads.push_back("last_seq " + job + ": " + (seq ? std::to_string(*seq) : "-"));
     return seq;
 }
@@ -266,7 +302,7 @@ std::vector<Event> Session::log(const std::string& job) {
     std::vector<Event> all;
     for (;;) {
         const std::uint64_t after = all.empty() ? 0 : all.back().seq;
-        std::vector<Event> more = store_->events().read(job, after, 1000);
+        std::vector<Event> more = store_->events().read(store_id(job), after, 1000);
         if (more.empty()) return all;
         for (Event& event : more)
             all.push_back(std::move(event));
@@ -283,7 +319,7 @@ std::vector<store::WriteAck> Session::acks_of(const std::string& job) {
     std::vector<store::WriteAck> acks;
     for (const CommittedBatch& batch : batches()) {
         for (const store::WriteAck& ack : batch.acks) {
-            if (ack.job == job) acks.push_back(ack);
+            if (ack.job == store_id(job)) acks.push_back(ack);
         }
     }
     return acks;
@@ -293,7 +329,7 @@ std::vector<store::LeaseOutcome> Session::leases_of(const std::string& job) {
     std::vector<store::LeaseOutcome> leases;
     for (const CommittedBatch& batch : batches()) {
         for (const store::LeaseOutcome& lease : batch.leases) {
-            if (lease.job == job) leases.push_back(lease);
+            if (lease.job == store_id(job)) leases.push_back(lease);
         }
     }
     return leases;
@@ -303,7 +339,7 @@ bool Session::listener_has(const std::string& job, std::uint64_t seq) {
     std::lock_guard lock(mutex_);
     for (const CommittedBatch& batch : batches_) {
         for (const store::JobEvents& job_events : batch.events) {
-            if (job_events.job != job) continue;
+            if (job_events.job != store_id(job)) continue;
             for (const Event& event : job_events.events) {
                 if (event.seq == seq) return true;
             }
@@ -323,7 +359,7 @@ std::vector<Event> Session::events_of(const std::string& job) {
     std::vector<Event> events;
     for (const CommittedBatch& batch : batches()) {
         for (const store::JobEvents& job_events : batch.events) {
-            if (job_events.job != job) continue;
+            if (job_events.job != store_id(job)) continue;
             events.insert(events.end(), job_events.events.begin(), job_events.events.end());
         }
     }
@@ -341,15 +377,19 @@ Transcript Session::transcript() {
     std::map<std::string, std::string> last_change;
     for (const CommittedBatch& batch : batches()) {
         CHECK(batch.committed);
-        for (const store::WriteAck& ack : batch.acks) {
+        for (store::WriteAck ack : batch.acks) {
+            ack.job = proposed_id(ack.job);
             out.acks[ack.job].push_back(describe(ack));
             jobs.insert(ack.job);
         }
-        for (const store::LeaseOutcome& lease : batch.leases) {
+        for (store::LeaseOutcome lease : batch.leases) {
+            lease.job = proposed_id(lease.job);
+            if (lease.leased) lease.leased = renamed(*lease.leased);
             out.leases[lease.job].push_back(describe(lease));
             jobs.insert(lease.job);
         }
         for (Job job : batch.job_changes) {
+            job = renamed(std::move(job));
             last_change[job.id] = lifecycle(job);
             // Whether a change carries the (opaque, possibly large) checkpoint
             // is the store's choice: leases and reads must, changes need not.
@@ -358,9 +398,10 @@ Transcript Session::transcript() {
             jobs.insert(job.id);
         }
         for (const store::JobEvents& job_events : batch.events) {
+            const std::string& job = proposed_id(job_events.job);
             for (const Event& event : job_events.events)
-                out.events[job_events.job].push_back(describe(event));
-            jobs.insert(job_events.job);
+                out.events[job].push_back(describe(event));
+            jobs.insert(job);
         }
     }
     if (closed_) return out;
@@ -376,10 +417,10 @@ Transcript Session::transcript() {
         // nothing that is not in it.
         INFO("job " << job);
         CHECK(out.events[job] == described);
-        if (!log.empty()) CHECK(store_->events().last_seq(job) == log.back().seq);
+        if (!log.empty()) CHECK(store_->events().last_seq(store_id(job)) == log.back().seq);
         // The last change announced holds the job's lifecycle as it is stored.
         if (!last_change[job].empty()) {
-            const std::optional<Job> stored = store_->jobs().get(job);
+            const std::optional<Job> stored = store_->jobs().get(store_id(job));
             REQUIRE(stored);
             CHECK(last_change[job] == lifecycle(*stored));
         }

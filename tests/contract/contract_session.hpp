@@ -129,6 +129,16 @@ class Session {
     Job create_running(const std::string& id, int max_attempts = 3);
 
   private:
+    // A store may give a job created with an idempotency key another id than
+    // the one proposed (the Redis store puts it in the key's partition); the
+    // answer carries it. The session speaks the proposed ids: it sends ops and
+    // reads under the store's id and writes the proposed one down.
+    const std::string& store_id(const std::string& id) const;
+    const std::string& proposed_id(const std::string& id) const;
+    Job renamed(Job job) const;
+
+    std::map<std::string, std::string> store_ids_;     // proposed -> the store's
+    std::map<std::string, std::string> proposed_ids_;  // the store's -> proposed
     std::mutex mutex_;
     std::vector<CommittedBatch> batches_;  // guarded by mutex_
     Transcript transcript_;
