@@ -7,10 +7,15 @@
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
+#include "cluster/live_publisher.hpp"
+#include "cluster/redis_live_feed.hpp"
+#include "cluster/redis_store.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "redis/cluster.hpp"
+#include "redis/loop.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/http/http_server.hpp"
 #include "web/http/static_assets.hpp"
@@ -86,14 +91,23 @@ class Broker::Impl {
         : config_(std::move(config)), log_(module_logger("broker")) {}
 
     void start() {
-        // The commit listener runs on the writer thread after COMMIT: only
-        // then are acks sent and events shown (durable before visible).
-        store_ = store::Store::open(config_.store, [this](store::CommittedBatch& batch) {
+        // The commit listener runs on the writer (engine) thread after COMMIT
+        // (and, in cluster mode, after the replicas have it): only then are
+        // acks sent and events shown (durable before visible).
+        auto on_commit = [this](store::CommittedBatch& batch) {
             if (auto* g = gateway_.load(std::memory_order_acquire)) g->on_commit(batch);
             if (!batch.committed) return;  // only the lease outcomes of a failed batch
             metrics_.on_commit(batch);
-            hub_.publish(std::move(batch.events));
-        });
+            if (publisher_) publisher_->publish(batch);  // other brokers' subscribers
+            hub_->publish(std::move(batch.events));
+        };
+        if (config_.cluster) {
+            open_cluster(on_commit);
+        } else {
+            feed_ = std::make_unique<live::LocalFeed>();  // one node: every commit is local
+            make_hub();
+            store_ = store::Store::open(config_.store, on_commit);
+        }
         commands_ = std::make_unique<store::StoreCommands>(*store_);
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
         gateway_owner_->start();
@@ -107,14 +121,14 @@ class Broker::Impl {
             connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
-            hub_, store_->jobs(), store_->events(), *commands_,
+            *hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             config_.streaming, stream_stats_, security_});
 
         web::RestConfig rest;
         rest.ready = [this] { return ready_.load(); };
         rest.max_page_bytes = config_.streaming.replay_page_bytes;
-        rest.hub = &hub_;
+        rest.hub = hub_.get();
         rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
             http_->schedule(delay, std::move(task));
         };
@@ -151,7 +165,7 @@ class Broker::Impl {
             streaming_);
 
         metrics_.watch_gateway(&gateway_owner_->stats());
-        metrics_.watch_streams(&stream_stats_, [this] { return hub_.subscriptions(); });
+        metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });
         metrics_.watch_security(&security_->stats);
         metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
         metrics_.watch_http([this] {
@@ -163,9 +177,52 @@ class Broker::Impl {
 
         http_->start();
         ready_ = true;
-        log_->info("listening http={} zmq={} db={} auth={} tls={}", http_->bound_endpoint(),
-                   gateway_owner_->endpoint(), config_.store.path, auth_description(),
-                   tls_ ? "TLSv" + config_.tls.min_version + "+" : std::string("off"));
+        log_->info(
+            "listening http={} zmq={} db={} auth={} tls={}", http_->bound_endpoint(),
+            gateway_owner_->endpoint(),
+            config_.cluster ? "redis-cluster://" + seeds(*config_.cluster) : config_.store.path,
+            auth_description(), tls_ ? "TLSv" + config_.tls.min_version + "+" : std::string("off"));
+    }
+
+    void make_hub() {
+        hub_ = std::make_unique<live::Hub>(
+            *feed_, [this](const std::string& job, std::uint64_t after, std::uint64_t before) {
+                return live::fill_from(store_->events())(job, after, before);
+            });
+    }
+
+    // Cluster mode (CLUSTER.md): the Redis store; a second connection set for
+    // the live fan-out between brokers (this broker's commits published to the
+    // jobs' live channels, the channels of jobs watched here subscribed); the
+    // store is shared, so nothing is reloaded from it at start.
+    void open_cluster(store::Store::CommitListener on_commit) {
+        const cluster::RedisStoreConfig& engine = *config_.cluster;
+        partitions_ = std::make_unique<cluster::Partitions>(engine.partitions);
+        redis_loop_ = std::make_unique<redis::Loop>();
+        redis::ClusterOptions options;
+        options.seeds = engine.seeds;
+        options.connection.connect_timeout = engine.connect_timeout;
+        redis_ = std::make_unique<redis::Cluster>(*redis_loop_, options);
+        publisher_ = std::make_unique<cluster::LivePublisher>(*redis_, *partitions_);
+        auto deliver = [this](std::vector<store::JobEvents> events) {
+            if (hub_) hub_->publish_remote(std::move(events));
+        };
+        auto opened = cluster::open_redis_store(engine, std::move(on_commit));
+        redis_store_ = opened.get();
+        store_ = std::move(opened);
+        feed_ = std::make_unique<cluster::RedisLiveFeed>(*redis_, *partitions_, store_->events(),
+                                                         deliver, deliver);
+        make_hub();
+        config_.gateway.reload_unfinished = false;
+        log_->info("event=cluster_mode seeds={} partitions={} retention_ms={}", seeds(engine),
+                   engine.partitions, engine.retention.count());
+    }
+
+    static std::string seeds(const cluster::RedisStoreConfig& engine) {
+        std::string out;
+        for (const auto& seed : engine.seeds)
+            out += (out.empty() ? "" : ",") + seed.str();
+        return out;
     }
 
     void reload_tls() {
@@ -237,7 +294,7 @@ class Broker::Impl {
         if (gateway_owner_) gateway_owner_->stop();
         if (store_) store_->close();  // commits what is queued
         gateway_.store(nullptr);
-        hub_.stop();
+        if (hub_) hub_->stop();
         log_->info("event=stopped");
     }
 
@@ -245,12 +302,16 @@ class Broker::Impl {
     std::shared_ptr<spdlog::logger> log_;
     Metrics metrics_;
     web::StreamStats stream_stats_;
-    live::LocalFeed feed_;  // one node: every commit is local
-    live::Hub hub_{feed_,
-                   [this](const std::string& job, std::uint64_t after, std::uint64_t before) {
-                       return live::fill_from(store_->events())(job, after, before);
-                   }};
+    // Outlives the feed and the hub below, which read it (stop() closes it first).
     std::unique_ptr<store::Store> store_;
+    // Cluster mode only: the connections of the live fan-out between brokers.
+    std::unique_ptr<cluster::Partitions> partitions_;
+    std::unique_ptr<redis::Loop> redis_loop_;
+    std::unique_ptr<redis::Cluster> redis_;
+    std::unique_ptr<cluster::LivePublisher> publisher_;
+    cluster::RedisStore* redis_store_ = nullptr;  // store_, in cluster mode
+    std::unique_ptr<live::LiveFeed> feed_;
+    std::unique_ptr<live::Hub> hub_;
     std::unique_ptr<store::StoreCommands> commands_;  // web writes through these
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "broker/gateway_config.hpp"
+#include "cluster/redis_store.hpp"
 #include "persistence/store.hpp"
 #include "web/http/tls.hpp"
 #include "web/security/security.hpp"
@@ -24,6 +25,9 @@ struct BrokerConfig {
     // idle keep-alive connection is closed after it.
     std::chrono::milliseconds read_timeout{30'000};
     store::StoreConfig store;
+    // Cluster mode (--store redis-cluster://...): the Redis store instead of
+    // SQLite (store.path unused; store.retention carried over).
+    std::optional<cluster::RedisStoreConfig> cluster;
     GatewayConfig gateway;
     web::StreamingConfig streaming;
     // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.

@@ -11,7 +11,7 @@ namespace jobcast::broker {
 
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
-    std::string durability = "normal", retention = "0", heartbeat = "1000ms";
+    std::string durability = "normal", retention = "0", heartbeat = "1000ms", store_url;
     std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s",
                 read_timeout = "30s";
     po::options_description desc(
@@ -26,6 +26,10 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
         ("zmq", po::value(&c.gateway.endpoint)->default_value(c.gateway.endpoint),
             "ZeroMQ endpoint workers connect to (tcp://HOST:PORT; port * or 0 picks one)")
         ("db", po::value(&c.store.path)->default_value(c.store.path), "SQLite database file")
+        ("store", po::value(&store_url),
+            "where jobs and events live: sqlite:PATH (the default, same as --db PATH) or "
+            "redis-cluster://HOST:PORT[,HOST:PORT...][?partitions=64&wait_timeout=500ms] "
+            "(cluster mode: brokers sharing one Redis Cluster)")
         ("durability", po::value(&durability)->default_value(durability),
             "normal (survives a process crash) or full (survives power loss)")
         ("retention", po::value(&retention)->default_value(retention),
@@ -112,6 +116,23 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     else
         throw ConfigError("--durability must be normal or full, not '" + durability + "'");
     c.store.retention = parse_duration(retention, "retention");
+    if (store_url.starts_with("sqlite:")) {
+        c.store.path = store_url.substr(7);
+        if (c.store.path.empty()) throw ConfigError("--store sqlite:PATH needs a PATH");
+    } else if (store_url.starts_with("redis-cluster://")) {
+        try {
+            c.cluster = cluster::parse_store_url(store_url);
+        } catch (const store::StoreError& e) {
+            throw ConfigError(std::string("--store: ") + e.what());
+        }
+        // History lives in the cluster's memory: a retention is required
+        // there, and --retention 0 (keep forever) takes the cluster's default.
+        if (c.store.retention.count() > 0) c.cluster->retention = c.store.retention;
+        c.cluster->max_batch_ops = c.store.max_batch_ops;
+    } else if (!store_url.empty()) {
+        throw ConfigError("--store must be sqlite:PATH or redis-cluster://HOST:PORT[,...], not '" +
+                          store_url + "'");
+    }
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
     c.streaming.keepalive = parse_duration(keepalive, "keepalive");

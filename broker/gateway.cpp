@@ -55,7 +55,7 @@ class Gateway::Impl {
         endpoint_ = router_.get(zmq::sockopt::last_endpoint);
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
-        protocol_.reload(store_.jobs().unfinished());
+        if (config_.reload_unfinished) protocol_.reload(store_.jobs().unfinished());
         running_ = true;
         thread_ = std::thread([this] { loop(); });
     }

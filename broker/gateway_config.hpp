@@ -30,6 +30,10 @@ struct GatewayConfig {
     std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force
     proto::DecodeLimits limits;
     std::size_t max_pending_sends = 100'000;  // per worker, beyond ZeroMQ's HWM
+    // At start, queue the store's queued jobs and hold its running ones for
+    // their workers. Off in cluster mode: the store is shared, and another
+    // broker may be running them.
+    bool reload_unfinished = true;
     // How long a lease outlives its worker's last message.
     std::chrono::milliseconds lease_timeout() const { return heartbeat * liveness; }
 };
