@@ -7,6 +7,7 @@ namespace jobcast::web {
 std::optional<RouteMatch> match_route(std::string_view path) {
     if (path == "/healthz") return RouteMatch{Route::healthz, {}};
     if (path == "/readyz") return RouteMatch{Route::readyz, {}};
+    if (path == "/v1/types") return RouteMatch{Route::types, {}};
     constexpr std::string_view jobs = "/v1/jobs";
     if (path == jobs) return RouteMatch{Route::jobs, {}};
     if (!path.starts_with(jobs) || path.size() < jobs.size() + 2 || path[jobs.size()] != '/') {
@@ -39,6 +40,8 @@ std::string_view route_template(Route route) {
             return "/v1/jobs/{id}/cancel";
         case Route::job_events:
             return "/v1/jobs/{id}/events";
+        case Route::types:
+            return "/v1/types";
     }
     return kUnmatchedRoute;
 }
@@ -53,6 +56,7 @@ std::string_view allowed_methods(Route route) {
         case Route::readyz:
         case Route::job:
         case Route::job_events:
+        case Route::types:
             return "GET";
     }
     return "GET";
@@ -68,6 +72,7 @@ bool method_allowed(Route route, std::string_view method) {
         case Route::readyz:
         case Route::job:
         case Route::job_events:
+        case Route::types:
             return method == "GET";
     }
     return false;

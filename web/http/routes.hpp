@@ -15,6 +15,7 @@ enum class Route {
     job,         // GET  /v1/jobs/{id}
     job_cancel,  // POST /v1/jobs/{id}/cancel
     job_events,  // GET  /v1/jobs/{id}/events
+    types,       // GET  /v1/types
 };
 
 struct RouteMatch {

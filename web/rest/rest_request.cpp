@@ -133,6 +133,8 @@ std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& reque
             return RestCall{CancelJobCall{std::move(match->job_id)}};
         case Route::job_events:
             return job_events(std::move(match->job_id), *query, limits);
+        case Route::types:
+            return RestCall{TypesCall{}};
     }
     return error_response(404, "not_found", "no such route");
 }

@@ -52,8 +52,10 @@ struct JobEventsCall {  // GET /v1/jobs/{id}/events
     std::chrono::milliseconds wait{};  // in [0, max_wait]; 0: answer at once
 };
 
+struct TypesCall {};  // GET /v1/types
+
 using RestCall = std::variant<HealthCall, ReadyCall, CreateJobCall, GetJobCall, ListJobsCall,
-                              CancelJobCall, JobEventsCall>;
+                              CancelJobCall, JobEventsCall, TypesCall>;
 
 // The call `request` asks for, or the 4xx response that refuses it (404 no such
 // route, 405 with an Allow header, 400 invalid_request naming the parameter).
