@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "protocol/codec.hpp"
+#include "protocol/schema_registry.hpp"
 
 namespace jobcast::broker {
 
@@ -30,6 +32,9 @@ struct GatewayConfig {
     std::chrono::milliseconds cancel_grace{10'000};  // then a running job is cancelled by force
     proto::DecodeLimits limits;
     std::size_t max_pending_sends = 100'000;  // per worker, beyond ZeroMQ's HWM
+    // Where the params schemas workers announce go (REST checks submissions
+    // against them); null: announced schemas are ignored.
+    std::shared_ptr<proto::SchemaRegistry> schemas;
     // How long a lease outlives its worker's last message.
     std::chrono::milliseconds lease_timeout() const { return heartbeat * liveness; }
 };
