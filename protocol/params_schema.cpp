@@ -1,5 +1,8 @@
 #include "protocol/params_schema.hpp"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <boost/json.hpp>
 #include <regex>
 #include <unordered_map>
@@ -10,6 +13,8 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 #include <vector>
+
+#include "protocol/limits.hpp"
 
 // Without it valijson prints a bad schema's error and aborts (protocol/CMakeLists.txt).
 #if !VALIJSON_USE_EXCEPTIONS
@@ -23,7 +28,17 @@ namespace {
 using boost::json::value;
 
 // Longest chain of $ref/allOf/anyOf/oneOf/not/if hops followed on one value.
-constexpr std::size_t kMaxApplicationChain = 1000;
+// Checking a value recurses once per hop and once per level of the value:
+// params nested kMaxDataDepth deep and chains this long stay well inside a
+// thread's default stack (8 MiB), sanitizers included.
+constexpr std::size_t kMaxApplicationChain = 16;
+// valijson builds a schema recursively, once per subschema along a path that
+// follows $refs too: a chain of a few hundred definitions, each reached by a
+// $ref from the one before, goes deeper than a default stack. Compiling runs
+// on a thread whose stack holds the deepest chain a kMaxSchemaBytes document
+// can hold (a few thousand subschemas of a few KiB of stack each). Only its
+// touched pages are ever committed.
+constexpr std::size_t kCompileStackBytes = std::size_t{512} << 20;
 
 class Refused : public std::runtime_error {
   public:
@@ -72,8 +87,11 @@ void check_pattern(const std::string& pattern, const std::string& where) {
                (c == '{' && i + 1 < pattern.size() && pattern[i + 1] >= '0' &&
                 pattern[i + 1] <= '9');
     };
+    bool after_quantifier = false;  // a '?' there makes it lazy, not another quantifier
     for (std::size_t i = 0; i < pattern.size(); ++i) {
         const char c = pattern[i];
+        const bool lazy_mark = c == '?' && after_quantifier;
+        after_quantifier = false;
         if (c == '\\') {
             if (i + 1 < pattern.size() &&
                 ((pattern[i + 1] >= '1' && pattern[i + 1] <= '9') || pattern[i + 1] == 'k')) {
@@ -81,10 +99,8 @@ void check_pattern(const std::string& pattern, const std::string& where) {
             }
             ++i;
         } else if (c == '[') {
-            // A class: up to its closing bracket ("[]..." and "[^]..." hold a literal ']').
+            // A class: up to its first unescaped ']' (ECMAScript: "[]" is empty).
             std::size_t j = i + 1;
-            if (j < pattern.size() && pattern[j] == '^') ++j;
-            if (j < pattern.size() && pattern[j] == ']') ++j;
             while (j < pattern.size() && pattern[j] != ']')
                 j += pattern[j] == '\\' ? 2 : 1;
             i = j;
@@ -103,10 +119,15 @@ void check_pattern(const std::string& pattern, const std::string& where) {
             }
             groups.back().repeats |= inner.repeats || is_quantifier(i + 1);
             groups.back().alternates |= inner.alternates;
+            if (is_quantifier(i + 1)) {
+                ++i;  // the group's quantifier, counted above
+                after_quantifier = true;
+            }
         } else if (c == '|') {
             groups.back().alternates = true;
-        } else if (is_quantifier(i) && !(c == '?' && i > 0 && is_quantifier(i - 1))) {
+        } else if (is_quantifier(i) && !lazy_mark) {
             groups.back().repeats = true;
+            after_quantifier = true;
         }
     }
     try {
@@ -134,7 +155,7 @@ class SchemaWalk {
         // From every schema, not only the root: one reached through a
         // descending keyword (properties, items) applies to a part of the value.
         for (const value* node : walked_)
-            count_applications(node, 0);
+            count_applications(node);
     }
 
     bool has_patterns() const { return has_patterns_; }
@@ -245,22 +266,35 @@ class SchemaWalk {
 
     // How many schemas apply to one value through `node`; refuses loops and
     // fan-outs past the limit.
-    std::size_t count_applications(const value* node, std::size_t depth) {
-        if (depth > kMaxApplicationChain) {
-            throw Refused("a chain of $ref/allOf/anyOf/oneOf/not/if longer than " +
-                          std::to_string(kMaxApplicationChain));
-        }
-        auto [it, fresh] = counts_.try_emplace(node, 0);
+    static std::string chain_too_long() {
+        return "a chain of $ref/allOf/anyOf/oneOf/not/if longer than " +
+               std::to_string(kMaxApplicationChain) + " hops on one value";
+    }
+
+    struct Applications {
+        std::size_t schemas = 0;  // applied to one value through the node, itself included
+        std::size_t chain = 0;    // the longest chain of hops below it
+    };
+
+    // What applies to one value through `node`; refuses loops, chains longer
+    // than kMaxApplicationChain and more than kMaxSchemaApplications schemas.
+    // `depth`: hops from where the count started (a chain at least that long).
+    Applications count_applications(const value* node, std::size_t depth = 0) {
+        if (depth > kMaxApplicationChain) throw Refused(chain_too_long());
+        auto [it, fresh] = counts_.try_emplace(node);
         if (!fresh) {
-            if (it->second == 0) {
+            if (it->second.schemas == 0) {
                 throw Refused("$ref loop: a schema applies itself to the same value forever");
             }
             return it->second;
         }
-        std::size_t total = 1;
+        Applications total{1, 0};
         for (const value* next : edges_[node]) {
-            total += count_applications(next, depth + 1);
-            if (total > kMaxSchemaApplications) {
+            const Applications below = count_applications(next, depth + 1);
+            total.schemas += below.schemas;
+            total.chain = std::max(total.chain, below.chain + 1);
+            if (total.chain > kMaxApplicationChain) throw Refused(chain_too_long());
+            if (total.schemas > kMaxSchemaApplications) {
                 throw Refused("the schema applies more than " +
                               std::to_string(kMaxSchemaApplications) +
                               " schemas to one value (through $ref/allOf/anyOf/oneOf)");
@@ -274,7 +308,7 @@ class SchemaWalk {
     std::vector<Pending> pending_;
     std::unordered_set<const value*> walked_;
     std::unordered_map<const value*, std::vector<const value*>> edges_;
-    std::unordered_map<const value*, std::size_t> counts_;  // 0 while being counted
+    std::unordered_map<const value*, Applications> counts_;  // schemas 0: being counted
     bool has_patterns_ = false;
 };
 
@@ -378,8 +412,25 @@ std::optional<SchemaViolation> long_string(const value& v, const std::string& at
     return std::nullopt;
 }
 
-// Params are at most kMaxDataDepth deep (checked at submit); this bounds the work.
-constexpr std::size_t kParamsMaxDepth = 64;
+// Runs `work` to its end on a thread with a stack of `stack_bytes`.
+template <class F>
+void run_with_stack(std::size_t stack_bytes, F& work) {
+    pthread_attr_t attributes;
+    if (pthread_attr_init(&attributes) != 0) throw std::runtime_error("pthread_attr_init failed");
+    const int sized = pthread_attr_setstacksize(&attributes, stack_bytes);
+    pthread_t thread;
+    const int started = sized != 0 ? sized
+                                   : pthread_create(
+                                         &thread, &attributes,
+                                         [](void* argument) -> void* {
+                                             (*static_cast<F*>(argument))();
+                                             return nullptr;
+                                         },
+                                         &work);
+    pthread_attr_destroy(&attributes);
+    if (started != 0) throw std::runtime_error("could not start the schema compiler thread");
+    pthread_join(thread, nullptr);
+}
 
 }  // namespace
 
@@ -394,6 +445,17 @@ ParamsSchema::ParamsSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 ParamsSchema::~ParamsSchema() = default;
 
 std::variant<ParamsSchema::Ptr, std::string> ParamsSchema::compile(std::string_view text) {
+    std::variant<Ptr, std::string> result = std::string("schema was not compiled");
+    auto work = [&]() noexcept { result = compile_here(text); };
+    try {
+        run_with_stack(kCompileStackBytes, work);
+    } catch (const std::exception& e) {
+        return std::string("schema was not compiled: ") + e.what();
+    }
+    return result;
+}
+
+std::variant<ParamsSchema::Ptr, std::string> ParamsSchema::compile_here(std::string_view text) {
     try {
         if (text.size() > kMaxSchemaBytes) {
             return "schema of " + std::to_string(text.size()) + " bytes is over the limit of " +
@@ -419,13 +481,15 @@ std::variant<ParamsSchema::Ptr, std::string> ParamsSchema::compile(std::string_v
         return std::string(e.what());
     } catch (const std::exception& e) {
         return std::string("schema does not compile: ") + e.what();
+    } catch (...) {
+        return std::string("schema does not compile");
     }
 }
 
 std::optional<SchemaViolation> ParamsSchema::check(std::string_view params) const {
     try {
         boost::json::parse_options options;
-        options.max_depth = kParamsMaxDepth;
+        options.max_depth = kMaxDataDepth;  // what submit takes
         boost::system::error_code ec;
         const value document = boost::json::parse(params, ec, {}, options);
         if (ec) return SchemaViolation{"", "type", "params are not JSON: " + ec.message()};

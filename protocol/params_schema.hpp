@@ -14,8 +14,9 @@
 // recurses once per character, so a schema that uses patterns limits each
 // string of the params (values and keys) to kMaxPatternSubjectBytes.
 //
-// Thread-safe: one compiled schema may check params on many threads at once.
-// Boost.JSON and valijson stay inside params_schema.cpp.
+// Compiling starts a short-lived thread (see params_schema.cpp: valijson
+// recurses along $ref chains). Thread-safe: one compiled schema may check params on many threads at
+// once. Boost.JSON and valijson stay inside params_schema.cpp.
 #pragma once
 
 #include <cstddef>
@@ -62,6 +63,8 @@ class ParamsSchema {
   private:
     struct Impl;
     explicit ParamsSchema(std::unique_ptr<Impl> impl);
+    // compile() runs this on a thread with a stack deep enough for any schema.
+    static std::variant<Ptr, std::string> compile_here(std::string_view text);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -1,5 +1,7 @@
 #include "protocol/schema_registry.hpp"
 
+#include <set>
+
 namespace jobcast::proto {
 
 void SchemaRegistry::announce(const std::string& worker, const std::vector<std::string>& types,
@@ -18,7 +20,9 @@ void SchemaRegistry::rebuild() {
     by_type_.clear();
     std::map<std::string, std::uint64_t> newest;  // type -> order of the hello its schema is from
     for (const auto& [name, worker] : workers_) {
-        for (const std::string& type : worker.types) {
+        // A type named twice in one hello is one worker serving it.
+        const std::set<std::string> types(worker.types.begin(), worker.types.end());
+        for (const std::string& type : types) {
             TypeInfo& info = by_type_[type];
             info.type = type;
             ++info.workers;

@@ -16,6 +16,7 @@
 
 #include "frame_builder.hpp"
 #include "protocol/codec.hpp"
+#include "protocol/limits.hpp"
 #include "protocol/schema_registry.hpp"
 
 using namespace jobcast;
@@ -129,14 +130,16 @@ TEST_CASE("schemas that could crash, hang or fetch are refused when compiled", "
     CHECK_THAT(refusal(R"({"$ref":"#/definitions/missing"})"), Catch::Contains("points nowhere"));
     CHECK_THAT(refusal(R"({"$ref":"#foo"})"), Catch::Contains("not a JSON pointer"));
 
-    // Fan-out: each level applies the next twice to the same value (2^30).
+    // Fan-out: each level applies the next one 12 times to the same value (12^5).
     std::string fan = R"({"definitions":{)";
-    for (int i = 0; i < 30; ++i) {
-        fan += "\"d" + std::to_string(i) + R"(":{"allOf":[{"$ref":"#/definitions/d)" +
-               std::to_string(i + 1) + R"("},{"$ref":"#/definitions/d)" + std::to_string(i + 1) +
-               "\"}]},";
+    for (int i = 0; i < 5; ++i) {
+        fan += "\"d" + std::to_string(i) + R"(":{"allOf":[)";
+        for (int j = 0; j < 12; ++j)
+            fan += std::string(j ? "," : "") + R"({"$ref":"#/definitions/d)" +
+                   std::to_string(i + 1) + "\"}";
+        fan += "]},";
     }
-    fan += R"("d30":{"type":"string"}},"$ref":"#/definitions/d0"})";
+    fan += R"("d5":{"type":"string"}},"$ref":"#/definitions/d0"})";
     CHECK_THAT(refusal(fan), Catch::Contains("more than"));
 
     // Patterns std::regex would backtrack on exponentially, or recurse on.
@@ -149,7 +152,10 @@ TEST_CASE("schemas that could crash, hang or fetch are refused when compiled", "
     CHECK_THAT(refusal(R"({"pattern":"[unclosed"})"), Catch::Contains("does not compile"));
     CHECK_THAT(refusal(R"({"pattern":")" + std::string(kMaxPatternBytes + 1, 'a') + "\"}"),
                Catch::Contains("longer than"));
+    CHECK_THAT(refusal(R"({"pattern":"^(\\+?)*$"})"), Catch::Contains("repeats a group"));
+    CHECK_THAT(refusal(R"({"pattern":"[](a+)+"})"), Catch::Contains("repeats a group"));
     // Fine patterns compile, including groups that repeat a plain atom.
+    compiled(R"({"pattern":"^a+?b*?(cd)+?$"})");
     compiled(R"({"pattern":"^[a-z0-9_.-]+(?:@[a-z]+)?$"})");
     compiled(R"({"pattern":"^(ab)+$","patternProperties":{"^x-[a-z]*$":{}}})");
 
@@ -157,6 +163,47 @@ TEST_CASE("schemas that could crash, hang or fetch are refused when compiled", "
     compiled(R"({"properties":{"$ref":{"type":"string"},"pattern":{"type":"integer"}}})");
     // Data keywords are not schemas.
     compiled(R"({"const":{"$ref":"http://x"},"enum":[{"$ref":"#"}],"default":{"$ref":"#"}})");
+}
+
+TEST_CASE("the deepest $ref chains a schema can hold compile, and check deep params", "[schema]") {
+    // Each definition's property refers to the next one: valijson recurses
+    // through all of them when it builds the schema.
+    std::string defs;
+    int n = 0;
+    while (defs.size() < kMaxSchemaBytes - 200) {
+        defs += "\"d" + std::to_string(n) +
+                R"(":{"type":"object","properties":{"a":{"$ref":"#/definitions/d)" +
+                std::to_string(n + 1) + "\"}}},";
+        ++n;
+    }
+    const std::string chain = R"({"definitions":{)" + defs + "\"d" + std::to_string(n) +
+                              R"(":{"type":"string"}},"$ref":"#/definitions/d0"})";
+    REQUIRE(chain.size() <= kMaxSchemaBytes);
+    const auto schema = compiled(chain);
+    CHECK_FALSE(schema->check(R"({"a":{"a":{"a":{}}}})"));
+    const auto violation = schema->check(R"({"a":{"a":{"a":5}}})");
+    REQUIRE(violation);
+    CHECK(violation->pointer == "/a/a/a");
+
+    // The longest same-value chain ($ref to $ref, 16 hops) on every level of
+    // the deepest params.
+    auto hops = [](int k) {
+        std::string text = R"({"definitions":{)";
+        for (int i = 0; i < k; ++i) {
+            text += "\"c" + std::to_string(i) + R"(":{"$ref":"#/definitions/c)" +
+                    std::to_string(i + 1) + "\"},";
+        }
+        return text + "\"c" + std::to_string(k) +
+               R"(":{"type":"array","items":{"$ref":"#"}}},"$ref":"#/definitions/c0"})";
+    };
+    // items -> # -> c0 -> ... -> c14: 16 hops
+    const auto deep = compiled(hops(14));
+    std::string nested(kMaxDataDepth, '[');
+    nested += std::string(kMaxDataDepth, ']');
+    CHECK_FALSE(deep->check(nested));
+    CHECK(deep->check("[[[1]]]")->rule == "type");
+    // One hop more is refused.
+    CHECK_THAT(refusal(hops(15)), Catch::Contains("chain"));
 }
 
 TEST_CASE("recursive schemas that descend into the value are fine", "[schema]") {
