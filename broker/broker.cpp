@@ -14,6 +14,7 @@
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "protocol/schema_registry.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
 #include "web/http/blocking_pool.hpp"
@@ -109,6 +110,7 @@ class Broker::Impl {
             store_ = store::Store::open(config_.store, on_commit);
         }
         commands_ = std::make_unique<store::StoreCommands>(*store_);
+        config_.gateway.schemas = schemas_;
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
@@ -133,6 +135,7 @@ class Broker::Impl {
             http_->schedule(delay, std::move(task));
         };
         rest.security = security_;
+        rest.schemas = schemas_;
         rest_ = std::make_unique<web::RestApi>(
             store_->jobs(), store_->events(), *commands_, rest,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); });
@@ -167,6 +170,7 @@ class Broker::Impl {
         metrics_.watch_gateway(&gateway_owner_->stats());
         metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });
         metrics_.watch_security(&security_->stats);
+        metrics_.watch_params_refusals([this] { return schemas_->refusals(); });
         metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
         metrics_.watch_http([this] {
             std::vector<std::tuple<std::string, int, std::uint64_t>> out;
@@ -313,6 +317,8 @@ class Broker::Impl {
     std::unique_ptr<live::LiveFeed> feed_;
     std::unique_ptr<live::Hub> hub_;
     std::unique_ptr<store::StoreCommands> commands_;  // web writes through these
+    // Announced by workers (gateway), checked at submit (REST).
+    std::shared_ptr<proto::SchemaRegistry> schemas_ = std::make_shared<proto::SchemaRegistry>();
     std::shared_ptr<web::SecurityContext> security_;
     std::shared_ptr<web::TlsServer> tls_;  // null: plain HTTP
     std::shared_ptr<web::StreamingContext> streaming_;

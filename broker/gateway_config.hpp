@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "protocol/codec.hpp"
+#include "protocol/schema_registry.hpp"
 
 namespace jobcast::broker {
 
@@ -34,6 +36,9 @@ struct GatewayConfig {
     // their workers. Off in cluster mode: the store is shared, and another
     // broker may be running them.
     bool reload_unfinished = true;
+    // Where the params schemas workers announce go (REST checks submissions
+    // against them); null: announced schemas are ignored.
+    std::shared_ptr<proto::SchemaRegistry> schemas;
     // How long a lease outlives its worker's last message.
     std::chrono::milliseconds lease_timeout() const { return heartbeat * liveness; }
 };

@@ -98,6 +98,11 @@ class Metrics::Impl {
                     .Name("jobcast_http_requests_total")
                     .Help("HTTP requests by route template and status code")
                     .Register(*registry_)),
+          params_refused_(prometheus::BuildCounter()
+                              .Name("jobcast_params_refused_total")
+                              .Help("Job submissions refused (422) because their params break "
+                                    "the type's JSON Schema, by type")
+                              .Register(*registry_)),
           queue_wait_(prometheus::BuildHistogram()
                           .Name("jobcast_job_queue_wait_seconds")
                           .Help("Submission to first lease by a worker")
@@ -265,6 +270,17 @@ class Metrics::Impl {
                 mirror(*it->second, total);
             }
         }
+        if (params_refusals_) {
+            for (const auto& [type, total] : params_refusals_()) {
+                auto it = params_refused_by_type_.find(type);
+                if (it == params_refused_by_type_.end()) {
+                    it = params_refused_by_type_
+                             .emplace(type, &params_refused_.Add({{"type", type}}))
+                             .first;
+                }
+                mirror(*it->second, total);
+            }
+        }
         auto families = registry_->Collect();
         if (streams_) add_stream_families(families);
         for (auto& family : process_metric_families())
@@ -285,6 +301,7 @@ class Metrics::Impl {
     prometheus::Counter& gateway_stalls_;
     prometheus::Family<prometheus::Counter>& rejected_;
     prometheus::Family<prometheus::Counter>& http_;
+    prometheus::Family<prometheus::Counter>& params_refused_;
     prometheus::Histogram& queue_wait_;
     prometheus::Family<prometheus::Histogram>& duration_;
     prometheus::Family<prometheus::Gauge>& build_info_;
@@ -300,6 +317,7 @@ class Metrics::Impl {
     prometheus::Counter* rejected_identity_ = nullptr;
     prometheus::Counter* rejected_duplicate_ = nullptr;
     std::map<std::pair<std::string, int>, prometheus::Counter*> http_by_route_;
+    std::map<std::string, prometheus::Counter*> params_refused_by_type_;
 
     std::mutex scrape_mutex_;
     const GatewayStats* gateway_ = nullptr;
@@ -308,6 +326,7 @@ class Metrics::Impl {
     std::function<std::size_t()> subscriptions_;
     std::function<std::vector<std::pair<JobState, std::int64_t>>()> job_counts_;
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> http_counts_;
+    std::function<std::map<std::string, std::uint64_t>()> params_refusals_;
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -333,6 +352,9 @@ void Metrics::watch_http(
 }
 void Metrics::watch_security(const web::SecurityStats* stats) {
     impl_->security_ = stats;
+}
+void Metrics::watch_params_refusals(std::function<std::map<std::string, std::uint64_t>()> f) {
+    impl_->params_refusals_ = std::move(f);
 }
 std::string Metrics::scrape() {
     return impl_->scrape();

@@ -4,7 +4,9 @@
 // are folded in when /metrics is scraped.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -34,6 +36,8 @@ class Metrics {
     void watch_http(std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f);
 
     void watch_security(const web::SecurityStats* stats);
+    // type -> submissions refused by the type's params schema, read at scrape time.
+    void watch_params_refusals(std::function<std::map<std::string, std::uint64_t>()> f);
 
     // Prometheus text exposition format 0.0.4.
     std::string scrape();

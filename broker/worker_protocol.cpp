@@ -175,8 +175,9 @@ void WorkerProtocol::on_hello(const PeerId& peer, const proto::Hello& hello, con
     const WorkerRef worker{peer, hello.worker, key};
     const auto previous = links_.previous(peer, hello.worker);
     auto result = queue_.claim(worker, attempts_of(hello.inflight), previous);
-    if (previous) links_.remove(*previous);
+    if (previous) remove_link(*previous);
     links_.connect(worker, hello.types, hello.capacity, result.resumed);
+    announce_schemas(peer, hello);
     const std::string session =
         sessions_.welcome(hello.session, session_ok, key, hello.worker,
                           [this](const std::string& name) { return name_held(name); });
@@ -198,6 +199,39 @@ void WorkerProtocol::on_hello(const PeerId& peer, const proto::Hello& hello, con
     log_->info("event=hello worker={} types={} capacity={} resumed={} refused={}",
                log_quote(hello.worker), hello.types.size(), hello.capacity, result.resumed.size(),
                result.refused.size());
+}
+
+// The params schemas of the hello's types, compiled, into the registry. A
+// schema that does not compile (or is not for one of the hello's types) is
+// refused alone: logged, and its type served without a schema.
+void WorkerProtocol::announce_schemas(const PeerId& peer, const proto::Hello& hello) {
+    if (!config_.schemas) return;
+    std::unordered_map<std::string, proto::ParamsSchema::Ptr> compiled;
+    for (const auto& [type, text] : hello.schemas) {
+        if (std::find(hello.types.begin(), hello.types.end(), type) == hello.types.end()) {
+            log_->warn(
+                "event=schema_refused worker={} type={} error=\"not one of the hello's types\"",
+                log_quote(hello.worker), log_quote(type));
+            continue;
+        }
+        auto result = proto::ParamsSchema::compile(text);
+        if (auto* error = std::get_if<std::string>(&result)) {
+            log_->warn("event=schema_refused worker={} type={} bytes={} error={}",
+                       log_quote(hello.worker), log_quote(type), text.size(), log_quote(*error));
+            continue;
+        }
+        compiled.emplace(type, std::get<proto::ParamsSchema::Ptr>(std::move(result)));
+    }
+    if (!compiled.empty()) {
+        log_->info("event=schemas worker={} types_with_schema={}", log_quote(hello.worker),
+                   compiled.size());
+    }
+    config_.schemas->announce(peer, hello.types, std::move(compiled));
+}
+
+void WorkerProtocol::remove_link(const PeerId& peer) {
+    links_.remove(peer);
+    if (config_.schemas) config_.schemas->forget(peer);
 }
 
 // Whether a live connection or a lease (an orphaned one too) holds the name.
@@ -377,7 +411,7 @@ void WorkerProtocol::tick(Outbox& out) {
     std::vector<LostLease> expired;
     for (const auto& peer : links_.silent()) {
         auto lost = queue_.lose(peer);
-        links_.remove(peer);
+        remove_link(peer);
         expired.insert(expired.end(), lost.begin(), lost.end());
     }
     auto orphans = queue_.expire();
@@ -415,7 +449,7 @@ void WorkerProtocol::disconnected(const PeerId& peer, std::string_view why) {
     if (!links_.known(peer)) return;
     auto name = links_.name(peer);
     const auto orphaned = queue_.orphan(peer);
-    links_.remove(peer);
+    remove_link(peer);
     log_->warn("event=worker_dropped worker={} reason={} leases_held_for_reconnect={}",
                log_quote(name), log_quote(why), orphaned);
     stats_.workers = static_cast<std::int64_t>(links_.count());

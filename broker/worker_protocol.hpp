@@ -94,6 +94,9 @@ class WorkerProtocol {
   private:
     void on_hello(const PeerId& peer, const proto::Hello& hello, const std::string& key,
                   Outbox& out);
+    void announce_schemas(const PeerId& peer, const proto::Hello& hello);
+    // A connection is no longer a worker's: its slots and schemas go.
+    void remove_link(const PeerId& peer);
     void refuse_identity(const PeerId& peer, const proto::Hello& hello, const std::string& key,
                          const std::string& why, Outbox& out);
     void on_inflight_report(const PeerId& peer, const std::vector<proto::InflightJob>& held,

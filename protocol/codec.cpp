@@ -19,8 +19,8 @@
 //   peer can add fields. When a key repeats, the last value wins.
 // - Every field is required except hello.inflight (absent = none in flight),
 //   heartbeat.inflight with heartbeat.assigned (both absent = not reported),
-//   assign.checkpoint (absent = no checkpoint) and reject.attempt (absent = 0,
-//   not about one attempt).
+//   assign.checkpoint (absent = no checkpoint), reject.attempt (absent = 0,
+//   not about one attempt) and hello.schemas (absent = none).
 // - Integers must be msgpack integers (no floats, no strings); ids and texts are
 //   str (UTF-8); checkpoint bytes are bin; data/params/result are maps whose
 //   JSON form the structs carry.
@@ -66,6 +66,7 @@ enum class Field : std::uint8_t {
     assigned,
     session,
     detail,
+    schemas,
     count_,  // not a field: the number of fields
 };
 constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::count_);
@@ -74,7 +75,7 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "v",       "t",        "worker",    "types",        "capacity", "inflight", "job",
     "attempt", "wseq",     "next_wseq", "kind",         "data",     "ts",       "bytes",
     "result",  "error",    "retryable", "heartbeat_ms", "type",     "params",   "checkpoint",
-    "reason",  "assigned", "session",   "detail",
+    "reason",  "assigned", "session",   "detail",       "schemas",
 };
 
 std::string_view name(Field field) {
@@ -116,6 +117,7 @@ Field field_of(std::string_view key) {
         case 7:
             if (key == "attempt") return Field::attempt;
             if (key == "session") return Field::session;
+            if (key == "schemas") return Field::schemas;
             break;
         case 8:
             if (key == "capacity") return Field::capacity;
@@ -246,6 +248,29 @@ class Reader {
                                                              std::to_string(kMaxTypeBytes) +
                                                              " bytes without control characters");
             }
+        }
+        return true;
+    }
+
+    // hello.schemas: a map of job type -> JSON Schema text (optional). The
+    // texts are compiled by the broker, which refuses a bad one alone.
+    bool schema_map(const FieldMap& fields, std::map<std::string, std::string>& out) {
+        out.clear();
+        const msgpack::object* o = fields.get(Field::schemas);
+        if (!o) return true;
+        if (o->type != msgpack::type::MAP || o->via.map.size > kMaxHelloTypes) {
+            return fail(DecodeErrorCode::wrong_type, "field 'schemas': expected a map of at most " +
+                                                         std::to_string(kMaxHelloTypes) +
+                                                         " job types to JSON Schema strings");
+        }
+        for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
+            const msgpack::object_kv& kv = o->via.map.ptr[i];
+            if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR ||
+                !is_printable_name(str_view(kv.key), kMaxTypeBytes)) {
+                return fail(DecodeErrorCode::wrong_type,
+                            "field 'schemas': expected job type names to JSON Schema strings");
+            }
+            out.insert_or_assign(std::string(str_view(kv.key)), std::string(str_view(kv.val)));
         }
         return true;
     }
@@ -399,7 +424,8 @@ bool read(const FieldMap& f, Reader& r, Hello& m) {
                                                        std::to_string(kMaxCapacity) + "]");
     }
     return r.inflight(f, m.inflight) &&
-           r.optional_string(f, Field::session, kMaxSessionBytes, m.session);
+           r.optional_string(f, Field::session, kMaxSessionBytes, m.session) &&
+           r.schema_map(f, m.schemas);
 }
 bool read(const FieldMap& f, Reader& r, Heartbeat& m) {
     m.inflight.reset();
@@ -842,7 +868,7 @@ class Writer {
 
 void write(Writer& w, const Hello& m) {
     require(m.capacity >= 1, "hello capacity must be at least 1");
-    w.header("hello", m.session.empty() ? 4 : 5);
+    w.header("hello", 4 + (m.session.empty() ? 0 : 1) + (m.schemas.empty() ? 0 : 1));
     w.text(Field::worker, m.worker);
     w.key(Field::types);
     w.packer().pack_array(static_cast<std::uint32_t>(m.types.size()));
@@ -853,6 +879,15 @@ void write(Writer& w, const Hello& m) {
     w.integer(Field::capacity, m.capacity);
     w.inflight(m.inflight);
     if (!m.session.empty()) w.text(Field::session, m.session);
+    if (m.schemas.empty()) return;
+    w.key(Field::schemas);
+    w.packer().pack_map(static_cast<std::uint32_t>(m.schemas.size()));
+    for (const auto& [type, schema] : m.schemas) {
+        require(detail::is_valid_utf8(type) && detail::is_valid_utf8(schema),
+                "string field is not valid UTF-8");
+        w.str(type);
+        w.str(schema);
+    }
 }
 void write(Writer& w, const Heartbeat& m) {
     w.header("heartbeat", m.inflight ? 2 : 0);

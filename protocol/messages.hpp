@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -37,6 +38,11 @@ struct Hello {
     // (reject{reason:"identity"}), so no peer can take another's leases by
     // saying its name.
     std::string session = {};
+    // The params of some of its types as JSON Schema (draft 7) documents, by
+    // type (optional; absent: none). The broker checks submissions of the type
+    // against it (protocol/params_schema.hpp); a schema it cannot take is
+    // refused alone, and the type is served without one.
+    std::map<std::string, std::string> schemas = {};
     bool operator==(const Hello&) const = default;
 };
 struct Heartbeat {

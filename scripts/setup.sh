@@ -11,15 +11,16 @@ packages=(
   libzmq3-dev cppzmq-dev
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev libssl-dev
-  libhiredis-dev
+  libhiredis-dev libvalijson-dev
 )
 if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # Tests, fuzzing, the browser test, the Prometheus check of the dashboard,
-  # the compose file check and real Redis nodes (redis-tools has the server binary).
+  # the compose file check, real Redis nodes (redis-tools has the server binary)
+  # and the official JSON Schema tests the params schema check is held to.
   packages+=(
     clang-format clang libclang-rt-14-dev catch2
     curl openssl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
-    prometheus docker-compose iproute2 redis-tools
+    prometheus docker-compose iproute2 redis-tools json-schema-test-suite
   )
   # Node.js (with its npm) may come from another package than Debian's nodejs;
   # ask for Debian's only when no node is there at all.

@@ -217,9 +217,18 @@ int main(int argc, char** argv) {
     try {
         wk::Worker worker(config);
         for (const auto& type : config.types) {
-            if (type == wk::jobs::kLlmGenerate) worker.handle(type, wk::jobs::llm_handler(llm));
-            if (type == wk::jobs::kResearch) worker.handle(type, wk::jobs::research_handler());
-            if (type == wk::jobs::kExec) worker.handle(type, wk::jobs::exec_handler(exec));
+            if (type == wk::jobs::kLlmGenerate) {
+                worker.handle(type, wk::jobs::llm_handler(llm),
+                              std::string(wk::jobs::llm_params_schema()));
+            }
+            if (type == wk::jobs::kResearch) {
+                worker.handle(type, wk::jobs::research_handler(),
+                              std::string(wk::jobs::research_params_schema()));
+            }
+            if (type == wk::jobs::kExec) {
+                worker.handle(type, wk::jobs::exec_handler(exec),
+                              std::string(wk::jobs::exec_params_schema()));
+            }
         }
         if (std::find(config.types.begin(), config.types.end(), wk::jobs::kExec) !=
             config.types.end()) {

@@ -86,7 +86,7 @@ class WorkerImpl {
   public:
     explicit WorkerImpl(WorkerConfig config);
 
-    void handle(std::string type, Handler handler);
+    void handle(std::string type, Handler handler, std::string params_schema);
     void run();
     void stop() noexcept;
     WorkerStats stats() const;
@@ -130,6 +130,7 @@ class WorkerImpl {
     const Clock& clock_ = Clock::system();
     std::shared_ptr<spdlog::logger> log_;
     std::unordered_map<std::string, Handler> handlers_;
+    std::unordered_map<std::string, std::string> schemas_;  // type -> JSON Schema text
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> running_{false};
     mutable Counters counters_;
@@ -186,8 +187,13 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
     proto::encode(proto::WorkerMessage{proto::Heartbeat{}}, heartbeat_frame_);
 }
 
-void WorkerImpl::handle(std::string type, Handler handler) {
+void WorkerImpl::handle(std::string type, Handler handler, std::string params_schema) {
     if (running_.load()) throw std::logic_error("worker: handle() after run()");
+    if (params_schema.empty()) {
+        schemas_.erase(type);
+    } else {
+        schemas_[type] = std::move(params_schema);
+    }
     handlers_[std::move(type)] = std::move(handler);
 }
 
@@ -401,6 +407,10 @@ void WorkerImpl::send_hello() {
     hello.capacity = config_.capacity;
     hello.inflight = stream_.inflight();
     hello.session = session_;
+    for (const auto& type : config_.types) {
+        if (auto schema = schemas_.find(type); schema != schemas_.end())
+            hello.schemas.emplace(type, schema->second);
+    }
     proto::encode(proto::WorkerMessage{std::move(hello)}, scratch_);
     send_frame(scratch_);
     hello_sent_at_ = now_;
@@ -689,8 +699,8 @@ void WorkerImpl::begin_stop() {
 Worker::Worker(WorkerConfig config)
     : impl_(std::make_unique<detail::WorkerImpl>(std::move(config))) {}
 Worker::~Worker() = default;
-void Worker::handle(std::string type, Handler handler) {
-    impl_->handle(std::move(type), std::move(handler));
+void Worker::handle(std::string type, Handler handler, std::string params_schema) {
+    impl_->handle(std::move(type), std::move(handler), std::move(params_schema));
 }
 void Worker::run() {
     impl_->run();

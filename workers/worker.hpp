@@ -89,8 +89,10 @@ class Worker {
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
-    // Registers the handler for a job type; call before run().
-    void handle(std::string type, Handler handler);
+    // Registers the handler for a job type; call before run(). `params_schema`
+    // (optional): the params as a JSON Schema (draft 7) document, announced in
+    // hello so that the broker refuses (422) a submission that breaks it.
+    void handle(std::string type, Handler handler, std::string params_schema = {});
 
     // Connects and serves until stop(); then waits (up to shutdown_grace) for
     // outstanding acks, cancels running handlers and joins their threads.

@@ -43,6 +43,8 @@ JOB = "01HZY3J5KX8Q2V7R4M6N0P1S9T"
 FRAMES = {
     "hello": {"v": 1, "t": "hello", "worker": "w-1", "types": ["llm.generate", "exec"],
               "capacity": 4, "inflight": [{"job": JOB, "attempt": 1, "next_wseq": 3}]},
+    "hello_schemas": {"v": 1, "t": "hello", "worker": "w-1", "types": ["exec"], "capacity": 1,
+                      "schemas": {"exec": '{"type":"object","required":["command"]}'}},
     "heartbeat": {"v": 1, "t": "heartbeat"},
     "chunk_token": {"v": 1, "t": "chunk", "job": JOB, "attempt": 1, "wseq": 7, "kind": "token",
                     "data": {"text": "Hello, wörld"}, "ts": 1700000000123456},
@@ -182,6 +184,26 @@ LOG_AND_HOST = {
 }
 
 
+# A JSON Schema, a NUL byte, then the params checked against it.
+PARAMS_SCHEMA = {
+    "required": b'{"type":"object","required":["topic"],"properties":{"topic":{"type":"string",'
+                b'"minLength":1},"stage_ms":{"type":["integer","null"],"minimum":0}}}'
+                b'\0{"stage_ms":5}',
+    "recursive": b'{"properties":{"children":{"type":"array","items":{"$ref":"#"}}}}'
+                 b'\0{"children":[{"children":[]},{"children":[{}]}]}',
+    "pattern": b'{"properties":{"id":{"pattern":"^[a-z]+(?:-[0-9]{1,3})?$"}},'
+               b'"patternProperties":{"^x-":{"type":"string"}}}\0{"id":"ab-12","x-a":1}',
+    "combinators": b'{"definitions":{"n":{"type":"number"}},"anyOf":[{"$ref":"#/definitions/n"},'
+                   b'{"allOf":[{"type":"object"},{"not":{"required":["a"]}}]}],'
+                   b'"if":{"minProperties":2},"then":{"maxProperties":3}}\0{"b":1,"c":[]}',
+    "loop": b'{"definitions":{"a":{"$ref":"#/definitions/b"},"b":{"$ref":"#/definitions/a"}},'
+            b'"$ref":"#/definitions/a"}\0{}',
+    "remote": b'{"$ref":"http://127.0.0.1:1/x.json"}\0{}',
+    "evil_pattern": b'{"pattern":"^(a+)+$"}\0"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"',
+    "bool": b'false\0[]',
+}
+
+
 def write_seeds(target, seeds, suffix=""):
     """Writes each seed (bytes) as tests/fuzz/corpus/<target>/<name><suffix>."""
     folder = HERE / "corpus" / target
@@ -197,6 +219,7 @@ def main():
     write_seeds("http_request", {n: t.encode() for n, t in HTTP_REQUESTS.items()}, ".http")
     write_seeds("time_values", TIME_VALUES, ".bin")
     write_seeds("log_and_host", LOG_AND_HOST)
+    write_seeds("params_schema", PARAMS_SCHEMA)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ const MIME = {
  * @param {boolean} [options.answerPings] reply to {"op":"ping"} with a pong (true)
  * @param {boolean} [options.simulate] run submitted jobs like the shipped workers do
  * @param {boolean} [options.serveStatic] serve web/ui at / and web/client at /client/
+ * @param {Array<{type: string, workers?: number, schema?: object|null}>} [options.types]
+ *   what GET /v1/types lists; a submission missing a field its type's schema
+ *   requires is answered 422 like the broker does (404 for GET /v1/types without)
  * @param {(request: import('node:http').IncomingMessage) => number|undefined} [options.admit]
  *   return a close code to close each new WebSocket with right after it opens
  */
@@ -50,6 +53,7 @@ export class FakeBroker {
     this.answerPings = options.answerPings ?? true;
     this.simulate = options.simulate ?? false;
     this.serveStatic = options.serveStatic ?? false;
+    this.types = options.types;
     this.admit = options.admit ?? (() => undefined);
     /** @type {Map<string, {job: object, events: object[], timers: Set<any>}>} */
     this.jobs = new Map();
@@ -292,6 +296,11 @@ export class FakeBroker {
       if (this.serveStatic && req.method === 'GET') return this.#serveStatic(url.pathname, res);
       return fail(404, 'not_found', 'no such route');
     }
+    if (parts[1] === 'types' && parts.length === 2 && req.method === 'GET' && this.types) {
+      return reply(200, {
+        types: this.types.map((t) => ({ type: t.type, workers: t.workers ?? 1, schema: t.schema ?? null })),
+      });
+    }
     if (parts[1] !== 'jobs') return fail(404, 'not_found', 'no such route');
 
     if (parts.length === 2 && req.method === 'POST') {
@@ -303,6 +312,12 @@ export class FakeBroker {
       }
       if (typeof request?.type !== 'string' || request.type === '') {
         return fail(400, 'invalid_request', 'type is required');
+      }
+      const schema = this.types?.find((t) => t.type === request.type)?.schema;
+      const missing = (schema?.required ?? []).find((name) => !(name in (request.params ?? {})));
+      if (missing !== undefined) {
+        const message = `params/${missing}: Missing required property '${missing}'. (required)`;
+        return reply(422, { error: { code: 'invalid_params', message, field: `/${missing}`, rule: 'required' } });
       }
       const job = this.createJob({
         type: request.type,

@@ -21,9 +21,37 @@ const skip = CHROMIUM ? false : 'no Chromium (apt-get install chromium, or set J
 let browser;
 let broker;
 
+// What GET /v1/types lists: the shipped types (llm.generate with a schema,
+// exec without) and one the page does not know yet.
+const TYPES = [
+  {
+    type: 'llm.generate',
+    schema: {
+      type: 'object',
+      properties: {
+        prompt: { type: ['string', 'null'], description: 'what to generate from' },
+        max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: 100000, default: 64 },
+      },
+    },
+  },
+  {
+    type: 'research',
+    schema: { type: 'object', required: ['topic'], properties: { topic: { type: 'string', minLength: 1 } } },
+  },
+  { type: 'exec', schema: null },
+  {
+    type: 'translate',
+    schema: {
+      type: 'object',
+      required: ['text'],
+      properties: { text: { type: 'string' }, to: { enum: ['fr', 'de'], default: 'fr' } },
+    },
+  },
+];
+
 before(async () => {
   if (skip) return;
-  broker = await startFakeBroker({ simulate: true, serveStatic: true });
+  broker = await startFakeBroker({ simulate: true, serveStatic: true, types: TYPES });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
 
@@ -189,4 +217,46 @@ test('a finished job names the worker that ran it, though its JSON no longer doe
   await page.waitForFunction(() => document.querySelector('#job-created').textContent !== '–');
   assert.equal(await page.textContent('#job-worker'), 'w-7');
   assert.equal(await page.textContent('#job-state'), 'succeeded');
+});
+
+test('the schema fields of the type are listed and its template replaces untouched params', { skip }, async (t) => {
+  const page = await openUi(t);
+  await page.waitForSelector('#submit-type option[value="translate"]', { state: 'attached' });
+  const fields = () => page.$$eval('#schema-fields [data-field]', (items) => items.map((li) => li.textContent));
+  const params = async () => JSON.parse(await page.inputValue('#submit-params'));
+
+  // The shipped type keeps its example params; its schema's fields are listed.
+  assert.equal((await params()).prompt, 'Write about tides');
+  assert.deepEqual(await fields(), [
+    'prompt string what to generate from',
+    'max_tokens integer 0…100000; default 64',
+  ]);
+
+  // A type only the workers know: the template comes from its schema.
+  await page.selectOption('#submit-type', 'translate');
+  assert.deepEqual(await params(), { to: 'fr', text: '' });
+  assert.deepEqual(await fields(), ['text string required', 'to enum one of "fr", "de"; default "fr"']);
+
+  // No schema: no field list.
+  await page.selectOption('#submit-type', 'exec');
+  assert.deepEqual(await params(), { command: 'ls', args: ['-l', '/'] });
+  assert.equal(await page.isVisible('#submit-schema'), false);
+
+  // What the user typed is kept across a switch.
+  await page.fill('#submit-params', '{"command": "echo"}');
+  await page.selectOption('#submit-type', 'research');
+  assert.deepEqual(await params(), { command: 'echo' });
+  assert.deepEqual(await fields(), ['topic string required at least 1 character']);
+});
+
+test('params the schema of the type refuses are explained next to the form', { skip }, async (t) => {
+  const page = await openUi(t);
+  await page.waitForSelector('#submit-type option[value="translate"]', { state: 'attached' });
+  const jobs = broker.jobs.size;
+  await page.selectOption('#submit-type', 'translate');
+  await page.fill('#submit-params', '{"to": "de"}');
+  await page.click('#submit-btn');
+  await page.waitForSelector('#submit-error:not([hidden])');
+  assert.match(await page.textContent('#submit-error'), /params\/text/);
+  assert.equal(broker.jobs.size, jobs, 'nothing was queued');
 });

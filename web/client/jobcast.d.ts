@@ -86,6 +86,15 @@ export interface StateEvent extends JobEvent {
   data: StateData & Record<string, any>;
 }
 
+/** One entry of GET /v1/types. */
+export interface JobType {
+  type: string;
+  /** Connected workers serving the type. */
+  workers: number;
+  /** The params' JSON Schema (draft 7); null when the workers announced none. */
+  schema: Record<string, any> | boolean | null;
+}
+
 export interface JobPage {
   jobs: Job[];
   /** Pass as `cursor` for the next page; null on the last page. */
@@ -265,6 +274,8 @@ export class JobcastClient {
 
   /** POST /v1/jobs. */
   submit(type: string, params?: Record<string, unknown>, options?: SubmitOptions): Promise<Job>;
+  /** GET /v1/types: the connected workers' job types and their params schemas. */
+  types(options?: RequestOptions): Promise<{ types: JobType[] }>;
   /** GET /v1/jobs/{id}. */
   getJob(jobId: string, options?: RequestOptions): Promise<Job>;
   /** GET /v1/jobs?state=&type=&limit=&cursor= (newest first). */

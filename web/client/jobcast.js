@@ -443,6 +443,16 @@ export class JobcastClient {
     return this.#request('POST', '/v1/jobs', { body, headers, signal: options.signal });
   }
 
+  /**
+   * GET /v1/types → {types: [{type, workers, schema}]}: the job types the
+   * connected workers serve, each with the JSON Schema of its params (null
+   * when its workers announced none). A submit whose params break the schema
+   * fails with a JobcastError of status 422, code 'invalid_params'.
+   */
+  types(options = {}) {
+    return this.#request('GET', '/v1/types', { signal: options.signal });
+  }
+
   /** GET /v1/jobs/{id} → job JSON. */
   getJob(jobId, options = {}) {
     return this.#request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`, { signal: options.signal });

@@ -7,6 +7,7 @@ namespace jobcast::web {
 std::optional<RouteMatch> match_route(std::string_view path) {
     if (path == "/healthz") return RouteMatch{Route::healthz, {}};
     if (path == "/readyz") return RouteMatch{Route::readyz, {}};
+    if (path == "/v1/types") return RouteMatch{Route::types, {}};
     constexpr std::string_view jobs = "/v1/jobs";
     if (path == jobs) return RouteMatch{Route::jobs, {}};
     if (!path.starts_with(jobs) || path.size() < jobs.size() + 2 || path[jobs.size()] != '/') {
@@ -42,6 +43,8 @@ std::string_view route_template(Route route) {
             return "/v1/jobs/{id}/events";
         case Route::job_snapshot:
             return "/v1/jobs/{id}/snapshot";
+        case Route::types:
+            return "/v1/types";
     }
     return kUnmatchedRoute;
 }
@@ -57,6 +60,7 @@ std::string_view allowed_methods(Route route) {
         case Route::job:
         case Route::job_events:
         case Route::job_snapshot:
+        case Route::types:
             return "GET";
     }
     return "GET";
@@ -73,6 +77,7 @@ bool method_allowed(Route route, std::string_view method) {
         case Route::job:
         case Route::job_events:
         case Route::job_snapshot:
+        case Route::types:
             return method == "GET";
     }
     return false;

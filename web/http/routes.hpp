@@ -16,6 +16,7 @@ enum class Route {
     job_cancel,    // POST /v1/jobs/{id}/cancel
     job_events,    // GET  /v1/jobs/{id}/events
     job_snapshot,  // GET  /v1/jobs/{id}/snapshot
+    types,         // GET  /v1/types
 };
 
 struct RouteMatch {

@@ -11,6 +11,7 @@
 #include "protocol/client_api.hpp"
 #include "protocol/job_fold.hpp"
 #include "protocol/json.hpp"
+#include "protocol/schema_registry.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
 #include "web/rest/rest_request.hpp"
@@ -181,15 +182,55 @@ void RestApi::serve(const HttpRequest& request, CreateJobCall call, const Reply&
     op.job.created_at = now;
     op.idempotency_key = std::move(call.idempotency_key);
 
-    // create() blocks while the writer's queue is full, so it runs off the I/O
-    // thread too; the answer comes from the writer thread once the job is durable.
+    // Checking the params and create() (which blocks while the writer's queue is
+    // full) run off the I/O thread; the answer comes from the writer thread
+    // once the job is durable.
     off_io_thread(reply, [this, op = std::move(op),
                           job_request = std::move(job_request)](const Reply& reply) mutable {
+        if (auto refusal = params_refusal(job_request)) return reply(std::move(*refusal));
         commands_.create(std::move(op), [reply, job_request = std::move(job_request)](
                                             const store::WriteResult& r) {
             guarded(reply, [&] { return created_response(r, job_request); });
         });
     });
+}
+
+std::optional<HttpResponse> RestApi::params_refusal(const json::JobRequest& request) {
+    if (!config_.schemas) return std::nullopt;
+    const auto schema = config_.schemas->find(request.type);
+    if (!schema) return std::nullopt;
+    const auto violation = schema->check(request.params);
+    if (!violation) return std::nullopt;
+    config_.schemas->refused(request.type);
+    const std::string field = "params" + violation->pointer;
+    std::string body = R"({"error":{"code":"invalid_params","message":)";
+    json::append_quoted(body, field + ": " + violation->message + " (" + violation->rule + ")");
+    body += R"(,"field":)";
+    json::append_quoted(body, violation->pointer);
+    body += R"(,"rule":)";
+    json::append_quoted(body, violation->rule);
+    body += "}}";
+    return json_response(422, std::move(body));
+}
+
+// ---- GET /v1/types ----------------------------------------------------------
+
+void RestApi::serve(const HttpRequest&, TypesCall, const Reply& reply) {
+    std::string body = R"({"types":[)";
+    if (config_.schemas) {
+        bool first = true;
+        for (const auto& info : config_.schemas->types()) {
+            if (!first) body += ',';
+            first = false;
+            body += R"({"type":)";
+            json::append_quoted(body, info.type);
+            body += R"(,"workers":)" + std::to_string(info.workers) + R"(,"schema":)";
+            body += info.schema ? info.schema->json() : std::string("null");
+            body += '}';
+        }
+    }
+    body += "]}";
+    reply(json_response(200, std::move(body)));
 }
 
 // ---- GET /v1/jobs/{id}, GET /v1/jobs ---------------------------------------

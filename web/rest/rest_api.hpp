@@ -33,6 +33,9 @@ class JobStore;
 namespace jobcast::live {
 class Hub;
 }
+namespace jobcast::proto {
+class SchemaRegistry;
+}
 
 namespace jobcast::web {
 
@@ -52,6 +55,10 @@ struct RestConfig : RestLimits {
     std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule;
     // Job submissions per owner per second (429) and the audit log of cancels.
     std::shared_ptr<SecurityContext> security;
+    // The params schemas workers announced: a submission whose params break
+    // its type's schema is answered 422 and not queued; GET /v1/types lists
+    // them. Null: every submission is queued as it is, and no type is listed.
+    std::shared_ptr<proto::SchemaRegistry> schemas;
 };
 
 // Runs a task off the I/O threads; false when it cannot be queued (overload).
@@ -95,6 +102,9 @@ class RestApi {
     void serve(const HttpRequest& request, CancelJobCall call, const Reply& reply);
     void serve(const HttpRequest& request, JobEventsCall call, const Reply& reply);
     void serve(const HttpRequest& request, JobSnapshotCall call, const Reply& reply);
+    void serve(const HttpRequest& request, TypesCall call, const Reply& reply);
+    // The 422 answer when `request`'s params break its type's schema.
+    std::optional<HttpResponse> params_refusal(const json::JobRequest& request);
     void readiness(const Reply& reply);
 
     // Runs `work` through RunBlocking; a full pool answers 503, an exception 500.

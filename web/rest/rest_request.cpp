@@ -135,6 +135,8 @@ std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& reque
             return job_events(std::move(match->job_id), *query, limits);
         case Route::job_snapshot:
             return RestCall{JobSnapshotCall{std::move(match->job_id)}};
+        case Route::types:
+            return RestCall{TypesCall{}};
     }
     return error_response(404, "not_found", "no such route");
 }

@@ -56,8 +56,10 @@ struct JobSnapshotCall {  // GET /v1/jobs/{id}/snapshot
     std::string job_id;
 };
 
+struct TypesCall {};  // GET /v1/types
+
 using RestCall = std::variant<HealthCall, ReadyCall, CreateJobCall, GetJobCall, ListJobsCall,
-                              CancelJobCall, JobEventsCall, JobSnapshotCall>;
+                              CancelJobCall, JobEventsCall, JobSnapshotCall, TypesCall>;
 
 // The call `request` asks for, or the 4xx response that refuses it (404 no such
 // route, 405 with an Allow header, 400 invalid_request naming the parameter).

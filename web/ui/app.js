@@ -96,20 +96,130 @@ $('notice-close').addEventListener('click', () => ($('notice').hidden = true));
 const typeSelect = $('submit-type');
 const paramsInput = $('submit-params');
 
-function defaultParamsText(type) {
-  return JSON.stringify(DEFAULT_PARAMS[type] ?? {}, null, 2);
+/** type -> the JSON Schema of its params, as its workers announced it (GET /v1/types). */
+const schemas = new Map();
+
+/** A value of the schema's type to start a required field with. */
+function placeholder(prop) {
+  if (Array.isArray(prop?.enum) && prop.enum.length > 0) return prop.enum[0];
+  const type = Array.isArray(prop?.type) ? prop.type.find((t) => t !== 'null') : prop?.type;
+  switch (type) {
+    case 'integer':
+    case 'number':
+      return prop.minimum ?? 0;
+    case 'boolean':
+      return false;
+    case 'array':
+      return [];
+    case 'object':
+      return {};
+    default:
+      return '';
+  }
 }
 
-// Switching the type replaces the parameters only if they are still some
-// type's defaults: never throw away what the user typed.
+/** The params a schema suggests: its defaults, and a placeholder for each required field. */
+function schemaTemplate(schema) {
+  const props = (schema && typeof schema === 'object' && schema.properties) || {};
+  const out = {};
+  for (const [name, prop] of Object.entries(props)) {
+    if (prop && typeof prop === 'object' && 'default' in prop) out[name] = prop.default;
+  }
+  for (const name of Array.isArray(schema?.required) ? schema.required : []) {
+    if (!(name in out)) out[name] = placeholder(props[name]);
+  }
+  return out;
+}
+
+function defaultParamsText(type) {
+  const params = DEFAULT_PARAMS[type] ?? (schemas.get(type) ? schemaTemplate(schemas.get(type)) : {});
+  return JSON.stringify(params, null, 2);
+}
+
+/** True while the parameters are some type's template (nothing the user typed). */
+function paramsUntouched() {
+  const text = paramsInput.value.trim();
+  if (text === '') return true;
+  return [...typeSelect.options].some((o) => text === defaultParamsText(o.value));
+}
+
+/** What a field of the schema takes, in a few words. */
+function describeField(prop) {
+  if (!prop || typeof prop !== 'object') return '';
+  const notes = [];
+  if (prop.description) notes.push(prop.description);
+  if (Array.isArray(prop.enum)) notes.push(`one of ${prop.enum.map((v) => JSON.stringify(v)).join(', ')}`);
+  if (prop.minimum !== undefined && prop.maximum !== undefined) notes.push(`${prop.minimum}…${prop.maximum}`);
+  else if (prop.minimum !== undefined) notes.push(`≥ ${prop.minimum}`);
+  else if (prop.maximum !== undefined) notes.push(`≤ ${prop.maximum}`);
+  if (prop.minLength) notes.push(`at least ${prop.minLength} character${prop.minLength > 1 ? 's' : ''}`);
+  if ('default' in prop) notes.push(`default ${JSON.stringify(prop.default)}`);
+  return notes.join('; ');
+}
+
+/** Lists the selected type's fields under the parameters (hidden without a schema). */
+function showSchema(type) {
+  const schema = schemas.get(type);
+  const list = $('schema-fields');
+  list.replaceChildren();
+  const props = (schema && typeof schema === 'object' && schema.properties) || {};
+  const required = new Set(Array.isArray(schema?.required) ? schema.required : []);
+  for (const [name, prop] of Object.entries(props)) {
+    const item = document.createElement('li');
+    item.dataset.field = name;
+    const key = document.createElement('code');
+    key.textContent = name;
+    const kind = document.createElement('span');
+    kind.className = 'schema-type';
+    const types = Array.isArray(prop?.type) ? prop.type : prop?.type ? [prop.type] : [];
+    kind.textContent = types.filter((t) => t !== 'null').join(' | ') || (Array.isArray(prop?.enum) ? 'enum' : 'any');
+    item.append(key, ' ', kind);
+    if (required.has(name)) {
+      const mark = document.createElement('span');
+      mark.className = 'schema-required';
+      mark.textContent = 'required';
+      item.append(' ', mark);
+    }
+    const note = describeField(prop);
+    if (note) {
+      const text = document.createElement('span');
+      text.className = 'schema-note';
+      text.textContent = note;
+      item.append(' ', text);
+    }
+    list.append(item);
+  }
+  $('submit-schema').hidden = list.children.length === 0;
+}
+
+// Switching the type resets the parameters to its template, unless the user
+// typed something of their own: that is never thrown away.
 function onTypeChange() {
-  const untouched = Object.keys(DEFAULT_PARAMS).some((t) => paramsInput.value.trim() === defaultParamsText(t));
-  if (untouched || paramsInput.value.trim() === '') paramsInput.value = defaultParamsText(typeSelect.value);
+  if (paramsUntouched()) paramsInput.value = defaultParamsText(typeSelect.value);
+  showSchema(typeSelect.value);
   clearSubmitError();
 }
 typeSelect.addEventListener('change', onTypeChange);
 paramsInput.value = defaultParamsText(typeSelect.value);
 paramsInput.addEventListener('input', clearSubmitError);
+
+/** Adds the connected workers' types to the form, with their schemas. */
+async function loadTypes() {
+  let types;
+  try {
+    ({ types } = await client.types());
+  } catch {
+    return; // a broker without GET /v1/types: the built-in list stays
+  }
+  const untouched = paramsUntouched();
+  for (const { type, schema } of types) {
+    if (schema) schemas.set(type, schema);
+    if (![...typeSelect.options].some((o) => o.value === type)) typeSelect.append(new Option(type, type));
+  }
+  if (untouched) paramsInput.value = defaultParamsText(typeSelect.value);
+  showSchema(typeSelect.value);
+}
+loadTypes();
 
 function showSubmitError(message) {
   $('submit-error').textContent = message;

@@ -308,6 +308,18 @@ bool exec_allowed(const std::vector<std::string>& allow, std::string_view comman
     return std::find(allow.begin(), allow.end(), command) != allow.end();
 }
 
+std::string_view exec_params_schema() {
+    return R"({
+  "type": "object",
+  "required": ["command"],
+  "properties": {
+    "command": {"type": "string", "minLength": 1,
+                "description": "a command of the worker's --exec-allow list"},
+    "args": {"type": ["array", "null"], "items": {"type": "string"}, "default": []}
+  }
+})";
+}
+
 Handler exec_handler(ExecOptions options) {
     return [options = std::move(options)](JobContext& context) {
         return run_command(context, options);

@@ -46,6 +46,13 @@ Handler llm_handler(LlmOptions options = {});
 Handler research_handler();
 Handler exec_handler(ExecOptions options);
 
+// Each type's params as a JSON Schema (draft 7), announced with its handler:
+// what the handler reads (a missing or null optional param takes its default),
+// so the broker refuses at submit what would fail the first attempt.
+std::string_view llm_params_schema();
+std::string_view research_params_schema();
+std::string_view exec_params_schema();
+
 // True when `command` may run under `allow`: an exact match of a bare name, or
 // of an absolute path. Relative paths ("./x", "bin/x") are never allowed.
 bool exec_allowed(const std::vector<std::string>& allow, std::string_view command);

@@ -91,6 +91,21 @@ JobOutcome generate(JobContext& context, const LlmOptions& options) {
 
 }  // namespace
 
+std::string_view llm_params_schema() {
+    return R"({
+  "type": "object",
+  "properties": {
+    "prompt": {"type": ["string", "null"], "description": "what to generate from"},
+    "max_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": 100000, "default": 64},
+    "tokens_per_second": {"type": ["number", "null"], "minimum": 0, "default": 20,
+                          "description": "0: as fast as possible"},
+    "seed": {"type": ["integer", "null"], "default": 0},
+    "backend": {"enum": ["sim", "openai", null], "default": "sim"},
+    "model": {"type": ["string", "null"], "description": "the openai backend's model"}
+  }
+})";
+}
+
 Handler llm_handler(LlmOptions options) {
     return
         [options = std::move(options)](JobContext& context) { return generate(context, options); };

@@ -103,6 +103,20 @@ JobOutcome research(JobContext& context) {
 
 }  // namespace
 
+std::string_view research_params_schema() {
+    return R"({
+  "type": "object",
+  "required": ["topic"],
+  "properties": {
+    "topic": {"type": "string", "minLength": 1},
+    "stages": {"type": ["array", "null"], "minItems": 1,
+               "items": {"type": "string", "minLength": 1},
+               "default": ["plan", "gather", "read", "write"]},
+    "stage_ms": {"type": ["integer", "null"], "minimum": 0, "maximum": 3600000, "default": 300}
+  }
+})";
+}
+
 Handler research_handler() {
     return research;
 }

@@ -19,7 +19,12 @@ const std::string kSecret(32, 'k');
 struct Rig {
     ManualClock clock;
     Rig() { clock.advance(1h); }
-    GatewayConfig config;  // heartbeat 1 s, liveness 3, cancel grace 10 s
+    std::shared_ptr<proto::SchemaRegistry> schemas = std::make_shared<proto::SchemaRegistry>();
+    GatewayConfig config = [this] {
+        GatewayConfig c;  // heartbeat 1 s, liveness 3, cancel grace 10 s
+        c.schemas = schemas;
+        return c;
+    }();
     GatewayStats stats;
     MemoryJobQueue queue{clock, config.lease_timeout()};
     WorkerProtocol protocol{config, kSecret, clock, stats, queue};
@@ -347,4 +352,59 @@ TEST_CASE("shutdown tells every worker to reconnect") {
     CHECK(only<proto::Reject>(rig.sent_to("p1")).reason == "shutdown");
     rig.protocol.goodbye(rig.out);
     CHECK(only<proto::Reject>(rig.sent_to("p2")).reason == "shutdown");
+}
+
+TEST_CASE("schemas in a hello are kept for the worker's types while it is connected") {
+    Rig rig;
+    proto::Hello hello{"w", {"llm", "exec"}, 1, {}};
+    hello.schemas = {{"llm", R"({"required":["prompt"]})"}};
+    rig.say("p1", hello);
+    const std::string session = only<proto::Welcome>(rig.sent_to("p1")).session;
+    auto llm = rig.schemas->find("llm");
+    REQUIRE(llm);
+    CHECK(llm->check(R"({"prompt":"x"})") == std::nullopt);
+    CHECK(llm->check(R"({})")->pointer == "/prompt");
+    CHECK_FALSE(rig.schemas->find("exec"));
+    CHECK(rig.schemas->types().size() == 2);
+
+    SECTION("a disconnect takes them away") {
+        rig.protocol.disconnected("p1", "unreachable");
+        CHECK_FALSE(rig.schemas->find("llm"));
+        CHECK(rig.schemas->types().empty());
+    }
+    SECTION("the same worker reconnecting replaces them") {
+        proto::Hello again = hello;
+        again.session = session;
+        again.schemas = {{"exec", R"({"required":["command"]})"}};
+        rig.say("p2", again);
+        CHECK_FALSE(rig.schemas->find("llm"));
+        CHECK(rig.schemas->find("exec"));
+        CHECK(rig.schemas->types().at(0).workers == 1);
+    }
+    SECTION("a silent worker's go with it") {
+        rig.clock.advance(rig.config.lease_timeout() + 1s);
+        rig.protocol.tick(rig.out);
+        CHECK_FALSE(rig.schemas->find("llm"));
+    }
+}
+
+TEST_CASE("a schema that does not compile is refused alone; the worker is served") {
+    Rig rig;
+    proto::Hello hello{"w", {"llm", "exec", "research"}, 1, {}};
+    hello.schemas = {{"llm", R"({"$ref":"#"})"},
+                     {"exec", R"({"$ref":"http://127.0.0.1:9/remote.json"})"},
+                     {"research", R"({"required":["topic"]})"},
+                     {"not-mine", R"({"type":"object"})"}};
+    rig.say("p1", hello);
+    only<proto::Welcome>(rig.sent_to("p1"));
+    CHECK_FALSE(rig.schemas->find("llm"));
+    CHECK_FALSE(rig.schemas->find("exec"));
+    CHECK_FALSE(rig.schemas->find("not-mine"));
+    CHECK(rig.schemas->find("research"));
+    CHECK(rig.protocol.worker_count() == 1);
+
+    // And it is leased jobs of a type whose schema was refused.
+    rig.commit({}, {}, {Rig::make_job("J", JobState::queued, 0)});
+    rig.protocol.dispatch(rig.out);
+    REQUIRE(rig.take_ops().size() == 1);
 }

@@ -249,7 +249,7 @@ TEST_CASE("GET /v1/jobs/{id}/snapshot folds the log at the job's last seq", "[we
     auto queued = f.call("GET", "/v1/jobs/" + id + "/snapshot", {}, {}, "alice");
     REQUIRE(queued.status == 200);
     auto snapshot = parse(queued);
-    CHECK(snapshot.at("job").at("id") == id);
+    CHECK(snapshot.at("job").at("id").as_string() == id);
     CHECK(snapshot.at("seq") == 1);
     CHECK(snapshot.at("state") == "queued");
     CHECK(snapshot.at("text") == "");
@@ -344,4 +344,89 @@ TEST_CASE("a full blocking pool answers 503 instead of queueing without bound", 
     CHECK(response.status == 503);
     CHECK(header(response, "Retry-After") == "1");
     store->close();
+}
+
+// ---- params schemas ---------------------------------------------------------
+
+namespace {
+
+void announce(RestFixture& f, const std::string& worker, const std::string& type,
+              std::string_view schema) {
+    auto compiled = proto::ParamsSchema::compile(schema);
+    REQUIRE(std::holds_alternative<proto::ParamsSchema::Ptr>(compiled));
+    f.schemas->announce(worker, {type}, {{type, std::get<proto::ParamsSchema::Ptr>(compiled)}});
+}
+
+constexpr std::string_view kResearchSchema =
+    R"({"type":"object","required":["topic"],"properties":{"topic":{"type":"string","minLength":1},)"
+    R"("stage_ms":{"type":"integer","minimum":0}}})";
+
+}  // namespace
+
+TEST_CASE("POST /v1/jobs answers 422 naming the field when params break the type's schema",
+          "[web][rest][schema]") {
+    RestFixture f;
+    announce(f, "w1", "research", kResearchSchema);
+
+    auto missing = f.call("POST", "/v1/jobs", R"({"type":"research","params":{"stage_ms":5}})");
+    REQUIRE(missing.status == 422);
+    auto body = parse(missing);
+    CHECK(body.at("error").at("code") == "invalid_params");
+    CHECK(body.at("error").at("field") == "/topic");
+    CHECK(body.at("error").at("rule") == "required");
+    CHECK_THAT(error_message(missing), Catch::Contains("params/topic"));
+
+    auto wrong =
+        f.call("POST", "/v1/jobs", R"({"type":"research","params":{"topic":"t","stage_ms":-1}})");
+    REQUIRE(wrong.status == 422);
+    CHECK(parse(wrong).at("error").at("field") == "/stage_ms");
+    CHECK(parse(wrong).at("error").at("rule") == "minimum");
+
+    // With an Idempotency-Key too: nothing is queued either way.
+    auto keyed = f.call("POST", "/v1/jobs", R"({"type":"research","params":{}})",
+                        HeaderMap{{"Idempotency-Key", "k1"}});
+    CHECK(keyed.status == 422);
+    auto list = f.call("GET", "/v1/jobs");
+    CHECK(parse(list).at("jobs").as_array().empty());
+    CHECK(f.schemas->refusals() == std::map<std::string, std::uint64_t>{{"research", 3}});
+
+    auto ok = f.call("POST", "/v1/jobs", R"({"type":"research","params":{"topic":"tides"}})",
+                     HeaderMap{{"Idempotency-Key", "k1"}});
+    CHECK(ok.status == 201);
+
+    // Once no connected worker announces it, the type takes any params again.
+    f.schemas->forget("w1");
+    CHECK(f.call("POST", "/v1/jobs", R"({"type":"research","params":{}})").status == 201);
+}
+
+TEST_CASE("a type without a schema is accepted as before", "[web][rest][schema]") {
+    RestFixture f;
+    announce(f, "w1", "research", kResearchSchema);
+    f.schemas->announce("w2", {"exec"}, {});
+    CHECK(f.call("POST", "/v1/jobs", R"({"type":"exec","params":{"anything":[1]}})").status == 201);
+    CHECK(f.call("POST", "/v1/jobs", R"({"type":"llm.generate"})").status == 201);
+}
+
+TEST_CASE("GET /v1/types lists the connected workers' types with their schemas",
+          "[web][rest][schema]") {
+    RestFixture f;
+    auto empty = f.call("GET", "/v1/types");
+    REQUIRE(empty.status == 200);
+    CHECK(parse(empty).at("types").as_array().empty());
+
+    announce(f, "w1", "research", kResearchSchema);
+    f.schemas->announce("w2", {"exec", "research"}, {});
+    auto response = f.call("GET", "/v1/types");
+    REQUIRE(response.status == 200);
+    const auto body = parse(response);
+    const auto& types = body.at("types").as_array();
+    REQUIRE(types.size() == 2);
+    CHECK(types[0].at("type") == "exec");
+    CHECK(types[0].at("schema").is_null());
+    CHECK(types[0].at("workers") == 1);
+    CHECK(types[1].at("type") == "research");
+    CHECK(types[1].at("workers") == 2);
+    CHECK(types[1].at("schema").at("required").at(0) == "topic");
+
+    CHECK(f.call("POST", "/v1/types").status == 405);
 }

@@ -16,6 +16,7 @@
 
 #include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
+#include "protocol/schema_registry.hpp"
 #include "web/http/blocking_pool.hpp"
 #include "web/rest/rest_api.hpp"
 
@@ -81,6 +82,8 @@ struct RestFixture {
     ManualClock clock{1'700'000'000'000};
     std::atomic<bool> ready{true};
     store::StoreCommands commands{*store};
+    // Empty until a test announces a worker's schemas.
+    std::shared_ptr<proto::SchemaRegistry> schemas = std::make_shared<proto::SchemaRegistry>();
     RestApi api{store->jobs(),
                 store->events(),
                 commands,
@@ -96,6 +99,7 @@ struct RestFixture {
     RestConfig make_config() {
         RestConfig config;
         config.ready = [this] { return ready.load(); };
+        config.schemas = schemas;
         return config;
     }
 
