@@ -43,6 +43,8 @@ export class JobcastChatTransport {
   constructor(options?: JobcastChatTransportOptions);
   /** true: reconnectToStream replays the job's message from its beginning. */
   readonly resumeStreamIsReplay: true;
+  // `headers` and `metadata` of the AI SDK's request options are not used:
+  // the token goes with every request, and `body` is merged into the params.
   /**
    * Submits the conversation as a job and streams its UI message chunks;
    * `abortSignal` firing after this resolved cancels the job (the AI SDK's stop()).

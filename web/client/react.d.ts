@@ -1,6 +1,7 @@
 // Type declarations for react.js — `jobcast/react`.
 import type { ConnectionState, Job, JobState, JobcastClient, TokenSource } from './jobcast.js';
 
+/** `client`, `WebSocket` and `fetch` should stay the same between renders: a new one restarts the subscription. */
 export interface UseJobOptions {
   /** The broker's base URL (the page's origin by default). */
   url?: string;

@@ -48,6 +48,8 @@ function isFinalRefusal(err) {
  * @param {typeof WebSocket} [options.WebSocket] for the hook's own client (Node: the `ws` package)
  * @param {typeof fetch} [options.fetch]
  * @param {number} [options.maxLogs] log lines kept (100, as in snapshots)
+ * `client`, `WebSocket` and `fetch` should stay the same between renders (a
+ * new one restarts the subscription); `token` may change freely.
  */
 export function useJob(jobId, options = {}) {
   const { url, client: shared, WebSocket, fetch, maxLogs = SNAPSHOT_LOGS } = options;
