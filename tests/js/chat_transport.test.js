@@ -167,7 +167,11 @@ test('dropped connections at random points: every word once', { skip, ...TIMEOUT
   const job = await finished(message.id);
   assert.equal(job.state, 'succeeded');
   assert.ok(drops >= 20, `${drops} dropped connections`);
-  assert.ok(lastEventIds.slice(1).every((id) => Number(id) > 0), 'every reconnect resumes with Last-Event-ID');
+  // A connection dropped before its first event reconnects from the start;
+  // once an event was delivered, every reconnect resumes after the last one.
+  const resumes = lastEventIds.slice(lastEventIds.findIndex((id) => id !== null)).map(Number);
+  assert.ok(resumes.length > 10 && resumes.every((id, i) => id > 0 && id >= (resumes[i - 1] ?? 0)),
+    `reconnects resume with Last-Event-ID: ${lastEventIds.join(' ')}`);
   assert.equal(textOf(message), job.result.text);
   assert.deepEqual(message.parts.map((p) => p.type), ['text'], 'a resumed part is not opened twice');
 });
@@ -205,26 +209,47 @@ test('broker killed with SIGKILL at random points and restarted: the message is 
 
 test('reconnectToStream after a page reload: the message continues, no word twice', { skip, ...TIMEOUT }, async () => {
   const storage = memoryStorage(); // localStorage survives the reload
-  for (const keepsPartialMessage of [true, false]) {
-    // The first page: its fetch dies with the page (no abort: an unload runs none).
+  const cases = [
+    { keepsPartialMessage: true, finishesDuringReload: false },
+    { keepsPartialMessage: false, finishesDuringReload: false },
+    { keepsPartialMessage: true, finishesDuringReload: true },
+  ];
+  for (const [n, { keepsPartialMessage, finishesDuringReload }] of cases.entries()) {
+    // The first page: its connections die with the page, and its abort
+    // signals never fire (an unload runs no abort).
+    const page = new AbortController();
     let unloaded = false;
-    const pageFetch = (url, init) => (unloaded ? new Promise(() => {}) : fetch(url, init));
+    const pageFetch = (url, init) =>
+      unloaded ? new Promise(() => {}) : fetch(url, { ...init, signal: AbortSignal.any([init.signal, page.signal].filter(Boolean)) });
     const chatId = crypto.randomUUID();
     const first = newChat({ id: chatId, transport: new JobcastChatTransport({ url: stack.url, storage, fetch: pageFetch }) });
-    first.sendMessage({ text: 'reload' }, { body: sim(keepsPartialMessage ? 5 : 6, { max_tokens: 300, tokens_per_second: 100 }) });
+    first.sendMessage({ text: 'reload' }, { body: sim(5 + n, { max_tokens: 300, tokens_per_second: 100 }) });
     await waitFor(() => lastText(first).length > 50, { what: 'some text on the first page' });
     unloaded = true;
+    page.abort();
     const saved = structuredClone(keepsPartialMessage ? first.messages : first.messages.filter((m) => m.role === 'user'));
     const jobId = assistants(first)[0].id;
     assert.equal(storage.map.get(`jobcast.chat.${chatId}`), jobId, 'the chat remembers its job');
+    if (finishesDuringReload) await finished(jobId);
 
     // The reloaded page: a new transport on the same storage, the messages the app saved.
-    const transport = new JobcastChatTransport({ url: stack.url, storage });
+    const requests = [];
+    const recording = (url, init) => {
+      requests.push({ url: String(url), lastEventId: init?.headers?.['Last-Event-ID'] });
+      return fetch(url, init);
+    };
+    const transport = new JobcastChatTransport({ url: stack.url, storage, fetch: recording });
     const chat = newChat({ id: chatId, transport, messages: saved });
     await chat.resumeStream();
     const job = await finished(jobId);
+    const what = `partial message saved: ${keepsPartialMessage}, finished during the reload: ${finishesDuringReload}`;
     assert.equal(job.state, 'succeeded', 'the reload did not cancel the job');
-    assert.equal(assistants(chat).length, 1, `one assistant message (partial message saved: ${keepsPartialMessage})`);
+    assert.equal(chat.status, 'ready');
+    assert.ok(requests[0].url.endsWith(`/v1/jobs/${jobId}/snapshot`), 'hydrated from the snapshot');
+    const streams = requests.filter((r) => r.url.includes('format=ui-message'));
+    if (finishesDuringReload) assert.deepEqual(streams, [], 'a finished job is its snapshot');
+    else assert.ok(streams.length > 0 && streams.every((r) => Number(r.lastEventId) > 0), 'then the events after its seq');
+    assert.equal(assistants(chat).length, 1, `one assistant message (${what})`);
     assert.equal(assistants(chat)[0].id, jobId);
     assert.equal(lastText(chat), job.result.text, 'the whole text, every word once');
     assert.equal(storage.map.has(`jobcast.chat.${chatId}`), false, 'delivered: forgotten');

@@ -41,7 +41,7 @@ export function chatParams(messages: ChatMessageLike[]): {
 
 export class JobcastChatTransport {
   constructor(options?: JobcastChatTransportOptions);
-  /** true: reconnectToStream replays the job's message from its beginning. */
+  /** true: reconnectToStream sends the job's whole message (its snapshot, then the events after it). */
   readonly resumeStreamIsReplay: true;
   // `headers` and `metadata` of the AI SDK's request options are not used:
   // the token goes with every request, and `body` is merged into the params.
@@ -59,7 +59,7 @@ export class JobcastChatTransport {
     body?: object;
     metadata?: unknown;
   }): Promise<ReadableStream<any>>;
-  /** The chat's undelivered job's stream from its beginning, or null when there is none. */
+  /** The chat's undelivered job's whole message (snapshot, then live), or null when there is none. */
   reconnectToStream(options: {
     chatId: string;
     abortSignal?: AbortSignal;

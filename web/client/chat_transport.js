@@ -31,16 +31,18 @@
  *   `chat` you create (and keep) yourself.
  * - The job of each chat is remembered (`storage`, localStorage by default)
  *   until its stream has been delivered to the end, so `reconnectToStream`
- *   (useChat's `resume: true`) finds it after a page reload too. It replays the
- *   job's stream from its first event (`resumeStreamIsReplay`): the AI SDK
- *   rebuilds a resumed message from the stream alone, so the whole message —
- *   named by the job id — is sent again and replaces the one on screen, and the
+ *   (useChat's `resume: true`) finds it after a page reload too. The AI SDK
+ *   rebuilds a resumed message from the stream alone
+ *   (`resumeStreamIsReplay`), so the transport sends the whole message again:
+ *   the job's snapshot as chunks (its text so far in one delta, one small
+ *   document however long the job), then the events after the snapshot's seq,
+ *   live. The message, named by the job id, replaces the one on screen, and the
  *   reloaded page shows every word once whatever it had saved.
  *
  * @module jobcast/chat_transport
  */
 
-import { JobcastClient, JobcastError, backoffDelay } from './jobcast.js';
+import { JobcastClient, JobcastError, TERMINAL_STATES, backoffDelay } from './jobcast.js';
 import { cancelJob } from './cancel.js';
 
 const RECONNECT = Object.freeze({ initialMs: 100, maxMs: 5_000 });
@@ -106,6 +108,31 @@ async function* sseEvents(body) {
   }
 }
 
+/**
+ * The UI message chunks that stand for a job's log up to its snapshot's seq,
+ * as the broker's stream would have written them less its transient data-*
+ * parts: the message named by the job, the text so far in the part of the
+ * snapshot's attempt, and for a finished job its end.
+ * @returns {{seq: number, chunks: object[], ended: boolean}}
+ */
+function snapshotChunks(jobId, snapshot) {
+  const chunks = [{ type: 'start', messageId: jobId }];
+  const part = `${jobId}-${snapshot.attempt}`;
+  const ended = TERMINAL_STATES.includes(snapshot.state);
+  if (snapshot.text) {
+    chunks.push({ type: 'text-start', id: part }, { type: 'text-delta', id: part, delta: snapshot.text });
+    if (ended || snapshot.result) chunks.push({ type: 'text-end', id: part });
+  }
+  if (snapshot.state === 'succeeded') {
+    chunks.push({ type: 'finish', finishReason: 'stop' });
+  } else if (snapshot.state === 'failed') {
+    chunks.push({ type: 'error', errorText: snapshot.error || 'failed' }, { type: 'finish', finishReason: 'error' });
+  } else if (snapshot.state === 'cancelled') {
+    chunks.push({ type: 'abort', reason: 'cancelled' });
+  }
+  return { seq: snapshot.seq, chunks, ended };
+}
+
 function sleep(ms, signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
@@ -119,7 +146,7 @@ function sleep(ms, signal) {
 }
 
 export class JobcastChatTransport {
-  /** reconnectToStream replays the job's stream from its beginning (see the module comment). */
+  /** reconnectToStream sends the job's whole message: its snapshot, then the events after it (see the module comment). */
   resumeStreamIsReplay = true;
 
   #client;
@@ -182,36 +209,49 @@ export class JobcastChatTransport {
   }
 
   /**
-   * The chat's unfinished job's stream from its beginning, or null when the
-   * chat has no job whose stream was not delivered to the end.
+   * The chat's unfinished job's whole message — its snapshot, then the events
+   * after it — or null when the chat has no job whose stream was not
+   * delivered to the end.
    * @param {{chatId: string, abortSignal?: AbortSignal}} options
    */
   async reconnectToStream({ chatId, abortSignal }) {
     const jobId = this.#recall(chatId);
     if (!jobId) return null;
+    let snapshot = null;
     try {
-      await this.#client.getJob(jobId, { signal: abortSignal });
+      snapshot = await this.#client.snapshot(jobId, { signal: abortSignal });
     } catch (err) {
       if (err instanceof JobcastError && err.status === 404) {
         this.#forget(chatId); // expired, or another user's
         return null;
       }
-      // A broker that cannot be reached now: the stream reconnects until it can.
+      // A broker that cannot be reached now: replay the log from its first
+      // event, reconnecting until the broker answers.
       if (!(err instanceof JobcastError && (err.code === 'network' || err.status >= 500))) throw err;
     }
     abortSignal?.throwIfAborted();
-    return this.#stream(chatId, jobId, abortSignal);
+    return this.#stream(chatId, jobId, abortSignal, snapshot?.seq > 0 ? snapshotChunks(jobId, snapshot) : null);
   }
 
   /**
-   * The job's UI message chunks from its first event to `[DONE]`, across any
-   * number of reconnects.
+   * The job's UI message chunks from its first event (or from `head`, the
+   * chunks of a snapshot) to `[DONE]`, across any number of reconnects.
+   * @param {{seq: number, chunks: object[], ended: boolean} | null} [head]
    */
-  #stream(chatId, jobId, abortSignal) {
+  #stream(chatId, jobId, abortSignal, head = null) {
     const reading = new AbortController();
-    let delivered = false; // [DONE] (or 204) reached: nothing left to stop
-    let seq = 0; // the last event delivered: where a reconnect resumes
+    let delivered = head?.ended ?? false; // [DONE] (or 204) reached: nothing left to stop
+    let seq = head?.seq ?? 0; // the last event delivered: where a reconnect resumes
     const openParts = new Set();
+    const deliver = (controller, chunk) => {
+      if (chunk.type === 'text-start') {
+        if (openParts.has(chunk.id)) return; // re-opened by a resume: already open here
+        openParts.add(chunk.id);
+      } else if (chunk.type === 'text-end') {
+        openParts.delete(chunk.id);
+      }
+      controller.enqueue(chunk);
+    };
 
     const onAbort = () => {
       if (!delivered) {
@@ -224,7 +264,8 @@ export class JobcastChatTransport {
     const finish = () => abortSignal?.removeEventListener('abort', onAbort);
 
     const run = async (controller) => {
-      for (let attempt = 0; !reading.signal.aborted; attempt++) {
+      for (const chunk of head?.chunks ?? []) deliver(controller, chunk);
+      for (let attempt = 0; !reading.signal.aborted && !delivered; attempt++) {
         if (attempt > 0) await sleep(backoffDelay(attempt - 1, RECONNECT, this.#random), reading.signal);
         if (reading.signal.aborted) break;
         let response;
@@ -248,16 +289,7 @@ export class JobcastChatTransport {
               delivered = true;
               break;
             }
-            if (event.data !== undefined) {
-              const chunk = JSON.parse(event.data);
-              if (chunk.type === 'text-start') {
-                if (openParts.has(chunk.id)) continue; // re-opened by a resume: already open here
-                openParts.add(chunk.id);
-              } else if (chunk.type === 'text-end') {
-                openParts.delete(chunk.id);
-              }
-              controller.enqueue(chunk);
-            }
+            if (event.data !== undefined) deliver(controller, JSON.parse(event.data));
             if (event.id !== undefined) {
               if (event.id > seq) attempt = 0; // progress: the next drop retries at once
               seq = event.id;
