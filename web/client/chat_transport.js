@@ -158,6 +158,8 @@ export class JobcastChatTransport {
   #params;
   #random;
   #onError;
+  /** chat id → job id: the copy this page keeps beside `storage` (and its only one without). */
+  #memory = new Map();
 
   /**
    * @param {object} [options]
@@ -180,15 +182,11 @@ export class JobcastChatTransport {
     this.#url = this.#client.url;
     this.#token = options.token;
     this.#storage = options.storage === undefined ? defaultStorage() : options.storage;
-    this.#memory = new Map();
     this.#type = options.type ?? 'llm.generate';
     this.#params = options.params ?? chatParams;
     this.#random = options.random ?? Math.random;
     this.#onError = options.onError ?? ((error) => console.warn('jobcast:', error.message));
   }
-
-  /** chat id → job id, when there is no storage (or it refuses). */
-  #memory;
 
   /**
    * Submits the conversation as a job and returns its UI message chunks.
