@@ -109,6 +109,22 @@ export interface EventsPage {
   done: boolean;
 }
 
+/** GET /v1/jobs/{id}/snapshot: the job's log folded at `seq` (see job_fold.d.ts). */
+export interface Snapshot {
+  /** The job as read with its log up to `seq`; its result is the snapshot's own `result`. */
+  job: Job;
+  seq: number;
+  state: JobState | null;
+  attempt: number;
+  text: string;
+  progress: number;
+  stage: string | null;
+  /** The newest log events' data (at most 100). */
+  logs: Array<Record<string, any>>;
+  result?: Record<string, any>;
+  error?: string;
+}
+
 /** Details of a state change. */
 export interface StateChangeInfo {
   /** Close code of the connection that ended (1006 for a heartbeat timeout). */
@@ -284,6 +300,8 @@ export class JobcastClient {
   cancel(jobId: string, options?: RequestOptions): Promise<Job>;
   /** GET /v1/jobs/{id}/events?after=&limit=&wait=. */
   events(jobId: string, query?: EventsQuery): Promise<EventsPage>;
+  /** GET /v1/jobs/{id}/snapshot: subscribe with `after: snapshot.seq` to go on from it. */
+  snapshot(jobId: string, options?: RequestOptions): Promise<Snapshot>;
 }
 
 /** The full-jitter reconnect delay: random() * min(maxMs, initialMs * 2^attempt), floored. */

@@ -484,6 +484,15 @@ export class JobcastClient {
   }
 
   /**
+   * GET /v1/jobs/{id}/snapshot → {job, seq, state, attempt, text, progress,
+   * stage, logs, result?, error?}: the job's log folded at `seq` (the fold of
+   * job_fold.js); subscribe with `after: seq` to go on from it.
+   */
+  snapshot(jobId, options = {}) {
+    return this.#request('GET', `/v1/jobs/${encodeURIComponent(jobId)}/snapshot`, { signal: options.signal });
+  }
+
+  /**
    * One REST call: JSON in and out, the token as a Bearer header, and the
    * broker's error body turned into a JobcastError.
    * @param {string} method

@@ -6,6 +6,7 @@
 // would. `?token=<JWT>` in the page URL authenticates; `#job=<id>` opens a job.
 
 import { JobcastClient, TERMINAL_STATES } from '/client/jobcast.js';
+import { emptyJobFold, foldJobEvent } from '/client/job_fold.js';
 
 // ---- parameters the forms start with ------------------------------------------
 
@@ -392,8 +393,10 @@ function openJob(jobId, snapshot) {
     jobId,
     job: copyOrNull(snapshot ?? jobs.get(jobId)), // the view's own copy; the list keeps its own
     subscription: null,
+    // The job's text is the shared fold's (job_fold.js, as in snapshots and
+    // useJob); the text node shows it, brought up to date once per frame.
+    fold: emptyJobFold(),
     textNode: document.createTextNode(''),
-    pendingText: '',
     flushScheduled: false,
     tokens: 0,
     stages: new Map(),
@@ -500,9 +503,10 @@ function onJobEvent(self, event) {
   $('job-seq').textContent = String(event.seq);
   const job = (self.job ??= { id: self.jobId, last_seq: 0 });
   job.last_seq = Math.max(job.last_seq ?? 0, event.seq);
+  self.fold = foldJobEvent(self.fold, event, 0); // the log panel keeps its own lines
   switch (event.kind) {
     case 'token':
-      appendToken(self, event.data.text ?? '');
+      showText(self);
       break;
     case 'progress':
       onProgress(self, event.data);
@@ -553,12 +557,12 @@ function showJobError(message) {
   $('job-error').hidden = false;
 }
 
-// Tokens can arrive hundreds per second: append to one text node, at most
-// once per animation frame, and keep the view pinned to the bottom only if the
-// reader has not scrolled up.
-function appendToken(self, text) {
+// Tokens can arrive hundreds per second: bring the text node up to the fold's
+// text at most once per animation frame (appending what is new, or replacing
+// it when the fold's text is not a continuation), and keep the view pinned to
+// the bottom only if the reader has not scrolled up.
+function showText(self) {
   self.tokens += 1;
-  self.pendingText += text;
   if ($('output-panel').hidden) $('output-panel').hidden = false;
   if (self.flushScheduled) return;
   self.flushScheduled = true;
@@ -567,11 +571,13 @@ function appendToken(self, text) {
 
 function flushTokens(self) {
   self.flushScheduled = false;
-  if (!self.pendingText || view !== self) return;
+  const shown = self.textNode.data;
+  const text = self.fold.text;
+  if (shown === text || view !== self) return;
   const out = $('job-text');
   const pinned = out.scrollHeight - out.scrollTop - out.clientHeight < 24;
-  self.textNode.appendData(self.pendingText);
-  self.pendingText = '';
+  if (text.startsWith(shown)) self.textNode.appendData(text.slice(shown.length));
+  else self.textNode.data = text;
   if (pinned) out.scrollTop = out.scrollHeight;
 }
 
