@@ -88,8 +88,20 @@ void Hub::run() {
     }
 }
 
+void Hub::hand(const Entry& entry, const PublishedPtr& published, std::vector<LaneBatch>& lanes) {
+    if (!entry.lane) {
+        if (auto sink = entry.sink.lock()) sink->deliver(published);
+        return;
+    }
+    auto it = std::find_if(lanes.begin(), lanes.end(),
+                           [&](const LaneBatch& l) { return l.lane == entry.lane; });
+    if (it == lanes.end()) it = lanes.insert(lanes.end(), LaneBatch{entry.lane, {}});
+    it->deliveries.emplace_back(entry.sink, published);
+}
+
 void Hub::fan_out(std::vector<store::JobEvents>& batch) {
     std::vector<Entry> job_sinks, feed_sinks;
+    std::vector<LaneBatch> lanes;
     for (auto& job_events : batch) {
         if (job_events.events.empty()) continue;
         job_sinks.clear();
@@ -160,15 +172,22 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
             for (const auto& e : p->events)
                 p->bytes += e.data.size() + 64;
             PublishedPtr shared = std::move(p);
-            for (const auto& entry : job_sinks) {
-                if (auto sink = entry.sink.lock()) sink->deliver(shared);
-            }
+            for (const auto& entry : job_sinks)
+                hand(entry, shared, lanes);
         }
         if (feed) {
-            for (const auto& entry : feed_sinks) {
-                if (auto sink = entry.sink.lock()) sink->deliver(feed);
-            }
+            for (const auto& entry : feed_sinks)
+                hand(entry, feed, lanes);
         }
+    }
+    // One task per lane for the whole commit; a sink gone by the time it
+    // runs simply gets nothing.
+    for (auto& lane : lanes) {
+        lane.lane->run([deliveries = std::move(lane.deliveries)] {
+            for (const auto& [weak, published] : deliveries) {
+                if (auto sink = weak.lock()) sink->deliver(published);
+            }
+        });
     }
 }
 
@@ -207,7 +226,7 @@ bool Hub::add(std::vector<Entry>& entries, const std::shared_ptr<LiveSink>& sink
     for (const auto& e : entries) {
         if (e.key == sink.get()) return false;
     }
-    entries.push_back({sink, sink.get(), format});
+    entries.push_back({sink, sink.get(), format, sink->lane()});
     return true;
 }
 

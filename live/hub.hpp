@@ -2,8 +2,10 @@
 // the hub; its own thread serializes each job's events once per wire format
 // into shared immutable buffers and hands them to every subscriber, so the
 // writer never waits on fan-out and fan-out costs no copies. Subscribers
-// (WebSocket and SSE sessions, long-polls) post the buffers to their own
-// strands; no lock is held while anything is written.
+// that name a lane (WebSocket and SSE sessions: one lane per I/O thread) get
+// a commit through one task per lane, which walks that lane's subscribers; a
+// subscriber without one (a long-poll) is called on the hub thread. No lock
+// is held while anything is written.
 //
 // Batches come from the local commit stream (publish) and from a LiveFeed
 // (publish_remote: another broker's commits over a shared engine). Either
@@ -73,6 +75,12 @@ class Hub {
         std::weak_ptr<LiveSink> sink;
         const LiveSink* key;
         WireFormat format;
+        std::shared_ptr<LiveLane> lane;  // null: delivered on the hub thread
+    };
+    // What one commit hands to one lane: its sinks' batches, in order.
+    struct LaneBatch {
+        std::shared_ptr<LiveLane> lane;
+        std::vector<std::pair<std::weak_ptr<LiveSink>, PublishedPtr>> deliveries;
     };
     // A job with subscribers here, and the last seq handed to them (0: none yet).
     struct JobWatch {
@@ -88,6 +96,9 @@ class Hub {
 
     void run();
     void fan_out(std::vector<store::JobEvents>& batch);
+    // Delivers at once (no lane) or adds to the entry's lane batch.
+    static void hand(const Entry& entry, const PublishedPtr& published,
+                     std::vector<LaneBatch>& lanes);
     // Drops the events at or below `delivered` and fills a gap before the rest.
     void dedupe(store::JobEvents& job_events, std::uint64_t delivered);
     // Records the last seq of `job_events` as handed out.

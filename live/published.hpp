@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,12 +36,27 @@ bool is_terminal_event(const Event& event);
 // Which wire format a subscriber writes, so the hub serializes only those.
 enum class WireFormat : std::uint8_t { websocket = 1, sse = 2, none = 0 };
 
+// A thread (or serialized executor) that serves many subscribers. After each
+// commit the hub hands every lane one task that delivers the commit to all of
+// its subscribers, instead of one wake-up per subscriber.
+class LiveLane {
+  public:
+    virtual ~LiveLane() = default;
+    // Runs `task` on the lane, after every task handed to it before. Called
+    // on the hub thread; must not block.
+    virtual void run(std::function<void()> task) = 0;
+};
+
 // A subscriber of the hub (a WebSocket or SSE session, a long-poll).
 class LiveSink {
   public:
     virtual ~LiveSink() = default;
-    // Called on the hub thread; must not block (post to your own strand).
+    // Called on the sink's lane, or on the hub thread for a sink without one;
+    // must not block (hand the batch to your own strand).
     virtual void deliver(const PublishedPtr& published) = 0;
+    // The lane that delivers to this sink (asked once, at subscribe); null:
+    // the hub thread calls deliver() itself.
+    virtual std::shared_ptr<LiveLane> lane() { return nullptr; }
 };
 
 }  // namespace jobcast::live

@@ -1,7 +1,12 @@
 #include "web/stream/stream_session.hpp"
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
 
 #include "common/clock.hpp"
 #include "common/time_bounds.hpp"
@@ -10,6 +15,36 @@
 #include "web/security/audit.hpp"
 
 namespace jobcast::web {
+
+namespace net = boost::asio;
+
+namespace {
+
+// A lane of the hub: a strand on the I/O threads' io_context.
+class StrandLane final : public live::LiveLane {
+  public:
+    explicit StrandLane(const net::io_context::executor_type& io) : strand_(net::make_strand(io)) {}
+    void run(std::function<void()> task) override { net::post(strand_, std::move(task)); }
+
+  private:
+    net::strand<net::io_context::executor_type> strand_;
+};
+
+}  // namespace
+
+std::shared_ptr<live::LiveLane> StreamLanes::pick(const net::any_io_executor& session_strand) {
+    const auto* strand = session_strand.target<net::strand<net::io_context::executor_type>>();
+    if (!strand) return nullptr;
+    const auto& io = strand->get_inner_executor();
+    std::lock_guard lock(mutex_);
+    if (lanes_.empty()) {
+        context_ = &io.context();
+        for (std::size_t i = 0; i < count_; ++i)
+            lanes_.push_back(std::make_shared<StrandLane>(io));
+    }
+    if (context_ != &io.context()) return nullptr;
+    return lanes_[next_++ % lanes_.size()];
+}
 
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -25,6 +60,7 @@ StreamSession::StreamSession(std::shared_ptr<StreamingContext> ctx,
       strand_(std::move(strand)),
       owner_(std::move(owner)),
       transport_(transport),
+      lane_(ctx_->lanes->pick(strand_)),
       live_budget_(ctx_->config.connection_buffer_bytes) {
     ctx_->stats.connections[static_cast<std::size_t>(transport_)].fetch_add(1);
 }
@@ -36,8 +72,9 @@ StreamSession::~StreamSession() {
 }
 
 void StreamSession::deliver(const live::PublishedPtr& published) {
-    boost::asio::post(strand_,
-                      [self = shared_from_this(), published] { self->on_live(published); });
+    // On the lane's I/O thread this runs inline unless the strand is busy on
+    // another thread; on the hub thread (no lane) it is a post.
+    net::dispatch(strand_, [self = shared_from_this(), published] { self->on_live(published); });
 }
 
 void StreamSession::set_catching_up(Subscription& sub, bool before) {
@@ -149,40 +186,56 @@ void StreamSession::start_write() {
     write_front(queue_.front().bytes);
 }
 
-// A connection that has fallen behind gets its queued live frames of one job
-// as a single frame: one write (and one system call) instead of one per
-// commit, so the more a client lags, the cheaper it is to serve. Shared
-// frames stay shared while the client keeps up.
+// Live frames that queued up behind a write in flight (several commits, of
+// one job or of many) are written when the socket is writable again, as one
+// frame per job: one write (and one system call) per job instead of one per
+// commit, so the more a client lags, the cheaper it is to serve, and no timer
+// holds anything back at low load. Only the run of live frames at the front
+// is merged (a control or replay frame keeps its place), each job's events
+// stay in order, and shared frames stay shared while the client keeps up.
 void StreamSession::coalesce_front() {
     constexpr std::size_t kMaxCoalescedBytes = 256 * 1024;
     if (queue_.size() < 2 || queue_.front().live.empty()) return;
-    const std::string& job = queue_.front().live.front().published->job;
     std::size_t n = 0, bytes = 0;
     for (const auto& out : queue_) {
-        if (out.live.empty() || out.live.front().published->job != job ||
-            (n > 0 && bytes + out.bytes->size() > kMaxCoalescedBytes)) {
-            break;
-        }
+        if (out.live.empty() || (n > 0 && bytes + out.bytes->size() > kMaxCoalescedBytes)) break;
         bytes += out.bytes->size();
         ++n;
     }
     if (n < 2) return;
-    Outgoing merged;
-    std::vector<const std::string*> frames;
+    // One group per job, in the order of their first frame.
+    struct Group {
+        Outgoing out;
+        std::vector<const std::string*> frames;
+    };
+    std::vector<Group> groups;
     for (std::size_t i = 0; i < n; ++i) {
         const Outgoing& out = queue_[i];
-        merged.live.insert(merged.live.end(), out.live.begin(), out.live.end());
-        merged.events += out.events;
-        frames.push_back(out.bytes.get());
+        const std::string& job = out.live.front().published->job;
+        auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+            return g.out.live.front().published->job == job;
+        });
+        if (group == groups.end()) group = groups.insert(groups.end(), Group{});
+        group->out.live.insert(group->out.live.end(), out.live.begin(), out.live.end());
+        group->out.events += out.events;
+        group->out.bytes = out.bytes;  // kept as is when it is the job's only frame
+        group->frames.push_back(out.bytes.get());
     }
-    merged.bytes = coalesced_frame(merged.live, frames);
-    const auto delta =
-        static_cast<std::int64_t>(merged.bytes->size()) - static_cast<std::int64_t>(bytes);
+    if (groups.size() == n) return;  // no two frames of one job
+    std::size_t merged_bytes = 0;
+    for (auto& group : groups) {
+        if (group.frames.size() > 1)
+            group.out.bytes = coalesced_frame(group.out.live, group.frames);
+        merged_bytes += group.out.bytes->size();
+    }
+    const auto delta = static_cast<std::int64_t>(merged_bytes) - static_cast<std::int64_t>(bytes);
     queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
     ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+    // The frames merged from are dropped only now: `frames` pointed into them.
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    queue_.push_front(std::move(merged));
-    ctx_->stats.coalesced_frames.fetch_add(n - 1, std::memory_order_relaxed);
+    for (auto group = groups.rbegin(); group != groups.rend(); ++group)
+        queue_.push_front(std::move(group->out));
+    ctx_->stats.coalesced_frames.fetch_add(n - groups.size(), std::memory_order_relaxed);
 }
 
 bool StreamSession::stalled(std::chrono::steady_clock::time_point now) const {

@@ -2,15 +2,17 @@
 // outbound queue of shared, pre-serialized frames, the subscriptions of the
 // connection (replay from the store, then live from the hub), and the
 // slow-consumer switch. Everything here runs on the session's strand, except
-// deliver(), which the hub calls and which only posts to the strand.
+// deliver(), which the hub's lane task calls (see StreamLanes).
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/core/error.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -31,6 +33,28 @@ namespace jobcast::web {
 
 class SecurityContext;
 
+// The hub's lanes into the I/O threads: one strand per I/O thread on the
+// sessions' io_context, the sessions spread over them in turn. After a
+// commit the hub posts one task per lane, which walks the lane's sessions
+// and runs each one's handler inline (its strand is dispatched to, not
+// posted to): one wake-up per I/O thread per commit, not one per subscriber.
+class StreamLanes {
+  public:
+    explicit StreamLanes(std::size_t count) : count_(std::max<std::size_t>(1, count)) {}
+    // A lane for a session whose strand is `session_strand` (the lanes are
+    // made on the first call, on that strand's io_context). Null when the
+    // strand is not an io_context strand or runs on another io_context: the
+    // hub then delivers to the session from its own thread.
+    std::shared_ptr<live::LiveLane> pick(const boost::asio::any_io_executor& session_strand);
+
+  private:
+    std::mutex mutex_;
+    const std::size_t count_;
+    const void* context_ = nullptr;
+    std::vector<std::shared_ptr<live::LiveLane>> lanes_;
+    std::size_t next_ = 0;
+};
+
 // Shared by every streaming session; owned by the server.
 struct StreamingContext {
     live::Hub& hub;
@@ -41,6 +65,7 @@ struct StreamingContext {
     StreamingConfig config;
     StreamStats& stats;
     std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
+    std::shared_ptr<StreamLanes> lanes = std::make_shared<StreamLanes>(config.io_threads);
 };
 
 // How long until `unix_seconds` (zero when it is past, at most about ten years;
@@ -53,8 +78,10 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
                   std::string owner, Transport transport);
     ~StreamSession() override;
 
-    // Hub thread: hand the batch to the strand.
+    // The lane's task (or the hub thread): run the batch on the strand, at
+    // once when it is free.
     void deliver(const live::PublishedPtr& published) final;
+    std::shared_ptr<live::LiveLane> lane() final { return lane_; }
     // Any thread: close the connection. WebSockets get `code` (1012 when the
     // broker restarts: reconnect and resume); SSE streams just end.
     virtual void request_close(std::uint16_t code) = 0;
@@ -145,6 +172,7 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     void retry_read_later(const std::string& job);
     void set_catching_up(Subscription& sub, bool before);
 
+    const std::shared_ptr<live::LiveLane> lane_;
     // Declared before subs_: the subscriptions give their bytes back to it.
     LiveBufferBudget live_budget_;
     std::unordered_map<std::string, Subscription> subs_;

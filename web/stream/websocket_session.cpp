@@ -1,9 +1,12 @@
 #include "web/stream/websocket_session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <random>
 
 #include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
@@ -22,6 +25,33 @@ namespace net = boost::asio;
 
 namespace {
 
+// When the next keepalive check of a connection runs: a random point in the
+// last quarter of the interval, so that connections opened together do not
+// all wake together.
+std::chrono::steady_clock::duration jittered(std::chrono::milliseconds keepalive) {
+    thread_local std::minstd_rand random{std::random_device{}()};
+    std::uniform_int_distribution<std::int64_t> spread(keepalive.count() * 3 / 4,
+                                                       keepalive.count());
+    return std::chrono::milliseconds(spread(random));
+}
+
+// The kernel probes a connection that has been silent for `keepalive` and
+// drops it when three probes, `keepalive`/3 apart, go unanswered: a vanished
+// peer is found within 2 x keepalive without waking the broker.
+void keep_alive(net::ip::tcp::socket& socket, std::chrono::milliseconds keepalive) {
+    using namespace std::chrono;
+    auto idle = std::max<std::int64_t>(1, duration_cast<seconds>(keepalive + 999ms).count());
+    beast::error_code ignored;
+    socket.set_option(net::socket_base::keep_alive(true), ignored);
+    socket.set_option(
+        net::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>(static_cast<int>(idle)),
+        ignored);
+    socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>(
+                          static_cast<int>(std::max<std::int64_t>(1, idle / 3))),
+                      ignored);
+    socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>(3), ignored);
+}
+
 class WebSocketSession final : public StreamSession {
   public:
     WebSocketSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
@@ -39,11 +69,15 @@ class WebSocketSession final : public StreamSession {
 
     void run(http::request<http::string_body> request) {
         beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
+        // Dead peers are found without a timer per read: by the kernel's TCP
+        // keepalive, and by our own check, which pings only a connection
+        // that wrote nothing since the last one (schedule_keepalive).
         auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
-        // Pings when idle; a peer that answers nothing within the timeout is gone.
-        timeouts.idle_timeout = ctx_->config.keepalive * 2;
-        timeouts.keep_alive_pings = true;
+        timeouts.idle_timeout = websocket::stream_base::none();
+        timeouts.keep_alive_pings = false;
         ws_.set_option(timeouts);
+        keep_alive(beast::get_lowest_layer(ws_).socket(), ctx_->config.keepalive);
+        ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_ = true; });
         ws_.set_option(websocket::stream_base::decorator(
             [](websocket::response_type& res) { res.set(http::field::server, "jobcast"); }));
         ws_.read_message_max(ctx_->config.max_message_bytes);
@@ -66,7 +100,7 @@ class WebSocketSession final : public StreamSession {
     void on_accept(beast::error_code ec) {
         if (ec) return fail(ec, "accept");
         log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
-        schedule_check();
+        schedule_keepalive();
         schedule_expiry();
         do_read();
     }
@@ -91,6 +125,7 @@ class WebSocketSession final : public StreamSession {
     }
 
     void on_read(beast::error_code ec) {
+        heard_ = true;
         if (ec == websocket::error::message_too_big) {
             // Beast has already answered with close code 1009 (too big).
             ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
@@ -252,6 +287,7 @@ class WebSocketSession final : public StreamSession {
     void write_front(const std::shared_ptr<const std::string>& bytes) override {
         ws_.async_write(net::buffer(*bytes),
                         [self = self(), bytes](beast::error_code ec, std::size_t) {
+                            self->wrote_ = true;
                             self->on_write_done(ec);
                             if (ec) self->fail(ec, "write");
                         });
@@ -285,22 +321,40 @@ class WebSocketSession final : public StreamSession {
 
     // ---- closing ----
 
-    void schedule_check() {
-        timer_.expires_after(ctx_->config.keepalive / 2);
+    // Every keepalive interval (jittered): a write stuck for longer than the
+    // stall timeout closes the connection; a peer that answered nothing since
+    // the last ping is gone (closed within 2 x keepalive of going silent); a
+    // connection that wrote nothing since the last check gets a ping, so
+    // proxies see traffic and a silent peer is found. Busy connections are
+    // never pinged, idle ones once per interval, and nothing runs per read.
+    void schedule_keepalive() {
+        timer_.expires_after(jittered(ctx_->config.keepalive));
         timer_.async_wait([self = self()](beast::error_code ec) {
             if (ec || self->closing_) return;
-            if (self->stalled(std::chrono::steady_clock::now())) {
-                // The client stopped reading: its TCP window is full, so a
-                // close frame could not reach it either. Drop the connection;
-                // the client resumes from its last seq when it comes back.
-                self->ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
-                log().info("event=ws_too_slow remote={} owner={}", self->remote_,
-                           audit_quote(self->owner_));
-                self->close(client_api::kCloseTooSlow, "too slow for too long; resume");
-                return;
-            }
-            self->schedule_check();
+            self->check_keepalive();
         });
+    }
+
+    void check_keepalive() {
+        if (stalled(std::chrono::steady_clock::now())) {
+            // The client stopped reading: its TCP window is full, so a
+            // close frame could not reach it either. Drop the connection;
+            // the client resumes from its last seq when it comes back.
+            ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
+            log().info("event=ws_too_slow remote={} owner={}", remote_, audit_quote(owner_));
+            return close(client_api::kCloseTooSlow, "too slow for too long; resume");
+        }
+        if (pinged_ && !heard_) return fail(beast::error::timeout, "keepalive");
+        pinged_ = false;
+        heard_ = false;
+        if (!wrote_ && idle()) {
+            pinged_ = true;
+            ws_.async_ping({}, [self = self()](beast::error_code ec) {
+                if (ec && !self->closing_) self->fail(ec, "ping");
+            });
+        }
+        wrote_ = false;
+        schedule_keepalive();
     }
 
     void close(std::uint16_t code, const char* reason) {
@@ -339,7 +393,7 @@ class WebSocketSession final : public StreamSession {
 
     void fail(beast::error_code ec, const char* what) {
         if (ec == beast::error::timeout && !closing_) {
-            // Beast's idle timeout: the peer answered no ping (gone, or not reading).
+            // The peer answered no ping (gone, or not reading).
             ctx_->stats.slow_closes.fetch_add(1, std::memory_order_relaxed);
         }
         closing_ = true;
@@ -365,7 +419,12 @@ class WebSocketSession final : public StreamSession {
     std::int64_t valid_until_;  // unix seconds; 0: never
     TokenBucket ops_;           // client ops per second
     bool close_after_drain_ = false;
-    bool reads_paused_ = false;           // see backlog_cleared()
+    bool reads_paused_ = false;  // see backlog_cleared()
+    // Since the last keepalive check: a frame was written / anything was
+    // read (ops, pongs); a ping is waiting for its answer.
+    bool wrote_ = false;
+    bool heard_ = false;
+    bool pinged_ = false;
     std::size_t pending_subscribes_ = 0;  // subscribe ops between their read and their check
     std::uint16_t close_code_ = client_api::kCloseGoingAway;
     const char* close_reason_ = "";

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +46,40 @@ class Sink : public LiveSink {
   private:
     std::mutex mutex_;
     std::vector<std::uint64_t> seqs_;
+};
+
+// A lane that keeps the tasks the hub hands it, to run them when the test says.
+class QueuedLane : public LiveLane {
+  public:
+    void run(std::function<void()> task) override {
+        std::lock_guard lock(mutex_);
+        tasks_.push_back(std::move(task));
+        ++runs;
+    }
+    void run_all() {
+        std::vector<std::function<void()>> tasks;
+        {
+            std::lock_guard lock(mutex_);
+            tasks.swap(tasks_);
+        }
+        for (auto& task : tasks)
+            task();
+    }
+    std::atomic<int> runs{0};
+
+  private:
+    std::mutex mutex_;
+    std::vector<std::function<void()>> tasks_;
+};
+
+// A Sink served by a lane.
+class LaneSink : public Sink {
+  public:
+    explicit LaneSink(std::shared_ptr<LiveLane> lane) : lane_(std::move(lane)) {}
+    std::shared_ptr<LiveLane> lane() override { return lane_; }
+
+  private:
+    std::shared_ptr<LiveLane> lane_;
 };
 
 // Records what the hub asks its feed for.
@@ -204,4 +240,46 @@ TEST_CASE("the local feed watches nothing", "[live][hub]") {
     hub.drain();
     CHECK(sink->seqs() == range(1, 600));
     hub.unsubscribe("J", sink.get());
+}
+
+TEST_CASE_METHOD(HubFixture,
+                 "a commit wakes each lane once, whatever its subscribers and jobs, in order",
+                 "[live][hub]") {
+    // 10 subscribers of two jobs on 3 lanes, and one without a lane.
+    std::vector<std::shared_ptr<QueuedLane>> lanes;
+    for (int i = 0; i < 3; ++i)
+        lanes.push_back(std::make_shared<QueuedLane>());
+    std::vector<std::shared_ptr<LaneSink>> sinks;
+    for (int i = 0; i < 10; ++i) {
+        sinks.push_back(std::make_shared<LaneSink>(lanes[i % 3]));
+        hub.subscribe(i % 2 ? "J" : "K", 0, sinks.back(), WireFormat::websocket);
+    }
+    auto direct = std::make_shared<Sink>();
+    hub.subscribe("J", 0, direct, WireFormat::websocket);
+
+    auto commit = batch("J", 1, 300);  // two frames of J
+    commit.push_back(batch("K", 1, 2).front());
+    hub.publish(commit);
+    hub.drain();
+    for (const auto& lane : lanes)
+        CHECK(lane->runs == 1);
+    CHECK(direct->seqs() == range(1, 300));  // delivered on the hub thread
+    for (const auto& sink : sinks)
+        CHECK(sink->seqs().empty());  // nothing until its lane runs
+
+    hub.publish(batch("J", 301, 302));
+    hub.drain();
+    for (const auto& lane : lanes)
+        CHECK(lane->runs == 2);
+    // A subscriber gone before its lane runs gets nothing; the others get
+    // every commit in order.
+    std::weak_ptr<LaneSink> gone = sinks[1];
+    sinks[1].reset();
+    for (const auto& lane : lanes)
+        lane->run_all();
+    CHECK(gone.expired());
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+        if (!sinks[i]) continue;
+        CHECK(sinks[i]->seqs() == (i % 2 ? range(1, 302) : range(1, 2)));
+    }
 }

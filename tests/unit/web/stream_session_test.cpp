@@ -1,0 +1,300 @@
+// StreamSession's delivery and write path on a real hub and store: the hub's
+// lanes into the I/O threads, live frames merged per job behind a write in
+// flight, and a WebSocket whose peer stops answering being found by the
+// keepalive check.
+#include "web/stream/stream_session.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "live/live_feed.hpp"
+#include "protocol/client_api.hpp"
+#include "test_support.hpp"
+#include "web/stream/websocket_session.hpp"
+
+using namespace jobcast;
+using namespace jobcast::web;
+using namespace jobcast::web::test;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+
+namespace {
+
+// A session that records what it writes; each write completes only when the
+// test says (the socket is "writable again").
+class RecordingSession final : public StreamSession {
+  public:
+    RecordingSession(std::shared_ptr<StreamingContext> ctx, net::any_io_executor strand)
+        : StreamSession(std::move(ctx), std::move(strand), "alice", Transport::websocket) {}
+
+    void subscribe(const std::string& job) {
+        net::post(strand_, [self = self(), job] { self->begin_subscription(job, 0); });
+    }
+    // Completes the write in flight.
+    void complete_write() {
+        net::post(strand_, [self = self()] { self->on_write_done({}); });
+    }
+    std::vector<std::string> written() {
+        std::lock_guard lock(mutex_);
+        return written_;
+    }
+    void request_close(std::uint16_t) override {}
+
+  private:
+    std::shared_ptr<RecordingSession> self() {
+        return std::static_pointer_cast<RecordingSession>(shared_from_this());
+    }
+    void write_front(const std::shared_ptr<const std::string>& bytes) override {
+        std::lock_guard lock(mutex_);
+        written_.push_back(*bytes);
+    }
+    std::shared_ptr<const std::string> live_frame(const live::Published& published,
+                                                  std::size_t skip) override {
+        return std::make_shared<const std::string>(
+            client_api::websocket_frame(published.job, published.events, skip));
+    }
+    std::shared_ptr<const std::string> page_frame(const std::string& job,
+                                                  const std::vector<Event>& events) override {
+        return std::make_shared<const std::string>(client_api::websocket_frame(job, events));
+    }
+    std::shared_ptr<const std::string> coalesced_frame(
+        const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
+        std::vector<client_api::EventSlice> events;
+        for (const auto& slice : slices)
+            events.push_back({&slice.published->events, slice.skip});
+        return std::make_shared<const std::string>(
+            client_api::websocket_frame(slices.front().published->job, events));
+    }
+
+    std::mutex mutex_;
+    std::vector<std::string> written_;
+};
+
+template <typename Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (!predicate()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+std::vector<store::JobEvents> commit(const std::string& job, std::uint64_t first,
+                                     std::uint64_t last) {
+    store::JobEvents je{job, "alice", {}};
+    for (auto seq = first; seq <= last; ++seq) {
+        Event e;
+        e.seq = seq;
+        e.kind = EventKind::token;
+        e.data = R"({"text":")" + job + std::to_string(seq) + R"("})";
+        je.events.push_back(e);
+    }
+    return {je};
+}
+
+// (job, seq) of every event of a written frame, in order.
+std::vector<std::pair<std::string, std::uint64_t>> events_of(const std::string& frame) {
+    auto value = boost::json::parse(frame).as_object();
+    std::string job(value.at("job").as_string());
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    if (value.at("type") == "event") {
+        out.emplace_back(job, value.at("seq").to_number<std::uint64_t>());
+    } else {
+        for (const auto& e : value.at("events").as_array())
+            out.emplace_back(job, e.at("seq").to_number<std::uint64_t>());
+    }
+    return out;
+}
+
+// A hub on a real store, and I/O threads running the sessions.
+struct StreamFixture {
+    explicit StreamFixture(StreamingConfig config = {}, std::size_t threads = 2) {
+        config.io_threads = threads;
+        ctx = std::make_shared<StreamingContext>(StreamingContext{
+            hub, store->jobs(), store->events(), commands,
+            [this](std::function<void()> task) { return pool.post(std::move(task)); }, config,
+            stats, nullptr});
+        for (std::size_t i = 0; i < threads; ++i)
+            io_threads.emplace_back([this] { io.run(); });
+    }
+    ~StreamFixture() {
+        hub.stop();
+        work.reset();
+        io.stop();
+        for (auto& thread : io_threads)
+            thread.join();
+        pool.stop();
+        store->close();
+    }
+
+    std::shared_ptr<RecordingSession> session() {
+        return std::make_shared<RecordingSession>(ctx, net::make_strand(io));
+    }
+
+    TempDir dir;
+    std::unique_ptr<store::Store> store = open_store(dir);
+    BlockingPool pool{2};
+    store::StoreCommands commands{*store};
+    live::LocalFeed feed;
+    live::Hub hub{feed, live::fill_from(store->events())};
+    StreamStats stats;
+    net::io_context io;
+    net::executor_work_guard<net::io_context::executor_type> work{io.get_executor()};
+    std::shared_ptr<StreamingContext> ctx;
+    std::vector<std::thread> io_threads;
+};
+
+}  // namespace
+
+TEST_CASE("sessions are spread over one hub lane per I/O thread", "[web][stream]") {
+    StreamFixture f({}, 3);
+    std::vector<std::shared_ptr<RecordingSession>> sessions;
+    std::set<live::LiveLane*> lanes;
+    for (int i = 0; i < 12; ++i) {
+        sessions.push_back(f.session());
+        lanes.insert(sessions.back()->lane().get());
+    }
+    CHECK(lanes.size() == 3);
+    CHECK(lanes.count(nullptr) == 0);
+
+    // Every session gets every commit, in order, through its lane.
+    for (auto& s : sessions)
+        s->subscribe("J");
+    REQUIRE(
+        eventually([&] { return f.hub.subscriptions() == 12 && f.stats.catching_up.load() == 0; }));
+    f.hub.publish(commit("J", 1, 1));
+    f.hub.drain();
+    REQUIRE(eventually([&] {
+        for (auto& s : sessions) {
+            if (s->written().size() != 1) return false;
+        }
+        return true;
+    }));
+    for (auto& s : sessions) {
+        CHECK(events_of(s->written().front()) ==
+              std::vector<std::pair<std::string, std::uint64_t>>{{"J", 1}});
+    }
+}
+
+TEST_CASE("live frames queued behind a write in flight go out as one frame per job, in order",
+          "[web][stream]") {
+    StreamFixture f;
+    auto s = f.session();
+    s->subscribe("A");
+    s->subscribe("B");
+    REQUIRE(
+        eventually([&] { return f.hub.subscriptions() == 2 && f.stats.catching_up.load() == 0; }));
+
+    f.hub.publish(commit("A", 1, 1));  // written at once; its write stays in flight
+    f.hub.drain();
+    REQUIRE(eventually([&] { return s->written().size() == 1; }));
+    f.hub.publish(commit("B", 1, 1));
+    f.hub.publish(commit("A", 2, 3));
+    f.hub.publish(commit("B", 2, 2));
+    f.hub.publish(commit("A", 4, 4));
+    f.hub.drain();
+    REQUIRE(eventually([&] { return f.stats.queued_bytes.load() > 0; }));
+    // Let the four queued frames reach the session before the socket is writable again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+    s->complete_write();
+    REQUIRE(eventually([&] { return s->written().size() == 2; }));
+    s->complete_write();
+    REQUIRE(eventually([&] { return s->written().size() == 3; }));
+    s->complete_write();
+    REQUIRE(eventually([&] { return f.stats.queued_bytes.load() == 0; }));
+
+    // Three writes instead of five: B's two commits, then A's two, each one frame.
+    auto written = s->written();
+    REQUIRE(written.size() == 3);
+    using Seqs = std::vector<std::pair<std::string, std::uint64_t>>;
+    CHECK(events_of(written[0]) == Seqs{{"A", 1}});
+    CHECK(events_of(written[1]) == Seqs{{"B", 1}, {"B", 2}});
+    CHECK(events_of(written[2]) == Seqs{{"A", 2}, {"A", 3}, {"A", 4}});
+    CHECK(f.stats.coalesced_frames.load() == 2);
+    CHECK(f.stats.delivered[0].load() == 6);
+    // The bytes of each event are the ones the hub published.
+    auto text = boost::json::parse(written[2]).at("events").at(1).at("data").at("text");
+    CHECK(text == "A3");
+}
+
+TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive",
+          "[web][stream]") {
+    StreamingConfig config;
+    config.keepalive = std::chrono::milliseconds(300);
+    StreamFixture f(config);
+
+    net::ip::tcp::acceptor acceptor(f.io, {net::ip::make_address("127.0.0.1"), 0});
+    auto endpoint = acceptor.local_endpoint();
+    std::vector<std::shared_ptr<std::function<void()>>> readers;
+    std::atomic<bool> reading{false};
+    auto connect = [&](bool answers) {
+        // The server side: accept, read the upgrade request, start the session.
+        std::promise<void> started;
+        acceptor.async_accept(net::make_strand(f.io), [&](beast::error_code ec,
+                                                          net::ip::tcp::socket socket) {
+            REQUIRE(!ec);
+            auto stream = std::make_shared<FlexStream>(std::move(socket));
+            auto buffer = std::make_shared<beast::flat_buffer>();
+            auto request = std::make_shared<http::request<http::string_body>>();
+            http::async_read(*stream, *buffer, *request,
+                             [&, stream, buffer, request](beast::error_code ec, std::size_t) {
+                                 REQUIRE(!ec);
+                                 start_websocket_session(std::move(*stream), std::move(*request),
+                                                         f.ctx, "alice", "test");
+                                 started.set_value();
+                             });
+        });
+        auto client = std::make_unique<websocket::stream<beast::tcp_stream>>(f.io);
+        beast::get_lowest_layer(*client).connect(endpoint);
+        client->handshake("127.0.0.1", "/v1/ws");
+        started.get_future().wait();
+        if (answers) {
+            // A reading client answers pings (Beast answers them inside reads).
+            auto buffer = std::make_shared<beast::flat_buffer>();
+            auto read = std::make_shared<std::function<void()>>();
+            *read = [&, ws = client.get(), buffer, weak = std::weak_ptr(read)] {
+                ws->async_read(*buffer, [&, buffer, weak](beast::error_code ec, std::size_t) {
+                    auto again = weak.lock();
+                    if (ec) reading = false;
+                    if (!ec && again) (*again)();
+                });
+            };
+            reading = true;
+            (*read)();
+            readers.push_back(read);
+        }
+        return client;
+    };
+
+    // A client that answers stays open over many intervals.
+    auto answering = connect(true);
+    std::this_thread::sleep_for(5 * config.keepalive);
+    CHECK(f.stats.connections[0].load() == 1);
+    CHECK(f.stats.slow_closes.load() == 0);
+
+    // A client that never reads never answers a ping: it is gone for the
+    // broker within 2 x keepalive (plus a little scheduling).
+    auto silent = connect(false);
+    CHECK(f.stats.connections[0].load() == 2);
+    auto opened = std::chrono::steady_clock::now();
+    REQUIRE(eventually([&] { return f.stats.connections[0].load() == 1; }));
+    auto took = std::chrono::steady_clock::now() - opened;
+    CHECK(took >= config.keepalive);  // one ping, then one unanswered interval
+    CHECK(took <= 2 * config.keepalive + std::chrono::milliseconds(500));
+    CHECK(f.stats.slow_closes.load() == 1);
+    beast::get_lowest_layer(*answering).close();
+    REQUIRE(eventually([&] { return f.stats.connections[0].load() == 0 && !reading; }));
+}
