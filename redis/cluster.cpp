@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <charconv>
 #include <future>
 #include <map>
@@ -380,8 +381,24 @@ Cluster::~Cluster() {
     done.get_future().wait();
 }
 
+std::uint16_t command_slot(const Command& command) {
+    // Functions and scripts name their keys after the key count: FCALL name
+    // numkeys key... (EVAL script numkeys key...); the first key routes.
+    if (command.size() > 3) {
+        std::string verb = command[0];
+        for (char& c : verb)
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if ((verb == "FCALL" || verb == "FCALL_RO" || verb == "EVAL" || verb == "EVALSHA" ||
+             verb == "EVAL_RO" || verb == "EVALSHA_RO") &&
+            command[2] != "0") {
+            return key_slot(command[3]);
+        }
+    }
+    return command.size() > 1 ? key_slot(command[1]) : 0;
+}
+
 void Cluster::async_exec(Command command, Completion done) {
-    std::uint16_t slot = command.size() > 1 ? key_slot(command[1]) : 0;
+    const std::uint16_t slot = command_slot(command);
     async_exec(slot, std::move(command), std::move(done));
 }
 

@@ -58,6 +58,10 @@ struct Redirect {
 };
 std::optional<Redirect> parse_redirect(std::string_view error, const Endpoint& from);
 
+// The slot a command is routed by: its first key — command[1] for most
+// commands, the first key after the key count for FCALL/FCALL_RO/EVAL*.
+std::uint16_t command_slot(const Command& command);
+
 class Cluster {
   public:
     // Nothing is connected until the first command (or refresh_topology).

@@ -1,6 +1,7 @@
 // Key → hash slot, against values the Redis documentation and CLUSTER KEYSLOT give.
 #include <catch2/catch.hpp>
 
+#include "redis/cluster.hpp"
 #include "redis/slot.hpp"
 
 namespace jobcast::redis {
@@ -25,3 +26,14 @@ TEST_CASE("key_slot hashes only the hash tag when there is one", "[slot]") {
 }
 
 }  // namespace jobcast::redis
+
+TEST_CASE("a command is routed by its first key, after the key count for functions and scripts") {
+    using jobcast::redis::command_slot;
+    using jobcast::redis::key_slot;
+    CHECK(command_slot({"GET", "{user1000}.following"}) == key_slot("user1000"));
+    CHECK(command_slot({"FCALL", "jc_read", "2", "jc:{p3.1}:job:J", "jc:{p3.1}:ev:J"}) ==
+          key_slot("p3.1"));
+    CHECK(command_slot({"fcall_ro", "jc_get", "1", "a-key"}) == key_slot("a-key"));
+    CHECK(command_slot({"EVAL", "return 1", "1", "k"}) == key_slot("k"));
+    CHECK(command_slot({"PING"}) == 0);
+}

@@ -1,0 +1,134 @@
+"""Cluster mode from the outside: brokers sharing one Redis Cluster (3
+primaries, each with a replica: the strict layout of CLUSTER.md), started
+from Debian's redis-tools by the test. A job streamed by a worker on broker A
+is read on broker B exactly as on A: the same job, the same log, and a live
+SSE subscriber on B gets every event once, in order, byte-equal to the
+stored log; a subscriber that joins on B mid-stream and one that resumes on
+B with Last-Event-ID do too."""
+import http.client
+import json
+import os
+import sys
+import threading
+import unittest
+
+from harness import JobcastTest, sim_text, wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import redis_cluster  # noqa: E402
+
+
+def sse_events(broker, job_id, last_event_id=None, timeout=60):
+    """Reads the job's SSE stream on `broker` until its terminal event (or the
+    broker ends the stream); returns [(id, data)]."""
+    conn = http.client.HTTPConnection(broker.host, broker.port, timeout=timeout)
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    conn.request("GET", f"/v1/jobs/{job_id}/events", headers=headers)
+    response = conn.getresponse()
+    out = []
+    if response.status == 204:
+        conn.close()
+        return out
+    assert response.status == 200, response.status
+    event_id, data = None, []
+    try:
+        while True:
+            line = response.fp.readline()
+            if not line:
+                break
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+            elif line == "" and data:
+                event = json.loads("\n".join(data))
+                out.append((int(event_id), event))
+                data = []
+                if event.get("kind") == "state" and event["data"].get("state") in (
+                        "succeeded", "failed", "cancelled"):
+                    break
+    finally:
+        conn.close()
+    return out
+
+
+@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+class ClusterTest(JobcastTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def start_cluster_broker(self):
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        return self.start_broker(args=["--store", url, "--retention", "1h"])
+
+    def test_a_job_streamed_on_one_broker_reads_the_same_on_another(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+
+        n, seed, prompt = 300, 7, "across brokers"
+        job = api_a.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
+                                            "tokens_per_second": 300, "seed": seed})
+        # Subscribers on B: one from the start (while the job runs on A), one
+        # that joins once some tokens are stored, one resuming mid-log.
+        results = {}
+
+        def read(name, **kw):
+            results[name] = sse_events(b, job["id"], **kw)
+
+        from_start = threading.Thread(target=read, args=("start",))
+        from_start.start()
+        wait_until(lambda: len(api_a.events(job["id"])) > 50, timeout=30,
+                   what="50 events stored")
+        late = threading.Thread(target=read, args=("late",))
+        late.start()
+        resumed = threading.Thread(target=read, args=("resumed",),
+                                   kwargs={"last_event_id": 20})
+        resumed.start()
+        for t in (from_start, late, resumed):
+            t.join(90)
+            self.assertFalse(t.is_alive(), "an SSE reader on B did not finish")
+
+        done = api_b.wait_state(job["id"], ["succeeded"], timeout=60)
+        self.assertEqual(done["result"]["text"], sim_text(prompt, seed, n))
+        stored_a = api_a.events(job["id"])
+        stored_b = api_b.events(job["id"])
+        self.assertEqual(stored_a, stored_b)
+        self.assertEqual([e["seq"] for e in stored_a], list(range(1, len(stored_a) + 1)))
+
+        # Every subscriber on B saw exactly the stored log, from its start point.
+        for name, after in (("start", 0), ("late", 0), ("resumed", 20)):
+            got = results[name]
+            self.assertEqual([seq for seq, _ in got], [e["seq"] for e in stored_a[after:]], name)
+            self.assertEqual([event for _, event in got], stored_a[after:], name)
+
+        # The job is the same job everywhere, and B's listing holds it.
+        self.assertEqual(api_a.job(job["id"]), api_b.job(job["id"]))
+        status, page, _ = api_b.request("GET", "/v1/jobs?limit=10")
+        self.assertEqual(status, 200)
+        self.assertIn(job["id"], [j["id"] for j in page["jobs"]])
+        # After the terminal event, a reconnect on B gets 204, as on one node.
+        self.assertEqual(sse_events(b, job["id"], last_event_id=stored_a[-1]["seq"]), [])
+
+    def test_a_bad_store_url_is_refused_with_a_clear_error(self):
+        import subprocess
+        from harness import BIN
+        result = subprocess.run(
+            [os.path.join(BIN, "jobcast-broker"), "--store", "redis-cluster://nohost"],
+            capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("--store", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
