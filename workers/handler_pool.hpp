@@ -42,10 +42,9 @@ class JobRun final : public JobSink {
 
     void emit(EventKind kind, std::string& data_json) override;
     void save_checkpoint(std::string_view bytes) override;
-    // Hands `encoded` to the outbox as message `wseq` (`terminal`: the
-    // attempt's done/fail). Throws Failure for a frame over the broker's
-    // limit, which it could never acknowledge.
-    void submit(std::uint64_t wseq, bool terminal);
+    // Hands `encoded` to the outbox as message `wseq`. Throws Failure for a
+    // frame over the broker's limit, which it could never acknowledge.
+    void submit(std::uint64_t wseq, FrameKind kind);
 
     Outbox& outbox;
     const Clock& clock;
@@ -60,9 +59,10 @@ class JobRun final : public JobSink {
     std::atomic<bool> closed{false};            // takes no more output (set by Outbox::close)
     std::atomic<bool> cancel_requested{false};  // the broker sent cancel
 
-    // The handler's thread only: reused so a token costs one allocation (its frame).
-    proto::WorkerMessage chunk_message{std::in_place_type<proto::Chunk>};
+    // The handler's thread only: reused so a token costs one allocation (its
+    // encoded event).
     std::string encoded;
+    std::size_t chunk_envelope_bytes = 0;  // a chunk frame's bytes beyond its event's
 };
 
 // Jobs by outcome, for WorkerStats.
