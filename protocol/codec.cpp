@@ -759,6 +759,9 @@ class Cursor {
         return static_cast<int>(value);
     }
 
+    // Bytes read so far.
+    std::size_t position() const { return pos_; }
+
     // Skips one whole item, containers included.
     bool skip() {
         std::uint64_t pending = 1;
@@ -1154,21 +1157,15 @@ std::string encode(const BrokerMessage& message) {
     return out;
 }
 
-void encode_chunk_event(EventKind kind, std::string_view data_json, UnixUs ts, std::string& out) {
-    out.clear();
-    Writer writer(out);
-    writer.event_fields(kind, data_json, ts);
-}
-
-void frame_chunk(std::string_view job, int attempt, std::uint64_t wseq, std::string_view event,
-                 std::string& out) {
-    out.clear();
-    Writer writer(out);
-    writer.header("chunk", 6);
-    writer.text(Field::job, job);
-    writer.attempt(attempt);
-    writer.uinteger(Field::wseq, wseq);
-    out.append(event);
+std::string_view chunk_event(std::string_view chunk_frame) {
+    // encode(Chunk) writes v, t, job, attempt and wseq, then the event's
+    // kind, data and ts: the event is what follows the first ten items.
+    Cursor cursor(chunk_frame);
+    const auto pairs = cursor.map_header();
+    require(pairs && *pairs == 8, "not a chunk frame");
+    for (int i = 0; i < 10; ++i)
+        require(cursor.skip(), "not a chunk frame");
+    return chunk_frame.substr(cursor.position());
 }
 
 void begin_chunks(std::string_view job, int attempt, std::uint64_t wseq, std::size_t count,

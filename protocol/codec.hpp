@@ -46,16 +46,14 @@ void encode(const BrokerMessage& message, std::string& out);
 std::string encode(const WorkerMessage& message);
 std::string encode(const BrokerMessage& message);
 
-// Chunk events encoded once and framed later, by a worker that batches. An
-// event is its kind, data and ts as encode_chunk_event writes them (`out`
-// cleared first; throws std::invalid_argument as encode does). frame_chunk
-// makes it one `chunk` message, the same bytes as encode(Chunk{...}).
-// begin_chunks starts a `chunks` message of `count` events (1..
-// kMaxChunksEvents) whose first has `wseq`, then append_chunks_event adds
-// each, in wseq order.
-void encode_chunk_event(EventKind kind, std::string_view data_json, UnixUs ts, std::string& out);
-void frame_chunk(std::string_view job, int attempt, std::uint64_t wseq, std::string_view event,
-                 std::string& out);
+// Batching a worker's chunks into one `chunks` without encoding them again.
+// chunk_event: the event of a chunk frame made by encode(Chunk{...}), its
+// kind, data and ts fields (a view into `chunk_frame`; throws
+// std::invalid_argument for a frame of another layout). begin_chunks starts a
+// `chunks` message of `count` events (1..kMaxChunksEvents) whose first has
+// `wseq` in `out` (cleared first); append_chunks_event then adds each, in wseq
+// order. The result equals encode(Chunks{...}) of the same events.
+std::string_view chunk_event(std::string_view chunk_frame);
 void begin_chunks(std::string_view job, int attempt, std::uint64_t wseq, std::size_t count,
                   std::string& out);
 void append_chunks_event(std::string_view event, std::string& out);

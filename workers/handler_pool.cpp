@@ -24,18 +24,27 @@ JobRun::JobRun(Outbox& outbox, const Clock& clock, std::shared_ptr<AttemptStream
       resumed(!spec.checkpoint.empty()),
       handler(handler),
       context(std::move(spec), *this) {
-    // A chunk frame's bytes beyond its event's, at most (the largest wseq).
-    std::string envelope;
-    proto::frame_chunk(job_id, attempt, UINT64_MAX, "", envelope);
-    chunk_envelope_bytes = envelope.size();
+    auto& chunk = std::get<proto::Chunk>(chunk_message);
+    chunk.job = job_id;
+    chunk.attempt = attempt;
 }
 
 void JobRun::emit(EventKind kind, std::string& data_json) {
     if (closed.load(std::memory_order_acquire)) return;
+    auto& chunk = std::get<proto::Chunk>(chunk_message);
     const auto wseq = stream->next_wseq();
-    // Only the event's fields: the I/O thread frames it, alone or batched.
-    proto::encode_chunk_event(kind, data_json, clock.unix_us(), encoded);
-    submit(wseq, FrameKind::event);
+    chunk.wseq = wseq;
+    chunk.kind = kind;
+    chunk.ts = clock.unix_us();
+    chunk.data.swap(data_json);  // borrow the caller's buffer: no copy, and both keep capacity
+    try {
+        proto::encode(chunk_message, encoded);
+    } catch (...) {
+        chunk.data.swap(data_json);
+        throw;
+    }
+    chunk.data.swap(data_json);
+    submit(wseq, FrameKind::chunk);
 }
 
 void JobRun::save_checkpoint(std::string_view bytes) {
@@ -51,13 +60,12 @@ void JobRun::save_checkpoint(std::string_view bytes) {
 }
 
 void JobRun::submit(std::uint64_t wseq, FrameKind kind) {
-    const auto frame_bytes = encoded.size() + (kind == FrameKind::event ? chunk_envelope_bytes : 0);
-    if (frame_bytes > proto::kMaxFrameBytes) {
+    if (encoded.size() > proto::kMaxFrameBytes) {
         // The broker drops frames over its decode limit, so a bigger one could
         // never be acknowledged; refuse it at the source instead.
-        throw Failure(
-            "message of " + std::to_string(frame_bytes) + " bytes exceeds the broker's frame limit",
-            false);
+        throw Failure("message of " + std::to_string(encoded.size()) +
+                          " bytes exceeds the broker's frame limit",
+                      false);
     }
     stream->numbered(wseq);
     outbox.submit(stream, wseq, encoded, kind, closed);

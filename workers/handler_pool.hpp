@@ -59,10 +59,9 @@ class JobRun final : public JobSink {
     std::atomic<bool> closed{false};            // takes no more output (set by Outbox::close)
     std::atomic<bool> cancel_requested{false};  // the broker sent cancel
 
-    // The handler's thread only: reused so a token costs one allocation (its
-    // encoded event).
+    // The handler's thread only: reused so a token costs one allocation (its frame).
+    proto::WorkerMessage chunk_message{std::in_place_type<proto::Chunk>};
     std::string encoded;
-    std::size_t chunk_envelope_bytes = 0;  // a chunk frame's bytes beyond its event's
 };
 
 // Jobs by outcome, for WorkerStats.

@@ -53,7 +53,7 @@ bool ReliableStream::push(AttemptStream& attempt, std::uint64_t wseq, std::strin
     if (kind == FrameKind::terminal) attempt.terminal_wseq_ = wseq;
     attempt.bytes_ += bytes.size();
     attempt.frames_.push_back(
-        AttemptStream::Frame{wseq, std::move(bytes), kind == FrameKind::event});
+        AttemptStream::Frame{wseq, std::move(bytes), kind == FrameKind::chunk});
     schedule(attempt);
     return true;
 }
@@ -136,7 +136,7 @@ const std::string* ReliableStream::next_frame() {
         if (!attempt.dropped_) {
             attempt.next_to_send_ = std::max(attempt.next_to_send_, attempt.first_unacked());
             if (const auto* frame = attempt.find(attempt.next_to_send_)) {
-                if (frame->event) return frame_events(attempt, *frame);
+                if (frame->chunk && batch_chunks_) return chunks_from(attempt, *frame);
                 frame_messages_ = 1;
                 return &frame->bytes;
             }
@@ -147,30 +147,24 @@ const std::string* ReliableStream::next_frame() {
     return nullptr;
 }
 
-const std::string* ReliableStream::frame_events(const AttemptStream& attempt,
-                                                const AttemptStream::Frame& first) {
-    // The envelope (v, t, job, attempt, wseq, the events' array) takes less
-    // than this beyond the job id; each event one byte beyond its fields.
-    constexpr std::size_t kEnvelopeBytes = 64;
+const std::string* ReliableStream::chunks_from(const AttemptStream& attempt,
+                                               const AttemptStream::Frame& first) {
+    // A chunks takes fewer bytes than the chunks it carries: its envelope is
+    // theirs plus the events' array header.
     std::size_t count = 1;
-    if (batch_chunks_) {
-        std::size_t bytes = kEnvelopeBytes + attempt.job_.size() + first.bytes.size() + 1;
-        while (count < proto::kMaxChunksEvents) {
-            const auto* next = attempt.find(first.wseq + count);
-            if (!next || !next->event) break;
-            bytes += next->bytes.size() + 1;
-            if (bytes > proto::kMaxFrameBytes) break;
-            ++count;
-        }
+    std::size_t bytes = first.bytes.size() + 8;
+    while (count < proto::kMaxChunksEvents) {
+        const auto* next = attempt.find(first.wseq + count);
+        if (!next || !next->chunk) break;
+        bytes += next->bytes.size();
+        if (bytes > proto::kMaxFrameBytes) break;
+        ++count;
     }
     frame_messages_ = count;
-    if (count == 1) {
-        proto::frame_chunk(attempt.job_, attempt.attempt_, first.wseq, first.bytes, frame_);
-        return &frame_;
-    }
+    if (count == 1) return &first.bytes;
     proto::begin_chunks(attempt.job_, attempt.attempt_, first.wseq, count, frame_);
     for (std::size_t i = 0; i < count; ++i)
-        proto::append_chunks_event(attempt.find(first.wseq + i)->bytes, frame_);
+        proto::append_chunks_event(proto::chunk_event(attempt.find(first.wseq + i)->bytes), frame_);
     return &frame_;
 }
 

@@ -1,13 +1,14 @@
 // The worker's half of worker protocol v1's reliable stream (DESIGN.md
 // guarantees 2 and 5). Each job attempt numbers its messages 1, 2, 3... (wseq)
-// and keeps every one, encoded once, until the broker's cumulative ack covers
-// it; after a "gap" reject, a reconnect or a broker restart it re-sends what is
-// unacknowledged, oldest first (the broker drops duplicates by wseq). Chunk
-// events are kept as their encoded fields and framed when sent: one `chunk`,
-// or, to a broker that takes them, several consecutive events of an attempt as
-// one `chunks` (up to proto::kMaxChunksEvents and the frame limit), so that
-// what a handler emits while earlier frames wait for the socket goes out in
-// one message. Output is bounded: UnackedBudget says when
+// and keeps every one, encoded exactly as first made, until the broker's
+// cumulative ack covers it; after a "gap" reject, a reconnect or a broker
+// restart it re-sends what is unacknowledged, oldest first (the broker drops
+// duplicates by wseq). To a broker that takes them, several consecutive chunks
+// of an attempt go out as one `chunks` (up to proto::kMaxChunksEvents and the
+// frame limit, their events cut from the chunk frames as they are), so that
+// what handlers emitted while earlier frames waited for the socket, or within
+// one turn of the worker's loop, goes out in one message; otherwise, and for
+// every other message, byte for byte as made. Output is bounded: UnackedBudget says when
 // the worker's unacknowledged bytes are over the bound, so that emit blocks.
 //
 // Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
@@ -32,9 +33,9 @@
 
 namespace jobcast::worker {
 
-// What a buffered message is: a chunk event's fields (proto::encode_chunk_event),
-// framed when sent; another whole frame (checkpoint); or the attempt's done/fail.
-enum class FrameKind : std::uint8_t { event, message, terminal };
+// What a buffered message is: a chunk (proto::encode of a Chunk, which may be
+// batched), another message (checkpoint), or the attempt's done/fail.
+enum class FrameKind : std::uint8_t { chunk, message, terminal };
 
 // The bound on the bytes a worker has emitted and the broker has not
 // acknowledged yet (all jobs together). A message always fits when nothing is
@@ -84,7 +85,7 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
     struct Frame {
         std::uint64_t wseq;
         std::string bytes;
-        bool event;  // a chunk event's fields, not a whole frame
+        bool chunk;  // a chunk message (may go out in a chunks)
     };
 
     // The buffered frame with this wseq, or nullptr.
@@ -165,9 +166,9 @@ class ReliableStream {
     Freed drop(const std::string& job);
 
     // The connection went away: nothing is sent until reconnected(), and
-    // events go out one `chunk` each until batch_chunks(true).
+    // chunks go out one each until batch_chunks(true).
     void disconnected();
-    // The broker's welcome announced `chunks`: consecutive events may share a frame.
+    // The broker's welcome announced `chunks`: consecutive chunks may share a frame.
     void batch_chunks(bool on) noexcept { batch_chunks_ = on; }
     // A new connection, or a broker that no longer knows this worker: every
     // attempt sends again from its oldest unacknowledged message, in order.
@@ -191,15 +192,15 @@ class ReliableStream {
 
   private:
     void schedule(AttemptStream& attempt);
-    // Frames `attempt`'s messages from `first` on into frame_.
-    const std::string* frame_events(const AttemptStream& attempt,
-                                    const AttemptStream::Frame& first);
+    // `first` and the chunks after it as one chunks in frame_, or `first`
+    // as it is when it has no chunk after it.
+    const std::string* chunks_from(const AttemptStream& attempt, const AttemptStream::Frame& first);
 
     std::unordered_map<std::string, std::shared_ptr<AttemptStream>> attempts_;
     std::deque<std::shared_ptr<AttemptStream>> send_queue_;  // attempts with frames to send
     bool connected_ = false;
     bool batch_chunks_ = false;
-    std::string frame_;  // the last event frame next_frame() made
+    std::string frame_;  // the last chunks next_frame() made
     std::size_t frame_messages_ = 0;
 };
 

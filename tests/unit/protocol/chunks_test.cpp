@@ -1,6 +1,6 @@
 // The optional `chunks` message (several consecutive chunks of one attempt)
-// and welcome.features: round trips, the pre-encoded events a batching worker
-// frames, and every malformed batch refused with a clear error.
+// and welcome.features: round trips, a batching worker's chunks framed into
+// one, and every malformed batch refused with a clear error.
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
@@ -60,22 +60,25 @@ TEST_CASE("chunks round trips, with ts optional per event", "[codec][chunks]") {
     CHECK(no_ts.events[1].ts == 0);  // the broker stamps its clock
 }
 
-TEST_CASE("pre-encoded events frame into the same bytes as chunk and chunks", "[codec][chunks]") {
-    std::string a, b, out;
-    encode_chunk_event(EventKind::token, R"({"text":"a"})", 11, a);
-    encode_chunk_event(EventKind::log, R"({"level":"warn","message":"b"})", 12, b);
-    frame_chunk("J", 2, 9, a, out);
-    CHECK(out == encode(WorkerMessage{Chunk{"J", 2, 9, EventKind::token, R"({"text":"a"})", 11}}));
-
+TEST_CASE("chunk frames batch into the same bytes as encode(Chunks)", "[codec][chunks]") {
+    const Chunk a{"J", 2, 9, EventKind::token, R"({"text":"a"})", 11};
+    const Chunk b{"J", 2, 10, EventKind::log, R"({"level":"warn","message":"b"})", 12};
+    const std::string frame_a = encode(WorkerMessage{a});
+    const std::string frame_b = encode(WorkerMessage{b});
+    std::string out;
     begin_chunks("J", 2, 9, 2, out);
-    append_chunks_event(a, out);
-    append_chunks_event(b, out);
+    append_chunks_event(chunk_event(frame_a), out);
+    append_chunks_event(chunk_event(frame_b), out);
     CHECK(out == encode(WorkerMessage{
-                     Chunks{"J",
-                            2,
-                            9,
-                            {{EventKind::token, R"({"text":"a"})", 11},
-                             {EventKind::log, R"({"level":"warn","message":"b"})", 12}}}}));
+                     Chunks{"J", 2, 9, {{a.kind, a.data, a.ts}, {b.kind, b.data, b.ts}}}}));
+    // Large wseqs and long job ids change the envelope's size, not the event.
+    const Chunk far{std::string(60, 'j'), 7, UINT64_MAX, EventKind::token, "{}", 1};
+    CHECK(chunk_event(encode(WorkerMessage{far})) ==
+          chunk_event(encode(WorkerMessage{Chunk{"J", 1, 1, EventKind::token, "{}", 1}})));
+
+    CHECK_THROWS_AS(chunk_event(encode(WorkerMessage{Checkpoint{"J", 1, 1, "x"}})),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(chunk_event(""), std::invalid_argument);
     CHECK_THROWS_AS(begin_chunks("J", 2, 9, 0, out), std::invalid_argument);
     CHECK_THROWS_AS(begin_chunks("J", 2, 9, kMaxChunksEvents + 1, out), std::invalid_argument);
     CHECK_THROWS_AS(begin_chunks("J", 2, UINT64_MAX, 2, out), std::invalid_argument);

@@ -272,15 +272,15 @@ TEST_CASE("inflight lists each attempt held with the wseq of its next message") 
 
 namespace {
 
-// One chunk event of `text`, as a handler thread encodes it.
-std::string token_event(const std::string& text) {
-    std::string out;
-    proto::encode_chunk_event(EventKind::token, R"({"text":")" + text + R"("})", 7, out);
-    return out;
-}
-
+// A token chunk of `text`, as a handler thread encodes it.
 std::uint64_t emit_token(ReliableStream& stream, AttemptStream& attempt, const std::string& text) {
-    return emit(stream, attempt, token_event(text), FrameKind::event);
+    const proto::Chunk chunk{attempt.job(),
+                             attempt.attempt(),
+                             attempt.next_wseq(),
+                             EventKind::token,
+                             R"({"text":")" + text + R"("})",
+                             7};
+    return emit(stream, attempt, proto::encode(proto::WorkerMessage{chunk}), FrameKind::chunk);
 }
 
 // The messages in one frame the stream sends.
@@ -292,7 +292,7 @@ proto::WorkerMessage decoded(const std::string& frame) {
 
 }  // namespace
 
-TEST_CASE("events go out as single chunks, the bytes encode(Chunk) makes, until batching is on") {
+TEST_CASE("chunks go out one by one, the bytes encode(Chunk) made, until batching is on") {
     ReliableStream stream;
     stream.reconnected();
     auto a = stream.open("a", 2);
