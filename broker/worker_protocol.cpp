@@ -127,7 +127,6 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
                 } else if constexpr (std::is_same_v<T, proto::Chunks>) {
                     // The same ops as one chunk per event (the decoder checked
                     // that the wseqs do not overflow).
-                    out.ops.reserve(out.ops.size() + m.events.size());
                     std::uint64_t wseq = m.wseq;
                     for (auto& e : m.events) {
                         out.ops.push_back(store::AppendChunk{m.job, m.attempt, wseq++, e.kind, e.ts,
