@@ -124,6 +124,14 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
                 if constexpr (std::is_same_v<T, proto::Chunk>) {
                     out.ops.push_back(store::AppendChunk{std::move(m.job), m.attempt, m.wseq,
                                                          m.kind, m.ts, std::move(m.data)});
+                } else if constexpr (std::is_same_v<T, proto::Chunks>) {
+                    // The same ops as one chunk per event (the decoder checked
+                    // that the wseqs do not overflow).
+                    std::uint64_t wseq = m.wseq;
+                    for (auto& e : m.events) {
+                        out.ops.push_back(store::AppendChunk{m.job, m.attempt, wseq++, e.kind, e.ts,
+                                                             std::move(e.data)});
+                    }
                 } else if constexpr (std::is_same_v<T, proto::Checkpoint>) {
                     out.ops.push_back(store::SaveCheckpoint{std::move(m.job), m.attempt, m.wseq,
                                                             std::move(m.bytes)});
@@ -182,7 +190,11 @@ void WorkerProtocol::on_hello(const PeerId& peer, const proto::Hello& hello, con
         sessions_.welcome(hello.session, session_ok, key, hello.worker,
                           [this](const std::string& name) { return name_held(name); });
     if (previous && *previous != peer) out.replaced.push_back(*previous);
-    send(peer, proto::Welcome{static_cast<int>(config_.heartbeat.count()), session}, out);
+    send(peer,
+         proto::Welcome{static_cast<int>(config_.heartbeat.count()),
+                        session,
+                        {std::string(proto::kFeatureChunks)}},
+         out);
     for (const auto& [job, attempt] : result.refused)
         send(peer, proto::Reject{job, "lease", attempt}, out);
     for (const auto& lost : result.lost) {

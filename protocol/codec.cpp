@@ -67,6 +67,8 @@ enum class Field : std::uint8_t {
     session,
     detail,
     schemas,
+    events,
+    features,
     count_,  // not a field: the number of fields
 };
 constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::count_);
@@ -75,7 +77,7 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "v",       "t",        "worker",    "types",        "capacity", "inflight", "job",
     "attempt", "wseq",     "next_wseq", "kind",         "data",     "ts",       "bytes",
     "result",  "error",    "retryable", "heartbeat_ms", "type",     "params",   "checkpoint",
-    "reason",  "assigned", "session",   "detail",       "schemas",
+    "reason",  "assigned", "session",   "detail",       "schemas",  "events",   "features",
 };
 
 std::string_view name(Field field) {
@@ -113,6 +115,7 @@ Field field_of(std::string_view key) {
             if (key == "params") return Field::params;
             if (key == "reason") return Field::reason;
             if (key == "detail") return Field::detail;
+            if (key == "events") return Field::events;
             break;
         case 7:
             if (key == "attempt") return Field::attempt;
@@ -123,6 +126,7 @@ Field field_of(std::string_view key) {
             if (key == "capacity") return Field::capacity;
             if (key == "inflight") return Field::inflight;
             if (key == "assigned") return Field::assigned;
+            if (key == "features") return Field::features;
             break;
         case 9:
             if (key == "next_wseq") return Field::next_wseq;
@@ -385,6 +389,74 @@ class Reader {
         return wrong(Field::kind, "\"progress\", \"token\" or \"log\"");
     }
 
+    // welcome.features: optional, at most kMaxFeatures names of at most
+    // kMaxFeatureBytes each.
+    bool features(const FieldMap& fields, std::vector<std::string>& out) {
+        out.clear();
+        const msgpack::object* o = fields.get(Field::features);
+        if (!o) return true;
+        if (o->type == msgpack::type::ARRAY && o->via.array.size > kMaxFeatures) {
+            return fail(DecodeErrorCode::wrong_type,
+                        "field 'features': more than " + std::to_string(kMaxFeatures) + " names");
+        }
+        if (!string_array(fields, Field::features, out)) return false;
+        for (const std::string& feature : out) {
+            if (feature.size() > kMaxFeatureBytes) {
+                return fail(DecodeErrorCode::wrong_type,
+                            "field 'features': a name is longer than " +
+                                std::to_string(kMaxFeatureBytes) + " bytes");
+            }
+        }
+        return true;
+    }
+
+    // chunks.events: 1..kMaxChunksEvents maps {kind, data, ts?}, each with no
+    // job, attempt or wseq of its own (one message is one attempt's run of
+    // consecutive wseqs).
+    bool chunk_events(const FieldMap& fields, std::uint64_t first_wseq,
+                      std::vector<ChunkEvent>& out) {
+        const msgpack::object* o = require(fields, Field::events);
+        if (!o) return false;
+        if (o->type != msgpack::type::ARRAY) return wrong(Field::events, "array of maps");
+        const std::uint32_t count = o->via.array.size;
+        if (count == 0) return fail(DecodeErrorCode::wrong_type, "field 'events': empty");
+        if (count > kMaxChunksEvents) {
+            return fail(
+                DecodeErrorCode::wrong_type,
+                "field 'events': more than " + std::to_string(kMaxChunksEvents) + " events");
+        }
+        if (first_wseq > UINT64_MAX - (count - 1)) {
+            return fail(DecodeErrorCode::wrong_type,
+                        "field 'wseq': the last event's wseq would overflow");
+        }
+        out.clear();
+        out.resize(count);
+        for (std::uint32_t i = 0; i < count; ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::MAP) return wrong(Field::events, "array of maps");
+            const FieldMap event(item);
+            if (event.non_string_key()) return wrong(Field::events, "maps with string keys");
+            if (event.get(Field::job) || event.get(Field::attempt) || event.get(Field::wseq)) {
+                return fail(DecodeErrorCode::wrong_type,
+                            "field 'events': an event names its own job, attempt or wseq");
+            }
+            ChunkEvent& e = out[i];
+            if (!chunk_kind(event, e.kind) || !json_map(event, Field::data, e.data) ||
+                !optional_ts(event, e.ts)) {
+                error_.detail.insert(0, "event " + std::to_string(i) + ": ");
+                return false;
+            }
+        }
+        return true;
+    }
+    // An optional chunk ts (absent: 0); one outside (0, year 9999] reads as 0.
+    bool optional_ts(const FieldMap& fields, UnixUs& out) {
+        out = 0;
+        if (fields.get(Field::ts) && !int64_field(fields, Field::ts, out)) return false;
+        if (!time_bounds::plausible_unix_micros(out)) out = 0;
+        return true;
+    }
+
     bool inflight(const FieldMap& fields, std::vector<InflightJob>& out) {
         out.clear();
         const msgpack::object* o = fields.get(Field::inflight);
@@ -444,6 +516,10 @@ bool read(const FieldMap& f, Reader& r, Chunk& m) {
     if (!time_bounds::plausible_unix_micros(m.ts)) m.ts = 0;
     return true;
 }
+bool read(const FieldMap& f, Reader& r, Chunks& m) {
+    return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
+           r.uint64_field(f, Field::wseq, m.wseq) && r.chunk_events(f, m.wseq, m.events);
+}
 bool read(const FieldMap& f, Reader& r, Checkpoint& m) {
     return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
            r.uint64_field(f, Field::wseq, m.wseq) && r.bin(f, Field::bytes, true, m.bytes);
@@ -459,7 +535,8 @@ bool read(const FieldMap& f, Reader& r, Fail& m) {
 }
 bool read(const FieldMap& f, Reader& r, Welcome& m) {
     return r.int_field(f, Field::heartbeat_ms, 1, m.heartbeat_ms) &&
-           r.optional_string(f, Field::session, kMaxSessionBytes, m.session);
+           r.optional_string(f, Field::session, kMaxSessionBytes, m.session) &&
+           r.features(f, m.features);
 }
 bool read(const FieldMap& f, Reader& r, Assign& m) {
     return r.string(f, Field::job, m.job) && r.attempt(f, m.attempt) &&
@@ -491,6 +568,7 @@ Decoded<Message> failure(DecodeErrorCode code, std::string detail) {
 std::string_view tag(const Hello&);
 std::string_view tag(const Heartbeat&);
 std::string_view tag(const Chunk&);
+std::string_view tag(const Chunks&);
 std::string_view tag(const Checkpoint&);
 std::string_view tag(const Done&);
 std::string_view tag(const Fail&);
@@ -531,6 +609,7 @@ Decoded<WorkerMessage> read_message<WorkerMessage>(std::string_view type, const 
                                                    Reader& reader) {
     using M = WorkerMessage;
     if (type == "chunk") return read_body<M, Chunk>(fields, reader);  // by far the most common
+    if (type == "chunks") return read_body<M, Chunks>(fields, reader);
     if (type == "heartbeat") return read_body<M, Heartbeat>(fields, reader);
     if (type == "checkpoint") return read_body<M, Checkpoint>(fields, reader);
     if (type == "done") return read_body<M, Done>(fields, reader);
@@ -587,9 +666,11 @@ Decoded<Message> decode_frame(std::string_view frame, const DecodeLimits& limits
                                         std::to_string(limits.max_frame_bytes));
         }
         // The top-level map is depth 1 and data/params/result maps depth 2, so data
-        // nested max_depth deep is max_depth + 1 in the frame. hello's inflight
+        // nested max_depth deep is max_depth + 1 in the frame; in a chunks
+        // event (map > array > map > data) it is max_depth + 3, and the JSON
+        // conversion holds every data map to max_depth itself. hello's inflight
         // entries (map > array > map) need 3 whatever the data limit.
-        const std::size_t frame_depth = static_cast<std::size_t>(std::max(limits.max_depth, 2)) + 1;
+        const std::size_t frame_depth = static_cast<std::size_t>(std::max(limits.max_depth, 2)) + 3;
 
         const detail::ScanResult scan = detail::scan_frame(frame, frame_depth);
         switch (scan.error) {
@@ -703,6 +784,9 @@ class Cursor {
         pos_ += 1 + bytes;
         return static_cast<int>(value);
     }
+
+    // Bytes read so far.
+    std::size_t position() const { return pos_; }
 
     // Skips one whole item, containers included.
     bool skip() {
@@ -844,6 +928,16 @@ class Writer {
         require(value >= 0, "attempt must not be negative");
         integer(Field::attempt, value);
     }
+    // A chunk's kind, data and ts: the tail of a chunk message and the body of
+    // a chunks event (three map pairs).
+    void event_fields(EventKind kind, std::string_view data_json, UnixUs ts) {
+        require(kind == EventKind::progress || kind == EventKind::token || kind == EventKind::log,
+                "chunk kind must be progress, token or log");
+        key(Field::kind);
+        str(to_string(kind));
+        json(Field::data, data_json);
+        integer(Field::ts, ts);
+    }
     void inflight(const std::vector<InflightJob>& jobs) {
         key(Field::inflight);
         packer_.pack_array(static_cast<std::uint32_t>(jobs.size()));
@@ -896,16 +990,26 @@ void write(Writer& w, const Heartbeat& m) {
     w.uinteger(Field::assigned, m.assigned);
 }
 void write(Writer& w, const Chunk& m) {
-    require(m.kind == EventKind::progress || m.kind == EventKind::token || m.kind == EventKind::log,
-            "chunk kind must be progress, token or log");
     w.header("chunk", 6);
     w.text(Field::job, m.job);
     w.attempt(m.attempt);
     w.uinteger(Field::wseq, m.wseq);
-    w.key(Field::kind);
-    w.str(to_string(m.kind));
-    w.json(Field::data, m.data);
-    w.integer(Field::ts, m.ts);
+    w.event_fields(m.kind, m.data, m.ts);
+}
+void write(Writer& w, const Chunks& m) {
+    require(!m.events.empty() && m.events.size() <= kMaxChunksEvents,
+            "chunks must carry 1 to kMaxChunksEvents events");
+    require(m.wseq <= UINT64_MAX - (m.events.size() - 1), "chunks wseq would overflow");
+    w.header("chunks", 4);
+    w.text(Field::job, m.job);
+    w.attempt(m.attempt);
+    w.uinteger(Field::wseq, m.wseq);
+    w.key(Field::events);
+    w.packer().pack_array(static_cast<std::uint32_t>(m.events.size()));
+    for (const ChunkEvent& e : m.events) {
+        w.packer().pack_map(3);
+        w.event_fields(e.kind, e.data, e.ts);
+    }
 }
 void write(Writer& w, const Checkpoint& m) {
     w.header("checkpoint", 4);
@@ -931,9 +1035,16 @@ void write(Writer& w, const Fail& m) {
 }
 void write(Writer& w, const Welcome& m) {
     require(m.heartbeat_ms >= 1, "welcome heartbeat_ms must be at least 1");
-    w.header("welcome", m.session.empty() ? 1 : 2);
+    w.header("welcome", 1 + (m.session.empty() ? 0 : 1) + (m.features.empty() ? 0 : 1));
     w.integer(Field::heartbeat_ms, m.heartbeat_ms);
     if (!m.session.empty()) w.text(Field::session, m.session);
+    if (m.features.empty()) return;
+    w.key(Field::features);
+    w.packer().pack_array(static_cast<std::uint32_t>(m.features.size()));
+    for (const std::string& feature : m.features) {
+        require(detail::is_valid_utf8(feature), "string field is not valid UTF-8");
+        w.str(feature);
+    }
 }
 void write(Writer& w, const Assign& m) {
     w.header("assign", 5);
@@ -976,6 +1087,9 @@ std::string_view tag(const Heartbeat&) {
 }
 std::string_view tag(const Chunk&) {
     return "chunk";
+}
+std::string_view tag(const Chunks&) {
+    return "chunks";
 }
 std::string_view tag(const Checkpoint&) {
     return "checkpoint";
@@ -1076,6 +1190,37 @@ std::string encode(const BrokerMessage& message) {
     std::string out;
     encode_message(message, out);
     return out;
+}
+
+std::string_view chunk_event(std::string_view chunk_frame) {
+    // encode(Chunk) writes v, t, job, attempt and wseq, then the event's
+    // kind, data and ts: the event is what follows the first ten items.
+    Cursor cursor(chunk_frame);
+    const auto pairs = cursor.map_header();
+    require(pairs && *pairs == 8, "not a chunk frame");
+    for (int i = 0; i < 10; ++i)
+        require(cursor.skip(), "not a chunk frame");
+    return chunk_frame.substr(cursor.position());
+}
+
+void begin_chunks(std::string_view job, int attempt, std::uint64_t wseq, std::size_t count,
+                  std::string& out) {
+    require(count >= 1 && count <= kMaxChunksEvents,
+            "chunks must carry 1 to kMaxChunksEvents events");
+    require(wseq <= UINT64_MAX - (count - 1), "chunks wseq would overflow");
+    out.clear();
+    Writer writer(out);
+    writer.header("chunks", 4);
+    writer.text(Field::job, job);
+    writer.attempt(attempt);
+    writer.uinteger(Field::wseq, wseq);
+    writer.key(Field::events);
+    writer.packer().pack_array(static_cast<std::uint32_t>(count));
+}
+
+void append_chunks_event(std::string_view event, std::string& out) {
+    Writer(out).packer().pack_map(3);
+    out.append(event);
 }
 
 std::string_view type_name(const WorkerMessage& message) {

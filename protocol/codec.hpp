@@ -46,6 +46,18 @@ void encode(const BrokerMessage& message, std::string& out);
 std::string encode(const WorkerMessage& message);
 std::string encode(const BrokerMessage& message);
 
+// Batching a worker's chunks into one `chunks` without encoding them again.
+// chunk_event: the event of a chunk frame made by encode(Chunk{...}), its
+// kind, data and ts fields (a view into `chunk_frame`; throws
+// std::invalid_argument for a frame of another layout). begin_chunks starts a
+// `chunks` message of `count` events (1..kMaxChunksEvents) whose first has
+// `wseq` in `out` (cleared first); append_chunks_event then adds each, in wseq
+// order. The result equals encode(Chunks{...}) of the same events.
+std::string_view chunk_event(std::string_view chunk_frame);
+void begin_chunks(std::string_view job, int attempt, std::uint64_t wseq, std::size_t count,
+                  std::string& out);
+void append_chunks_event(std::string_view event, std::string& out);
+
 // The type tag ("hello", "chunk", ...) of a message, for logs and metric labels.
 std::string_view type_name(const WorkerMessage& message);
 std::string_view type_name(const BrokerMessage& message);

@@ -22,6 +22,11 @@ inline constexpr std::size_t kMaxWorkerNameBytes = 128;
 inline constexpr std::size_t kMaxHelloTypes = 64;
 inline constexpr std::size_t kMaxTypeBytes = 128;
 inline constexpr int kMaxCapacity = 1024;
+// chunks: events in one message (its bytes are bounded by kMaxFrameBytes).
+inline constexpr std::size_t kMaxChunksEvents = 1024;
+// welcome.features: at most this many names, each at most this long.
+inline constexpr std::size_t kMaxFeatures = 32;
+inline constexpr std::size_t kMaxFeatureBytes = 64;
 // hello/welcome: the worker session secret (see messages.hpp).
 inline constexpr std::size_t kMaxSessionBytes = 128;
 // The longest job id counted for when params are measured at submit (ids are

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -17,6 +18,9 @@
 namespace jobcast::proto {
 
 inline constexpr int kVersion = 1;
+
+// welcome.features: the broker takes `chunks` messages.
+inline constexpr std::string_view kFeatureChunks = "chunks";
 
 struct InflightJob {
     std::string job;
@@ -65,6 +69,24 @@ struct Chunk {
     UnixUs ts = 0;
     bool operator==(const Chunk&) const = default;
 };
+// Several consecutive chunks of one job attempt in one message (optional in
+// v1: a worker sends it only to a broker whose welcome lists "chunks" in its
+// features). Event i has wseq `wseq + i`; each is stored exactly as the chunk
+// with that wseq would be. An event's ts is optional on the wire (absent: 0,
+// the broker stamps its clock).
+struct ChunkEvent {
+    EventKind kind = EventKind::token;  // progress | token | log
+    std::string data = "{}";            // JSON object text
+    UnixUs ts = 0;
+    bool operator==(const ChunkEvent&) const = default;
+};
+struct Chunks {
+    std::string job;
+    int attempt = 0;
+    std::uint64_t wseq = 0;          // of the first event
+    std::vector<ChunkEvent> events;  // 1..kMaxChunksEvents
+    bool operator==(const Chunks&) const = default;
+};
 struct Checkpoint {
     std::string job;
     int attempt = 0;
@@ -94,6 +116,9 @@ struct Welcome {
     // The worker's session secret (optional; empty from brokers that do not
     // issue one): sent back in every later hello of the same worker name.
     std::string session = {};
+    // Optional protocol features this broker takes (absent: none), e.g.
+    // "chunks". A worker ignores names it does not know.
+    std::vector<std::string> features = {};
     bool operator==(const Welcome&) const = default;
 };
 struct Assign {
@@ -128,7 +153,7 @@ struct Reject {
     bool operator==(const Reject&) const = default;
 };
 
-using WorkerMessage = std::variant<Hello, Heartbeat, Chunk, Checkpoint, Done, Fail>;
+using WorkerMessage = std::variant<Hello, Heartbeat, Chunk, Chunks, Checkpoint, Done, Fail>;
 using BrokerMessage = std::variant<Welcome, Assign, Ack, Cancel, Heartbeat, Reject>;
 
 }  // namespace jobcast::proto

@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${JOBCAST_FUZZ_SECONDS:-60}
 build="$here/build/fuzz"
-targets=(fuzz_worker_decode fuzz_json_request fuzz_client_ops fuzz_http_request fuzz_jwt
+targets=(fuzz_worker_decode fuzz_chunks fuzz_json_request fuzz_client_ops fuzz_http_request fuzz_jwt
          fuzz_time_values fuzz_log_and_host fuzz_params_schema)
 
 CXX=clang++ cmake -S "$here" -B "$build" -G Ninja \

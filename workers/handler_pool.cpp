@@ -44,7 +44,7 @@ void JobRun::emit(EventKind kind, std::string& data_json) {
         throw;
     }
     chunk.data.swap(data_json);
-    submit(wseq, false);
+    submit(wseq, FrameKind::chunk);
 }
 
 void JobRun::save_checkpoint(std::string_view bytes) {
@@ -56,10 +56,10 @@ void JobRun::save_checkpoint(std::string_view bytes) {
     checkpoint.wseq = wseq;
     checkpoint.bytes.assign(bytes);
     proto::encode(proto::WorkerMessage{std::move(checkpoint)}, encoded);
-    submit(wseq, false);
+    submit(wseq, FrameKind::message);
 }
 
-void JobRun::submit(std::uint64_t wseq, bool terminal) {
+void JobRun::submit(std::uint64_t wseq, FrameKind kind) {
     if (encoded.size() > proto::kMaxFrameBytes) {
         // The broker drops frames over its decode limit, so a bigger one could
         // never be acknowledged; refuse it at the source instead.
@@ -68,7 +68,7 @@ void JobRun::submit(std::uint64_t wseq, bool terminal) {
                       false);
     }
     stream->numbered(wseq);
-    outbox.submit(stream, wseq, encoded, terminal, closed);
+    outbox.submit(stream, wseq, encoded, kind, closed);
 }
 
 // ---------------------------------------------------------------- HandlerPool
@@ -213,7 +213,7 @@ void HandlerPool::execute(JobRun& run) {
             result_name = "failed";
             proto::encode(terminal, run.encoded);
         }
-        run.submit(wseq, true);
+        run.submit(wseq, FrameKind::terminal);
     } catch (const std::exception& e) {
         log_->error("cannot send outcome job={} attempt={} error={}", run.job_id, run.attempt,
                     e.what());

@@ -42,10 +42,9 @@ class JobRun final : public JobSink {
 
     void emit(EventKind kind, std::string& data_json) override;
     void save_checkpoint(std::string_view bytes) override;
-    // Hands `encoded` to the outbox as message `wseq` (`terminal`: the
-    // attempt's done/fail). Throws Failure for a frame over the broker's
-    // limit, which it could never acknowledge.
-    void submit(std::uint64_t wseq, bool terminal);
+    // Hands `encoded` to the outbox as message `wseq`. Throws Failure for a
+    // frame over the broker's limit, which it could never acknowledge.
+    void submit(std::uint64_t wseq, FrameKind kind);
 
     Outbox& outbox;
     const Clock& clock;

@@ -19,8 +19,8 @@ Outbox::~Outbox() {
 }
 
 void Outbox::submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t wseq,
-                    const std::string& frame, bool terminal, const std::atomic<bool>& closed) {
-    Message message{attempt, wseq, frame, terminal};
+                    const std::string& frame, FrameKind kind, const std::atomic<bool>& closed) {
+    Message message{attempt, wseq, frame, kind};
     const std::size_t size = message.frame.size();
     bool wake_up = false;
     {

@@ -26,7 +26,7 @@ class Outbox {
         std::shared_ptr<AttemptStream> attempt;
         std::uint64_t wseq;
         std::string frame;
-        bool terminal;  // the attempt's done/fail
+        FrameKind kind;
     };
 
     // Throws std::runtime_error when no eventfd can be made.
@@ -38,7 +38,7 @@ class Outbox {
     // Handler threads. Queues message `wseq` of `attempt`; waits while it does
     // not fit the bound; queues nothing once `closed` is set (through close()).
     void submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t wseq,
-                const std::string& frame, bool terminal, const std::atomic<bool>& closed);
+                const std::string& frame, FrameKind kind, const std::atomic<bool>& closed);
     // Sets `closed`: the job takes no more output, and its blocked submit returns.
     void close(std::atomic<bool>& closed);
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "protocol/codec.hpp"
+#include "protocol/limits.hpp"
+
 namespace jobcast::worker {
 
 // ---------------------------------------------------------------- AttemptStream
@@ -44,12 +47,13 @@ const AttemptStream* ReliableStream::find(const std::string& job) const {
     return it == attempts_.end() ? nullptr : it->second.get();
 }
 
-bool ReliableStream::push(AttemptStream& attempt, std::uint64_t wseq, std::string frame,
-                          bool terminal) {
+bool ReliableStream::push(AttemptStream& attempt, std::uint64_t wseq, std::string bytes,
+                          FrameKind kind) {
     if (attempt.dropped_ || wseq <= attempt.acked_) return false;
-    if (terminal) attempt.terminal_wseq_ = wseq;
-    attempt.bytes_ += frame.size();
-    attempt.frames_.push_back(AttemptStream::Frame{wseq, std::move(frame)});
+    if (kind == FrameKind::terminal) attempt.terminal_wseq_ = wseq;
+    attempt.bytes_ += bytes.size();
+    attempt.frames_.push_back(
+        AttemptStream::Frame{wseq, std::move(bytes), kind == FrameKind::chunk});
     schedule(attempt);
     return true;
 }
@@ -109,6 +113,7 @@ ReliableStream::Freed ReliableStream::drop(const std::string& job) {
 
 void ReliableStream::disconnected() {
     connected_ = false;
+    batch_chunks_ = false;
     for (auto& attempt : send_queue_)
         attempt->send_pending_ = false;
     send_queue_.clear();
@@ -130,7 +135,11 @@ const std::string* ReliableStream::next_frame() {
         auto& attempt = *send_queue_.front();
         if (!attempt.dropped_) {
             attempt.next_to_send_ = std::max(attempt.next_to_send_, attempt.first_unacked());
-            if (const auto* frame = attempt.find(attempt.next_to_send_)) return &frame->bytes;
+            if (const auto* frame = attempt.find(attempt.next_to_send_)) {
+                if (frame->chunk && batch_chunks_) return chunks_from(attempt, *frame);
+                frame_messages_ = 1;
+                return &frame->bytes;
+            }
         }
         attempt.send_pending_ = false;
         send_queue_.pop_front();
@@ -138,8 +147,29 @@ const std::string* ReliableStream::next_frame() {
     return nullptr;
 }
 
+const std::string* ReliableStream::chunks_from(const AttemptStream& attempt,
+                                               const AttemptStream::Frame& first) {
+    // A chunks takes fewer bytes than the chunks it carries: its envelope is
+    // theirs plus the events' array header.
+    std::size_t count = 1;
+    std::size_t bytes = first.bytes.size() + 8;
+    while (count < proto::kMaxChunksEvents) {
+        const auto* next = attempt.find(first.wseq + count);
+        if (!next || !next->chunk) break;
+        bytes += next->bytes.size();
+        if (bytes > proto::kMaxFrameBytes) break;
+        ++count;
+    }
+    frame_messages_ = count;
+    if (count == 1) return &first.bytes;
+    proto::begin_chunks(attempt.job_, attempt.attempt_, first.wseq, count, frame_);
+    for (std::size_t i = 0; i < count; ++i)
+        proto::append_chunks_event(proto::chunk_event(attempt.find(first.wseq + i)->bytes), frame_);
+    return &frame_;
+}
+
 void ReliableStream::sent() {
-    if (!send_queue_.empty()) ++send_queue_.front()->next_to_send_;
+    if (!send_queue_.empty()) send_queue_.front()->next_to_send_ += frame_messages_;
 }
 
 std::vector<proto::InflightJob> ReliableStream::inflight() const {

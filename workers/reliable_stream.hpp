@@ -1,9 +1,14 @@
 // The worker's half of worker protocol v1's reliable stream (DESIGN.md
 // guarantees 2 and 5). Each job attempt numbers its messages 1, 2, 3... (wseq)
-// and keeps every one, encoded exactly as first sent, until the broker's
+// and keeps every one, encoded exactly as first made, until the broker's
 // cumulative ack covers it; after a "gap" reject, a reconnect or a broker
-// restart it re-sends what is unacknowledged, oldest first, byte for byte (the
-// broker drops duplicates by wseq). Output is bounded: UnackedBudget says when
+// restart it re-sends what is unacknowledged, oldest first (the broker drops
+// duplicates by wseq). To a broker that takes them, several consecutive chunks
+// of an attempt go out as one `chunks` (up to proto::kMaxChunksEvents and the
+// frame limit, their events cut from the chunk frames as they are), so that
+// what handlers emitted while earlier frames waited for the socket, or within
+// one turn of the worker's loop, goes out in one message; otherwise, and for
+// every other message, byte for byte as made. Output is bounded: UnackedBudget says when
 // the worker's unacknowledged bytes are over the bound, so that emit blocks.
 //
 // Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
@@ -27,6 +32,10 @@
 #include "protocol/messages.hpp"
 
 namespace jobcast::worker {
+
+// What a buffered message is: a chunk (proto::encode of a Chunk, which may be
+// batched), another message (checkpoint), or the attempt's done/fail.
+enum class FrameKind : std::uint8_t { chunk, message, terminal };
 
 // The bound on the bytes a worker has emitted and the broker has not
 // acknowledged yet (all jobs together). A message always fits when nothing is
@@ -76,6 +85,7 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
     struct Frame {
         std::uint64_t wseq;
         std::string bytes;
+        bool chunk;  // a chunk message (may go out in a chunks)
     };
 
     // The buffered frame with this wseq, or nullptr.
@@ -135,11 +145,10 @@ class ReliableStream {
     // The attempt held for `job`, or nullptr.
     const AttemptStream* find(const std::string& job) const;
 
-    // Buffers message `wseq` of `attempt` (`terminal`: its done/fail) and,
-    // when connected, queues it for sending. Returns false when it is not kept
-    // because the attempt was dropped or that wseq is acknowledged already: the
-    // caller frees its bytes.
-    bool push(AttemptStream& attempt, std::uint64_t wseq, std::string frame, bool terminal);
+    // Buffers message `wseq` of `attempt` and, when connected, queues it for
+    // sending. Returns false when it is not kept because the attempt was
+    // dropped or that wseq is acknowledged already: the caller frees its bytes.
+    bool push(AttemptStream& attempt, std::uint64_t wseq, std::string bytes, FrameKind kind);
 
     // A cumulative ack. One naming another attempt than the one held for the
     // job (or an unknown job) changes nothing; an old or repeated one frees
@@ -156,17 +165,23 @@ class ReliableStream {
     // what was waiting for an ack.
     Freed drop(const std::string& job);
 
-    // The connection went away: nothing is sent until reconnected().
+    // The connection went away: nothing is sent until reconnected(), and
+    // chunks go out one each until batch_chunks(true).
     void disconnected();
+    // The broker's welcome announced `chunks`: consecutive chunks may share a frame.
+    void batch_chunks(bool on) noexcept { batch_chunks_ = on; }
     // A new connection, or a broker that no longer knows this worker: every
     // attempt sends again from its oldest unacknowledged message, in order.
     // Returns how many messages already sent go out again.
     std::uint64_t reconnected();
 
     // The next frame to hand to the socket, or nullptr when all buffered ones
-    // went out; sent() once the socket took it.
+    // went out; sent() once the socket took it. The frame stays valid until
+    // the next call.
     const std::string* next_frame();
     void sent();
+    // How many messages the last frame from next_frame() carries.
+    std::size_t frame_messages() const noexcept { return frame_messages_; }
     // Frames are queued for the socket.
     bool sending() const noexcept { return !send_queue_.empty(); }
 
@@ -177,10 +192,16 @@ class ReliableStream {
 
   private:
     void schedule(AttemptStream& attempt);
+    // `first` and the chunks after it as one chunks in frame_, or `first`
+    // as it is when it has no chunk after it.
+    const std::string* chunks_from(const AttemptStream& attempt, const AttemptStream::Frame& first);
 
     std::unordered_map<std::string, std::shared_ptr<AttemptStream>> attempts_;
     std::deque<std::shared_ptr<AttemptStream>> send_queue_;  // attempts with frames to send
     bool connected_ = false;
+    bool batch_chunks_ = false;
+    std::string frame_;  // the last chunks next_frame() made
+    std::size_t frame_messages_ = 0;
 };
 
 }  // namespace jobcast::worker

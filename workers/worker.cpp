@@ -468,17 +468,17 @@ void WorkerImpl::pump_outbound() {
     std::size_t released = 0;
     for (auto& out : batch_) {
         const auto size = out.frame.size();
-        // Nothing is waiting for the socket: what is pushed goes out right away.
-        const bool idle = !stream_.sending();
-        if (!stream_.push(*out.attempt, out.wseq, std::move(out.frame), out.terminal)) {
+        if (!stream_.push(*out.attempt, out.wseq, std::move(out.frame), out.kind)) {
             released += size;
             continue;
         }
         counters_.unacked_messages.fetch_add(1, std::memory_order_relaxed);
-        if (idle) flush_sends();
     }
     batch_.clear();
     if (released > 0) outbox_.release(released);
+    // Everything handlers emitted since the last turn goes out together
+    // (consecutive chunks of an attempt as one `chunks`, when welcomed so).
+    flush_sends();
 }
 
 void WorkerImpl::receive_all() {
@@ -542,7 +542,7 @@ void WorkerImpl::fail_unreadable_assign(const std::string& job, int attempt, std
                   frame);
     stream->numbered(1);
     outbox_.reserve(frame.size());
-    stream_.push(*stream, 1, std::move(frame), true);
+    stream_.push(*stream, 1, std::move(frame), FrameKind::terminal);
     counters_.unacked_messages++;
     counters_.jobs_assigned++;
     pool_.counters().failed++;
@@ -553,6 +553,8 @@ void WorkerImpl::fail_unreadable_assign(const std::string& job, int attempt, std
 void WorkerImpl::on_message(proto::Welcome& message) {
     heartbeat_ = milliseconds{std::clamp(message.heartbeat_ms, 10, 60000)};
     if (!message.session.empty()) session_ = std::move(message.session);
+    stream_.batch_chunks(std::ranges::find(message.features, proto::kFeatureChunks) !=
+                         message.features.end());
     awaiting_welcome_ = false;
     backoff_.reset();
     counters_.connected.store(true);

@@ -59,6 +59,10 @@ FRAMES = {
     "fail": {"v": 1, "t": "fail", "job": JOB, "attempt": 1, "wseq": 9, "error": "boom",
              "retryable": True},
     "welcome": {"v": 1, "t": "welcome", "heartbeat_ms": 1000},
+    "welcome_features": {"v": 1, "t": "welcome", "heartbeat_ms": 1000, "features": ["chunks"]},
+    "chunks": {"v": 1, "t": "chunks", "job": JOB, "attempt": 1, "wseq": 7,
+               "events": [{"kind": "token", "data": {"text": "a"}, "ts": 1700000000123456},
+                          {"kind": "log", "data": {"level": "info", "message": "m"}}]},
     "assign": {"v": 1, "t": "assign", "job": JOB, "attempt": 1, "type": "research",
                "params": {"topic": "zmq", "stages": 3}, "checkpoint": b"\x00"},
     "ack": {"v": 1, "t": "ack", "job": JOB, "attempt": 1, "wseq": 7},
@@ -204,6 +208,25 @@ PARAMS_SCHEMA = {
 }
 
 
+def chunks_seed(wseq, events):
+    """fuzz_chunks input: the events count (u16) and first wseq (u64), then the events."""
+    return struct.pack(">HQ", len(events), wseq) + b"".join(pack(e) for e in events)
+
+
+TOKEN_EVENT = {"kind": "token", "data": {"text": "Hello, wörld"}, "ts": 1700000000123456}
+CHUNKS = {
+    "one": chunks_seed(7, [TOKEN_EVENT]),
+    "three_kinds": chunks_seed(1, [
+        TOKEN_EVENT,
+        {"kind": "progress", "data": {"fraction": 0.5, "stage": "search"}},
+        {"kind": "log", "data": {"level": "info", "message": "m"}, "ts": 0}]),
+    "last_wseq": chunks_seed(2**64 - 2, [TOKEN_EVENT, TOKEN_EVENT]),
+    "wseq_overflow": chunks_seed(2**64 - 1, [TOKEN_EVENT, TOKEN_EVENT]),
+    "empty": chunks_seed(1, []),
+    "event_names_a_job": chunks_seed(1, [dict(TOKEN_EVENT, job=JOB)]),
+}
+
+
 def write_seeds(target, seeds, suffix=""):
     """Writes each seed (bytes) as tests/fuzz/corpus/<target>/<name><suffix>."""
     folder = HERE / "corpus" / target
@@ -214,6 +237,7 @@ def write_seeds(target, seeds, suffix=""):
 
 def main():
     write_seeds("worker_decode", {n: pack(f) for n, f in FRAMES.items()}, ".msgpack")
+    write_seeds("chunks", CHUNKS, ".bin")
     write_seeds("json_request", {n: b.encode() for n, b in REQUESTS.items()}, ".json")
     write_seeds("client_ops", {n: t.encode() for n, t in CLIENT_OPS.items()}, ".json")
     write_seeds("http_request", {n: t.encode() for n, t in HTTP_REQUESTS.items()}, ".http")

@@ -408,3 +408,32 @@ TEST_CASE("a schema that does not compile is refused alone; the worker is served
     rig.protocol.dispatch(rig.out);
     REQUIRE(rig.take_ops().size() == 1);
 }
+
+TEST_CASE("welcome announces chunks, and a chunks is the same AppendChunk ops as its chunks") {
+    Rig rig;
+    rig.say("p0", proto::Hello{"w0", {"llm"}, 1, {}});
+    CHECK(only<proto::Welcome>(rig.sent_to("p0")).features == std::vector<std::string>{"chunks"});
+    rig.run_one_job("p1", "w", "J");
+
+    rig.say("p1", proto::Chunks{"J",
+                                1,
+                                5,
+                                {{EventKind::token, R"({"text":"a"})", 1},
+                                 {EventKind::log, R"({"level":"info","message":"m"})", 0}}});
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 2);
+    CHECK(std::get<store::AppendChunk>(ops[0]).wseq == 5);
+    CHECK(std::get<store::AppendChunk>(ops[0]).data == R"({"text":"a"})");
+    CHECK(std::get<store::AppendChunk>(ops[1]).wseq == 6);
+    CHECK(std::get<store::AppendChunk>(ops[1]).kind == EventKind::log);
+    CHECK(std::get<store::AppendChunk>(ops[1]).job == "J");
+
+    // One cumulative ack for the attempt per commit, whatever the number of chunks.
+    rig.commit({{"J", 1, 5, store::WriteStatus::ok, ""}, {"J", 1, 6, store::WriteStatus::ok, ""}});
+    CHECK(only<proto::Ack>(rig.sent_to("p1")) == proto::Ack{"J", 1, 6});
+
+    // A chunks for an attempt the worker does not hold is refused whole.
+    rig.say("p1", proto::Chunks{"J", 2, 1, {{EventKind::token, "{}", 1}}});
+    CHECK(only<proto::Reject>(rig.sent_to("p1")) == proto::Reject{"J", "lease", 2});
+    CHECK(rig.take_ops().empty());
+}

@@ -275,8 +275,8 @@ TEST_CASE("frames packed by another msgpack implementation decode", "[codec]") {
         CHECK((worker || broker));
         decoded += worker + broker;
     }
-    // 6 worker + 6 broker types, reject with and without its attempt, heartbeat
-    // with and without what the worker holds, hello with schemas; a heartbeat
-    // decodes both ways.
-    CHECK(decoded == 17);
+    // 7 worker + 6 broker types, welcome with and without features, reject
+    // with and without its attempt, heartbeat with and without what the
+    // worker holds, hello with schemas; a heartbeat decodes both ways.
+    CHECK(decoded == 19);
 }

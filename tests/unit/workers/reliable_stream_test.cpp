@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/limits.hpp"
 #include "workers/reliable_stream.hpp"
 
 using namespace jobcast;
@@ -19,10 +21,10 @@ namespace {
 
 // What a handler thread does for one message: number it, then hand it over.
 std::uint64_t emit(ReliableStream& stream, AttemptStream& attempt, std::string frame,
-                   bool terminal = false) {
+                   FrameKind kind = FrameKind::message) {
     const auto wseq = attempt.next_wseq();
     attempt.numbered(wseq);
-    REQUIRE(stream.push(attempt, wseq, std::move(frame), terminal));
+    REQUIRE(stream.push(attempt, wseq, std::move(frame), kind));
     return wseq;
 }
 
@@ -87,7 +89,7 @@ TEST_CASE("a cumulative ack trims the buffer, and old, repeated or foreign acks 
     CHECK(a->size() == 2);
 
     // A message at or below the acknowledged wseq is committed already.
-    CHECK_FALSE(stream.push(*a, 3, "late", false));
+    CHECK_FALSE(stream.push(*a, 3, "late", FrameKind::message));
     CHECK(a->size() == 2);
 
     acked = stream.ack("a", 1, 5);
@@ -101,7 +103,7 @@ TEST_CASE("the attempt is forgotten once its done or fail is acknowledged") {
     ReliableStream stream;
     auto a = stream.open("a", 1);
     emit(stream, *a, "token");
-    emit(stream, *a, "done", true);
+    emit(stream, *a, "done", FrameKind::terminal);
     CHECK_FALSE(stream.ack("a", 1, 1).settled);
     CHECK(stream.ack("a", 1, 2).settled);
     CHECK(stream.find("a") == nullptr);
@@ -243,7 +245,7 @@ TEST_CASE("a reject for another attempt is ignored, and any other reason ends th
     CHECK(freed.bytes == 2);
     CHECK(stream.find("a") == nullptr);
     // Output of the dropped attempt still on its way is not kept.
-    CHECK_FALSE(stream.push(*a, 2, "a2", false));
+    CHECK_FALSE(stream.push(*a, 2, "a2", FrameKind::message));
     CHECK(drain(stream).empty());
 }
 
@@ -266,4 +268,118 @@ TEST_CASE("inflight lists each attempt held with the wseq of its next message") 
 
     stream.drop("b");
     CHECK(stream.inflight() == std::vector<proto::InflightJob>{{"a", 1, 3}});
+}
+
+namespace {
+
+// A token chunk of `text`, as a handler thread encodes it.
+std::uint64_t emit_token(ReliableStream& stream, AttemptStream& attempt, const std::string& text) {
+    const proto::Chunk chunk{attempt.job(),
+                             attempt.attempt(),
+                             attempt.next_wseq(),
+                             EventKind::token,
+                             R"({"text":")" + text + R"("})",
+                             7};
+    return emit(stream, attempt, proto::encode(proto::WorkerMessage{chunk}), FrameKind::chunk);
+}
+
+// The messages in one frame the stream sends.
+proto::WorkerMessage decoded(const std::string& frame) {
+    auto result = proto::decode_worker_message(frame);
+    REQUIRE(std::holds_alternative<proto::WorkerMessage>(result));
+    return std::get<proto::WorkerMessage>(std::move(result));
+}
+
+}  // namespace
+
+TEST_CASE("chunks go out one by one, the bytes encode(Chunk) made, until batching is on") {
+    ReliableStream stream;
+    stream.reconnected();
+    auto a = stream.open("a", 2);
+    emit_token(stream, *a, "x");
+    emit_token(stream, *a, "y");
+    const auto sent = drain(stream);
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[0] == proto::encode(proto::WorkerMessage{
+                         proto::Chunk{"a", 2, 1, EventKind::token, R"({"text":"x"})", 7}}));
+    CHECK(std::get<proto::Chunk>(decoded(sent[1])).wseq == 2);
+}
+
+TEST_CASE("with batching, consecutive events of an attempt share one chunks frame") {
+    ReliableStream stream;
+    stream.reconnected();
+    stream.batch_chunks(true);
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 1);
+    for (int i = 1; i <= 3; ++i)
+        emit_token(stream, *a, "a" + std::to_string(i));
+    emit(stream, *a, "checkpoint", FrameKind::message);  // not an event: a frame of its own
+    emit_token(stream, *a, "a5");
+    emit_token(stream, *b, "b1");
+
+    const auto* frame = stream.next_frame();
+    REQUIRE(frame != nullptr);
+    CHECK(stream.frame_messages() == 3);
+    const auto first = std::get<proto::Chunks>(decoded(*frame));
+    CHECK(first.job == "a");
+    CHECK(first.wseq == 1);
+    REQUIRE(first.events.size() == 3);
+    CHECK(first.events[2].data == R"({"text":"a3"})");
+    CHECK(first.events[2].ts == 7);
+    stream.sent();
+    CHECK(a->acked() == 0);
+
+    const auto rest = drain(stream);
+    REQUIRE(rest.size() == 3);
+    CHECK(rest[0] == "checkpoint");
+    CHECK(std::get<proto::Chunk>(decoded(rest[1])).wseq == 5);  // one event: a plain chunk
+    CHECK(std::get<proto::Chunk>(decoded(rest[2])).job == "b");
+
+    // A reconnect re-sends everything unacknowledged once, batched again
+    // only once the new broker's welcome says so.
+    stream.ack("a", 1, 2);
+    CHECK(stream.reconnected() == 4);  // a3, checkpoint, a5, b1
+    const auto again_all = drain(stream);
+    REQUIRE(again_all.size() == 4);
+    for (const auto& f : again_all)
+        CHECK((f == "checkpoint" || std::holds_alternative<proto::Chunk>(decoded(f))));
+    stream.ack("a", 1, 5);
+    stream.ack("b", 1, 1);
+    stream.reconnected();
+    stream.batch_chunks(true);
+    for (int i = 6; i <= 9; ++i)
+        emit_token(stream, *a, "a" + std::to_string(i));
+    const auto again = drain(stream);
+    REQUIRE(again.size() == 1);
+    const auto batch = std::get<proto::Chunks>(decoded(again[0]));
+    CHECK(batch.wseq == 6);
+    CHECK(batch.events.size() == 4);
+}
+
+TEST_CASE("a batch stops at kMaxChunksEvents, and a gap re-send is batched from the oldest") {
+    ManualClock clock;
+    ReliableStream stream;
+    stream.reconnected();
+    stream.batch_chunks(true);
+    auto a = stream.open("a", 1);
+    const auto total = proto::kMaxChunksEvents + 50;
+    for (std::size_t i = 0; i < total; ++i)
+        emit_token(stream, *a, "t");
+    const auto sent = drain(stream);
+    REQUIRE(sent.size() == 2);
+    CHECK(std::get<proto::Chunks>(decoded(sent[0])).events.size() == proto::kMaxChunksEvents);
+    const auto tail = std::get<proto::Chunks>(decoded(sent[1]));
+    CHECK(tail.wseq == proto::kMaxChunksEvents + 1);
+    CHECK(tail.events.size() == 50);
+
+    stream.ack("a", 1, 10);
+    const auto rejected = stream.reject("a", 1, "gap", clock.steady(), 1s);
+    CHECK(rejected.answer == Answer::resent);
+    CHECK(rejected.from_wseq == 11);
+    const auto resent = drain(stream);
+    REQUIRE(resent.size() == 2);
+    CHECK(std::get<proto::Chunks>(decoded(resent[0])).wseq == 11);
+    CHECK(std::get<proto::Chunks>(decoded(resent[1])).wseq == 11 + proto::kMaxChunksEvents);
+    CHECK(std::get<proto::Chunks>(decoded(resent[1])).events.size() ==
+          total - 10 - proto::kMaxChunksEvents);
 }

@@ -725,3 +725,57 @@ TEST_CASE("worker config is validated") {
     malformed.handle("a", [](JobContext&) -> JobOutcome { return std::string("{}"); });
     CHECK_THROWS_AS(malformed.run(), std::invalid_argument);
 }
+
+TEST_CASE("a broker that announces chunks gets a handler's burst batched, each wseq once") {
+    zmq::context_t context;
+    FakeBroker broker(context);
+    constexpr int kTokens = 5000;
+    RunningWorker running(test_config(broker.endpoint()), "t", [](JobContext& job) -> JobOutcome {
+        for (int i = 1; i <= kTokens; ++i)
+            job.token("tok-" + std::to_string(i));
+        return std::string("{}");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{1000, "", {"chunks", "something-later"}});
+    broker.send(proto::Assign{"J1", 1, "t", "{}", ""});
+
+    // Tokens in wseq order, whichever way they were framed, then done.
+    std::uint64_t next = 1;
+    int frames = 0;
+    while (next <= kTokens) {
+        auto r = broker.next(5s);
+        REQUIRE(r.has_value());
+        ++frames;
+        if (const auto* chunk = std::get_if<proto::Chunk>(&r->message)) {
+            CHECK(chunk->wseq == next);
+            CHECK(text_of(*chunk) == "tok-" + std::to_string(next));
+            ++next;
+            continue;
+        }
+        const auto& chunks = std::get<proto::Chunks>(r->message);
+        CHECK(chunks.job == "J1");
+        REQUIRE(chunks.wseq == next);
+        for (const auto& event : chunks.events) {
+            CHECK(boost::json::parse(event.data).at("text").as_string() ==
+                  "tok-" + std::to_string(next));
+            CHECK(event.ts > 0);
+            ++next;
+        }
+    }
+    CHECK(frames < kTokens);  // some went out together
+    CHECK(broker.expect<proto::Done>().wseq == kTokens + 1);
+
+    // A new connection (the broker forgot us) re-sends everything unacked,
+    // one chunk each until its welcome announces chunks again.
+    broker.send(proto::Ack{"J1", 1, kTokens - 3});
+    broker.send(proto::Reject{"", "hello"});
+    broker.expect<proto::Hello>();
+    std::vector<std::uint64_t> resent;
+    for (int i = 0; i < 3; ++i)
+        resent.push_back(broker.expect<proto::Chunk>().wseq);
+    CHECK(resent == std::vector<std::uint64_t>{kTokens - 2, kTokens - 1, kTokens});
+    CHECK(broker.expect<proto::Done>().wseq == kTokens + 1);
+    broker.send(proto::Welcome{1000});
+    broker.send(proto::Ack{"J1", 1, kTokens + 1});
+    CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
+}

@@ -3,6 +3,7 @@
 // `cancelled` flag and an AbortSignal to hand to fetch, timers and streams).
 
 import * as proto from './protocol.js';
+import { CHUNK, MESSAGE } from './reliable_stream.js';
 
 /**
  * A failed job attempt. Thrown from a handler it becomes a `fail` message with
@@ -50,7 +51,7 @@ export class Job {
     const run = this.#run;
     if (run.closed || run.ended) return RESOLVED;
     const wseq = run.stream.nextWseq;
-    return run.submit(wseq, run.encoder.token(wseq, String(text)), false) ?? RESOLVED;
+    return run.submit(wseq, run.encoder.token(wseq, String(text)), CHUNK) ?? RESOLVED;
   }
 
   /** A `progress` event {fraction (clamped to 0..1), stage?, message?}. */
@@ -83,13 +84,13 @@ export class Job {
     const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
     if (!ArrayBuffer.isView(buffer)) throw new TypeError('saveCheckpoint: bytes must be a string or a Uint8Array');
     const wseq = run.stream.nextWseq;
-    return run.submit(wseq, proto.checkpoint(run.jobId, run.attempt, wseq, buffer), false) ?? RESOLVED;
+    return run.submit(wseq, proto.checkpoint(run.jobId, run.attempt, wseq, buffer), MESSAGE) ?? RESOLVED;
   }
 
   #emit(kind, data) {
     const run = this.#run;
     if (run.closed || run.ended) return RESOLVED;
     const wseq = run.stream.nextWseq;
-    return run.submit(wseq, run.encoder.chunk(wseq, kind, data), false) ?? RESOLVED;
+    return run.submit(wseq, run.encoder.chunk(wseq, kind, data), CHUNK) ?? RESOLVED;
   }
 }

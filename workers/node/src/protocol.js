@@ -51,6 +51,13 @@ const concat = (...parts) => Buffer.concat(parts.map((part) => (typeof part === 
 const KIND_AND_DATA = Object.fromEntries(['progress', 'token', 'log'].map((kind) => [kind, concat('kind', kind, 'data')]));
 const TOKEN_DATA = concat([0x81], 'text'); // {text: ...}
 const TS_KEY = concat('ts', [0xcf]); // ts: uint64
+const EVENTS_KEY = concat('events');
+const EVENT_HEADER = Buffer.from([0x83]); // a chunks event: a map of kind, data, ts
+
+/** The events in one chunks message, at most (protocol/limits.hpp). */
+export const MAX_CHUNKS_EVENTS = 1024;
+/** welcome.features: the broker takes chunks messages. */
+export const FEATURE_CHUNKS = 'chunks';
 
 function uintSize(value) {
   return value < 0x80 ? 1 : value < 0x100 ? 2 : value < 0x10000 ? 3 : value < 0x100000000 ? 5 : 9;
@@ -96,6 +103,34 @@ export class ChunkEncoder {
   constructor(job, attempt) {
     // A map of 8 entries: v, t, job, attempt, wseq, kind, data, ts.
     this.prefix = concat([0x88], 'v', [VERSION], 't', 'chunk', 'job', job, 'attempt', encode(attempt), 'wseq');
+    // A chunks is a map of 6: v, t, job, attempt, wseq, events.
+    this.chunksPrefix = concat([0x86], 'v', [VERSION], 't', 'chunks', 'job', job, 'attempt', encode(attempt), 'wseq');
+  }
+
+  /**
+   * One chunks message of consecutive chunk frames of this attempt (made
+   * here, the first with `wseq`; 1..MAX_CHUNKS_EVENTS of them), for a broker
+   * whose welcome announced it. Each event is cut from its frame as it is:
+   * its kind, data and ts, after the prefix and the wseq.
+   */
+  chunks(wseq, frames) {
+    const head = Buffer.allocUnsafe(9 + EVENTS_KEY.length + 3);
+    let offset = writeUint(head, 0, wseq);
+    offset += EVENTS_KEY.copy(head, offset);
+    if (frames.length < 16) {
+      head[offset++] = 0x90 | frames.length;
+    } else {
+      head[offset++] = 0xdc;
+      offset = head.writeUInt16BE(frames.length, offset);
+    }
+    const parts = [this.chunksPrefix, head.subarray(0, offset)];
+    const at = this.prefix.length;
+    for (const frame of frames) {
+      const first = frame[at];
+      const wseqBytes = first < 0x80 ? 1 : first === 0xcc ? 2 : first === 0xcd ? 3 : first === 0xce ? 5 : 9;
+      parts.push(EVENT_HEADER, frame.subarray(at + wseqBytes));
+    }
+    return Buffer.concat(parts);
   }
 
   token(wseq, text) {
@@ -182,6 +217,7 @@ export function decodeBrokerMessage(frame) {
   }
   const optional = {
     session: isString,
+    features: (value) => Array.isArray(value) && value.every(isString),
     checkpoint: (value) => ArrayBuffer.isView(value),
     attempt: isInt,
     detail: isString,

@@ -1,10 +1,21 @@
 // The worker's half of worker protocol v1's reliable stream (DESIGN.md
 // guarantees 2 and 5), as in the C++ SDK (workers/reliable_stream.hpp). Each
 // job attempt numbers its messages 1, 2, 3... (wseq) and keeps every one,
-// encoded exactly as first sent, until the broker's cumulative ack covers it;
+// encoded exactly as first made, until the broker's cumulative ack covers it;
 // after a "gap" reject, a reconnect or a broker restart it re-sends what is
-// unacknowledged, oldest first, byte for byte (the broker drops duplicates by
-// wseq). Pure: no sockets, no timers; time comes in as arguments.
+// unacknowledged, oldest first (the broker drops duplicates by wseq). To a
+// broker whose welcome announced it, consecutive chunks of an attempt go out
+// as one chunks message (their events cut from the chunk frames), so what
+// handlers emitted since the last send goes out together; otherwise, and
+// every other message, byte for byte as made. Pure: no sockets, no timers;
+// time comes in as arguments.
+
+import { ChunkEncoder, MAX_CHUNKS_EVENTS, MAX_FRAME_BYTES } from './protocol.js';
+
+/** What a buffered message is (push's `kind`). */
+export const CHUNK = 'chunk'; // a chunk (ChunkEncoder), which may be batched
+export const MESSAGE = 'message'; // another message (checkpoint)
+export const TERMINAL = 'terminal'; // the attempt's done/fail
 
 /** One job attempt's messages. Created by ReliableStream.open. */
 export class AttemptStream {
@@ -15,7 +26,8 @@ export class AttemptStream {
     this.nextWseq = 1;
     this.acked = 0;
     this.bytes = 0;
-    this.frames = []; // {wseq, bytes}, oldest first from index `head`
+    this.encoder = new ChunkEncoder(job, attempt);
+    this.frames = []; // {wseq, bytes, chunk}, oldest first from index `head`
     this.head = 0;
     this.nextToSend = 1; // first frame not yet sent on this connection
     this.terminalWseq = 0; // wseq of done/fail once buffered
@@ -80,6 +92,8 @@ export class ReliableStream {
     /** @type {AttemptStream[]} attempts with frames to send */
     this.sendQueue = [];
     this.connected = false;
+    this.batchChunks = false; // the broker's welcome announced chunks
+    this.frameMessages = 0; // messages in the last frame nextFrame() made
   }
 
   /** Holds a new attempt for `job`; the caller has dropped any earlier one. */
@@ -94,15 +108,15 @@ export class ReliableStream {
   }
 
   /**
-   * Buffers message `wseq` of `stream` (`terminal`: its done/fail) and, when
-   * connected, queues it for sending. False when it is not kept (the attempt
-   * was dropped or that wseq is acknowledged already).
+   * Buffers message `wseq` of `stream` (`kind`: CHUNK, MESSAGE or TERMINAL)
+   * and, when connected, queues it for sending. False when it is not kept
+   * (the attempt was dropped or that wseq is acknowledged already).
    */
-  push(stream, wseq, bytes, terminal) {
+  push(stream, wseq, bytes, kind) {
     if (stream.dropped || wseq <= stream.acked) return false;
-    if (terminal) stream.terminalWseq = wseq;
+    if (kind === TERMINAL) stream.terminalWseq = wseq;
     stream.bytes += bytes.length;
-    stream.frames.push({ wseq, bytes });
+    stream.frames.push({ wseq, bytes, chunk: kind === CHUNK });
     this.schedule(stream);
     return true;
   }
@@ -158,9 +172,13 @@ export class ReliableStream {
     return freed;
   }
 
-  /** The connection went away: nothing is sent until reconnected(). */
+  /**
+   * The connection went away: nothing is sent until reconnected(), and chunks
+   * go out one by one until the next welcome sets batchChunks.
+   */
   disconnected() {
     this.connected = false;
+    this.batchChunks = false;
     for (const stream of this.sendQueue) stream.sendPending = false;
     this.sendQueue = [];
   }
@@ -188,7 +206,11 @@ export class ReliableStream {
       if (!stream.dropped) {
         stream.nextToSend = Math.max(stream.nextToSend, stream.firstUnacked());
         const frame = stream.find(stream.nextToSend);
-        if (frame) return frame.bytes;
+        if (frame) {
+          if (frame.chunk && this.batchChunks) return this.#chunksFrom(stream, frame);
+          this.frameMessages = 1;
+          return frame.bytes;
+        }
       }
       stream.sendPending = false;
       this.sendQueue.shift();
@@ -196,8 +218,23 @@ export class ReliableStream {
     return undefined;
   }
 
+  // `first` and the chunks after it as one chunks, or `first` alone.
+  #chunksFrom(stream, first) {
+    const frames = [first.bytes];
+    let size = first.bytes.length + 8; // a chunks is smaller than its chunks, but for the array header
+    while (frames.length < MAX_CHUNKS_EVENTS) {
+      const next = stream.find(first.wseq + frames.length);
+      if (!next || !next.chunk) break;
+      size += next.bytes.length;
+      if (size > MAX_FRAME_BYTES) break;
+      frames.push(next.bytes);
+    }
+    this.frameMessages = frames.length;
+    return frames.length === 1 ? first.bytes : stream.encoder.chunks(first.wseq, frames);
+  }
+
   sent() {
-    if (this.sendQueue.length > 0) this.sendQueue[0].nextToSend++;
+    if (this.sendQueue.length > 0) this.sendQueue[0].nextToSend += this.frameMessages;
   }
 
   get sending() {

@@ -20,7 +20,7 @@ import { Dealer } from 'zeromq';
 import { keyOrFile, publicKeyOf, readKey } from './curve.js';
 import { Job, JobFailed, jsonValue } from './job.js';
 import * as proto from './protocol.js';
-import { ReliableStream } from './reliable_stream.js';
+import { ReliableStream, TERMINAL } from './reliable_stream.js';
 
 const RECEIVE_HIGH_WATER_MARK = 100_000;
 const PUMP_BATCH = 256;
@@ -72,7 +72,7 @@ export class Backoff {
 class Outbox {
   constructor(maxBytes, deliver) {
     this.maxBytes = maxBytes;
-    this.deliver = deliver; // (run, wseq, bytes, terminal) => kept
+    this.deliver = deliver; // (run, wseq, bytes, kind) => kept
     this.used = 0;
     this.waiting = [];
     this.submitted = 0;
@@ -84,14 +84,14 @@ class Outbox {
   }
 
   /** Undefined when taken now; a promise that settles once taken (or the run closed) otherwise. */
-  submit(run, wseq, bytes, terminal) {
+  submit(run, wseq, bytes, kind) {
     if (run.closed) return undefined;
     if (this.waiting.length === 0 && this.fits(bytes.length)) {
-      this.#take(run, wseq, bytes, terminal);
+      this.#take(run, wseq, bytes, kind);
       return undefined;
     }
     this.waits++;
-    return new Promise((resolve) => this.waiting.push({ run, wseq, bytes, terminal, resolve }));
+    return new Promise((resolve) => this.waiting.push({ run, wseq, bytes, kind, resolve }));
   }
 
   /** A message made by the worker itself: it counts against the bound. */
@@ -104,7 +104,7 @@ class Outbox {
     this.used = Math.max(0, this.used - size);
     while (this.waiting.length > 0 && this.fits(this.waiting[0].bytes.length)) {
       const entry = this.waiting.shift();
-      if (!entry.run.closed) this.#take(entry.run, entry.wseq, entry.bytes, entry.terminal);
+      if (!entry.run.closed) this.#take(entry.run, entry.wseq, entry.bytes, entry.kind);
       entry.resolve();
     }
   }
@@ -121,10 +121,10 @@ class Outbox {
     this.release(0);
   }
 
-  #take(run, wseq, bytes, terminal) {
+  #take(run, wseq, bytes, kind) {
     this.used += bytes.length;
     this.submitted++;
-    if (!this.deliver(run, wseq, bytes, terminal)) this.used -= bytes.length;
+    if (!this.deliver(run, wseq, bytes, kind)) this.used -= bytes.length;
   }
 }
 
@@ -137,7 +137,7 @@ class JobRun {
     this.attempt = spec.attempt;
     this.type = spec.type;
     this.handler = handler;
-    this.encoder = new proto.ChunkEncoder(spec.id, spec.attempt);
+    this.encoder = stream.encoder; // the attempt's chunk frames
     this.controller = new AbortController();
     this.closed = false; // takes no more output (abandoned, or the worker stops)
     this.ended = false; // the handler returned: its done or fail is the last message
@@ -146,12 +146,12 @@ class JobRun {
   }
 
   /** Hands message `wseq` to the outbox; a frame over the broker's limit could never be acknowledged. */
-  submit(wseq, bytes, terminal) {
+  submit(wseq, bytes, kind) {
     if (bytes.length > proto.MAX_FRAME_BYTES) {
       throw new JobFailed(`message of ${bytes.length} bytes exceeds the broker's frame limit`, { retryable: false });
     }
     this.stream.nextWseq = wseq + 1;
-    return this.outbox.submit(this, wseq, bytes, terminal);
+    return this.outbox.submit(this, wseq, bytes, kind);
   }
 }
 
@@ -253,7 +253,7 @@ export class Worker {
     this.#config = normalizeConfig(options ?? {});
     this.#log = this.#config.logger;
     this.#heartbeatMs = this.#config.heartbeatMs;
-    this.#outbox = new Outbox(this.#config.maxUnackedBytes, (run, wseq, bytes, terminal) => this.#deliver(run, wseq, bytes, terminal));
+    this.#outbox = new Outbox(this.#config.maxUnackedBytes, (run, wseq, bytes, kind) => this.#deliver(run, wseq, bytes, kind));
     this.#backoff = new Backoff(this.#config.reconnectMinMs, this.#config.reconnectMaxMs);
   }
 
@@ -531,8 +531,8 @@ export class Worker {
   // A handler's message, buffered in the stream. The socket gets it when the
   // handlers yield to the event loop or PUMP_BATCH messages are waiting, so
   // that a burst of tokens wakes ZeroMQ's I/O thread once, not once each.
-  #deliver(run, wseq, bytes, terminal) {
-    if (!this.#stream.push(run.stream, wseq, bytes, terminal)) return false;
+  #deliver(run, wseq, bytes, kind) {
+    if (!this.#stream.push(run.stream, wseq, bytes, kind)) return false;
     this.#stats.unackedMessages++;
     if (++this.#unpumped >= PUMP_BATCH) {
       this.#pump();
@@ -607,12 +607,13 @@ export class Worker {
     this.#runs.set(job, run);
     this.#stats.jobsAssigned++;
     this.#stats.jobsFailed++;
-    this.#deliver(run, 1, frame, true);
+    this.#deliver(run, 1, frame, TERMINAL);
   }
 
   #onWelcome(message) {
     this.#heartbeatMs = Math.min(60_000, Math.max(10, message.heartbeat_ms));
     if (message.session) this.#session = message.session;
+    this.#stream.batchChunks = (message.features ?? []).includes(proto.FEATURE_CHUNKS);
     this.#awaitingWelcome = false;
     this.#backoff.reset();
     this.#connected = true;
@@ -778,7 +779,7 @@ export class Worker {
     const [frame, result] = this.#terminal(run, outcome);
     this.#stats[result === 'succeeded' ? 'jobsSucceeded' : 'jobsFailed']++;
     this.#log.info(`job finished job=${run.jobId} attempt=${run.attempt} outcome=${result} ms=${ms}`);
-    const taken = run.submit(run.stream.nextWseq, frame, true);
+    const taken = run.submit(run.stream.nextWseq, frame, TERMINAL);
     this.#startQueued();
     await taken;
   }

@@ -16,7 +16,8 @@ import { Router, curveKeyPair } from 'zeromq';
 import { JobFailed, Worker } from '@jobcast/worker';
 
 import { isZ85Key, publicKeyOf, z85Decode, z85Encode } from '../src/curve.js';
-import { ReliableStream } from '../src/reliable_stream.js';
+import { MAX_CHUNKS_EVENTS } from '../src/protocol.js';
+import { CHUNK, MESSAGE, ReliableStream, TERMINAL } from '../src/reliable_stream.js';
 import { Backoff } from '../src/worker.js';
 import { makeTempDir, memoryLogger, waitFor } from './helpers.mjs';
 
@@ -318,7 +319,7 @@ test('ReliableStream: cumulative acks settle an attempt; drops and old acks free
   const stream = new ReliableStream();
   stream.reconnected();
   const attempt = stream.open('j', 1);
-  for (let wseq = 1; wseq <= 3; wseq++) stream.push(attempt, wseq, new Uint8Array(10), wseq === 3);
+  for (let wseq = 1; wseq <= 3; wseq++) stream.push(attempt, wseq, new Uint8Array(10), wseq === 3 ? TERMINAL : MESSAGE);
   const sent = [];
   for (let frame = stream.nextFrame(); frame; frame = stream.nextFrame()) {
     sent.push(frame);
@@ -333,10 +334,78 @@ test('ReliableStream: cumulative acks settle an attempt; drops and old acks free
   assert.deepEqual(stream.ack('j', 1, 3), { known: true, messages: 2, bytes: 20, settled: true });
   assert.equal(stream.find('j'), undefined);
   const other = stream.open('k', 1);
-  stream.push(other, 1, new Uint8Array(5), false);
+  stream.push(other, 1, new Uint8Array(5), MESSAGE);
   assert.deepEqual(stream.drop('k'), { messages: 1, bytes: 5 });
-  assert.equal(stream.push(other, 2, new Uint8Array(5), false), false);
+  assert.equal(stream.push(other, 2, new Uint8Array(5), MESSAGE), false);
   assert.deepEqual(stream.reject('k', 0, 'lease', 0, 100), { answer: 'not_ours' });
+});
+
+test('ReliableStream: chunks go out one by one, or together as one chunks once the broker announced it', () => {
+  const stream = new ReliableStream();
+  stream.reconnected();
+  const attempt = stream.open('j', 2);
+  const drain = () => {
+    const out = [];
+    for (let frame = stream.nextFrame(); frame; frame = stream.nextFrame()) {
+      out.push(Buffer.from(frame));
+      stream.sent();
+    }
+    return out;
+  };
+  const token = (text) => {
+    const wseq = attempt.nextWseq++;
+    stream.push(attempt, wseq, attempt.encoder.token(wseq, text), CHUNK);
+  };
+  token('a');
+  stream.push(attempt, attempt.nextWseq, attempt.encoder.chunk(attempt.nextWseq++, 'log', { level: 'info', message: 'm' }), CHUNK);
+  const single = drain().map((frame) => decode(frame));
+  assert.deepEqual(
+    single.map((m) => [m.t, m.job, m.attempt, m.wseq, m.kind, m.data]),
+    [
+      ['chunk', 'j', 2, 1, 'token', { text: 'a' }],
+      ['chunk', 'j', 2, 2, 'log', { level: 'info', message: 'm' }],
+    ],
+  );
+  assert.ok(single[0].ts > 1_600_000_000_000_000n || single[0].ts > 1_600_000_000_000_000);
+
+  stream.batchChunks = true;
+  for (const text of ['b', 'c', 'd']) token(text);
+  stream.push(attempt, attempt.nextWseq++, Buffer.from('checkpoint'), MESSAGE);
+  token('e');
+  const frames = drain();
+  assert.equal(frames.length, 3);
+  const batch = decode(frames[0]);
+  assert.deepEqual([batch.t, batch.wseq, batch.events.map((e) => e.data.text)], ['chunks', 3, ['b', 'c', 'd']]);
+  assert.equal(frames[1].toString(), 'checkpoint');
+  assert.equal(decode(frames[2]).t, 'chunk'); // alone: a plain chunk
+
+  // A reconnect re-sends what is unacked, one chunk each until welcomed again;
+  // then batched, each wseq once.
+  stream.ack('j', 2, 3);
+  assert.equal(stream.reconnected(), 4);
+  assert.equal(stream.batchChunks, false);
+  stream.batchChunks = true;
+  const again = drain().filter((frame) => frame.toString() !== 'checkpoint').map((frame) => decode(frame));
+  assert.deepEqual(again.map((m) => [m.t, m.wseq]), [['chunks', 4], ['chunk', 7]]);
+
+  for (let i = 0; i < MAX_CHUNKS_EVENTS + 2; i++) token('t');
+  const big = drain().map((frame) => decode(frame));
+  assert.deepEqual(big.map((m) => m.events.length), [MAX_CHUNKS_EVENTS, 2]);
+  assert.equal(big[1].wseq, 8 + MAX_CHUNKS_EVENTS);
+
+  // Each event is cut from its frame whatever the size of its wseq.
+  for (const wseq of [1, 200, 70_000, 2 ** 33]) {
+    const frames = [0, 1, 2].map((i) => attempt.encoder.chunk(wseq + i, 'log', { level: 'info', message: `${i}` }));
+    const m = decode(attempt.encoder.chunks(wseq, frames));
+    assert.deepEqual([m.t, m.job, m.attempt, Number(m.wseq)], ['chunks', 'j', 2, wseq]);
+    assert.deepEqual(
+      m.events,
+      frames.map((frame) => {
+        const c = decode(frame);
+        return { kind: c.kind, data: c.data, ts: c.ts };
+      }),
+    );
+  }
 });
 
 test('Backoff draws each delay from [0, ceiling] with the ceiling doubling up to the max', () => {

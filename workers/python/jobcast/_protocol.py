@@ -17,9 +17,14 @@ MAX_FRAME_BYTES = 1 << 20  # what the broker decodes (protocol/limits.hpp)
 MAX_NAME_BYTES = 128
 MAX_TYPES = 64
 MAX_CAPACITY = 1024
+MAX_CHUNKS_EVENTS = 1024  # events in one chunks message (protocol/limits.hpp)
 EVENT_KINDS = ("progress", "token", "log")
+FEATURE_CHUNKS = "chunks"  # welcome.features: the broker takes chunks messages
 
-_pack = msgpack.Packer(use_bin_type=True).pack
+_packer = msgpack.Packer(use_bin_type=True)
+_pack = _packer.pack
+_EVENTS_KEY = _pack("events")
+_EVENT_HEADER = bytes((0x83,))  # a chunks event: a map of kind, data, ts
 
 
 class ProtocolError(ValueError):
@@ -80,6 +85,26 @@ def heartbeat(inflight=None, assigned=0):
 def chunk(job, attempt, wseq, kind, data):
     return _pack({"v": VERSION, "t": "chunk", "job": job, "attempt": attempt, "wseq": wseq,
                   "kind": kind, "data": data, "ts": now_us()})
+
+
+# The bytes of a msgpack uint by its first byte (fixint, uint 8/16/32/64).
+_UINT_BYTES = {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9}
+
+
+def chunks(job, attempt, wseq, chunk_frames):
+    """A chunks message of consecutive chunk frames of one attempt (made by
+    chunk(), the first with `wseq`; 1..MAX_CHUNKS_EVENTS of them), for a
+    broker whose welcome announced it. Each event is cut from its frame as it
+    is: the frame's kind, data and ts, after its v, t, job, attempt and wseq."""
+    wseq_at = len(_pack({"v": VERSION, "t": "chunk", "job": job, "attempt": attempt})) + 5
+    parts = [bytes((0x86,)), _pack({"v": VERSION, "t": "chunks", "job": job,
+                                    "attempt": attempt, "wseq": wseq})[1:],
+             _EVENTS_KEY, _packer.pack_array_header(len(chunk_frames))]
+    for frame in chunk_frames:
+        first = frame[wseq_at]
+        parts.append(_EVENT_HEADER)
+        parts.append(frame[wseq_at + (1 if first < 0x80 else _UINT_BYTES[first]):])
+    return b"".join(parts)
 
 
 def checkpoint(job, attempt, wseq, data):
@@ -144,7 +169,7 @@ def _attempt(m, what):
 
 def decode(frame):
     """The broker message in `frame` as a dict with "t" and checked fields:
-    welcome {heartbeat_ms, session}, assign {job, attempt, type, params,
+    welcome {heartbeat_ms, session, features}, assign {job, attempt, type, params,
     checkpoint (bytes)}, ack {job, attempt, wseq}, cancel {job}, heartbeat {},
     reject {job, reason, attempt (0 = not said), detail}. Raises ProtocolError."""
     if len(frame) > MAX_FRAME_BYTES:
@@ -193,7 +218,11 @@ def decode(frame):
         session = m.get("session", "")
         if not isinstance(session, str):
             raise ProtocolError("welcome: field 'session' must be str")
-        return {"t": t, "heartbeat_ms": heartbeat_ms, "session": session}
+        features = m.get("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ProtocolError("welcome: field 'features' must be an array of str")
+        return {"t": t, "heartbeat_ms": heartbeat_ms, "session": session,
+                "features": features}
     if t == "reject":
         attempt = m.get("attempt", 0)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:

@@ -2,13 +2,25 @@
 guarantees 2 and 5), as in the C++ SDK (workers/reliable_stream.hpp).
 
 Each job attempt numbers its messages 1, 2, 3... (wseq) and keeps every one,
-encoded exactly as first sent, until the broker's cumulative ack covers it;
+encoded exactly as first made, until the broker's cumulative ack covers it;
 after a "gap" reject, a reconnect or a broker restart it sends again what is
-unacknowledged, oldest first, byte for byte (the broker drops duplicates by
-wseq). Pure: no sockets, no threads; time comes in as arguments.
+unacknowledged, oldest first (the broker drops duplicates by wseq). To a
+broker whose welcome announced it, consecutive chunks of an attempt go out
+as one chunks message (their events cut from the chunk frames), so what a
+handler emitted since the last send goes out together; otherwise, and every
+other message, byte for byte as made. Pure: no sockets, no threads; time
+comes in as arguments.
 """
 
 from collections import deque
+
+from . import _protocol
+
+# What a buffered message is (push's `kind`): a chunk (which may be batched),
+# another message (checkpoint), or the attempt's done/fail.
+CHUNK = "chunk"
+MESSAGE = "message"
+TERMINAL = "terminal"
 
 
 class Attempt:
@@ -23,7 +35,7 @@ class Attempt:
         self.job = job
         self.attempt = attempt
         self.next_wseq = 1
-        self.frames = deque()  # (wseq, frame) not acknowledged yet, in wseq order
+        self.frames = deque()  # (wseq, frame, is_chunk) not acknowledged yet, in wseq order
         self.acked = 0
         self.bytes = 0
         self.next_to_send = 1  # first frame not sent on this connection yet
@@ -39,11 +51,12 @@ class Attempt:
         return self.frames[0][0] if self.frames else self.acked + 1
 
     def find(self, wseq):
+        """The buffered (wseq, frame, is_chunk) entry for `wseq`, or None."""
         if not self.frames:
             return None
         index = wseq - self.frames[0][0]
         if 0 <= index < len(self.frames):
-            return self.frames[index][1]
+            return self.frames[index]
         return None
 
     def trim(self, wseq):
@@ -80,6 +93,8 @@ class ReliableStream:
         self.attempts = {}
         self._send_queue = deque()  # attempts with frames to send
         self._connected = False
+        self.batch_chunks = False  # the broker's welcome announced chunks
+        self._frame_messages = 0  # messages in the last frame next_frame() made
 
     def open(self, job, attempt):
         """Holds a new attempt for `job`; the caller has dropped any earlier one."""
@@ -90,16 +105,17 @@ class ReliableStream:
     def find(self, job):
         return self.attempts.get(job)
 
-    def push(self, stream, wseq, frame, terminal):
-        """Buffers message `wseq` of `stream` and queues it for sending when
-        connected. False when it is not kept (the attempt was dropped or the
-        wseq is acknowledged already): the caller frees its bytes."""
+    def push(self, stream, wseq, frame, kind):
+        """Buffers message `wseq` of `stream` (`kind`: CHUNK, MESSAGE or
+        TERMINAL) and queues it for sending when connected. False when it is
+        not kept (the attempt was dropped or the wseq is acknowledged already):
+        the caller frees its bytes."""
         if stream.dropped or wseq <= stream.acked:
             return False
-        if terminal:
+        if kind == TERMINAL:
             stream.terminal_wseq = wseq
         stream.bytes += len(frame)
-        stream.frames.append((wseq, frame))
+        stream.frames.append((wseq, frame, kind == CHUNK))
         if self._connected and not stream.send_pending:
             stream.send_pending = True
             self._send_queue.append(stream)
@@ -155,7 +171,10 @@ class ReliableStream:
         return freed
 
     def disconnected(self):
+        """Nothing is sent until reconnected(), and chunks go out one by one
+        until the next welcome sets batch_chunks."""
         self._connected = False
+        self.batch_chunks = False
         for stream in self._send_queue:
             stream.send_pending = False
         self._send_queue.clear()
@@ -184,16 +203,38 @@ class ReliableStream:
                 first = stream.first_unacked()
                 if stream.next_to_send < first:
                     stream.next_to_send = first
-                frame = stream.find(stream.next_to_send)
-                if frame is not None:
-                    return frame
+                entry = stream.find(stream.next_to_send)
+                if entry is not None:
+                    if entry[2] and self.batch_chunks:
+                        return self._chunks_from(stream, entry)
+                    self._frame_messages = 1
+                    return entry[1]
             stream.send_pending = False
             queue.popleft()
         return None
 
+    def _chunks_from(self, stream, first):
+        """`first` and the chunks after it as one chunks, or `first` alone."""
+        wseq, frame, _ = first
+        frames = stream.frames
+        index = wseq - frames[0][0]
+        end = min(len(frames), index + _protocol.MAX_CHUNKS_EVENTS)
+        batch = [frame]
+        size = len(frame) + 8  # a chunks is smaller than its chunks, but for the array header
+        for i in range(index + 1, end):
+            _, data, is_chunk = frames[i]
+            size += len(data)
+            if not is_chunk or size > _protocol.MAX_FRAME_BYTES:
+                break
+            batch.append(data)
+        self._frame_messages = len(batch)
+        if len(batch) == 1:
+            return frame
+        return _protocol.chunks(stream.job, stream.attempt, wseq, batch)
+
     def sent(self):
         if self._send_queue:
-            self._send_queue[0].next_to_send += 1
+            self._send_queue[0].next_to_send += self._frame_messages
 
     def inflight(self):
         """hello.inflight and the heartbeat's list: (job, attempt, next wseq)."""

@@ -14,6 +14,7 @@ import asyncio
 import threading
 
 from . import _protocol
+from ._stream import CHUNK, MESSAGE
 
 
 class JobFailed(Exception):
@@ -86,23 +87,23 @@ class _JobBase:
             callback()
 
     def _chunk(self, kind, data):
-        """Numbers and encodes one event; returns (wseq, frame)."""
+        """Numbers and encodes one event; returns (wseq, frame, CHUNK)."""
         wseq = self._stream.next_wseq
         frame = _protocol.chunk(self.id, self.attempt, wseq, kind, data)
-        return self._numbered(wseq, frame)
+        return self._numbered(wseq, frame, CHUNK)
 
     def _checkpoint(self, data):
         wseq = self._stream.next_wseq
         frame = _protocol.checkpoint(self.id, self.attempt, wseq, _checkpoint_bytes(data))
-        return self._numbered(wseq, frame)
+        return self._numbered(wseq, frame, MESSAGE)
 
-    def _numbered(self, wseq, frame):
+    def _numbered(self, wseq, frame, kind):
         if len(frame) > _protocol.MAX_FRAME_BYTES:
             # The broker drops frames over its limit, so this one could never
             # be acknowledged: refuse it at the source.
             raise JobFailed(f"message of {len(frame)} bytes exceeds the broker's frame limit")
         self._stream.next_wseq = wseq + 1
-        return wseq, frame
+        return wseq, frame, kind
 
     @staticmethod
     def _event(kind, data):
@@ -180,8 +181,8 @@ class Job(_JobBase):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _submit(self, wseq, frame):
-        await self._outbox.submit_async(self, wseq, frame, False)
+    async def _submit(self, wseq, frame, kind):
+        await self._outbox.submit_async(self, wseq, frame, kind)
         self._emits += 1
         if self._emits % self._YIELD_EVERY == 0:
             await asyncio.sleep(0)

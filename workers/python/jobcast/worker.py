@@ -26,7 +26,7 @@ from collections import deque
 import zmq
 
 from . import _protocol
-from ._stream import ALREADY_RESENDING, DROP, NOT_OURS, ReliableStream
+from ._stream import ALREADY_RESENDING, DROP, NOT_OURS, TERMINAL, ReliableStream
 from .job import Job, JobFailed, SyncJob
 
 log = logging.getLogger("jobcast")
@@ -96,13 +96,13 @@ class Outbox:
         self.max_bytes = max_bytes
         self.used = 0
         self._cond = threading.Condition()
-        self._queue = []  # (job, wseq, frame, terminal) from handler threads
+        self._queue = []  # (job, wseq, frame, kind) from handler threads
         self._waiters = deque()  # futures of async emitters waiting for room
 
     def _fits(self, size):
         return self.used == 0 or self.used + size <= self.max_bytes
 
-    async def submit_async(self, job, wseq, frame, terminal):
+    async def submit_async(self, job, wseq, frame, kind):
         """The loop thread: waits for room, then hands the message to the stream."""
         size = len(frame)
         with self._cond:
@@ -121,9 +121,9 @@ class Outbox:
                     if self._fits(size):
                         self.used += size
                         break
-        self._worker._push(job, wseq, frame, terminal)
+        self._worker._push(job, wseq, frame, kind)
 
-    def submit_threadsafe(self, job, wseq, frame, terminal=False):
+    def submit_threadsafe(self, job, wseq, frame, kind):
         """A handler thread: blocks while the message does not fit."""
         size = len(frame)
         with self._cond:
@@ -134,7 +134,7 @@ class Outbox:
                 return
             self.used += size
             wake = not self._queue
-            self._queue.append((job, wseq, frame, terminal))
+            self._queue.append((job, wseq, frame, kind))
         if wake:
             self._worker._loop.call_soon_threadsafe(self._worker._pump_outbox)
 
@@ -549,11 +549,11 @@ class Worker:
         self._send_retry = None
         self._flush()
 
-    def _push(self, job, wseq, frame, terminal):
+    def _push(self, job, wseq, frame, kind):
         """A numbered message into the stream, sent when the loop next runs
         (with whatever else was emitted meanwhile)."""
         self._stats.events_emitted += 1
-        if not self._stream.push(job._stream, wseq, frame, terminal):
+        if not self._stream.push(job._stream, wseq, frame, kind):
             self._outbox.release(len(frame))
             return
         self._stats.unacked_messages += 1
@@ -562,8 +562,8 @@ class Worker:
             self._loop.call_soon(self._flush)
 
     def _pump_outbox(self):
-        for job, wseq, frame, terminal in self._outbox.take():
-            self._push(job, wseq, frame, terminal)
+        for job, wseq, frame, kind in self._outbox.take():
+            self._push(job, wseq, frame, kind)
 
     def _on_socket(self):
         sock = self._sock
@@ -644,7 +644,7 @@ class Worker:
         self._stats.jobs_assigned += 1
         self._stats.jobs_failed += 1
         self._stats.events_emitted += 1
-        self._stream.push(stream, 1, frame, True)
+        self._stream.push(stream, 1, frame, TERMINAL)
         self._stats.unacked_messages += 1
         self._flush()
 
@@ -652,6 +652,7 @@ class Worker:
         self._heartbeat = min(max(m["heartbeat_ms"], 10), 60000) / 1000.0
         if m["session"]:
             self._session = m["session"]
+        self._stream.batch_chunks = _protocol.FEATURE_CHUNKS in m["features"]
         self._awaiting_welcome = False
         self._backoff.reset()
         self._stats.connected = True
@@ -830,7 +831,7 @@ class Worker:
             self._stats.jobs_failed += 1
         log.info("job finished job=%s attempt=%d outcome=%s ms=%d", job.id, job.attempt, name,
                  elapsed_ms)
-        await self._outbox.submit_async(job, wseq, frame, True)
+        await self._outbox.submit_async(job, wseq, frame, TERMINAL)
 
     def _begin_stop(self):
         self._stopping = True

@@ -6,7 +6,8 @@ import msgpack
 
 import support  # noqa: F401  (puts the SDK on sys.path)
 from jobcast import Backoff, _protocol
-from jobcast._stream import ALREADY_RESENDING, DROP, NOT_OURS, RESENT, ReliableStream
+from jobcast._stream import (ALREADY_RESENDING, CHUNK, DROP, MESSAGE, NOT_OURS, RESENT,
+                             TERMINAL, ReliableStream)
 
 
 def drain(stream):
@@ -23,9 +24,9 @@ class ReliableStreamTest(unittest.TestCase):
         self.s.reconnected()
         self.a = self.s.open("j1", 1)
 
-    def push(self, *wseqs, terminal=False):
+    def push(self, *wseqs, kind=MESSAGE):
         for w in wseqs:
-            self.assertTrue(self.s.push(self.a, w, b"f%d" % w, terminal))
+            self.assertTrue(self.s.push(self.a, w, b"f%d" % w, kind))
 
     def test_sends_in_order_and_frees_on_cumulative_ack(self):
         self.push(1, 2, 3)
@@ -33,7 +34,7 @@ class ReliableStreamTest(unittest.TestCase):
         self.assertEqual(self.s.ack("j1", 1, 2), (True, 2, 4, False))
         self.assertEqual(self.a.first_unacked(), 3)
         self.assertEqual(self.s.ack("j1", 1, 2), (True, 0, 0, False))  # repeated: frees nothing
-        self.assertFalse(self.s.push(self.a, 2, b"f2", False))  # acknowledged already
+        self.assertFalse(self.s.push(self.a, 2, b"f2", MESSAGE))  # acknowledged already
 
     def test_an_ack_for_another_attempt_changes_nothing(self):
         self.push(1)
@@ -52,7 +53,7 @@ class ReliableStreamTest(unittest.TestCase):
 
     def test_the_terminal_ack_settles_the_attempt(self):
         self.push(1)
-        self.push(2, terminal=True)
+        self.push(2, kind=TERMINAL)
         drain(self.s)
         self.assertEqual(self.s.ack("j1", 1, 2), (True, 2, 4, True))
         self.assertIsNone(self.s.find("j1"))
@@ -74,12 +75,83 @@ class ReliableStreamTest(unittest.TestCase):
         self.assertEqual(self.s.reject("j1", 1, "lease", 0.0, 1.0), (DROP, 0))
         self.assertEqual(self.s.reject("j1", 0, "lease", 0.0, 1.0), (DROP, 0))  # 0: the one held
         self.assertEqual(self.s.drop("j1"), (1, 2))
-        self.assertFalse(self.s.push(self.a, 2, b"f2", False))  # dropped: takes nothing
+        self.assertFalse(self.s.push(self.a, 2, b"f2", MESSAGE))  # dropped: takes nothing
 
     def test_inflight_lists_each_attempt_and_its_next_wseq(self):
         self.a.next_wseq = 4
         self.s.open("j2", 3)
         self.assertEqual(sorted(self.s.inflight()), [("j1", 1, 4), ("j2", 3, 1)])
+
+
+class BatchingTest(unittest.TestCase):
+    """Chunks go out one by one, or consecutive ones of an attempt as one
+    chunks once the broker's welcome announced it."""
+
+    def setUp(self):
+        self.s = ReliableStream()
+        self.s.reconnected()
+        self.a = self.s.open("j1", 2)
+
+    def token(self, text):
+        w = self.a.next_wseq
+        self.a.next_wseq += 1
+        self.assertTrue(self.s.push(self.a, w, _protocol.chunk("j1", 2, w, "token", {"text": text}),
+                                    CHUNK))
+
+    def test_without_the_feature_each_chunk_goes_out_as_made(self):
+        self.token("a")
+        self.token("b")
+        sent = [msgpack.unpackb(f) for f in drain(self.s)]
+        self.assertEqual([(m["t"], m["job"], m["attempt"], m["wseq"], m["data"]["text"])
+                          for m in sent],
+                         [("chunk", "j1", 2, 1, "a"), ("chunk", "j1", 2, 2, "b")])
+        self.assertEqual(len(sent[0]), 8)  # v t job attempt wseq kind data ts
+
+    def test_consecutive_events_share_a_chunks_and_resends_are_batched_once(self):
+        self.s.batch_chunks = True
+        for text in ("a", "b", "c"):
+            self.token(text)
+        w = self.a.next_wseq
+        self.a.next_wseq += 1
+        self.s.push(self.a, w, b"checkpoint", MESSAGE)
+        self.token("d")
+        sent = drain(self.s)
+        self.assertEqual(len(sent), 3)
+        first = msgpack.unpackb(sent[0])
+        self.assertEqual((first["t"], first["wseq"], [e["data"]["text"] for e in first["events"]]),
+                         ("chunks", 1, ["a", "b", "c"]))
+        self.assertEqual(sent[1], b"checkpoint")
+        self.assertEqual(msgpack.unpackb(sent[2])["t"], "chunk")  # alone: a plain chunk
+        # A reconnect sends again what is unacked, one chunk each until welcomed.
+        self.s.ack("j1", 2, 1)
+        self.assertEqual(self.s.reconnected(), 4)
+        self.assertEqual([msgpack.unpackb(f)["wseq"] if f != b"checkpoint" else 4
+                          for f in drain(self.s)], [2, 3, 4, 5])
+        self.s.batch_chunks = True
+        self.s.reconnected()
+        self.s.batch_chunks = True
+        again = [msgpack.unpackb(f) for f in drain(self.s) if f != b"checkpoint"]
+        self.assertEqual([(m["t"], m["wseq"]) for m in again], [("chunks", 2), ("chunk", 5)])
+
+    def test_chunks_cuts_each_event_from_its_frame_whatever_the_wseq_size(self):
+        job = "j" * 40
+        for wseq in (1, 200, 70_000, 2**33, 2**64 - 3):
+            frames = [_protocol.chunk(job, 3, wseq + i, "log", {"level": "info", "message": str(i)})
+                      for i in range(3)]
+            m = msgpack.unpackb(_protocol.chunks(job, 3, wseq, frames))
+            self.assertEqual((m["v"], m["t"], m["job"], m["attempt"], m["wseq"]),
+                             (1, "chunks", job, 3, wseq))
+            singles = [msgpack.unpackb(f) for f in frames]
+            self.assertEqual(m["events"], [{k: c[k] for k in ("kind", "data", "ts")}
+                                           for c in singles])
+
+    def test_a_batch_holds_at_most_max_chunks_events(self):
+        self.s.batch_chunks = True
+        for _ in range(_protocol.MAX_CHUNKS_EVENTS + 3):
+            self.token("t")
+        sent = [msgpack.unpackb(f) for f in drain(self.s)]
+        self.assertEqual([len(m["events"]) for m in sent], [_protocol.MAX_CHUNKS_EVENTS, 3])
+        self.assertEqual(sent[1]["wseq"], _protocol.MAX_CHUNKS_EVENTS + 1)
 
 
 class ProtocolTest(unittest.TestCase):
