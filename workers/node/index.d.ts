@@ -98,8 +98,16 @@ export interface WorkerStats {
 export declare class Worker {
   constructor(options: WorkerOptions);
   readonly name: string;
-  /** Registers the handler for a job type; call before run(). */
-  handle<Params = JsonObject>(type: string, handler: Handler<Params>): this;
+  /**
+   * Registers the handler for a job type; call before run(). `schema` (an
+   * object or JSON text): the JSON Schema its params must meet, announced in
+   * hello; the broker answers 422 to a submission that breaks it.
+   */
+  handle<Params = JsonObject>(
+    type: string,
+    handler: Handler<Params>,
+    options?: { schema?: JsonObject | boolean | string },
+  ): this;
   /** Connects and serves until stop(); resolves once stopped. */
   run(): Promise<void>;
   /**

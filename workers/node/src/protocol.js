@@ -34,9 +34,11 @@ export function isPrintableName(text, max = MAX_NAME_BYTES) {
   return !/[\u0000-\u001f\u007f]/.test(text) && text.isWellFormed();
 }
 
-export function hello({ worker, types, capacity, inflight, session }) {
+export function hello({ worker, types, capacity, inflight, session, schemas }) {
   const message = { v: VERSION, t: 'hello', worker, types, capacity, inflight };
   if (session) message.session = session;
+  // job type -> JSON Schema text (optional)
+  if (schemas && Object.keys(schemas).length > 0) message.schemas = schemas;
   return encode(message);
 }
 

@@ -198,6 +198,7 @@ export class Worker {
   #config;
   #log;
   #handlers = new Map();
+  #schemas = new Map(); // job type -> JSON Schema text, announced in hello
   #stream = new ReliableStream();
   #outbox;
   #runs = new Map(); // job id -> JobRun held (running, queued, or waiting for its terminal ack)
@@ -261,11 +262,22 @@ export class Worker {
     return this.#config.name;
   }
 
-  /** Registers the handler for a job type; call before run(). Returns the worker. */
-  handle(type, handler) {
+  /**
+   * Registers the handler for a job type; call before run(). `options.schema`
+   * (an object or JSON text): the JSON Schema its params must meet, announced
+   * in hello; the broker answers 422 to a submission that breaks it. Returns
+   * the worker.
+   */
+  handle(type, handler, options = {}) {
     if (this.#started) throw new Error('worker: handle() after run()');
     if (typeof handler !== 'function') throw new TypeError('worker: a handler must be a function');
     this.#handlers.set(type, handler);
+    if (options.schema !== undefined) {
+      this.#schemas.set(
+        type,
+        typeof options.schema === 'string' ? options.schema : JSON.stringify(options.schema),
+      );
+    }
     return this;
   }
 
@@ -505,6 +517,9 @@ export class Worker {
         capacity: this.#config.capacity,
         inflight: this.#stream.inflight(),
         session: this.#session,
+        schemas: Object.fromEntries(
+          [...this.#schemas].filter(([type]) => this.#config.types.includes(type)),
+        ),
       }),
     );
     this.#helloSentAt = now();

@@ -233,3 +233,29 @@ test("a worker frozen (SIGSTOP) past its lease: the job resumes elsewhere and th
     await waitFor(() => /job is no longer ours/.test(zombie.output()), { what: 'the zombie to learn it lost the job' });
   });
 });
+
+test('a handler schema is announced in hello: the broker refuses params that break it with 422', OPTIONS, async (t) => {
+  await withBroker(t, async (broker) => {
+    const schema = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 } } };
+    const greeter = new Worker({ brokers: [broker.zmq], capacity: 1, logger: memoryLogger(), heartbeatMs: HEARTBEAT_MS });
+    greeter.handle('greet', async (job) => ({ greeted: job.params.name }), { schema });
+    greeter.run();
+    t.after(() => greeter.stop());
+    await waitFor(async () => {
+      const { types } = await (await fetch(`${broker.url}/v1/types`)).json();
+      return types.some((entry) => entry.type === 'greet' && entry.schema);
+    }, { what: 'the broker to know the schema of greet' });
+    const refused = await fetch(`${broker.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'greet', params: { name: 7 } }),
+    });
+    assert.equal(refused.status, 422);
+    const body = await refused.json();
+    assert.equal(body.error.code, 'invalid_params');
+    assert.equal(body.error.field, '/name');
+    const job = await submit(broker, 'greet', { name: 'Ada' });
+    await readEvents(broker, job.id);
+    assert.deepEqual((await getJob(broker, job.id)).result, { greeted: 'Ada' });
+  });
+});

@@ -65,11 +65,13 @@ def _inflight(attempts):
             for job, attempt, next_wseq in attempts]
 
 
-def hello(worker, types, capacity, inflight, session=""):
+def hello(worker, types, capacity, inflight, session="", schemas=None):
     m = {"v": VERSION, "t": "hello", "worker": worker, "types": list(types),
          "capacity": capacity, "inflight": _inflight(inflight)}
     if session:
         m["session"] = session
+    if schemas:
+        m["schemas"] = dict(schemas)  # job type -> JSON Schema text
     return _pack(m)
 
 

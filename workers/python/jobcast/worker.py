@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import inspect
+import json
 import logging
 import os
 import random
@@ -259,23 +260,28 @@ class Worker:
         self._backoff = Backoff(reconnect_min, reconnect_max)
         self._reconnect_ivl = (int(reconnect_min * 1000), int(reconnect_max * 1000))
         self._handlers = {}
+        self._schemas = {}  # job type -> JSON Schema text, announced in hello
         self._stats = WorkerStats()
         self._loop = None
         self._stop_requested = False
 
     # ------------------------------------------------------------ public API
 
-    def handler(self, job_type):
-        """Decorator: registers an async or plain function for `job_type`."""
+    def handler(self, job_type, schema=None):
+        """Decorator: registers an async or plain function for `job_type`.
+        `schema` (a dict or JSON text): the JSON Schema its params must meet;
+        the broker answers 422 to a submission that breaks it."""
         def register(fn):
-            self.handle(job_type, fn)
+            self.handle(job_type, fn, schema)
             return fn
         return register
 
-    def handle(self, job_type, fn):
+    def handle(self, job_type, fn, schema=None):
         if self._loop is not None:
             raise RuntimeError("worker: handle() after serve()")
         self._handlers[job_type] = fn
+        if schema is not None:
+            self._schemas[job_type] = schema if isinstance(schema, str) else json.dumps(schema)
 
     def run(self):
         """Serves until SIGINT/SIGTERM or stop(); then stops gracefully."""
@@ -482,8 +488,9 @@ class Worker:
         log.debug("reconnecting in %d ms broker=%s", delay * 1000, self._broker())
 
     def _send_hello(self):
+        schemas = {t: s for t, s in self._schemas.items() if t in self.types}
         frame = _protocol.hello(self.name, self.types, self.capacity, self._stream.inflight(),
-                                self._session)
+                                self._session, schemas)
         self._send(frame)
         self._hello_sent_at = self._now
         self._awaiting_welcome = True

@@ -95,6 +95,32 @@ class WorkerTest(SdkTest):
         running.stop()
         self.assertEqual(w.stats().jobs_succeeded, 3)
 
+    def test_a_handler_schema_makes_the_broker_refuse_bad_params_with_422(self):
+        broker = self.start_broker()
+        w = jobcast.Worker(brokers=[broker.zmq], types=["greet"], name="py-schema")
+
+        @w.handler("greet", schema={"type": "object", "required": ["name"],
+                                    "properties": {"name": {"type": "string"}}})
+        async def greet(job):
+            return {"greeted": job.params["name"]}
+
+        running = self.in_process(w)
+        api = self.client(broker)
+
+        def announced():
+            status, body, _ = api.request("GET", "/v1/types")
+            return status == 200 and any(t["type"] == "greet" and t["schema"]
+                                         for t in body["types"])
+        harness.wait_until(announced, timeout=20, what="the broker to know greet's schema")
+        status, body, _ = api.request("POST", "/v1/jobs", {"type": "greet", "params": {}})
+        self.assertEqual(status, 422)
+        self.assertEqual((body["error"]["code"], body["error"]["rule"]),
+                         ("invalid_params", "required"))
+        job = api.submit("greet", {"name": "Ada"})
+        self.assertEqual(api.wait_state(job["id"], ("succeeded", "failed"))["result"],
+                         {"greeted": "Ada"})
+        running.stop()
+
     def test_stop_finishes_running_jobs_or_hands_them_back(self):
         broker = self.start_broker()
         api = self.client(broker)
