@@ -100,7 +100,8 @@ class Broker::Impl {
             if (!batch.committed) return;  // only the lease outcomes of a failed batch
             metrics_.on_commit(batch);
             if (publisher_) publisher_->publish(batch);  // other brokers' subscribers
-            hub_->publish(std::move(batch.events));
+            if (auto* hub = live_hub_.load(std::memory_order_acquire))
+                hub->publish(std::move(batch.events));
         };
         if (config_.cluster) {
             open_cluster(on_commit);
@@ -193,6 +194,7 @@ class Broker::Impl {
             *feed_, [this](const std::string& job, std::uint64_t after, std::uint64_t before) {
                 return live::fill_from(store_->events())(job, after, before);
             });
+        live_hub_.store(hub_.get(), std::memory_order_release);
     }
 
     // Cluster mode (CLUSTER.md): the Redis store; a second connection set for
@@ -209,11 +211,10 @@ class Broker::Impl {
         redis_ = std::make_unique<redis::Cluster>(*redis_loop_, options);
         publisher_ = std::make_unique<cluster::LivePublisher>(*redis_, *partitions_);
         auto deliver = [this](std::vector<store::JobEvents> events) {
-            if (hub_) hub_->publish_remote(std::move(events));
+            if (auto* hub = live_hub_.load(std::memory_order_acquire))
+                hub->publish_remote(std::move(events));
         };
-        auto opened = cluster::open_redis_store(engine, std::move(on_commit));
-        redis_store_ = opened.get();
-        store_ = std::move(opened);
+        store_ = cluster::open_redis_store(engine, std::move(on_commit));
         feed_ = std::make_unique<cluster::RedisLiveFeed>(*redis_, *partitions_, store_->events(),
                                                          deliver, deliver);
         make_hub();
@@ -296,9 +297,14 @@ class Broker::Impl {
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
         if (gateway_owner_) gateway_owner_->stop();
-        if (store_) store_->close();  // commits what is queued
-        gateway_.store(nullptr);
+        // No subscriber is left: the feed (cluster mode) stops handing batches
+        // over and reading the store, then the hub stops, then the store
+        // commits what is queued (its last batches reach no one).
+        if (auto* feed = dynamic_cast<cluster::RedisLiveFeed*>(feed_.get())) feed->stop();
+        live_hub_.store(nullptr, std::memory_order_release);
         if (hub_) hub_->stop();
+        if (store_) store_->close();
+        gateway_.store(nullptr);
         log_->info("event=stopped");
     }
 
@@ -313,9 +319,11 @@ class Broker::Impl {
     std::unique_ptr<redis::Loop> redis_loop_;
     std::unique_ptr<redis::Cluster> redis_;
     std::unique_ptr<cluster::LivePublisher> publisher_;
-    cluster::RedisStore* redis_store_ = nullptr;  // store_, in cluster mode
     std::unique_ptr<live::LiveFeed> feed_;
     std::unique_ptr<live::Hub> hub_;
+    // hub_, for the store's and the feed's threads: set once it exists,
+    // cleared when it stops.
+    std::atomic<live::Hub*> live_hub_{nullptr};
     std::unique_ptr<store::StoreCommands> commands_;  // web writes through these
     // Announced by workers (gateway), checked at submit (REST).
     std::shared_ptr<proto::SchemaRegistry> schemas_ = std::make_shared<proto::SchemaRegistry>();

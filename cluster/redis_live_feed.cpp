@@ -38,13 +38,24 @@ RedisLiveFeed::RedisLiveFeed(redis::Cluster& cluster, const Partitions& partitio
       catcher_([this] { run(); }) {}
 
 RedisLiveFeed::~RedisLiveFeed() {
-    pubsub_.reset();  // no message or confirmation after this
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    wake_.notify_all();
-    catcher_.join();
+    stop();
+}
+
+void RedisLiveFeed::stop() {
+    std::call_once(stopped_, [this] {
+        std::unique_ptr<redis::ShardedPubSub> pubsub;
+        {
+            std::lock_guard lock(mutex_);  // watch() and the rest see it gone
+            pubsub = std::move(pubsub_);
+        }
+        pubsub.reset();  // no message or confirmation after this
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        catcher_.join();
+    });
 }
 
 void RedisLiveFeed::watch(const std::string& job, std::uint64_t last_seq) {
@@ -54,14 +65,14 @@ void RedisLiveFeed::watch(const std::string& job, std::uint64_t last_seq) {
     it->second.channel = partitions_.live_channel(job);
     it->second.handed = last_seq;
     job_of_[it->second.channel] = job;
-    pubsub_->subscribe(it->second.channel);
+    if (pubsub_) pubsub_->subscribe(it->second.channel);
 }
 
 void RedisLiveFeed::unwatch(const std::string& job) {
     std::lock_guard lock(mutex_);
     auto it = jobs_.find(job);
     if (it == jobs_.end()) return;
-    pubsub_->unsubscribe(it->second.channel);
+    if (pubsub_) pubsub_->unsubscribe(it->second.channel);
     job_of_.erase(it->second.channel);
     pending_.erase(job);
     jobs_.erase(it);
@@ -70,13 +81,14 @@ void RedisLiveFeed::unwatch(const std::string& job) {
 void RedisLiveFeed::watch_owner(const std::string& owner) {
     std::string channel = Partitions::owner_feed_channel(owner);
     std::lock_guard lock(mutex_);
-    if (owner_of_.try_emplace(channel, owner).second) pubsub_->subscribe(std::move(channel));
+    if (owner_of_.try_emplace(channel, owner).second && pubsub_)
+        pubsub_->subscribe(std::move(channel));
 }
 
 void RedisLiveFeed::unwatch_owner(const std::string& owner) {
     std::string channel = Partitions::owner_feed_channel(owner);
     std::lock_guard lock(mutex_);
-    if (owner_of_.erase(channel) != 0) pubsub_->unsubscribe(std::move(channel));
+    if (owner_of_.erase(channel) != 0 && pubsub_) pubsub_->unsubscribe(std::move(channel));
 }
 
 void RedisLiveFeed::on_message(const std::string& channel, const std::string& payload) {

@@ -65,6 +65,9 @@ class RedisLiveFeed final : public live::LiveFeed {
                   Deliver on_events, Deliver on_job_changes);
     // Unsubscribes everything; nothing is handed over afterwards.
     ~RedisLiveFeed() override;
+    // The same, before the feed goes: once it returns, no thread of the feed
+    // runs a callback or reads the store. Idempotent.
+    void stop();
     RedisLiveFeed(const RedisLiveFeed&) = delete;
     RedisLiveFeed& operator=(const RedisLiveFeed&) = delete;
 
@@ -112,6 +115,7 @@ class RedisLiveFeed final : public live::LiveFeed {
     std::unordered_map<std::string, bool> pending_;          // job to catch up -> tail only
     std::condition_variable wake_;
     bool stopping_ = false;
+    std::once_flag stopped_;
 
     std::unique_ptr<redis::ShardedPubSub> pubsub_;
     std::thread catcher_;

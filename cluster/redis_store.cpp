@@ -293,7 +293,11 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             config_.wait_timeout.count(), cluster_primaries().size());
     }
 
-    ~RedisStoreImpl() override { close(); }
+    ~RedisStoreImpl() override {
+        close();
+        cluster_.reset();
+        loop_.reset();
+    }
 
     // ---- Store ---------------------------------------------------------------
 
@@ -340,8 +344,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                 done.set_value();
             });
             done.get_future().wait();
-            cluster_.reset();
-            loop_.reset();
+            // The cluster client stays until the store goes: a read that comes
+            // after close (a late catch-up, a gap fill) still gets an answer
+            // or an error, never a client that is gone.
             progress_.notify_all();
             logger().info("store closed engine=redis-cluster");
         });

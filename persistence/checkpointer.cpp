@@ -35,13 +35,19 @@ Checkpointer::~Checkpointer() {
     stop();
 }
 
+bool Checkpointer::passive_range(int pages) const {
+    // At restart_pages the writer runs a RESTART after its commit; a passive
+    // checkpoint here would hold the one checkpoint lock and make it fail.
+    return pages >= policy_.passive_pages && pages < policy_.restart_pages;
+}
+
 void Checkpointer::note(int pages) {
     bool wake = false;
     {
         std::lock_guard lock(mutex_);
-        // Past a threshold, or the first commit after an idle truncate (the
-        // idle clock starts now).
-        wake = pages >= policy_.passive_pages || pages_ == 0;
+        // Past the passive threshold (below the restart one the writer owns),
+        // or the first commit after an idle truncate (the idle clock starts now).
+        wake = passive_range(pages) || pages_ == 0;
         pages_ = pages;
         ++commits_;
     }
@@ -72,7 +78,11 @@ void Checkpointer::run() {
             // Something is in the log: truncate it once no commit came for idle_after.
             if (wake_.wait_for(lock, policy_.idle_after, committed)) continue;
             lock.unlock();
+            // TRUNCATE holds the writer's lock for as long as it copies: copy
+            // first with a PASSIVE (which never blocks the writer), and truncate
+            // only a log that has nothing left to copy.
             const bool emptied =
+                checkpoint(connection_.handle(), SQLITE_CHECKPOINT_PASSIVE, "idle") &&
                 checkpoint(connection_.handle(), SQLITE_CHECKPOINT_TRUNCATE, "idle");
             lock.lock();
             if (emptied && commits_ == seen) pages_ = 0;
@@ -80,7 +90,7 @@ void Checkpointer::run() {
         }
         seen = commits_;
         const int pages = pages_;
-        if (pages < policy_.passive_pages) continue;
+        if (!passive_range(pages)) continue;
         lock.unlock();
         checkpoint(connection_.handle(), SQLITE_CHECKPOINT_PASSIVE, "wal_pages");
         lock.lock();

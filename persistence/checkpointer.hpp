@@ -48,6 +48,7 @@ class Checkpointer {
 
   private:
     void run();
+    bool passive_range(int pages) const;
 
     const CheckpointPolicy policy_;
     db::Connection connection_;

@@ -61,8 +61,9 @@ std::string load_session_key(db::Connection& connection) {
     return key;
 }
 
-// The writer checkpoints by itself; journal_size_limit trims the WAL file each
-// time the log starts over.
+// The store checkpoints by itself (the checkpointer thread, and the writer's
+// RESTART of a large log); journal_size_limit trims the WAL file each time the
+// log starts over.
 constexpr const char* kWriterPragmas =
     "PRAGMA journal_size_limit = 33554432;"
     "PRAGMA cache_size = -65536;"

@@ -275,7 +275,7 @@ void Writer::commit_batch(std::vector<Entry>& batch) {
         completed_ += count;
     }
     progress_.notify_all();
-    restart_large_wal();
+    if (failure.empty()) restart_large_wal();
 }
 
 void Writer::run_pending_task(PendingTask& task) {
@@ -287,11 +287,11 @@ void Writer::run_pending_task(PendingTask& task) {
         }
         applier_->forget_all();
         task.done.set_value();
+        restart_large_wal();
     } catch (...) {
         applier_->forget_all();
         task.done.set_exception(std::current_exception());
     }
-    restart_large_wal();
 }
 
 void Writer::restart_large_wal() {

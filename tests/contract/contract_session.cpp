@@ -209,17 +209,23 @@ Job Session::renamed(Job job) const {
     return job;
 }
 
-WriteResult Session::run(WriteOp op) {
-    std::optional<CreateJob> keyed;
+void Session::to_store_ids(WriteOp& op) const {
     std::visit(
         [&](auto& o) {
             if constexpr (std::is_same_v<std::decay_t<decltype(o)>, CreateJob>) {
-                if (!o.idempotency_key.empty()) keyed = o;
+                o.job.id = store_id(o.job.id);
             } else {
                 o.job = store_id(o.job);
             }
         },
         op);
+}
+
+WriteResult Session::run(WriteOp op) {
+    to_store_ids(op);
+    std::optional<CreateJob> keyed;
+    if (auto* create = std::get_if<CreateJob>(&op); create && !create->idempotency_key.empty())
+        keyed = *create;
     auto promise = std::make_shared<std::promise<WriteResult>>();
     std::future<WriteResult> future = promise->get_future();
     store_->submit(std::move(op), [promise](const WriteResult& r) { promise->set_value(r); });
@@ -241,6 +247,8 @@ WriteResult Session::expect(WriteOp op, WriteStatus status) {
 }
 
 void Session::run_many(std::vector<WriteOp> ops) {
+    for (WriteOp& op : ops)
+        to_store_ids(op);
     store_->submit_many(std::move(ops));
     store_->flush();
 }

@@ -135,6 +135,7 @@ class Session {
     // reads under the store's id and writes the proposed one down.
     const std::string& store_id(const std::string& id) const;
     const std::string& proposed_id(const std::string& id) const;
+    void to_store_ids(WriteOp& op) const;
     Job renamed(Job job) const;
 
     std::map<std::string, std::string> store_ids_;     // proposed -> the store's

@@ -101,6 +101,8 @@ struct CallChecker {
         }
         if (call.wait.count() < 0 || call.wait > config().max_wait) fail("wait", request.target);
     }
+    void operator()(const JobSnapshotCall& call) const { check_id(call.job_id); }
+    void operator()(const TypesCall&) const {}
     void check_id(const std::string& id) const {
         if (id.empty()) fail("empty job id routed", request.target);
     }

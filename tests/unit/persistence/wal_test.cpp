@@ -1,5 +1,6 @@
-// The writer checkpoints by itself: with readers reading all along, the WAL
-// file stays bounded instead of growing with everything written.
+// The store checkpoints by itself: with readers reading all along, the WAL
+// file stays bounded instead of growing with everything written, and it is
+// emptied once the writes stop.
 #include <catch2/catch.hpp>
 
 #include <atomic>

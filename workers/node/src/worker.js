@@ -271,13 +271,16 @@ export class Worker {
   handle(type, handler, options = {}) {
     if (this.#started) throw new Error('worker: handle() after run()');
     if (typeof handler !== 'function') throw new TypeError('worker: a handler must be a function');
-    this.#handlers.set(type, handler);
-    if (options.schema !== undefined) {
-      this.#schemas.set(
-        type,
-        typeof options.schema === 'string' ? options.schema : JSON.stringify(options.schema),
-      );
+    let schema;
+    if (options.schema != null) {
+      schema = typeof options.schema === 'string' ? options.schema : JSON.stringify(options.schema);
+      // A schema that is not JSON would make the broker refuse the whole hello.
+      if (typeof schema !== 'string') throw new TypeError('worker: a schema must be JSON');
+      JSON.parse(schema);
     }
+    this.#handlers.set(type, handler);
+    if (schema === undefined) this.#schemas.delete(type);
+    else this.#schemas.set(type, schema);
     return this;
   }
 

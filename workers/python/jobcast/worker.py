@@ -279,9 +279,15 @@ class Worker:
     def handle(self, job_type, fn, schema=None):
         if self._loop is not None:
             raise RuntimeError("worker: handle() after serve()")
-        self._handlers[job_type] = fn
+        text = None
         if schema is not None:
-            self._schemas[job_type] = schema if isinstance(schema, str) else json.dumps(schema)
+            text = schema if isinstance(schema, str) else json.dumps(schema)
+            json.loads(text)  # ValueError here rather than a hello the broker refuses
+        self._handlers[job_type] = fn
+        if text is None:
+            self._schemas.pop(job_type, None)
+        else:
+            self._schemas[job_type] = text
 
     def run(self):
         """Serves until SIGINT/SIGTERM or stop(); then stops gracefully."""
