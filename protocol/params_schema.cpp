@@ -70,6 +70,8 @@ void append_pointer_token(std::string& pointer, std::string_view token) {
 
 // Refuses a pattern std::regex could spend exponential time or unbounded
 // stack on, or that it cannot compile.
+constexpr std::size_t kMaxRepeatDigits = 3;  // {m,n} bounds up to 999
+
 void check_pattern(const std::string& pattern, const std::string& where) {
     if (pattern.size() > kMaxPatternBytes) {
         throw Refused(where + ": pattern longer than " + std::to_string(kMaxPatternBytes) +
@@ -128,6 +130,26 @@ void check_pattern(const std::string& pattern, const std::string& where) {
         } else if (is_quantifier(i) && !lazy_mark) {
             groups.back().repeats = true;
             after_quantifier = true;
+        }
+    }
+    // Repetition bounds: std::regex reads them into a long without an
+    // overflow check, and expands {m,n} into n copies.
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] == '\\') {
+            ++i;
+        } else if (pattern[i] == '[') {
+            while (i + 1 < pattern.size() && pattern[i + 1] != ']')
+                i += pattern[i + 1] == '\\' ? 2 : 1;
+            ++i;
+        } else if (is_quantifier(i) && pattern[i] == '{') {
+            std::size_t digits = 0;
+            for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
+                digits = pattern[j] >= '0' && pattern[j] <= '9' ? digits + 1 : 0;
+                if (digits > kMaxRepeatDigits) {
+                    throw Refused(where + ": pattern repeats something more than " +
+                                  std::string(kMaxRepeatDigits, '9') + " times");
+                }
+            }
         }
     }
     try {

@@ -204,6 +204,7 @@ PARAMS_SCHEMA = {
             b'"$ref":"#/definitions/a"}\0{}',
     "remote": b'{"$ref":"http://127.0.0.1:1/x.json"}\0{}',
     "evil_pattern": b'{"pattern":"^(a+)+$"}\0"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"',
+    "huge_bound": b'{"pattern":"^[0-9]{1,44444444444444444444444}$"}\0"12"',
     "bool": b'false\0[]',
 }
 

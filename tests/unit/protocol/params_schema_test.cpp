@@ -154,6 +154,12 @@ TEST_CASE("schemas that could crash, hang or fetch are refused when compiled", "
                Catch::Contains("longer than"));
     CHECK_THAT(refusal(R"({"pattern":"^(\\+?)*$"})"), Catch::Contains("repeats a group"));
     CHECK_THAT(refusal(R"({"pattern":"[](a+)+"})"), Catch::Contains("repeats a group"));
+    // Repetition bounds std::regex would overflow reading, or expand into
+    // millions of states (found by fuzz_params_schema).
+    CHECK_THAT(refusal(R"({"pattern":"^[a-z]+(?:-[0-9]{1,4444444444444444444444})?$"})"),
+               Catch::Contains("more than 999 times"));
+    CHECK_THAT(refusal(R"({"pattern":"a{1000}"})"), Catch::Contains("more than 999 times"));
+    compiled(R"({"pattern":"^[0-9]{1,999}$","patternProperties":{"^[{]12345":{}}})");
     // Fine patterns compile, including groups that repeat a plain atom.
     compiled(R"({"pattern":"^a+?b*?(cd)+?$"})");
     compiled(R"({"pattern":"^[a-z0-9_.-]+(?:@[a-z]+)?$"})");
