@@ -124,6 +124,11 @@ struct HttpServer::Impl {
           work(net::make_work_guard(io)),
           acceptor(net::make_strand(io)),
           accept_retry(acceptor.get_executor()) {}
+    ~Impl() {
+        // The hub's lanes are strands on `io`: none may outlive it (the
+        // sessions' own references go with the io_context's handlers).
+        if (shared->streaming) shared->streaming->lanes->release();
+    }
 
     void listen();
     void do_accept();

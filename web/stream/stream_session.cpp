@@ -37,6 +37,7 @@ std::shared_ptr<live::LiveLane> StreamLanes::pick(const net::any_io_executor& se
     if (!strand) return nullptr;
     const auto& io = strand->get_inner_executor();
     std::lock_guard lock(mutex_);
+    if (released_) return nullptr;
     if (lanes_.empty()) {
         context_ = &io.context();
         for (std::size_t i = 0; i < count_; ++i)
@@ -44,6 +45,15 @@ std::shared_ptr<live::LiveLane> StreamLanes::pick(const net::any_io_executor& se
     }
     if (context_ != &io.context()) return nullptr;
     return lanes_[next_++ % lanes_.size()];
+}
+
+void StreamLanes::release() {
+    std::vector<std::shared_ptr<live::LiveLane>> lanes;
+    {
+        std::lock_guard lock(mutex_);
+        released_ = true;
+        lanes.swap(lanes_);
+    }
 }
 
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {

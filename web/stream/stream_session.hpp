@@ -46,9 +46,14 @@ class StreamLanes {
     // strand is not an io_context strand or runs on another io_context: the
     // hub then delivers to the session from its own thread.
     std::shared_ptr<live::LiveLane> pick(const boost::asio::any_io_executor& session_strand);
+    // Lets the lanes go before their io_context does (a strand must not
+    // outlive it); pick() answers null afterwards. The HTTP server calls it
+    // when it goes.
+    void release();
 
   private:
     std::mutex mutex_;
+    bool released_ = false;
     const std::size_t count_;
     const void* context_ = nullptr;
     std::vector<std::shared_ptr<live::LiveLane>> lanes_;

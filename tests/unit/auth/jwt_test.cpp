@@ -62,11 +62,14 @@ struct KeyPair {
         BIO_free(bio);
         return out;
     }
-    std::string bn_param(const char* name) const {
+    // Big-endian bytes of a key parameter; `width` > 0 pads with leading
+    // zeros (JWK EC coordinates are fixed-size: one key in 128 has a shorter x or y).
+    std::string bn_param(const char* name, int width = 0) const {
         BIGNUM* bn = nullptr;
         REQUIRE(EVP_PKEY_get_bn_param(pkey, name, &bn));
-        std::string out(static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
-        BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+        std::string out(static_cast<std::size_t>(width > 0 ? width : BN_num_bytes(bn)), '\0');
+        BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()),
+                     static_cast<int>(out.size()));
         BN_free(bn);
         return out;
     }
@@ -191,8 +194,8 @@ TEST_CASE("keys load from a JWKS file and kid selects among them") {
                        b64(rsa.bn_param(OSSL_PKEY_PARAM_RSA_N)) + R"(","e":")" +
                        b64(rsa.bn_param(OSSL_PKEY_PARAM_RSA_E)) + R"("},)" +
                        R"({"kty":"EC","kid":"e1","crv":"P-256","x":")" +
-                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_X)) + R"(","y":")" +
-                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_Y)) + R"("}]})";
+                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_X, 32)) + R"(","y":")" +
+                       b64(ec.bn_param(OSSL_PKEY_PARAM_EC_PUB_Y, 32)) + R"("}]})";
     TempFile file(jwks);
     JwtConfig c;
     c.public_key_file = file.path.string();
