@@ -178,6 +178,21 @@ class RedisCluster:
         self.close()
 
     def start(self):
+        """Starts the nodes and joins them into one cluster."""
+        self.start_nodes()
+        try:
+            subprocess.run([CLI, "--cluster", "create",
+                            *[n.address for n in self.nodes],
+                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           check=True, capture_output=True, text=True, timeout=60)
+            self.wait_complete()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start_nodes(self):
+        """Starts the nodes, each alone: the cluster is yet to be created."""
         taken = set()
         count = self.primaries * (1 + self.replicas)
         try:
@@ -185,16 +200,14 @@ class RedisCluster:
                 port = free_node_port(taken)
                 taken.update((port, port + 10000))
                 self.nodes.append(Node(self, port).start())
-            subprocess.run([CLI, "--cluster", "create",
-                            *[n.address for n in self.nodes],
-                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-                           check=True, capture_output=True, text=True, timeout=60)
-            self.wait_healthy()
-            wait_until(self.complete, 30, "every node to see every replica")
         except BaseException:
             self.close()
             raise
         return self
+
+    def wait_complete(self):
+        self.wait_healthy()
+        wait_until(self.complete, 30, "every node to see every replica")
 
     def seeds(self):
         return ",".join(n.address for n in self.nodes)
