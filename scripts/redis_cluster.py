@@ -9,7 +9,12 @@ bus port (+10000) is free too, the strict configuration of CLUSTER.md §5.8
 (AOF, min-replicas-to-write 1, noeviction), and its own directory.
 
     python3 scripts/redis_cluster.py [--dir D] [--primaries 3] [--replicas 1]
-        starts a cluster, prints its seeds, and runs until Ctrl-C.
+        starts a cluster, prints its --store URL and its shards, and runs
+        until Ctrl-C or SIGTERM. A node that dies (kill -9 $(cat
+        D/node-PORT/redis.pid)) is started again once the others have
+        marked it failed and the cluster serves every slot without it (its
+        replica took over): back sooner, a primary would come back with the
+        tail its AOF had not yet written and its replica would copy that.
 
     from redis_cluster import RedisCluster
     with RedisCluster(tmpdir, primaries=3, replicas=1) as cluster:
@@ -79,6 +84,10 @@ class Node:
     def address(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pidfile(self):
+        return os.path.join(self.dir, "redis.pid")
+
     def start(self):
         c = self.cluster
         argv = [c.server, "--port", str(self.port), "--bind", "127.0.0.1",
@@ -93,7 +102,8 @@ class Node:
                 "--cluster-allow-pubsubshard-when-down", "yes",
                 "--client-output-buffer-limit", "pubsub 64mb 16mb 60",
                 "--repl-diskless-sync-delay", "0",
-                "--logfile", os.path.join(self.dir, "redis.log")]
+                "--logfile", os.path.join(self.dir, "redis.log"),
+                "--pidfile", self.pidfile]
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.stopped = False
@@ -158,7 +168,9 @@ class RedisCluster:
         if not available():
             raise RuntimeError(f"redis-tools is not installed ({SERVER}, {CLI})")
         self._own_dir = directory is None
-        self.dir = directory or tempfile.mkdtemp(prefix="jobcast-redis-")
+        # Absolute: each node runs in its own directory (--dir) and opens its
+        # log and pid files after changing into it.
+        self.dir = os.path.abspath(directory or tempfile.mkdtemp(prefix="jobcast-redis-"))
         self.primaries = primaries
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
@@ -276,6 +288,54 @@ class RedisCluster:
             return shards
         return []
 
+    def marked_failed(self, node):
+        """Some live node's CLUSTER NODES flags `node` as failed (not just
+        suspected: fail?)."""
+        for n in self.nodes:
+            if n is node or not n.alive() or n.stopped:
+                continue
+            try:
+                listing = n.cli("CLUSTER", "NODES", timeout=2)
+            except subprocess.TimeoutExpired:
+                continue
+            for line in listing.splitlines():
+                fields = line.split()
+                if len(fields) > 2 and fields[1].split("@")[0].endswith(f":{node.port}"):
+                    return "fail" in fields[2].split(",")
+        return False
+
+    def supervise(self, out=sys.stdout, interval=0.5):
+        """Runs forever: starts again every node that died, once the rest
+        of the cluster marked it failed and either serves every slot
+        without it or has waited two node timeouts (a whole shard lost)."""
+        dead_since = {}
+        while True:
+            for node in self.nodes:
+                if node.alive() or node.stopped:
+                    dead_since.pop(node.port, None)
+                    continue
+                if node.port not in dead_since:
+                    dead_since[node.port] = time.monotonic()
+                    print(f"redis {node.address} exited; it starts again once the cluster "
+                          "has marked it failed", file=out, flush=True)
+                waited = time.monotonic() - dead_since[node.port]
+                if self.marked_failed(node) and (
+                        self.healthy() or waited > 2 * self.node_timeout_ms / 1000):
+                    node.start()
+                    print(f"redis {node.address} started again (pid {node.process.pid})",
+                          file=out, flush=True)
+            time.sleep(interval)
+
+    def describe(self):
+        """One line per shard: its slots, its primary and replicas with pids."""
+        lines = []
+        for shard in self.shards():
+            slots = " ".join(f"{lo}-{hi}" for lo, hi in shard["slots"])
+            members = [("primary", shard["primary"])] + [("replica", r) for r in shard["replicas"]]
+            lines.append(f"slots {slots}: " + ", ".join(
+                f"{role} {n.address} (pid {n.process.pid})" for role, n in members if n))
+        return lines
+
     def primary_of(self, slot):
         for shard in self.shards():
             if any(lo <= slot <= hi for lo, hi in shard["slots"]) and shard["primary"]:
@@ -298,11 +358,16 @@ def main():
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--node-timeout-ms", type=int, default=5000)
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, even when started in the background) stops the
+    # nodes on the way out of the with block.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
     cluster = RedisCluster(args.dir, args.primaries, args.replicas, args.node_timeout_ms)
     with cluster:
         print(f"redis-cluster://{cluster.seeds()}", flush=True)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        for line in cluster.describe():
+            print(line, flush=True)
+        cluster.supervise()
 
 
 if __name__ == "__main__":
