@@ -12,9 +12,9 @@ bus port (+10000) is free too, the strict configuration of CLUSTER.md §5.8
         starts a cluster, prints its --store URL and its shards, and runs
         until Ctrl-C or SIGTERM. A node that dies (kill -9 $(cat
         D/node-PORT/redis.pid)) is started again once the others have
-        marked it failed and the cluster serves every slot without it (its
-        replica took over): back sooner, a primary would come back with the
-        tail its AOF had not yet written and its replica would copy that.
+        marked it failed and the cluster serves every slot without it: a
+        killed primary is failed over to its replica, as if its machine
+        were gone, rather than restarted in place before anyone noticed.
 
     from redis_cluster import RedisCluster
     with RedisCluster(tmpdir, primaries=3, replicas=1) as cluster:
