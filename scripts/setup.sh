@@ -16,12 +16,13 @@ packages=(
 if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # Tests, fuzzing, the browser test, the Prometheus check of the dashboard,
   # the compose file check, real Redis nodes (redis-tools has the server binary),
-  # nginx in front of cluster brokers and the official JSON Schema tests the
-  # params schema check is held to.
+  # nginx in front of cluster brokers (its config filled in by envsubst, as
+  # the nginx image does) and the official JSON Schema tests the params schema
+  # check is held to.
   packages+=(
     clang-format clang libclang-rt-14-dev catch2
     curl openssl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
-    prometheus docker-compose iproute2 redis-tools nginx json-schema-test-suite
+    prometheus docker-compose iproute2 redis-tools nginx gettext-base json-schema-test-suite
   )
   # Node.js (with its npm) may come from another package than Debian's nodejs;
   # ask for Debian's only when no node is there at all.

@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import string
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ REDIS_CONF = os.path.join(ROOT, "deploy/redis/redis.conf")
 CREATE_CLUSTER = os.path.join(ROOT, "deploy/redis/create-cluster.sh")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
                                   else None)
+ENVSUBST = shutil.which("envsubst")  # gettext-base, as in the nginx image
 
 REDIS_NODES = [f"redis-{i}" for i in range(1, 7)]
 BROKERS = ["broker-1", "broker-2", "broker-3"]
@@ -71,15 +71,17 @@ def host_ports(service):
 
 
 def nginx_config(template, listen, upstreams):
-    """The template filled in as the nginx image's envsubst does (only the
-    JOBCAST_* variables; nginx's own $variables stay)."""
+    """The template filled in as the nginx image does it: envsubst with
+    every variable of the environment (nginx's own $variables must not
+    collide with one), JOBCAST_LISTEN and JOBCAST_UPSTREAM among them."""
+    env = dict(os.environ, JOBCAST_LISTEN=listen,
+               JOBCAST_UPSTREAM=" ".join(f"server {u};" for u in upstreams))
     with open(template) as f:
-        text = f.read()
-    filled = string.Template(text).safe_substitute(
-        JOBCAST_LISTEN=listen, JOBCAST_UPSTREAM=" ".join(f"server {u};" for u in upstreams))
+        filled = subprocess.run([ENVSUBST, " ".join("${%s}" % name for name in env)], stdin=f,
+                                capture_output=True, text=True, env=env, timeout=30,
+                                check=True).stdout
     assert "${JOBCAST_" not in filled, "a variable is left"
     return filled
-
 
 class ComposeClusterProfileTest(unittest.TestCase):
     """compose.yaml read as YAML: no Docker needed."""
@@ -302,7 +304,7 @@ class Proxy(types.SimpleNamespace):
 
 
 @unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
-@unittest.skipUnless(NGINX, "Debian's nginx is not installed")
+@unittest.skipUnless(NGINX and ENVSUBST, "Debian's nginx or gettext-base is not installed")
 class NginxInFrontOfTheClusterTest(JobcastTest):
     @classmethod
     def setUpClass(cls):
