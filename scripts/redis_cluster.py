@@ -103,7 +103,7 @@ class Node:
                 "--client-output-buffer-limit", "pubsub 64mb 16mb 60",
                 "--repl-diskless-sync-delay", "0",
                 "--logfile", os.path.join(self.dir, "redis.log"),
-                "--pidfile", self.pidfile]
+                "--pidfile", self.pidfile, *c.node_args]
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.stopped = False
@@ -164,7 +164,7 @@ class Node:
 
 class RedisCluster:
     def __init__(self, directory=None, primaries=3, replicas=1, node_timeout_ms=1500,
-                 maxmemory="256mb"):
+                 maxmemory="256mb", node_args=()):
         if not available():
             raise RuntimeError(f"redis-tools is not installed ({SERVER}, {CLI})")
         self._own_dir = directory is None
@@ -175,6 +175,8 @@ class RedisCluster:
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         self.maxmemory = maxmemory
+        # More configuration for every node, e.g. how it announces itself.
+        self.node_args = list(node_args)
         bindir = os.path.join(self.dir, "bin")
         os.makedirs(bindir, exist_ok=True)
         self.server = os.path.join(bindir, "redis-server")

@@ -308,7 +308,12 @@ class Proxy(types.SimpleNamespace):
 class NginxInFrontOfTheClusterTest(JobcastTest):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        # The nodes announce a hostname, as in compose: the brokers find
+        # them by name in CLUSTER SHARDS and in redirects.
+        cls.cluster = redis_cluster.RedisCluster(
+            primaries=3, replicas=1,
+            node_args=["--cluster-announce-hostname", "localhost",
+                       "--cluster-preferred-endpoint-type", "hostname"])
         cls.cluster.start()
 
     @classmethod
@@ -392,6 +397,14 @@ http {{
         stored = self.client(self.brokers[1]).events(job_id)
         self.assertEqual([e["seq"] for e in stored], list(range(1, len(stored) + 1)))
         self.assertEqual(got, stored)
+
+    def test_the_brokers_reach_the_nodes_by_the_names_they_announce(self):
+        shards = self.cluster.nodes[0].command("CLUSTER", "SHARDS")
+        endpoints = {dict(zip(n[::2], n[1::2]))["endpoint"]
+                     for shard in shards for n in dict(zip(shard[::2], shard[1::2]))["nodes"]}
+        self.assertEqual(endpoints, {"localhost"})
+        job, text = self.llm_job(n=20, tps=0, seed=5)
+        self.assertEqual(self.api.wait_state(job["id"], ["succeeded"])["result"]["text"], text)
 
     def test_sse_streams_live_through_nginx_and_resumes_with_last_event_id(self):
         job, text = self.llm_job(n=300, tps=100, seed=3)
