@@ -36,6 +36,10 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/ngin
 ENVSUBST = shutil.which("envsubst")  # gettext-base, as in the nginx image
 
 REDIS_NODES = [f"redis-{i}" for i in range(1, 7)]
+# Loopback nodes that announce a hostname, as the compose nodes do: clients
+# find them by name in CLUSTER SHARDS and in redirects.
+BY_HOSTNAME = ["--cluster-announce-hostname", "localhost",
+               "--cluster-preferred-endpoint-type", "hostname"]
 BROKERS = ["broker-1", "broker-2", "broker-3"]
 
 
@@ -246,7 +250,7 @@ class RedisDeployFilesTest(unittest.TestCase):
                 process.wait(10)
 
     def test_the_create_script_makes_the_cluster_once(self):
-        cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        cluster = redis_cluster.RedisCluster(primaries=3, replicas=1, node_args=BY_HOSTNAME)
         self.addCleanup(cluster.close)
         cluster.start_nodes()
         # Names, as in compose: the script resolves them for CLUSTER MEET.
@@ -308,12 +312,7 @@ class Proxy(types.SimpleNamespace):
 class NginxInFrontOfTheClusterTest(JobcastTest):
     @classmethod
     def setUpClass(cls):
-        # The nodes announce a hostname, as in compose: the brokers find
-        # them by name in CLUSTER SHARDS and in redirects.
-        cls.cluster = redis_cluster.RedisCluster(
-            primaries=3, replicas=1,
-            node_args=["--cluster-announce-hostname", "localhost",
-                       "--cluster-preferred-endpoint-type", "hostname"])
+        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1, node_args=BY_HOSTNAME)
         cls.cluster.start()
 
     @classmethod
