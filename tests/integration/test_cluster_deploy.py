@@ -45,12 +45,7 @@ BROKERS = ["broker-1", "broker-2", "broker-3"]
 
 def load_compose():
     with open(COMPOSE) as f:
-        return yaml.safe_load(f)["services"]
-
-
-def load_volumes():
-    with open(COMPOSE) as f:
-        return set(yaml.safe_load(f)["volumes"])
+        return yaml.safe_load(f)
 
 
 def flag(command, name):
@@ -91,7 +86,8 @@ class ComposeClusterProfileTest(unittest.TestCase):
     """compose.yaml read as YAML: no Docker needed."""
 
     def setUp(self):
-        self.services = load_compose()
+        self.compose = load_compose()
+        self.services = self.compose["services"]
         self.cluster = {name: s for name, s in self.services.items()
                         if "cluster" in s.get("profiles", [])}
 
@@ -130,7 +126,7 @@ class ComposeClusterProfileTest(unittest.TestCase):
             # Clients reach each node by the name it announces: its service name.
             self.assertEqual(command[command.index("--cluster-announce-hostname") + 1], name)
         self.assertEqual(len(set(data_volumes)), 6, "one data volume per node")
-        self.assertTrue(all(v in load_volumes() for v in data_volumes), data_volumes)
+        self.assertLessEqual(set(data_volumes), set(self.compose["volumes"]))
 
     def test_the_one_shot_creates_the_cluster_from_every_healthy_node(self):
         create = self.cluster["redis-cluster-create"]
