@@ -177,6 +177,7 @@ class JobSpec:
         self.home = None  # the broker that answered its first submit
         self.checked = None  # (events, digest) of the stored log when it was verified
         self.cancelled_at = None  # unix ms when a cancel that was accepted (202) was sent
+        self.cancel_kind = None  # the fault that sent it: cancel or cross_cancel
         self.finished_at = None  # monotonic time it was seen terminal
         self.verified = False
         self.streams = []  # (subscriber name, Stream)
@@ -611,7 +612,9 @@ class Chaos:
     def new_stats():
         return {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
                 "running": 0, "orphans_of_killed": 0, "error_lines": 0,
-                "leases_lost": {"silent": 0, "not_running": 0}}
+                "leases_lost": {"silent": 0, "not_running": 0},
+                # fault kind -> [accepted, ended cancelled, latest such end, latest other end]
+                "cancels": {}}
 
     # ---- processes
 
@@ -882,18 +885,18 @@ class Chaos:
                 if stream is None:
                     return False
                 spec.streams.append((f"ws{sub.index}", stream))
+        elif kind == "cross_cancel" and b < 0.3:
+            # A job too long to finish within the cancel grace, cancelled on
+            # another broker once it runs: a cancel that never reaches its
+            # worker shows (a short job may finish before any cancel could).
+            self.faults[kind] += 1
+            self.later(kind, self.cancel_long_job, a, self.faults[kind])
+            return True
         elif kind in ("cancel", "cross_cancel"):
-            # cancel: on the broker the job was submitted to; cross_cancel: on another.
             spec = self.pick_job(a, 30, lambda j: j.cancelled_at is None)
             if not spec:
                 return False
-            where = {"only": spec.home} if kind == "cancel" else {"avoid": spec.home}
-            asked = time.time() * 1000
-            slot, status, _, _ = self.request("POST", f"/v1/jobs/{spec.id}/cancel", **where)
-            if status == 202:
-                spec.cancelled_at = asked
-            elif status != 409:  # 409: it had already finished
-                self.violations.add(f"cancel {spec.id} on {slot.name}: HTTP {status}")
+            self.cancel(spec, kind)
         elif kind in ("dup_submit", "cross_dup_submit") and b < 0.5:
             # A key used before: the same job comes back, no second one is made.
             spec = self.pick_job(a, len(self.jobs), lambda j: True)
@@ -944,6 +947,34 @@ class Chaos:
             threading.Thread(target=restore, daemon=True).start()
         self.faults[kind] += 1
         return True
+
+    def cancel(self, spec, kind):
+        """cancel: on the broker the job was submitted to; cross_cancel: on another."""
+        where = {"only": spec.home} if kind == "cancel" else {"avoid": spec.home}
+        asked = time.time() * 1000
+        slot, status, _, _ = self.request("POST", f"/v1/jobs/{spec.id}/cancel", **where)
+        if status == 202:
+            spec.cancelled_at, spec.cancel_kind = asked, kind
+        elif status != 409:  # 409: it had already finished
+            self.violations.add(f"cancel {spec.id} on {slot.name}: HTTP {status}")
+
+    def cancel_long_job(self, a, n):
+        """A 20 s generation, cancelled on another broker once it runs."""
+        params = {"prompt": f"long {self.run_id} {n}", "max_tokens": 3000,
+                  "tokens_per_second": 150, "seed": int(a * 10**6)}
+        spec = JobSpec("llm.generate", params, f"{self.run_id}-long{n}")
+        with self.jobs_lock:
+            self.jobs.append(spec)
+        job = self.submit(spec)
+        if not job:
+            return
+        spec.id = job["id"]
+        deadline = time.monotonic() + 20
+        while job["state"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _, status, found, _ = self.request("GET", f"/v1/jobs/{spec.id}")
+            job = found if status == 200 else job
+        self.cancel(spec, "cross_cancel")
 
     def later(self, kind, fn, *args):
         """Runs the rest of a fault on its own thread: faults go on meanwhile."""
@@ -1033,7 +1064,8 @@ class Chaos:
             f"({len(jobs)} unfinished jobs)")
         time.sleep(2.0)  # > the broker's WAIT timeout: those rounds are settled
         before = self.last_seqs(jobs)
-        time.sleep(1 + b * 3)
+        held = 1 + b * 3
+        time.sleep(held)
         after = self.last_seqs(jobs)
         for job_id, seq in after.items():
             if job_id in before and seq > before[job_id]:
@@ -1042,6 +1074,8 @@ class Chaos:
                     f"{node.address}, the only replica of its shard, was down (acknowledged "
                     f"without a replica)")
         node.restart()
+        log(f"replica_kill: {len(before)} jobs of the shard watched for {held:.1f}s, "
+            f"{sum(1 for j in jobs if j.finished_at is None)} of them unfinished when it came back")
 
     def last_seqs(self, jobs):
         """job id -> last_seq as a broker shows it (jobs it cannot read now are left out)."""
@@ -1456,6 +1490,13 @@ class Chaos:
                 or final["finished_at"] - spec.cancelled_at > CANCEL_GRACE_MS + 3000):
             v.add(f"{jid}: cancel accepted but the job went on to {final['state']} "
                   f"{(final['finished_at'] or time.time() * 1000) - spec.cancelled_at:.0f} ms later")
+        if spec.cancelled_at is not None and final["state"] in TERMINAL:
+            counts = self.stats["cancels"].setdefault(spec.cancel_kind, [0, 0, 0.0, 0.0])
+            took = (final["finished_at"] - spec.cancelled_at) / 1000
+            cancelled = final["state"] == "cancelled"
+            counts[0] += 1
+            counts[1] += cancelled
+            counts[3 - cancelled] = max(counts[3 - cancelled], took)
         # Each attempt's output is exactly its type's deterministic output from
         # where it resumed: nothing acknowledged was lost, nothing stored twice.
         if len(segments) > 1:
@@ -1606,6 +1647,10 @@ class Chaos:
             f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']}{wal}; exec "
             f"scripts orphaned by a worker SIGKILL: {st['orphans_of_killed']}; error log lines: "
             f"{st['error_lines']}")
+        for kind, (accepted, cancelled, took, other) in sorted(st["cancels"].items()):
+            log(f"{kind}: {accepted} accepted (202); {cancelled} of those jobs ended cancelled "
+                f"(the latest {took:.1f}s after), {accepted - cancelled} otherwise (finished on "
+                f"their own, the latest {other:.1f}s after)")
         log("leases taken back: from silent workers={silent}, from workers not running "
             "the job={not_running}".format(**st["leases_lost"]))
         n = len(self.violations.items)
