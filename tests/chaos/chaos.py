@@ -919,7 +919,8 @@ class Chaos:
             # A new key sent by three clients at once: one job for all of them
             # (dup_submit: on one broker; cross_dup_submit: on different ones).
             self.faults[kind] += 1
-            spec = make_job(random.Random(a), self.run_id, f"dup{self.faults[kind]}")
+            prefix = "dup" if kind == "dup_submit" else "xdup"
+            spec = make_job(random.Random(a), self.run_id, f"{prefix}{self.faults[kind]}")
             with self.jobs_lock:
                 self.jobs.append(spec)
             brokers = self.live_brokers() or self.brokers
