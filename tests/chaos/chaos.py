@@ -1641,8 +1641,10 @@ class Chaos:
                 log(f"replica promoted after a primary kill or stop: max "
                     f"{max(self.failovers):.1f}s mean "
                     f"{sum(self.failovers) / len(self.failovers):.1f}s")
-            log("Redis faults skipped (another one was healing): "
-                + " ".join(f"{k}={n}" for k, n in self.skipped.items()))
+            if set(REDIS_FAULTS) & set(self.args.faults):
+                log("Redis faults skipped (another one was healing): "
+                    + " ".join(f"{k}={n}" for k, n in self.skipped.items()
+                               if k in self.args.faults))
         wal = "" if self.cluster else f" wal={self.peak['wal'] / 2**20:.1f}MiB"
         log(f"broker peak rss={self.peak['rss_kib'] / 1024:.1f}MiB "
             f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']}{wal}; exec "
