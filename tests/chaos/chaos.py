@@ -20,21 +20,44 @@ and, for a bounded time, injects faults on a schedule drawn from a seeded RNG
   link_cut      (with --netns, as root) cut the worker<->broker link of the
                 workers that run in a network namespace, then restore it
 
+--cluster runs the same on a Redis Cluster (scripts/redis_cluster.py: 3
+primaries, 1 replica each, node timeout 1.5 s) with 3 brokers on it
+(--store redis-cluster://...) and workers that list every broker (each its
+own broker first); subscribers connect to random brokers, submits go to random
+brokers. There broker_kill SIGKILLs one broker and restarts it 1-8 s later, and
+these faults are added (one Redis fault at a time; one that comes while the
+last is healing is skipped and counted):
+
+  primary_kill  SIGKILL the primary of a shard holding unfinished jobs; its
+                replica is promoted; restart the old node (it rejoins as replica)
+  replica_kill  SIGKILL a shard's replica: its writes must pause (nothing new
+                visible on that shard) until the replica is back
+  primary_stop  SIGSTOP a primary until its replica is promoted, then SIGCONT
+                (it comes back as a replica)
+  cross_cancel  cancel a job on another broker than the one it was submitted to
+  cross_dup_submit  dup_submit sent to other brokers than the job's
+
+--faults selects the kinds (default: every kind of the mode).
+
 Then it checks from the outside, and exits 1 (printing the seed) on any
 violation: every job is terminal (or legitimately still running); every
 job's log has seq 1..N; each attempt's output is exactly the deterministic
 output of its job type from where the attempt resumed (so every chunk a
 worker had acknowledged is in the log once and in order, and nothing was
 lost); no event lies outside a lease (a zombie's writes after its lease was
-lost); every subscriber's reassembled stream equals the stored log; one job
-per Idempotency-Key; cancelled exec jobs left no processes; broker RSS and
-WAL size stayed within bounds.
+lost); every subscriber's reassembled stream equals the stored log, and at the end
+every log read back again is byte-equal (canonical JSON) to every stream and
+to the log as it was checked (nothing seen was later lost or rewritten); one
+job per Idempotency-Key; cancelled exec jobs left no processes; broker RSS and
+WAL size (Redis memory and cluster state with --cluster) stayed within bounds.
 
 --duration 3600 --soak reports RSS, fd count, WAL size and p99 delivery
 latency every --report-every seconds.
 """
 
 import argparse
+import binascii
+import hashlib
 import http.client
 import json
 import os
@@ -47,27 +70,51 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 
 from harness import Broker, Client, Worker, free_port, metric, sim_tokens  # noqa: E402
+from redis_cluster import RedisCluster  # noqa: E402
 from test_streaming import TERMINAL, WsClient, is_terminal  # noqa: E402
 
 FAULT_KINDS = ("broker_kill", "worker_kill", "worker_stop", "sub_drop", "sub_stall",
-               "late_subscribe", "cancel", "dup_submit", "link_cut", "broker_stop")
+               "late_subscribe", "cancel", "dup_submit", "link_cut", "broker_stop",
+               "primary_kill", "replica_kill", "primary_stop", "cross_cancel", "cross_dup_submit")
+CLUSTER_FAULTS = ("primary_kill", "replica_kill", "primary_stop", "cross_cancel",
+                  "cross_dup_submit")
+REDIS_FAULTS = ("primary_kill", "replica_kill", "primary_stop")
 # Mean seconds between two faults of a kind (CI profile); --fault-scale stretches them.
 FAULT_MEAN_GAP = {"broker_kill": 25.0, "worker_kill": 11.0, "worker_stop": 14.0,
                   "sub_drop": 2.5, "sub_stall": 8.0, "late_subscribe": 1.0, "cancel": 2.0, "dup_submit": 3.0,
-                  "link_cut": 15.0, "broker_stop": 20.0}
+                  "link_cut": 15.0, "broker_stop": 20.0, "primary_kill": 30.0, "replica_kill": 30.0,
+                  "primary_stop": 30.0, "cross_cancel": 2.0, "cross_dup_submit": 3.0}
 HEARTBEAT_MS = 200
 LIVENESS = 3
 LEASE_S = HEARTBEAT_MS * LIVENESS / 1000.0
 CANCEL_GRACE_MS = 10000  # the broker's: a running job is then cancelled by force
+REDIS_NODE_TIMEOUT_MS = 1500  # CLUSTER.md §5.8's value for tests
+PARTITIONS = 16
+HEAL_TIMEOUT_S = 60  # a Redis fault's shard back to a primary and a synced replica
 
 
 def log(msg):
     print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def poll_until(predicate, timeout, interval=0.25):
+    """predicate()'s first truthy value; TimeoutError after `timeout` s.
+    (Each Redis poll runs redis-cli on every node: not too often.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(interval)
 
 
 class Violations:
@@ -83,6 +130,42 @@ class Violations:
                 log("VIOLATION " + what)
 
 
+def canonical(event):
+    """An event's bytes as compared across transports and reads: its JSON with
+    sorted keys and no spaces (a WebSocket `event` frame inlines the fields
+    that an `events` frame, SSE and REST nest, so raw frames differ)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(events):
+    h = hashlib.sha256()
+    for e in events:
+        h.update(canonical(e) + b"\n")
+    return h.hexdigest()
+
+
+class PartitionMap:
+    """cluster/partitions.cpp in Python: a job's partition is crc32(id) mod P,
+    and partition p's hash tag is the first "p<p>.<n>" whose slot lies in the
+    p-th of P equal slot ranges; that slot is the job's."""
+
+    def __init__(self, count):
+        self.slots = []
+        for p in range(count):
+            low, high = p * 16384 // count, (p + 1) * 16384 // count
+            n = 0
+            while not low <= self.key_slot(f"p{p}.{n}") < high:
+                n += 1
+            self.slots.append(self.key_slot(f"p{p}.{n}"))
+
+    @staticmethod
+    def key_slot(key):
+        return binascii.crc_hqx(key.encode(), 0) % 16384  # Redis's CRC16 (XMODEM)
+
+    def slot_of(self, job_id):
+        return self.slots[zlib.crc32(job_id.encode()) % len(self.slots)]
+
+
 # ---------------------------------------------------------------- jobs
 
 class JobSpec:
@@ -91,7 +174,10 @@ class JobSpec:
     def __init__(self, kind, params, key, marker=None):
         self.kind, self.params, self.key, self.marker = kind, params, key, marker
         self.id = None
+        self.home = None  # the broker that answered its first submit
+        self.checked = None  # (events, digest) of the stored log when it was verified
         self.cancelled_at = None  # unix ms when a cancel that was accepted (202) was sent
+        self.cancel_kind = None  # the fault that sent it: cancel or cross_cancel
         self.finished_at = None  # monotonic time it was seen terminal
         self.verified = False
         self.streams = []  # (subscriber name, Stream)
@@ -185,17 +271,19 @@ class Stream:
 
     def __init__(self, job, after=0):
         self.job, self.after = job, after
-        self.events = []
+        self.events = []  # let go of once the job is verified
+        self.count = 0  # what stays: how many were received, and their digest
+        self.hash = hashlib.sha256()
+        self.last = after
         self.done = False
-
-    @property
-    def last(self):
-        return self.events[-1]["seq"] if self.events else self.after
 
     def take(self, event, violations, who):
         if event["seq"] != self.last + 1:
             violations.add(f"{who} job {self.job}: got seq {event['seq']} after {self.last}")
         self.events.append(event)
+        self.count += 1
+        self.hash.update(canonical(event) + b"\n")
+        self.last = event["seq"]
         if is_terminal(event):
             self.done = True
 
@@ -243,7 +331,7 @@ class WsSubscriber(threading.Thread):
     def run(self):
         while not self.chaos.stop_subscribers.is_set():
             try:
-                client = WsClient(self.chaos.broker_addr, timeout=15)
+                client = WsClient(self.chaos.pick_broker().addr, timeout=15)
             except Exception:
                 time.sleep(0.2)
                 continue
@@ -319,7 +407,7 @@ class SseSubscriber(threading.Thread):
 
     def run(self):
         while not self.stream.done and not self.chaos.stop_subscribers.is_set():
-            if self.stream.events or self.reconnects:
+            if self.stream.count or self.reconnects:
                 self.reconnects += 1
                 self.chaos.sse_reconnects += 1
             try:
@@ -332,9 +420,9 @@ class SseSubscriber(threading.Thread):
     def _after_the_end(self):
         """A browser's EventSource reconnects when a stream ends, with the
         terminal event's id; the answer must end it for good (204)."""
-        host, port = self.chaos.broker_addr.host, self.chaos.broker_addr.port
         for _ in range(50):  # across a broker restart
-            conn = http.client.HTTPConnection(host, port, timeout=5)
+            addr = self.chaos.pick_broker().addr
+            conn = http.client.HTTPConnection(addr.host, addr.port, timeout=5)
             try:
                 conn.request("GET", f"/v1/jobs/{self.stream.job}/events",
                              headers={"Accept": "text/event-stream",
@@ -358,13 +446,13 @@ class SseSubscriber(threading.Thread):
                 conn.close()
 
     def _follow(self):
-        host, port = self.chaos.broker_addr.host, self.chaos.broker_addr.port
-        conn = http.client.HTTPConnection(host, port, timeout=15)
+        addr = self.chaos.pick_broker().addr
+        conn = http.client.HTTPConnection(addr.host, addr.port, timeout=15)
         self.conn = conn
         try:
             headers = {"Accept": "text/event-stream"}
             path = f"/v1/jobs/{self.stream.job}/events"
-            if self.stream.events:
+            if self.stream.count:
                 headers["Last-Event-ID"] = str(self.stream.last)
             elif self.stream.after:
                 path += f"?after={self.stream.after}"  # a first connection mid-stream
@@ -460,6 +548,20 @@ class NetNs:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
+class BrokerSlot:
+    """One broker of the run: its ports stay the same across restarts (the
+    workers' endpoint lists name them), its process and client change."""
+
+    def __init__(self, index, db):
+        self.index, self.db = index, db
+        self.name = f"broker{index}"
+        self.http_port, self.zmq_port = free_port(), free_port()
+        self.process = None
+        self.addr = None
+        self.api = None
+        self.down = False  # killed, not restarted yet, or stopped (SIGSTOP)
+
+
 class Chaos:
     def __init__(self, args):
         self.args = args
@@ -468,8 +570,18 @@ class Chaos:
         self.violations = Violations()
         self.tmp = tempfile.TemporaryDirectory(prefix="jobcast-chaos-")
         self.db = os.path.join(self.tmp.name, "jobcast.db")
-        self.http_port, self.zmq_port = free_port(), free_port()
-        self.broker = None
+        self.cluster = args.cluster
+        self.brokers = [BrokerSlot(i, os.path.join(self.tmp.name, f"jobcast{i}.db"))
+                        for i in range(args.brokers if self.cluster else 1)]
+        if not self.cluster:
+            self.brokers[0].db = self.db
+        self.redis = None
+        self.partitions = PartitionMap(PARTITIONS)
+        self.redis_busy = threading.Lock()  # one Redis fault at a time
+        self.fault_threads = []  # faults that end later (a broker restart, a Redis fault)
+        self.failovers = []  # seconds from a primary's kill or stop to its replica's promotion
+        self.skipped = {k: 0 for k in REDIS_FAULTS}
+        self.pick_rng = random.Random(self.seed + 2)  # which broker a request or subscriber uses
         self.broker_lock = threading.Lock()
         self.broker_restarts = []
         self.workers = {}  # slot -> Worker
@@ -500,82 +612,121 @@ class Chaos:
     def new_stats():
         return {"events": 0, "states": {}, "streams": 0, "retried": 0, "resumed": 0,
                 "running": 0, "orphans_of_killed": 0, "error_lines": 0,
-                "leases_lost": {"silent": 0, "not_running": 0}}
+                "leases_lost": {"silent": 0, "not_running": 0},
+                # fault kind -> [accepted, ended cancelled, latest such end, latest other end]
+                "cancels": {}}
 
     # ---- processes
 
-    def broker_args(self):
-        zmq_host = self.netns.host_ip if self.netns else "127.0.0.1"
-        return dict(http=f"127.0.0.1:{self.http_port}", zmq=f"tcp://{zmq_host}:{self.zmq_port}",
-                    args=["--liveness", str(LIVENESS), "--stall-timeout", "2s", "--keepalive",
-                          "1s", "--client-queue-bytes", "65536", "--replay-page", "500",
-                          # The namespace's veth address is not loopback: a
-                          # broker refuses it without CURVE unless told.
-                          *(["--insecure-no-curve"] if self.netns else [])])
+    def zmq_host(self):
+        return self.netns.host_ip if self.netns else "127.0.0.1"
 
-    def start_broker(self):
-        b = ChaosBroker(self.db, **self.broker_args())
+    def broker_args(self, slot):
+        args = ["--liveness", str(LIVENESS), "--stall-timeout", "2s", "--keepalive",
+                "1s", "--client-queue-bytes", "65536", "--replay-page", "500",
+                # The namespace's veth address is not loopback: a
+                # broker refuses it without CURVE unless told.
+                *(["--insecure-no-curve"] if self.netns else [])]
+        if self.cluster:
+            args += ["--store", f"redis-cluster://{self.redis.seeds()}?partitions={PARTITIONS}",
+                     "--retention", "1h"]
+        return dict(http=f"127.0.0.1:{slot.http_port}",
+                    zmq=f"tcp://{self.zmq_host()}:{slot.zmq_port}", args=args)
+
+    def start_broker(self, slot):
+        b = ChaosBroker(slot.db, **self.broker_args(slot))
+        b.name = slot.name
         self.processes.append(b)
-        self.broker = b
-        self.broker_addr = BrokerAddr(b.host, b.port)
-        self.api = Client(b.host, b.port)
+        slot.process = b
+        slot.addr = BrokerAddr(b.host, b.port)
+        slot.api = Client(b.host, b.port)
+        slot.down = False
         return b
 
-    def worker_endpoint(self):
-        return f"tcp://{self.netns.host_ip if self.netns else '127.0.0.1'}:{self.zmq_port}"
+    def live_brokers(self):
+        return [b for b in self.brokers if not b.down and b.api]
+
+    def pick_broker(self, avoid=None):
+        """A random live broker (other than `avoid` when there is one)."""
+        live = self.live_brokers() or [b for b in self.brokers if b.api]
+        others = [b for b in live if b is not avoid]
+        return self.pick_rng.choice(others or live)
+
+    def worker_endpoint(self, first=0):
+        """Every broker's worker endpoint, the worker's own broker first."""
+        order = self.brokers[first:] + self.brokers[:first]
+        return ",".join(f"tcp://{self.zmq_host()}:{b.zmq_port}" for b in order)
 
     def start_worker(self, slot):
         n = self.worker_gen.get(slot, 0) + 1
         self.worker_gen[slot] = n
-        kind = slot.split("-")[0]
+        kind, index = slot.split("-")
         types = {"llm": ["llm.generate"], "research": ["research"], "exec": ["exec"],
-                 "ns": ["llm.generate", "research"]}[kind]
+                 "ns": ["llm.generate", "research"],
+                 "all": ["llm.generate", "research", "exec"]}[kind]
         args = ["--log-level", "warn"]
-        if kind == "exec":
+        if "exec" in types:
             args += ["--exec-allow", "sh"]
+        # In cluster mode worker all-N starts on broker N-1 and fails over along the list.
+        endpoint = self.worker_endpoint((int(index) - 1) % len(self.brokers))
         if kind == "ns":
-            w = NsWorker(["ip", "netns", "exec", self.netns.name], self.worker_endpoint(), types,
+            w = NsWorker(["ip", "netns", "exec", self.netns.name], endpoint, types,
                          f"{slot}.{n}", args)
         else:
-            w = Worker(self.worker_endpoint(), types, capacity=6, name=f"{slot}.{n}", args=args)
+            w = Worker(endpoint, types, capacity=6, name=f"{slot}.{n}", args=args)
         self.workers[slot] = w
         self.processes.append(w)
         return w
 
     # ---- HTTP with retries across broker restarts
 
-    def call(self, method, path, body=None, headers=None, timeout=60):
+    def request(self, method, path, body=None, headers=None, timeout=60, only=None, avoid=None):
+        """(broker, status, payload, headers) from `only`, or from a live broker
+        other than `avoid`, drawn again for each retry."""
         deadline = time.monotonic() + timeout
         while True:
+            slot = only or self.pick_broker(avoid)
             try:
-                return self.api.request(method, path, body, headers=headers, timeout=10)
+                return (slot, *slot.api.request(method, path, body, headers=headers, timeout=10))
             except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
 
-    def submit(self, spec):
-        status, job, _ = self.call("POST", "/v1/jobs", spec.body(),
-                                   headers={"Idempotency-Key": spec.key})
+    def call(self, method, path, body=None, headers=None, timeout=60, only=None, avoid=None):
+        return self.request(method, path, body, headers, timeout, only, avoid)[1:]
+
+    def submit(self, spec, only=None, avoid=None):
+        slot, status, job, _ = self.request("POST", "/v1/jobs", spec.body(),
+                                            headers={"Idempotency-Key": spec.key},
+                                            only=only, avoid=avoid)
         if status not in (200, 201):
-            self.violations.add(f"submit {spec.key}: HTTP {status} {job}")
+            self.violations.add(f"submit {spec.key} on {slot.name}: HTTP {status} {job}")
             return None
+        if spec.home is None:
+            spec.home = slot
         return job
 
     # ---- monitors
 
     def sample(self):
-        b = self.broker
-        if not b or not b.alive():
-            return
-        try:
-            with open(f"/proc/{b.proc.pid}/status") as f:
-                status = dict(line.split(":", 1) for line in f)
-            # RssAnon is the heap (SQLite's page caches included); the rest of
-            # VmRSS is the database mapped by the readers (mmap_size).
-            rss, anon = (int(status[k].split()[0]) for k in ("VmRSS", "RssAnon"))
-            fds = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
-        except (OSError, KeyError, ValueError):
+        """RSS, fds (of the largest broker) and WAL size."""
+        rss = anon = fds = 0
+        for slot in self.brokers:
+            b = slot.process
+            if not b or not b.alive():
+                continue
+            try:
+                with open(f"/proc/{b.proc.pid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f)
+                # RssAnon is the heap (SQLite's page caches included); the rest of
+                # VmRSS is the database mapped by the readers (mmap_size).
+                r, a = (int(status[k].split()[0]) for k in ("VmRSS", "RssAnon"))
+                n = len(os.listdir(f"/proc/{b.proc.pid}/fd"))
+            except (OSError, KeyError, ValueError):
+                continue
+            rss, anon, fds = max(rss, r), max(anon, a), max(fds, n)
+        if not rss:
             return
         try:
             wal = os.path.getsize(self.db + "-wal")
@@ -593,15 +744,10 @@ class Chaos:
 
     def latency_p99(self):
         """p99 of jobcast_event_delivery_latency_seconds since the last call,
-        from the histogram's bucket deltas (a broker restart resets them)."""
-        try:
-            status, text, _ = self.api.request("GET", "/metrics", timeout=5)
-        except (OSError, http.client.HTTPException):
-            return None
-        if status != 200:
-            return None
+        from the histogram's bucket deltas, over every broker (a broker restart
+        resets them)."""
         buckets = {}
-        for line in text.splitlines():
+        for line in self.metrics_lines():
             if line.startswith("jobcast_event_delivery_latency_seconds_bucket"):
                 le = line.split('le="')[1].split('"')[0]
                 le = float("inf") if le == "+Inf" else float(le)
@@ -631,7 +777,7 @@ class Chaos:
         rng = random.Random(self.seed)
         events = []
         for kind in FAULT_KINDS:
-            if kind == "link_cut" and not self.netns:
+            if kind not in self.args.faults or (kind == "link_cut" and not self.netns):
                 continue
             t = 0.0
             gap = FAULT_MEAN_GAP[kind] * self.args.fault_scale
@@ -656,24 +802,40 @@ class Chaos:
 
     def inject(self, kind, a, b):
         if kind == "broker_kill":
+            live = self.live_brokers()
+            if not live:
+                return False
+            slot = live[int(a * len(live))]
             with self.broker_lock:
-                self.expected_exits.add(self.broker.proc.pid)
-                self.broker.kill(signal.SIGKILL)
-                if b > 0.7:
-                    # Away for longer than a lease: workers retry with backoff
-                    # and must still re-send everything unacknowledged.
-                    time.sleep((b - 0.7) * 10)
-                started = time.monotonic()
-                self.start_broker()
-                self.broker_restarts.append(time.monotonic() - started)
+                slot.down = True
+                self.expected_exits.add(slot.process.proc.pid)
+                slot.process.kill(signal.SIGKILL)
+            if self.cluster:
+                # The others serve meanwhile; its workers fail over to them.
+                self.later(kind, self.restart_broker, slot, 1 + b * 7)
+            else:
+                # Away for longer than a lease: workers retry with backoff
+                # and must still re-send everything unacknowledged.
+                self.restart_broker(slot, (b - 0.7) * 10 if b > 0.7 else 0)
         elif kind == "broker_stop":
+            live = self.live_brokers()
+            if not live:
+                return False
+            slot = live[int(a * len(live))]
             with self.broker_lock:
-                pid = self.broker.proc.pid
+                slot.down = True
+                pid = slot.process.proc.pid
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     time.sleep(LEASE_S * 2 + b * 2.0)  # the fault itself: away past a lease
                 finally:
                     os.kill(pid, signal.SIGCONT)
+                    slot.down = False
+        elif kind in REDIS_FAULTS:
+            if not self.redis_busy.acquire(blocking=False):
+                self.skipped[kind] += 1
+                return False
+            self.later(kind, self.redis_fault, kind, a, b)
         elif kind == "worker_kill":
             slot = self.pick_worker(a)
             if not slot:
@@ -723,42 +885,53 @@ class Chaos:
                 if stream is None:
                     return False
                 spec.streams.append((f"ws{sub.index}", stream))
-        elif kind == "cancel":
+        elif kind == "cross_cancel" and b < 0.3:
+            # A job too long to finish within the cancel grace, cancelled on
+            # another broker once it runs: a cancel that never reaches its
+            # worker shows (a short job may finish before any cancel could).
+            self.faults[kind] += 1
+            self.later(kind, self.cancel_long_job, a, self.faults[kind])
+            return True
+        elif kind in ("cancel", "cross_cancel"):
             spec = self.pick_job(a, 30, lambda j: j.cancelled_at is None)
             if not spec:
                 return False
-            asked = time.time() * 1000
-            status, _, _ = self.call("POST", f"/v1/jobs/{spec.id}/cancel")
-            if status == 202:
-                spec.cancelled_at = asked
-            elif status != 409:  # 409: it had already finished
-                self.violations.add(f"cancel {spec.id}: HTTP {status}")
-        elif kind == "dup_submit" and b < 0.5:
+            self.cancel(spec, kind)
+        elif kind in ("dup_submit", "cross_dup_submit") and b < 0.5:
             # A key used before: the same job comes back, no second one is made.
             spec = self.pick_job(a, len(self.jobs), lambda j: True)
             if not spec:
                 return False
-            job = self.submit(spec)
+            where = {"only": spec.home} if kind == "dup_submit" else {"avoid": spec.home}
+            job = self.submit(spec, **where)
             if job and job["id"] != spec.id:
                 self.violations.add(f"Idempotency-Key {spec.key} made a second job "
                                     f"{job['id']} (first {spec.id})")
             if b < 0.1:  # the same key for another request is refused
                 other = dict(spec.body(), priority=1)
-                status, body, _ = self.call("POST", "/v1/jobs", other,
-                                            headers={"Idempotency-Key": spec.key})
+                slot, status, body, _ = self.request("POST", "/v1/jobs", other,
+                                                     headers={"Idempotency-Key": spec.key},
+                                                     **where)
                 if status != 422:
                     self.violations.add(f"Idempotency-Key {spec.key} reused for another "
-                                        f"request: HTTP {status} {body}")
-        elif kind == "dup_submit":
-            # A new key sent by three clients at once: one job for all of them.
+                                        f"request on {slot.name}: HTTP {status} {body}")
+        elif kind in ("dup_submit", "cross_dup_submit"):
+            # A new key sent by three clients at once: one job for all of them
+            # (dup_submit: on one broker; cross_dup_submit: on different ones).
             self.faults[kind] += 1
-            spec = make_job(random.Random(a), self.run_id, f"dup{self.faults[kind]}")
+            prefix = "dup" if kind == "dup_submit" else "xdup"
+            spec = make_job(random.Random(a), self.run_id, f"{prefix}{self.faults[kind]}")
             with self.jobs_lock:
                 self.jobs.append(spec)
+            brokers = self.live_brokers() or self.brokers
+            if kind == "dup_submit":
+                brokers = [self.pick_broker()] * 3
             ids, threads = [], []
-            for _ in range(3):
+            for i in range(3):
+                only = brokers[i % len(brokers)]
                 threads.append(threading.Thread(
-                    target=lambda: ids.append((self.submit(spec) or {}).get("id"))))
+                    target=lambda only=only: ids.append(
+                        (self.submit(spec, only=only) or {}).get("id"))))
                 threads[-1].start()
             for t in threads:
                 t.join()
@@ -775,6 +948,154 @@ class Chaos:
             threading.Thread(target=restore, daemon=True).start()
         self.faults[kind] += 1
         return True
+
+    def cancel(self, spec, kind):
+        """cancel: on the broker the job was submitted to; cross_cancel: on another."""
+        where = {"only": spec.home} if kind == "cancel" else {"avoid": spec.home}
+        asked = time.time() * 1000
+        slot, status, _, _ = self.request("POST", f"/v1/jobs/{spec.id}/cancel", **where)
+        if status == 202:
+            spec.cancelled_at, spec.cancel_kind = asked, kind
+        elif status != 409:  # 409: it had already finished
+            self.violations.add(f"cancel {spec.id} on {slot.name}: HTTP {status}")
+
+    def cancel_long_job(self, a, n):
+        """A 20 s generation, cancelled on another broker once it runs."""
+        params = {"prompt": f"long {self.run_id} {n}", "max_tokens": 3000,
+                  "tokens_per_second": 150, "seed": int(a * 10**6)}
+        spec = JobSpec("llm.generate", params, f"{self.run_id}-long{n}")
+        with self.jobs_lock:
+            self.jobs.append(spec)
+        job = self.submit(spec)
+        if not job:
+            return
+        spec.id = job["id"]
+        deadline = time.monotonic() + 20
+        while job["state"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _, status, found, _ = self.request("GET", f"/v1/jobs/{spec.id}")
+            job = found if status == 200 else job
+        self.cancel(spec, "cross_cancel")
+
+    def later(self, kind, fn, *args):
+        """Runs the rest of a fault on its own thread: faults go on meanwhile."""
+        def run():
+            try:
+                fn(*args)
+            except Exception as e:  # a fault that cannot be applied is a harness bug
+                self.violations.add(f"injecting {kind}: {e!r}")
+        t = threading.Thread(target=run, daemon=True, name=kind)
+        self.fault_threads.append(t)
+        t.start()
+
+    def restart_broker(self, slot, away):
+        time.sleep(away)
+        started = time.monotonic()
+        with self.broker_lock:
+            self.start_broker(slot)
+        self.broker_restarts.append(time.monotonic() - started)
+
+    # ---- Redis faults (--cluster)
+
+    def shards_by_load(self):
+        """The shards with a primary and a replica (CLUSTER SHARDS), each with
+        the unfinished jobs whose slot it serves; the busiest first."""
+        with self.jobs_lock:
+            unfinished = [j for j in self.jobs[-200:] if j.id and j.finished_at is None]
+        out = []
+        for shard in self.redis.shards():
+            if shard["primary"] is None or not shard["replicas"]:
+                continue
+            jobs = [j for j in unfinished if any(lo <= self.partitions.slot_of(j.id) <= hi
+                                                  for lo, hi in shard["slots"])]
+            out.append((shard, jobs))
+        return sorted(out, key=lambda sj: -len(sj[1]))
+
+    def promoted(self, shard, old):
+        """The shard's new primary, once another node serves its first slot."""
+        primary = self.redis.primary_of(shard["slots"][0][0])
+        return primary if primary is not None and primary is not old else None
+
+    def wait_promoted(self, kind, shard, node, since):
+        try:
+            poll_until(lambda: self.promoted(shard, node), 30)
+            self.failovers.append(time.monotonic() - since)
+        except TimeoutError:
+            self.violations.add(f"{kind}: no replica of {node.address} was promoted in 30 s")
+
+    def redis_fault(self, kind, a, b):
+        try:
+            shards = self.shards_by_load()
+            if not shards:
+                return
+            # A primary "holding running jobs": the busiest shard, or by `a` among the busy ones.
+            busy = [sj for sj in shards if sj[1]] or shards
+            shard, jobs = busy[int(a * len(busy))]
+            if kind == "primary_kill":
+                node = shard["primary"]
+                node.kill()
+                log(f"primary_kill: SIGKILL {node.address} ({len(jobs)} unfinished jobs)")
+                self.wait_promoted(kind, shard, node, time.monotonic())
+                # The promoted primary has no replica now: its writes pause
+                # until the old node is back as its replica.
+                time.sleep(0.5 + b * 3)
+                node.restart()
+            elif kind == "primary_stop":
+                node = shard["primary"]
+                stopped = time.monotonic()
+                node.stop()
+                log(f"primary_stop: SIGSTOP {node.address} ({len(jobs)} unfinished jobs)")
+                self.wait_promoted(kind, shard, node, stopped)
+                time.sleep(b * 2)
+                node.cont()
+            else:
+                self.replica_kill(shard, jobs, b)
+            self.wait_healed(kind)
+        finally:
+            self.redis_busy.release()
+
+    def replica_kill(self, shard, jobs, b):
+        """With its only replica gone, a shard must not make anything new
+        visible: no unfinished job of it may get past the seq it had once the
+        rounds in flight at the kill (acknowledged by the replica before it
+        died) are confirmed."""
+        node = shard["replicas"][0]
+        node.kill()
+        log(f"replica_kill: SIGKILL {node.address}, replica of {shard['primary'].address} "
+            f"({len(jobs)} unfinished jobs)")
+        time.sleep(2.0)  # > the broker's WAIT timeout: those rounds are settled
+        before = self.last_seqs(jobs)
+        held = 1 + b * 3
+        time.sleep(held)
+        after = self.last_seqs(jobs)
+        for job_id, seq in after.items():
+            if job_id in before and seq > before[job_id]:
+                self.violations.add(
+                    f"replica_kill: job {job_id} went from seq {before[job_id]} to {seq} while "
+                    f"{node.address}, the only replica of its shard, was down (acknowledged "
+                    f"without a replica)")
+        node.restart()
+        log(f"replica_kill: {len(before)} jobs of the shard watched for {held:.1f}s, "
+            f"{sum(1 for j in jobs if j.finished_at is None)} of them unfinished when it came back")
+
+    def last_seqs(self, jobs):
+        """job id -> last_seq as a broker shows it (jobs it cannot read now are left out)."""
+        out = {}
+        for spec in jobs:
+            try:
+                _, status, job, _ = self.request("GET", f"/v1/jobs/{spec.id}", timeout=5)
+            except (OSError, http.client.HTTPException):
+                continue
+            if status == 200:
+                out[spec.id] = job["last_seq"]
+        return out
+
+    def wait_healed(self, kind):
+        """Every node up, every shard with a primary and a synced replica."""
+        try:
+            poll_until(lambda: self.redis.complete() and self.redis.healthy(), HEAL_TIMEOUT_S)
+        except TimeoutError:
+            self.violations.add(f"{kind}: the Redis cluster did not heal in {HEAL_TIMEOUT_S} s")
 
     # ---- submission
 
@@ -821,7 +1142,8 @@ class Chaos:
 
     def run(self):
         a = self.args
-        log(f"seed={self.seed} duration={a.duration}s (rerun with --seed {self.seed})")
+        log(f"seed={self.seed} duration={a.duration}s{' --cluster' if a.cluster else ''} "
+            f"faults={','.join(a.faults)} (rerun with --seed {self.seed})")
         if a.netns:
             self.netns = NetNs(os.getpid())
             try:
@@ -833,8 +1155,20 @@ class Chaos:
                 log(f"network namespace not available, link_cut skipped: {err}")
                 self.netns = None
         self.finished = set()
-        self.start_broker()
-        slots = ["llm-1", "llm-2", "research-1", "exec-1"]
+        if self.cluster:
+            started = time.monotonic()
+            self.redis = RedisCluster(os.path.join(self.tmp.name, "redis"), primaries=3,
+                                      replicas=1, node_timeout_ms=REDIS_NODE_TIMEOUT_MS)
+            self.redis.start()
+            log(f"Redis cluster up in {time.monotonic() - started:.1f}s: {self.redis.seeds()}")
+            self.started = time.monotonic()  # --duration is of faults, not of Redis's start
+        for slot in self.brokers:
+            self.start_broker(slot)
+        if self.cluster:
+            # One worker of every type per broker: each starts on its own broker.
+            slots = [f"all-{i + 1}" for i in range(len(self.brokers))]
+        else:
+            slots = ["llm-1", "llm-2", "research-1", "exec-1"]
         if self.netns:
             slots.append("ns-1")
         for slot in slots:
@@ -896,6 +1230,7 @@ class Chaos:
             sub.drop()
         for spec in left:
             self.verify(spec, final=True)
+        self.check_final_logs()
         self.check_ids()
         self.check_bounds()
         self.shutdown()
@@ -915,13 +1250,21 @@ class Chaos:
             + f"  {faults - self.reported_faults[0]:6d} ({kills - self.reported_faults[1]})")
         self.reported_faults = (faults, kills)
 
+    def metrics_lines(self):
+        """The lines of every live broker's /metrics."""
+        lines = []
+        for slot in self.live_brokers():
+            try:
+                status, text, _ = slot.api.request("GET", "/metrics", timeout=5)
+            except (OSError, http.client.HTTPException):
+                continue
+            if status == 200:
+                lines += text.splitlines()
+        return lines
+
     def events_total(self):
-        try:
-            status, text, _ = self.api.request("GET", "/metrics", timeout=5)
-        except (OSError, http.client.HTTPException):
-            return 0
         total = 0
-        for line in text.splitlines() if status == 200 else []:
+        for line in self.metrics_lines():
             if line.startswith("jobcast_events_ingested_total"):
                 total += float(line.split()[-1])
         return int(total)
@@ -937,7 +1280,8 @@ class Chaos:
                     break
                 if spec.finished_at is None:
                     try:
-                        status, job, _ = self.api.request("GET", f"/v1/jobs/{spec.id}", timeout=5)
+                        status, job, _ = self.pick_broker().api.request(
+                            "GET", f"/v1/jobs/{spec.id}", timeout=5)
                     except (OSError, http.client.HTTPException):
                         break
                     if status == 200 and job["state"] in TERMINAL:
@@ -961,22 +1305,22 @@ class Chaos:
     def check_alive(self):
         """A broker or worker that exits without being killed is a crash."""
         with self.broker_lock:
-            current = [(None, self.broker)] + list(self.workers.items())
+            current = [(b, b.process) for b in self.brokers] + list(self.workers.items())
             for slot, p in current:
                 if p.alive() or p.proc.pid in self.expected_exits:
                     continue
                 self.expected_exits.add(p.proc.pid)
                 self.violations.add(f"{p.name} exited by itself (rc {p.proc.returncode}):\n"
                                     + "\n".join(p.lines[-30:]))
-                if slot is None:
-                    self.start_broker()
+                if isinstance(slot, BrokerSlot):
+                    self.start_broker(slot)
                 else:
                     self.start_worker(slot)
 
     def shutdown(self):
         """Stops everything with SIGTERM: each must exit 0, and no process may
         have logged a sanitizer report or crashed at any time."""
-        for p in [self.broker] + list(self.workers.values()):
+        for p in [b.process for b in self.brokers] + list(self.workers.values()):
             self.expected_exits.add(p.proc.pid)
             p.kill(signal.SIGTERM)
             if p.proc.returncode != 0:
@@ -1006,6 +1350,8 @@ class Chaos:
         wait_deadline = time.monotonic() + 10
         while self.stopped and time.monotonic() < wait_deadline:
             time.sleep(0.05)
+        for t in self.fault_threads:  # brokers restarted, Redis healed
+            t.join(timeout=HEAL_TIMEOUT_S + 30)
         self.check_alive()
 
     def drain(self, timeout):
@@ -1025,9 +1371,10 @@ class Chaos:
 
     def verify(self, spec, final=False):
         """All the per-job checks, on its stored log and what its subscribers got."""
+        api = self.pick_broker().api
         try:
-            events = self.api.events(spec.id)
-            spec.final = job = self.api.job(spec.id)
+            events = api.events(spec.id)
+            spec.final = job = api.job(spec.id)
         except AssertionError as e:  # a 404: the job the broker answered 201 for is gone
             if not final:
                 raise
@@ -1036,7 +1383,7 @@ class Chaos:
         if final and job["state"] not in TERMINAL:
             # Legitimately running only if it is still making progress.
             time.sleep(2)
-            if job["state"] == "running" and self.api.job(spec.id)["last_seq"] > job["last_seq"]:
+            if job["state"] == "running" and api.job(spec.id)["last_seq"] > job["last_seq"]:
                 log(f"job {spec.id} is still running and making progress")
                 self.stats["running"] += 1
             else:
@@ -1047,6 +1394,7 @@ class Chaos:
         self.check_processes(spec, events)
         self.stats["events"] += len(events)
         self.stats["states"][job["state"]] = self.stats["states"].get(job["state"], 0) + 1
+        spec.checked = (len(events), digest(events))
         spec.verified = True
         for _, st in spec.streams:
             st.events = []  # checked: memory back
@@ -1056,7 +1404,7 @@ class Chaos:
         seen, cursor = [], None
         while True:
             path = "/v1/jobs?limit=500" + (f"&cursor={cursor}" if cursor else "")
-            status, page, _ = self.api.request("GET", path)
+            status, page, _ = self.call("GET", path)
             if status != 200:
                 self.violations.add(f"GET /v1/jobs: HTTP {status}")
                 return
@@ -1069,6 +1417,35 @@ class Chaos:
             extra = set(seen) - submitted
             self.violations.add(f"broker holds {len(seen)} jobs for {len(submitted)} keys "
                                 f"(extra: {sorted(extra)[:5]})")
+
+    def check_final_logs(self):
+        """Every job's log read back once more at the end (from any broker),
+        after every fault healed: each subscriber's stream and the log as it
+        was checked are byte-equal to it (canonical JSON) from where they
+        started. An event shown and later lost or rewritten by a failover
+        differs here even if it was fine when its job finished."""
+        with self.jobs_lock:
+            specs = [j for j in self.jobs if j.id and j.checked]
+        for spec in specs:
+            try:
+                final = self.pick_broker().api.events(spec.id)
+            except (OSError, http.client.HTTPException, AssertionError) as e:
+                self.violations.add(f"job {spec.id}: its log cannot be read back at the end: {e}")
+                continue
+            n, checked = spec.checked
+            if len(final) < n or digest(final[:n]) != checked:
+                self.violations.add(f"job {spec.id}: the stored log read back at the end differs "
+                                    f"from the {n} events it had when it was checked "
+                                    f"(now {len(final)})")
+            for who, st in spec.streams:
+                if st.after + st.count > len(final):
+                    self.violations.add(
+                        f"{who} job {spec.id}: received {st.count} events after {st.after} but "
+                        f"the stored log read back at the end has {len(final)}")
+                elif digest(final[st.after:st.after + st.count]) != st.hash.hexdigest():
+                    self.violations.add(
+                        f"{who} job {spec.id}: the {st.count} events received after {st.after} "
+                        f"are not byte-equal to the stored log read back at the end")
 
     def check_log(self, spec, events):
         v = self.violations
@@ -1114,6 +1491,13 @@ class Chaos:
                 or final["finished_at"] - spec.cancelled_at > CANCEL_GRACE_MS + 3000):
             v.add(f"{jid}: cancel accepted but the job went on to {final['state']} "
                   f"{(final['finished_at'] or time.time() * 1000) - spec.cancelled_at:.0f} ms later")
+        if spec.cancelled_at is not None and final["state"] in TERMINAL:
+            counts = self.stats["cancels"].setdefault(spec.cancel_kind, [0, 0, 0.0, 0.0])
+            took = (final["finished_at"] - spec.cancelled_at) / 1000
+            cancelled = final["state"] == "cancelled"
+            counts[0] += 1
+            counts[1] += cancelled
+            counts[3 - cancelled] = max(counts[3 - cancelled], took)
         # Each attempt's output is exactly its type's deterministic output from
         # where it resumed: nothing acknowledged was lost, nothing stored twice.
         if len(segments) > 1:
@@ -1187,17 +1571,24 @@ class Chaos:
 
     def check_quiet_state(self):
         """Every job is finished and every subscriber has its terminal event:
-        the broker's gauges say so (no subscription is held, nothing queued)."""
-        want = [("jobcast_subscriptions", None, 0), ("jobcast_subscriptions_catching_up", None, 0),
-                ("jobcast_client_queued_bytes", None, 0), ("jobcast_queue_depth", None, 0),
-                ("jobcast_jobs", {"state": "queued"}, 0), ("jobcast_jobs", {"state": "running"}, 0),
-                ("jobcast_workers", None, len(self.workers))]
+        each broker's gauges say so (no subscription is held, nothing queued),
+        and together they count every worker."""
+        zero = [("jobcast_subscriptions", None), ("jobcast_subscriptions_catching_up", None),
+                ("jobcast_client_queued_bytes", None), ("jobcast_queue_depth", None),
+                ("jobcast_jobs", {"state": "queued"}), ("jobcast_jobs", {"state": "running"})]
         deadline = time.monotonic() + 10
         while True:
             try:
-                wrong = [(name, labels, metric(self.api, name, labels), value)
-                         for name, labels, value in want
-                         if metric(self.api, name, labels) not in (value, None)]
+                wrong = []
+                for slot in self.brokers:
+                    for name, labels in zero:
+                        value = metric(slot.api, name, labels)
+                        if value not in (0, None):
+                            wrong.append((slot.name, name, labels, value, 0))
+                workers = sum(metric(slot.api, "jobcast_workers") or 0 for slot in self.brokers)
+                if workers != len(self.workers):
+                    wrong.append(("all brokers", "jobcast_workers", None, workers,
+                                  len(self.workers)))
             except (OSError, http.client.HTTPException, AssertionError) as e:
                 wrong = [repr(e)]
             if not wrong:
@@ -1216,6 +1607,15 @@ class Chaos:
         if self.peak["wal"] > a.max_wal_mib * 2**20:
             self.violations.add(f"WAL peaked at {self.peak['wal'] / 2**20:.0f} MiB "
                                 f"(bound {a.max_wal_mib})")
+        if self.redis:
+            for node in self.redis.nodes:
+                if "cluster_state:ok" not in node.cli("CLUSTER", "INFO"):
+                    self.violations.add(f"Redis node {node.address}: cluster state not ok at the "
+                                        f"end")
+                memory = node.info("memory")
+                used, cap = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+                if cap and used >= cap:
+                    self.violations.add(f"Redis node {node.address} at maxmemory: {used} B")
 
     def summary(self):
         st = self.stats
@@ -1230,16 +1630,30 @@ class Chaos:
             f"ws_reconnects={sum(s.reconnects for s in self.ws_subs)} "
             f"sse_reconnects={self.sse_reconnects}")
         log("faults " + " ".join(f"{k}={n}" for k, n in self.faults.items()
-                                 if n or k != "link_cut" or self.netns))
+                                 if k in self.args.faults and (n or k != "link_cut" or self.netns)))
         if not self.netns:
             log("link_cut: not injected (needs --netns and CAP_NET_ADMIN)")
         if restarts:
             log(f"broker serving again after SIGKILL: max {max(restarts):.3f}s "
                 f"mean {sum(restarts) / len(restarts):.3f}s")
+        if self.redis:
+            if self.failovers:
+                log(f"replica promoted after a primary kill or stop: max "
+                    f"{max(self.failovers):.1f}s mean "
+                    f"{sum(self.failovers) / len(self.failovers):.1f}s")
+            if set(REDIS_FAULTS) & set(self.args.faults):
+                log("Redis faults skipped (another one was healing): "
+                    + " ".join(f"{k}={n}" for k, n in self.skipped.items()
+                               if k in self.args.faults))
+        wal = "" if self.cluster else f" wal={self.peak['wal'] / 2**20:.1f}MiB"
         log(f"broker peak rss={self.peak['rss_kib'] / 1024:.1f}MiB "
-            f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']} "
-            f"wal={self.peak['wal'] / 2**20:.1f}MiB; exec scripts orphaned by a worker "
-            f"SIGKILL: {st['orphans_of_killed']}; error log lines: {st['error_lines']}")
+            f"(anon {self.peak['anon_kib'] / 1024:.1f}MiB) fds={self.peak['fds']}{wal}; exec "
+            f"scripts orphaned by a worker SIGKILL: {st['orphans_of_killed']}; error log lines: "
+            f"{st['error_lines']}")
+        for kind, (accepted, cancelled, took, other) in sorted(st["cancels"].items()):
+            log(f"{kind}: {accepted} accepted (202); {cancelled} of those jobs ended cancelled "
+                f"(the latest {took:.1f}s after), {accepted - cancelled} otherwise (finished on "
+                f"their own, the latest {other:.1f}s after)")
         log("leases taken back: from silent workers={silent}, from workers not running "
             "the job={not_running}".format(**st["leases_lost"]))
         n = len(self.violations.items)
@@ -1254,8 +1668,11 @@ class Chaos:
             except OSError:
                 pass
             w.kill()
-        if self.broker:
-            self.broker.kill()
+        for b in self.brokers:
+            if b.process:
+                b.process.kill()
+        if self.redis:
+            self.redis.close()
         if self.netns:
             self.netns.destroy()
         self.tmp.cleanup()
@@ -1283,6 +1700,16 @@ class NsWorker(Worker):
         Process.__init__(self, argv, name=name)
 
 
+def fault_list(text):
+    """"broker-kill,primary_kill" -> ["broker_kill", "primary_kill"]."""
+    kinds = [k.strip().replace("-", "_") for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown fault kind {','.join(unknown) or text!r} "
+                                         f"(known: {', '.join(FAULT_KINDS)})")
+    return kinds
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, help="replay the fault schedule of this seed")
@@ -1302,7 +1729,20 @@ def main(argv=None):
     p.add_argument("--max-rss-mib", type=float, default=1536,
                    help="bound on broker RSS (ASan builds need far more than Release)")
     p.add_argument("--max-wal-mib", type=float, default=256)
+    p.add_argument("--cluster", action="store_true",
+                   help="brokers on a Redis Cluster of 3 primaries and 3 replicas, with its faults")
+    p.add_argument("--brokers", type=int, default=3, help="brokers with --cluster (default 3)")
+    p.add_argument("--faults", type=fault_list,
+                   help="comma-separated fault kinds to inject (default: all of the mode): "
+                        + ", ".join(FAULT_KINDS))
     args = p.parse_args(argv)
+    if args.faults is None:
+        args.faults = [k for k in FAULT_KINDS if args.cluster or k not in CLUSTER_FAULTS]
+    elif not args.cluster and set(args.faults) & set(CLUSTER_FAULTS):
+        p.error("--faults " + ",".join(sorted(set(args.faults) & set(CLUSTER_FAULTS)))
+                + " needs --cluster")
+    if args.brokers < 1:
+        p.error("--brokers must be at least 1")
     chaos = Chaos(args)
 
     def terminated(signum, frame):

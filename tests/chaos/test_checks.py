@@ -4,11 +4,13 @@ checkpoint, a subscriber's gap. (A checker that never fires proves nothing.)"""
 
 import os
 import sys
+import threading
+import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chaos import Chaos, JobSpec, Stream, Violations, main  # noqa: E402
+from chaos import Chaos, JobSpec, PartitionMap, Stream, Violations, digest, main  # noqa: E402
 
 
 def state(seq, st, attempt, **extra):
@@ -99,11 +101,66 @@ class CheckLogTest(unittest.TestCase):
                       self.chaos.violations.items[0])
 
 
+class FinalLogTest(unittest.TestCase):
+    """The stored log read back at the end against what was seen before."""
+
+    def setUp(self):
+        self.chaos = Chaos.__new__(Chaos)
+        self.chaos.violations = Violations(quiet=True)
+        self.chaos.jobs_lock = threading.Lock()
+        self.spec = JobSpec("llm.generate", {"prompt": "p", "seed": 7, "max_tokens": 40}, "k")
+        self.spec.id = "J"
+        self.log = llm_log(self.spec, [(0, 40)])
+        self.spec.checked = (len(self.log), digest(self.log))
+        self.chaos.jobs = [self.spec]
+        whole, late = Stream("J"), Stream("J", after=10)
+        for e in self.log:
+            whole.take(e, self.chaos.violations, "ws0")
+        for e in self.log[10:20]:  # a subscriber that saw part of it
+            late.take(e, self.chaos.violations, "sse")
+        self.spec.streams = [("ws0", whole), ("sse", late)]
+
+    def violations(self, final):
+        api = types.SimpleNamespace(events=lambda job: final)
+        self.chaos.pick_broker = lambda: types.SimpleNamespace(api=api)
+        self.chaos.check_final_logs()
+        return self.chaos.violations.items
+
+    def test_the_same_log_passes(self):
+        self.assertEqual(self.violations([dict(e) for e in self.log]), [])
+
+    def test_an_event_rewritten_after_it_was_seen_is_caught(self):
+        final = [dict(e) for e in self.log]
+        final[14] = dict(final[14], data={"text": " other"})
+        found = " ".join(self.violations(final))
+        self.assertIn("ws0 job J: the 43 events received after 0 are not byte-equal", found)
+        self.assertIn("sse job J: the 10 events received after 10", found)
+        self.assertIn("differs from the 43 events it had when it was checked", found)
+
+    def test_events_lost_after_they_were_seen_are_caught(self):
+        found = " ".join(self.violations(self.log[:15]))
+        self.assertIn("received 10 events after 10 but the stored log read back at the end "
+                      "has 15", found)
+
+
+class PartitionMapTest(unittest.TestCase):
+    def test_slots_as_redis_computes_them(self):
+        self.assertEqual(PartitionMap.key_slot("foo"), 12182)  # CLUSTER KEYSLOT foo
+        partitions = PartitionMap(16)
+        for p, slot in enumerate(partitions.slots):
+            self.assertTrue(p * 1024 <= slot < (p + 1) * 1024)
+
+
 class ArgumentsTest(unittest.TestCase):
-    def test_bad_arguments_are_refused(self):
+    def refused(self, argv):
         with self.assertRaises(SystemExit) as cm:
-            main(["--duration", "soon"])
+            main(argv)
         self.assertEqual(cm.exception.code, 2)
+
+    def test_bad_arguments_are_refused(self):
+        self.refused(["--duration", "soon"])
+        self.refused(["--faults", "broker-kill,meteor"])
+        self.refused(["--faults", "primary-kill"])  # a Redis fault needs --cluster
 
 
 if __name__ == "__main__":
