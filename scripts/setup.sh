@@ -16,9 +16,10 @@ packages=(
 if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # Tests, fuzzing, the browser test, the Prometheus check of the dashboard,
   # the compose file check, real Redis nodes (redis-tools has the server binary)
-  # and the official JSON Schema tests the params schema check is held to.
+  # and the official JSON Schema tests the params schema check is held to;
+  # valgrind for the benchmarks that count instructions (bench/idle_cost.sh).
   packages+=(
-    clang-format clang libclang-rt-14-dev catch2
+    clang-format clang libclang-rt-14-dev catch2 valgrind
     curl openssl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
     prometheus docker-compose iproute2 redis-tools json-schema-test-suite
   )
