@@ -387,7 +387,7 @@ bool decode_chunk_frame(std::string_view frame, const DecodeLimits& limits,
                 }
             }
         }
-        if (!reader.at_end() || seen != expected) return false;
+        if (!reader.at_end() || expected == 0 || seen != expected) return false;
         auto& message = out.emplace<WorkerMessage>();
         if (expected == kChunkKeys) {
             message.emplace<Chunk>(Chunk{std::string(job), static_cast<int>(attempt.u), wseq.u,
