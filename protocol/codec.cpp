@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "common/time_bounds.hpp"
+#include "protocol/chunk_decode.hpp"
 #include "protocol/frame_scan.hpp"
 #include "protocol/msgpack_json.hpp"
 #include "protocol/utf8.hpp"
@@ -1166,6 +1167,15 @@ AssignHeader peek_assign(std::string_view frame) {
 }
 
 Decoded<WorkerMessage> decode_worker_message(std::string_view frame, const DecodeLimits& limits) {
+    // Nearly every frame is a well-formed chunk or chunks: one pass decodes
+    // those; the full decoder takes everything else, errors included.
+    Decoded<WorkerMessage> decoded;
+    if (detail::decode_chunk_frame(frame, limits, decoded)) return decoded;
+    return detail::decode_worker_message_in_full(frame, limits);
+}
+
+Decoded<WorkerMessage> detail::decode_worker_message_in_full(std::string_view frame,
+                                                             const DecodeLimits& limits) {
     return decode_frame<WorkerMessage>(frame, limits);
 }
 

@@ -18,9 +18,10 @@ if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # the compose file check, real Redis nodes (redis-tools has the server binary),
   # nginx in front of cluster brokers (its config filled in by envsubst, as
   # the nginx image does) and the official JSON Schema tests the params schema
-  # check is held to.
+  # check is held to; valgrind for the benchmarks that count instructions
+  # (bench/idle_cost.sh).
   packages+=(
-    clang-format clang libclang-rt-14-dev catch2
+    clang-format clang libclang-rt-14-dev catch2 valgrind
     curl openssl procps psmisc python3 python3-zmq python3-msgpack python3-websocket python3-yaml chromium
     prometheus docker-compose iproute2 redis-tools nginx gettext-base json-schema-test-suite
   )

@@ -2,10 +2,12 @@
 // replays one job's log. Appends 64-byte token events over 100 interleaved
 // running jobs through the real writer thread (group commit), for several
 // batch caps and both durabilities; then reads a 1,000,000-event log back in
-// pages of 10,000. Prints figures; asserts nothing.
+// pages of 10,000, and again as the broker resumes a WebSocket client: pages
+// of --frame-page events, each made into one frame. Prints figures; asserts
+// nothing.
 //
 //   store_append [--events N] [--replay-events N] [--dir DIR] [--caps 1000,8192,32768]
-//                [--no-full] [--no-replay]
+//                [--no-full] [--no-replay] [--frame-page N]
 #include <stdlib.h>
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "persistence/store.hpp"
+#include "protocol/client_api.hpp"
 
 namespace {
 
@@ -33,6 +36,7 @@ struct Options {
     std::vector<std::size_t> caps{1000, 8192, 32768};
     bool full = true;
     bool replay = true;
+    std::size_t frame_page = 2000;  // the broker's --replay-page
 };
 
 double seconds_since(Clock::time_point start) {
@@ -127,6 +131,23 @@ void append_run(const Options& options, Durability durability, std::size_t batch
     store->close();
 }
 
+// A resume as the broker's WebSocket session makes it: pages of `page`
+// events (at most `page_bytes` of data) read after `after`, each sent as one
+// frame. Returns the frames' bytes. Not inlined, so callgrind's
+// --toggle-collect='*replay_frames*' counts it alone.
+[[gnu::noinline]] std::size_t replay_frames(EventLog& log, const std::string& id, std::size_t page,
+                                            std::size_t page_bytes) {
+    std::size_t bytes = 0;
+    std::uint64_t after = 0;
+    for (;;) {
+        const std::vector<Event> events = log.read(id, after, page, page_bytes);
+        if (events.empty()) break;
+        bytes += client_api::websocket_frame(id, events).size();
+        after = events.back().seq;
+    }
+    return bytes;
+}
+
 void replay_run(const Options& options) {
     Stats stats;
     const std::string path = options.dir + "/replay.db";
@@ -169,6 +190,17 @@ void replay_run(const Options& options) {
             bytes / elapsed / (1024 * 1024));
         std::fflush(stdout);
     }
+    for (int round = 1; round <= 3; ++round) {
+        const auto start = Clock::now();
+        const std::size_t bytes = replay_frames(store->events(), id, options.frame_page, 4 << 20);
+        const double elapsed = seconds_since(start);
+        std::printf(
+            "frames  round=%d events=%llu page=%zu seconds=%.3f events_per_s=%.0f "
+            "frame_MiB=%.1f\n",
+            round, static_cast<unsigned long long>(last), options.frame_page, elapsed,
+            last / elapsed, bytes / (1024.0 * 1024));
+        std::fflush(stdout);
+    }
     store->close();
 }
 
@@ -189,6 +221,8 @@ int main(int argc, char** argv) {
             options.events = std::stoull(value());
         } else if (arg == "--replay-events") {
             options.replay_events = std::stoull(value());
+        } else if (arg == "--frame-page") {
+            options.frame_page = std::stoull(value());
         } else if (arg == "--dir") {
             options.dir = value();
         } else if (arg == "--caps") {
@@ -207,7 +241,7 @@ int main(int argc, char** argv) {
         } else {
             std::fprintf(stderr,
                          "usage: store_append [--events N] [--replay-events N] [--dir DIR] "
-                         "[--caps N,N,...] [--no-full] [--no-replay]\n");
+                         "[--caps N,N,...] [--no-full] [--no-replay] [--frame-page N]\n");
             return 2;
         }
     }

@@ -21,6 +21,8 @@
 //            (the SDK's emit time) and, from /metrics, the broker's own share
 //            written within 1 / 5 ms. Commit included: the broker shows
 //            nothing before it is committed. The first --warmup-ms are left out.
+//            Then a latency budget: the means of each stage of one event's
+//            path that the stamps above separate (print_latency_budget).
 //   idle     N (10,000) WebSocket connections: broker VmRSS before and after,
 //            per connection; then the same connections each subscribed to one
 //            quiet running job (idle+sub).
@@ -572,6 +574,33 @@ std::string human(double v) {
     return buf;
 }
 
+// A histogram's mean in ms from its _sum (seconds) and _count deltas.
+double mean_ms(double sum_seconds, double count) {
+    return count > 0 ? sum_seconds / count * 1000 : 0;
+}
+
+// Where one event's time goes between its intended send time and a client,
+// from the stamps that exist: the intended time and the worker's emit time
+// (`ts`) in the event, the broker's ts -> written-to-the-socket histogram
+// (jobcast_event_delivery_latency_seconds) and its commit durations
+// (jobcast_store_commit_seconds), and the client's receive time. Means over
+// the run; on a shared machine only the shares are worth reading.
+void print_latency_budget(const std::string& config, double intended_to_received,
+                          double emitted_to_received, double emitted_to_written, double commit) {
+    const double total = intended_to_received;
+    auto line = [&](const char* stage, double ms) {
+        std::printf("  %-64s %8.3f ms %5.1f %%\n", stage, ms, total > 0 ? 100 * ms / total : 0);
+    };
+    std::printf("latency budget, %s (means):\n", config.c_str());
+    line("worker: intended send -> emitted (SDK schedule, handler)",
+         intended_to_received - emitted_to_received);
+    line("broker: emitted -> written (ZeroMQ, decode, commit, fan-out)", emitted_to_written);
+    line("  of which a commit transaction (jobcast_store_commit_seconds)", commit);
+    line("written -> received (loopback TCP, the client's read)",
+         emitted_to_received - emitted_to_written);
+    line("total: intended send -> received", total);
+}
+
 void print_row(const Row& r) {
     std::printf("%-14s %-3d %-26s %12s %-8s %-13s %-4s", r.scenario.c_str(), r.run,
                 r.config.c_str(), human(r.value).c_str(), r.unit.c_str(), r.target.c_str(),
@@ -848,6 +877,11 @@ std::vector<Row> latency(const Options& o, int run_no) {
         row.load = load_average();
         rows.push_back(row);
         print_row(row);
+        print_latency_budget(row.config, hist.mean_ms(), ts_hist.mean_ms(),
+                             mean_ms(delta("jobcast_event_delivery_latency_seconds_sum"),
+                                     delta("jobcast_event_delivery_latency_seconds_count")),
+                             mean_ms(delta("jobcast_store_commit_seconds_sum"),
+                                     delta("jobcast_store_commit_seconds_count")));
     }
     return rows;
 }

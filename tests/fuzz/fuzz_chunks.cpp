@@ -4,7 +4,8 @@
 // 1..kMaxChunksEvents events, wseqs that do not overflow and JSON-object data;
 // it re-encodes to a frame that decodes to the same message; and the chunks
 // of its events, batched as a worker does (chunk_event, begin_chunks,
-// append_chunks_event), give the same bytes. Anything else (a crash, a sanitizer report, an
+// append_chunks_event), give the same bytes; the one-pass chunk decoder agrees
+// with the full one. Anything else (a crash, a sanitizer report, an
 // exception, a mismatch) aborts.
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "fast_path_check.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/json.hpp"
 #include "protocol/limits.hpp"
@@ -101,6 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint64_t wseq = big_endian(data + 2, 8);
     const std::string frame = envelope(
         count, wseq, std::string_view(reinterpret_cast<const char*>(data + 10), size - 10));
+    fuzz::check_fast_path(frame, DecodeLimits{});
     const auto result = decode_worker_message(frame);
     if (const auto* message = std::get_if<WorkerMessage>(&result)) {
         const auto* chunks = std::get_if<Chunks>(message);

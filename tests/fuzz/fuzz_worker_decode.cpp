@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes through both decoders. Whatever decodes must
 // re-encode, decode again to an equal message and re-encode to the same bytes;
-// peek_assign must agree with the decoder on what it decodes; anything else (a
+// peek_assign must agree with the decoder on what it decodes; the one-pass
+// chunk decoder must agree with the full one; anything else (a
 // crash, a sanitizer report, an exception, a mismatch) aborts.
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "fast_path_check.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/json.hpp"
 
@@ -90,6 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     DecodeLimits tight;
     tight.max_frame_bytes = size > 0 ? size - (data[0] & 1) : 0;
     tight.max_depth = size > 0 ? data[size - 1] % 6 : 0;
+    fuzz::check_fast_path(frame, DecodeLimits{});
+    fuzz::check_fast_path(frame, tight);
     (void)decode_worker_message(frame, tight);
     (void)decode_broker_message(frame, tight);
     return 0;

@@ -1,7 +1,9 @@
 // The client-facing JSON shapes: what a browser or the CLI parses.
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "protocol/json.hpp"
 
@@ -269,4 +271,25 @@ TEST_CASE("is_object", "[json]") {
     CHECK_FALSE(json::is_object("{"));
     CHECK_FALSE(json::is_object("{} {}"));
     CHECK_FALSE(json::is_object("{\"a\":\"\xff\"}"));
+}
+
+TEST_CASE("integers are written as std::to_string writes them", "[json]") {
+    std::vector<std::int64_t> values = {0, INT64_MIN, INT64_MIN + 1, INT64_MAX, -1};
+    for (std::int64_t power = 1; power <= INT64_MAX / 10; power *= 10) {
+        for (std::int64_t v : {power - 1, power, power + 1, -power, -(power - 1), 9 * power})
+            values.push_back(v);
+    }
+    for (std::int64_t v : values) {
+        std::string out = "x";
+        json::detail::append_int(out, v);
+        CHECK(out == "x" + std::to_string(v));
+        if (v >= 0) {
+            out = "y";
+            json::detail::append_uint(out, static_cast<std::uint64_t>(v));
+            CHECK(out == "y" + std::to_string(v));
+        }
+    }
+    std::string out;
+    json::detail::append_uint(out, UINT64_MAX);
+    CHECK(out == "18446744073709551615");
 }
