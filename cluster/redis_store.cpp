@@ -1346,24 +1346,25 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             if (!conn || !conn->is_open())
                 conn =
                     redis::Connection::create(*loop_, *owner, cluster_options(config_).connection);
-            auto fenced = std::make_shared<bool>(false);
-            conn->send({"SET", partitions_.prefix(partition) + "fence", op_prefix_},
-                       [fenced](std::error_code ec, redis::Reply reply) {
-                           *fenced = !ec && !reply.is_error();
-                       });
             conn->send(
-                {"WAIT", std::to_string(config_.wait_replicas),
-                 std::to_string(config_.wait_timeout.count())},
-                [this, answer, conn, fenced, key, seq](std::error_code ec, redis::Reply wait) {
-                    if (ec || !*fenced || !wait.is_integer() ||
-                        wait.integer < config_.wait_replicas)
-                        return answer->set_value(std::nullopt);
-                    conn->send({"FCALL", "jc_confirm", "1", key, std::to_string(seq)},
-                               [answer](std::error_code ec, redis::Reply confirm) {
-                                   if (ec || !confirm.is_integer() || confirm.integer < 0)
-                                       return answer->set_value(std::nullopt);
-                                   answer->set_value(static_cast<std::uint64_t>(confirm.integer));
-                               });
+                {"SET", partitions_.prefix(partition) + "fence", op_prefix_},
+                [this, answer, conn, key, seq](std::error_code ec, redis::Reply fenced) {
+                    // Refused (a replica, no replicas to write to): no WAIT.
+                    if (ec || fenced.is_error()) return answer->set_value(std::nullopt);
+                    conn->send(
+                        {"WAIT", std::to_string(config_.wait_replicas),
+                         std::to_string(config_.wait_timeout.count())},
+                        [this, answer, conn, key, seq](std::error_code ec, redis::Reply wait) {
+                            if (ec || !wait.is_integer() || wait.integer < config_.wait_replicas)
+                                return answer->set_value(std::nullopt);
+                            conn->send(
+                                {"FCALL", "jc_confirm", "1", key, std::to_string(seq)},
+                                [answer](std::error_code ec, redis::Reply confirm) {
+                                    if (ec || !confirm.is_integer() || confirm.integer < 0)
+                                        return answer->set_value(std::nullopt);
+                                    answer->set_value(static_cast<std::uint64_t>(confirm.integer));
+                                });
+                        });
                 });
         });
         try {
