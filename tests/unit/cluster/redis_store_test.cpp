@@ -3,7 +3,9 @@
 // rules give them; nothing acknowledged or readable while the replica is
 // away, everything once it is back; a round whose connection is lost is sent
 // again and gives duplicates, not second events; a library of another
-// version on the nodes refuses the open. And the store URL.
+// version on the nodes refuses the open; a broker reading a job it does not
+// write never confirms what WAIT has not covered, and a round waiting on a
+// primary demoted under it goes to the new primary. And the store URL.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
