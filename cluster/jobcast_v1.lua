@@ -394,10 +394,14 @@ local function get(keys)
 end
 
 -- cseq = max(cseq, n): called once a WAIT covered the job's events up to n.
+-- Never past the node's own seq: a node promoted without the caller's last
+-- events must not let readers see the seqs it will write next unconfirmed.
+-- Answers the cseq.
 local function confirm(keys, args)
-  local c = redis.call('HGET', keys[1], 'cseq')
+  local f = redis.call('HMGET', keys[1], 'cseq', 'seq')
+  local c = f[1]
   if not c then return 0 end
-  local n = num(args[1])
+  local n = math.min(num(args[1]), num(f[2]))
   if n > num(c) then
     redis.call('HSET', keys[1], 'cseq', fmt(n))
     return n

@@ -963,7 +963,20 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             const Retry kind = retry_kind(r);
             if (kind != Retry::none) return fail(endpoint, round, kind, r.str);
         }
-        if (!reply.is_integer() || reply.integer < config_.wait_replicas) {
+        if (!reply.is_integer()) {
+            // WAIT refused: the node was demoted to a replica (its unreplicated
+            // writes are discarded) or it went away. The round goes to the
+            // slots' current primary; its ops are idempotent.
+            return fail(endpoint, round, Retry::refused, "WAIT: " + reply.str);
+        }
+        if (!still_primary(endpoint, *round)) {
+            // The slots moved while the writes waited: the promoted replica
+            // may not have them, and this node discards them once it learns.
+            return fail(endpoint, round, Retry::redirect,
+                        "WAIT reached " + std::to_string(reply.integer) +
+                            " replicas on a node that no longer owns the round's slots");
+        }
+        if (reply.integer < config_.wait_replicas) {
             // Not on the replicas yet: nothing is acknowledged or shown. The
             // same WAIT again later covers the same writes.
             Node& node = nodes_[endpoint];
@@ -978,7 +991,14 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                               endpoint.str());
             node.degraded = true;
             node.backoff = std::min(kMaxBackoff, std::max(kFirstBackoff, node.backoff * 2));
-            after(node.backoff, [this, endpoint, round] { send_wait(endpoint, round); });
+            // A primary that cannot replicate may be failing over: the slot
+            // map is reloaded before the next WAIT, which checks it.
+            cluster_->refresh_topology([this, endpoint, round](std::error_code) {
+                after(nodes_[endpoint].backoff, [this, endpoint, round] {
+                    if (round->failed || shut_down_) return;
+                    send_wait(endpoint, round);
+                });
+            });
             return;
         }
         Node& node = nodes_[endpoint];
@@ -992,6 +1012,15 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         commit(*round);
         confirmed(*round);
         finish_round(endpoint, *round);
+    }
+
+    // Whether the slot map still has `endpoint` as the primary of every
+    // partition of the round.
+    bool still_primary(const redis::Endpoint& endpoint, const Round& round) const {
+        return std::all_of(round.partitions.begin(), round.partitions.end(), [&](std::uint32_t p) {
+            const auto owner = cluster_->primary_of(partitions_.slot(p));
+            return owner && *owner == endpoint;
+        });
     }
 
     // The round's outcome is unknown (connection lost) or refused for now:
@@ -1256,6 +1285,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         for (auto& [endpoint, node] : nodes_)
             if (node.connection) node.connection->close();
         nodes_.clear();
+        for (auto& [endpoint, conn] : confirmers_)
+            if (conn) conn->close();
+        confirmers_.clear();
         // Whatever never committed is told so.
         std::vector<Entry> left;
         for (auto& [raw, round] : inflight_) {
@@ -1279,8 +1311,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     // The seq readers may see: the confirmed cseq, or what this engine saw
     // WAIT cover. A job nobody here writes whose seq is past its cseq (its
-    // writer died after WAIT, or the confirm was lost) is confirmed now:
-    // jc_confirm + WAIT, which also covers every earlier write of that primary.
+    // writer died after WAIT, or the confirm was lost) is confirmed now, up
+    // to what its primary holds on the replicas (confirm_replicated).
     std::uint64_t visible(std::string_view id, const StoredJob& stored) {
         std::uint64_t seen = stored.cseq;
         bool ours = false;
@@ -1291,20 +1323,55 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             ours = writing_.contains(std::string(id));
         }
         if (seen >= stored.seq || ours) return seen;
-        const std::uint16_t slot = partitions_.slot(partitions_.of(id));
-        try {
-            redis::Reply confirm = cluster_->exec(
-                slot,
-                {"FCALL", "jc_confirm", "1", partitions_.job_key(id), std::to_string(stored.seq)});
-            redis::Reply wait =
-                cluster_->exec(slot, {"WAIT", std::to_string(config_.wait_replicas),
-                                      std::to_string(config_.wait_timeout.count())});
-            if (!confirm.is_error() && wait.is_integer() && wait.integer >= config_.wait_replicas)
-                return stored.seq;
-        } catch (const std::system_error& error) {
-            logger().warn("confirm on read failed job={} error=\"{}\"", id, error.what());
-        }
+        if (auto confirmed = confirm_replicated(id, stored.seq))
+            return std::max(seen, std::min(stored.seq, *confirmed));
         return seen;
+    }
+
+    // Confirms a job's events up to `seq` on its primary once they are on the
+    // replicas: a fence write, WAIT (which covers it and so every earlier
+    // write of that primary), then jc_confirm — all on one connection, so a
+    // WAIT never stands for a write made on another connection or node.
+    // cseq is raised only after that: a reader must never be shown an event
+    // a failover can still discard. The cseq the primary answered; nothing
+    // if any step failed.
+    std::optional<std::uint64_t> confirm_replicated(std::string_view id, std::uint64_t seq) {
+        auto answer = std::make_shared<std::promise<std::optional<std::uint64_t>>>();
+        auto future = answer->get_future();
+        const std::uint32_t partition = partitions_.of(id);
+        loop_->post([this, answer, partition, key = partitions_.job_key(id), seq] {
+            const auto owner = cluster_->primary_of(partitions_.slot(partition));
+            if (shut_down_ || !owner) return answer->set_value(std::nullopt);
+            auto& conn = confirmers_[*owner];
+            if (!conn || !conn->is_open())
+                conn =
+                    redis::Connection::create(*loop_, *owner, cluster_options(config_).connection);
+            conn->send(
+                {"SET", partitions_.prefix(partition) + "fence", op_prefix_},
+                [this, answer, conn, key, seq](std::error_code ec, redis::Reply fenced) {
+                    // Refused (a replica, no replicas to write to): no WAIT.
+                    if (ec || fenced.is_error()) return answer->set_value(std::nullopt);
+                    conn->send(
+                        {"WAIT", std::to_string(config_.wait_replicas),
+                         std::to_string(config_.wait_timeout.count())},
+                        [this, answer, conn, key, seq](std::error_code ec, redis::Reply wait) {
+                            if (ec || !wait.is_integer() || wait.integer < config_.wait_replicas)
+                                return answer->set_value(std::nullopt);
+                            conn->send(
+                                {"FCALL", "jc_confirm", "1", key, std::to_string(seq)},
+                                [answer](std::error_code ec, redis::Reply confirm) {
+                                    if (ec || !confirm.is_integer() || confirm.integer < 0)
+                                        return answer->set_value(std::nullopt);
+                                    answer->set_value(static_cast<std::uint64_t>(confirm.integer));
+                                });
+                        });
+                });
+        });
+        try {
+            return future.get();
+        } catch (const std::future_error&) {
+            return std::nullopt;  // the store shut down with the call queued
+        }
     }
 
     std::uint64_t locally_confirmed(std::string_view job) {
@@ -1340,6 +1407,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     // Loop thread only.
     std::map<redis::Endpoint, Node> nodes_;
+    std::map<redis::Endpoint, std::shared_ptr<redis::Connection>> confirmers_;  // readers' confirms
     std::uint32_t first_partition_ = 0;                        // where the next round starts taking
     std::map<const Round*, std::shared_ptr<Round>> inflight_;  // sent, not yet answered
     std::set<std::shared_ptr<boost::asio::steady_timer>> timers_;

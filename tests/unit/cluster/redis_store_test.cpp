@@ -3,7 +3,9 @@
 // rules give them; nothing acknowledged or readable while the replica is
 // away, everything once it is back; a round whose connection is lost is sent
 // again and gives duplicates, not second events; a library of another
-// version on the nodes refuses the open. And the store URL.
+// version on the nodes refuses the open; a broker reading a job it does not
+// write never confirms what WAIT has not covered, and a round waiting on a
+// primary demoted under it goes to the new primary. And the store URL.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -438,6 +440,65 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
             open_redis_store(none);
         }(),
         Catch::Contains("needs a retention"));
+}
+
+}  // namespace jobcast::cluster
+
+namespace jobcast::cluster {
+
+TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[redis_store]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    const RedisStoreConfig config = config_for(nodes);
+    auto writer = open_redis_store(config);
+    auto reader = open_redis_store(config);
+
+    store::CreateJob streamed = new_job();
+    const std::string sid = streamed.job.id;
+    run(*writer, streamed);
+    run(*writer, store::LeaseJob{sid, "w1", 0});
+    REQUIRE(run(*writer, chunk(sid, 1, 1)).status == WriteStatus::ok);
+    writer->flush();
+    const std::uint64_t last = *writer->events().last_seq(sid);
+
+    // The replica away: the primary holds a write WAIT does not cover. A
+    // broker that does not write the job reads it: it must not confirm (and
+    // so show, to itself or anyone) what a failover can still discard.
+    nodes.signal(1, SIGSTOP);
+    auto promise = std::make_shared<std::promise<store::WriteResult>>();
+    auto answer = promise->get_future();
+    writer->submit(chunk(sid, 1, 2),
+                   [promise](const store::WriteResult& r) { promise->set_value(r); });
+    redis::testing::wait_until("the write to wait for the replica",
+                               [&] { return writer->stats().degraded_nodes == 1; });
+    CHECK(reader->events().last_seq(sid) == last);
+    CHECK(reader->events().read(sid, last, 10).empty());
+    CHECK(reader->jobs().get(sid)->last_seq == last);
+    CHECK(reader->events().read(sid, last, 10).empty());
+
+    // The replica takes over while the round waits on the old primary,
+    // which is demoted: WAIT there is refused from then on, and the round
+    // is sent again to the new primary (its ops are idempotent).
+    std::this_thread::sleep_for(1500ms);
+    nodes.signal(1, SIGCONT);
+    REQUIRE(nodes.cli(1, {"CLUSTER", "FAILOVER", "TAKEOVER"}) == "OK\n");
+    REQUIRE(answer.wait_for(20s) == std::future_status::ready);
+    const store::WriteResult written = answer.get();
+    CHECK((written.status == WriteStatus::ok || written.status == WriteStatus::duplicate));
+    CHECK(written.acked_wseq == 2);
+    redis::testing::wait_until("node 0 to be a replica", [&] { return nodes.role(0) == "slave"; });
+    REQUIRE(run(*writer, chunk(sid, 1, 3)).status == WriteStatus::ok);
+    writer->flush();
+    for (store::Store* store : {writer.get(), reader.get()}) {
+        CHECK(store->events().last_seq(sid) == last + 2);
+        auto log = store->events().read(sid, 0, 100);
+        REQUIRE(log.size() == last + 2);
+        for (std::size_t i = 0; i < log.size(); ++i)
+            CHECK(log[i].seq == i + 1);
+    }
+    reader->close();
+    writer->close();
 }
 
 }  // namespace jobcast::cluster
