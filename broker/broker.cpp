@@ -1,12 +1,18 @@
 #include "broker/broker.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
+#include "cluster/engine_health.hpp"
 #include "cluster/live_publisher.hpp"
 #include "cluster/redis_live_feed.hpp"
 #include "cluster/redis_store.hpp"
@@ -14,6 +20,7 @@
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "protocol/json.hpp"
 #include "protocol/schema_registry.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -84,6 +91,16 @@ std::size_t connection_cap(std::size_t requested, spdlog::logger& log) {
     return cap;
 }
 
+bool is_path(const web::HttpRequest& request, std::string_view path) {
+    const std::string_view target = request.target;
+    return target == path || (target.starts_with(path) && target[path.size()] == '?');
+}
+
+std::string host_name() {
+    char name[256] = {};
+    return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("broker");
+}
+
 }  // namespace
 
 class Broker::Impl {
@@ -91,6 +108,11 @@ class Broker::Impl {
     explicit Impl(BrokerConfig config)
         : config_(std::move(config)), log_(module_logger("broker")) {}
 
+    // The HTTP server serves from the start: /healthz, /metrics and a
+    // /readyz that says why the broker is not ready yet. With SQLite the rest
+    // follows at once. In cluster mode it follows once the engine answers and
+    // its library checks out: until then a thread keeps trying with backoff,
+    // and start() returns as soon as HTTP serves.
     void start() {
         // The commit listener runs on the writer (engine) thread after COMMIT
         // (and, in cluster mode, after the replicas have it): only then are
@@ -103,43 +125,19 @@ class Broker::Impl {
             if (auto* hub = live_hub_.load(std::memory_order_acquire))
                 hub->publish(std::move(batch.events));
         };
-        if (config_.cluster) {
-            open_cluster(on_commit);
-        } else {
+        if (!config_.cluster) {
             feed_ = std::make_unique<live::LocalFeed>();  // one node: every commit is local
             make_hub();
             store_ = store::Store::open(config_.store, on_commit);
         }
-        commands_ = std::make_unique<store::StoreCommands>(*store_);
-        config_.gateway.schemas = schemas_;
-        gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
-        gateway_owner_->start();
-        gateway_.store(gateway_owner_.get(), std::memory_order_release);
 
         pool_ = std::make_unique<web::BlockingPool>(4);
-        // After the store and the gateway opened theirs, the descriptors left
-        // bound the HTTP connections: over the cap a client gets a clear 503,
-        // and the broker never runs out of descriptors for its own work.
+        // After the store opened its descriptors, those left bound the HTTP
+        // connections: over the cap a client gets a clear 503, and the broker
+        // never runs out of descriptors for its own work.
         config_.security.limits.max_connections =
             connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
-        streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
-            *hub_, store_->jobs(), store_->events(), *commands_,
-            [this](std::function<void()> task) { return pool_->post(std::move(task)); },
-            config_.streaming, stream_stats_, security_});
-
-        web::RestConfig rest;
-        rest.ready = [this] { return ready_.load(); };
-        rest.max_page_bytes = config_.streaming.replay_page_bytes;
-        rest.hub = hub_.get();
-        rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
-            http_->schedule(delay, std::move(task));
-        };
-        rest.security = security_;
-        rest.schemas = schemas_;
-        rest_ = std::make_unique<web::RestApi>(
-            store_->jobs(), store_->events(), *commands_, rest,
-            [this](std::function<void()> task) { return pool_->post(std::move(task)); });
 
         web::HttpConfig http;
         http.listen = config_.http;
@@ -155,38 +153,183 @@ class Broker::Impl {
         http_ = std::make_unique<web::HttpServer>(
             http,
             [this](web::HttpRequest request, web::Reply reply) {
-                if (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0) {
-                    serve_metrics(request, std::move(reply));
-                } else if (auto asset = web::static_asset(request.method, request.target)) {
-                    reply(std::move(*asset));
-                } else {
-                    rest_->handle(std::move(request), std::move(reply));
-                }
+                route(std::move(request), reply);
             },
             [security = security_](web::HttpRequest& request) {
                 return security->authenticate(request);
-            },
-            streaming_);
-
-        metrics_.watch_gateway(&gateway_owner_->stats());
-        metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });
+            });
         metrics_.watch_security(&security_->stats);
-        metrics_.watch_params_refusals([this] { return schemas_->refusals(); });
-        metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
         metrics_.watch_http([this] {
             std::vector<std::tuple<std::string, int, std::uint64_t>> out;
             for (auto& c : http_->request_counts())
                 out.emplace_back(c.route, c.code, c.count);
             return out;
         });
-
         http_->start();
+
+        if (!config_.cluster) return serve();
+        watch_cluster();
+        log_->info("event=waiting_for_engine http={} seeds={}", http_->bound_endpoint(),
+                   seeds(*config_.cluster));
+        opener_ =
+            std::jthread([this, on_commit](std::stop_token stop) { open_engine(stop, on_commit); });
+    }
+
+    // Everything that needs the store: the gateway, streaming, REST.
+    void serve() {
+        commands_ = std::make_unique<store::StoreCommands>(*store_);
+        config_.gateway.schemas = schemas_;
+        gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
+        gateway_owner_->start();
+        gateway_.store(gateway_owner_.get(), std::memory_order_release);
+
+        streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
+            *hub_, store_->jobs(), store_->events(), *commands_,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); },
+            config_.streaming, stream_stats_, security_});
+        http_->serve_streams(streaming_);
+
+        web::RestConfig rest;
+        rest.ready = [this] { return not_ready_reason().empty(); };
+        rest.max_page_bytes = config_.streaming.replay_page_bytes;
+        rest.hub = hub_.get();
+        rest.schedule = [this](std::chrono::milliseconds delay, std::function<void()> task) {
+            http_->schedule(delay, std::move(task));
+        };
+        rest.security = security_;
+        rest.schemas = schemas_;
+        rest_ = std::make_unique<web::RestApi>(
+            store_->jobs(), store_->events(), *commands_, rest,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); });
+
+        metrics_.watch_gateway(&gateway_owner_->stats());
+        metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });
+        metrics_.watch_params_refusals([this] { return schemas_->refusals(); });
+        metrics_.watch_job_counts([this] { return store_->jobs().count_by_state(); });
+
+        serving_.store(rest_.get(), std::memory_order_release);
         ready_ = true;
         log_->info(
             "listening http={} zmq={} db={} auth={} tls={}", http_->bound_endpoint(),
             gateway_owner_->endpoint(),
             config_.cluster ? "redis-cluster://" + seeds(*config_.cluster) : config_.store.path,
             auth_description(), tls_ ? "TLSv" + config_.tls.min_version + "+" : std::string("off"));
+    }
+
+    // The I/O threads: what needs nothing but the broker itself is answered
+    // here, the rest by REST once it serves (503 until then).
+    void route(web::HttpRequest request, const web::Reply& reply) {
+        if (is_path(request, "/metrics")) return serve_metrics(request, reply);
+        if (auto asset = web::static_asset(request.method, request.target))
+            return reply(std::move(*asset));
+        const bool get = request.method == "GET" || request.method == "HEAD";
+        if (get && is_path(request, "/readyz")) {
+            if (auto reason = not_ready_reason(); !reason.empty()) {
+                std::string body = R"({"status":"not_ready","reason":)";
+                json::append_quoted(body, reason);
+                return reply({503, "application/json", body + "}", {}});
+            }
+        }
+        if (auto* rest = serving_.load(std::memory_order_acquire))
+            return rest->handle(std::move(request), reply);
+        if (get && is_path(request, "/healthz"))
+            return reply({200, "application/json", R"({"status":"ok"})", {}});
+        reply({503,
+               "application/json",
+               json::error_body("not_ready", "the broker is starting: " + not_ready_reason()),
+               {{"Retry-After", "1"}}});
+    }
+
+    // Empty when ready; otherwise why not.
+    std::string not_ready_reason() const {
+        if (stopped_) return "stopping";
+        if (!ready_) {
+            std::lock_guard lock(engine_mutex_);
+            return engine_error_.empty() ? "opening the store"
+                                         : "the engine is unreachable: " + engine_error_;
+        }
+        if (health_) {
+            const cluster::EngineHealthStatus status = health_->status();
+            if (status.checked && !status.reachable)
+                return "the engine is unreachable: " + status.reason;
+        }
+        return {};
+    }
+
+    // The opener thread (cluster mode): opens the engine until it answers,
+    // then serves. A library of another version, or any other error a person
+    // must fix, ends the start: main() sees failure() and exits.
+    void open_engine(std::stop_token stop, const store::Store::CommitListener& on_commit) {
+        constexpr std::chrono::milliseconds kMaxDelay{5000};
+        std::chrono::milliseconds delay{200};
+        std::mutex mutex;
+        std::condition_variable_any stopped;
+        for (int attempt = 1; !stop.stop_requested(); ++attempt) {
+            try {
+                open_cluster(on_commit, stop);
+                serve();
+                return;
+            } catch (const cluster::EngineUnreachable& error) {
+                drop_engine();
+                if (stop.stop_requested()) return;
+                {
+                    std::lock_guard lock(engine_mutex_);
+                    engine_error_ = error.what();
+                }
+                log_->warn(
+                    "event=engine_unreachable seeds={} attempt={} error=\"{}\" "
+                    "next_attempt_ms={}",
+                    seeds(*config_.cluster), attempt, error.what(), delay.count());
+                std::unique_lock lock(mutex);
+                stopped.wait_for(lock, stop, delay, [] { return false; });
+                delay = std::min(kMaxDelay, delay * 2);
+            } catch (const std::exception& error) {
+                drop_engine();
+                log_->critical("event=start_failed error=\"{}\"", error.what());
+                std::lock_guard lock(engine_mutex_);
+                failure_ = error.what();
+                return;
+            }
+        }
+    }
+
+    // Cluster mode: the jobcast_cluster_* figures, read at scrape time;
+    // nothing of the engine until the broker serves.
+    void watch_cluster() {
+        metrics_.watch_cluster([this] {
+            ClusterFigures figures;
+            if (!ready_) return figures;
+            const cluster::EngineHealthStatus health = health_->status();
+            const cluster::RedisStoreStats engine = engine_->stats();
+            figures.engine_up = health.reachable;
+            figures.wait_timeouts = engine.wait_timeouts;
+            for (const cluster::ShardHealth& shard : health.shards) {
+                const bool waits = std::find(engine.degraded.begin(), engine.degraded.end(),
+                                             shard.primary) != engine.degraded.end();
+                figures.shards.push_back(
+                    {shard.slots, shard.primary.str(), shard.degraded || waits});
+            }
+            // The store's rounds and reads, and the live fan-out's own client.
+            redis::ClusterStats retries = engine.retries;
+            const redis::ClusterStats live = redis_->stats();
+            figures.retries = {{"moved", retries.moved + live.moved},
+                               {"ask", retries.ask + live.ask},
+                               {"tryagain", retries.tryagain + live.tryagain},
+                               {"clusterdown", retries.clusterdown + live.clusterdown},
+                               {"connection", retries.connection + live.connection},
+                               {"refused", engine.retries_refused}};
+            const live::HubStats hub = hub_->stats();
+            figures.remote_events = hub.remote_events;
+            figures.hub_gap_fills = hub.gap_fills;
+            figures.feed_gap_fills =
+                dynamic_cast<cluster::RedisLiveFeed&>(*feed_).stats().gap_fills;
+            const cluster::LivePublisherStats published = publisher_->stats();
+            figures.publishes = published.publishes;
+            figures.publish_failures = published.failures;
+            figures.brokers = health.brokers;
+            figures.queued_ops = engine.queued_ops;
+            return figures;
+        });
     }
 
     void make_hub() {
@@ -201,7 +344,7 @@ class Broker::Impl {
     // the live fan-out between brokers (this broker's commits published to the
     // jobs' live channels, the channels of jobs watched here subscribed); the
     // store is shared, so nothing is reloaded from it at start.
-    void open_cluster(store::Store::CommitListener on_commit) {
+    void open_cluster(store::Store::CommitListener on_commit, std::stop_token stop) {
         const cluster::RedisStoreConfig& engine = *config_.cluster;
         partitions_ = std::make_unique<cluster::Partitions>(engine.partitions);
         redis_loop_ = std::make_unique<redis::Loop>();
@@ -214,13 +357,39 @@ class Broker::Impl {
             if (auto* hub = live_hub_.load(std::memory_order_acquire))
                 hub->publish_remote(std::move(events));
         };
-        store_ = cluster::open_redis_store(engine, std::move(on_commit));
+        auto redis_store = cluster::open_redis_store(engine, std::move(on_commit), Clock::system(),
+                                                     stop, [this](const std::string& error) {
+                                                         std::lock_guard lock(engine_mutex_);
+                                                         engine_error_ = error;
+                                                     });
+        engine_ = redis_store.get();
+        store_ = std::move(redis_store);
+        {
+            std::lock_guard lock(engine_mutex_);
+            engine_error_.clear();  // it answers: what is left is opening the rest
+        }
         feed_ = std::make_unique<cluster::RedisLiveFeed>(*redis_, *partitions_, store_->events(),
                                                          deliver, deliver);
         make_hub();
+        health_ = std::make_unique<cluster::EngineHealth>(
+            *redis_, host_name() + ':' + http_->bound_endpoint(), engine.wait_replicas);
         config_.gateway.reload_unfinished = false;
         log_->info("event=cluster_mode seeds={} partitions={} retention_ms={}", seeds(engine),
                    engine.partitions, engine.retention.count());
+    }
+
+    // What a failed open left: the next attempt starts afresh.
+    void drop_engine() {
+        health_.reset();
+        live_hub_.store(nullptr, std::memory_order_release);
+        hub_.reset();
+        feed_.reset();
+        engine_ = nullptr;
+        store_.reset();
+        publisher_.reset();
+        redis_.reset();
+        redis_loop_.reset();
+        partitions_.reset();
     }
 
     static std::string seeds(const cluster::RedisStoreConfig& engine) {
@@ -291,8 +460,12 @@ class Broker::Impl {
 
     void stop() {
         if (stopped_.exchange(true)) return;
-        ready_ = false;
         log_->info("event=stopping");
+        if (opener_.joinable()) {  // an open still trying gives up; one done has served
+            opener_.request_stop();
+            opener_.join();
+        }
+        ready_ = false;
         if (rest_) rest_->release_long_polls();
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
@@ -300,6 +473,7 @@ class Broker::Impl {
         // No subscriber is left: the feed (cluster mode) stops handing batches
         // over and reading the store, then the hub stops, then the store
         // commits what is queued (its last batches reach no one).
+        health_.reset();
         if (auto* feed = dynamic_cast<cluster::RedisLiveFeed*>(feed_.get())) feed->stop();
         live_hub_.store(nullptr, std::memory_order_release);
         if (hub_) hub_->stop();
@@ -319,6 +493,8 @@ class Broker::Impl {
     std::unique_ptr<redis::Loop> redis_loop_;
     std::unique_ptr<redis::Cluster> redis_;
     std::unique_ptr<cluster::LivePublisher> publisher_;
+    cluster::RedisStore* engine_ = nullptr;  // store_, as the Redis store
+    std::unique_ptr<cluster::EngineHealth> health_;
     std::unique_ptr<live::LiveFeed> feed_;
     std::unique_ptr<live::Hub> hub_;
     // hub_, for the store's and the feed's threads: set once it exists,
@@ -334,9 +510,22 @@ class Broker::Impl {
     std::atomic<Gateway*> gateway_{nullptr};
     std::unique_ptr<web::BlockingPool> pool_;
     std::unique_ptr<web::RestApi> rest_;
+    std::atomic<web::RestApi*> serving_{nullptr};  // rest_, for the I/O threads, once it serves
     std::unique_ptr<web::HttpServer> http_;
     std::atomic<bool> ready_{false};
     std::atomic<bool> stopped_{false};
+    // Cluster mode: the open that waits for the engine, and why it waits
+    // (or why it gave up).
+    mutable std::mutex engine_mutex_;
+    std::string engine_error_;
+    std::string failure_;
+    std::jthread opener_;
+
+    std::optional<std::string> failure() const {
+        std::lock_guard lock(engine_mutex_);
+        if (failure_.empty()) return std::nullopt;
+        return failure_;
+    }
 };
 
 Broker::Broker(BrokerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -354,6 +543,9 @@ void Broker::reload_tls() {
 }
 std::string Broker::http_endpoint() const {
     return impl_->http_->bound_endpoint();
+}
+std::optional<std::string> Broker::failure() const {
+    return impl_->failure();
 }
 std::string Broker::zmq_endpoint() const {
     return impl_->gateway_owner_->endpoint();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "broker/config.hpp"
@@ -19,7 +20,14 @@ class Broker {
     Broker& operator=(const Broker&) = delete;
 
     // Opens the store, binds ZeroMQ and HTTP; logs "listening http=... zmq=...".
+    // In cluster mode it returns once HTTP serves (/healthz, /metrics, and a
+    // /readyz answering 503 with the reason); the engine is opened by a
+    // thread that keeps trying until it answers, then serves the rest.
     void start();
+    // Why a start that went on in the background (cluster mode) gave up: an
+    // error for a person to fix, such as a Function library of another
+    // version on the engine. Any thread.
+    std::optional<std::string> failure() const;
     // Stops accepting, answers what is in flight, flushes the writer. Idempotent.
     void stop();
 

@@ -43,11 +43,23 @@ int main(int argc, char** argv) {
         log->critical("event=start_failed error=\"{}\"", e.what());
         return 1;
     }
-    int sig = 0;
     // SIGHUP reloads the TLS certificate (renewed on disk); the others stop.
-    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-        log->info("event=signal signal=SIGHUP");
-        b.reload_tls();
+    // In cluster mode the start may still go on (the engine is awaited): if
+    // it gives up, so does the broker.
+    int sig = 0;
+    for (;;) {
+        timespec tick{0, 100'000'000};
+        sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGHUP) {
+            log->info("event=signal signal=SIGHUP");
+            b.reload_tls();
+        } else if (sig > 0) {
+            break;
+        } else if (auto failure = b.failure()) {
+            b.stop();
+            log->info("event=exit reason=start_failed");
+            return 1;
+        }
     }
     log->info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     // The graceful stop is bounded: after --shutdown-timeout, or at a second

@@ -7,6 +7,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <array>
+#include <atomic>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -115,7 +116,14 @@ class Metrics::Impl {
           build_info_(prometheus::BuildGauge()
                           .Name("jobcast_build_info")
                           .Help("Build information")
-                          .Register(*registry_)) {
+                          .Register(*registry_)),
+          cluster_registry_(std::make_shared<prometheus::Registry>()),
+          round_seconds_(prometheus::BuildHistogram()
+                             .Name("jobcast_cluster_round_seconds")
+                             .Help("Engine commit rounds: first command sent to WAIT reaching "
+                                   "the replicas")
+                             .Register(*cluster_registry_)
+                             .Add({}, latency_buckets())) {
         for (auto kind : {EventKind::state, EventKind::progress, EventKind::token, EventKind::log,
                           EventKind::result, EventKind::error}) {
             ingested_by_kind_[static_cast<std::size_t>(kind)] =
@@ -167,6 +175,8 @@ class Metrics::Impl {
             }
         }
         commit_seconds_.Observe(batch.commit_seconds);
+        if (cluster_mode_.load(std::memory_order_relaxed))
+            round_seconds_.Observe(batch.commit_seconds);
         batch_events_.Observe(static_cast<double>(batch.event_count));
     }
 
@@ -235,6 +245,62 @@ class Metrics::Impl {
         out.push_back(std::move(latency));
     }
 
+    void add_cluster_families(std::vector<prometheus::MetricFamily>& out, const ClusterFigures& c) {
+        using metrics::family;
+        using metrics::sample;
+        using prometheus::MetricType;
+        for (auto& f : cluster_registry_->Collect())
+            out.push_back(std::move(f));
+        auto scalar = [&](std::string name, std::string help, MetricType type, double value) {
+            out.push_back(metrics::single(std::move(name), std::move(help), type, value));
+        };
+        scalar("jobcast_cluster_engine_up",
+               "1 while a node of the Redis cluster answers the broker's health check",
+               MetricType::Gauge, c.engine_up ? 1 : 0);
+        scalar("jobcast_cluster_wait_timeouts_total",
+               "WAIT answers with fewer replicas than needed (the round waits, unacknowledged)",
+               MetricType::Counter, static_cast<double>(c.wait_timeouts));
+        auto degraded = family("jobcast_cluster_shard_degraded",
+                               "1 while a shard's primary is down or its replicas do not "
+                               "acknowledge: its writes pause",
+                               MetricType::Gauge);
+        for (const auto& shard : c.shards)
+            degraded.metric.push_back(sample(shard.degraded ? 1 : 0, MetricType::Gauge,
+                                             {{"shard", shard.slots}, {"primary", shard.primary}}));
+        out.push_back(std::move(degraded));
+        auto retries =
+            family("jobcast_cluster_retries_total",
+                   "Engine requests and commit rounds sent again, by cause", MetricType::Counter);
+        for (const auto& [cause, total] : c.retries)
+            retries.metric.push_back(
+                sample(static_cast<double>(total), MetricType::Counter, {{"cause", cause}}));
+        out.push_back(std::move(retries));
+        scalar("jobcast_cluster_remote_events_total",
+               "Events committed by other brokers and delivered here over the live feed",
+               MetricType::Counter, static_cast<double>(c.remote_events));
+        auto gaps = family("jobcast_cluster_gap_fills_total",
+                           "Live events pub/sub had not brought, read from the store: after a "
+                           "(re)subscription (feed) or when a batch skipped ahead (hub)",
+                           MetricType::Counter);
+        gaps.metric.push_back(sample(static_cast<double>(c.feed_gap_fills), MetricType::Counter,
+                                     {{"source", "feed"}}));
+        gaps.metric.push_back(
+            sample(static_cast<double>(c.hub_gap_fills), MetricType::Counter, {{"source", "hub"}}));
+        out.push_back(std::move(gaps));
+        auto publishes =
+            family("jobcast_cluster_publishes_total",
+                   "Live batches published to other brokers, by result", MetricType::Counter);
+        publishes.metric.push_back(
+            sample(static_cast<double>(c.publishes), MetricType::Counter, {{"result", "ok"}}));
+        publishes.metric.push_back(sample(static_cast<double>(c.publish_failures),
+                                          MetricType::Counter, {{"result", "failed"}}));
+        out.push_back(std::move(publishes));
+        scalar("jobcast_cluster_brokers", "Brokers sharing the cluster with a fresh heartbeat",
+               MetricType::Gauge, static_cast<double>(c.brokers));
+        scalar("jobcast_cluster_queued_ops", "Store ops waiting for the engine", MetricType::Gauge,
+               static_cast<double>(c.queued_ops));
+    }
+
     std::string scrape() {
         std::lock_guard lock(scrape_mutex_);
         if (gateway_) {
@@ -250,9 +316,16 @@ class Metrics::Impl {
             mirror(*rejected_duplicate_, gateway_->duplicates.load());
         }
         if (job_counts_) {
-            for (auto* g : jobs_by_state_)
-                g->Set(0);
-            for (const auto& [state, n] : job_counts_()) {
+            // A store that cannot answer now (cluster mode: the engine is
+            // away) leaves the last counts shown.
+            std::vector<std::pair<JobState, std::int64_t>> counts;
+            try {
+                counts = job_counts_();
+                for (auto* g : jobs_by_state_)
+                    g->Set(0);
+            } catch (const store::StoreError&) {
+            }
+            for (const auto& [state, n] : counts) {
                 jobs_by_state_[static_cast<std::size_t>(state)]->Set(static_cast<double>(n));
             }
         }
@@ -286,6 +359,7 @@ class Metrics::Impl {
         for (auto& family : process_metric_families())
             families.push_back(std::move(family));
         if (security_) add_security_families(families, *security_);
+        if (cluster_figures_) add_cluster_families(families, cluster_figures_());
         return prometheus::TextSerializer().Serialize(families);
     }
 
@@ -305,6 +379,11 @@ class Metrics::Impl {
     prometheus::Histogram& queue_wait_;
     prometheus::Family<prometheus::Histogram>& duration_;
     prometheus::Family<prometheus::Gauge>& build_info_;
+
+    std::shared_ptr<prometheus::Registry> cluster_registry_;
+    prometheus::Histogram& round_seconds_;
+    std::atomic<bool> cluster_mode_{false};
+    std::function<ClusterFigures()> cluster_figures_;
 
     std::array<prometheus::Counter*, 6> ingested_by_kind_{};
     std::array<prometheus::Counter*, 5> finished_by_outcome_{};
@@ -334,27 +413,40 @@ Metrics::~Metrics() = default;
 void Metrics::on_commit(const store::CommittedBatch& batch) {
     impl_->on_commit(batch);
 }
+// The sources may be set while /metrics is already served (cluster mode
+// serves it while the engine is awaited): under the scrape's lock.
 void Metrics::watch_gateway(const GatewayStats* stats) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->gateway_ = stats;
 }
 void Metrics::watch_streams(const web::StreamStats* stats,
                             std::function<std::size_t()> subscriptions) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->streams_ = stats;
     impl_->subscriptions_ = std::move(subscriptions);
 }
 void Metrics::watch_job_counts(
     std::function<std::vector<std::pair<JobState, std::int64_t>>()> counts) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->job_counts_ = std::move(counts);
 }
 void Metrics::watch_http(
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->http_counts_ = std::move(f);
 }
 void Metrics::watch_security(const web::SecurityStats* stats) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->security_ = stats;
 }
 void Metrics::watch_params_refusals(std::function<std::map<std::string, std::uint64_t>()> f) {
+    std::lock_guard lock(impl_->scrape_mutex_);
     impl_->params_refusals_ = std::move(f);
+}
+void Metrics::watch_cluster(std::function<ClusterFigures()> figures) {
+    std::lock_guard lock(impl_->scrape_mutex_);
+    impl_->cluster_figures_ = std::move(figures);
+    impl_->cluster_mode_.store(true, std::memory_order_relaxed);
 }
 std::string Metrics::scrape() {
     return impl_->scrape();

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "persistence/store.hpp"
 #include "web/stream/stream_stats.hpp"
@@ -21,6 +23,30 @@ namespace jobcast::broker {
 
 struct GatewayStats;
 
+// Cluster mode: the engine and the fan-out between brokers, read at scrape time.
+struct ClusterFigures {
+    bool engine_up = false;  // a node answered the last health check
+    std::uint64_t wait_timeouts = 0;
+    struct Shard {
+        std::string slots;
+        std::string primary;
+        bool degraded = false;  // primary down, or its replicas do not acknowledge
+    };
+    std::vector<Shard> shards;
+    // Requests and rounds re-sent, by cause (moved, ask, tryagain,
+    // clusterdown, connection, refused).
+    std::vector<std::pair<std::string, std::uint64_t>> retries;
+    std::uint64_t remote_events = 0;  // events from other brokers' commits, live
+    // Gaps in the live feed filled from the store: after a (re)subscription
+    // (the feed's catch-ups that found events) and when a batch skipped ahead (the hub).
+    std::uint64_t feed_gap_fills = 0;
+    std::uint64_t hub_gap_fills = 0;
+    std::uint64_t publishes = 0;  // live batches published to other brokers
+    std::uint64_t publish_failures = 0;
+    std::uint64_t brokers = 0;     // brokers with a fresh heartbeat
+    std::uint64_t queued_ops = 0;  // ops waiting for the engine
+};
+
 class Metrics {
   public:
     Metrics();
@@ -28,6 +54,9 @@ class Metrics {
 
     // Writer thread, once per commit.
     void on_commit(const store::CommittedBatch& batch);
+    // Cluster mode: the jobcast_cluster_* families, and each commit's time
+    // observed as an engine round. Before the store commits anything.
+    void watch_cluster(std::function<ClusterFigures()> figures);
     // Sources read at scrape time.
     void watch_gateway(const GatewayStats* stats);
     void watch_streams(const web::StreamStats* stats, std::function<std::size_t()> subscriptions);

@@ -211,16 +211,25 @@ bool is_worker_op(const WriteOp& op) {
            std::holds_alternative<store::FinishJob>(op);
 }
 
-// Server errors after which the same round is sent again.
-enum class Retry { none, redirect, refused };
+// Why a round is sent again: a lost connection, or a server error.
+enum class Retry { connection, moved, ask, tryagain, clusterdown, refused, none };
 Retry retry_kind(const redis::Reply& reply) {
     const std::string_view code = reply.error_code();
-    if (code == "MOVED" || code == "ASK" || code == "TRYAGAIN" || code == "CLUSTERDOWN")
-        return Retry::redirect;
+    if (code == "MOVED") return Retry::moved;
+    if (code == "ASK") return Retry::ask;
+    if (code == "TRYAGAIN") return Retry::tryagain;
+    if (code == "CLUSTERDOWN") return Retry::clusterdown;
     if (code == "OOM" || code == "NOREPLICAS" || code == "READONLY" || code == "LOADING" ||
         code == "BUSY" || code == "MASTERDOWN" || code == "NOSCRIPT")
         return Retry::refused;
     return Retry::none;
+}
+
+std::string seed_list(const std::vector<redis::Endpoint>& seeds) {
+    std::string out;
+    for (const redis::Endpoint& seed : seeds)
+        out += (out.empty() ? "" : ",") + seed.str();
+    return out;
 }
 
 // ---- the engine's queue entries and rounds ---------------------------------
@@ -264,7 +273,9 @@ struct Node {
 
 class RedisStoreImpl final : public RedisStore, public store::JobStore, public store::EventLog {
   public:
-    RedisStoreImpl(const RedisStoreConfig& config, CommitListener listener, const Clock& clock)
+    RedisStoreImpl(const RedisStoreConfig& config, CommitListener listener, const Clock& clock,
+                   std::stop_token keep_trying,
+                   const std::function<void(const std::string&)>& on_unreachable)
         : config_(config),
           clock_(clock),
           partitions_(config.partitions),
@@ -276,7 +287,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
           busy_(partitions_.count(), false),
           op_prefix_(hex(random_bytes(8))) {
         try {
-            connect();
+            connect(keep_trying, on_unreachable);
             load_library();
             load_generations();
             load_session_key();
@@ -289,7 +300,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         logger().info(
             "store open engine=redis-cluster seeds={} partitions={} wait={} "
             "wait_timeout_ms={} primaries={}",
-            config_.seeds.front().str(), partitions_.count(), config_.wait_replicas,
+            seed_list(config_.seeds), partitions_.count(), config_.wait_replicas,
             config_.wait_timeout.count(), cluster_primaries().size());
     }
 
@@ -379,6 +390,12 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         std::lock_guard lock(mutex_);
         RedisStoreStats out = stats_;
         out.queued_ops = submitted_ - completed_;
+        const redis::ClusterStats reads = cluster_->stats();
+        out.retries.moved += reads.moved;
+        out.retries.ask += reads.ask;
+        out.retries.tryagain += reads.tryagain;
+        out.retries.clusterdown += reads.clusterdown;
+        out.retries.connection += reads.connection;
         return out;
     }
 
@@ -543,7 +560,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         try {
             return cluster_->exec(std::move(command));
         } catch (const std::system_error& error) {
-            throw StoreError(std::string("redis: ") + error.what());
+            throw EngineUnreachable(std::string("redis: ") + error.what());
         }
     }
 
@@ -551,8 +568,15 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         try {
             return cluster_->exec_at(node, std::move(command));
         } catch (const std::system_error& error) {
-            throw StoreError("redis " + node.str() + ": " + error.what());
+            throw EngineUnreachable("redis " + node.str() + ": " + error.what());
         }
+    }
+
+    // An error answer while opening: the cluster not (yet) able to serve is
+    // worth another try; anything else is not.
+    [[noreturn]] static void open_failed(const std::string& what, const redis::Reply& reply) {
+        if (retry_kind(reply) != Retry::none) throw EngineUnreachable(what + ": " + reply.str);
+        throw StoreError(what + ": " + reply.str);
     }
 
     // ---- open ------------------------------------------------------------------
@@ -563,8 +587,15 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         return primaries.get_future().get();
     }
 
-    void connect() {
+    void connect(std::stop_token keep_trying,
+                 const std::function<void(const std::string&)>& on_unreachable) {
+        constexpr std::chrono::milliseconds kFirstDelay{200};
+        constexpr std::chrono::milliseconds kMaxDelay{5000};
+        const bool until_stopped = keep_trying.stop_possible();
         const auto deadline = std::chrono::steady_clock::now() + config_.open_timeout;
+        std::chrono::milliseconds delay = kFirstDelay;
+        std::mutex mutex;
+        std::condition_variable_any stopped;
         for (int attempt = 1;; ++attempt) {
             std::promise<std::error_code> refreshed;
             loop_->post([&] {
@@ -572,12 +603,19 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             });
             const std::error_code ec = refreshed.get_future().get();
             if (!ec) return;
-            if (std::chrono::steady_clock::now() >= deadline)
-                throw StoreError("cannot reach the Redis cluster at " +
-                                 config_.seeds.front().str() + ": " + ec.message());
-            logger().warn("redis cluster unreachable, retrying seeds={} attempt={} error=\"{}\"",
-                          config_.seeds.front().str(), attempt, ec.message());
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            const std::string error = "no node of the Redis cluster answers (" + ec.message() + ")";
+            if (!until_stopped && std::chrono::steady_clock::now() + delay >= deadline)
+                throw EngineUnreachable("cannot reach the Redis cluster at " +
+                                        seed_list(config_.seeds) + ": " + error);
+            logger().warn(
+                "event=engine_unreachable seeds={} attempt={} error=\"{}\" next_attempt_ms={}",
+                seed_list(config_.seeds), attempt, error, delay.count());
+            if (on_unreachable) on_unreachable(error);
+            std::unique_lock lock(mutex);
+            stopped.wait_for(lock, keep_trying, delay, [] { return false; });
+            if (keep_trying.stop_requested())
+                throw EngineUnreachable("stopped while waiting for the Redis cluster");
+            delay = std::min(kMaxDelay, delay * 2);
         }
     }
 
@@ -590,7 +628,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                 redis::Reply listed =
                     exec_at(node, {"FUNCTION", "LIST", "LIBRARYNAME", "jobcast_*", "WITHCODE"});
                 if (listed.is_error())
-                    throw StoreError("redis " + node.str() + ": FUNCTION LIST: " + listed.str);
+                    open_failed("redis " + node.str() + ": FUNCTION LIST", listed);
                 bool ours = false;
                 for (const redis::Reply& library : listed.elements) {
                     std::string name;
@@ -641,7 +679,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         for (std::uint32_t p = 0; p < partitions_.count(); ++p) {
             const std::string key = partitions_.prefix(p) + "gen";
             redis::Reply set = exec({"SET", key, hex(random_bytes(8)), "NX"});
-            if (set.is_error()) throw StoreError("redis: SET " + key + ": " + set.str);
+            if (set.is_error()) open_failed("redis: SET " + key, set);
             redis::Reply got = exec({"GET", key});
             if (!got.is_text()) throw StoreError("redis: GET " + key + " gave no generation");
             generations_[p] = got.str;
@@ -651,7 +689,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     void load_session_key() {
         constexpr std::size_t kSessionKeyBytes = 32;
         const std::string key = "jc:session_key";
-        exec({"SET", key, random_bytes(kSessionKeyBytes), "NX"});
+        redis::Reply set = exec({"SET", key, random_bytes(kSessionKeyBytes), "NX"});
+        if (set.is_error()) open_failed("redis: SET " + key, set);
         redis::Reply got = exec({"GET", key});
         if (!got.is_text() || got.str.size() < kSessionKeyBytes)
             throw StoreError("the worker session key in the cluster (" + key + ") is damaged");
@@ -914,7 +953,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         auto on_reply = [this, endpoint, round](std::size_t index) {
             return [this, endpoint, round, index](std::error_code ec, redis::Reply reply) {
                 if (round->failed || shut_down_) return;
-                if (ec) return fail(endpoint, round, Retry::none, ec.message());
+                if (ec) return fail(endpoint, round, Retry::connection, ec.message());
                 round->replies[index] = std::move(reply);
             };
         };
@@ -928,7 +967,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             // Confirms only: nothing waits for them (a lost one is redone by readers).
             conn->send({"PING"}, [this, endpoint, round](std::error_code ec, redis::Reply) {
                 if (round->failed || shut_down_) return;
-                if (ec) return fail(endpoint, round, Retry::none, ec.message());
+                if (ec) return fail(endpoint, round, Retry::connection, ec.message());
                 confirmed(*round);
                 finish_round(endpoint, *round);
             });
@@ -951,7 +990,8 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                                    [this, endpoint, round](std::error_code ec, redis::Reply reply) {
                                        if (round->failed || shut_down_) return;
                                        if (ec)
-                                           return fail(endpoint, round, Retry::none, ec.message());
+                                           return fail(endpoint, round, Retry::connection,
+                                                       ec.message());
                                        on_wait(endpoint, round, reply);
                                    });
     }
@@ -983,12 +1023,14 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             {
                 std::lock_guard lock(mutex_);
                 ++stats_.wait_timeouts;
-                if (!node.degraded) ++stats_.degraded_nodes;
+                if (!node.degraded) stats_.degraded.push_back(endpoint);
             }
             if (!node.degraded)
-                logger().warn("redis primary degraded: WAIT reached {} of {} replicas node={}",
-                              reply.is_integer() ? reply.integer : 0, config_.wait_replicas,
-                              endpoint.str());
+                logger().warn(
+                    "event=primary_degraded node={} replicas_acknowledging={} needed={} "
+                    "reason=\"WAIT timed out: writes to its slots wait, nothing is acknowledged "
+                    "or shown\"",
+                    endpoint.str(), reply.is_integer() ? reply.integer : 0, config_.wait_replicas);
             node.degraded = true;
             node.backoff = std::min(kMaxBackoff, std::max(kFirstBackoff, node.backoff * 2));
             // A primary that cannot replicate may be failing over: the slot
@@ -1003,9 +1045,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         }
         Node& node = nodes_[endpoint];
         if (node.degraded) {
-            logger().info("redis primary replicated again node={}", endpoint.str());
+            logger().info("event=primary_replicated node={}", endpoint.str());
             std::lock_guard lock(mutex_);
-            --stats_.degraded_nodes;
+            std::erase(stats_.degraded, endpoint);
         }
         node.degraded = false;
         node.backoff = std::chrono::milliseconds(0);
@@ -1034,12 +1076,27 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         node.connection.reset();
         {
             std::lock_guard lock(mutex_);
-            if (kind == Retry::redirect)
-                ++stats_.retries_redirect;
-            else if (kind == Retry::refused)
-                ++stats_.retries_refused;
-            else
-                ++stats_.retries_connection;
+            switch (kind) {
+                case Retry::moved:
+                    ++stats_.retries.moved;
+                    break;
+                case Retry::ask:
+                    ++stats_.retries.ask;
+                    break;
+                case Retry::tryagain:
+                    ++stats_.retries.tryagain;
+                    break;
+                case Retry::clusterdown:
+                    ++stats_.retries.clusterdown;
+                    break;
+                case Retry::refused:
+                    ++stats_.retries_refused;
+                    break;
+                case Retry::connection:
+                case Retry::none:
+                    ++stats_.retries.connection;
+                    break;
+            }
             for (auto it = round->entries.rbegin(); it != round->entries.rend(); ++it) {
                 it->resent = true;
                 queues_[it->partition].push_front(std::move(*it));
@@ -1420,9 +1477,9 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
 }  // namespace
 
-std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
-                                             store::Store::CommitListener on_commit,
-                                             const Clock& clock) {
+std::unique_ptr<RedisStore> open_redis_store(
+    const RedisStoreConfig& config, store::Store::CommitListener on_commit, const Clock& clock,
+    std::stop_token keep_trying, std::function<void(const std::string& error)> on_unreachable) {
     if (config.seeds.empty()) throw StoreError("redis store: no seed node given");
     if (config.partitions < 1 || config.partitions > kMaxPartitions)
         throw StoreError("redis store: partitions must be between 1 and " +
@@ -1437,7 +1494,8 @@ std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
             "(finished jobs' keys expire after it)");
     if (config.retention_interval.count() <= 0)
         throw StoreError("redis store: retention_interval must be > 0");
-    return std::make_unique<RedisStoreImpl>(config, std::move(on_commit), clock);
+    return std::make_unique<RedisStoreImpl>(config, std::move(on_commit), clock,
+                                            std::move(keep_trying), on_unreachable);
 }
 
 }  // namespace jobcast::cluster

@@ -25,7 +25,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,7 @@
 #include "cluster/partitions.hpp"
 #include "common/clock.hpp"
 #include "persistence/store.hpp"
+#include "redis/cluster.hpp"
 #include "redis/connection.hpp"
 
 namespace jobcast::cluster {
@@ -62,17 +65,29 @@ struct RedisStoreConfig {
 // saying what is wrong.
 RedisStoreConfig parse_store_url(std::string_view url);
 
+// The cluster could not be reached (no node answered, a connection was lost,
+// the cluster was down) while the store opened: trying again may succeed.
+// Every other StoreError of open_redis_store is for a person to fix.
+class EngineUnreachable : public store::StoreError {
+  public:
+    using store::StoreError::StoreError;
+};
+
 // What the engine did, for the broker's metrics. Counters only grow.
 struct RedisStoreStats {
     std::uint64_t rounds = 0;        // rounds acknowledged (WAIT reached the replicas)
     double round_seconds_total = 0;  // their latency: first send to WAIT's answer
     double round_seconds_max = 0;
-    std::uint64_t wait_timeouts = 0;       // WAIT answered with too few replicas
-    std::uint64_t degraded_nodes = 0;      // primaries now waiting for their replicas
-    std::uint64_t retries_connection = 0;  // rounds re-sent after a lost connection
-    std::uint64_t retries_redirect = 0;    // ... after MOVED/ASK/TRYAGAIN/CLUSTERDOWN
-    std::uint64_t retries_refused = 0;     // ... after OOM/NOREPLICAS/READONLY/LOADING/BUSY
-    std::uint64_t queued_ops = 0;          // ops submitted and not yet answered
+    std::uint64_t wait_timeouts = 0;  // WAIT answered with too few replicas
+    // Primaries whose last WAIT reached too few replicas: their rounds wait.
+    std::vector<redis::Endpoint> degraded;
+    // Rounds re-sent, by cause: the round's own answers (MOVED, ASK,
+    // TRYAGAIN, CLUSTERDOWN, a refusal such as OOM/NOREPLICAS/READONLY/
+    // LOADING/BUSY, a lost connection), plus what the store's cluster client
+    // followed or retried for reads (redis::ClusterStats).
+    redis::ClusterStats retries;
+    std::uint64_t retries_refused = 0;
+    std::uint64_t queued_ops = 0;  // ops submitted and not yet answered
 };
 
 class RedisStore : public store::Store {
@@ -80,13 +95,19 @@ class RedisStore : public store::Store {
     virtual RedisStoreStats stats() const = 0;
 };
 
-// Connects (retrying until config.open_timeout), checks or loads the
-// jobcast_v1 library on every primary and starts the engine. Throws
-// store::StoreError: cluster unreachable, a library of another version on a
-// node (says how to replace it), a bad config.
-// `clock` times the ops that come without a time of their own and the rounds.
-std::unique_ptr<RedisStore> open_redis_store(const RedisStoreConfig& config,
-                                             store::Store::CommitListener on_commit = {},
-                                             const Clock& clock = Clock::system());
+// Connects, checks or loads the jobcast_v1 library on every primary and
+// starts the engine. Until the cluster answers it tries again with backoff
+// (from 200 ms to 5 s), logging each failed attempt (seeds, error, next
+// attempt) and telling `on_unreachable` the error: until config.open_timeout,
+// or, with a `keep_trying` token that can be stopped, until it is (then it
+// throws EngineUnreachable "stopped"). Throws EngineUnreachable when the
+// cluster stayed away or went away during the open, store::StoreError for the
+// rest: a library of another version on a node (says how to replace it), a
+// bad config. `clock` times the ops that come without a time of their own and
+// the rounds.
+std::unique_ptr<RedisStore> open_redis_store(
+    const RedisStoreConfig& config, store::Store::CommitListener on_commit = {},
+    const Clock& clock = Clock::system(), std::stop_token keep_trying = {},
+    std::function<void(const std::string& error)> on_unreachable = {});
 
 }  // namespace jobcast::cluster

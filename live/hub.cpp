@@ -48,19 +48,28 @@ void Hub::stop() {
 }
 
 void Hub::publish(std::vector<store::JobEvents> events) {
-    if (events.empty()) return;
-    {
-        std::lock_guard lock(queue_mutex_);
-        queue_.push_back(std::move(events));
-        ++enqueued_;
-    }
-    queue_cv_.notify_one();
+    enqueue({std::move(events), false});
 }
 
 void Hub::publish_remote(std::vector<store::JobEvents> events) {
     // One queue and one dedupe for both: a job's events may come either way
     // (its worker moved to another broker, a remote batch repeats a local one).
-    publish(std::move(events));
+    enqueue({std::move(events), true});
+}
+
+void Hub::enqueue(Queued queued) {
+    if (queued.batch.empty()) return;
+    {
+        std::lock_guard lock(queue_mutex_);
+        queue_.push_back(std::move(queued));
+        ++enqueued_;
+    }
+    queue_cv_.notify_one();
+}
+
+HubStats Hub::stats() const {
+    return {remote_events_.load(std::memory_order_relaxed),
+            gap_fills_.load(std::memory_order_relaxed)};
 }
 
 void Hub::drain() {
@@ -71,15 +80,15 @@ void Hub::drain() {
 
 void Hub::run() {
     for (;;) {
-        std::vector<store::JobEvents> batch;
+        Queued queued;
         {
             std::unique_lock lock(queue_mutex_);
             queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
             if (queue_.empty()) return;  // stopping
-            batch = std::move(queue_.front());
+            queued = std::move(queue_.front());
             queue_.pop_front();
         }
-        fan_out(batch);
+        fan_out(queued.batch, queued.remote);
         {
             std::lock_guard lock(queue_mutex_);
             ++done_;
@@ -99,7 +108,7 @@ void Hub::hand(const Entry& entry, const PublishedPtr& published, std::vector<La
     it->deliveries.emplace_back(entry.sink, published);
 }
 
-void Hub::fan_out(std::vector<store::JobEvents>& batch) {
+void Hub::fan_out(std::vector<store::JobEvents>& batch, bool remote) {
     std::vector<Entry> job_sinks, feed_sinks;
     std::vector<LaneBatch> lanes;
     for (auto& job_events : batch) {
@@ -126,6 +135,8 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch) {
         auto& events = job_events.events;
         if (events.empty()) continue;
         note_delivered(job_events);
+        if (remote && !job_sinks.empty())
+            remote_events_.fetch_add(events.size(), std::memory_order_relaxed);
 
         PublishedPtr feed;
         if (!feed_sinks.empty()) {
@@ -200,6 +211,7 @@ void Hub::dedupe(store::JobEvents& job_events, std::uint64_t delivered) {
     // What the store cannot give (yet) stays a hole, which each Subscription
     // fills from the store on its own.
     auto missing = fill_gap_(job_events.job, delivered, events.front().seq);
+    if (!missing.empty()) gap_fills_.fetch_add(1, std::memory_order_relaxed);
     events.insert(events.begin(), std::make_move_iterator(missing.begin()),
                   std::make_move_iterator(missing.end()));
 }

@@ -41,6 +41,14 @@ using GapFill = std::function<std::vector<Event>(const std::string& job, std::ui
 // A GapFill reading `log` in pages of `page` events.
 GapFill fill_from(store::EventLog& log, std::size_t page = 1000);
 
+// Counters only grow.
+struct HubStats {
+    // Events of publish_remote batches handed to subscribers here (what was
+    // not already handed out through the local commit stream).
+    std::uint64_t remote_events = 0;
+    std::uint64_t gap_fills = 0;  // batches that skipped ahead, filled from the store
+};
+
 class Hub {
   public:
     // `feed` outlives the hub.
@@ -66,6 +74,7 @@ class Hub {
     void unsubscribe_feed(const std::string& owner, const LiveSink* sink);
 
     std::size_t subscriptions() const { return subscriptions_.load(std::memory_order_relaxed); }
+    HubStats stats() const;
     // Waits until everything published so far has been handed to subscribers (tests).
     void drain();
     void stop();
@@ -94,8 +103,13 @@ class Hub {
         std::unordered_map<std::string, std::uint64_t> delivered;
     };
 
+    struct Queued {
+        std::vector<store::JobEvents> batch;
+        bool remote = false;  // from publish_remote
+    };
+    void enqueue(Queued queued);
     void run();
-    void fan_out(std::vector<store::JobEvents>& batch);
+    void fan_out(std::vector<store::JobEvents>& batch, bool remote);
     // Delivers at once (no lane) or adds to the entry's lane batch.
     static void hand(const Entry& entry, const PublishedPtr& published,
                      std::vector<LaneBatch>& lanes);
@@ -113,11 +127,13 @@ class Hub {
     std::unordered_map<std::string, JobWatch> jobs_;
     std::unordered_map<std::string, OwnerWatch> owners_;
     std::atomic<std::size_t> subscriptions_{0};
+    std::atomic<std::uint64_t> remote_events_{0};
+    std::atomic<std::uint64_t> gap_fills_{0};
 
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;
     std::condition_variable drained_cv_;
-    std::deque<std::vector<store::JobEvents>> queue_;
+    std::deque<Queued> queue_;
     std::uint64_t enqueued_ = 0, done_ = 0;
     bool stopping_ = false;
     std::thread thread_;

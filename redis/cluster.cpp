@@ -1,6 +1,7 @@
 #include "redis/cluster.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
@@ -172,12 +173,15 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::uint16_t> slot_owner = std::vector<std::uint16_t>(kSlots, kNoOwner);
     std::vector<Endpoint> primaries;  // indexed by slot_owner
     std::vector<Endpoint> replicas;
+    std::vector<Shard> shards;  // the last topology applied
     bool has_topology = false;
     std::map<Endpoint, std::shared_ptr<Connection>> connections;
     bool refreshing = false;
     std::vector<std::function<void(std::error_code)>> refresh_waiters;
     std::set<std::shared_ptr<asio::steady_timer>> timers;
     bool closed = false;
+    // Written on the loop thread, read by stats() on any.
+    std::atomic<std::uint64_t> moved{0}, asked{0}, tryagain{0}, clusterdown{0}, lost{0};
 
     std::shared_ptr<Connection> connection(const Endpoint& node) {
         auto& slot = connections[node];
@@ -221,7 +225,10 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
         } else if (!target) {
             if (!has_topology) {
                 return refresh_topology([self = shared_from_this(), request](std::error_code ec) {
-                    if (ec) return self->retry_later(request, ec, {}, false);
+                    if (ec) {
+                        self->lost.fetch_add(1, std::memory_order_relaxed);
+                        return self->retry_later(request, ec, {}, false);
+                    }
                     self->exec(request);
                 });
             }
@@ -240,7 +247,10 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
                   Reply reply) {
         if (closed) return finish(request, Errc::closed, {});
         if (request->node) return finish(request, ec, std::move(reply));
-        if (ec) return retry_later(request, ec, {}, true);
+        if (ec) {
+            lost.fetch_add(1, std::memory_order_relaxed);
+            return retry_later(request, ec, {}, true);
+        }
         if (!reply.is_error()) return finish(request, {}, std::move(reply));
         std::string_view code = reply.error_code();
         if (code == "MOVED" || code == "ASK") {
@@ -248,6 +258,8 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
             if (!redirect) return finish(request, {}, std::move(reply));
             if (++request->redirects > options.max_redirects)
                 return finish(request, Errc::retries_exhausted, {});
+            (redirect->kind == Redirect::Kind::moved ? moved : asked)
+                .fetch_add(1, std::memory_order_relaxed);
             if (redirect->kind == Redirect::Kind::moved) {
                 set_owner(redirect->slot, redirect->target);
                 // More slots probably moved with it; the new owner knows.
@@ -257,8 +269,10 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
             }
             return exec(request);
         }
-        if (code == "TRYAGAIN" || code == "CLUSTERDOWN")
+        if (code == "TRYAGAIN" || code == "CLUSTERDOWN") {
+            (code == "TRYAGAIN" ? tryagain : clusterdown).fetch_add(1, std::memory_order_relaxed);
             return retry_later(request, {}, std::move(reply), code == "CLUSTERDOWN");
+        }
         finish(request, {}, std::move(reply));
     }
 
@@ -340,6 +354,9 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
         }
         if (!any) return false;
         slot_owner = std::move(owners);
+        this->shards.clear();
+        for (const Shard& shard : shards)
+            if (!shard.slots.empty()) this->shards.push_back(shard);
         primaries = std::move(new_primaries);
         replicas = std::move(new_replicas);
         has_topology = true;
@@ -468,6 +485,18 @@ std::optional<Endpoint> Cluster::primary_of(std::uint16_t slot) const {
 
 std::vector<Endpoint> Cluster::primaries() const {
     return impl_->primaries;
+}
+
+std::vector<Shard> Cluster::shards() const {
+    return impl_->shards;
+}
+
+ClusterStats Cluster::stats() const {
+    auto load = [](const std::atomic<std::uint64_t>& n) {
+        return n.load(std::memory_order_relaxed);
+    };
+    return {load(impl_->moved), load(impl_->asked), load(impl_->tryagain), load(impl_->clusterdown),
+            load(impl_->lost)};
 }
 
 void Cluster::refresh_topology(std::function<void(std::error_code)> done,

@@ -62,6 +62,15 @@ std::optional<Redirect> parse_redirect(std::string_view error, const Endpoint& f
 // commands, the first key after the key count for FCALL/FCALL_RO/EVAL*.
 std::uint16_t command_slot(const Command& command);
 
+// The cluster's answers a client followed or retried, by cause. Counters only grow.
+struct ClusterStats {
+    std::uint64_t moved = 0;        // MOVED: the slot has another owner
+    std::uint64_t ask = 0;          // ASK: the slot is migrating
+    std::uint64_t tryagain = 0;     // TRYAGAIN: keys of a migrating slot
+    std::uint64_t clusterdown = 0;  // CLUSTERDOWN: the cluster cannot serve the slot
+    std::uint64_t connection = 0;   // a command re-sent after a lost connection or no topology
+};
+
 class Cluster {
   public:
     // Nothing is connected until the first command (or refresh_topology).
@@ -92,6 +101,11 @@ class Cluster {
     // The primary owning a slot, if the slot map has one.
     std::optional<Endpoint> primary_of(std::uint16_t slot) const;
     std::vector<Endpoint> primaries() const;
+    // The topology of the last refresh: shards with slots, in CLUSTER SHARDS order.
+    std::vector<Shard> shards() const;
+
+    // Any thread.
+    ClusterStats stats() const;
     // Reloads the slot map from the first known node that answers, starting
     // with `ask_first` (a node that just said its slots changed knows best);
     // concurrent calls share one reload. `done` gets Errc::no_topology if no

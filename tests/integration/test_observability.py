@@ -1,7 +1,9 @@
 """Observability as an operator meets it: a real Prometheus (Debian's package)
 scrapes a real broker and worker, and every PromQL expression of the Grafana
-dashboard and of the alert rules must parse and return data; the compose file
-and the Dockerfile are checked; logs come out as JSON lines when asked.
+dashboard and of the alert rules must parse and return data (those of the
+Cluster row and the cluster rules against brokers in cluster mode on a real
+Redis Cluster); the compose file and the Dockerfile are checked; logs come
+out as JSON lines when asked.
 """
 
 import json
@@ -9,7 +11,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import unittest
 import urllib.parse
 import urllib.request
@@ -17,7 +21,11 @@ import urllib.request
 import yaml
 
 from harness import JobcastTest, Process, free_port, metric, sim_text, wait_until
+import test_cluster
 import test_streaming as streaming
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import redis_cluster  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 DASHBOARD = os.path.join(ROOT, "grafana/dashboards/jobcast.json")
@@ -29,11 +37,24 @@ ALERTS = os.path.join(ROOT, "prometheus/alerts.yml")
 GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "5m"}
 
 
-def dashboard_queries():
+# The dashboard row and the alert group whose series exist in cluster mode only.
+CLUSTER_ROW = "Cluster"
+CLUSTER_GROUP = "jobcast-cluster"
+
+
+def dashboard_queries(cluster=False):
+    """(panel title, PromQL) of every panel, those of the Cluster row when
+    `cluster`, of the other rows otherwise."""
     with open(DASHBOARD) as f:
         dashboard = json.load(f)
     queries = []
+    row = None
     for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+            continue
+        if (row == CLUSTER_ROW) != cluster:
+            continue
         for target in panel.get("targets", []):
             expr = target["expr"]
             for variable, value in GRAFANA_VARIABLES.items():
@@ -42,10 +63,13 @@ def dashboard_queries():
     return dashboard, queries
 
 
-def alert_rules():
+def alert_rules(cluster=None):
+    """The alert rules: of the cluster group when `cluster`, of the others
+    when False, all when None."""
     with open(ALERTS) as f:
         groups = yaml.safe_load(f)["groups"]
-    return [rule for group in groups for rule in group["rules"]]
+    return [rule for group in groups for rule in group["rules"]
+            if cluster is None or (group["name"] == CLUSTER_GROUP) == cluster]
 
 
 def split_threshold(expr):
@@ -125,24 +149,9 @@ class PrometheusDashboardTest(JobcastTest):
         self.assertGreater(metric(api, "process_open_fds"), 3)
         self.assertGreater(metric(api, "process_cpu_seconds_total"), 0)
 
-        tmp = tempfile.mkdtemp(prefix="jobcast-prom-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        config = os.path.join(tmp, "prometheus.yml")
-        with open(config, "w") as f:
-            yaml.safe_dump({
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [ALERTS],
-                "scrape_configs": [
-                    {"job_name": "jobcast-broker",
-                     "static_configs": [{"targets": [self.broker.http]}]},
-                    {"job_name": "jobcast-worker",
-                     "static_configs": [{"targets": [f"127.0.0.1:{self.worker_metrics}"]}]},
-                ]}, f)
-        prom = Prometheus(config, os.path.join(tmp, "data"))
-        self.addCleanup(prom.kill)
-        wait_until(lambda: len([s for s in prom.query("up").get("data", {}).get("result", [])
-                                if s["value"][1] == "1"]) == 2,
-                   timeout=60, interval=0.2, what="Prometheus to scrape broker and worker")
+        prom = start_prometheus(self, {
+            "jobcast-broker": [self.broker.http],
+            "jobcast-worker": [f"127.0.0.1:{self.worker_metrics}"]})
         # More traffic while Prometheus watches, so that rates see changes.
         self.run_traffic()
 
@@ -158,7 +167,7 @@ class PrometheusDashboardTest(JobcastTest):
             wait_until(lambda: returns_data(expr), timeout=45, interval=0.5,
                        what=f"data for panel '{title}': {expr}")
 
-        rules = alert_rules()
+        rules = alert_rules(cluster=False)
         self.assertGreaterEqual(len(rules), 5)
         for rule in rules:
             measure, limit = split_threshold(rule["expr"])
@@ -171,7 +180,7 @@ class PrometheusDashboardTest(JobcastTest):
                                      for r in g["rules"] if r.get("lastEvaluation", "").startswith("2")
                                      and r["health"] == "ok"] or None,
                             timeout=30, what="rules evaluated")
-        self.assertEqual(sorted(r["name"] for r in loaded), sorted(r["alert"] for r in rules))
+        self.assertEqual(sorted(r["name"] for r in loaded), sorted(r["alert"] for r in alert_rules()))
 
         # The worker's own metrics reached Prometheus.
         emitted = returns_data('jobcast_worker_events_emitted_total{job="jobcast-worker"}')
@@ -185,7 +194,7 @@ class PrometheusDashboardTest(JobcastTest):
                    timeout=30, interval=0.5, what="the no-workers alert to become pending")
 
     def test_dashboard_structure(self):
-        dashboard, queries = dashboard_queries()
+        dashboard, _ = dashboard_queries()
         with open(DATASOURCES) as f:
             uid = yaml.safe_load(f)["datasources"][0]["uid"]
         ids = [p["id"] for p in dashboard["panels"]]
@@ -205,8 +214,116 @@ class PrometheusDashboardTest(JobcastTest):
                      "jobcast_jobs_finished_total", "jobcast_workers",
                      "jobcast_store_commit_seconds", "jobcast_store_batch_events",
                      "jobcast_resumes_total", "jobcast_slow_consumer_catchups_total",
-                     "jobcast_rejected_messages_total", "jobcast_http_requests_total"]:
+                     "jobcast_rejected_messages_total", "jobcast_http_requests_total",
+                     "jobcast_cluster_round_seconds", "jobcast_cluster_wait_timeouts_total",
+                     "jobcast_cluster_shard_degraded", "jobcast_cluster_retries_total",
+                     "jobcast_cluster_remote_events_total", "jobcast_cluster_brokers"]:
             self.assertIn(name, text, f"the dashboard shows {name}")
+
+
+def start_prometheus(test, targets):
+    """A real Prometheus scraping `targets` ({job name: [host:port]}) every
+    second with the alert rules loaded."""
+    tmp = tempfile.mkdtemp(prefix="jobcast-prom-")
+    test.addCleanup(shutil.rmtree, tmp, True)
+    config = os.path.join(tmp, "prometheus.yml")
+    with open(config, "w") as f:
+        yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [ALERTS],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": hosts}]}
+                               for job, hosts in targets.items()]}, f)
+    prom = Prometheus(config, os.path.join(tmp, "data"))
+    test.addCleanup(prom.kill)
+    count = sum(len(hosts) for hosts in targets.values())
+    wait_until(lambda: len([s for s in prom.query("up").get("data", {}).get("result", [])
+                            if s["value"][1] == "1"]) == count,
+               timeout=60, interval=0.2, what="Prometheus to scrape every target")
+    return prom
+
+
+@unittest.skipUnless(shutil.which("prometheus"), "Debian's prometheus package is not installed")
+@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+class PrometheusClusterDashboardTest(JobcastTest):
+    """The Cluster row and the cluster alerts against two brokers in cluster
+    mode: a worker on one, subscribers on the other (remote deliveries)."""
+
+    def setUp(self):
+        super().setUp()
+        self.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        self.cluster.start()
+        self.addCleanup(self.cluster.close)
+        args = ["--store", f"redis-cluster://{self.cluster.seeds()}?partitions=16",
+                "--retention", "1h"]
+        self.a = self.start_broker(args=args)
+        self.b = self.start_broker(args=args, db=os.path.join(self.tmp.name, "b.db"))
+        self.start_worker(self.a, ["llm.generate"])
+
+    def run_traffic(self):
+        """Jobs run on A, each read live on B."""
+        api = self.client(self.a)
+        params = {"prompt": "cluster metrics", "max_tokens": 200, "tokens_per_second": 400,
+                  "seed": 4}
+        for _ in range(2):
+            job = api.submit("llm.generate", params)
+            seen = {}
+            reader = threading.Thread(target=lambda: seen.setdefault(
+                "events", test_cluster.sse_events(self.b, job["id"])))
+            reader.start()
+            api.wait_state(job["id"], "succeeded")
+            reader.join(60)
+            self.assertEqual(len(seen["events"]), len(api.events(job["id"])))
+
+    def test_every_cluster_panel_and_alert_query_returns_data(self):
+        self.run_traffic()
+        b = self.client(self.b)
+        self.assertGreater(metric(b, "jobcast_cluster_remote_events_total"), 0)
+        self.assertGreater(metric(self.client(self.a), "jobcast_cluster_round_seconds_count"), 0)
+        wait_until(lambda: metric(b, "jobcast_cluster_brokers") == 2, timeout=15,
+                   what="each broker to see both heartbeats")
+
+        prom = start_prometheus(self, {"jobcast-broker": [self.a.http, self.b.http]})
+        self.run_traffic()
+
+        def returns_data(expr):
+            reply = prom.query(expr)
+            self.assertEqual(reply["status"], "success", f"{expr}: {reply}")
+            return reply["data"]["result"]
+
+        _, queries = dashboard_queries(cluster=True)
+        self.assertGreaterEqual(len(queries), 6)
+        for title, expr in queries:
+            wait_until(lambda: returns_data(expr), timeout=45, interval=0.5,
+                       what=f"data for panel '{title}': {expr}")
+        # Values, not only series: rounds were timed, events crossed brokers,
+        # both brokers are seen, every shard is whole, the engine is up.
+        p99 = returns_data("histogram_quantile(0.99, sum by (le) "
+                           "(rate(jobcast_cluster_round_seconds_bucket[30s])))")
+        self.assertGreater(float(p99[0]["value"][1]), 0)
+        self.assertEqual(returns_data("max(jobcast_cluster_brokers)")[0]["value"][1], "2")
+        shards = returns_data("max by (shard) (jobcast_cluster_shard_degraded)")
+        self.assertEqual(len(shards), 3)
+        self.assertTrue(all(s["value"][1] == "0" for s in shards), shards)
+        self.assertEqual(returns_data("min(jobcast_cluster_engine_up)")[0]["value"][1], "1")
+        remote = returns_data("sum(increase(jobcast_cluster_remote_events_total[1m]))")
+        self.assertGreater(float(remote[0]["value"][1]), 0)
+
+        rules = alert_rules(cluster=True)
+        self.assertEqual(len(rules), 2)
+        for rule in rules:
+            measure, limit = split_threshold(rule["expr"])
+            self.assertIsNotNone(measure, f"{rule['alert']}: expr must be '<measure> > <limit>'")
+            self.assertEqual(returns_data(rule["expr"]), [], f"{rule['alert']} fires")
+            wait_until(lambda: returns_data(measure), timeout=45, interval=0.5,
+                       what=f"data for alert {rule['alert']}: {measure}")
+
+        # A shard loses its replica: its alert's measure says which.
+        replica = self.cluster.shards()[0]["replicas"][0]
+        replica.kill()
+        degraded = wait_until(
+            lambda: returns_data("max by (shard) (jobcast_cluster_shard_degraded) > 0"),
+            timeout=30, interval=0.5, what="the degraded shard to show in Prometheus")
+        self.assertEqual(len(degraded), 1)
 
 
 class DeploymentFilesTest(unittest.TestCase):

@@ -127,7 +127,7 @@ struct HttpServer::Impl {
     ~Impl() {
         // The hub's lanes are strands on `io`: none may outlive it (the
         // sessions' own references go with the io_context's handlers).
-        if (shared->streaming) shared->streaming->lanes->release();
+        if (auto streaming = shared->streaming.load()) streaming->lanes->release();
     }
 
     void listen();
@@ -337,6 +337,10 @@ void HttpServer::stop() {
     }
     impl.threads.clear();
     log().info("http server stopped address={}", impl.bound);
+}
+
+void HttpServer::serve_streams(std::shared_ptr<StreamingContext> streaming) {
+    impl_->shared->streaming.store(std::move(streaming));
 }
 
 std::vector<RequestCount> HttpServer::request_counts() const {

@@ -46,6 +46,11 @@ class HttpServer {
     // Idempotent.
     void stop();
 
+    // Turns on WebSocket and SSE with `streaming` for the requests that come
+    // after, when it was not given at construction (what it needs did not
+    // exist yet). Once; any thread.
+    void serve_streams(std::shared_ptr<StreamingContext> streaming);
+
     std::vector<RequestCount> request_counts() const;
 
     // Runs `task` on an I/O thread after `delay` (long-poll timeouts). Any thread.

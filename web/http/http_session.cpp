@@ -306,8 +306,9 @@ void HttpSession::on_request() {
 
     // A WebSocket upgrade or an SSE request goes through its admission
     // (web/stream/admission.hpp), not to the Handler.
-    if (shared_->streaming && admit_stream(shared_from_this(), shared_->streaming,
-                                           shared_->config.security, request, message)) {
+    if (auto streaming = shared_->streaming.load();
+        streaming &&
+        admit_stream(shared_from_this(), streaming, shared_->config.security, request, message)) {
         return;
     }
     dispatch(std::move(request));

@@ -47,7 +47,8 @@ struct ServerShared {
     const HttpConfig config;
     const Handler handler;
     const Authenticator authenticator;
-    const std::shared_ptr<StreamingContext> streaming;  // null: no WebSocket/SSE
+    // Null: no WebSocket/SSE (yet: HttpServer::serve_streams sets it once).
+    std::atomic<std::shared_ptr<StreamingContext>> streaming;
     RequestCounter counter;
 
     // Streaming sessions the HTTP sessions handed their connections to, so

@@ -278,7 +278,7 @@ TEST_CASE("the Redis store on a primary and its replica", "[redis_store]") {
     CHECK(batches.size() == paused_at);
     CHECK(store->events().last_seq(sid) == last);
     CHECK(store->events().read(sid, last, 10).empty());
-    CHECK(store->stats().degraded_nodes == 1);
+    CHECK(store->stats().degraded.size() == 1);
     CHECK(store->stats().wait_timeouts >= 1);
 
     // ... and the connection lost meanwhile: the round is sent again, its
@@ -287,8 +287,8 @@ TEST_CASE("the Redis store on a primary and its replica", "[redis_store]") {
     std::this_thread::sleep_for(300ms);
     nodes.signal(1, SIGCONT);
     store->flush();
-    CHECK(store->stats().degraded_nodes == 0);
-    CHECK(store->stats().retries_connection >= 1);
+    CHECK(store->stats().degraded.empty());
+    CHECK(store->stats().retries.connection >= 1);
     std::vector<store::WriteAck> acks;
     for (auto& batch : batches.since(paused_at))
         for (auto& ack : batch.acks)

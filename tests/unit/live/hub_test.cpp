@@ -154,6 +154,9 @@ TEST_CASE_METHOD(HubFixture, "a re-delivered batch reaches subscribers once", "[
 
     CHECK(sink->seqs() == range(1, 5));
     CHECK(log.reads == 0);
+    // Only 4 and 5 reached the subscriber from the remote batches.
+    CHECK(hub.stats().remote_events == 2);
+    CHECK(hub.stats().gap_fills == 0);
 }
 
 TEST_CASE("a batch that skips ahead has the missing events read from the store first",
@@ -168,6 +171,8 @@ TEST_CASE("a batch that skips ahead has the missing events read from the store f
 
     CHECK(sink->seqs() == range(1, 1002));
     CHECK(f.log.reads == 4);  // pages of 300 up to seq 1000
+    CHECK(f.hub.stats().gap_fills == 1);
+    CHECK(f.hub.stats().remote_events == 1000);  // the filled gap and the batch
 }
 
 TEST_CASE_METHOD(HubFixture, "the first batch after subscribing sets where the hub dedupes from",

@@ -128,6 +128,11 @@ TEST_CASE("a cluster of 3 primaries: routing, pipelining, resharding", "[cluster
         std::promise<std::optional<Endpoint>> owner;
         loop.post([&] { owner.set_value(cluster.primary_of(slot)); });
         CHECK(owner.get_future().get() == nodes.endpoint(to));
+        // Each answer followed is counted by its cause.
+        const ClusterStats stats = cluster.stats();
+        CHECK(stats.ask >= 1);
+        CHECK(stats.tryagain >= 1);
+        CHECK(stats.moved >= 1);
     }
 }
 
@@ -144,6 +149,7 @@ TEST_CASE("the cluster client reports an unreachable cluster instead of waiting"
     } catch (const std::system_error& e) {
         CHECK(e.code() == Errc::no_topology);
     }
+    CHECK(cluster.stats().connection == 3);  // the first try and 2 retries found no topology
 }
 
 }  // namespace jobcast::redis
