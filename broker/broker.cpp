@@ -7,6 +7,7 @@
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
+#include "broker/security_config.hpp"
 #include "cluster/live_publisher.hpp"
 #include "cluster/redis_live_feed.hpp"
 #include "cluster/redis_store.hpp"
@@ -14,6 +15,7 @@
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/token_revocations.hpp"
 #include "protocol/schema_registry.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -123,6 +125,18 @@ class Broker::Impl {
         config_.security.limits.max_connections =
             connection_cap(config_.security.limits.max_connections, *log_);
         security_ = std::make_shared<web::SecurityContext>(config_.security);
+        if (security_->auth_enabled()) {
+            // Revocations of job tokens outlive a restart in SQLite; the Redis
+            // store keeps none yet, so in cluster mode they hold on this broker
+            // until it stops.
+            std::unique_ptr<store::TokenRevocations> revocations;
+            if (!config_.cluster) {
+                revocations =
+                    store::open_token_revocations(config_.store.path, config_.store.busy_timeout);
+            }
+            security_->use_job_tokens(make_job_tokens(
+                config_.security, store_->worker_session_key(), std::move(revocations)));
+        }
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
             *hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
