@@ -305,6 +305,37 @@ bool valid_name(std::string_view text) {
     return !text.empty() && text.size() <= kMaxSubjectBytes && !has_control_chars(text);
 }
 
+// The claims of a per-job token (JobGrant): job, cancel (optional), jti, sid,
+// sid_ms. nullopt when one is missing or has the wrong type or range.
+std::optional<JobGrant> job_grant(const bj::object& claims) {
+    JobGrant grant;
+    const auto* job = string_member(claims, "job");
+    const auto* jti = string_member(claims, "jti");
+    const auto* sid = string_member(claims, "sid");
+    if (!job || !jti || !sid || !valid_name(*job) || !valid_name(*jti) || !valid_name(*sid)) {
+        return std::nullopt;
+    }
+    grant.job = std::string(*job);
+    grant.token_id = std::string(*jti);
+    grant.session_id = std::string(*sid);
+    if (auto it = claims.find("cancel"); it != claims.end()) {
+        if (!it->value().is_bool()) return std::nullopt;
+        grant.cancel = it->value().get_bool();
+    }
+    auto it = claims.find("sid_ms");
+    if (it == claims.end()) return std::nullopt;
+    const auto& started = it->value();
+    constexpr std::int64_t kMaxMs = time_bounds::kMaxUnixSeconds * 1000;
+    if (started.is_int64() && started.get_int64() >= 0 && started.get_int64() <= kMaxMs) {
+        grant.session_started_ms = started.get_int64();
+    } else if (started.is_uint64() && started.get_uint64() <= static_cast<std::uint64_t>(kMaxMs)) {
+        grant.session_started_ms = static_cast<std::int64_t>(started.get_uint64());
+    } else {
+        return std::nullopt;
+    }
+    return grant;
+}
+
 }  // namespace
 
 std::string_view to_string(JwtFailure failure) {
@@ -501,6 +532,13 @@ JwtResult JwtVerifier::verify(std::string_view token, std::int64_t now) const {
         }
         out.tenant = std::string(*tenant);
     }
+    if (claims->contains("job")) {
+        out.grant = job_grant(*claims);
+        if (!out.grant) {
+            return refuse(JwtFailure::malformed,
+                          "a job token needs job, jti, sid and sid_ms claims (and cancel a bool)");
+        }
+    }
     out.expires_at = exp.value_or(0);
     return JwtResult{std::move(out), JwtFailure::missing, {}};
 }
@@ -515,14 +553,41 @@ std::string mint_hs256(std::string_view secret, const MintOptions& options) {
     if (options.ttl_seconds > 0) {
         claims["exp"] = time_bounds::saturating_add(options.issued_at, options.ttl_seconds);
     }
-    std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
-                        base64url_encode(bj::serialize(claims));
+    if (const auto& grant = options.grant) {
+        claims["job"] = grant->job;
+        if (grant->cancel) claims["cancel"] = true;
+        claims["jti"] = grant->token_id;
+        claims["sid"] = grant->session_id;
+        claims["sid_ms"] = grant->session_started_ms;
+    }
+    bj::object header{{"alg", "HS256"}, {"typ", "JWT"}};
+    if (!options.key_id.empty()) header["kid"] = options.key_id;
+    std::string input =
+        base64url_encode(bj::serialize(header)) + "." + base64url_encode(bj::serialize(claims));
     std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
     unsigned int len = 0;
     HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
          reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac.data(), &len);
     return input + "." +
            base64url_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+}
+
+std::string key_id(std::string_view token) {
+    if (token.size() > kMaxTokenBytes) return {};
+    auto header_text = base64url_decode(token.substr(0, token.find('.')));
+    if (!header_text) return {};
+    auto header = parse_object(*header_text);
+    if (!header) return {};
+    const auto* kid = string_member(*header, "kid");
+    return kid ? std::string(*kid) : std::string();
+}
+
+std::string derive_key(std::string_view secret, std::string_view label) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(label.data()), label.size(), mac.data(), &len);
+    return std::string(reinterpret_cast<const char*>(mac.data()), len);
 }
 
 std::string base64url_encode(std::string_view bytes) {

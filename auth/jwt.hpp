@@ -48,10 +48,25 @@ enum class JwtFailure {
 };
 std::string_view to_string(JwtFailure failure);
 
+// What a per-job token (one the broker mints, POST /v1/jobs/{id}/tokens)
+// grants: reading one job, and cancelling it when `cancel`. A refresh keeps
+// the session (its id and start), so the session's start bounds every token
+// of it and revoking the session revokes them all.
+struct JobGrant {
+    std::string job;
+    bool cancel = false;
+    std::string token_id;                 // jti
+    std::string session_id;               // sid: the jti of the session's first token
+    std::int64_t session_started_ms = 0;  // sid_ms: when that first token was minted
+};
+
 struct JwtClaims {
     std::string subject;
     std::string tenant;           // empty when the token has none
     std::int64_t expires_at = 0;  // unix seconds, at most year 9999; 0: the token does not expire
+    // Set when the token carries a `job` claim: it reads that job only,
+    // whoever signed it. Its jti, sid and sid_ms must then be present.
+    std::optional<JobGrant> grant;
 
     // The job owner: "tenant/sub", or "sub" without a tenant, where '%' and '/'
     // in sub are written %25 and %2F (a tenant has no '/'), so no two
@@ -97,9 +112,20 @@ struct MintOptions {
     std::string audience;
     std::int64_t issued_at = 0;
     std::int64_t ttl_seconds = 3600;  // 0: no exp claim; exp saturates instead of overflowing
+    std::string key_id;               // the header's kid; empty: none
+    std::optional<JobGrant> grant;    // the job, cancel, jti, sid and sid_ms claims
 };
-// An HS256 token, for development (`jobcast token`) and tests.
+// An HS256 token, for development (`jobcast token`), tests, and the broker's
+// per-job tokens.
 std::string mint_hs256(std::string_view secret, const MintOptions& options);
+
+// The kid of a token's header; empty when there is none or the header does
+// not parse (verify then says why). Never throws.
+std::string key_id(std::string_view token);
+
+// HMAC-SHA256(secret, label): a 32-byte key for one purpose derived from a
+// secret kept for another.
+std::string derive_key(std::string_view secret, std::string_view label);
 
 // Base64url without padding (RFC 7515 section 2). decode returns nullopt for
 // characters outside the alphabet, padding, or an impossible length.

@@ -12,6 +12,7 @@
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
+#include "broker/security_config.hpp"
 #include "cluster/engine_health.hpp"
 #include "cluster/live_publisher.hpp"
 #include "cluster/redis_live_feed.hpp"
@@ -20,6 +21,7 @@
 #include "common/logging.hpp"
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/token_revocations.hpp"
 #include "protocol/json.hpp"
 #include "protocol/schema_registry.hpp"
 #include "redis/cluster.hpp"
@@ -182,7 +184,18 @@ class Broker::Impl {
         gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
-
+        if (security_->auth_enabled()) {
+            // Revocations of job tokens outlive a restart in SQLite; the Redis
+            // store keeps none yet, so in cluster mode they hold on this broker
+            // until it stops.
+            std::unique_ptr<store::TokenRevocations> revocations;
+            if (!config_.cluster) {
+                revocations =
+                    store::open_token_revocations(config_.store.path, config_.store.busy_timeout);
+            }
+            security_->use_job_tokens(make_job_tokens(
+                config_.security, store_->worker_session_key(), std::move(revocations)));
+        }
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
             *hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },

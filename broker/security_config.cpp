@@ -46,6 +46,13 @@ void add_security_options(po::options_description& desc, BrokerConfig& c, Securi
             "read the HS256 secret from this file (keeps it out of the process list)")
         ("jwt-public-key", po::value(&jwt.public_key_file),
             "turn on auth with RS256/ES256 tokens: a PEM public key file or a JWKS (JSON) file")
+        ("job-token-secret", po::value(&c.security.job_token_secret),
+            "the HS256 key (32+ bytes) of the per-job tokens this broker mints "
+            "(POST /v1/jobs/{id}/tokens). Default: a key derived from the store's own random "
+            "key, the same for every broker of one store and across restarts")
+        ("token-admin", po::value(&c.security.token_admins)->composing(),
+            "an owner (a token's sub, or tenant/sub) who may revoke the job tokens of any job "
+            "and any owner; repeatable")
         ("jwt-issuer", po::value(&jwt.issuer), "when set, tokens must have this iss")
         ("jwt-audience", po::value(&jwt.audience), "when set, tokens' aud must name this")
         ("jwt-leeway", po::value(&jwt.leeway_seconds)->default_value(jwt.leeway_seconds),
@@ -155,6 +162,11 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
         throw ConfigError("--max-token-lifetime must be 0 (no maximum) or at least 1s");
     }
     jwt.max_lifetime_seconds = std::chrono::duration_cast<std::chrono::seconds>(lifetime).count();
+    if (!c.security.job_token_secret.empty() && c.security.job_token_secret.size() < 32) {
+        throw ConfigError(
+            "--job-token-secret must be at least 32 bytes (e.g. openssl rand -hex 32)");
+    }
+    c.security.token_admins = comma_separated(c.security.token_admins);
     // Environment variables carry one string: JOBCAST_ALLOWED_ORIGIN=a,b.
     std::vector<std::string> origins;
     for (auto& origin : comma_separated(c.security.allowed_origins)) {
@@ -228,6 +240,20 @@ void finish_security_config(BrokerConfig& c, SecurityFlags& flags) {
                           "127.0.0.1 or ipc://, or pass --insecure-no-curve if the network is "
                           "trusted");
     }
+}
+
+std::shared_ptr<web::JobTokens> make_job_tokens(
+    const web::SecurityConfig& security, const std::string& store_key,
+    std::unique_ptr<store::TokenRevocations> revocations) {
+    web::JobTokenConfig config;
+    config.key = security.job_token_secret.empty()
+                     ? auth::derive_key(store_key, "jobcast job tokens v1")
+                     : security.job_token_secret;
+    if (security.jwt.max_lifetime_seconds > 0) {
+        config.max_lifetime_seconds = security.jwt.max_lifetime_seconds;
+    }
+    config.leeway_seconds = security.jwt.leeway_seconds;
+    return std::make_shared<web::JobTokens>(std::move(config), std::move(revocations));
 }
 
 }  // namespace jobcast::broker

@@ -5,8 +5,12 @@
 
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/variables_map.hpp>
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include "persistence/token_revocations.hpp"
+#include "web/security/security.hpp"
 
 namespace jobcast::broker {
 
@@ -25,6 +29,14 @@ void add_security_options(boost::program_options::options_description& desc, Bro
 // Validates and completes `c`; throws ConfigError. Refuses to serve beyond
 // loopback without auth unless --insecure-no-auth.
 void finish_security_config(BrokerConfig& c, SecurityFlags& flags);
+
+// The per-job tokens of a broker with auth on: keyed by --job-token-secret,
+// else by a key derived from the store's `store_key`; sessions end at
+// --max-token-lifetime (a day when that is 0); revocations kept in
+// `revocations` (null: in memory only).
+std::shared_ptr<web::JobTokens> make_job_tokens(
+    const web::SecurityConfig& security, const std::string& store_key,
+    std::unique_ptr<store::TokenRevocations> revocations);
 
 // A literal loopback address ("127.x.y.z", "::1", "[::1]") or "localhost";
 // never another name, even one that begins with "127.".

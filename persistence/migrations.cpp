@@ -70,6 +70,25 @@ void MigrateToVersion1(db::Connection& connection) {
     connection.exec(kSchemaV1);
 }
 
+// Version 2: revoked per-job tokens (token_revocations.hpp). kind is
+// 'token' (key: a session id), 'job' (key: a job id) or 'owner' (key: the
+// owner); `until` is when no token the row revokes can be valid any more,
+// after which the row is deleted.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE token_revocations(
+    kind       TEXT    NOT NULL,
+    owner      TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    until      INTEGER NOT NULL,
+    PRIMARY KEY(kind, owner, key)
+) WITHOUT ROWID;
+)sql";
+
+void MigrateToVersion2(db::Connection& connection) {
+    connection.exec(kSchemaV2);
+}
+
 struct Migration {
     int version;
     void (*apply)(db::Connection&);
@@ -78,6 +97,7 @@ struct Migration {
 // Append only: a released step never changes.
 constexpr Migration kMigrations[] = {
     {1, MigrateToVersion1},
+    {2, MigrateToVersion2},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 

@@ -103,6 +103,18 @@ struct CallChecker {
     }
     void operator()(const JobSnapshotCall& call) const { check_id(call.job_id); }
     void operator()(const TypesCall&) const {}
+    void operator()(const CreateTokenCall& call) const {
+        check_id(call.job_id);
+        if (call.token.ttl_seconds &&
+            (*call.token.ttl_seconds < 1 || *call.token.ttl_seconds > json::kMaxTokenTtlSeconds)) {
+            fail("token ttl", request.body);
+        }
+    }
+    void operator()(const RevokeTokensCall& call) const {
+        if (call.revoke.key.empty() || call.revoke.key.size() > json::kMaxRevokeKeyBytes) {
+            fail("revocation key", request.body);
+        }
+    }
     void check_id(const std::string& id) const {
         if (id.empty()) fail("empty job id routed", request.target);
     }

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "auth/jwt.hpp"
+
 namespace jobcast::web {
 
 // Header names compare case-insensitively (RFC 9110 section 5.1).
@@ -32,6 +34,9 @@ struct HttpRequest {
     std::string remote;                                // peer "ip:port", for logs
     std::string owner = std::string(kAnonymousOwner);  // set by the server's Authenticator
     std::int64_t auth_valid_until = 0;  // unix seconds the token stays valid; 0: no expiry
+    // Set when the caller holds a per-job token: it reaches that job only
+    // (web/security/job_tokens.hpp).
+    std::optional<auth::JobGrant> grant;
 
     std::optional<std::string_view> header(std::string_view name) const;
 };

@@ -8,6 +8,7 @@ std::optional<RouteMatch> match_route(std::string_view path) {
     if (path == "/healthz") return RouteMatch{Route::healthz, {}};
     if (path == "/readyz") return RouteMatch{Route::readyz, {}};
     if (path == "/v1/types") return RouteMatch{Route::types, {}};
+    if (path == "/v1/tokens/revoke") return RouteMatch{Route::tokens_revoke, {}};
     constexpr std::string_view jobs = "/v1/jobs";
     if (path == jobs) return RouteMatch{Route::jobs, {}};
     if (!path.starts_with(jobs) || path.size() < jobs.size() + 2 || path[jobs.size()] != '/') {
@@ -24,6 +25,7 @@ std::optional<RouteMatch> match_route(std::string_view path) {
     if (action == "cancel") return RouteMatch{Route::job_cancel, std::move(id)};
     if (action == "events") return RouteMatch{Route::job_events, std::move(id)};
     if (action == "snapshot") return RouteMatch{Route::job_snapshot, std::move(id)};
+    if (action == "tokens") return RouteMatch{Route::job_tokens, std::move(id)};
     return std::nullopt;
 }
 
@@ -43,6 +45,10 @@ std::string_view route_template(Route route) {
             return "/v1/jobs/{id}/events";
         case Route::job_snapshot:
             return "/v1/jobs/{id}/snapshot";
+        case Route::job_tokens:
+            return "/v1/jobs/{id}/tokens";
+        case Route::tokens_revoke:
+            return "/v1/tokens/revoke";
         case Route::types:
             return "/v1/types";
     }
@@ -54,6 +60,8 @@ std::string_view allowed_methods(Route route) {
         case Route::jobs:
             return "GET, POST";
         case Route::job_cancel:
+        case Route::job_tokens:
+        case Route::tokens_revoke:
             return "POST";
         case Route::healthz:
         case Route::readyz:
@@ -71,6 +79,8 @@ bool method_allowed(Route route, std::string_view method) {
         case Route::jobs:
             return method == "GET" || method == "POST";
         case Route::job_cancel:
+        case Route::job_tokens:
+        case Route::tokens_revoke:
             return method == "POST";
         case Route::healthz:
         case Route::readyz:

@@ -9,14 +9,16 @@
 namespace jobcast::web {
 
 enum class Route {
-    healthz,       // GET  /healthz
-    readyz,        // GET  /readyz
-    jobs,          // GET, POST /v1/jobs
-    job,           // GET  /v1/jobs/{id}
-    job_cancel,    // POST /v1/jobs/{id}/cancel
-    job_events,    // GET  /v1/jobs/{id}/events
-    job_snapshot,  // GET  /v1/jobs/{id}/snapshot
-    types,         // GET  /v1/types
+    healthz,        // GET  /healthz
+    readyz,         // GET  /readyz
+    jobs,           // GET, POST /v1/jobs
+    job,            // GET  /v1/jobs/{id}
+    job_cancel,     // POST /v1/jobs/{id}/cancel
+    job_events,     // GET  /v1/jobs/{id}/events
+    job_snapshot,   // GET  /v1/jobs/{id}/snapshot
+    job_tokens,     // POST /v1/jobs/{id}/tokens
+    types,          // GET  /v1/types
+    tokens_revoke,  // POST /v1/tokens/revoke
 };
 
 struct RouteMatch {

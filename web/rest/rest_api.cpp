@@ -355,8 +355,8 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
             slot = std::move(acquired.slot);
         }
         return off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
-                                     limit, wait, slot](const Reply& reply) {
-            wait_for_events(job_id, owner, after, limit, wait, reply, slot);
+                                     limit, wait, slot, grant = request.grant](const Reply& reply) {
+            wait_for_events(job_id, owner, after, limit, wait, reply, slot, grant);
         });
     }
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
@@ -391,6 +391,119 @@ void RestApi::serve(const HttpRequest& request, JobSnapshotCall call, const Repl
             }
             reply(json_response(200, client_api::snapshot_body(std::move(*job), fold)));
         });
+}
+
+// ---- POST /v1/jobs/{id}/tokens, POST /v1/tokens/revoke ---------------------
+
+namespace {
+
+HttpResponse no_job_tokens() {
+    return error_response(400, "auth_off",
+                          "this broker mints no job tokens: it runs without auth (start it with "
+                          "--jwt-secret or --jwt-public-key)");
+}
+
+}  // namespace
+
+void RestApi::serve(const HttpRequest& request, CreateTokenCall call, const Reply& reply) {
+    auto tokens = config_.security ? config_.security->job_tokens() : nullptr;
+    if (!tokens) return reply(no_job_tokens());
+    const std::int64_t ceiling = tokens->config().max_lifetime_seconds;
+    const std::int64_t ttl =
+        call.token.ttl_seconds.value_or(std::min(tokens->config().default_ttl_seconds, ceiling));
+    if (ttl > ceiling) {
+        return reply(error_response(400, "invalid_request",
+                                    "ttl must be at most " + std::to_string(ceiling) +
+                                        " seconds (the broker's --max-token-lifetime)"));
+    }
+    if (request.grant && call.token.cancel && !request.grant->cancel) {
+        return reply(error_response(
+            403, "forbidden", "this token may not cancel the job, so neither may its refresh"));
+    }
+    off_io_thread(reply, [this, tokens, call = std::move(call), ttl, owner = request.owner,
+                          grant = request.grant,
+                          ip = remote_ip(request.remote)](const Reply& reply) {
+        if (!visible_job(call.job_id, owner)) return reply(not_found_job());
+        auto minted =
+            tokens->mint(owner, call.job_id, ttl, call.token.cancel, grant, clock_.unix_ms());
+        if (!minted) {
+            return reply(error_response(401, "unauthorized",
+                                        "this token's session has reached the broker's "
+                                        "--max-token-lifetime; the owner must mint a new token"));
+        }
+        audit_log().info(
+            "event=token_issued owner={} ip={} job={} token_id={} session={} cancel={} "
+            "expires_at={} refresh={}",
+            audit_quote(owner), ip, audit_quote(call.job_id), minted->grant.token_id,
+            minted->grant.session_id, minted->grant.cancel, minted->expires_at, grant.has_value());
+        std::string body = R"({"token":)";
+        json::append_quoted(body, minted->token);
+        body += R"(,"token_id":)";
+        json::append_quoted(body, minted->grant.token_id);
+        body += R"(,"job":)";
+        json::append_quoted(body, call.job_id);
+        body += R"(,"cancel":)";
+        body += minted->grant.cancel ? "true" : "false";
+        body += R"(,"expires_at":)" + std::to_string(minted->expires_at);
+        body += R"(,"session_expires_at":)" + std::to_string(minted->session_expires_at) + "}";
+        reply(json_response(201, std::move(body)));
+    });
+}
+
+void RestApi::serve(const HttpRequest& request, RevokeTokensCall call, const Reply& reply) {
+    auto tokens = config_.security ? config_.security->job_tokens() : nullptr;
+    if (!tokens) return reply(no_job_tokens());
+    const bool admin = config_.security->token_admin(request.owner);
+    if (call.revoke.kind == json::RevokeRequest::Kind::owner && call.revoke.key != request.owner &&
+        !admin) {
+        return reply(error_response(403, "forbidden",
+                                    "only the owner or a token admin (--token-admin) may revoke "
+                                    "an owner's tokens"));
+    }
+    off_io_thread(reply, [this, tokens, revoke = call.revoke, owner = request.owner, admin,
+                          ip = remote_ip(request.remote)](const Reply& reply) {
+        store::TokenRevocation revocation;
+        revocation.key = revoke.key;
+        revocation.owner = owner;
+        switch (revoke.kind) {
+            case json::RevokeRequest::Kind::token:
+                // Recorded under the caller: it reaches the caller's tokens only.
+                revocation.kind = "token";
+                break;
+            case json::RevokeRequest::Kind::job: {
+                revocation.kind = "job";
+                auto job = jobs_.get(revoke.key);
+                if (!job || (job->owner != owner && !admin)) return reply(not_found_job());
+                revocation.owner = job->owner;
+                break;
+            }
+            case json::RevokeRequest::Kind::owner:
+                revocation.kind = "owner";
+                revocation.owner = revoke.key;
+                break;
+        }
+        std::size_t closed = 0;
+        try {
+            closed = tokens->revoke(revocation, clock_.unix_ms());
+        } catch (const store::StoreError& e) {
+            log().error("token revocation not stored kind={} key={} error={}", revocation.kind,
+                        audit_quote(revocation.key), audit_quote(e.what()));
+            return reply(error_response(500, "internal",
+                                        "the revocation holds on this broker until it restarts, "
+                                        "but it could not be stored; try again"));
+        }
+        audit_log().info("event=token_revoked by={} ip={} kind={} owner={} key={} closed={}",
+                         audit_quote(owner), ip, revocation.kind, audit_quote(revocation.owner),
+                         audit_quote(revocation.key), closed);
+        std::string body = R"({"revoked":{"kind":)";
+        json::append_quoted(body, revocation.kind);
+        body += R"(,"owner":)";
+        json::append_quoted(body, revocation.owner);
+        body += R"(,"key":)";
+        json::append_quoted(body, revocation.key);
+        body += R"(},"closed_streams":)" + std::to_string(closed) + "}";
+        reply(json_response(200, std::move(body)));
+    });
 }
 
 // One waiting long-poll: answered by the first commit for its job, by its
@@ -451,24 +564,41 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
         reply_(error_response(503, "busy", "the broker is busy; try again"));
     }
 
+    // The job token the poll was made with is revoked: it ends now, with
+    // nothing read after the revocation.
+    void revoked() {
+        if (!claim()) return;
+        reply_(error_response(401, "unauthorized", "token revoked"));
+    }
+
+    void watch(std::shared_ptr<void> handle) { watch_ = std::move(handle); }
+
   private:
     RestApi& api_;
     std::string job_, owner_;
     std::uint64_t after_;
     std::size_t limit_;
     Reply reply_;
-    std::shared_ptr<void> slot_;  // the connection's place under the per-owner limit
+    std::shared_ptr<void> slot_;   // the connection's place under the per-owner limit
+    std::shared_ptr<void> watch_;  // revocations of the job token it relies on
     std::atomic<bool> fired_{false};
 };
 
 void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
                               std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
-                              std::shared_ptr<void> slot) {
+                              std::shared_ptr<void> slot, std::optional<auth::JobGrant> grant) {
     auto poll =
         std::make_shared<LongPoll>(*this, job_id, owner, after, limit, reply, std::move(slot));
     {
         std::lock_guard lock(long_polls_mutex_);
         long_polls_.emplace(poll.get(), poll);
+    }
+    const auto* security = config_.security.get();
+    if (grant && security && security->job_tokens()) {
+        std::weak_ptr<LongPoll> weak = poll;
+        poll->watch(security->job_tokens()->watch(owner, std::move(*grant), [weak] {
+            if (auto p = weak.lock()) p->revoked();
+        }));
     }
     // Listen first, then read: an event committed in between is either in
     // the read or wakes the poll (durable before visible).

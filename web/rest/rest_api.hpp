@@ -103,6 +103,8 @@ class RestApi {
     void serve(const HttpRequest& request, JobEventsCall call, const Reply& reply);
     void serve(const HttpRequest& request, JobSnapshotCall call, const Reply& reply);
     void serve(const HttpRequest& request, TypesCall call, const Reply& reply);
+    void serve(const HttpRequest& request, CreateTokenCall call, const Reply& reply);
+    void serve(const HttpRequest& request, RevokeTokensCall call, const Reply& reply);
     // The 422 answer when `request`'s params break its type's schema.
     std::optional<HttpResponse> params_refusal(const json::JobRequest& request);
     void readiness(const Reply& reply);
@@ -116,7 +118,7 @@ class RestApi {
     class SecurityContext;
     void wait_for_events(std::string job_id, std::string owner, std::uint64_t after,
                          std::size_t limit, std::chrono::milliseconds wait, const Reply& reply,
-                         std::shared_ptr<void> slot);
+                         std::shared_ptr<void> slot, std::optional<auth::JobGrant> grant);
 
     store::JobStore& jobs_;
     store::EventLog& events_;

@@ -137,6 +137,21 @@ std::variant<RestCall, HttpResponse> parse_rest_request(const HttpRequest& reque
             return RestCall{JobSnapshotCall{std::move(match->job_id)}};
         case Route::types:
             return RestCall{TypesCall{}};
+        case Route::job_tokens: {
+            auto parsed = json::parse_token_request(request.body);
+            if (auto* error = std::get_if<json::RequestError>(&parsed)) {
+                return invalid(error->message);
+            }
+            return RestCall{
+                CreateTokenCall{std::move(match->job_id), std::get<json::TokenRequest>(parsed)}};
+        }
+        case Route::tokens_revoke: {
+            auto parsed = json::parse_revoke_request(request.body);
+            if (auto* error = std::get_if<json::RequestError>(&parsed)) {
+                return invalid(error->message);
+            }
+            return RestCall{RevokeTokensCall{std::get<json::RevokeRequest>(std::move(parsed))}};
+        }
     }
     return error_response(404, "not_found", "no such route");
 }

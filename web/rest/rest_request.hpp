@@ -13,6 +13,7 @@
 
 #include "protocol/json.hpp"
 #include "protocol/model.hpp"
+#include "protocol/token_requests.hpp"
 #include "web/http/http_message.hpp"
 
 namespace jobcast::web {
@@ -58,8 +59,18 @@ struct JobSnapshotCall {  // GET /v1/jobs/{id}/snapshot
 
 struct TypesCall {};  // GET /v1/types
 
-using RestCall = std::variant<HealthCall, ReadyCall, CreateJobCall, GetJobCall, ListJobsCall,
-                              CancelJobCall, JobEventsCall, JobSnapshotCall, TypesCall>;
+struct CreateTokenCall {  // POST /v1/jobs/{id}/tokens
+    std::string job_id;
+    json::TokenRequest token;
+};
+
+struct RevokeTokensCall {  // POST /v1/tokens/revoke
+    json::RevokeRequest revoke;
+};
+
+using RestCall =
+    std::variant<HealthCall, ReadyCall, CreateJobCall, GetJobCall, ListJobsCall, CancelJobCall,
+                 JobEventsCall, JobSnapshotCall, TypesCall, CreateTokenCall, RevokeTokensCall>;
 
 // The call `request` asks for, or the 4xx response that refuses it (404 no such
 // route, 405 with an Allow header, 400 invalid_request naming the parameter).

@@ -8,6 +8,7 @@
 #include "protocol/json.hpp"
 #include "web/http/log.hpp"
 #include "web/http/query.hpp"
+#include "web/http/routes.hpp"
 #include "web/security/audit.hpp"
 
 namespace jobcast::web {
@@ -182,14 +183,26 @@ SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
         out.owner = std::string(kAnonymousOwner);
         return out;
     }
-    auto result = jwt_->verify(token, now_seconds_());
+    // The broker's own job tokens say so in their kid; any other token is the
+    // identity provider's.
+    const auto job_tokens = job_tokens_.load();
+    const bool job_token = job_tokens && auth::key_id(token) == JobTokens::kKeyId;
+    auto result = job_token ? job_tokens->verify(token, now_seconds_())
+                            : jwt_->verify(token, now_seconds_());
     if (!result.claims) {
         out.reason = static_cast<std::size_t>(result.failure);
         out.message = result.message;
         count_auth_failure(out.reason, remote, transport, out.message);
         return out;
     }
-    auto owner = result.claims->owner();
+    // A job token's sub is the owner as the broker wrote it.
+    auto owner = job_token ? result.claims->subject : result.claims->owner();
+    if (result.claims->grant && job_tokens && job_tokens->revoked(owner, *result.claims->grant)) {
+        out.reason = kRevoked;
+        out.message = "token revoked";
+        count_auth_failure(out.reason, remote, transport, out.message);
+        return out;
+    }
     if (owner == kAnonymousOwner) {
         // The owner of every job made while auth was off: no token may inherit them.
         out.reason = static_cast<std::size_t>(auth::JwtFailure::subject);
@@ -198,6 +211,7 @@ SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
         return out;
     }
     out.owner = std::move(owner);
+    out.grant = std::move(result.claims->grant);
     if (result.claims->expires_at != 0) {
         out.valid_until =
             time_bounds::saturating_add(result.claims->expires_at, config_.jwt.leeway_seconds);
@@ -267,9 +281,55 @@ std::optional<HttpResponse> SecurityContext::authenticate(HttpRequest& request) 
         response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"jobcast\"");
         return response;
     }
+    if (check.grant && !scoped_request_allowed(*check.grant, request.method, path)) {
+        count_auth_failure(kScope, request.remote, transport,
+                           "job token used beyond its job: " + request.method + " " +
+                               std::string(path.substr(0, 200)));
+        return no_such_job();
+    }
     request.owner = std::move(*check.owner);
+    request.grant = std::move(check.grant);
     request.auth_valid_until = check.valid_until;
     return std::nullopt;
+}
+
+bool SecurityContext::token_admin(std::string_view owner) const {
+    const auto& admins = config_.token_admins;
+    return std::find(admins.begin(), admins.end(), owner) != admins.end();
+}
+
+bool scoped_request_allowed(const auth::JobGrant& grant, std::string_view method,
+                            std::string_view path) {
+    if (path == "/v1/ws") return method == "GET";
+    constexpr std::string_view stream = "/v1/streams/jobs/";
+    if (path.starts_with(stream)) {
+        auto id = percent_decode(path.substr(stream.size()), false);
+        return (method == "GET" || method == "HEAD") && id &&
+               grant_permits(grant, *id, JobAccess::read);
+    }
+    auto match = match_route(path);
+    if (!match) return false;
+    switch (match->route) {
+        case Route::job:
+        case Route::job_events:
+        case Route::job_snapshot:
+            return method == "GET" && grant_permits(grant, match->job_id, JobAccess::read);
+        case Route::job_cancel:
+            return method == "POST" && grant_permits(grant, match->job_id, JobAccess::cancel);
+        case Route::job_tokens:
+            return method == "POST" && grant_permits(grant, match->job_id, JobAccess::mint);
+        case Route::healthz:
+        case Route::readyz:
+        case Route::jobs:
+        case Route::types:
+        case Route::tokens_revoke:
+            return false;
+    }
+    return false;
+}
+
+HttpResponse no_such_job() {
+    return error(404, "not_found", "no such job");
 }
 
 std::optional<HttpResponse> SecurityContext::check_host(const HttpRequest& request) {

@@ -22,6 +22,7 @@
 #include "auth/jwt.hpp"
 #include "web/http/http_message.hpp"
 #include "web/security/host_check.hpp"
+#include "web/security/job_tokens.hpp"
 #include "web/security/security_stats.hpp"
 
 namespace jobcast::web {
@@ -136,6 +137,12 @@ struct SecurityConfig {
     // whenever this list is given.
     std::vector<std::string> allowed_hosts;
     SecurityLimits limits;
+    // Owners who may revoke the job tokens of any job and any owner
+    // (POST /v1/tokens/revoke); every owner may revoke its own.
+    std::vector<std::string> token_admins;
+    // The key of the per-job tokens the broker mints (32+ bytes); empty: one
+    // derived from the store's own random key.
+    std::string job_token_secret;
 };
 
 class SecurityContext {
@@ -149,10 +156,18 @@ class SecurityContext {
     }
     const SecurityConfig& config() const { return config_; }
 
+    // Per-job tokens (minted, verified, revoked): set once, before serving.
+    // Without them the token routes answer that this broker mints none.
+    // Set once the store is open, while HTTP already serves: atomic.
+    void use_job_tokens(std::shared_ptr<JobTokens> tokens) { job_tokens_.store(std::move(tokens)); }
+    std::shared_ptr<JobTokens> job_tokens() const { return job_tokens_.load(); }
+    bool token_admin(std::string_view owner) const;
+
     struct TokenCheck {
-        std::optional<std::string> owner;  // set when the token is valid
-        std::int64_t valid_until = 0;      // unix seconds (exp + leeway); 0: never expires
-        std::size_t reason = 0;            // index into kAuthFailureReasons when refused
+        std::optional<std::string> owner;     // set when the token is valid
+        std::optional<auth::JobGrant> grant;  // a job token's scope
+        std::int64_t valid_until = 0;         // unix seconds (exp + leeway); 0: never expires
+        std::size_t reason = 0;               // index into kAuthFailureReasons when refused
         std::string message;
     };
     // Verifies a token; a refusal is counted and written to the audit log.
@@ -163,7 +178,9 @@ class SecurityContext {
 
     // The Authenticator for the HTTP server: /v1/ routes need a bearer token
     // (Authorization: Bearer, or ?access_token= for browser WebSocket and
-    // EventSource); /healthz, /readyz, /metrics and the UI stay open.
+    // EventSource); /healthz, /readyz, /metrics and the UI stay open. A job
+    // token reaches its own job's routes only (scoped_request_allowed);
+    // anywhere else it gets the answer of an unknown job (404).
     std::optional<HttpResponse> authenticate(HttpRequest& request);
 
     // The listen socket's address (HttpServer::start, before serving): a Host
@@ -201,6 +218,7 @@ class SecurityContext {
   private:
     SecurityConfig config_;
     std::unique_ptr<auth::JwtVerifier> jwt_;
+    std::atomic<std::shared_ptr<JobTokens>> job_tokens_;
     std::function<std::int64_t()> now_seconds_;
     OwnerRateLimiter submissions_;
     ConnectionLimiter connections_;
@@ -217,6 +235,18 @@ class SecurityContext {
 // or per-IP limit: {"error":{"code":"too_many_connections",...}} with
 // Retry-After, and the connection closes after it.
 HttpResponse too_many_connections(Limit limit);
+
+// Whether a job token's `grant` reaches `method` `path`: GET (HEAD for
+// Durable Streams) of its job, its events (JSON, SSE, long-poll,
+// ui-message), its snapshot and its stream /v1/streams/jobs/{id}; POST of
+// its cancel (when the grant may cancel) and of its tokens (a refresh); and
+// the WebSocket, whose ops check the grant again. Nothing else.
+bool scoped_request_allowed(const auth::JobGrant& grant, std::string_view method,
+                            std::string_view path);
+
+// The answer to a request for a job the caller may not see: the same for an
+// unknown job, another owner's, and one a job token does not reach.
+HttpResponse no_such_job();
 
 // The bearer token of a request: Authorization: Bearer X, else ?access_token=X.
 // Empty when there is none.

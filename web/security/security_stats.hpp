@@ -32,11 +32,15 @@ inline std::string_view to_string(Limit limit) {
 }
 
 // The `reason` label of jobcast_auth_failures_total: auth::JwtFailure in its
-// order, plus a WebSocket auth op whose token names another owner.
-inline constexpr std::array<std::string_view, 11> kAuthFailureReasons = {
-    "missing", "malformed", "algorithm", "signature", "expired",       "not_yet_valid",
-    "issuer",  "audience",  "subject",   "lifetime",  "owner_mismatch"};
+// order, plus a WebSocket auth op whose token names another owner (or
+// another job), a revoked job token, and a job token used beyond its job
+// (another job, listing, submitting, the jobs feed).
+inline constexpr std::array<std::string_view, 13> kAuthFailureReasons = {
+    "missing",  "malformed", "algorithm", "signature",      "expired", "not_yet_valid", "issuer",
+    "audience", "subject",   "lifetime",  "owner_mismatch", "revoked", "scope"};
 inline constexpr std::size_t kOwnerMismatch = 10;
+inline constexpr std::size_t kRevoked = 11;
+inline constexpr std::size_t kScope = 12;
 
 // The `reason` label of jobcast_tls_handshake_failures_total: plain HTTP on
 // the TLS port (answered 400), a handshake OpenSSL refused (old protocol, no

@@ -57,7 +57,7 @@ void admit_websocket(const std::shared_ptr<StreamDoor>& door,
     door->hand_over(101, [&](FlexStream&& stream) {
         auto session =
             start_websocket_session(std::move(stream), std::move(message), streaming, request.owner,
-                                    door->remote(), request.auth_valid_until);
+                                    door->remote(), request.auth_valid_until, request.grant);
         session->hold(std::move(slot));
         return session;
     });
@@ -105,7 +105,7 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
                     if (ui_message) ui.emplace(job, after, found->attempt);
                     auto session = start_sse_session(
                         std::move(stream), streaming, request.owner, door->remote(), job, after,
-                        request.auth_valid_until, std::move(headers), std::move(ui));
+                        request.auth_valid_until, std::move(headers), std::move(ui), request.grant);
                     session->hold(std::move(slot));
                     return session;
                 });

@@ -9,6 +9,7 @@
 #include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
+#include "web/security/security.hpp"
 
 namespace jobcast::web {
 
@@ -22,7 +23,8 @@ class SseSession final : public StreamSession {
   public:
     SseSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
                std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
-               std::optional<client_api::UiMessageStream> ui_message)
+               std::optional<client_api::UiMessageStream> ui_message,
+               std::optional<auth::JobGrant> grant)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
           stream_(std::move(stream)),
           timer_(strand_),
@@ -31,7 +33,8 @@ class SseSession final : public StreamSession {
           remote_(std::move(remote)),
           job_(std::move(job)),
           after_(after),
-          ui_message_(std::move(ui_message)) {}
+          ui_message_(std::move(ui_message)),
+          grant_(std::move(grant)) {}
 
     void run(std::vector<std::pair<std::string, std::string>> extra_headers) {
         stream_.expires_never();
@@ -59,6 +62,7 @@ class SseSession final : public StreamSession {
         begin_subscription(job_, after_);
         schedule_heartbeat();
         watch_peer();
+        watch_revocation();
         if (valid_until_ > 0) {
             expiry_.expires_after(seconds_until(valid_until_));
             expiry_.async_wait([self = self()](beast::error_code ec) {
@@ -68,6 +72,24 @@ class SseSession final : public StreamSession {
                 self->finish();
             });
         }
+    }
+
+    // A job token's revocation ends the stream at once.
+    void watch_revocation() {
+        const auto tokens = ctx_->security ? ctx_->security->job_tokens() : nullptr;
+        if (!grant_ || !tokens) return;
+        std::weak_ptr<SseSession> weak = self();
+        revocation_watch_ = tokens->watch(owner_, *grant_, [weak] {
+            auto self = weak.lock();
+            if (!self) return;
+            net::post(self->strand_, [self] {
+                if (self->closing_) return;
+                audit_log().info("event=token_revoked_close transport=sse owner={} ip={} job={}",
+                                 audit_quote(self->owner_), remote_ip(self->remote_),
+                                 audit_quote(self->job_));
+                self->finish();
+            });
+        });
     }
 
     void request_close(std::uint16_t) override {
@@ -206,6 +228,8 @@ class SseSession final : public StreamSession {
     std::optional<client_api::UiMessageStream> ui_message_;
     bool ended_ = false;
     std::array<char, 256> sink_{};
+    std::optional<auth::JobGrant> grant_;  // the caller's job token, if that is what it holds
+    std::shared_ptr<void> revocation_watch_;
 };
 
 }  // namespace
@@ -214,10 +238,10 @@ std::shared_ptr<StreamSession> start_sse_session(
     FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
     std::vector<std::pair<std::string, std::string>> extra_headers,
-    std::optional<client_api::UiMessageStream> ui_message) {
-    auto session = std::make_shared<SseSession>(std::move(stream), std::move(ctx), std::move(owner),
-                                                std::move(remote), std::move(job), after,
-                                                valid_until, std::move(ui_message));
+    std::optional<client_api::UiMessageStream> ui_message, std::optional<auth::JobGrant> grant) {
+    auto session = std::make_shared<SseSession>(
+        std::move(stream), std::move(ctx), std::move(owner), std::move(remote), std::move(job),
+        after, valid_until, std::move(ui_message), std::move(grant));
     session->run(std::move(extra_headers));
     return session;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/jwt.hpp"
 #include "protocol/client_api.hpp"
 #include "web/http/flex_stream.hpp"
 #include "web/stream/stream_session.hpp"
@@ -20,11 +21,13 @@ namespace jobcast::web {
 // With `valid_until` (unix seconds, the caller's token expiry) the stream ends
 // then: the client reconnects with a fresh token and resumes. With
 // `ui_message` the events are written as that UI message stream instead of
-// jobcast's own SSE events.
+// jobcast's own SSE events. With `grant` (the caller's job token) the
+// stream ends as soon as that token is revoked.
 std::shared_ptr<StreamSession> start_sse_session(
     FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until = 0,
     std::vector<std::pair<std::string, std::string>> extra_headers = {},
-    std::optional<client_api::UiMessageStream> ui_message = std::nullopt);
+    std::optional<client_api::UiMessageStream> ui_message = std::nullopt,
+    std::optional<auth::JobGrant> grant = std::nullopt);
 
 }  // namespace jobcast::web

@@ -55,7 +55,8 @@ void keep_alive(net::ip::tcp::socket& socket, std::chrono::milliseconds keepaliv
 class WebSocketSession final : public StreamSession {
   public:
     WebSocketSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
-                     std::string remote, std::int64_t valid_until)
+                     std::string remote, std::int64_t valid_until,
+                     std::optional<auth::JobGrant> grant)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner),
                         Transport::websocket),
           ws_(std::move(stream)),
@@ -63,6 +64,7 @@ class WebSocketSession final : public StreamSession {
           expiry_(strand_),
           remote_(std::move(remote)),
           valid_until_(valid_until),
+          grant_(std::move(grant)),
           ops_(ctx_->security ? ctx_->security->config().limits.ws_ops_per_second : 0,
                ctx_->security ? ctx_->security->config().limits.ws_ops_burst : 0,
                std::chrono::steady_clock::now()) {}
@@ -102,7 +104,36 @@ class WebSocketSession final : public StreamSession {
         log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
         schedule_keepalive();
         schedule_expiry();
+        watch_revocation();
         do_read();
+    }
+
+    // A job token's revocation closes the connection with 4003 at once.
+    void watch_revocation() {
+        revocation_watch_.reset();
+        const auto tokens = ctx_->security ? ctx_->security->job_tokens() : nullptr;
+        if (!grant_ || !tokens) return;
+        std::weak_ptr<WebSocketSession> weak = self();
+        revocation_watch_ = tokens->watch(owner_, *grant_, [weak] {
+            auto self = weak.lock();
+            if (!self) return;
+            net::post(self->strand_, [self] {
+                if (self->closing_) return;
+                audit_log().info("event=token_revoked_close transport=websocket owner={} ip={}",
+                                 audit_quote(self->owner_), remote_ip(self->remote_));
+                self->close(client_api::kCloseReauthenticate, "token revoked");
+            });
+        });
+    }
+
+    // A job token reaches its own job only: anything else is answered as an
+    // unknown job would be, and counted.
+    bool permitted(const std::string& job, JobAccess access) {
+        if (grant_permits(grant_, job, access)) return true;
+        ctx_->security->count_auth_failure(kScope, remote_, "websocket",
+                                           "job token used beyond its job");
+        reply_error("not_found", "no such job", job);
+        return false;
     }
 
     // The token the connection was opened (or last refreshed) with expires:
@@ -183,18 +214,28 @@ class WebSocketSession final : public StreamSession {
         }
         auto check = ctx_->security->check_token(op.token, remote_, "websocket");
         if (!check.owner) return reply_error("unauthorized", check.message);
-        if (*check.owner != owner_) {
-            // A connection's owner is fixed: its subscriptions were checked for it.
+        const bool same_scope = check.grant.has_value() == grant_.has_value() &&
+                                (!grant_ || check.grant->job == grant_->job);
+        if (*check.owner != owner_ || !same_scope) {
+            // A connection's owner and scope are fixed: its subscriptions were checked for them.
             ctx_->security->count_auth_failure(kOwnerMismatch, remote_, "websocket",
-                                               "token names another owner");
-            return reply_error("forbidden", "the token names another owner than this connection");
+                                               "token names another owner or job");
+            return reply_error("forbidden",
+                               "the token names another owner or job than this connection");
         }
         valid_until_ = check.valid_until;
+        grant_ = std::move(check.grant);
         schedule_expiry();
+        watch_revocation();
         enqueue_control(client_api::authenticated_frame(valid_until_));
     }
 
     void handle(client_api::SubscribeFeedOp&) {
+        if (grant_) {
+            ctx_->security->count_auth_failure(kScope, remote_, "websocket",
+                                               "job token used for the jobs feed");
+            return reply_error("not_found", "no such job");
+        }
         begin_feed();
         enqueue_control(client_api::feed_subscribed_frame());
     }
@@ -213,6 +254,7 @@ class WebSocketSession final : public StreamSession {
         // its place from now on: a burst of ops cannot all pass the check
         // before the first of them becomes a subscription.
         // (A re-subscribe, which only moves the cursor, needs no new place.)
+        if (!permitted(op.job, JobAccess::read)) return;
         const bool reserved = !subscribed(op.job);
         if (reserved &&
             subscription_count() + pending_subscribes_ >= ctx_->config.max_subscriptions) {
@@ -259,6 +301,7 @@ class WebSocketSession final : public StreamSession {
     }
 
     void handle(client_api::CancelOp& op) {
+        if (!permitted(op.job, JobAccess::cancel)) return;
         auto self = this->self();
         bool queued = ctx_->run_blocking([self, op] {
             if (!self->visible_job(op.job)) {
@@ -416,8 +459,10 @@ class WebSocketSession final : public StreamSession {
     net::steady_timer timer_;
     net::steady_timer expiry_;  // the token expires
     std::string remote_;
-    std::int64_t valid_until_;  // unix seconds; 0: never
-    TokenBucket ops_;           // client ops per second
+    std::int64_t valid_until_;             // unix seconds; 0: never
+    std::optional<auth::JobGrant> grant_;  // a job token's scope
+    std::shared_ptr<void> revocation_watch_;
+    TokenBucket ops_;  // client ops per second
     bool close_after_drain_ = false;
     bool reads_paused_ = false;  // see backlog_cleared()
     // Since the last keepalive check: a frame was written / anything was
@@ -436,9 +481,11 @@ std::shared_ptr<StreamSession> start_websocket_session(FlexStream&& stream,
                                                        http::request<http::string_body> request,
                                                        std::shared_ptr<StreamingContext> ctx,
                                                        std::string owner, std::string remote,
-                                                       std::int64_t valid_until) {
-    auto session = std::make_shared<WebSocketSession>(
-        std::move(stream), std::move(ctx), std::move(owner), std::move(remote), valid_until);
+                                                       std::int64_t valid_until,
+                                                       std::optional<auth::JobGrant> grant) {
+    auto session =
+        std::make_shared<WebSocketSession>(std::move(stream), std::move(ctx), std::move(owner),
+                                           std::move(remote), valid_until, std::move(grant));
     session->run(std::move(request));
     return session;
 }

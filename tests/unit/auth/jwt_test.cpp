@@ -18,6 +18,20 @@ using namespace jobcast::auth;
 
 namespace {
 
+// MintOptions from its six claims in order (key id and grant left empty).
+jobcast::auth::MintOptions mint_options(std::string subject, std::string tenant, std::string issuer,
+                                        std::string audience, std::int64_t issued_at,
+                                        std::int64_t ttl_seconds) {
+    jobcast::auth::MintOptions out;
+    out.subject = std::move(subject);
+    out.tenant = std::move(tenant);
+    out.issuer = std::move(issuer);
+    out.audience = std::move(audience);
+    out.issued_at = issued_at;
+    out.ttl_seconds = ttl_seconds;
+    return out;
+}
+
 const std::string kSecret = "0123456789abcdef0123456789abcdef-test";
 constexpr std::int64_t kNow = 1'800'000'000;
 
@@ -113,20 +127,22 @@ JwtVerifier hs_verifier(std::int64_t max_lifetime = JwtConfig{}.max_lifetime_sec
 
 TEST_CASE("an HS256 token minted for a subject verifies and names its owner") {
     auto v = hs_verifier();
-    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow, 600});
+    auto token = mint_hs256(kSecret, mint_options("alice", "", "", "", kNow, 600));
     auto r = v.verify(token, kNow);
     REQUIRE(r.claims);
     CHECK(r.claims->owner() == "alice");
     CHECK(r.claims->expires_at == kNow + 600);
 
-    auto scoped = v.verify(mint_hs256(kSecret, {"alice", "acme", "", "", kNow, 600}), kNow);
+    auto scoped =
+        v.verify(mint_hs256(kSecret, mint_options("alice", "acme", "", "", kNow, 600)), kNow);
     REQUIRE(scoped.claims);
     CHECK(scoped.claims->owner() == "acme/alice");
 }
 
 TEST_CASE("expiry and not-before are enforced with the configured leeway") {
     auto v = hs_verifier();
-    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow - 100, 60});  // exp = now - 40
+    auto token =
+        mint_hs256(kSecret, mint_options("alice", "", "", "", kNow - 100, 60));  // exp = now - 40
     CHECK(v.verify(token, kNow).failure == JwtFailure::expired);
     CHECK(v.verify(token, kNow - 15).claims);  // within 30 s of leeway
 
@@ -139,10 +155,11 @@ TEST_CASE("expiry and not-before are enforced with the configured leeway") {
 
 TEST_CASE("a token signed with another secret or altered after signing is refused") {
     auto v = hs_verifier();
-    auto other = mint_hs256("another-secret-another-secret-xx", {"alice", "", "", "", kNow, 600});
+    auto other = mint_hs256("another-secret-another-secret-xx",
+                            mint_options("alice", "", "", "", kNow, 600));
     CHECK(v.verify(other, kNow).failure == JwtFailure::signature);
 
-    auto token = mint_hs256(kSecret, {"alice", "", "", "", kNow, 600});
+    auto token = mint_hs256(kSecret, mint_options("alice", "", "", "", kNow, 600));
     auto dot1 = token.find('.'), dot2 = token.rfind('.');
     auto forged =
         token.substr(0, dot1 + 1) + b64(R"({"sub":"mallory","iat":0})") + token.substr(dot2);
@@ -229,11 +246,16 @@ TEST_CASE("issuer and audience are checked when configured") {
     c.issuer = "https://idp.example";
     c.audience = "jobcast";
     JwtVerifier v(c);
-    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://idp.example", "jobcast", kNow, 60}), kNow)
+    CHECK(v.verify(mint_hs256(kSecret,
+                              mint_options("a", "", "https://idp.example", "jobcast", kNow, 60)),
+                   kNow)
               .claims);
-    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://evil", "jobcast", kNow, 60}), kNow)
+    CHECK(v.verify(mint_hs256(kSecret, mint_options("a", "", "https://evil", "jobcast", kNow, 60)),
+                   kNow)
               .failure == JwtFailure::issuer);
-    CHECK(v.verify(mint_hs256(kSecret, {"a", "", "https://idp.example", "other", kNow, 60}), kNow)
+    CHECK(v.verify(
+               mint_hs256(kSecret, mint_options("a", "", "https://idp.example", "other", kNow, 60)),
+               kNow)
               .failure == JwtFailure::audience);
     auto list = hs256(kSecret, R"({"alg":"HS256"})",
                       R"({"sub":"a","iss":"https://idp.example","aud":["x","jobcast"],"exp":)" +
@@ -372,18 +394,21 @@ TEST_CASE("a maximum lifetime refuses tokens without exp and tokens that live to
     CHECK(no_exp.failure == JwtFailure::lifetime);
     CHECK(no_exp.message ==
           "token has no exp; this broker requires one (--max-token-lifetime 30d)");
-    CHECK(v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 0}), kNow).failure ==
+    CHECK(v.verify(mint_hs256(kSecret, mint_options("alice", "", "", "", kNow, 0)), kNow).failure ==
           JwtFailure::lifetime);
 
     // As issued: exp - iat.
-    CHECK(v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 30 * kDay}), kNow).claims);
-    auto longer = v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow, 30 * kDay + 1}), kNow);
+    CHECK(v.verify(mint_hs256(kSecret, mint_options("alice", "", "", "", kNow, 30 * kDay)), kNow)
+              .claims);
+    auto longer =
+        v.verify(mint_hs256(kSecret, mint_options("alice", "", "", "", kNow, 30 * kDay + 1)), kNow);
     CHECK(longer.failure == JwtFailure::lifetime);
     CHECK(longer.message == "token lifetime exceeds the broker's --max-token-lifetime (30d)");
     // Issued long ago for long, even with little left.
-    CHECK(
-        v.verify(mint_hs256(kSecret, {"alice", "", "", "", kNow - 40 * kDay, 40 * kDay + 60}), kNow)
-            .failure == JwtFailure::lifetime);
+    CHECK(v.verify(mint_hs256(kSecret,
+                              mint_options("alice", "", "", "", kNow - 40 * kDay, 40 * kDay + 60)),
+                   kNow)
+              .failure == JwtFailure::lifetime);
 
     // Without iat: what is left, beyond the 30 s of leeway.
     auto left = [&](std::int64_t seconds) {
@@ -399,11 +424,14 @@ TEST_CASE("a maximum lifetime refuses tokens without exp and tokens that live to
     hour.hs256_secret = kSecret;
     hour.max_lifetime_seconds = 3600;
     CHECK(JwtVerifier(hour)
-              .verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 7200}), kNow)
+              .verify(mint_hs256(kSecret, mint_options("a", "", "", "", kNow, 7200)), kNow)
               .message == "token lifetime exceeds the broker's --max-token-lifetime (1h)");
     auto unlimited = hs_verifier(0);
-    CHECK(unlimited.verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 0}), kNow).claims);
-    CHECK(unlimited.verify(mint_hs256(kSecret, {"a", "", "", "", kNow, 3650 * kDay}), kNow).claims);
+    CHECK(
+        unlimited.verify(mint_hs256(kSecret, mint_options("a", "", "", "", kNow, 0)), kNow).claims);
+    CHECK(unlimited
+              .verify(mint_hs256(kSecret, mint_options("a", "", "", "", kNow, 3650 * kDay)), kNow)
+              .claims);
 
     JwtConfig negative;
     negative.hs256_secret = kSecret;
@@ -412,7 +440,7 @@ TEST_CASE("a maximum lifetime refuses tokens without exp and tokens that live to
 }
 
 TEST_CASE("minting saturates instead of overflowing exp") {
-    auto token = mint_hs256(kSecret, {"a", "", "", "", INT64_MAX - 5, 3600});
+    auto token = mint_hs256(kSecret, mint_options("a", "", "", "", INT64_MAX - 5, 3600));
     auto payload =
         base64url_decode(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1));
     REQUIRE(payload);
@@ -451,9 +479,11 @@ TEST_CASE("owners are injective: no two (tenant, sub) pairs share one") {
 
     // Through the verifier, as the broker sees it.
     auto v = hs_verifier();
-    auto slash = v.verify(mint_hs256(kSecret, {"acme/alice", "", "", "", kNow, 600}), kNow);
+    auto slash =
+        v.verify(mint_hs256(kSecret, mint_options("acme/alice", "", "", "", kNow, 600)), kNow);
     REQUIRE(slash.claims);
-    auto scoped = v.verify(mint_hs256(kSecret, {"alice", "acme", "", "", kNow, 600}), kNow);
+    auto scoped =
+        v.verify(mint_hs256(kSecret, mint_options("alice", "acme", "", "", kNow, 600)), kNow);
     REQUIRE(scoped.claims);
     CHECK(slash.claims->owner() != scoped.claims->owner());
     CHECK(slash.claims->owner() == "acme%2Falice");

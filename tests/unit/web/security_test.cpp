@@ -8,6 +8,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// MintOptions from its six claims in order (key id and grant left empty).
+jobcast::auth::MintOptions mint_options(std::string subject, std::string tenant, std::string issuer,
+                                        std::string audience, std::int64_t issued_at,
+                                        std::int64_t ttl_seconds) {
+    jobcast::auth::MintOptions out;
+    out.subject = std::move(subject);
+    out.tenant = std::move(tenant);
+    out.issuer = std::move(issuer);
+    out.audience = std::move(audience);
+    out.issued_at = issued_at;
+    out.ttl_seconds = ttl_seconds;
+    return out;
+}
+
 const std::string kSecret = "unit-test-secret-0123456789abcdef";
 constexpr std::int64_t kNow = 1'800'000'000;
 
@@ -26,7 +40,7 @@ SecurityContext auth_context(SecurityConfig config = {}) {
 }
 
 std::string token(const std::string& sub, std::int64_t ttl = 600) {
-    return jobcast::auth::mint_hs256(kSecret, {sub, "", "", "", kNow, ttl});
+    return jobcast::auth::mint_hs256(kSecret, mint_options(sub, "", "", "", kNow, ttl));
 }
 
 }  // namespace
@@ -179,7 +193,8 @@ TEST_CASE("with auth on, /v1/ needs a valid token and the token names the owner"
     CHECK(refused->body.find("unauthorized") != std::string::npos);
     CHECK(security.stats.auth_failures[0].load() == 1);  // missing
 
-    auto old = jobcast::auth::mint_hs256(kSecret, {"alice", "", "", "", kNow - 7200, 3600});
+    auto old =
+        jobcast::auth::mint_hs256(kSecret, mint_options("alice", "", "", "", kNow - 7200, 3600));
     auto expired = request("/v1/jobs?access_token=" + old);
     REQUIRE(security.authenticate(expired));
     CHECK(security.stats.auth_failures[4].load() == 1);  // expired

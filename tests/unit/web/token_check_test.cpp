@@ -15,6 +15,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// MintOptions from its six claims in order (key id and grant left empty).
+jobcast::auth::MintOptions mint_options(std::string subject, std::string tenant, std::string issuer,
+                                        std::string audience, std::int64_t issued_at,
+                                        std::int64_t ttl_seconds) {
+    jobcast::auth::MintOptions out;
+    out.subject = std::move(subject);
+    out.tenant = std::move(tenant);
+    out.issuer = std::move(issuer);
+    out.audience = std::move(audience);
+    out.issued_at = issued_at;
+    out.ttl_seconds = ttl_seconds;
+    return out;
+}
+
 const std::string kSecret = "unit-test-secret-0123456789abcdef";
 constexpr std::int64_t kNow = 1'800'000'000;
 constexpr auto kTenYears = std::chrono::seconds(3650LL * 86'400);
@@ -43,7 +57,7 @@ std::string signed_token(const std::string& claims) {
 }
 
 std::string mint(const std::string& sub, const std::string& tenant = "", std::int64_t ttl = 600) {
-    return jobcast::auth::mint_hs256(kSecret, {sub, tenant, "", "", kNow, ttl});
+    return jobcast::auth::mint_hs256(kSecret, mint_options(sub, tenant, "", "", kNow, ttl));
 }
 
 }  // namespace
