@@ -22,6 +22,7 @@
 #include "web/http/static_assets.hpp"
 #include "web/http/tls.hpp"
 #include "web/rest/rest_api.hpp"
+#include "web/streams/durable_streams.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/stream_session.hpp"
 
@@ -141,12 +142,18 @@ class Broker::Impl {
             store_->jobs(), store_->events(), *commands_, rest,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); });
 
+        durable_ = std::make_unique<web::streams::DurableStreams>(
+            store_->streams(), *rest_, *hub_, config_.durable_streams,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); },
+            rest.schedule);
+
         web::HttpConfig http;
         http.listen = config_.http;
         http.io_threads = static_cast<std::size_t>(config_.http_threads);
         http.body_limit = config_.max_body_bytes;
         http.read_timeout = config_.read_timeout;
         http.security = security_;
+        http.durable_streams = durable_.get();
         if (config_.tls.enabled()) {
             tls_ = std::make_shared<web::TlsServer>(config_.tls);
             http.tls = tls_;
@@ -157,6 +164,8 @@ class Broker::Impl {
             [this](web::HttpRequest request, web::Reply reply) {
                 if (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0) {
                     serve_metrics(request, std::move(reply));
+                } else if (web::streams::is_stream_target(request.target)) {
+                    durable_->handle(std::move(request), std::move(reply));
                 } else if (auto asset = web::static_asset(request.method, request.target)) {
                     reply(std::move(*asset));
                 } else {
@@ -294,6 +303,7 @@ class Broker::Impl {
         ready_ = false;
         log_->info("event=stopping");
         if (rest_) rest_->release_long_polls();
+        if (durable_) durable_->release_waits();
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
         if (gateway_owner_) gateway_owner_->stop();
@@ -334,6 +344,7 @@ class Broker::Impl {
     std::atomic<Gateway*> gateway_{nullptr};
     std::unique_ptr<web::BlockingPool> pool_;
     std::unique_ptr<web::RestApi> rest_;
+    std::unique_ptr<web::streams::DurableStreams> durable_;
     std::unique_ptr<web::HttpServer> http_;
     std::atomic<bool> ready_{false};
     std::atomic<bool> stopped_{false};

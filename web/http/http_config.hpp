@@ -11,6 +11,9 @@ namespace jobcast::web {
 
 class SecurityContext;
 class TlsServer;
+namespace streams {
+class DurableStreams;
+}
 
 struct HttpConfig {
     std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
@@ -33,6 +36,9 @@ struct HttpConfig {
     // HTTPS, wss:// and SSE over TLS on the listen port; a plain HTTP request
     // there is answered 400. Null: plain HTTP.
     std::shared_ptr<TlsServer> tls;
+    // live=sse reads under /v1/streams/ (web/streams/stream_sse.hpp), with
+    // the streaming sessions; null: not served.
+    streams::DurableStreams* durable_streams = nullptr;
 };
 
 }  // namespace jobcast::web
