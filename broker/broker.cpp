@@ -22,9 +22,9 @@
 #include "web/http/static_assets.hpp"
 #include "web/http/tls.hpp"
 #include "web/rest/rest_api.hpp"
-#include "web/streams/durable_streams.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/stream_session.hpp"
+#include "web/streams/durable_streams.hpp"
 
 namespace jobcast::broker {
 

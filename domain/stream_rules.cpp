@@ -66,7 +66,8 @@ AppendDecision decide_append(const StreamRecord& stream,
         if (request.producer) {
             // The retry of the append that closed the stream succeeds again;
             // a zombie is told it is fenced even after the close.
-            if (!stream.closed_by.empty() && stream.closed_by == producer_tuple(*request.producer)) {
+            if (!stream.closed_by.empty() &&
+                stream.closed_by == producer_tuple(*request.producer)) {
                 AppendDecision decision = verdict(AppendVerdict::duplicate);
                 decision.producer_seq = request.producer->seq;
                 return decision;

@@ -21,8 +21,8 @@ struct StreamRecord {
     // The producer tuple whose append closed the stream ("id\nepoch\nseq"),
     // empty when it was closed without one: its retry is a duplicate.
     std::string closed_by;
-    std::string stream_seq;  // the last Stream-Seq taken; empty: none yet
-    std::int64_t ttl_seconds = -1;  // sliding expiry from accessed_at; -1: none
+    std::string stream_seq;          // the last Stream-Seq taken; empty: none yet
+    std::int64_t ttl_seconds = -1;   // sliding expiry from accessed_at; -1: none
     std::int64_t expires_at_ms = 0;  // absolute expiry, unix ms; 0: none
     std::int64_t accessed_at_ms = 0;
 };

@@ -106,8 +106,8 @@ StreamWriteResult SqliteStreamLog::create(CreateStream op) {
             db::Statement select(connection, std::string(kStreamColumns) + kByName, false);
             if (auto row = select_stream(select, op.owner, op.name)) {
                 if (!domain::stream_expired(row->record, op.now_ms)) {
-                    result.status = same_settings(*row, op) ? StreamWrite::exists
-                                                            : StreamWrite::conflict;
+                    result.status =
+                        same_settings(*row, op) ? StreamWrite::exists : StreamWrite::conflict;
                     result.stream = std::move(row->info);
                     return;
                 }
@@ -150,9 +150,9 @@ StreamWriteResult SqliteStreamLog::append(AppendToStream op) {
                 state.bind(1, row->info.id);
                 state.bind_text(2, claim->id);
                 if (state.step()) {
-                    producer = domain::ProducerState{
-                        static_cast<std::uint64_t>(state.column_int64(0)),
-                        static_cast<std::uint64_t>(state.column_int64(1))};
+                    producer =
+                        domain::ProducerState{static_cast<std::uint64_t>(state.column_int64(0)),
+                                              static_cast<std::uint64_t>(state.column_int64(1))};
                 }
             }
             result.status = StreamWrite::decided;
@@ -222,8 +222,8 @@ void SqliteStreamLog::touch(std::int64_t id, std::int64_t now_ms) {
 std::optional<StreamInfo> SqliteStreamLog::get(const std::string& name, const std::string& owner,
                                                std::int64_t now_ms) {
     auto connection = pool_.borrow();
-    auto row = select_stream(connection->statement(std::string(kStreamColumns) + kByName), owner,
-                             name);
+    auto row =
+        select_stream(connection->statement(std::string(kStreamColumns) + kByName), owner, name);
     if (!row || domain::stream_expired(row->record, now_ms)) return std::nullopt;
     return std::move(row->info);
 }

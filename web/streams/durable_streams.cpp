@@ -125,8 +125,7 @@ std::string job_body(const std::vector<Event>& events) {
     return out;
 }
 
-std::string etag(std::string_view stream, std::string_view start, std::uint64_t end,
-                 bool closed) {
+std::string etag(std::string_view stream, std::string_view start, std::uint64_t end, bool closed) {
     std::string tag = "\"";
     tag.append(stream).append(":").append(start).append(":").append(format_offset(end));
     if (closed) tag += ":c";
@@ -295,8 +294,7 @@ void DurableStreams::handle(HttpRequest request, Reply reply) {
         route(request, reply);
     } catch (const std::exception& e) {
         log().error("streams handler failed method={} target={} error={}",
-                    audit_quote(request.method), log_target(request.target),
-                    audit_quote(e.what()));
+                    audit_quote(request.method), log_target(request.target), audit_quote(e.what()));
         reply(internal_error());
     }
 }
@@ -311,7 +309,8 @@ void DurableStreams::off_io_thread(const Reply& reply, std::function<void(const 
         }
     };
     if (!run_blocking_(std::move(task))) {
-        reply(refuse(503, "overloaded", "the server is busy; retry shortly", {{"Retry-After", "1"}}));
+        reply(
+            refuse(503, "overloaded", "the server is busy; retry shortly", {{"Retry-After", "1"}}));
     }
 }
 
@@ -338,8 +337,8 @@ void DurableStreams::route(HttpRequest& request, const Reply& reply) {
                             {{"Allow", "GET, HEAD"}}));
     }
     if (!target.is_job() && !log_) {
-        return reply(refuse(501, "not_implemented",
-                            "this store keeps no streams besides the jobs' logs"));
+        return reply(
+            refuse(501, "not_implemented", "this store keeps no streams besides the jobs' logs"));
     }
     if (method == "GET") return read(request, target, reply);
     if (method == "HEAD") return head(request, target, reply);
@@ -352,8 +351,7 @@ void DurableStreams::route(HttpRequest& request, const Reply& reply) {
 
 // ---- PUT -------------------------------------------------------------------------
 
-void DurableStreams::create(const HttpRequest& request, const Target& target,
-                            const Reply& reply) {
+void DurableStreams::create(const HttpRequest& request, const Target& target, const Reply& reply) {
     if (request.header("Stream-Forked-From") || request.header("Stream-Fork-Offset") ||
         request.header("Stream-Fork-Sub-Offset")) {
         return reply(refuse(501, "not_implemented", "forking a stream is not supported"));
@@ -365,8 +363,8 @@ void DurableStreams::create(const HttpRequest& request, const Target& target,
     auto ttl = request.header(kTtl);
     auto expires = request.header(kExpiresAt);
     if (ttl && expires) {
-        return reply(refuse(400, "invalid_request",
-                            "Stream-TTL and Stream-Expires-At exclude each other"));
+        return reply(
+            refuse(400, "invalid_request", "Stream-TTL and Stream-Expires-At exclude each other"));
     }
     if (ttl) {
         auto seconds = parse_ttl(*ttl);
@@ -391,6 +389,9 @@ void DurableStreams::create(const HttpRequest& request, const Target& target,
                            "://" + std::string(request.header("Host").value_or("localhost")) +
                            std::string(split_target(request.target).path);
     off_io_thread(reply, [this, op = std::move(op), location](const Reply& reply) mutable {
+        // Expired streams are invisible at once; creating a stream also
+        // deletes them, so their rows do not outlive them for long.
+        log_->expire(op.now_ms);
         auto result = log_->create(std::move(op));
         if (result.status == store::StreamWrite::conflict) {
             return reply(refuse(409, "conflict", "the stream exists with other settings"));
@@ -411,8 +412,7 @@ void DurableStreams::create(const HttpRequest& request, const Target& target,
 
 // ---- POST ------------------------------------------------------------------------
 
-void DurableStreams::append(const HttpRequest& request, const Target& target,
-                            const Reply& reply) {
+void DurableStreams::append(const HttpRequest& request, const Target& target, const Reply& reply) {
     store::AppendToStream op;
     op.name = target.name;
     op.owner = request.owner;
@@ -478,8 +478,7 @@ void DurableStreams::append(const HttpRequest& request, const Target& target,
                 }
                 // A producer's append is answered 200 with what it committed;
                 // other appends, and a close without data, 204.
-                return reply(
-                    answer(producer && has_data ? 200 : 204, {}, {}, std::move(headers)));
+                return reply(answer(producer && has_data ? 200 : 204, {}, {}, std::move(headers)));
             case AppendVerdict::close_again:
                 add_closed();
                 return reply(answer(204, {}, {}, std::move(headers)));
@@ -490,17 +489,16 @@ void DurableStreams::append(const HttpRequest& request, const Target& target,
                 return reply(answer(204, {}, {}, std::move(headers)));
             case AppendVerdict::closed:
                 add_closed();
-                return reply(refuse(409, "stream_closed", "the stream is closed",
-                                    std::move(headers)));
+                return reply(
+                    refuse(409, "stream_closed", "the stream is closed", std::move(headers)));
             case AppendVerdict::content_type_mismatch:
-                return reply(refuse(409, "content_type_mismatch",
-                                    "Content-Type differs from the stream's " +
-                                        stream.content_type));
+                return reply(
+                    refuse(409, "content_type_mismatch",
+                           "Content-Type differs from the stream's " + stream.content_type));
             case AppendVerdict::stale_epoch:
-                return reply(refuse(403, "stale_producer_epoch",
-                                    "a newer epoch of this producer took over",
-                                    {{std::string(kProducerEpoch),
-                                      std::to_string(decision.current_epoch)}}));
+                return reply(refuse(
+                    403, "stale_producer_epoch", "a newer epoch of this producer took over",
+                    {{std::string(kProducerEpoch), std::to_string(decision.current_epoch)}}));
             case AppendVerdict::invalid_epoch_seq:
                 return reply(refuse(400, "invalid_request",
                                     "a new producer epoch starts at Producer-Seq 0"));
@@ -508,11 +506,10 @@ void DurableStreams::append(const HttpRequest& request, const Target& target,
                 return reply(refuse(
                     409, "producer_sequence_gap", "Producer-Seq skips ahead",
                     {{std::string(kProducerExpectedSeq), std::to_string(decision.expected_seq)},
-                     {std::string(kProducerReceivedSeq),
-                      std::to_string(decision.received_seq)}}));
+                     {std::string(kProducerReceivedSeq), std::to_string(decision.received_seq)}}));
             case AppendVerdict::stream_seq_conflict:
-                return reply(refuse(409, "sequence_conflict",
-                                    "Stream-Seq is not after the last one taken"));
+                return reply(
+                    refuse(409, "sequence_conflict", "Stream-Seq is not after the last one taken"));
         }
         reply(internal_error());
     });
@@ -520,8 +517,7 @@ void DurableStreams::append(const HttpRequest& request, const Target& target,
 
 // ---- DELETE ------------------------------------------------------------------------
 
-void DurableStreams::remove(const HttpRequest& request, const Target& target,
-                            const Reply& reply) {
+void DurableStreams::remove(const HttpRequest& request, const Target& target, const Reply& reply) {
     off_io_thread(reply, [this, name = target.name, owner = request.owner](const Reply& reply) {
         auto stream = log_->get(name, owner, clock_.unix_ms());
         if (!stream || !log_->remove(name, owner)) return reply(no_stream());
@@ -532,8 +528,7 @@ void DurableStreams::remove(const HttpRequest& request, const Target& target,
 
 // ---- HEAD ----------------------------------------------------------------------------
 
-void DurableStreams::head(const HttpRequest& request, const Target& target,
-                          const Reply& reply) {
+void DurableStreams::head(const HttpRequest& request, const Target& target, const Reply& reply) {
     off_io_thread(reply, [this, target, owner = request.owner](const Reply& reply) {
         Headers headers{{"Cache-Control", "no-store"}};
         if (target.is_job()) {
@@ -541,18 +536,19 @@ void DurableStreams::head(const HttpRequest& request, const Target& target,
             if (!page) return reply(no_stream());
             headers.emplace_back(kNextOffset, format_offset(page->last_seq));
             if (page->done) headers.emplace_back(kClosed, "true");
-            headers.emplace_back("ETag", etag("jobs/" + target.job, "-1", page->last_seq,
-                                              page->done));
+            headers.emplace_back("ETag",
+                                 etag("jobs/" + target.job, "-1", page->last_seq, page->done));
             return reply(answer(200, std::string(kJsonType), {}, std::move(headers)));
         }
         auto stream = log_->get(target.name, owner, clock_.unix_ms());
         if (!stream) return reply(no_stream());
         headers.emplace_back(kNextOffset, format_offset(stream->last_seq));
         if (stream->closed) headers.emplace_back(kClosed, "true");
-        if (stream->ttl_seconds >= 0) headers.emplace_back(kTtl, std::to_string(stream->ttl_seconds));
+        if (stream->ttl_seconds >= 0)
+            headers.emplace_back(kTtl, std::to_string(stream->ttl_seconds));
         if (!stream->expires_at.empty()) headers.emplace_back(kExpiresAt, stream->expires_at);
-        headers.emplace_back("ETag", etag(std::to_string(stream->id), "-1", stream->last_seq,
-                                          stream->closed));
+        headers.emplace_back(
+            "ETag", etag(std::to_string(stream->id), "-1", stream->last_seq, stream->closed));
         reply(answer(200, stream->content_type, {}, std::move(headers)));
     });
 }
@@ -575,8 +571,7 @@ namespace {
 // The query's offset and live mode, or the answer refusing them.
 std::variant<std::monostate, HttpResponse> parse_read_query(const HttpRequest& request,
                                                             std::optional<Offset>& offset,
-                                                            std::string& start,
-                                                            std::string& live,
+                                                            std::string& start, std::string& live,
                                                             std::optional<std::string>& cursor) {
     auto query = QueryParams::parse(split_target(request.target).query);
     if (!query) return refuse(400, "invalid_request", "malformed query string");
@@ -811,8 +806,8 @@ DurableStreams::SseBatch DurableStreams::read_sse(const SsePlan& plan, std::uint
         append_sse_event(batch.frames, "data", payload);
         batch.reached = message.seq;
         const bool at_tail = batch.reached >= batch.stream->last_seq;
-        batch.frames += control_event(batch.reached, at_tail,
-                                      at_tail && batch.stream->closed, plan.cursor);
+        batch.frames +=
+            control_event(batch.reached, at_tail, at_tail && batch.stream->closed, plan.cursor);
     }
     return batch;
 }

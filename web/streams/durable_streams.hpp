@@ -63,7 +63,7 @@ struct SsePlan {
     // A job's log (the job's id) or a created stream.
     std::string job;
     store::StreamInfo stream;
-    std::uint64_t last_seq = 0;  // the tail when admitted (a job's last_seq)
+    std::uint64_t last_seq = 0;   // the tail when admitted (a job's last_seq)
     bool closed_at_tail = false;  // nothing more will come: one final control event
     bool base64 = false;
     bool json = false;

@@ -160,10 +160,10 @@ void append_sse_event(std::string& out, std::string_view event, std::string_view
         std::size_t end = payload.find_first_of("\r\n", start);
         out.append("data:").append(payload.substr(start, end - start)).append("\n");
         if (end == std::string_view::npos) break;
-        start = end + ((payload[end] == '\r' && end + 1 < payload.size() &&
-                        payload[end + 1] == '\n')
-                           ? 2
-                           : 1);
+        start =
+            end + ((payload[end] == '\r' && end + 1 < payload.size() && payload[end + 1] == '\n')
+                       ? 2
+                       : 1);
     }
     out.append("\n");
 }

@@ -148,8 +148,8 @@ class DurableSseSession final : public StreamSession {
                 if (self->closing_) return;
                 if (timed_out) {
                     // A quiet stream: still here, still at the tail.
-                    self->enqueue_control(self->durable_.control_event(
-                        self->reached_, true, false, self->plan_.cursor));
+                    self->enqueue_control(self->durable_.control_event(self->reached_, true, false,
+                                                                       self->plan_.cursor));
                 }
                 self->read_more();
             });
@@ -203,8 +203,8 @@ class DurableSseSession final : public StreamSession {
                 return self->fail(beast::error::timeout, "stalled");
             }
             if (self->idle() && !self->ended_) {
-                self->enqueue_control(self->durable_.control_event(self->reached_, true, false,
-                                                                   self->plan_.cursor));
+                self->enqueue_control(
+                    self->durable_.control_event(self->reached_, true, false, self->plan_.cursor));
             }
             self->schedule_keepalive();
         });
@@ -293,36 +293,36 @@ void admit_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<SecurityContext>& security, HttpRequest request) {
     if (auto denied = door->authenticate(request)) return door->send(std::move(*denied));
     DurableStreams* durable = &durable_streams;
-    bool queued = streaming->run_blocking([door, streaming, security, durable,
-                                           request = std::move(request)] {
-        std::variant<HttpResponse, SsePlan> planned = HttpResponse{
-            500, "application/json", json::error_body("internal", "internal error"), {}};
-        try {
-            planned = durable->plan_sse(request);
-        } catch (const std::exception& e) {
-            log().error("stream sse admission failed error={}", audit_quote(e.what()));
-        }
-        door->resume([door, streaming, security, durable, owner = request.owner,
-                      planned = std::move(planned)]() mutable {
-            if (auto* refused = std::get_if<HttpResponse>(&planned)) {
-                return door->send(std::move(*refused));
+    bool queued =
+        streaming->run_blocking([door, streaming, security, durable, request = std::move(request)] {
+            std::variant<HttpResponse, SsePlan> planned = HttpResponse{
+                500, "application/json", json::error_body("internal", "internal error"), {}};
+            try {
+                planned = durable->plan_sse(request);
+            } catch (const std::exception& e) {
+                log().error("stream sse admission failed error={}", audit_quote(e.what()));
             }
-            std::shared_ptr<void> slot = std::make_shared<int>(0);
-            if (security) {
-                auto acquired = security->acquire_connection(owner, door->remote(), "sse");
-                if (!acquired.slot) return door->send(too_many_connections(acquired.limit));
-                slot = std::move(acquired.slot);
-            }
-            door->hand_over(200, [&](FlexStream&& stream) {
-                auto session = std::make_shared<DurableSseSession>(
-                    std::move(stream), streaming, *durable, std::get<SsePlan>(std::move(planned)),
-                    door->remote());
-                session->run(door->cors_origin());
-                session->hold(std::move(slot));
-                return session;
+            door->resume([door, streaming, security, durable, owner = request.owner,
+                          planned = std::move(planned)]() mutable {
+                if (auto* refused = std::get_if<HttpResponse>(&planned)) {
+                    return door->send(std::move(*refused));
+                }
+                std::shared_ptr<void> slot = std::make_shared<int>(0);
+                if (security) {
+                    auto acquired = security->acquire_connection(owner, door->remote(), "sse");
+                    if (!acquired.slot) return door->send(too_many_connections(acquired.limit));
+                    slot = std::move(acquired.slot);
+                }
+                door->hand_over(200, [&](FlexStream&& stream) {
+                    auto session = std::make_shared<DurableSseSession>(
+                        std::move(stream), streaming, *durable,
+                        std::get<SsePlan>(std::move(planned)), door->remote());
+                    session->run(door->cors_origin());
+                    session->hold(std::move(slot));
+                    return session;
+                });
             });
         });
-    });
     if (!queued) {
         door->send(HttpResponse{503,
                                 "application/json",
