@@ -33,6 +33,7 @@
 #include "web/rest/rest_api.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/stream_session.hpp"
+#include "web/streams/durable_streams.hpp"
 
 namespace jobcast::broker {
 
@@ -200,7 +201,6 @@ class Broker::Impl {
             *hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             config_.streaming, stream_stats_, security_});
-        http_->serve_streams(streaming_);
 
         web::RestConfig rest;
         rest.ready = [this] { return not_ready_reason().empty(); };
@@ -214,6 +214,11 @@ class Broker::Impl {
         rest_ = std::make_unique<web::RestApi>(
             store_->jobs(), store_->events(), *commands_, rest,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); });
+        durable_ = std::make_unique<web::streams::DurableStreams>(
+            store_->streams(), *rest_, *hub_, config_.durable_streams,
+            [this](std::function<void()> task) { return pool_->post(std::move(task)); },
+            rest.schedule);
+        http_->serve_streams(streaming_, durable_.get());
 
         metrics_.watch_gateway(&gateway_owner_->stats());
         metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });
@@ -243,8 +248,12 @@ class Broker::Impl {
                 return reply({503, "application/json", body + "}", {}});
             }
         }
-        if (auto* rest = serving_.load(std::memory_order_acquire))
+        if (auto* rest = serving_.load(std::memory_order_acquire)) {
+            // durable_ is set before serving_ (release): seen with it.
+            if (web::streams::is_stream_target(request.target))
+                return durable_->handle(std::move(request), reply);
             return rest->handle(std::move(request), reply);
+        }
         if (get && is_path(request, "/healthz"))
             return reply({200, "application/json", R"({"status":"ok"})", {}});
         reply({503,
@@ -480,6 +489,7 @@ class Broker::Impl {
         }
         ready_ = false;
         if (rest_) rest_->release_long_polls();
+        if (durable_) durable_->release_waits();
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
         if (gateway_owner_) gateway_owner_->stop();
@@ -524,6 +534,7 @@ class Broker::Impl {
     std::unique_ptr<web::BlockingPool> pool_;
     std::unique_ptr<web::RestApi> rest_;
     std::atomic<web::RestApi*> serving_{nullptr};  // rest_, for the I/O threads, once it serves
+    std::unique_ptr<web::streams::DurableStreams> durable_;
     std::unique_ptr<web::HttpServer> http_;
     std::atomic<bool> ready_{false};
     std::atomic<bool> stopped_{false};

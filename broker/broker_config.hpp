@@ -14,6 +14,7 @@
 #include "web/http/tls.hpp"
 #include "web/security/security.hpp"
 #include "web/stream/streaming_config.hpp"
+#include "web/streams/durable_streams.hpp"
 
 namespace jobcast::broker {
 
@@ -30,6 +31,7 @@ struct BrokerConfig {
     std::optional<cluster::RedisStoreConfig> cluster;
     GatewayConfig gateway;
     web::StreamingConfig streaming;
+    web::streams::DurableStreamsConfig durable_streams;  // /v1/streams/
     // SIGTERM/SIGINT: longest graceful stop before the process exits anyway.
     std::chrono::milliseconds shutdown_timeout{10'000};
     web::SecurityConfig security;

@@ -13,7 +13,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms", store_url;
     std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s",
-                read_timeout = "30s";
+                read_timeout = "30s", stream_long_poll = "20s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"
         "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
@@ -75,6 +75,9 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
             "a client that reads nothing for this long is disconnected (it resumes later)")
         ("keepalive", po::value(&keepalive)->default_value(keepalive),
             "WebSocket ping and SSE comment interval")
+        ("stream-long-poll", po::value(&stream_long_poll)->default_value(stream_long_poll),
+            "Durable Streams (/v1/streams/): how long a caught-up live=long-poll read waits "
+            "before 204, and how often a quiet live=sse stream gets a control event")
         ("shutdown-timeout", po::value(&shutdown_timeout)->default_value(shutdown_timeout),
             "on SIGTERM, the longest graceful stop (clients told to reconnect, writer flushed, "
             "workers told) before the broker exits anyway; a second signal exits at once")
@@ -136,6 +139,10 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
     c.streaming.keepalive = parse_duration(keepalive, "keepalive");
+    c.durable_streams.long_poll_timeout = parse_duration(stream_long_poll, "stream-long-poll");
+    if (c.durable_streams.long_poll_timeout < std::chrono::milliseconds(100)) {
+        throw ConfigError("--stream-long-poll must be at least 100ms");
+    }
     c.shutdown_timeout = parse_duration(shutdown_timeout, "shutdown-timeout");
     c.read_timeout = parse_duration(read_timeout, "read-timeout");
     if (c.read_timeout < std::chrono::milliseconds(100)) {

@@ -85,8 +85,54 @@ CREATE TABLE token_revocations(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: Durable Streams created over HTTP (stream_log.hpp).
+// - streams: one row per incarnation; (owner, name) is unique, and a name
+//   deleted and created again gets a new pk, so nothing of the old one shows.
+// - ttl_seconds -1 and expires_at_ms 0 mean none; accessed_at moves on reads
+//   and writes (the sliding TTL). closed_by is the producer tuple that closed
+//   the stream, so its retry is recognized.
+// - stream_messages: one row per message, (stream_pk, seq) seq 1, 2, ...
+// - stream_producers: each idempotent producer's epoch and last seq.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE streams(
+    pk            INTEGER PRIMARY KEY,
+    owner         TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    content_type  TEXT    NOT NULL,
+    ttl_seconds   INTEGER NOT NULL DEFAULT -1,
+    expires_at    TEXT    NOT NULL DEFAULT '',
+    expires_at_ms INTEGER NOT NULL DEFAULT 0,
+    closed        INTEGER NOT NULL DEFAULT 0,
+    closed_by     TEXT    NOT NULL DEFAULT '',
+    stream_seq    TEXT    NOT NULL DEFAULT '',
+    last_seq      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    accessed_at   INTEGER NOT NULL,
+    UNIQUE(owner, name)
+);
+CREATE INDEX streams_expiring ON streams(expires_at_ms) WHERE expires_at_ms > 0;
+CREATE INDEX streams_with_ttl ON streams(accessed_at) WHERE ttl_seconds >= 0;
+CREATE TABLE stream_messages(
+    stream_pk INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    data      BLOB    NOT NULL,
+    PRIMARY KEY(stream_pk, seq)
+);
+CREATE TABLE stream_producers(
+    stream_pk INTEGER NOT NULL,
+    producer  TEXT    NOT NULL,
+    epoch     INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    PRIMARY KEY(stream_pk, producer)
+) WITHOUT ROWID;
+)sql";
+
 void MigrateToVersion2(db::Connection& connection) {
     connection.exec(kSchemaV2);
+}
+
+void MigrateToVersion3(db::Connection& connection) {
+    connection.exec(kSchemaV3);
 }
 
 struct Migration {
@@ -98,6 +144,7 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, MigrateToVersion1},
     {2, MigrateToVersion2},
+    {3, MigrateToVersion3},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 

@@ -15,6 +15,7 @@
 #include "persistence/retention.hpp"
 #include "persistence/sqlite_event_log.hpp"
 #include "persistence/sqlite_job_store.hpp"
+#include "persistence/sqlite_stream_log.hpp"
 #include "persistence/store.hpp"
 #include "persistence/writer.hpp"
 
@@ -122,6 +123,7 @@ class SqliteStore final : public Store {
         jobs_ = std::make_unique<SqliteJobStore>(*pool_);
         events_ = std::make_unique<SqliteEventLog>(*pool_);
         writer_ = std::make_unique<Writer>(std::move(connection), config_, std::move(on_commit));
+        streams_ = std::make_unique<SqliteStreamLog>(*writer_, *pool_);
         retention_ = std::make_unique<Retention>(*writer_, config_);
         logger().info(
             "store open path={} schema_version={} migrated_from={} durability={} "
@@ -150,6 +152,7 @@ class SqliteStore final : public Store {
 
     JobStore& jobs() override { return *jobs_; }
     EventLog& events() override { return *events_; }
+    StreamLog* streams() override { return streams_.get(); }
 
     std::size_t run_retention(UnixMs now) override { return retention_->run_once(now); }
 
@@ -162,6 +165,7 @@ class SqliteStore final : public Store {
     std::unique_ptr<SqliteJobStore> jobs_;
     std::unique_ptr<SqliteEventLog> events_;
     std::unique_ptr<Writer> writer_;
+    std::unique_ptr<SqliteStreamLog> streams_;
     std::unique_ptr<Retention> retention_;
     std::once_flag closed_;
 };

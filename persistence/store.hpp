@@ -21,6 +21,8 @@
 
 namespace jobcast::store {
 
+class StreamLog;
+
 // ---- configuration ---------------------------------------------------------
 
 enum class Durability { normal, full };  // synchronous=NORMAL (process crash) / FULL (power loss)
@@ -218,6 +220,9 @@ class Store {
 
     virtual JobStore& jobs() = 0;
     virtual EventLog& events() = 0;
+    // The Durable Streams created over HTTP (stream_log.hpp); null for an
+    // engine that does not keep them (yet).
+    virtual StreamLog* streams() { return nullptr; }
 
     // 32 random bytes made once with the database and kept in it: the broker
     // derives the worker sessions it hands out from them, so a worker's

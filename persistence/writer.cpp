@@ -96,9 +96,9 @@ void Writer::flush() {
     progress_.wait(lock, [&] { return completed_ >= target || stopped_; });
 }
 
-void Writer::run_task(Task task) {
+void Writer::run_task(Task task, bool touches_jobs) {
     if (on_writer_thread()) throw std::logic_error("Writer::run_task called on the writer thread");
-    PendingTask pending{std::move(task), {}};
+    PendingTask pending{std::move(task), touches_jobs, {}};
     std::future<void> done = pending.done.get_future();
     {
         std::lock_guard lock(mutex_);
@@ -285,7 +285,7 @@ void Writer::run_pending_task(PendingTask& task) {
             task.task(connection_);
             transaction.commit();
         }
-        applier_->forget_all();
+        if (task.touches_jobs) applier_->forget_all();
         task.done.set_value();
         restart_large_wal();
     } catch (...) {

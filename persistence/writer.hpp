@@ -44,8 +44,9 @@ class Writer {
     void flush();
     // Runs `task` on the writer thread, in its own transaction, between two
     // batches; blocks until it is done and rethrows what it threw. The op
-    // cache is dropped afterwards (the task may have changed any row).
-    void run_task(Task task);
+    // cache is dropped afterwards (the task may have changed any row), unless
+    // `touches_jobs` is false (the task writes no jobs or events rows).
+    void run_task(Task task, bool touches_jobs = true);
     // Commits what is queued, stops the thread, TRUNCATE-checkpoints and closes
     // the connection. Idempotent.
     void stop();
@@ -60,6 +61,7 @@ class Writer {
     };
     struct PendingTask {
         Task task;
+        bool touches_jobs = true;
         std::promise<void> done;
     };
     // FIFO of entries in one vector: no allocation per op (a deque allocates a

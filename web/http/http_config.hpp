@@ -11,6 +11,9 @@ namespace jobcast::web {
 
 class SecurityContext;
 class TlsServer;
+namespace streams {
+class DurableStreams;
+}
 
 struct HttpConfig {
     std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port

@@ -339,7 +339,9 @@ void HttpServer::stop() {
     log().info("http server stopped address={}", impl.bound);
 }
 
-void HttpServer::serve_streams(std::shared_ptr<StreamingContext> streaming) {
+void HttpServer::serve_streams(std::shared_ptr<StreamingContext> streaming,
+                               streams::DurableStreams* durable) {
+    impl_->shared->durable_streams.store(durable);
     impl_->shared->streaming.store(std::move(streaming));
 }
 

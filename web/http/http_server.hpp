@@ -49,7 +49,9 @@ class HttpServer {
     // Turns on WebSocket and SSE with `streaming` for the requests that come
     // after, when it was not given at construction (what it needs did not
     // exist yet). Once; any thread.
-    void serve_streams(std::shared_ptr<StreamingContext> streaming);
+    // With `durable`, live=sse reads under /v1/streams/ too.
+    void serve_streams(std::shared_ptr<StreamingContext> streaming,
+                       streams::DurableStreams* durable = nullptr);
 
     std::vector<RequestCount> request_counts() const;
 

@@ -13,6 +13,7 @@
 #include "web/http/tls.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/streams/stream_sse.hpp"
 
 #ifndef JOBCAST_VERSION
 #define JOBCAST_VERSION "dev"
@@ -305,11 +306,14 @@ void HttpSession::on_request() {
     if (auto answer = check_origin(request)) return send(std::move(*answer));
 
     // A WebSocket upgrade or an SSE request goes through its admission
-    // (web/stream/admission.hpp), not to the Handler.
-    if (auto streaming = shared_->streaming.load();
-        streaming &&
-        admit_stream(shared_from_this(), streaming, shared_->config.security, request, message)) {
-        return;
+    // (web/stream/admission.hpp, web/streams/stream_sse.hpp), not to the Handler.
+    if (auto streaming = shared_->streaming.load()) {
+        if (auto* durable = shared_->durable_streams.load(); durable && streams::wants_sse(request))
+            return streams::admit_sse(shared_from_this(), streaming, *durable,
+                                      shared_->config.security, std::move(request));
+        if (admit_stream(shared_from_this(), streaming, shared_->config.security, request,
+                         message))
+            return;
     }
     dispatch(std::move(request));
 }

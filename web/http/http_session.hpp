@@ -49,6 +49,9 @@ struct ServerShared {
     const Authenticator authenticator;
     // Null: no WebSocket/SSE (yet: HttpServer::serve_streams sets it once).
     std::atomic<std::shared_ptr<StreamingContext>> streaming;
+    // live=sse reads under /v1/streams/ (web/streams/stream_sse.hpp), with
+    // the streaming sessions; null: not served. Set before `streaming`.
+    std::atomic<streams::DurableStreams*> durable_streams{nullptr};
     RequestCounter counter;
 
     // Streaming sessions the HTTP sessions handed their connections to, so

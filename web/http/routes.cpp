@@ -99,6 +99,8 @@ std::string_view route_label(std::string_view target) {
     // Served beside the REST API (by the broker), labelled as themselves.
     if (path == "/metrics") return "/metrics";
     if (path == "/v1/ws") return "/v1/ws";
+    if (path.starts_with("/v1/streams/jobs/")) return "/v1/streams/jobs/{id}";
+    if (path.starts_with("/v1/streams/")) return "/v1/streams/{name}";
     // The UI's files: one label for all of them.
     if (path == "/" || path.rfind("/client/", 0) == 0 ||
         path.find('/', 1) == std::string_view::npos) {

@@ -372,11 +372,17 @@ HttpResponse SecurityContext::preflight(const HttpRequest& request) const {
     auto origin = cors_origin(request);
     if (!origin) return error(403, "origin_not_allowed", "this Origin may not call the broker");
     HttpResponse response{204, "", "", {}};
+    // Durable Streams (/v1/streams/) create, append, delete and revalidate,
+    // with the protocol's own request headers.
+    const bool streams = request.target.starts_with("/v1/streams/");
     response.headers = {
         {"Access-Control-Allow-Origin", *origin},
-        {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+        {"Access-Control-Allow-Methods",
+         streams ? "GET, HEAD, POST, PUT, DELETE, OPTIONS" : "GET, POST, OPTIONS"},
         {"Access-Control-Allow-Headers",
-         "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"},
+         streams ? "Authorization, Content-Type, If-None-Match, Stream-Seq, Stream-TTL, "
+                   "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq"
+                 : "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"},
         {"Access-Control-Max-Age", "600"},
         {"Vary", "Origin"},
     };
