@@ -70,6 +70,12 @@ void MigrateToVersion1(db::Connection& connection) {
     connection.exec(kSchemaV1);
 }
 
+// Version 2: jobs.checkpoint_seq, the job's last_seq when its checkpoint was
+// saved (the resume point a next attempt's running event names).
+void MigrateToVersion2(db::Connection& connection) {
+    connection.exec("ALTER TABLE jobs ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0");
+}
+
 struct Migration {
     int version;
     void (*apply)(db::Connection&);
@@ -78,6 +84,7 @@ struct Migration {
 // Append only: a released step never changes.
 constexpr Migration kMigrations[] = {
     {1, MigrateToVersion1},
+    {2, MigrateToVersion2},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 
