@@ -37,9 +37,10 @@ local function check_gen(prefix, gen)
   return nil
 end
 
-local function state_json(state, attempt, qworker, qreason)
+local function state_json(state, attempt, qworker, qreason, resume_seq)
   local s = '{"state":"' .. state .. '","attempt":' .. fmt(attempt)
   if qworker and qworker ~= '' then s = s .. ',"worker":' .. qworker end
+  if resume_seq and resume_seq ~= 0 then s = s .. ',"resume_seq":' .. fmt(resume_seq) end
   if qreason and qreason ~= '' then s = s .. ',"reason":' .. qreason end
   return s .. '}'
 end
@@ -104,7 +105,8 @@ function Job:change(state, now, qreason, qworker)
     redis.call('ZADD', p .. 'done', fmt(now + self.retention),
       self.id .. '\n' .. self.owner .. '\n' .. state)
   end
-  self:event('state', fmt(now * 1000), state_json(state, self.attempt, qworker, qreason))
+  self:event('state', fmt(now * 1000),
+    state_json(state, self.attempt, qworker, qreason, state == 'running' and self.resume_seq))
 end
 
 function Job:save()
@@ -262,6 +264,10 @@ local function lease(keys, args)
     job:put('attempt', fmt(job.attempt))
     job:put('worker', args[6])
     job:put('started', fmt(now))
+    -- With a checkpoint, the running event says where the attempt resumes.
+    if redis.call('STRLEN', job.prefix .. 'ck:' .. job.id) > 0 then
+      job.resume_seq = num(redis.call('HGET', job.key, 'ckseq'))
+    end
     job:change('running', now, nil, args[7])
   end)
 end
@@ -353,6 +359,7 @@ local function apply(keys, args)
         job.first_seq = job.seq
       elseif t == 'k' then
         redis.call('SET', prefix .. 'ck:' .. id, args[i + 3])
+        job:put('ckseq', fmt(job.seq))
       elseif t == 'd' then
         local now = num(args[i + 4])
         job:put('result', args[i + 3])

@@ -155,6 +155,8 @@ std::optional<StoredJob> parse_job(const redis::Reply& flat) {
             job.finished_at = to_int<UnixMs>(value);
         else if (name == "checkpoint")
             job.checkpoint = value;
+        else if (name == "ckseq")
+            job.checkpoint_seq = to_int<std::uint64_t>(value);
     }
     if (job.id.empty()) return std::nullopt;
     job.last_seq = stored.seq;

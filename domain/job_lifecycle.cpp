@@ -13,9 +13,9 @@ namespace jobcast::domain {
 
 namespace {
 
-// {"state":S,"attempt":A[,"worker":W][,"reason":R]}
+// {"state":S,"attempt":A[,"worker":W][,"resume_seq":N][,"reason":R]}
 std::string state_event_data(JobState state, int attempt, std::string_view worker,
-                             std::string_view reason) {
+                             std::string_view reason, std::uint64_t resume_seq = 0) {
     std::string data = "{\"state\":\"";
     data += to_string(state);
     data += "\",\"attempt\":";
@@ -23,6 +23,10 @@ std::string state_event_data(JobState state, int attempt, std::string_view worke
     if (!worker.empty()) {
         data += ",\"worker\":";
         json::append_quoted(data, worker);
+    }
+    if (resume_seq != 0) {
+        data += ",\"resume_seq\":";
+        data += std::to_string(resume_seq);
     }
     if (!reason.empty()) {
         data += ",\"reason\":";
@@ -71,8 +75,13 @@ void change_state(JobRecord& record, Decision& decision, JobState state, UnixMs 
     if (state == JobState::succeeded) job.progress = 1.0;
     if (is_terminal(state)) job.finished_at = now;
     decision.lifecycle_changed = true;
-    add_event(decision, EventKind::state, now,
-              state_event_data(state, job.attempt, with_worker ? job.worker : "", reason));
+    // A new attempt that resumes from a checkpoint says where: the log up to
+    // that seq is what it does not emit again.
+    const std::uint64_t resume_seq =
+        state == JobState::running && !job.checkpoint.empty() ? job.checkpoint_seq : 0;
+    add_event(
+        decision, EventKind::state, now,
+        state_event_data(state, job.attempt, with_worker ? job.worker : "", reason, resume_seq));
 }
 
 std::string lease_lost(int attempt, int current) {
@@ -113,6 +122,7 @@ Decision create(JobRecord& record, UnixMs now) {
     job.progress = 0;
     job.last_seq = 0;
     job.checkpoint.clear();
+    job.checkpoint_seq = 0;
     job.result.clear();
     job.error.clear();
     job.cancel_requested = false;
@@ -196,6 +206,7 @@ Decision accept_checkpoint(JobRecord& record, int attempt, std::uint64_t wseq, s
     Decision decision = check_worker_message(record, attempt, wseq);
     if (!decision.ok()) return decision;
     record.job.checkpoint = std::move(bytes);
+    record.job.checkpoint_seq = record.job.last_seq;
     record.wseq = wseq;
     decision.acked_wseq = wseq;
     return decision;

@@ -67,6 +67,8 @@ Decision create(JobRecord& record, UnixMs now);
 Decision create_again(const JobRecord& existing, const Job& submitted);
 
 // A worker takes the job: queued -> running, attempt + 1, wseq back to 0.
+// With a checkpoint, the running event's `resume_seq` is its checkpoint_seq:
+// the new attempt resumes after that point of the log (absent: from the start).
 // Refused while not queued, once a cancel is requested, or with no attempt left.
 // The same lease again (the job runs for that worker since `now`: a retry whose
 // first outcome was unknown) is accepted without a change.
@@ -85,7 +87,8 @@ Decision check_worker_message(const JobRecord& record, int attempt, std::uint64_
 Decision accept_chunk(JobRecord& record, int attempt, std::uint64_t wseq, EventKind kind,
                       std::string_view data);
 
-// A worker's checkpoint: its bytes replace the job's, without an event.
+// A worker's checkpoint: its bytes replace the job's, without an event; the
+// job's last_seq becomes its checkpoint_seq (what the checkpoint covers).
 Decision accept_checkpoint(JobRecord& record, int attempt, std::uint64_t wseq, std::string bytes);
 
 // A worker's done: a result event ("{}" when `result` is empty), then succeeded.

@@ -24,7 +24,8 @@ constexpr const char* kUpdateJob =
     "finished_at = ?12 WHERE pk = ?1";
 constexpr const char* kUpdateJobProgress =
     "UPDATE jobs SET progress = ?2, last_seq = ?3, wseq = ?4 WHERE pk = ?1";
-constexpr const char* kUpdateCheckpoint = "UPDATE jobs SET checkpoint = ?2 WHERE pk = ?1";
+constexpr const char* kUpdateCheckpoint =
+    "UPDATE jobs SET checkpoint = ?2, checkpoint_seq = ?3 WHERE pk = ?1";
 constexpr const char* kInsertBlock =
     "INSERT INTO events(job_pk, first_seq, last_seq, body) VALUES(?1, ?2, ?3, ?4)";
 
@@ -300,6 +301,7 @@ void BatchApplier::write_pending() {
         if (job->checkpoint_dirty) {
             update_checkpoint_.bind(1, job->row.pk);
             update_checkpoint_.bind_blob(2, j.checkpoint);
+            update_checkpoint_.bind(3, j.checkpoint_seq);
             update_checkpoint_.run();
         }
     }

@@ -42,6 +42,7 @@ JobRow read_job_row(const db::Statement& s) {
     job.started_at = s.column_int64(17);
     job.finished_at = s.column_int64(18);
     row.wseq = static_cast<std::uint64_t>(s.column_int64(19));
+    job.checkpoint_seq = static_cast<std::uint64_t>(s.column_int64(20));
     return row;
 }
 

@@ -12,12 +12,12 @@
 
 namespace jobcast::store {
 
-// Column list, in the order read_job_row expects (pk first, wseq last). A
+// Column list, in the order read_job_row expects (pk first). A
 // constant (not a std::string) so other files' statics can use it safely.
 inline constexpr std::string_view kJobColumns =
     "pk, id, type, owner, params, priority, state, attempt, max_attempts, worker, progress, "
     "last_seq, checkpoint, result, error, cancel_requested, created_at, started_at, "
-    "finished_at, wseq";
+    "finished_at, wseq, checkpoint_seq";
 
 // "SELECT <kJobColumns> FROM jobs <tail>"
 std::string select_jobs(std::string_view tail);

@@ -135,6 +135,12 @@ void MigrateToVersion3(db::Connection& connection) {
     connection.exec(kSchemaV3);
 }
 
+// Version 4: jobs.checkpoint_seq, the job's last_seq when its checkpoint was
+// saved (the resume point a next attempt's running event names).
+void MigrateToVersion4(db::Connection& connection) {
+    connection.exec("ALTER TABLE jobs ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0");
+}
+
 struct Migration {
     int version;
     void (*apply)(db::Connection&);
@@ -145,6 +151,7 @@ constexpr Migration kMigrations[] = {
     {1, MigrateToVersion1},
     {2, MigrateToVersion2},
     {3, MigrateToVersion3},
+    {4, MigrateToVersion4},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 

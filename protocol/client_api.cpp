@@ -181,8 +181,8 @@ std::string sse_retry(std::uint32_t milliseconds) {
     return "retry: " + std::to_string(milliseconds) + "\n\n";
 }
 
-UiMessageStream::UiMessageStream(std::string job, std::uint64_t after, int attempt)
-    : job_(std::move(job)), seq_(after), attempt_(attempt) {}
+UiMessageStream::UiMessageStream(std::string job, std::uint64_t after, int attempt, JobFold seed)
+    : job_(std::move(job)), seq_(after), attempt_(attempt), fold_(std::move(seed)) {}
 
 std::string UiMessageStream::format(const std::vector<Event>& events, std::size_t skip) {
     std::string out;
@@ -226,6 +226,19 @@ void UiMessageStream::close_part() {
     open_part_.clear();
 }
 
+void UiMessageStream::append_delta(std::string_view text) {
+    if (open_part_.empty()) {
+        open_part_ = job_ + "-" + std::to_string(attempt_);
+        chunks_.push_back(text_chunk("text-start", open_part_));
+    }
+    std::string delta = R"({"type":"text-delta","id":)";
+    json::append_quoted(delta, open_part_);
+    delta.append(R"(,"delta":)");
+    json::append_quoted(delta, text);
+    delta.push_back('}');
+    chunks_.push_back(std::move(delta));
+}
+
 void UiMessageStream::append_event(std::string& out, const Event& event) {
     chunks_.clear();
     if (event.seq == 1) {
@@ -237,16 +250,9 @@ void UiMessageStream::append_event(std::string& out, const Event& event) {
     bool terminal = false;
     switch (event.kind) {
         case EventKind::token: {
-            if (open_part_.empty()) {
-                open_part_ = job_ + "-" + std::to_string(attempt_);
-                chunks_.push_back(text_chunk("text-start", open_part_));
-            }
-            std::string delta = R"({"type":"text-delta","id":)";
-            json::append_quoted(delta, open_part_);
-            delta.append(R"(,"delta":)");
-            json::append_quoted(delta, read_event_data(event).text);
-            delta.push_back('}');
-            chunks_.push_back(std::move(delta));
+            const EventData data = read_event_data(event);
+            fold_event(fold_, event, data, 0);
+            append_delta(data.text);
             break;
         }
         case EventKind::progress:
@@ -264,12 +270,19 @@ void UiMessageStream::append_event(std::string& out, const Event& event) {
             break;
         case EventKind::state: {
             EventData data = read_event_data(event);
+            fold_event(fold_, event, data, 0);
             attempt_ = data.attempt;
             // A requeued attempt's part ends here; a finished job's too.
             if (data.state == JobState::queued || (data.state && is_terminal(*data.state))) {
                 close_part();
             }
             chunks_.push_back(data_chunk("state", event));
+            // An attempt resuming from a checkpoint: its part restates the
+            // text up to there (the fold has cut what came after).
+            if (data.state == JobState::running && !fold_.text.empty()) {
+                close_part();
+                append_delta(fold_.text);
+            }
             if (data.state == JobState::succeeded) {
                 chunks_.emplace_back(R"({"type":"finish","finishReason":"stop"})");
             } else if (data.state == JobState::failed) {

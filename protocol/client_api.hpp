@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "protocol/job_fold.hpp"
 #include "protocol/model.hpp"
 
 namespace jobcast::client_api {
@@ -104,7 +105,8 @@ inline constexpr std::string_view kUiMessageStreamVersion = "v1";
 
 // One job's log as the Vercel AI SDK's UI message stream: SSE `data:` lines
 // holding UI message chunks, which `readUIMessageStream` and `useChat` read.
-// Stateful (which text part is open), so one per stream, fed every event in
+// Stateful (which text part is open; the job's text, which an attempt that
+// resumes from a checkpoint restates), so one per stream, fed every event in
 // order. The mapping:
 //   seq 1            `start` {messageId: job} (only a stream from the beginning)
 //   token            `text-delta` in the text part "<job>-<attempt>"; a
@@ -115,6 +117,10 @@ inline constexpr std::string_view kUiMessageStreamVersion = "v1";
 //   state            reach useChat's onData and never pile up in the message
 //   result, requeue  `text-end` for the open part (a requeued attempt's text
 //                    ends its part; the next attempt opens a new one)
+//   running          of an attempt that resumes from a checkpoint: `text-start`
+//                    of its part and a `text-delta` restating the job's text up
+//                    to its resume_seq, so the message's last text part is the
+//                    job's text (earlier parts: what failed attempts showed)
 //   succeeded        `finish` {finishReason: "stop"}
 //   failed           `error` {errorText: reason}, `finish` {finishReason: "error"}
 //   cancelled        `abort` {reason}
@@ -127,8 +133,9 @@ class UiMessageStream {
   public:
     // `after`: the stream starts after this seq (0: from the beginning).
     // `attempt`: the job's attempt when the stream opens, naming the text
-    // part of tokens that come before the next state event.
-    UiMessageStream(std::string job, std::uint64_t after, int attempt);
+    // part of tokens that come before the next state event. `seed`: the log
+    // up to `after` folded (what a resumed attempt's restatement starts from).
+    UiMessageStream(std::string job, std::uint64_t after, int attempt, JobFold seed = {});
 
     // The SSE text of events[skip..]. Events at or below the last one
     // formatted are skipped.
@@ -137,11 +144,14 @@ class UiMessageStream {
   private:
     void append_event(std::string& out, const Event& event);
     void close_part();
+    // A `text-delta` of `text` in the open part (opened first when none is).
+    void append_delta(std::string_view text);
 
     std::string job_;
     std::uint64_t seq_;
     int attempt_;
     std::string open_part_;            // the text part's id; empty: none open
+    JobFold fold_;                     // the job's text (tokens and states folded)
     std::vector<std::string> chunks_;  // one event's chunks (reused)
 };
 

@@ -39,6 +39,10 @@ EventData read_event_data(const Event& event) {
                     static_cast<int>(std::clamp<std::int64_t>(attempt->get_int64(), 0, 1 << 20));
             }
             out.reason = string_member(data, "reason");
+            if (auto* resume = data.if_contains("resume_seq"); resume && resume->is_int64()) {
+                out.resume_seq =
+                    static_cast<std::uint64_t>(std::max<std::int64_t>(resume->get_int64(), 0));
+            }
             break;
         }
         case EventKind::progress: {

@@ -3,6 +3,7 @@
 // Pure; Boost.JSON stays in event_data.cpp.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@ struct EventData {
     std::optional<JobState> state;     // state: the new state
     int attempt = 0;                   // state: the attempt it belongs to
     std::string reason;                // state: why (a retry, a failure, a cancel)
+    std::uint64_t resume_seq = 0;      // running: the seq its checkpoint covers (0: none)
     std::optional<double> fraction;    // progress: 0..1 (clamped)
     std::optional<std::string> stage;  // progress: the stage's name
     std::string message;               // error, log: the message

@@ -40,7 +40,10 @@ struct Job {
     double progress = 0.0;
     std::uint64_t last_seq = 0;  // seq of the newest event in the job's log
     std::string checkpoint;      // opaque bytes from the worker
-    std::string result;          // JSON text; empty until succeeded
+    // The job's last_seq when its checkpoint was saved: the log up to here is
+    // what a next attempt resuming from the checkpoint does not emit again.
+    std::uint64_t checkpoint_seq = 0;
+    std::string result;  // JSON text; empty until succeeded
     std::string error;
     bool cancel_requested = false;
     UnixMs created_at = 0;

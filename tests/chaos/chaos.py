@@ -264,6 +264,23 @@ def make_job(rng, run_id, n):
     return JobSpec("exec", params, key, marker)
 
 
+def rendered_text(events):
+    """A job's text as a client renders it (the fold of web/client/job_fold.js):
+    tokens appended in order; a `running` event cuts the text back to what the
+    log held at its resume_seq (none: the attempt starts over)."""
+    text, marks = "", [(0, 0)]  # (seq, len(text) after it) of the current attempt
+    for event in events:
+        if event["kind"] == "token":
+            text += event["data"].get("text", "")
+            marks.append((event["seq"], len(text)))
+        elif event["kind"] == "state" and event["data"].get("state") == "running":
+            resume = event["data"].get("resume_seq") or 0
+            keep = next((n for seq, n in reversed(marks) if seq <= resume), len(text))
+            text = text[:keep if resume else 0]
+            marks = [(resume, len(text))]
+    return text
+
+
 # ---------------------------------------------------------------- subscribers
 
 class Stream:
@@ -1391,6 +1408,7 @@ class Chaos:
                                     f"{job['state']} attempt {job['attempt']}")
         self.check_log(spec, events)
         self.check_streams(spec, events)
+        self.check_rendered_text(spec, events)
         self.check_processes(spec, events)
         self.stats["events"] += len(events)
         self.stats["states"][job["state"]] = self.stats["states"].get(job["state"], 0) + 1
@@ -1546,6 +1564,21 @@ class Chaos:
             elif is_terminal(log_[-1]) and len(got) != len(want):
                 self.violations.add(f"{who} job {st.job}: got {len(got)} of {len(want)} events "
                                     f"after {st.after} of a finished job")
+
+    def check_rendered_text(self, spec, log_):
+        """A succeeded llm.generate job, retried or not: the text every
+        subscriber renders (the stored log up to where it joined, then what it
+        received) equals the stored result's text, and so does the snapshot's."""
+        if spec.kind != "llm.generate" or spec.final["state"] != "succeeded":
+            return
+        want = spec.final["result"]["text"]
+        for who, st in spec.streams:
+            if st.done and rendered_text(log_[:st.after] + st.events) != want:
+                self.violations.add(f"{who} job {st.job}: the rendered text (after {st.after}) "
+                                    f"is not the result's text")
+        status, snapshot, _ = self.api.request("GET", f"/v1/jobs/{spec.id}/snapshot")
+        if status == 200 and snapshot["text"] != want:
+            self.violations.add(f"job {spec.id}: the snapshot's text is not the result's text")
 
     def check_processes(self, spec, log_):
         """A finished exec job (cancelled, or retried after its worker stalled)

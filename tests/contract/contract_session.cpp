@@ -136,7 +136,8 @@ std::string describe(const Job& job) {
            " attempt=" + std::to_string(job.attempt) + "/" + std::to_string(job.max_attempts) +
            " worker=" + job.worker + " progress=" + progress +
            " last_seq=" + std::to_string(job.last_seq) +
-           " checkpoint=" + printable(job.checkpoint) + " result=" + job.result +
+           " checkpoint=" + printable(job.checkpoint) +
+           " checkpoint_seq=" + std::to_string(job.checkpoint_seq) + " result=" + job.result +
            " error=" + job.error + " cancel_requested=" + (job.cancel_requested ? "1" : "0") +
            " created_at=" + std::to_string(job.created_at) +
            " started_at=" + std::to_string(job.started_at) +

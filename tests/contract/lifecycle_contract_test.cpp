@@ -201,6 +201,32 @@ TEST_CASE("SaveCheckpoint: kept without an event, handed to the next attempt's l
     });
 }
 
+TEST_CASE("a resumed attempt's running event names the seq its checkpoint covers", "[contract]") {
+    for_each_store([](Session& s) {
+        s.create_running("job-1");  // seq 1 queued, 2 running
+        s.expect(chunk("job-1", 1, 1), WriteStatus::ok);
+        s.expect(chunk("job-1", 1, 2), WriteStatus::ok);
+        s.expect(checkpoint("job-1", 1, 3, "two tokens"), WriteStatus::ok);
+        CHECK(s.require_job("job-1").checkpoint_seq == 4);
+        s.expect(chunk("job-1", 1, 4), WriteStatus::ok);  // seq 5: past the checkpoint
+        s.expect(requeue("job-1", 1), WriteStatus::ok);   // seq 6
+        s.expect(lease("job-1", "w2", kLeasedAt + 10), WriteStatus::ok);
+        CHECK(described(s.log("job-1")).back() ==
+              state_event(7, kLeasedUs + 10'000,
+                          R"({"state":"running","attempt":2,"worker":"w2","resume_seq":4})"));
+
+        // No checkpoint: the next attempt starts over, and its event says nothing more.
+        s.create_running("job-2");
+        s.expect(chunk("job-2", 1, 1), WriteStatus::ok);
+        s.expect(requeue("job-2", 1), WriteStatus::ok);
+        s.expect(lease("job-2", "w2", kLeasedAt + 10), WriteStatus::ok);
+        CHECK(s.require_job("job-2").checkpoint_seq == 0);
+        CHECK(
+            described(s.log("job-2")).back() ==
+            state_event(5, kLeasedUs + 10'000, R"({"state":"running","attempt":2,"worker":"w2"})"));
+    });
+}
+
 TEST_CASE("FinishJob success: a result event, then succeeded; the job takes nothing more",
           "[contract]") {
     for_each_store([](Session& s) {

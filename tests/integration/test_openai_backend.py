@@ -42,6 +42,34 @@ class OpenAIBackendTest(JobcastTest):
         self.assertTrue(last["body"]["stream"])
         self.assertEqual(last["body"]["messages"][-1]["content"], "say hello")
 
+    def test_a_chat_s_messages_reach_the_endpoint_as_they_are(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        port = self.free_fake_port()
+        fake = Process([sys.executable, os.path.join(HERE, "fake_openai.py"), "--port", str(port)],
+                       name="fake_openai")
+        self.addCleanup(fake.kill)
+        base = f"http://127.0.0.1:{port}"
+        self.wait_http(base + "/last-request")
+        self.start_worker(broker, ["llm.generate"], name="openai",
+                          args=["--openai-base-url", base, "--openai-model", "fake-1"])
+        # What JobcastChatTransport sends: the conversation, and its last user text.
+        messages = [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello! How can I help?"},
+                    {"role": "user", "content": "Tell me about tides."}]
+        job = api.submit("llm.generate", {"prompt": "Tell me about tides.", "messages": messages,
+                                          "backend": "openai"})
+        done = api.wait_state(job["id"], ["succeeded", "failed"])
+        self.assertEqual(done["state"], "succeeded", done)
+        last = json.load(urllib.request.urlopen(base + "/last-request", timeout=5))
+        self.assertEqual(last["body"]["messages"], messages)
+
+        # The params schema knows `messages`: a malformed one is refused at submit.
+        status, body, _ = api.request("POST", "/v1/jobs", {
+            "type": "llm.generate", "params": {"messages": [{"content": "no role"}]}})
+        self.assertEqual(status, 422, body)
+
     def test_a_refused_key_fails_the_job_without_retries(self):
         broker = self.start_broker()
         api = self.client(broker)

@@ -86,11 +86,12 @@ function newChat({ id = crypto.randomUUID(), transport, messages } = {}) {
 
 const sim = (seed, extra = {}) => ({ max_tokens: 200, tokens_per_second: 200, seed, ...extra });
 
-test('chatParams: the conversation as OpenAI messages, the last user text as prompt', () => {
+test('chatParams: the conversation as OpenAI messages (an assistant\'s last text part), the last user text as prompt', () => {
   const params = chatParams([
     { id: '1', role: 'system', parts: [{ type: 'text', text: 'Be brief.' }] },
     { id: '2', role: 'user', parts: [{ type: 'text', text: 'Hello' }, { type: 'text', text: ' there' }] },
-    { id: '3', role: 'assistant', parts: [{ type: 'step-start' }, { type: 'text', text: 'Hi!' }] },
+    // A retried job's message: the failed attempt's part, then the job's text.
+    { id: '3', role: 'assistant', parts: [{ type: 'step-start' }, { type: 'text', text: 'Hi th' }, { type: 'text', text: 'Hi!' }] },
     { id: '4', role: 'user', parts: [{ type: 'file', url: 'data:,x', mediaType: 'text/plain' }] },
     { id: '5', role: 'user', parts: [{ type: 'text', text: 'Tides?' }] },
   ]);

@@ -149,6 +149,56 @@ test('Cancel stops a running job', { skip }, async (t) => {
     document.querySelector(`[data-job-id="${jobId}"] .badge`)?.textContent === 'cancelled', id);
 });
 
+test('closing the tab does not cancel; Cancel does and the partial text stays', { skip }, async (t) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${broker.url}/`);
+  await page.waitForFunction(() => document.querySelector('#conn-state')?.textContent === 'open');
+  const left = await submit(page, 'llm.generate', { prompt: 'left', max_tokens: 30, tokens_per_second: 60 });
+  await page.waitForFunction(() => document.querySelector('#job-text').textContent.length > 10);
+  const posts = () => broker.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/cancel')).length;
+  const cancelsBefore = posts();
+  await context.close(); // the tab goes, mid-stream
+  await broker.waitFor(() => broker.jobs.get(left).job.state === 'succeeded', 15_000, 'the left job to finish');
+  assert.equal(posts(), cancelsBefore, 'no cancel was sent');
+
+  const again = await openUi(t);
+  const stopped = await submit(again, 'llm.generate', { prompt: 'stop me', max_tokens: 500, tokens_per_second: 20 });
+  await again.waitForFunction(() => document.querySelector('#job-text').textContent.length > 10);
+  await again.click('#cancel-btn');
+  await waitForState(again, 'cancelled');
+  const partial = await again.textContent('#job-text');
+  assert.equal(partial, tokensOf(stopped), 'the partial text is shown, as stored');
+  await again.reload();
+  await again.waitForFunction((id) => document.querySelector('#job-id')?.textContent === id, stopped);
+  await waitForState(again, 'cancelled');
+  assert.equal(await again.textContent('#job-text'), partial, 'and is there again after a reload');
+});
+
+test('a retried job: the text goes on from the checkpoint and the head says so', { skip }, async (t) => {
+  const job = broker.createJob({ type: 'llm.generate', params: { prompt: 'retry' }, maxAttempts: 3 });
+  const page = await openUi(t, `#job=${job.id}`);
+  await page.waitForFunction((id) => document.querySelector('#job-id')?.textContent === id, job.id);
+  broker.append(job.id, 'state', { state: 'running', attempt: 1, worker: 'w-1' });
+  broker.append(job.id, 'token', { text: 'one ' });
+  const checkpoint = broker.append(job.id, 'token', { text: 'two ' });
+  broker.append(job.id, 'progress', { fraction: 0.6 });
+  broker.append(job.id, 'token', { text: 'thr' }); // past the checkpoint: lost with its worker
+  await page.waitForFunction(() => document.querySelector('#job-text').textContent === 'one two thr');
+  broker.append(job.id, 'state', { state: 'queued', attempt: 1, reason: 'lease lost' });
+  await page.waitForFunction(() => document.querySelector('#job-attempt').textContent === 'retrying — attempt 2 of 3');
+  broker.append(job.id, 'state', { state: 'running', attempt: 2, worker: 'w-2', resume_seq: checkpoint.seq });
+  broker.append(job.id, 'progress', { fraction: 0.5 });
+  await page.waitForFunction(() => document.querySelector('#job-text').textContent === 'one two ');
+  assert.equal(await page.textContent('#job-attempt'), 'retrying — attempt 2 of 3');
+  assert.equal(await page.textContent('#job-progress-text'), '60%', 'progress does not go back');
+  broker.append(job.id, 'token', { text: 'three' });
+  broker.finish(job.id, 'succeeded', { text: 'one two three' });
+  await waitForState(page, 'succeeded');
+  assert.equal(await page.textContent('#job-text'), 'one two three');
+  assert.equal(await page.textContent('#job-attempt'), '2 of 3');
+});
+
 test('jobs submitted elsewhere appear in the list through the jobs feed', { skip }, async (t) => {
   const page = await openUi(t);
   const job = broker.createJob({ type: 'exec', params: { command: 'date' } });

@@ -32,7 +32,8 @@ export interface JobcastChatTransportOptions {
 
 /**
  * `{prompt, messages}`: the conversation as OpenAI chat messages
- * ([{role, content}], text parts joined) and the last user message's text.
+ * ([{role, content}], text parts joined; an assistant's last text part) and
+ * the last user message's text.
  */
 export function chatParams(messages: ChatMessageLike[]): {
   prompt: string;

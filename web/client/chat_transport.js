@@ -38,6 +38,10 @@
  *   document however long the job), then the events after the snapshot's seq,
  *   live. The message, named by the job id, replaces the one on screen, and the
  *   reloaded page shows every word once whatever it had saved.
+ * - A retried job (its worker died) shows as the broker's stream says: the
+ *   failed attempt's text part ends, the next attempt's part restates the
+ *   text up to its checkpoint and goes on; the message's last text part is
+ *   the job's text (and what the next request sends as the assistant's turn).
  *
  * @module jobcast/chat_transport
  */
@@ -49,21 +53,24 @@ const RECONNECT = Object.freeze({ initialMs: 100, maxMs: 5_000 });
 const STORAGE_PREFIX = 'jobcast.chat.';
 
 /**
- * The text of a UI message: its text parts, joined.
- * @param {{parts?: Array<{type: string, text?: string}>}} message
+ * The text of a UI message: its text parts, joined — but an assistant's is its
+ * last text part (a retried job's message has one per attempt, and the last
+ * one is the job's text).
+ * @param {{role?: string, parts?: Array<{type: string, text?: string}>}} message
  */
 function messageText(message) {
-  return (message.parts ?? [])
+  const texts = (message.parts ?? [])
     .filter((part) => part.type === 'text' && typeof part.text === 'string')
-    .map((part) => part.text)
-    .join('');
+    .map((part) => part.text);
+  return message.role === 'assistant' ? (texts.at(-1) ?? '') : texts.join('');
 }
 
 /**
  * The params of the `llm.generate` job for a conversation: `messages`, the
  * conversation as an OpenAI chat completions request takes it
- * ([{role, content}], messages without text left out), and `prompt`, the text
- * of the last user message (what the shipped llm.generate worker reads).
+ * ([{role, content}], messages without text left out; the shipped
+ * llm.generate's openai backend sends them to the model), and `prompt`, the
+ * text of the last user message (what its sim backend generates from).
  * @param {Array<{role: string, parts?: Array<{type: string, text?: string}>}>} messages UI messages
  */
 export function chatParams(messages) {

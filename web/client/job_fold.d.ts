@@ -10,15 +10,23 @@ export interface JobFold {
   seq: number;
   state: JobState | null;
   attempt: number;
-  /** Every token's text, in order. */
+  /** The job's text: the tokens in order, less what a failed attempt emitted past the checkpoint the next one resumed from. */
   text: string;
-  /** 0..1 */
+  /** 0..1, never going back. */
   progress: number;
   stage: string | null;
   /** The newest log events' data. */
   logs: Array<Record<string, any>>;
   result: Record<string, any> | null;
   error: string | null;
+  /** Internal: where the current attempt's tokens left the text (newest first). */
+  marks: JobFoldMark | null;
+}
+
+export interface JobFoldMark {
+  seq: number;
+  length: number;
+  prev: JobFoldMark | null;
 }
 
 /** The fold of an empty log. */
@@ -31,3 +39,5 @@ export function foldJobEvent(
   event: { seq: number; kind: string; data?: any },
   maxLogs?: number,
 ): JobFold;
+/** "retrying — attempt 2 of 3" while a job retries after a failed attempt; null otherwise. */
+export function retryLabel(fold: JobFold, maxAttempts?: number): string | null;

@@ -48,6 +48,8 @@ export interface StateData {
   state: JobState;
   attempt: number;
   worker?: string;
+  /** running: the seq the checkpoint it resumes from covers (absent: it starts over). */
+  resume_seq?: number;
   reason?: string;
 }
 export interface ProgressData {
@@ -123,6 +125,8 @@ export interface Snapshot {
   logs: Array<Record<string, any>>;
   result?: Record<string, any>;
   error?: string;
+  /** An unfinished job's checkpoint: its seq and the length of `text` there (UTF-16 code units). */
+  resume?: { seq: number; text_length: number };
 }
 
 /** Details of a state change. */

@@ -20,9 +20,11 @@ export interface UseJobResult {
   job: Job | null;
   state: JobState | null;
   attempt: number;
-  /** The job's text: every token, once, in order (the fold of job_fold.js). */
+  /** "retrying — attempt 2 of 3" while the job retries after a failed attempt; null otherwise. */
+  retrying: string | null;
+  /** The job's text: every token, once, in order, less what a failed attempt emitted past the checkpoint the next one resumed from (the fold of job_fold.js). */
   text: string;
-  /** 0..1, never from an event applied twice. */
+  /** 0..1, never going back, never from an event applied twice. */
   progress: number;
   stage: string | null;
   logs: Array<Record<string, any>>;

@@ -11,7 +11,10 @@
  *
  * useJob hydrates from the job's snapshot (one small document however long
  * the job is), then subscribes `after` its seq over the client's WebSocket,
- * which resumes by itself after any disconnect or broker restart. Events are
+ * which resumes by itself after any disconnect or broker restart. A retry
+ * shows: `retrying` says "retrying — attempt 2 of 3", and the text of an
+ * attempt resuming from a checkpoint continues from there (what the failed
+ * attempt emitted past it is cut, never shown twice). Events are
  * folded by job_fold.js — the same fold as the broker's snapshots and the web
  * UI — and a fold ignores every event at or below its seq, so no event is
  * applied twice (replays, reconnects, React StrictMode's double effects).
@@ -23,7 +26,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { JobcastClient, JobcastError } from './jobcast.js';
-import { SNAPSHOT_LOGS, emptyJobFold, foldFromSnapshot, foldJobEvent } from './job_fold.js';
+import { SNAPSHOT_LOGS, emptyJobFold, foldFromSnapshot, foldJobEvent, retryLabel } from './job_fold.js';
 import { cancelJob } from './cancel.js';
 
 function freshView(jobId) {
@@ -127,6 +130,7 @@ export function useJob(jobId, options = {}) {
     job: view.job,
     state: fold.state,
     attempt: fold.attempt,
+    retrying: retryLabel(fold, view.job?.max_attempts),
     text: fold.text,
     progress: fold.progress,
     stage: fold.stage,

@@ -6,7 +6,7 @@
 // would. `?token=<JWT>` in the page URL authenticates; `#job=<id>` opens a job.
 
 import { JobcastClient, TERMINAL_STATES } from '/client/jobcast.js';
-import { emptyJobFold, foldJobEvent } from '/client/job_fold.js';
+import { emptyJobFold, foldJobEvent, retryLabel } from '/client/job_fold.js';
 
 // ---- parameters the forms start with ------------------------------------------
 
@@ -476,7 +476,8 @@ function renderJobHead(self) {
   const badge = $('job-state');
   badge.textContent = state;
   badge.dataset.state = state;
-  $('job-attempt').textContent = job.max_attempts ? `${job.attempt ?? 0} of ${job.max_attempts}` : String(job.attempt ?? '–');
+  $('job-attempt').textContent =
+    retryLabel(self.fold, job.max_attempts) ?? (job.max_attempts ? `${job.attempt ?? 0} of ${job.max_attempts}` : String(job.attempt ?? '–'));
   $('job-worker').textContent = job.worker || '–';
   $('job-created').textContent = job.created_at ? formatTime(job.created_at) : '–';
   const cancel = $('cancel-btn');
@@ -516,6 +517,8 @@ function onJobEvent(self, event) {
       break;
     case 'state':
       applyStateEvent(job, event);
+      // A new attempt may have cut the text back to its checkpoint.
+      if (self.fold.text !== self.textNode.data) scheduleTextFlush(self);
       if (event.data.state === 'queued' && event.data.reason) appendLog({ ts: event.ts, data: { level: 'warn', message: `requeued: ${event.data.reason}` } });
       renderJobHead(self);
       if (jobs.has(self.jobId)) upsertJob({ ...jobs.get(self.jobId), ...pickLive(job) });
@@ -564,6 +567,10 @@ function showJobError(message) {
 function showText(self) {
   self.tokens += 1;
   if ($('output-panel').hidden) $('output-panel').hidden = false;
+  scheduleTextFlush(self);
+}
+
+function scheduleTextFlush(self) {
   if (self.flushScheduled) return;
   self.flushScheduled = true;
   requestAnimationFrame(() => flushTokens(self));
@@ -633,7 +640,7 @@ function stageFor(self, name) {
 
 function onProgress(self, data) {
   const fraction = clamp01(Number(data.fraction) || 0);
-  setOverallProgress(fraction);
+  setOverallProgress(self.fold.progress); // the fold's: never back, not even on a retry
   if (!data.stage) return;
   $('stages-panel').hidden = false;
   const stage = stageFor(self, String(data.stage));

@@ -65,7 +65,11 @@ JobOutcome run_sim(JobContext& context, const std::string& prompt, std::int64_t 
 }
 
 JobOutcome generate(JobContext& context, const LlmOptions& options) {
-    const auto prompt = context.param_string("prompt", "");
+    // A chat (the AI SDK's transport) brings its messages; the prompt is then
+    // the last user message unless given too.
+    ChatMessages chat = chat_messages(context.params_json());
+    auto prompt = context.param_string("prompt", "");
+    if (prompt.empty()) prompt = chat.last_user;
     const auto max_tokens = context.param_int("max_tokens", 64);
     if (max_tokens < 0 || max_tokens > kMaxTokensCap) {
         return Failure("param 'max_tokens' must be between 0 and " + std::to_string(kMaxTokensCap),
@@ -82,8 +86,8 @@ JobOutcome generate(JobContext& context, const LlmOptions& options) {
             context.log("info",
                         "the openai backend cannot resume; generating again from the start");
         }
-        ChatRequest request{prompt, context.param_string("model", options.openai.model),
-                            max_tokens};
+        ChatRequest request{prompt, context.param_string("model", options.openai.model), max_tokens,
+                            std::move(chat.json)};
         return openai_generate(context, options.openai, request);
     }
     return Failure("param 'backend' must be \"sim\" or \"openai\"", false);
@@ -96,6 +100,10 @@ std::string_view llm_params_schema() {
   "type": "object",
   "properties": {
     "prompt": {"type": ["string", "null"], "description": "what to generate from"},
+    "messages": {"type": ["array", "null"], "maxItems": 1000,
+                 "description": "the chat as OpenAI messages; prompt: the last user's",
+                 "items": {"type": "object", "required": ["role", "content"], "properties": {
+                   "role": {"type": "string"}, "content": {"type": ["string", "array"]}}}},
     "max_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": 100000, "default": 64},
     "tokens_per_second": {"type": ["number", "null"], "minimum": 0, "default": 20,
                           "description": "0: as fast as possible"},

@@ -156,6 +156,28 @@ asio::awaitable<void> request_completion(Session& session, const BaseUrl& base,
 
 }  // namespace
 
+ChatMessages chat_messages(std::string_view params_json) {
+    ChatMessages out;
+    boost::system::error_code ec;
+    const boost::json::value params = boost::json::parse(params_json, ec);
+    const auto* object = ec ? nullptr : params.if_object();
+    const auto* found = object ? object->if_contains("messages") : nullptr;
+    const auto* messages = found ? found->if_array() : nullptr;
+    if (messages == nullptr) return out;
+    out.json = boost::json::serialize(*messages);
+    for (const auto& message : *messages) {
+        const auto* m = message.if_object();
+        if (m == nullptr) continue;
+        const auto* role = m->if_contains("role");
+        const auto* content = m->if_contains("content");
+        if (role && role->is_string() && role->get_string() == "user" && content &&
+            content->is_string()) {
+            out.last_user = content->get_string();
+        }
+    }
+    return out;
+}
+
 std::string chat_completions_target(const BaseUrl& base) {
     if (base.path.ends_with("/v1")) return base.path + "/chat/completions";
     return base.path + "/v1/chat/completions";
@@ -169,8 +191,12 @@ std::string openai_generate(JobContext& context, const OpenAiOptions& options,
 
     boost::json::object body;
     body["model"] = chat.model;
-    body["messages"] =
-        boost::json::array{boost::json::object{{"role", "user"}, {"content", chat.prompt}}};
+    if (chat.messages.empty()) {
+        body["messages"] =
+            boost::json::array{boost::json::object{{"role", "user"}, {"content", chat.prompt}}};
+    } else {
+        body["messages"] = boost::json::parse(chat.messages);
+    }
     body["stream"] = true;
     body["max_tokens"] = chat.max_tokens;
 

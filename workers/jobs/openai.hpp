@@ -28,7 +28,19 @@ struct ChatRequest {
     std::string prompt;
     std::string model;
     std::int64_t max_tokens = 64;
+    // The chat so far as OpenAI messages (a JSON array of {role, content}),
+    // sent as they are; empty: the prompt as one user message.
+    std::string messages;
 };
+
+// The `messages` of llm.generate's params (JSON object text) as JSON array
+// text, and the content of the last user message with text content; both
+// empty when the params have no messages array.
+struct ChatMessages {
+    std::string json;
+    std::string last_user;
+};
+ChatMessages chat_messages(std::string_view params_json);
 
 // Streams the completion into `context` as token events and returns the result
 // {"text", "tokens"}. Throws Failure: retryable for network errors, 429 and

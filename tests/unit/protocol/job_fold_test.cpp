@@ -27,7 +27,7 @@ std::vector<Event> log_of_a_job() {
             event(5, EventKind::log, R"({"level":"info","message":"one"})"),
             event(6, EventKind::error, R"({"message":"lost"})"),
             event(7, EventKind::state, R"({"state":"queued","attempt":1,"reason":"retry"})"),
-            event(8, EventKind::state, R"({"state":"running","attempt":2})"),
+            event(8, EventKind::state, R"({"state":"running","attempt":2,"resume_seq":3})"),
             event(9, EventKind::token, R"({"text":"lo \"q\"\n"})"),
             event(10, EventKind::log, R"({"level":"info","message":"two"})"),
             event(11, EventKind::progress, R"({"fraction":0.75})"),
@@ -116,4 +116,53 @@ TEST_CASE("snapshot body is exact and escapes the text", "[job_fold]") {
     CHECK(finished.at("result").at("text") == "a");
     CHECK(finished.at("job").at("result").is_null());  // given once
     CHECK(parsed.at("text") == "a\"b\\c\x02");
+}
+
+TEST_CASE("fold: a resumed attempt cuts the text back to its resume_seq; none starts over",
+          "[job_fold]") {
+    std::vector<Event> all = {
+        event(1, EventKind::state, R"({"state":"running","attempt":1})"),
+        event(2, EventKind::token, R"({"text":"one "})"),
+        event(3, EventKind::token, R"({"text":"two "})"),  // the checkpoint covers seq 3
+        event(4, EventKind::progress, R"({"fraction":0.6})"),
+        event(5, EventKind::token, R"({"text":"thr"})"),  // past it: emitted again
+        event(6, EventKind::state, R"({"state":"queued","attempt":1,"reason":"lease lost"})"),
+        event(7, EventKind::state, R"({"state":"running","attempt":2,"resume_seq":3})"),
+        event(8, EventKind::progress, R"({"fraction":0.5})"),
+        event(9, EventKind::token, R"({"text":"three"})")};
+    JobFold fold;
+    fold_events(fold, std::vector<Event>(all.begin(), all.begin() + 6));
+    CHECK(fold.text == "one two thr");
+    fold_events(fold, all);
+    CHECK(fold.text == "one two three");
+    CHECK(fold.attempt == 2);
+    CHECK(fold.progress == 0.6);  // never back, not even on a retry
+
+    // Attempt 3 resumes from the same checkpoint (attempt 2 saved none).
+    fold_events(fold,
+                {event(10, EventKind::state, R"({"state":"queued","attempt":2})"),
+                 event(11, EventKind::state, R"({"state":"running","attempt":3,"resume_seq":3})"),
+                 event(12, EventKind::token, R"({"text":"3"})")});
+    CHECK(fold.text == "one two 3");
+    // Attempt 4 has no checkpoint to resume from: it starts over.
+    fold_events(fold, {event(13, EventKind::state, R"({"state":"queued","attempt":3})"),
+                       event(14, EventKind::state, R"({"state":"running","attempt":4})")});
+    CHECK(fold.text.empty());
+}
+
+TEST_CASE("snapshot: an unfinished job with a checkpoint says the text length at it",
+          "[job_fold]") {
+    JobFold fold;
+    fold_events(fold, {event(1, EventKind::state, R"({"state":"running","attempt":1})"),
+                       event(2, EventKind::token, R"({"text":"h\u00e9 \ud83d\ude00"})"),
+                       event(3, EventKind::token, R"({"text":"more"})")});
+    Job job = job_at(3);
+    job.state = JobState::running;
+    job.checkpoint = "1";
+    job.checkpoint_seq = 2;
+    auto body = boost::json::parse(snapshot_body(job, fold)).as_object();
+    // "hé 😀": 4 code points, the emoji two UTF-16 code units.
+    CHECK(body.at("resume") == boost::json::parse(R"({"seq":2,"text_length":5})"));
+    job.state = JobState::succeeded;
+    CHECK_FALSE(boost::json::parse(snapshot_body(job, fold)).as_object().contains("resume"));
 }

@@ -202,6 +202,42 @@ TEST_CASE("ui-message: a requeue ends the part, the next attempt opens its own",
     CHECK_FALSE(reader.done);
 }
 
+TEST_CASE("ui-message: a resumed attempt's part restates the text up to its checkpoint",
+          "[ui_message]") {
+    std::vector<Event> all = {
+        state(1, "queued", 0),
+        state(2, "running", 1),
+        token(3, R"("one ")"),
+        token(4, R"("two ")"),  // the checkpoint covers seq 4
+        token(5, R"("thr")"),
+        state(6, "queued", 1, "lease lost"),
+        event(7, EventKind::state, R"({"state":"running","attempt":2,"resume_seq":4})"),
+        token(8, R"("three")"),
+        event(9, EventKind::result, R"({"text":"one two three"})"),
+        state(10, "succeeded", 2)};
+    // The text of each part, in order: the message's last one is the job's text.
+    auto parts_of = [](const std::string& sse) {
+        std::vector<std::string> parts;
+        std::size_t at = 0;
+        while ((at = sse.find("data: {", at)) != std::string::npos) {
+            const auto end = sse.find('\n', at);
+            auto chunk = boost::json::parse(sse.substr(at + 6, end - at - 6)).as_object();
+            if (chunk.at("type") == "text-start") parts.emplace_back();
+            if (chunk.at("type") == "text-delta") parts.back() += chunk.at("delta").as_string();
+            at = end;
+        }
+        return parts;
+    };
+    CHECK(parts_of(UiMessageStream("J", 0, 0).format(all)) ==
+          std::vector<std::string>{"one two thr", "one two three"});
+
+    // Resumed after the failed attempt's last token: the seed brings the text.
+    JobFold seed;
+    fold_events(seed, std::vector<Event>(all.begin(), all.begin() + 5), 0);
+    CHECK(parts_of(UiMessageStream("J", 5, 1, seed).format(all)) ==
+          std::vector<std::string>{"one two three"});
+}
+
 TEST_CASE("ui-message: failed and cancelled jobs", "[ui_message]") {
     SECTION("failed: error with the reason, finish, [DONE]") {
         std::vector<Event> all = {state(1, "queued", 0), state(2, "running", 1), token(3, R"("a")"),
