@@ -1014,7 +1014,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         if (!still_primary(endpoint, *round)) {
             // The slots moved while the writes waited: the promoted replica
             // may not have them, and this node discards them once it learns.
-            return fail(endpoint, round, Retry::redirect,
+            return fail(endpoint, round, Retry::moved,
                         "WAIT reached " + std::to_string(reply.integer) +
                             " replicas on a node that no longer owns the round's slots");
         }
