@@ -5,14 +5,17 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <stop_token>
 #include <thread>
 
 #include "broker/gateway.hpp"
 #include "broker/metrics.hpp"
 #include "broker/security_config.hpp"
+#include "cluster/cluster_feeder.hpp"
 #include "cluster/engine_health.hpp"
 #include "cluster/live_publisher.hpp"
 #include "cluster/redis_live_feed.hpp"
@@ -104,6 +107,37 @@ std::string host_name() {
     return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("broker");
 }
 
+// The gateway's ClusterLink on the cluster feeder.
+class FeederLink final : public ClusterLink {
+  public:
+    explicit FeederLink(cluster::ClusterFeeder& feeder) : feeder_(feeder) {}
+    void want(std::map<std::string, std::size_t> free_slots) override {
+        feeder_.want(std::move(free_slots));
+    }
+    void renew(Inflight held, std::function<void(Renewal)> done) override {
+        feeder_.renew(std::move(held), [done = std::move(done)](cluster::Renewal r) {
+            done(Renewal{std::move(r.lost), std::move(r.cancel)});
+        });
+    }
+    void claim(const std::string& worker, Inflight inflight,
+               std::function<void(Inflight)> done) override {
+        feeder_.claim(worker, std::move(inflight), std::move(done));
+    }
+
+  private:
+    cluster::ClusterFeeder& feeder_;
+};
+
+// This process among the cluster's brokers: host, pid and a random part.
+std::string broker_id() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::random_device random;
+    char suffix[9];
+    std::snprintf(suffix, sizeof suffix, "%08x", random());
+    return std::string(host) + "-" + std::to_string(::getpid()) + "-" + suffix;
+}
+
 }  // namespace
 
 class Broker::Impl {
@@ -182,9 +216,11 @@ class Broker::Impl {
     void serve() {
         commands_ = std::make_unique<store::StoreCommands>(*store_);
         config_.gateway.schemas = schemas_;
-        gateway_owner_ = std::make_unique<Gateway>(config_.gateway, *store_);
+        gateway_owner_ =
+            std::make_unique<Gateway>(config_.gateway, *store_, Clock::system(), link_.get());
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
+        if (feeder_) feeder_->start();
         if (security_->auth_enabled()) {
             // Revocations of job tokens outlive a restart in SQLite; the Redis
             // store keeps none yet, so in cluster mode they hold on this broker
@@ -396,12 +432,31 @@ class Broker::Impl {
         health_ = std::make_unique<cluster::EngineHealth>(
             *redis_, host_name() + ':' + http_->bound_endpoint(), engine.wait_replicas);
         config_.gateway.reload_unfinished = false;
-        log_->info("event=cluster_mode seeds={} partitions={} retention_ms={}", seeds(engine),
-                   engine.partitions, engine.retention.count());
+        config_.gateway.cluster = true;
+        // Any broker dispatches any job, keeps its leases, takes over those of
+        // a broker that died (CLUSTER.md §5.6).
+        cluster::FeederConfig feeding;
+        feeding.broker = broker_id();
+        feeding.lease_timeout = config_.gateway.lease_timeout();
+        feeder_ = std::make_unique<cluster::ClusterFeeder>(
+            *redis_, *partitions_, *store_, feeding,
+            [this](std::vector<cluster::ReservedJob> jobs) {
+                auto* gateway = gateway_.load(std::memory_order_acquire);
+                if (!gateway) return;
+                std::vector<QueuedJob> queued;
+                for (auto& job : jobs)
+                    queued.push_back({std::move(job.job), std::move(job.type), job.priority});
+                gateway->offer(std::move(queued));
+            });
+        link_ = std::make_unique<FeederLink>(*feeder_);
+        log_->info("event=cluster_mode seeds={} partitions={} retention_ms={} broker={}",
+                   seeds(engine), engine.partitions, engine.retention.count(), feeding.broker);
     }
 
     // What a failed open left: the next attempt starts afresh.
     void drop_engine() {
+        link_.reset();
+        feeder_.reset();
         health_.reset();
         live_hub_.store(nullptr, std::memory_order_release);
         hub_.reset();
@@ -492,6 +547,7 @@ class Broker::Impl {
         if (durable_) durable_->release_waits();
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
+        if (feeder_) feeder_->stop();  // no more jobs, renewals or claims for the gateway
         if (gateway_owner_) gateway_owner_->stop();
         // No subscriber is left: the feed (cluster mode) stops handing batches
         // over and reading the store, then the hub stops, then the store
@@ -518,6 +574,8 @@ class Broker::Impl {
     std::unique_ptr<cluster::LivePublisher> publisher_;
     cluster::RedisStore* engine_ = nullptr;  // store_, as the Redis store
     std::unique_ptr<cluster::EngineHealth> health_;
+    std::unique_ptr<cluster::ClusterFeeder> feeder_;
+    std::unique_ptr<FeederLink> link_;
     std::unique_ptr<live::LiveFeed> feed_;
     std::unique_ptr<live::Hub> hub_;
     // hub_, for the store's and the feed's threads: set once it exists,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -22,10 +23,11 @@ namespace jobcast::broker {
 
 class Gateway::Impl {
   public:
-    Impl(GatewayConfig config, store::Store& store, const Clock& clock)
+    Impl(GatewayConfig config, store::Store& store, const Clock& clock, ClusterLink* cluster)
         : config_(std::move(config)),
           store_(store),
           clock_(clock),
+          cluster_(cluster),
           log_(module_logger("gateway")),
           queue_(clock, config_.lease_timeout()),
           protocol_(config_, store.worker_session_key(), clock, stats_, queue_) {}
@@ -74,6 +76,15 @@ class Gateway::Impl {
         wake();
     }
 
+    void offer(std::vector<QueuedJob> jobs) {
+        {
+            std::lock_guard lock(inbox_mutex_);
+            for (auto& job : jobs)
+                inbox_offers_.push_back(std::move(job));
+        }
+        wake();
+    }
+
     void stop() {
         if (!running_.exchange(false)) return;
         wake();
@@ -118,6 +129,7 @@ class Gateway::Impl {
 
     void loop() {
         auto next_tick = clock_.steady();
+        auto next_renew = next_tick;
         auto last_round = next_tick;
         while (running_) {
             zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
@@ -136,6 +148,7 @@ class Gateway::Impl {
                 drain_inbox();
                 protocol_.dispatch(out_);
                 submit();
+                want_from_cluster();
                 auto now = clock_.steady();
                 forgive_own_stall(now - last_round - wait);
                 last_round = now;
@@ -144,6 +157,10 @@ class Gateway::Impl {
                     deliver();
                     submit();
                     next_tick = now + config_.heartbeat;
+                }
+                if (cluster_ && now >= next_renew) {
+                    renew_in_cluster();
+                    next_renew = now + config_.lease_timeout() / 3;
                 }
                 flush_pending();
             } catch (const zmq::error_t& e) {
@@ -191,10 +208,15 @@ class Gateway::Impl {
                 protocol_.malformed(peer, "multipart frame");
                 continue;
             }
-            protocol_.on_frame(
-                peer, std::string_view(static_cast<const char*>(payload.data()), payload.size()),
-                curve_key(payload), out_);
+            const std::string_view frame(static_cast<const char*>(payload.data()), payload.size());
+            if (auto held = claiming_.find(peer); held != claiming_.end()) {
+                // Behind a hello that waits for the cluster: in order, after it.
+                held->second.emplace_back(std::string(frame), curve_key(payload));
+                continue;
+            }
+            protocol_.on_frame(peer, frame, curve_key(payload), out_);
             deliver();
+            forward_claims();  // a hello held back for the cluster holds what follows it
         }
         submit();
     }
@@ -217,21 +239,94 @@ class Gateway::Impl {
         std::vector<store::WriteAck> acks;
         std::vector<store::LeaseOutcome> leases;
         std::vector<Job> changes;
+        std::vector<QueuedJob> offers;
+        std::vector<Renewal> renewals;
+        std::vector<std::pair<ClaimRequest, Inflight>> claims;
         {
             std::lock_guard lock(inbox_mutex_);
             acks.swap(inbox_acks_);
             leases.swap(inbox_leases_);
             changes.swap(inbox_changes_);
+            offers.swap(inbox_offers_);
+            renewals.swap(inbox_renewals_);
+            claims.swap(inbox_claims_);
         }
-        if (acks.empty() && leases.empty() && changes.empty()) return;
-        protocol_.on_commit(acks, leases, changes, out_);
-        deliver();
-        submit();
+        if (!acks.empty() || !leases.empty() || !changes.empty()) {
+            protocol_.on_commit(acks, leases, changes, out_);
+            deliver();
+            submit();
+        }
+        // Jobs of other brokers: unless a lease or reservation of this
+        // broker has them already.
+        for (auto& job : offers)
+            if (!queue_.holder(job.job)) queue_.enqueue(std::move(job));
+        for (const Renewal& renewal : renewals) {
+            protocol_.on_renewed(renewal, out_);
+            deliver();
+        }
+        for (const auto& [request, claimed] : claims) {
+            protocol_.on_claimed(request, claimed, out_);
+            deliver();
+            auto held = claiming_.extract(request.peer);
+            if (!held.empty()) {
+                for (const auto& [frame, key] : held.mapped()) {
+                    protocol_.on_frame(request.peer, frame, key, out_);
+                    deliver();
+                }
+            }
+            submit();
+        }
+    }
+
+    // ---- the cluster (cluster mode) ----
+
+    // Free slots by type, when they changed: jobs queued on other brokers.
+    void want_from_cluster() {
+        if (!cluster_) return;
+        auto free = protocol_.free_slots();
+        if (free == last_wanted_) return;
+        last_wanted_ = free;
+        cluster_->want(std::move(free));
+    }
+
+    void renew_in_cluster() {
+        cluster_->renew(protocol_.held(), [this](Renewal renewal) {
+            {
+                std::lock_guard lock(inbox_mutex_);
+                inbox_renewals_.push_back(std::move(renewal));
+            }
+            wake();
+        });
+    }
+
+    // Hellos held back for the cluster to move their leases here.
+    void forward_claims() {
+        if (out_.claims.empty()) return;
+        std::vector<ClaimRequest> claims;
+        claims.swap(out_.claims);
+        for (auto& request : claims) {
+            if (!cluster_) {
+                protocol_.on_claimed(request, {}, out_);
+                continue;
+            }
+            claiming_.try_emplace(request.peer);
+            Inflight inflight = request.inflight;
+            const std::string worker = request.worker;
+            cluster_->claim(worker, std::move(inflight),
+                            [this, request = std::move(request)](Inflight claimed) {
+                                {
+                                    std::lock_guard lock(inbox_mutex_);
+                                    inbox_claims_.emplace_back(request, std::move(claimed));
+                                }
+                                wake();
+                            });
+        }
     }
 
     // ---- what the protocol asked for ----
 
     void submit() {
+        forward_claims();
         if (out_.ops.empty()) return;
         store_.submit_many(std::move(out_.ops));
         out_.ops.clear();
@@ -307,6 +402,11 @@ class Gateway::Impl {
     GatewayConfig config_;
     store::Store& store_;
     const Clock& clock_;
+    ClusterLink* const cluster_;
+    std::map<std::string, std::size_t> last_wanted_;
+    // Connections whose hello waits for the cluster, and the frames (and
+    // their CURVE keys) that came after it.
+    std::unordered_map<PeerId, std::vector<std::pair<std::string, std::string>>> claiming_;
     std::shared_ptr<spdlog::logger> log_;
     GatewayStats stats_;
     MemoryJobQueue queue_;
@@ -325,12 +425,16 @@ class Gateway::Impl {
     std::vector<store::WriteAck> inbox_acks_;
     std::vector<store::LeaseOutcome> inbox_leases_;
     std::vector<Job> inbox_changes_;
+    std::vector<QueuedJob> inbox_offers_;
+    std::vector<Renewal> inbox_renewals_;
+    std::vector<std::pair<ClaimRequest, Inflight>> inbox_claims_;
 
     std::unordered_map<PeerId, std::deque<std::string>> pending_;
 };
 
-Gateway::Gateway(GatewayConfig config, store::Store& store, const Clock& clock)
-    : impl_(std::make_unique<Impl>(std::move(config), store, clock)) {}
+Gateway::Gateway(GatewayConfig config, store::Store& store, const Clock& clock,
+                 ClusterLink* cluster)
+    : impl_(std::make_unique<Impl>(std::move(config), store, clock, cluster)) {}
 Gateway::~Gateway() = default;
 void Gateway::start() {
     impl_->start();
@@ -340,6 +444,9 @@ std::string Gateway::endpoint() const {
 }
 void Gateway::on_commit(const store::CommittedBatch& batch) {
     impl_->on_commit(batch);
+}
+void Gateway::offer(std::vector<QueuedJob> jobs) {
+    impl_->offer(std::move(jobs));
 }
 void Gateway::stop() {
     impl_->stop();

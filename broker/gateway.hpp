@@ -15,7 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "broker/cluster_link.hpp"
 #include "broker/gateway_config.hpp"
+#include "broker/job_queue.hpp"
 #include "common/clock.hpp"
 #include "persistence/store.hpp"
 #include "protocol/codec.hpp"
@@ -24,7 +26,10 @@ namespace jobcast::broker {
 
 class Gateway {
   public:
-    Gateway(GatewayConfig config, store::Store& store, const Clock& clock = Clock::system());
+    // `cluster` (cluster mode, else null): the shared queue and leases; it
+    // must stop calling back before the gateway goes.
+    Gateway(GatewayConfig config, store::Store& store, const Clock& clock = Clock::system(),
+            ClusterLink* cluster = nullptr);
     ~Gateway();
     Gateway(const Gateway&) = delete;
     Gateway& operator=(const Gateway&) = delete;
@@ -36,6 +41,8 @@ class Gateway {
     std::string endpoint() const;
     // Called on the writer thread after every commit; never blocks on the gateway.
     void on_commit(const store::CommittedBatch& batch);
+    // Jobs queued in the cluster, reserved for this broker's workers (any thread).
+    void offer(std::vector<QueuedJob> jobs);
     // Stops the thread; leases stay in the store for the next start.
     void stop();
 

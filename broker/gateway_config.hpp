@@ -36,6 +36,10 @@ struct GatewayConfig {
     // their workers. Off in cluster mode: the store is shared, and another
     // broker may be running them.
     bool reload_unfinished = true;
+    // Cluster mode: the leases live in the cluster too. A hello's in-flight
+    // jobs unknown here are claimed there first (the gateway's ClusterLink),
+    // and an orphaned lease is requeued only if no broker renewed it.
+    bool cluster = false;
     // Where the params schemas workers announce go (REST checks submissions
     // against them); null: announced schemas are ignored.
     std::shared_ptr<proto::SchemaRegistry> schemas;

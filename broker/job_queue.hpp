@@ -121,6 +121,10 @@ class JobQueue {
     virtual std::optional<PeerId> holder(const std::string& job, int attempt) const = 0;
     // The connection holding `job`'s lease or reservation, if any.
     virtual std::optional<PeerId> holder(const std::string& job) const = 0;
+    // The leases a connection holds now (committed, not lost or orphaned).
+    virtual Inflight held() const = 0;
+    // Whether `job`'s lease on `attempt` is here (orphaned ones too).
+    virtual bool holds(const std::string& job, int attempt) const = 0;
     virtual std::size_t queue_depth() const = 0;
 };
 

@@ -196,4 +196,17 @@ std::optional<PeerId> MemoryJobQueue::holder(const std::string& job) const {
     return it->second.peer;
 }
 
+Inflight MemoryJobQueue::held() const {
+    Inflight out;
+    for (const auto& [job, lease] : leases_)
+        if (lease.attempt > 0 && !lease.lost && !lease.peer.empty())
+            out.emplace_back(job, lease.attempt);
+    return out;
+}
+
+bool MemoryJobQueue::holds(const std::string& job, int attempt) const {
+    auto it = leases_.find(job);
+    return it != leases_.end() && it->second.attempt == attempt && !it->second.lost;
+}
+
 }  // namespace jobcast::broker

@@ -49,6 +49,8 @@ class MemoryJobQueue final : public JobQueue {
 
     std::optional<PeerId> holder(const std::string& job, int attempt) const override;
     std::optional<PeerId> holder(const std::string& job) const override;
+    Inflight held() const override;
+    bool holds(const std::string& job, int attempt) const override;
     std::size_t queue_depth() const override { return queued_index_.size(); }
 
   private:

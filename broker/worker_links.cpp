@@ -92,6 +92,17 @@ std::optional<Offer> WorkerLinks::freest(const std::unordered_set<PeerId>& drain
                  static_cast<std::size_t>(std::max(1, best_free - next_free))};
 }
 
+std::map<std::string, std::size_t> WorkerLinks::free_by_type() const {
+    std::map<std::string, std::size_t> out;
+    for (const auto& [peer, link] : links_) {
+        const int free = free_slots(link);
+        if (free <= 0) continue;
+        for (const auto& type : link.types)
+            out[type] += static_cast<std::size_t>(free);
+    }
+    return out;
+}
+
 void WorkerLinks::reserve(const PeerId& peer, const std::string& job) {
     auto it = links_.find(peer);
     if (it == links_.end()) return;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -74,6 +75,9 @@ class WorkerLinks {
     // The worker with the most free slots, except `drained` (no job for its
     // types), and how many jobs bring it down to the next one's free slots.
     std::optional<Offer> freest(const std::unordered_set<PeerId>& drained) const;
+    // Free slots by type, over every connection (a slot serves each of its
+    // worker's types).
+    std::map<std::string, std::size_t> free_by_type() const;
     void reserve(const PeerId& peer, const std::string& job);
     // The job's reservation or lease ended: frees its slot.
     void release(const std::string& job);

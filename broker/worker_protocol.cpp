@@ -82,7 +82,7 @@ void WorkerProtocol::malformed(const PeerId& peer, std::string_view what, bool o
 }
 
 void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const std::string& key,
-                              Outbox& out) {
+                              Outbox& out, bool may_claim) {
     auto decoded = proto::decode_worker_message(frame, config_.limits);
     if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
         malformed(peer, std::string(proto::to_string(err->code)) + ": " + err->detail,
@@ -97,6 +97,19 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
     }
     auto& message = std::get<proto::WorkerMessage>(decoded);
     if (auto* hello = std::get_if<proto::Hello>(&message)) {
+        // A worker whose broker went away: its leases move here first. Only
+        // with the session the cluster's brokers issue for that name.
+        if (config_.cluster && may_claim && !hello->inflight.empty() &&
+            sessions_.valid(hello->session, key, hello->worker)) {
+            Inflight unknown;
+            for (const auto& f : hello->inflight)
+                if (!queue_.holds(f.job, f.attempt)) unknown.emplace_back(f.job, f.attempt);
+            if (!unknown.empty()) {
+                out.claims.push_back(
+                    {peer, std::string(frame), key, hello->worker, std::move(unknown)});
+                return;
+            }
+        }
         on_hello(peer, *hello, key, out);
         return;
     }
@@ -147,6 +160,33 @@ void WorkerProtocol::on_frame(const PeerId& peer, std::string_view frame, const 
             }
         },
         message);
+}
+
+void WorkerProtocol::on_claimed(const ClaimRequest& request, const Inflight& claimed, Outbox& out) {
+    for (const auto& [job, attempt] : claimed) {
+        if (!queue_.holds(job, attempt)) queue_.adopt(job, attempt, request.worker);
+    }
+    log_->info("event=leases_claimed worker={} claimed={} listed={}", log_quote(request.worker),
+               claimed.size(), request.inflight.size());
+    on_frame(request.peer, request.frame, request.key, out, false);
+}
+
+void WorkerProtocol::on_renewed(const Renewal& renewal, Outbox& out) {
+    for (const auto& [job, attempt] : renewal.lost) {
+        if (!queue_.holds(job, attempt)) continue;  // ended here meanwhile
+        const auto peer = queue_.holder(job, attempt);
+        stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
+        log_->warn("event=lease_lost job={} attempt={} reason=taken_in_cluster", job, attempt);
+        links_.release(job);
+        queue_.release(job);
+        cancels_.forget(job);
+        if (peer) send(*peer, proto::Reject{job, "lease", attempt}, out);
+    }
+    // A cancel asked for on another broker: as for one asked for here.
+    for (const auto& job : renewal.cancel) {
+        if (!cancels_.start(job)) continue;
+        if (auto peer = queue_.holder(job)) send(*peer, proto::Cancel{job}, out);
+    }
 }
 
 // A worker listed what it holds: a lease it was given but has forgotten
@@ -426,15 +466,21 @@ void WorkerProtocol::tick(Outbox& out) {
         remove_link(peer);
         expired.insert(expired.end(), lost.begin(), lost.end());
     }
+    const std::size_t silent = expired.size();
     auto orphans = queue_.expire();
     expired.insert(expired.end(), orphans.begin(), orphans.end());
-    for (const auto& lost : expired) {
+    for (std::size_t i = 0; i < expired.size(); ++i) {
+        const LostLease& lost = expired[i];
         stats_.leases_lost.fetch_add(1, std::memory_order_relaxed);
         log_->warn("event=lease_lost job={} attempt={} worker={}", lost.job, lost.attempt,
                    log_quote(lost.worker));
-        out.ops.push_back(store::RequeueJob{lost.job, lost.attempt,
-                                            "worker " + lost.worker + " stopped heart-beating",
-                                            clock_.unix_ms()});
+        store::RequeueJob requeue{lost.job, lost.attempt,
+                                  "worker " + lost.worker + " stopped heart-beating",
+                                  clock_.unix_ms()};
+        // Cluster mode: the worker may have taken an orphaned lease to
+        // another broker, which renews it there.
+        if (config_.cluster && i >= silent) requeue.unrenewed_for = config_.lease_timeout();
+        out.ops.push_back(std::move(requeue));
     }
     for (auto& job : cancels_.due()) {
         log_->warn("event=cancel_forced job={}", job);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/cluster_link.hpp"
 #include "broker/gateway_config.hpp"
 #include "broker/job_queue.hpp"
 #include "broker/lease.hpp"
@@ -30,11 +32,23 @@ class logger;
 
 namespace jobcast::broker {
 
+// Cluster mode: a hello held back until the cluster answers which of its
+// in-flight leases, held by another broker so far, are this broker's now
+// (WorkerProtocol::on_claimed lets it through then).
+struct ClaimRequest {
+    PeerId peer;
+    std::string frame;
+    std::string key;
+    std::string worker;
+    Inflight inflight;  // the leases not known here
+};
+
 // What the socket loop is to do after a call, in order.
 struct Outbox {
     std::vector<std::pair<PeerId, std::string>> frames;  // encoded broker messages
     std::vector<PeerId> replaced;  // connections whose queued sends are dropped
     std::vector<store::WriteOp> ops;
+    std::vector<ClaimRequest> claims;
     void clear_sends() {
         frames.clear();
         replaced.clear();
@@ -59,8 +73,14 @@ class WorkerProtocol {
 
     // ---- worker -> broker ----
     // One frame from `peer`, whose connection authenticated with CURVE `key`
-    // (Z85; empty without CURVE).
-    void on_frame(const PeerId& peer, std::string_view frame, const std::string& key, Outbox& out);
+    // (Z85; empty without CURVE). In cluster mode a hello with its session
+    // and in-flight leases unknown here is held back as a ClaimRequest
+    // (unless `may_claim` is false).
+    void on_frame(const PeerId& peer, std::string_view frame, const std::string& key, Outbox& out,
+                  bool may_claim = true);
+    // The cluster's answer to a ClaimRequest: the leases claimed are held
+    // here for the worker, then its hello goes through.
+    void on_claimed(const ClaimRequest& request, const Inflight& claimed, Outbox& out);
     // A frame that is not one message (counted and logged, not answered).
     void malformed(const PeerId& peer, std::string_view what, bool oversize = false);
 
@@ -70,6 +90,15 @@ class WorkerProtocol {
     void on_commit(const std::vector<store::WriteAck>& acks,
                    const std::vector<store::LeaseOutcome>& leases, const std::vector<Job>& changes,
                    Outbox& out);
+
+    // ---- the cluster (cluster mode) ----
+    // The leases held here, to renew in the cluster.
+    Inflight held() const { return queue_.held(); }
+    // Free worker slots by type, for jobs queued on other brokers.
+    std::map<std::string, std::size_t> free_slots() const { return links_.free_by_type(); }
+    // A renew's answer: leases another broker or attempt took end here (their
+    // worker is told), cancels asked for on other brokers reach the workers.
+    void on_renewed(const Renewal& renewal, Outbox& out);
 
     // ---- timers ----
     // Queued jobs for workers with free capacity: their LeaseJob ops.

@@ -19,7 +19,7 @@
 -- lifecycle changed (0/1); jc_apply answers a list of such entries, one per op
 -- (job and changed only on the last), see there.
 
-local VERSION = '1'
+local VERSION = '2'
 local MAX_OPS = 16  -- lifecycle op answers kept per job
 
 local function num(v) return tonumber(v) or 0 end
@@ -272,25 +272,28 @@ local function lease(keys, args)
   end)
 end
 
--- ARGV 6 attempt, 7 reason (not empty), 8 reason as a JSON string, 9 now ms.
+-- RequeueJob's rule: ARGV 6 attempt, 7 reason (not empty), 8 reason as a
+-- JSON string, 9 now ms.
+local function requeue_rule(job, args)
+  local attempt, now = num(args[6]), num(args[9])
+  if job.state ~= 'running' then return 'conflict', 'not running: job is ' .. job.state end
+  if attempt ~= job.attempt then
+    return 'conflict', 'lease lost: attempt ' .. args[6] .. ' is not the current attempt ' ..
+      fmt(job.attempt)
+  end
+  if job.cancel then
+    job:change('cancelled', now, '"cancelled"')
+  elseif job.attempt >= job.max_attempts then
+    local tail = '; gave up after ' .. fmt(job.attempt) .. ' attempts'
+    job:put('error', args[7] .. tail)
+    job:change('failed', now, string.sub(args[8], 1, -2) .. tail .. '"')
+  else
+    job:change('queued', now, args[8])
+  end
+end
+
 local function requeue(keys, args)
-  return lifecycle(keys, args, function(job)
-    local attempt, now = num(args[6]), num(args[9])
-    if job.state ~= 'running' then return 'conflict', 'not running: job is ' .. job.state end
-    if attempt ~= job.attempt then
-      return 'conflict', 'lease lost: attempt ' .. args[6] .. ' is not the current attempt ' ..
-        fmt(job.attempt)
-    end
-    if job.cancel then
-      job:change('cancelled', now, '"cancelled"')
-    elseif job.attempt >= job.max_attempts then
-      local tail = '; gave up after ' .. fmt(job.attempt) .. ' attempts'
-      job:put('error', args[7] .. tail)
-      job:change('failed', now, string.sub(args[8], 1, -2) .. tail .. '"')
-    else
-      job:change('queued', now, args[8])
-    end
-  end)
+  return lifecycle(keys, args, function(job) return requeue_rule(job, args) end)
 end
 
 -- ARGV 6 force (0/1), 7 now ms.
@@ -452,6 +455,121 @@ local function sweep(keys, args)
   return swept
 end
 
+-- ---- leases across brokers ------------------------------------------------
+-- The leases index scores a running job by when its lease was taken (the
+-- leasing broker's clock) or last renewed (this node's clock): the lease is
+-- over once no broker renewed it for a lease timeout. The broker renewing a
+-- lease is kept in the job as "<attempt>:<broker>", so a new attempt starts
+-- with no broker and a stale one fences nobody.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return num(t[1]) * 1000 + math.floor(num(t[2]) / 1000)
+end
+
+local function holder(f_broker, attempt)
+  local a, b = string.match(f_broker or '', '^(%d+):(.*)$')
+  if a and num(a) == attempt then return b end
+  return ''
+end
+
+-- RequeueJob's rule for a lease nobody renewed for ARGV 10 ms; refused
+-- ('lease renewed') while a broker keeps it. Brokers run it for every lease
+-- jc_expired lists; two at once are harmless (fenced by attempt).
+local function expire(keys, args)
+  return lifecycle(keys, args, function(job)
+    local renewed = redis.call('ZSCORE', job.prefix .. 'leases', job.id)
+    if job.state == 'running' and renewed and num(renewed) + num(args[10]) > now_ms() then
+      return 'conflict', 'lease renewed'
+    end
+    return requeue_rule(job, args)
+  end)
+end
+
+-- The leases nobody renewed for ARGV[2] ms, oldest first, at most ARGV[3].
+-- KEYS[1] = "jc:{T}:leases"; ARGV[1] = prefix. Answers flat {id, attempt}.
+local function expired(keys, args)
+  local ids = redis.call('ZRANGEBYSCORE', keys[1], '-inf', fmt(now_ms() - num(args[2])),
+    'LIMIT', 0, num(args[3]))
+  local out = {}
+  for _, id in ipairs(ids) do
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGET', args[1] .. 'job:' .. id, 'attempt') or '0'
+  end
+  return out
+end
+
+-- A broker keeps the leases its workers run. KEYS[1] = "jc:{T}:leases";
+-- ARGV 1 prefix, 2 broker, then job id and attempt pairs. A lease still
+-- running on that attempt and kept by no other broker is renewed (and kept
+-- by this one from now); the others are lost to it. Answers {lost (flat id,
+-- attempt), cancel requested (ids of renewed leases)}.
+local function renew(keys, args)
+  local prefix, broker, now = args[1], args[2], fmt(now_ms())
+  local lost, cancel = {}, {}
+  for i = 3, #args - 1, 2 do
+    local id, attempt = args[i], num(args[i + 1])
+    local key = prefix .. 'job:' .. id
+    local f = redis.call('HMGET', key, 'state', 'attempt', 'broker', 'cancel')
+    local kept = holder(f[3], attempt)
+    if f[1] == 'running' and num(f[2]) == attempt and (kept == '' or kept == broker) then
+      redis.call('ZADD', keys[1], 'XX', now, id)
+      if kept == '' then redis.call('HSET', key, 'broker', fmt(attempt) .. ':' .. broker) end
+      if f[4] == '1' then cancel[#cancel + 1] = id end
+    else
+      lost[#lost + 1] = id
+      lost[#lost + 1] = args[i + 1]
+    end
+  end
+  return {lost, cancel}
+end
+
+-- A worker whose broker went away says hello to another: that broker takes
+-- over the lease when the job still runs that attempt for that worker.
+-- KEYS[1] = the job hash; ARGV 1 prefix, 2 job id, 3 attempt, 4 worker,
+-- 5 broker. Answers 1 (the lease is the broker's, renewed) or 0.
+local function claim(keys, args)
+  local f = redis.call('HMGET', keys[1], 'state', 'attempt', 'worker')
+  if f[1] ~= 'running' or num(f[2]) ~= num(args[3]) or f[3] ~= args[4] then return 0 end
+  redis.call('HSET', keys[1], 'broker', fmt(num(args[3])) .. ':' .. args[5])
+  redis.call('ZADD', args[1] .. 'leases', 'XX', fmt(now_ms()), args[2])
+  return 1
+end
+
+-- Queued jobs of the given types for a broker with free workers, best first
+-- (priority, then age), at most ARGV[3]; each is reserved for ARGV[2] ms so
+-- that other brokers pass it over meanwhile. The job stays queued: whichever
+-- broker's lease commits first runs it, and a reservation that is not leased
+-- simply ends. KEYS[1] = "jc:{T}:reserved"; ARGV 1 prefix, then the types
+-- from 4. Answers flat {id, type, priority}.
+local function reserve(keys, args)
+  local prefix, hold, n = args[1], num(args[2]), num(args[3])
+  if n < 1 then return {} end
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', fmt(now))
+  local held = redis.call('ZCARD', keys[1])
+  local found = {}
+  for t = 4, #args do
+    local page = redis.call('ZRANGE', prefix .. 'q:' .. args[t], 0, n + held - 1, 'WITHSCORES')
+    for j = 1, #page, 2 do
+      if not redis.call('ZSCORE', keys[1], page[j]) then
+        found[#found + 1] = {id = page[j], type = args[t], priority = -num(page[j + 1])}
+      end
+    end
+  end
+  table.sort(found, function(a, b)
+    if a.priority ~= b.priority then return a.priority > b.priority end
+    return a.id < b.id
+  end)
+  local out = {}
+  for k = 1, math.min(n, #found) do
+    local f = found[k]
+    redis.call('ZADD', keys[1], fmt(now + hold), f.id)
+    out[#out + 1] = f.id; out[#out + 1] = f.type; out[#out + 1] = fmt(f.priority)
+  end
+  return out
+end
+
 local function version() return VERSION end
 
 redis.register_function('jc_create', create)
@@ -461,6 +579,11 @@ redis.register_function('jc_cancel', cancel)
 redis.register_function('jc_apply', apply)
 redis.register_function('jc_confirm', confirm)
 redis.register_function('jc_sweep', sweep)
+redis.register_function('jc_expire', expire)
+redis.register_function('jc_renew', renew)
+redis.register_function('jc_claim', claim)
+redis.register_function('jc_reserve', reserve)
+redis.register_function{function_name = 'jc_expired', callback = expired, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_read', callback = read, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_version', callback = version, flags = {'no-writes'}}

@@ -876,11 +876,14 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                         for (std::string arg : {o.worker, quoted(o.worker), std::to_string(o.now)})
                             call.command.push_back(std::move(arg));
                     } else if constexpr (std::is_same_v<Op, store::RequeueJob>) {
-                        call.command = call_head("jc_requeue", job, entry.partition, entry.op_id);
+                        const bool expiry = o.unrenewed_for.count() > 0;
+                        call.command = call_head(expiry ? "jc_expire" : "jc_requeue", job,
+                                                 entry.partition, entry.op_id);
                         const std::string reason = o.reason.empty() ? "lease lost" : o.reason;
                         for (std::string arg : {std::to_string(o.attempt), reason, quoted(reason),
                                                 std::to_string(o.now)})
                             call.command.push_back(std::move(arg));
+                        if (expiry) call.command.push_back(std::to_string(o.unrenewed_for.count()));
                     } else if constexpr (std::is_same_v<Op, store::CancelJob>) {
                         call.command = call_head("jc_cancel", job, entry.partition, entry.op_id);
                         call.command.push_back(o.force ? "1" : "0");

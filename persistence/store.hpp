@@ -85,6 +85,10 @@ struct RequeueJob {  // the lease was lost (worker gone, broker restart)
     int attempt = 0;
     std::string reason;
     UnixMs now = 0;
+    // Cluster mode: only if no broker renewed the lease for this long (by
+    // the engine's clock), else refused. Zero: the caller holds the lease.
+    // The single-node store keeps leases in the broker alone and ignores it.
+    std::chrono::milliseconds unrenewed_for{0};
 };
 struct CancelJob {
     std::string job;

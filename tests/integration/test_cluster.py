@@ -4,12 +4,17 @@ from Debian's redis-tools by the test. A job streamed by a worker on broker A
 is read on broker B exactly as on A: the same job, the same log, and a live
 SSE subscriber on B gets every event once, in order, byte-equal to the
 stored log; a subscriber that joins on B mid-stream and one that resumes on
-B with Last-Event-ID do too."""
+B with Last-Event-ID do too. Dispatch and leases span the brokers: a job
+submitted on B runs on a worker connected only to A, a cancel on B reaches
+that worker, a worker whose broker is killed carries on with the same
+attempt on another broker, and a job whose broker and worker both die is
+requeued when its lease expires and runs elsewhere."""
 import http.client
 import json
 import os
 import sys
 import threading
+import time
 import unittest
 
 from harness import JobcastTest, sim_text, wait_until
@@ -119,6 +124,92 @@ class ClusterTest(JobcastTest):
         self.assertIn(job["id"], [j["id"] for j in page["jobs"]])
         # After the terminal event, a reconnect on B gets 204, as on one node.
         self.assertEqual(sse_events(b, job["id"], last_event_id=stored_a[-1]["seq"]), [])
+
+    def test_a_job_submitted_on_one_broker_runs_on_a_worker_of_another(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        self.start_worker(a, ["llm.generate"])
+        api_b = self.client(b)
+        job = api_b.submit("llm.generate", {"prompt": "from b", "max_tokens": 20, "seed": 3,
+                                            "tokens_per_second": 400})
+        done = api_b.wait_state(job["id"], ["succeeded"], timeout=30)
+        self.assertEqual(done["result"]["text"], sim_text("from b", 3, 20))
+        self.assertEqual(done["attempt"], 1)
+
+    def test_a_cancel_on_one_broker_reaches_the_worker_on_another(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+        job = api_a.submit("llm.generate", {"prompt": "long", "max_tokens": 100000,
+                                            "tokens_per_second": 50, "seed": 1})
+        api_a.wait_state(job["id"], ["running"], timeout=30)
+        asked = time.monotonic()
+        status, _, _ = api_b.request("POST", f"/v1/jobs/{job['id']}/cancel")
+        self.assertIn(status, (200, 202))
+        done = api_b.wait_state(job["id"], ["cancelled"], timeout=30)
+        # The worker stopped it (its error event), well before the broker's
+        # grace would have ended it by force.
+        self.assertLess(time.monotonic() - asked, 8)
+        kinds = [e["kind"] for e in api_b.events(job["id"])]
+        self.assertIn("error", kinds)
+        self.assertEqual(done["state"], "cancelled")
+
+    def test_a_worker_carries_on_with_the_same_attempt_when_its_broker_is_killed(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        self.start_worker(f"{a.zmq},{b.zmq}", ["llm.generate"], name="failover-worker")
+        api_a, api_b = self.client(a), self.client(b)
+        n, seed, prompt = 400, 11, "failover"
+        job = api_a.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
+                                            "tokens_per_second": 100, "seed": seed})
+        results = {}
+
+        def read():
+            results["b"] = sse_events(b, job["id"], timeout=90)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        wait_until(lambda: len(api_b.events(job["id"])) > 40, timeout=30,
+                   what="40 events stored")
+        a.kill()
+        done = api_b.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        reader.join(60)
+        self.assertFalse(reader.is_alive(), "the SSE reader on B did not finish")
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["attempt"], 1)
+        self.assertEqual(done["result"]["text"], sim_text(prompt, seed, n))
+        stored = api_b.events(job["id"])
+        self.assertEqual([e["seq"] for e in stored], list(range(1, len(stored) + 1)))
+        self.assertEqual([seq for seq, _ in results["b"]], [e["seq"] for e in stored])
+        self.assertEqual([event for _, event in results["b"]], stored)
+        # One attempt: a single running state event.
+        running = [e for e in stored if e["kind"] == "state"
+                   and e["data"].get("state") == "running"]
+        self.assertEqual(len(running), 1)
+
+    def test_a_job_whose_broker_and_worker_die_runs_again_elsewhere(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        doomed = self.start_worker(a, ["llm.generate"], name="doomed")
+        api_b = self.client(b)
+        n, seed, prompt = 200, 5, "requeued"
+        job = api_b.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
+                                            "tokens_per_second": 40, "seed": seed})
+        wait_until(lambda: len(api_b.events(job["id"])) > 10, timeout=30,
+                   what="the job to stream on A's worker")
+        doomed.kill()
+        a.kill()
+        self.start_worker(b, ["llm.generate"], name="survivor")
+        done = api_b.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["attempt"], 2)
+        self.assertEqual(done["result"]["text"], sim_text(prompt, seed, n))
+        stored = api_b.events(job["id"])
+        self.assertEqual([e["seq"] for e in stored], list(range(1, len(stored) + 1)))
+        reasons = [e["data"].get("reason", "") for e in stored
+                   if e["kind"] == "state" and e["data"].get("state") == "queued"]
+        self.assertTrue(any("lease expired" in r for r in reasons), reasons)
 
     def test_a_bad_store_url_is_refused_with_a_clear_error(self):
         import subprocess

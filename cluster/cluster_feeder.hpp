@@ -1,0 +1,95 @@
+// Dispatch and leases across brokers (cluster mode): what a broker's
+// in-memory JobQueue needs from the shared queue and the leases in Redis. It
+// runs on the Redis loop thread; every call returns at once and answers
+// through a callback on that thread, so the gateway never waits on the
+// network.
+// - Feeding: while this broker's workers have free slots for some types
+//   (want), it reserves queued jobs of those types from the partitions in
+//   rotating order (jc_reserve) and hands them to the broker's queue; the
+//   broker's lease (jc_lease) then decides, as for its own jobs. A
+//   reservation that is not leased simply ends after `reserve_for`.
+// - Renewing: the leases this broker holds, every lease_timeout/3 (jc_renew):
+//   those another broker or attempt took are lost to it, and those with a
+//   cancel requested (on any broker) are named.
+// - Claiming: a worker whose broker died says hello here with its in-flight
+//   jobs; the leases still running on that attempt for that worker become
+//   this broker's (jc_claim).
+// - Expiry: every `expire_interval`, the leases of every partition that no
+//   broker renewed for two lease timeouts (one for a worker to notice its
+//   broker died, one to claim its leases on another) are requeued through the store
+//   (RequeueJob with unrenewed_for, so a lease renewed meanwhile is kept).
+//   Every broker runs it; two at once are harmless (fenced by attempt).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cluster/partitions.hpp"
+#include "common/clock.hpp"
+#include "persistence/store.hpp"
+
+namespace jobcast::redis {
+class Cluster;
+}
+
+namespace jobcast::cluster {
+
+struct FeederConfig {
+    std::string broker;  // this broker's id, unique among the running brokers
+    std::chrono::milliseconds lease_timeout{3000};
+    std::chrono::milliseconds expire_interval{1000};
+    std::chrono::milliseconds reserve_for{2000};
+    // How often free slots look for queued work in the partitions.
+    std::chrono::milliseconds poll_interval{200};
+};
+
+using LeaseRef = std::pair<std::string, int>;  // job, attempt
+
+struct ReservedJob {
+    std::string job;
+    std::string type;
+    int priority = 0;
+};
+
+struct Renewal {
+    std::vector<LeaseRef> lost;       // held by another broker or attempt, or requeued
+    std::vector<std::string> cancel;  // renewed, and a cancel was requested
+};
+
+class ClusterFeeder {
+  public:
+    // `cluster`, `partitions` and `store` outlive the feeder. `on_reserved`
+    // gets the jobs reserved for this broker (loop thread).
+    ClusterFeeder(redis::Cluster& cluster, const Partitions& partitions, store::Store& store,
+                  FeederConfig config, std::function<void(std::vector<ReservedJob>)> on_reserved,
+                  const Clock& clock = Clock::system());
+    // Stops first.
+    ~ClusterFeeder();
+    ClusterFeeder(const ClusterFeeder&) = delete;
+    ClusterFeeder& operator=(const ClusterFeeder&) = delete;
+
+    // Starts the expiry and feeding timers.
+    void start();
+    // Stops them; callbacks not yet run are dropped. Not from the loop thread.
+    void stop();
+
+    // Free worker slots here by type (replaces the previous call's).
+    void want(std::map<std::string, std::size_t> free_slots);
+    void renew(std::vector<LeaseRef> held, std::function<void(Renewal)> done);
+    // `done` gets the leases that are this broker's now.
+    void claim(std::string worker, std::vector<LeaseRef> inflight,
+               std::function<void(std::vector<LeaseRef>)> done);
+
+    struct State;
+
+  private:
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace jobcast::cluster

@@ -1,0 +1,218 @@
+// Dispatch and leases across brokers against a real one-shard cluster (a
+// primary and its replica): the library's jc_reserve, jc_renew, jc_claim,
+// jc_expired and jc_expire through the ClusterFeeder and the Redis store, as
+// two brokers would use them.
+#include <catch2/catch.hpp>
+
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "../redis/redis_nodes.hpp"
+#include "cluster/cluster_feeder.hpp"
+#include "cluster/redis_store.hpp"
+#include "redis/cluster.hpp"
+#include "redis/loop.hpp"
+
+namespace jobcast::cluster {
+
+namespace {
+
+using namespace std::chrono_literals;
+using store::WriteStatus;
+
+store::WriteResult run(store::Store& store, store::WriteOp op) {
+    auto promise = std::make_shared<std::promise<store::WriteResult>>();
+    auto answer = promise->get_future();
+    store.submit(std::move(op), [promise](const store::WriteResult& r) { promise->set_value(r); });
+    REQUIRE(answer.wait_for(20s) == std::future_status::ready);
+    return answer.get();
+}
+
+std::string create(store::Store& store, std::string type, int priority = 0) {
+    store::CreateJob op;
+    op.job.type = std::move(type);
+    op.job.owner = "alice";
+    op.job.params = "{}";
+    op.job.priority = priority;
+    op.job.max_attempts = 2;
+    store::WriteResult r = run(store, op);
+    REQUIRE(r.job);
+    return r.job->id;
+}
+
+// A broker's view: its feeder on its own cluster connection.
+struct Broker {
+    Broker(const redis::testing::RedisNodes& nodes, const Partitions& partitions,
+           store::Store& store, std::string id, std::chrono::milliseconds lease_timeout,
+           std::chrono::milliseconds reserve_for = 500ms)
+        : cluster(loop, options(nodes)),
+          feeder(cluster, partitions, store,
+                 FeederConfig{std::move(id), lease_timeout, 100ms, reserve_for, 50ms},
+                 [this](std::vector<ReservedJob> jobs) {
+                     std::lock_guard lock(mutex);
+                     for (auto& job : jobs)
+                         reserved.push_back(std::move(job));
+                 }) {}
+
+    static redis::ClusterOptions options(const redis::testing::RedisNodes& nodes) {
+        redis::ClusterOptions o;
+        o.seeds = {nodes.endpoint(0)};
+        return o;
+    }
+
+    Renewal renew(std::vector<LeaseRef> held) {
+        std::promise<Renewal> answer;
+        feeder.renew(std::move(held), [&](Renewal r) { answer.set_value(std::move(r)); });
+        auto future = answer.get_future();
+        REQUIRE(future.wait_for(10s) == std::future_status::ready);
+        return future.get();
+    }
+
+    std::vector<LeaseRef> claim(std::string worker, std::vector<LeaseRef> inflight) {
+        std::promise<std::vector<LeaseRef>> answer;
+        feeder.claim(std::move(worker), std::move(inflight),
+                     [&](std::vector<LeaseRef> r) { answer.set_value(std::move(r)); });
+        auto future = answer.get_future();
+        REQUIRE(future.wait_for(10s) == std::future_status::ready);
+        return future.get();
+    }
+
+    std::vector<ReservedJob> taken() {
+        std::lock_guard lock(mutex);
+        return reserved;
+    }
+
+    redis::Loop loop;
+    redis::Cluster cluster;
+    std::mutex mutex;
+    std::vector<ReservedJob> reserved;
+    ClusterFeeder feeder;
+};
+
+}  // namespace
+
+TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 4;
+    config.wait_timeout = 200ms;
+    config.open_timeout = 5s;
+    auto store = open_redis_store(config);
+    const Partitions partitions(config.partitions);
+    constexpr auto kLease = 400ms;
+    Broker a(nodes, partitions, *store, "a", kLease);
+    Broker b(nodes, partitions, *store, "b", kLease);
+
+    const std::string id = create(*store, "t");
+    REQUIRE(run(*store, store::LeaseJob{id, "w1", 0}).status == WriteStatus::ok);
+
+    // The first broker to renew keeps the lease; another is told it lost it.
+    Renewal kept = a.renew({{id, 1}});
+    CHECK(kept.lost.empty());
+    CHECK(kept.cancel.empty());
+    Renewal other = b.renew({{id, 1}});
+    REQUIRE(other.lost.size() == 1);
+    CHECK(other.lost[0] == LeaseRef{id, 1});
+    CHECK(a.renew({{id, 2}}).lost.size() == 1);  // not the running attempt
+
+    // A renewed lease is not expired; a cancel asked for anywhere is named.
+    store::RequeueJob expire{id, 1, "lease expired", 0, kLease};
+    CHECK(run(*store, expire).message == "lease renewed");
+    REQUIRE(run(*store, store::CancelJob{id, false, 0}).status == WriteStatus::ok);
+    CHECK(a.renew({{id, 1}}).cancel == std::vector<std::string>{id});
+
+    // A worker that failed over: the lease moves with its name and attempt only.
+    CHECK(b.claim("w2", {{id, 1}}).empty());
+    CHECK(b.claim("w1", {{id, 2}}).empty());
+    CHECK(b.claim("w1", {{id, 1}}) == std::vector<LeaseRef>{{id, 1}});
+    CHECK(a.renew({{id, 1}}).lost.size() == 1);
+    CHECK(b.renew({{id, 1}}).lost.empty());
+
+    // Nobody renews: the lease expires, by the rules of RequeueJob (the
+    // cancel requested ends the job cancelled). Twice is harmless.
+    store::WriteResult expired;
+    redis::testing::wait_until("the lease to expire", [&] {
+        expired = run(*store, expire);
+        return expired.status == WriteStatus::ok;
+    });
+    CHECK(expired.job->state == JobState::cancelled);
+    CHECK(run(*store, expire).status == WriteStatus::conflict);
+
+    // A retried job keeps its attempts; the feeder's sweep finds the lease
+    // nobody renews and requeues it.
+    const std::string retried = create(*store, "t");
+    REQUIRE(run(*store, store::LeaseJob{retried, "w1", 0}).status == WriteStatus::ok);
+    a.feeder.start();
+    redis::testing::wait_until("the sweep to requeue the lease", [&] {
+        auto job = store->jobs().get(retried);
+        return job && job->state == JobState::queued;
+    });
+    auto job = store->jobs().get(retried);
+    CHECK(job->attempt == 1);
+    a.feeder.stop();
+    store->close();
+}
+
+TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feeder]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 4;
+    config.wait_timeout = 200ms;
+    config.open_timeout = 5s;
+    auto store = open_redis_store(config);
+    const Partitions partitions(config.partitions);
+    // Reservations outlast the slowest poll of a loaded machine.
+    Broker a(nodes, partitions, *store, "a", 3s, 2s);
+    Broker b(nodes, partitions, *store, "b", 3s, 2s);
+
+    const std::string low = create(*store, "x", 0);
+    const std::string high = create(*store, "x", 5);
+    const std::string other_type = create(*store, "y", 9);
+    a.feeder.start();
+    b.feeder.start();
+
+    // Best first within a partition, only the types wanted, as many as free.
+    a.feeder.want({{"x", 1}});
+    redis::testing::wait_until("a reservation", [&] { return !a.taken().empty(); });
+    if (partitions.of(low) == partitions.of(high)) CHECK(a.taken()[0].job == high);
+    CHECK(a.taken()[0].type == "x");
+
+    // While reserved for one broker, another passes it over.
+    a.feeder.want({});
+    b.feeder.want({{"x", 3}, {"y", 1}});
+    redis::testing::wait_until("b's reservations", [&] { return b.taken().size() >= 2; });
+    std::set<std::string> by_b;
+    for (const auto& job : b.taken())
+        by_b.insert(job.job);
+    CHECK_FALSE(by_b.contains(a.taken()[0].job));
+    CHECK(by_b.contains(other_type));
+
+    // A reservation not leased ends: the job is offered again.
+    redis::testing::wait_until("the reservation to end", [&] {
+        std::size_t seen = 0;
+        for (const auto& job : b.taken())
+            seen += job.job == a.taken()[0].job;
+        return seen > 0;
+    });
+    // A leased job is no longer offered.
+    b.feeder.want({});
+    REQUIRE(run(*store, store::LeaseJob{low, "w", 0}).status == WriteStatus::ok);
+    REQUIRE(run(*store, store::LeaseJob{high, "w", 0}).status == WriteStatus::ok);
+    const std::size_t before = a.taken().size();
+    a.feeder.want({{"x", 5}});
+    std::this_thread::sleep_for(500ms);  // several polls: nothing is left to offer
+    CHECK(a.taken().size() == before);
+    a.feeder.stop();
+    b.feeder.stop();
+    store->close();
+}
+
+}  // namespace jobcast::cluster
