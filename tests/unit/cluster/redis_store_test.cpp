@@ -471,7 +471,7 @@ TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[re
     writer->submit(chunk(sid, 1, 2),
                    [promise](const store::WriteResult& r) { promise->set_value(r); });
     redis::testing::wait_until("the write to wait for the replica",
-                               [&] { return writer->stats().degraded_nodes == 1; });
+                               [&] { return writer->stats().degraded.size() == 1; });
     CHECK(reader->events().last_seq(sid) == last);
     CHECK(reader->events().read(sid, last, 10).empty());
     CHECK(reader->jobs().get(sid)->last_seq == last);
