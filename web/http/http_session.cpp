@@ -311,8 +311,7 @@ void HttpSession::on_request() {
         if (auto* durable = shared_->durable_streams.load(); durable && streams::wants_sse(request))
             return streams::admit_sse(shared_from_this(), streaming, *durable,
                                       shared_->config.security, std::move(request));
-        if (admit_stream(shared_from_this(), streaming, shared_->config.security, request,
-                         message))
+        if (admit_stream(shared_from_this(), streaming, shared_->config.security, request, message))
             return;
     }
     dispatch(std::move(request));

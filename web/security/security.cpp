@@ -187,8 +187,8 @@ SecurityContext::TokenCheck SecurityContext::check_token(std::string_view token,
     // identity provider's.
     const auto job_tokens = job_tokens_.load();
     const bool job_token = job_tokens && auth::key_id(token) == JobTokens::kKeyId;
-    auto result = job_token ? job_tokens->verify(token, now_seconds_())
-                            : jwt_->verify(token, now_seconds_());
+    auto result =
+        job_token ? job_tokens->verify(token, now_seconds_()) : jwt_->verify(token, now_seconds_());
     if (!result.claims) {
         out.reason = static_cast<std::size_t>(result.failure);
         out.message = result.message;
