@@ -73,8 +73,9 @@ std::variant<RevokeRequest, RequestError> parse_revoke_request(std::string_view 
     constexpr std::string_view kShape = "a revocation names exactly one of token_id, job, owner";
     std::optional<RevokeRequest> out;
     for (const auto& [name, value] : object) {
+        const std::string_view field = name;  // clang 14 cannot capture a structured binding
         auto kind = std::find_if(kinds.begin(), kinds.end(),
-                                 [&](const auto& k) { return k.first == name; });
+                                 [&](const auto& k) { return k.first == field; });
         if (kind == kinds.end()) {
             return RequestError{"unknown field '" + std::string(name.substr(0, 64)) + "'; " +
                                 std::string(kShape)};
