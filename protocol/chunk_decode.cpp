@@ -1,4 +1,4 @@
-#include "protocol/chunk_decode.hpp"
+#include "protocol/codec_impl.hpp"
 
 #include <array>
 #include <climits>

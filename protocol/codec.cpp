@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "common/time_bounds.hpp"
-#include "protocol/chunk_decode.hpp"
+#include "protocol/codec_impl.hpp"
 #include "protocol/frame_scan.hpp"
 #include "protocol/msgpack_json.hpp"
 #include "protocol/utf8.hpp"

@@ -1576,7 +1576,7 @@ class Chaos:
             if st.done and rendered_text(log_[:st.after] + st.events) != want:
                 self.violations.add(f"{who} job {st.job}: the rendered text (after {st.after}) "
                                     f"is not the result's text")
-        status, snapshot, _ = self.api.request("GET", f"/v1/jobs/{spec.id}/snapshot")
+        status, snapshot, _ = self.call("GET", f"/v1/jobs/{spec.id}/snapshot")
         if status == 200 and snapshot["text"] != want:
             self.violations.add(f"job {spec.id}: the snapshot's text is not the result's text")
 

@@ -1,5 +1,5 @@
 // Shared by the decoder fuzz targets: the one-pass chunk decoder
-// (protocol/chunk_decode.hpp) takes only frames the full decoder takes, and
+// (protocol/codec_impl.hpp) takes only frames the full decoder takes, and
 // gives the same message for them.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "protocol/chunk_decode.hpp"
+#include "protocol/codec_impl.hpp"
 #include "protocol/codec.hpp"
 
 namespace jobcast::fuzz {

@@ -1,4 +1,4 @@
-// The one-pass decoder of chunk and chunks frames (protocol/chunk_decode.hpp):
+// The one-pass decoder of chunk and chunks frames (protocol/codec_impl.hpp):
 // it takes the frames workers write, gives exactly what the full decoder
 // gives, and declines everything else, which the full decoder then answers.
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "frame_builder.hpp"
-#include "protocol/chunk_decode.hpp"
+#include "protocol/codec_impl.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/limits.hpp"
 
