@@ -51,7 +51,7 @@ const char* kJob = R"({
 
 }  // namespace
 
-TEST_CASE("conforming params pass; a violation names the field and the rule", "[schema]") {
+TEST_CASE("conforming params pass, and a violation names the field and the rule", "[schema]") {
     const auto schema = compiled(kJob);
     CHECK_FALSE(schema->check(R"({"prompt":"hi","max_tokens":5,"backend":"sim"})"));
     CHECK_FALSE(schema->check(R"({"prompt":"hi","unknown":[1,2]})"));
