@@ -35,7 +35,7 @@ const std::string kRunning =
 
 }  // namespace
 
-TEST_CASE("CreateJob: queued at attempt 0 with one state event; idempotency keys per owner",
+TEST_CASE("CreateJob: queued at attempt 0 with one state event, idempotency keys per owner",
           "[contract]") {
     for_each_store([](Session& s) {
         const WriteResult created = s.expect(create("job-1"), WriteStatus::ok);
@@ -105,7 +105,7 @@ TEST_CASE("LeaseJob: attempt + 1, running, a state event, and a lease outcome", 
     });
 }
 
-TEST_CASE("AppendChunk: wseq order is kept; duplicates, gaps, stale attempts are refused",
+TEST_CASE("AppendChunk: wseq order is kept, duplicates, gaps, stale attempts are refused",
           "[contract]") {
     for_each_store([](Session& s) {
         s.create_running("job-1");
@@ -227,7 +227,7 @@ TEST_CASE("a resumed attempt's running event names the seq its checkpoint covers
     });
 }
 
-TEST_CASE("FinishJob success: a result event, then succeeded; the job takes nothing more",
+TEST_CASE("FinishJob success: a result event, then succeeded, the job takes nothing more",
           "[contract]") {
     for_each_store([](Session& s) {
         s.create_running("job-1");
@@ -291,7 +291,7 @@ TEST_CASE("FinishJob failure: retried while attempts are left, else failed", "[c
     });
 }
 
-TEST_CASE("RequeueJob: fenced by attempt; queued again, failed, or cancelled", "[contract]") {
+TEST_CASE("RequeueJob: fenced by attempt, queued again, failed, or cancelled", "[contract]") {
     for_each_store([](Session& s) {
         s.create_running("job-1");
         s.expect(checkpoint("job-1", 1, 1, "ck"), WriteStatus::ok);

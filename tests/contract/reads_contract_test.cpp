@@ -78,7 +78,7 @@ std::vector<std::string> all_pages(Session& s, ListQuery query) {
 
 }  // namespace
 
-TEST_CASE("EventLog::read pages by count and by bytes; last_seq", "[contract]") {
+TEST_CASE("EventLog::read pages by count and by bytes, last_seq", "[contract]") {
     for_each_store([](Session& s) {
         fill(s, "job-1");
         REQUIRE(s.last_seq("job-1") == 42);

@@ -67,7 +67,7 @@ TEST_CASE("jobs are taken by priority, then age, of the worker's types, as many 
     CHECK(q.queue_depth() == 1);  // research waits for its worker
 }
 
-TEST_CASE("a job enqueued twice is queued once; a finished one leaves the queue") {
+TEST_CASE("a job enqueued twice is queued once, a finished one leaves the queue") {
     Rig rig;
     auto& q = rig.queue;
     q.enqueue({"J", "llm", 0});
@@ -82,7 +82,7 @@ TEST_CASE("a job enqueued twice is queued once; a finished one leaves the queue"
     CHECK_FALSE(q.holder("K"));
 }
 
-TEST_CASE("a worker given up on loses its leases once; its reservations end") {
+TEST_CASE("a worker given up on loses its leases once, its reservations end") {
     Rig rig;
     auto& q = rig.queue;
     rig.lease("J", w1);
@@ -155,7 +155,7 @@ TEST_CASE("a disconnected worker's leases wait one lease timeout for its hello")
     CHECK(q.holder("A", 1) == "new");
 }
 
-TEST_CASE("a hello replacing its previous connection keeps what it runs; the rest is lost") {
+TEST_CASE("a hello replacing its previous connection keeps what it runs, the rest is lost") {
     Rig rig;
     auto& q = rig.queue;
     const WorkerRef old{"old", "w", ""}, fresh{"new", "w", ""};

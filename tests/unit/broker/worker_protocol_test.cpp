@@ -132,7 +132,7 @@ TEST_CASE("hello after a restart keeps the leases its worker still runs and reje
     CHECK(std::get<store::RequeueJob>(ops[0]).job == "K");
 }
 
-TEST_CASE("acks of one commit are coalesced per attempt; a gap is rejected") {
+TEST_CASE("acks of one commit are coalesced per attempt, a gap is rejected") {
     Rig rig;
     rig.run_one_job("p1", "w", "J");
     rig.commit({{"J", 1, 3, store::WriteStatus::ok, ""},
@@ -157,7 +157,7 @@ TEST_CASE("an unknown connection is told to say hello") {
     CHECK(rig.stats.rejected_unknown_peer == 1);
 }
 
-TEST_CASE("a refused lease frees the slot; an outcome of a failed batch too") {
+TEST_CASE("a refused lease frees the slot, an outcome of a failed batch too") {
     Rig rig;
     rig.say("p1", proto::Hello{"w", {"llm"}, 1, {}});
     rig.commit({}, {}, {Rig::make_job("J", JobState::queued, 0)});
@@ -208,7 +208,7 @@ TEST_CASE("a cancel reaches the worker, and is forced once its grace is over") {
     CHECK(only<proto::Cancel>(rig.sent_to("p1")).job == "J");
 }
 
-TEST_CASE("a silent worker loses its lease; heartbeats keep it") {
+TEST_CASE("a silent worker loses its lease, heartbeats keep it") {
     Rig rig;
     rig.run_one_job("p1", "w", "J");
     for (int i = 0; i < 5; ++i) {
@@ -388,7 +388,7 @@ TEST_CASE("schemas in a hello are kept for the worker's types while it is connec
     }
 }
 
-TEST_CASE("a schema that does not compile is refused alone; the worker is served") {
+TEST_CASE("a schema that does not compile is refused alone, the worker is served") {
     Rig rig;
     proto::Hello hello{"w", {"llm", "exec", "research"}, 1, {}};
     hello.schemas = {{"llm", R"({"$ref":"#"})"},

@@ -11,7 +11,7 @@ bool none_held(const std::string&) {
 }
 }  // namespace
 
-TEST_CASE("a worker keeps its session across reconnects; a wrong or guessed one is not valid") {
+TEST_CASE("a worker keeps its session across reconnects, a wrong or guessed one is not valid") {
     WorkerSessions sessions(kSecret);
     auto s1 = sessions.welcome("", false, "", "w-real", none_held);
     REQUIRE(s1.size() == 96);

@@ -264,7 +264,7 @@ TEST_CASE("a busy broker is retried", "[cli][watch]") {
     CHECK(broker.connects == 2);
 }
 
-TEST_CASE("a refused token ends the watch; an overloaded proxy does not", "[cli][watch]") {
+TEST_CASE("a refused token ends the watch, an overloaded proxy does not", "[cli][watch]") {
     FakeClock clock;
     FakeBroker unauthorized(llm_log(kTokens), {Connection{.reject_status = 401}, Connection{}});
     const auto run = watch(unauthorized, clock);

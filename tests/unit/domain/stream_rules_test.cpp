@@ -21,7 +21,7 @@ StreamAppendRequest with_producer(std::uint64_t epoch, std::uint64_t seq) {
     return request;
 }
 
-TEST_CASE("a new producer starts at seq 0; the next seq follows the last") {
+TEST_CASE("a new producer starts at seq 0, the next seq follows the last") {
     auto first = decide_append(open_stream(), std::nullopt, with_producer(0, 0));
     CHECK(first.verdict == AppendVerdict::append);
     REQUIRE(first.producer_next);
@@ -51,7 +51,7 @@ TEST_CASE("a gap is refused with the seq expected") {
     CHECK(gap.received_seq == 7);
 }
 
-TEST_CASE("an older epoch is fenced; a newer one starts over at seq 0") {
+TEST_CASE("an older epoch is fenced, a newer one starts over at seq 0") {
     auto zombie = decide_append(open_stream(), ProducerState{2, 9}, with_producer(1, 10));
     CHECK(zombie.verdict == AppendVerdict::stale_epoch);
     CHECK(zombie.current_epoch == 2);
@@ -64,7 +64,7 @@ TEST_CASE("an older epoch is fenced; a newer one starts over at seq 0") {
     CHECK(bad_start.verdict == AppendVerdict::invalid_epoch_seq);
 }
 
-TEST_CASE("Stream-Seq must grow as a string; a producer's retry wins over it") {
+TEST_CASE("Stream-Seq must grow as a string, a producer's retry wins over it") {
     StreamRecord stream = open_stream();
     stream.stream_seq = "2";
     StreamAppendRequest request;
@@ -111,7 +111,7 @@ TEST_CASE("the content type of an append must be the stream's") {
     CHECK(normalize_content_type(" Application/JSON; charset=utf-8") == "application/json");
 }
 
-TEST_CASE("a TTL slides from the last access; Expires-At does not move") {
+TEST_CASE("a TTL slides from the last access, Expires-At does not move") {
     StreamRecord stream = open_stream();
     stream.ttl_seconds = 2;
     stream.accessed_at_ms = 10'000;

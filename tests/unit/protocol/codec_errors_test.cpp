@@ -454,7 +454,7 @@ TEST_CASE("hello: the worker name is 1..128 printable bytes (audit M2)", "[codec
           DecodeErrorCode::wrong_type);
 }
 
-TEST_CASE("an unknown type is echoed short in the detail; message_type only for known types",
+TEST_CASE("an unknown type is echoed short in the detail, message_type only for known types",
           "[codec][errors]") {
     const std::string forged =
         "x\n2030-01-01T00:00:00.000 info audit event=cancel transport=http owner=\"bob\" "

@@ -118,7 +118,7 @@ TEST_CASE("snapshot body is exact and escapes the text", "[job_fold]") {
     CHECK(parsed.at("text") == "a\"b\\c\x02");
 }
 
-TEST_CASE("fold: a resumed attempt cuts the text back to its resume_seq; none starts over",
+TEST_CASE("fold: a resumed attempt cuts the text back to its resume_seq, none starts over",
           "[job_fold]") {
     std::vector<Event> all = {
         event(1, EventKind::state, R"({"state":"running","attempt":1})"),

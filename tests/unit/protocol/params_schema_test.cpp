@@ -395,7 +395,7 @@ TEST_CASE("the official draft-7 tests pass through the wrapper", "[schema][suite
 
 // ---- the hello field --------------------------------------------------------
 
-TEST_CASE("hello carries schemas by type; absent when none", "[schema][codec]") {
+TEST_CASE("hello carries schemas by type, absent when none", "[schema][codec]") {
     Hello hello;
     hello.worker = "w";
     hello.types = {"llm.generate", "exec"};

@@ -37,7 +37,7 @@ TEST_CASE("token request: ttl is whole seconds in [1, ten years]") {
     }
 }
 
-TEST_CASE("token request: cancel is a bool; nothing else is accepted") {
+TEST_CASE("token request: cancel is a bool, nothing else is accepted") {
     auto parsed = parse_token_request(R"({"ttl":60,"cancel":true})");
     REQUIRE(std::holds_alternative<TokenRequest>(parsed));
     CHECK(std::get<TokenRequest>(parsed).cancel);

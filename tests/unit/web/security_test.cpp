@@ -213,7 +213,7 @@ TEST_CASE("with auth off every request is anonymous and the per-owner limits are
         REQUIRE(security.admit_submission("anonymous", "127.0.0.1:1"));
 }
 
-TEST_CASE("origins: none, the same origin and listed ones pass; others do not") {
+TEST_CASE("origins: none, the same origin and listed ones pass, others do not") {
     SecurityConfig config;
     config.allowed_origins = {"https://app.example"};
     SecurityContext security(config);
