@@ -1,7 +1,8 @@
 // The codec's private header (chunk_decode.cpp). The broker's hot path:
 // `chunk` and `chunks` frames decoded in one pass over the bytes, straight
 // into the messages with their data as JSON text — no separate scan, no
-// msgpack objects, no second walk to convert. Internal to protocol/; decode_worker_message tries it first.
+// msgpack objects, no second walk to convert. Internal to protocol/; decode_worker_message tries it
+// first.
 #pragma once
 
 #include <string_view>

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "protocol/codec_impl.hpp"
 #include "protocol/codec.hpp"
+#include "protocol/codec_impl.hpp"
 
 namespace jobcast::fuzz {
 

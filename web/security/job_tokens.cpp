@@ -66,7 +66,9 @@ bool grant_permits(const std::optional<auth::JobGrant>& grant, std::string_view 
 
 JobTokens::JobTokens(JobTokenConfig config, std::unique_ptr<store::TokenRevocations> store,
                      const Clock& clock)
-    : config_(bounded(std::move(config))), verifier_(verifier_config(config_)), store_(std::move(store)) {
+    : config_(bounded(std::move(config))),
+      verifier_(verifier_config(config_)),
+      store_(std::move(store)) {
     if (!store_) return;
     for (auto& revocation : store_->load(clock.unix_ms())) {
         auto key = index_key(revocation.kind, revocation.owner, revocation.key);

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "frame_builder.hpp"
-#include "protocol/codec_impl.hpp"
 #include "protocol/codec.hpp"
+#include "protocol/codec_impl.hpp"
 #include "protocol/limits.hpp"
 
 using namespace jobcast;
