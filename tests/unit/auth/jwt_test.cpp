@@ -14,23 +14,11 @@
 #include <map>
 #include <vector>
 
+#include "mint_options.hpp"
+
 using namespace jobcast::auth;
 
 namespace {
-
-// MintOptions from its six claims in order (key id and grant left empty).
-jobcast::auth::MintOptions mint_options(std::string subject, std::string tenant, std::string issuer,
-                                        std::string audience, std::int64_t issued_at,
-                                        std::int64_t ttl_seconds) {
-    jobcast::auth::MintOptions out;
-    out.subject = std::move(subject);
-    out.tenant = std::move(tenant);
-    out.issuer = std::move(issuer);
-    out.audience = std::move(audience);
-    out.issued_at = issued_at;
-    out.ttl_seconds = ttl_seconds;
-    return out;
-}
 
 const std::string kSecret = "0123456789abcdef0123456789abcdef-test";
 constexpr std::int64_t kNow = 1'800'000'000;

@@ -10,24 +10,12 @@
 #include "web/security/security.hpp"
 #include "web/stream/stream_session.hpp"
 
+#include "../auth/mint_options.hpp"
+
 using namespace jobcast::web;
 using namespace std::chrono_literals;
 
 namespace {
-
-// MintOptions from its six claims in order (key id and grant left empty).
-jobcast::auth::MintOptions mint_options(std::string subject, std::string tenant, std::string issuer,
-                                        std::string audience, std::int64_t issued_at,
-                                        std::int64_t ttl_seconds) {
-    jobcast::auth::MintOptions out;
-    out.subject = std::move(subject);
-    out.tenant = std::move(tenant);
-    out.issuer = std::move(issuer);
-    out.audience = std::move(audience);
-    out.issued_at = issued_at;
-    out.ttl_seconds = ttl_seconds;
-    return out;
-}
 
 const std::string kSecret = "unit-test-secret-0123456789abcdef";
 constexpr std::int64_t kNow = 1'800'000'000;
