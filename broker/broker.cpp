@@ -470,10 +470,7 @@ class Broker::Impl {
     }
 
     static std::string seeds(const cluster::RedisStoreConfig& engine) {
-        std::string out;
-        for (const auto& seed : engine.seeds)
-            out += (out.empty() ? "" : ",") + seed.str();
-        return out;
+        return cluster::seed_list(engine.seeds);
     }
 
     void reload_tls() {

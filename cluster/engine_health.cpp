@@ -28,8 +28,10 @@ spdlog::logger& logger() {
 
 std::string slot_ranges(const redis::Shard& shard) {
     std::string out;
-    for (auto [first, last] : shard.slots)
-        out += (out.empty() ? "" : ",") + std::to_string(first) + '-' + std::to_string(last);
+    for (auto [first, last] : shard.slots) {
+        if (!out.empty()) out += ',';
+        out.append(std::to_string(first)).append(1, '-').append(std::to_string(last));
+    }
     return out;
 }
 

@@ -18,7 +18,8 @@ Partitions::Partitions(std::uint32_t count) {
         const auto low = static_cast<std::uint32_t>(std::uint64_t{p} * redis::kSlots / count);
         const auto high = static_cast<std::uint32_t>(std::uint64_t{p + 1} * redis::kSlots / count);
         for (std::uint32_t n = 0;; ++n) {
-            std::string tag = "p" + std::to_string(p) + "." + std::to_string(n);
+            std::string tag(1, 'p');
+            tag.append(std::to_string(p)).append(1, '.').append(std::to_string(n));
             const std::uint16_t slot = redis::key_slot(tag);
             if (slot >= low && slot < high) {
                 tags_.push_back(std::move(tag));

@@ -227,13 +227,6 @@ Retry retry_kind(const redis::Reply& reply) {
     return Retry::none;
 }
 
-std::string seed_list(const std::vector<redis::Endpoint>& seeds) {
-    std::string out;
-    for (const redis::Endpoint& seed : seeds)
-        out += (out.empty() ? "" : ",") + seed.str();
-    return out;
-}
-
 // ---- the engine's queue entries and rounds ---------------------------------
 
 struct Entry {

@@ -65,6 +65,9 @@ struct RedisStoreConfig {
 // saying what is wrong.
 RedisStoreConfig parse_store_url(std::string_view url);
 
+// The seeds as "host:port,host:port" (for logs and messages).
+std::string seed_list(const std::vector<redis::Endpoint>& seeds);
+
 // The cluster could not be reached (no node answered, a connection was lost,
 // the cluster was down) while the store opened: trying again may succeed.
 // Every other StoreError of open_redis_store is for a person to fix.

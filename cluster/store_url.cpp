@@ -46,6 +46,15 @@ std::chrono::milliseconds duration(std::string_view text, std::string_view name)
 
 }  // namespace
 
+std::string seed_list(const std::vector<redis::Endpoint>& seeds) {
+    std::string out;
+    for (const redis::Endpoint& seed : seeds) {
+        if (!out.empty()) out += ',';
+        out += seed.str();
+    }
+    return out;
+}
+
 RedisStoreConfig parse_store_url(std::string_view url) {
     if (!url.starts_with(kScheme)) bad("expected redis-cluster://host:port[,host:port...]");
     url.remove_prefix(kScheme.size());
@@ -62,7 +71,7 @@ RedisStoreConfig parse_store_url(std::string_view url) {
         const std::string_view item = hosts.substr(0, comma);
         auto endpoint = redis::parse_endpoint(item);
         if (!endpoint || endpoint->host.empty()) {
-            bad("\"" + std::string(item) + "\" is not host:port (port 1-65535)");
+            bad(std::string(1, '"').append(item).append("\" is not host:port (port 1-65535)"));
         }
         config.seeds.push_back(std::move(*endpoint));
         if (comma == std::string_view::npos) break;
