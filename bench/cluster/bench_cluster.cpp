@@ -261,16 +261,18 @@ bool is_primary(int port) {
     }
 }
 
-// Whether the node holds a key of job `id` (SCAN: a node lists only its own keys).
-bool holds_job(int port, const std::string& id) {
+// The node's first key that matches `pattern` ("" when none; SCAN: a node
+// lists only its own keys).
+std::string find_key(int port, const std::string& pattern) {
     std::string cursor = "0";
     do {
-        const auto r = redis(port, {"SCAN", cursor, "MATCH", "*job:" + id, "COUNT", "1000"});
+        const auto r = redis(port, {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) fail("SCAN: unexpected reply");
         cursor.assign(r->element[0]->str, r->element[0]->len);
-        if (r->element[1]->elements > 0) return true;
+        if (r->element[1]->elements > 0)
+            return std::string(r->element[1]->element[0]->str, r->element[1]->element[0]->len);
     } while (cursor != "0");
-    return false;
+    return {};
 }
 
 // ---------------------------------------------------------------- set-ups
@@ -406,8 +408,16 @@ class Setup {
     }
     int primary_holding(const std::string& job) const {
         for (int p : primaries())
-            if (holds_job(p, job)) return p;
+            if (!find_key(p, "*job:" + job).empty()) return p;
         fail("no primary holds job " + job);
+    }
+    // MEMORY USAGE of the job's event stream, bytes.
+    double stream_memory(const std::string& job) const {
+        const int port = primary_holding(job);
+        const auto r =
+            redis(port, {"MEMORY", "USAGE", find_key(port, "*ev:" + job), "SAMPLES", "0"});
+        if (r->type != REDIS_REPLY_INTEGER) fail("MEMORY USAGE: unexpected reply");
+        return static_cast<double>(r->integer);
     }
     pid_t redis_pid(int port) const {
         std::ifstream in(dir + "/redis/node-" + std::to_string(port) + "/redis.pid");
@@ -547,6 +557,16 @@ class Perf {
     pid_t pid_ = -1;
 };
 
+// A row only the cluster fills: set there from value(), kept in its place
+// (under the rows both fill) for one node.
+template <class Value>
+void cluster_row(const Setup& s, const std::string& row, Value&& value, int digits = 0) {
+    if (s.cluster())
+        g_results.set(row, s.mode, value(), digits);
+    else
+        g_results.reserve(row);
+}
+
 // ---------------------------------------------------------------- scenarios
 
 void scenario_ingest(const Options& o, Setup& s) {
@@ -560,10 +580,10 @@ void scenario_ingest(const Options& o, Setup& s) {
     const double memory0 = s.cluster() ? s.primaries_memory() : 0;
     const double broker0 = s.broker_cpu(), redis0 = s.redis_cpu();
     double seconds = 0;
+    std::vector<std::string> ids;
     {
         Perf perf(o, s);
         const auto t0 = Clock::now();
-        std::vector<std::string> ids;
         for (int j = 0; j < jobs; ++j)
             ids.push_back(s.api(j % s.size())
                               .submit("bench.emit", R"({"count":)" + std::to_string(per_job) +
@@ -577,11 +597,17 @@ void scenario_ingest(const Options& o, Setup& s) {
     g_results.set("ingest, events/s stored", s.mode, events / seconds);
     g_results.set("ingest, broker CPU s per 1M events", s.mode,
                   (s.broker_cpu() - broker0) / events * 1e6, 2);
-    if (!s.cluster()) return;
-    g_results.set("ingest, Redis CPU s per 1M events (6 nodes)", s.mode,
-                  (s.redis_cpu() - redis0) / events * 1e6, 2);
-    g_results.set("Redis memory per event, B (one copy)", s.mode,
-                  (s.primaries_memory() - memory0) / events);
+    cluster_row(
+        s, "ingest, Redis CPU s per 1M events (6 nodes)",
+        [&] { return (s.redis_cpu() - redis0) / events * 1e6; }, 2);
+    cluster_row(s, "Redis memory per event, B (one copy)",
+                [&] { return (s.primaries_memory() - memory0) / events; });
+    cluster_row(s, "  of which the event streams (MEMORY USAGE), B", [&] {
+        double streams = 0;
+        for (const auto& id : ids)
+            streams += s.stream_memory(id);
+        return streams / events;
+    });
 }
 
 void scenario_dispatch(const Options& o, Setup& s) {
@@ -610,9 +636,8 @@ void scenario_dispatch(const Options& o, Setup& s) {
     }
     g_results.set("dispatch, queued jobs run per second", s.mode,
                   o.dispatch_jobs / std::max(1.0, last_finish - first_start) * 1000);
-    if (s.cluster())
-        g_results.set("Redis memory per finished job, B (one copy)", s.mode,
-                      (s.primaries_memory() - memory0) / o.dispatch_jobs);
+    cluster_row(s, "Redis memory per finished job, B (one copy)",
+                [&] { return (s.primaries_memory() - memory0) / o.dispatch_jobs; });
 
     // Idle workers: submit -> running of jobs arriving one by one.
     std::printf("[%s] dispatch: %d jobs at %.0f/s to idle workers\n", s.mode.c_str(),
@@ -739,8 +764,8 @@ void scenario_fanout(const Options& o, Setup& s) {
     }
     const auto t = loops.totals(E);
     const double secs = static_cast<double>(last - first) / 1e9;
-    const std::string row = "fan-out 1 job x " + std::to_string(subs) +
-                            (s.cluster() ? " subs on other brokers" : " subscribers");
+    const std::string row =
+        "fan-out 1 job x " + std::to_string(subs) + " subs (cluster: other brokers)";
     g_results.set(row + ", events/s", s.mode, secs > 0 ? static_cast<double>(t.got) / secs : 0);
     report_checks("fan-out", s.mode, t.gaps + t.missing, t.dups, loops.errors());
 }
@@ -789,12 +814,12 @@ void scenario_latency(const Options& o, Setup& s) {
                   local.hist.quantile_ms(0.5), 2);
     g_results.set("latency " + r + ", local subscribers p99 ms", s.mode,
                   local.hist.quantile_ms(0.99), 2);
-    if (s.cluster()) {
-        g_results.set("latency " + r + ", remote subscribers p50 ms", s.mode,
-                      remote.quantile_ms(0.5), 2);
-        g_results.set("latency " + r + ", remote subscribers p99 ms", s.mode,
-                      remote.quantile_ms(0.99), 2);
-    }
+    cluster_row(
+        s, "latency " + r + ", remote subscribers p50 ms", [&] { return remote.quantile_ms(0.5); },
+        2);
+    cluster_row(
+        s, "latency " + r + ", remote subscribers p99 ms", [&] { return remote.quantile_ms(0.99); },
+        2);
     report_checks("latency", s.mode, t.gaps + t.missing, t.dups, loops.errors());
 }
 
@@ -825,8 +850,8 @@ void scenario_resume(const Options& o, Setup& s) {
         errors.add(shared);
     }
     std::sort(ms.begin(), ms.end());
-    const std::string row = "resume " + std::to_string(E / 1000) + "k events" +
-                            (s.cluster() ? " on another broker" : "");
+    const std::string row =
+        "resume " + std::to_string(E / 1000) + "k events (cluster: another broker)";
     g_results.set(row + ", ms (median)", s.mode, ms.empty() ? -1 : ms[ms.size() / 2], 1);
     g_results.set(row + ", ms (best)", s.mode, ms.empty() ? -1 : ms.front(), 1);
     report_checks("resume", s.mode, gaps, dups, errors);

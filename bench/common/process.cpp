@@ -36,6 +36,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the load generator
         if (::getppid() != parent) ::_exit(127);
+        // The load generator may block SIGINT/SIGTERM (kill_children_on_signal):
+        // the child takes them as usual.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         const int null_fd = ::open("/dev/null", O_RDONLY);
         if (null_fd >= 0) ::dup2(null_fd, 0);
         ::dup2(log_fd, 1);

@@ -42,6 +42,10 @@ struct Results {
         std::printf("  %-44s %-10s %s\n", row.c_str(), sys.c_str(), (text + suffix).c_str());
         std::fflush(stdout);
     }
+    // Places a row that only some columns fill where the others would have it.
+    void reserve(const std::string& row) {
+        if (std::find(rows.begin(), rows.end(), row) == rows.end()) rows.push_back(row);
+    }
     const Cell* get(const std::string& row, const std::string& sys) const {
         auto r = cells.find(row);
         if (r == cells.end()) return nullptr;
@@ -80,13 +84,16 @@ struct Results {
     void write_json(std::ostream& out) const {
         out << "\"results\":[";
         bool first = true;
-        for (const auto& row : rows)
-            for (const auto& [sys, cell] : cells.at(row)) {
+        for (const auto& row : rows) {
+            const auto r = cells.find(row);
+            if (r == cells.end()) continue;
+            for (const auto& [sys, cell] : r->second) {
                 out << (first ? "" : ",") << "\n {\"scenario\":" << json_quote(row)
                     << ",\"system\":" << json_quote(sys) << ",\"value\":" << cell.value
                     << ",\"text\":" << json_quote(cell.text) << "}";
                 first = false;
             }
+        }
         out << "\n],\"notes\":[";
         first = true;
         for (const auto& n : notes) {
