@@ -16,7 +16,8 @@
 //                 broker and Redis CPU per event; in the cluster, the primaries'
 //                 used_memory before/after divided by the events (one copy: the
 //                 replicas hold as much again). --perf-out records the brokers
-//                 and Redis nodes of the --perf-mode set-up meanwhile.
+//                 and Redis nodes of the --perf-mode set-up meanwhile (or
+//                 during the resume with --perf-scenario resume).
 //   dispatch      --dispatch-jobs empty jobs queued before any worker, then the
 //                 workers: jobs/s from the first start to the last finish (the
 //                 jobs' own started_at/finished_at), and memory per finished job;
@@ -94,6 +95,7 @@ struct Options : BrokerRunFlags {
                                        "resume", "primary-kill", "broker-kill"};
     std::string redis_script = "scripts/redis_cluster.py";
     std::string perf_mode = "cluster";
+    std::string perf_scenario = "ingest";
     int brokers = 3;
     int node_timeout_ms = 2000;
     int size = 64;
@@ -131,7 +133,7 @@ constexpr const char* kUsage =
     "         [--warmup-seconds 0.5] [--resume-events 100000] [--resume-repeat 3]\n"
     "         [--kill-jobs 6] [--kill-rate 200] [--kill-wait 12] [--timeout 120]\n"
     "         [--connect-parallel 256] [--perf-out PATH [--perf-mode cluster|single]\n"
-    "         [--perf-args \"-g\"]]\n";
+    "         [--perf-scenario ingest|resume] [--perf-args \"-g\"]]\n";
 
 Options parse_options(int argc, char** argv) {
     Options o;
@@ -154,6 +156,8 @@ Options parse_options(int argc, char** argv) {
             o.redis_script = args.value();
         } else if (arg == "--perf-mode") {
             o.perf_mode = args.value();
+        } else if (arg == "--perf-scenario") {
+            o.perf_scenario = args.value();
         } else if (arg == "--brokers") {
             integer(o.brokers);
         } else if (arg == "--node-timeout-ms") {
@@ -534,11 +538,11 @@ void report_checks(const std::string& row, const std::string& col, std::int64_t 
 }
 
 // Records the brokers and Redis nodes with perf while alive, when asked for
-// this set-up.
+// this set-up and scenario.
 class Perf {
   public:
-    Perf(const Options& o, const Setup& s) {
-        if (o.perf_out.empty() || o.perf_mode != s.mode) return;
+    Perf(const Options& o, const Setup& s, const std::string& scenario) {
+        if (o.perf_out.empty() || o.perf_mode != s.mode || o.perf_scenario != scenario) return;
         std::string pids;
         for (pid_t p : s.server_pids())
             pids += (pids.empty() ? "" : ",") + std::to_string(p);
@@ -582,7 +586,7 @@ void scenario_ingest(const Options& o, Setup& s) {
     double seconds = 0;
     std::vector<std::string> ids;
     {
-        Perf perf(o, s);
+        Perf perf(o, s, "ingest");
         const auto t0 = Clock::now();
         for (int j = 0; j < jobs; ++j)
             ids.push_back(s.api(j % s.size())
@@ -835,6 +839,7 @@ void scenario_resume(const Options& o, Setup& s) {
     std::vector<double> ms;
     std::int64_t gaps = 0, dups = 0;
     ErrorCount errors;
+    Perf perf(o, s, "resume");
     for (int i = 0; i < o.resume_repeat; ++i) {
         Shared shared;
         shared.latency_from_us = std::numeric_limits<std::int64_t>::max();
