@@ -2,7 +2,7 @@
 // jobcast-bench-stream-worker): flags, logging, SIGINT/SIGTERM and the SDK's
 // run loop around one job type's handler.
 //
-//   PROGRAM --broker tcp://127.0.0.1:5555 [--capacity N] [--name NAME]
+//   PROGRAM --broker tcp://127.0.0.1:5555[,tcp://…] [--capacity N] [--name NAME]
 //           [--max-unacked-bytes B] [--log-level info]
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench/common/options.hpp"
 #include "common/logging.hpp"
 #include "workers/log.hpp"
 #include "workers/worker.hpp"
@@ -30,10 +31,11 @@ inline void on_signal(int) {
 inline int run_bench_worker(int argc, char** argv, const char* program, const char* type,
                             worker::Handler handler) {
     auto usage = [program](const std::string& why) {
-        std::fprintf(stderr,
-                     "%s: %s\nusage: %s --broker ENDPOINT [--capacity N] [--name NAME]\n"
-                     "       [--max-unacked-bytes B] [--log-level LEVEL]\n",
-                     program, why.c_str(), program);
+        std::fprintf(
+            stderr,
+            "%s: %s\nusage: %s --broker ENDPOINT[,ENDPOINT...] [--capacity N] [--name NAME]\n"
+            "       [--max-unacked-bytes B] [--log-level LEVEL]\n",
+            program, why.c_str(), program);
         std::exit(2);
     };
     worker::WorkerConfig config;
@@ -47,7 +49,7 @@ inline int run_bench_worker(int argc, char** argv, const char* program, const ch
             return argv[++i];
         };
         if (arg == "--broker") {
-            config.broker = value();
+            config.brokers = split(value(), ',');  // several: fail over in turn (cluster mode)
         } else if (arg == "--capacity") {
             config.capacity = std::atoi(value().c_str());
         } else if (arg == "--name") {

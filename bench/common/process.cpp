@@ -1,6 +1,8 @@
 #include "bench/common/process.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "bench/common/clock.hpp"
 
@@ -33,6 +36,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the load generator
         if (::getppid() != parent) ::_exit(127);
+        // The load generator may block SIGINT/SIGTERM (kill_children_on_signal):
+        // the child takes them as usual.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         const int null_fd = ::open("/dev/null", O_RDONLY);
         if (null_fd >= 0) ::dup2(null_fd, 0);
         ::dup2(log_fd, 1);
@@ -151,11 +159,44 @@ std::vector<pid_t> process_tree(pid_t root) {
     return out;
 }
 
+double tree_cpu_seconds(pid_t root) {
+    double s = 0;
+    for (pid_t p : process_tree(root))
+        s += cpu_seconds(p);
+    return s;
+}
+
 std::string load_average() {
     std::ifstream in("/proc/loadavg");
     std::string a, b, c;
     in >> a >> b >> c;
     return a + " " + b + " " + c;
+}
+
+double load1() {
+    return std::strtod(load_average().c_str(), nullptr);
+}
+
+void kill_children_on_signal(const char* program) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every later thread
+    std::thread([set, program] {
+        int sig = 0;
+        ::sigwait(&set, &sig);
+        std::vector<pid_t> children;
+        {
+            std::lock_guard lock(g_children_mutex);
+            children = g_children;
+        }
+        for (pid_t c : children)
+            for (pid_t p : process_tree(c))
+                ::kill(p, SIGKILL);
+        std::fprintf(stderr, "%s: stopped by signal %d\n", program, sig);
+        std::_Exit(128 + sig);
+    }).detach();
 }
 
 std::string self_dir() {

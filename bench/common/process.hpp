@@ -50,8 +50,18 @@ long rss_kib(pid_t pid);
 // A process and its descendants (nginx: master + workers).
 std::vector<pid_t> process_tree(pid_t root);
 
+// utime + stime of a process and its descendants, in seconds.
+double tree_cpu_seconds(pid_t root);
+
 // /proc/loadavg: "1min 5min 15min".
 std::string load_average();
+// Its first figure: other people's work on a shared machine shows here.
+double load1();
+
+// On SIGINT/SIGTERM: kills every child and their descendants, then exits
+// (`program` says so on stderr). Call it before starting threads: it blocks
+// both signals in the threads started after it.
+void kill_children_on_signal(const char* program);
 
 // The folder of the running executable ("." when unknown).
 std::string self_dir();

@@ -69,7 +69,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -89,8 +88,10 @@
 #include "bench/common/options.hpp"
 #include "bench/common/process.hpp"
 #include "bench/common/report.hpp"
+#include "bench/common/results.hpp"
 #include "bench/common/scan.hpp"
 #include "bench/common/ws_client.hpp"
+#include "bench/common/ws_subscriber.hpp"
 
 namespace {
 
@@ -221,60 +222,9 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-// ---------------------------------------------------------------- results
-
-// One table: metric rows x system columns; JSON keeps the numbers.
-struct Results {
-    struct Cell {
-        double value;
-        std::string text;
-    };
-    std::vector<std::string> rows;
-    std::map<std::string, std::map<std::string, Cell>> cells;
-    std::vector<std::string> notes;
-
-    void set(const std::string& row, const std::string& sys, double v, int digits = 0,
-             const std::string& suffix = "") {
-        if (std::find(rows.begin(), rows.end(), row) == rows.end()) rows.push_back(row);
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-        std::string text = buf;
-        if (digits == 0) {  // thousands separators
-            const bool neg = !text.empty() && text[0] == '-';
-            std::string d = text.substr(neg ? 1 : 0), out;
-            for (std::size_t i = 0; i < d.size(); ++i) {
-                if (i && (d.size() - i) % 3 == 0) out += ',';
-                out += d[i];
-            }
-            text = (neg ? "-" : "") + out;
-        }
-        cells[row][sys] = {v, text + suffix};
-        std::printf("  %-44s %-10s %s\n", row.c_str(), sys.c_str(), (text + suffix).c_str());
-        std::fflush(stdout);
-    }
-    const Cell* get(const std::string& row, const std::string& sys) const {
-        auto r = cells.find(row);
-        if (r == cells.end()) return nullptr;
-        auto c = r->second.find(sys);
-        return c == r->second.end() ? nullptr : &c->second;
-    }
-    void note(const std::string& n) {
-        notes.push_back(n);
-        std::printf("  NOTE %s\n", n.c_str());
-        std::fflush(stdout);
-    }
-};
-
 Results g_results;
 
 // ---------------------------------------------------------------- processes
-
-double tree_cpu_seconds(pid_t root) {
-    double s = 0;
-    for (pid_t p : process_tree(root))
-        s += cpu_seconds(p);
-    return s;
-}
 
 // Proportional set size (KiB) of a process tree: shared memory counted once.
 long tree_pss_kib(pid_t root) {
@@ -405,47 +355,6 @@ struct Jobcast {
 
 // ---------------------------------------------------------------- NATS protocol
 
-// Parses NATS server->client protocol from `buf`; returns the bytes consumed.
-// on_msg(subject, reply, payload, has_headers); on_ctl(line) for PING, PONG,
-// -ERR, +OK and INFO.
-template <class OnMsg, class OnCtl>
-std::size_t nats_parse(std::string_view buf, OnMsg&& on_msg, OnCtl&& on_ctl) {
-    std::size_t pos = 0;
-    for (;;) {
-        const auto eol = buf.find("\r\n", pos);
-        if (eol == std::string_view::npos) return pos;
-        const std::string_view line = buf.substr(pos, eol - pos);
-        const bool hmsg = line.starts_with("HMSG ");
-        if (!hmsg && !line.starts_with("MSG ")) {
-            on_ctl(line);
-            pos = eol + 2;
-            continue;
-        }
-        std::string_view tok[6];
-        int n = 0;
-        for (std::size_t at = hmsg ? 5 : 4; at < line.size() && n < 6;) {
-            const auto sp = line.find(' ', at);
-            const auto end = sp == std::string_view::npos ? line.size() : sp;
-            if (end > at) tok[n++] = line.substr(at, end - at);
-            at = end + 1;
-        }
-        const int need = hmsg ? 4 : 3;  // subject sid [reply] [hdr] total
-        if (n < need) fail("bad NATS line: " + std::string(line));
-        const std::string_view reply = n > need ? tok[2] : std::string_view();
-        const std::size_t total = std::strtoul(std::string(tok[n - 1]).c_str(), nullptr, 10);
-        const std::size_t hdr =
-            hmsg ? std::strtoul(std::string(tok[n - 2]).c_str(), nullptr, 10) : 0;
-        if (eol + 2 + total + 2 > buf.size()) return pos;
-        on_msg(tok[0], reply, buf.substr(eol + 2 + hdr, total - hdr), hmsg);
-        pos = eol + 2 + total + 2;
-    }
-}
-
-const std::string kNatsConnect =
-    R"(CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,"lang":"c++","version":"bench"})"
-    "\r\n";
-
-// Peers' payload: {"t":T,"n":N,"p":"xxx"} padded to `size` bytes.
 void append_payload(std::string& out, std::int64_t t, std::int64_t n, int size) {
     char head[64];
     const int len = std::snprintf(head, sizeof head, R"({"t":%lld,"n":%lld,"p":")",
@@ -453,17 +362,6 @@ void append_payload(std::string& out, std::int64_t t, std::int64_t n, int size) 
     out.append(head, static_cast<std::size_t>(len));
     out.append(static_cast<std::size_t>(std::max(1, size - len - 2)), 'x');
     out.append("\"}");
-}
-
-// {"t":T,"n":N...: false if not one of ours.
-bool parse_payload(std::string_view p, std::int64_t& t, std::int64_t& n) {
-    const char* c = p.data();
-    const char* end = c + p.size();
-    if (!eat(c, end, R"({"t":)")) return false;
-    t = parse_int(c, end);
-    if (!eat(c, end, R"(,"n":)")) return false;
-    n = parse_int(c, end);
-    return true;
 }
 
 // ---------------------------------------------------------------- peer publishers
@@ -682,280 +580,6 @@ class Publisher {
     std::atomic<bool> ready_{false};
     std::string api_answer_, first_error_;
 };
-
-// ---------------------------------------------------------------- subscribers
-
-struct Shared : Errors {
-    std::atomic<int> ready{0}, failed{0}, done{0};
-    std::atomic<std::uint64_t> delivered{0};
-    std::atomic<std::int64_t> first_ns{0}, last_ns{0};
-    std::int64_t latency_from_us = 0;  // events intended before it are warm-up
-};
-
-class Loop;
-
-// One WebSocket subscriber of one channel (jobcast job, nchan channel, NATS subject).
-class Subscriber {
-  public:
-    Subscriber(Loop& loop, std::string sys, std::string target, std::string hello,
-               std::int64_t expect)
-        : loop_(loop),
-          sys_(std::move(sys)),
-          target_(std::move(target)),
-          hello_(std::move(hello)),
-          expect_(expect),
-          ws_(make_ws()) {}
-
-    void connect();
-    void close() {
-        beast::error_code ignored;
-        ws_.next_layer().close(ignored);
-    }
-
-    std::int64_t next_n = 1, got = 0, gaps = 0, dups = 0;
-    std::int64_t start_ns = 0, done_ns = 0;
-    bool ready = false;
-
-  private:
-    websocket::stream<tcp::socket> make_ws();
-    void on_open();
-    void write(std::string s);
-    void do_write();
-    void read();
-    void on_frame(std::string_view f);
-    void on_event(std::int64_t n, std::int64_t t, bool counted, std::int64_t now_us);
-    void set_ready();
-
-    Loop& loop_;
-    std::string sys_, target_, hello_;
-    std::int64_t expect_;
-    websocket::stream<tcp::socket> ws_;
-    beast::flat_buffer buffer_;
-    std::string acc_;  // NATS: protocol bytes not yet parsed
-    std::deque<std::string> out_;
-    bool writing_ = false;
-};
-
-// One io_context in one thread: every subscriber and their latency histogram.
-class Loop : public ConnectLoop<Subscriber> {
-  public:
-    Loop(Shared& shared, int port, int parallel)
-        : ConnectLoop(parallel),
-          shared(shared),
-          ep(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)) {}
-    ~Loop() { stop(); }
-
-    Subscriber& add(const std::string& sys, const std::string& target, const std::string& hello,
-                    std::int64_t expect) {
-        subs.push_back(std::make_unique<Subscriber>(*this, sys, target, hello, expect));
-        return *subs.back();
-    }
-    // Waits until every subscriber is ready (or failed); false on timeout.
-    bool wait_ready(double timeout) {
-        const auto t0 = Clock::now();
-        while (shared.ready.load() + shared.failed.load() < static_cast<int>(subs.size())) {
-            if (seconds_since(t0) > timeout) return false;
-            sleep_ms(5);
-        }
-        return shared.failed.load() == 0;
-    }
-    // Waits until `expect` deliveries, or no progress for `stall` seconds after
-    // the first, or the timeout.
-    void wait_delivered(std::uint64_t expect, double stall, double timeout) {
-        const auto t0 = Clock::now();
-        auto last_change = Clock::now();
-        std::uint64_t last = 0;
-        for (;;) {
-            const auto d = shared.delivered.load();
-            if (d >= expect || seconds_since(t0) > timeout) return;
-            if (d != last) {
-                last = d;
-                last_change = Clock::now();
-            } else if (d > 0 && seconds_since(last_change) > stall) {
-                return;
-            }
-            sleep_ms(5);
-        }
-    }
-    // Stops the thread, then sums what the subscribers saw.
-    struct Totals {
-        std::int64_t got = 0, gaps = 0, dups = 0, missing = 0;
-    };
-    Totals totals(std::int64_t expect_each) {
-        stop();
-        Totals t;
-        for (auto& s : subs) {
-            t.got += s->got;
-            t.gaps += s->gaps;
-            t.dups += s->dups;
-            if (expect_each > s->got) t.missing += expect_each - s->got;
-        }
-        return t;
-    }
-
-    Shared& shared;
-    tcp::endpoint ep;
-    std::string host = "127.0.0.1:" + std::to_string(ep.port());
-    Histogram hist;  // µs: receive - intended send time
-};
-
-websocket::stream<tcp::socket> Subscriber::make_ws() {
-    return websocket::stream<tcp::socket>(loop_.ioc);
-}
-
-void Subscriber::connect() {
-    start_ns = mono_ns();
-    async_open(ws_, loop_.ep, loop_.host, target_, [this](beast::error_code ec, const char* stage) {
-        if (ec) {
-            loop_.shared.failed.fetch_add(1);
-            const std::string where =
-                std::string_view(stage) == "handshake" ? "handshake " + target_ : stage;
-            loop_.shared.error(where + ": " + ec.message());
-        } else {
-            on_open();
-        }
-        loop_.connect_done();
-    });
-}
-
-void Subscriber::on_open() {
-    if (sys_ == "nats")
-        ws_.binary(true);
-    else
-        ws_.text(true);
-    if (!hello_.empty()) write(hello_);
-    if (sys_ == "nchan") set_ready();  // subscribed once the handshake is done
-    read();
-}
-
-void Subscriber::set_ready() {
-    if (ready) return;
-    ready = true;
-    loop_.shared.ready.fetch_add(1);
-}
-
-void Subscriber::write(std::string s) {
-    out_.push_back(std::move(s));
-    if (!writing_) do_write();
-}
-
-void Subscriber::do_write() {
-    writing_ = true;
-    ws_.async_write(net::buffer(out_.front()), [this](beast::error_code ec, std::size_t) {
-        out_.pop_front();
-        writing_ = false;
-        if (ec) {
-            loop_.shared.error("write: " + ec.message());
-            return;
-        }
-        if (!out_.empty()) do_write();
-    });
-}
-
-void Subscriber::read() {
-    ws_.async_read(buffer_, [this](beast::error_code ec, std::size_t) {
-        if (ec) {
-            if (ec != net::error::operation_aborted && ec != net::error::bad_descriptor &&
-                !(expect_ && got >= expect_))
-                loop_.shared.error(sys_ + " read: " + ec.message());
-            return;
-        }
-        const auto data = buffer_.cdata();
-        on_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
-        buffer_.consume(buffer_.size());
-        read();
-    });
-}
-
-void Subscriber::on_frame(std::string_view f) {
-    const auto now_us = unix_us();
-    const auto before = got;
-    if (sys_ == "nchan") {
-        std::int64_t t = 0, n = 0;
-        if (parse_payload(f, t, n)) on_event(n, t, true, now_us);
-    } else if (sys_ == "nats") {
-        acc_.append(f);
-        const auto used = nats_parse(
-            acc_,
-            [&](std::string_view subject, std::string_view reply, std::string_view payload, bool) {
-                if (reply.starts_with("$JS.FC.")) {
-                    write("PUB " + std::string(reply) + " 0\r\n\r\n");  // flow control
-                    return;
-                }
-                if (subject.starts_with("_INBOX.")) {
-                    if (payload.find("\"error\"") != std::string_view::npos)
-                        loop_.shared.error(std::string(payload));
-                    return;
-                }
-                std::int64_t t = 0, n = 0;
-                if (parse_payload(payload, t, n)) on_event(n, t, true, now_us);
-            },
-            [&](std::string_view line) {
-                if (line == "PING")
-                    write("PONG\r\n");
-                else if (line == "PONG")
-                    set_ready();
-                else if (line.starts_with("-ERR"))
-                    loop_.shared.error(std::string(line));
-            });
-        acc_.erase(0, used);
-    } else {
-        const char* p = f.data();
-        const char* const end = p + f.size();
-        if (!starts_with(p, end, R"({"type":"event)")) {
-            if (starts_with(p, end, R"({"type":"subscribed")"))
-                set_ready();
-            else if (starts_with(p, end, R"({"type":"error")"))
-                loop_.shared.error(std::string(f));
-            return;
-        }
-        for (;;) {
-            p = static_cast<const char*>(
-                ::memmem(p, static_cast<std::size_t>(end - p), "\"seq\":", 6));
-            if (!p) break;
-            p += 6;
-            const auto seq = parse_int(p, end);
-            const bool token = eat(p, end, R"(,"kind":"token")");
-            std::int64_t t = 0;
-            if (token) {
-                const char* d = static_cast<const char*>(
-                    ::memmem(p, static_cast<std::size_t>(end - p), "\"data\":{\"t\":", 12));
-                if (d) {
-                    d += 12;
-                    t = parse_int(d, end);
-                }
-            }
-            on_event(seq, t, token, now_us);
-        }
-    }
-    if (got != before) {
-        loop_.shared.delivered.fetch_add(static_cast<std::uint64_t>(got - before),
-                                         std::memory_order_relaxed);
-        const auto ns = mono_ns();
-        std::int64_t zero = 0;
-        loop_.shared.first_ns.compare_exchange_strong(zero, ns);
-        loop_.shared.last_ns.store(ns, std::memory_order_relaxed);
-    }
-}
-
-void Subscriber::on_event(std::int64_t n, std::int64_t t, bool counted, std::int64_t now_us) {
-    if (n == next_n) {
-        ++next_n;
-    } else if (n < next_n) {
-        ++dups;
-        return;
-    } else {
-        gaps += n - next_n;
-        next_n = n + 1;
-    }
-    if (!counted) return;
-    ++got;
-    if (t >= loop_.shared.latency_from_us) loop_.hist.record(now_us - t);
-    if (expect_ && got == expect_) {
-        done_ns = mono_ns();
-        loop_.shared.done.fetch_add(1);
-    }
-}
 
 // ---------------------------------------------------------------- system adapters
 
@@ -1563,24 +1187,7 @@ void print_table(const Options& o) {
         for (const auto& [row, m] : g_results.cells)
             if (m.count(c) && std::find(cols.begin(), cols.end(), c) == cols.end())
                 cols.push_back(c);
-    std::size_t w = 10;
-    for (const auto& r : g_results.rows)
-        w = std::max(w, r.size());
-    std::printf("\n%-*s", static_cast<int>(w), "scenario");
-    for (const auto& c : cols)
-        std::printf(" | %16s", c.c_str());
-    std::printf("\n%s\n", std::string(w + cols.size() * 19, '-').c_str());
-    for (const auto& r : g_results.rows) {
-        std::printf("%-*s", static_cast<int>(w), r.c_str());
-        for (const auto& c : cols) {
-            const auto* cell = g_results.get(r, c);
-            std::printf(" | %16s", cell ? cell->text.c_str() : "");
-        }
-        std::printf("\n");
-    }
-    for (const auto& n : g_results.notes)
-        std::printf("NOTE %s\n", n.c_str());
-    std::fflush(stdout);
+    g_results.print_table(cols);
 }
 
 // jobcast's figures against the best peer and the raw limits.
@@ -1642,27 +1249,9 @@ void write_json(const Options& o, const std::string& uptime_before,
     if (o.json.empty()) return;
     std::ofstream out(o.json);
     out << "{\"load_before\":\"" << uptime_before << "\",\"load_after\":\"" << uptime_after
-        << "\",\"cores\":" << std::thread::hardware_concurrency() << ",\"size\":" << o.size
-        << ",\"results\":[";
-    bool first = true;
-    for (const auto& row : g_results.rows)
-        for (const auto& [sys, cell] : g_results.cells[row]) {
-            out << (first ? "" : ",") << "\n {\"scenario\":\"" << row << "\",\"system\":\"" << sys
-                << "\",\"value\":" << cell.value << ",\"text\":\"" << cell.text << "\"}";
-            first = false;
-        }
-    out << "\n],\"notes\":[";
-    first = true;
-    for (const auto& n : g_results.notes) {
-        out << (first ? "" : ",") << "\n " << json_quote(n);
-        first = false;
-    }
-    out << "\n]}\n";
-}
-
-// The 1-minute load average: other people's work on a shared machine shows here.
-double load1() {
-    return std::strtod(load_average().c_str(), nullptr);
+        << "\",\"cores\":" << std::thread::hardware_concurrency() << ",\"size\":" << o.size << ",";
+    g_results.write_json(out);
+    out << "}\n";
 }
 
 void run_system(const Options& o, const std::string& sys) {
@@ -1697,35 +1286,12 @@ void run_system(const Options& o, const std::string& sys) {
     g_results.set("load average (1 min) after", sys, load1(), 2);
 }
 
-// On SIGINT/SIGTERM: kills every server, worker and their children, then exits.
-void watch_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every later thread
-    std::thread([set] {
-        int sig = 0;
-        ::sigwait(&set, &sig);
-        std::vector<pid_t> children;
-        {
-            std::lock_guard lock(g_children_mutex);
-            children = g_children;
-        }
-        for (pid_t c : children)
-            for (pid_t p : process_tree(c))
-                ::kill(p, SIGKILL);
-        std::fprintf(stderr, "jobcast-bench: stopped by signal %d\n", sig);
-        std::_Exit(128 + sig);
-    }).detach();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     const auto o = parse_options(argc, argv);
     ::signal(SIGPIPE, SIG_IGN);
-    watch_signals();
+    kill_children_on_signal("jobcast-bench");
     rlimit nofile{};
     ::getrlimit(RLIMIT_NOFILE, &nofile);
     nofile.rlim_cur = nofile.rlim_max;
