@@ -20,6 +20,7 @@
 #include "cluster/live_publisher.hpp"
 #include "cluster/redis_live_feed.hpp"
 #include "cluster/redis_store.hpp"
+#include "cluster/redis_stream_log.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "live/hub.hpp"
@@ -251,7 +252,8 @@ class Broker::Impl {
             store_->jobs(), store_->events(), *commands_, rest,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); });
         durable_ = std::make_unique<web::streams::DurableStreams>(
-            store_->streams(), *rest_, *hub_, config_.durable_streams,
+            stream_log_ ? stream_log_.get() : store_->streams(), *rest_, *hub_,
+            config_.durable_streams,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
             rest.schedule);
         http_->serve_streams(streaming_, durable_.get());
@@ -422,6 +424,12 @@ class Broker::Impl {
                                                      });
         engine_ = redis_store.get();
         store_ = std::move(redis_store);
+        // Created streams (/v1/streams/), on the live fan-out's connections.
+        cluster::RedisStreamLogConfig streams;
+        streams.wait_replicas = engine.wait_replicas;
+        streams.wait_timeout = engine.wait_timeout;
+        streams.retention = engine.retention;
+        stream_log_ = std::make_unique<cluster::RedisStreamLog>(*redis_, *partitions_, streams);
         {
             std::lock_guard lock(engine_mutex_);
             engine_error_.clear();  // it answers: what is left is opening the rest
@@ -463,6 +471,7 @@ class Broker::Impl {
         feed_.reset();
         engine_ = nullptr;
         store_.reset();
+        stream_log_.reset();
         publisher_.reset();
         redis_.reset();
         redis_loop_.reset();
@@ -569,7 +578,8 @@ class Broker::Impl {
     std::unique_ptr<redis::Loop> redis_loop_;
     std::unique_ptr<redis::Cluster> redis_;
     std::unique_ptr<cluster::LivePublisher> publisher_;
-    cluster::RedisStore* engine_ = nullptr;  // store_, as the Redis store
+    std::unique_ptr<cluster::RedisStreamLog> stream_log_;  // created streams (/v1/streams/)
+    cluster::RedisStore* engine_ = nullptr;                // store_, as the Redis store
     std::unique_ptr<cluster::EngineHealth> health_;
     std::unique_ptr<cluster::ClusterFeeder> feeder_;
     std::unique_ptr<FeederLink> link_;

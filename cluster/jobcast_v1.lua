@@ -19,7 +19,7 @@
 -- lifecycle changed (0/1); jc_apply answers a list of such entries, one per op
 -- (job and changed only on the last), see there.
 
-local VERSION = '2'
+local VERSION = '3'
 local MAX_OPS = 16  -- lifecycle op answers kept per job
 
 local function num(v) return tonumber(v) or 0 end
@@ -570,6 +570,191 @@ local function reserve(keys, args)
   return out
 end
 
+-- ---- Durable Streams ------------------------------------------------------
+-- Streams created over HTTP (persistence/stream_log.hpp), kept by
+-- cluster/redis_stream_log.cpp. A stream lives in the partition of its owner
+-- and name; its keys, built from the prefix, share the hash slot:
+--   sn:<len(owner)>:<owner><name>  STRING  the stream's id (the name index)
+--   s:<id>   HASH    settings and state (see stream_fields)
+--   sm:<id>  STREAM  its messages, ID <seq>-0, field d
+--   sp:<id>  HASH    producer id -> "<epoch> <seq>"
+--   sid      STRING  the partition's stream counter
+-- The rules of an append are domain/stream_rules.cpp's, run by the broker on
+-- the state jc_stream_get answered: jc_stream_append applies the decision
+-- only while the stream is still at the version it was decided on (`ver`),
+-- else answers 'stale' and the broker decides again. As with jobs, nothing
+-- is shown before a WAIT covered it: readers see seq and closed only up to
+-- the confirmed cseq and cclosed (jc_stream_confirm), and a stream only once
+-- its creation was confirmed (c). Every key expires with the stream: its TTL
+-- after the last read or write, its Expires-At, or else the retention after
+-- its last write.
+
+local STREAM_OPS = 16  -- taken appends remembered per stream (re-sent calls)
+
+local function stream_keys(prefix, id)
+  return {prefix .. 's:' .. id, prefix .. 'sm:' .. id, prefix .. 'sp:' .. id}
+end
+
+-- How long the stream's keys live from `now`.
+local function stream_keep(h, now, retention)
+  local ttl, at = num(h.ttl), num(h.eam)
+  local keep = retention
+  if at > 0 then keep = at - now elseif ttl >= 0 then keep = ttl * 1000 end
+  return math.max(1, keep)
+end
+
+local function stream_expire(prefix, id, name_key, h, now, retention)
+  local keep = fmt(stream_keep(h, now, retention))
+  for _, k in ipairs(stream_keys(prefix, id)) do redis.call('PEXPIRE', k, keep) end
+  redis.call('PEXPIRE', name_key, keep)
+end
+
+local function stream_hash(key)
+  local all = redis.call('HGETALL', key)
+  if #all == 0 then return nil, all end
+  local h = {}
+  for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
+  return h, all
+end
+
+-- The stream of a name as stored (unconfirmed parts included), and the
+-- state of one producer on it. KEYS[1] = name key; ARGV 1 prefix, 2
+-- producer id ('' = none). Answers {id, flat hash, producer state or ''},
+-- or nil.
+local function stream_get(keys, args)
+  local id = redis.call('GET', keys[1])
+  if not id then return false end
+  local h, all = stream_hash(args[1] .. 's:' .. id)
+  if not h then return false end
+  local producer = ''
+  if args[2] ~= '' then
+    producer = redis.call('HGET', args[1] .. 'sp:' .. id, args[2]) or ''
+  end
+  return {id, all, producer}
+end
+
+-- A new incarnation of a name, in place of `expected` (its id as the broker
+-- saw it, '0' for none: an expired stream is deleted here). KEYS[1] = name
+-- key; ARGV 1 prefix, 2 partition, 3 expected id, 4 op id, 5 now ms, 6
+-- retention ms, 7 content type, 8 ttl seconds, 9 expires at, 10 expires at
+-- ms, 11 closed (0/1), 12 owner, 13 name, then the messages. Answers
+-- {'created', id}, or {'stale'} when the name holds another stream than
+-- expected.
+local function stream_create(keys, args)
+  local prefix = args[1]
+  local id = redis.call('GET', keys[1]) or '0'
+  if id ~= args[3] then
+    if id ~= '0' and redis.call('HGET', prefix .. 's:' .. id, 'cop') == args[4] then
+      return {'created', id}  -- this call's own creation, re-sent
+    end
+    return {'stale'}
+  end
+  if id ~= '0' then redis.call('DEL', unpack(stream_keys(prefix, id))) end
+  local n = redis.call('INCR', prefix .. 'sid')
+  id = fmt(n * 16384 + num(args[2]))
+  local key = prefix .. 's:' .. id
+  local seq = #args - 13
+  for i = 14, #args do
+    redis.call('XADD', prefix .. 'sm:' .. id, fmt(i - 13) .. '-0', 'd', args[i])
+  end
+  local h = {ttl = args[8], eam = args[10]}
+  redis.call('HSET', key, 'owner', args[12], 'name', args[13], 'ct', args[7], 'ttl', args[8],
+    'ea', args[9], 'eam', args[10], 'closed', args[11], 'cb', '', 'ss', '', 'seq', fmt(seq),
+    'cseq', '0', 'cclosed', '0', 'created', args[5], 'accessed', args[5], 'ver', '1',
+    'cop', args[4])
+  redis.call('SET', keys[1], id)
+  stream_expire(prefix, id, keys[1], h, num(args[5]), num(args[6]))
+  return {'created', id}
+end
+
+-- Keeps what the broker decided for an append, if the stream is still at
+-- version ARGV[3]. KEYS[1] = the stream hash; ARGV 1 prefix, 2 id, 3
+-- version, 4 op id, 5 now ms, 6 retention ms, 7 taken (0/1: the data
+-- appended and the rest kept; 0: a refusal, which only keeps the stream
+-- alive), 8 close (0/1), 9 closed by, 10 Stream-Seq ('' = unchanged), 11
+-- producer id ('' = none), 12 its epoch, 13 its seq, then the messages.
+-- Answers {'ok', seq, closed}, {'stale'} or {'gone'}.
+local function stream_append(keys, args)
+  local prefix, id = args[1], args[2]
+  local h = stream_hash(keys[1])
+  if not h then return {'gone'} end
+  local ops = h.ops and cmsgpack.unpack(h.ops) or {}
+  for _, op in ipairs(ops) do
+    if op[1] == args[4] then return {'ok', op[2], op[3]} end
+  end
+  if h.ver ~= args[3] then return {'stale'} end
+  local now = num(args[5])
+  local seq, closed = num(h.seq), h.closed
+  local set = {'accessed', fmt(math.max(num(h.accessed), now))}
+  if args[7] == '1' then
+    for i = 14, #args do
+      seq = seq + 1
+      redis.call('XADD', prefix .. 'sm:' .. id, fmt(seq) .. '-0', 'd', args[i])
+    end
+    if args[8] == '1' then
+      closed = '1'
+      set[#set + 1] = 'closed'; set[#set + 1] = '1'
+      set[#set + 1] = 'cb'; set[#set + 1] = args[9]
+    end
+    if args[10] ~= '' then set[#set + 1] = 'ss'; set[#set + 1] = args[10] end
+    if args[11] ~= '' then
+      redis.call('HSET', prefix .. 'sp:' .. id, args[11], args[12] .. ' ' .. args[13])
+    end
+    ops[#ops + 1] = {args[4], fmt(seq), closed}
+    while #ops > STREAM_OPS do table.remove(ops, 1) end
+    set[#set + 1] = 'ops'; set[#set + 1] = cmsgpack.pack(ops)
+    set[#set + 1] = 'seq'; set[#set + 1] = fmt(seq)
+    set[#set + 1] = 'ver'; set[#set + 1] = fmt(num(h.ver) + 1)
+  end
+  redis.call('HSET', keys[1], unpack(set))
+  local name_key = prefix .. 'sn:' .. fmt(string.len(h.owner)) .. ':' .. h.owner .. h.name
+  stream_expire(prefix, id, name_key, h, now, num(args[6]))
+  return {'ok', fmt(seq), closed}
+end
+
+-- Raises what readers see once a WAIT covered the stream up to seq ARGV[1]
+-- and closed ARGV[2] (0/1), never past what this node holds (a promoted
+-- replica without the last appends must not show the next ones
+-- unconfirmed). KEYS[1] = the stream hash. Answers {cseq, cclosed}, or nil.
+local function stream_confirm(keys, args)
+  local f = redis.call('HMGET', keys[1], 'seq', 'closed', 'cseq', 'cclosed')
+  if not f[1] then return false end
+  local cseq = math.max(num(f[3]), math.min(num(args[1]), num(f[1])))
+  local cclosed = (f[4] == '1' or (args[2] == '1' and f[2] == '1')) and '1' or '0'
+  redis.call('HSET', keys[1], 'c', '1', 'cseq', fmt(cseq), 'cclosed', cclosed)
+  return {fmt(cseq), cclosed}
+end
+
+-- A read of stream ARGV[2] at ARGV[3] ms keeps it alive. KEYS[1] = the
+-- stream hash; ARGV 1 prefix, 4 retention ms.
+local function stream_touch(keys, args)
+  local h = stream_hash(keys[1])
+  if not h then return 0 end
+  local now = num(args[3])
+  redis.call('HSET', keys[1], 'accessed', fmt(math.max(num(h.accessed), now)))
+  local name_key = args[1] .. 'sn:' .. fmt(string.len(h.owner)) .. ':' .. h.owner .. h.name
+  stream_expire(args[1], args[2], name_key, h, now, num(args[4]))
+  return 1
+end
+
+-- Deletes the stream of a name. KEYS[1] = name key; ARGV[1] = prefix.
+-- Answers its id, 0 when there was none.
+local function stream_remove(keys, args)
+  local id = redis.call('GET', keys[1])
+  if not id then return 0 end
+  redis.call('DEL', keys[1], unpack(stream_keys(args[1], id)))
+  return num(id)
+end
+
+-- Messages in (ARGV[1], cseq], at most ARGV[2]. KEYS[1] = the stream hash,
+-- KEYS[2] = its messages. Answers {cseq, entries}, nil for no stream.
+local function stream_read(keys, args)
+  local c = redis.call('HGET', keys[1], 'cseq')
+  if not c then return false end
+  if num(args[1]) >= num(c) then return {c, {}} end
+  return {c, redis.call('XRANGE', keys[2], '(' .. args[1] .. '-0', c .. '-0', 'COUNT', args[2])}
+end
+
 local function version() return VERSION end
 
 redis.register_function('jc_create', create)
@@ -583,6 +768,15 @@ redis.register_function('jc_expire', expire)
 redis.register_function('jc_renew', renew)
 redis.register_function('jc_claim', claim)
 redis.register_function('jc_reserve', reserve)
+redis.register_function('jc_stream_create', stream_create)
+redis.register_function('jc_stream_append', stream_append)
+redis.register_function('jc_stream_confirm', stream_confirm)
+redis.register_function('jc_stream_touch', stream_touch)
+redis.register_function('jc_stream_remove', stream_remove)
+redis.register_function{function_name = 'jc_stream_get', callback = stream_get,
+  flags = {'no-writes'}}
+redis.register_function{function_name = 'jc_stream_read', callback = stream_read,
+  flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_expired', callback = expired, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_read', callback = read, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_get', callback = get, flags = {'no-writes'}}

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "cluster/library.hpp"
+#include "cluster/retry.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "protocol/json.hpp"
@@ -211,20 +212,6 @@ bool is_worker_op(const WriteOp& op) {
     return std::holds_alternative<store::AppendChunk>(op) ||
            std::holds_alternative<store::SaveCheckpoint>(op) ||
            std::holds_alternative<store::FinishJob>(op);
-}
-
-// Why a round is sent again: a lost connection, or a server error.
-enum class Retry { connection, moved, ask, tryagain, clusterdown, refused, none };
-Retry retry_kind(const redis::Reply& reply) {
-    const std::string_view code = reply.error_code();
-    if (code == "MOVED") return Retry::moved;
-    if (code == "ASK") return Retry::ask;
-    if (code == "TRYAGAIN") return Retry::tryagain;
-    if (code == "CLUSTERDOWN") return Retry::clusterdown;
-    if (code == "OOM" || code == "NOREPLICAS" || code == "READONLY" || code == "LOADING" ||
-        code == "BUSY" || code == "MASTERDOWN" || code == "NOSCRIPT")
-        return Retry::refused;
-    return Retry::none;
 }
 
 // ---- the engine's queue entries and rounds ---------------------------------

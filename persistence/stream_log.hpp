@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,19 @@ class StreamLog {
                                             std::size_t max_bytes) = 0;
     // Deletes the streams expired at `now_ms`; how many.
     virtual std::size_t expire(std::int64_t now_ms) = 0;
+
+    // Changes committed by other processes on a store they share (brokers on
+    // the Redis store); a store only this process writes has none, and the
+    // defaults do nothing. While stream `id` is watched, `listener(id)` runs
+    // after each append, close or delete of it made elsewhere, and at once
+    // when the stream moved past `after` (the seq its reader holds) before
+    // the watch could see it. Each watch is undone by one unwatch. The
+    // listener runs on the store's thread and must not block; listen(nullptr)
+    // returns once no call of the old listener runs.
+    using ChangeListener = std::function<void(std::int64_t id)>;
+    virtual void listen(ChangeListener listener) {}
+    virtual void watch(std::int64_t id, std::uint64_t after) {}
+    virtual void unwatch(std::int64_t id) {}
 };
 
 }  // namespace jobcast::store

@@ -1,10 +1,14 @@
 // The Redis store's entry: one Redis Cluster of one shard (a primary and its
 // replica, from Debian's redis-tools) for the whole run, started on first use;
-// each open empties it (FLUSHALL, replicated) and opens a store on it. Left
-// out where redis-tools is not installed.
+// each open empties it (FLUSHALL, replicated) and opens a store on it, with
+// the Redis stream log of cluster mode beside it on its own cluster client.
+// Left out where redis-tools is not installed.
 #include <memory>
 
 #include "cluster/redis_store.hpp"
+#include "cluster/redis_stream_log.hpp"
+#include "redis/cluster.hpp"
+#include "redis/loop.hpp"
 #include "store_under_test.hpp"
 #include "unit/redis/redis_nodes.hpp"
 
@@ -28,7 +32,26 @@ std::unique_ptr<store::Store> open_redis(store::Store::CommitListener listener) 
     cluster::RedisStoreConfig config;
     config.seeds = {nodes.endpoint(0)};
     config.partitions = 16;
-    return cluster::open_redis_store(config, std::move(listener));
+    auto opened = cluster::open_redis_store(config, std::move(listener));
+    // As a broker has it: the stream log on a client of its own.
+    struct Streams {
+        redis::Loop loop;
+        redis::Cluster client;
+        cluster::Partitions partitions;
+        cluster::RedisStreamLog log;
+        static redis::ClusterOptions options(const cluster::RedisStoreConfig& config) {
+            redis::ClusterOptions out;
+            out.seeds = config.seeds;
+            return out;
+        }
+        explicit Streams(const cluster::RedisStoreConfig& config)
+            : client(loop, options(config)),
+              partitions(config.partitions),
+              log(client, partitions) {}
+    };
+    auto streams = std::make_shared<Streams>(config);
+    store::StreamLog* log = &streams->log;
+    return std::make_unique<StoreWithResources>(std::move(opened), std::move(streams), log);
 }
 
 const bool kRegistered = [] {

@@ -31,11 +31,13 @@ struct RegisterStore {
 };
 
 // A store together with what it was opened in (a temp dir, servers): closes
-// the store first, then lets the resources go.
+// the store first, then lets the resources go. `streams`, when given (kept
+// alive by the resources), is its stream log instead of the store's own.
 class StoreWithResources final : public store::Store {
   public:
-    StoreWithResources(std::unique_ptr<store::Store> store, std::shared_ptr<void> resources)
-        : store_(std::move(store)), resources_(std::move(resources)) {}
+    StoreWithResources(std::unique_ptr<store::Store> store, std::shared_ptr<void> resources,
+                       store::StreamLog* streams = nullptr)
+        : store_(std::move(store)), resources_(std::move(resources)), streams_(streams) {}
     ~StoreWithResources() override {
         store_->close();
         store_.reset();
@@ -53,10 +55,12 @@ class StoreWithResources final : public store::Store {
     store::EventLog& events() override { return store_->events(); }
     const std::string& worker_session_key() const override { return store_->worker_session_key(); }
     std::size_t run_retention(UnixMs now) override { return store_->run_retention(now); }
+    store::StreamLog* streams() override { return streams_ ? streams_ : store_->streams(); }
 
   private:
     std::unique_ptr<store::Store> store_;
     std::shared_ptr<void> resources_;
+    store::StreamLog* streams_;
 };
 
 }  // namespace jobcast::contract

@@ -184,16 +184,21 @@ DurableStreams::DurableStreams(store::StreamLog* log, RestApi& jobs, live::Hub& 
       config_(config),
       run_blocking_(std::move(run_blocking)),
       schedule_(std::move(schedule)),
-      clock_(clock) {}
+      clock_(clock) {
+    // Other brokers' writes (a shared store) wake the waits here too.
+    if (log_) log_->listen([this](std::int64_t id) { notify(id); });
+}
 
 DurableStreams::~DurableStreams() {
     release_waits();
+    if (log_) log_->listen(nullptr);
 }
 
-std::shared_ptr<StreamWait> DurableStreams::wait_stream(std::int64_t id,
+std::shared_ptr<StreamWait> DurableStreams::wait_stream(std::int64_t id, std::uint64_t after,
                                                         std::function<void(bool)> wake) {
     auto wait = std::make_shared<StreamWait>(*this, std::move(wake));
     wait->stream = id;
+    log_->watch(id, after);  // before the wait can fire, which unwatches
     {
         std::lock_guard lock(waits_mutex_);
         waits_.emplace(wait.get(), wait);
@@ -225,6 +230,7 @@ void DurableStreams::start_wait(const std::shared_ptr<StreamWait>& wait) {
 
 void DurableStreams::forget(StreamWait* wait) {
     if (!wait->job.empty()) hub_.unsubscribe(wait->job, wait);
+    if (wait->stream != 0) log_->unwatch(wait->stream);
     std::lock_guard lock(waits_mutex_);
     waits_.erase(wait);
     if (wait->stream != 0) {
@@ -264,7 +270,7 @@ void DurableStreams::release_waits() {
 std::shared_ptr<StreamWait> DurableStreams::watch(const SsePlan& plan, std::uint64_t after,
                                                   std::function<void(bool)> wake) {
     if (!plan.job.empty()) return wait_job(plan.job, after, std::move(wake));
-    return wait_stream(plan.stream.id, std::move(wake));
+    return wait_stream(plan.stream.id, after, std::move(wake));
 }
 
 void DurableStreams::cancel_watch(const std::shared_ptr<StreamWait>& wait) {
@@ -645,7 +651,7 @@ void DurableStreams::read_stream(ReadRequest read, const Reply& reply) {
             auto shared = std::make_shared<ReadRequest>(std::move(read));
             shared->waited = true;
             shared->offset = OffsetAfter{after};
-            auto wait = wait_stream(stream->id, [this, shared, reply](bool) {
+            auto wait = wait_stream(stream->id, after, [this, shared, reply](bool) {
                 if (!run_blocking_([this, shared, reply] {
                         try {
                             read_stream(*shared, reply);

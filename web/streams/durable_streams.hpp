@@ -130,7 +130,8 @@ class DurableStreams {
     void read_stream(ReadRequest read, const Reply& reply);
     void read_job(ReadRequest read, const Reply& reply);
     void off_io_thread(const Reply& reply, std::function<void(const Reply&)> work);
-    std::shared_ptr<StreamWait> wait_stream(std::int64_t id, std::function<void(bool)> wake);
+    std::shared_ptr<StreamWait> wait_stream(std::int64_t id, std::uint64_t after,
+                                            std::function<void(bool)> wake);
     std::shared_ptr<StreamWait> wait_job(const std::string& job, std::uint64_t after,
                                          std::function<void(bool)> wake);
     void start_wait(const std::shared_ptr<StreamWait>& wait);

@@ -1,0 +1,166 @@
+"""Durable Streams created over HTTP in cluster mode: two brokers on one
+Redis Cluster (3 primaries, each with a replica). A producer appends on
+broker A with an idempotent producer (retries included); a long-poll reader
+and an SSE reader on broker B get every append once and in order, woken by
+each append (a reader left to its long-poll timeout would take 20 s per
+append), and the stream's end. While a shard cannot replicate, an append on
+it is not acknowledged and no reader on B sees it."""
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+
+from harness import JobcastTest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import redis_cluster  # noqa: E402
+
+JSON = {"Content-Type": "application/json"}
+
+
+def long_poll_reader(broker, path, out, stop):
+    """Reads `path` on `broker` with live=long-poll from the start until the
+    stream is closed (or `stop` is set); appends each message to `out`."""
+    offset = "-1"
+    while not stop.is_set():
+        conn = http.client.HTTPConnection(broker.host, broker.port, timeout=60)
+        try:
+            conn.request("GET", f"{path}?offset={offset}&live=long-poll")
+            response = conn.getresponse()
+            body = response.read()
+            headers = {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            conn.close()
+        if response.status == 200 and body:
+            out.extend(json.loads(body))
+        elif response.status not in (200, 204):
+            raise AssertionError(f"long-poll answered {response.status}: {body!r}")
+        offset = headers["stream-next-offset"]
+        if headers.get("stream-closed") == "true":
+            return
+
+
+def sse_reader(broker, path, out):
+    """Reads `path` on `broker` with live=sse from the start until a control
+    event says the stream is closed; appends each message to `out`."""
+    conn = http.client.HTTPConnection(broker.host, broker.port, timeout=60)
+    try:
+        conn.request("GET", f"{path}?offset=-1&live=sse")
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        event, data = None, []
+        while True:
+            line = response.fp.readline()
+            if not line:
+                return
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+            elif line == "" and data:
+                payload = json.loads("\n".join(data))
+                data = []
+                if event == "data":
+                    out.extend(payload)
+                elif event == "control" and payload.get("streamClosed"):
+                    return
+    finally:
+        conn.close()
+
+
+@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+class ClusterStreamsTest(JobcastTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def start_cluster_broker(self):
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        return self.start_broker(args=["--store", url, "--retention", "1h"])
+
+    def append(self, api, path, i, seq=None):
+        headers = dict(JSON, **{"Producer-Id": "writer", "Producer-Epoch": "0",
+                                "Producer-Seq": str(i if seq is None else seq)})
+        return api.request("POST", path, raw=json.dumps({"i": i}), headers=headers)
+
+    def test_appends_on_one_broker_reach_readers_on_another_once_and_in_order(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        api_a = self.client(a)
+        path = "/v1/streams/across-brokers"
+        status, _, _ = api_a.request("PUT", path, headers=JSON)
+        self.assertEqual(status, 201)
+
+        polled, streamed, stop = [], [], threading.Event()
+        readers = [threading.Thread(target=long_poll_reader, args=(b, path, polled, stop)),
+                   threading.Thread(target=sse_reader, args=(b, path, streamed))]
+        for t in readers:
+            t.start()
+        time.sleep(0.5)  # both wait at the tail, subscribed on B
+
+        n = 25
+        started = time.monotonic()
+        for i in range(n):
+            status, _, headers = self.append(api_a, path, i)
+            self.assertEqual(status, 200, i)
+            self.assertEqual(int(headers["Stream-Next-Offset"]), i + 1)
+            if i % 5 == 0:  # a retry of a committed append is stored once
+                status, _, _ = self.append(api_a, path, i)
+                self.assertEqual(status, 204, i)
+            time.sleep(0.05)
+        status, _, _ = api_a.request("POST", path, headers={"Stream-Closed": "true"})
+        self.assertEqual(status, 204)
+        for t in readers:
+            t.join(60)
+        stop.set()
+        elapsed = time.monotonic() - started
+
+        expected = [{"i": i} for i in range(n)]
+        self.assertEqual(polled, expected)
+        self.assertEqual(streamed, expected)
+        # Woken by each append on A, not by the 20 s long-poll timeout.
+        self.assertLess(elapsed, 15, "readers on B were not woken by appends on A")
+        status, body, headers = self.client(b).request("GET", f"{path}?offset=-1")
+        self.assertEqual((status, body, headers.get("Stream-Closed")), (200, expected, "true"))
+
+    def test_an_append_the_replicas_do_not_have_is_neither_acknowledged_nor_shown(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        api_a, api_b = self.client(a), self.client(b)
+        path = "/v1/streams/unreplicated"
+        status, _, _ = api_a.request("PUT", path, headers=JSON)
+        self.assertEqual(status, 201)
+        status, _, _ = self.append(api_a, path, 0)
+        self.assertEqual(status, 200)
+
+        replicas = [node for node in self.cluster.nodes if node.alive() and
+                    node.info("replication").get("role") == "slave"]
+        for node in replicas:
+            node.stop()  # SIGSTOP: connected, but acknowledging nothing
+        try:
+            status, _, _ = self.append(api_a, path, 1)
+            self.assertNotIn(status, (200, 204), "acknowledged without a replica")
+            status, body, _ = api_b.request("GET", f"{path}?offset=-1")
+            self.assertEqual((status, body), (200, [{"i": 0}]))
+        finally:
+            for node in replicas:
+                node.cont()
+            self.cluster.wait_healthy()
+        # Its retry settles it once the replicas are back, and B shows it.
+        status, _, _ = self.append(api_a, path, 1)
+        self.assertIn(status, (200, 204))
+        status, body, _ = api_b.request("GET", f"{path}?offset=-1")
+        self.assertEqual((status, body), (200, [{"i": 0}, {"i": 1}]))
+
+
+if __name__ == "__main__":
+    unittest.main()
