@@ -2,16 +2,21 @@
 // the real things: a Redis Cluster in the strict layout (3 primaries with a
 // replica each, scripts/redis_cluster.py, node timeout 2 s as in
 // scripts/cluster.sh), three brokers on it, and a worker whose --broker list
-// names every broker, the page's broker first. The page is broker 1's own UI,
-// opened directly as the README says (scripts/cluster.sh has no proxy in front).
-// A long llm.generate job is submitted from the page; mid-stream the page's
-// broker, which also holds the job's worker, is SIGKILLed and started again on
-// its ports once the worker has moved to another broker; then the Redis primary
-// holding the job's slot is SIGKILLed (found as a user would, with redis-cli, and
-// killed through its pid file; the script starts it again as a replica). The page
-// must show it was reconnecting, never fail, and end with exactly the job's
-// stored result.text, its text only ever growing (nothing shown then taken
-// back or repeated), every event seen, and the job succeeded.
+// names every broker, broker 2 first. The page is broker 1's own UI, opened
+// directly as the README says (scripts/cluster.sh has no proxy in front). A long
+// llm.generate job is submitted from the page, and mid-stream, as in the
+// README's walk-through:
+//   1. broker 2, which holds the job's worker, is SIGKILLed: the page goes on
+//      without reconnecting once the worker has moved to broker 3; broker 2
+//      starts again on its ports;
+//   2. broker 1, the page's, is SIGKILLed and started again on its ports: the
+//      page shows it is reconnecting, then resumes after the last event it has;
+//   3. the Redis primary holding the job's slot is SIGKILLed, found as a user
+//      would with redis-cli and killed through its pid file (the script starts
+//      it again as a replica once the cluster failed it over).
+// The page must never fail, and end with exactly the job's stored result.text,
+// its text only ever growing (nothing shown then taken back or repeated), every
+// event seen, and the job succeeded.
 //
 //   JOBCAST_BIN=build/test/bin node --test tests/js/ui_cluster.test.js
 //
@@ -57,8 +62,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-// 600 tokens at 25 a second: 24 s of stream, long enough for both kills.
-const TOKENS = 600;
+// 750 tokens at 25 a second: 30 s of stream, long enough for the three kills.
+const TOKENS = 750;
 const PARAMS = { prompt: 'Write about tides', max_tokens: TOKENS, tokens_per_second: 25, seed: 19 };
 
 const redisCli = (port, ...args) =>
@@ -106,21 +111,23 @@ test('the UI on a cluster streams a job through a broker SIGKILL and a Redis pri
   const mark = (what) => timeline.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${what}`);
 
   try {
-    // ---- the cluster: Redis, three brokers (broker 1 on fixed ports, to come back there), a worker
+    // ---- the cluster: Redis, three brokers on fixed ports (to come back there), a worker
     redis = await startRedisCluster({ dir: join(dir, 'redis'), nodeTimeoutMs: 2000 });
     mark('redis cluster up');
-    const first = { http: `127.0.0.1:${await freePort()}`, zmq: `tcp://127.0.0.1:${await freePort()}` };
-    const brokerArgs = ['--retention', '1d'];
-    const start = (where = {}) => startBroker({ bin: BIN, store: redis.store, args: brokerArgs, ...where });
-    const brokers = await Promise.all([start(first), start(), start()]);
+    const addresses = [];
+    for (let i = 0; i < 3; i++) {
+      addresses.push({ http: `127.0.0.1:${await freePort()}`, zmq: `tcp://127.0.0.1:${await freePort()}` });
+    }
+    const start = (i) => startBroker({ bin: BIN, store: redis.store, args: ['--retention', '1d'], ...addresses[i] });
+    const brokers = await Promise.all([0, 1, 2].map(start));
     processes.push(...brokers);
     worker = await startWorker({
       bin: BIN,
-      zmq: brokers.map((b) => b.zmq).join(','),
+      zmq: [1, 2, 0].map((i) => addresses[i].zmq).join(','),
       types: ['llm.generate'],
       name: 'cluster-llm',
     });
-    await waitFor(async () => (await workersOn(brokers[0])) === 1, { what: 'the worker on broker 1' });
+    await waitFor(async () => (await workersOn(brokers[1])) === 1, { what: 'the worker on broker 2' });
     mark('brokers and worker up');
 
     // ---- open broker 1's UI and submit the job from the form
@@ -164,27 +171,36 @@ test('the UI on a cluster streams a job through a broker SIGKILL and a Redis pri
     const assertRunning = async (before) =>
       assert.equal(await page.textContent('#job-state'), 'running', `the job still runs before ${before}`);
 
-    // ---- kill broker 1, the page's and the worker's; start it again once the worker moved on
+    // ---- 1. kill broker 2, the worker's: the page goes on once the worker moved to broker 3
     await waitForSeq(40);
-    await assertRunning('the broker kill');
-    const seqAtBrokerKill = await seqShown();
+    await assertRunning("the worker's broker kill");
+    const seqAtWorkerBrokerKill = await seqShown();
+    await brokers[1].kill('SIGKILL');
+    mark(`broker 2 killed at seq ${seqAtWorkerBrokerKill}`);
+    await waitFor(async () => (await workersOn(brokers[2])) === 1, { what: 'the worker to move to broker 3' });
+    mark('the worker moved to broker 3');
+    await waitForSeq(seqAtWorkerBrokerKill + 40);
+    mark('the page streams again');
+    assert.deepEqual(await page.evaluate(() => window.__indicator), [], "the page's connection was not touched");
+    processes.push(await start(1));
+    mark('broker 2 started again');
+
+    // ---- 2. kill broker 1, the page's: it reconnects when broker 1 is back, and resumes
+    await assertRunning("the page's broker kill");
+    const seqAtPageBrokerKill = await seqShown();
     await brokers[0].kill('SIGKILL');
-    mark(`broker 1 killed at seq ${seqAtBrokerKill}`);
+    mark(`broker 1 killed at seq ${seqAtPageBrokerKill}`);
     await page.waitForFunction(() => document.querySelector('#conn-state').textContent === 'reconnecting');
-    await waitFor(async () => (await workersOn(brokers[1])) + (await workersOn(brokers[2])) === 1, {
-      what: 'the worker to move to broker 2 or 3',
-    });
-    mark('the worker moved');
-    const restarted = await start(first);
-    processes.push(restarted);
+    processes.push(await start(0));
+    mark('broker 1 started again');
     await page.waitForFunction(() => document.querySelector('#conn-state').textContent === 'open', null, {
       timeout: 30_000,
     });
     mark('the page reconnected');
-    await waitForSeq(seqAtBrokerKill + 40);
+    await waitForSeq(seqAtPageBrokerKill + 40);
     mark('the page streams again');
 
-    // ---- kill the Redis primary that holds the job's slot
+    // ---- 3. kill the Redis primary that holds the job's slot
     await assertRunning('the primary kill');
     const port = primaryHolding(redis.ports, jobId);
     const pid = Number(readFileSync(join(dir, 'redis', `node-${port}`, 'redis.pid'), 'utf8'));
@@ -201,7 +217,7 @@ test('the UI on a cluster streams a job through a broker SIGKILL and a Redis pri
       timeout: 60_000,
     });
     mark('succeeded');
-    const job = await (await fetch(`${brokers[1].url}/v1/jobs/${jobId}`)).json();
+    const job = await (await fetch(`${brokers[2].url}/v1/jobs/${jobId}`)).json();
     assert.equal(job.state, 'succeeded');
     assert.equal(job.attempt, 1, 'the job ran once: its lease went with its worker');
     assert.equal(job.result.tokens, TOKENS);
