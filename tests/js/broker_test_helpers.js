@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const LISTENING = /listening http=(\S+) zmq=(\S+)/;
 const running = new Set();
@@ -60,17 +61,20 @@ export function makeTempDir(prefix = 'jobcast-js-') {
  * @typedef {object} ManagedProcess
  * @property {import('node:child_process').ChildProcess} child
  * @property {number} pid
- * @property {() => string} output everything it wrote to stderr so far
+ * @property {() => string} output everything it wrote to stderr (and stdout, when read) so far
  * @property {(pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>} waitForLine
  * @property {Promise<{code: number|null, signal: string|null}>} exited
  * @property {(signal?: NodeJS.Signals) => Promise<{code: number|null, signal: string|null}>} kill
  *   sends `signal` (SIGTERM by default, SIGKILL after 10 s) to the process group; resolves on exit
  */
 
-/** @returns {ManagedProcess} */
-function launch(file, args, { env = {}, name = file } = {}) {
+/**
+ * Its lines are what it writes to stderr, and to stdout too with `stdout`.
+ * @returns {ManagedProcess}
+ */
+function launch(file, args, { env = {}, name = file, stdout = false } = {}) {
   const child = spawn(file, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', stdout ? 'pipe' : 'ignore', 'pipe'],
     env: { ...process.env, ...env },
     detached: true, // own process group: kill(-pid) reaches its children too
   });
@@ -94,10 +98,12 @@ function launch(file, args, { env = {}, name = file } = {}) {
       for (const w of [...waiters]) w.check(true);
     });
   });
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) w.check();
-  });
+  for (const stream of stdout ? [child.stdout, child.stderr] : [child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      for (const w of [...waiters]) w.check();
+    });
+  }
   exited.then(() => {
     // Let the last stderr lines arrive before failing the waiters.
     setTimeout(() => {
@@ -162,11 +168,12 @@ function launch(file, args, { env = {}, name = file } = {}) {
 
 /**
  * Starts `${bin}/jobcast-broker --http 127.0.0.1:0 --zmq tcp://127.0.0.1:0 --db <db>`
- * and resolves once it logs `listening http=… zmq=…`.
+ * (or `--store <store>`) and resolves once it logs `listening http=… zmq=…`.
  *
  * @param {object} options
  * @param {string} options.bin folder with the binaries (e.g. build/test/bin)
- * @param {string} options.db SQLite database path (a fresh temp file per test)
+ * @param {string} [options.db] SQLite database path (a fresh temp file per test)
+ * @param {string} [options.store] a --store URL instead of `db` (e.g. startRedisCluster's `store`)
  * @param {string} [options.http] listen address HOST:PORT (default 127.0.0.1:0); a fixed
  *   one lets a test restart the broker where its clients and workers will look for it
  * @param {string} [options.zmq] worker endpoint (default tcp://127.0.0.1:0)
@@ -179,16 +186,17 @@ function launch(file, args, { env = {}, name = file } = {}) {
 export async function startBroker({
   bin,
   db,
+  store,
   http = '127.0.0.1:0',
   zmq = 'tcp://127.0.0.1:0',
   args = [],
   env,
   timeoutMs = 30_000,
 }) {
-  if (!bin || !db) throw new TypeError('startBroker: bin and db are required');
+  if (!bin || !(db || store)) throw new TypeError('startBroker: bin and db (or store) are required');
   const proc = launch(
     join(bin, 'jobcast-broker'),
-    ['--http', http, '--zmq', zmq, '--db', db, ...args],
+    ['--http', http, '--zmq', zmq, ...(store ? ['--store', store] : ['--db', db]), ...args],
     { env, name: 'jobcast-broker' },
   );
   try {
@@ -235,6 +243,35 @@ export async function startWorker({
     proc.child.once('error', reject);
   });
   return proc;
+}
+
+/**
+ * Starts a Redis Cluster on loopback with scripts/redis_cluster.py (Debian's
+ * redis-tools; the strict layout by default: 3 primaries with a replica each)
+ * and resolves once it prints its --store URL. As in scripts/cluster.sh, a node
+ * killed by hand starts again once the cluster has marked it failed; the
+ * script logs `redis HOST:PORT started again`.
+ *
+ * @param {object} options
+ * @param {string} options.dir where the nodes keep their data; node-PORT/redis.pid holds each pid
+ * @param {number} [options.nodeTimeoutMs] cluster-node-timeout
+ * @param {number} [options.timeoutMs] how long to wait for the cluster
+ * @returns {Promise<ManagedProcess & {store: string, ports: number[]}>}
+ *   `store` is the redis-cluster:// URL, `ports` every node's port
+ */
+export async function startRedisCluster({ dir, nodeTimeoutMs = 2000, timeoutMs = 120_000 }) {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'redis_cluster.py');
+  const proc = launch('/usr/bin/python3', ['-u', script, '--dir', dir, '--node-timeout-ms', String(nodeTimeoutMs)], {
+    name: 'redis_cluster.py',
+    stdout: true,
+  });
+  try {
+    const [store, seeds] = await proc.waitForLine(/^redis-cluster:\/\/(\S+)$/, timeoutMs);
+    return { ...proc, store, ports: seeds.split(',').map((address) => Number(address.split(':').at(-1))) };
+  } catch (err) {
+    await proc.kill('SIGKILL');
+    throw err;
+  }
 }
 
 /**
