@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "domain/stream_rules.hpp"
+#include "persistence/stream_log.hpp"  // domain::AppendVerdict
 
 namespace jobcast::web::streams {
 
