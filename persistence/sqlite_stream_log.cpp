@@ -36,6 +36,10 @@ constexpr const char* kSelectMessages =
     "ORDER BY seq";
 constexpr const char* kCountForks = "SELECT COUNT(*) FROM streams WHERE fork_of = ?1";
 constexpr const char* kMarkDeleted = "UPDATE streams SET deleted = 1 WHERE pk = ?1";
+// A deleted stream's messages that none of its forks reads (past the last fork point).
+constexpr const char* kDeleteUnshared =
+    "DELETE FROM stream_messages WHERE stream_pk = ?1 AND "
+    "seq > (SELECT MAX(fork_seq) FROM streams WHERE fork_of = ?1)";
 constexpr const char* kDeleteStream = "DELETE FROM streams WHERE pk = ?1";
 constexpr const char* kDeleteMessages = "DELETE FROM stream_messages WHERE stream_pk = ?1";
 constexpr const char* kDeleteProducers = "DELETE FROM stream_producers WHERE stream_pk = ?1";
@@ -110,12 +114,13 @@ std::int64_t forks_of(db::Connection& connection, std::int64_t pk) {
     return count.column_int64(0);
 }
 
-// Deletes stream `pk`, or keeps it (deleted) while forks read it. A stream
-// that goes frees its source if that was deleted and kept only for it, and
-// so on up the chain. True when it went.
+// Deletes stream `pk`, or keeps it (deleted) while forks read it, with only
+// what they read. A stream that goes frees its source if that was deleted and
+// kept only for it, and so on up the chain. True when it went.
 bool delete_stream(db::Connection& connection, std::int64_t pk) {
     if (forks_of(connection, pk) > 0) {
-        run_on(connection, kMarkDeleted, pk);
+        for (const char* sql : {kMarkDeleted, kDeleteUnshared, kDeleteProducers})
+            run_on(connection, sql, pk);
         return false;
     }
     for (std::int64_t next = pk; next != 0;) {

@@ -220,9 +220,9 @@ TEST_CASE("a deleted source stays for its forks, and goes with the last of them"
     auto store = Store::open(test_config(dir));
     StreamLog& log = *store->streams();
     auto op = create_op("l0");
-    op.messages = {"A"};
+    op.messages = {"A", "unshared"};
     log.create(op);
-    log.create(fork_op("l1", "l0"));
+    log.create(fork_op("l1", "l0", 1));
     log.append(append_op("l1", {"B"}));
     log.create(fork_op("l2", "l1"));
     log.append(append_op("l2", {"C"}));
@@ -238,7 +238,11 @@ TEST_CASE("a deleted source stays for its forks, and goes with the last of them"
     CHECK(all_of(log, "l2") == std::vector<std::string>{"A", "B", "C"});
 
     CHECK(log.remove("l0", "alice", kNow) == StreamWrite::removed);
-    CHECK(log.get("l0", "alice", kNow)->deleted);
+    auto l0 = log.get("l0", "alice", kNow);
+    CHECK(l0->deleted);
+    // Kept with only what its fork reads.
+    CHECK(data_of(log.read(l0->id, 0, 1 << 20)) == std::vector<std::string>{"A"});
+    CHECK(all_of(log, "l2") == std::vector<std::string>{"A", "B", "C"});
     // The last fork goes: l1, then l0, go with it.
     CHECK(log.remove("l2", "alice", kNow) == StreamWrite::removed);
     CHECK_FALSE(log.get("l2", "alice", kNow));
