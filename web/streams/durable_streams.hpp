@@ -2,11 +2,12 @@
 // fork (PUT with Stream-Forked-From), append (POST, with idempotent producers
 // and Stream-Seq), read (GET: catch-up with offsets and the -1/now sentinels,
 // ETags, live=long-poll), HEAD, DELETE, TTL and Expires-At. A waiting
-// long-poll holds a place under the connection limits, like the REST API's. Streams created here
-// live in the store's StreamLog, per owner; every job's log is also the read-only JSON stream
-// /v1/streams/jobs/{id}, one message per event, read through the REST API's
-// job read (the same owner check). live=sse takes its connection in
-// web/streams/stream_sse.hpp, with the plans this class makes.
+// long-poll holds a place under the connection limits, like the REST API's.
+// Streams created here live in the store's StreamLog, per owner; every job's
+// log is also the read-only JSON stream /v1/streams/jobs/{id}, one message per
+// event, read through the REST API's job read (the same owner check).
+// live=sse takes its connection in web/streams/stream_sse.hpp, with the plans
+// this class makes.
 //
 // Like RestApi: handle() runs on an I/O thread and never blocks it; store
 // work goes through RunBlocking, and replies may come from any thread.
