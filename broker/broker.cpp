@@ -255,8 +255,9 @@ class Broker::Impl {
             stream_log_ ? stream_log_.get() : store_->streams(), *rest_, *hub_,
             config_.durable_streams,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
-            rest.schedule);
+            rest.schedule, security_);
         http_->serve_streams(streaming_, durable_.get());
+        metrics_.watch_durable_streams(&durable_->stats());
 
         metrics_.watch_gateway(&gateway_owner_->stats());
         metrics_.watch_streams(&stream_stats_, [this] { return hub_->subscriptions(); });

@@ -17,6 +17,7 @@
 #include "broker/security_metrics.hpp"
 #include "common/metric_family.hpp"
 #include "common/process_metrics.hpp"
+#include "web/streams/durable_stream_stats.hpp"
 
 namespace jobcast::broker {
 
@@ -245,6 +246,52 @@ class Metrics::Impl {
         out.push_back(std::move(latency));
     }
 
+    // The Durable Streams under /v1/streams/ (web/streams/durable_stream_stats.hpp).
+    void add_durable_stream_families(std::vector<prometheus::MetricFamily>& out,
+                                     const web::streams::DurableStreamStats& s) {
+        using metrics::family;
+        using metrics::sample;
+        using prometheus::MetricType;
+        auto value = [](const auto& atomic) {
+            return static_cast<double>(atomic.load(std::memory_order_relaxed));
+        };
+        auto created = family("jobcast_streams_created_total",
+                              "Streams created under /v1/streams/, by kind (new or fork)",
+                              MetricType::Counter);
+        for (std::size_t i = 0; i < web::streams::kCreatedKinds.size(); ++i) {
+            created.metric.push_back(
+                sample(value(s.created[i]), MetricType::Counter,
+                       {{"kind", std::string(web::streams::kCreatedKinds[i])}}));
+        }
+        out.push_back(std::move(created));
+        auto deleted = family("jobcast_streams_deleted_total",
+                              "Streams deleted, by cause (a DELETE, or their TTL or Expires-At)",
+                              MetricType::Counter);
+        deleted.metric.push_back(
+            sample(value(s.deleted), MetricType::Counter, {{"cause", "delete"}}));
+        deleted.metric.push_back(
+            sample(value(s.expired), MetricType::Counter, {{"cause", "expired"}}));
+        out.push_back(std::move(deleted));
+        auto appends = family("jobcast_stream_appends_total",
+                              "Appends (POST) to streams, by result", MetricType::Counter);
+        for (std::size_t i = 0; i < web::streams::kAppendResults.size(); ++i) {
+            appends.metric.push_back(
+                sample(value(s.appends[i]), MetricType::Counter,
+                       {{"result", std::string(web::streams::kAppendResults[i])}}));
+        }
+        out.push_back(std::move(appends));
+        out.push_back(metrics::single("jobcast_stream_appended_bytes_total",
+                                      "Bytes of the appends taken", MetricType::Counter,
+                                      value(s.appended_bytes)));
+        auto readers = family("jobcast_stream_live_readers",
+                              "Live reads of /v1/streams/ open now, by mode", MetricType::Gauge);
+        for (std::size_t i = 0; i < web::streams::kLiveModes.size(); ++i) {
+            readers.metric.push_back(sample(value(s.live_readers[i]), MetricType::Gauge,
+                                            {{"mode", std::string(web::streams::kLiveModes[i])}}));
+        }
+        out.push_back(std::move(readers));
+    }
+
     void add_cluster_families(std::vector<prometheus::MetricFamily>& out, const ClusterFigures& c) {
         using metrics::family;
         using metrics::sample;
@@ -359,6 +406,7 @@ class Metrics::Impl {
         for (auto& family : process_metric_families())
             families.push_back(std::move(family));
         if (security_) add_security_families(families, *security_);
+        if (durable_streams_) add_durable_stream_families(families, *durable_streams_);
         if (cluster_figures_) add_cluster_families(families, cluster_figures_());
         return prometheus::TextSerializer().Serialize(families);
     }
@@ -402,6 +450,7 @@ class Metrics::Impl {
     const GatewayStats* gateway_ = nullptr;
     const web::StreamStats* streams_ = nullptr;
     const web::SecurityStats* security_ = nullptr;
+    const web::streams::DurableStreamStats* durable_streams_ = nullptr;
     std::function<std::size_t()> subscriptions_;
     std::function<std::vector<std::pair<JobState, std::int64_t>>()> job_counts_;
     std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> http_counts_;
@@ -438,6 +487,10 @@ void Metrics::watch_http(
 void Metrics::watch_security(const web::SecurityStats* stats) {
     std::lock_guard lock(impl_->scrape_mutex_);
     impl_->security_ = stats;
+}
+void Metrics::watch_durable_streams(const web::streams::DurableStreamStats* stats) {
+    std::lock_guard lock(impl_->scrape_mutex_);
+    impl_->durable_streams_ = stats;
 }
 void Metrics::watch_params_refusals(std::function<std::map<std::string, std::uint64_t>()> f) {
     std::lock_guard lock(impl_->scrape_mutex_);

@@ -17,7 +17,10 @@
 
 namespace jobcast::web {
 struct SecurityStats;
+namespace streams {
+struct DurableStreamStats;
 }
+}  // namespace jobcast::web
 
 namespace jobcast::broker {
 
@@ -65,6 +68,8 @@ class Metrics {
     void watch_http(std::function<std::vector<std::tuple<std::string, int, std::uint64_t>>()> f);
 
     void watch_security(const web::SecurityStats* stats);
+    // /v1/streams/: created, deleted, appends by result, live readers.
+    void watch_durable_streams(const web::streams::DurableStreamStats* stats);
     // type -> submissions refused by the type's params schema, read at scrape time.
     void watch_params_refusals(std::function<std::map<std::string, std::uint64_t>()> f);
 

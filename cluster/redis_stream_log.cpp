@@ -561,7 +561,8 @@ store::StreamWriteResult RedisStreamLog::append(store::AppendToStream op) {
     throw StoreError("stream append: other writes kept changing the stream first");
 }
 
-bool RedisStreamLog::remove(const std::string& name, const std::string& owner) {
+store::StreamWrite RedisStreamLog::remove(const std::string& name, const std::string& owner,
+                                          std::int64_t /*now_ms*/) {
     Impl& m = *impl_;
     const std::uint32_t p = m.partition_of(owner, name);
     auto [node, replies] = m.durable(
@@ -569,9 +570,9 @@ bool RedisStreamLog::remove(const std::string& name, const std::string& owner) {
         m.write_deadline());
     if (replies[0].is_error()) throw StoreError("redis: " + replies[0].str);
     const std::int64_t id = replies[0].integer;
-    if (id == 0) return false;
+    if (id == 0) return store::StreamWrite::not_found;
     m.announce(id);
-    return true;
+    return store::StreamWrite::removed;
 }
 
 // Not waited for: a read's keep-alive a failover loses only shortens the

@@ -69,7 +69,9 @@ class RedisStreamLog final : public store::StreamLog {
 
     store::StreamWriteResult create(store::CreateStream op) override;
     store::StreamWriteResult append(store::AppendToStream op) override;
-    bool remove(const std::string& name, const std::string& owner) override;
+    store::StreamWrite remove(const std::string& name, const std::string& owner,
+                              std::int64_t now_ms) override;
+    bool forks() const override { return false; }
     void touch(std::int64_t id, std::int64_t now_ms) override;
     std::optional<store::StreamInfo> get(const std::string& name, const std::string& owner,
                                          std::int64_t now_ms) override;

@@ -141,6 +141,27 @@ void MigrateToVersion4(db::Connection& connection) {
     connection.exec("ALTER TABLE jobs ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0");
 }
 
+// Version 5: forked streams (stream_log.hpp). fork_of is the source's pk
+// (0: not a fork) and fork_seq the fork point: the fork's messages up to it
+// are read from the source (and so on up the chain); its own rows have seq >
+// fork_seq. fork_from, fork_offset (-1: none given) and fork_sub_offset are
+// the fork as asked, so a PUT asking it again is recognized. deleted: the
+// stream was deleted while forks still read it; it is kept (its name taken)
+// until no stream has it as fork_of.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE streams ADD COLUMN fork_of INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE streams ADD COLUMN fork_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE streams ADD COLUMN fork_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE streams ADD COLUMN fork_offset INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE streams ADD COLUMN fork_sub_offset INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE streams ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX streams_by_source ON streams(fork_of) WHERE fork_of > 0;
+)sql";
+
+void MigrateToVersion5(db::Connection& connection) {
+    connection.exec(kSchemaV5);
+}
+
 struct Migration {
     int version;
     void (*apply)(db::Connection&);
@@ -148,10 +169,8 @@ struct Migration {
 
 // Append only: a released step never changes.
 constexpr Migration kMigrations[] = {
-    {1, MigrateToVersion1},
-    {2, MigrateToVersion2},
-    {3, MigrateToVersion3},
-    {4, MigrateToVersion4},
+    {1, MigrateToVersion1}, {2, MigrateToVersion2}, {3, MigrateToVersion3},
+    {4, MigrateToVersion4}, {5, MigrateToVersion5},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 

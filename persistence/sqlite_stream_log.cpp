@@ -1,6 +1,8 @@
 #include "persistence/sqlite_stream_log.hpp"
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 
 namespace jobcast::store {
 
@@ -8,11 +10,14 @@ namespace {
 
 constexpr const char* kStreamColumns =
     "SELECT pk, owner, name, content_type, ttl_seconds, expires_at, expires_at_ms, closed, "
-    "closed_by, stream_seq, last_seq, created_at, accessed_at FROM streams ";
+    "closed_by, stream_seq, last_seq, created_at, accessed_at, fork_of, fork_seq, fork_from, "
+    "fork_offset, fork_sub_offset, deleted FROM streams ";
 constexpr const char* kByName = "WHERE owner = ?1 AND name = ?2";
+constexpr const char* kByPk = "WHERE pk = ?1";
 constexpr const char* kInsertStream =
     "INSERT INTO streams(owner, name, content_type, ttl_seconds, expires_at, expires_at_ms, "
-    "closed, last_seq, created_at, accessed_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+    "closed, last_seq, created_at, accessed_at, fork_of, fork_seq, fork_from, fork_offset, "
+    "fork_sub_offset) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)";
 constexpr const char* kUpdateStream =
     "UPDATE streams SET closed = ?2, closed_by = ?3, stream_seq = ?4, last_seq = ?5, "
     "accessed_at = ?6 WHERE pk = ?1";
@@ -25,18 +30,29 @@ constexpr const char* kSelectProducer =
 constexpr const char* kUpsertProducer =
     "INSERT INTO stream_producers(stream_pk, producer, epoch, seq) VALUES(?1, ?2, ?3, ?4) "
     "ON CONFLICT(stream_pk, producer) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq";
+constexpr const char* kSelectSource = "SELECT fork_of, fork_seq FROM streams WHERE pk = ?1";
 constexpr const char* kSelectMessages =
-    "SELECT seq, data FROM stream_messages WHERE stream_pk = ?1 AND seq > ?2 ORDER BY seq";
+    "SELECT seq, data FROM stream_messages WHERE stream_pk = ?1 AND seq > ?2 AND seq <= ?3 "
+    "ORDER BY seq";
+constexpr const char* kCountForks = "SELECT COUNT(*) FROM streams WHERE fork_of = ?1";
+constexpr const char* kMarkDeleted = "UPDATE streams SET deleted = 1 WHERE pk = ?1";
+// A deleted stream's messages that none of its forks reads (past the last fork point).
+constexpr const char* kDeleteUnshared =
+    "DELETE FROM stream_messages WHERE stream_pk = ?1 AND "
+    "seq > (SELECT MAX(fork_seq) FROM streams WHERE fork_of = ?1)";
 constexpr const char* kDeleteStream = "DELETE FROM streams WHERE pk = ?1";
 constexpr const char* kDeleteMessages = "DELETE FROM stream_messages WHERE stream_pk = ?1";
 constexpr const char* kDeleteProducers = "DELETE FROM stream_producers WHERE stream_pk = ?1";
 constexpr const char* kSelectExpired =
-    "SELECT pk FROM streams WHERE (expires_at_ms > 0 AND expires_at_ms <= ?1) "
-    "OR (ttl_seconds >= 0 AND accessed_at + ttl_seconds * 1000 <= ?1)";
+    "SELECT pk FROM streams WHERE deleted = 0 AND ((expires_at_ms > 0 AND expires_at_ms <= ?1) "
+    "OR (ttl_seconds >= 0 AND accessed_at + ttl_seconds * 1000 <= ?1))";
 
 struct StreamRow {
     StreamInfo info;
     domain::StreamRecord record;
+    std::int64_t fork_of = 0;  // the source's pk; 0: not a fork
+    std::uint64_t fork_seq = 0;
+    ForkFrom fork;  // as asked (fork.offset nullopt: none given)
 };
 
 StreamRow read_row(const db::Statement& select) {
@@ -52,6 +68,7 @@ StreamRow read_row(const db::Statement& select) {
     info.closed = select.column_int64(7) != 0;
     info.last_seq = static_cast<std::uint64_t>(select.column_int64(10));
     info.created_at_ms = select.column_int64(11);
+    info.deleted = select.column_int64(18) != 0;
     domain::StreamRecord& record = row.record;
     record.content_type = domain::normalize_content_type(info.content_type);
     record.closed = info.closed;
@@ -60,6 +77,13 @@ StreamRow read_row(const db::Statement& select) {
     record.ttl_seconds = info.ttl_seconds;
     record.expires_at_ms = info.expires_at_ms;
     record.accessed_at_ms = select.column_int64(12);
+    row.fork_of = select.column_int64(13);
+    row.fork_seq = static_cast<std::uint64_t>(select.column_int64(14));
+    row.fork.source = std::string(select.column_text(15));
+    if (const auto offset = select.column_int64(16); offset >= 0) {
+        row.fork.offset = static_cast<std::uint64_t>(offset);
+    }
+    row.fork.sub_offset = static_cast<std::uint64_t>(select.column_int64(17));
     return row;
 }
 
@@ -72,12 +96,88 @@ std::optional<StreamRow> select_stream(db::Statement& select, const std::string&
     return read_row(select);
 }
 
-void delete_stream(db::Connection& connection, std::int64_t pk) {
-    for (const char* sql : {kDeleteMessages, kDeleteProducers, kDeleteStream}) {
-        db::Statement statement(connection, sql, false);
-        statement.bind(1, pk);
-        statement.run();
+// Whether the stream is there for its name's owner: not deleted, not expired.
+bool live(const StreamRow& row, std::int64_t now_ms) {
+    return !row.info.deleted && !domain::stream_expired(row.record, now_ms);
+}
+
+void run_on(db::Connection& connection, const char* sql, std::int64_t pk) {
+    db::Statement statement(connection, sql, false);
+    statement.bind(1, pk);
+    statement.run();
+}
+
+std::int64_t forks_of(db::Connection& connection, std::int64_t pk) {
+    db::Statement count(connection, kCountForks, false);
+    count.bind(1, pk);
+    count.step();
+    return count.column_int64(0);
+}
+
+// Deletes stream `pk`, or keeps it (deleted) while forks read it, with only
+// what they read. A stream that goes frees its source if that was deleted and
+// kept only for it, and so on up the chain. True when it went.
+bool delete_stream(db::Connection& connection, std::int64_t pk) {
+    if (forks_of(connection, pk) > 0) {
+        for (const char* sql : {kMarkDeleted, kDeleteUnshared, kDeleteProducers})
+            run_on(connection, sql, pk);
+        return false;
     }
+    for (std::int64_t next = pk; next != 0;) {
+        std::int64_t source = 0;
+        {
+            db::Statement select(connection, std::string(kStreamColumns) + kByPk, false);
+            select.bind(1, next);
+            if (!select.step()) break;
+            const auto row = read_row(select);
+            if (next != pk && (!row.info.deleted || forks_of(connection, next) > 0)) break;
+            source = row.fork_of;
+        }
+        for (const char* sql : {kDeleteMessages, kDeleteProducers, kDeleteStream})
+            run_on(connection, sql, next);
+        next = source;
+    }
+    return true;
+}
+
+// Stream `id`'s messages with seq > after, following its chain of sources.
+// `source`: kSelectSource, `messages`: kSelectMessages.
+std::vector<StreamMessage> read_chain(db::Statement& source, db::Statement& messages,
+                                      std::int64_t id, std::uint64_t after, std::size_t max_bytes) {
+    // (pk, from, to]: the seqs each stream of the chain holds itself; oldest last.
+    struct Segment {
+        std::int64_t pk;
+        std::uint64_t from, to;
+    };
+    std::vector<Segment> chain;
+    std::uint64_t to = std::numeric_limits<std::int64_t>::max();
+    for (std::int64_t pk = id; pk != 0 && after < to;) {
+        db::ResetOnExit reset(source);
+        source.bind(1, pk);
+        if (!source.step()) break;
+        const auto fork_of = source.column_int64(0);
+        const auto fork_seq = static_cast<std::uint64_t>(source.column_int64(1));
+        chain.push_back({pk, fork_seq, to});
+        to = std::min(to, fork_seq);
+        pk = fork_of;
+    }
+    std::vector<StreamMessage> out;
+    std::size_t bytes = 0;
+    for (auto it = chain.rbegin(); it != chain.rend() && bytes < max_bytes; ++it) {
+        if (after >= it->to) continue;
+        db::ResetOnExit reset(messages);
+        messages.bind(1, it->pk);
+        messages.bind(2, std::max(after, it->from));
+        messages.bind(3, it->to);
+        while (bytes < max_bytes && messages.step()) {
+            StreamMessage message;
+            message.seq = static_cast<std::uint64_t>(messages.column_int64(0));
+            message.data = std::string(messages.column_blob(1));
+            bytes += message.data.size();
+            out.push_back(std::move(message));
+        }
+    }
+    return out;
 }
 
 void insert_messages(db::Connection& connection, std::int64_t pk, std::uint64_t after,
@@ -91,10 +191,66 @@ void insert_messages(db::Connection& connection, std::int64_t pk, std::uint64_t 
     }
 }
 
+// Whether `op` asks again for the stream `row` is: the settings it gives
+// (a fork's omitted ones were inherited) and the same fork.
 bool same_settings(const StreamRow& row, const CreateStream& op) {
-    return row.record.content_type == domain::normalize_content_type(op.content_type) &&
-           row.info.ttl_seconds == op.ttl_seconds && row.info.expires_at == op.expires_at &&
-           row.info.closed == op.closed;
+    const bool inherits = op.fork && op.ttl_seconds < 0 && op.expires_at.empty();
+    const bool type_given = !op.fork || !op.content_type.empty();
+    if (type_given && row.record.content_type != domain::normalize_content_type(op.content_type)) {
+        return false;
+    }
+    if (!inherits &&
+        (row.info.ttl_seconds != op.ttl_seconds || row.info.expires_at != op.expires_at))
+        return false;
+    if (row.info.closed != op.closed) return false;
+    if (!op.fork) return row.fork_of == 0;
+    return row.fork_of != 0 && row.fork.source == op.fork->source &&
+           row.fork.offset == op.fork->offset && row.fork.sub_offset == op.fork->sub_offset;
+}
+
+// Resolves `op`'s fork against its source into the new row's fork point
+// and settings; a status other than `created` refuses it.
+StreamWrite resolve_fork(db::Connection& connection, db::Statement& select, CreateStream& op,
+                         StreamRow& fork, std::vector<std::string>& prefix) {
+    const ForkFrom& asked = *op.fork;
+    auto source = select_stream(select, op.owner, asked.source);
+    if (!source || (!source->info.deleted && !live(*source, op.now_ms))) {
+        return StreamWrite::source_missing;
+    }
+    if (source->info.deleted) return StreamWrite::source_gone;
+    if (op.content_type.empty()) {
+        op.content_type = source->info.content_type;
+    } else if (domain::normalize_content_type(op.content_type) != source->record.content_type) {
+        return StreamWrite::conflict;
+    }
+    if (op.ttl_seconds < 0 && op.expires_at.empty()) {
+        op.ttl_seconds = source->info.ttl_seconds;
+        op.expires_at = source->info.expires_at;
+        op.expires_at_ms = source->info.expires_at_ms;
+    }
+    const std::uint64_t last = source->info.last_seq;
+    std::uint64_t at = asked.offset.value_or(last);
+    if (at > last) return StreamWrite::bad_fork_offset;
+    if (asked.sub_offset > 0) {
+        if (source->record.content_type == "application/json") {
+            // Messages are JSON values, one seq each: the sub-offset counts them.
+            if (asked.sub_offset > last - at) return StreamWrite::bad_fork_offset;
+            at += asked.sub_offset;
+        } else {
+            db::Statement parent(connection, kSelectSource, false);
+            db::Statement messages(connection, kSelectMessages, false);
+            auto next = read_chain(parent, messages, source->info.id, at, 1);
+            if (next.empty() || next.front().seq != at + 1 ||
+                next.front().data.size() < asked.sub_offset) {
+                return StreamWrite::bad_fork_offset;
+            }
+            prefix.push_back(next.front().data.substr(0, asked.sub_offset));
+        }
+    }
+    fork.fork_of = source->info.id;
+    fork.fork_seq = at;
+    fork.fork = asked;
+    return StreamWrite::created;
 }
 
 }  // namespace
@@ -105,14 +261,27 @@ StreamWriteResult SqliteStreamLog::create(CreateStream op) {
         [&](db::Connection& connection) {
             db::Statement select(connection, std::string(kStreamColumns) + kByName, false);
             if (auto row = select_stream(select, op.owner, op.name)) {
-                if (!domain::stream_expired(row->record, op.now_ms)) {
+                if (live(*row, op.now_ms)) {
                     result.status =
                         same_settings(*row, op) ? StreamWrite::exists : StreamWrite::conflict;
                     result.stream = std::move(row->info);
                     return;
                 }
-                delete_stream(connection, row->info.id);  // expired: the name is free
+                // Expired, the name is free; deleted and kept for its
+                // forks, it is not.
+                if (row->info.deleted || !delete_stream(connection, row->info.id)) {
+                    result.status = StreamWrite::conflict;
+                    return;
+                }
             }
+            StreamRow fork;
+            std::vector<std::string> messages;
+            if (op.fork) {
+                result.status = resolve_fork(connection, select, op, fork, messages);
+                if (result.status != StreamWrite::created) return;
+            }
+            messages.insert(messages.end(), std::make_move_iterator(op.messages.begin()),
+                            std::make_move_iterator(op.messages.end()));
             db::Statement insert(connection, kInsertStream, false);
             insert.bind_text(1, op.owner);
             insert.bind_text(2, op.name);
@@ -121,11 +290,17 @@ StreamWriteResult SqliteStreamLog::create(CreateStream op) {
             insert.bind_text(5, op.expires_at);
             insert.bind(6, op.expires_at_ms);
             insert.bind(7, op.closed);
-            insert.bind(8, static_cast<std::uint64_t>(op.messages.size()));
+            insert.bind(8, fork.fork_seq + messages.size());
             insert.bind(9, op.now_ms);
+            insert.bind(10, fork.fork_of);
+            insert.bind(11, fork.fork_seq);
+            insert.bind_text(12, fork.fork.source);
+            insert.bind(13, fork.fork.offset ? static_cast<std::int64_t>(*fork.fork.offset)
+                                             : std::int64_t{-1});
+            insert.bind(14, fork.fork.sub_offset);
             insert.run();
             const std::int64_t pk = connection.last_insert_rowid();
-            insert_messages(connection, pk, 0, op.messages);
+            insert_messages(connection, pk, fork.fork_seq, messages);
             result.status = StreamWrite::created;
             auto created = select_stream(select, op.owner, op.name);
             if (created) result.stream = std::move(created->info);
@@ -140,8 +315,9 @@ StreamWriteResult SqliteStreamLog::append(AppendToStream op) {
         [&](db::Connection& connection) {
             db::Statement select(connection, std::string(kStreamColumns) + kByName, false);
             auto row = select_stream(select, op.owner, op.name);
-            if (!row || domain::stream_expired(row->record, op.now_ms)) {
-                result.status = StreamWrite::not_found;
+            if (!row || !live(*row, op.now_ms)) {
+                result.status =
+                    row && row->info.deleted ? StreamWrite::gone : StreamWrite::not_found;
                 return;
             }
             std::optional<domain::ProducerState> producer;
@@ -194,18 +370,23 @@ StreamWriteResult SqliteStreamLog::append(AppendToStream op) {
     return result;
 }
 
-bool SqliteStreamLog::remove(const std::string& name, const std::string& owner) {
-    bool removed = false;
+StreamWrite SqliteStreamLog::remove(const std::string& name, const std::string& owner,
+                                    std::int64_t now_ms) {
+    StreamWrite status = StreamWrite::not_found;
     writer_.run_task(
         [&](db::Connection& connection) {
             db::Statement select(connection, std::string(kStreamColumns) + kByName, false);
             auto row = select_stream(select, owner, name);
             if (!row) return;
-            delete_stream(connection, row->info.id);
-            removed = true;
+            if (row->info.deleted) {
+                status = StreamWrite::gone;
+            } else if (live(*row, now_ms)) {
+                delete_stream(connection, row->info.id);
+                status = StreamWrite::removed;
+            }
         },
         false);
-    return removed;
+    return status;
 }
 
 void SqliteStreamLog::touch(std::int64_t id, std::int64_t now_ms) {
@@ -224,27 +405,15 @@ std::optional<StreamInfo> SqliteStreamLog::get(const std::string& name, const st
     auto connection = pool_.borrow();
     auto row =
         select_stream(connection->statement(std::string(kStreamColumns) + kByName), owner, name);
-    if (!row || domain::stream_expired(row->record, now_ms)) return std::nullopt;
+    if (!row || (!row->info.deleted && !live(*row, now_ms))) return std::nullopt;
     return std::move(row->info);
 }
 
 std::vector<StreamMessage> SqliteStreamLog::read(std::int64_t id, std::uint64_t after,
                                                  std::size_t max_bytes) {
-    std::vector<StreamMessage> messages;
     auto connection = pool_.borrow();
-    db::Statement& select = connection->statement(kSelectMessages);
-    db::ResetOnExit reset(select);
-    select.bind(1, id);
-    select.bind(2, after);
-    std::size_t bytes = 0;
-    while (bytes < max_bytes && select.step()) {
-        StreamMessage message;
-        message.seq = static_cast<std::uint64_t>(select.column_int64(0));
-        message.data = std::string(select.column_blob(1));
-        bytes += message.data.size();
-        messages.push_back(std::move(message));
-    }
-    return messages;
+    return read_chain(connection->statement(kSelectSource), connection->statement(kSelectMessages),
+                      id, after, max_bytes);
 }
 
 std::size_t SqliteStreamLog::expire(std::int64_t now_ms) {

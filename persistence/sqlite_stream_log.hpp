@@ -15,7 +15,8 @@ class SqliteStreamLog final : public StreamLog {
 
     StreamWriteResult create(CreateStream op) override;
     StreamWriteResult append(AppendToStream op) override;
-    bool remove(const std::string& name, const std::string& owner) override;
+    StreamWrite remove(const std::string& name, const std::string& owner,
+                       std::int64_t now_ms) override;
     void touch(std::int64_t id, std::int64_t now_ms) override;
     std::optional<StreamInfo> get(const std::string& name, const std::string& owner,
                                   std::int64_t now_ms) override;

@@ -109,8 +109,9 @@ class StreamSession {
 
     void touch(const StreamInfo& stream, std::int64_t now) { log_->touch(stream.id, now); }
 
-    void remove(const std::string& name, const std::string& owner) {
-        note("remove " + owner + "/" + name + ": " + (log_->remove(name, owner) ? "yes" : "no"));
+    void remove(const std::string& name, const std::string& owner, std::int64_t now) {
+        const bool removed = log_->remove(name, owner, now) == store::StreamWrite::removed;
+        note("remove " + owner + "/" + name + ": " + (removed ? "yes" : "no"));
     }
 
     const std::vector<std::string>& transcript() const { return lines_; }
@@ -197,9 +198,9 @@ TEST_CASE("streams: create is idempotent, names are per owner, delete ends an in
         s.read(*first, 0, kAll);
         s.read(*first, 1, kAll);
         s.read(*first, 0, 1);  // at least one message, stopping at the byte limit
-        s.remove("a", "alice");
+        s.remove("a", "alice", kNow);
         s.get("a", "alice", kNow);
-        s.remove("a", "alice");
+        s.remove("a", "alice", kNow);
         s.get("a", "bob", kNow);
         auto again = s.create(creation("a", "alice", "text/plain", {"new"}, kNow + 1000));
         REQUIRE(again);

@@ -6,6 +6,7 @@ Redis Cluster); the compose file and the Dockerfile are checked; logs come
 out as JSON lines when asked.
 """
 
+import http.client
 import json
 import os
 import re
@@ -381,6 +382,60 @@ class DeploymentFilesTest(unittest.TestCase):
         self.assertTrue(all("debian:12" in s for s in stages), stages)
         users = [line.split()[1] for line in lines if line.startswith("USER ")]
         self.assertTrue(users and users[-1] not in ("root", "0"), users)
+
+
+class DurableStreamMetricsTest(JobcastTest):
+    """/v1/streams/ in /metrics: streams created (new and forks) and deleted,
+    appends by result and their bytes, and the live readers by mode."""
+
+    def test_stream_metrics_count_what_the_streams_did(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        plain = {"Content-Type": "text/plain"}
+
+        def producer(epoch, seq):
+            return {**plain, "Producer-Id": "p", "Producer-Epoch": str(epoch),
+                    "Producer-Seq": str(seq)}
+
+        def post(headers, data=b"12345"):
+            return api.request("POST", "/v1/streams/s", raw=data, headers=headers)[0]
+
+        self.assertEqual(api.request("PUT", "/v1/streams/s", raw=b"", headers=plain)[0], 201)
+        self.assertEqual(api.request("PUT", "/v1/streams/s", raw=b"", headers=plain)[0], 200)
+        self.assertEqual(post(plain), 204)
+        self.assertEqual(post(producer(1, 0)), 200)
+        self.assertEqual(post(producer(1, 0)), 204)  # a retry
+        self.assertEqual(post(producer(1, 5)), 409)  # a gap
+        self.assertEqual(post(producer(0, 0)), 403)  # a zombie
+        self.assertEqual(api.request("PUT", "/v1/streams/f", raw=b"", headers={
+            **plain, "Stream-Forked-From": "/v1/streams/s"})[0], 201)
+        self.assertEqual(post({"Stream-Closed": "true"}, b""), 204)
+        self.assertEqual(post(plain), 409)  # closed
+        self.assertEqual(api.request("DELETE", "/v1/streams/f")[0], 204)
+
+        def value(name, **labels):
+            return metric(api, name, labels)
+
+        self.assertEqual(value("jobcast_streams_created_total", kind="new"), 1)
+        self.assertEqual(value("jobcast_streams_created_total", kind="fork"), 1)
+        self.assertEqual(value("jobcast_streams_deleted_total", cause="delete"), 1)
+        for result, count in [("ok", 3), ("duplicate", 1), ("gap", 1), ("stale_epoch", 1),
+                              ("closed", 1)]:
+            self.assertEqual(value("jobcast_stream_appends_total", result=result), count, result)
+        self.assertEqual(value("jobcast_stream_appended_bytes_total"), 10)
+
+        # An SSE reader counts while it is open.
+        self.assertEqual(api.request("PUT", "/v1/streams/t", raw=b"", headers=plain)[0], 201)
+        conn = http.client.HTTPConnection(broker.host, broker.port, timeout=10)
+        conn.request("GET", "/v1/streams/t?offset=-1&live=sse")
+        response = conn.getresponse()  # held: it is the open stream
+        self.assertEqual(response.status, 200)
+        wait_until(lambda: value("jobcast_stream_live_readers", mode="sse") == 1,
+                   what="the SSE reader counted")
+        response.close()
+        conn.close()
+        wait_until(lambda: value("jobcast_stream_live_readers", mode="sse") == 0,
+                   what="the SSE reader gone")
 
 
 class JsonLogsTest(JobcastTest):

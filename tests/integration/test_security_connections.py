@@ -125,6 +125,22 @@ def long_poll(broker, job_id, token, wait=30, results=None, timeout=60):
     return out
 
 
+def stream_long_poll(broker, name, token, offset="now", results=None, timeout=60):
+    """GET /v1/streams/{name}?live=long-poll on its own connection; appends (status, body) or the error."""
+    try:
+        conn = http.client.HTTPConnection(broker.host, broker.port, timeout=timeout)
+        conn.request("GET", f"/v1/streams/{name}?offset={offset}&live=long-poll",
+                     headers={"Authorization": "Bearer " + token})
+        resp = conn.getresponse()
+        out = (resp.status, resp.read())
+        conn.close()
+    except (OSError, http.client.HTTPException) as e:
+        out = ("error", repr(e))
+    if results is not None:
+        results.append(out)
+    return out
+
+
 class HostCheckTest(JobcastTest):
     """H3: a page whose DNS name is re-pointed at 127.0.0.1 sends its own name
     as Host and as Origin; an open broker must not serve it."""
@@ -270,6 +286,48 @@ class ConnectionLimitsTest(JobcastTest):
             t.join(30)
         self.assertEqual([s for s, _ in held], [200, 200, 200])
         self.assertEqual(long_poll(broker, job["id"], alice, 1)[0], 200)
+        self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
+
+    def test_durable_stream_long_polls_count_like_the_jobs_long_polls(self):
+        broker = self.start_broker(args=("--jwt-secret", SECRET, "--max-connections-per-owner",
+                                         "3", "--stream-long-poll", "30s"))
+        alice, bob = token_for("alice"), token_for("bob")
+        plain = {"Content-Type": "text/plain"}
+        for token in (alice, bob):
+            self.assertEqual(self.client(broker, token).request(
+                "PUT", "/v1/streams/s", raw=b"x", headers=plain)[0], 201)
+        job = self.client(broker, alice).submit("t")
+        held = []
+        threads = [threading.Thread(target=stream_long_poll, args=(broker, "s", alice, "now", held))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: broker.output().count("event=connection_opened transport=long_poll "
+                                                 'owner="alice"') == 3,
+                   what="three waiting stream long-polls")
+        # At the limit, a fourth long-poll is refused as GET /v1/jobs/{id}/events?wait= is.
+        status, headers, body = raw_exchange(broker, (
+            f"GET /v1/streams/s?offset=now&live=long-poll HTTP/1.1\r\nHost: {broker.http}"
+            f"\r\nAuthorization: Bearer {alice}\r\n\r\n").encode())
+        self.assertEqual((status, body["error"]["code"]), (429, "too_many_connections"))
+        self.assertEqual(headers["connection"], "close")
+        self.assertIn("retry-after", headers)
+        self.assertEqual(long_poll(broker, job["id"], alice, 1)[0], 429)
+        self.assertEqual(metric(self.client(broker), "jobcast_stream_live_readers",
+                                {"mode": "long-poll"}), 3.0)
+        # Another owner is not affected; plain reads are not long-polls.
+        self.assertEqual(stream_long_poll(broker, "s", bob, "-1")[0], 200)
+        self.assertEqual(self.client(broker, alice).request("GET", "/v1/streams/s")[0], 200)
+        self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
+        # An append answers the waiting ones, and their places come back.
+        self.assertEqual(self.client(broker, alice).request(
+            "POST", "/v1/streams/s", raw=b"y", headers=plain)[0], 204)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(held, [(200, b"y")] * 3)
+        self.assertEqual(stream_long_poll(broker, "s", alice, "-1")[0], 200)
+        self.assertEqual(metric(self.client(broker), "jobcast_stream_live_readers",
+                                {"mode": "long-poll"}), 0.0)
         self.assertEqual(self.limit_hits(broker, "connections_per_owner"), 2.0)
 
     def test_streams_and_long_polls_count_per_ip_with_auth_off_too(self):

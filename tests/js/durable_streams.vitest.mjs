@@ -1,12 +1,10 @@
 // The Durable Streams protocol's own server conformance suite
 // (@durable-streams/server-conformance-tests) against the real broker: base
-// URL /v1/streams, a fresh database, auth off on loopback. The tests jobcast
-// does not pass are skipped here by name, and listed with the reason in the
-// README ("Durable Streams"): every "Fork - ..." test, since forking a stream
-// is not implemented (answered 501). Any other failure fails the run.
+// URL /v1/streams, a fresh database, auth off on loopback. Every test runs,
+// forks included; any failure fails the run.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { makeTempDir, startBroker } from './broker_test_helpers.js';
 
@@ -35,13 +33,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await broker?.kill();
-});
-
-const NOT_IMPLEMENTED = /^Fork - /;
-beforeEach((context) => {
-  for (let suite = context.task.suite; suite; suite = suite.suite) {
-    if (NOT_IMPLEMENTED.test(suite.name)) context.skip('forking a stream is not implemented (501)');
-  }
 });
 
 runConformanceTests(options);

@@ -381,7 +381,8 @@ HttpResponse SecurityContext::preflight(const HttpRequest& request) const {
          streams ? "GET, HEAD, POST, PUT, DELETE, OPTIONS" : "GET, POST, OPTIONS"},
         {"Access-Control-Allow-Headers",
          streams ? "Authorization, Content-Type, If-None-Match, Stream-Seq, Stream-TTL, "
-                   "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq"
+                   "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq, "
+                   "Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset"
                  : "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"},
         {"Access-Control-Max-Age", "600"},
         {"Vary", "Origin"},

@@ -14,6 +14,7 @@
 #include "web/rest/rest_api.hpp"
 #include "web/rest/rest_request.hpp"
 #include "web/security/audit.hpp"
+#include "web/security/security.hpp"
 #include "web/streams/stream_protocol.hpp"
 
 namespace jobcast::web::streams {
@@ -58,6 +59,11 @@ HttpResponse no_stream() {
     return refuse(404, "not_found", "no such stream");
 }
 
+// A stream deleted while forks still read it.
+HttpResponse gone() {
+    return refuse(410, "gone", "the stream was deleted");
+}
+
 HttpResponse internal_error() {
     return refuse(500, "internal", "internal error; see the broker log");
 }
@@ -66,9 +72,9 @@ bool is_json(std::string_view content_type) {
     return domain::normalize_content_type(content_type) == kJsonType;
 }
 
-// A usable media type ("type/subtype"), else the protocol's default.
-std::string creation_type(std::optional<std::string_view> header) {
-    if (!header) return std::string(kDefaultType);
+// A usable media type ("type/subtype", parameters kept), or nullopt.
+std::optional<std::string> media_type(std::optional<std::string_view> header) {
+    if (!header) return std::nullopt;
     std::string_view value = *header;
     auto word = [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -77,12 +83,32 @@ std::string creation_type(std::optional<std::string_view> header) {
     std::size_t i = 0;
     while (i < value.size() && word(value[i]))
         ++i;
-    if (i == 0 || i >= value.size() || value[i] != '/') return std::string(kDefaultType);
+    if (i == 0 || i >= value.size() || value[i] != '/') return std::nullopt;
     std::size_t j = ++i;
     while (j < value.size() && word(value[j]))
         ++j;
-    if (j == i) return std::string(kDefaultType);
+    if (j == i) return std::nullopt;
     return std::string(value);
+}
+
+// Stream-Forked-From: the source's URL or path, under the base URL
+// ("/v1/streams/{name}") or relative to it ("/{name}", as a client given
+// the base URL writes it); nullopt when it names nothing.
+std::optional<std::string> fork_source(std::string_view header) {
+    if (const auto scheme = header.find("://"); scheme != std::string_view::npos) {
+        const auto path = header.find('/', scheme + 3);
+        header = path == std::string_view::npos ? std::string_view{} : header.substr(path);
+    }
+    auto decoded = percent_decode(header, false);
+    if (!decoded) return std::nullopt;
+    std::string_view path = *decoded;
+    if (path.starts_with(kBasePath)) {
+        path.remove_prefix(kBasePath.size());
+    } else if (path.starts_with('/')) {
+        path.remove_prefix(1);
+    }
+    if (path.empty()) return std::nullopt;
+    return std::string(path);
 }
 
 // The body as the stream's messages: JSON mode splits an array, any other
@@ -177,13 +203,15 @@ class StreamWait : public live::LiveSink, public std::enable_shared_from_this<St
 
 DurableStreams::DurableStreams(store::StreamLog* log, RestApi& jobs, live::Hub& hub,
                                DurableStreamsConfig config, RunBlocking run_blocking,
-                               Schedule schedule, const jobcast::Clock& clock)
+                               Schedule schedule, std::shared_ptr<SecurityContext> security,
+                               const jobcast::Clock& clock)
     : log_(log),
       jobs_(jobs),
       hub_(hub),
       config_(config),
       run_blocking_(std::move(run_blocking)),
       schedule_(std::move(schedule)),
+      security_(std::move(security)),
       clock_(clock) {
     // Other brokers' writes (a shared store) wake the waits here too.
     if (log_) log_->listen([this](std::int64_t id) { notify(id); });
@@ -277,6 +305,25 @@ void DurableStreams::cancel_watch(const std::shared_ptr<StreamWait>& wait) {
     wait->cancel();
 }
 
+std::shared_ptr<void> DurableStreams::live_reader(LiveMode mode) {
+    // Counted from its construction to its destruction (the stats outlive it).
+    class Reader {
+      public:
+        Reader(std::shared_ptr<DurableStreamStats> stats, std::size_t mode)
+            : stats_(std::move(stats)), mode_(mode) {
+            stats_->live_readers[mode_].fetch_add(1, std::memory_order_relaxed);
+        }
+        ~Reader() { stats_->live_readers[mode_].fetch_sub(1, std::memory_order_relaxed); }
+        Reader(const Reader&) = delete;
+        Reader& operator=(const Reader&) = delete;
+
+      private:
+        std::shared_ptr<DurableStreamStats> stats_;
+        std::size_t mode_;
+    };
+    return std::make_shared<Reader>(stats_, static_cast<std::size_t>(mode));
+}
+
 std::string DurableStreams::cursor(const std::optional<std::string>& client) const {
     // Jitter of 1 s to 1 h, in 20 s intervals: a cursor a client echoes back
     // moves ahead by a random amount, so cached answers do not line up.
@@ -358,14 +405,47 @@ void DurableStreams::route(HttpRequest& request, const Reply& reply) {
 // ---- PUT -------------------------------------------------------------------------
 
 void DurableStreams::create(const HttpRequest& request, const Target& target, const Reply& reply) {
-    if (request.header("Stream-Forked-From") || request.header("Stream-Fork-Offset") ||
-        request.header("Stream-Fork-Sub-Offset")) {
-        return reply(refuse(501, "not_implemented", "forking a stream is not supported"));
-    }
     store::CreateStream op;
     op.name = target.name;
     op.owner = request.owner;
-    op.content_type = creation_type(request.header("Content-Type"));
+    auto forked_from = request.header(kForkedFrom);
+    auto fork_offset = request.header(kForkOffset);
+    auto sub_offset = request.header(kForkSubOffset);
+    if (!forked_from && (fork_offset || sub_offset)) {
+        return reply(
+            refuse(400, "invalid_request",
+                   "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From"));
+    }
+    if (forked_from && !log_->forks()) {
+        return reply(refuse(501, "not_implemented", "this store does not fork streams"));
+    }
+    if (forked_from) {
+        auto source = fork_source(*forked_from);
+        if (!source || source->size() > config_.max_name_bytes) return reply(no_stream());
+        if (source->starts_with(kJobsPrefix)) {
+            return reply(refuse(400, "invalid_request", "a job's stream cannot be forked"));
+        }
+        store::ForkFrom fork;
+        fork.source = std::move(*source);
+        if (fork_offset) {
+            auto offset = parse_fork_offset(*fork_offset);
+            if (!offset) return reply(refuse(400, "invalid_request", "invalid Stream-Fork-Offset"));
+            if (auto* at = std::get_if<OffsetAfter>(&*offset)) fork.offset = at->seq;
+            if (std::holds_alternative<OffsetStart>(*offset)) fork.offset = 0;
+        }
+        if (sub_offset) {
+            auto count = parse_header_number(*sub_offset, kMaxSafeInteger, true);
+            if (!count) {
+                return reply(refuse(400, "invalid_request", "invalid Stream-Fork-Sub-Offset"));
+            }
+            fork.sub_offset = *count;
+        }
+        op.fork = std::move(fork);
+    }
+    // A fork without a usable Content-Type takes its source's.
+    auto content_type = media_type(request.header("Content-Type"));
+    if (content_type || !op.fork)
+        op.content_type = content_type.value_or(std::string(kDefaultType));
     auto ttl = request.header(kTtl);
     auto expires = request.header(kExpiresAt);
     if (ttl && expires) {
@@ -373,9 +453,9 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
             refuse(400, "invalid_request", "Stream-TTL and Stream-Expires-At exclude each other"));
     }
     if (ttl) {
-        auto seconds = parse_ttl(*ttl);
+        auto seconds = parse_header_number(*ttl, kMaxTtlSeconds, true);
         if (!seconds) return reply(refuse(400, "invalid_request", "invalid Stream-TTL"));
-        op.ttl_seconds = *seconds;
+        op.ttl_seconds = static_cast<std::int64_t>(*seconds);
     }
     if (expires) {
         auto at = parse_timestamp(*expires);
@@ -384,9 +464,6 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
         op.expires_at_ms = *at;
     }
     op.closed = request.header(kClosed) == std::optional<std::string_view>("true");
-    auto messages = body_messages(op.content_type, request.body, true);
-    if (auto* refused = std::get_if<HttpResponse>(&messages)) return reply(std::move(*refused));
-    op.messages = std::get<std::vector<std::string>>(std::move(messages));
     op.now_ms = clock_.unix_ms();
 
     // Absolute, as the protocol's clients resolve it (behind a TLS proxy,
@@ -394,13 +471,39 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
     std::string location = std::string(request.header("X-Forwarded-Proto").value_or("http")) +
                            "://" + std::string(request.header("Host").value_or("localhost")) +
                            std::string(split_target(request.target).path);
-    off_io_thread(reply, [this, op = std::move(op), location](const Reply& reply) mutable {
+    off_io_thread(reply, [this, op = std::move(op), body = request.body,
+                          location](const Reply& reply) mutable {
+        // The body's messages in the stream's type: an inheriting fork's is
+        // its source's (the store checks the source again as it forks).
+        std::string type = op.content_type;
+        if (type.empty() && !body.empty()) {
+            auto source = log_->get(op.fork->source, op.owner, op.now_ms);
+            if (source) type = source->content_type;
+        }
+        auto messages = body_messages(type, body, true);
+        if (auto* refused = std::get_if<HttpResponse>(&messages)) {
+            return reply(std::move(*refused));
+        }
+        op.messages = std::get<std::vector<std::string>>(std::move(messages));
         // Expired streams are invisible at once; creating a stream also
         // deletes them, so their rows do not outlive them for long.
-        log_->expire(op.now_ms);
+        stats_->expired.fetch_add(log_->expire(op.now_ms), std::memory_order_relaxed);
+        const bool fork = op.fork.has_value();
         auto result = log_->create(std::move(op));
-        if (result.status == store::StreamWrite::conflict) {
-            return reply(refuse(409, "conflict", "the stream exists with other settings"));
+        switch (result.status) {
+            case store::StreamWrite::conflict:
+                return reply(refuse(409, "conflict",
+                                    fork ? "the name is taken, or the source's content type differs"
+                                         : "the name is taken by a stream with other settings"));
+            case store::StreamWrite::source_missing:
+                return reply(refuse(404, "not_found", "no such stream to fork"));
+            case store::StreamWrite::source_gone:
+                return reply(refuse(409, "conflict", "the stream to fork was deleted"));
+            case store::StreamWrite::bad_fork_offset:
+                return reply(refuse(400, "invalid_request",
+                                    "the fork offset is past the end of the stream to fork"));
+            default:
+                break;
         }
         if (!result.stream) return reply(internal_error());
         const auto& stream = *result.stream;
@@ -409,8 +512,9 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
         const bool created = result.status == store::StreamWrite::created;
         if (created) {
             headers.emplace_back("Location", location);
-            log().debug("stream created owner={} stream={}", audit_quote(stream.owner),
-                        audit_quote(stream.name));
+            stats_->created[fork ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+            log().debug("stream created owner={} stream={} fork={}", audit_quote(stream.owner),
+                        audit_quote(stream.name), fork);
         }
         reply(answer(created ? 201 : 200, stream.content_type, {}, std::move(headers)));
     });
@@ -433,8 +537,8 @@ void DurableStreams::append(const HttpRequest& request, const Target& target, co
                                 "Producer-Id, Producer-Epoch and Producer-Seq go together"));
         }
         if (id->empty()) return reply(refuse(400, "invalid_request", "Producer-Id is empty"));
-        auto e = parse_producer_number(*epoch);
-        auto s = parse_producer_number(*seq);
+        auto e = parse_header_number(*epoch, kMaxSafeInteger, false);
+        auto s = parse_header_number(*seq, kMaxSafeInteger, false);
         if (!e || !s) {
             return reply(refuse(400, "invalid_request",
                                 "Producer-Epoch and Producer-Seq are non-negative integers"));
@@ -463,12 +567,17 @@ void DurableStreams::append(const HttpRequest& request, const Target& target, co
     off_io_thread(reply, [this, op = std::move(op)](const Reply& reply) mutable {
         const auto producer = op.request.producer;
         const bool has_data = op.request.has_data;
+        std::uint64_t bytes = 0;
+        for (const auto& message : op.messages)
+            bytes += message.size();
         auto result = log_->append(std::move(op));
+        if (result.status == store::StreamWrite::gone) return reply(gone());
         if (result.status == store::StreamWrite::not_found || !result.stream) {
             return reply(no_stream());
         }
         const auto& stream = *result.stream;
         const auto& decision = result.decision;
+        stats_->count_append(decision.verdict);
         Headers headers{{std::string(kNextOffset), format_offset(stream.last_seq)}};
         auto add_closed = [&] {
             if (stream.closed) headers.emplace_back(kClosed, "true");
@@ -476,6 +585,7 @@ void DurableStreams::append(const HttpRequest& request, const Target& target, co
         using domain::AppendVerdict;
         switch (decision.verdict) {
             case AppendVerdict::append:
+                stats_->appended_bytes.fetch_add(bytes, std::memory_order_relaxed);
                 notify(stream.id);
                 add_closed();
                 if (producer) {
@@ -525,10 +635,19 @@ void DurableStreams::append(const HttpRequest& request, const Target& target, co
 
 void DurableStreams::remove(const HttpRequest& request, const Target& target, const Reply& reply) {
     off_io_thread(reply, [this, name = target.name, owner = request.owner](const Reply& reply) {
-        auto stream = log_->get(name, owner, clock_.unix_ms());
-        if (!stream || !log_->remove(name, owner)) return reply(no_stream());
-        notify(stream->id);  // its readers learn it is gone
-        reply(answer(204));
+        const auto now = clock_.unix_ms();
+        auto stream = log_->get(name, owner, now);
+        if (!stream) return reply(no_stream());
+        switch (log_->remove(name, owner, now)) {
+            case store::StreamWrite::removed:
+                stats_->deleted.fetch_add(1, std::memory_order_relaxed);
+                notify(stream->id);  // its readers learn it is gone
+                return reply(answer(204));
+            case store::StreamWrite::gone:
+                return reply(gone());
+            default:
+                return reply(no_stream());
+        }
     });
 }
 
@@ -548,6 +667,7 @@ void DurableStreams::head(const HttpRequest& request, const Target& target, cons
         }
         auto stream = log_->get(target.name, owner, clock_.unix_ms());
         if (!stream) return reply(no_stream());
+        if (stream->deleted) return reply(gone());
         headers.emplace_back(kNextOffset, format_offset(stream->last_seq));
         if (stream->closed) headers.emplace_back(kClosed, "true");
         if (stream->ttl_seconds >= 0)
@@ -617,7 +737,32 @@ void DurableStreams::read(const HttpRequest& request, const Target& target, cons
     query.owner = request.owner;
     query.long_poll = live == "long-poll";
     if (auto match = request.header("If-None-Match")) query.if_none_match = std::string(*match);
-    off_io_thread(reply, [this, query = std::move(query)](const Reply& reply) mutable {
+    if (!query.long_poll) {
+        return off_io_thread(reply, [this, query = std::move(query)](const Reply& reply) mutable {
+            if (query.target.is_job()) return read_job(std::move(query), reply);
+            read_stream(std::move(query), reply);
+        });
+    }
+    // A long-poll holds its connection like a stream does: a place under the
+    // same limits as GET /v1/jobs/{id}/events?wait=, given back before its
+    // answer is seen.
+    std::shared_ptr<void> slot;
+    if (security_) {
+        auto acquired = security_->acquire_connection(request.owner, request.remote, "long_poll");
+        if (!acquired.slot) {
+            auto refused = too_many_connections(acquired.limit);
+            add_common_headers(refused);
+            return reply(std::move(refused));
+        }
+        slot = std::move(acquired.slot);
+    }
+    auto held = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(
+        std::move(slot), live_reader(LiveMode::long_poll));
+    Reply release_then_reply = [held, reply](HttpResponse response) {
+        *held = {};
+        reply(std::move(response));
+    };
+    off_io_thread(release_then_reply, [this, query = std::move(query)](const Reply& reply) mutable {
         if (query.target.is_job()) return read_job(std::move(query), reply);
         read_stream(std::move(query), reply);
     });
@@ -627,6 +772,7 @@ void DurableStreams::read_stream(ReadRequest read, const Reply& reply) {
     const auto now = clock_.unix_ms();
     auto stream = log_->get(read.target.name, read.owner, now);
     if (!stream) return reply(no_stream());
+    if (stream->deleted) return reply(gone());
     if (stream->ttl_seconds >= 0) log_->touch(stream->id, now);  // a read keeps it alive
     const bool json = is_json(stream->content_type);
     Headers headers;
@@ -666,7 +812,8 @@ void DurableStreams::read_stream(ReadRequest read, const Reply& reply) {
             });
             // An append between the read and the wait's start wakes it now.
             auto again = log_->get(shared->target.name, shared->owner, clock_.unix_ms());
-            if (!again || again->id != stream->id || again->last_seq > after || again->closed) {
+            if (!again || again->id != stream->id || again->deleted || again->last_seq > after ||
+                again->closed) {
                 wait->fire(false);
             }
             return;
@@ -779,6 +926,7 @@ std::variant<HttpResponse, SsePlan> DurableStreams::plan_sse(const HttpRequest& 
     const auto now_ms = clock_.unix_ms();
     auto stream = log_->get(*decoded, plan.owner, now_ms);
     if (!stream) return no_stream();
+    if (stream->deleted) return gone();
     if (stream->ttl_seconds >= 0) log_->touch(stream->id, now_ms);
     plan.stream = *stream;
     plan.last_seq = stream->last_seq;
@@ -793,7 +941,7 @@ DurableStreams::SseBatch DurableStreams::read_sse(const SsePlan& plan, std::uint
     SseBatch batch;
     batch.reached = after;
     batch.stream = log_->get(plan.stream.name, plan.owner, clock_.unix_ms());
-    if (!batch.stream || batch.stream->id != plan.stream.id) {
+    if (!batch.stream || batch.stream->id != plan.stream.id || batch.stream->deleted) {
         batch.stream.reset();
         return batch;
     }

@@ -1,11 +1,13 @@
 // The Durable Streams protocol (v1.0) under /v1/streams/: create (PUT),
-// append (POST, with idempotent producers and Stream-Seq), read (GET: catch-up
-// with offsets and the -1/now sentinels, ETags, live=long-poll), HEAD,
-// DELETE, TTL and Expires-At. Streams created here live in the store's
-// StreamLog, per owner; every job's log is also the read-only JSON stream
-// /v1/streams/jobs/{id}, one message per event, read through the REST API's
-// job read (the same owner check). live=sse takes its connection in
-// web/streams/stream_sse.hpp, with the plans this class makes.
+// fork (PUT with Stream-Forked-From), append (POST, with idempotent producers
+// and Stream-Seq), read (GET: catch-up with offsets and the -1/now sentinels,
+// ETags, live=long-poll), HEAD, DELETE, TTL and Expires-At. A waiting
+// long-poll holds a place under the connection limits, like the REST API's.
+// Streams created here live in the store's StreamLog, per owner; every job's
+// log is also the read-only JSON stream /v1/streams/jobs/{id}, one message per
+// event, read through the REST API's job read (the same owner check).
+// live=sse takes its connection in web/streams/stream_sse.hpp, with the plans
+// this class makes.
 //
 // Like RestApi: handle() runs on an I/O thread and never blocks it; store
 // work goes through RunBlocking, and replies may come from any thread.
@@ -26,6 +28,7 @@
 #include "persistence/stream_log.hpp"
 #include "protocol/model.hpp"
 #include "web/http/http_message.hpp"
+#include "web/streams/durable_stream_stats.hpp"
 
 namespace jobcast::live {
 class Hub;
@@ -34,6 +37,7 @@ class Hub;
 namespace jobcast::web {
 
 class RestApi;
+class SecurityContext;
 
 namespace streams {
 
@@ -75,8 +79,10 @@ class DurableStreams {
     using Schedule = std::function<void(std::chrono::milliseconds, std::function<void()>)>;
 
     // `log` null: only job streams are served (the store keeps no others).
+    // `security` null: no connection limits.
     DurableStreams(store::StreamLog* log, RestApi& jobs, live::Hub& hub,
                    DurableStreamsConfig config, RunBlocking run_blocking, Schedule schedule,
+                   std::shared_ptr<SecurityContext> security,
                    const jobcast::Clock& clock = jobcast::Clock::system());
     ~DurableStreams();
     DurableStreams(const DurableStreams&) = delete;
@@ -112,6 +118,9 @@ class DurableStreams {
 
     std::chrono::milliseconds keepalive() const { return config_.long_poll_timeout; }
     const jobcast::Clock& clock() const { return clock_; }
+    const DurableStreamStats& stats() const { return *stats_; }
+    // Counts one open live reader in `mode` until the hold is dropped.
+    std::shared_ptr<void> live_reader(LiveMode mode);
 
     // Answers every waiting long-poll now (shutdown). Any thread.
     void release_waits();
@@ -145,7 +154,9 @@ class DurableStreams {
     DurableStreamsConfig config_;
     RunBlocking run_blocking_;
     Schedule schedule_;
+    std::shared_ptr<SecurityContext> security_;
     const jobcast::Clock& clock_;
+    std::shared_ptr<DurableStreamStats> stats_ = std::make_shared<DurableStreamStats>();
 
     std::mutex waits_mutex_;
     // Every wait until it fires (owns them); created streams' waits by stream.

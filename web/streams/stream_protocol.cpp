@@ -11,7 +11,6 @@ namespace {
 
 constexpr std::int64_t kCursorEpochMs = 1'728'432'000'000;  // 2024-10-09T00:00:00Z
 constexpr std::int64_t kCursorIntervalMs = 20'000;
-constexpr std::uint64_t kMaxSafeInteger = (std::uint64_t{1} << 53) - 1;
 
 bool all_digits(std::string_view text) {
     if (text.empty()) return false;
@@ -51,11 +50,24 @@ std::optional<Offset> parse_offset(std::string_view text) {
     return std::nullopt;
 }
 
-std::optional<std::int64_t> parse_ttl(std::string_view text) {
-    if (!all_digits(text) || (text.size() > 1 && text.front() == '0')) return std::nullopt;
+std::optional<Offset> parse_fork_offset(std::string_view text) {
+    const auto split = text.find('_');
+    if (split != std::string_view::npos) {
+        const auto zeros = [](std::string_view part) {
+            return !part.empty() && part.find_first_not_of('0') == std::string_view::npos;
+        };
+        if (zeros(text.substr(0, split)) && zeros(text.substr(split + 1))) return OffsetStart{};
+        return std::nullopt;
+    }
+    return parse_offset(text);
+}
+
+std::optional<std::uint64_t> parse_header_number(std::string_view text, std::uint64_t max,
+                                                 bool canonical) {
+    if (canonical && text.size() > 1 && text.front() == '0') return std::nullopt;
     auto value = to_number(text);
-    if (!value || *value > static_cast<std::uint64_t>(INT32_MAX) * 1000) return std::nullopt;
-    return static_cast<std::int64_t>(*value);
+    if (!value || *value > max) return std::nullopt;
+    return value;
 }
 
 std::optional<std::int64_t> parse_timestamp(std::string_view text) {
@@ -98,12 +110,6 @@ std::optional<std::int64_t> parse_timestamp(std::string_view text) {
     const std::int64_t seconds =
         days * 86400 + *hour * 3600 + *minute * 60 + *second - zone_minutes * 60;
     return seconds * 1000 + millis;
-}
-
-std::optional<std::uint64_t> parse_producer_number(std::string_view text) {
-    auto value = to_number(text);
-    if (!value || *value > kMaxSafeInteger) return std::nullopt;
-    return value;
 }
 
 std::string next_cursor(std::int64_t now_ms, std::optional<std::string_view> client_cursor,

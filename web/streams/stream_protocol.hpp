@@ -5,6 +5,7 @@
 // their own.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +28,9 @@ inline constexpr std::string_view kProducerEpoch = "Producer-Epoch";
 inline constexpr std::string_view kProducerSeq = "Producer-Seq";
 inline constexpr std::string_view kProducerExpectedSeq = "Producer-Expected-Seq";
 inline constexpr std::string_view kProducerReceivedSeq = "Producer-Received-Seq";
+inline constexpr std::string_view kForkedFrom = "Stream-Forked-From";
+inline constexpr std::string_view kForkOffset = "Stream-Fork-Offset";
+inline constexpr std::string_view kForkSubOffset = "Stream-Fork-Sub-Offset";
 
 // An offset names the position after message `seq` (0: before the first):
 // twenty decimal digits, so offsets compare as strings the way positions
@@ -43,14 +47,22 @@ struct OffsetAfter {
 using Offset = std::variant<OffsetStart, OffsetNow, OffsetAfter>;
 // nullopt for anything else (the caller answers 400).
 std::optional<Offset> parse_offset(std::string_view text);
+// Stream-Fork-Offset: an offset as a read takes it, or the zero offset as
+// the protocol's reference servers write it ("0000000000000000_0000000000000000",
+// zeros on both sides of the "_"), which clients send for the start.
+std::optional<Offset> parse_fork_offset(std::string_view text);
 
-// Stream-TTL: a non-negative decimal integer, no sign, no leading zero.
-std::optional<std::int64_t> parse_ttl(std::string_view text);
+// A header's non-negative decimal integer: digits only (no sign, space or
+// point), at most `max`; `canonical`: no leading zero either.
+// Stream-TTL (kMaxTtlSeconds) and Stream-Fork-Sub-Offset are canonical,
+// Producer-Epoch and Producer-Seq (kMaxSafeInteger) are not.
+std::optional<std::uint64_t> parse_header_number(std::string_view text, std::uint64_t max,
+                                                 bool canonical);
+inline constexpr std::uint64_t kMaxSafeInteger = (std::uint64_t{1} << 53) - 1;
+inline constexpr std::uint64_t kMaxTtlSeconds = std::uint64_t{INT32_MAX} * 1000;
 // Stream-Expires-At: an RFC 3339 timestamp ("2026-12-05T10:00:00Z",
 // fractions and a numeric zone allowed) as unix ms.
 std::optional<std::int64_t> parse_timestamp(std::string_view text);
-// Producer-Epoch / Producer-Seq: decimal digits only, up to 2^53 - 1.
-std::optional<std::uint64_t> parse_producer_number(std::string_view text);
 
 // Stream-Cursor: the number of 20-second intervals since 2024-10-09, so that
 // live requests in one interval share a CDN cache entry. A client that sends

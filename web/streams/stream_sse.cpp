@@ -319,6 +319,7 @@ void admit_sse(const std::shared_ptr<StreamDoor>& door,
                         std::get<SsePlan>(std::move(planned)), door->remote());
                     session->run(door->cors_origin());
                     session->hold(std::move(slot));
+                    session->hold(durable->live_reader(LiveMode::sse));
                     return session;
                 });
             });

@@ -20,11 +20,23 @@ TEST_CASE("offsets are twenty digits of seq and sort as positions do") {
     }
 }
 
-TEST_CASE("Stream-TTL is a plain non-negative integer") {
-    CHECK(parse_ttl("0") == 0);
-    CHECK(parse_ttl("3600") == 3600);
-    for (const char* bad : {"", "-1", "+5", "05", "1.5", "1e3", " 5"}) {
-        CHECK_FALSE(parse_ttl(bad));
+TEST_CASE("Stream-TTL and sub-offsets are plain non-negative integers") {
+    CHECK(parse_header_number("0", kMaxTtlSeconds, true) == 0u);
+    CHECK(parse_header_number("3600", kMaxTtlSeconds, true) == 3600u);
+    for (const char* bad : {"", "-1", "+5", "05", "1.5", "1e3", " 5", "abc"}) {
+        CHECK_FALSE(parse_header_number(bad, kMaxTtlSeconds, true));
+    }
+    CHECK_FALSE(parse_header_number("2147483647001", kMaxTtlSeconds, true));
+}
+
+TEST_CASE("a fork offset is a read's offset or the reference servers' zero offset") {
+    CHECK(std::get<OffsetAfter>(*parse_fork_offset(format_offset(7))).seq == 7u);
+    CHECK(std::holds_alternative<OffsetStart>(*parse_fork_offset("-1")));
+    CHECK(std::holds_alternative<OffsetNow>(*parse_fork_offset("now")));
+    CHECK(std::holds_alternative<OffsetStart>(
+        *parse_fork_offset("0000000000000000_0000000000000000")));
+    for (const char* bad : {"", "_", "0_", "_0", "9999999999999999_9999999999999999", "0_1", "x"}) {
+        CHECK_FALSE(parse_fork_offset(bad));
     }
 }
 
@@ -39,10 +51,11 @@ TEST_CASE("Stream-Expires-At is an RFC 3339 timestamp") {
 }
 
 TEST_CASE("producer numbers are digits only, up to 2^53 - 1") {
-    CHECK(parse_producer_number("0") == 0u);
-    CHECK(parse_producer_number("9007199254740991") == 9007199254740991u);
+    CHECK(parse_header_number("0", kMaxSafeInteger, false) == 0u);
+    CHECK(parse_header_number("007", kMaxSafeInteger, false) == 7u);
+    CHECK(parse_header_number("9007199254740991", kMaxSafeInteger, false) == 9007199254740991u);
     for (const char* bad : {"", "1abc", "1e3", "-1", "9007199254740992"}) {
-        CHECK_FALSE(parse_producer_number(bad));
+        CHECK_FALSE(parse_header_number(bad, kMaxSafeInteger, false));
     }
 }
 
