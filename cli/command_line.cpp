@@ -37,7 +37,8 @@ constexpr const char* kOverview =
     "\n"
     "Exit codes: 0 success (watch: the job succeeded), 1 the job failed or the\n"
     "server refused the action, 2 usage error, 3 the job was cancelled,\n"
-    "4 connection or HTTP error, 5 no such job.\n";
+    "4 connection or HTTP error, 5 no such job, 130 Ctrl-C detached from a job\n"
+    "(it goes on running: jobcast cancel ID stops it).\n";
 
 po::options_description global_options() {
     po::options_description options("global options");
@@ -108,7 +109,8 @@ CommandSpec command_spec(const std::string& name) {
             "Streams the job's output until it ends; the exit code is its outcome\n"
             "(0 succeeded, 1 failed, 3 cancelled). Output (tokens, log lines) goes to\n"
             "stdout, state lines to stderr; a terminal shows a progress bar. If the\n"
-            "connection drops, it reconnects and continues where it was.\n";
+            "connection drops, it reconnects and continues where it was. Ctrl-C only\n"
+            "detaches (exit 130): the job goes on; jobcast cancel ID stops it.\n";
         o.add_options()
             ("after", po::value<std::uint64_t>()->default_value(0),
              "show only events after this seq (resume where you left off)");
@@ -130,8 +132,16 @@ CommandSpec command_spec(const std::string& name) {
             ("json", po::bool_switch(), "print the server's JSON instead of a table");
     } else if (name == "cancel") {
         spec.usage =
-            "usage: jobcast cancel ID\n\nAsks the job to stop. Exits 0 when the request is "
-            "accepted,\n1 when the job already finished, 5 when there is no such job.\n";
+            "usage: jobcast cancel ID [--retry-for 60s]\n\n"
+            "Asks the job to stop; its worker stops it and its output so far stays\n"
+            "readable. While the broker cannot be reached or answers 429/502/503/504\n"
+            "(a restart), it tries again until --retry-for has passed. Exits 0 when\n"
+            "the request is accepted, 1 when the job already finished, 5 when there\n"
+            "is no such job. (Ctrl-C on watch only detaches.)\n";
+        o.add_options()
+            ("retry-for", po::value<std::string>()->default_value("60s"),
+             "keep trying this long while the broker cannot be reached (60s, 500ms, 2m; "
+             "0 = once)");
         spec.hidden.add_options()("job", po::value<std::string>());
         spec.positional.add("job", 1);
     } else if (name == "token") {
@@ -272,7 +282,10 @@ Command parse_command(const std::string& name, const std::vector<std::string>& a
                             stream_options(vm)};
     }
     if (name == "get") return GetCommand{required_job(vm, name)};
-    if (name == "cancel") return CancelCommand{required_job(vm, name)};
+    if (name == "cancel") {
+        return CancelCommand{required_job(vm, name),
+                             parse_duration(vm["retry-for"].as<std::string>())};
+    }
     if (name == "token") return token_command(vm, env);
     if (name == "keygen") {
         if (!vm.count("prefix") || vm["prefix"].as<std::string>().empty()) {

@@ -56,6 +56,9 @@ struct ListCommand {
 
 struct CancelCommand {
     std::string job;
+    // How long to keep trying while the broker cannot be reached or answers
+    // 429/502/503/504 (a restart): a person who asked to stop means it.
+    std::chrono::milliseconds retry_for{60'000};
 };
 
 // `jobcast token --sub S --secret X`: mint a development HS256 token (no broker involved).

@@ -1,12 +1,20 @@
 #include "cli/commands.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstring>
 #include <random>
+#include <thread>
 
 #include "auth/jwt.hpp"
 #include "cli/json_format.hpp"
 #include "cli/params.hpp"
+#include "cli/reconnect.hpp"
 #include "cli/renderer.hpp"
 #include "cli/transport.hpp"
 #include "cli/watch.hpp"
@@ -44,8 +52,38 @@ json::value parse_body(const HttpResponse& response) {
     return value;
 }
 
+// Ctrl-C while following a job detaches: the CLI goes, the job goes on
+// (stopping it is `jobcast cancel`, never a side effect of leaving). The
+// handler may only call async-signal-safe functions: the notice is written
+// out before the handler is installed, and the handler write()s it and
+// _exit()s (the renderer flushes stdout after every event).
+char detach_notice[512];
+std::size_t detach_notice_size = 0;
+// The exit code then: 128 + SIGINT, what a shell reports for a command that
+// Ctrl-C ended (documented with the others in --help).
+constexpr int kDetachedExit = 128 + SIGINT;
+
+void detach_on_interrupt(int) {
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, detach_notice, detach_notice_size);
+    ::_exit(kDetachedExit);
+}
+
+void detach_on_ctrl_c(const std::string& job, const Console& console) {
+    // On a terminal, after the "^C" the terminal echoed (and a progress bar).
+    const auto notice = std::string(console.terminal ? "\n" : "") + "[detached: " + job +
+                        " goes on; jobcast cancel " + job + " stops it, jobcast watch " + job +
+                        " follows it again]\n";
+    detach_notice_size = std::min(notice.size(), sizeof detach_notice);
+    std::memcpy(detach_notice, notice.data(), detach_notice_size);
+    struct sigaction action {};
+    action.sa_handler = detach_on_interrupt;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, nullptr);
+}
+
 ExitCode follow(const Invocation& invocation, const std::string& job, std::uint64_t after,
                 const StreamOptions& stream, Console& console) {
+    detach_on_ctrl_c(job, console);
     RenderOptions render;
     render.terminal = console.terminal && !stream.json;
     render.json = stream.json;
@@ -137,11 +175,78 @@ ExitCode run(const Invocation& invocation, const ListCommand& command, Console& 
     return ExitCode::succeeded;
 }
 
+bool broker_unavailable(int status) {
+    return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+// POST /v1/jobs/{id}/cancel; while the broker cannot be reached or answers
+// 429/502/503/504 (a restart, a proxy in front of a broker that is down),
+// again after a jittered backoff until retry_for has passed: a person who
+// asked to stop means it. The first failure is said on stderr.
+struct CancelAnswer {
+    HttpResponse response;
+    bool retried = false;  // an earlier try may have reached the broker
+};
+
+CancelAnswer cancel_request(const Invocation& invocation, const CancelCommand& command,
+                            Console& console) {
+    const auto config = transport_config(invocation);
+    const auto target = job_path(command.job) + "/cancel";
+    ReconnectPolicy policy({.give_up = command.retry_for}, std::random_device{}());
+    const auto started = std::chrono::steady_clock::now();
+    CancelAnswer answer;
+    for (;;) {
+        std::string failure;
+        try {
+            answer.response = http_request(config, "POST", target);
+            if (!broker_unavailable(answer.response.status)) return answer;
+            failure = http_error_message(answer.response.status, answer.response.body) + " (HTTP " +
+                      std::to_string(answer.response.status) + ")";
+        } catch (const ConnectionError& e) {
+            answer.response = {};
+            failure = e.what();
+        }
+        const auto delay = policy.next_delay(std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started));
+        if (!delay) {
+            if (answer.response.status != 0) return answer;
+            throw ConnectionError((answer.retried ? "cancel " + command.job + ": giving up after " +
+                                                        seconds_text(command.retry_for) + ": "
+                                                  : "cancel " + command.job + ": ") +
+                                  failure);
+        }
+        if (!answer.retried) {
+            console.err << "[cannot cancel yet: " << failure << "; retrying for up to "
+                        << seconds_text(command.retry_for) << "]\n"
+                        << std::flush;
+        }
+        answer.retried = true;
+        std::this_thread::sleep_for(*delay);
+    }
+}
+
+// The job's state, or "" when it cannot be read.
+std::string job_state(const Invocation& invocation, const std::string& job) {
+    try {
+        const auto response = http_request(transport_config(invocation), "GET", job_path(job));
+        if (response.status != 200) return "";
+        const auto value = parse_body(response);
+        const auto* state = value.is_object() ? value.get_object().if_contains("state") : nullptr;
+        return state && state->is_string() ? std::string(state->get_string()) : "";
+    } catch (const ConnectionError&) {
+        return "";
+    }
+}
+
 ExitCode run(const Invocation& invocation, const CancelCommand& command, Console& console) {
-    const auto response =
-        http_request(transport_config(invocation), "POST", job_path(command.job) + "/cancel");
+    const auto [response, retried] = cancel_request(invocation, command, console);
     if (response.status == 202 || response.status == 200) {
         console.out << "cancel requested: " << command.job << '\n';
+        return ExitCode::succeeded;
+    }
+    // A try whose answer was lost may have cancelled it already.
+    if (response.status == 409 && retried && job_state(invocation, command.job) == "cancelled") {
+        console.out << "cancelled: " << command.job << '\n';
         return ExitCode::succeeded;
     }
     if (response.status == 409) {

@@ -22,4 +22,15 @@ std::optional<ReconnectPolicy::duration> ReconnectPolicy::next_delay(duration ou
     return std::min(duration{pick(random_)}, config_.give_up - outage);
 }
 
+std::string seconds_text(std::chrono::milliseconds duration) {
+    const auto tenths = duration.count() / 100;
+    std::string text = std::to_string(tenths / 10);
+    if (tenths % 10) {
+        text += '.';
+        text += std::to_string(tenths % 10);
+    }
+    text += " s";
+    return text;
+}
+
 }  // namespace jobcast::cli

@@ -1,5 +1,6 @@
-// When `jobcast watch` tries again after losing the broker: exponential
-// backoff with full jitter, and a deadline after which it gives up.
+// When `jobcast watch` (and `jobcast cancel`) try again after losing the
+// broker: exponential backoff with full jitter, and a deadline after which
+// they give up.
 //
 // Full jitter (a delay drawn uniformly from [0, ceiling]) rather than a fixed
 // schedule: a broker restart drops every watcher at the same instant, and
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <string>
 
 namespace jobcast::cli {
 
@@ -42,5 +44,8 @@ class ReconnectPolicy {
     int attempt_ = 0;  // retries since the last success
     std::mt19937_64 random_;
 };
+
+// "2 s", "0.5 s": a give_up deadline as the CLI says it (tenths cut off).
+std::string seconds_text(std::chrono::milliseconds duration);
 
 }  // namespace jobcast::cli

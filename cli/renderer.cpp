@@ -211,6 +211,9 @@ std::string Renderer::state_line(const json::object& data, std::string_view last
         if (attempt > 0) line += " attempt " + std::to_string(attempt);
         const auto worker = string_field(data, "worker");
         if (!worker.empty()) line += " on " + worker;
+        // A retry from a checkpoint: the text after that seq comes again.
+        const auto resume = static_cast<long long>(number_field(data, "resume_seq"));
+        if (resume > 0) line += ", resuming after seq " + std::to_string(resume);
     }
     if (!reason.empty() && reason != last_error) line += ": " + reason;
     return line + "]";

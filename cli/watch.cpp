@@ -23,17 +23,6 @@ class SteadyWatchClock final : public WatchClock {
     void sleep(milliseconds delay) override { std::this_thread::sleep_for(delay); }
 };
 
-std::string seconds_text(milliseconds duration) {
-    const auto tenths = duration.count() / 100;
-    std::string text = std::to_string(tenths / 10);
-    if (tenths % 10) {
-        text += '.';
-        text += std::to_string(tenths % 10);
-    }
-    text += " s";
-    return text;
-}
-
 // A connection ended without the job ending: try again.
 struct Retry {
     std::string reason;

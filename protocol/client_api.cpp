@@ -181,16 +181,33 @@ std::string sse_retry(std::uint32_t milliseconds) {
     return "retry: " + std::to_string(milliseconds) + "\n\n";
 }
 
-UiMessageStream::UiMessageStream(std::string job, std::uint64_t after, int attempt, JobFold seed)
-    : job_(std::move(job)), seq_(after), attempt_(attempt), fold_(std::move(seed)) {}
+UiMessageStream::UiMessageStream(std::string job, std::uint64_t after, int attempt)
+    : job_(std::move(job)), seq_(after), attempt_(attempt) {}
 
 std::string UiMessageStream::format(const std::vector<Event>& events, std::size_t skip) {
     std::string out;
-    for (std::size_t i = skip; i < events.size(); ++i) {
-        if (events[i].seq <= seq_) continue;
-        append_event(out, events[i]);
-        seq_ = events[i].seq;
+    for (std::size_t i = skip; i < events.size() && !restating_; ++i) {
+        const Event& event = events[i];
+        if (event.seq <= seq_) continue;
+        if (event.kind == EventKind::state) {
+            const EventData data = read_event_data(event);
+            if (data.state == JobState::running && data.resume_seq != 0) {
+                restating_ = event;
+                break;
+            }
+        }
+        append_event(out, event);
+        seq_ = event.seq;
     }
+    return out;
+}
+
+std::string UiMessageStream::restate(std::string_view text) {
+    std::string out;
+    if (!restating_) return out;
+    append_event(out, *restating_, text);
+    seq_ = restating_->seq;
+    restating_.reset();
     return out;
 }
 
@@ -239,7 +256,8 @@ void UiMessageStream::append_delta(std::string_view text) {
     chunks_.push_back(std::move(delta));
 }
 
-void UiMessageStream::append_event(std::string& out, const Event& event) {
+void UiMessageStream::append_event(std::string& out, const Event& event,
+                                   std::string_view restated) {
     chunks_.clear();
     if (event.seq == 1) {
         std::string start = R"({"type":"start","messageId":)";
@@ -249,12 +267,9 @@ void UiMessageStream::append_event(std::string& out, const Event& event) {
     }
     bool terminal = false;
     switch (event.kind) {
-        case EventKind::token: {
-            const EventData data = read_event_data(event);
-            fold_event(fold_, event, data, 0);
-            append_delta(data.text);
+        case EventKind::token:
+            append_delta(read_event_data(event).text);
             break;
-        }
         case EventKind::progress:
             chunks_.push_back(data_chunk("progress", event));
             break;
@@ -270,7 +285,6 @@ void UiMessageStream::append_event(std::string& out, const Event& event) {
             break;
         case EventKind::state: {
             EventData data = read_event_data(event);
-            fold_event(fold_, event, data, 0);
             attempt_ = data.attempt;
             // A requeued attempt's part ends here; a finished job's too.
             if (data.state == JobState::queued || (data.state && is_terminal(*data.state))) {
@@ -278,10 +292,10 @@ void UiMessageStream::append_event(std::string& out, const Event& event) {
             }
             chunks_.push_back(data_chunk("state", event));
             // An attempt resuming from a checkpoint: its part restates the
-            // text up to there (the fold has cut what came after).
-            if (data.state == JobState::running && !fold_.text.empty()) {
+            // job's text up to there.
+            if (data.state == JobState::running && !restated.empty()) {
                 close_part();
-                append_delta(fold_.text);
+                append_delta(restated);
             }
             if (data.state == JobState::succeeded) {
                 chunks_.emplace_back(R"({"type":"finish","finishReason":"stop"})");

@@ -13,7 +13,6 @@
 #include <variant>
 #include <vector>
 
-#include "protocol/job_fold.hpp"
 #include "protocol/model.hpp"
 
 namespace jobcast::client_api {
@@ -105,9 +104,9 @@ inline constexpr std::string_view kUiMessageStreamVersion = "v1";
 
 // One job's log as the Vercel AI SDK's UI message stream: SSE `data:` lines
 // holding UI message chunks, which `readUIMessageStream` and `useChat` read.
-// Stateful (which text part is open; the job's text, which an attempt that
-// resumes from a checkpoint restates), so one per stream, fed every event in
-// order. The mapping:
+// Stateful (which text part is open), so one per stream, fed every event in
+// order. It keeps no text: the one place that needs the job's text, the
+// restatement below, asks its caller for it. The mapping:
 //   seq 1            `start` {messageId: job} (only a stream from the beginning)
 //   token            `text-delta` in the text part "<job>-<attempt>"; a
 //                    `text-start` opens it before the first delta this stream
@@ -133,16 +132,26 @@ class UiMessageStream {
   public:
     // `after`: the stream starts after this seq (0: from the beginning).
     // `attempt`: the job's attempt when the stream opens, naming the text
-    // part of tokens that come before the next state event. `seed`: the log
-    // up to `after` folded (what a resumed attempt's restatement starts from).
-    UiMessageStream(std::string job, std::uint64_t after, int attempt, JobFold seed = {});
+    // part of tokens that come before the next state event.
+    UiMessageStream(std::string job, std::uint64_t after, int attempt);
 
     // The SSE text of events[skip..]. Events at or below the last one
-    // formatted are skipped.
+    // formatted are skipped. It stops before a `running` event with a
+    // resume_seq (an attempt resuming from a checkpoint): restating() then
+    // gives that event's seq, and format() writes nothing more until
+    // restate() has written the event.
     std::string format(const std::vector<Event>& events, std::size_t skip = 0);
 
+    // The seq of the `running` event that waits for restate(); 0: none.
+    std::uint64_t restating() const { return restating_ ? restating_->seq : 0; }
+
+    // The SSE text of the waiting `running` event, its part restating `text`:
+    // the job's text with the log folded up to and including that event
+    // (JobFold's text, which that event cut back to its resume_seq).
+    std::string restate(std::string_view text);
+
   private:
-    void append_event(std::string& out, const Event& event);
+    void append_event(std::string& out, const Event& event, std::string_view restated = {});
     void close_part();
     // A `text-delta` of `text` in the open part (opened first when none is).
     void append_delta(std::string_view text);
@@ -151,7 +160,7 @@ class UiMessageStream {
     std::uint64_t seq_;
     int attempt_;
     std::string open_part_;            // the text part's id; empty: none open
-    JobFold fold_;                     // the job's text (tokens and states folded)
+    std::optional<Event> restating_;   // the `running` event waiting for its text
     std::vector<std::string> chunks_;  // one event's chunks (reused)
 };
 

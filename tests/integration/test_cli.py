@@ -267,6 +267,100 @@ class JobOutcomesTest(CliTest):
         self.assertIn("[cancelled", watch.err())
 
 
+class StopIsNotDisconnectTest(CliTest):
+    """Issue 21 §5 in the CLI: Ctrl-C detaches, `jobcast cancel` stops."""
+
+    def test_ctrl_c_detaches_and_jobcast_cancel_stops_with_the_partial_text_kept(self):
+        broker = self.start_broker()
+        self.start_worker(broker, ["llm.generate"], name="llm-stop")
+        api = self.client(broker)
+
+        # Ctrl-C (SIGINT to the foreground process group) while following:
+        # the CLI goes, saying how to stop the job, and the job runs on to its end.
+        follow = self.start_jobcast(broker, "submit", "llm.generate", "prompt=ctrl c",
+                                    "max_tokens=200", "tokens_per_second=40", "seed=3", "--follow")
+        wait_until(lambda: len(follow.out()) > 20, what="some streamed text")
+        left = self.submitted_id(follow.err())
+        os.killpg(follow.proc.pid, signal.SIGINT)
+        self.assertEqual(follow.wait(timeout=10), 130, follow.err())
+        self.assertTrue(follow.err().endswith(
+            f"[detached: {left} goes on; jobcast cancel {left} stops it, "
+            f"jobcast watch {left} follows it again]\n"), follow.err())
+        self.assertTrue(sim_text("ctrl c", 3, 200).startswith(follow.out()))
+        self.assertEqual(api.job(left)["state"], "running")
+        # The same for `jobcast watch`.
+        watch = self.start_jobcast(broker, "watch", left)
+        wait_until(lambda: "[running attempt 1 on llm-stop]" in watch.err(), what="the watch")
+        os.killpg(watch.proc.pid, signal.SIGINT)
+        self.assertEqual(watch.wait(timeout=10), 130, watch.err())
+        self.assertIn(f"[detached: {left} goes on; jobcast cancel {left} stops it", watch.err())
+        self.assertEqual(api.job(left)["state"], "running")
+        done = api.wait_state(left, "succeeded", timeout=30)
+        self.assertEqual(done["result"]["text"], sim_text("ctrl c", 3, 200))
+        self.assertFalse(done["cancel_requested"])
+
+        # `jobcast cancel` stops a followed job: the follower exits 3 with the
+        # partial text, which a later watch and the snapshot still give.
+        follow = self.start_jobcast(broker, "submit", "llm.generate", "prompt=cancel me",
+                                    "max_tokens=5000", "tokens_per_second=40", "--follow")
+        wait_until(lambda: len(follow.out()) > 20, what="some streamed text")
+        stopped = self.submitted_id(follow.err())
+        code, out, err = self.jobcast(broker, "cancel", stopped)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(follow.wait(timeout=30), 3, follow.err())
+        partial = follow.out()
+        tokens = "".join(e["data"]["text"] for e in api.events(stopped) if e["kind"] == "token")
+        self.assertEqual(partial, tokens)
+        self.assertTrue(0 < len(partial) < len(sim_text("cancel me", 0, 5000)))
+        code, out, err = self.jobcast(broker, "watch", stopped)
+        self.assertEqual((code, out), (3, partial), err)
+        status, snapshot, _ = api.request("GET", f"/v1/jobs/{stopped}/snapshot")
+        self.assertEqual((status, snapshot["state"], snapshot["text"]), (200, "cancelled", partial))
+
+    def test_jobcast_cancel_while_the_broker_restarts_lands_when_it_is_back(self):
+        http, zport = free_port(), free_port()
+        args = dict(http=f"127.0.0.1:{http}", zmq=f"tcp://127.0.0.1:{zport}")
+        broker = self.start_broker(**args)
+        self.start_worker(broker, ["llm.generate"], name="llm-restart-cancel")
+        job = self.client(broker).submit("llm.generate", {"prompt": "stop me", "max_tokens": 5000,
+                                                          "tokens_per_second": 40})
+        wait_until(lambda: self.client(broker).job(job["id"])["last_seq"] > 10,
+                   what="the job under way")
+        broker.kill(signal.SIGKILL)
+        cancel = self.start_jobcast(broker, "cancel", job["id"], "--retry-for", "60s")
+        wait_until(lambda: "[cannot cancel yet: " in cancel.err(), what="a first try refused")
+        time.sleep(1.0)  # more tries meet a closed port
+        self.assertIsNone(cancel.proc.poll(), cancel.err())
+        self.assertIn("; retrying for up to 60 s]\n", cancel.err())
+        broker = self.start_broker(**args)
+        self.assertEqual(cancel.wait(timeout=60), 0, cancel.err())
+        self.assertEqual(cancel.out(), f"cancel requested: {job['id']}\n")
+
+        # The cancel reached the worker: the job ends cancelled, not by a lost
+        # lease, and what it wrote stays readable in its log and its snapshot.
+        api = self.client(broker)
+        done = api.wait_state(job["id"], "cancelled", timeout=30)
+        self.assertEqual(done["attempt"], 1)
+        events = api.events(job["id"])
+        self.assertEqual([e["data"]["state"] for e in events if e["kind"] == "state"],
+                         ["queued", "running", "cancelled"])
+        tokens = "".join(e["data"]["text"] for e in events if e["kind"] == "token")
+        self.assertTrue(0 < len(tokens) < len(sim_text("stop me", 0, 5000)))
+        self.assertTrue(sim_text("stop me", 0, 5000).startswith(tokens))
+        status, snapshot, _ = api.request("GET", f"/v1/jobs/{job['id']}/snapshot")
+        self.assertEqual((status, snapshot["state"], snapshot["text"]), (200, "cancelled", tokens))
+
+    def test_jobcast_cancel_gives_up_after_retry_for(self):
+        broker = self.start_broker()
+        job = self.client(broker).submit("nobody.runs", {})
+        broker.kill(signal.SIGKILL)
+        started = time.monotonic()
+        code, out, err = self.jobcast(broker, "cancel", job["id"], "--retry-for", "2s")
+        self.assertEqual((code, out), (4, ""), err)
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertIn(f"jobcast: cancel {job['id']}: giving up after 2 s: ", err)
+
+
 class JobCommandsTest(CliTest):
     def test_get_list_and_cancel(self):
         broker = self.start_broker()

@@ -175,6 +175,25 @@ test('closing the tab does not cancel; Cancel does and the partial text stays', 
   assert.equal(await again.textContent('#job-text'), partial, 'and is there again after a reload');
 });
 
+test('Cancel while the broker cannot be reached is tried again until it lands', { skip }, async (t) => {
+  const page = await openUi(t);
+  const id = await submit(page, 'llm.generate', { prompt: 'slow', max_tokens: 500, tokens_per_second: 5 });
+  await waitForState(page, 'running');
+  // The broker restarting: the first tries meet a refused connection, then a 503.
+  let tries = 0;
+  await page.route('**/cancel', (route) => {
+    tries += 1;
+    if (tries <= 2) return route.abort('connectionrefused');
+    if (tries === 3) return route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"busy","message":"restarting"}}' });
+    return route.continue();
+  });
+  await page.click('#cancel-btn');
+  await waitForState(page, 'cancelled');
+  assert.equal(tries, 4);
+  assert.equal(broker.jobs.get(id).job.state, 'cancelled');
+  assert.equal(await page.isVisible('#job-error'), false, 'no error shown');
+});
+
 test('a retried job: the text goes on from the checkpoint and the head says so', { skip }, async (t) => {
   const job = broker.createJob({ type: 'llm.generate', params: { prompt: 'retry' }, maxAttempts: 3 });
   const page = await openUi(t, `#job=${job.id}`);

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "persistence/store.hpp"
-#include "protocol/job_fold.hpp"
 #include "protocol/json.hpp"
 #include "web/http/flex_stream.hpp"
 #include "web/http/log.hpp"
@@ -64,24 +63,6 @@ void admit_websocket(const std::shared_ptr<StreamDoor>& door,
     });
 }
 
-// The log of `job` up to `after` folded: what a UI message stream resumed
-// there restates when an attempt resumes from a checkpoint. Empty for a
-// stream from the start or of a finished job (no attempt comes any more).
-client_api::JobFold seed_fold(StreamingContext& streaming, const std::string& job, const Job& found,
-                              std::uint64_t after) {
-    client_api::JobFold fold;
-    if (after == 0 || after > found.last_seq || is_terminal(found.state)) return fold;
-    while (fold.seq < after) {
-        auto page = streaming.events.read(job, fold.seq, streaming.config.replay_page,
-                                          streaming.config.replay_page_bytes);
-        while (!page.empty() && page.back().seq > after)
-            page.pop_back();
-        if (page.empty()) break;
-        client_api::fold_events(fold, page, 0);
-    }
-    return fold;
-}
-
 // The job must exist and be the caller's: a store read, off the I/O thread.
 void start_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<StreamingContext>& streaming,
@@ -90,16 +71,13 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
     bool queued = streaming->run_blocking(
         [door, streaming, security, request = std::move(request), job, after, ui_message] {
             std::optional<Job> found;
-            auto seed = std::make_shared<client_api::JobFold>();
             try {
                 found = streaming->jobs.get(job);
-                if (ui_message && found && found->owner == request.owner)
-                    *seed = seed_fold(*streaming, job, *found, after);
             } catch (const std::exception& e) {
                 log().error("sse job lookup failed job={} error={}", audit_quote(job),
                             audit_quote(e.what()));
             }
-            door->resume([door, streaming, security, request, job, after, ui_message, found, seed] {
+            door->resume([door, streaming, security, request, job, after, ui_message, found] {
                 if (!found || found->owner != request.owner) {
                     return door->send(HttpResponse{
                         404, "application/json", json::error_body("not_found", "no such job"), {}});
@@ -124,7 +102,7 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
                     std::optional<client_api::UiMessageStream> ui;
                     // A resumed stream names the part it resumes in after the
                     // job's attempt now (its first state event corrects it).
-                    if (ui_message) ui.emplace(job, after, found->attempt, std::move(*seed));
+                    if (ui_message) ui.emplace(job, after, found->attempt);
                     auto session = start_sse_session(
                         std::move(stream), streaming, request.owner, door->remote(), job, after,
                         request.auth_valid_until, std::move(headers), std::move(ui), request.grant);

@@ -6,7 +6,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "persistence/store.hpp"
 #include "protocol/client_api.hpp"
+#include "protocol/job_fold.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
@@ -18,6 +20,21 @@ namespace http = boost::beast::http;
 namespace net = boost::asio;
 
 namespace {
+
+// The job's text with its log folded up to and including seq `through`.
+// Store reads: off the I/O threads.
+std::string folded_text(StreamingContext& ctx, const std::string& job, std::uint64_t through) {
+    client_api::JobFold fold;
+    while (fold.seq < through) {
+        auto page =
+            ctx.events.read(job, fold.seq, ctx.config.replay_page, ctx.config.replay_page_bytes);
+        while (!page.empty() && page.back().seq > through)
+            page.pop_back();
+        if (page.empty()) break;
+        client_api::fold_events(fold, page, 0);
+    }
+    return std::move(fold.text);
+}
 
 class SseSession final : public StreamSession {
   public:
@@ -142,9 +159,7 @@ class SseSession final : public StreamSession {
     // this stream opened), in queue order, which is the log's order.
     std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
-        if (ui_message_) {
-            return std::make_shared<const std::string>(ui_message_->format(published.events, skip));
-        }
+        if (ui_message_) return ui_frame(published.events, skip);
         if (skip == 0 && published.sse_chunk) return published.sse_chunk;
         return std::make_shared<const std::string>(
             client_api::sse_text(published.job, published.events, skip));
@@ -152,8 +167,53 @@ class SseSession final : public StreamSession {
 
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        if (ui_message_) return std::make_shared<const std::string>(ui_message_->format(events));
+        if (ui_message_) return ui_frame(events, 0);
         return std::make_shared<const std::string>(client_api::sse_text(job, events));
+    }
+
+    // The UI message stream stops at an attempt that resumes from a
+    // checkpoint, whose part restates the job's text up to there. The stream
+    // keeps no copy of that text: the log up to the `running` event is folded
+    // again, from the store, on a read-pool thread (a retry is rare; the text
+    // can be long). Meanwhile nothing more is written (format() writes
+    // nothing), and the subscription is dropped — not from here, inside the
+    // session's delivery loop — to start again after that event.
+    std::shared_ptr<const std::string> ui_frame(const std::vector<Event>& events,
+                                                std::size_t skip) {
+        auto frame = std::make_shared<const std::string>(ui_message_->format(events, skip));
+        if (ui_message_->restating() != 0 && !restating_) {
+            restating_ = true;
+            net::post(strand_, [self = self()] { self->fetch_restatement(); });
+        }
+        return frame;
+    }
+
+    void fetch_restatement() {
+        if (closing_) return;
+        end_subscription(job_);
+        const auto through = ui_message_->restating();
+        const bool queued = ctx_->run_blocking([self = self(), through] {
+            std::optional<std::string> text;
+            try {
+                text = folded_text(*self->ctx_, self->job_, through);
+            } catch (const std::exception& e) {
+                log().error("event=ui_message_restate_failed job={} error={}",
+                            audit_quote(self->job_), audit_quote(e.what()));
+            }
+            net::post(self->strand_, [self, through, text = std::move(text)] {
+                if (self->closing_) return;
+                if (!text) return self->retry_restatement();
+                self->restating_ = false;
+                self->enqueue_control(self->ui_message_->restate(*text));
+                self->begin_subscription(self->job_, through);
+            });
+        });
+        if (!queued) retry_restatement();  // the read pool is saturated
+    }
+
+    void retry_restatement() {
+        auto timer = std::make_shared<net::steady_timer>(strand_, std::chrono::milliseconds(50));
+        timer->async_wait([self = self(), timer](beast::error_code) { self->fetch_restatement(); });
     }
 
     // SSE events are self-delimiting: the queued chunks, back to back.
@@ -170,6 +230,7 @@ class SseSession final : public StreamSession {
     }
 
     void subscription_ended(const std::string&) override {
+        if (restating_) return;  // it starts again after the restatement
         ended_ = true;
         if (idle()) finish();
     }
@@ -226,6 +287,7 @@ class SseSession final : public StreamSession {
     std::string job_;
     std::uint64_t after_;
     std::optional<client_api::UiMessageStream> ui_message_;
+    bool restating_ = false;  // the UI message stream waits for its restatement
     bool ended_ = false;
     std::array<char, 256> sink_{};
     std::optional<auth::JobGrant> grant_;  // the caller's job token, if that is what it holds

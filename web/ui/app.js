@@ -6,6 +6,7 @@
 // would. `?token=<JWT>` in the page URL authenticates; `#job=<id>` opens a job.
 
 import { JobcastClient, TERMINAL_STATES } from '/client/jobcast.js';
+import { cancelJob } from '/client/cancel.js';
 import { emptyJobFold, foldJobEvent, retryLabel } from '/client/job_fold.js';
 
 // ---- parameters the forms start with ------------------------------------------
@@ -677,13 +678,14 @@ $('cancel-btn').addEventListener('click', async () => {
   button.disabled = true;
   button.textContent = 'Cancelling…';
   try {
-    const job = await client.cancel(self.jobId);
-    if (view === self && self.job && !TERMINAL_STATES.includes(self.job.state)) {
+    // Tried again while the broker restarts (as useJob's and useChat's stop);
+    // undefined: it finished meanwhile, and the stream brings the final state.
+    const job = await cancelJob(client, self.jobId);
+    if (job && view === self && self.job && !TERMINAL_STATES.includes(self.job.state)) {
       self.job.cancel_requested = job.cancel_requested ?? true;
     }
   } catch (err) {
-    // 409: it finished meanwhile; the stream brings the final state.
-    if (view === self && err.status !== 409) showJobError(`Cancel failed: ${err.message}`);
+    if (view === self) showJobError(`Cancel failed: ${err.message}`);
   }
   if (view === self) renderJobHead(self);
 });

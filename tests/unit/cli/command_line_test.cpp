@@ -49,6 +49,10 @@ TEST_CASE("watch takes an id, --after and --retry-for", "[cli][args]") {
 TEST_CASE("get, cancel and list", "[cli][args]") {
     CHECK(std::get<GetCommand>(parse({"get", "J1"}).command).job == "J1");
     CHECK(std::get<CancelCommand>(parse({"cancel", "J2"}).command).job == "J2");
+    CHECK(std::get<CancelCommand>(parse({"cancel", "J2"}).command).retry_for ==
+          std::chrono::seconds(60));
+    CHECK(std::get<CancelCommand>(parse({"cancel", "J2", "--retry-for", "0"}).command)
+              .retry_for.count() == 0);
     const auto list = std::get<ListCommand>(
         parse({"list", "--state", "running", "--type=exec", "--limit", "5"}).command);
     CHECK(list.state == "running");

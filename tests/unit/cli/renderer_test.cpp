@@ -120,6 +120,8 @@ TEST_CASE("state events are short lines on stderr", "[cli][render]") {
     CHECK(line(R"({"state":"queued","attempt":0})") == "[queued]");
     CHECK(line(R"({"state":"running","attempt":1,"worker":"worker-x"})") ==
           "[running attempt 1 on worker-x]");
+    CHECK(line(R"({"state":"running","attempt":2,"worker":"w","resume_seq":41})") ==
+          "[running attempt 2 on w, resuming after seq 41]");
     CHECK(line(R"({"state":"queued","attempt":1,"reason":"worker w1 lost its lease"})") ==
           "[queued: worker w1 lost its lease]");
     CHECK(line(R"({"state":"cancelled","attempt":1})") == "[cancelled]");

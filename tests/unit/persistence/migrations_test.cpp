@@ -50,6 +50,23 @@ TEST_CASE("migrate steps from version 0 and is a no-op at the current version", 
     CHECK(schema_version(connection) == kSchemaVersion);
 }
 
+TEST_CASE("a version 3 database gains jobs.checkpoint_seq, its jobs kept", "[migrations]") {
+    TempDir dir;
+    db::Connection connection =
+        db::Connection::open(dir.file("m.db"), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    migrate(connection, "m.db");
+    // Version 4 undone: what a database of the release before it holds.
+    connection.exec(
+        "ALTER TABLE jobs DROP COLUMN checkpoint_seq;"
+        "UPDATE meta SET value = 3 WHERE key = 'schema_version';"
+        "INSERT INTO jobs(id, type, owner, state, created_at) VALUES('j', 't', 'o', 'queued', 1)");
+    CHECK(migrate(connection, "m.db") == 3);
+    CHECK(schema_version(connection) == kSchemaVersion);
+    db::Statement select(connection, "SELECT checkpoint_seq FROM jobs WHERE id = 'j'", false);
+    REQUIRE(select.step());
+    CHECK(select.column_int64(0) == 0);
+}
+
 TEST_CASE("data survives close and reopen", "[migrations]") {
     TempDir dir;
     StoreConfig config = testing::test_config(dir);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "protocol/client_api.hpp"
+#include "protocol/job_fold.hpp"
 
 using namespace jobcast;
 using namespace jobcast::client_api;
@@ -90,6 +91,51 @@ struct Reader {
         }
     }
 };
+
+// Everything a stream writes for `all`, each restatement given the job's text
+// with `all` folded up to the `running` event that waits for it, as the SSE
+// session reads it from the store.
+std::string format_all(UiMessageStream& stream, const std::vector<Event>& all) {
+    std::string out = stream.format(all);
+    while (const auto through = stream.restating()) {
+        JobFold fold;
+        for (const Event& event : all) {
+            if (event.seq <= through) fold_event(fold, event, read_event_data(event), 0);
+        }
+        out += stream.restate(fold.text);
+        out += stream.format(all);
+    }
+    return out;
+}
+
+// A job whose attempt 1 is requeued after a token its checkpoint (seq 4)
+// does not cover; attempt 2 resumes from the checkpoint.
+std::vector<Event> resumed_job() {
+    return {state(1, "queued", 0),
+            state(2, "running", 1),
+            token(3, R"("one ")"),
+            token(4, R"("two ")"),  // the checkpoint covers seq 4
+            token(5, R"("thr")"),
+            state(6, "queued", 1, "lease lost"),
+            event(7, EventKind::state, R"({"state":"running","attempt":2,"resume_seq":4})"),
+            token(8, R"("three")"),
+            event(9, EventKind::result, R"({"text":"one two three"})"),
+            state(10, "succeeded", 2)};
+}
+
+// The text of each part, in order: the message's last one is the job's text.
+std::vector<std::string> parts_of(const std::string& sse) {
+    std::vector<std::string> parts;
+    std::size_t at = 0;
+    while ((at = sse.find("data: {", at)) != std::string::npos) {
+        const auto end = sse.find('\n', at);
+        auto chunk = boost::json::parse(sse.substr(at + 6, end - at - 6)).as_object();
+        if (chunk.at("type") == "text-start") parts.emplace_back();
+        if (chunk.at("type") == "text-delta") parts.back() += chunk.at("delta").as_string();
+        at = end;
+    }
+    return parts;
+}
 
 }  // namespace
 
@@ -204,38 +250,70 @@ TEST_CASE("ui-message: a requeue ends the part, the next attempt opens its own",
 
 TEST_CASE("ui-message: a resumed attempt's part restates the text up to its checkpoint",
           "[ui_message]") {
-    std::vector<Event> all = {
-        state(1, "queued", 0),
-        state(2, "running", 1),
-        token(3, R"("one ")"),
-        token(4, R"("two ")"),  // the checkpoint covers seq 4
-        token(5, R"("thr")"),
-        state(6, "queued", 1, "lease lost"),
-        event(7, EventKind::state, R"({"state":"running","attempt":2,"resume_seq":4})"),
-        token(8, R"("three")"),
-        event(9, EventKind::result, R"({"text":"one two three"})"),
-        state(10, "succeeded", 2)};
-    // The text of each part, in order: the message's last one is the job's text.
-    auto parts_of = [](const std::string& sse) {
-        std::vector<std::string> parts;
-        std::size_t at = 0;
-        while ((at = sse.find("data: {", at)) != std::string::npos) {
-            const auto end = sse.find('\n', at);
-            auto chunk = boost::json::parse(sse.substr(at + 6, end - at - 6)).as_object();
-            if (chunk.at("type") == "text-start") parts.emplace_back();
-            if (chunk.at("type") == "text-delta") parts.back() += chunk.at("delta").as_string();
-            at = end;
-        }
-        return parts;
-    };
-    CHECK(parts_of(UiMessageStream("J", 0, 0).format(all)) ==
+    const auto all = resumed_job();
+    UiMessageStream whole("J", 0, 0);
+    CHECK(parts_of(format_all(whole, all)) ==
           std::vector<std::string>{"one two thr", "one two three"});
 
-    // Resumed after the failed attempt's last token: the seed brings the text.
-    JobFold seed;
-    fold_events(seed, std::vector<Event>(all.begin(), all.begin() + 5), 0);
-    CHECK(parts_of(UiMessageStream("J", 5, 1, seed).format(all)) ==
-          std::vector<std::string>{"one two three"});
+    // Resumed after the failed attempt's last token, past the checkpoint: the
+    // restatement still has the text from before where the stream started.
+    UiMessageStream resumed("J", 5, 1);
+    CHECK(parts_of(format_all(resumed, all)) == std::vector<std::string>{"one two three"});
+}
+
+TEST_CASE("ui-message: the stream waits at a resumed attempt for the text it restates",
+          "[ui_message]") {
+    const auto all = resumed_job();
+    UiMessageStream stream("J", 5, 1);
+    // Up to the requeue; then nothing, however often it is fed, until restate().
+    CHECK(stream.format(all) ==
+          "id: 6\ndata: {\"type\":\"data-state\",\"data\":{\"state\":\"queued\",\"attempt\":1,"
+          "\"reason\":\"lease lost\"},\"transient\":true}\n\n");
+    CHECK(stream.restating() == 7);
+    CHECK(stream.format(all).empty());
+    CHECK(stream.format(all, 7).empty());
+    CHECK(stream.restate("one two ") ==
+          "id: 6\ndata: {\"type\":\"data-state\",\"data\":{\"state\":\"running\",\"attempt\":2,"
+          "\"resume_seq\":4},\"transient\":true}\n\n"
+          "id: 6\ndata: {\"type\":\"text-start\",\"id\":\"J-2\"}\n\n"
+          "id: 7\ndata: {\"type\":\"text-delta\",\"id\":\"J-2\",\"delta\":\"one two \"}\n\n");
+    CHECK(stream.restating() == 0);
+    CHECK(stream.restate("again").empty());  // nothing waits
+    CHECK(stream.format(all).rfind("id: 8\ndata: {\"type\":\"text-delta\",\"id\":\"J-2\"", 0) == 0);
+
+    // A checkpoint before any text: the attempt's part opens with its first token.
+    UiMessageStream empty("J", 6, 1);
+    CHECK(empty.format(all).empty());
+    CHECK(empty.restate("") ==
+          "id: 7\ndata: {\"type\":\"data-state\",\"data\":{\"state\":\"running\",\"attempt\":2,"
+          "\"resume_seq\":4},\"transient\":true}\n\n");
+}
+
+TEST_CASE("ui-message: a retried job's stream resumes exactly from any cut", "[ui_message]") {
+    const auto all = resumed_job();
+    UiMessageStream from_start("J", 0, 0);
+    const std::string full = format_all(from_start, all);
+    Reader whole;
+    whole.read(full);
+    CHECK(whole.text ==
+          "one two thr"
+          "one two three");
+    std::size_t at = 0;
+    int cuts = 0;
+    while ((at = full.find("\n\n", at)) != std::string::npos) {
+        at += 2;
+        Reader first;
+        first.read(full.substr(0, at));
+        if (first.done || first.last_id == all.back().seq) continue;
+        // The job's attempt when the client reconnects: 2 (it has finished).
+        UiMessageStream resumed("J", first.last_id, 2);
+        Reader second;
+        second.read(format_all(resumed, all));
+        CHECK(first.text + second.text == whole.text);
+        CHECK(second.done);
+        ++cuts;
+    }
+    CHECK(cuts > 10);
 }
 
 TEST_CASE("ui-message: failed and cancelled jobs", "[ui_message]") {

@@ -271,3 +271,27 @@ TEST_CASE("openai backend stops streaming when the job is cancelled") {
     CHECK(token_texts(sink) == std::vector<std::string>{"first"});
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{5});
 }
+
+TEST_CASE("openai backend sends a chat's messages as they are, and the sim takes the last user's") {
+    FakeHttpServer server([&](int fd, const std::string&) {
+        write_all(fd,
+                  "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  "Connection: close\r\n\r\n" +
+                      sse_delta("ok") + "data: [DONE]\n\n");
+    });
+    RecordingSink sink;
+    const std::string messages =
+        R"([{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},)"
+        R"({"role":"assistant","content":"Hello!"},{"role":"user","content":"Tides?"}])";
+    auto outcome = generate(sink, server.url(),
+                            R"({"backend":"openai","max_tokens":5,"messages":)" + messages + "}");
+    REQUIRE(std::holds_alternative<std::string>(outcome));
+    const auto request = server.last_request();
+    const auto body = boost::json::parse(request.substr(request.find("\r\n\r\n") + 4)).as_object();
+    CHECK(body.at("messages") == boost::json::parse(messages));
+
+    const auto chat = jobs::chat_messages(R"({"messages":)" + messages + "}");
+    CHECK(chat.last_user == "Tides?");
+    CHECK(boost::json::parse(chat.json) == boost::json::parse(messages));
+    CHECK(jobs::chat_messages(R"({"prompt":"x"})").json.empty());
+}
