@@ -6,9 +6,14 @@
 #   2. builds the Release broker, workers and load generator (build/release);
 #   3. runs jobcast-bench: each system in turn is started on loopback with the
 #      configuration files of bench/compare/, measured and stopped; then the
-#      machine's raw limits. Bounded to 15 minutes (about 7 on 2 cores).
+#      machine's raw limits. Bounded to 15 minutes (about 8 on 2 cores).
 # Prints one table; JSON in build/release/bench-compare.json. Extra arguments go
 # to jobcast-bench, e.g. --systems jobcast,nats --scenario latency,resume.
+#
+# Latency under contention: each latency row is measured twice, quiet and then
+# with one thread of jobcast-bench spinning in a busy loop for the whole row
+# (--cpu-hog 1; rows "..., 1 CPU hog" beside the quiet ones). --cpu-hog N
+# spins N threads, --cpu-hog 0 measures quiet only.
 #
 #   bench/compare.sh [--json PATH] [ARGS...]
 set -euo pipefail
@@ -40,4 +45,4 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "peers: $(nginx -v 2>&1) + nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan), $(nats-server --version)"
 exec timeout --signal=TERM --kill-after=15 900 \
   build/release/bin/jobcast-bench --bin-dir build/release/bin --conf-dir bench/compare \
-  --json build/release/bench-compare.json "$@"
+  --json build/release/bench-compare.json --cpu-hog 1 "$@"

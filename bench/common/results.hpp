@@ -4,7 +4,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <string>
@@ -52,6 +54,14 @@ struct Results {
         auto c = r->second.find(sys);
         return c == r->second.end() ? nullptr : &c->second;
     }
+    // A figure that could not be measured: "n/a" in the table, null in the
+    // JSON, and a note that says why.
+    void unmeasured(const std::string& row, const std::string& sys, const std::string& why) {
+        reserve(row);
+        cells[row][sys] = {std::numeric_limits<double>::quiet_NaN(), "n/a"};
+        std::printf("  %-44s %-10s n/a\n", row.c_str(), sys.c_str());
+        note(sys + " " + row + " not measured: " + why);
+    }
     void note(const std::string& n) {
         notes.push_back(n);
         std::printf("  NOTE %s\n", n.c_str());
@@ -89,8 +99,12 @@ struct Results {
             if (r == cells.end()) continue;
             for (const auto& [sys, cell] : r->second) {
                 out << (first ? "" : ",") << "\n {\"scenario\":" << json_quote(row)
-                    << ",\"system\":" << json_quote(sys) << ",\"value\":" << cell.value
-                    << ",\"text\":" << json_quote(cell.text) << "}";
+                    << ",\"system\":" << json_quote(sys) << ",\"value\":";
+                if (std::isfinite(cell.value))
+                    out << cell.value;
+                else
+                    out << "null";
+                out << ",\"text\":" << json_quote(cell.text) << "}";
                 first = false;
             }
         }

@@ -37,6 +37,9 @@
 //            delivered events/s from the first to the last delivery.
 //   latency  --latency-rates events/s (fixed schedule) to --latency-subs
 //            subscribers of one channel for --latency-seconds: p50/p99/p99.9.
+//            With --cpu-hog N each rate runs a second time while N threads of
+//            this process spin in a busy loop (rows "..., N CPU hog"): how
+//            latency holds up when the cores are shared.
 //   resume   --resume-events published while no one listened; a subscriber
 //            connects and reads from the start: ms until it has all of them.
 //   idle     --idle-conns subscribers connected to a quiet channel: server PSS
@@ -66,12 +69,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -121,6 +126,7 @@ struct Options {
     int latency_subs = 100;
     double latency_seconds = 5;
     double warmup_seconds = 0.5;
+    int cpu_hog = 0;  // busy-loop threads for a second run of each latency row
     long resume_events = 100'000;
     double resume_rate = 0;  // events/s while the subscriber is away (0: as fast as it goes)
     int idle_conns = 15'000;
@@ -141,7 +147,7 @@ constexpr const char* kUsage =
     "         [--json PATH] [--size 64] [--window 256] [--publishers 4]\n"
     "         [--ingest-events 400000] [--fanout-events 10000] [--fanout-subs 1000]\n"
     "         [--fanout-jobs 1000] [--fanout-job-events 200] [--latency-rates 1000,10000]\n"
-    "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5]\n"
+    "         [--latency-subs 100] [--latency-seconds 5] [--warmup-seconds 0.5] [--cpu-hog 0]\n"
     "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
     "10]\n"
     "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
@@ -194,6 +200,8 @@ Options parse_options(int argc, char** argv) {
             o.latency_seconds = args.number();
         else if (arg == "--warmup-seconds")
             o.warmup_seconds = args.number();
+        else if (arg == "--cpu-hog")
+            o.cpu_hog = static_cast<int>(args.integer());
         else if (arg == "--resume-events")
             o.resume_events = static_cast<long>(args.number());
         else if (arg == "--resume-rate")
@@ -219,6 +227,7 @@ Options parse_options(int argc, char** argv) {
     }
     for (const auto& s : o.systems)
         if (s != "jobcast" && s != "nchan" && s != "nats") args.usage("unknown system " + s);
+    if (o.cpu_hog < 0 || o.cpu_hog > 64) args.usage("--cpu-hog must be between 0 and 64");
     return o;
 }
 
@@ -235,6 +244,35 @@ long tree_pss_kib(pid_t root) {
             if (line.rfind("Pss:", 0) == 0) total += std::atol(line.c_str() + 4);
     }
     return total;
+}
+
+// A process tree's PSS once it stopped moving: sampled every 250 ms until the
+// last four samples lie within 256 KiB of each other (a server still
+// releasing the memory of an earlier scenario, or still growing, moves more),
+// at most `timeout_s`. `median` is the median of those four; `settled` says
+// whether they agreed before the timeout.
+struct SettledPss {
+    long median = 0;
+    bool settled = false;
+};
+
+SettledPss settled_pss_kib(pid_t root, double timeout_s) {
+    constexpr std::size_t kSamples = 4;
+    constexpr long kSpreadKib = 256;
+    std::deque<long> last;
+    const auto t0 = Clock::now();
+    for (;;) {
+        last.push_back(tree_pss_kib(root));
+        if (last.size() > kSamples) last.pop_front();
+        const auto [lo, hi] = std::minmax_element(last.begin(), last.end());
+        const bool settled = last.size() == kSamples && *hi - *lo <= kSpreadKib;
+        if (settled || seconds_since(t0) >= timeout_s) {
+            std::vector<long> sorted(last.begin(), last.end());
+            std::sort(sorted.begin(), sorted.end());
+            return {sorted[sorted.size() / 2], settled};
+        }
+        sleep_ms(250);
+    }
 }
 
 bool port_open(int port) {
@@ -800,12 +838,41 @@ void scenario_fanout(const Options& o, Server& server, const std::string& sys, i
                        std::to_string(pp->errors()) + " " + pp->first_error().substr(0, 200));
 }
 
-void scenario_latency(const Options& o, Server& server, const std::string& sys, int rate) {
+// `threads` threads spinning in a busy loop from construction to destruction:
+// other work competing for the cores, at the default priority.
+class CpuHog {
+  public:
+    explicit CpuHog(int threads) {
+        for (int i = 0; i < threads; ++i)
+            threads_.emplace_back([this] {
+                while (!stop_.load(std::memory_order_relaxed)) {
+                }
+            });
+    }
+    ~CpuHog() {
+        stop_ = true;
+        for (auto& t : threads_)
+            t.join();
+    }
+    CpuHog(const CpuHog&) = delete;
+    CpuHog& operator=(const CpuHog&) = delete;
+
+  private:
+    std::atomic<bool> stop_{false};
+    std::vector<std::thread> threads_;
+};
+
+// One latency row: `rate` events/s to --latency-subs subscribers, with `hogs`
+// busy-loop threads running from before the subscribers connect to the end.
+void scenario_latency(const Options& o, Server& server, const std::string& sys, int rate,
+                      int hogs) {
     const int subs = o.latency_subs;
     const auto count = static_cast<std::int64_t>(rate * o.latency_seconds);
-    std::printf("[%s] 3 latency: %d events/s x %.0f s -> %d subscribers\n", sys.c_str(), rate,
-                o.latency_seconds, subs);
+    std::printf("[%s] 3 latency: %d events/s x %.0f s -> %d subscribers%s\n", sys.c_str(), rate,
+                o.latency_seconds, subs,
+                hogs ? (", " + std::to_string(hogs) + " CPU hog").c_str() : "");
     std::fflush(stdout);
+    const CpuHog hog(hogs);
     Adapter ad{o, sys};
     Shared shared;
     Loop loop(shared, ad.ws_port(), o.connect_parallel);
@@ -850,19 +917,17 @@ void scenario_latency(const Options& o, Server& server, const std::string& sys, 
     const double cpu = tree_cpu_seconds(server.pid) - cpu0;
     const auto t = loop.totals(count);
     const auto r = std::to_string(rate / 1000) + "k/s";
+    const auto row = "3 latency " + r + " x" + std::to_string(subs) +
+                     (hogs ? ", " + std::to_string(hogs) + " CPU hog" : "");
     // The server's CPU per delivered event: what the wall-clock figures of a
     // shared machine cannot show.
-    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", server CPU us/delivery", sys,
+    g_results.set(row + ", server CPU us/delivery", sys,
                   cpu * 1e6 / static_cast<double>(std::max<std::int64_t>(1, t.got)), 2);
-    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p50 ms", sys,
-                  loop.hist.quantile_ms(0.5), 2);
-    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p99 ms", sys,
-                  loop.hist.quantile_ms(0.99), 2);
-    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", p99.9 ms", sys,
-                  loop.hist.quantile_ms(0.999), 2);
-    g_results.set("3 latency " + r + " x" + std::to_string(subs) + ", max ms", sys,
-                  loop.hist.max_ms(), 1);
-    report_checks("3 latency " + r, sys, t, shared);
+    g_results.set(row + ", p50 ms", sys, loop.hist.quantile_ms(0.5), 2);
+    g_results.set(row + ", p99 ms", sys, loop.hist.quantile_ms(0.99), 2);
+    g_results.set(row + ", p99.9 ms", sys, loop.hist.quantile_ms(0.999), 2);
+    g_results.set(row + ", max ms", sys, loop.hist.max_ms(), 1);
+    report_checks("3 latency " + r + (hogs ? " (hog)" : ""), sys, t, shared);
 }
 
 void scenario_resume(const Options& o, Server& server, const std::string& sys) {
@@ -930,8 +995,9 @@ void scenario_idle(const Options& o, Server& server, const std::string& sys) {
             jc.api.submit("bench.stream", R"({"count":1,"rate":1,"start_us":)" +
                                               std::to_string(unix_us() + 3'600'000'000LL) + "}");
     }
-    sleep_ms(500);
-    const long pss0 = tree_pss_kib(server.pid);
+    // The baseline once the server stopped moving (it may still be releasing
+    // what the earlier scenarios used).
+    const auto pss0 = settled_pss_kib(server.pid, 15);
     for (int i = 0; i < N; ++i)
         ad.add_live(loop, channel, 0);
     const auto t0 = Clock::now();
@@ -941,16 +1007,28 @@ void scenario_idle(const Options& o, Server& server, const std::string& sys) {
     if (!ok)
         g_results.note(sys + " idle: " + std::to_string(shared.ready.load()) + " of " +
                        std::to_string(N) + " ready: " + shared.first_error);
-    sleep_ms(1000);
-    const long pss1 = tree_pss_kib(server.pid);
+    const auto pss1 = settled_pss_kib(server.pid, 15);
     const double cpu0 = tree_cpu_seconds(server.pid);
     const auto c0 = Clock::now();
     sleep_ms(static_cast<int>(o.idle_seconds * 1000));
     const double cpu = tree_cpu_seconds(server.pid) - cpu0;
     const double secs = seconds_since(c0);
     const int ready = shared.ready.load();
-    g_results.set("5 idle " + std::to_string(N / 1000) + "k subs, KiB per connection (PSS)", sys,
-                  ready ? static_cast<double>(pss1 - pss0) / ready : 0, 1);
+    // Only a growth between two settled samples is a figure: anything else
+    // (a baseline that would not settle, memory released meanwhile) is
+    // reported as not measured, with the samples.
+    const auto mem_row = "5 idle " + std::to_string(N / 1000) + "k subs, KiB per connection (PSS)";
+    const long grown = pss1.median - pss0.median;
+    if (ready > 0 && pss0.settled && pss1.settled && grown > 0) {
+        g_results.set(mem_row, sys, static_cast<double>(grown) / ready, 1);
+    } else {
+        g_results.unmeasured(mem_row, sys,
+                             "PSS " + std::to_string(pss0.median) + " KiB before (" +
+                                 (pss0.settled ? "settled" : "still moving") + "), " +
+                                 std::to_string(pss1.median) + " KiB with " +
+                                 std::to_string(ready) + " connections (" +
+                                 (pss1.settled ? "settled" : "still moving") + ")");
+    }
     g_results.set("5 idle, server CPU % of a core", sys, cpu / secs * 100, 2);
     g_results.set("5 idle, seconds to connect all", sys, connect_s, 1);
     loop.stop();
@@ -1195,7 +1273,8 @@ void print_ratios() {
     std::printf("\nratios (same run):\n");
     auto ratio = [](const std::string& what, const Results::Cell* a, const Results::Cell* b,
                     const std::string& target) {
-        if (!a || !b || b->value == 0) return;
+        if (!a || !b || b->value == 0 || !std::isfinite(a->value) || !std::isfinite(b->value))
+            return;
         std::printf("  %-58s %8.2f  (target %s)\n", what.c_str(), a->value / b->value,
                     target.c_str());
         g_results.notes.push_back("ratio " + what + " = " + std::to_string(a->value / b->value));
@@ -1216,8 +1295,10 @@ void print_ratios() {
             const auto* a = g_results.get(row, "nats");
             const auto* b = g_results.get(row, "nchan");
             const auto* best = (a && (!b || a->value < b->value)) ? a : b;
-            ratio("p99 at 10k/s: jobcast / best peer", g_results.get(row, "jobcast"), best,
-                  "<= 0.5");
+            const bool hog = row.find("CPU hog") != std::string::npos;
+            ratio(std::string("p99 at 10k/s") + (hog ? " with CPU hog" : "") +
+                      ": jobcast / best peer",
+                  g_results.get(row, "jobcast"), best, "<= 0.5");
         }
     }
     const std::string cpu = "6 follow 100 jobs x1000 clients, server CPU s/min";
@@ -1278,8 +1359,12 @@ void run_system(const Options& o, const std::string& sys) {
         });
     }
     if (want("latency"))
-        for (int rate : o.latency_rates)
-            guarded("latency", [&] { scenario_latency(o, server, sys, rate); });
+        for (int rate : o.latency_rates) {
+            guarded("latency", [&] { scenario_latency(o, server, sys, rate, 0); });
+            if (o.cpu_hog > 0)
+                guarded("latency with CPU hog",
+                        [&] { scenario_latency(o, server, sys, rate, o.cpu_hog); });
+        }
     if (want("resume")) guarded("resume", [&] { scenario_resume(o, server, sys); });
     if (want("idle")) guarded("idle", [&] { scenario_idle(o, server, sys); });
     if (want("poll") && sys == "jobcast") guarded("poll", [&] { scenario_poll(o, server); });
