@@ -22,6 +22,7 @@
 #include "cluster/library.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
+#include "persistence/job_commands.hpp"
 #include "protocol/json.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -241,7 +242,8 @@ struct Entry {
     Completion done;
     std::string op_id;  // lifecycle ops: what the job remembers
     std::uint32_t partition = 0;
-    bool resent = false;  // sent before, outcome unknown
+    bool resent = false;    // sent before, outcome unknown
+    bool answered = false;  // refused for memory and answered: not sent again
 };
 
 // One FCALL of a round: a lifecycle op, or a job's worker ops in order.
@@ -1003,6 +1005,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
 
     void on_wait(const redis::Endpoint& endpoint, const std::shared_ptr<Round>& round,
                  const redis::Reply& reply) {
+        answer_refused_for_memory(*round);
         for (const redis::Reply& r : round->replies) {
             if (!r.is_error()) continue;
             const Retry kind = retry_kind(r);
@@ -1061,6 +1064,49 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         finish_round(endpoint, *round);
     }
 
+    // Memory full (OOM: maxmemory reached, noeviction): a client's create or
+    // cancel that the node refused on its first sending wrote nothing, and is
+    // answered now (store::kEngineFull, so the client tries again later)
+    // rather than held until memory frees. Every other op of the round waits
+    // and is sent again: workers' messages stay unacknowledged (they resend),
+    // the broker's own ops keep their order.
+    void answer_refused_for_memory(Round& round) {
+        const std::size_t offset = round.confirms.size();
+        std::vector<Entry*> refused;
+        for (std::size_t c = 0; c < round.calls.size(); ++c) {
+            if (round.replies[offset + c].error_code() != "OOM") continue;
+            Entry& entry = round.entries[round.calls[c].entries.front()];
+            const bool request = std::holds_alternative<store::CreateJob>(entry.op) ||
+                                 std::holds_alternative<store::CancelJob>(entry.op);
+            if (!request || !entry.done || entry.resent || entry.answered) continue;
+            entry.answered = true;
+            refused.push_back(&entry);
+        }
+        if (refused.empty()) return;
+        logger().warn(
+            "event=engine_memory_full requests_refused={} reason=\"the cluster refused writes "
+            "(OOM): clients are told to retry, workers' messages wait\"",
+            refused.size());
+        const WriteResult result = failure(std::string(store::kEngineFull));
+        for (Entry* entry : refused) {
+            try {
+                entry->done(result);
+            } catch (const std::exception& error) {
+                logger().error("completion threw error=\"{}\"", error.what());
+            }
+        }
+        {
+            std::lock_guard lock(mutex_);
+            for (Entry* entry : refused) {
+                auto it = writing_.find(job_id_of(entry->op));
+                if (it != writing_.end() && --it->second == 0) writing_.erase(it);
+            }
+            completed_ += refused.size();
+        }
+        space_.notify_all();
+        progress_.notify_all();
+    }
+
     // Whether the slot map still has `endpoint` as the primary of every
     // partition of the round.
     bool still_primary(const redis::Endpoint& endpoint, const Round& round) const {
@@ -1103,6 +1149,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     break;
             }
             for (auto it = round->entries.rbegin(); it != round->entries.rend(); ++it) {
+                if (it->answered) continue;
                 it->resent = true;
                 queues_[it->partition].push_front(std::move(*it));
             }
