@@ -264,6 +264,9 @@ struct Round {
     std::vector<std::pair<std::string, std::uint64_t>> confirms;  // job, seq
     std::vector<std::uint32_t> partitions;
     std::vector<redis::Reply> replies;  // confirms, then calls
+    // The connection that carried the round's writes: WAIT covers only the
+    // writes of the connection it is sent on.
+    std::shared_ptr<redis::Connection> connection;
     Clock::Steady started{};
     bool failed = false;
 };
@@ -955,6 +958,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         round->started = clock_.steady();
         build_calls(*round);
         auto conn = connection(endpoint);
+        round->connection = conn;
         const std::size_t expected = round->confirms.size() + round->calls.size();
         round->replies.assign(expected, redis::Reply());
         auto on_reply = [this, endpoint, round](std::size_t index) {
@@ -992,15 +996,20 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     }
 
     void send_wait(const redis::Endpoint& endpoint, std::shared_ptr<Round> round) {
-        connection(endpoint)->send({"WAIT", std::to_string(config_.wait_replicas),
-                                    std::to_string(config_.wait_timeout.count())},
-                                   [this, endpoint, round](std::error_code ec, redis::Reply reply) {
-                                       if (round->failed || shut_down_) return;
-                                       if (ec)
-                                           return fail(endpoint, round, Retry::connection,
-                                                       ec.message());
-                                       on_wait(endpoint, round, reply);
-                                   });
+        // A connection lost between two WAITs (while a degraded primary's
+        // round backs off): a WAIT on a new one would cover none of the
+        // round's writes, so the round is sent again instead.
+        if (!round->connection->is_open())
+            return fail(endpoint, round, Retry::connection, "connection to the Redis node lost");
+        round->connection->send({"WAIT", std::to_string(config_.wait_replicas),
+                                 std::to_string(config_.wait_timeout.count())},
+                                [this, endpoint, round](std::error_code ec, redis::Reply reply) {
+                                    if (round->failed || shut_down_) return;
+                                    if (ec)
+                                        return fail(endpoint, round, Retry::connection,
+                                                    ec.message());
+                                    on_wait(endpoint, round, reply);
+                                });
     }
 
     void on_wait(const redis::Endpoint& endpoint, const std::shared_ptr<Round>& round,
