@@ -387,6 +387,9 @@ class Broker::Impl {
             const cluster::LivePublisherStats published = publisher_->stats();
             figures.publishes = published.publishes;
             figures.publish_failures = published.failures;
+            const cluster::FeederStats hints = feeder_->stats();
+            figures.hints = {{"ready", published.ready_hints, hints.ready_hints},
+                             {"cancel", published.cancel_hints, hints.cancel_hints}};
             figures.brokers = health.brokers;
             figures.queued_ops = engine.queued_ops;
             return figures;
@@ -456,6 +459,10 @@ class Broker::Impl {
                 for (auto& job : jobs)
                     queued.push_back({std::move(job.job), std::move(job.type), job.priority});
                 gateway->offer(std::move(queued));
+            },
+            [this](std::vector<std::string> jobs) {
+                if (auto* gateway = gateway_.load(std::memory_order_acquire))
+                    gateway->cancel_requested(std::move(jobs));
             });
         link_ = std::make_unique<FeederLink>(*feeder_);
         log_->info("event=cluster_mode seeds={} partitions={} retention_ms={} broker={}",

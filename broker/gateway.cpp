@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -81,6 +82,15 @@ class Gateway::Impl {
             std::lock_guard lock(inbox_mutex_);
             for (auto& job : jobs)
                 inbox_offers_.push_back(std::move(job));
+        }
+        wake();
+    }
+
+    void cancel_requested(std::vector<std::string> jobs) {
+        {
+            std::lock_guard lock(inbox_mutex_);
+            for (auto& job : jobs)
+                inbox_cancels_.push_back(std::move(job));
         }
         wake();
     }
@@ -242,6 +252,7 @@ class Gateway::Impl {
         std::vector<QueuedJob> offers;
         std::vector<Renewal> renewals;
         std::vector<std::pair<ClaimRequest, Inflight>> claims;
+        std::vector<std::string> cancels;
         {
             std::lock_guard lock(inbox_mutex_);
             acks.swap(inbox_acks_);
@@ -250,6 +261,7 @@ class Gateway::Impl {
             offers.swap(inbox_offers_);
             renewals.swap(inbox_renewals_);
             claims.swap(inbox_claims_);
+            cancels.swap(inbox_cancels_);
         }
         if (!acks.empty() || !leases.empty() || !changes.empty()) {
             protocol_.on_commit(acks, leases, changes, out_);
@@ -264,6 +276,7 @@ class Gateway::Impl {
             protocol_.on_renewed(renewal, out_);
             deliver();
         }
+        if (!cancels.empty()) cancel_held(cancels);
         for (const auto& [request, claimed] : claims) {
             protocol_.on_claimed(request, claimed, out_);
             deliver();
@@ -287,6 +300,18 @@ class Gateway::Impl {
         if (free == last_wanted_) return;
         last_wanted_ = free;
         cluster_->want(std::move(free));
+    }
+
+    // A cancel hint: for the leases held here, what the next renewal would
+    // say (the hint comes only after the cancel is durable).
+    void cancel_held(const std::vector<std::string>& jobs) {
+        Renewal renewal;
+        for (const auto& [job, attempt] : protocol_.held())
+            if (std::find(jobs.begin(), jobs.end(), job) != jobs.end())
+                renewal.cancel.push_back(job);
+        if (renewal.cancel.empty()) return;
+        protocol_.on_renewed(renewal, out_);
+        deliver();
     }
 
     void renew_in_cluster() {
@@ -428,6 +453,7 @@ class Gateway::Impl {
     std::vector<QueuedJob> inbox_offers_;
     std::vector<Renewal> inbox_renewals_;
     std::vector<std::pair<ClaimRequest, Inflight>> inbox_claims_;
+    std::vector<std::string> inbox_cancels_;
 
     std::unordered_map<PeerId, std::deque<std::string>> pending_;
 };
@@ -447,6 +473,9 @@ void Gateway::on_commit(const store::CommittedBatch& batch) {
 }
 void Gateway::offer(std::vector<QueuedJob> jobs) {
     impl_->offer(std::move(jobs));
+}
+void Gateway::cancel_requested(std::vector<std::string> jobs) {
+    impl_->cancel_requested(std::move(jobs));
 }
 void Gateway::stop() {
     impl_->stop();

@@ -43,6 +43,9 @@ class Gateway {
     void on_commit(const store::CommittedBatch& batch);
     // Jobs queued in the cluster, reserved for this broker's workers (any thread).
     void offer(std::vector<QueuedJob> jobs);
+    // Jobs whose cancel was asked for on some broker (a hint, any thread):
+    // the workers of those this broker runs are told at once.
+    void cancel_requested(std::vector<std::string> jobs);
     // Stops the thread; leases stay in the store for the next start.
     void stop();
 

@@ -342,6 +342,17 @@ class Metrics::Impl {
         publishes.metric.push_back(sample(static_cast<double>(c.publish_failures),
                                           MetricType::Counter, {{"result", "failed"}}));
         out.push_back(std::move(publishes));
+        auto hints = family("jobcast_cluster_hints_total",
+                            "Hints on the partitions' hint channels (a job queued, a cancel "
+                            "asked for), by kind, published by this broker or received here",
+                            MetricType::Counter);
+        for (const auto& h : c.hints) {
+            hints.metric.push_back(sample(static_cast<double>(h.published), MetricType::Counter,
+                                          {{"kind", h.kind}, {"direction", "published"}}));
+            hints.metric.push_back(sample(static_cast<double>(h.received), MetricType::Counter,
+                                          {{"kind", h.kind}, {"direction", "received"}}));
+        }
+        out.push_back(std::move(hints));
         scalar("jobcast_cluster_brokers", "Brokers sharing the cluster with a fresh heartbeat",
                MetricType::Gauge, static_cast<double>(c.brokers));
         scalar("jobcast_cluster_queued_ops", "Store ops waiting for the engine", MetricType::Gauge,

@@ -46,6 +46,13 @@ struct ClusterFigures {
     std::uint64_t hub_gap_fills = 0;
     std::uint64_t publishes = 0;  // live batches published to other brokers
     std::uint64_t publish_failures = 0;
+    // Hints on the partitions' hint channels, by kind (ready, cancel).
+    struct Hints {
+        std::string kind;
+        std::uint64_t published = 0;
+        std::uint64_t received = 0;
+    };
+    std::vector<Hints> hints;
     std::uint64_t brokers = 0;     // brokers with a fresh heartbeat
     std::uint64_t queued_ops = 0;  // ops waiting for the engine
 };

@@ -1,15 +1,19 @@
 #include "cluster/cluster_feeder.hpp"
 
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <future>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
+#include "cluster/live_publisher.hpp"
 #include "common/logging.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
 #include "redis/loop_impl.hpp"
+#include "redis/pubsub.hpp"
 
 namespace jobcast::cluster {
 
@@ -32,26 +36,40 @@ constexpr std::size_t kExpireBatch = 100;  // leases per partition and pass
 
 struct ClusterFeeder::State : std::enable_shared_from_this<State> {
     State(redis::Cluster& c, const Partitions& p, store::Store& s, FeederConfig f,
-          std::function<void(std::vector<ReservedJob>)> r, const Clock& k)
+          std::function<void(std::vector<ReservedJob>)> r,
+          std::function<void(std::vector<std::string>)> x, const Clock& k)
         : cluster(c),
           partitions(p),
           store(s),
           config(std::move(f)),
           on_reserved(std::move(r)),
+          on_cancel(std::move(x)),
           clock(k),
           expire_timer(redis::io_of(c.loop())),
-          poll_timer(redis::io_of(c.loop())) {}
+          poll_timer(redis::io_of(c.loop())) {
+        for (std::uint32_t i = 0; i < partitions.count(); ++i)
+            partition_of.emplace(hint_channel(partitions, i), i);
+    }
 
     redis::Cluster& cluster;
     const Partitions& partitions;
     store::Store& store;
     const FeederConfig config;
     const std::function<void(std::vector<ReservedJob>)> on_reserved;
+    const std::function<void(std::vector<std::string>)> on_cancel;
     const Clock& clock;
+    std::unordered_map<std::string, std::uint32_t> partition_of;  // hint channel -> partition
 
     std::mutex mutex;
     std::map<std::string, std::size_t> wanted;  // under mutex
-    std::set<LeaseRef> expiring;                // under mutex: requeues not yet answered
+    // Under mutex: jobs handed over by type since `wanted` was last replaced
+    // or the last poll. The gateway tells its new free slots once it has
+    // placed them; until then they still count as free in `wanted`.
+    std::map<std::string, std::size_t> handed;
+    std::set<LeaseRef> expiring;  // under mutex: requeues not yet answered
+
+    std::atomic<std::uint64_t> ready_hints{0};
+    std::atomic<std::uint64_t> cancel_hints{0};
 
     // Loop thread only.
     boost::asio::steady_timer expire_timer;
@@ -59,6 +77,7 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
     bool stopped = false;
     bool reserving = false;
     std::uint32_t first_partition = 0;
+    std::set<std::uint32_t> hinted;  // partitions with a ready hint not yet acted on
 
     void schedule_expire() {
         expire_timer.expires_after(config.expire_interval);
@@ -73,7 +92,7 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
         poll_timer.expires_after(config.poll_interval);
         poll_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
             if (ec || self->stopped) return;
-            self->feed();
+            self->poll();
             self->schedule_poll();
         });
     }
@@ -119,33 +138,87 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
         }
     }
 
+    // ---- hints ----
+
+    void on_hint(const std::string& channel, const std::string& payload) {
+        if (stopped) return;
+        const auto partition = partition_of.find(channel);
+        const auto hint = decode_hint(payload);
+        if (partition == partition_of.end() || !hint) return;
+        if (hint->kind == Hint::Kind::cancel) {
+            cancel_hints.fetch_add(1, std::memory_order_relaxed);
+            on_cancel({hint->subject});
+            return;
+        }
+        ready_hints.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(mutex);
+            if (free_of(hint->subject) == 0) return;
+        }
+        hinted.insert(partition->second);
+        if (!reserving) feed_hinted();
+    }
+
+    void feed_hinted() {
+        std::vector<std::uint32_t> order(hinted.begin(), hinted.end());
+        hinted.clear();
+        feed(std::move(order));
+    }
+
     // ---- feeding ----
 
-    void feed() {
+    // Under mutex.
+    std::size_t free_of(const std::string& type) const {
+        const auto want = wanted.find(type);
+        if (want == wanted.end()) return 0;
+        const auto gone = handed.find(type);
+        const std::size_t taken = gone == handed.end() ? 0 : gone->second;
+        return want->second > taken ? want->second - taken : 0;
+    }
+
+    // Every partition, from a rotating start.
+    void poll() {
+        {
+            std::lock_guard lock(mutex);
+            handed.clear();
+        }
         if (reserving) return;
+        first_partition = (first_partition + 1) % partitions.count();
+        std::vector<std::uint32_t> order(partitions.count());
+        for (std::uint32_t i = 0; i < partitions.count(); ++i)
+            order[i] = (first_partition + i) % partitions.count();
+        hinted.clear();  // the pass covers them
+        feed(std::move(order));
+    }
+
+    // Reserves for the free slots from `order`'s partitions, one at a time.
+    void feed(std::vector<std::uint32_t> order) {
         std::vector<std::string> types;
         std::size_t total = 0;
         {
             std::lock_guard lock(mutex);
             for (const auto& [type, slots] : wanted) {
-                if (slots == 0) continue;
+                const std::size_t free = free_of(type);
+                if (free == 0) continue;
                 types.push_back(type);
-                total += slots;
+                total += free;
             }
         }
-        if (total == 0) return;
+        if (total == 0 || order.empty()) return;
         reserving = true;
-        first_partition = (first_partition + 1) % partitions.count();
-        reserve_from(0, total, std::move(types));
+        reserve_from(std::make_shared<const std::vector<std::uint32_t>>(std::move(order)), 0, total,
+                     std::move(types));
     }
 
-    // The i-th partition from this pass's start, for `n` more jobs.
-    void reserve_from(std::uint32_t i, std::size_t n, std::vector<std::string> types) {
-        if (n == 0 || i >= partitions.count()) {
+    // The i-th partition of the pass, for `n` more jobs.
+    void reserve_from(std::shared_ptr<const std::vector<std::uint32_t>> order, std::size_t i,
+                      std::size_t n, std::vector<std::string> types) {
+        if (n == 0 || i >= order->size()) {
             reserving = false;
+            if (!hinted.empty()) feed_hinted();  // hints that came during the pass
             return;
         }
-        const std::uint32_t p = (first_partition + i) % partitions.count();
+        const std::uint32_t p = (*order)[i];
         const std::string prefix = partitions.prefix(p);
         redis::Command command{"FCALL",
                                "jc_reserve",
@@ -157,7 +230,7 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
         command.insert(command.end(), types.begin(), types.end());
         cluster.async_exec(
             partitions.slot(p), std::move(command),
-            [self = shared_from_this(), i, n, types = std::move(types)](
+            [self = shared_from_this(), order = std::move(order), i, n, types = std::move(types)](
                 std::error_code ec, redis::Reply reply) mutable {
                 if (self->stopped) return;
                 std::vector<ReservedJob> jobs;
@@ -167,24 +240,41 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
                                         to_int(reply.elements[k + 2].str)});
                 }
                 const std::size_t got = std::min(n, jobs.size());
-                if (!jobs.empty()) self->on_reserved(std::move(jobs));
-                self->reserve_from(i + 1, n - got, std::move(types));
+                if (!jobs.empty()) {
+                    {
+                        std::lock_guard lock(self->mutex);
+                        for (const ReservedJob& job : jobs)
+                            ++self->handed[job.type];
+                    }
+                    self->on_reserved(std::move(jobs));
+                }
+                self->reserve_from(std::move(order), i + 1, n - got, std::move(types));
             });
     }
+
+    std::unique_ptr<redis::ShardedPubSub> hints;  // from start() to stop()
 };
 
 ClusterFeeder::ClusterFeeder(redis::Cluster& cluster, const Partitions& partitions,
                              store::Store& store, FeederConfig config,
                              std::function<void(std::vector<ReservedJob>)> on_reserved,
+                             std::function<void(std::vector<std::string>)> on_cancel,
                              const Clock& clock)
     : state_(std::make_shared<State>(cluster, partitions, store, std::move(config),
-                                     std::move(on_reserved), clock)) {}
+                                     std::move(on_reserved), std::move(on_cancel), clock)) {}
 
 ClusterFeeder::~ClusterFeeder() {
     stop();
 }
 
 void ClusterFeeder::start() {
+    state_->hints = std::make_unique<redis::ShardedPubSub>(
+        state_->cluster, [weak = std::weak_ptr<State>(state_)](const std::string& channel,
+                                                               const std::string& payload) {
+            if (auto state = weak.lock()) state->on_hint(channel, payload);
+        });
+    for (const auto& [channel, partition] : state_->partition_of)
+        state_->hints->subscribe(channel);
     state_->cluster.loop().post([state = state_] {
         state->schedule_expire();
         state->schedule_poll();
@@ -192,6 +282,7 @@ void ClusterFeeder::start() {
 }
 
 void ClusterFeeder::stop() {
+    state_->hints.reset();  // no hint after this
     std::promise<void> done;
     auto stopped = done.get_future();
     state_->cluster.loop().post([state = state_, &done] {
@@ -206,6 +297,12 @@ void ClusterFeeder::stop() {
 void ClusterFeeder::want(std::map<std::string, std::size_t> free_slots) {
     std::lock_guard lock(state_->mutex);
     state_->wanted = std::move(free_slots);
+    state_->handed.clear();
+}
+
+FeederStats ClusterFeeder::stats() const {
+    return {state_->ready_hints.load(std::memory_order_relaxed),
+            state_->cancel_hints.load(std::memory_order_relaxed)};
 }
 
 void ClusterFeeder::renew(std::vector<LeaseRef> held, std::function<void(Renewal)> done) {

@@ -8,6 +8,13 @@
 //   rotating order (jc_reserve) and hands them to the broker's queue; the
 //   broker's lease (jc_lease) then decides, as for its own jobs. A
 //   reservation that is not leased simply ends after `reserve_for`.
+// - Hints: the feeder listens to every partition's hint channel
+//   (LivePublisher). A ready hint of a type with free slots here makes it
+//   reserve from that partition at once; the poll every `poll_interval`
+//   stays the safety net (pub/sub is at-most-once: a lost hint costs at most
+//   one poll interval). A cancel hint names a running job whose cancel was
+//   asked for on some broker: it goes to `on_cancel` at once; the renewal
+//   stays the safety net.
 // - Renewing: the leases this broker holds, every lease_timeout/3 (jc_renew):
 //   those another broker or attempt took are lost to it, and those with a
 //   cancel requested (on any broker) are named.
@@ -23,6 +30,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,6 +65,12 @@ struct ReservedJob {
     int priority = 0;
 };
 
+// Hints received on the partitions' hint channels. Counters only grow.
+struct FeederStats {
+    std::uint64_t ready_hints = 0;
+    std::uint64_t cancel_hints = 0;
+};
+
 struct Renewal {
     std::vector<LeaseRef> lost;       // held by another broker or attempt, or requeued
     std::vector<std::string> cancel;  // renewed, and a cancel was requested
@@ -65,19 +79,25 @@ struct Renewal {
 class ClusterFeeder {
   public:
     // `cluster`, `partitions` and `store` outlive the feeder. `on_reserved`
-    // gets the jobs reserved for this broker (loop thread).
+    // gets the jobs reserved for this broker, `on_cancel` the jobs a cancel
+    // hint named (whether this broker runs them or not), both on the loop
+    // thread.
     ClusterFeeder(redis::Cluster& cluster, const Partitions& partitions, store::Store& store,
                   FeederConfig config, std::function<void(std::vector<ReservedJob>)> on_reserved,
+                  std::function<void(std::vector<std::string>)> on_cancel,
                   const Clock& clock = Clock::system());
     // Stops first.
     ~ClusterFeeder();
     ClusterFeeder(const ClusterFeeder&) = delete;
     ClusterFeeder& operator=(const ClusterFeeder&) = delete;
 
-    // Starts the expiry and feeding timers.
+    // Subscribes the hint channels, starts the expiry and feeding timers.
     void start();
     // Stops them; callbacks not yet run are dropped. Not from the loop thread.
     void stop();
+
+    // Any thread.
+    FeederStats stats() const;
 
     // Free worker slots here by type (replaces the previous call's).
     void want(std::map<std::string, std::size_t> free_slots);

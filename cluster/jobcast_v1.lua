@@ -503,7 +503,9 @@ end
 -- ARGV 1 prefix, 2 broker, then job id and attempt pairs. A lease still
 -- running on that attempt and kept by no other broker is renewed (and kept
 -- by this one from now); the others are lost to it. Answers {lost (flat id,
--- attempt), cancel requested (ids of renewed leases)}.
+-- attempt), cancel requested (ids of renewed leases)}. It runs while the node
+-- is out of memory (allow-oom): a renewal adds no data, and a running job
+-- must not lose its lease because the engine refuses new writes for a while.
 local function renew(keys, args)
   local prefix, broker, now = args[1], args[2], fmt(now_ms())
   local lost, cancel = {}, {}
@@ -765,7 +767,7 @@ redis.register_function('jc_apply', apply)
 redis.register_function('jc_confirm', confirm)
 redis.register_function('jc_sweep', sweep)
 redis.register_function('jc_expire', expire)
-redis.register_function('jc_renew', renew)
+redis.register_function{function_name = 'jc_renew', callback = renew, flags = {'allow-oom'}}
 redis.register_function('jc_claim', claim)
 redis.register_function('jc_reserve', reserve)
 redis.register_function('jc_stream_create', stream_create)

@@ -2,7 +2,10 @@
 // commit round is replicated and confirmed, the broker that committed it
 // SPUBLISHes each job's new events on the job's live channel and each changed
 // job on its owner's feed channel. Brokers with subscribers of those channels
-// (RedisLiveFeed) hand them to their hub.
+// (RedisLiveFeed) hand them to their hub. The same round's hints go to the
+// partitions' hint channels, for the brokers' feeders (ClusterFeeder): a job
+// queued (created, requeued, retried), and a cancel asked for of a running
+// job, so that the broker holding its lease tells the worker at once.
 //
 // Pub/sub is at-most-once and so is this: a publish that fails is counted,
 // never retried or waited for. Nothing is lost by it, because readers number
@@ -36,9 +39,24 @@ namespace jobcast::cluster {
 std::string encode_job_change(const store::JobEvents& state_events);
 std::optional<store::JobEvents> decode_job_change(std::string_view payload);
 
+// The shard channel of partition p's hints: jobs queued there, cancels asked
+// for of its running jobs.
+std::string hint_channel(const Partitions& partitions, std::uint32_t partition);
+
+// The payload of a partition's hint channel.
+struct Hint {
+    enum class Kind { ready, cancel };
+    Kind kind = Kind::ready;
+    std::string subject;  // ready: the queued job's type; cancel: the job
+};
+std::string encode_hint(const Hint& hint);
+std::optional<Hint> decode_hint(std::string_view payload);
+
 struct LivePublisherStats {
-    std::uint64_t publishes = 0;  // SPUBLISH commands the cluster carried out
-    std::uint64_t failures = 0;   // SPUBLISH commands that failed (client or server error)
+    std::uint64_t publishes = 0;     // live batches and job changes the cluster published
+    std::uint64_t failures = 0;      // SPUBLISH commands that failed (client or server error)
+    std::uint64_t ready_hints = 0;   // ready hints the cluster published
+    std::uint64_t cancel_hints = 0;  // cancel hints the cluster published
 };
 
 class LivePublisher {
@@ -57,8 +75,12 @@ class LivePublisher {
     struct Counters {
         std::atomic<std::uint64_t> publishes{0};
         std::atomic<std::uint64_t> failures{0};
+        std::atomic<std::uint64_t> ready_hints{0};
+        std::atomic<std::uint64_t> cancel_hints{0};
     };
-    void send(std::string channel, std::string payload);
+    // `sent` counts it once the cluster carried it out.
+    void send(std::string channel, std::string payload, std::atomic<std::uint64_t> Counters::*sent);
+    void send_hint(std::uint32_t partition, Hint hint);
 
     redis::Cluster& cluster_;
     const Partitions& partitions_;

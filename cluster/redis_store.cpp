@@ -23,6 +23,7 @@
 #include "cluster/retry.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
+#include "persistence/job_commands.hpp"
 #include "protocol/json.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -221,7 +222,8 @@ struct Entry {
     Completion done;
     std::string op_id;  // lifecycle ops: what the job remembers
     std::uint32_t partition = 0;
-    bool resent = false;  // sent before, outcome unknown
+    bool resent = false;    // sent before, outcome unknown
+    bool answered = false;  // refused for memory and answered: not sent again
 };
 
 // One FCALL of a round: a lifecycle op, or a job's worker ops in order.
@@ -242,6 +244,9 @@ struct Round {
     std::vector<std::pair<std::string, std::uint64_t>> confirms;  // job, seq
     std::vector<std::uint32_t> partitions;
     std::vector<redis::Reply> replies;  // confirms, then calls
+    // The connection that carried the round's writes: WAIT covers only the
+    // writes of the connection it is sent on.
+    std::shared_ptr<redis::Connection> connection;
     Clock::Steady started{};
     bool failed = false;
 };
@@ -933,6 +938,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         round->started = clock_.steady();
         build_calls(*round);
         auto conn = connection(endpoint);
+        round->connection = conn;
         const std::size_t expected = round->confirms.size() + round->calls.size();
         round->replies.assign(expected, redis::Reply());
         auto on_reply = [this, endpoint, round](std::size_t index) {
@@ -970,19 +976,25 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
     }
 
     void send_wait(const redis::Endpoint& endpoint, std::shared_ptr<Round> round) {
-        connection(endpoint)->send({"WAIT", std::to_string(config_.wait_replicas),
-                                    std::to_string(config_.wait_timeout.count())},
-                                   [this, endpoint, round](std::error_code ec, redis::Reply reply) {
-                                       if (round->failed || shut_down_) return;
-                                       if (ec)
-                                           return fail(endpoint, round, Retry::connection,
-                                                       ec.message());
-                                       on_wait(endpoint, round, reply);
-                                   });
+        // A connection lost between two WAITs (while a degraded primary's
+        // round backs off): a WAIT on a new one would cover none of the
+        // round's writes, so the round is sent again instead.
+        if (!round->connection->is_open())
+            return fail(endpoint, round, Retry::connection, "connection to the Redis node lost");
+        round->connection->send({"WAIT", std::to_string(config_.wait_replicas),
+                                 std::to_string(config_.wait_timeout.count())},
+                                [this, endpoint, round](std::error_code ec, redis::Reply reply) {
+                                    if (round->failed || shut_down_) return;
+                                    if (ec)
+                                        return fail(endpoint, round, Retry::connection,
+                                                    ec.message());
+                                    on_wait(endpoint, round, reply);
+                                });
     }
 
     void on_wait(const redis::Endpoint& endpoint, const std::shared_ptr<Round>& round,
                  const redis::Reply& reply) {
+        answer_refused_for_memory(*round);
         for (const redis::Reply& r : round->replies) {
             if (!r.is_error()) continue;
             const Retry kind = retry_kind(r);
@@ -1041,6 +1053,49 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         finish_round(endpoint, *round);
     }
 
+    // Memory full (OOM: maxmemory reached, noeviction): a client's create or
+    // cancel that the node refused on its first sending wrote nothing, and is
+    // answered now (store::kEngineFull, so the client tries again later)
+    // rather than held until memory frees. Every other op of the round waits
+    // and is sent again: workers' messages stay unacknowledged (they resend),
+    // the broker's own ops keep their order.
+    void answer_refused_for_memory(Round& round) {
+        const std::size_t offset = round.confirms.size();
+        std::vector<Entry*> refused;
+        for (std::size_t c = 0; c < round.calls.size(); ++c) {
+            if (round.replies[offset + c].error_code() != "OOM") continue;
+            Entry& entry = round.entries[round.calls[c].entries.front()];
+            const bool request = std::holds_alternative<store::CreateJob>(entry.op) ||
+                                 std::holds_alternative<store::CancelJob>(entry.op);
+            if (!request || !entry.done || entry.resent || entry.answered) continue;
+            entry.answered = true;
+            refused.push_back(&entry);
+        }
+        if (refused.empty()) return;
+        logger().warn(
+            "event=engine_memory_full requests_refused={} reason=\"the cluster refused writes "
+            "(OOM): clients are told to retry, workers' messages wait\"",
+            refused.size());
+        const WriteResult result = failure(std::string(store::kEngineFull));
+        for (Entry* entry : refused) {
+            try {
+                entry->done(result);
+            } catch (const std::exception& error) {
+                logger().error("completion threw error=\"{}\"", error.what());
+            }
+        }
+        {
+            std::lock_guard lock(mutex_);
+            for (Entry* entry : refused) {
+                auto it = writing_.find(job_id_of(entry->op));
+                if (it != writing_.end() && --it->second == 0) writing_.erase(it);
+            }
+            completed_ += refused.size();
+        }
+        space_.notify_all();
+        progress_.notify_all();
+    }
+
     // Whether the slot map still has `endpoint` as the primary of every
     // partition of the round.
     bool still_primary(const redis::Endpoint& endpoint, const Round& round) const {
@@ -1083,6 +1138,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
                     break;
             }
             for (auto it = round->entries.rbegin(); it != round->entries.rend(); ++it) {
+                if (it->answered) continue;
                 it->resent = true;
                 queues_[it->partition].push_front(std::move(*it));
             }

@@ -3,11 +3,21 @@
 // it — the SQLite writer, or another store — stays out of web's sight.
 #pragma once
 
+#include <string_view>
 #include <utility>
 
 #include "persistence/store.hpp"
 
 namespace jobcast::store {
+
+// How an engine answers a client's create or cancel it cannot take for now
+// (cluster mode: Redis out of memory): a conflict with this message. Nothing
+// was written and the same request may succeed shortly, so web answers 503
+// with Retry-After, not 409.
+inline constexpr std::string_view kEngineFull = "the engine's memory is full; retry shortly";
+inline bool engine_full(const WriteResult& result) {
+    return result.status == WriteStatus::conflict && result.message == kEngineFull;
+}
 
 class JobCommands {
   public:

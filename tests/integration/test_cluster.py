@@ -5,10 +5,11 @@ is read on broker B exactly as on A: the same job, the same log, and a live
 SSE subscriber on B gets every event once, in order, byte-equal to the
 stored log; a subscriber that joins on B mid-stream and one that resumes on
 B with Last-Event-ID do too. Dispatch and leases span the brokers: a job
-submitted on B runs on a worker connected only to A, a cancel on B reaches
-that worker, a worker whose broker is killed carries on with the same
-attempt on another broker, and a job whose broker and worker both die is
-requeued when its lease expires and runs elsewhere."""
+submitted on B runs on a worker connected only to A (B's ready hints tell A
+at once), a cancel on B reaches that worker (at once, by a cancel hint, even
+when no lease renewal comes in time), a worker whose broker is killed carries
+on with the same attempt on another broker, and a job whose broker and worker
+both die is requeued when its lease expires and runs elsewhere."""
 import http.client
 import json
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 import unittest
 
-from harness import JobcastTest, sim_text, wait_until
+from harness import JobcastTest, metric, sim_text, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 import redis_cluster  # noqa: E402
@@ -154,6 +155,51 @@ class ClusterTest(JobcastTest):
         kinds = [e["kind"] for e in api_b.events(job["id"])]
         self.assertIn("error", kinds)
         self.assertEqual(done["state"], "cancelled")
+
+    def test_jobs_queued_on_one_broker_are_hinted_to_the_free_workers_of_another(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        self.start_worker(a, ["llm.generate"], capacity=2)
+        api_a, api_b = self.client(a), self.client(b)
+        jobs = [api_b.submit("llm.generate", {"prompt": f"hinted {i}", "max_tokens": 5,
+                                              "seed": i, "tokens_per_second": 500})
+                for i in range(12)]
+        # Every job runs once, to the end, on A's worker.
+        for i, job in enumerate(jobs):
+            done = api_b.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+            self.assertEqual(done["state"], "succeeded")
+            self.assertEqual(done["attempt"], 1)
+            self.assertEqual(done["result"]["text"], sim_text(f"hinted {i}", i, 5))
+        # B hinted the queued jobs' partitions; A heard it.
+        self.assertGreater(metric(api_b, "jobcast_cluster_hints_total",
+                                  {"kind": "ready", "direction": "published"}), 0)
+        self.assertGreater(metric(api_a, "jobcast_cluster_hints_total",
+                                  {"kind": "ready", "direction": "received"}), 0)
+
+    def test_a_cancel_on_one_broker_reaches_the_worker_on_another_by_its_hint(self):
+        # A renews its leases every 100 s (heartbeat 200 ms x liveness 1500: a
+        # lease timeout of 300 s, renewed every third of it, the first time
+        # when A starts, with no lease yet): within this test only the cancel
+        # hint can tell A.
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        a = self.start_broker(args=["--store", url, "--retention", "1h", "--liveness", "1500"])
+        b = self.start_cluster_broker()
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+        job = api_a.submit("llm.generate", {"prompt": "long", "max_tokens": 100000,
+                                            "tokens_per_second": 50, "seed": 1})
+        api_a.wait_state(job["id"], ["running"], timeout=30)
+        status, _, _ = api_b.request("POST", f"/v1/jobs/{job['id']}/cancel")
+        self.assertIn(status, (200, 202))
+        # The worker stops it (its error event) before B's grace (10 s) would
+        # end it by force.
+        done = api_b.wait_state(job["id"], ["cancelled"], timeout=8)
+        self.assertEqual(done["state"], "cancelled")
+        self.assertIn("error", [e["kind"] for e in api_b.events(job["id"])])
+        self.assertGreaterEqual(metric(api_b, "jobcast_cluster_hints_total",
+                                       {"kind": "cancel", "direction": "published"}), 1)
+        self.assertGreaterEqual(metric(api_a, "jobcast_cluster_hints_total",
+                                       {"kind": "cancel", "direction": "received"}), 1)
 
     def test_a_worker_carries_on_with_the_same_attempt_when_its_broker_is_killed(self):
         a = self.start_cluster_broker()

@@ -9,6 +9,9 @@ from Debian's redis-tools: 3 primaries, each with one replica):
   messages stay unacknowledged), the degraded-shard gauge and one log line
   name the shard; once the replica is back the job goes on and nothing is
   lost.
+- the engine's memory full (maxmemory reached, noeviction): a submit gets 503
+  with Retry-After, a running job's stream pauses (the worker's messages stay
+  unacknowledged), and once memory frees the job finishes with nothing lost.
 - a Function library of another version on the nodes: the broker refuses to
   start and says what to do.
 """
@@ -203,6 +206,67 @@ class ClusterFaultsTest(JobcastTest):
         self.assertFalse(reader.is_alive(), "the SSE reader did not finish")
         # The subscriber saw every event once, in order, as stored.
         self.assertEqual([event for _, event in seen["events"]], stored)
+
+    def test_engine_memory_full_answers_503_and_pauses_streams_without_loss(self):
+        broker = self.start_waiting_broker().serving()
+        api = broker.client()
+        worker = self.start_worker(broker, ["llm.generate"],
+                                   args=["--metrics-port", "0"])
+        worker_metrics = Client("127.0.0.1", int(
+            worker.wait_for_line(r"metrics listening port=(\d+)").group(1)))
+
+        n, seed, prompt = 300, 9, "memory full"
+        job = api.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
+                                          "tokens_per_second": 40, "seed": seed})
+        seen = {}
+        reader = threading.Thread(
+            target=lambda: seen.setdefault("events", test_cluster.sse_events(
+                broker, job["id"], timeout=120)))
+        reader.start()
+        wait_until(lambda: len(api.events(job["id"])) > 20, timeout=30, what="20 events stored")
+
+        # Every primary holds far more than 1 byte: with noeviction, each
+        # refuses writes (OOM) from now on.
+        primaries = [s["primary"] for s in self.cluster.shards()]
+
+        def set_maxmemory(value):
+            for node in primaries:
+                self.assertEqual(node.cli("CONFIG", "SET", "maxmemory", value), "OK")
+
+        self.addCleanup(lambda: [node.cli("CONFIG", "SET", "maxmemory", self.cluster.maxmemory)
+                                 for node in primaries])
+        set_maxmemory("1")
+        # A submit is answered at once: try again later.
+        params = {"prompt": "later", "max_tokens": 5, "seed": 2}
+        status, body, headers = api.request("POST", "/v1/jobs",
+                                            {"type": "llm.generate", "params": params})
+        self.assertEqual(status, 503, body)
+        self.assertEqual(body["error"]["code"], "unavailable")
+        self.assertEqual(headers.get("Retry-After"), "1")
+        broker.wait_for_line(r"event=engine_memory_full requests_refused=\d+")
+        # The stream pauses: nothing more is stored or shown, and the worker
+        # holds what it sent unacknowledged.
+        time.sleep(1.0)  # what was in flight when memory ran out
+        paused_at = len(api.events(job["id"]))
+        wait_until(lambda: (metric(worker_metrics, "jobcast_worker_unacked_messages") or 0) > 5,
+                   timeout=15, what="the worker's messages to wait unacknowledged")
+        time.sleep(2.0)
+        self.assertEqual(len(api.events(job["id"])), paused_at)
+        self.assertEqual(api.job(job["id"])["state"], "running")
+
+        # Memory frees: everything resumes, nothing lost, the same attempt.
+        set_maxmemory(self.cluster.maxmemory)
+        done = api.wait_state(job["id"], "succeeded", timeout=90)
+        self.assertEqual(done["attempt"], 1)
+        self.assertEqual(done["result"]["text"], sim_text(prompt, seed, n))
+        stored = api.events(job["id"])
+        check_contiguous(self, stored)
+        reader.join(60)
+        self.assertFalse(reader.is_alive(), "the SSE reader did not finish")
+        self.assertEqual([event for _, event in seen["events"]], stored)
+        later = api.submit("llm.generate", params)
+        self.assertEqual(api.wait_state(later["id"], "succeeded", timeout=60)["result"]["text"],
+                         sim_text("later", 2, 5))
 
     def test_a_library_of_another_version_is_refused_with_what_to_do(self):
         primaries = [s["primary"] for s in self.cluster.shards()]

@@ -43,6 +43,14 @@ HttpResponse internal_error() {
     return error_response(500, "internal", "internal error; see the broker log");
 }
 
+// The engine cannot take the write for now (store::engine_full): nothing
+// was written, the same request may succeed in a moment.
+HttpResponse unavailable(const store::WriteResult& result) {
+    HttpResponse response = error_response(503, "unavailable", result.message);
+    response.headers.emplace_back("Retry-After", "1");
+    return response;
+}
+
 // Runs a store completion's reply on the writer thread without letting an
 // exception escape into it.
 template <class F>
@@ -134,6 +142,7 @@ bool same_request(const Job& existing, const json::JobRequest& request) {
 }
 
 HttpResponse created_response(const store::WriteResult& result, const json::JobRequest& request) {
+    if (store::engine_full(result)) return unavailable(result);
     if (result.status == store::WriteStatus::conflict) {
         return error_response(409, "conflict", result.message);
     }
@@ -286,7 +295,7 @@ HttpResponse cancelled_response(const store::WriteResult& result) {
         case store::WriteStatus::not_found:
             return not_found_job();
         case store::WriteStatus::conflict:
-            return already_finished();
+            return store::engine_full(result) ? unavailable(result) : already_finished();
         case store::WriteStatus::duplicate:
         case store::WriteStatus::gap:
             break;

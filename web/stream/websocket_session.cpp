@@ -316,9 +316,11 @@ class WebSocketSession final : public StreamSession {
                 store::CancelJob{op.job, false, Clock::system().unix_ms()},
                 [self, op](const store::WriteResult& r) {
                     if (r.status == store::WriteStatus::ok) return;  // state events follow
-                    net::post(self->strand_, [self, op, message = r.message] {
-                        self->reply_error(
-                            "conflict", message.empty() ? "job already finished" : message, op.job);
+                    const bool later = store::engine_full(r);
+                    net::post(self->strand_, [self, op, later, message = r.message] {
+                        self->reply_error(later ? "busy" : "conflict",
+                                          message.empty() ? "job already finished" : message,
+                                          op.job);
                     });
                 });
         });

@@ -1,7 +1,8 @@
 // Dispatch and leases across brokers against a real one-shard cluster (a
 // primary and its replica): the library's jc_reserve, jc_renew, jc_claim,
 // jc_expired and jc_expire through the ClusterFeeder and the Redis store, as
-// two brokers would use them.
+// two brokers would use them; and the hints one broker's LivePublisher sends
+// to the others' feeders.
 #include <catch2/catch.hpp>
 
 #include <future>
@@ -11,6 +12,7 @@
 
 #include "../redis/redis_nodes.hpp"
 #include "cluster/cluster_feeder.hpp"
+#include "cluster/live_publisher.hpp"
 #include "cluster/redis_store.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -46,15 +48,22 @@ std::string create(store::Store& store, std::string type, int priority = 0) {
 struct Broker {
     Broker(const redis::testing::RedisNodes& nodes, const Partitions& partitions,
            store::Store& store, std::string id, std::chrono::milliseconds lease_timeout,
-           std::chrono::milliseconds reserve_for = 500ms)
+           std::chrono::milliseconds reserve_for = 500ms,
+           std::chrono::milliseconds poll_interval = 50ms)
         : cluster(loop, options(nodes)),
-          feeder(cluster, partitions, store,
-                 FeederConfig{std::move(id), lease_timeout, 100ms, reserve_for, 50ms},
-                 [this](std::vector<ReservedJob> jobs) {
-                     std::lock_guard lock(mutex);
-                     for (auto& job : jobs)
-                         reserved.push_back(std::move(job));
-                 }) {}
+          feeder(
+              cluster, partitions, store,
+              FeederConfig{std::move(id), lease_timeout, 100ms, reserve_for, poll_interval},
+              [this](std::vector<ReservedJob> jobs) {
+                  std::lock_guard lock(mutex);
+                  for (auto& job : jobs)
+                      reserved.push_back(std::move(job));
+              },
+              [this](std::vector<std::string> jobs) {
+                  std::lock_guard lock(mutex);
+                  for (auto& job : jobs)
+                      cancels.push_back(std::move(job));
+              }) {}
 
     static redis::ClusterOptions options(const redis::testing::RedisNodes& nodes) {
         redis::ClusterOptions o;
@@ -84,10 +93,16 @@ struct Broker {
         return reserved;
     }
 
+    std::vector<std::string> cancelled() {
+        std::lock_guard lock(mutex);
+        return cancels;
+    }
+
     redis::Loop loop;
     redis::Cluster cluster;
     std::mutex mutex;
     std::vector<ReservedJob> reserved;
+    std::vector<std::string> cancels;
     ClusterFeeder feeder;
 };
 
@@ -211,6 +226,71 @@ TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feed
     std::this_thread::sleep_for(500ms);  // several polls: nothing is left to offer
     CHECK(a.taken().size() == before);
     a.feeder.stop();
+    b.feeder.stop();
+    store->close();
+}
+
+TEST_CASE("hints encode their kind and subject, and nothing else decodes", "[cluster_feeder]") {
+    for (const Hint& hint :
+         {Hint{Hint::Kind::ready, "llm.generate"}, Hint{Hint::Kind::cancel, "J1"}}) {
+        const auto decoded = decode_hint(encode_hint(hint));
+        REQUIRE(decoded);
+        CHECK(decoded->kind == hint.kind);
+        CHECK(decoded->subject == hint.subject);
+    }
+    for (const char* payload : {"", "r", "r:", "x:type", "r-type", "c"})
+        CHECK_FALSE(decode_hint(payload));
+}
+
+TEST_CASE("hints: a job queued is reserved at once, a cancel reaches the feeders",
+          "[cluster_feeder]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 4;
+    config.wait_timeout = 200ms;
+    config.open_timeout = 5s;
+    const Partitions partitions(config.partitions);
+    // Broker A commits and publishes (its LivePublisher is its store's commit
+    // listener); broker B polls far too rarely to find anything in time.
+    redis::Loop loop;
+    redis::Cluster cluster(loop, Broker::options(nodes));
+    LivePublisher publisher(cluster, partitions);
+    auto store =
+        open_redis_store(config, [&](store::CommittedBatch& batch) { publisher.publish(batch); });
+    Broker b(nodes, partitions, *store, "b", 3s, 2s, std::chrono::hours(1));
+    b.feeder.start();
+    b.feeder.want({{"x", 1}});
+    // The hint channels are subscribed once a publish reaches them.
+    redis::testing::wait_until("the hint channels to be subscribed", [&] {
+        for (std::uint32_t p = 0; p < partitions.count(); ++p) {
+            const std::string out =
+                nodes.cli(0, {"PUBSUB", "SHARDNUMSUB", hint_channel(partitions, p)});
+            if (std::stoi(out.substr(out.find('\n') + 1)) != 1) return false;
+        }
+        return true;
+    });
+
+    // A job of another type: hinted, not reserved. One of a wanted type: reserved.
+    create(*store, "y");
+    const std::string job = create(*store, "x");
+    redis::testing::wait_until("b's reservation", [&] { return !b.taken().empty(); });
+    REQUIRE(b.taken().size() == 1);
+    CHECK(b.taken()[0].job == job);
+    CHECK(b.feeder.stats().ready_hints == 2);
+    redis::testing::wait_until("the publisher to count its hints",
+                               [&] { return publisher.stats().ready_hints == 2; });
+
+    // A cancel of a running job: every feeder hears of it.
+    REQUIRE(run(*store, store::LeaseJob{job, "w", 0}).status == WriteStatus::ok);
+    REQUIRE(run(*store, store::CancelJob{job, false, 0}).status == WriteStatus::ok);
+    redis::testing::wait_until("the cancel hint", [&] { return !b.cancelled().empty(); });
+    CHECK(b.cancelled() == std::vector<std::string>{job});
+    CHECK(b.feeder.stats().cancel_hints == 1);
+    redis::testing::wait_until("the publisher to count its cancel hint",
+                               [&] { return publisher.stats().cancel_hints == 1; });
     b.feeder.stop();
     store->close();
 }

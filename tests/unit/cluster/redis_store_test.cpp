@@ -5,7 +5,9 @@
 // again and gives duplicates, not second events; a library of another
 // version on the nodes refuses the open; a broker reading a job it does not
 // write never confirms what WAIT has not covered, and a round waiting on a
-// primary demoted under it goes to the new primary. And the store URL.
+// primary demoted under it goes to the new primary; a primary out of memory
+// refuses clients' creates and cancels for now (store::engine_full) while
+// workers' ops wait for it. And the store URL.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include "cluster/library.hpp"
 #include "cluster/redis_store.hpp"
 #include "common/clock.hpp"
+#include "persistence/job_commands.hpp"
 
 namespace jobcast::cluster {
 
@@ -499,6 +502,55 @@ TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[re
     }
     reader->close();
     writer->close();
+}
+
+TEST_CASE("the Redis store: memory full refuses clients' writes for now, workers' wait",
+          "[redis_store]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    nodes.create_single_shard();
+    const RedisStoreConfig config = config_for(nodes);
+    auto store = open_redis_store(config);
+    store::CreateJob running = new_job();
+    const std::string id = running.job.id;
+    run(*store, running);
+    REQUIRE(run(*store, store::LeaseJob{id, "w1", 0}).status == WriteStatus::ok);
+    store::CreateJob waiting = new_job();
+    run(*store, waiting);
+
+    // maxmemory below what the node holds (noeviction): every write is refused with OOM.
+    REQUIRE(nodes.cli(0, {"CONFIG", "SET", "maxmemory", "1"}) == "OK\n");
+    // A client's create and cancel are answered at once, and wrote nothing.
+    store::CreateJob refused = new_job();
+    CHECK(store::engine_full(run(*store, refused)));
+    CHECK(store::engine_full(run(*store, store::CancelJob{waiting.job.id, false, 0})));
+    // A worker's chunk waits, unacknowledged; reads go on.
+    auto promise = std::make_shared<std::promise<store::WriteResult>>();
+    auto acked = promise->get_future();
+    store->submit(chunk(id, 1, 1),
+                  [promise](const store::WriteResult& r) { promise->set_value(r); });
+    CHECK(acked.wait_for(1s) == std::future_status::timeout);
+    CHECK(store->events().last_seq(id) == 2u);  // queued, running
+    // Leases are still renewed: a renewal adds no data.
+    const Partitions partitions(config.partitions);
+    const std::string prefix = partitions.prefix_of(id);
+    CHECK(nodes.cli(0, {"FCALL", "jc_renew", "1", prefix + "leases", prefix, "b1", id, "1"})
+              .find("OOM") == std::string::npos);
+
+    // Memory frees: the chunk goes through, nothing was lost or written twice.
+    REQUIRE(nodes.cli(0, {"CONFIG", "SET", "maxmemory", "0"}) == "OK\n");
+    REQUIRE(acked.wait_for(20s) == std::future_status::ready);
+    const store::WriteResult written = acked.get();
+    CHECK(written.status == WriteStatus::ok);
+    CHECK(written.acked_wseq == 1);
+    auto log = store->events().read(id, 0, 10);
+    REQUIRE(log.size() == 3);
+    for (std::size_t i = 0; i < log.size(); ++i)
+        CHECK(log[i].seq == i + 1);
+    CHECK_FALSE(store->jobs().get(refused.job.id));
+    CHECK(store->jobs().get(waiting.job.id)->state == JobState::queued);
+    CHECK(run(*store, refused).status == WriteStatus::ok);  // the client's retry
+    store->close();
 }
 
 }  // namespace jobcast::cluster

@@ -346,6 +346,65 @@ TEST_CASE("a full blocking pool answers 503 instead of queueing without bound", 
     store->close();
 }
 
+namespace {
+
+// Commands of an engine that refuses every write for now (cluster mode: out of memory).
+class RefusingCommands final : public store::JobCommands {
+  public:
+    void create(store::CreateJob, store::Completion done) override { done(refused()); }
+    void cancel(store::CancelJob, store::Completion done) override { done(refused()); }
+
+  private:
+    static store::WriteResult refused() {
+        store::WriteResult result;
+        result.status = store::WriteStatus::conflict;
+        result.message = store::kEngineFull;
+        return result;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a write the engine refuses for now is 503 with Retry-After", "[web][rest]") {
+    TempDir dir;
+    auto store = open_store(dir);
+    BlockingPool pool{1};
+    RefusingCommands commands;
+    RestApi api(store->jobs(), store->events(), commands, RestConfig{},
+                [&](std::function<void()> task) { return pool.post(std::move(task)); });
+    auto call = [&](std::string method, std::string target, std::string body) {
+        HttpRequest request;
+        request.method = std::move(method);
+        request.target = std::move(target);
+        request.body = std::move(body);
+        request.owner = "anonymous";
+        ReplyWaiter waiter;
+        api.handle(std::move(request), waiter.reply());
+        return waiter.wait();
+    };
+    auto submitted = call("POST", "/v1/jobs", R"({"type":"research"})");
+    CHECK(submitted.status == 503);
+    CHECK(header(submitted, "Retry-After") == "1");
+    CHECK(error_code(submitted) == "unavailable");
+    CHECK(error_message(submitted) == "the engine's memory is full; retry shortly");
+
+    // A cancel of a job the store has, refused the same way.
+    store::StoreCommands real(*store);
+    std::promise<store::WriteResult> created;
+    store::CreateJob op;
+    op.job.id = new_job_id(1'700'000'000'000);
+    op.job.type = "research";
+    op.job.owner = "anonymous";
+    op.job.created_at = 1'700'000'000'000;
+    real.create(op, [&](const store::WriteResult& r) { created.set_value(r); });
+    REQUIRE(created.get_future().get().status == store::WriteStatus::ok);
+    auto cancelled = call("POST", "/v1/jobs/" + op.job.id + "/cancel", "");
+    CHECK(cancelled.status == 503);
+    CHECK(header(cancelled, "Retry-After") == "1");
+    pool.stop();
+    store->close();
+}
+
 // ---- params schemas ---------------------------------------------------------
 
 namespace {
