@@ -55,8 +55,12 @@ TEST_CASE("a version 3 database gains jobs.checkpoint_seq, its jobs kept", "[mig
     db::Connection connection =
         db::Connection::open(dir.file("m.db"), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     migrate(connection, "m.db");
-    // Version 4 undone: what a database of the release before it holds.
+    // Versions 5 and 4 undone: what a database of the release before them holds.
     connection.exec(
+        "DROP INDEX streams_by_source;"
+        "ALTER TABLE streams DROP COLUMN fork_of; ALTER TABLE streams DROP COLUMN fork_seq;"
+        "ALTER TABLE streams DROP COLUMN fork_from; ALTER TABLE streams DROP COLUMN fork_offset;"
+        "ALTER TABLE streams DROP COLUMN fork_sub_offset; ALTER TABLE streams DROP COLUMN deleted;"
         "ALTER TABLE jobs DROP COLUMN checkpoint_seq;"
         "UPDATE meta SET value = 3 WHERE key = 'schema_version';"
         "INSERT INTO jobs(id, type, owner, state, created_at) VALUES('j', 't', 'o', 'queued', 1)");
