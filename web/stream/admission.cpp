@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "persistence/store.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/job_fold.hpp"
 #include "protocol/json.hpp"
 #include "web/http/flex_stream.hpp"
@@ -83,33 +84,46 @@ client_api::JobFold seed_fold(StreamingContext& streaming, const std::string& jo
 }
 
 // The job must exist and be the caller's: a store read, off the I/O thread.
+// Until `until`, a job with events this broker cannot show yet
+// (waits_for_confirmation) is read again a little later before answering.
 void start_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<StreamingContext>& streaming,
                const std::shared_ptr<SecurityContext>& security, HttpRequest request,
-               std::string job, std::uint64_t after, bool ui_message) {
+               std::string job, std::uint64_t after, bool ui_message,
+               std::chrono::steady_clock::time_point until) {
     bool queued = streaming->run_blocking(
-        [door, streaming, security, request = std::move(request), job, after, ui_message] {
+        [door, streaming, security, request = std::move(request), job, after, ui_message, until] {
             std::optional<Job> found;
+            std::uint64_t written = 0;
             auto seed = std::make_shared<client_api::JobFold>();
             try {
                 found = streaming->jobs.get(job);
+                if (found) written = store::written_seq(streaming->jobs, job);
                 if (ui_message && found && found->owner == request.owner)
                     *seed = seed_fold(*streaming, job, *found, after);
             } catch (const std::exception& e) {
                 log().error("sse job lookup failed job={} error={}", audit_quote(job),
                             audit_quote(e.what()));
             }
-            door->resume([door, streaming, security, request, job, after, ui_message, found, seed] {
+            if (found && found->owner == request.owner &&
+                waits_for_confirmation(*found, written, after) &&
+                std::chrono::steady_clock::now() < until) {
+                return door->resume_after(streaming->config.confirm_poll, [=] {
+                    start_sse(door, streaming, security, request, job, after, ui_message, until);
+                });
+            }
+            door->resume([door, streaming, security, request, job, after, ui_message, found,
+                          written, seed] {
                 if (!found || found->owner != request.owner) {
                     return door->send(HttpResponse{
                         404, "application/json", json::error_body("not_found", "no such job"), {}});
                 }
-                if (after > found->last_seq) {
+                if (after_beyond_log(*found, after, written)) {
                     return door->send(invalid_request("after=" + std::to_string(after) +
                                                       " is beyond the job's last seq " +
                                                       std::to_string(found->last_seq)));
                 }
-                if (stream_already_ended(*found, after)) {
+                if (stream_already_ended(*found, after, written)) {
                     // EventSource reconnects whenever a stream ends; 204 is what
                     // makes it stop. The client has every event up to the last.
                     return door->send(HttpResponse{204, "", "", {}});
@@ -194,7 +208,8 @@ bool admit_stream(const std::shared_ptr<StreamDoor>& door,
             return true;
         }
     }
-    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message);
+    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message,
+              std::chrono::steady_clock::now() + streaming->config.confirm_wait);
     return true;
 }
 
