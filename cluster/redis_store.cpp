@@ -24,6 +24,7 @@
 #include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/json.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -258,7 +259,10 @@ struct Node {
     std::chrono::milliseconds backoff{0};
 };
 
-class RedisStoreImpl final : public RedisStore, public store::JobStore, public store::EventLog {
+class RedisStoreImpl final : public RedisStore,
+                             public store::JobStore,
+                             public store::EventLog,
+                             public store::WrittenSeqs {
   public:
     RedisStoreImpl(const RedisStoreConfig& config, CommitListener listener, const Clock& clock,
                    std::stop_token keep_trying,
@@ -482,6 +486,7 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         std::vector<Event> events;
         std::size_t bytes = 0;
         const std::string floor = std::to_string(locally_confirmed(job));
+        bool confirmed = false;
         while (events.size() < limit && bytes < max_bytes) {
             const std::size_t count = std::min(kPage, limit - events.size());
             redis::Reply reply = exec({"FCALL_RO", "jc_read", "2", partitions_.job_key(job),
@@ -490,6 +495,15 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
             if (reply.is_error()) throw StoreError("event read failed: " + reply.str);
             if (!reply.is_array() || reply.elements.size() < 3) break;
             const redis::Reply& entries = reply.elements[2];
+            if (entries.elements.empty() && !std::exchange(confirmed, true)) {
+                // Nothing to show past `after`, but the log may be written
+                // further (a reader here may know of it: another broker showed
+                // it): confirmed now if this broker may (visible()), then read.
+                StoredJob stored;
+                stored.cseq = to_int<std::uint64_t>(reply.elements[0].str);
+                stored.seq = to_int<std::uint64_t>(reply.elements[1].str);
+                if (stored.seq > stored.cseq && visible(job, stored) > stored.cseq) continue;
+            }
             for (const redis::Reply& entry : entries.elements) {
                 if (entry.elements.size() < 2) continue;
                 Event& event = events.emplace_back();
@@ -522,6 +536,13 @@ class RedisStoreImpl final : public RedisStore, public store::JobStore, public s
         stored.cseq = to_int<std::uint64_t>(reply.elements[0].str);
         stored.seq = to_int<std::uint64_t>(reply.elements[1].str);
         return visible(job, stored);
+    }
+
+    // ---- WrittenSeqs ----------------------------------------------------------
+
+    std::uint64_t written_seq(std::string_view job) override {
+        redis::Reply seq = exec({"HGET", partitions_.job_key(job), "seq"});
+        return seq.is_nil() || seq.is_error() ? 0 : to_int<std::uint64_t>(text(seq));
     }
 
   private:

@@ -26,6 +26,7 @@ import unittest
 from harness import (BIN, Client, JobcastTest, Process, check_contiguous, metric, sim_text,
                      wait_until)
 import test_cluster
+import test_streaming
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 import redis_cluster  # noqa: E402
@@ -267,6 +268,64 @@ class ClusterFaultsTest(JobcastTest):
         later = api.submit("llm.generate", params)
         self.assertEqual(api.wait_state(later["id"], "succeeded", timeout=60)["result"]["text"],
                          sim_text("later", 2, 5))
+
+    def test_a_reader_waits_for_events_its_broker_cannot_confirm_yet(self):
+        """What a job's writer showed, another broker may not be able to
+        confirm yet: the job's confirmed seq lags (the writer's confirm was
+        lost, as a failover can lose it) and its shard has no replica. A
+        client resuming there past what it shows, or following the finished
+        job from before its last events, waits until the replica is back,
+        then gets every event; one that already has the terminal event ends
+        at once."""
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        a = self.start_broker(args=["--store", url, "--retention", "1h"])
+        b = self.start_broker(args=["--store", url, "--retention", "1h"])
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+        job = api_a.submit("llm.generate", {"prompt": "an unconfirmed tail", "max_tokens": 30,
+                                            "seed": 3})
+        api_a.wait_state(job["id"], "succeeded", timeout=60)
+        stored = api_a.events(job["id"])
+        n = len(stored)
+
+        shard = next(s for s in self.cluster.shards()
+                     if s["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}"))
+        key = shard["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}")
+        shard["primary"].cli("HSET", key, "cseq", str(n - 5))
+        shard["replicas"][0].kill()
+        self.assertEqual(api_b.job(job["id"])["last_seq"], n - 5)
+
+        # It has the terminal event: 204 at once, nothing waited for.
+        started = time.monotonic()
+        self.assertEqual(test_cluster.sse_events(b, job["id"], last_event_id=n), [])
+        self.assertLess(time.monotonic() - started, 2.0)
+
+        got = {}
+
+        def read(name, follow):
+            try:
+                got[name] = follow()
+            except Exception as e:  # an error frame or status is what this test is about
+                got[name] = e
+
+        readers = [
+            threading.Thread(target=read, args=("sse", lambda: test_cluster.sse_events(
+                b, job["id"], last_event_id=n - 2))),
+            threading.Thread(target=read, args=("ws", lambda: test_streaming.follow_ws(
+                b, job["id"], after=n - 8))),
+        ]
+        for reader in readers:
+            reader.start()
+        time.sleep(2.0)
+        self.assertEqual(got, {}, "a reader was answered while nothing could be confirmed")
+
+        shard["replicas"][0].restart()
+        for reader in readers:
+            reader.join(60)
+            self.assertFalse(reader.is_alive(), "a reader on B did not finish")
+        self.assertEqual([event for _, event in got["sse"]], stored[n - 2:])
+        self.assertEqual(got["ws"], stored[n - 8:])
+        self.assertEqual(api_b.job(job["id"])["last_seq"], n)
 
     def test_a_library_of_another_version_is_refused_with_what_to_do(self):
         primaries = [s["primary"] for s in self.cluster.shards()]

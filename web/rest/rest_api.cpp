@@ -8,6 +8,7 @@
 
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/client_api.hpp"
 #include "protocol/job_fold.hpp"
 #include "protocol/json.hpp"
@@ -343,7 +344,10 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
         page.last_seq = page.events.back().seq;  // appended between the two reads
     }
     std::uint64_t reached = page.events.empty() ? after : page.events.back().seq;
-    page.done = is_terminal(job->state) && reached >= page.last_seq;
+    // (In cluster mode a finished job's last events may not be shown here
+    // yet: the page is not the end before it reaches them.)
+    page.done = is_terminal(job->state) && reached >= page.last_seq &&
+                reached >= store::written_seq(jobs_, job_id);
     page.job = std::move(*job);
     return page;
 }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "persistence/store.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/json.hpp"
 #include "web/http/flex_stream.hpp"
 #include "web/http/log.hpp"
@@ -64,53 +65,65 @@ void admit_websocket(const std::shared_ptr<StreamDoor>& door,
 }
 
 // The job must exist and be the caller's: a store read, off the I/O thread.
+// Until `until`, a job with events this broker cannot show yet
+// (waits_for_confirmation) is read again a little later before answering.
 void start_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<StreamingContext>& streaming,
                const std::shared_ptr<SecurityContext>& security, HttpRequest request,
-               std::string job, std::uint64_t after, bool ui_message) {
-    bool queued = streaming->run_blocking(
-        [door, streaming, security, request = std::move(request), job, after, ui_message] {
-            std::optional<Job> found;
-            try {
-                found = streaming->jobs.get(job);
-            } catch (const std::exception& e) {
-                log().error("sse job lookup failed job={} error={}", audit_quote(job),
-                            audit_quote(e.what()));
+               std::string job, std::uint64_t after, bool ui_message,
+               std::chrono::steady_clock::time_point until) {
+    bool queued = streaming->run_blocking([door, streaming, security, request = std::move(request),
+                                           job, after, ui_message, until] {
+        std::optional<Job> found;
+        std::uint64_t written = 0;
+        try {
+            found = streaming->jobs.get(job);
+            if (found) written = store::written_seq(streaming->jobs, job);
+        } catch (const std::exception& e) {
+            log().error("sse job lookup failed job={} error={}", audit_quote(job),
+                        audit_quote(e.what()));
+        }
+        if (found && found->owner == request.owner &&
+            waits_for_confirmation(*found, written, after) &&
+            std::chrono::steady_clock::now() < until) {
+            return door->resume_after(streaming->config.confirm_poll, [=] {
+                start_sse(door, streaming, security, request, job, after, ui_message, until);
+            });
+        }
+        door->resume([door, streaming, security, request, job, after, ui_message, found, written] {
+            if (!found || found->owner != request.owner) {
+                return door->send(HttpResponse{
+                    404, "application/json", json::error_body("not_found", "no such job"), {}});
             }
-            door->resume([door, streaming, security, request, job, after, ui_message, found] {
-                if (!found || found->owner != request.owner) {
-                    return door->send(HttpResponse{
-                        404, "application/json", json::error_body("not_found", "no such job"), {}});
+            if (after_beyond_log(*found, after, written)) {
+                return door->send(invalid_request("after=" + std::to_string(after) +
+                                                  " is beyond the job's last seq " +
+                                                  std::to_string(found->last_seq)));
+            }
+            if (stream_already_ended(*found, after, written)) {
+                // EventSource reconnects whenever a stream ends; 204 is what
+                // makes it stop. The client has every event up to the last.
+                return door->send(HttpResponse{204, "", "", {}});
+            }
+            auto slot = acquire_slot(*door, security, request, "sse");
+            if (!slot) return;
+            door->hand_over(200, [&](FlexStream&& stream) {
+                std::vector<std::pair<std::string, std::string>> headers;
+                if (const auto& origin = door->cors_origin()) {
+                    headers = {{"Access-Control-Allow-Origin", *origin}, {"Vary", "Origin"}};
                 }
-                if (after > found->last_seq) {
-                    return door->send(invalid_request("after=" + std::to_string(after) +
-                                                      " is beyond the job's last seq " +
-                                                      std::to_string(found->last_seq)));
-                }
-                if (stream_already_ended(*found, after)) {
-                    // EventSource reconnects whenever a stream ends; 204 is what
-                    // makes it stop. The client has every event up to the last.
-                    return door->send(HttpResponse{204, "", "", {}});
-                }
-                auto slot = acquire_slot(*door, security, request, "sse");
-                if (!slot) return;
-                door->hand_over(200, [&](FlexStream&& stream) {
-                    std::vector<std::pair<std::string, std::string>> headers;
-                    if (const auto& origin = door->cors_origin()) {
-                        headers = {{"Access-Control-Allow-Origin", *origin}, {"Vary", "Origin"}};
-                    }
-                    std::optional<client_api::UiMessageStream> ui;
-                    // A resumed stream names the part it resumes in after the
-                    // job's attempt now (its first state event corrects it).
-                    if (ui_message) ui.emplace(job, after, found->attempt);
-                    auto session = start_sse_session(
-                        std::move(stream), streaming, request.owner, door->remote(), job, after,
-                        request.auth_valid_until, std::move(headers), std::move(ui), request.grant);
-                    session->hold(std::move(slot));
-                    return session;
-                });
+                std::optional<client_api::UiMessageStream> ui;
+                // A resumed stream names the part it resumes in after the
+                // job's attempt now (its first state event corrects it).
+                if (ui_message) ui.emplace(job, after, found->attempt);
+                auto session = start_sse_session(
+                    std::move(stream), streaming, request.owner, door->remote(), job, after,
+                    request.auth_valid_until, std::move(headers), std::move(ui), request.grant);
+                session->hold(std::move(slot));
+                return session;
             });
         });
+    });
     if (!queued) {
         door->send(HttpResponse{503,
                                 "application/json",
@@ -172,7 +185,8 @@ bool admit_stream(const std::shared_ptr<StreamDoor>& door,
             return true;
         }
     }
-    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message);
+    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message,
+              std::chrono::steady_clock::now() + streaming->config.confirm_wait);
     return true;
 }
 

@@ -352,6 +352,7 @@ void StreamSession::on_page(const std::string& job, std::vector<Event> events, b
         subscription_ended(job);
         return;
     }
+    if (result.read_later) return retry_read_later(job);
     pump_reads();
 }
 

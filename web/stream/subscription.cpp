@@ -1,9 +1,22 @@
 #include "web/stream/subscription.hpp"
 
+#include <algorithm>
+
 namespace jobcast::web {
 
-bool stream_already_ended(const Job& job, std::uint64_t after) {
-    return is_terminal(job.state) && after >= job.last_seq;
+bool stream_already_ended(const Job& job, std::uint64_t after, std::uint64_t written_seq) {
+    return is_terminal(job.state) && after >= std::max(job.last_seq, written_seq);
+}
+
+bool after_beyond_log(const Job& job, std::uint64_t after, std::uint64_t written_seq) {
+    return after > std::max(job.last_seq, written_seq) ||
+           (after > job.last_seq && !stream_already_ended(job, after, written_seq));
+}
+
+bool waits_for_confirmation(const Job& job, std::uint64_t written_seq, std::uint64_t after) {
+    if (written_seq <= job.last_seq) return false;           // every event is shown
+    if (is_terminal(job.state)) return after < written_seq;  // else: already ended
+    return after > job.last_seq && after <= written_seq;
 }
 
 bool LiveBufferBudget::take(std::size_t bytes) {
@@ -33,13 +46,15 @@ std::vector<Delivery> Subscription::on_live(const live::PublishedPtr& published)
         case Mode::ended:
             return out;
         case Mode::replay:
-            if (overflowed_) return out;  // the store has it; the replay will get there
-            if (buffer_bytes_ + published->bytes > buffer_limit_ ||
-                (budget_ && !budget_->take(published->bytes))) {
+            if (!overflowed_ && (buffer_bytes_ + published->bytes > buffer_limit_ ||
+                                 (budget_ && !budget_->take(published->bytes)))) {
                 // Over this subscription's limit or the connection's budget:
                 // keep nothing, the replay reads these from the store.
                 drop_buffer();
                 overflowed_ = true;
+            }
+            if (overflowed_) {  // the store has it; the replay will get there
+                let_go_ = std::max(let_go_, published->last_seq());
                 return out;
             }
             buffer_bytes_ += published->bytes;
@@ -92,6 +107,16 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         // Caught up with the store, but live events were dropped meanwhile:
         // buffer from now on and read once more (the Clone switch, again).
         overflowed_ = false;
+        return result;
+    }
+    if (cursor_ < let_go_) {
+        // Events dropped from live that the store does not give yet. One node
+        // never gets here (what is published is committed, and the read
+        // after the drop sees it); in cluster mode this broker may be unable
+        // to confirm what another one published, for as long as a shard has
+        // no replica.
+        read_pending_ = true;
+        result.read_later = true;
         return result;
     }
     mode_ = Mode::live;

@@ -27,7 +27,22 @@ namespace jobcast::web {
 
 // The client already has the whole stream of this job: it finished at or
 // before `after`, so nothing will ever follow and no subscription is kept.
-bool stream_already_ended(const Job& job, std::uint64_t after);
+// `written_seq` (store::written_seq, cluster mode) may be past last_seq: the
+// terminal event as another broker showed it, before this one can confirm
+// it; a client that has it has it all the same.
+bool stream_already_ended(const Job& job, std::uint64_t after, std::uint64_t written_seq);
+
+// `after` is past what the client can have had: past last_seq, and not the
+// terminal event as another broker showed it (`written_seq`, cluster mode).
+bool after_beyond_log(const Job& job, std::uint64_t after, std::uint64_t written_seq);
+
+// Cluster mode: the job's log is written past what this broker can show yet
+// (`written_seq` past last_seq), and a subscription starting now would be
+// wrong — the client resumes after an event it had from another broker
+// (`after` past last_seq), or the job finished in the events not shown (the
+// stream would end without them). The caller reads the job again a little
+// later, until this is false or StreamingConfig::confirm_wait has passed.
+bool waits_for_confirmation(const Job& job, std::uint64_t written_seq, std::uint64_t after);
 
 // What the connection must write: `published` whole when skip == 0, else only
 // its events from index `skip` on (the boundary between replay and live).
@@ -92,6 +107,11 @@ class Subscription {
         std::vector<Event> events;   // from the store, seq > cursor, in order
         std::vector<Delivery> live;  // buffered live batches to send after them
         bool ended = false;          // the terminal event was delivered
+        // The store does not give yet events this subscription was offered
+        // live and let go of (cluster mode: another broker's events this one
+        // cannot confirm for now): the caller reads again a little later, and
+        // until then the read counts as pending.
+        bool read_later = false;
     };
     PageResult on_page(std::vector<Event> page, bool full);
 
@@ -109,6 +129,9 @@ class Subscription {
     std::size_t buffer_bytes_ = 0;
     bool overflowed_ = false;
     bool read_pending_ = false;
+    // The newest seq of a live batch let go of while replaying: the replay
+    // reaches it before the subscription goes live again.
+    std::uint64_t let_go_ = 0;
 };
 
 }  // namespace jobcast::web

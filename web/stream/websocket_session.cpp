@@ -10,6 +10,7 @@
 
 #include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/client_api.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
@@ -261,13 +262,25 @@ class WebSocketSession final : public StreamSession {
             return refuse_subscription(op.job);
         }
         if (reserved) ++pending_subscribes_;
-        // The job must exist and be the caller's; that is a store read, so it
-        // happens off the I/O thread and the answer comes back to the strand.
+        check_subscribe(op, reserved, std::chrono::steady_clock::now() + ctx_->config.confirm_wait);
+    }
+
+    // The job must exist and be the caller's; that is a store read, so it
+    // happens off the I/O thread and the answer comes back to the strand.
+    void check_subscribe(const client_api::SubscribeOp& op, bool reserved,
+                         std::chrono::steady_clock::time_point wait_until) {
         auto self = this->self();
-        bool queued = ctx_->run_blocking([self, op, reserved] {
+        bool queued = ctx_->run_blocking([self, op, reserved, wait_until] {
             auto job = self->visible_job(op.job);
-            net::post(self->strand_,
-                      [self, op, job, reserved] { self->on_subscribe_checked(op, job, reserved); });
+            std::uint64_t written = 0;
+            try {
+                if (job) written = store::written_seq(self->ctx_->jobs, op.job);
+            } catch (const std::exception&) {
+                // Taken as all shown: nothing to wait for.
+            }
+            net::post(self->strand_, [self, op, job, written, reserved, wait_until] {
+                self->on_subscribe_checked(op, job, written, reserved, wait_until);
+            });
         });
         if (!queued) {
             if (reserved) --pending_subscribes_;
@@ -276,7 +289,20 @@ class WebSocketSession final : public StreamSession {
     }
 
     void on_subscribe_checked(const client_api::SubscribeOp& op, const std::optional<Job>& job,
-                              bool reserved) {
+                              std::uint64_t written, bool reserved,
+                              std::chrono::steady_clock::time_point wait_until) {
+        if (!closing_ && job && waits_for_confirmation(*job, written, op.after) &&
+            std::chrono::steady_clock::now() < wait_until) {
+            // Events this broker cannot show yet: the job is read again soon,
+            // its place kept meanwhile (the keepalive goes on as usual).
+            auto timer = std::make_shared<net::steady_timer>(strand_, ctx_->config.confirm_poll);
+            timer->async_wait([self = self(), timer, op, reserved, wait_until](beast::error_code) {
+                if (self->closing_)
+                    return self->on_subscribe_checked(op, std::nullopt, 0, reserved, wait_until);
+                self->check_subscribe(op, reserved, wait_until);
+            });
+            return;
+        }
         // The place becomes a subscription below, or is given back.
         if (reserved) --pending_subscribes_;
         if (closing_) return;
@@ -286,14 +312,14 @@ class WebSocketSession final : public StreamSession {
         if (!subscribed(op.job) && subscription_count() >= ctx_->config.max_subscriptions) {
             return refuse_subscription(op.job);
         }
-        if (op.after > job->last_seq) {
+        if (after_beyond_log(*job, op.after, written)) {
             return reply_error("bad_request",
                                "after=" + std::to_string(op.after) +
                                    " is beyond the job's last seq " + std::to_string(job->last_seq),
                                op.job);
         }
         enqueue_control(client_api::subscribed_frame(op.job, job->last_seq));
-        if (stream_already_ended(*job, op.after)) {
+        if (stream_already_ended(*job, op.after, written)) {
             end_subscription(op.job);  // a re-subscribe after the terminal event moves nothing
             return;
         }

@@ -4,10 +4,11 @@
 // away, everything once it is back; a round whose connection is lost is sent
 // again and gives duplicates, not second events; a library of another
 // version on the nodes refuses the open; a broker reading a job it does not
-// write never confirms what WAIT has not covered, and a round waiting on a
-// primary demoted under it goes to the new primary; a primary out of memory
-// refuses clients' creates and cancels for now (store::engine_full) while
-// workers' ops wait for it. And the store URL.
+// write never confirms what WAIT has not covered (and tells how far the log
+// is written), confirms on a read past what it shows what WAIT does cover, and
+// a round waiting on a primary demoted under it goes to the new primary; a
+// primary out of memory refuses clients' creates and cancels for now
+// (store::engine_full) while workers' ops wait for it. And the store URL.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -20,9 +21,11 @@
 
 #include "../redis/redis_nodes.hpp"
 #include "cluster/library.hpp"
+#include "cluster/partitions.hpp"
 #include "cluster/redis_store.hpp"
 #include "common/clock.hpp"
 #include "persistence/job_commands.hpp"
+#include "persistence/written_seqs.hpp"
 
 namespace jobcast::cluster {
 
@@ -478,6 +481,8 @@ TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[re
     CHECK(reader->events().last_seq(sid) == last);
     CHECK(reader->events().read(sid, last, 10).empty());
     CHECK(reader->jobs().get(sid)->last_seq == last);
+    // Written, not shown.
+    CHECK(dynamic_cast<store::WrittenSeqs&>(reader->jobs()).written_seq(sid) == last + 1);
     CHECK(reader->events().read(sid, last, 10).empty());
 
     // The replica takes over while the round waits on the old primary,
@@ -499,7 +504,16 @@ TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[re
         REQUIRE(log.size() == last + 2);
         for (std::size_t i = 0; i < log.size(); ++i)
             CHECK(log[i].seq == i + 1);
+        CHECK(dynamic_cast<store::WrittenSeqs&>(store->jobs()).written_seq(sid) == last + 2);
     }
+
+    // The writer's confirm lost (as a failover can lose it): a read past
+    // what the reader shows confirms the tail (WAIT covers it) and gets it.
+    const Partitions partitions(config.partitions);
+    REQUIRE(nodes.cli(1, {"HSET", partitions.job_key(sid), "cseq", std::to_string(last)}) == "0\n");
+    const auto tail = reader->events().read(sid, last, 10);
+    REQUIRE(tail.size() == 2);
+    CHECK(tail.back().seq == last + 2);
     reader->close();
     writer->close();
 }

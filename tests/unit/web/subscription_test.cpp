@@ -147,6 +147,60 @@ TEST_CASE("a hole in live traffic sends the subscriber back to the store") {
     CHECK(sub.cursor() == 2);
 }
 
+TEST_CASE("a job written past what this broker shows: wait, go on or end (cluster mode)") {
+    Job job;
+    job.state = JobState::running;
+    job.last_seq = 10;
+    CHECK_FALSE(waits_for_confirmation(job, 0, 10));  // one node: every event shown
+    CHECK_FALSE(waits_for_confirmation(job, 10, 10));
+    CHECK_FALSE(stream_already_ended(job, 10, 0));
+    const std::uint64_t written = 12;                      // 11 and 12 not confirmed here yet
+    CHECK_FALSE(waits_for_confirmation(job, written, 5));  // the rest comes live
+    CHECK(waits_for_confirmation(job, written, 11));       // shown by another broker
+    CHECK(waits_for_confirmation(job, written, 12));
+    CHECK_FALSE(waits_for_confirmation(job, written, 13));  // past anything written: refused
+    job.state = JobState::succeeded;
+    CHECK(waits_for_confirmation(job, written, 5));  // would end without 11 and 12
+    CHECK(waits_for_confirmation(job, written, 11));
+    CHECK_FALSE(stream_already_ended(job, 11, written));
+    CHECK_FALSE(waits_for_confirmation(job, written, 12));  // it has the terminal event
+    CHECK(stream_already_ended(job, 12, written));
+    CHECK_FALSE(after_beyond_log(job, 12, written));
+    CHECK(after_beyond_log(job, 13, written));
+    CHECK(stream_already_ended(job, 10, 0));
+    CHECK(after_beyond_log(job, 11, 0));  // one node: refused as ever
+}
+
+TEST_CASE("live events let go of are read from the store before going live again") {
+    Subscription sub("J", 0);
+    sub.on_page({}, false);
+    std::vector<std::uint64_t> got;
+    collect(got, sub.on_live(batch(1, 2)));
+    CHECK(sub.on_live(batch(5, 6, true)).empty());  // a hole: 3..6 come from the store
+    REQUIRE(sub.wants_read());
+    // The store gives up to 4 only (cluster mode: this broker cannot confirm
+    // 5 and 6 yet): the subscription neither goes live nor ends, it reads again.
+    for (int pass = 0; pass < 2; ++pass) {
+        sub.read_started();
+        auto page = sub.on_page(store_read(sub.cursor(), 4, 100), false);
+        for (auto& e : page.events)
+            got.push_back(e.seq);
+        CHECK(page.read_later == (pass == 1));
+    }
+    CHECK(sub.mode() == Subscription::Mode::replay);
+    CHECK_FALSE(sub.wants_read());  // until the caller's retry
+    sub.on_page({}, true);
+    REQUIRE(sub.wants_read());
+    sub.read_started();
+    auto log = store_read(4, 5, 100);
+    log.push_back(event(6, true));
+    auto page = sub.on_page(log, false);
+    for (auto& e : page.events)
+        got.push_back(e.seq);
+    CHECK(page.ended);
+    CHECK(got == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+}
+
 TEST_CASE("randomised interleavings of live and replay never gap or duplicate") {
     std::mt19937 rng(GENERATE(1, 2, 3, 4, 5, 6, 7, 8));
     std::uint64_t committed = rng() % 20;
