@@ -699,16 +699,24 @@ class Chaos:
 
     def request(self, method, path, body=None, headers=None, timeout=60, only=None, avoid=None):
         """(broker, status, payload, headers) from `only`, or from a live broker
-        other than `avoid`, drawn again for each retry."""
+        other than `avoid`, drawn again for each retry. As a client does, a
+        lost connection is tried again, and so is a 503 that says when to
+        (Retry-After: a broker still opening its store, an engine full)."""
         deadline = time.monotonic() + timeout
         while True:
             slot = only or self.pick_broker(avoid)
             try:
-                return (slot, *slot.api.request(method, path, body, headers=headers, timeout=10))
+                answer = slot.api.request(method, path, body, headers=headers, timeout=10)
             except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+                continue
+            retry_after = (answer[2] or {}).get("Retry-After") if answer[0] == 503 else None
+            if retry_after and time.monotonic() < deadline:
+                time.sleep(min(float(retry_after), 1.0))
+                continue
+            return (slot, *answer)
 
     def call(self, method, path, body=None, headers=None, timeout=60, only=None, avoid=None):
         return self.request(method, path, body, headers, timeout, only, avoid)[1:]
