@@ -34,6 +34,7 @@
 
 #include "cluster/partitions.hpp"
 #include "common/clock.hpp"
+#include "persistence/job_commands.hpp"
 #include "persistence/store.hpp"
 #include "redis/cluster.hpp"
 #include "redis/connection.hpp"
@@ -71,9 +72,9 @@ std::string seed_list(const std::vector<redis::Endpoint>& seeds);
 // The cluster could not be reached (no node answered, a connection was lost,
 // the cluster was down) while the store opened: trying again may succeed.
 // Every other StoreError of open_redis_store is for a person to fix.
-class EngineUnreachable : public store::StoreError {
+class EngineUnreachable : public store::EngineUnavailable {
   public:
-    using store::StoreError::StoreError;
+    using store::EngineUnavailable::EngineUnavailable;
 };
 
 // What the engine did, for the broker's metrics. Counters only grow.

@@ -19,6 +19,13 @@ inline bool engine_full(const WriteResult& result) {
     return result.status == WriteStatus::conflict && result.message == kEngineFull;
 }
 
+// Thrown by a read or write of a store whose engine cannot be reached for now
+// (cluster mode: no node of the shard answers, as in a failover). The same
+// request may succeed shortly, so web answers 503 with Retry-After, not 500.
+struct EngineUnavailable : StoreError {
+    using StoreError::StoreError;
+};
+
 class JobCommands {
   public:
     virtual ~JobCommands() = default;

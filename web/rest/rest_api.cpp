@@ -111,6 +111,12 @@ void RestApi::off_io_thread(const Reply& reply, std::function<void(const Reply&)
     auto task = [reply, work = std::move(work)] {
         try {
             work(reply);
+        } catch (const store::EngineUnavailable& e) {
+            log().warn("rest store unavailable error={}", audit_quote(e.what()));
+            HttpResponse response = error_response(
+                503, "unavailable", "the store cannot be reached for now; retry shortly");
+            response.headers.emplace_back("Retry-After", "1");
+            reply(std::move(response));
         } catch (const std::exception& e) {
             log().error("rest blocking work failed error={}", audit_quote(e.what()));
             reply(internal_error());

@@ -365,6 +365,49 @@ class RefusingCommands final : public store::JobCommands {
 
 }  // namespace
 
+namespace {
+
+// Jobs of an engine that cannot be reached for now (cluster mode: mid-failover).
+class UnreachableJobs final : public store::JobStore {
+  public:
+    std::optional<Job> get(std::string_view) override { throw unreachable(); }
+    store::ListPage list(const store::ListQuery&) override { throw unreachable(); }
+    std::vector<Job> unfinished() override { throw unreachable(); }
+    std::vector<std::pair<JobState, std::int64_t>> count_by_state() override {
+        throw unreachable();
+    }
+
+  private:
+    static store::EngineUnavailable unreachable() {
+        return store::EngineUnavailable("redis: could not connect to the Redis node");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a read the store cannot reach for now is 503 with Retry-After, not 500", "[web][rest]") {
+    TempDir dir;
+    auto store = open_store(dir);
+    BlockingPool pool{1};
+    UnreachableJobs jobs;
+    store::StoreCommands commands(*store);
+    RestApi api(jobs, store->events(), commands, RestConfig{},
+                [&](std::function<void()> task) { return pool.post(std::move(task)); });
+    for (const char* target : {"/v1/jobs/01J0000000000000000000000A", "/v1/jobs"}) {
+        HttpRequest request;
+        request.method = "GET";
+        request.target = target;
+        request.owner = "anonymous";
+        ReplyWaiter waiter;
+        api.handle(std::move(request), waiter.reply());
+        auto response = waiter.wait();
+        CHECK(response.status == 503);
+        CHECK(header(response, "Retry-After") == "1");
+        CHECK(error_code(response) == "unavailable");
+    }
+    store->close();
+}
+
 TEST_CASE("a write the engine refuses for now is 503 with Retry-After", "[web][rest]") {
     TempDir dir;
     auto store = open_store(dir);
