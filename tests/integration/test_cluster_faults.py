@@ -150,15 +150,16 @@ class ClusterFaultsTest(JobcastTest):
         broker.wait_for_line(r"event=engine_reachable")
         self.assertTrue(broker.alive())
 
-    def test_a_shard_without_its_replica_pauses_its_writes_until_it_is_back(self):
+    def stream_a_job(self, n, seed, prompt):
+        """A broker, a worker with metrics, an llm.generate job of n tokens at 40/s
+        and an SSE reader of it on its own thread (its events in seen["events"]
+        once the stream ends); returns once 20 events are stored."""
         broker = self.start_waiting_broker().serving()
         api = broker.client()
         worker = self.start_worker(broker, ["llm.generate"],
                                    args=["--metrics-port", "0"])
         worker_metrics = Client("127.0.0.1", int(
             worker.wait_for_line(r"metrics listening port=(\d+)").group(1)))
-
-        n, seed, prompt = 400, 5, "a shard pauses"
         job = api.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
                                           "tokens_per_second": 40, "seed": seed})
         seen = {}
@@ -167,6 +168,11 @@ class ClusterFaultsTest(JobcastTest):
                 broker, job["id"], timeout=120)))
         reader.start()
         wait_until(lambda: len(api.events(job["id"])) > 20, timeout=30, what="20 events stored")
+        return broker, api, worker_metrics, job, seen, reader
+
+    def test_a_shard_without_its_replica_pauses_its_writes_until_it_is_back(self):
+        n, seed, prompt = 400, 5, "a shard pauses"
+        broker, api, worker_metrics, job, seen, reader = self.stream_a_job(n, seed, prompt)
 
         # The job's shard: the primary holding its key, and that primary's replica.
         shard = next(s for s in self.cluster.shards()
@@ -209,22 +215,8 @@ class ClusterFaultsTest(JobcastTest):
         self.assertEqual([event for _, event in seen["events"]], stored)
 
     def test_engine_memory_full_answers_503_and_pauses_streams_without_loss(self):
-        broker = self.start_waiting_broker().serving()
-        api = broker.client()
-        worker = self.start_worker(broker, ["llm.generate"],
-                                   args=["--metrics-port", "0"])
-        worker_metrics = Client("127.0.0.1", int(
-            worker.wait_for_line(r"metrics listening port=(\d+)").group(1)))
-
         n, seed, prompt = 300, 9, "memory full"
-        job = api.submit("llm.generate", {"prompt": prompt, "max_tokens": n,
-                                          "tokens_per_second": 40, "seed": seed})
-        seen = {}
-        reader = threading.Thread(
-            target=lambda: seen.setdefault("events", test_cluster.sse_events(
-                broker, job["id"], timeout=120)))
-        reader.start()
-        wait_until(lambda: len(api.events(job["id"])) > 20, timeout=30, what="20 events stored")
+        broker, api, worker_metrics, job, seen, reader = self.stream_a_job(n, seed, prompt)
 
         # Every primary holds far more than 1 byte: with noeviction, each
         # refuses writes (OOM) from now on.
