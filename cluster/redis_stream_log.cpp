@@ -473,8 +473,9 @@ store::StreamWriteResult RedisStreamLog::create(store::CreateStream op) {
                            op.closed ? "1" : "0",
                            op.owner,
                            op.name};
-        for (std::string& message : op.messages)
-            command.push_back(std::move(message));
+        // Copied: a "stale" answer sends the create again.
+        for (const std::string& message : op.messages)
+            command.push_back(message);
         const std::uint64_t count = op.messages.size();
         auto [node, replies] = m.durable(p, {std::move(command)}, deadline);
         const Reply& reply = replies[0];

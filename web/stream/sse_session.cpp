@@ -1,5 +1,6 @@
 #include "web/stream/sse_session.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -21,16 +22,18 @@ namespace net = boost::asio;
 
 namespace {
 
-// The job's text with its log folded up to and including seq `through`.
-// Store reads: off the I/O threads.
-std::string folded_text(StreamingContext& ctx, const std::string& job, std::uint64_t through) {
+// The job's text with its log folded up to and including seq `through`, or
+// nothing while the store cannot show that far yet (cluster mode: this broker
+// cannot confirm what another broker showed). Store reads: off the I/O threads.
+std::optional<std::string> folded_text(StreamingContext& ctx, const std::string& job,
+                                       std::uint64_t through) {
     client_api::JobFold fold;
     while (fold.seq < through) {
         auto page =
             ctx.events.read(job, fold.seq, ctx.config.replay_page, ctx.config.replay_page_bytes);
         while (!page.empty() && page.back().seq > through)
             page.pop_back();
-        if (page.empty()) break;
+        if (page.empty()) return std::nullopt;
         client_api::fold_events(fold, page, 0);
     }
     return std::move(fold.text);
@@ -192,18 +195,22 @@ class SseSession final : public StreamSession {
         if (closing_) return;
         end_subscription(job_);
         const auto through = ui_message_->restating();
-        const bool queued = ctx_->run_blocking([self = self(), through] {
+        const bool first_try = restate_retries_ == 0;
+        const bool queued = ctx_->run_blocking([self = self(), through, first_try] {
             std::optional<std::string> text;
             try {
                 text = folded_text(*self->ctx_, self->job_, through);
             } catch (const std::exception& e) {
-                log().error("event=ui_message_restate_failed job={} error={}",
-                            audit_quote(self->job_), audit_quote(e.what()));
+                if (first_try) {  // once per restatement
+                    log().error("event=ui_message_restate_failed job={} error={}",
+                                audit_quote(self->job_), audit_quote(e.what()));
+                }
             }
             net::post(self->strand_, [self, through, text = std::move(text)] {
                 if (self->closing_) return;
                 if (!text) return self->retry_restatement();
                 self->restating_ = false;
+                self->restate_retries_ = 0;
                 self->enqueue_control(self->ui_message_->restate(*text));
                 self->begin_subscription(self->job_, through);
             });
@@ -211,8 +218,12 @@ class SseSession final : public StreamSession {
         if (!queued) retry_restatement();  // the read pool is saturated
     }
 
+    // 50 ms, doubling up to 1.6 s: a store that cannot answer is not asked
+    // 20 times a second by every stream waiting on it.
     void retry_restatement() {
-        auto timer = std::make_shared<net::steady_timer>(strand_, std::chrono::milliseconds(50));
+        const std::chrono::milliseconds delay(50 << std::min(restate_retries_, 5));
+        ++restate_retries_;
+        auto timer = std::make_shared<net::steady_timer>(strand_, delay);
         timer->async_wait([self = self(), timer](beast::error_code) { self->fetch_restatement(); });
     }
 
@@ -287,7 +298,8 @@ class SseSession final : public StreamSession {
     std::string job_;
     std::uint64_t after_;
     std::optional<client_api::UiMessageStream> ui_message_;
-    bool restating_ = false;  // the UI message stream waits for its restatement
+    bool restating_ = false;   // the UI message stream waits for its restatement
+    int restate_retries_ = 0;  // since the last restatement written (strand only)
     bool ended_ = false;
     std::array<char, 256> sink_{};
     std::optional<auth::JobGrant> grant_;  // the caller's job token, if that is what it holds

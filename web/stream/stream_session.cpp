@@ -322,9 +322,14 @@ void StreamSession::read_page(const std::string& job, std::uint64_t after) {
     if (!queued) retry_read_later(job);  // the read pool is saturated
 }
 
+// 50 ms, doubling while the store keeps not giving what the subscription
+// waits for (up to 1.6 s): streams waiting on a shard without its replica
+// do not each read it 20 times a second.
 void StreamSession::retry_read_later(const std::string& job) {
-    auto timer =
-        std::make_shared<boost::asio::steady_timer>(strand_, std::chrono::milliseconds(50));
+    const auto sub = subs_.find(job);
+    const int waits = sub == subs_.end() ? 0 : std::clamp(sub->second.reads_later() - 1, 0, 5);
+    auto timer = std::make_shared<boost::asio::steady_timer>(
+        strand_, std::chrono::milliseconds(50 << waits));
     timer->async_wait([self = shared_from_this(), job, timer](boost::beast::error_code) {
         auto it = self->subs_.find(job);
         if (it == self->subs_.end()) return;

@@ -93,6 +93,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         if (event.seq <= cursor_) continue;
         if (event.seq != cursor_ + 1) break;  // cannot happen: the log has no holes
         cursor_ = event.seq;
+        reads_later_ = 0;
         bool terminal = live::is_terminal_event(event);
         result.events.push_back(std::move(event));
         if (terminal) {
@@ -117,6 +118,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         // no replica.
         read_pending_ = true;
         result.read_later = true;
+        if (result.events.empty()) ++reads_later_;
         return result;
     }
     mode_ = Mode::live;

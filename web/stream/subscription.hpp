@@ -116,6 +116,9 @@ class Subscription {
     PageResult on_page(std::vector<Event> page, bool full);
 
     std::size_t buffered_bytes() const { return buffer_bytes_; }
+    // How many reads in a row gave read_later (0 after one that moved on):
+    // the caller waits longer each time.
+    int reads_later() const { return reads_later_; }
 
   private:
     void drop_buffer();
@@ -129,6 +132,7 @@ class Subscription {
     std::size_t buffer_bytes_ = 0;
     bool overflowed_ = false;
     bool read_pending_ = false;
+    int reads_later_ = 0;
     // The newest seq of a live batch let go of while replaying: the replay
     // reaches it before the subscription goes live again.
     std::uint64_t let_go_ = 0;
