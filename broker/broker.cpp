@@ -21,6 +21,7 @@
 #include "cluster/redis_live_feed.hpp"
 #include "cluster/redis_store.hpp"
 #include "cluster/redis_stream_log.hpp"
+#include "cluster/redis_token_revocations.hpp"
 #include "common/clock.hpp"
 #include "common/logging.hpp"
 #include "live/hub.hpp"
@@ -222,18 +223,7 @@ class Broker::Impl {
         gateway_owner_->start();
         gateway_.store(gateway_owner_.get(), std::memory_order_release);
         if (feeder_) feeder_->start();
-        if (security_->auth_enabled()) {
-            // Revocations of job tokens outlive a restart in SQLite; the Redis
-            // store keeps none yet, so in cluster mode they hold on this broker
-            // until it stops.
-            std::unique_ptr<store::TokenRevocations> revocations;
-            if (!config_.cluster) {
-                revocations =
-                    store::open_token_revocations(config_.store.path, config_.store.busy_timeout);
-            }
-            security_->use_job_tokens(make_job_tokens(
-                config_.security, store_->worker_session_key(), std::move(revocations)));
-        }
+        if (security_->auth_enabled()) use_job_tokens();
         streaming_ = std::make_shared<web::StreamingContext>(web::StreamingContext{
             *hub_, store_->jobs(), store_->events(), *commands_,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); },
@@ -271,6 +261,32 @@ class Broker::Impl {
             gateway_owner_->endpoint(),
             config_.cluster ? "redis-cluster://" + seeds(*config_.cluster) : config_.store.path,
             auth_description(), tls_ ? "TLSv" + config_.tls.min_version + "+" : std::string("off"));
+    }
+
+    // Job tokens, with revocations that outlive a restart: in SQLite, or in
+    // cluster mode on the Redis Cluster, where those taken on any broker hold
+    // (and close streams) on every broker: each one is published as it is
+    // stored, and the set is reloaded should a message be missed.
+    void use_job_tokens() {
+        if (!config_.cluster) {
+            security_->use_job_tokens(make_job_tokens(
+                config_.security, store_->worker_session_key(),
+                store::open_token_revocations(config_.store.path, config_.store.busy_timeout)));
+            return;
+        }
+        cluster::RedisRevocationsConfig stored;
+        stored.wait_replicas = config_.cluster->wait_replicas;
+        stored.wait_timeout = config_.cluster->wait_timeout;
+        auto tokens =
+            make_job_tokens(config_.security, store_->worker_session_key(),
+                            std::make_unique<cluster::RedisTokenRevocations>(*redis_, stored));
+        revocations_ = std::make_unique<cluster::RevocationFollower>(
+            *redis_, [weak = std::weak_ptr<web::JobTokens>(tokens)](
+                         std::vector<store::TokenRevocation> revocations) {
+                if (auto tokens = weak.lock())
+                    tokens->apply(revocations, Clock::system().unix_ms());
+            });
+        security_->use_job_tokens(std::move(tokens));
     }
 
     // The I/O threads: what needs nothing but the broker itself is answered
@@ -562,6 +578,7 @@ class Broker::Impl {
         if (http_) http_->stop();  // WebSocket clients get 1012: reconnect and resume
         if (pool_) pool_->stop();
         if (feeder_) feeder_->stop();  // no more jobs, renewals or claims for the gateway
+        revocations_.reset();
         if (gateway_owner_) gateway_owner_->stop();
         // No subscriber is left: the feed (cluster mode) stops handing batches
         // over and reading the store, then the hub stops, then the store
@@ -591,6 +608,7 @@ class Broker::Impl {
     std::unique_ptr<cluster::EngineHealth> health_;
     std::unique_ptr<cluster::ClusterFeeder> feeder_;
     std::unique_ptr<FeederLink> link_;
+    std::unique_ptr<cluster::RevocationFollower> revocations_;  // other brokers' revocations
     std::unique_ptr<live::LiveFeed> feed_;
     std::unique_ptr<live::Hub> hub_;
     // hub_, for the store's and the feed's threads: set once it exists,

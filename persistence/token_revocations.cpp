@@ -13,7 +13,7 @@ constexpr const char* kSelect =
 constexpr const char* kUpsert =
     "INSERT INTO token_revocations(kind, owner, key, revoked_at, until) "
     "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(kind, owner, key) DO UPDATE SET "
-    "revoked_at = excluded.revoked_at, until = max(until, excluded.until)";
+    "revoked_at = max(revoked_at, excluded.revoked_at), until = max(until, excluded.until)";
 constexpr const char* kDeleteOver = "DELETE FROM token_revocations WHERE until <= ?1";
 
 class SqliteTokenRevocations final : public TokenRevocations {

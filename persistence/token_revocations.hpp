@@ -1,8 +1,9 @@
-// Revoked per-job tokens, kept in the database so a revocation outlives the
+// Revoked per-job tokens, kept in the store so a revocation outlives the
 // broker that made it (the web module decides what a revocation covers; see
-// web/security/job_tokens.hpp). A connection of its own, not the writer's:
-// revocations are rare, and a write waits at most the busy timeout for the
-// writer's transaction.
+// web/security/job_tokens.hpp). In SQLite: a connection of its own, not the
+// writer's: revocations are rare, and a write waits at most the busy timeout
+// for the writer's transaction. On the Redis Cluster: cluster/
+// redis_token_revocations.hpp.
 #pragma once
 
 #include <chrono>
@@ -27,8 +28,9 @@ class TokenRevocations {
     virtual ~TokenRevocations() = default;
     // The revocations still in force at `now`. Throws StoreError.
     virtual std::vector<TokenRevocation> load(UnixMs now) = 0;
-    // Stores `revocation` (a later one of the same kind, owner and key
-    // replaces it) and deletes those over by `now`. Throws StoreError.
+    // Stores `revocation` (merged with one of the same kind, owner and key:
+    // the later revoked_at and the later until of the two) and deletes those
+    // over by `now`. Throws StoreError.
     virtual void add(const TokenRevocation& revocation, UnixMs now) = 0;
 };
 

@@ -1,12 +1,13 @@
 // The Redis store's entry: one Redis Cluster of one shard (a primary and its
 // replica, from Debian's redis-tools) for the whole run, started on first use;
 // each open empties it (FLUSHALL, replicated) and opens a store on it, with
-// the Redis stream log of cluster mode beside it on its own cluster client.
-// Left out where redis-tools is not installed.
+// the Redis stream log of cluster mode beside it on its own cluster client,
+// or the token revocations. Left out where redis-tools is not installed.
 #include <memory>
 
 #include "cluster/redis_store.hpp"
 #include "cluster/redis_stream_log.hpp"
+#include "cluster/redis_token_revocations.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
 #include "store_under_test.hpp"
@@ -54,8 +55,28 @@ std::unique_ptr<store::Store> open_redis(store::Store::CommitListener listener) 
     return std::make_unique<StoreWithResources>(std::move(opened), std::move(streams), log);
 }
 
+// The revocations on the emptied cluster, through a client of their own.
+std::unique_ptr<store::TokenRevocations> open_redis_revocations() {
+    redis::testing::RedisNodes& nodes = shard();
+    nodes.cli(0, {"FLUSHALL"});
+    nodes.cli(0, {"WAIT", "1", "5000"});
+    struct Client {
+        redis::Loop loop;
+        redis::Cluster cluster;
+        explicit Client(redis::ClusterOptions options) : cluster(loop, std::move(options)) {}
+    };
+    redis::ClusterOptions options;
+    options.seeds = {nodes.endpoint(0)};
+    auto client = std::make_shared<Client>(std::move(options));
+    return std::make_unique<RevocationsWithResources>(
+        std::make_unique<cluster::RedisTokenRevocations>(client->cluster,
+                                                         cluster::RedisRevocationsConfig{}),
+        std::move(client));
+}
+
 const bool kRegistered = [] {
-    if (redis::testing::redis_available()) RegisterStore{{"redis", open_redis}};
+    if (redis::testing::redis_available())
+        RegisterStore{{"redis", open_redis, open_redis_revocations}};
     return true;
 }();
 

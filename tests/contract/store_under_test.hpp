@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "persistence/store.hpp"
+#include "persistence/token_revocations.hpp"
 
 namespace jobcast::contract {
 
@@ -18,6 +19,8 @@ struct StoreUnderTest {
     std::string name;  // "sqlite", "redis"
     // Opens a fresh, empty store; the fixture owns whatever it started (temp dir, servers).
     std::function<std::unique_ptr<store::Store>(store::Store::CommitListener)> open;
+    // The token revocations of a fresh, empty store; the result owns what it needs.
+    std::function<std::unique_ptr<store::TokenRevocations>()> open_revocations;
 };
 
 // sqlite always, first: the reference the others are compared with (it runs
@@ -61,6 +64,26 @@ class StoreWithResources final : public store::Store {
     std::unique_ptr<store::Store> store_;
     std::shared_ptr<void> resources_;
     store::StreamLog* streams_;
+};
+
+// Token revocations together with what they were opened in.
+class RevocationsWithResources final : public store::TokenRevocations {
+  public:
+    RevocationsWithResources(std::unique_ptr<store::TokenRevocations> revocations,
+                             std::shared_ptr<void> resources)
+        : revocations_(std::move(revocations)), resources_(std::move(resources)) {}
+    ~RevocationsWithResources() override { revocations_.reset(); }
+
+    std::vector<store::TokenRevocation> load(UnixMs now) override {
+        return revocations_->load(now);
+    }
+    void add(const store::TokenRevocation& revocation, UnixMs now) override {
+        revocations_->add(revocation, now);
+    }
+
+  private:
+    std::unique_ptr<store::TokenRevocations> revocations_;
+    std::shared_ptr<void> resources_;
 };
 
 }  // namespace jobcast::contract

@@ -70,10 +70,9 @@ JobTokens::JobTokens(JobTokenConfig config, std::unique_ptr<store::TokenRevocati
       verifier_(verifier_config(config_)),
       store_(std::move(store)) {
     if (!store_) return;
-    for (auto& revocation : store_->load(clock.unix_ms())) {
-        auto key = index_key(revocation.kind, revocation.owner, revocation.key);
-        revocations_.insert_or_assign(std::move(key), std::move(revocation));
-    }
+    std::lock_guard lock(mutex_);
+    for (const auto& revocation : store_->load(clock.unix_ms()))
+        hold(revocation);
 }
 
 std::optional<JobTokens::Minted> JobTokens::mint(const std::string& owner, const std::string& job,
@@ -162,21 +161,55 @@ std::size_t JobTokens::revoke(store::TokenRevocation revocation, std::int64_t no
     {
         std::lock_guard lock(mutex_);
         std::erase_if(revocations_, [now_ms](const auto& r) { return r.second.until <= now_ms; });
-        revocations_.insert_or_assign(index_key(revocation.kind, revocation.owner, revocation.key),
-                                      revocation);
-        for (auto it = watchers_.begin(); it != watchers_.end();) {
-            if (covers(revocation, it->second.owner, it->second.grant)) {
-                close.push_back(std::move(it->second.on_revoked));
-                it = watchers_.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        hold(revocation);
+        take_covered(revocations_.at(index_key(revocation.kind, revocation.owner, revocation.key)),
+                     close);
     }
     for (auto& on_revoked : close)
         on_revoked();
     if (store_) store_->add(revocation, now_ms);
     return close.size();
+}
+
+std::size_t JobTokens::apply(const std::vector<store::TokenRevocation>& revocations,
+                             std::int64_t now_ms) {
+    std::vector<std::function<void()>> close;
+    {
+        std::lock_guard lock(mutex_);
+        std::erase_if(revocations_, [now_ms](const auto& r) { return r.second.until <= now_ms; });
+        for (const auto& revocation : revocations) {
+            if (revocation.until <= now_ms) continue;
+            if (const auto* held = hold(revocation)) take_covered(*held, close);
+        }
+    }
+    for (auto& on_revoked : close)
+        on_revoked();
+    return close.size();
+}
+
+const store::TokenRevocation* JobTokens::hold(const store::TokenRevocation& revocation) {
+    auto [it, added] = revocations_.try_emplace(
+        index_key(revocation.kind, revocation.owner, revocation.key), revocation);
+    store::TokenRevocation& held = it->second;
+    if (!added) {
+        if (revocation.revoked_at <= held.revoked_at && revocation.until <= held.until)
+            return nullptr;
+        held.revoked_at = std::max(held.revoked_at, revocation.revoked_at);
+        held.until = std::max(held.until, revocation.until);
+    }
+    return &held;
+}
+
+void JobTokens::take_covered(const store::TokenRevocation& revocation,
+                             std::vector<std::function<void()>>& close) {
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+        if (covers(revocation, it->second.owner, it->second.grant)) {
+            close.push_back(std::move(it->second.on_revoked));
+            it = watchers_.erase(it);
+        } else {
+            ++it;
+        }
+    }
 }
 
 std::shared_ptr<void> JobTokens::watch(std::string owner, auth::JobGrant grant,

@@ -17,7 +17,10 @@
 //   job, or of every job token of an owner; the two last cover the sessions
 //   started up to the revocation. A revocation is kept (in memory and in the
 //   store) until every token it covers has expired, and it closes the open
-//   streams that rely on such a token at once.
+//   streams that rely on such a token at once. Two of the same kind, owner
+//   and key merge: the later revocation time and expiry of the two. In
+//   cluster mode the store tells every broker of the revocations the others
+//   take (apply), so they hold, and close streams, on every broker.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "auth/jwt.hpp"
 #include "common/clock.hpp"
@@ -87,6 +91,11 @@ class JobTokens : public std::enable_shared_from_this<JobTokens> {
     // this broker stops). For a "token" revocation `key` may be any token id
     // of the session.
     std::size_t revoke(store::TokenRevocation revocation, std::int64_t now_ms);
+    // Revocations already stored, taken on another broker sharing the store
+    // (cluster mode): each one this broker does not hold yet is held and
+    // closes the streams it covers; those over by `now_ms` are ignored.
+    // Returns how many streams they closed.
+    std::size_t apply(const std::vector<store::TokenRevocation>& revocations, std::int64_t now_ms);
 
     // Calls `on_revoked` (once, on the revoking thread) when a revocation
     // covers the token an open stream relies on, until the returned handle
@@ -104,6 +113,12 @@ class JobTokens : public std::enable_shared_from_this<JobTokens> {
                                  std::string_view key);
     bool covers(const store::TokenRevocation& revocation, const std::string& owner,
                 const auth::JobGrant& grant) const;
+    // Holds `revocation`, merged with the one of the same kind, owner and key;
+    // the merged one, or nullptr if that changed nothing. mutex_ held.
+    const store::TokenRevocation* hold(const store::TokenRevocation& revocation);
+    // Moves the callbacks of the watchers `revocation` covers to `close`. mutex_ held.
+    void take_covered(const store::TokenRevocation& revocation,
+                      std::vector<std::function<void()>>& close);
     void unwatch(std::uint64_t id);
 
     JobTokenConfig config_;

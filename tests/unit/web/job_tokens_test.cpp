@@ -155,6 +155,40 @@ TEST_CASE("job tokens: stored revocations are loaded by the next broker") {
     CHECK(second.revoked("alice", grant));
 }
 
+TEST_CASE("job tokens: revocations another broker took hold here and close its streams") {
+    auto tokens = make_tokens();
+    auto early = tokens->mint("alice", "J1", 600, false, std::nullopt, kNowMs)->grant;
+    auto late = tokens->mint("alice", "J1", 600, false, std::nullopt, kNowMs + 100)->grant;
+    int closed_early = 0, closed_late = 0;
+    auto watch_early = tokens->watch("alice", early, [&] { ++closed_early; });
+    auto watch_late = tokens->watch("alice", late, [&] { ++closed_late; });
+    const std::int64_t until = kNowMs + kCeiling * 1000;
+
+    // Taken elsewhere at +50: the sessions begun by then, here too.
+    CHECK(tokens->apply({{"job", "alice", "J1", kNowMs + 50, until}}, kNowMs + 60) == 1);
+    CHECK(closed_early == 1);
+    CHECK(tokens->revoked("alice", early));
+    CHECK_FALSE(tokens->revoked("alice", late));
+    // Handed over again (the reload after a missed message): nothing new.
+    CHECK(tokens->apply({{"job", "alice", "J1", kNowMs + 50, until}}, kNowMs + 60) == 0);
+    // An older one of the same job does not narrow the one held.
+    CHECK(tokens->apply({{"job", "alice", "J1", kNowMs + 10, until}}, kNowMs + 60) == 0);
+    CHECK(tokens->revoked("alice", early));
+    // A later one widens it; one already over is ignored.
+    CHECK(tokens->apply({{"owner", "alice", "alice", kNowMs, kNowMs + 60},
+                         {"job", "alice", "J1", kNowMs + 150, until}},
+                        kNowMs + 200) == 1);
+    CHECK(closed_late == 1);
+    CHECK(tokens->revoked("alice", late));
+    auto other = tokens->mint("alice", "J2", 600, false, std::nullopt, kNowMs)->grant;
+    CHECK_FALSE(tokens->revoked("alice", other));
+    // A revocation taken here merges with one taken elsewhere the same way.
+    tokens->apply({{"job", "alice", "J2", kNowMs + 500, until}}, kNowMs + 300);
+    tokens->revoke({"job", "alice", "J2", 0, 0}, kNowMs + 400);
+    auto between = tokens->mint("alice", "J2", 600, false, std::nullopt, kNowMs + 450)->grant;
+    CHECK(tokens->revoked("alice", between));
+}
+
 TEST_CASE("grant_permits and scoped_request_allowed: a job token reaches its job only") {
     auth::JobGrant grant;
     grant.job = "J1";
