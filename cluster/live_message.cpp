@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include "cluster/msgpack_fields.hpp"
+
 namespace jobcast::cluster {
 
 std::string encode_live_message(const store::JobEvents& events) {
@@ -21,27 +23,11 @@ std::string encode_live_message(const store::JobEvents& events) {
     return {buffer.data(), buffer.size()};
 }
 
-namespace {
-
-bool read_string(const msgpack::object& o, std::string& out) {
-    if (o.type != msgpack::type::STR) return false;
-    out.assign(o.via.str.ptr, o.via.str.size);
-    return true;
-}
-
-}  // namespace
-
 std::optional<store::JobEvents> decode_live_message(std::string_view payload) {
-    msgpack::object_handle handle;
-    try {
-        handle = msgpack::unpack(payload.data(), payload.size());
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-    const msgpack::object& root = handle.get();
-    if (root.type != msgpack::type::ARRAY || root.via.array.size != 3) return std::nullopt;
+    const auto handle = unpack_array(payload, 3);
+    if (!handle) return std::nullopt;
     store::JobEvents out;
-    const msgpack::object* fields = root.via.array.ptr;
+    const msgpack::object* fields = handle->get().via.array.ptr;
     if (!read_string(fields[0], out.job) || !read_string(fields[1], out.owner) ||
         fields[2].type != msgpack::type::ARRAY)
         return std::nullopt;

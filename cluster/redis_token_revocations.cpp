@@ -11,6 +11,7 @@
 
 #include <msgpack.hpp>
 
+#include "cluster/msgpack_fields.hpp"
 #include "common/logging.hpp"
 #include "persistence/store.hpp"
 #include "redis/cluster.hpp"
@@ -255,12 +256,6 @@ struct Adder : std::enable_shared_from_this<Adder> {
     }
 };
 
-bool read_string(const msgpack::object& o, std::string& out) {
-    if (o.type != msgpack::type::STR) return false;
-    out.assign(o.via.str.ptr, o.via.str.size);
-    return true;
-}
-
 bool read_ms(const msgpack::object& o, UnixMs& out) {
     if (o.type != msgpack::type::POSITIVE_INTEGER ||
         o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<UnixMs>::max()))
@@ -284,15 +279,9 @@ std::string encode_revocation(const TokenRevocation& revocation) {
 }
 
 std::optional<TokenRevocation> decode_revocation(std::string_view payload) {
-    msgpack::object_handle handle;
-    try {
-        handle = msgpack::unpack(payload.data(), payload.size());
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-    const msgpack::object& root = handle.get();
-    if (root.type != msgpack::type::ARRAY || root.via.array.size != 5) return std::nullopt;
-    const msgpack::object* f = root.via.array.ptr;
+    const auto handle = unpack_array(payload, 5);
+    if (!handle) return std::nullopt;
+    const msgpack::object* f = handle->get().via.array.ptr;
     TokenRevocation out;
     if (!read_string(f[0], out.kind) || !read_string(f[1], out.owner) ||
         !read_string(f[2], out.key) || !read_ms(f[3], out.revoked_at) || !read_ms(f[4], out.until))
