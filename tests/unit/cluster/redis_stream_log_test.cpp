@@ -171,8 +171,6 @@ TEST_CASE("redis stream log: what the replica does not have is neither acknowled
     CHECK(b.log.read(first->id, 0, 1 << 20).size() == 2);
 }
 
-}  // namespace jobcast::cluster
-
 TEST_CASE("redis stream log: a delete sent again after its replica was late answers as it did") {
     if (redis::testing::skip_without_redis()) return;
     auto nodes = shard();
@@ -191,3 +189,5 @@ TEST_CASE("redis stream log: a delete sent again after its replica was late answ
     CHECK(removing.get() == store::StreamWrite::removed);
     CHECK(a.log.remove("s", "alice", kNow) == store::StreamWrite::not_found);
 }
+
+}  // namespace jobcast::cluster
