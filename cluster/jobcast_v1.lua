@@ -19,7 +19,7 @@
 -- lifecycle changed (0/1); jc_apply answers a list of such entries, one per op
 -- (job and changed only on the last), see there.
 
-local VERSION = '3'
+local VERSION = '4'
 local MAX_OPS = 16  -- lifecycle op answers kept per job
 
 local function num(v) return tonumber(v) or 0 end
@@ -575,12 +575,15 @@ end
 -- ---- Durable Streams ------------------------------------------------------
 -- Streams created over HTTP (persistence/stream_log.hpp), kept by
 -- cluster/redis_stream_log.cpp. A stream lives in the partition of its owner
--- and name; its keys, built from the prefix, share the hash slot:
+-- (all of an owner's streams share one hash slot: a fork, always of the same
+-- owner's stream, is in its source's slot); its keys, built from the prefix:
 --   sn:<len(owner)>:<owner><name>  STRING  the stream's id (the name index)
---   s:<id>   HASH    settings and state (see stream_fields)
---   sm:<id>  STREAM  its messages, ID <seq>-0, field d
+--   s:<id>   HASH    settings and state (see stream_create)
+--   sm:<id>  STREAM  its own messages, ID <seq>-0, field d
 --   sp:<id>  HASH    producer id -> "<epoch> <seq>"
+--   sf:<id>  ZSET    its forks: fork id scored by its fork point
 --   sid      STRING  the partition's stream counter
+--   sdop:<op id>  STRING  a delete's answer, for its re-sent call
 -- The rules of an append are domain/stream_rules.cpp's, run by the broker on
 -- the state jc_stream_get answered: jc_stream_append applies the decision
 -- only while the stream is still at the version it was decided on (`ver`),
@@ -589,12 +592,23 @@ end
 -- the confirmed cseq and cclosed (jc_stream_confirm), and a stream only once
 -- its creation was confirmed (c). Every key expires with the stream: its TTL
 -- after the last read or write, its Expires-At, or else the retention after
--- its last write.
+-- its last write; a fork's sources live at least as long as it does.
+--
+-- Forks are SQLite's (persistence/sqlite_stream_log.cpp): a fork (fo = its
+-- source's id, fs = the fork point) holds only the messages after fs and
+-- reads the rest along its chain of sources. A stream deleted while forks
+-- read it is kept for them (del = 1) with only the messages they read, its
+-- name taken, until the last of them goes; then it goes too, and so on up
+-- the chain.
 
 local STREAM_OPS = 16  -- taken appends remembered per stream (re-sent calls)
 
 local function stream_keys(prefix, id)
-  return {prefix .. 's:' .. id, prefix .. 'sm:' .. id, prefix .. 'sp:' .. id}
+  return {prefix .. 's:' .. id, prefix .. 'sm:' .. id, prefix .. 'sp:' .. id, prefix .. 'sf:' .. id}
+end
+
+local function stream_name_key(prefix, owner, name)
+  return prefix .. 'sn:' .. fmt(string.len(owner)) .. ':' .. owner .. name
 end
 
 -- How long the stream's keys live from `now`.
@@ -605,10 +619,28 @@ local function stream_keep(h, now, retention)
   return math.max(1, keep)
 end
 
+-- Makes key `k` live at least `keep` ms more (never shorter: a source
+-- outlives its forks).
+local function extend(k, keep)
+  if redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, keep)
+  else
+    redis.call('PEXPIRE', k, keep, 'GT')
+  end
+end
+
 local function stream_expire(prefix, id, name_key, h, now, retention)
   local keep = fmt(stream_keep(h, now, retention))
-  for _, k in ipairs(stream_keys(prefix, id)) do redis.call('PEXPIRE', k, keep) end
-  redis.call('PEXPIRE', name_key, keep)
+  for _, k in ipairs(stream_keys(prefix, id)) do extend(k, keep) end
+  extend(name_key, keep)
+  local source = h.fo
+  while source and source ~= '0' do
+    local f = redis.call('HMGET', prefix .. 's:' .. source, 'fo', 'owner', 'name')
+    if not f[2] then break end
+    for _, k in ipairs(stream_keys(prefix, source)) do extend(k, keep) end
+    extend(stream_name_key(prefix, f[2], f[3]), keep)
+    source = f[1]
+  end
 end
 
 local function stream_hash(key)
@@ -617,6 +649,45 @@ local function stream_hash(key)
   local h = {}
   for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
   return h, all
+end
+
+-- How many forks read stream `id`; those whose keys expired are forgotten.
+local function stream_forks(prefix, id)
+  local forks = prefix .. 'sf:' .. id
+  for _, fork in ipairs(redis.call('ZRANGE', forks, 0, -1)) do
+    if redis.call('EXISTS', prefix .. 's:' .. fork) == 0 then redis.call('ZREM', forks, fork) end
+  end
+  return redis.call('ZCARD', forks)
+end
+
+-- Deletes stream `id` (its hash `h`), or keeps it for its forks: marked
+-- deleted, with only the messages they read and no producers. A stream that
+-- goes frees its source if that was deleted and kept only for it, and so on
+-- up the chain. True when it went.
+local function stream_drop(prefix, id, h)
+  local forks = prefix .. 'sf:' .. id
+  if stream_forks(prefix, id) > 0 then
+    local shared = redis.call('ZRANGE', forks, 0, 0, 'REV', 'WITHSCORES')[2]
+    local log = prefix .. 'sm:' .. id
+    while true do
+      local past = redis.call('XRANGE', log, '(' .. shared .. '-0', '+', 'COUNT', 1000)
+      if #past == 0 then break end
+      for _, entry in ipairs(past) do redis.call('XDEL', log, entry[1]) end
+    end
+    redis.call('DEL', prefix .. 'sp:' .. id)
+    redis.call('HSET', prefix .. 's:' .. id, 'del', '1')
+    return false
+  end
+  while h do
+    redis.call('DEL', stream_name_key(prefix, h.owner, h.name), unpack(stream_keys(prefix, id)))
+    local source = h.fo or '0'
+    if source == '0' then break end
+    redis.call('ZREM', prefix .. 'sf:' .. source, id)
+    h = stream_hash(prefix .. 's:' .. source)
+    if not h or h.del ~= '1' or stream_forks(prefix, source) > 0 then break end
+    id = source
+  end
+  return true
 end
 
 -- The stream of a name as stored (unconfirmed parts included), and the
@@ -636,12 +707,18 @@ local function stream_get(keys, args)
 end
 
 -- A new incarnation of a name, in place of `expected` (its id as the broker
--- saw it, '0' for none: an expired stream is deleted here). KEYS[1] = name
--- key; ARGV 1 prefix, 2 partition, 3 expected id, 4 op id, 5 now ms, 6
--- retention ms, 7 content type, 8 ttl seconds, 9 expires at, 10 expires at
--- ms, 11 closed (0/1), 12 owner, 13 name, then the messages. Answers
--- {'created', id}, or {'stale'} when the name holds another stream than
--- expected.
+-- saw it, '0' for none: an expired or deleted stream goes here, unless forks
+-- still read it). KEYS[1] = name key; ARGV 1 prefix, 2 partition, 3 expected id, 4 op
+-- id, 5 now ms, 6 retention ms, 7 content type, 8 ttl seconds, 9 expires at,
+-- 10 expires at ms, 11 closed (0/1), 12 owner, 13 name; a fork: 14 the
+-- source's id ('0': not a fork), 15 the fork point, 16 the source's name, 17
+-- the fork offset asked ('-1': none), 18 the sub-offset, 19 the fork's depth;
+-- then the messages (after the fork point). The broker resolved the fork on
+-- the source as it was confirmed; here the source must still be that stream,
+-- not deleted, and hold the fork point. Answers {'created', id}, {'stale'}
+-- when the name or the source holds another stream than expected,
+-- {'conflict'} when the stream in place stays for its forks, or
+-- {'source_gone'}.
 local function stream_create(keys, args)
   local prefix = args[1]
   local id = redis.call('GET', keys[1]) or '0'
@@ -651,20 +728,40 @@ local function stream_create(keys, args)
     end
     return {'stale'}
   end
-  if id ~= '0' then redis.call('DEL', unpack(stream_keys(prefix, id))) end
+  local source = args[14]
+  if source ~= '0' then
+    local name_key = stream_name_key(prefix, args[12], args[16])
+    local f = redis.call('HMGET', prefix .. 's:' .. source, 'del', 'cseq')
+    if redis.call('GET', name_key) ~= source or not f[2] then return {'stale'} end
+    if f[1] == '1' then return {'source_gone'} end
+    if num(f[2]) < num(args[15]) then return {'stale'} end
+  end
+  if id ~= '0' then
+    local old = stream_hash(prefix .. 's:' .. id)
+    if old and not stream_drop(prefix, id, old) then return {'conflict'} end
+  end
   local n = redis.call('INCR', prefix .. 'sid')
   id = fmt(n * 16384 + num(args[2]))
   local key = prefix .. 's:' .. id
-  local seq = #args - 13
-  for i = 14, #args do
-    redis.call('XADD', prefix .. 'sm:' .. id, fmt(i - 13) .. '-0', 'd', args[i])
+  local at = num(args[15])
+  local seq = at
+  for i = 20, #args do
+    seq = seq + 1
+    redis.call('XADD', prefix .. 'sm:' .. id, fmt(seq) .. '-0', 'd', args[i])
   end
-  local h = {ttl = args[8], eam = args[10]}
+  local h = {ttl = args[8], eam = args[10], fo = source}
   redis.call('HSET', key, 'owner', args[12], 'name', args[13], 'ct', args[7], 'ttl', args[8],
     'ea', args[9], 'eam', args[10], 'closed', args[11], 'cb', '', 'ss', '', 'seq', fmt(seq),
     'cseq', '0', 'cclosed', '0', 'created', args[5], 'accessed', args[5], 'ver', '1',
-    'cop', args[4])
+    'cop', args[4], 'fo', source, 'fs', fmt(at), 'ff', args[16], 'fof', args[17],
+    'fso', args[18], 'fd', args[19], 'del', '0')
   redis.call('SET', keys[1], id)
+  if source ~= '0' then
+    local forks = prefix .. 'sf:' .. source
+    redis.call('ZADD', forks, at, id)
+    local left = redis.call('PTTL', prefix .. 's:' .. source)
+    if left > 0 then redis.call('PEXPIRE', forks, left) end
+  end
   stream_expire(prefix, id, keys[1], h, num(args[5]), num(args[6]))
   return {'created', id}
 end
@@ -679,7 +776,7 @@ end
 local function stream_append(keys, args)
   local prefix, id = args[1], args[2]
   local h = stream_hash(keys[1])
-  if not h then return {'gone'} end
+  if not h or h.del == '1' then return {'gone'} end
   local ops = h.ops and cmsgpack.unpack(h.ops) or {}
   for _, op in ipairs(ops) do
     if op[1] == args[4] then return {'ok', op[2], op[3]} end
@@ -709,8 +806,7 @@ local function stream_append(keys, args)
     set[#set + 1] = 'ver'; set[#set + 1] = fmt(num(h.ver) + 1)
   end
   redis.call('HSET', keys[1], unpack(set))
-  local name_key = prefix .. 'sn:' .. fmt(string.len(h.owner)) .. ':' .. h.owner .. h.name
-  stream_expire(prefix, id, name_key, h, now, num(args[6]))
+  stream_expire(prefix, id, stream_name_key(prefix, h.owner, h.name), h, now, num(args[6]))
   return {'ok', fmt(seq), closed}
 end
 
@@ -734,27 +830,61 @@ local function stream_touch(keys, args)
   if not h then return 0 end
   local now = num(args[3])
   redis.call('HSET', keys[1], 'accessed', fmt(math.max(num(h.accessed), now)))
-  local name_key = args[1] .. 'sn:' .. fmt(string.len(h.owner)) .. ':' .. h.owner .. h.name
-  stream_expire(args[1], args[2], name_key, h, now, num(args[4]))
+  stream_expire(args[1], args[2], stream_name_key(args[1], h.owner, h.name), h, now,
+    num(args[4]))
   return 1
 end
 
--- Deletes the stream of a name. KEYS[1] = name key; ARGV[1] = prefix.
--- Answers its id, 0 when there was none.
+-- Deletes the stream of a name (or keeps it for its forks, deleted).
+-- KEYS[1] = name key; ARGV 1 prefix, 2 op id, 3 how long (ms) the answer is
+-- remembered for a re-sent call. Answers {'removed', id}, {'gone', id} (it
+-- was deleted before, kept for its forks) or {'none'}; a re-sent call
+-- answers as the first did.
 local function stream_remove(keys, args)
+  local prefix = args[1]
+  local done = prefix .. 'sdop:' .. args[2]
+  local before = redis.call('GET', done)
+  if before then return {'removed', before} end
   local id = redis.call('GET', keys[1])
-  if not id then return 0 end
-  redis.call('DEL', keys[1], unpack(stream_keys(args[1], id)))
-  return num(id)
+  if not id then return {'none'} end
+  local h = stream_hash(prefix .. 's:' .. id)
+  if not h then return {'none'} end
+  if h.del == '1' then return {'gone', id} end
+  stream_drop(prefix, id, h)
+  redis.call('SET', done, id, 'PX', args[3])
+  return {'removed', id}
 end
 
--- Messages in (ARGV[1], cseq], at most ARGV[2]. KEYS[1] = the stream hash,
--- KEYS[2] = its messages. Answers {cseq, entries}, nil for no stream.
+-- Messages in (ARGV[1], cseq], at most ARGV[2], along the chain of sources
+-- of a fork. KEYS[1] = the stream hash; ARGV 3 prefix, 4 id. Answers
+-- {cseq, entries}, nil for no stream.
 local function stream_read(keys, args)
   local c = redis.call('HGET', keys[1], 'cseq')
   if not c then return false end
-  if num(args[1]) >= num(c) then return {c, {}} end
-  return {c, redis.call('XRANGE', keys[2], '(' .. args[1] .. '-0', c .. '-0', 'COUNT', args[2])}
+  local after, left, prefix = num(args[1]), num(args[2]), args[3]
+  if after >= num(c) then return {c, {}} end
+  -- (id, from, to]: the seqs each stream of the chain holds itself; oldest last.
+  local chain = {}
+  local id, to = args[4], num(c)
+  while id and id ~= '0' and after < to do
+    local f = redis.call('HMGET', prefix .. 's:' .. id, 'fo', 'fs')
+    chain[#chain + 1] = {id, num(f[2]), to}
+    to = math.min(to, num(f[2]))
+    id = f[1]
+  end
+  local out = {}
+  for i = #chain, 1, -1 do
+    local seg = chain[i]
+    if left <= 0 then break end
+    if after < seg[3] then
+      local from = math.max(after, seg[2])
+      local got = redis.call('XRANGE', prefix .. 'sm:' .. seg[1], '(' .. fmt(from) .. '-0',
+        fmt(seg[3]) .. '-0', 'COUNT', left)
+      for _, entry in ipairs(got) do out[#out + 1] = entry end
+      left = left - #got
+    end
+  end
+  return {c, out}
 end
 
 local function version() return VERSION end

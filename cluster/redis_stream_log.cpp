@@ -38,6 +38,9 @@ constexpr std::int64_t kIdStride = kMaxPartitions;
 constexpr std::size_t kReadPage = 1000;
 // Appends decided again because another write changed the stream first.
 constexpr int kMaxDecisions = 64;
+// jc_stream_create's arguments before the messages, with FCALL, its name,
+// the key count and the key.
+constexpr std::size_t kCreateArgs = 23;
 
 template <class Int>
 Int to_int(std::string_view text) {
@@ -68,6 +71,11 @@ struct Stored {
     std::uint64_t cseq = 0;
     bool cclosed = false;
     bool confirmed = false;  // its creation was confirmed
+    // A fork: its source's id (0: not a fork), the fork as asked (offset
+    // nullopt: none given) and how many forks deep it is.
+    std::int64_t fork_of = 0;
+    store::ForkFrom fork;
+    std::uint32_t fork_depth = 0;
 
     // Only what a WAIT has covered.
     store::StreamInfo visible() const {
@@ -119,6 +127,18 @@ std::optional<Stored> parse_stored(const Reply& reply) {
             s.record.accessed_at_ms = to_int<std::int64_t>(value);
         else if (name == "ver")
             s.version = value;
+        else if (name == "fo")
+            s.fork_of = to_int<std::int64_t>(value);
+        else if (name == "ff")
+            s.fork.source = value;
+        else if (name == "fof" && value != "-1")
+            s.fork.offset = to_int<std::uint64_t>(value);
+        else if (name == "fso")
+            s.fork.sub_offset = to_int<std::uint64_t>(value);
+        else if (name == "fd")
+            s.fork_depth = to_int<std::uint32_t>(value);
+        else if (name == "del")
+            s.info.deleted = value == "1";
     }
     s.record.content_type = domain::normalize_content_type(s.info.content_type);
     s.record.closed = s.info.closed;
@@ -130,12 +150,6 @@ std::optional<Stored> parse_stored(const Reply& reply) {
                                            to_int<std::uint64_t>(producer.substr(space + 1))};
     }
     return s;
-}
-
-bool same_settings(const Stored& stored, const store::CreateStream& op) {
-    return stored.record.content_type == domain::normalize_content_type(op.content_type) &&
-           stored.info.ttl_seconds == op.ttl_seconds && stored.info.expires_at == op.expires_at &&
-           stored.info.closed == op.closed;
 }
 
 }  // namespace
@@ -171,9 +185,14 @@ struct RedisStreamLog::Impl : std::enable_shared_from_this<Impl> {
 
     // ---- keys ------------------------------------------------------------------
 
-    std::uint32_t partition_of(const std::string& owner, const std::string& name) const {
-        return partitions.of(owner + '\n' + name);
-    }
+    // All of an owner's streams share one partition: a fork is always of the
+    // same owner's stream, so it shares its source's hash slot, and creating
+    // it, reading along its chain of sources and a delete that frees them up
+    // the chain are each one Function call there, atomic, with nothing copied
+    // (the other way, copying the source's messages into a fork's own slot,
+    // would still have to count forks on the source's slot: two calls, not
+    // one). The cost: one owner's streams are served by one shard.
+    std::uint32_t partition_of(const std::string& owner) const { return partitions.of(owner); }
     static std::uint32_t partition_of(std::int64_t id) {
         return static_cast<std::uint32_t>(id % kIdStride);
     }
@@ -269,8 +288,7 @@ struct RedisStreamLog::Impl : std::enable_shared_from_this<Impl> {
         const std::uint16_t slot = partitions.slot(p);
         const std::size_t count = commands.size();
         commands.push_back({"SET", partitions.prefix(p) + "fence", token});
-        commands.push_back({"WAIT", std::to_string(config.wait_replicas),
-                            std::to_string(config.wait_timeout.count())});
+        commands.push_back(wait_command(config));
         std::chrono::milliseconds backoff{10};
         for (;;) {
             Outcome outcome = on_loop<Outcome>([this, slot, commands](auto done) {
@@ -302,11 +320,8 @@ struct RedisStreamLog::Impl : std::enable_shared_from_this<Impl> {
         if (outcome.error) return outcome.error.message();
         for (const Reply& reply : outcome.replies)
             if (reply.is_error() && retry_kind(reply) != Retry::none) return reply.str;
-        const Reply& wait = outcome.replies.back();
-        if (!wait.is_integer()) return "WAIT: " + wait.str;
-        if (wait.integer < config.wait_replicas)
-            return "WAIT reached " + std::to_string(wait.integer) + " of " +
-                   std::to_string(config.wait_replicas) + " replicas";
+        if (auto shortfall = wait_shortfall(config, outcome.replies.back()); !shortfall.empty())
+            return shortfall;
         if (!outcome.still_primary)
             return "the slot moved while its writes waited for the replicas";
         return {};
@@ -348,6 +363,64 @@ struct RedisStreamLog::Impl : std::enable_shared_from_this<Impl> {
             if (!found.confirmed) return std::nullopt;
             return found;
         }
+    }
+
+    // Messages of stream `id` with seq > after, along its chain of sources,
+    // until their data reaches `max_bytes` (at least one when there is one).
+    std::vector<store::StreamMessage> read(std::int64_t id, std::uint64_t after,
+                                           std::size_t max_bytes) {
+        std::vector<store::StreamMessage> messages;
+        std::size_t bytes = 0;
+        const std::uint32_t p = partition_of(id);
+        while (bytes < max_bytes) {
+            Reply reply =
+                exec({"FCALL_RO", "jc_stream_read", "1", hash_key(id), std::to_string(after),
+                      std::to_string(kReadPage), partitions.prefix(p), std::to_string(id)});
+            if (!reply.is_array() || reply.elements.size() < 2) break;
+            const auto& entries = reply.elements[1].elements;
+            for (const Reply& entry : entries) {
+                if (entry.elements.size() < 2 || entry.elements[1].elements.size() < 2) continue;
+                store::StreamMessage& message = messages.emplace_back();
+                message.seq = to_int<std::uint64_t>(entry.elements[0].str);
+                message.data = entry.elements[1].elements[1].str;
+                after = message.seq;
+                bytes += message.data.size();
+                if (bytes >= max_bytes) break;
+            }
+            if (entries.size() < kReadPage) break;
+        }
+        return messages;
+    }
+
+    // Where a fork starts, as resolve_fork found it on its source.
+    struct Fork {
+        std::int64_t source = 0;  // 0: not a fork
+        std::uint32_t depth = 0;
+        store::ForkPoint point;
+    };
+
+    // Resolves `op`'s fork against its source as readers see it (confirmed)
+    // into the fork point and the inherited settings, as SQLite's
+    // resolve_fork does; a status other than `created` refuses it.
+    // jc_stream_create checks that the source is still that stream.
+    store::StreamWrite resolve_fork(std::uint32_t p, store::CreateStream& op, Fork& fork,
+                                    std::chrono::steady_clock::time_point deadline) {
+        const store::ForkFrom& asked = *op.fork;
+        const std::string key = name_key(p, op.owner, asked.source);
+        auto found = stored(p, key);
+        if (!found || (!found->info.deleted && domain::stream_expired(found->record, op.now_ms)))
+            return store::StreamWrite::source_missing;
+        if (found->info.deleted) return store::StreamWrite::source_gone;
+        if (domain::fork_too_deep(found->fork_depth)) return store::StreamWrite::fork_too_deep;
+        auto source = settled(p, key, std::move(*found), deadline);
+        if (!source) return store::StreamWrite::source_missing;
+        const auto status = store::resolve_fork_point(
+            op, source->info, source->record.content_type, source->cseq,
+            [&](std::uint64_t after) { return read(source->info.id, after, 1); }, fork.point);
+        if (status != store::StreamWrite::created) return status;
+        fork.source = source->info.id;
+        fork.depth = source->fork_depth + 1;
+        return store::StreamWrite::created;
     }
 
     // Tells other brokers' readers that stream `id` moved.
@@ -441,59 +514,86 @@ RedisStreamLog::~RedisStreamLog() {
 
 store::StreamWriteResult RedisStreamLog::create(store::CreateStream op) {
     Impl& m = *impl_;
-    const std::uint32_t p = m.partition_of(op.owner, op.name);
+    const std::uint32_t p = m.partition_of(op.owner);
     const std::string key = m.name_key(p, op.owner, op.name);
     const std::string op_id = m.op_id();
     const auto deadline = m.write_deadline();
     store::StreamWriteResult result;
     for (int decision = 0; decision < kMaxDecisions; ++decision) {
         auto found = m.stored(p, key);
-        if (found && !domain::stream_expired(found->record, op.now_ms)) {
-            result.status = same_settings(*found, op) ? store::StreamWrite::exists
-                                                      : store::StreamWrite::conflict;
+        // Expired, the name is free; deleted and kept for its forks, it is
+        // not (jc_stream_create answers `conflict`, unless its forks expired).
+        if (found && !found->info.deleted && !domain::stream_expired(found->record, op.now_ms)) {
+            result.status = store::asks_again(found->info, found->record.content_type,
+                                              found->fork_of != 0 ? &found->fork : nullptr, op)
+                                ? store::StreamWrite::exists
+                                : store::StreamWrite::conflict;
             auto shown = m.settled(p, key, *found, deadline);
             if (!shown) throw StoreError("the Redis cluster did not confirm the stream's creation");
             result.stream = shown->visible();
             return result;
         }
-        Command command = {"FCALL",
-                           "jc_stream_create",
-                           "1",
-                           key,
-                           m.partitions.prefix(p),
-                           std::to_string(p),
-                           found ? std::to_string(found->info.id) : "0",
-                           op_id,
-                           std::to_string(op.now_ms),
-                           std::to_string(m.config.retention.count()),
-                           op.content_type,
-                           std::to_string(op.ttl_seconds),
-                           op.expires_at,
-                           std::to_string(op.expires_at_ms),
-                           op.closed ? "1" : "0",
-                           op.owner,
-                           op.name};
-        // Copied: a "stale" answer sends the create again.
-        for (const std::string& message : op.messages)
-            command.push_back(message);
-        const std::uint64_t count = op.messages.size();
+        // Copied: a "stale" answer decides again (a fork against its source anew).
+        store::CreateStream made = op;
+        Impl::Fork fork;
+        if (made.fork) {
+            result.status = m.resolve_fork(p, made, fork, deadline);
+            if (result.status != store::StreamWrite::created) return result;
+        }
+        Command command = {
+            "FCALL",
+            "jc_stream_create",
+            "1",
+            key,
+            m.partitions.prefix(p),
+            std::to_string(p),
+            found ? std::to_string(found->info.id) : "0",
+            op_id,
+            std::to_string(made.now_ms),
+            std::to_string(m.config.retention.count()),
+            made.content_type,
+            std::to_string(made.ttl_seconds),
+            made.expires_at,
+            std::to_string(made.expires_at_ms),
+            made.closed ? "1" : "0",
+            made.owner,
+            made.name,
+            std::to_string(fork.source),
+            std::to_string(fork.point.at),
+            made.fork ? made.fork->source : "",
+            made.fork && made.fork->offset ? std::to_string(*made.fork->offset) : "-1",
+            made.fork ? std::to_string(made.fork->sub_offset) : "0",
+            std::to_string(fork.depth)};
+        if (fork.point.partial) command.push_back(std::move(*fork.point.partial));
+        for (std::string& message : made.messages)
+            command.push_back(std::move(message));
+        const std::uint64_t count = command.size() - kCreateArgs;
         auto [node, replies] = m.durable(p, {std::move(command)}, deadline);
         const Reply& reply = replies[0];
         if (reply.is_error()) throw StoreError("redis: " + reply.str);
         if (!reply.is_array() || reply.elements.empty()) throw StoreError("redis: bad answer");
-        if (text(reply.elements[0]) == "stale") continue;  // the name changed hands: again
+        const std::string status = text(reply.elements[0]);
+        if (status == "stale") continue;  // the name or the source changed hands: again
+        if (status == "conflict") {       // expired or deleted, and kept for its forks
+            result.status = store::StreamWrite::conflict;
+            return result;
+        }
+        if (status == "source_gone") {
+            result.status = store::StreamWrite::source_gone;
+            return result;
+        }
         store::StreamInfo info;
         info.id = to_int<std::int64_t>(text(reply.elements.at(1)));
-        info.name = op.name;
-        info.owner = op.owner;
-        info.content_type = op.content_type;
-        info.ttl_seconds = op.ttl_seconds;
-        info.expires_at = op.expires_at;
-        info.expires_at_ms = op.expires_at_ms;
-        info.closed = op.closed;
-        info.last_seq = count;
-        info.created_at_ms = op.now_ms;
-        m.confirm(node, info.id, count, op.closed);
+        info.name = made.name;
+        info.owner = made.owner;
+        info.content_type = made.content_type;
+        info.ttl_seconds = made.ttl_seconds;
+        info.expires_at = made.expires_at;
+        info.expires_at_ms = made.expires_at_ms;
+        info.closed = made.closed;
+        info.last_seq = fork.point.at + count;
+        info.created_at_ms = made.now_ms;
+        m.confirm(node, info.id, info.last_seq, made.closed);
         result.status = store::StreamWrite::created;
         result.stream = std::move(info);
         return result;
@@ -503,7 +603,7 @@ store::StreamWriteResult RedisStreamLog::create(store::CreateStream op) {
 
 store::StreamWriteResult RedisStreamLog::append(store::AppendToStream op) {
     Impl& m = *impl_;
-    const std::uint32_t p = m.partition_of(op.owner, op.name);
+    const std::uint32_t p = m.partition_of(op.owner);
     const std::string key = m.name_key(p, op.owner, op.name);
     const std::string op_id = m.op_id();
     const auto deadline = m.write_deadline();
@@ -511,6 +611,10 @@ store::StreamWriteResult RedisStreamLog::append(store::AppendToStream op) {
     store::StreamWriteResult result;
     for (int decision = 0; decision < kMaxDecisions; ++decision) {
         auto found = m.stored(p, key, request.producer ? request.producer->id : "");
+        if (found && found->info.deleted) {
+            result.status = store::StreamWrite::gone;
+            return result;
+        }
         if (!found || domain::stream_expired(found->record, op.now_ms)) {
             result.status = store::StreamWrite::not_found;
             return result;
@@ -545,11 +649,8 @@ store::StreamWriteResult RedisStreamLog::append(store::AppendToStream op) {
         if (reply.is_error()) throw StoreError("redis: " + reply.str);
         if (!reply.is_array() || reply.elements.empty()) throw StoreError("redis: bad answer");
         const std::string status = text(reply.elements[0]);
-        if (status == "stale") continue;  // changed since it was decided: decide again
-        if (status == "gone") {
-            result.status = store::StreamWrite::not_found;
-            return result;
-        }
+        // Changed since it was decided, or deleted meanwhile: decide again.
+        if (status == "stale" || status == "gone") continue;
         store::StreamInfo info = found->info;
         info.last_seq = to_int<std::uint64_t>(text(reply.elements.at(1)));
         info.closed = text(reply.elements.at(2)) == "1";
@@ -562,17 +663,30 @@ store::StreamWriteResult RedisStreamLog::append(store::AppendToStream op) {
     throw StoreError("stream append: other writes kept changing the stream first");
 }
 
+// The op id makes the call safe to send again (durable() does after a lost
+// connection or a refused WAIT): a re-sent call that finds its own earlier
+// delete answers `removed` again, and the readers are told.
 store::StreamWrite RedisStreamLog::remove(const std::string& name, const std::string& owner,
-                                          std::int64_t /*now_ms*/) {
+                                          std::int64_t now_ms) {
     Impl& m = *impl_;
-    const std::uint32_t p = m.partition_of(owner, name);
-    auto [node, replies] = m.durable(
-        p, {{"FCALL", "jc_stream_remove", "1", m.name_key(p, owner, name), m.partitions.prefix(p)}},
-        m.write_deadline());
-    if (replies[0].is_error()) throw StoreError("redis: " + replies[0].str);
-    const std::int64_t id = replies[0].integer;
-    if (id == 0) return store::StreamWrite::not_found;
-    m.announce(id);
+    const std::uint32_t p = m.partition_of(owner);
+    const std::string key = m.name_key(p, owner, name);
+    auto found = m.stored(p, key);
+    if (!found) return store::StreamWrite::not_found;
+    if (found->info.deleted) return store::StreamWrite::gone;
+    if (domain::stream_expired(found->record, now_ms)) return store::StreamWrite::not_found;
+    auto [node, replies] =
+        m.durable(p,
+                  {{"FCALL", "jc_stream_remove", "1", key, m.partitions.prefix(p), m.op_id(),
+                    std::to_string(m.config.write_timeout.count())}},
+                  m.write_deadline());
+    const Reply& reply = replies[0];
+    if (reply.is_error()) throw StoreError("redis: " + reply.str);
+    if (!reply.is_array() || reply.elements.empty()) throw StoreError("redis: bad answer");
+    const std::string status = text(reply.elements[0]);
+    if (status == "none") return store::StreamWrite::not_found;
+    if (status == "gone") return store::StreamWrite::gone;
+    m.announce(to_int<std::int64_t>(text(reply.elements.at(1))));
     return store::StreamWrite::removed;
 }
 
@@ -589,10 +703,11 @@ std::optional<store::StreamInfo> RedisStreamLog::get(const std::string& name,
                                                      const std::string& owner,
                                                      std::int64_t now_ms) {
     Impl& m = *impl_;
-    const std::uint32_t p = m.partition_of(owner, name);
+    const std::uint32_t p = m.partition_of(owner);
     const std::string key = m.name_key(p, owner, name);
     auto found = m.stored(p, key);
-    if (!found || domain::stream_expired(found->record, now_ms)) return std::nullopt;
+    if (!found || (!found->info.deleted && domain::stream_expired(found->record, now_ms)))
+        return std::nullopt;
     auto shown = m.settled(
         p, key, std::move(*found),
         std::chrono::steady_clock::now() + m.config.wait_timeout + std::chrono::milliseconds(100));
@@ -602,28 +717,7 @@ std::optional<store::StreamInfo> RedisStreamLog::get(const std::string& name,
 
 std::vector<store::StreamMessage> RedisStreamLog::read(std::int64_t id, std::uint64_t after,
                                                        std::size_t max_bytes) {
-    Impl& m = *impl_;
-    std::vector<store::StreamMessage> messages;
-    std::size_t bytes = 0;
-    const std::string hash = m.hash_key(id);
-    const std::string log = m.messages_key(id);
-    while (bytes < max_bytes) {
-        Reply reply = m.exec({"FCALL_RO", "jc_stream_read", "2", hash, log, std::to_string(after),
-                              std::to_string(kReadPage)});
-        if (!reply.is_array() || reply.elements.size() < 2) break;
-        const auto& entries = reply.elements[1].elements;
-        for (const Reply& entry : entries) {
-            if (entry.elements.size() < 2 || entry.elements[1].elements.size() < 2) continue;
-            store::StreamMessage& message = messages.emplace_back();
-            message.seq = to_int<std::uint64_t>(entry.elements[0].str);
-            message.data = entry.elements[1].elements[1].str;
-            after = message.seq;
-            bytes += message.data.size();
-            if (bytes >= max_bytes) break;
-        }
-        if (entries.size() < kReadPage) break;
-    }
-    return messages;
+    return impl_->read(id, after, max_bytes);
 }
 
 std::size_t RedisStreamLog::expire(std::int64_t) {

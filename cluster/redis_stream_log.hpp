@@ -1,8 +1,9 @@
 // The Durable Streams log (persistence/stream_log.hpp) on Redis Cluster, for
-// cluster mode: what SqliteStreamLog is to one broker. A stream belongs to
-// the partition of its owner and name (cluster/partitions.hpp), so every key
-// of it shares one hash slot; its id carries the partition, so a read by id
-// finds the slot. The Function library's jc_stream_* functions
+// cluster mode: what SqliteStreamLog is to one broker, forks included. A
+// stream belongs to the partition of its owner (cluster/partitions.hpp), so
+// every key of it, and of every stream it forks from, shares one hash slot;
+// its id carries the partition, so a read by id finds the slot. The Function
+// library's jc_stream_* functions
 // (cluster/jobcast_v1.lua) make each write one atomic call; the rules of an
 // append are domain/stream_rules' own, decided here on the stream as stored
 // and kept only if nobody changed it meanwhile (else decided again).
@@ -36,6 +37,7 @@
 #include <string>
 
 #include "cluster/partitions.hpp"
+#include "cluster/replica_wait.hpp"
 #include "persistence/stream_log.hpp"
 
 namespace jobcast::redis {
@@ -44,12 +46,10 @@ class Cluster;
 
 namespace jobcast::cluster {
 
-struct RedisStreamLogConfig {
-    // As the store's (RedisStoreConfig): replicas WAIT must reach, how long
-    // one WAIT may take, and how long a stream without a TTL or Expires-At is
-    // kept after its last write.
-    int wait_replicas = 1;
-    std::chrono::milliseconds wait_timeout{500};
+// WAIT as the store's (RedisStoreConfig).
+struct RedisStreamLogConfig : ReplicaWait {
+    // As the store's: how long a stream without a TTL or Expires-At is kept
+    // after its last write.
     std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};
     // How long a write keeps trying while the cluster moves slots, fails over
     // or cannot replicate, before it throws store::StoreError (its outcome
@@ -71,7 +71,6 @@ class RedisStreamLog final : public store::StreamLog {
     store::StreamWriteResult append(store::AppendToStream op) override;
     store::StreamWrite remove(const std::string& name, const std::string& owner,
                               std::int64_t now_ms) override;
-    bool forks() const override { return false; }
     void touch(std::int64_t id, std::int64_t now_ms) override;
     std::optional<store::StreamInfo> get(const std::string& name, const std::string& owner,
                                          std::int64_t now_ms) override;

@@ -198,33 +198,30 @@ struct Adder : std::enable_shared_from_this<Adder> {
         redis::ConnectionOptions options = cluster.options().connection;
         options.reply_timeout = config.add_timeout;
         auto conn = redis::Connection::create(cluster.loop(), *primary, options);
-        conn->send(
-            script, [self = shared_from_this(), conn](std::error_code ec, redis::Reply stored) {
-                if (ec || !stored.is_array() || stored.elements.size() != 2) {
-                    conn->close();
-                    return self->retry(describe(ec, stored));
-                }
-                auto revoked_at = to_ms(stored.elements[0]);
-                auto until = to_ms(stored.elements[1]);
-                if (!revoked_at || !until) {
-                    conn->close();
-                    return self->retry("the script answered no times");
-                }
-                self->revocation.revoked_at = *revoked_at;
-                self->revocation.until = *until;
-                conn->send({"WAIT", std::to_string(self->config.wait_replicas),
-                            std::to_string(self->config.wait_timeout.count())},
-                           [self, conn](std::error_code ec, redis::Reply wait) {
-                               conn->close();
-                               if (ec || !wait.is_integer()) return self->retry(describe(ec, wait));
-                               if (wait.integer < self->config.wait_replicas) {
-                                   return self->retry(
-                                       "WAIT reached " + std::to_string(wait.integer) + " of " +
-                                       std::to_string(self->config.wait_replicas) + " replicas");
-                               }
-                               self->publish();
-                           });
-            });
+        conn->send(script,
+                   [self = shared_from_this(), conn](std::error_code ec, redis::Reply stored) {
+                       if (ec || !stored.is_array() || stored.elements.size() != 2) {
+                           conn->close();
+                           return self->retry(describe(ec, stored));
+                       }
+                       auto revoked_at = to_ms(stored.elements[0]);
+                       auto until = to_ms(stored.elements[1]);
+                       if (!revoked_at || !until) {
+                           conn->close();
+                           return self->retry("the script answered no times");
+                       }
+                       self->revocation.revoked_at = *revoked_at;
+                       self->revocation.until = *until;
+                       conn->send(wait_command(self->config),
+                                  [self, conn](std::error_code ec, redis::Reply wait) {
+                                      conn->close();
+                                      if (ec) return self->retry(describe(ec, wait));
+                                      std::string shortfall = wait_shortfall(self->config, wait);
+                                      if (!shortfall.empty())
+                                          return self->retry(std::move(shortfall));
+                                      self->publish();
+                                  });
+                   });
     }
 
     void retry(std::string error) {

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/replica_wait.hpp"
 #include "common/clock.hpp"
 #include "persistence/token_revocations.hpp"
 
@@ -39,10 +40,8 @@ class Cluster;
 
 namespace jobcast::cluster {
 
-struct RedisRevocationsConfig {
-    // Replicas WAIT must reach before an add counts (the store's `wait`).
-    int wait_replicas = 1;
-    std::chrono::milliseconds wait_timeout{500};
+// WAIT as the store's: an add counts once the replicas have it.
+struct RedisRevocationsConfig : ReplicaWait {
     // How long an add keeps trying (a failover, a moved slot, a shard
     // without its replica) before it throws.
     std::chrono::milliseconds add_timeout{5000};

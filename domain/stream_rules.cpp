@@ -104,6 +104,10 @@ bool stream_expired(const StreamRecord& stream, std::int64_t now_ms) {
     return stream.ttl_seconds >= 0 && now_ms >= stream.accessed_at_ms + stream.ttl_seconds * 1000;
 }
 
+bool fork_too_deep(std::uint32_t source_depth) {
+    return source_depth >= kMaxForkDepth;
+}
+
 std::string normalize_content_type(std::string_view content_type) {
     std::string_view media = content_type.substr(0, content_type.find(';'));
     while (!media.empty() && std::isspace(static_cast<unsigned char>(media.front())))

@@ -82,6 +82,14 @@ AppendDecision decide_append(const StreamRecord& stream,
 // write, or its Expires-At).
 bool stream_expired(const StreamRecord& stream, std::int64_t now_ms);
 
+// A fork of a fork of ... goes at most this deep: a stream that is not a
+// fork is 0 deep, a fork one more than its source. It bounds how far a read
+// follows a fork's chain of sources.
+inline constexpr std::uint32_t kMaxForkDepth = 16;
+
+// Whether a fork of a stream `source_depth` forks deep is refused.
+bool fork_too_deep(std::uint32_t source_depth);
+
 // "Application/JSON; charset=utf-8" -> "application/json".
 std::string normalize_content_type(std::string_view content_type);
 

@@ -191,21 +191,16 @@ void insert_messages(db::Connection& connection, std::int64_t pk, std::uint64_t 
     }
 }
 
-// Whether `op` asks again for the stream `row` is: the settings it gives
-// (a fork's omitted ones were inherited) and the same fork.
-bool same_settings(const StreamRow& row, const CreateStream& op) {
-    const bool inherits = op.fork && op.ttl_seconds < 0 && op.expires_at.empty();
-    const bool type_given = !op.fork || !op.content_type.empty();
-    if (type_given && row.record.content_type != domain::normalize_content_type(op.content_type)) {
-        return false;
+// How many forks deep `row` is (0: not a fork), up to domain::kMaxForkDepth.
+std::uint32_t fork_depth(db::Connection& connection, const StreamRow& row) {
+    db::Statement source(connection, kSelectSource, false);
+    std::uint32_t depth = 0;
+    for (std::int64_t next = row.fork_of; next != 0 && depth < domain::kMaxForkDepth; ++depth) {
+        db::ResetOnExit reset(source);
+        source.bind(1, next);
+        next = source.step() ? source.column_int64(0) : 0;
     }
-    if (!inherits &&
-        (row.info.ttl_seconds != op.ttl_seconds || row.info.expires_at != op.expires_at))
-        return false;
-    if (row.info.closed != op.closed) return false;
-    if (!op.fork) return row.fork_of == 0;
-    return row.fork_of != 0 && row.fork.source == op.fork->source &&
-           row.fork.offset == op.fork->offset && row.fork.sub_offset == op.fork->sub_offset;
+    return depth;
 }
 
 // Resolves `op`'s fork against its source into the new row's fork point
@@ -218,37 +213,20 @@ StreamWrite resolve_fork(db::Connection& connection, db::Statement& select, Crea
         return StreamWrite::source_missing;
     }
     if (source->info.deleted) return StreamWrite::source_gone;
-    if (op.content_type.empty()) {
-        op.content_type = source->info.content_type;
-    } else if (domain::normalize_content_type(op.content_type) != source->record.content_type) {
-        return StreamWrite::conflict;
-    }
-    if (op.ttl_seconds < 0 && op.expires_at.empty()) {
-        op.ttl_seconds = source->info.ttl_seconds;
-        op.expires_at = source->info.expires_at;
-        op.expires_at_ms = source->info.expires_at_ms;
-    }
-    const std::uint64_t last = source->info.last_seq;
-    std::uint64_t at = asked.offset.value_or(last);
-    if (at > last) return StreamWrite::bad_fork_offset;
-    if (asked.sub_offset > 0) {
-        if (source->record.content_type == "application/json") {
-            // Messages are JSON values, one seq each: the sub-offset counts them.
-            if (asked.sub_offset > last - at) return StreamWrite::bad_fork_offset;
-            at += asked.sub_offset;
-        } else {
+    if (domain::fork_too_deep(fork_depth(connection, *source))) return StreamWrite::fork_too_deep;
+    ForkPoint point;
+    const auto status = resolve_fork_point(
+        op, source->info, source->record.content_type, source->info.last_seq,
+        [&](std::uint64_t after) {
             db::Statement parent(connection, kSelectSource, false);
             db::Statement messages(connection, kSelectMessages, false);
-            auto next = read_chain(parent, messages, source->info.id, at, 1);
-            if (next.empty() || next.front().seq != at + 1 ||
-                next.front().data.size() < asked.sub_offset) {
-                return StreamWrite::bad_fork_offset;
-            }
-            prefix.push_back(next.front().data.substr(0, asked.sub_offset));
-        }
-    }
+            return read_chain(parent, messages, source->info.id, after, 1);
+        },
+        point);
+    if (status != StreamWrite::created) return status;
+    if (point.partial) prefix.push_back(std::move(*point.partial));
     fork.fork_of = source->info.id;
-    fork.fork_seq = at;
+    fork.fork_seq = point.at;
     fork.fork = asked;
     return StreamWrite::created;
 }
@@ -262,8 +240,10 @@ StreamWriteResult SqliteStreamLog::create(CreateStream op) {
             db::Statement select(connection, std::string(kStreamColumns) + kByName, false);
             if (auto row = select_stream(select, op.owner, op.name)) {
                 if (live(*row, op.now_ms)) {
-                    result.status =
-                        same_settings(*row, op) ? StreamWrite::exists : StreamWrite::conflict;
+                    result.status = asks_again(row->info, row->record.content_type,
+                                               row->fork_of != 0 ? &row->fork : nullptr, op)
+                                        ? StreamWrite::exists
+                                        : StreamWrite::conflict;
                     result.stream = std::move(row->info);
                     return;
                 }

@@ -90,6 +90,7 @@ enum class StreamWrite {
     source_missing,   // CreateStream fork: no such source
     source_gone,      // CreateStream fork: the source is deleted (kept for its forks)
     bad_fork_offset,  // CreateStream fork: the offset or sub-offset is past the source's data
+    fork_too_deep,    // CreateStream fork: the source is domain::kMaxForkDepth forks deep
 };
 
 struct StreamWriteResult {
@@ -97,6 +98,70 @@ struct StreamWriteResult {
     domain::AppendDecision decision;
     std::optional<StreamInfo> stream;  // after the write, when it exists
 };
+
+// The rules of a fork both stores follow.
+
+// Whether `op` asks again for `stream` (its content type normalized `type`;
+// `fork` as it was asked, nullptr: not a fork): the settings it gives (a
+// fork's omitted ones were inherited) and the same fork.
+inline bool asks_again(const StreamInfo& stream, const std::string& type, const ForkFrom* fork,
+                       const CreateStream& op) {
+    const bool inherits = op.fork && op.ttl_seconds < 0 && op.expires_at.empty();
+    const bool type_given = !op.fork || !op.content_type.empty();
+    if (type_given && type != domain::normalize_content_type(op.content_type)) return false;
+    if (!inherits && (stream.ttl_seconds != op.ttl_seconds || stream.expires_at != op.expires_at))
+        return false;
+    if (stream.closed != op.closed) return false;
+    if (!op.fork || !fork) return !op.fork && !fork;
+    return fork->source == op.fork->source && fork->offset == op.fork->offset &&
+           fork->sub_offset == op.fork->sub_offset;
+}
+
+// Where a fork starts on its source: messages 1..at are the source's, then
+// `partial` (a binary sub-offset's slice of the next one) is the fork's first.
+struct ForkPoint {
+    std::uint64_t at = 0;
+    std::optional<std::string> partial;
+};
+
+// Resolves `op`'s fork on `source` (its content type normalized
+// `source_type`, `last` its tail as readers see it): the settings a fork
+// inherits, then the fork point. `next(seq)` reads the source's messages
+// after `seq`, at least one when there is one. Answers created, conflict (a
+// content type other than the source's) or bad_fork_offset.
+template <class ReadNext>
+StreamWrite resolve_fork_point(CreateStream& op, const StreamInfo& source,
+                               const std::string& source_type, std::uint64_t last, ReadNext&& next,
+                               ForkPoint& point) {
+    if (op.content_type.empty()) {
+        op.content_type = source.content_type;
+    } else if (domain::normalize_content_type(op.content_type) != source_type) {
+        return StreamWrite::conflict;
+    }
+    if (op.ttl_seconds < 0 && op.expires_at.empty()) {
+        op.ttl_seconds = source.ttl_seconds;
+        op.expires_at = source.expires_at;
+        op.expires_at_ms = source.expires_at_ms;
+    }
+    const ForkFrom& asked = *op.fork;
+    std::uint64_t at = asked.offset.value_or(last);
+    if (at > last) return StreamWrite::bad_fork_offset;
+    if (asked.sub_offset > 0) {
+        if (source_type == "application/json") {
+            // Messages are JSON values, one seq each: the sub-offset counts them.
+            if (asked.sub_offset > last - at) return StreamWrite::bad_fork_offset;
+            at += asked.sub_offset;
+        } else {
+            std::vector<StreamMessage> after = next(at);
+            if (after.empty() || after.front().seq != at + 1 ||
+                after.front().data.size() < asked.sub_offset)
+                return StreamWrite::bad_fork_offset;
+            point.partial = after.front().data.substr(0, asked.sub_offset);
+        }
+    }
+    point.at = at;
+    return StreamWrite::created;
+}
 
 class StreamLog {
   public:
@@ -122,9 +187,6 @@ class StreamLog {
     // messages up to its fork point are its source's.
     virtual std::vector<StreamMessage> read(std::int64_t id, std::uint64_t after,
                                             std::size_t max_bytes) = 0;
-    // Whether create() takes forks (CreateStream::fork); without, a fork is
-    // answered 501.
-    virtual bool forks() const { return true; }
     // Deletes the streams expired at `now_ms` as remove() does; how many.
     virtual std::size_t expire(std::int64_t now_ms) = 0;
 

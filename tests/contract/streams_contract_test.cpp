@@ -2,8 +2,9 @@
 // sequences through every store's StreamLog give the same answers — creation
 // and its idempotent repeat, owner isolation, appends with idempotent
 // producers, Stream-Seq and close, reads by bytes, TTL and Expires-At, delete
-// and a new incarnation. Ids differ from store to store; whether two answers
-// name the same stream does not.
+// and a new incarnation, forks (their reads along the chain of sources,
+// sub-offsets, a deleted source kept for its forks, the depth bound). Ids differ from store to
+// store; whether two answers name the same stream does not.
 #include <catch2/catch.hpp>
 
 #include <limits>
@@ -27,6 +28,35 @@ using store::StreamWriteResult;
 
 constexpr std::int64_t kNow = 1'700'000'000'000;
 constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+
+const char* write_name(store::StreamWrite status) {
+    using store::StreamWrite;
+    switch (status) {
+        case StreamWrite::created:
+            return "created";
+        case StreamWrite::exists:
+            return "exists";
+        case StreamWrite::conflict:
+            return "conflict";
+        case StreamWrite::not_found:
+            return "not_found";
+        case StreamWrite::decided:
+            return "decided";
+        case StreamWrite::removed:
+            return "removed";
+        case StreamWrite::gone:
+            return "gone";
+        case StreamWrite::source_missing:
+            return "source_missing";
+        case StreamWrite::source_gone:
+            return "source_gone";
+        case StreamWrite::bad_fork_offset:
+            return "bad_fork_offset";
+        case StreamWrite::fork_too_deep:
+            return "fork_too_deep";
+    }
+    return "?";
+}
 
 const char* verdict_name(domain::AppendVerdict verdict) {
     using domain::AppendVerdict;
@@ -65,18 +95,15 @@ class StreamSession {
     std::optional<StreamInfo> create(CreateStream op) {
         const std::string what = "create " + op.owner + "/" + op.name;
         auto result = log_->create(std::move(op));
-        const char* status = result.status == store::StreamWrite::created  ? "created"
-                             : result.status == store::StreamWrite::exists ? "exists"
-                                                                           : "conflict";
-        note(what + ": " + status + " " + describe(result.stream));
+        note(what + ": " + write_name(result.status) + " " + describe(result.stream));
         return result.stream;
     }
 
     std::optional<StreamInfo> append(AppendToStream op) {
         const std::string what = "append " + op.owner + "/" + op.name;
         auto result = log_->append(std::move(op));
-        if (result.status == store::StreamWrite::not_found) {
-            note(what + ": not_found");
+        if (result.status != store::StreamWrite::decided) {
+            note(what + ": " + write_name(result.status));
             return std::nullopt;
         }
         const auto& d = result.decision;
@@ -110,8 +137,7 @@ class StreamSession {
     void touch(const StreamInfo& stream, std::int64_t now) { log_->touch(stream.id, now); }
 
     void remove(const std::string& name, const std::string& owner, std::int64_t now) {
-        const bool removed = log_->remove(name, owner, now) == store::StreamWrite::removed;
-        note("remove " + owner + "/" + name + ": " + (removed ? "yes" : "no"));
+        note("remove " + owner + "/" + name + ": " + write_name(log_->remove(name, owner, now)));
     }
 
     const std::vector<std::string>& transcript() const { return lines_; }
@@ -126,7 +152,8 @@ class StreamSession {
                s->content_type + " ttl=" + std::to_string(s->ttl_seconds) +
                " expires=" + s->expires_at + "/" + std::to_string(s->expires_at_ms) +
                " closed=" + (s->closed ? "1" : "0") + " last=" + std::to_string(s->last_seq) +
-               " created=" + std::to_string(s->created_at_ms - kNow);
+               " created=" + std::to_string(s->created_at_ms - kNow) +
+               (s->deleted ? " deleted" : "");
     }
 
     std::unique_ptr<store::Store> store_;
@@ -163,6 +190,14 @@ AppendToStream producing(const std::string& name, std::string data, std::uint64_
                          std::uint64_t seq) {
     AppendToStream op = appending(name, {std::move(data)});
     op.request.producer = domain::ProducerClaim{"writer", epoch, seq};
+    return op;
+}
+
+CreateStream forking(const std::string& name, const std::string& source,
+                     std::optional<std::uint64_t> offset = std::nullopt,
+                     std::uint64_t sub_offset = 0) {
+    CreateStream op = creation(name, "alice", "");  // the source's content type
+    op.fork = store::ForkFrom{source, offset, sub_offset};
     return op;
 }
 
@@ -272,6 +307,155 @@ TEST_CASE("streams: a TTL counts from the last read or write, Expires-At is abso
 
         ttl.now_ms = kNow + 60'000;
         s.create(ttl);  // the expired stream's name is free again
+    });
+}
+
+TEST_CASE("streams: a fork reads its source up to the fork point, then its own messages") {
+    for_each_stream_log([](StreamSession& s) {
+        auto src = creation("src", "alice", "text/plain", {"a", "b", "c"});
+        src.ttl_seconds = 60;
+        s.create(src);
+        auto fork = s.create(forking("f", "src", 2));  // the source's type and TTL
+        REQUIRE(fork);
+        s.append(appending("f", {"x"}));
+        s.append(appending("src", {"d"}));
+        auto f = s.get("f", "alice", kNow);
+        auto source = s.get("src", "alice", kNow);
+        REQUIRE(f);
+        REQUIRE(source);
+        s.read(*f, 0, kAll);
+        s.read(*source, 0, kAll);
+        s.read(*f, 1, kAll);
+        s.read(*f, 0, 1);
+        // A fork of the fork, at its tail: three levels.
+        s.create(forking("ff", "f"));
+        s.append(appending("ff", {"y"}));
+        auto ff = s.get("ff", "alice", kNow);
+        REQUIRE(ff);
+        s.read(*ff, 0, kAll);
+        s.read(*ff, 2, kAll);
+        // Asked again: the same fork is there; another fork point is not it.
+        s.create(forking("f", "src", 2));
+        s.create(forking("f", "src", 1));
+        s.create(creation("f"));  // not a fork: another stream than the fork
+        auto json = forking("g", "src");
+        json.content_type = "application/json";
+        s.create(json);
+        s.create(forking("g", "src", 9));
+        s.create(forking("g", "nothing"));
+        s.create(forking("g", "src", 0));  // at the start: none of the source's messages
+        s.get("g", "alice", kNow);
+        auto closed = forking("h", "src", 1);
+        closed.closed = true;
+        closed.messages = {"own"};
+        auto h = s.create(closed);
+        REQUIRE(h);
+        s.read(*h, 0, kAll);
+        s.append(appending("h", {"more"}));
+        auto bob = creation("src", "bob", "text/plain", {"bob's"});
+        bob.fork = store::ForkFrom{"f", std::nullopt, 0};
+        s.create(bob);  // another owner's stream is no source
+    });
+}
+
+TEST_CASE("streams: a sub-offset forks inside a binary message or among JSON messages") {
+    for_each_stream_log([](StreamSession& s) {
+        s.create(creation("text", "alice", "text/plain", {"first", "second"}));
+        auto mid = forking("mid", "text", 1, 3);
+        mid.messages = {"XY"};
+        auto created = s.create(mid);
+        REQUIRE(created);
+        s.read(*created, 0, kAll);
+        s.create(forking("over", "text", 1, 7));
+        s.create(forking("past", "text", std::nullopt, 1));
+        // Chained: the fork's own first message is sliced again.
+        auto again = s.create(forking("again", "mid", 1, 2));
+        REQUIRE(again);
+        s.read(*again, 0, kAll);
+
+        s.create(creation("json", "alice", "application/json", {"1", "2", "3"}));
+        auto two = s.create(forking("two", "json", 0, 2));
+        REQUIRE(two);
+        s.read(*two, 0, kAll);
+        s.create(forking("four", "json", 0, 4));
+    });
+}
+
+TEST_CASE("streams: a deleted source stays for its forks, and goes with the last of them") {
+    for_each_stream_log([](StreamSession& s) {
+        s.create(creation("l0", "alice", "text/plain", {"A", "unshared"}));
+        s.create(forking("l1", "l0", 1));
+        s.append(appending("l1", {"B"}));
+        s.create(forking("l2", "l1"));
+        s.append(appending("l2", {"C"}));
+
+        s.remove("l1", "alice", kNow);
+        s.get("l1", "alice", kNow);
+        s.remove("l1", "alice", kNow);
+        s.append(appending("l1", {"no"}));
+        s.create(creation("l1"));
+        s.create(forking("other", "l1"));
+        auto l2 = s.get("l2", "alice", kNow);
+        REQUIRE(l2);
+        s.read(*l2, 0, kAll);
+
+        s.remove("l0", "alice", kNow);
+        auto l0 = s.get("l0", "alice", kNow);
+        REQUIRE(l0);
+        s.read(*l0, 0, kAll);  // kept with only what its fork reads
+        s.read(*l2, 0, kAll);
+        // The last fork goes: l1, then l0, go with it. (Another stream stays,
+        // so that what follows does not hang on whether a store hands out the
+        // id of the last stream again.)
+        s.create(creation("other"));
+        s.remove("l2", "alice", kNow);
+        s.get("l2", "alice", kNow);
+        s.get("l1", "alice", kNow);
+        s.get("l0", "alice", kNow);
+        s.create(creation("l0"));
+
+        // A source whose forks all went is a stream like any other.
+        s.create(creation("keep", "alice", "text/plain", {"k"}));
+        s.create(forking("k1", "keep"));
+        s.remove("k1", "alice", kNow);
+        auto keep = s.get("keep", "alice", kNow);
+        REQUIRE(keep);
+        s.read(*keep, 0, kAll);
+        s.remove("keep", "alice", kNow);
+        s.get("keep", "alice", kNow);
+    });
+}
+
+TEST_CASE("streams: an expired source with forks is kept for them") {
+    for_each_stream_log([](StreamSession& s) {
+        auto src = creation("src", "alice", "text/plain", {"data"});
+        src.ttl_seconds = 1;
+        s.create(src);
+        auto fork = forking("f", "src");
+        fork.ttl_seconds = 60;
+        auto f = s.create(fork);
+        REQUIRE(f);
+        s.get("src", "alice", kNow + 2'000);
+        s.append(appending("src", {"late"}, kNow + 2'000));
+        auto late = forking("g", "src");
+        late.now_ms = kNow + 2'000;
+        s.create(late);
+        s.read(*f, 0, kAll);
+    });
+}
+
+TEST_CASE("streams: forks of forks go at most kMaxForkDepth deep") {
+    for_each_stream_log([](StreamSession& s) {
+        s.create(creation("d0", "alice", "text/plain", {"root"}));
+        for (std::uint32_t depth = 1; depth <= domain::kMaxForkDepth + 1; ++depth) {
+            auto fork = forking("d" + std::to_string(depth), "d" + std::to_string(depth - 1));
+            fork.messages = {"level " + std::to_string(depth)};
+            s.create(fork);
+        }
+        auto deepest = s.get("d" + std::to_string(domain::kMaxForkDepth), "alice", kNow);
+        REQUIRE(deepest);
+        s.read(*deepest, 0, kAll);
+        s.create(forking("side", "d3", 2));  // a shallower source still forks
     });
 }
 

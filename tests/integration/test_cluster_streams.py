@@ -4,7 +4,9 @@ broker A with an idempotent producer (retries included); a long-poll reader
 and an SSE reader on broker B get every append once and in order, woken by
 each append (a reader left to its long-poll timeout would take 20 s per
 append), and the stream's end. While a shard cannot replicate, an append on
-it is not acknowledged and no reader on B sees it."""
+it is not acknowledged and no reader on B sees it. A fork made on B reads
+its source written on A; a deleted source stays for its forks (410 to
+everyone else), and goes with the last of them; forks go at most 16 deep."""
 import http.client
 import json
 import os
@@ -161,6 +163,54 @@ class ClusterStreamsTest(JobcastTest):
         status, body, _ = api_b.request("GET", f"{path}?offset=-1")
         self.assertEqual((status, body), (200, [{"i": 0}, {"i": 1}]))
 
+
+    def test_a_fork_made_on_one_broker_reads_its_source_on_another(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        api_a, api_b = self.client(a), self.client(b)
+        src, fork = "/v1/streams/source", "/v1/streams/branch"
+        status, _, headers = api_a.request("PUT", src, raw=json.dumps([{"i": 0}, {"i": 1}]),
+                                           headers=JSON)
+        self.assertEqual(status, 201)
+        at = headers["Stream-Next-Offset"]
+        self.assertIn(api_a.request("POST", src, raw=json.dumps({"i": 2}), headers=JSON)[0],
+                      (200, 204))
+
+        # Forked on B at the offset A handed out: the source's first two, then its own.
+        status, _, _ = api_b.request("PUT", fork, headers={"Stream-Forked-From": src,
+                                                           "Stream-Fork-Offset": at})
+        self.assertEqual(status, 201)
+        self.assertIn(api_b.request("POST", fork, raw=json.dumps({"i": 7}), headers=JSON)[0],
+                      (200, 204))
+        status, body, _ = api_a.request("GET", f"{fork}?offset=-1")
+        self.assertEqual((status, body), (200, [{"i": 0}, {"i": 1}, {"i": 7}]))
+
+        # Deleted on A while the fork reads it: gone to everyone, the fork still reads.
+        self.assertEqual(api_a.request("DELETE", src)[0], 204)
+        self.assertEqual(api_b.request("GET", f"{src}?offset=-1")[0], 410)
+        self.assertEqual(api_b.request("DELETE", src)[0], 410)
+        self.assertEqual(api_b.request("PUT", src, headers=JSON)[0], 409)
+        status, body, _ = api_b.request("GET", f"{fork}?offset=-1")
+        self.assertEqual((status, body), (200, [{"i": 0}, {"i": 1}, {"i": 7}]))
+        # The fork goes, and the source with it: the name is free again.
+        self.assertEqual(api_b.request("DELETE", fork)[0], 204)
+        self.assertEqual(api_a.request("GET", f"{src}?offset=-1")[0], 404)
+        self.assertEqual(api_a.request("PUT", src, headers=JSON)[0], 201)
+
+    def test_forks_of_forks_go_at_most_16_deep(self):
+        api = self.client(self.start_cluster_broker())
+        self.assertEqual(api.request("PUT", "/v1/streams/d0", raw=json.dumps([0]),
+                                     headers=JSON)[0], 201)
+        for depth in range(1, 17):
+            status, _, _ = api.request("PUT", f"/v1/streams/d{depth}",
+                                       headers={"Stream-Forked-From": f"/v1/streams/d{depth - 1}"})
+            self.assertEqual(status, 201, depth)
+        status, body, _ = api.request("PUT", "/v1/streams/d17",
+                                      headers={"Stream-Forked-From": "/v1/streams/d16"})
+        self.assertEqual(status, 409, body)
+        self.assertEqual(api.request("GET", "/v1/streams/d17?offset=-1")[0], 404)
+        status, body, _ = api.request("GET", "/v1/streams/d16?offset=-1")
+        self.assertEqual((status, body), (200, [0]))
 
 if __name__ == "__main__":
     unittest.main()

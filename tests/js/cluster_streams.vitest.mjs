@@ -1,14 +1,13 @@
 // The Durable Streams conformance suite (@durable-streams/server-conformance-tests,
 // as durable_streams.vitest.mjs runs it on SQLite) against a broker in cluster
 // mode: a real Redis Cluster of 3 primaries and 3 replicas on loopback
-// (scripts/redis_cluster.py), created streams kept by the Redis stream log.
-// The same tests are skipped: every "Fork - ..." test (forking a stream is
-// answered 501). Skipped as a whole where redis-tools is not installed.
+// (scripts/redis_cluster.py), created streams kept by the Redis stream log,
+// forks included. Skipped as a whole where redis-tools is not installed.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
 import { makeTempDir, startBroker } from './broker_test_helpers.js';
 
@@ -59,13 +58,6 @@ describe.skipIf(!existsSync(REDIS))('Durable Streams on Redis Cluster', () => {
   afterAll(async () => {
     await broker?.kill();
     await cluster?.stop();
-  });
-
-  const NOT_IMPLEMENTED = /^Fork - /;
-  beforeEach((context) => {
-    for (let suite = context.task.suite; suite; suite = suite.suite) {
-      if (NOT_IMPLEMENTED.test(suite.name)) context.skip('forking a stream is not implemented (501)');
-    }
   });
 
   runConformanceTests(options);

@@ -416,9 +416,6 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
             refuse(400, "invalid_request",
                    "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From"));
     }
-    if (forked_from && !log_->forks()) {
-        return reply(refuse(501, "not_implemented", "this store does not fork streams"));
-    }
     if (forked_from) {
         auto source = fork_source(*forked_from);
         if (!source || source->size() > config_.max_name_bytes) return reply(no_stream());
@@ -502,6 +499,11 @@ void DurableStreams::create(const HttpRequest& request, const Target& target, co
             case store::StreamWrite::bad_fork_offset:
                 return reply(refuse(400, "invalid_request",
                                     "the fork offset is past the end of the stream to fork"));
+            case store::StreamWrite::fork_too_deep:
+                return reply(refuse(409, "conflict",
+                                    "the stream to fork is a fork " +
+                                        std::to_string(domain::kMaxForkDepth) +
+                                        " levels deep, the most there may be"));
             default:
                 break;
         }

@@ -3,13 +3,15 @@
 // through one log wakes the readers the other watches (and not its own,
 // whose broker tells them itself); a watch that starts behind the stream is
 // told at once; an append the replica does not have is neither acknowledged
-// nor shown to a reader, until the replica has it.
+// nor shown to a reader, until the replica has it; a delete sent again after
+// WAIT refused it answers as the first call did.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -167,6 +169,25 @@ TEST_CASE("redis stream log: what the replica does not have is neither acknowled
         return after && after->last_seq == 2;
     });
     CHECK(b.log.read(first->id, 0, 1 << 20).size() == 2);
+}
+
+TEST_CASE("redis stream log: a delete sent again after its replica was late answers as it did") {
+    if (redis::testing::skip_without_redis()) return;
+    auto nodes = shard();
+    Broker a(nodes->endpoint(0));
+    Broker b(nodes->endpoint(0));
+    REQUIRE(a.log.create(creation("s")).stream);
+    REQUIRE(b.log.get("s", "alice", kNow));
+
+    nodes->signal(1, SIGSTOP);  // the replica: the delete runs, WAIT refuses it
+    auto removing =
+        std::async(std::launch::async, [&] { return a.log.remove("s", "alice", kNow); });
+    wait_until("the delete to run on the primary", [&] { return !b.log.get("s", "alice", kNow); });
+    nodes->signal(1, SIGCONT);
+    // Sent again once the replica answers, it finds its own delete done:
+    // removed (204), not "no such stream" (404).
+    CHECK(removing.get() == store::StreamWrite::removed);
+    CHECK(a.log.remove("s", "alice", kNow) == store::StreamWrite::not_found);
 }
 
 }  // namespace jobcast::cluster
