@@ -31,6 +31,7 @@ int to_int(const std::string& text) {
 }
 
 constexpr std::size_t kExpireBatch = 100;  // leases per partition and pass
+constexpr std::size_t kLookupBatch = 500;  // jobs per ZMSCORE of a queue check
 
 }  // namespace
 
@@ -373,6 +374,61 @@ void ClusterFeeder::claim(std::string worker, std::vector<LeaseRef> inflight,
                 if (!ec && reply.is_integer() && reply.integer == 1)
                     pending->claimed.push_back(lease);
                 if (--pending->left == 0) pending->done(std::move(pending->claimed));
+            });
+    }
+}
+
+void ClusterFeeder::not_queued(std::vector<QueuedRef> jobs,
+                               std::function<void(std::vector<std::string>)> done) {
+    // One ZMSCORE per partition and type (in batches): a job that is not in
+    // its queue has no score there.
+    const Partitions& partitions = state_->partitions;
+    std::map<std::pair<std::uint32_t, std::string>, std::vector<std::string>> by_queue;
+    for (auto& [job, type] : jobs) {
+        const std::uint32_t p = partitions.of(job);
+        by_queue[{p, std::move(type)}].push_back(std::move(job));
+    }
+    struct Lookup {
+        std::uint32_t partition;
+        redis::Command command;
+    };
+    std::vector<Lookup> lookups;
+    for (const auto& [queue, ids] : by_queue) {
+        const auto& [p, type] = queue;
+        for (std::size_t i = 0; i < ids.size(); i += kLookupBatch) {
+            Lookup& lookup =
+                lookups.emplace_back(Lookup{p, {"ZMSCORE", partitions.prefix(p) + "q:" + type}});
+            const std::size_t end = std::min(ids.size(), i + kLookupBatch);
+            lookup.command.insert(lookup.command.end(), ids.begin() + i, ids.begin() + end);
+        }
+    }
+    struct Pending {  // the answers come on the loop thread
+        std::vector<std::string> gone;
+        std::size_t left = 0;
+        std::function<void(std::vector<std::string>)> done;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->left = lookups.size();
+    pending->done = std::move(done);
+    if (lookups.empty()) {
+        state_->cluster.loop().post([pending] { pending->done({}); });
+        return;
+    }
+    for (auto& lookup : lookups) {
+        // The ids, as sent: after "ZMSCORE" and the key.
+        std::vector<std::string> ids(lookup.command.begin() + 2, lookup.command.end());
+        state_->cluster.async_exec(
+            partitions.slot(lookup.partition), std::move(lookup.command),
+            [state = state_, pending, ids = std::move(ids)](std::error_code ec,
+                                                            redis::Reply reply) {
+                if (state->stopped) return;
+                if (!ec && reply.is_array() && reply.elements.size() == ids.size()) {
+                    for (std::size_t i = 0; i < ids.size(); ++i)
+                        if (reply.elements[i].is_nil()) pending->gone.push_back(ids[i]);
+                } else if (!ec && reply.is_error()) {
+                    logger().warn("event=queue_check_failed error=\"{}\"", reply.str);
+                }
+                if (--pending->left == 0) pending->done(std::move(pending->gone));
             });
     }
 }
