@@ -46,6 +46,18 @@ std::string create(store::Store& store, std::string type, int priority = 0) {
     return r.job->id;
 }
 
+// `nodes` (a primary and its replica) made a one-shard cluster; the store's
+// settings for it.
+RedisStoreConfig one_shard(redis::testing::RedisNodes& nodes) {
+    nodes.create_single_shard();
+    RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 4;
+    config.wait_timeout = 200ms;
+    config.open_timeout = 5s;
+    return config;
+}
+
 // A broker's view: its feeder on its own cluster connection.
 struct Broker {
     Broker(const redis::testing::RedisNodes& nodes, const Partitions& partitions,
@@ -124,12 +136,7 @@ struct Broker {
 TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     auto store = open_redis_store(config);
     const Partitions partitions(config.partitions);
     constexpr auto kLease = 400ms;
@@ -189,12 +196,7 @@ TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
 TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     auto store = open_redis_store(config);
     const Partitions partitions(config.partitions);
     // Reservations outlast the slowest poll of a loaded machine.
@@ -247,12 +249,7 @@ TEST_CASE("a broker's queued jobs that another leased or ended are not queued",
           "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     auto store = open_redis_store(config);
     const Partitions partitions(config.partitions);
     Broker a(nodes, partitions, *store, "a", 3s, 2s);
@@ -313,12 +310,7 @@ TEST_CASE("hints: a job queued is reserved at once, a cancel reaches the feeders
           "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     const Partitions partitions(config.partitions);
     // Broker A commits and publishes (its LivePublisher is its store's commit
     // listener); broker B polls far too rarely to find anything in time.
