@@ -125,6 +125,14 @@ class FeederLink final : public ClusterLink {
                std::function<void(Inflight)> done) override {
         feeder_.claim(worker, std::move(inflight), std::move(done));
     }
+    void not_queued(std::vector<QueuedJob> jobs,
+                    std::function<void(std::vector<std::string>)> done) override {
+        std::vector<cluster::QueuedRef> refs;
+        refs.reserve(jobs.size());
+        for (auto& job : jobs)
+            refs.emplace_back(std::move(job.job), std::move(job.type));
+        feeder_.not_queued(std::move(refs), std::move(done));
+    }
 
   private:
     cluster::ClusterFeeder& feeder_;

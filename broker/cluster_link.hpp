@@ -31,6 +31,10 @@ class ClusterLink {
     // this broker's now.
     virtual void claim(const std::string& worker, Inflight inflight,
                        std::function<void(Inflight claimed)> done) = 0;
+    // Of `jobs`, waiting here, those no longer queued in the cluster:
+    // another broker leased them, or they ended there.
+    virtual void not_queued(std::vector<QueuedJob> jobs,
+                            std::function<void(std::vector<std::string> gone)> done) = 0;
 };
 
 }  // namespace jobcast::broker

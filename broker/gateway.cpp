@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,15 @@
 #include "common/logging.hpp"
 
 namespace jobcast::broker {
+
+namespace {
+
+// Cluster mode: how often, and for how many jobs at most, the queue here is
+// looked up in the cluster's.
+constexpr auto kQueueCheckInterval = std::chrono::seconds(1);
+constexpr std::size_t kQueueCheckBatch = 5000;
+
+}  // namespace
 
 class Gateway::Impl {
   public:
@@ -140,6 +150,7 @@ class Gateway::Impl {
     void loop() {
         auto next_tick = clock_.steady();
         auto next_renew = next_tick;
+        auto next_queue_check = next_tick;
         auto last_round = next_tick;
         while (running_) {
             zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
@@ -171,6 +182,10 @@ class Gateway::Impl {
                 if (cluster_ && now >= next_renew) {
                     renew_in_cluster();
                     next_renew = now + config_.lease_timeout() / 3;
+                }
+                if (cluster_ && now >= next_queue_check) {
+                    check_queue_in_cluster();
+                    next_queue_check = now + kQueueCheckInterval;
                 }
                 flush_pending();
             } catch (const zmq::error_t& e) {
@@ -253,6 +268,7 @@ class Gateway::Impl {
         std::vector<Renewal> renewals;
         std::vector<std::pair<ClaimRequest, Inflight>> claims;
         std::vector<std::string> cancels;
+        std::optional<std::vector<std::string>> not_queued;
         {
             std::lock_guard lock(inbox_mutex_);
             acks.swap(inbox_acks_);
@@ -262,16 +278,15 @@ class Gateway::Impl {
             renewals.swap(inbox_renewals_);
             claims.swap(inbox_claims_);
             cancels.swap(inbox_cancels_);
+            not_queued.swap(inbox_not_queued_);
         }
         if (!acks.empty() || !leases.empty() || !changes.empty()) {
             protocol_.on_commit(acks, leases, changes, out_);
             deliver();
             submit();
         }
-        // Jobs of other brokers: unless a lease or reservation of this
-        // broker has them already.
-        for (auto& job : offers)
-            if (!queue_.holder(job.job)) queue_.enqueue(std::move(job));
+        if (!offers.empty()) protocol_.on_offered(std::move(offers));
+        if (not_queued) protocol_.on_not_queued(*not_queued);
         for (const Renewal& renewal : renewals) {
             protocol_.on_renewed(renewal, out_);
             deliver();
@@ -319,6 +334,22 @@ class Gateway::Impl {
             {
                 std::lock_guard lock(inbox_mutex_);
                 inbox_renewals_.push_back(std::move(renewal));
+            }
+            wake();
+        });
+    }
+
+    // Jobs queued here that the cluster no longer has queued (another broker
+    // leased them, or they ended there) leave the queue: no commit of this
+    // broker tells it. At most kQueueCheckBatch a round, in turns; one
+    // lookup at a time (a shard failing over holds it back).
+    void check_queue_in_cluster() {
+        auto jobs = protocol_.start_queue_check(kQueueCheckBatch);
+        if (jobs.empty()) return;
+        cluster_->not_queued(std::move(jobs), [this](std::vector<std::string> gone) {
+            {
+                std::lock_guard lock(inbox_mutex_);
+                inbox_not_queued_ = std::move(gone);
             }
             wake();
         });
@@ -454,6 +485,7 @@ class Gateway::Impl {
     std::vector<Renewal> inbox_renewals_;
     std::vector<std::pair<ClaimRequest, Inflight>> inbox_claims_;
     std::vector<std::string> inbox_cancels_;
+    std::optional<std::vector<std::string>> inbox_not_queued_;  // a queue check's answer
 
     std::unordered_map<PeerId, std::deque<std::string>> pending_;
 };

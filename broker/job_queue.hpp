@@ -67,6 +67,9 @@ class JobQueue {
     virtual void adopt(const std::string& job, int attempt, const std::string& worker) = 0;
     // The job ended (succeeded, failed, cancelled): out of the queue, its lease gone.
     virtual void finished(const std::string& job) = 0;
+    // Cluster mode: the job no longer waits (another broker leased it, or it
+    // ended there): out of the queue; a reservation or lease of it here stays.
+    virtual void unqueue(const std::string& job) = 0;
 
     // ---- dispatch ----
     // Up to `n` queued jobs of `types`, best first (priority, then age), each
@@ -126,6 +129,8 @@ class JobQueue {
     // Whether `job`'s lease on `attempt` is here (orphaned ones too).
     virtual bool holds(const std::string& job, int attempt) const = 0;
     virtual std::size_t queue_depth() const = 0;
+    // The jobs waiting, by type, best first within a type.
+    virtual std::vector<QueuedJob> queued() const = 0;
 };
 
 }  // namespace jobcast::broker

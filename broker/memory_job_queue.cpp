@@ -21,15 +21,27 @@ void MemoryJobQueue::adopt(const std::string& job, int attempt, const std::strin
 }
 
 void MemoryJobQueue::finished(const std::string& job) {
-    if (auto q = queued_index_.find(job); q != queued_index_.end()) {
-        auto type = queues_.find(q->second.type);
-        if (type != queues_.end()) {
-            type->second.erase(q->second);
-            if (type->second.empty()) queues_.erase(type);
-        }
-        queued_index_.erase(q);
-    }
+    unqueue(job);
     leases_.erase(job);
+}
+
+void MemoryJobQueue::unqueue(const std::string& job) {
+    auto q = queued_index_.find(job);
+    if (q == queued_index_.end()) return;
+    auto type = queues_.find(q->second.type);
+    if (type != queues_.end()) {
+        type->second.erase(q->second);
+        if (type->second.empty()) queues_.erase(type);
+    }
+    queued_index_.erase(q);
+}
+
+std::vector<QueuedJob> MemoryJobQueue::queued() const {
+    std::vector<QueuedJob> out;
+    out.reserve(queued_index_.size());
+    for (const auto& [type, jobs] : queues_)
+        out.insert(out.end(), jobs.begin(), jobs.end());
+    return out;
 }
 
 std::vector<std::string> MemoryJobQueue::take(const std::vector<std::string>& types, std::size_t n,

@@ -29,6 +29,7 @@ class MemoryJobQueue final : public JobQueue {
     void enqueue(QueuedJob job) override;
     void adopt(const std::string& job, int attempt, const std::string& worker) override;
     void finished(const std::string& job) override;
+    void unqueue(const std::string& job) override;
 
     std::vector<std::string> take(const std::vector<std::string>& types, std::size_t n,
                                   const WorkerRef& worker) override;
@@ -52,6 +53,7 @@ class MemoryJobQueue final : public JobQueue {
     Inflight held() const override;
     bool holds(const std::string& job, int attempt) const override;
     std::size_t queue_depth() const override { return queued_index_.size(); }
+    std::vector<QueuedJob> queued() const override;
 
   private:
     struct Order {  // priority desc, then id asc (older first)

@@ -189,6 +189,37 @@ void WorkerProtocol::on_renewed(const Renewal& renewal, Outbox& out) {
     }
 }
 
+void WorkerProtocol::on_offered(std::vector<QueuedJob> jobs) {
+    for (auto& job : jobs) {
+        if (queue_.holder(job.job)) continue;
+        if (checking_) queued_since_check_.insert(job.job);
+        queue_.enqueue(std::move(job));
+    }
+    stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
+}
+
+std::vector<QueuedJob> WorkerProtocol::start_queue_check(std::size_t max) {
+    if (checking_ || max == 0) return {};
+    auto jobs = queue_.queued();
+    if (jobs.size() > max) {
+        check_from_ %= jobs.size();
+        std::rotate(jobs.begin(), jobs.begin() + static_cast<std::ptrdiff_t>(check_from_),
+                    jobs.end());
+        jobs.resize(max);
+        check_from_ += max;
+    }
+    checking_ = !jobs.empty();
+    return jobs;
+}
+
+void WorkerProtocol::on_not_queued(const std::vector<std::string>& jobs) {
+    for (const auto& job : jobs)
+        if (!queued_since_check_.count(job)) queue_.unqueue(job);
+    queued_since_check_.clear();
+    checking_ = false;
+    stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
+}
+
 // A worker listed what it holds: a lease it was given but has forgotten
 // (dropped on a reject it misread, a handler that vanished) would keep the job
 // running forever while the worker heart-beats; it is requeued now.
@@ -403,6 +434,7 @@ void WorkerProtocol::on_job_change(const Job& job, Outbox& out) {
         case JobState::queued:
             // New, retried or requeued after a lost lease.
             links_.release(job.id);
+            if (checking_) queued_since_check_.insert(job.id);
             queue_.enqueue({job.id, job.type, job.priority});
             break;
         case JobState::running:
@@ -437,7 +469,6 @@ void WorkerProtocol::dispatch(Outbox& out) {
     // it has more than the next one), as long as jobs of its types wait.
     // Their outcomes come back in the commit batch (on_commit).
     std::unordered_set<PeerId> drained;
-    bool took = false;
     const auto now = clock_.unix_ms();
     while (queue_.queue_depth() > 0) {
         auto offer = links_.freest(drained);
@@ -447,10 +478,9 @@ void WorkerProtocol::dispatch(Outbox& out) {
         for (auto& job : jobs) {
             links_.reserve(offer->worker.peer, job);
             out.ops.push_back(store::LeaseJob{std::move(job), offer->worker.name, now});
-            took = true;
         }
     }
-    if (!took) return;
+    // Also when nothing was taken: jobs of other brokers join the queue outside commits.
     stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
 }
 

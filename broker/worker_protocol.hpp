@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -99,6 +100,19 @@ class WorkerProtocol {
     // A renew's answer: leases another broker or attempt took end here (their
     // worker is told), cancels asked for on other brokers reach the workers.
     void on_renewed(const Renewal& renewal, Outbox& out);
+    // Jobs queued on other brokers, reserved in the cluster for free workers
+    // here: queued, unless a lease or reservation here has them already.
+    void on_offered(std::vector<QueuedJob> jobs);
+    // Queue checks, one at a time: up to `max` of the jobs waiting here (in
+    // turns when more wait), to look up in the cluster's queues; none while
+    // a check awaits its answer.
+    std::vector<QueuedJob> start_queue_check(std::size_t max);
+    // The check's answer: of those jobs, the ones no longer waiting in the
+    // cluster (another broker leased them, or they ended there). They leave
+    // the queue here, so that it holds, and jobcast_queue_depth counts, only
+    // jobs still waiting; one a worker here took meanwhile stays its, and one
+    // queued here again since the check began stays queued.
+    void on_not_queued(const std::vector<std::string>& jobs);
 
     // ---- timers ----
     // Queued jobs for workers with free capacity: their LeaseJob ops.
@@ -150,6 +164,11 @@ class WorkerProtocol {
     std::unordered_map<PeerId, Steady> last_complaint_;
     std::unordered_map<std::string, Steady> last_identity_refusal_;  // by worker name
     std::string assign_frame_;
+    // Queue checks: where the next starts, whether one awaits its answer, and
+    // the jobs queued here since it began.
+    std::size_t check_from_ = 0;
+    bool checking_ = false;
+    std::unordered_set<std::string> queued_since_check_;
 };
 
 }  // namespace jobcast::broker

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "cluster/live_publisher.hpp"
+#include "common/log_quote.hpp"
 #include "common/logging.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
@@ -31,6 +32,21 @@ int to_int(const std::string& text) {
 }
 
 constexpr std::size_t kExpireBatch = 100;  // leases per partition and pass
+constexpr std::size_t kLookupBatch = 500;  // jobs per ZMSCORE of a queue check
+
+// The answers of `left` commands gathered into one result, on the loop
+// thread: `done` gets it after the last.
+template <class T>
+struct Gather {
+    Gather(std::size_t commands, std::function<void(T)> then)
+        : left(commands), done(std::move(then)) {}
+    T result{};
+    std::size_t left;
+    std::function<void(T)> done;
+    void answered() {
+        if (--left == 0) done(std::move(result));
+    }
+};
 
 }  // namespace
 
@@ -311,14 +327,7 @@ void ClusterFeeder::renew(std::vector<LeaseRef> held, std::function<void(Renewal
     for (auto& lease : held)
         by_partition[partitions.of(lease.first)].push_back(std::move(lease));
     if (by_partition.empty()) return;
-    struct Pending {  // the answers come on the loop thread
-        Renewal renewal;
-        std::size_t left = 0;
-        std::function<void(Renewal)> done;
-    };
-    auto pending = std::make_shared<Pending>();
-    pending->left = by_partition.size();
-    pending->done = std::move(done);
+    auto pending = std::make_shared<Gather<Renewal>>(by_partition.size(), std::move(done));
     for (auto& [p, leases] : by_partition) {
         const std::string prefix = partitions.prefix(p);
         redis::Command command{"FCALL",           "jc_renew", "1",
@@ -336,27 +345,21 @@ void ClusterFeeder::renew(std::vector<LeaseRef> held, std::function<void(Renewal
                 if (!ec && reply.is_array() && reply.elements.size() == 2) {
                     const auto& lost = reply.elements[0].elements;
                     for (std::size_t i = 0; i + 1 < lost.size(); i += 2)
-                        pending->renewal.lost.emplace_back(lost[i].str, to_int(lost[i + 1].str));
+                        pending->result.lost.emplace_back(lost[i].str, to_int(lost[i + 1].str));
                     for (const auto& job : reply.elements[1].elements)
-                        pending->renewal.cancel.push_back(job.str);
+                        pending->result.cancel.push_back(job.str);
                 } else if (!ec && reply.is_error()) {
-                    logger().warn("event=renew_failed error=\"{}\"", reply.str);
+                    logger().warn("event=renew_failed error={}", log_quote(reply.str));
                 }
-                if (--pending->left == 0) pending->done(std::move(pending->renewal));
+                pending->answered();
             });
     }
 }
 
 void ClusterFeeder::claim(std::string worker, std::vector<LeaseRef> inflight,
                           std::function<void(std::vector<LeaseRef>)> done) {
-    struct Pending {
-        std::vector<LeaseRef> claimed;
-        std::size_t left = 0;
-        std::function<void(std::vector<LeaseRef>)> done;
-    };
-    auto pending = std::make_shared<Pending>();
-    pending->left = inflight.size();
-    pending->done = std::move(done);
+    auto pending =
+        std::make_shared<Gather<std::vector<LeaseRef>>>(inflight.size(), std::move(done));
     if (inflight.empty()) {
         state_->cluster.loop().post([pending] { pending->done({}); });
         return;
@@ -371,8 +374,57 @@ void ClusterFeeder::claim(std::string worker, std::vector<LeaseRef> inflight,
             [state = state_, pending, lease](std::error_code ec, redis::Reply reply) {
                 if (state->stopped) return;
                 if (!ec && reply.is_integer() && reply.integer == 1)
-                    pending->claimed.push_back(lease);
-                if (--pending->left == 0) pending->done(std::move(pending->claimed));
+                    pending->result.push_back(lease);
+                pending->answered();
+            });
+    }
+}
+
+void ClusterFeeder::not_queued(std::vector<QueuedRef> jobs,
+                               std::function<void(std::vector<std::string>)> done) {
+    // One ZMSCORE per partition and type (in batches): a job that is not in
+    // its queue has no score there.
+    const Partitions& partitions = state_->partitions;
+    std::map<std::pair<std::uint32_t, std::string>, std::vector<std::string>> by_queue;
+    for (auto& [job, type] : jobs) {
+        const std::uint32_t p = partitions.of(job);
+        by_queue[{p, std::move(type)}].push_back(std::move(job));
+    }
+    struct Lookup {
+        std::uint32_t partition;
+        redis::Command command;
+    };
+    std::vector<Lookup> lookups;
+    for (const auto& [queue, ids] : by_queue) {
+        const auto& [p, type] = queue;
+        for (std::size_t i = 0; i < ids.size(); i += kLookupBatch) {
+            Lookup& lookup =
+                lookups.emplace_back(Lookup{p, {"ZMSCORE", partitions.prefix(p) + "q:" + type}});
+            const std::size_t end = std::min(ids.size(), i + kLookupBatch);
+            lookup.command.insert(lookup.command.end(), ids.begin() + i, ids.begin() + end);
+        }
+    }
+    auto pending =
+        std::make_shared<Gather<std::vector<std::string>>>(lookups.size(), std::move(done));
+    if (lookups.empty()) {
+        state_->cluster.loop().post([pending] { pending->done({}); });
+        return;
+    }
+    for (auto& lookup : lookups) {
+        // The ids, as sent: after "ZMSCORE" and the key.
+        std::vector<std::string> ids(lookup.command.begin() + 2, lookup.command.end());
+        state_->cluster.async_exec(
+            partitions.slot(lookup.partition), std::move(lookup.command),
+            [state = state_, pending, ids = std::move(ids)](std::error_code ec,
+                                                            redis::Reply reply) {
+                if (state->stopped) return;
+                if (!ec && reply.is_array() && reply.elements.size() == ids.size()) {
+                    for (std::size_t i = 0; i < ids.size(); ++i)
+                        if (reply.elements[i].is_nil()) pending->result.push_back(ids[i]);
+                } else if (!ec && reply.is_error()) {
+                    logger().warn("event=queue_check_failed error={}", log_quote(reply.str));
+                }
+                pending->answered();
             });
     }
 }

@@ -21,6 +21,9 @@
 // - Claiming: a worker whose broker died says hello here with its in-flight
 //   jobs; the leases still running on that attempt for that worker become
 //   this broker's (jc_claim).
+// - Queue checks: of the jobs waiting in the broker's queue, those no
+//   longer queued in the cluster (another broker leased them, or they ended
+//   there), so that the broker stops counting them as waiting.
 // - Expiry: every `expire_interval`, the leases of every partition that no
 //   broker renewed for two lease timeouts (one for a worker to notice its
 //   broker died, one to claim its leases on another) are requeued through the store
@@ -57,7 +60,8 @@ struct FeederConfig {
     std::chrono::milliseconds poll_interval{200};
 };
 
-using LeaseRef = std::pair<std::string, int>;  // job, attempt
+using LeaseRef = std::pair<std::string, int>;           // job, attempt
+using QueuedRef = std::pair<std::string, std::string>;  // job, type
 
 struct ReservedJob {
     std::string job;
@@ -105,6 +109,11 @@ class ClusterFeeder {
     // `done` gets the leases that are this broker's now.
     void claim(std::string worker, std::vector<LeaseRef> inflight,
                std::function<void(std::vector<LeaseRef>)> done);
+    // `done` gets those of `jobs` that are not in their type's queue in the
+    // cluster (leased, ended, or expired); a lookup that fails counts its
+    // jobs as queued.
+    void not_queued(std::vector<QueuedRef> jobs,
+                    std::function<void(std::vector<std::string>)> done);
 
     struct State;
 

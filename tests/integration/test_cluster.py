@@ -6,8 +6,9 @@ SSE subscriber on B gets every event once, in order, byte-equal to the
 stored log; a subscriber that joins on B mid-stream and one that resumes on
 B with Last-Event-ID do too. Dispatch and leases span the brokers: a job
 submitted on B runs on a worker connected only to A (B's ready hints tell A
-at once), a cancel on B reaches that worker (at once, by a cancel hint, even
-when no lease renewal comes in time), a worker whose broker is killed carries
+at once) and B then no longer counts it in its queue depth, a cancel on B
+reaches that worker (at once, by a cancel hint, even when no lease renewal
+comes in time), a worker whose broker is killed carries
 on with the same attempt on another broker, and a job whose broker and worker
 both die is requeued when its lease expires and runs elsewhere."""
 import http.client
@@ -175,6 +176,38 @@ class ClusterTest(JobcastTest):
                                   {"kind": "ready", "direction": "published"}), 0)
         self.assertGreater(metric(api_a, "jobcast_cluster_hints_total",
                                   {"kind": "ready", "direction": "received"}), 0)
+
+    def test_a_broker_without_workers_stops_counting_the_jobs_another_broker_ran(self):
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker()
+        api_a, api_b = self.client(a), self.client(b)
+        jobs = [api_b.submit("llm.generate", {"prompt": f"counted {i}", "max_tokens": 5,
+                                              "seed": i, "tokens_per_second": 500})
+                for i in range(6)]
+        ids = sorted(job["id"] for job in jobs)
+
+        def queued_listed(api):  # of these jobs (the cluster is the test class's)
+            status, page, _ = api.request("GET", "/v1/jobs?state=queued&limit=100")
+            self.assertEqual(status, 200)
+            return sorted(j["id"] for j in page["jobs"] if j["id"] in ids)
+
+        # No worker anywhere: the jobs wait, and B, where they were submitted,
+        # counts them, as the cluster's listing does.
+        wait_until(lambda: metric(api_b, "jobcast_queue_depth") == len(jobs), timeout=10,
+                   interval=0.1, what="B to count the jobs waiting")
+        self.assertEqual(queued_listed(api_b), ids)
+        # Only A has a worker: it runs them, and B no longer counts them.
+        self.start_worker(a, ["llm.generate"], capacity=2)
+        for i, job in enumerate(jobs):
+            done = api_b.wait_state(job["id"], ["succeeded", "failed"], timeout=60)
+            self.assertEqual(done["state"], "succeeded")
+            self.assertEqual(done["attempt"], 1)
+            self.assertEqual(done["result"]["text"], sim_text(f"counted {i}", i, 5))
+        wait_until(lambda: metric(api_b, "jobcast_queue_depth") == 0, timeout=10,
+                   interval=0.1, what="B's jobcast_queue_depth back to 0")
+        for api in (api_a, api_b):
+            self.assertEqual(metric(api, "jobcast_queue_depth"), 0)
+            self.assertEqual(queued_listed(api), [])
 
     def test_a_cancel_on_one_broker_reaches_the_worker_on_another_by_its_hint(self):
         # A renews its leases every 100 s (heartbeat 200 ms x liveness 1500: a

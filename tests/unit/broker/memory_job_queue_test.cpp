@@ -82,6 +82,34 @@ TEST_CASE("a job enqueued twice is queued once, a finished one leaves the queue"
     CHECK_FALSE(q.holder("K"));
 }
 
+TEST_CASE("a job unqueued leaves the queue only: a reservation or lease of it stays") {
+    Rig rig;
+    auto& q = rig.queue;
+    q.enqueue({"01A", "llm", 0});
+    q.enqueue({"01B", "llm", 3});
+    q.enqueue({"01C", "research", 0});
+    auto listed = q.queued();
+    REQUIRE(listed.size() == 3);
+    CHECK(listed[0].job == "01B");  // by type, best first within it
+    CHECK(listed[1].job == "01A");
+    CHECK(listed[2].job == "01C");
+
+    q.unqueue("01A");
+    q.unqueue("01C");
+    q.unqueue("unknown");
+    CHECK(q.queue_depth() == 1);
+    REQUIRE(q.queued().size() == 1);
+    CHECK(q.take(kLlm, 5, w1) == Jobs{"01B"});
+
+    // Taken meanwhile: the reservation, then the lease, stay.
+    q.unqueue("01B");
+    CHECK(q.holder("01B") == "w1");
+    rig.lease("K", w1);
+    q.unqueue("K");
+    CHECK(q.holder("K", 1) == "w1");
+    CHECK(q.queued().empty());
+}
+
 TEST_CASE("a worker given up on loses its leases once, its reservations end") {
     Rig rig;
     auto& q = rig.queue;

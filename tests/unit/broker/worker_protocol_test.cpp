@@ -282,6 +282,100 @@ TEST_CASE("jobs go to the workers of their type with the most free slots") {
     CHECK(rig.take_ops().empty());
 }
 
+namespace {
+
+std::vector<std::string> ids(const std::vector<QueuedJob>& jobs) {
+    std::vector<std::string> out;
+    for (const auto& job : jobs)
+        out.push_back(job.job);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: jobs no longer queued in the cluster leave the queue and its depth") {
+    Rig rig;
+    std::vector<Job> queued;
+    for (const char* id : {"J1", "J2", "J3"})
+        queued.push_back(Rig::make_job(id, JobState::queued, 0));
+    rig.commit({}, {}, queued);  // submitted here: no worker here takes them
+    rig.protocol.dispatch(rig.out);
+    CHECK(rig.take_ops().empty());
+    CHECK(rig.stats.queue_depth == 3);
+
+    // Another broker leased J1 and J2 (or they ended there): nothing of it
+    // reaches this broker's commits, the cluster's queue says so.
+    auto check = rig.protocol.start_queue_check(100);
+    CHECK(ids(check) == std::vector<std::string>{"J1", "J2", "J3"});
+    CHECK(rig.protocol.start_queue_check(100).empty());  // one check at a time
+    rig.protocol.on_not_queued({"J1", "J2"});
+    CHECK(rig.stats.queue_depth == 1);
+    CHECK(ids(rig.protocol.start_queue_check(100)) == std::vector<std::string>{"J3"});
+
+    // J3, taken by a worker here before the answer came, stays its.
+    rig.say("w", proto::Hello{"w", {"llm"}, 1, {}});
+    rig.protocol.dispatch(rig.out);
+    auto ops = rig.take_ops();
+    REQUIRE(ops.size() == 1);
+    CHECK(std::get<store::LeaseJob>(ops[0]).job == "J3");
+    rig.protocol.on_not_queued({"J3"});
+    CHECK(rig.stats.queue_depth == 0);
+    Job leased = Rig::make_job("J3", JobState::running, 1, "w");
+    rig.commit({}, {{"J3", store::WriteStatus::ok, leased}}, {leased});
+    auto sent = rig.sent_to("w");
+    REQUIRE(sent.size() == 2);
+    CHECK(std::get<proto::Assign>(sent[1]).job == "J3");
+    CHECK(rig.protocol.start_queue_check(100).empty());  // nothing waits here
+}
+
+TEST_CASE("cluster: a job queued here again while a queue check runs stays queued") {
+    Rig rig;
+    rig.commit({}, {}, {Rig::make_job("J1", JobState::queued, 0)});
+    rig.protocol.on_offered({{"J2", "llm", 0}});
+    CHECK(rig.stats.queue_depth == 2);
+    REQUIRE(rig.protocol.start_queue_check(100).size() == 2);
+
+    // Before the answer: J1 is leased here, fails and is retried (queued
+    // again, here); J2 was leased elsewhere, and a reservation offers it
+    // again after it came back to the cluster's queue. The lookup saw both
+    // leased: the answer says neither is queued.
+    rig.say("w", proto::Hello{"w", {"llm"}, 2, {}});
+    rig.protocol.dispatch(rig.out);
+    REQUIRE(rig.take_ops().size() == 2);
+    Job leased = Rig::make_job("J1", JobState::running, 1, "w");
+    rig.commit({}, {{"J1", store::WriteStatus::ok, leased}}, {leased});
+    rig.commit({}, {{"J2", store::WriteStatus::conflict, std::nullopt}});
+    rig.commit({}, {}, {Rig::make_job("J1", JobState::queued, 1)});
+    rig.protocol.on_offered({{"J2", "llm", 0}});
+    CHECK(rig.stats.queue_depth == 2);
+    rig.protocol.on_not_queued({"J1", "J2"});
+    CHECK(rig.stats.queue_depth == 2);
+
+    // The next check looks them up afresh.
+    CHECK(ids(rig.protocol.start_queue_check(100)) == std::vector<std::string>{"J1", "J2"});
+    rig.protocol.on_not_queued({"J2"});
+    CHECK(rig.stats.queue_depth == 1);
+}
+
+TEST_CASE("cluster: a long queue is checked in turns") {
+    Rig rig;
+    std::vector<Job> queued;
+    for (const char* id : {"J1", "J2", "J3", "J4", "J5"})
+        queued.push_back(Rig::make_job(id, JobState::queued, 0));
+    rig.commit({}, {}, queued);
+    std::vector<std::string> seen;
+    for (int round = 0; round < 3; ++round) {
+        auto check = ids(rig.protocol.start_queue_check(2));
+        CHECK(check.size() == 2);
+        seen.insert(seen.end(), check.begin(), check.end());
+        rig.protocol.on_not_queued({});
+    }
+    CHECK(rig.stats.queue_depth == 5);  // every answer found them queued
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    CHECK(seen == std::vector<std::string>{"J1", "J2", "J3", "J4", "J5"});
+}
+
 TEST_CASE("a hello for a live worker's name without its session changes nothing") {
     Rig rig;
     rig.run_one_job("real", "w", "J");

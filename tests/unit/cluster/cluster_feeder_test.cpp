@@ -1,10 +1,12 @@
 // Dispatch and leases across brokers against a real one-shard cluster (a
 // primary and its replica): the library's jc_reserve, jc_renew, jc_claim,
 // jc_expired and jc_expire through the ClusterFeeder and the Redis store, as
-// two brokers would use them; and the hints one broker's LivePublisher sends
-// to the others' feeders.
+// two brokers would use them; a broker's queued jobs looked up in the
+// cluster's queues; and the hints one broker's LivePublisher sends to the
+// others' feeders.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <set>
@@ -42,6 +44,18 @@ std::string create(store::Store& store, std::string type, int priority = 0) {
     store::WriteResult r = run(store, op);
     REQUIRE(r.job);
     return r.job->id;
+}
+
+// `nodes` (a primary and its replica) made a one-shard cluster; the store's
+// settings for it.
+RedisStoreConfig one_shard(redis::testing::RedisNodes& nodes) {
+    nodes.create_single_shard();
+    RedisStoreConfig config;
+    config.seeds = {nodes.endpoint(0)};
+    config.partitions = 4;
+    config.wait_timeout = 200ms;
+    config.open_timeout = 5s;
+    return config;
 }
 
 // A broker's view: its feeder on its own cluster connection.
@@ -88,6 +102,17 @@ struct Broker {
         return future.get();
     }
 
+    std::vector<std::string> not_queued(std::vector<QueuedRef> jobs) {
+        std::promise<std::vector<std::string>> answer;
+        feeder.not_queued(std::move(jobs),
+                          [&](std::vector<std::string> r) { answer.set_value(std::move(r)); });
+        auto future = answer.get_future();
+        REQUIRE(future.wait_for(10s) == std::future_status::ready);
+        auto gone = future.get();
+        std::sort(gone.begin(), gone.end());
+        return gone;
+    }
+
     std::vector<ReservedJob> taken() {
         std::lock_guard lock(mutex);
         return reserved;
@@ -111,12 +136,7 @@ struct Broker {
 TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     auto store = open_redis_store(config);
     const Partitions partitions(config.partitions);
     constexpr auto kLease = 400ms;
@@ -176,12 +196,7 @@ TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
 TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     auto store = open_redis_store(config);
     const Partitions partitions(config.partitions);
     // Reservations outlast the slowest poll of a loaded machine.
@@ -230,6 +245,55 @@ TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feed
     store->close();
 }
 
+TEST_CASE("a broker's queued jobs that another leased or ended are not queued",
+          "[cluster_feeder]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    const RedisStoreConfig config = one_shard(nodes);
+    auto store = open_redis_store(config);
+    const Partitions partitions(config.partitions);
+    Broker a(nodes, partitions, *store, "a", 3s, 2s);
+    Broker b(nodes, partitions, *store, "b", 3s, 2s);
+
+    // Jobs A holds in its queue, of several partitions and two types. B
+    // reserves the first six for its free workers: they still wait.
+    std::vector<std::string> waiting, leased, cancelled;
+    for (int i = 0; i < 6; ++i)
+        waiting.push_back(create(*store, i % 2 ? "x" : "y"));
+    b.feeder.start();
+    b.feeder.want({{"x", 3}, {"y", 3}});
+    redis::testing::wait_until("b's reservations", [&] { return b.taken().size() >= 6; });
+    b.feeder.stop();
+    for (int i = 0; i < 6; ++i) {
+        leased.push_back(create(*store, "x"));
+        cancelled.push_back(create(*store, "y"));
+    }
+    std::vector<QueuedRef> held;
+    for (const auto& id : waiting)
+        held.emplace_back(id, store->jobs().get(id)->type);
+    for (const auto& id : leased)
+        held.emplace_back(id, "x");
+    for (const auto& id : cancelled)
+        held.emplace_back(id, "y");
+    CHECK(a.not_queued(held).empty());
+
+    // Then others are leased (by any broker) or cancelled: they no longer
+    // wait. A job the cluster no longer knows (gone with its retention) does
+    // not either.
+    for (const auto& id : leased)
+        REQUIRE(run(*store, store::LeaseJob{id, "w", 0}).status == WriteStatus::ok);
+    for (const auto& id : cancelled)
+        REQUIRE(run(*store, store::CancelJob{id, false, 0}).status == WriteStatus::ok);
+    held.emplace_back("01JUNKNOWNJOB0000000000000", "x");
+    std::vector<std::string> gone = leased;
+    gone.insert(gone.end(), cancelled.begin(), cancelled.end());
+    gone.push_back("01JUNKNOWNJOB0000000000000");
+    std::sort(gone.begin(), gone.end());
+    CHECK(a.not_queued(held) == gone);
+    CHECK(a.not_queued({}).empty());
+    store->close();
+}
+
 TEST_CASE("hints encode their kind and subject, and nothing else decodes", "[cluster_feeder]") {
     for (const Hint& hint :
          {Hint{Hint::Kind::ready, "llm.generate"}, Hint{Hint::Kind::cancel, "J1"}}) {
@@ -246,12 +310,7 @@ TEST_CASE("hints: a job queued is reserved at once, a cancel reaches the feeders
           "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
     redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    RedisStoreConfig config;
-    config.seeds = {nodes.endpoint(0)};
-    config.partitions = 4;
-    config.wait_timeout = 200ms;
-    config.open_timeout = 5s;
+    const RedisStoreConfig config = one_shard(nodes);
     const Partitions partitions(config.partitions);
     // Broker A commits and publishes (its LivePublisher is its store's commit
     // listener); broker B polls far too rarely to find anything in time.
