@@ -456,19 +456,33 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
 
 namespace jobcast::cluster {
 
+namespace {
+
+// A one-shard cluster (a primary and its replica) and two brokers' stores on
+// it: the writer writes the jobs, the reader reads what it does not write.
+struct WriterAndReader {
+    redis::testing::RedisNodes nodes{2, true};
+    RedisStoreConfig config = (nodes.create_single_shard(), config_for(nodes));
+    std::unique_ptr<RedisStore> writer = open_redis_store(config);
+    std::unique_ptr<RedisStore> reader = open_redis_store(config);
+
+    // A job created and leased by worker w1 through the writer: its id.
+    std::string running_job() {
+        store::CreateJob job = new_job();
+        run(*writer, job);
+        run(*writer, store::LeaseJob{job.job.id, "w1", 0});
+        return job.job.id;
+    }
+};
+
+}  // namespace
+
 TEST_CASE("the Redis store: a read stops at the confirmed watermark, on a page or across pages",
           "[redis_store]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    const RedisStoreConfig config = config_for(nodes);
-    auto writer = open_redis_store(config);
-    auto reader = open_redis_store(config);
-
-    store::CreateJob streamed = new_job();
-    const std::string sid = streamed.job.id;
-    run(*writer, streamed);
-    run(*writer, store::LeaseJob{sid, "w1", 0});
+    WriterAndReader brokers;
+    auto& [nodes, config, writer, reader] = brokers;
+    const std::string sid = brokers.running_job();
     std::vector<store::WriteOp> chunks;
     for (std::uint64_t w = 1; w <= 2998; ++w)
         chunks.emplace_back(chunk(sid, 1, w));
@@ -525,16 +539,9 @@ TEST_CASE("the Redis store: a read stops at the confirmed watermark, on a page o
 
 TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[redis_store]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    const RedisStoreConfig config = config_for(nodes);
-    auto writer = open_redis_store(config);
-    auto reader = open_redis_store(config);
-
-    store::CreateJob streamed = new_job();
-    const std::string sid = streamed.job.id;
-    run(*writer, streamed);
-    run(*writer, store::LeaseJob{sid, "w1", 0});
+    WriterAndReader brokers;
+    auto& [nodes, config, writer, reader] = brokers;
+    const std::string sid = brokers.running_job();
     REQUIRE(run(*writer, chunk(sid, 1, 1)).status == WriteStatus::ok);
     writer->flush();
     const std::uint64_t last = *writer->events().last_seq(sid);
