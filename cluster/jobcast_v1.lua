@@ -419,21 +419,6 @@ local function confirm(keys, args)
   return num(c)
 end
 
--- Events in (after, cap], at most `count`, where cap = cseq, or up to
--- `floor` (a seq the caller saw confirmed itself) when that is higher.
--- ARGV: after, count, floor. KEYS[2] = the event stream. Answers {cap,
--- seq, entries}, nil for an unknown job.
-local function read(keys, args)
-  local f = redis.call('HMGET', keys[1], 'cseq', 'seq')
-  if not f[1] then return false end
-  local seq = num(f[2])
-  local cap = math.max(num(f[1]), math.min(num(args[3]), seq))
-  local after = num(args[1])
-  if after >= cap then return {fmt(cap), fmt(seq), {}} end
-  return {fmt(cap), fmt(seq), redis.call('XRANGE', keys[2], '(' .. args[1] .. '-0',
-    fmt(cap) .. '-0', 'COUNT', args[2])}
-end
-
 -- Retention's sweep of one partition: jobs whose keys expired leave the owner
 -- index and the per-state counts. KEYS[1] = "jc:{T}:done"; ARGV: prefix,
 -- now ms, limit. Stops at a job still there (its expiry runs on the node's
@@ -910,6 +895,5 @@ redis.register_function{function_name = 'jc_stream_get', callback = stream_get,
 redis.register_function{function_name = 'jc_stream_read', callback = stream_read,
   flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_expired', callback = expired, flags = {'no-writes'}}
-redis.register_function{function_name = 'jc_read', callback = read, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'jc_version', callback = version, flags = {'no-writes'}}

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -480,52 +481,40 @@ class RedisStoreImpl final : public RedisStore,
 
     // ---- EventLog ------------------------------------------------------------
 
+    // Straight from the stream, pipelined on the job's node: the partition's
+    // generation and the job's watermark first, then XRANGE pages (see
+    // ask_pages and read_pages). A full page of a page or more sends the read
+    // of the next one at once: a replay asks for it next, and finds it on its
+    // way or in.
     std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
                             std::size_t max_bytes) override {
-        constexpr std::size_t kPage = 1000;
-        std::vector<Event> events;
-        std::size_t bytes = 0;
-        const std::string floor = std::to_string(locally_confirmed(job));
+        if (limit == 0) return {};
+        std::optional<PagesAsked> ahead = take_read_ahead(job, after, limit);
         bool confirmed = false;
-        while (events.size() < limit && bytes < max_bytes) {
-            const std::size_t count = std::min(kPage, limit - events.size());
-            redis::Reply reply = exec({"FCALL_RO", "jc_read", "2", partitions_.job_key(job),
-                                       partitions_.events_key(job), std::to_string(after),
-                                       std::to_string(count), floor});
-            if (reply.is_error()) throw StoreError("event read failed: " + reply.str);
-            if (!reply.is_array() || reply.elements.size() < 3) break;
-            const redis::Reply& entries = reply.elements[2];
-            if (entries.elements.empty() && !std::exchange(confirmed, true)) {
-                // Nothing to show past `after`, but the log may be written
-                // further (a reader here may know of it: another broker showed
-                // it): confirmed now if this broker may (visible()), then read.
-                StoredJob stored;
-                stored.cseq = to_int<std::uint64_t>(reply.elements[0].str);
-                stored.seq = to_int<std::uint64_t>(reply.elements[1].str);
-                if (stored.seq > stored.cseq && visible(job, stored) > stored.cseq) continue;
+        for (;;) {
+            const bool fresh = !ahead;
+            PagesAsked asked = fresh ? ask_pages(job, after, limit) : std::move(*ahead);
+            ahead.reset();
+            std::optional<std::vector<Event>> events;
+            try {
+                events = read_pages(job, after, limit, max_bytes, asked, confirmed);
+            } catch (const StoreError&) {
+                if (fresh) throw;
+                continue;  // what failed then may not now
             }
-            for (const redis::Reply& entry : entries.elements) {
-                if (entry.elements.size() < 2) continue;
-                Event& event = events.emplace_back();
-                event.seq = to_int<std::uint64_t>(entry.elements[0].str);
-                const redis::Reply& fields = entry.elements[1];
-                for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-                    const std::string& name = fields.elements[i].str;
-                    if (name == "k")
-                        event.kind =
-                            parse_event_kind(fields.elements[i + 1].str).value_or(EventKind::log);
-                    else if (name == "t")
-                        event.ts = to_int<UnixUs>(fields.elements[i + 1].str);
-                    else if (name == "d")
-                        event.data = fields.elements[i + 1].str;
-                }
-                after = event.seq;
-                bytes += event.data.size();
-                if (events.size() == limit || bytes >= max_bytes) break;
+            if (!events) continue;  // confirmed further: read again
+            const bool full = events->size() == limit || store::page_bytes(*events) >= max_bytes;
+            // Read ahead when the log ended sooner: it may have grown since.
+            if (!full && !fresh) continue;
+            if (full && limit >= kReadPage) {
+                // The next reads: one after a page full by bytes, and while
+                // pages are full by count (seqs have no holes) kReadAheadDepth.
+                const std::size_t depth = events->size() == limit ? kReadAheadDepth : 1;
+                for (std::size_t i = 0; i < depth; ++i)
+                    read_ahead(job, events->back().seq + i * limit, limit);
             }
-            if (entries.elements.size() < count) break;
+            return std::move(*events);
         }
-        return events;
     }
 
     std::optional<std::uint64_t> last_seq(std::string_view job) override {
@@ -547,6 +536,11 @@ class RedisStoreImpl final : public RedisStore,
 
   private:
     static constexpr std::size_t kSweepBatch = 500;
+    static constexpr std::size_t kReadPage = 1000;                   // events per XRANGE
+    static constexpr std::uint64_t kMaxReserve = 1 << 17;            // events reserved at most
+    static constexpr std::size_t kReadAheadDepth = 2;                // reads ahead of a replay
+    static constexpr std::size_t kReadAheads = 64;                   // reads ahead kept, the newest
+    static constexpr std::chrono::milliseconds kReadAheadAge{1000};  // and for so long
     static constexpr std::chrono::milliseconds kFirstBackoff{10};
     static constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
@@ -578,6 +572,201 @@ class RedisStoreImpl final : public RedisStore,
         } catch (const std::system_error& error) {
             throw EngineUnreachable("redis " + node.str() + ": " + error.what());
         }
+    }
+
+    // Commands to the node of `slot`, posted to the loop in order: queued on
+    // its connection together, answered in order. Each answer comes through
+    // its future (see answer()).
+    std::vector<std::future<redis::Reply>> send(std::uint16_t slot,
+                                                std::vector<redis::Command> commands) {
+        std::vector<std::future<redis::Reply>> futures;
+        futures.reserve(commands.size());
+        for (redis::Command& command : commands) {
+            auto promise = std::make_shared<std::promise<redis::Reply>>();
+            futures.push_back(promise->get_future());
+            cluster_->async_exec(
+                slot, std::move(command), [promise](std::error_code ec, redis::Reply reply) {
+                    if (ec)
+                        promise->set_exception(std::make_exception_ptr(std::system_error(ec)));
+                    else
+                        promise->set_value(std::move(reply));
+                });
+        }
+        return futures;
+    }
+
+    static redis::Reply answer(std::future<redis::Reply>& future) {
+        try {
+            return future.get();
+        } catch (const std::system_error& error) {
+            throw EngineUnreachable(std::string("redis: ") + error.what());
+        } catch (const std::future_error&) {
+            throw StoreError("store is closed");  // the loop went with the command queued
+        }
+    }
+
+    // The answers to a read's first pipeline: the partition's generation, the
+    // job's watermark, then the first pages (ends: the last seq each asks for).
+    struct PagesAsked {
+        std::vector<std::future<redis::Reply>> replies;
+        std::vector<std::uint64_t> ends;
+    };
+
+    // XRANGE of the events in (after, to].
+    redis::Command page_command(std::string_view job, std::uint64_t after, std::uint64_t to) const {
+        std::string from = "(";
+        from.append(std::to_string(after)).append("-0");
+        return {"XRANGE", partitions_.events_key(job), std::move(from), std::to_string(to) + "-0"};
+    }
+
+    // The last seq a read of `limit` events after `after` may give (a client's
+    // `after` near the top of the range does not wrap).
+    static std::uint64_t last_of(std::uint64_t after, std::size_t limit) {
+        return after +
+               std::min<std::uint64_t>(limit, std::numeric_limits<std::uint64_t>::max() - after);
+    }
+
+    // The end of the page that starts after `from`, in a read up to `last`.
+    static std::uint64_t page_end(std::uint64_t from, std::uint64_t last) {
+        return from + std::min<std::uint64_t>(kReadPage, last - from);
+    }
+
+    // Seqs have no holes, so page k of a read is the IDs (after + k·kReadPage,
+    // after + (k+1)·kReadPage]: the first two go with the watermark.
+    PagesAsked ask_pages(std::string_view job, std::uint64_t after, std::size_t limit) {
+        const std::uint32_t partition = partitions_.of(job);
+        std::vector<redis::Command> commands = {{"GET", partitions_.prefix(partition) + "gen"},
+                                                {"HMGET", partitions_.job_key(job), "cseq", "seq"}};
+        PagesAsked asked;
+        const std::uint64_t last = last_of(after, limit);
+        for (std::uint64_t from = after; from < last && asked.ends.size() < 2;) {
+            asked.ends.push_back(page_end(from, last));
+            commands.push_back(page_command(job, from, asked.ends.back()));
+            from = asked.ends.back();
+        }
+        asked.replies = send(partitions_.slot(partition), std::move(commands));
+        return asked;
+    }
+
+    // The events of a read from what ask_pages asked. One connection answers
+    // in order, so the watermark is never older than the entries it cuts:
+    // what is shown is at most cseq (or this broker's own confirmed floor),
+    // and an entry past it is dropped. Each further page is asked for before
+    // the page before it is decoded. Nothing when the read must start again
+    // (it confirmed what may be shown further).
+    std::optional<std::vector<Event>> read_pages(std::string_view job, std::uint64_t after,
+                                                 std::size_t limit, std::size_t max_bytes,
+                                                 PagesAsked& asked, bool& confirmed) {
+        const std::uint32_t partition = partitions_.of(job);
+        check_generation(partition, answer(asked.replies[0]));
+        const redis::Reply watermark = answer(asked.replies[1]);
+        if (watermark.is_error()) throw StoreError("event read failed: " + watermark.str);
+        std::vector<Event> events;
+        if (!watermark.is_array() || watermark.elements.size() < 2 ||
+            watermark.elements[0].is_nil())
+            return events;  // an unknown job
+        StoredJob stored;
+        stored.cseq = to_int<std::uint64_t>(watermark.elements[0].str);
+        stored.seq = to_int<std::uint64_t>(watermark.elements[1].str);
+        const std::uint64_t cap =
+            std::max(stored.cseq, std::min(locally_confirmed(job), stored.seq));
+        if (after >= cap) {
+            // Nothing to show past `after`, but the log may be written
+            // further (a reader here may know of it: another broker showed
+            // it): confirmed now if this broker may (visible()), then read
+            // again (the pages may come from a node since demoted).
+            if (stored.seq > cap && !std::exchange(confirmed, true) && visible(job, stored) > cap)
+                return std::nullopt;
+            return events;
+        }
+        if (asked.ends.empty()) return events;
+        const std::uint64_t last = last_of(after, limit);
+        events.reserve(std::min<std::uint64_t>({limit, cap - after, kMaxReserve}));
+        std::deque<std::pair<std::future<redis::Reply>, std::uint64_t>> pages;  // and their ends
+        for (std::size_t i = 0; i < asked.ends.size(); ++i)
+            pages.emplace_back(std::move(asked.replies[i + 2]), asked.ends[i]);
+        std::uint64_t next = asked.ends.back();  // where the next page starts
+        std::size_t bytes = 0;
+        while (!pages.empty()) {
+            redis::Reply reply = answer(pages.front().first);
+            const std::uint64_t end = pages.front().second;
+            pages.pop_front();
+            if (reply.is_error()) throw StoreError("event read failed: " + reply.str);
+            if (next < cap && next < last) {
+                const std::uint64_t to = page_end(next, last);
+                pages.emplace_back(
+                    std::move(send(partitions_.slot(partition), {page_command(job, next, to)})[0]),
+                    to);
+                next = to;
+            }
+            for (redis::Reply& entry : reply.elements) {
+                if (entry.elements.size() < 2) continue;
+                const auto seq = to_int<std::uint64_t>(entry.elements[0].str);
+                if (seq > cap) return events;
+                Event& event = events.emplace_back();
+                event.seq = seq;
+                std::vector<redis::Reply>& fields = entry.elements[1].elements;
+                for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+                    const std::string& name = fields[i].str;
+                    std::string& value = fields[i + 1].str;
+                    if (name == "k")
+                        event.kind = parse_event_kind(value).value_or(EventKind::log);
+                    else if (name == "t")
+                        event.ts = to_int<UnixUs>(value);
+                    else if (name == "d")
+                        event.data = std::move(value);
+                }
+                bytes += event.data.size();
+                if (events.size() == limit || bytes >= max_bytes) return events;
+            }
+            // A page short of its range: the log ends there.
+            if (events.empty() || events.back().seq < std::min(end, cap)) return events;
+        }
+        return events;
+    }
+
+    // Reads ahead, from `after` on, what a read(job, after, limit) asks,
+    // unless that is asked already.
+    void read_ahead(std::string_view job, std::uint64_t after, std::size_t limit) {
+        {
+            std::lock_guard lock(ahead_mutex_);
+            for (const ReadAhead& ahead : ahead_)
+                if (ahead.job == job && ahead.after == after && ahead.limit == limit) return;
+        }
+        ReadAhead ahead{std::string(job), after, limit, ask_pages(job, after, limit),
+                        clock_.steady()};
+        std::lock_guard lock(ahead_mutex_);
+        if (ahead_.size() == kReadAheads) ahead_.pop_front();
+        ahead_.push_back(std::move(ahead));
+    }
+
+    // The read ahead of exactly this read, if one was made lately: it is a
+    // read made then (a full page of it is what a read now gives).
+    std::optional<PagesAsked> take_read_ahead(std::string_view job, std::uint64_t after,
+                                              std::size_t limit) {
+        const Clock::Steady now = clock_.steady();
+        std::lock_guard lock(ahead_mutex_);
+        while (!ahead_.empty() && now - ahead_.front().at > kReadAheadAge)
+            ahead_.pop_front();
+        for (auto it = ahead_.begin(); it != ahead_.end(); ++it) {
+            if (it->job != job || it->after != after || it->limit != limit) continue;
+            PagesAsked asked = std::move(it->asked);
+            ahead_.erase(it);
+            return asked;
+        }
+        return std::nullopt;
+    }
+
+    // A partition whose generation is not the one this store opened with was
+    // lost and re-initialized: its jobs are refused (as jobcast_v1's writes
+    // refuse them), never shown from a log that starts over.
+    void check_generation(std::uint32_t partition, const redis::Reply& generation) const {
+        if (generation.is_text() && generation.str == generations_[partition]) return;
+        if (generation.is_error()) throw StoreError("event read failed: " + generation.str);
+        throw StoreError("partition " + partitions_.prefix(partition) + " generation is " +
+                         (generation.is_text() ? generation.str : std::string("missing")) +
+                         ", expected " + generations_[partition] +
+                         ": its data was lost or re-initialized; its jobs are refused");
     }
 
     // An error answer while opening: the cluster not (yet) able to serve is
@@ -1523,6 +1712,16 @@ class RedisStoreImpl final : public RedisStore,
     bool closing_ = false;
     bool stopped_ = false;
     RedisStoreStats stats_;
+
+    struct ReadAhead {
+        std::string job;
+        std::uint64_t after = 0;
+        std::size_t limit = 0;
+        PagesAsked asked;
+        Clock::Steady at{};
+    };
+    std::mutex ahead_mutex_;
+    std::deque<ReadAhead> ahead_;  // oldest first
 
     // Loop thread only.
     std::map<redis::Endpoint, Node> nodes_;

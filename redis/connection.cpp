@@ -205,7 +205,7 @@ class AsioConnection final : public Connection {
     State state_ = State::connecting;
     std::error_code close_error_;
     RespReader reader_;
-    std::array<char, 16 * 1024> buffer_{};
+    std::array<char, 64 * 1024> buffer_{};
     std::vector<std::string> outbox_;     // encoded, not yet written
     std::vector<std::string> in_flight_;  // being written
     std::deque<Completion> pending_;      // written or queued, awaiting replies

@@ -2,6 +2,8 @@
 
 #include <hiredis.h>
 
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 
@@ -37,27 +39,60 @@ class ErrorCategory final : public std::error_category {
     }
 };
 
-Reply owned(const redisReply& r) {
-    switch (r.type) {
-        case REDIS_REPLY_INTEGER:
-            return Reply::of_integer(r.integer);
-        case REDIS_REPLY_STRING:
-            return Reply::of_string(std::string(r.str, r.len));
-        case REDIS_REPLY_STATUS:
-            return Reply::of_status(std::string(r.str, r.len));
-        case REDIS_REPLY_ERROR:
-            return Reply::of_error(std::string(r.str, r.len));
-        case REDIS_REPLY_ARRAY: {
-            std::vector<Reply> elements;
-            elements.reserve(r.elements);
-            for (std::size_t i = 0; i < r.elements; ++i)
-                elements.push_back(owned(*r.element[i]));
-            return Reply::of_array(std::move(elements));
-        }
-        default:
-            return Reply::nil();
+// hiredis builds each reply through these, straight into a Reply tree (no
+// redisReply in between, no second copy): a reply's root is allocated, every
+// element is constructed in place in its parent's elements, which are sized
+// when the array is made. A null answer is hiredis' out-of-memory.
+Reply* place(const redisReadTask* task) {
+    if (!task->parent) return new (std::nothrow) Reply();
+    return &static_cast<Reply*>(task->parent->obj)->elements[static_cast<std::size_t>(task->idx)];
+}
+
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+    try {
+        Reply* reply = place(task);
+        if (!reply) return nullptr;
+        reply->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
+                      : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
+                                                         : Reply::Type::string;
+        reply->str.assign(str, len);
+        return reply;
+    } catch (const std::bad_alloc&) {
+        return nullptr;
     }
 }
+
+void* create_array(const redisReadTask* task, int elements) {
+    try {
+        Reply* reply = place(task);
+        if (!reply) return nullptr;
+        reply->type = Reply::Type::array;
+        reply->elements.resize(static_cast<std::size_t>(elements));
+        return reply;
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+    Reply* reply = place(task);
+    if (!reply) return nullptr;
+    reply->type = Reply::Type::integer;
+    reply->integer = value;
+    return reply;
+}
+
+void* create_nil(const redisReadTask* task) {
+    return place(task);
+}
+
+// Only ever given a root (hiredis frees what it built after an error).
+void free_reply(void* reply) {
+    delete static_cast<Reply*>(reply);
+}
+
+redisReplyObjectFunctions kReplyFunctions = {create_string, create_array, create_integer,
+                                             create_nil, free_reply};
 
 }  // namespace
 
@@ -85,7 +120,7 @@ std::string encode_command(const Command& command) {
 }
 
 struct RespReader::Impl {
-    redisReader* reader = redisReaderCreate();
+    redisReader* reader = redisReaderCreateWithFunctions(&kReplyFunctions);
     ~Impl() { redisReaderFree(reader); }
 };
 
@@ -105,9 +140,8 @@ std::optional<Reply> RespReader::next() {
     if (redisReaderGetReply(impl_->reader, &raw) != REDIS_OK)
         throw std::system_error(Errc::protocol_error, impl_->reader->errstr);
     if (!raw) return std::nullopt;
-    std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
-                                                       freeReplyObject);
-    return owned(*reply);
+    std::unique_ptr<Reply> reply(static_cast<Reply*>(raw));
+    return std::move(*reply);
 }
 
 }  // namespace jobcast::redis

@@ -126,6 +126,34 @@ TEST_CASE("EventLog::read pages by count and by bytes, last_seq", "[contract]") 
     });
 }
 
+TEST_CASE("EventLog::read of a long log: pages of any size, across the store's own pages",
+          "[contract]") {
+    for_each_store([](Session& s) {
+        s.create_running("long");
+        std::vector<WriteOp> ops;
+        for (std::uint64_t w = 1; w <= 4998; ++w)
+            ops.emplace_back(chunk("long", 1, w));
+        s.run_many(std::move(ops));
+        const std::vector<Event> log = s.log("long");
+        REQUIRE(log.size() == 5000);
+        for (std::uint64_t after : {0, 999, 1000, 1001, 4999, 5000}) {
+            for (std::size_t limit : {std::size_t{1}, std::size_t{1000}, std::size_t{1001},
+                                      std::size_t{3500}, std::size_t{10000}}) {
+                for (std::size_t max_bytes : {std::size_t{10'000}, kNoByteLimit}) {
+                    INFO("after " << after << " limit " << limit << " max_bytes " << max_bytes);
+                    const auto page = s.read("long", after, limit, max_bytes);
+                    CHECK(seqs(page) == expected_page(log, after, limit, max_bytes));
+                }
+            }
+        }
+        // Every event as it was written, in one read.
+        const auto whole = s.read("long", 0, 10000, kNoByteLimit);
+        REQUIRE(whole.size() == log.size());
+        for (std::size_t i = 0; i < whole.size(); ++i)
+            CHECK(describe(whole[i]) == describe(log[i]));
+    });
+}
+
 TEST_CASE("JobStore::get returns the job as stored, or nothing", "[contract]") {
     for_each_store([](Session& s) {
         s.create_running("job-1");

@@ -386,9 +386,13 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
     store::WriteResult refused = run(*store, store::LeaseJob{waiting.job.id, "w1", 0});
     CHECK(refused.status == WriteStatus::conflict);
     CHECK_THAT(refused.message, Catch::Contains("lost or re-initialized"));
+    CHECK_THROWS_WITH(store->events().read(waiting.job.id, 0, 10),
+                      Catch::Contains("lost or re-initialized"));
     nodes.cli(0, {"DEL", gen});
     CHECK_THAT(run(*store, store::LeaseJob{waiting.job.id, "w1", 0}).message,
                Catch::Contains("generation is missing"));
+    CHECK_THROWS_WITH(store->events().read(waiting.job.id, 0, 10),
+                      Catch::Contains("generation is missing"));
 
     // A failover (the replica takes over) while a worker streams: the ops
     // follow the slots to the new primary, every one acked, the log whole.
@@ -452,18 +456,92 @@ TEST_CASE("the Redis store: retention and partition generations", "[redis_store]
 
 namespace jobcast::cluster {
 
+namespace {
+
+// A one-shard cluster (a primary and its replica) and two brokers' stores on
+// it: the writer writes the jobs, the reader reads what it does not write.
+struct WriterAndReader {
+    redis::testing::RedisNodes nodes{2, true};
+    RedisStoreConfig config = (nodes.create_single_shard(), config_for(nodes));
+    std::unique_ptr<RedisStore> writer = open_redis_store(config);
+    std::unique_ptr<RedisStore> reader = open_redis_store(config);
+
+    // A job created and leased by worker w1 through the writer: its id.
+    std::string running_job() {
+        store::CreateJob job = new_job();
+        run(*writer, job);
+        run(*writer, store::LeaseJob{job.job.id, "w1", 0});
+        return job.job.id;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the Redis store: a read stops at the confirmed watermark, on a page or across pages",
+          "[redis_store]") {
+    if (redis::testing::skip_without_redis()) return;
+    WriterAndReader brokers;
+    auto& [nodes, config, writer, reader] = brokers;
+    const std::string sid = brokers.running_job();
+    std::vector<store::WriteOp> chunks;
+    for (std::uint64_t w = 1; w <= 2998; ++w)
+        chunks.emplace_back(chunk(sid, 1, w));
+    writer->submit_many(std::move(chunks));
+    writer->flush();
+    REQUIRE(reader->events().last_seq(sid) == 3000);
+    // How many events from the start a byte budget of 1,200 tokens' data takes.
+    const std::size_t budget = 1200 * std::string(R"({"text":"hi"})").size();
+    std::size_t by_budget = 0;
+    for (std::size_t bytes = 0; bytes < budget; ++by_budget)
+        bytes += writer->events().read(sid, by_budget, 1)[0].data.size();
+
+    // The watermark set back by hand (as a lost confirm leaves it): a reader
+    // that does not write the job shows up to it and not one event further,
+    // whether it falls inside a page of the read, at its end or past it.
+    const Partitions partitions(config.partitions);
+    for (std::uint64_t cseq : {1u, 999u, 1000u, 1001u, 1999u, 2000u, 2001u, 2500u}) {
+        INFO("cseq " << cseq);
+        REQUIRE(nodes.cli(0, {"HSET", partitions.job_key(sid), "cseq", std::to_string(cseq)}) ==
+                "0\n");
+        for (std::uint64_t after : {std::uint64_t{0}, cseq - 1, cseq > 500 ? cseq - 500 : 0}) {
+            INFO("after " << after);
+            const auto page = reader->events().read(sid, after, 5000);
+            REQUIRE(page.size() == cseq - after);
+            for (std::size_t i = 0; i < page.size(); ++i)
+                CHECK(page[i].seq == after + i + 1);
+        }
+        // A byte budget met on the second page: as many as it takes.
+        CHECK(reader->events().read(sid, 0, 5000, budget).size() ==
+              std::min<std::uint64_t>(cseq, by_budget));
+    }
+    // Nothing left to show: a reader confirms what WAIT covers, then reads on.
+    const auto tail = reader->events().read(sid, 2500, 5000);
+    REQUIRE(tail.size() == 500);
+    CHECK(tail.front().seq == 2501);
+    CHECK(tail.back().seq == 3000);
+    CHECK(tail.back().data == R"({"text":"hi"})");
+    CHECK(tail.back().kind == EventKind::token);
+    CHECK(tail.back().ts == 1'700'000'000'000'000 + 2998);
+
+    // A replay's next page read ahead while less was confirmed: the page it
+    // asks for later holds what is confirmed then, not what was then.
+    const std::string job_key = partitions.job_key(sid);
+    REQUIRE(nodes.cli(0, {"HSET", job_key, "cseq", "1500"}) == "0\n");
+    REQUIRE(reader->events().read(sid, 0, 1000).size() == 1000);  // reads 1001.. ahead
+    REQUIRE(nodes.cli(0, {"HSET", job_key, "cseq", "3000"}) == "0\n");
+    const auto next = reader->events().read(sid, 1000, 1000);
+    REQUIRE(next.size() == 1000);
+    CHECK(next.front().seq == 1001);
+    CHECK(next.back().seq == 2000);
+    reader->close();
+    writer->close();
+}
+
 TEST_CASE("the Redis store: confirms on read and rounds across a demotion", "[redis_store]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    nodes.create_single_shard();
-    const RedisStoreConfig config = config_for(nodes);
-    auto writer = open_redis_store(config);
-    auto reader = open_redis_store(config);
-
-    store::CreateJob streamed = new_job();
-    const std::string sid = streamed.job.id;
-    run(*writer, streamed);
-    run(*writer, store::LeaseJob{sid, "w1", 0});
+    WriterAndReader brokers;
+    auto& [nodes, config, writer, reader] = brokers;
+    const std::string sid = brokers.running_job();
     REQUIRE(run(*writer, chunk(sid, 1, 1)).status == WriteStatus::ok);
     writer->flush();
     const std::uint64_t last = *writer->events().last_seq(sid);
