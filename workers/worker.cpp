@@ -112,7 +112,7 @@ class WorkerImpl {
 
     // I/O thread.
     void loop();
-    std::unique_ptr<zmq::socket_t> new_socket(const std::string& broker);
+    std::unique_ptr<zmq::socket_t> new_socket();
     void open_socket();
     void monitor_socket();
     void receive_monitor_events();
@@ -276,7 +276,7 @@ void WorkerImpl::run() {
     // rather than at the first failover.
     for (const auto& broker : config_.brokers) {
         try {
-            new_socket(broker)->close();
+            new_socket()->connect(broker);
         } catch (const zmq::error_t& e) {
             throw std::invalid_argument("worker: cannot connect to '" + broker + "': " + e.what());
         }
@@ -364,8 +364,8 @@ void WorkerImpl::loop() {
     }
 }
 
-// A DEALER connecting to `broker`, CURVE as configured. Throws zmq::error_t.
-std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket(const std::string& broker) {
+// A DEALER, CURVE as configured, not connected yet. Throws zmq::error_t.
+std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket() {
     auto socket = std::make_unique<zmq::socket_t>(zmq_context_, zmq::socket_type::dealer);
     socket->set(zmq::sockopt::linger, 0);
     socket->set(zmq::sockopt::sndhwm, kSocketHighWaterMark);
@@ -377,15 +377,15 @@ std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket(const std::string& broker)
         socket->set(zmq::sockopt::curve_publickey, config_.curve_public_key);
         socket->set(zmq::sockopt::curve_secretkey, config_.curve_secret_key);
     }
-    socket->connect(broker);
     return socket;
 }
 
 // Connects to the current broker, says hello and re-sends what is unacked.
 void WorkerImpl::open_socket() {
     try {
-        socket_ = new_socket(endpoint());
-        monitor_socket();
+        socket_ = new_socket();
+        monitor_socket();  // before connecting: its first handshake is reported too
+        socket_->connect(endpoint());
     } catch (const zmq::error_t& e) {
         log_->error("cannot open socket broker={} error={}", endpoint(), e.what());
         reconnect();
@@ -445,6 +445,7 @@ void WorkerImpl::on_connection_closed() {
     }
     log_->warn("broker closed the connection; waiting for it broker={} inflight={}", endpoint(),
                stream_.attempts());
+    stream_.disconnected();  // nothing queued for a broker that will not know us
     connection_lost_ = true;
 }
 

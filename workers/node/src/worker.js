@@ -497,6 +497,7 @@ export class Worker {
       return;
     }
     this.#log.warn(`broker closed the connection; waiting for it broker=${this.#endpoint()} inflight=${this.#stream.attempts.size}`);
+    this.#stream.disconnected(); // nothing queued for a broker that will not know us
     this.#connectionLost = true;
   }
 

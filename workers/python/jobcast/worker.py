@@ -659,6 +659,7 @@ class Worker:
             return
         log.warning("broker closed the connection; waiting for it broker=%s inflight=%d",
                     self._broker(), len(self._stream.attempts))
+        self._stream.disconnected()  # nothing queued for a broker that will not know us
         self._connection_lost = True
 
     def _on_handshake_done(self):
