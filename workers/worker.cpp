@@ -12,14 +12,24 @@
 // stream re-sends from the oldest unacknowledged frame.
 //
 // Failover: every reconnect (the broker went silent or never answered, it is
-// shutting down, it refused our hello) opens a fresh socket to the next
-// endpoint of the broker list, after a backoff; the hello there lists the
-// attempts in flight and the stream re-sends all that is unacknowledged, as
-// after a restart of the one broker. The new broker keeps the leases it knows
-// (cluster mode) and rejects the others, which ends just those attempts.
+// shutting down, it refused our hello, its connection closed) opens a fresh
+// socket to the next endpoint of the broker list, after a backoff; the hello
+// there lists the attempts in flight and the stream re-sends all that is
+// unacknowledged, as after a restart of the one broker. The new broker keeps
+// the leases it knows (cluster mode) and rejects the others, which ends just
+// those attempts.
+//
+// A closed connection: the socket's monitor reports when the TCP connection
+// to the broker closes after its handshake (the broker process died or
+// restarted: its kernel closes the connection at once). With other brokers in
+// the list the worker fails over then, without waiting for `liveness` silent
+// heartbeats; with one broker it keeps the socket, which ZeroMQ reconnects,
+// and says hello again as soon as the new connection's handshake is done.
+// Silence (a vanished host, a stopped process) still ends in a reconnect.
 //
 // This file: connect and reconnect with backoff, hello and heartbeats, CURVE,
-// the poll, and dispatching the broker's messages to the stream and the pool.
+// the socket monitor, the poll, and dispatching the broker's messages to the
+// stream and the pool.
 #include "workers/worker.hpp"
 
 #include <unistd.h>
@@ -102,8 +112,12 @@ class WorkerImpl {
 
     // I/O thread.
     void loop();
-    std::unique_ptr<zmq::socket_t> new_socket(const std::string& broker);
+    std::unique_ptr<zmq::socket_t> new_socket();
     void open_socket();
+    void monitor_socket();
+    void receive_monitor_events();
+    void on_connection_closed();
+    void on_handshake_done();
     void close_socket();
     void reconnect();
     const std::string& endpoint() const { return config_.brokers[current_.load()]; }
@@ -141,6 +155,13 @@ class WorkerImpl {
     // I/O thread only.
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
+    // The PAIR end of socket_'s monitor (connection closed, handshake done).
+    std::unique_ptr<zmq::socket_t> monitor_;
+    std::uint64_t monitors_opened_ = 0;  // names each monitor's inproc endpoint
+    // socket_'s connection completed its handshake, and it closed since then
+    // (one broker: ZeroMQ is reconnecting it).
+    bool handshake_done_ = false;
+    bool connection_lost_ = false;
     ReliableStream stream_;
     std::vector<Outbox::Message> batch_;
     std::string heartbeat_frame_;
@@ -255,7 +276,7 @@ void WorkerImpl::run() {
     // rather than at the first failover.
     for (const auto& broker : config_.brokers) {
         try {
-            new_socket(broker)->close();
+            new_socket()->connect(broker);
         } catch (const zmq::error_t& e) {
             throw std::invalid_argument("worker: cannot connect to '" + broker + "': " + e.what());
         }
@@ -326,6 +347,7 @@ void WorkerImpl::loop() {
             short events = ZMQ_POLLIN;
             if (stream_.sending()) events |= ZMQ_POLLOUT;
             items.push_back({socket_->handle(), 0, events, 0});
+            items.push_back({monitor_->handle(), 0, ZMQ_POLLIN, 0});
         }
         try {
             zmq::poll(items, timeout);
@@ -336,13 +358,14 @@ void WorkerImpl::loop() {
 
         if (items[0].revents & ZMQ_POLLIN) outbox_.clear_wake();
         if (socket_) receive_all();
+        if (socket_) receive_monitor_events();
         pump_outbound();
         flush_sends();
     }
 }
 
-// A DEALER connecting to `broker`, CURVE as configured. Throws zmq::error_t.
-std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket(const std::string& broker) {
+// A DEALER, CURVE as configured, not connected yet. Throws zmq::error_t.
+std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket() {
     auto socket = std::make_unique<zmq::socket_t>(zmq_context_, zmq::socket_type::dealer);
     socket->set(zmq::sockopt::linger, 0);
     socket->set(zmq::sockopt::sndhwm, kSocketHighWaterMark);
@@ -354,14 +377,15 @@ std::unique_ptr<zmq::socket_t> WorkerImpl::new_socket(const std::string& broker)
         socket->set(zmq::sockopt::curve_publickey, config_.curve_public_key);
         socket->set(zmq::sockopt::curve_secretkey, config_.curve_secret_key);
     }
-    socket->connect(broker);
     return socket;
 }
 
 // Connects to the current broker, says hello and re-sends what is unacked.
 void WorkerImpl::open_socket() {
     try {
-        socket_ = new_socket(endpoint());
+        socket_ = new_socket();
+        monitor_socket();  // before connecting: its first handshake is reported too
+        socket_->connect(endpoint());
     } catch (const zmq::error_t& e) {
         log_->error("cannot open socket broker={} error={}", endpoint(), e.what());
         reconnect();
@@ -373,10 +397,77 @@ void WorkerImpl::open_socket() {
     resend_all();
 }
 
+// Watches socket_'s connection through a monitor PAIR polled with the other
+// sockets (cppzmq's monitor_t polls on its own). Throws zmq::error_t.
+void WorkerImpl::monitor_socket() {
+    const auto address = "inproc://jobcast-worker-monitor-" + std::to_string(++monitors_opened_);
+    if (zmq_socket_monitor(socket_->handle(), address.c_str(),
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+        throw zmq::error_t();
+    }
+    monitor_ = std::make_unique<zmq::socket_t>(zmq_context_, zmq::socket_type::pair);
+    monitor_->set(zmq::sockopt::linger, 0);
+    monitor_->connect(address);
+    handshake_done_ = false;
+    connection_lost_ = false;
+}
+
+// Each event is two frames: 16 bits of event id and 32 of value, then the
+// endpoint.
+void WorkerImpl::receive_monitor_events() {
+    while (socket_) {
+        zmq::message_t event;
+        if (!monitor_->recv(event, zmq::recv_flags::dontwait)) return;
+        std::uint16_t id = 0;
+        if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+        while (event.more()) {
+            if (!monitor_->recv(event, zmq::recv_flags::dontwait)) break;
+        }
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            on_handshake_done();
+        } else if (id == ZMQ_EVENT_DISCONNECTED && handshake_done_) {
+            on_connection_closed();
+        }
+    }
+}
+
+// The broker's end closed an established connection: its process is gone (or
+// restarting). Another broker of the list takes over at once; a closed
+// connection to the one broker is ZeroMQ's to reconnect.
+void WorkerImpl::on_connection_closed() {
+    handshake_done_ = false;
+    counters_.connected.store(false);
+    if (config_.brokers.size() > 1) {
+        log_->warn("broker closed the connection; failing over broker={} inflight={}", endpoint(),
+                   stream_.attempts());
+        reconnect();
+        return;
+    }
+    log_->warn("broker closed the connection; waiting for it broker={} inflight={}", endpoint(),
+               stream_.attempts());
+    stream_.disconnected();  // nothing queued for a broker that will not know us
+    connection_lost_ = true;
+}
+
+void WorkerImpl::on_handshake_done() {
+    handshake_done_ = true;
+    if (!connection_lost_) return;  // the socket's first connection: hello is on its way
+    connection_lost_ = false;
+    log_->info("broker is back; saying hello broker={} inflight={}", endpoint(),
+               stream_.attempts());
+    last_receive_ = now_;
+    send_hello();
+    resend_all();
+}
+
 void WorkerImpl::close_socket() {
     if (socket_) {
         socket_->close();
         socket_.reset();
+    }
+    if (monitor_) {
+        monitor_->close();
+        monitor_.reset();
     }
     stream_.disconnected();
     awaiting_welcome_ = false;

@@ -6,7 +6,8 @@
 // and 5). Output is bounded: when `max_unacked_bytes` are waiting for acks,
 // the handler's next emit blocks until acks free room (backpressure, not loss).
 // Given several brokers (`brokers`), each reconnect goes to the next one in the
-// list (failover when a broker dies), with the jobs in flight listed in its
+// list (failover when a broker dies: at once when its connection closes, else
+// after `liveness` silent heartbeats), with the jobs in flight listed in its
 // hello and everything unacknowledged re-sent to it.
 //
 //     jobcast::worker::Worker worker({.broker = "tcp://127.0.0.1:5555",
@@ -36,8 +37,8 @@ class WorkerImpl;
 struct WorkerConfig {
     std::string broker = "tcp://127.0.0.1:5555";  // the one broker, when `brokers` is empty
     // Several brokers (cluster mode): the first is tried first; every reconnect
-    // (silence, a failed connection, a broker shutting down) moves to the next,
-    // round the list. When not empty, `broker` is not used.
+    // (silence, a failed connection, a broker shutting down, its connection
+    // closed) moves to the next, round the list. When not empty, `broker` is not used.
     std::vector<std::string> brokers;
     std::string name;                                      // empty: "<hostname>-<pid>"
     std::vector<std::string> types;                        // empty: every type with a handler
@@ -67,7 +68,7 @@ struct WorkerStats {
     std::uint64_t unacked_messages = 0;  // buffered, waiting for an ack
     std::uint64_t unacked_bytes = 0;     // what emit's bound applies to
     std::uint64_t emit_waits = 0;        // times an emit blocked on the bound
-    std::uint64_t reconnects = 0;        // new sockets after the broker went silent
+    std::uint64_t reconnects = 0;        // new sockets after the broker went silent or closed
     std::uint64_t failovers = 0;         // reconnects that moved to another broker of the list
     std::uint64_t hellos = 0;            // hello messages sent
     std::uint64_t rejects_received = 0;

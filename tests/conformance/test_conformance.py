@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import (BIN, JobcastTest, Process, ZmqPeers, check_contiguous,  # noqa: E402
                      free_port, metric, wait_until)
 
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+import redis_cluster  # noqa: E402
+
 TYPE = "conformance.count"
 HEARTBEAT_S = 0.2  # the harness's brokers run --heartbeat 200ms, --liveness 3
 LIVENESS_S = 3 * HEARTBEAT_S
@@ -447,6 +450,43 @@ class FailoverTest(ConformanceTest):
         self.assertGreaterEqual(start, 20)
         self.assertEqual(start % every, 0)
         self.assertEqual(tokens_by_attempt(events)[done["attempt"]], numbers(start, count))
+
+
+@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+class ClusterFailoverTest(ConformanceTest):
+    """Two brokers of one cluster (a Redis Cluster of 3 primaries + 3 replicas)."""
+
+    def test_a_killed_brokers_closed_connection_fails_over_at_once(self):
+        cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
+        self.addCleanup(cluster.close)  # after the brokers (cleanups run last first)
+        cluster.start()
+        # 1 s heartbeats: 3 s of silence before a worker gives a broker up.
+        url = f"redis-cluster://{cluster.seeds()}?partitions=16"
+        a, b = [self.start_broker(args=["--store", url, "--retention", "1h"], heartbeat="1000ms")
+                for _ in range(2)]
+        api_a, api_b = self.client(a), self.client(b)
+        self.start_sdk([a, b], "quick-roamer")
+        count = 300
+        job = api_a.submit(TYPE, {"count": count, "every_ms": 10}, max_attempts=1)
+        self.wait_tokens(api_b, job["id"], 20)
+
+        # A dies: its kernel closes the worker's connection, and the worker
+        # says hello to B and has its next chunks committed there well before
+        # three heartbeats of silence would have made it move.
+        a.kill(signal.SIGKILL)
+        killed = time.monotonic()
+        stored = len(tokens(api_b.events(job["id"])))
+        wait_until(lambda: metric(api_b, "jobcast_workers") == 1
+                   and len(tokens(api_b.events(job["id"]))) > stored,
+                   timeout=killed + 2.5 - time.monotonic(), what="a chunk acknowledged by B")
+        print(f"worker's next chunk stored through B {time.monotonic() - killed:.2f}s after "
+              "A's SIGKILL")
+        done = self.finished(api_b, job["id"], timeout=30)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["attempt"], 1)
+        events = api_b.events(job["id"])
+        check_contiguous(self, events)
+        self.assertEqual(tokens(events), numbers(0, count))
 
 
 if __name__ == "__main__":

@@ -113,9 +113,10 @@ class Process:
 
 
 class Broker(Process):
-    def __init__(self, db, http="127.0.0.1:0", zmq="tcp://127.0.0.1:0", args=(), env=None):
+    def __init__(self, db, http="127.0.0.1:0", zmq="tcp://127.0.0.1:0", args=(), env=None,
+                 heartbeat="200ms"):
         argv = [os.path.join(BIN, "jobcast-broker"), "--http", http, "--zmq", zmq, "--db", db,
-                "--heartbeat", "200ms", *args]
+                "--heartbeat", heartbeat, *args]
         super().__init__(argv, env=env, name="broker")
         m = self.wait_for_line(r"listening http=(\S+) zmq=(\S+)")
         self.http = m.group(1)

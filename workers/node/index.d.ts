@@ -10,7 +10,7 @@ export interface Logger {
 }
 
 export interface WorkerOptions {
-  /** Broker endpoints, e.g. ["tcp://127.0.0.1:5555"]; the worker moves to the next when one goes silent. */
+  /** Broker endpoints, e.g. ["tcp://127.0.0.1:5555"]; the worker moves to the next when one goes silent or its connection closes. */
   brokers: string[];
   /** Job types to serve; default: every type with a handler. */
   types?: string[];

@@ -583,6 +583,65 @@ TEST_CASE(
     CHECK(running.worker.stats().failovers == 2);
 }
 
+// After a broker's connection closed at `closed`: `broker` gets the worker's
+// hello within 1.5 s (well within the 3 s of silence of 1 s heartbeats) listing
+// J1 attempt 1 with `next` as its next wseq, and after its welcome J1's
+// unacknowledged chunks `first`..next-1 again.
+namespace {
+void expect_hello_and_resend(FakeBroker& broker, Clock::time_point closed, std::uint64_t first,
+                             std::uint64_t next) {
+    const auto hello = broker.expect<proto::Hello>(1500ms);
+    CHECK(Clock::now() - closed < 1500ms);
+    CHECK(hello.inflight == std::vector<proto::InflightJob>{{"J1", 1, next}});
+    broker.send(proto::Welcome{1000});
+    for (auto w = first; w < next; ++w)
+        CHECK(broker.expect<proto::Chunk>(1s).wseq == w);
+}
+}  // namespace
+
+TEST_CASE(
+    "a broker whose connection closes is failed over at once, well within the "
+    "liveness window") {
+    zmq::context_t context;
+    auto a = std::make_unique<FakeBroker>(context);
+    FakeBroker b(context);
+    auto config = test_config("");
+    config.brokers = {a->endpoint(), b.endpoint()};
+    RunningWorker running(config, "t", tokens_then_wait(3));
+    a->start_job();  // welcome with 1 s heartbeats: 3 s of silence before giving up
+    for (std::uint64_t w = 1; w <= 3; ++w)
+        CHECK(a->expect<proto::Chunk>().wseq == w);
+    a->send(proto::Ack{"J1", 1, 1});
+    REQUIRE(eventually([&] { return running.worker.stats().unacked_messages == 2; }));
+
+    // A's process dies: its kernel closes the connection.
+    a->close();
+    expect_hello_and_resend(b, Clock::now(), 2, 4);
+    const auto stats = running.worker.stats();
+    CHECK(stats.failovers == 1);
+    CHECK(stats.broker == b.endpoint());
+}
+
+TEST_CASE("the one broker's closed connection: hello again as soon as it is back") {
+    zmq::context_t context;
+    auto broker = std::make_unique<FakeBroker>(context);
+    const auto endpoint = broker->endpoint();
+    RunningWorker running(test_config(endpoint), "t", tokens_then_wait(2));
+    broker->start_job();
+    CHECK(broker->expect<proto::Chunk>().wseq == 1);
+    CHECK(broker->expect<proto::Chunk>().wseq == 2);
+
+    // The broker restarts on its endpoint and waits for the worker to speak
+    // first, as a broker that does not know it would.
+    broker->close();
+    broker.reset();
+    const auto closed = Clock::now();
+    FakeBroker restarted(context, endpoint);
+    expect_hello_and_resend(restarted, closed, 1, 3);
+    CHECK(eventually([&] { return running.worker.stats().connected; }));
+    CHECK(running.worker.stats().failovers == 0);
+}
+
 TEST_CASE("stop() ends run() promptly even with a running job") {
     zmq::context_t context;
     FakeBroker broker(context);

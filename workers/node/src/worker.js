@@ -13,6 +13,13 @@
 // hands it to the socket; an ack frees every frame up to its wseq and lets
 // waiting emits in. After a reconnect, a "hello" reject or a "gap" reject the
 // stream re-sends from the oldest unacknowledged frame.
+//
+// The socket's monitor (`socket.events`) reports when the connection to the
+// broker closes after its handshake (the broker process died or restarted).
+// With other brokers in the list the worker fails over then, without waiting
+// for `liveness` silent heartbeats; with one broker ZeroMQ reconnects the
+// socket and the worker says hello again as soon as the new connection's
+// handshake is done.
 
 import { hostname } from 'node:os';
 import { Dealer } from 'zeromq';
@@ -238,6 +245,10 @@ export class Worker {
   #awaitingWelcome = false;
   #welcomedOnce = false;
   #connected = false;
+  // The socket's connection completed its handshake, and it closed since then
+  // (one broker: ZeroMQ is reconnecting it).
+  #handshakeDone = false;
+  #connectionLost = false;
 
   // Life.
   #started = false;
@@ -426,6 +437,8 @@ export class Worker {
         sendTimeout: 0,
         ...(this.#config.curve ?? {}),
       });
+      socket.events.on('handshake', () => this.#onHandshake(socket));
+      socket.events.on('disconnect', () => this.#onDisconnect(socket));
       socket.connect(endpoint);
     } catch (err) {
       socket?.close();
@@ -435,6 +448,8 @@ export class Worker {
       return;
     }
     this.#socket = socket;
+    this.#handshakeDone = false;
+    this.#connectionLost = false;
     const t = now();
     this.#lastReceive = t;
     this.#lastSend = t;
@@ -467,6 +482,34 @@ export class Worker {
     const delay = this.#backoff.next();
     this.#reconnectAt = now() + delay;
     this.#log.debug(`reconnecting in ${delay} ms broker=${this.#endpoint()}`);
+  }
+
+  // The broker's end closed an established connection: its process is gone (or
+  // restarting). Another broker of the list takes over at once; a closed
+  // connection to the one broker is ZeroMQ's to reconnect.
+  #onDisconnect(socket) {
+    if (socket !== this.#socket || !this.#handshakeDone) return;
+    this.#handshakeDone = false;
+    this.#connected = false;
+    if (this.#config.brokers.length > 1) {
+      this.#log.warn(`broker closed the connection; failing over broker=${this.#endpoint()} inflight=${this.#stream.attempts.size}`);
+      this.#reconnect();
+      return;
+    }
+    this.#log.warn(`broker closed the connection; waiting for it broker=${this.#endpoint()} inflight=${this.#stream.attempts.size}`);
+    this.#stream.disconnected(); // nothing queued for a broker that will not know us
+    this.#connectionLost = true;
+  }
+
+  #onHandshake(socket) {
+    if (socket !== this.#socket) return;
+    this.#handshakeDone = true;
+    if (!this.#connectionLost) return; // the socket's first connection: hello is on its way
+    this.#connectionLost = false;
+    this.#log.info(`broker is back; saying hello broker=${this.#endpoint()} inflight=${this.#stream.attempts.size}`);
+    this.#lastReceive = now();
+    this.#sendHello();
+    this.#resendAll();
   }
 
   async #receive(socket) {

@@ -10,7 +10,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { decode, encode } from '@msgpack/msgpack';
 import { JobFailed, Worker } from '@jobcast/worker';
+import { Router } from 'zeromq';
 
 import {
   HEARTBEAT_MS,
@@ -134,6 +136,55 @@ test('token() waits while the broker is down and everything arrives after it ret
       assert.deepEqual(tokens(events), counting(0, 2000));
     },
     { http, zmq },
+  );
+});
+
+// The next message of one of `types` that satisfies `want`, from a ROUTER
+// posing as a broker, by `deadline` (performance.now()).
+async function nextFrom(router, types, deadline, want = () => true) {
+  for (;;) {
+    router.receiveTimeout = Math.max(1, Math.round(deadline - performance.now()));
+    const [peer, frame] = await router.receive(); // rejects (EAGAIN) after the deadline
+    const message = decode(frame);
+    if (types.includes(message.t) && want(message)) return [peer, message];
+  }
+}
+
+test("a killed broker's closed connection is left at once for the next broker of the list", OPTIONS, async (t) => {
+  const next = new Router({ linger: 0 }); // the list's next broker
+  await next.bind('tcp://127.0.0.1:*');
+  t.after(() => next.close());
+  await withBroker(
+    t,
+    async (broker, logs) => {
+      const { logger } = startWorker(
+        t,
+        broker,
+        {
+          ticks: async (job) => {
+            for (let i = 0; !job.cancelled; i++) {
+              await job.token(`${i} `);
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            }
+            return {};
+          },
+        },
+        { brokers: [broker.zmq, next.lastEndpoint], capacity: 1, heartbeatMs: 1000 },
+      );
+      logs.push(() => `--- worker\n${logger.lines.join('\n')}`);
+      const job = await submit(broker, 'ticks', {});
+      await readEvents(broker, job.id, { until: (events) => tokens(events).length >= 5 });
+
+      await broker.kill('SIGKILL'); // its kernel closes the worker's connection
+      const deadline = performance.now() + 1500; // well within 3 heartbeats of 1 s
+      // (A hello from a failover before the job, on a slow start, lists nothing.)
+      const [peer, hello] = await nextFrom(next, ['hello'], deadline, (m) => m.inflight.length > 0);
+      assert.deepEqual(hello.inflight.map(({ job: id, attempt }) => [id, attempt]), [[job.id, 1]]);
+      await next.send([peer, encode({ v: 1, t: 'welcome', heartbeat_ms: 1000 })]);
+      const [, chunk] = await nextFrom(next, ['chunk', 'chunks'], deadline);
+      assert.deepEqual([chunk.job, chunk.attempt], [job.id, 1]);
+    },
+    { heartbeatMs: 1000 }, // 3 s of silence before a worker leaves its broker
   );
 });
 

@@ -23,9 +23,10 @@ export const needsBroker = haveBroker ? false : `no jobcast-broker in ${BIN} (bu
 export const HEARTBEAT_MS = 200;
 export const BROKER_ARGS = ['--heartbeat', `${HEARTBEAT_MS}ms`, '--liveness', '3'];
 
-/** A broker on loopback with fast heartbeats and a fresh database. */
-export function startTestBroker({ db = join(makeTempDir('jobcast-node-'), 'jobcast.db'), http, zmq } = {}) {
-  return startBroker({ bin: BIN, db, http, zmq, args: BROKER_ARGS }).then((broker) => ({ ...broker, db }));
+/** A broker on loopback with fast heartbeats (or `heartbeatMs`) and a fresh database. */
+export function startTestBroker({ db = join(makeTempDir('jobcast-node-'), 'jobcast.db'), http, zmq, heartbeatMs } = {}) {
+  const args = heartbeatMs ? ['--heartbeat', `${heartbeatMs}ms`, '--liveness', '3'] : BROKER_ARGS;
+  return startBroker({ bin: BIN, db, http, zmq, args }).then((broker) => ({ ...broker, db }));
 }
 
 /** A quiet logger that keeps what the worker logged, for failure messages. */

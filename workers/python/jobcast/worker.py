@@ -8,6 +8,12 @@ protocol v1, DESIGN.md guarantees 2 and 5) -- the C++ SDK's guarantees
 One event loop owns the socket and the ReliableStream. Async handlers run on
 it as tasks; plain functions run on `capacity` threads and hand their encoded
 messages over through the Outbox, which wakes the loop once per batch.
+
+The socket's monitor reports when the connection to the broker closes after
+its handshake (the broker process died or restarted). With other brokers in
+the list the worker fails over then, without waiting for `liveness` silent
+heartbeats; with one broker ZeroMQ reconnects the socket and the worker says
+hello again as soon as the new connection's handshake is done.
 """
 
 import asyncio
@@ -25,6 +31,7 @@ import time
 from collections import deque
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import _protocol
 from ._stream import ALREADY_RESENDING, DROP, NOT_OURS, TERMINAL, ReliableStream
@@ -43,6 +50,7 @@ _EVENTS = int(zmq.EVENTS)
 _RCVMORE = int(zmq.RCVMORE)
 _raw_send = zmq.backend.Socket.send
 _raw_get = zmq.backend.Socket.get
+_MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
 @dataclasses.dataclass
@@ -55,7 +63,7 @@ class WorkerStats:
     unacked_messages: int = 0  # buffered, waiting for an ack
     unacked_bytes: int = 0  # what emit's bound applies to
     emit_waits: int = 0  # times an emit waited for room
-    reconnects: int = 0  # new sockets after the broker went silent or refused us
+    reconnects: int = 0  # new sockets after the broker went silent, refused us or closed
     hellos: int = 0
     rejects_received: int = 0
     bad_messages: int = 0  # undecodable frames from the broker
@@ -199,7 +207,7 @@ class Worker:
         w.run()  # until SIGINT/SIGTERM or w.stop(); or: await w.serve()
 
     brokers: endpoints tried in turn, one at a time (a reconnect moves to the
-      next one).
+      next one; when the broker's connection closes, at once).
     types: the job types served (default: every type with a handler).
     capacity: jobs run at once.
     name: the worker's name at the broker (default "<hostname>-<pid>").
@@ -360,6 +368,13 @@ class Worker:
         self._ctx = zmq.Context()
         self._sock = None
         self._fd = None
+        self._monitor = None  # the PAIR end of the socket's monitor
+        self._monitor_fd = None
+        self._monitors_opened = 0  # names each monitor's inproc endpoint
+        # The socket's connection completed its handshake, and it closed since
+        # then (one broker: ZeroMQ is reconnecting it).
+        self._handshake_done = False
+        self._connection_lost = False
         self._stream = ReliableStream()
         self._outbox = Outbox(self, self._max_unacked)
         self._jobs = {}  # job id -> Job/SyncJob held (running, or waiting for acks)
@@ -443,6 +458,7 @@ class Worker:
     def _open_socket(self, first):
         endpoint = self._broker()
         sock = self._ctx.socket(zmq.DEALER)
+        monitor = None
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, _SOCKET_HWM)
@@ -451,8 +467,14 @@ class Worker:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ivl[1])
             if self._curve:
                 sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self._curve
+            self._monitors_opened += 1
+            monitor = sock.get_monitor_socket(
+                _MONITORED, f"inproc://jobcast-worker-monitor-{self._monitors_opened}")
+            monitor.setsockopt(zmq.LINGER, 0)
             sock.connect(endpoint)
         except zmq.ZMQError as e:
+            if monitor is not None:
+                monitor.close(0)
             sock.close(0)
             if first:
                 raise ValueError(f"worker: cannot connect to {endpoint!r}: {e}") from None
@@ -462,6 +484,11 @@ class Worker:
         self._sock = sock
         self._fd = sock.getsockopt(zmq.FD)
         self._loop.add_reader(self._fd, self._on_socket)
+        self._monitor = monitor
+        self._monitor_fd = monitor.getsockopt(zmq.FD)
+        self._loop.add_reader(self._monitor_fd, self._on_monitor)
+        self._handshake_done = self._connection_lost = False
+        self._loop.call_soon(self._on_monitor)
         self._last_receive = self._last_send = self._now
         self._heartbeat = 1.0  # until the broker's welcome says otherwise
         self._send_hello()
@@ -471,6 +498,9 @@ class Worker:
     def _close_socket(self):
         if self._sock is not None:
             self._loop.remove_reader(self._fd)
+            self._loop.remove_reader(self._monitor_fd)
+            self._monitor.close(0)
+            self._monitor = None
             self._sock.close(0)
             self._sock = None
         if self._send_retry is not None:
@@ -602,6 +632,46 @@ class Worker:
             self._loop.call_soon(self._on_socket)  # more to read: let the handlers run first
         if self._sock is sock:
             self._flush()
+
+    def _on_monitor(self):
+        monitor = self._monitor
+        while monitor is not None and self._monitor is monitor:
+            try:
+                event = recv_monitor_message(monitor, _NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            self._now = time.monotonic()
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._on_handshake_done()
+            elif event == zmq.EVENT_DISCONNECTED and self._handshake_done:
+                self._on_connection_closed()
+
+    def _on_connection_closed(self):
+        """The broker's end closed an established connection: its process is
+        gone (or restarting). Another broker of the list takes over at once; a
+        closed connection to the one broker is ZeroMQ's to reconnect."""
+        self._handshake_done = False
+        self._stats.connected = False
+        if len(self.brokers) > 1:
+            log.warning("broker closed the connection; failing over broker=%s inflight=%d",
+                        self._broker(), len(self._stream.attempts))
+            self._reconnect()
+            return
+        log.warning("broker closed the connection; waiting for it broker=%s inflight=%d",
+                    self._broker(), len(self._stream.attempts))
+        self._stream.disconnected()  # nothing queued for a broker that will not know us
+        self._connection_lost = True
+
+    def _on_handshake_done(self):
+        self._handshake_done = True
+        if not self._connection_lost:
+            return  # the socket's first connection: hello is on its way
+        self._connection_lost = False
+        log.info("broker is back; saying hello broker=%s inflight=%d", self._broker(),
+                 len(self._stream.attempts))
+        self._last_receive = self._now
+        self._send_hello()
+        self._resend_all()
 
     # ------------------------------------------------------------ broker messages
 

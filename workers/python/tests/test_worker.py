@@ -262,6 +262,26 @@ class FakeBrokerTest(SdkTest):
         self.recv_from(router, "heartbeat", want=lambda m: m.get("inflight") == [])
         self.assertTrue(w.alive())
 
+    def test_a_killed_brokers_closed_connection_is_left_at_once_for_the_next(self):
+        broker = self.start_broker(heartbeat="1000ms")  # 3 s of silence before leaving it
+        router = self.zmq_socket(zmq.ROUTER)  # the next broker of the list, posed
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        self.conformance_worker(f"{broker.zmq},tcp://127.0.0.1:{port}", "py-closed")
+        api = self.client(broker)
+        job = api.submit("conformance.count", {"count": 1000, "every_ms": 10})
+        harness.wait_until(lambda: len(self.tokens(api, job["id"])) >= 5, what="5 tokens")
+
+        broker.kill()  # SIGKILL: its kernel closes the worker's connection
+        killed = time.monotonic()
+        # (A hello from a failover before the job, on a slow start, lists nothing.)
+        peer, hello = self.recv_from(router, "hello", timeout=1.5, want=lambda m: m["inflight"])
+        self.assertEqual([(j["job"], j["attempt"]) for j in hello["inflight"]], [(job["id"], 1)])
+        router.send_multipart([peer, msgpack.packb({"v": 1, "t": "welcome",
+                                                    "heartbeat_ms": 1000})])
+        _, chunk = self.recv_from(router, ("chunk", "chunks"),
+                                  timeout=killed + 1.5 - time.monotonic())
+        self.assertEqual((chunk["job"], chunk["attempt"]), (job["id"], 1))
+
     def recv_from(self, router, types, timeout=10.0, want=None):
         types = {types} if isinstance(types, str) else set(types)
         deadline = time.monotonic() + timeout
