@@ -19,8 +19,9 @@ Outbox::~Outbox() {
 }
 
 void Outbox::submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t wseq,
-                    const std::string& frame, FrameKind kind, const std::atomic<bool>& closed) {
-    Message message{attempt, wseq, frame, kind};
+                    std::string& frame, FrameKind kind, const std::atomic<bool>& closed) {
+    Message message{attempt, wseq, std::move(frame), kind};
+    frame.clear();
     const std::size_t size = message.frame.size();
     bool wake_up = false;
     {
@@ -31,8 +32,19 @@ void Outbox::submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t
         }
         if (closed.load()) return;
         budget_.take(size);
-        wake_up = queue_.empty();
+        queued_bytes_ += size;
+        // The I/O thread takes this when the ack it waits for comes, unless
+        // something else (another attempt, a checkpoint, a full batch) needs it now.
+        const bool taken_on_ack = kind == FrameKind::chunk && attempt->ack_due() &&
+                                  queue_.size() + 1 < kMaxHeldChunks &&
+                                  queued_bytes_ < kMaxHeldBytes;
+        wake_up = !woken_ && !taken_on_ack;
+        woken_ = woken_ || wake_up;
         queue_.push_back(std::move(message));
+        if (!spares_.empty()) {
+            frame = std::move(spares_.back());
+            spares_.pop_back();
+        }
     }
     submitted_.fetch_add(1, std::memory_order_relaxed);
     if (wake_up) wake();
@@ -60,6 +72,8 @@ void Outbox::clear_wake() noexcept {
 void Outbox::take(std::vector<Message>& batch) {
     std::lock_guard lock(mutex_);
     batch.swap(queue_);
+    queued_bytes_ = 0;
+    woken_ = false;
 }
 
 void Outbox::reserve(std::size_t bytes) {
@@ -70,11 +84,18 @@ void Outbox::reserve(std::size_t bytes) {
     submitted_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Outbox::release(std::size_t bytes) {
+void Outbox::release(std::size_t bytes, std::vector<std::string>* spares) {
     {
         std::lock_guard lock(mutex_);
         budget_.release(bytes);
+        if (spares) {
+            for (auto& spare : *spares) {
+                if (spares_.size() == kMaxSpareBuffers) break;
+                spares_.push_back(std::move(spare));
+            }
+        }
     }
+    if (spares) spares->clear();
     space_.notify_all();
 }
 

@@ -16,11 +16,16 @@ const AttemptStream::Frame* AttemptStream::find(std::uint64_t wseq) const noexce
     return &frames_[index];
 }
 
-std::size_t AttemptStream::trim(std::uint64_t wseq) {
+std::size_t AttemptStream::trim(std::uint64_t wseq, std::vector<std::string>& spares) {
     if (wseq > acked_) acked_ = wseq;
     std::size_t freed = 0;
     while (!frames_.empty() && frames_.front().wseq <= wseq) {
-        freed += frames_.front().bytes.size();
+        auto& bytes = frames_.front().bytes;
+        freed += bytes.size();
+        if (spares.size() < kMaxSpareBuffers && bytes.capacity() <= kMaxSpareBufferBytes) {
+            bytes.clear();
+            spares.push_back(std::move(bytes));
+        }
         frames_.pop_front();
     }
     bytes_ -= freed;
@@ -51,6 +56,7 @@ bool ReliableStream::push(AttemptStream& attempt, std::uint64_t wseq, std::strin
                           FrameKind kind) {
     if (attempt.dropped_ || wseq <= attempt.acked_) return false;
     if (kind == FrameKind::terminal) attempt.terminal_wseq_ = wseq;
+    if (kind != FrameKind::chunk) attempt.message_wseq_ = wseq;
     attempt.bytes_ += bytes.size();
     attempt.frames_.push_back(
         AttemptStream::Frame{wseq, std::move(bytes), kind == FrameKind::chunk});
@@ -65,14 +71,22 @@ ReliableStream::Acked ReliableStream::ack(const std::string& job, int attempt, s
     Acked acked;
     acked.known = true;
     const auto before = stream.frames_.size();
-    acked.bytes = stream.trim(wseq);
+    acked.bytes = stream.trim(wseq, spares_);
     acked.messages = before - stream.frames_.size();
     if (stream.gap_resend_active_ && wseq >= stream.gap_resend_upto_) {
         stream.gap_resend_active_ = false;
     }
     if (stream.terminal_wseq_ != 0 && stream.acked_ >= stream.terminal_wseq_) {
         acked.settled = true;  // done/fail committed: the job is the broker's business now
+        set_ack_due(stream, false);
         attempts_.erase(it);
+        return acked;
+    }
+    if (acked.messages > 0) stream.holds_released_ = false;
+    if (!stream.in_flight()) {
+        // The caller's turn takes the outbox after this (see ack_due).
+        set_ack_due(stream, false);
+        if (!stream.frames_.empty()) schedule(stream);  // what was held goes now
     }
     return acked;
 }
@@ -95,6 +109,7 @@ ReliableStream::Rejected ReliableStream::reject(const std::string& job, int atte
     stream.gap_resend_upto_ = std::max(stream.first_unacked(), stream.next_to_send_ - 1);
     stream.gap_resent_at_ = now;
     rejected.resent = stream.rewind();
+    set_ack_due(stream, false);
     schedule(stream);
     return rejected;
 }
@@ -105,10 +120,19 @@ ReliableStream::Freed ReliableStream::drop(const std::string& job) {
     auto& stream = *it->second;
     Freed freed{stream.frames_.size(), stream.bytes_};
     stream.dropped_ = true;
+    set_ack_due(stream, false);
     stream.frames_.clear();
     stream.bytes_ = 0;
     attempts_.erase(it);
     return freed;
+}
+
+void ReliableStream::release_holds() {
+    for (auto& [job, attempt] : attempts_) {
+        if (!attempt->in_flight()) continue;
+        attempt->holds_released_ = true;
+        schedule(*attempt);
+    }
 }
 
 void ReliableStream::disconnected() {
@@ -117,6 +141,10 @@ void ReliableStream::disconnected() {
     for (auto& attempt : send_queue_)
         attempt->send_pending_ = false;
     send_queue_.clear();
+    // No ack comes on this connection; what producers queued meanwhile is
+    // taken by the next turn, at the latest the one the reconnection makes.
+    for (auto& [job, attempt] : attempts_)
+        set_ack_due(*attempt, false);
 }
 
 std::uint64_t ReliableStream::reconnected() {
@@ -135,7 +163,8 @@ const std::string* ReliableStream::next_frame() {
         auto& attempt = *send_queue_.front();
         if (!attempt.dropped_) {
             attempt.next_to_send_ = std::max(attempt.next_to_send_, attempt.first_unacked());
-            if (const auto* frame = attempt.find(attempt.next_to_send_)) {
+            const auto* frame = attempt.find(attempt.next_to_send_);
+            if (frame && !holds(attempt)) {
                 if (frame->chunk && batch_chunks_) return chunks_from(attempt, *frame);
                 frame_messages_ = 1;
                 return &frame->bytes;
@@ -169,7 +198,19 @@ const std::string* ReliableStream::chunks_from(const AttemptStream& attempt,
 }
 
 void ReliableStream::sent() {
-    if (!send_queue_.empty()) send_queue_.front()->next_to_send_ += frame_messages_;
+    if (send_queue_.empty()) return;
+    auto& attempt = *send_queue_.front();
+    attempt.next_to_send_ += frame_messages_;
+    if (batch_chunks_ && !attempt.holds_released_) set_ack_due(attempt, true);
+}
+
+bool ReliableStream::holds(const AttemptStream& attempt) const noexcept {
+    if (!batch_chunks_ || attempt.holds_released_ || !attempt.in_flight()) return false;
+    // Not behind a checkpoint or done/fail, and not past a full batch.
+    const auto next = attempt.next_to_send_;
+    return attempt.message_wseq_ < next &&
+           attempt.frames_.back().wseq - next + 1 < kMaxHeldChunks &&
+           attempt.bytes_ < kMaxHeldBytes;
 }
 
 std::vector<proto::InflightJob> ReliableStream::inflight() const {

@@ -11,6 +11,18 @@
 // every other message, byte for byte as made. Output is bounded: UnackedBudget says when
 // the worker's unacknowledged bytes are over the bound, so that emit blocks.
 //
+// Holding (only with `chunks`): while a message of an attempt sent on this
+// connection waits for its ack, the attempt's next chunks wait too, and go out
+// together when that ack comes, so that an attempt emitting faster than the
+// broker commits sends one message (and the worker wakes once) per commit
+// round trip, not per event. Nothing waits when nothing is in flight (a lone
+// event goes at once), nor once kMaxHeldChunks or kMaxHeldBytes are reached,
+// nor behind a checkpoint or done/fail, nor after release_holds() (once per
+// heartbeat, so that frames a broker never acknowledges still go out and meet
+// its reject). AttemptStream::ack_due tells the producing thread that the
+// worker's I/O thread will look at the attempt's output when the ack comes,
+// so an emit need not wake it.
+//
 // Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
 // comes in as arguments. The worker's I/O thread owns the ReliableStream; an
 // attempt's one handler thread numbers its messages through its AttemptStream
@@ -29,6 +41,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "protocol/limits.hpp"
 #include "protocol/messages.hpp"
 
 namespace jobcast::worker {
@@ -36,6 +49,16 @@ namespace jobcast::worker {
 // What a buffered message is: a chunk (proto::encode of a Chunk, which may be
 // batched), another message (checkpoint), or the attempt's done/fail.
 enum class FrameKind : std::uint8_t { chunk, message, terminal };
+
+// How much of an attempt's output may wait for the ack of its message in
+// flight: at most a full `chunks` of events, and this many bytes unacknowledged.
+inline constexpr std::size_t kMaxHeldChunks = proto::kMaxChunksEvents;
+inline constexpr std::size_t kMaxHeldBytes = std::size_t{256} << 10;
+
+// Buffers of acknowledged messages kept for the next ones (so that an emit
+// allocates nothing): at most this many, each of at most this capacity.
+inline constexpr std::size_t kMaxSpareBuffers = 1024;
+inline constexpr std::size_t kMaxSpareBufferBytes = 4096;
 
 // The bound on the bytes a worker has emitted and the broker has not
 // acknowledged yet (all jobs together). A message always fits when nothing is
@@ -80,6 +103,14 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
     std::size_t size() const noexcept { return frames_.size(); }
     std::size_t bytes() const noexcept { return bytes_; }
 
+    // Any thread: the I/O thread holds this attempt's next chunks until an ack
+    // it is waiting for, and looks at the worker's outbox when that ack comes.
+    // Set and cleared by the I/O thread only. It clears it on that ack (or a
+    // gap reject) before it takes the outbox in the same turn, so a producer
+    // that read it set under the outbox's lock has its message taken; on a
+    // lost connection, by the turns that reconnect.
+    bool ack_due() const noexcept { return ack_due_.load(std::memory_order_acquire); }
+
   private:
     friend class ReliableStream;
     struct Frame {
@@ -90,11 +121,14 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
 
     // The buffered frame with this wseq, or nullptr.
     const Frame* find(std::uint64_t wseq) const noexcept;
-    // Forgets every frame up to `wseq`; returns the bytes freed.
-    std::size_t trim(std::uint64_t wseq);
+    // Forgets every frame up to `wseq`, keeping their buffers in `spares`
+    // (within kMaxSpareBuffers and kMaxSpareBufferBytes); returns the bytes freed.
+    std::size_t trim(std::uint64_t wseq, std::vector<std::string>& spares);
     // Sends again from the oldest unacknowledged frame; returns how many of
     // the frames already sent go out again.
     std::uint64_t rewind() noexcept;
+    // A frame sent on this connection waits for its ack.
+    bool in_flight() const noexcept { return next_to_send_ > first_unacked(); }
 
     const std::string job_;
     const int attempt_;
@@ -103,10 +137,13 @@ class AttemptStream : public std::enable_shared_from_this<AttemptStream> {
     std::deque<Frame> frames_;
     std::uint64_t acked_ = 0;
     std::size_t bytes_ = 0;
-    std::uint64_t next_to_send_ = 1;   // first frame not yet sent on this connection
-    std::uint64_t terminal_wseq_ = 0;  // wseq of done/fail once buffered
-    bool dropped_ = false;             // no longer ours: takes nothing, sends nothing
-    bool send_pending_ = false;        // in the send queue
+    std::uint64_t next_to_send_ = 1;    // first frame not yet sent on this connection
+    std::uint64_t terminal_wseq_ = 0;   // wseq of done/fail once buffered
+    std::uint64_t message_wseq_ = 0;    // wseq of the last frame that is not a chunk
+    bool holds_released_ = false;       // release_holds(): nothing waits until the next ack
+    std::atomic<bool> ack_due_{false};  // see ack_due()
+    bool dropped_ = false;              // no longer ours: takes nothing, sends nothing
+    bool send_pending_ = false;         // in the send queue
     // After a "gap" reject: re-sent up to this wseq, when, and not acked that far yet.
     bool gap_resend_active_ = false;
     std::uint64_t gap_resend_upto_ = 0;
@@ -152,8 +189,11 @@ class ReliableStream {
 
     // A cumulative ack. One naming another attempt than the one held for the
     // job (or an unknown job) changes nothing; an old or repeated one frees
-    // nothing.
+    // nothing. The freed frames' buffers go to spares().
     Acked ack(const std::string& job, int attempt, std::uint64_t wseq);
+    // Emptied buffers of acknowledged frames, for Outbox::release to hand back
+    // to producers; it takes them.
+    std::vector<std::string>& spares() noexcept { return spares_; }
 
     // A reject about a job. Attempt 0 means the attempt held. "gap" re-sends
     // from the oldest unacknowledged message, once per `resend_window` until an
@@ -164,6 +204,11 @@ class ReliableStream {
     // Forgets the attempt held for `job` (lease lost, job reassigned); returns
     // what was waiting for an ack.
     Freed drop(const std::string& job);
+
+    // Every attempt's held chunks go out now, and nothing is held until its
+    // next ack: once per heartbeat interval, so that what a broker never
+    // acknowledges still reaches it (and its reject comes back).
+    void release_holds();
 
     // The connection went away: nothing is sent until reconnected(), and
     // chunks go out one each until batch_chunks(true).
@@ -192,6 +237,11 @@ class ReliableStream {
 
   private:
     void schedule(AttemptStream& attempt);
+    // The attempt's next frames wait for the ack of what it has in flight.
+    bool holds(const AttemptStream& attempt) const noexcept;
+    static void set_ack_due(AttemptStream& attempt, bool due) noexcept {
+        attempt.ack_due_.store(due, std::memory_order_release);
+    }
     // `first` and the chunks after it as one chunks in frame_, or `first`
     // as it is when it has no chunk after it.
     const std::string* chunks_from(const AttemptStream& attempt, const AttemptStream::Frame& first);
@@ -200,6 +250,7 @@ class ReliableStream {
     std::deque<std::shared_ptr<AttemptStream>> send_queue_;  // attempts with frames to send
     bool connected_ = false;
     bool batch_chunks_ = false;
+    std::vector<std::string> spares_;
     std::string frame_;  // the last chunks next_frame() made
     std::size_t frame_messages_ = 0;
 };

@@ -511,6 +511,7 @@ void WorkerImpl::send_hello() {
 }
 
 void WorkerImpl::send_heartbeat() {
+    stream_.release_holds();  // nothing waits longer than a heartbeat for an ack
     if (stopping_ || awaiting_welcome_) {
         // Nothing to reconcile: a stopping worker ignores new assigns and
         // leaves its jobs to lease expiry; before the welcome, the hello said it.
@@ -692,7 +693,7 @@ void WorkerImpl::on_message(proto::Ack& message) {
         return;
     }
     counters_.unacked_messages.fetch_sub(acked.messages, std::memory_order_relaxed);
-    if (acked.bytes > 0) outbox_.release(acked.bytes);
+    if (acked.bytes > 0) outbox_.release(acked.bytes, &stream_.spares());
     if (acked.settled) {
         log_->debug("job settled job={} attempt={}", message.job, message.attempt);
         pool_.forget(message.job);

@@ -1,7 +1,10 @@
 // The worker's reliable stream without sockets, threads or sleeps: wseq
 // numbering per attempt, acks, the unacked bound, gap and reconnect re-sends,
 // rejects for other attempts, and what hello.inflight lists.
+#include <poll.h>
+
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
@@ -10,6 +13,7 @@
 #include "common/clock.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/limits.hpp"
+#include "workers/outbox.hpp"
 #include "workers/reliable_stream.hpp"
 
 using namespace jobcast;
@@ -329,30 +333,36 @@ TEST_CASE("with batching, consecutive events of an attempt share one chunks fram
     stream.sent();
     CHECK(a->acked() == 0);
 
+    // a5 waits for the ack of what `a` has in flight; b1 does not.
     const auto rest = drain(stream);
-    REQUIRE(rest.size() == 3);
+    REQUIRE(rest.size() == 2);
     CHECK(rest[0] == "checkpoint");
-    CHECK(std::get<proto::Chunk>(decoded(rest[1])).wseq == 5);  // one event: a plain chunk
-    CHECK(std::get<proto::Chunk>(decoded(rest[2])).job == "b");
+    CHECK(std::get<proto::Chunk>(decoded(rest[1])).job == "b");
+    stream.ack("a", 1, 2);
+    CHECK(drain(stream).empty());
+    stream.ack("a", 1, 4);
+    const auto held = drain(stream);
+    REQUIRE(held.size() == 1);
+    CHECK(std::get<proto::Chunk>(decoded(held[0])).wseq == 5);  // one event: a plain chunk
 
     // A reconnect re-sends everything unacknowledged once, batched again
     // only once the new broker's welcome says so.
-    stream.ack("a", 1, 2);
-    CHECK(stream.reconnected() == 4);  // a3, checkpoint, a5, b1
+    emit_token(stream, *a, "a6");
+    CHECK(stream.reconnected() == 2);  // a5 and b1 again, then a6: one chunk each
     const auto again_all = drain(stream);
-    REQUIRE(again_all.size() == 4);
+    REQUIRE(again_all.size() == 3);
     for (const auto& f : again_all)
-        CHECK((f == "checkpoint" || std::holds_alternative<proto::Chunk>(decoded(f))));
-    stream.ack("a", 1, 5);
+        CHECK(std::holds_alternative<proto::Chunk>(decoded(f)));
+    stream.ack("a", 1, 6);
     stream.ack("b", 1, 1);
     stream.reconnected();
     stream.batch_chunks(true);
-    for (int i = 6; i <= 9; ++i)
+    for (int i = 7; i <= 10; ++i)
         emit_token(stream, *a, "a" + std::to_string(i));
     const auto again = drain(stream);
     REQUIRE(again.size() == 1);
     const auto batch = std::get<proto::Chunks>(decoded(again[0]));
-    CHECK(batch.wseq == 6);
+    CHECK(batch.wseq == 7);
     CHECK(batch.events.size() == 4);
 }
 
@@ -365,10 +375,14 @@ TEST_CASE("a batch stops at kMaxChunksEvents, and a gap re-send is batched from 
     const auto total = proto::kMaxChunksEvents + 50;
     for (std::size_t i = 0; i < total; ++i)
         emit_token(stream, *a, "t");
+    // A full batch goes; the 50 after it wait for its ack.
     const auto sent = drain(stream);
-    REQUIRE(sent.size() == 2);
+    REQUIRE(sent.size() == 1);
     CHECK(std::get<proto::Chunks>(decoded(sent[0])).events.size() == proto::kMaxChunksEvents);
-    const auto tail = std::get<proto::Chunks>(decoded(sent[1]));
+    stream.release_holds();  // a heartbeat: nothing waits longer
+    const auto tail_frames = drain(stream);
+    REQUIRE(tail_frames.size() == 1);
+    const auto tail = std::get<proto::Chunks>(decoded(tail_frames[0]));
     CHECK(tail.wseq == proto::kMaxChunksEvents + 1);
     CHECK(tail.events.size() == 50);
 
@@ -377,9 +391,174 @@ TEST_CASE("a batch stops at kMaxChunksEvents, and a gap re-send is batched from 
     CHECK(rejected.answer == Answer::resent);
     CHECK(rejected.from_wseq == 11);
     const auto resent = drain(stream);
-    REQUIRE(resent.size() == 2);
+    REQUIRE(resent.size() == 1);
     CHECK(std::get<proto::Chunks>(decoded(resent[0])).wseq == 11);
-    CHECK(std::get<proto::Chunks>(decoded(resent[1])).wseq == 11 + proto::kMaxChunksEvents);
-    CHECK(std::get<proto::Chunks>(decoded(resent[1])).events.size() ==
+    stream.ack("a", 1, 10 + proto::kMaxChunksEvents);
+    const auto resent_tail = drain(stream);
+    REQUIRE(resent_tail.size() == 1);
+    CHECK(std::get<proto::Chunks>(decoded(resent_tail[0])).wseq == 11 + proto::kMaxChunksEvents);
+    CHECK(std::get<proto::Chunks>(decoded(resent_tail[0])).events.size() ==
           total - 10 - proto::kMaxChunksEvents);
+}
+
+TEST_CASE(
+    "a burst behind a message in flight goes out in one chunks on its ack; a lone event at once") {
+    ReliableStream stream;
+    stream.reconnected();
+    stream.batch_chunks(true);
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 1);
+
+    // Nothing in flight: a lone event goes at once, and its ack is due.
+    CHECK_FALSE(a->ack_due());
+    emit_token(stream, *a, "t1");
+    const auto lone = drain(stream);
+    REQUIRE(lone.size() == 1);
+    CHECK(std::get<proto::Chunk>(decoded(lone[0])).wseq == 1);
+    CHECK(a->ack_due());
+
+    // A burst while t1 waits for its ack: held, and another attempt is not.
+    for (int i = 2; i <= 6; ++i)
+        emit_token(stream, *a, "t" + std::to_string(i));
+    emit_token(stream, *b, "b1");
+    const auto others = drain(stream);
+    REQUIRE(others.size() == 1);
+    CHECK(std::get<proto::Chunk>(decoded(others[0])).job == "b");
+    CHECK_FALSE(stream.sending());
+
+    // The ack: the burst goes as one message, wseqs 2..6 in order, each once.
+    stream.ack("a", 1, 1);
+    CHECK_FALSE(a->ack_due());
+    const auto burst = drain(stream);
+    REQUIRE(burst.size() == 1);
+    const auto chunks = std::get<proto::Chunks>(decoded(burst[0]));
+    CHECK(chunks.wseq == 2);
+    REQUIRE(chunks.events.size() == 5);
+    for (std::size_t i = 0; i < chunks.events.size(); ++i)
+        CHECK(chunks.events[i].data == R"({"text":"t)" + std::to_string(i + 2) + R"("})");
+    CHECK(a->ack_due());
+    CHECK(drain(stream).empty());
+
+    // A checkpoint (or done/fail) waits for nothing, nor do the chunks before it.
+    emit_token(stream, *a, "t7");
+    emit(stream, *a, "checkpoint");
+    const auto flushed = drain(stream);
+    REQUIRE(flushed.size() == 2);
+    CHECK(std::get<proto::Chunk>(decoded(flushed[0])).wseq == 7);
+    CHECK(flushed[1] == "checkpoint");
+
+    // All acknowledged: the next lone event goes at once again.
+    stream.ack("a", 1, 8);
+    CHECK_FALSE(a->ack_due());
+    emit_token(stream, *a, "t9");
+    const auto again = drain(stream);
+    REQUIRE(again.size() == 1);
+    CHECK(std::get<proto::Chunk>(decoded(again[0])).wseq == 9);
+
+    // Past kMaxHeldBytes of unacknowledged output nothing waits.
+    const std::string big(kMaxHeldBytes, 'x');
+    emit_token(stream, *a, big);
+    emit_token(stream, *a, "t11");
+    const auto unheld = drain(stream);
+    REQUIRE(unheld.size() == 1);
+    const auto both = std::get<proto::Chunks>(decoded(unheld[0]));
+    CHECK(both.wseq == 10);
+    CHECK(both.events.size() == 2);
+}
+
+TEST_CASE("without chunks nothing waits for an ack, and a lost connection ends the wait") {
+    ReliableStream stream;
+    stream.reconnected();
+    auto a = stream.open("a", 1);
+    emit_token(stream, *a, "t1");
+    emit_token(stream, *a, "t2");
+    CHECK(drain(stream).size() == 2);
+    emit_token(stream, *a, "t3");
+    CHECK(drain(stream).size() == 1);
+    CHECK_FALSE(a->ack_due());
+
+    stream.ack("a", 1, 3);
+    stream.batch_chunks(true);
+    emit_token(stream, *a, "t4");
+    CHECK(drain(stream).size() == 1);
+    CHECK(a->ack_due());
+    emit_token(stream, *a, "t5");
+    CHECK(drain(stream).empty());
+    stream.disconnected();
+    CHECK_FALSE(a->ack_due());
+    CHECK(stream.reconnected() == 1);  // t4 again, then t5: one each until welcomed
+    CHECK(drain(stream).size() == 2);
+}
+
+namespace {
+
+// The outbox's eventfd was written since the last look (and is reset).
+bool woken(Outbox& outbox) {
+    pollfd item{outbox.fd(), POLLIN, 0};
+    const bool readable = ::poll(&item, 1, 0) == 1;
+    if (readable) outbox.clear_wake();
+    return readable;
+}
+
+}  // namespace
+
+TEST_CASE("an emit wakes the I/O thread once per batch, and not while the attempt's ack is due") {
+    Outbox outbox(1 << 20);
+    ReliableStream stream;
+    stream.reconnected();
+    stream.batch_chunks(true);
+    auto a = stream.open("a", 1);
+    auto b = stream.open("b", 1);
+    const std::atomic<bool> open{false};
+    std::vector<Outbox::Message> batch;
+    auto submit = [&](const std::shared_ptr<AttemptStream>& attempt, FrameKind kind) {
+        const auto wseq = attempt->next_wseq();
+        attempt->numbered(wseq);
+        std::string frame =
+            kind == FrameKind::chunk
+                ? proto::encode(proto::WorkerMessage{proto::Chunk{
+                      attempt->job(), attempt->attempt(), wseq, EventKind::token, "{}", 7}})
+                : "checkpoint";
+        outbox.submit(attempt, wseq, frame, kind, open);
+        CHECK(frame.empty());
+    };
+    // What the I/O thread does when it wakes: take, buffer, send.
+    auto turn = [&] {
+        outbox.take(batch);
+        for (auto& m : batch)
+            REQUIRE(stream.push(*m.attempt, m.wseq, std::move(m.frame), m.kind));
+        const auto n = batch.size();
+        batch.clear();
+        drain(stream);
+        return n;
+    };
+
+    // A lone event wakes it; a second before it took the first does not again.
+    submit(a, FrameKind::chunk);
+    submit(a, FrameKind::chunk);
+    CHECK(woken(outbox));
+    CHECK(turn() == 2);
+    CHECK(a->ack_due());
+
+    // While a's ack is due its chunks wait unannounced; the ack's turn takes them.
+    submit(a, FrameKind::chunk);
+    submit(a, FrameKind::chunk);
+    CHECK_FALSE(woken(outbox));
+    // Another attempt's event, or a's checkpoint, wakes it at once.
+    submit(b, FrameKind::chunk);
+    CHECK(woken(outbox));
+    CHECK(turn() == 3);
+    submit(a, FrameKind::message);
+    CHECK(woken(outbox));
+    CHECK(turn() == 1);
+
+    // A full batch queued wakes it too.
+    stream.ack("a", 1, 1);
+    CHECK(turn() == 0);
+    REQUIRE(a->ack_due());
+    for (std::size_t i = 1; i < kMaxHeldChunks; ++i)
+        submit(a, FrameKind::chunk);
+    CHECK_FALSE(woken(outbox));
+    submit(a, FrameKind::chunk);
+    CHECK(woken(outbox));
 }
