@@ -319,6 +319,89 @@ class ClusterFaultsTest(JobcastTest):
         self.assertEqual(got["ws"], stored[n - 8:])
         self.assertEqual(api_b.job(job["id"])["last_seq"], n)
 
+    def test_a_finished_job_is_read_whole_on_another_broker_once_its_shard_has_a_replica(self):
+        """A finished job whose writer showed its last events, with the
+        confirm lost (as a failover loses it), read on another broker while
+        its shard has no replica, for longer than any reader there used to
+        wait: a WebSocket subscriber, an SSE reader and a long-poller resuming before those
+        events (not past what that broker shows) are neither refused nor
+        ended, nor left streaming without them: once the replica is back they
+        get every event and their streams end."""
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        a = self.start_broker(args=["--store", url, "--retention", "1h"])
+        b = self.start_broker(args=["--store", url, "--retention", "1h", "--keepalive", "1s"])
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+        job = api_a.submit("llm.generate", {"prompt": "a finished job, read elsewhere",
+                                            "max_tokens": 30, "seed": 4})
+        api_a.wait_state(job["id"], "succeeded", timeout=60)
+        stored = api_a.events(job["id"])
+        n = len(stored)
+
+        shard = next(s for s in self.cluster.shards()
+                     if s["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}"))
+        key = shard["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}")
+        shard["primary"].cli("HSET", key, "cseq", str(n - 5))
+        shard["replicas"][0].kill()
+        self.assertEqual(api_b.job(job["id"])["last_seq"], n - 5)
+
+        got = {}
+
+        def ws():
+            client = test_streaming.WsClient(b, timeout=90)
+            try:
+                client.send({"op": "subscribe", "job": job["id"], "after": n - 8})
+                events = []
+                for frame_job, item in client.frames():
+                    if frame_job is None:
+                        if item["type"] == "error":
+                            raise AssertionError(f"error frame: {item}")
+                        continue
+                    events.append(item)
+                    if test_streaming.is_terminal(item):
+                        return events
+            finally:
+                client.close()
+
+        def long_poll():
+            after, events = n - 8, []
+            while True:
+                status, page, _ = api_b.request(
+                    "GET", f"/v1/jobs/{job['id']}/events?after={after}&wait=60", timeout=90)
+                if status != 200:
+                    raise AssertionError(f"long-poll answered {status} {page}")
+                events += page["events"]
+                if page["events"]:
+                    after = page["events"][-1]["seq"]
+                if page["done"]:
+                    return events
+
+        def read(name, follow):
+            try:
+                got[name] = follow()
+            except Exception as e:  # an error frame or status is what this test is about
+                got[name] = e
+
+        readers = [
+            threading.Thread(target=read, args=("sse", lambda: test_cluster.sse_events(
+                b, job["id"], last_event_id=n - 8, timeout=90))),
+            threading.Thread(target=read, args=("ws", ws)),
+            threading.Thread(target=read, args=("long_poll", long_poll)),
+        ]
+        for reader in readers:
+            reader.start()
+        time.sleep(35)  # past the 30 s a reader here used to wait before it went ahead
+        self.assertEqual(got, {}, "a reader was answered or ended while nothing could be "
+                                  "confirmed")
+
+        shard["replicas"][0].restart()
+        for reader in readers:
+            reader.join(60)
+            self.assertFalse(reader.is_alive(), "a reader on B did not finish")
+        self.assertEqual([event for _, event in got["sse"]], stored[n - 8:])
+        self.assertEqual(got["ws"], stored[n - 8:])
+        self.assertEqual(got["long_poll"], stored[n - 8:])
+
     def test_a_library_of_another_version_is_refused_with_what_to_do(self):
         primaries = [s["primary"] for s in self.cluster.shards()]
         other = ("#!lua name=jobcast_v0\n"
