@@ -1114,16 +1114,20 @@ class Chaos:
             f"{sum(1 for j in jobs if j.finished_at is None)} of them unfinished when it came back")
 
     def last_seqs(self, jobs):
-        """job id -> (last_seq, the broker that showed it) (jobs it cannot read
+        """job id -> (last_seq, the broker that showed it): the highest any live
+        broker shows (a broker that does not write the job may show less, not
+        yet able to confirm what its writer confirmed; jobs no broker can read
         now are left out)."""
         out = {}
-        for spec in jobs:
-            try:
-                slot, status, job, _ = self.request("GET", f"/v1/jobs/{spec.id}", timeout=5)
-            except (OSError, http.client.HTTPException):
-                continue
-            if status == 200:
-                out[spec.id] = (job["last_seq"], slot.name)
+        for slot in self.live_brokers():
+            for spec in jobs:
+                try:
+                    _, status, job, _ = self.request("GET", f"/v1/jobs/{spec.id}", timeout=5,
+                                                     only=slot)
+                except (OSError, http.client.HTTPException):
+                    continue
+                if status == 200 and job["last_seq"] > out.get(spec.id, (-1, None))[0]:
+                    out[spec.id] = (job["last_seq"], slot.name)
         return out
 
     def wait_healed(self, kind):
