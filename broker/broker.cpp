@@ -27,6 +27,7 @@
 #include "live/hub.hpp"
 #include "persistence/job_commands.hpp"
 #include "persistence/token_revocations.hpp"
+#include "persistence/written_seqs.hpp"
 #include "protocol/json.hpp"
 #include "protocol/schema_registry.hpp"
 #include "redis/cluster.hpp"
@@ -462,8 +463,10 @@ class Broker::Impl {
             std::lock_guard lock(engine_mutex_);
             engine_error_.clear();  // it answers: what is left is opening the rest
         }
-        feed_ = std::make_unique<cluster::RedisLiveFeed>(*redis_, *partitions_, store_->events(),
-                                                         deliver, deliver);
+        // The Redis store knows how far each job's log is written.
+        feed_ = std::make_unique<cluster::RedisLiveFeed>(
+            *redis_, *partitions_, store_->events(),
+            dynamic_cast<store::WrittenSeqs&>(store_->jobs()), deliver, deliver);
         make_hub();
         health_ = std::make_unique<cluster::EngineHealth>(
             *redis_, host_name() + ':' + http_->bound_endpoint(), engine.wait_replicas);

@@ -24,9 +24,11 @@ void count(std::atomic<std::uint64_t>& counter) {
 }  // namespace
 
 RedisLiveFeed::RedisLiveFeed(redis::Cluster& cluster, const Partitions& partitions,
-                             store::EventLog& log, Deliver on_events, Deliver on_job_changes)
+                             store::EventLog& log, store::WrittenSeqs& written, Deliver on_events,
+                             Deliver on_job_changes)
     : partitions_(partitions),
       log_(log),
+      written_(written),
       on_events_(std::move(on_events)),
       on_job_changes_(std::move(on_job_changes)),
       pubsub_(std::make_unique<redis::ShardedPubSub>(
@@ -134,6 +136,7 @@ void RedisLiveFeed::on_subscribed(const std::string& channel) {
     Watch& watch = jobs_.at(job->second);
     const bool first = !std::exchange(watch.confirmed, true);
     if (!first) count(counters_.resubscribes);
+    watch.reach.reset();  // what the log holds now, not at an earlier try
     queue_catch_up(job->second, first);
     wake_.notify_one();
 }
@@ -158,7 +161,8 @@ void RedisLiveFeed::run() {
         if (failed.empty()) continue;
         for (const auto& [job, tail_only] : failed)
             if (jobs_.contains(job)) queue_catch_up(job, tail_only);
-        // The store failed: give it a moment before the next round.
+        // The store failed, or cannot show yet what the log holds: give it
+        // a moment before the next round.
         wake_.wait_for(lock, kRetryDelay, [&] { return stopping_; });
     }
 }
@@ -166,7 +170,24 @@ void RedisLiveFeed::run() {
 bool RedisLiveFeed::catch_up(const std::string& job, bool tail_only) {
     count(counters_.catch_ups);
     bool found = false;
+    std::uint64_t reach = 0;
     try {
+        // What the log holds, shown or not. A retry keeps the first try's
+        // figure (what the job writes later comes live), lowered only if the
+        // log is shorter now (a failover lost events nobody was shown).
+        const std::uint64_t written = written_.written_seq(job);
+        {
+            std::lock_guard lock(mutex_);
+            auto it = jobs_.find(job);
+            if (it == jobs_.end() || stopping_) return true;
+            Watch& watch = it->second;
+            reach = std::min(watch.reach.value_or(written), written);
+            watch.reach = reach;
+            if (watch.handed >= reach) {
+                watch.reach.reset();
+                return true;  // nothing in the log past what was handed over
+            }
+        }
         for (;;) {
             std::uint64_t after = 0;
             std::string owner;
@@ -185,21 +206,29 @@ bool RedisLiveFeed::catch_up(const std::string& job, bool tail_only) {
             auto page = log_.read(job, after, kPageEvents, kPageBytes);
             if (page.empty()) break;
             const bool more = page.size() == kPageEvents || store::page_bytes(page) >= kPageBytes;
+            const std::uint64_t last = page.back().seq;
             {
                 std::lock_guard lock(mutex_);
                 if (auto it = jobs_.find(job); it != jobs_.end())
-                    it->second.handed = std::max(it->second.handed, page.back().seq);
+                    it->second.handed = std::max(it->second.handed, last);
             }
             if (!std::exchange(found, true)) count(counters_.gap_fills);
             std::vector<store::JobEvents> batch;
             batch.push_back({job, std::move(owner), std::move(page)});
             on_events_(std::move(batch));
-            if (tail_only || !more) break;
+            // Short of what was written: read on, the store confirms what it
+            // can when it has nothing more to show.
+            if (tail_only || (!more && last >= reach)) break;
         }
     } catch (const std::exception&) {
         count(counters_.store_errors);
         return false;
     }
+    std::lock_guard lock(mutex_);
+    const auto it = jobs_.find(job);
+    if (it == jobs_.end() || stopping_) return true;
+    if (it->second.handed < reach) return false;  // not shown here yet: tried again
+    it->second.reach.reset();
     return true;
 }
 

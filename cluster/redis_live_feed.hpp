@@ -17,7 +17,11 @@
 //   read makes it read the store again (a Subscription fills its own holes).
 //   That closes the window between watch() and the confirmation without
 //   reading the job's log twice.
-// Seqs make the rest exact: the hub hands each event out once and in order
+// A catch-up is done once it handed over what the job's log held when it
+// was first tried (store::WrittenSeqs; live batches count): while this broker cannot confirm events
+// another broker published (their shard lost its replica, or a failover lost the confirm), it is
+// tried again a little later. Those events may be the last the job ever publishes: nothing else
+// would bring them. Seqs make the rest exact: the hub hands each event out once and in order
 // whichever way (live, catch-up or its own gap fill) it came.
 #pragma once
 
@@ -27,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -35,6 +40,7 @@
 #include "cluster/partitions.hpp"
 #include "live/live_feed.hpp"
 #include "persistence/store.hpp"
+#include "persistence/written_seqs.hpp"
 
 namespace jobcast::redis {
 class Cluster;
@@ -58,11 +64,12 @@ class RedisLiveFeed final : public live::LiveFeed {
     // Receives a batch from any of this feed's threads; must not block.
     using Deliver = std::function<void(std::vector<store::JobEvents>)>;
 
-    // `cluster`, `partitions` and `log` outlive the feed. `on_events` gets
-    // jobs' committed events (Hub::publish_remote), `on_job_changes` the
+    // `cluster`, `partitions`, `log` and `written` (how far each job's log is
+    // written, shown or not; the same store) outlive the feed. `on_events`
+    // gets jobs' committed events (Hub::publish_remote), `on_job_changes` the
     // `state` events of an owner's changed jobs (the jobs feed).
     RedisLiveFeed(redis::Cluster& cluster, const Partitions& partitions, store::EventLog& log,
-                  Deliver on_events, Deliver on_job_changes);
+                  store::WrittenSeqs& written, Deliver on_events, Deliver on_job_changes);
     // Unsubscribes everything; nothing is handed over afterwards.
     ~RedisLiveFeed() override;
     // The same, before the feed goes: once it returns, no thread of the feed
@@ -85,6 +92,9 @@ class RedisLiveFeed final : public live::LiveFeed {
         std::string owner;         // learned from its batches; empty until one came
         std::uint64_t handed = 0;  // the last seq handed over (or the watch's last_seq)
         bool confirmed = false;    // its channel was confirmed at least once
+        // The written seq a pending catch-up must hand over (store::WrittenSeqs
+        // at its first try); none when no catch-up is short of it.
+        std::optional<std::uint64_t> reach;
     };
     struct Counters {
         std::atomic<std::uint64_t> remote_batches{0}, job_changes{0}, catch_ups{0}, gap_fills{0},
@@ -99,11 +109,14 @@ class RedisLiveFeed final : public live::LiveFeed {
     // The catch-up thread.
     void run();
     // Hands over what the store has past the job's last handed seq (only its
-    // newest event when `tail_only`). False if the store failed.
+    // newest event when `tail_only`). False if the store failed, or if it
+    // does not show yet all the log held when the catch-up began: then it is
+    // tried again.
     bool catch_up(const std::string& job, bool tail_only);
 
     const Partitions& partitions_;
     store::EventLog& log_;
+    store::WrittenSeqs& written_;
     Deliver on_events_;
     Deliver on_job_changes_;
     Counters counters_;

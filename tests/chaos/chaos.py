@@ -293,6 +293,7 @@ class Stream:
         self.hash = hashlib.sha256()
         self.last = after
         self.done = False
+        self.via = None  # the broker it was last (re)subscribed on, for the reports
 
     def take(self, event, violations, who):
         if event["seq"] != self.last + 1:
@@ -315,6 +316,7 @@ class WsSubscriber(threading.Thread):
         self.streams = {}
         self.lock = threading.Lock()
         self.client = None
+        self.broker = None  # the name of the broker `client` is connected to
         self.stall_until = 0.0
         self.reconnects = 0
         self.ended = 0
@@ -325,6 +327,7 @@ class WsSubscriber(threading.Thread):
                 return None
             stream = self.streams[job] = Stream(job, after)
             if self.client:
+                stream.via = self.broker
                 self._subscribe(self.client, job, after)
         return stream
 
@@ -347,15 +350,18 @@ class WsSubscriber(threading.Thread):
 
     def run(self):
         while not self.chaos.stop_subscribers.is_set():
+            broker = self.chaos.pick_broker()
             try:
-                client = WsClient(self.chaos.pick_broker().addr, timeout=15)
+                client = WsClient(broker.addr, timeout=15)
             except Exception:
                 time.sleep(0.2)
                 continue
             with self.lock:
                 self.client = client
+                self.broker = broker.name
                 for s in self.streams.values():
                     if not s.done:
+                        s.via = broker.name
                         self._subscribe(client, s.job, s.last)
             try:
                 self._read(client)
@@ -438,7 +444,8 @@ class SseSubscriber(threading.Thread):
         """A browser's EventSource reconnects when a stream ends, with the
         terminal event's id; the answer must end it for good (204)."""
         for _ in range(50):  # across a broker restart
-            addr = self.chaos.pick_broker().addr
+            broker = self.chaos.pick_broker()
+            addr = broker.addr
             conn = http.client.HTTPConnection(addr.host, addr.port, timeout=5)
             try:
                 conn.request("GET", f"/v1/jobs/{self.stream.job}/events",
@@ -449,13 +456,14 @@ class SseSubscriber(threading.Thread):
                     return
                 body = resp.read()  # must end soon: there is nothing more
                 self.chaos.violations.add(
-                    f"sse job {self.stream.job}: reconnecting after the terminal event got "
-                    f"HTTP {resp.status} {body[:100]!r} instead of 204")
+                    f"sse job {self.stream.job}: reconnecting after the terminal event (seq "
+                    f"{self.stream.last}) on {broker.name} got HTTP {resp.status} "
+                    f"{body[:100]!r} instead of 204")
                 return
             except (socket.timeout, TimeoutError):
                 self.chaos.violations.add(
-                    f"sse job {self.stream.job}: reconnecting after the terminal event got a "
-                    f"stream that does not end")
+                    f"sse job {self.stream.job}: reconnecting after the terminal event (seq "
+                    f"{self.stream.last}) on {broker.name} got a stream that does not end")
                 return
             except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
@@ -463,7 +471,9 @@ class SseSubscriber(threading.Thread):
                 conn.close()
 
     def _follow(self):
-        addr = self.chaos.pick_broker().addr
+        broker = self.chaos.pick_broker()
+        self.stream.via = broker.name
+        addr = broker.addr
         conn = http.client.HTTPConnection(addr.host, addr.port, timeout=15)
         self.conn = conn
         try:
@@ -1093,26 +1103,31 @@ class Chaos:
         held = 1 + b * 3
         time.sleep(held)
         after = self.last_seqs(jobs)
-        for job_id, seq in after.items():
-            if job_id in before and seq > before[job_id]:
+        for job_id, (seq, by) in after.items():
+            if job_id in before and seq > before[job_id][0]:
                 self.violations.add(
-                    f"replica_kill: job {job_id} went from seq {before[job_id]} to {seq} while "
-                    f"{node.address}, the only replica of its shard, was down (acknowledged "
-                    f"without a replica)")
+                    f"replica_kill: job {job_id} went from seq {before[job_id][0]} (shown by "
+                    f"{before[job_id][1]}) to {seq} (shown by {by}) while {node.address}, the "
+                    f"only replica of its shard, was down (acknowledged without a replica)")
         node.restart()
         log(f"replica_kill: {len(before)} jobs of the shard watched for {held:.1f}s, "
             f"{sum(1 for j in jobs if j.finished_at is None)} of them unfinished when it came back")
 
     def last_seqs(self, jobs):
-        """job id -> last_seq as a broker shows it (jobs it cannot read now are left out)."""
+        """job id -> (last_seq, the broker that showed it): the highest any live
+        broker shows (a broker that does not write the job may show less, not
+        yet able to confirm what its writer confirmed; jobs no broker can read
+        now are left out)."""
         out = {}
-        for spec in jobs:
-            try:
-                _, status, job, _ = self.request("GET", f"/v1/jobs/{spec.id}", timeout=5)
-            except (OSError, http.client.HTTPException):
-                continue
-            if status == 200:
-                out[spec.id] = job["last_seq"]
+        for slot in self.live_brokers():
+            for spec in jobs:
+                try:
+                    _, status, job, _ = self.request("GET", f"/v1/jobs/{spec.id}", timeout=5,
+                                                     only=slot)
+                except (OSError, http.client.HTTPException):
+                    continue
+                if status == 200 and job["last_seq"] > out.get(spec.id, (-1, None))[0]:
+                    out[spec.id] = (job["last_seq"], slot.name)
         return out
 
     def wait_healed(self, kind):
@@ -1571,7 +1586,8 @@ class Chaos:
                                     f"(got {len(got)} events)")
             elif is_terminal(log_[-1]) and len(got) != len(want):
                 self.violations.add(f"{who} job {st.job}: got {len(got)} of {len(want)} events "
-                                    f"after {st.after} of a finished job")
+                                    f"after {st.after} of a finished job (last subscribed on "
+                                    f"{st.via} after {st.last})")
 
     def check_rendered_text(self, spec, log_):
         """A succeeded llm.generate job, retried or not: the text every

@@ -63,6 +63,24 @@ def readyz(client):
 
 
 @unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+def start_readers(follows):
+    """Runs each reader (name -> a call that follows a stream to its end) on a
+    thread of its own; answers ({name: what it returned or raised}, the
+    started threads)."""
+    got = {}
+
+    def read(name, follow):
+        try:
+            got[name] = follow()
+        except Exception as e:  # an error frame or status is what a test looks for
+            got[name] = e
+
+    threads = [threading.Thread(target=read, args=item) for item in follows.items()]
+    for thread in threads:
+        thread.start()
+    return got, threads
+
+
 class ClusterFaultsTest(JobcastTest):
     @classmethod
     def setUpClass(cls):
@@ -261,6 +279,29 @@ class ClusterFaultsTest(JobcastTest):
         self.assertEqual(api.wait_state(later["id"], "succeeded", timeout=60)["result"]["text"],
                          sim_text("later", 2, 5))
 
+    def unconfirmed_tail(self, prompt, seed, b_args=()):
+        """Brokers A (with a worker) and B on the cluster; a job run to its end
+        on A, then its confirmed seq set 5 events short (the writer's confirm
+        lost, as a failover can lose it) and its shard's replica killed, so B
+        can neither show nor confirm its last 5 events. Answers B, a client
+        of B, the job, its stored log (as A shows it) and its shard."""
+        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
+        a = self.start_broker(args=["--store", url, "--retention", "1h"])
+        b = self.start_broker(args=["--store", url, "--retention", "1h", *b_args])
+        self.start_worker(a, ["llm.generate"])
+        api_a, api_b = self.client(a), self.client(b)
+        job = api_a.submit("llm.generate", {"prompt": prompt, "max_tokens": 30, "seed": seed})
+        api_a.wait_state(job["id"], "succeeded", timeout=60)
+        stored = api_a.events(job["id"])
+        n = len(stored)
+        shard = next(s for s in self.cluster.shards()
+                     if s["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}"))
+        key = shard["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}")
+        shard["primary"].cli("HSET", key, "cseq", str(n - 5))
+        shard["replicas"][0].kill()
+        self.assertEqual(api_b.job(job["id"])["last_seq"], n - 5)
+        return b, api_b, job, stored, shard
+
     def test_a_reader_waits_for_events_its_broker_cannot_confirm_yet(self):
         """What a job's writer showed, another broker may not be able to
         confirm yet: the job's confirmed seq lags (the writer's confirm was
@@ -269,45 +310,18 @@ class ClusterFaultsTest(JobcastTest):
         job from before its last events, waits until the replica is back,
         then gets every event; one that already has the terminal event ends
         at once."""
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        a = self.start_broker(args=["--store", url, "--retention", "1h"])
-        b = self.start_broker(args=["--store", url, "--retention", "1h"])
-        self.start_worker(a, ["llm.generate"])
-        api_a, api_b = self.client(a), self.client(b)
-        job = api_a.submit("llm.generate", {"prompt": "an unconfirmed tail", "max_tokens": 30,
-                                            "seed": 3})
-        api_a.wait_state(job["id"], "succeeded", timeout=60)
-        stored = api_a.events(job["id"])
+        b, api_b, job, stored, shard = self.unconfirmed_tail("an unconfirmed tail", 3)
         n = len(stored)
-
-        shard = next(s for s in self.cluster.shards()
-                     if s["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}"))
-        key = shard["primary"].cli("--scan", "--pattern", f"jc:*:job:{job['id']}")
-        shard["primary"].cli("HSET", key, "cseq", str(n - 5))
-        shard["replicas"][0].kill()
-        self.assertEqual(api_b.job(job["id"])["last_seq"], n - 5)
 
         # It has the terminal event: 204 at once, nothing waited for.
         started = time.monotonic()
         self.assertEqual(test_cluster.sse_events(b, job["id"], last_event_id=n), [])
         self.assertLess(time.monotonic() - started, 2.0)
 
-        got = {}
-
-        def read(name, follow):
-            try:
-                got[name] = follow()
-            except Exception as e:  # an error frame or status is what this test is about
-                got[name] = e
-
-        readers = [
-            threading.Thread(target=read, args=("sse", lambda: test_cluster.sse_events(
-                b, job["id"], last_event_id=n - 2))),
-            threading.Thread(target=read, args=("ws", lambda: test_streaming.follow_ws(
-                b, job["id"], after=n - 8))),
-        ]
-        for reader in readers:
-            reader.start()
+        got, readers = start_readers({
+            "sse": lambda: test_cluster.sse_events(b, job["id"], last_event_id=n - 2),
+            "ws": lambda: test_streaming.follow_ws(b, job["id"], after=n - 8),
+        })
         time.sleep(2.0)
         self.assertEqual(got, {}, "a reader was answered while nothing could be confirmed")
 
@@ -318,6 +332,48 @@ class ClusterFaultsTest(JobcastTest):
         self.assertEqual([event for _, event in got["sse"]], stored[n - 2:])
         self.assertEqual(got["ws"], stored[n - 8:])
         self.assertEqual(api_b.job(job["id"])["last_seq"], n)
+
+    def test_a_finished_job_is_read_whole_on_another_broker_once_its_shard_has_a_replica(self):
+        """A finished job whose writer showed its last events, with the
+        confirm lost (as a failover loses it), read on another broker while
+        its shard has no replica, for longer than any reader there used to
+        wait: a WebSocket subscriber, an SSE reader and a long-poller resuming before those
+        events (not past what that broker shows) are neither refused nor
+        ended, nor left streaming without them: once the replica is back they
+        get every event and their streams end."""
+        b, api_b, job, stored, shard = self.unconfirmed_tail(
+            "a finished job, read elsewhere", 4, ["--keepalive", "1s"])
+        n = len(stored)
+
+        def long_poll():
+            after, events = n - 8, []
+            while True:
+                status, page, _ = api_b.request(
+                    "GET", f"/v1/jobs/{job['id']}/events?after={after}&wait=60", timeout=90)
+                if status != 200:
+                    raise AssertionError(f"long-poll answered {status} {page}")
+                events += page["events"]
+                if page["events"]:
+                    after = page["events"][-1]["seq"]
+                if page["done"]:
+                    return events
+
+        got, readers = start_readers({
+            "sse": lambda: test_cluster.sse_events(b, job["id"], last_event_id=n - 8, timeout=90),
+            "ws": lambda: test_streaming.follow_ws(b, job["id"], after=n - 8, timeout=90),
+            "long_poll": long_poll,
+        })
+        time.sleep(35)  # past the 30 s a reader here used to wait before it went ahead
+        self.assertEqual(got, {}, "a reader was answered or ended while nothing could be "
+                                  "confirmed")
+
+        shard["replicas"][0].restart()
+        for reader in readers:
+            reader.join(60)
+            self.assertFalse(reader.is_alive(), "a reader on B did not finish")
+        self.assertEqual([event for _, event in got["sse"]], stored[n - 8:])
+        self.assertEqual(got["ws"], stored[n - 8:])
+        self.assertEqual(got["long_poll"], stored[n - 8:])
 
     def test_a_library_of_another_version_is_refused_with_what_to_do(self):
         primaries = [s["primary"] for s in self.cluster.shards()]

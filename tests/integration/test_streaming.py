@@ -83,9 +83,10 @@ class WsClient:
             pass
 
 
-def follow_ws(broker, job, after=0, stop_after=None):
-    """Events of `job` after `after` until terminal (or `stop_after` events)."""
-    client = WsClient(broker)
+def follow_ws(broker, job, after=0, stop_after=None, timeout=20):
+    """Events of `job` after `after` until terminal (or `stop_after` events);
+    `timeout`: the longest wait for a frame."""
+    client = WsClient(broker, timeout=timeout)
     try:
         client.send({"op": "subscribe", "job": job, "after": after})
         got = []

@@ -2,7 +2,6 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <exception>
 #include <utility>
 
@@ -371,15 +370,6 @@ void HttpSession::resume(std::function<void()> next) {
         if (self->phase_ == Phase::closed) return;
         next();
     });
-}
-
-void HttpSession::resume_after(std::chrono::milliseconds delay, std::function<void()> next) {
-    auto timer = std::make_shared<net::steady_timer>(stream_.get_executor(), delay);
-    timer->async_wait(
-        [self = shared_from_this(), timer, next = std::move(next)](beast::error_code) {
-            if (self->phase_ == Phase::closed) return;
-            next();
-        });
 }
 
 void HttpSession::hand_over(int status, const Open& open) {

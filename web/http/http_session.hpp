@@ -113,7 +113,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Str
     std::optional<HttpResponse> authenticate(HttpRequest& request) override;
     void send(HttpResponse response) override;
     void resume(std::function<void()> next) override;
-    void resume_after(std::chrono::milliseconds delay, std::function<void()> next) override;
     void hand_over(int status, const Open& open) override;
     // Host (DNS rebinding), then the Origin allow-list and CORS preflight; the
     // response when the request ends there.

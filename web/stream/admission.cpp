@@ -65,15 +65,14 @@ void admit_websocket(const std::shared_ptr<StreamDoor>& door,
 }
 
 // The job must exist and be the caller's: a store read, off the I/O thread.
-// Until `until`, a job with events this broker cannot show yet
-// (waits_for_confirmation) is read again a little later before answering.
+// With it, how far its log is written (cluster mode: maybe past what this
+// broker can show yet; the stream reads that far before going live).
 void start_sse(const std::shared_ptr<StreamDoor>& door,
                const std::shared_ptr<StreamingContext>& streaming,
                const std::shared_ptr<SecurityContext>& security, HttpRequest request,
-               std::string job, std::uint64_t after, bool ui_message,
-               std::chrono::steady_clock::time_point until) {
+               std::string job, std::uint64_t after, bool ui_message) {
     bool queued = streaming->run_blocking([door, streaming, security, request = std::move(request),
-                                           job, after, ui_message, until] {
+                                           job, after, ui_message] {
         std::optional<Job> found;
         std::uint64_t written = 0;
         try {
@@ -82,13 +81,6 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
         } catch (const std::exception& e) {
             log().error("sse job lookup failed job={} error={}", audit_quote(job),
                         audit_quote(e.what()));
-        }
-        if (found && found->owner == request.owner &&
-            waits_for_confirmation(*found, written, after) &&
-            std::chrono::steady_clock::now() < until) {
-            return door->resume_after(streaming->config.confirm_poll, [=] {
-                start_sse(door, streaming, security, request, job, after, ui_message, until);
-            });
         }
         door->resume([door, streaming, security, request, job, after, ui_message, found, written] {
             if (!found || found->owner != request.owner) {
@@ -116,9 +108,10 @@ void start_sse(const std::shared_ptr<StreamDoor>& door,
                 // A resumed stream names the part it resumes in after the
                 // job's attempt now (its first state event corrects it).
                 if (ui_message) ui.emplace(job, after, found->attempt);
-                auto session = start_sse_session(
-                    std::move(stream), streaming, request.owner, door->remote(), job, after,
-                    request.auth_valid_until, std::move(headers), std::move(ui), request.grant);
+                auto session =
+                    start_sse_session(std::move(stream), streaming, request.owner, door->remote(),
+                                      job, after, request.auth_valid_until, std::move(headers),
+                                      std::move(ui), request.grant, written);
                 session->hold(std::move(slot));
                 return session;
             });
@@ -185,8 +178,7 @@ bool admit_stream(const std::shared_ptr<StreamDoor>& door,
             return true;
         }
     }
-    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message,
-              std::chrono::steady_clock::now() + streaming->config.confirm_wait);
+    start_sse(door, streaming, security, std::move(request), match->job_id, after, ui_message);
     return true;
 }
 

@@ -10,7 +10,6 @@
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -42,8 +41,6 @@ class StreamDoor {
     // Runs `next` back on the strand (after work on another thread), unless
     // the connection closed meanwhile.
     virtual void resume(std::function<void()> next) = 0;
-    // The same, `delay` from now (callable from any thread).
-    virtual void resume_after(std::chrono::milliseconds delay, std::function<void()> next) = 0;
     // Admitted: the request counts as answered with `status`, and the
     // connection goes to the session `open` starts on it, which also keeps
     // the connection's place under the accept-time caps.

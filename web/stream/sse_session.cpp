@@ -44,7 +44,7 @@ class SseSession final : public StreamSession {
     SseSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
                std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
                std::optional<client_api::UiMessageStream> ui_message,
-               std::optional<auth::JobGrant> grant)
+               std::optional<auth::JobGrant> grant, std::uint64_t written)
         : StreamSession(std::move(ctx), stream.get_executor(), std::move(owner), Transport::sse),
           stream_(std::move(stream)),
           timer_(strand_),
@@ -53,6 +53,7 @@ class SseSession final : public StreamSession {
           remote_(std::move(remote)),
           job_(std::move(job)),
           after_(after),
+          written_(written),
           ui_message_(std::move(ui_message)),
           grant_(std::move(grant)) {}
 
@@ -79,7 +80,7 @@ class SseSession final : public StreamSession {
         head += "\r\n";
         head += client_api::sse_retry(1000);
         enqueue_control(std::move(head));
-        begin_subscription(job_, after_);
+        begin_subscription(job_, after_, written_);
         schedule_heartbeat();
         watch_peer();
         watch_revocation();
@@ -212,7 +213,7 @@ class SseSession final : public StreamSession {
                 self->restating_ = false;
                 self->restate_retries_ = 0;
                 self->enqueue_control(self->ui_message_->restate(*text));
-                self->begin_subscription(self->job_, through);
+                self->begin_subscription(self->job_, through, self->written_);
             });
         });
         if (!queued) retry_restatement();  // the read pool is saturated
@@ -297,6 +298,7 @@ class SseSession final : public StreamSession {
     std::string remote_;
     std::string job_;
     std::uint64_t after_;
+    std::uint64_t written_;  // the log's written seq at admission (cluster mode)
     std::optional<client_api::UiMessageStream> ui_message_;
     bool restating_ = false;   // the UI message stream waits for its restatement
     int restate_retries_ = 0;  // since the last restatement written (strand only)
@@ -312,10 +314,11 @@ std::shared_ptr<StreamSession> start_sse_session(
     FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until,
     std::vector<std::pair<std::string, std::string>> extra_headers,
-    std::optional<client_api::UiMessageStream> ui_message, std::optional<auth::JobGrant> grant) {
+    std::optional<client_api::UiMessageStream> ui_message, std::optional<auth::JobGrant> grant,
+    std::uint64_t written) {
     auto session = std::make_shared<SseSession>(
         std::move(stream), std::move(ctx), std::move(owner), std::move(remote), std::move(job),
-        after, valid_until, std::move(ui_message), std::move(grant));
+        after, valid_until, std::move(ui_message), std::move(grant), written);
     session->run(std::move(extra_headers));
     return session;
 }

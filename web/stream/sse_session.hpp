@@ -22,12 +22,14 @@ namespace jobcast::web {
 // then: the client reconnects with a fresh token and resumes. With
 // `ui_message` the events are written as that UI message stream instead of
 // jobcast's own SSE events. With `grant` (the caller's job token) the
-// stream ends as soon as that token is revoked.
+// stream ends as soon as that token is revoked. `written` (cluster mode:
+// store::written_seq at admission) is how far the replay reads before it
+// trusts live events (Subscription::reach).
 std::shared_ptr<StreamSession> start_sse_session(
     FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
     std::string remote, std::string job, std::uint64_t after, std::int64_t valid_until = 0,
     std::vector<std::pair<std::string, std::string>> extra_headers = {},
     std::optional<client_api::UiMessageStream> ui_message = std::nullopt,
-    std::optional<auth::JobGrant> grant = std::nullopt);
+    std::optional<auth::JobGrant> grant = std::nullopt, std::uint64_t written = 0);
 
 }  // namespace jobcast::web

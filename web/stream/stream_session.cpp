@@ -92,12 +92,14 @@ void StreamSession::set_catching_up(Subscription& sub, bool before) {
     if (now != before) ctx_->stats.catching_up.fetch_add(now ? 1 : -1);
 }
 
-void StreamSession::begin_subscription(const std::string& job, std::uint64_t after) {
+void StreamSession::begin_subscription(const std::string& job, std::uint64_t after,
+                                       std::uint64_t written) {
     if (closing_) return;
     if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, after, shared_from_this(), live_format());
-    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_);
+    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_)
+        .first->second.reach(written);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();

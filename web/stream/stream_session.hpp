@@ -111,8 +111,9 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     };
 
     // Strand only. Registers with the hub first, then reads the store after
-    // `after` (the replay-to-live switch; see Subscription).
-    void begin_subscription(const std::string& job, std::uint64_t after);
+    // `after` (the replay-to-live switch; see Subscription), through
+    // `written` at least (Subscription::reach) before it goes live.
+    void begin_subscription(const std::string& job, std::uint64_t after, std::uint64_t written = 0);
     void end_subscription(const std::string& job);
     bool subscribed(const std::string& job) const { return subs_.count(job) != 0; }
     std::size_t subscription_count() const { return subs_.size(); }

@@ -22,12 +22,6 @@ struct StreamingConfig {
     std::size_t max_message_bytes = 64 * 1024;        // client WebSocket message
     std::chrono::milliseconds stall_timeout{30'000};  // a write that long: close, "resume"
     std::chrono::milliseconds keepalive{15'000};      // WS ping / SSE comment interval
-    // Cluster mode: how long a subscribe waits for events this broker cannot
-    // confirm yet (waits_for_confirmation), read again every confirm_poll;
-    // then it is answered as the job stands (an `after` past last_seq is
-    // refused). A shard without its replica confirms nothing until it is back.
-    std::chrono::milliseconds confirm_wait{30'000};
-    std::chrono::milliseconds confirm_poll{200};
     std::size_t io_threads = 2;  // the HTTP server's: the hub's lanes into them
 };
 

@@ -9,14 +9,7 @@ bool stream_already_ended(const Job& job, std::uint64_t after, std::uint64_t wri
 }
 
 bool after_beyond_log(const Job& job, std::uint64_t after, std::uint64_t written_seq) {
-    return after > std::max(job.last_seq, written_seq) ||
-           (after > job.last_seq && !stream_already_ended(job, after, written_seq));
-}
-
-bool waits_for_confirmation(const Job& job, std::uint64_t written_seq, std::uint64_t after) {
-    if (written_seq <= job.last_seq) return false;           // every event is shown
-    if (is_terminal(job.state)) return after < written_seq;  // else: already ended
-    return after > job.last_seq && after <= written_seq;
+    return after > std::max(job.last_seq, written_seq);
 }
 
 bool LiveBufferBudget::take(std::size_t bytes) {
@@ -111,11 +104,11 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         return result;
     }
     if (cursor_ < let_go_) {
-        // Events dropped from live that the store does not give yet. One node
-        // never gets here (what is published is committed, and the read
-        // after the drop sees it); in cluster mode this broker may be unable
-        // to confirm what another one published, for as long as a shard has
-        // no replica.
+        // Events dropped from live, or written before the subscription began
+        // (reach), that the store does not give yet. One node never gets here
+        // (what is published is committed, and the read after the drop sees
+        // it); in cluster mode this broker may be unable to confirm what
+        // another one published, for as long as a shard has no replica.
         read_pending_ = true;
         result.read_later = true;
         if (result.events.empty()) ++reads_later_;

@@ -13,6 +13,7 @@
 // same way. Nothing is lost and the broker's memory for it stays bounded.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -32,17 +33,11 @@ namespace jobcast::web {
 // it; a client that has it has it all the same.
 bool stream_already_ended(const Job& job, std::uint64_t after, std::uint64_t written_seq);
 
-// `after` is past what the client can have had: past last_seq, and not the
-// terminal event as another broker showed it (`written_seq`, cluster mode).
+// `after` is past what the client can have had: past last_seq and past
+// `written_seq` (cluster mode: events another broker may have shown, which
+// this one shows once it can confirm them; a subscription after one of them
+// reads on from there, Subscription::reach).
 bool after_beyond_log(const Job& job, std::uint64_t after, std::uint64_t written_seq);
-
-// Cluster mode: the job's log is written past what this broker can show yet
-// (`written_seq` past last_seq), and a subscription starting now would be
-// wrong — the client resumes after an event it had from another broker
-// (`after` past last_seq), or the job finished in the events not shown (the
-// stream would end without them). The caller reads the job again a little
-// later, until this is false or StreamingConfig::confirm_wait has passed.
-bool waits_for_confirmation(const Job& job, std::uint64_t written_seq, std::uint64_t after);
 
 // What the connection must write: `published` whole when skip == 0, else only
 // its events from index `skip` on (the boundary between replay and live).
@@ -96,6 +91,14 @@ class Subscription {
     // The connection is too far behind: stop taking live events, read from the store.
     void fall_behind();
 
+    // Cluster mode: the job's log is written through `seq` (store::written_seq
+    // when the subscription was admitted), maybe further than this broker can
+    // show yet. The replay reads that far before the subscription goes live:
+    // the events may have been published by another broker before this one
+    // listened, and then nothing live brings them (a finished job publishes
+    // nothing more). One node: 0, nothing changes.
+    void reach(std::uint64_t seq) { let_go_ = std::max(let_go_, seq); }
+
     // Whether a store read after cursor() should be issued now.
     bool wants_read() const { return mode_ == Mode::replay && !read_pending_; }
     void read_started() { read_pending_ = true; }
@@ -133,8 +136,9 @@ class Subscription {
     bool overflowed_ = false;
     bool read_pending_ = false;
     int reads_later_ = 0;
-    // The newest seq of a live batch let go of while replaying: the replay
-    // reaches it before the subscription goes live again.
+    // The newest seq of a live batch let go of while replaying, or written
+    // before the subscription began (reach): the replay reaches it before the
+    // subscription goes live.
     std::uint64_t let_go_ = 0;
 };
 

@@ -262,15 +262,16 @@ class WebSocketSession final : public StreamSession {
             return refuse_subscription(op.job);
         }
         if (reserved) ++pending_subscribes_;
-        check_subscribe(op, reserved, std::chrono::steady_clock::now() + ctx_->config.confirm_wait);
+        check_subscribe(op, reserved);
     }
 
     // The job must exist and be the caller's; that is a store read, so it
     // happens off the I/O thread and the answer comes back to the strand.
-    void check_subscribe(const client_api::SubscribeOp& op, bool reserved,
-                         std::chrono::steady_clock::time_point wait_until) {
+    // With it, how far its log is written (cluster mode: maybe past what this
+    // broker can show yet; the subscription reads that far before going live).
+    void check_subscribe(const client_api::SubscribeOp& op, bool reserved) {
         auto self = this->self();
-        bool queued = ctx_->run_blocking([self, op, reserved, wait_until] {
+        bool queued = ctx_->run_blocking([self, op, reserved] {
             auto job = self->visible_job(op.job);
             std::uint64_t written = 0;
             try {
@@ -278,8 +279,8 @@ class WebSocketSession final : public StreamSession {
             } catch (const std::exception&) {
                 // Taken as all shown: nothing to wait for.
             }
-            net::post(self->strand_, [self, op, job, written, reserved, wait_until] {
-                self->on_subscribe_checked(op, job, written, reserved, wait_until);
+            net::post(self->strand_, [self, op, job, written, reserved] {
+                self->on_subscribe_checked(op, job, written, reserved);
             });
         });
         if (!queued) {
@@ -289,20 +290,7 @@ class WebSocketSession final : public StreamSession {
     }
 
     void on_subscribe_checked(const client_api::SubscribeOp& op, const std::optional<Job>& job,
-                              std::uint64_t written, bool reserved,
-                              std::chrono::steady_clock::time_point wait_until) {
-        if (!closing_ && job && waits_for_confirmation(*job, written, op.after) &&
-            std::chrono::steady_clock::now() < wait_until) {
-            // Events this broker cannot show yet: the job is read again soon,
-            // its place kept meanwhile (the keepalive goes on as usual).
-            auto timer = std::make_shared<net::steady_timer>(strand_, ctx_->config.confirm_poll);
-            timer->async_wait([self = self(), timer, op, reserved, wait_until](beast::error_code) {
-                if (self->closing_)
-                    return self->on_subscribe_checked(op, std::nullopt, 0, reserved, wait_until);
-                self->check_subscribe(op, reserved, wait_until);
-            });
-            return;
-        }
+                              std::uint64_t written, bool reserved) {
         // The place becomes a subscription below, or is given back.
         if (reserved) --pending_subscribes_;
         if (closing_) return;
@@ -323,7 +311,7 @@ class WebSocketSession final : public StreamSession {
             end_subscription(op.job);  // a re-subscribe after the terminal event moves nothing
             return;
         }
-        begin_subscription(op.job, op.after);
+        begin_subscription(op.job, op.after, written);
     }
 
     void handle(client_api::CancelOp& op) {

@@ -7,7 +7,9 @@
 // connection, slot moved to another node) caught up from the store.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -20,6 +22,7 @@
 #include "cluster/partitions.hpp"
 #include "cluster/redis_live_feed.hpp"
 #include "live/hub.hpp"
+#include "persistence/written_seqs.hpp"
 #include "redis/cluster.hpp"
 #include "redis/loop.hpp"
 #include "redis/slot.hpp"
@@ -31,13 +34,25 @@ namespace {
 using redis::testing::RedisNodes;
 using redis::testing::wait_until;
 
-// The store both brokers share: the committed events of each job.
-class MemoryLog final : public store::EventLog {
+// The store both brokers share: the committed events of each job. B may be
+// unable to show all of a job's log (hold), as a broker that cannot confirm
+// what another one wrote and published while the job's shard has no replica.
+class MemoryLog final : public store::EventLog, public store::WrittenSeqs {
   public:
     void append(const store::JobEvents& batch) {
         std::lock_guard lock(mutex_);
         auto& log = events_[batch.job];
         log.insert(log.end(), batch.events.begin(), batch.events.end());
+    }
+
+    // Reads show `job`'s log up to `seq` only, until release().
+    void hold(const std::string& job, std::uint64_t seq) {
+        std::lock_guard lock(mutex_);
+        shown_[job] = seq;
+    }
+    void release(const std::string& job) {
+        std::lock_guard lock(mutex_);
+        shown_.erase(job);
     }
 
     // The next `count` reads throw, as a store that cannot be reached.
@@ -56,7 +71,7 @@ class MemoryLog final : public store::EventLog {
         std::size_t bytes = 0;
         for (const Event& event : it->second) {
             if (event.seq <= after) continue;
-            if (page.size() == limit || bytes >= max_bytes) break;
+            if (page.size() == limit || bytes >= max_bytes || event.seq > shown(job)) break;
             page.push_back(event);
             bytes += event.data.size();
         }
@@ -68,10 +83,21 @@ class MemoryLog final : public store::EventLog {
         fail();
         auto it = events_.find(std::string(job));
         if (it == events_.end()) return std::nullopt;
-        return it->second.empty() ? 0 : it->second.back().seq;
+        return std::min(it->second.empty() ? 0 : it->second.back().seq, shown(job));
+    }
+
+    std::uint64_t written_seq(std::string_view job) override {
+        std::lock_guard lock(mutex_);
+        auto it = events_.find(std::string(job));
+        return it == events_.end() || it->second.empty() ? 0 : it->second.back().seq;
     }
 
   private:
+    std::uint64_t shown(std::string_view job) const {
+        auto it = shown_.find(std::string(job));
+        return it == shown_.end() ? std::numeric_limits<std::uint64_t>::max() : it->second;
+    }
+
     void fail() {
         if (failures_ == 0) return;
         --failures_;
@@ -80,6 +106,7 @@ class MemoryLog final : public store::EventLog {
 
     std::mutex mutex_;
     std::map<std::string, std::vector<Event>, std::less<>> events_;
+    std::map<std::string, std::uint64_t> shown_;
     int failures_ = 0;
 };
 
@@ -158,7 +185,7 @@ struct BrokerB {
     BrokerB(const RedisNodes& nodes, const Partitions& partitions, MemoryLog& log)
         : cluster(loop, options_for(nodes)),
           feed(
-              cluster, partitions, log,
+              cluster, partitions, log, log,
               [this](std::vector<store::JobEvents> b) { hub->publish_remote(std::move(b)); },
               [this](std::vector<store::JobEvents> b) { hub->publish_remote(std::move(b)); }) {
         hub.emplace(feed, live::fill_from(log));
@@ -338,6 +365,39 @@ TEST_CASE("after a killed subscriber connection or a moved slot, B catches up fr
     a.commit(job, 8, 8);  // A follows the move too (MOVED)
     CHECK(sink->wait(job, 8) == one_to(8));
     CHECK(a.publisher.stats().failures == 0);
+}
+
+TEST_CASE("events B missed and cannot show yet are caught up as soon as it can, unpublished",
+          "[redis]") {
+    if (redis::testing::skip_without_redis()) return;
+    RedisNodes nodes(3, true);
+    nodes.create_cluster(0);
+    const Partitions partitions;
+    MemoryLog log;
+    BrokerA a(nodes, partitions, log);
+    BrokerB b(nodes, partitions, log);
+    const std::string job = "01JOBLIVEFANOUT000000000004";
+    const std::uint16_t slot = redis::key_slot(partitions.live_channel(job));
+
+    auto sink = std::make_shared<Recorder>();
+    b.hub->subscribe(job, 0, sink, live::WireFormat::websocket);
+    wait_until("the first confirmation", [&] { return b.feed.stats().catch_ups >= 1; });
+    a.commit(job, 1, 2);
+    CHECK(sink->wait(job, 2) == one_to(2));
+
+    // The job's last events, published while B's connection was down (lost
+    // to B), which B cannot show yet (their shard lost its replica): the
+    // catch-up after the resubscribe finds nothing to hand over...
+    log.hold(job, 2);
+    a.commit(job, 3, 5, /*lost=*/true);
+    REQUIRE(nodes.cli(nodes.owner_of(slot), {"CLIENT", "KILL", "TYPE", "pubsub"}) == "1\n");
+    wait_until("a catch-up after the resubscribe",
+               [&] { return b.feed.stats().resubscribes >= 1 && b.feed.stats().catch_ups >= 3; });
+    CHECK(sink->wait(job, 2) == one_to(2));
+    // ... and, once B can show them, hands them over with nothing more published.
+    log.release(job);
+    CHECK(sink->wait(job, 5) == one_to(5));
+    CHECK(b.feed.stats().store_errors == 0);
 }
 
 }  // namespace jobcast::cluster

@@ -147,28 +147,67 @@ TEST_CASE("a hole in live traffic sends the subscriber back to the store") {
     CHECK(sub.cursor() == 2);
 }
 
-TEST_CASE("a job written past what this broker shows: wait, go on or end (cluster mode)") {
+TEST_CASE(
+    "a job written past what this broker shows: refused, ended or read that far (cluster mode)") {
     Job job;
     job.state = JobState::running;
     job.last_seq = 10;
-    CHECK_FALSE(waits_for_confirmation(job, 0, 10));  // one node: every event shown
-    CHECK_FALSE(waits_for_confirmation(job, 10, 10));
     CHECK_FALSE(stream_already_ended(job, 10, 0));
-    const std::uint64_t written = 12;                      // 11 and 12 not confirmed here yet
-    CHECK_FALSE(waits_for_confirmation(job, written, 5));  // the rest comes live
-    CHECK(waits_for_confirmation(job, written, 11));       // shown by another broker
-    CHECK(waits_for_confirmation(job, written, 12));
-    CHECK_FALSE(waits_for_confirmation(job, written, 13));  // past anything written: refused
+    const std::uint64_t written = 12;                 // 11 and 12 not confirmed here yet
+    CHECK_FALSE(after_beyond_log(job, 12, written));  // shown by another broker
+    CHECK(after_beyond_log(job, 13, written));        // past anything written: refused
     job.state = JobState::succeeded;
-    CHECK(waits_for_confirmation(job, written, 5));  // would end without 11 and 12
-    CHECK(waits_for_confirmation(job, written, 11));
     CHECK_FALSE(stream_already_ended(job, 11, written));
-    CHECK_FALSE(waits_for_confirmation(job, written, 12));  // it has the terminal event
-    CHECK(stream_already_ended(job, 12, written));
+    CHECK(stream_already_ended(job, 12, written));  // it has the terminal event
     CHECK_FALSE(after_beyond_log(job, 12, written));
     CHECK(after_beyond_log(job, 13, written));
     CHECK(stream_already_ended(job, 10, 0));
     CHECK(after_beyond_log(job, 11, 0));  // one node: refused as ever
+}
+
+TEST_CASE("a subscription reads as far as the log was written before it goes live or ends") {
+    // Events 11 and 12 were written (and published) by another broker before
+    // this subscription began; this broker shows up to 10 for now.
+    const bool finished = GENERATE(false, true);
+    const std::uint64_t after = GENERATE(5, 11);
+    Subscription sub("J", after);
+    sub.reach(12);
+    std::vector<std::uint64_t> got;
+    if (!finished) CHECK(sub.on_live(batch(13, 13)).empty());  // buffered: the replay is not done
+    for (int pass = 0; pass < 2; ++pass) {
+        REQUIRE(sub.wants_read());
+        sub.read_started();
+        auto page = sub.on_page(store_read(sub.cursor(), 10, 100), false);
+        for (auto& e : page.events)
+            got.push_back(e.seq);
+        // Neither live (nothing would bring 11 and 12 then) nor ended: read again later.
+        CHECK(page.read_later);
+        CHECK(page.live.empty());
+        CHECK(sub.mode() == Subscription::Mode::replay);
+        CHECK(sub.reads_later() == pass + (after == 5 ? 0 : 1));
+        sub.on_page({}, true);  // the caller's retry
+    }
+    REQUIRE(sub.wants_read());
+    sub.read_started();
+    auto log = store_read(sub.cursor(), 11, 100);
+    log.push_back(event(12, finished));
+    auto page = sub.on_page(log, false);
+    for (auto& e : page.events)
+        got.push_back(e.seq);
+    collect(got, page.live);
+    CHECK_FALSE(page.read_later);
+    CHECK(page.ended == finished);
+    CHECK(sub.mode() == (finished ? Subscription::Mode::ended : Subscription::Mode::live));
+    std::vector<std::uint64_t> want;
+    for (std::uint64_t s = after + 1; s <= (finished ? 12 : 13); ++s)
+        want.push_back(s);
+    CHECK(got == want);
+
+    // One node: nothing to reach; an empty read goes live at once.
+    Subscription one("J", 10);
+    one.reach(0);
+    CHECK_FALSE(one.on_page({}, false).read_later);
+    CHECK(one.mode() == Subscription::Mode::live);
 }
 
 TEST_CASE("live events let go of are read from the store before going live again") {
