@@ -12,7 +12,7 @@ namespace jobcast::broker {
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms", store_url;
-    std::string stall_timeout = "30s", keepalive = "15s", shutdown_timeout = "10s",
+    std::string stall_timeout = "30s", keepalive = "45s", shutdown_timeout = "10s",
                 read_timeout = "30s", stream_long_poll = "20s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"

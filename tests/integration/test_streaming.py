@@ -359,6 +359,107 @@ class StreamingTest(JobcastTest):
                                             "tokens_per_second": 0, "seed": 1})
         self.assertEqual(follow_ws(broker, small["id"]), api.events(small["id"]))
 
+    def test_keepalive_closes_a_silent_peer_in_time_and_keeps_live_ones(self):
+        # README: a peer that stops answering is closed within 2 x --keepalive
+        # plus a sixteenth of it (one sweep tick) of its last message; one
+        # that answers pings is kept however long it is idle; one that is
+        # being written to is not pinged at all.
+        keepalive = 1.0
+        broker = self.start_broker(db=self.db + ".keepalive", args=["--keepalive", "1s"])
+        api = self.client(broker)
+        quiet = api.submit("nobody.runs.this")["id"]
+
+        def websockets():
+            return metric(api, "jobcast_connections", {"transport": "websocket"})
+
+        def subscribe(client, job):
+            client.send({"op": "subscribe", "job": job, "after": 0})
+            for _, item in client.frames():
+                if item.get("type") == "subscribed":
+                    return
+
+        # A live idle client: it reads (answering pings, as browsers do) and
+        # counts the pings, on its own thread.
+        live = WsClient(broker)
+        self.addCleanup(live.close)
+        subscribe(live, quiet)
+        live_pings, live_error = [], []
+
+        def read_live():
+            try:
+                while True:
+                    opcode, frame = live.ws.recv_data_frame(True)
+                    if opcode == websocket.ABNF.OPCODE_PING:
+                        live_pings.append(time.monotonic())
+                        live.ws.pong(frame.data)
+                    elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                        live_error.append("closed by the broker")
+                        return
+                    elif opcode == websocket.ABNF.OPCODE_TEXT:
+                        if json.loads(frame.data.decode()).get("type") == "pong":
+                            return  # the end of the test's idle time, below
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                live_error.append(repr(e))
+        reader = threading.Thread(target=read_live, daemon=True)
+        reader.start()
+
+        # A dead peer: subscribed, then it never reads nor answers again.
+        dead = WsClient(broker)
+        self.addCleanup(dead.close)
+        subscribe(dead, quiet)
+        last_message = time.monotonic()
+        wait_until(lambda: websockets() == 2, what="both connections counted")
+        closes = metric(api, "jobcast_slow_consumer_closes_total") or 0
+        wait_until(lambda: websockets() == 1, timeout=30, interval=0.01,
+                   what="the silent peer to be closed")
+        took = time.monotonic() - last_message
+        # Pinged after three quarters of an interval at least, closed an
+        # interval after that when no pong came; the upper bound allows a
+        # second of scheduling on a loaded machine.
+        self.assertGreaterEqual(took, 1.4 * keepalive)
+        self.assertLessEqual(took, 2 * keepalive + keepalive / 16 + 1.0)
+        self.assertEqual(metric(api, "jobcast_slow_consumer_closes_total"), closes + 1)
+
+        # The live one, idle for three intervals by now, was pinged about once
+        # per interval and is still served.
+        wait_until(lambda: time.monotonic() - last_message >= 3 * keepalive,
+                   what="three intervals")
+        self.assertEqual(live_error, [])
+        self.assertGreaterEqual(len(live_pings), 2)
+        self.assertLessEqual(len(live_pings), 5)
+        live.send({"op": "ping"})
+        reader.join(10)
+        self.assertFalse(reader.is_alive())
+        self.assertEqual(live_error, [])
+        self.assertEqual(websockets(), 1)
+
+        # A client that is being written to is never pinged.
+        self.start_worker(broker, ["llm.generate"])
+        job = api.submit("llm.generate", {"prompt": "busy", "max_tokens": 60,
+                                          "tokens_per_second": 20, "seed": 1})
+        busy = WsClient(broker)
+        self.addCleanup(busy.close)
+        busy.send({"op": "subscribe", "job": job["id"], "after": 0})
+        first_event, pings_while_busy = None, 0
+        while True:
+            opcode, frame = busy.ws.recv_data_frame(True)
+            if opcode == websocket.ABNF.OPCODE_PING:
+                busy.ws.pong(frame.data)
+                if first_event is not None:  # counted from the first event on
+                    pings_while_busy += 1
+                continue
+            self.assertEqual(opcode, websocket.ABNF.OPCODE_TEXT)
+            item = json.loads(frame.data.decode())
+            batch = item["events"] if item["type"] == "events" else (
+                [item] if item["type"] == "event" else [])
+            if batch and first_event is None:
+                first_event = time.monotonic()
+            if any(is_terminal(e) for e in batch):
+                break
+        # Three seconds of tokens: three intervals in which it was never idle.
+        self.assertGreaterEqual(time.monotonic() - first_event, 2 * keepalive)
+        self.assertEqual(pings_while_busy, 0)
+
     def test_jobs_feed_and_cancel_over_websocket(self):
         client = WsClient(self.broker)
         self.addCleanup(client.close)

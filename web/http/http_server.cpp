@@ -125,9 +125,13 @@ struct HttpServer::Impl {
           acceptor(net::make_strand(io)),
           accept_retry(acceptor.get_executor()) {}
     ~Impl() {
-        // The hub's lanes are strands on `io`: none may outlive it (the
-        // sessions' own references go with the io_context's handlers).
-        if (auto streaming = shared->streaming.load()) streaming->lanes->release();
+        // The hub's lanes and the keepalive sweeps are strands and timers on
+        // `io`: none may outlive it (the sessions' own references go with
+        // the io_context's handlers).
+        if (auto streaming = shared->streaming.load()) {
+            streaming->lanes->release();
+            streaming->keepalive_sweeps->release();
+        }
     }
 
     void listen();

@@ -32,29 +32,10 @@ class StrandLane final : public live::LiveLane {
 
 }  // namespace
 
-std::shared_ptr<live::LiveLane> StreamLanes::pick(const net::any_io_executor& session_strand) {
-    const auto* strand = session_strand.target<net::strand<net::io_context::executor_type>>();
-    if (!strand) return nullptr;
-    const auto& io = strand->get_inner_executor();
-    std::lock_guard lock(mutex_);
-    if (released_) return nullptr;
-    if (lanes_.empty()) {
-        context_ = &io.context();
-        for (std::size_t i = 0; i < count_; ++i)
-            lanes_.push_back(std::make_shared<StrandLane>(io));
-    }
-    if (context_ != &io.context()) return nullptr;
-    return lanes_[next_++ % lanes_.size()];
-}
-
-void StreamLanes::release() {
-    std::vector<std::shared_ptr<live::LiveLane>> lanes;
-    {
-        std::lock_guard lock(mutex_);
-        released_ = true;
-        lanes.swap(lanes_);
-    }
-}
+StreamLanes::StreamLanes(std::size_t count)
+    : lanes_(count, [](const net::io_context::executor_type& io) {
+          return std::make_shared<StrandLane>(io);
+      }) {}
 
 std::chrono::steady_clock::duration seconds_until(std::int64_t unix_seconds) {
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(

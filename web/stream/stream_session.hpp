@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "live/hub.hpp"
+#include "web/stream/keepalive_sweep.hpp"
+#include "web/stream/per_io_thread.hpp"
 #include "web/stream/stream_stats.hpp"
 #include "web/stream/streaming_config.hpp"
 #include "web/stream/subscription.hpp"
@@ -40,24 +42,21 @@ class SecurityContext;
 // posted to): one wake-up per I/O thread per commit, not one per subscriber.
 class StreamLanes {
   public:
-    explicit StreamLanes(std::size_t count) : count_(std::max<std::size_t>(1, count)) {}
+    explicit StreamLanes(std::size_t count);
     // A lane for a session whose strand is `session_strand` (the lanes are
     // made on the first call, on that strand's io_context). Null when the
     // strand is not an io_context strand or runs on another io_context: the
     // hub then delivers to the session from its own thread.
-    std::shared_ptr<live::LiveLane> pick(const boost::asio::any_io_executor& session_strand);
+    std::shared_ptr<live::LiveLane> pick(const boost::asio::any_io_executor& session_strand) {
+        return lanes_.pick(session_strand);
+    }
     // Lets the lanes go before their io_context does (a strand must not
     // outlive it); pick() answers null afterwards. The HTTP server calls it
     // when it goes.
-    void release();
+    void release() { lanes_.release(); }
 
   private:
-    std::mutex mutex_;
-    bool released_ = false;
-    const std::size_t count_;
-    const void* context_ = nullptr;
-    std::vector<std::shared_ptr<live::LiveLane>> lanes_;
-    std::size_t next_ = 0;
+    PerIoThread<live::LiveLane> lanes_;
 };
 
 // Shared by every streaming session; owned by the server.
@@ -71,6 +70,9 @@ struct StreamingContext {
     StreamStats& stats;
     std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
     std::shared_ptr<StreamLanes> lanes = std::make_shared<StreamLanes>(config.io_threads);
+    // The WebSocket keepalive checks: one sweep per I/O thread.
+    std::shared_ptr<KeepaliveSweeps> keepalive_sweeps =
+        std::make_shared<KeepaliveSweeps>(config.io_threads, config.keepalive);
 };
 
 // How long until `unix_seconds` (zero when it is past, at most about ten years;

@@ -21,7 +21,7 @@ struct StreamingConfig {
     std::size_t max_subscriptions = 1000;             // per connection
     std::size_t max_message_bytes = 64 * 1024;        // client WebSocket message
     std::chrono::milliseconds stall_timeout{30'000};  // a write that long: close, "resume"
-    std::chrono::milliseconds keepalive{15'000};      // WS ping / SSE comment interval
+    std::chrono::milliseconds keepalive{45'000};      // WS ping / SSE comment interval
     std::size_t io_threads = 2;  // the HTTP server's: the hub's lanes into them
 };
 

@@ -15,6 +15,7 @@
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/stream/keepalive_sweep.hpp"
 #include "web/stream/subscription.hpp"
 
 namespace jobcast::web {
@@ -26,14 +27,14 @@ namespace net = boost::asio;
 
 namespace {
 
-// When the next keepalive check of a connection runs: a random point in the
-// last quarter of the interval, so that connections opened together do not
-// all wake together.
-std::chrono::steady_clock::duration jittered(std::chrono::milliseconds keepalive) {
+// How many sweep ticks of silence a connection is pinged after: a random
+// point in the last quarter of the keepalive interval, drawn once per
+// connection, so that connections opened together are not pinged together.
+std::uint64_t jittered_ticks() {
     thread_local std::minstd_rand random{std::random_device{}()};
-    std::uniform_int_distribution<std::int64_t> spread(keepalive.count() * 3 / 4,
-                                                       keepalive.count());
-    return std::chrono::milliseconds(spread(random));
+    std::uniform_int_distribution<std::uint64_t> spread(KeepaliveSweep::kSlots * 3 / 4,
+                                                        KeepaliveSweep::kSlots);
+    return spread(random);
 }
 
 // The kernel probes a connection that has been silent for `keepalive` and
@@ -53,7 +54,7 @@ void keep_alive(net::ip::tcp::socket& socket, std::chrono::milliseconds keepaliv
     socket.set_option(net::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>(3), ignored);
 }
 
-class WebSocketSession final : public StreamSession {
+class WebSocketSession final : public StreamSession, public KeepaliveMember {
   public:
     WebSocketSession(FlexStream&& stream, std::shared_ptr<StreamingContext> ctx, std::string owner,
                      std::string remote, std::int64_t valid_until,
@@ -68,18 +69,24 @@ class WebSocketSession final : public StreamSession {
           grant_(std::move(grant)),
           ops_(ctx_->security ? ctx_->security->config().limits.ws_ops_per_second : 0,
                ctx_->security ? ctx_->security->config().limits.ws_ops_burst : 0,
-               std::chrono::steady_clock::now()) {}
+               std::chrono::steady_clock::now()),
+          sweep_(ctx_->keepalive_sweeps->pick(strand_)),
+          silence_ticks_(jittered_ticks()) {}
 
     void run(http::request<http::string_body> request) {
         beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
-        // Dead peers are found without a timer per read: by the kernel's TCP
-        // keepalive, and by our own check, which pings only a connection
-        // that wrote nothing since the last one (schedule_keepalive).
+        // Dead peers are found without a timer per connection: by the
+        // kernel's TCP keepalive, and by the I/O thread's keepalive sweep,
+        // which pings only a connection that neither read a message nor
+        // wrote anything for an interval (check_keepalive).
         auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
         timeouts.idle_timeout = websocket::stream_base::none();
         timeouts.keep_alive_pings = false;
         ws_.set_option(timeouts);
         keep_alive(beast::get_lowest_layer(ws_).socket(), ctx_->config.keepalive);
+        // A pong (or the peer's own ping) shows the peer is there; it is not
+        // activity that puts off the next ping, or an idle connection would
+        // be visited twice per ping (the interval restarting at its pong).
         ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_ = true; });
         ws_.set_option(websocket::stream_base::decorator(
             [](websocket::response_type& res) { res.set(http::field::server, "jobcast"); }));
@@ -103,7 +110,8 @@ class WebSocketSession final : public StreamSession {
     void on_accept(beast::error_code ec) {
         if (ec) return fail(ec, "accept");
         log().debug("event=ws_open remote={} owner={}", remote_, audit_quote(owner_));
-        schedule_keepalive();
+        active();
+        schedule_keepalive(silence_ticks_);
         schedule_expiry();
         watch_revocation();
         do_read();
@@ -157,7 +165,7 @@ class WebSocketSession final : public StreamSession {
     }
 
     void on_read(beast::error_code ec) {
-        heard_ = true;
+        heard();
         if (ec == websocket::error::message_too_big) {
             // Beast has already answered with close code 1009 (too big).
             ctx_->stats.op_errors.fetch_add(1, std::memory_order_relaxed);
@@ -346,7 +354,7 @@ class WebSocketSession final : public StreamSession {
     void write_front(const std::shared_ptr<const std::string>& bytes) override {
         ws_.async_write(net::buffer(*bytes),
                         [self = self(), bytes](beast::error_code ec, std::size_t) {
-                            self->wrote_ = true;
+                            self->active();
                             self->on_write_done(ec);
                             if (ec) self->fail(ec, "write");
                         });
@@ -380,21 +388,21 @@ class WebSocketSession final : public StreamSession {
 
     // ---- closing ----
 
-    // Every keepalive interval (jittered): a write stuck for longer than the
-    // stall timeout closes the connection; a peer that answered nothing since
-    // the last ping is gone (closed within 2 x keepalive of going silent); a
-    // connection that wrote nothing since the last check gets a ping, so
-    // proxies see traffic and a silent peer is found. Busy connections are
-    // never pinged, idle ones once per interval, and nothing runs per read.
-    void schedule_keepalive() {
-        timer_.expires_after(jittered(ctx_->config.keepalive));
-        timer_.async_wait([self = self()](beast::error_code ec) {
-            if (ec || self->closing_) return;
-            self->check_keepalive();
-        });
+    // The keepalive check, when the sweep finds the connection due (at most
+    // once per interval, never per read or write): a write stuck for longer
+    // than the stall timeout closes the connection; a peer that answered
+    // nothing since the last ping is gone; a connection that neither read a
+    // message nor wrote anything for its interval (three quarters of
+    // `keepalive` to all of it, jittered) gets a ping, so proxies see traffic
+    // and a silent peer is found. Busy connections are never pinged, idle ones once per
+    // interval; a peer that goes silent is closed within 2 x keepalive (one
+    // interval until the ping, one for its answer) plus one sweep tick.
+    void keepalive_due() override {
+        net::dispatch(strand_, [self = self()] { self->check_keepalive(); });
     }
 
     void check_keepalive() {
+        if (closing_) return;
         if (stalled(std::chrono::steady_clock::now())) {
             // The client stopped reading: its TCP window is full, so a
             // close frame could not reach it either. Drop the connection;
@@ -405,15 +413,32 @@ class WebSocketSession final : public StreamSession {
         }
         if (pinged_ && !heard_) return fail(beast::error::timeout, "keepalive");
         pinged_ = false;
-        heard_ = false;
-        if (!wrote_ && idle()) {
+        const auto silent = sweep_->tick() - last_active_;
+        if (silent < silence_ticks_) return schedule_keepalive(silence_ticks_ - silent);
+        if (idle()) {
             pinged_ = true;
+            heard_ = false;
             ws_.async_ping({}, [self = self()](beast::error_code ec) {
                 if (ec && !self->closing_) self->fail(ec, "ping");
             });
         }
-        wrote_ = false;
-        schedule_keepalive();
+        schedule_keepalive(silence_ticks_);
+    }
+
+    // Due again in `ticks` sweep ticks. Without a sweep (the broker is
+    // stopping) the connection is left to TCP keepalive.
+    void schedule_keepalive(std::uint64_t ticks) {
+        if (sweep_) sweep_->schedule(std::weak_ptr<KeepaliveMember>(self()), ticks);
+    }
+
+    // Something was read or written: the sweep's tick counter, no clock read.
+    void active() {
+        if (sweep_) last_active_ = sweep_->tick();
+    }
+    // A message was read: the peer is there, and the connection is busy.
+    void heard() {
+        heard_ = true;
+        active();
     }
 
     void close(std::uint16_t code, const char* reason) {
@@ -472,7 +497,7 @@ class WebSocketSession final : public StreamSession {
 
     websocket::stream<FlexStream> ws_;
     beast::flat_buffer buffer_;
-    net::steady_timer timer_;
+    net::steady_timer timer_;   // a closing connection's write may take this long
     net::steady_timer expiry_;  // the token expires
     std::string remote_;
     std::int64_t valid_until_;             // unix seconds; 0: never
@@ -480,12 +505,13 @@ class WebSocketSession final : public StreamSession {
     std::shared_ptr<void> revocation_watch_;
     TokenBucket ops_;  // client ops per second
     bool close_after_drain_ = false;
-    bool reads_paused_ = false;  // see backlog_cleared()
-    // Since the last keepalive check: a frame was written / anything was
-    // read (ops, pongs); a ping is waiting for its answer.
-    bool wrote_ = false;
-    bool heard_ = false;
+    bool reads_paused_ = false;              // see backlog_cleared()
+    std::shared_ptr<KeepaliveSweep> sweep_;  // null: left to TCP keepalive
+    const std::uint64_t silence_ticks_;      // pinged after this many ticks of silence
+    std::uint64_t last_active_ = 0;          // the sweep tick of the last read or write
+    // A ping is waiting for its answer; anything was read since it was sent.
     bool pinged_ = false;
+    bool heard_ = false;
     std::size_t pending_subscribes_ = 0;  // subscribe ops between their read and their check
     std::uint16_t close_code_ = client_api::kCloseGoingAway;
     const char* close_reason_ = "";

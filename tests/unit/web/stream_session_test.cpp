@@ -1,7 +1,7 @@
 // StreamSession's delivery and write path on a real hub and store: the hub's
 // lanes into the I/O threads, live frames merged per job behind a write in
 // flight, and a WebSocket whose peer stops answering being found by the
-// keepalive check.
+// keepalive sweep.
 #include "web/stream/stream_session.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -230,7 +230,7 @@ TEST_CASE("live frames queued behind a write in flight go out as one frame per j
     CHECK(text == "A3");
 }
 
-TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive",
+TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive and a tick",
           "[web][stream]") {
     StreamingConfig config;
     config.keepalive = std::chrono::milliseconds(300);
@@ -295,6 +295,27 @@ TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive
     CHECK(took >= config.keepalive);  // one ping, then one unanswered interval
     CHECK(took <= 2 * config.keepalive + std::chrono::milliseconds(500));
     CHECK(f.stats.slow_closes.load() == 1);
+
+    // A client that sends ops (activity: it is not pinged) but never reads,
+    // then falls silent, as a peer that vanishes does: closed within the
+    // documented bound of its last op, 2 x keepalive plus one sweep tick.
+    auto vanishing = connect(false);
+    CHECK(f.stats.connections[0].load() == 2);
+    for (int i = 0; i < 15; ++i) {
+        vanishing->write(net::buffer(std::string_view(R"({"op":"ping"})")));
+        std::this_thread::sleep_for(config.keepalive / 3);
+    }
+    vanishing->write(net::buffer(std::string_view(R"({"op":"ping"})")));
+    auto last_op = std::chrono::steady_clock::now();
+    CHECK(f.stats.connections[0].load() == 2);  // busy for 5 intervals: never dropped
+    REQUIRE(eventually([&] { return f.stats.connections[0].load() == 1; }));
+    took = std::chrono::steady_clock::now() - last_op;
+    CHECK(took >= config.keepalive);
+    CHECK(took <= 2 * config.keepalive +
+                      config.keepalive / static_cast<int>(KeepaliveSweep::kSlots) +
+                      std::chrono::milliseconds(500));
+    CHECK(f.stats.slow_closes.load() == 2);
+
     beast::get_lowest_layer(*answering).close();
     REQUIRE(eventually([&] { return f.stats.connections[0].load() == 0 && !reading; }));
 }

@@ -1,0 +1,88 @@
+// The keepalive sweep: one timer for all its connections, each due at the
+// tick it asked for, those that are gone dropped; the sweeps spread over the
+// I/O threads and stop with the server.
+#include "web/stream/keepalive_sweep.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <catch2/catch.hpp>
+#include <set>
+
+using namespace jobcast::web;
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Records the ticks it was due at; asks to be due again `again` more times.
+class Recorder final : public KeepaliveMember, public std::enable_shared_from_this<Recorder> {
+  public:
+    Recorder(KeepaliveSweep& sweep, std::uint64_t every, int again)
+        : sweep_(sweep), every_(every), again_(again) {}
+    void keepalive_due() override {
+        due.push_back(sweep_.tick());
+        if (again_-- > 0) sweep_.schedule(weak_from_this(), every_);
+    }
+    std::vector<std::uint64_t> due;
+
+  private:
+    KeepaliveSweep& sweep_;
+    const std::uint64_t every_;
+    int again_;
+};
+
+}  // namespace
+
+TEST_CASE("a keepalive sweep visits each member at the tick it asked for", "[web][stream]") {
+    net::io_context io;
+    // Ticks of 10 ms: a member asking for 16 ticks is due 160 ms later.
+    auto sweep = std::make_shared<KeepaliveSweep>(net::make_strand(io), 160ms);
+    std::vector<std::shared_ptr<Recorder>> members;
+    for (std::uint64_t i = 0; i < 200; ++i) {
+        members.push_back(std::make_shared<Recorder>(*sweep, 1 + i % KeepaliveSweep::kSlots, 2));
+        sweep->schedule(members.back(), 1 + i % KeepaliveSweep::kSlots);
+    }
+    // A member that is gone before it is due is dropped, not called.
+    auto gone = std::make_shared<Recorder>(*sweep, 1, 0);
+    sweep->schedule(gone, 3);
+    gone.reset();
+    // Asking for more than a whole interval is the same as asking for one.
+    auto far = std::make_shared<Recorder>(*sweep, 1, 0);
+    sweep->schedule(far, 1000);
+
+    // The timer runs while the wheel holds members: io.run() returns when
+    // every member has been visited for the last time.
+    const auto started = std::chrono::steady_clock::now();
+    io.run();
+    const auto took = std::chrono::steady_clock::now() - started;
+    for (std::uint64_t i = 0; i < members.size(); ++i) {
+        const auto every = 1 + i % KeepaliveSweep::kSlots;
+        CHECK(members[i]->due == std::vector<std::uint64_t>{every, 2 * every, 3 * every});
+    }
+    CHECK(far->due == std::vector<std::uint64_t>{KeepaliveSweep::kSlots});
+    CHECK(sweep->tick() == 3 * KeepaliveSweep::kSlots);
+    // 48 ticks of 10 ms, one timer for all (not one wake-up per member).
+    CHECK(took >= 480ms);
+
+    // Stopped: nothing is scheduled any more.
+    sweep->stop();
+    sweep->schedule(members.front(), 1);
+    io.restart();
+    CHECK(io.run() == 0);
+}
+
+TEST_CASE("keepalive sweeps: one per I/O thread, none after release", "[web][stream]") {
+    net::io_context io;
+    net::io_context other;
+    KeepaliveSweeps sweeps(3, 45s);
+    std::set<KeepaliveSweep*> picked;
+    for (int i = 0; i < 9; ++i)
+        picked.insert(sweeps.pick(net::make_strand(io)).get());
+    CHECK(picked.size() == 3);
+    CHECK(picked.count(nullptr) == 0);
+    // A strand of another io_context, or not an io_context strand: none.
+    CHECK(sweeps.pick(net::make_strand(other)) == nullptr);
+    CHECK(sweeps.pick(io.get_executor()) == nullptr);
+    sweeps.release();
+    CHECK(sweeps.pick(net::make_strand(io)) == nullptr);
+}
