@@ -39,12 +39,12 @@ void undo_version6(db::Connection& connection) {
     REQUIRE(autoincrement != std::string::npos);
     table.erase(autoincrement, std::string_view(" AUTOINCREMENT").size());
     table.replace(table.find("streams"), std::string_view("streams").size(), "streams_v5");
-    connection.exec(table);
+    connection.exec(table.c_str());
     connection.exec(
         "INSERT INTO streams_v5 SELECT * FROM streams; DROP TABLE streams;"
         "ALTER TABLE streams_v5 RENAME TO streams; DELETE FROM sqlite_sequence;");
     for (const auto& index : indexes)
-        connection.exec(index);
+        connection.exec(index.c_str());
 }
 
 }  // namespace

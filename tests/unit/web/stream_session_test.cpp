@@ -373,11 +373,11 @@ TEST_CASE("a replay framed from the store's blocks writes the bytes framing its 
     StreamFixture f(config);
     finished_job(*f.store, "R", 60);
     const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
-    REQUIRE(last == 63);
+    REQUIRE(last == 64);  // queued, running, 60 tokens, then the finish's two
 
     for (bool sse : {false, true}) {
         CAPTURE(sse);
-        for (std::uint64_t after : {0, 1, 30, 62}) {
+        for (std::uint64_t after : {0, 1, 30, 63}) {
             CAPTURE(after);
             // What a client is sent: one frame per page of 7 read after `after`.
             std::vector<std::string> want;
