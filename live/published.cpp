@@ -4,7 +4,7 @@
 
 namespace jobcast::live {
 
-bool is_terminal_event(const Event& event) {
+bool is_terminal_event(const EventView& event) {
     if (event.kind != EventKind::state) return false;
     // The broker writes state events itself, always starting with the state.
     std::string_view data = event.data;

@@ -31,7 +31,10 @@ struct Published {
 using PublishedPtr = std::shared_ptr<const Published>;
 
 // True for a `state` event whose state is terminal (succeeded/failed/cancelled).
-bool is_terminal_event(const Event& event);
+bool is_terminal_event(const EventView& event);
+inline bool is_terminal_event(const Event& event) {
+    return is_terminal_event(view_of(event));
+}
 
 // Which wire format a subscriber writes, so the hub serializes only those.
 enum class WireFormat : std::uint8_t { websocket = 1, sse = 2, none = 0 };

@@ -93,7 +93,7 @@ void encode_block(std::span<const Event> events, std::string& body) {
 
 std::optional<std::string> decode_block(std::string_view body, std::uint64_t first_seq,
                                         std::uint64_t last_seq, std::uint64_t after,
-                                        std::size_t limit, std::vector<Event>& out,
+                                        std::size_t limit, std::vector<EventView>& out,
                                         ByteBudget* budget) {
     if (first_seq == 0 || last_seq < first_seq || last_seq > kMaxSeq) {
         return "bad seq range " + std::to_string(first_seq) + ".." + std::to_string(last_seq);
@@ -128,11 +128,8 @@ std::optional<std::string> decode_block(std::string_view body, std::uint64_t fir
         if (appended == limit) return std::nullopt;  // enough; the rest is not needed
         if (budget && !out.empty() && budget->used >= budget->max) return std::nullopt;
         if (budget) budget->used += length;
-        Event& event = out.emplace_back();
-        event.seq = seq;
-        event.kind = static_cast<EventKind>(kind);
-        event.ts = static_cast<UnixUs>(previous);
-        event.data.assign(data, length);
+        out.push_back({seq, static_cast<EventKind>(kind), static_cast<UnixUs>(previous),
+                       std::string_view(data, length)});
         ++appended;
     }
     if (!reader.done()) return corrupt("trailing bytes after the last event", last_seq);

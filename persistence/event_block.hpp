@@ -33,13 +33,13 @@ struct ByteBudget {
 };
 
 // Decodes a block holding seqs [first_seq, last_seq] and appends to `out` its
-// events with seq > `after`, at most `limit` of them and, with `budget`, no
-// more once the budget is spent (see ByteBudget). Returns an error message
+// events with seq > `after` (views into `body`), at most `limit` of them and,
+// with `budget`, no more once the budget is spent (see ByteBudget). Returns an error message
 // (and leaves `out` as it was) when the block is corrupt or does not hold
 // exactly last_seq - first_seq + 1 events.
 std::optional<std::string> decode_block(std::string_view body, std::uint64_t first_seq,
                                         std::uint64_t last_seq, std::uint64_t after,
-                                        std::size_t limit, std::vector<Event>& out,
+                                        std::size_t limit, std::vector<EventView>& out,
                                         ByteBudget* budget = nullptr);
 
 }  // namespace jobcast::store

@@ -87,7 +87,8 @@ CREATE TABLE token_revocations(
 
 // Version 3: Durable Streams created over HTTP (stream_log.hpp).
 // - streams: one row per incarnation; (owner, name) is unique, and a name
-//   deleted and created again gets a new pk, so nothing of the old one shows.
+//   deleted and created again gets a new pk, so nothing of the old one shows
+//   (held since version 6: before it, the newest pk could come back).
 // - ttl_seconds -1 and expires_at_ms 0 mean none; accessed_at moves on reads
 //   and writes (the sliding TTL). closed_by is the producer tuple that closed
 //   the stream, so its retry is recognized.
@@ -162,6 +163,53 @@ void MigrateToVersion5(db::Connection& connection) {
     connection.exec(kSchemaV5);
 }
 
+// Version 6: stream ids are never reused. Without AUTOINCREMENT a new row
+// takes the largest pk + 1, so a stream created after the newest one was
+// deleted or expired got the old one's pk, and with it whatever still named
+// that pk: a live reader, an ETag, a producer. The table is rebuilt with
+// AUTOINCREMENT (SQLite cannot add it in place); its pks are kept, and the
+// sequence starts at the largest of them: an id deleted above that before
+// this upgrade is the one that can come back, once.
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE streams_v6(
+    pk              INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner           TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    content_type    TEXT    NOT NULL,
+    ttl_seconds     INTEGER NOT NULL DEFAULT -1,
+    expires_at      TEXT    NOT NULL DEFAULT '',
+    expires_at_ms   INTEGER NOT NULL DEFAULT 0,
+    closed          INTEGER NOT NULL DEFAULT 0,
+    closed_by       TEXT    NOT NULL DEFAULT '',
+    stream_seq      TEXT    NOT NULL DEFAULT '',
+    last_seq        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    accessed_at     INTEGER NOT NULL,
+    fork_of         INTEGER NOT NULL DEFAULT 0,
+    fork_seq        INTEGER NOT NULL DEFAULT 0,
+    fork_from       TEXT    NOT NULL DEFAULT '',
+    fork_offset     INTEGER NOT NULL DEFAULT -1,
+    fork_sub_offset INTEGER NOT NULL DEFAULT 0,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE(owner, name)
+);
+INSERT INTO streams_v6(pk, owner, name, content_type, ttl_seconds, expires_at, expires_at_ms,
+    closed, closed_by, stream_seq, last_seq, created_at, accessed_at, fork_of, fork_seq,
+    fork_from, fork_offset, fork_sub_offset, deleted)
+SELECT pk, owner, name, content_type, ttl_seconds, expires_at, expires_at_ms, closed,
+    closed_by, stream_seq, last_seq, created_at, accessed_at, fork_of, fork_seq, fork_from,
+    fork_offset, fork_sub_offset, deleted FROM streams;
+DROP TABLE streams;
+ALTER TABLE streams_v6 RENAME TO streams;
+CREATE INDEX streams_expiring ON streams(expires_at_ms) WHERE expires_at_ms > 0;
+CREATE INDEX streams_with_ttl ON streams(accessed_at) WHERE ttl_seconds >= 0;
+CREATE INDEX streams_by_source ON streams(fork_of) WHERE fork_of > 0;
+)sql";
+
+void MigrateToVersion6(db::Connection& connection) {
+    connection.exec(kSchemaV6);
+}
+
 struct Migration {
     int version;
     void (*apply)(db::Connection&);
@@ -170,7 +218,7 @@ struct Migration {
 // Append only: a released step never changes.
 constexpr Migration kMigrations[] = {
     {1, MigrateToVersion1}, {2, MigrateToVersion2}, {3, MigrateToVersion3},
-    {4, MigrateToVersion4}, {5, MigrateToVersion5},
+    {4, MigrateToVersion4}, {5, MigrateToVersion5}, {6, MigrateToVersion6},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one step per schema version");
 

@@ -10,7 +10,7 @@
 namespace jobcast::store {
 
 // The schema version this build writes.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // The version recorded in `meta`; 0 for a database jobcast never touched.
 int schema_version(db::Connection& connection);

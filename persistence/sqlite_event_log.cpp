@@ -1,6 +1,6 @@
 #include "persistence/sqlite_event_log.hpp"
 
-#include <algorithm>
+#include <string>
 
 #include "persistence/event_block.hpp"
 #include "persistence/log.hpp"
@@ -25,7 +25,17 @@ constexpr const char* kSelectBlocks =
 std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t after,
                                         std::size_t limit, std::size_t max_bytes) {
     std::vector<Event> events;
-    if (limit == 0) return events;
+    read_into(job, after, limit, max_bytes, [&](std::span<const EventView> views) {
+        for (const EventView& view : views)
+            events.push_back({view.seq, view.kind, view.ts, std::string(view.data)});
+    });
+    return events;
+}
+
+ReadTotals SqliteEventLog::read_into(std::string_view job, std::uint64_t after, std::size_t limit,
+                                     std::size_t max_bytes, const EventVisitor& visit) {
+    ReadTotals totals;
+    if (limit == 0) return totals;
     auto connection = pool_.borrow();
 
     std::int64_t pk = 0;
@@ -34,16 +44,11 @@ std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t afte
         db::Statement& select = connection->statement(kSelectJobLog);
         db::ResetOnExit reset(select);
         select.bind_text(1, job);
-        if (!select.step()) return events;
+        if (!select.step()) return totals;
         pk = select.column_int64(0);
         last_seq = static_cast<std::uint64_t>(select.column_int64(1));
     }
-    if (after >= last_seq) return events;
-    // The job row may be older than the blocks read next (a commit in between):
-    // it only sizes the reservation.
-    constexpr std::uint64_t kMaxReserve = 1 << 17;  // a huge limit grows the vector as it goes
-    events.reserve(
-        static_cast<std::size_t>(std::min<std::uint64_t>({limit, last_seq - after, kMaxReserve})));
+    if (after >= last_seq) return totals;
 
     db::Statement& blocks = connection->statement(kSelectBlocks);
     db::ResetOnExit reset(blocks);
@@ -51,7 +56,10 @@ std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t afte
     blocks.bind(2, after);
     std::uint64_t next = after + 1;
     ByteBudget budget{max_bytes};
-    while (events.size() < limit && (events.empty() || budget.used < max_bytes) && blocks.step()) {
+    // One block's views at a time: they point into the row, valid until the next step.
+    std::vector<EventView> views;
+    while (totals.events < limit && (totals.events == 0 || budget.used < max_bytes) &&
+           blocks.step()) {
         const auto first = static_cast<std::uint64_t>(blocks.column_int64(0));
         const auto last = static_cast<std::uint64_t>(blocks.column_int64(1));
         if (first > next) {
@@ -61,17 +69,21 @@ std::vector<Event> SqliteEventLog::read(std::string_view job, std::uint64_t afte
                              std::to_string(next));
         }
         if (last < next) continue;  // cannot happen with a well-formed log
+        views.clear();
         const auto error = decode_block(blocks.column_blob(2), first, last, after,
-                                        limit - events.size(), events, &budget);
+                                        limit - totals.events, views, &budget);
         if (error) {
             logger().error("corrupt event block job={} first_seq={} error=\"{}\"", job, first,
                            *error);
             throw StoreError("corrupt event block of job " + std::string(job) + " at seq " +
                              std::to_string(first) + ": " + *error);
         }
+        if (!views.empty()) visit(views);
+        totals.events += views.size();
         next = last + 1;
     }
-    return events;
+    totals.bytes = budget.used;
+    return totals;
 }
 
 std::optional<std::uint64_t> SqliteEventLog::last_seq(std::string_view job) {

@@ -14,6 +14,9 @@ class SqliteEventLog final : public EventLog {
     // Throws StoreError when a stored block is corrupt or the log has a hole.
     std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
                             std::size_t max_bytes) override;
+    // Each stored block's events as views into the row read, no Event made.
+    ReadTotals read_into(std::string_view job, std::uint64_t after, std::size_t limit,
+                         std::size_t max_bytes, const EventVisitor& visit) override;
     std::optional<std::uint64_t> last_seq(std::string_view job) override;
 
   private:

@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -176,6 +177,15 @@ class JobStore {
     virtual std::vector<std::pair<JobState, std::int64_t>> count_by_state() = 0;
 };
 
+// What EventLog::read_into handed over: how many events, and their data's bytes.
+struct ReadTotals {
+    std::size_t events = 0;
+    std::size_t bytes = 0;
+};
+// Receives a read's events in seq order, a run at a time. The views (their
+// data) are valid only during the call.
+using EventVisitor = std::function<void(std::span<const EventView>)>;
+
 // The bytes of event data in `events`, as EventLog::read counts them.
 inline std::size_t page_bytes(const std::vector<Event>& events) {
     std::size_t bytes = 0;
@@ -196,6 +206,19 @@ class EventLog {
                                     std::size_t max_bytes) = 0;
     std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit) {
         return read(job, after, limit, std::numeric_limits<std::size_t>::max());
+    }
+    // The same page handed to `visit` as views into what the store read, with
+    // no copy of any event: what a replay writes straight into its frames. This
+    // default adapts read() (for an engine whose read makes Events anyway).
+    virtual ReadTotals read_into(std::string_view job, std::uint64_t after, std::size_t limit,
+                                 std::size_t max_bytes, const EventVisitor& visit) {
+        const std::vector<Event> events = read(job, after, limit, max_bytes);
+        std::vector<EventView> views;
+        views.reserve(events.size());
+        for (const Event& event : events)
+            views.push_back(view_of(event));
+        if (!views.empty()) visit(views);
+        return {events.size(), page_bytes(events)};
     }
     // nullopt for an unknown job.
     virtual std::optional<std::uint64_t> last_seq(std::string_view job) = 0;

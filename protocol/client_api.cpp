@@ -131,43 +131,75 @@ std::string websocket_frame(const std::string& job, const std::vector<Event>& ev
 }
 
 std::string websocket_frame(const std::string& job, const std::vector<EventSlice>& slices) {
-    std::size_t n = 0, reserve = 64;
-    const Event* only = nullptr;
+    std::size_t reserve = 64 + job.size();
     for (const auto& slice : slices) {
-        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
-            only = &(*slice.events)[i];
-            reserve += only->data.size() + 64;
-            ++n;
-        }
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i)
+            reserve += (*slice.events)[i].data.size() + 64;
     }
-    if (n == 1) return event_frame(job, *only);
-    std::string out;
-    out.reserve(reserve);
-    out.append(R"({"type":"events","job":)");
-    json::append_quoted(out, job);
-    out.append(R"(,"events":[)");
-    bool first = true;
+    PageFramer framer(PageFramer::Format::websocket, job);
+    framer.reserve(reserve);
     for (const auto& slice : slices) {
-        for (std::size_t i = slice.skip; i < slice.events->size(); ++i) {
-            if (!first) out.push_back(',');
-            first = false;
-            json::append_event_object(out, (*slice.events)[i]);
-        }
+        for (std::size_t i = slice.skip; i < slice.events->size(); ++i)
+            framer.add(view_of((*slice.events)[i]));
     }
-    out.append("]}");
-    return out;
+    return framer.take();
 }
 
 std::string sse_text(const std::string& job, const std::vector<Event>& events, std::size_t skip) {
-    std::string out;
-    for (std::size_t i = skip; i < events.size(); ++i) {
-        const Event& e = events[i];
-        out.append("id: ").append(std::to_string(e.seq));
-        out.append("\nevent: ").append(to_string(e.kind));
-        out.append("\ndata: ");
-        json::append_event_object(out, e);
-        out.append("\n\n");
+    PageFramer framer(PageFramer::Format::sse, job);
+    for (std::size_t i = skip; i < events.size(); ++i)
+        framer.add(view_of(events[i]));
+    return framer.take();
+}
+
+namespace {
+constexpr std::string_view kEventsFrameHead = R"({"type":"events","job":)";
+constexpr std::string_view kEventFrameHead = R"({"type":"event","job":)";
+}  // namespace
+
+PageFramer::PageFramer(Format format, std::string_view job) : format_(format), job_(job) {}
+
+void PageFramer::add(const EventView& event) {
+    if (format_ == Format::objects) {
+        if (events_ != 0) out_.push_back(',');
+        json::append_event_object(out_, event);
+    } else if (format_ == Format::sse) {
+        out_.append("id: ");
+        json::detail::append_uint(out_, event.seq);
+        out_.append("\nevent: ").append(to_string(event.kind));
+        out_.append("\ndata: ");
+        json::append_event_object(out_, event);
+        out_.append("\n\n");
+    } else {
+        if (events_ == 0) {
+            out_.append(kEventsFrameHead);
+            json::append_quoted(out_, job_);
+            out_.append(R"(,"events":[)");
+            first_ = out_.size();
+        } else {
+            out_.push_back(',');
+        }
+        json::append_event_object(out_, event);
     }
+    ++events_;
+}
+
+std::string PageFramer::take() {
+    std::string out;
+    if (format_ == Format::websocket && events_ == 1) {
+        // One event is an `event` frame: its members (past the object's
+        // brace) follow the job.
+        out.reserve(out_.size());
+        out.append(kEventFrameHead);
+        json::append_quoted(out, job_);
+        out.push_back(',');
+        out.append(std::string_view(out_).substr(first_ + 1));
+        out_.clear();
+    } else {
+        if (format_ == Format::websocket && events_ > 1) out_.append("]}");
+        out.swap(out_);
+    }
+    events_ = 0;
     return out;
 }
 
@@ -321,12 +353,11 @@ void UiMessageStream::append_event(std::string& out, const Event& event,
     if (terminal) append_sse_data(out, event.seq, "[DONE]");
 }
 
-std::string events_page(const std::vector<Event>& events, std::uint64_t last_seq, bool done) {
-    std::string body = R"({"events":[)";
-    for (std::size_t i = 0; i < events.size(); ++i) {
-        if (i != 0) body += ',';
-        json::append_event_object(body, events[i]);
-    }
+std::string events_page(std::string_view event_objects, std::uint64_t last_seq, bool done) {
+    std::string body;
+    body.reserve(event_objects.size() + 64);
+    body += R"({"events":[)";
+    body += event_objects;
     body += R"(],"last_seq":)";
     body += std::to_string(last_seq);
     body += R"(,"done":)";

@@ -91,6 +91,30 @@ inline constexpr std::uint16_t kClosePolicy = 4008;
 // "id: <seq>\nevent: <kind>\ndata: {seq,kind,ts,data}\n\n" per event from `skip` on.
 std::string sse_text(const std::string& job, const std::vector<Event>& events,
                      std::size_t skip = 0);
+
+// One job's events framed one by one, as a store read hands them over
+// (store::EventLog::read_into, no Event copies): the bytes websocket_frame or
+// sse_text gives for the same events, or (objects) their event objects
+// separated by commas, an events page's or a JSON array's elements.
+class PageFramer {
+  public:
+    enum class Format : std::uint8_t { websocket, sse, objects };
+    PageFramer(Format format, std::string_view job);
+    void reserve(std::size_t bytes) { out_.reserve(bytes); }
+    void add(const EventView& event);
+    std::size_t events() const { return events_; }
+    // The frame, text or objects of the events added; empty for none.
+    // The framer starts empty again.
+    std::string take();
+
+  private:
+    Format format_;
+    std::string job_;
+    std::string out_;
+    std::size_t events_ = 0;
+    std::size_t first_ = 0;  // WebSocket: where the first event's object starts
+};
+
 // ": <text>\n\n", which EventSource ignores (heartbeats).
 std::string sse_comment(std::string_view text);
 // "retry: <ms>\n\n": how soon EventSource reconnects.
@@ -166,7 +190,8 @@ class UiMessageStream {
 
 // ---- Long-poll / REST ------------------------------------------------------
 
-// The body of GET /v1/jobs/{id}/events: {"events":[...],"last_seq":N,"done":B}.
-std::string events_page(const std::vector<Event>& events, std::uint64_t last_seq, bool done);
+// The body of GET /v1/jobs/{id}/events: {"events":[...],"last_seq":N,"done":B},
+// the array's elements being `event_objects` (PageFramer::Format::objects).
+std::string events_page(std::string_view event_objects, std::uint64_t last_seq, bool done);
 
 }  // namespace jobcast::client_api

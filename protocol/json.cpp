@@ -154,7 +154,7 @@ std::string job(const Job& job) {
 
 // The fan-out path runs these per event per subscriber batch: plain appends,
 // and `data` (validated JSON text from the codec or the broker) goes in verbatim.
-void append_event_members(std::string& out, const Event& event) {
+void append_event_members(std::string& out, const EventView& event) {
     out.reserve(out.size() + 64 + event.data.size());
     out += "\"seq\":";
     detail::append_uint(out, event.seq);
@@ -170,7 +170,7 @@ void append_event_members(std::string& out, const Event& event) {
     }
 }
 
-void append_event_object(std::string& out, const Event& event) {
+void append_event_object(std::string& out, const EventView& event) {
     out.push_back('{');
     append_event_members(out, event);
     out.push_back('}');

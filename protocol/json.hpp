@@ -23,9 +23,15 @@ std::string job(const Job& job);
 // {"seq":N,"kind":K,"ts":T,"data":{...}} — one element of an events page or of a
 // batched WebSocket frame (client_api.hpp builds both).
 std::string event_object(const Event& event);
-void append_event_object(std::string& out, const Event& event);
+void append_event_object(std::string& out, const EventView& event);
+inline void append_event_object(std::string& out, const Event& event) {
+    append_event_object(out, view_of(event));
+}
 // The same members without the braces, for a frame that adds its own.
-void append_event_members(std::string& out, const Event& event);
+void append_event_members(std::string& out, const EventView& event);
+inline void append_event_members(std::string& out, const Event& event) {
+    append_event_members(out, view_of(event));
+}
 
 // {"error":{"code":C,"message":M}} — the body of every REST error.
 std::string error_body(std::string_view code, std::string_view message);

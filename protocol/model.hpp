@@ -58,6 +58,19 @@ struct Event {
     std::string data = "{}";  // JSON object text
 };
 
+// An event as a store read hands it over (store::EventLog::read_into): `data`
+// points into the read's buffer and is valid only while it is handed over.
+struct EventView {
+    std::uint64_t seq = 0;
+    EventKind kind = EventKind::log;
+    UnixUs ts = 0;
+    std::string_view data;
+};
+
+inline EventView view_of(const Event& event) {
+    return {event.seq, event.kind, event.ts, event.data};
+}
+
 // A new, unique, time-sortable job id (26-character Crockford base32 ULID).
 std::string new_job_id(UnixMs now);
 

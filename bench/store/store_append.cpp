@@ -3,8 +3,9 @@
 // running jobs through the real writer thread (group commit), for several
 // batch caps and both durabilities; then reads a 1,000,000-event log back in
 // pages of 10,000, and again as the broker resumes a WebSocket client: pages
-// of --frame-page events, each made into one frame. Prints figures; asserts
-// nothing.
+// of --frame-page events, each made into one frame straight from the store's
+// blocks (from=blocks) and, for comparison, from Events read first
+// (from=events). Prints figures; asserts nothing.
 //
 //   store_append [--events N] [--replay-events N] [--dir DIR] [--caps 1000,8192,32768]
 //                [--no-full] [--no-replay] [--frame-page N]
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -132,11 +134,31 @@ void append_run(const Options& options, Durability durability, std::size_t batch
 }
 
 // A resume as the broker's WebSocket session makes it: pages of `page`
-// events (at most `page_bytes` of data) read after `after`, each sent as one
-// frame. Returns the frames' bytes. Not inlined, so callgrind's
-// --toggle-collect='*replay_frames*' counts it alone.
+// events (at most `page_bytes` of data) read after `after` straight from the
+// store's blocks into one frame each. Returns the frames' bytes. Not inlined,
+// so callgrind's --toggle-collect='*replay_frames(*' counts it alone.
 [[gnu::noinline]] std::size_t replay_frames(EventLog& log, const std::string& id, std::size_t page,
                                             std::size_t page_bytes) {
+    std::size_t bytes = 0;
+    std::uint64_t after = 0;
+    client_api::PageFramer framer(client_api::PageFramer::Format::websocket, id);
+    for (;;) {
+        const auto read =
+            log.read_into(id, after, page, page_bytes, [&](std::span<const EventView> events) {
+                for (const EventView& event : events)
+                    framer.add(event);
+                after = events.back().seq;
+            });
+        if (read.events == 0) break;
+        bytes += framer.take().size();
+    }
+    return bytes;
+}
+
+// The same resume the way it was made before pages were framed from the
+// store's blocks: each page read as Events, then framed. For comparison.
+[[gnu::noinline]] std::size_t replay_frames_of_events(EventLog& log, const std::string& id,
+                                                      std::size_t page, std::size_t page_bytes) {
     std::size_t bytes = 0;
     std::uint64_t after = 0;
     for (;;) {
@@ -191,15 +213,20 @@ void replay_run(const Options& options) {
         std::fflush(stdout);
     }
     for (int round = 1; round <= 3; ++round) {
-        const auto start = Clock::now();
-        const std::size_t bytes = replay_frames(store->events(), id, options.frame_page, 4 << 20);
-        const double elapsed = seconds_since(start);
-        std::printf(
-            "frames  round=%d events=%llu page=%zu seconds=%.3f events_per_s=%.0f "
-            "frame_MiB=%.1f\n",
-            round, static_cast<unsigned long long>(last), options.frame_page, elapsed,
-            last / elapsed, bytes / (1024.0 * 1024));
-        std::fflush(stdout);
+        for (const bool from_blocks : {true, false}) {
+            const auto start = Clock::now();
+            const std::size_t bytes =
+                from_blocks
+                    ? replay_frames(store->events(), id, options.frame_page, 4 << 20)
+                    : replay_frames_of_events(store->events(), id, options.frame_page, 4 << 20);
+            const double elapsed = seconds_since(start);
+            std::printf(
+                "frames  round=%d from=%-6s events=%llu page=%zu seconds=%.4f events_per_s=%.0f "
+                "frame_MiB=%.1f\n",
+                round, from_blocks ? "blocks" : "events", static_cast<unsigned long long>(last),
+                options.frame_page, elapsed, last / elapsed, bytes / (1024.0 * 1024));
+            std::fflush(stdout);
+        }
     }
     store->close();
 }

@@ -3,7 +3,8 @@
 // broker killed with SIGKILL and restarted on the same port and database,
 // the read resumed from the saved offset (long-poll), and what the client
 // reassembled is exactly the job's stored log. Also: appends to a job's
-// stream are refused, and an HTTP producer's retries are stored once.
+// stream are refused, an HTTP producer's retries are stored once, and a
+// stream created again under a gone one's name shows a reader nothing old.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
@@ -123,4 +124,49 @@ test('a job stream refuses appends; an HTTP producer retries exactly once into a
   expect(retry.status).toBe(204);
   const read = await stream({ url, offset: '-1', live: false });
   expect(await read.json()).toEqual([1, 2, 3, 4, 5].map((step) => ({ step })));
+}, 60_000);
+
+test('a stream created again after a delete or expiry: an old reader never keeps the old data', async () => {
+  const broker = await startBroker({
+    bin: BIN,
+    db: join(makeTempDir('jobcast-ds-client-'), 'jobcast.db'),
+  });
+  processes.push(broker);
+  const url = `${broker.url}/v1/streams/chat/session-1`;
+  const create = (headers = {}) =>
+    fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/json', ...headers } });
+  const append = (messages) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(messages),
+    });
+  const old = [{ old: 1 }, { old: 2 }, { old: 3 }];
+  const fresh = [{ new: 1 }, { new: 2 }, { new: 3 }];
+  for (const end of ['delete', 'expire']) {
+    expect((await create(end === 'expire' ? { 'Stream-TTL': '1' } : {})).status).toBe(201);
+    expect((await append(old)).status).toBe(204);
+    const first = await fetch(`${url}?offset=-1`);
+    expect(await first.json()).toEqual(old);
+    const tag = first.headers.get('etag');
+    if (end === 'delete') {
+      expect((await fetch(url, { method: 'DELETE' })).status).toBe(204);
+    } else {
+      // A HEAD does not keep it alive: it expires a second after the read.
+      const deadline = Date.now() + 10_000;
+      while ((await fetch(url, { method: 'HEAD' })).status !== 404) {
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    // The same name, as many messages: the reader's cached answer is not this
+    // stream's, so its ETag is answered with the new messages, never 304.
+    expect((await create()).status).toBe(201);
+    expect((await append(fresh)).status).toBe(204);
+    const again = await fetch(`${url}?offset=-1`, { headers: { 'If-None-Match': tag } });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('etag')).not.toBe(tag);
+    expect(await again.json()).toEqual(fresh);
+    expect((await fetch(url, { method: 'DELETE' })).status).toBe(204);
+  }
 }, 60_000);

@@ -1,8 +1,10 @@
 #include "web/rest/rest_api.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <exception>
+#include <span>
 #include <utility>
 #include <variant>
 
@@ -344,16 +346,24 @@ std::optional<RestApi::EventsPage> RestApi::read_events(const std::string& job_i
     auto job = visible_job(job_id, owner);
     if (!job) return std::nullopt;
     EventsPage page;
-    page.events = events_.read(job_id, after, limit, config_.max_page_bytes);
+    client_api::PageFramer objects(client_api::PageFramer::Format::objects, job_id);
+    page.reached = after;
+    page.count = events_
+                     .read_into(job_id, after, limit, config_.max_page_bytes,
+                                [&](std::span<const EventView> events) {
+                                    for (const EventView& event : events)
+                                        objects.add(event);
+                                    page.reached = events.back().seq;
+                                })
+                     .events;
+    page.events = objects.take();
     page.last_seq = job->last_seq;
-    if (!page.events.empty() && page.events.back().seq > page.last_seq) {
-        page.last_seq = page.events.back().seq;  // appended between the two reads
-    }
-    std::uint64_t reached = page.events.empty() ? after : page.events.back().seq;
+    // Past the job's last_seq: appended between the two reads.
+    if (page.count != 0) page.last_seq = std::max(page.last_seq, page.reached);
     // (In cluster mode a finished job's last events may not be shown here
     // yet: the page is not the end before it reaches them.)
-    page.done = is_terminal(job->state) && reached >= page.last_seq &&
-                reached >= store::written_seq(jobs_, job_id);
+    page.done = is_terminal(job->state) && page.reached >= page.last_seq &&
+                page.reached >= store::written_seq(jobs_, job_id);
     page.job = std::move(*job);
     return page;
 }
@@ -623,7 +633,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     // the read or wakes the poll (durable before visible).
     config_.hub->subscribe(job_id, after, poll, live::WireFormat::none);
     auto page = read_events(job_id, owner, after, limit);
-    if (!page || !page->events.empty() || page->done) {
+    if (!page || page->count != 0 || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers
         reply(events_response(page));
         return;

@@ -79,7 +79,11 @@ class RestApi {
     // long-poll and SSE variants of that route build on the same read.
     struct EventsPage {
         Job job;
-        std::vector<Event> events;
+        // The events' objects, comma-separated (client_api::PageFramer's
+        // objects), written straight from what the store read.
+        std::string events;
+        std::size_t count = 0;       // how many events
+        std::uint64_t reached = 0;   // the last one's seq; `after` when there is none
         std::uint64_t last_seq = 0;  // newest seq in the log when read
         bool done = false;           // the job is terminal and this page reaches last_seq
     };

@@ -169,6 +169,12 @@ class SseSession final : public StreamSession {
             client_api::sse_text(published.job, published.events, skip));
     }
 
+    // The UI message stream folds events on the strand: it reads Events.
+    std::optional<client_api::PageFramer::Format> replay_format() const override {
+        if (ui_message_) return std::nullopt;
+        return client_api::PageFramer::Format::sse;
+    }
+
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
         if (ui_message_) return ui_frame(events, 0);

@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
+#include <span>
 
 #include "common/clock.hpp"
 #include "common/time_bounds.hpp"
@@ -279,28 +280,53 @@ void StreamSession::pump_reads() {
     }
 }
 
+bool StreamSession::read_replay(store::EventLog& log, const std::string& job, std::uint64_t after,
+                                std::size_t limit, std::size_t max_bytes,
+                                std::optional<client_api::PageFramer::Format> format,
+                                ReplayPage& page) {
+    Subscription::StorePage& seqs = page.seqs;
+    std::optional<client_api::PageFramer> framer;
+    if (format) framer.emplace(*format, job);
+    const auto totals =
+        log.read_into(job, after, limit, max_bytes, [&](std::span<const EventView> events) {
+            for (const EventView& event : events) {
+                if (seqs.terminal) return;  // nothing follows the end of a stream
+                if (seqs.count++ == 0) seqs.first = event.seq;
+                seqs.last = event.seq;
+                seqs.terminal = live::is_terminal_event(event);
+                if (framer) {
+                    framer->add(event);
+                } else {
+                    page.events.push_back(
+                        {event.seq, event.kind, event.ts, std::string(event.data)});
+                }
+            }
+        });
+    if (framer && seqs.count != 0) page.frame = std::make_shared<const std::string>(framer->take());
+    return totals.events == limit || totals.bytes >= max_bytes;
+}
+
 void StreamSession::read_page(const std::string& job, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
     std::size_t max_bytes = ctx_->config.replay_page_bytes;
-    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes] {
-        std::vector<Event> events;
+    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes,
+                                      format = replay_format()] {
+        ReplayPage page;
+        bool full = false;
         bool ok = true;
         try {
-            events = self->ctx_->events.read(job, after, limit, max_bytes);
+            full = read_replay(self->ctx_->events, job, after, limit, max_bytes, format, page);
         } catch (const std::exception&) {
             ok = false;
         }
-        // Stopped by either bound: more may follow.
-        bool full = events.size() == limit || store::page_bytes(events) >= max_bytes;
-        boost::asio::post(self->strand_,
-                          [self, job, events = std::move(events), full, ok]() mutable {
-                              if (ok) {
-                                  self->on_page(job, std::move(events), full);
-                              } else {
-                                  self->retry_read_later(job);
-                              }
-                          });
+        boost::asio::post(self->strand_, [self, job, page = std::move(page), full, ok]() mutable {
+            if (ok) {
+                self->on_page(job, std::move(page), full);
+            } else {
+                self->retry_read_later(job);
+            }
+        });
     });
     if (!queued) retry_read_later(job);  // the read pool is saturated
 }
@@ -321,15 +347,16 @@ void StreamSession::retry_read_later(const std::string& job) {
     });
 }
 
-void StreamSession::on_page(const std::string& job, std::vector<Event> events, bool full) {
+void StreamSession::on_page(const std::string& job, ReplayPage page, bool full) {
     auto it = subs_.find(job);
     if (it == subs_.end() || closing_) return;
     Subscription& sub = it->second;
     bool before = sub.mode() == Subscription::Mode::replay;
-    auto result = sub.on_page(std::move(events), full);
-    if (!result.events.empty()) {
-        ctx_->stats.replayed.fetch_add(result.events.size(), std::memory_order_relaxed);
-        enqueue({page_frame(job, result.events), {}, result.events.size()});
+    auto result = sub.on_page(page.seqs, full);
+    if (result.events != 0) {
+        ctx_->stats.replayed.fetch_add(result.events, std::memory_order_relaxed);
+        auto frame = page.frame ? std::move(page.frame) : page_frame(job, page.events);
+        enqueue({std::move(frame), {}, result.events});
     }
     for (auto& delivery : result.live) {
         enqueue_live(delivery.published, delivery.skip);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "live/hub.hpp"
+#include "protocol/client_api.hpp"
 #include "web/stream/keepalive_sweep.hpp"
 #include "web/stream/per_io_thread.hpp"
 #include "web/stream/stream_stats.hpp"
@@ -143,6 +144,12 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     virtual void write_front(const std::shared_ptr<const std::string>& bytes) = 0;
     virtual std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                           std::size_t skip) = 0;
+    // How a page read from the store is framed: straight from the store's
+    // blocks on the read thread, in this format (no Event copies); nullopt:
+    // read as Events and framed by page_frame on the session's strand.
+    virtual std::optional<client_api::PageFramer::Format> replay_format() const {
+        return std::nullopt;
+    }
     virtual std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                           const std::vector<Event>& events) = 0;
     // One frame carrying every event of `slices` (consecutive live frames of
@@ -175,8 +182,20 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     void start_write();
     void coalesce_front();
     void pump_reads();
+    // A page read for one subscription: its seqs, and its events framed
+    // already (replay_format) or as Events for page_frame.
+    struct ReplayPage {
+        Subscription::StorePage seqs;
+        std::shared_ptr<const std::string> frame;
+        std::vector<Event> events;
+    };
+    // Reads the page after `after`, cut after a terminal event. True when a
+    // read bound stopped it (more may follow).
+    static bool read_replay(store::EventLog& log, const std::string& job, std::uint64_t after,
+                            std::size_t limit, std::size_t max_bytes,
+                            std::optional<client_api::PageFramer::Format> format, ReplayPage& page);
     void read_page(const std::string& job, std::uint64_t after);
-    void on_page(const std::string& job, std::vector<Event> events, bool full);
+    void on_page(const std::string& job, ReplayPage page, bool full);
     void retry_read_later(const std::string& job);
     void set_catching_up(Subscription& sub, bool before);
 

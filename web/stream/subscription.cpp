@@ -78,18 +78,17 @@ void Subscription::fall_behind() {
     drop_buffer();
 }
 
-Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool full) {
+Subscription::PageResult Subscription::on_page(const StorePage& page, bool full) {
     PageResult result;
     read_pending_ = false;
     if (mode_ != Mode::replay) return result;
-    for (auto& event : page) {
-        if (event.seq <= cursor_) continue;
-        if (event.seq != cursor_ + 1) break;  // cannot happen: the log has no holes
-        cursor_ = event.seq;
+    // Read after the cursor, which stays put while the read is pending: the
+    // page starts right after it (the log has no holes).
+    if (page.count != 0 && page.first == cursor_ + 1) {
+        cursor_ = page.last;
         reads_later_ = 0;
-        bool terminal = live::is_terminal_event(event);
-        result.events.push_back(std::move(event));
-        if (terminal) {
+        result.events = page.count;
+        if (page.terminal) {
             mode_ = Mode::ended;
             result.ended = true;
             drop_buffer();
@@ -111,7 +110,7 @@ Subscription::PageResult Subscription::on_page(std::vector<Event> page, bool ful
         // another one published, for as long as a shard has no replica.
         read_pending_ = true;
         result.read_later = true;
-        if (result.events.empty()) ++reads_later_;
+        if (result.events == 0) ++reads_later_;
         return result;
     }
     mode_ = Mode::live;

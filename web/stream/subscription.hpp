@@ -103,11 +103,20 @@ class Subscription {
     bool wants_read() const { return mode_ == Mode::replay && !read_pending_; }
     void read_started() { read_pending_ = true; }
 
-    // A page read from the store after cursor(). `full` = it hit the page limit
-    // (more may follow). Returns the events to send; then the pending live
-    // buffer if the replay has caught up (the subscription is live after that).
+    // A page read from the store after cursor(), as its seqs: events first to
+    // last, in order (none when count is 0); `terminal` when its last event
+    // ends the stream (a page is cut after such an event).
+    struct StorePage {
+        std::uint64_t first = 0;
+        std::uint64_t last = 0;
+        std::size_t count = 0;
+        bool terminal = false;
+    };
+    // `full` = the page hit a read bound (more may follow). Returns whether to
+    // send the page; then the pending live buffer if the replay has caught up
+    // (the subscription is live after that).
     struct PageResult {
-        std::vector<Event> events;   // from the store, seq > cursor, in order
+        std::size_t events = 0;      // the page's events to send: all of them, or none
         std::vector<Delivery> live;  // buffered live batches to send after them
         bool ended = false;          // the terminal event was delivered
         // The store does not give yet events this subscription was offered
@@ -116,7 +125,7 @@ class Subscription {
         // until then the read counts as pending.
         bool read_later = false;
     };
-    PageResult on_page(std::vector<Event> page, bool full);
+    PageResult on_page(const StorePage& page, bool full);
 
     std::size_t buffered_bytes() const { return buffer_bytes_; }
     // How many reads in a row gave read_later (0 after one that moved on):

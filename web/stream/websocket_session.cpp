@@ -367,6 +367,10 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
             client_api::websocket_frame(published.job, published.events, skip));
     }
 
+    std::optional<client_api::PageFramer::Format> replay_format() const override {
+        return client_api::PageFramer::Format::websocket;
+    }
+
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
         return std::make_shared<const std::string>(client_api::websocket_frame(job, events));

@@ -141,12 +141,12 @@ std::string format_body(bool json, const std::vector<store::StreamMessage>& mess
     return out;
 }
 
-std::string job_body(const std::vector<Event>& events) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < events.size(); ++i) {
-        if (i != 0) out += ',';
-        json::append_event_object(out, events[i]);
-    }
+// A job's events (their objects, comma-separated) as a JSON read's body.
+std::string job_body(std::string_view event_objects) {
+    std::string out;
+    out.reserve(event_objects.size() + 2);
+    out += '[';
+    out += event_objects;
     out += ']';
     return out;
 }
@@ -858,7 +858,7 @@ void DurableStreams::read_job(ReadRequest read, const Reply& reply) {
         if (page->done) headers.emplace_back(kClosed, "true");
         return reply(answer(200, std::string(kJsonType), "[]", std::move(headers)));
     }
-    if (read.long_poll && page->events.empty()) {
+    if (read.long_poll && page->count == 0) {
         if (!page->done && !read.waited) {
             auto shared = std::make_shared<ReadRequest>(std::move(read));
             shared->waited = true;
@@ -887,7 +887,7 @@ void DurableStreams::read_job(ReadRequest read, const Reply& reply) {
         if (page->done) headers.emplace_back(kClosed, "true");
         return reply(answer(204, {}, {}, std::move(headers)));
     }
-    const std::uint64_t reached = page->events.empty() ? after : page->events.back().seq;
+    const std::uint64_t reached = page->count == 0 ? after : page->reached;
     const bool up_to_date = reached >= page->last_seq;
     headers = {{std::string(kNextOffset), format_offset(reached)}};
     if (up_to_date) headers.emplace_back(kUpToDate, "true");

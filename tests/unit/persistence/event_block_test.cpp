@@ -20,7 +20,7 @@ std::vector<Event> sample_events(std::uint64_t first_seq, std::size_t n) {
     return events;
 }
 
-void require_same(const std::vector<Event>& got, const std::vector<Event>& want) {
+void require_same(const std::vector<EventView>& got, const std::vector<Event>& want) {
     REQUIRE(got.size() == want.size());
     for (std::size_t i = 0; i < got.size(); ++i) {
         CHECK(got[i].seq == want[i].seq);
@@ -34,7 +34,7 @@ void require_same(const std::vector<Event>& got, const std::vector<Event>& want)
 void require_round_trip(const std::vector<Event>& events, std::size_t limit) {
     std::string body;
     encode_block(events, body);
-    std::vector<Event> decoded;
+    std::vector<EventView> decoded;
     REQUIRE_FALSE(decode_block(body, events.front().seq, events.back().seq, 0, limit, decoded));
     require_same(decoded, events);
 }
@@ -63,7 +63,7 @@ TEST_CASE("event block decodes only what follows `after`, up to the limit", "[ev
     std::string body;
     encode_block(events, body);
 
-    std::vector<Event> decoded;
+    std::vector<EventView> decoded;
     REQUIRE_FALSE(decode_block(body, 10, 29, 14, 3, decoded));
     require_same(decoded, {events.begin() + 5, events.begin() + 8});  // 15, 16, 17
 
@@ -72,7 +72,7 @@ TEST_CASE("event block decodes only what follows `after`, up to the limit", "[ev
     CHECK(decoded.empty());
 
     // Appends after what `out` already holds.
-    decoded.assign(1, Event{});
+    decoded.assign(1, EventView{});
     REQUIRE_FALSE(decode_block(body, 10, 29, 27, 10, decoded));
     REQUIRE(decoded.size() == 3);
     CHECK(decoded[1].seq == 28);
@@ -83,7 +83,7 @@ TEST_CASE("corrupt event blocks are reported, never read past", "[event_block]")
     const auto events = sample_events(1, 8);
     std::string body;
     encode_block(events, body);
-    std::vector<Event> out(2);  // must be left as it was
+    std::vector<EventView> out(2);  // must be left as it was
 
     SECTION("every truncation") {
         for (std::size_t size = 0; size < body.size(); ++size) {
@@ -143,7 +143,7 @@ TEST_CASE("random corruption of event blocks never crashes", "[event_block]") {
     std::string body;
     encode_block(events, body);
     std::mt19937 random(12345);
-    std::vector<Event> out;
+    std::vector<EventView> out;
     for (int round = 0; round < 3000; ++round) {
         std::string mutated = body;
         const int flips = 1 + static_cast<int>(random() % 4);
@@ -154,7 +154,7 @@ TEST_CASE("random corruption of event blocks never crashes", "[event_block]") {
         out.clear();
         auto error = decode_block(mutated, 1, 16, random() % 8, 1 + random() % 20, out);
         if (error) CHECK(out.empty());
-        for (const Event& event : out)
+        for (const EventView& event : out)
             CHECK(event.data.size() <= mutated.size());
     }
 }

@@ -2,6 +2,9 @@
 // of a block or across blocks, and never past a corrupt one.
 #include <catch2/catch.hpp>
 
+#include <limits>
+#include <span>
+
 #include "persistence/database.hpp"
 #include "store_test_support.hpp"
 
@@ -80,6 +83,101 @@ TEST_CASE("read after any seq returns exactly the following events", "[event_log
         // Across blocks, and the count limit still applies.
         check_range(log.read("job-1", 3, 2, 1 << 20), 4, 2);
         check_range(log.read("job-1", 2, 1000, 7 * 9), 3, 9);
+    }
+}
+
+namespace {
+
+// The base class's read_into over the SQLite log's read(): the adapter an
+// engine without its own visiting read gets.
+class ReadOnlyAdapter final : public EventLog {
+  public:
+    explicit ReadOnlyAdapter(EventLog& log) : log_(log) {}
+    std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
+                            std::size_t max_bytes) override {
+        return log_.read(job, after, limit, max_bytes);
+    }
+    std::optional<std::uint64_t> last_seq(std::string_view job) override {
+        return log_.last_seq(job);
+    }
+
+  private:
+    EventLog& log_;
+};
+
+struct Visited {
+    std::vector<Event> events;  // copied out of the views while handed over
+    std::size_t runs = 0;
+    ReadTotals totals;
+};
+
+Visited visit(EventLog& log, std::uint64_t after, std::size_t limit, std::size_t max_bytes) {
+    Visited out;
+    out.totals =
+        log.read_into("job-1", after, limit, max_bytes, [&](std::span<const EventView> events) {
+            REQUIRE_FALSE(events.empty());  // a run is never empty
+            ++out.runs;
+            for (const EventView& event : events)
+                out.events.push_back({event.seq, event.kind, event.ts, std::string(event.data)});
+        });
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a visiting read hands over a page's events as views, a block at a time",
+          "[event_log][resume]") {
+    // 10 chunks per commit in blocks of 4: rows hold 4, 4, 2 events.
+    LogFixture f(50, 10);
+    EventLog& log = f.store->events();
+    ReadOnlyAdapter adapter(log);
+    constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+    for (std::uint64_t after = 0; after <= 52; ++after) {
+        for (std::size_t limit :
+             {std::size_t{1}, std::size_t{3}, std::size_t{9}, std::size_t{1000}}) {
+            for (std::size_t max_bytes : {std::size_t{1}, std::size_t{20}, kAll}) {
+                CAPTURE(after, limit, max_bytes);
+                const Visited got = visit(log, after, limit, max_bytes);
+                // The events, and the totals, a page read of the same bounds holds.
+                std::size_t want = std::min<std::size_t>(limit, 52 - after);
+                if (max_bytes == 1 && want > 0) want = 1;
+                check_range(got.events, after + 1, got.events.size());
+                if (max_bytes != 20) CHECK(got.events.size() == want);
+                CHECK(got.totals.events == got.events.size());
+                CHECK(got.totals.bytes == page_bytes(got.events));
+                // One run per block read: at most 4 events each.
+                CHECK(got.runs >= (got.events.size() + 3) / 4);
+                CHECK(got.runs <= got.events.size());
+                // The default adapter hands over the same page in one run.
+                const Visited adapted = visit(adapter, after, limit, max_bytes);
+                CHECK(adapted.runs == (got.events.empty() ? 0 : 1));
+                CHECK(adapted.totals.events == got.totals.events);
+                CHECK(adapted.totals.bytes == got.totals.bytes);
+                REQUIRE(adapted.events.size() == got.events.size());
+                for (std::size_t i = 0; i < got.events.size(); ++i) {
+                    CHECK(adapted.events[i].seq == got.events[i].seq);
+                    CHECK(adapted.events[i].kind == got.events[i].kind);
+                    CHECK(adapted.events[i].ts == got.events[i].ts);
+                    CHECK(adapted.events[i].data == got.events[i].data);
+                }
+            }
+        }
+    }
+    SECTION("a corrupt block is a StoreError before anything of it is handed over") {
+        {
+            db::Connection connection =
+                db::Connection::open(f.dir.file("jobcast.db"), SQLITE_OPEN_READWRITE);
+            sqlite3_busy_timeout(connection.handle(), 5000);
+            connection.exec("UPDATE events SET body = x'01027f' WHERE first_seq = 7");
+        }
+        std::vector<std::uint64_t> seen;
+        CHECK_THROWS_AS(log.read_into("job-1", 2, 100, kAll,
+                                      [&](std::span<const EventView> events) {
+                                          for (const EventView& event : events)
+                                              seen.push_back(event.seq);
+                                      }),
+                        StoreError);
+        CHECK(seen == std::vector<std::uint64_t>{3, 4, 5, 6});  // the blocks before it
     }
 }
 

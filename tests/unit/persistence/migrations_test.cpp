@@ -3,7 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <string_view>
+#include <vector>
 
+#include "persistence/stream_log.hpp"
 #include "store_test_support.hpp"
 
 namespace jobcast::store {
@@ -16,6 +19,32 @@ std::int64_t query_int(const std::string& path, const char* sql) {
     db::Statement statement(connection, sql, false);
     REQUIRE(statement.step());
     return statement.column_int64(0);
+}
+
+// Version 6 undone: the streams table as version 5 left it, its pks reusable.
+void undo_version6(db::Connection& connection) {
+    std::string table;
+    std::vector<std::string> indexes;
+    {
+        db::Statement select(connection,
+                             "SELECT type, sql FROM sqlite_schema WHERE tbl_name = 'streams' AND "
+                             "sql IS NOT NULL",
+                             false);
+        while (select.step()) {
+            auto& into = select.column_text(0) == "table" ? table : indexes.emplace_back();
+            into = std::string(select.column_text(1));
+        }
+    }
+    const auto autoincrement = table.find(" AUTOINCREMENT");
+    REQUIRE(autoincrement != std::string::npos);
+    table.erase(autoincrement, std::string_view(" AUTOINCREMENT").size());
+    table.replace(table.find("streams"), std::string_view("streams").size(), "streams_v5");
+    connection.exec(table.c_str());
+    connection.exec(
+        "INSERT INTO streams_v5 SELECT * FROM streams; DROP TABLE streams;"
+        "ALTER TABLE streams_v5 RENAME TO streams; DELETE FROM sqlite_sequence;");
+    for (const auto& index : indexes)
+        connection.exec(index.c_str());
 }
 
 }  // namespace
@@ -55,7 +84,8 @@ TEST_CASE("a version 3 database gains jobs.checkpoint_seq, its jobs kept", "[mig
     db::Connection connection =
         db::Connection::open(dir.file("m.db"), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     migrate(connection, "m.db");
-    // Versions 5 and 4 undone: what a database of the release before them holds.
+    // Versions 6, 5 and 4 undone: what a database of the release before them holds.
+    undo_version6(connection);
     connection.exec(
         "DROP INDEX streams_by_source;"
         "ALTER TABLE streams DROP COLUMN fork_of; ALTER TABLE streams DROP COLUMN fork_seq;"
@@ -69,6 +99,44 @@ TEST_CASE("a version 3 database gains jobs.checkpoint_seq, its jobs kept", "[mig
     db::Statement select(connection, "SELECT checkpoint_seq FROM jobs WHERE id = 'j'", false);
     REQUIRE(select.step());
     CHECK(select.column_int64(0) == 0);
+}
+
+TEST_CASE("a version 5 database's streams keep their ids, and deleted ids never come back",
+          "[migrations]") {
+    TempDir dir;
+    StoreConfig config = testing::test_config(dir);
+    Store::open(config)->close();
+    {
+        db::Connection connection = db::Connection::open(config.path, SQLITE_OPEN_READWRITE);
+        undo_version6(connection);
+        connection.exec(
+            "UPDATE meta SET value = 5 WHERE key = 'schema_version';"
+            "INSERT INTO streams(pk, owner, name, content_type, last_seq, created_at, "
+            "accessed_at) VALUES(7, 'o', 'kept', 'text/plain', 1, 1, 1);"
+            "INSERT INTO stream_messages(stream_pk, seq, data) VALUES(7, 1, 'old')");
+    }
+    auto store = Store::open(config);
+    CHECK(query_int(config.path, "SELECT value FROM meta WHERE key = 'schema_version'") ==
+          kSchemaVersion);
+    CHECK(query_int(config.path,
+                    "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND "
+                    "tbl_name = 'streams' AND sql IS NOT NULL") == 3);
+    StreamLog& log = *store->streams();
+    auto kept = log.get("kept", "o", 1);
+    REQUIRE(kept);
+    CHECK(kept->id == 7);
+    CHECK(log.read(7, 0, 1 << 20).front().data == "old");
+
+    CreateStream op;
+    op.owner = "o";
+    op.name = "new";
+    op.content_type = "text/plain";
+    op.now_ms = 1;
+    const auto first = log.create(op).stream->id;
+    CHECK(first > 7);
+    CHECK(log.remove("new", "o", 1) == StreamWrite::removed);
+    const auto second = log.create(op).stream->id;
+    CHECK(second > first);  // not the deleted newest one's again
 }
 
 TEST_CASE("data survives close and reopen", "[migrations]") {

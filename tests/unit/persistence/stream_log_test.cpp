@@ -1,8 +1,8 @@
 // The SQLite StreamLog: streams created, appended, read and closed survive a
 // reopen; names are per owner; a recreated name shows nothing of the old
-// stream; producers' duplicates are stored once; expired streams are gone;
-// forks share their source's messages, and a deleted source stays for its
-// forks until the last one goes.
+// stream, and no id comes back; producers' duplicates are stored once;
+// expired streams are gone; forks share their source's messages, and a
+// deleted source stays for its forks until the last one goes.
 #include "persistence/stream_log.hpp"
 
 #include <catch2/catch.hpp>
@@ -132,6 +132,35 @@ TEST_CASE("expired streams are invisible, then deleted") {
     CHECK(log.append(late).status == StreamWrite::not_found);
     CHECK(log.expire(kNow + 3'500) == 1);
     CHECK(log.create(create_op("ttl")).status == StreamWrite::created);
+}
+
+TEST_CASE("a deleted or expired stream's id never comes back, not even after a reopen") {
+    TempDir dir;
+    std::vector<std::int64_t> ids;
+    {
+        auto store = Store::open(test_config(dir));
+        StreamLog& log = *store->streams();
+        // Each time the newest stream goes, and its name is created again.
+        ids.push_back(log.create(create_op("s")).stream->id);
+        REQUIRE(log.remove("s", "alice", kNow) == StreamWrite::removed);
+        auto ttl = create_op("s");
+        ttl.ttl_seconds = 1;
+        ids.push_back(log.create(ttl).stream->id);
+        auto later = create_op("s");  // the expired one's name is free
+        later.now_ms = kNow + 2'000;
+        ids.push_back(log.create(later).stream->id);
+        ttl.now_ms = kNow + 2'000;
+        REQUIRE(log.remove("s", "alice", kNow + 2'000) == StreamWrite::removed);
+        ttl.name = "t";
+        ids.push_back(log.create(ttl).stream->id);
+        REQUIRE(log.expire(kNow + 4'000) == 1);
+    }
+    auto store = Store::open(test_config(dir));
+    ids.push_back(store->streams()->create(create_op("s")).stream->id);
+    for (std::size_t i = 1; i < ids.size(); ++i) {
+        CAPTURE(ids);
+        CHECK(ids[i] > ids[i - 1]);
+    }
 }
 
 CreateStream fork_op(const std::string& name, const std::string& source,

@@ -125,9 +125,36 @@ TEST_CASE("SSE text: one id/event/data block per event, comments and retry", "[c
     CHECK(sse_retry(1000) == "retry: 1000\n\n");
 }
 
+TEST_CASE("a page framed event by event is the frame of its events", "[client_api]") {
+    const auto page = events(1, 3);
+    for (auto format : {PageFramer::Format::websocket, PageFramer::Format::sse}) {
+        PageFramer framer(format, "J1");
+        CHECK(framer.take().empty());
+        for (std::size_t n = 1; n <= page.size(); ++n) {
+            for (std::size_t i = 0; i < n; ++i)
+                framer.add(view_of(page[i]));
+            CHECK(framer.events() == n);
+            const std::vector<Event> first(page.begin(), page.begin() + n);
+            CHECK(framer.take() == (format == PageFramer::Format::websocket
+                                        ? websocket_frame("J1", first)
+                                        : sse_text("J1", first)));
+            CHECK(framer.events() == 0);  // taken: empty again
+        }
+    }
+    PageFramer objects(PageFramer::Format::objects, "J1");
+    objects.add(view_of(page[0]));
+    objects.add(view_of(page[1]));
+    CHECK(objects.take() ==
+          R"({"seq":1,"kind":"token","ts":1700000000000001,"data":{"text":"t1"}},)"
+          R"({"seq":2,"kind":"token","ts":1700000000000002,"data":{"text":"t2"}})");
+}
+
 TEST_CASE("the long-poll's events page is exact", "[client_api]") {
     CHECK(events_page({}, 0, false) == R"({"events":[],"last_seq":0,"done":false})");
-    CHECK(events_page(events(3, 4), 4, true) ==
+    PageFramer objects(PageFramer::Format::objects, "J1");
+    for (const Event& event : events(3, 4))
+        objects.add(view_of(event));
+    CHECK(events_page(objects.take(), 4, true) ==
           R"({"events":[{"seq":3,"kind":"token","ts":1700000000000003,"data":{"text":"t3"}},)"
           R"({"seq":4,"kind":"token","ts":1700000000000004,"data":{"text":"t4"}}],)"
           R"("last_seq":4,"done":true})");

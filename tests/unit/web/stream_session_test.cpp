@@ -35,11 +35,19 @@ namespace {
 // test says (the socket is "writable again").
 class RecordingSession final : public StreamSession {
   public:
-    RecordingSession(std::shared_ptr<StreamingContext> ctx, net::any_io_executor strand)
-        : StreamSession(std::move(ctx), std::move(strand), "alice", Transport::websocket) {}
+    // `sse`: pages and live batches as SSE text, else as WebSocket frames.
+    // `framed`: store pages framed on the read thread from the store's blocks
+    // (replay_format), else from Events by page_frame. `auto_complete`: each
+    // write completes at once, else only when the test says.
+    RecordingSession(std::shared_ptr<StreamingContext> ctx, net::any_io_executor strand,
+                     bool sse = false, bool framed = false, bool auto_complete = false)
+        : StreamSession(std::move(ctx), std::move(strand), "alice", Transport::websocket),
+          sse_(sse),
+          framed_(framed),
+          auto_complete_(auto_complete) {}
 
-    void subscribe(const std::string& job) {
-        net::post(strand_, [self = self(), job] { self->begin_subscription(job, 0); });
+    void subscribe(const std::string& job, std::uint64_t after = 0) {
+        net::post(strand_, [self = self(), job, after] { self->begin_subscription(job, after); });
     }
     // Completes the write in flight.
     void complete_write() {
@@ -56,17 +64,26 @@ class RecordingSession final : public StreamSession {
         return std::static_pointer_cast<RecordingSession>(shared_from_this());
     }
     void write_front(const std::shared_ptr<const std::string>& bytes) override {
-        std::lock_guard lock(mutex_);
-        written_.push_back(*bytes);
+        {
+            std::lock_guard lock(mutex_);
+            written_.push_back(*bytes);
+        }
+        if (auto_complete_) complete_write();
     }
     std::shared_ptr<const std::string> live_frame(const live::Published& published,
                                                   std::size_t skip) override {
         return std::make_shared<const std::string>(
             client_api::websocket_frame(published.job, published.events, skip));
     }
+    std::optional<client_api::PageFramer::Format> replay_format() const override {
+        if (!framed_) return std::nullopt;
+        return sse_ ? client_api::PageFramer::Format::sse
+                    : client_api::PageFramer::Format::websocket;
+    }
     std::shared_ptr<const std::string> page_frame(const std::string& job,
                                                   const std::vector<Event>& events) override {
-        return std::make_shared<const std::string>(client_api::websocket_frame(job, events));
+        return std::make_shared<const std::string>(sse_ ? client_api::sse_text(job, events)
+                                                        : client_api::websocket_frame(job, events));
     }
     std::shared_ptr<const std::string> coalesced_frame(
         const std::vector<LiveSlice>& slices, const std::vector<const std::string*>&) override {
@@ -77,6 +94,7 @@ class RecordingSession final : public StreamSession {
             client_api::websocket_frame(slices.front().published->job, events));
     }
 
+    bool sse_, framed_, auto_complete_;
     std::mutex mutex_;
     std::vector<std::string> written_;
 };
@@ -139,8 +157,10 @@ struct StreamFixture {
         store->close();
     }
 
-    std::shared_ptr<RecordingSession> session() {
-        return std::make_shared<RecordingSession>(ctx, net::make_strand(io));
+    std::shared_ptr<RecordingSession> session(bool sse = false, bool framed = false,
+                                              bool auto_complete = false) {
+        return std::make_shared<RecordingSession>(ctx, net::make_strand(io), sse, framed,
+                                                  auto_complete);
     }
 
     TempDir dir;
@@ -318,4 +338,87 @@ TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive
 
     beast::get_lowest_layer(*answering).close();
     REQUIRE(eventually([&] { return f.stats.connections[0].load() == 0 && !reading; }));
+}
+
+namespace {
+
+store::WriteResult submit_sync(store::Store& store, store::WriteOp op) {
+    auto promise = std::make_shared<std::promise<store::WriteResult>>();
+    auto result = promise->get_future();
+    store.submit(std::move(op), [promise](const store::WriteResult& r) { promise->set_value(r); });
+    return result.get();
+}
+
+// A finished job of alice's: queued, running, `tokens` tokens (some with
+// escapes and non-ASCII text), then succeeded, committed in commits of 5.
+void finished_job(store::Store& store, const std::string& id, int tokens) {
+    Job job;
+    job.id = id;
+    job.type = "test";
+    job.owner = "alice";
+    job.created_at = 1'700'000'000'000;
+    REQUIRE(submit_sync(store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
+    REQUIRE(submit_sync(store, store::LeaseJob{id, "w1", 1'700'000'001'000}).status ==
+            store::WriteStatus::ok);
+    std::uint64_t wseq = 0;
+    for (int t = 1; t <= tokens;) {
+        std::vector<store::WriteOp> ops;
+        for (int i = 0; i < 5 && t <= tokens; ++i, ++t) {
+            store::AppendChunk chunk;
+            chunk.job = id;
+            chunk.attempt = 1;
+            chunk.wseq = ++wseq;
+            chunk.kind = t % 7 == 0 ? EventKind::log : EventKind::token;
+            chunk.ts = 1'700'000'002'000'000 + t;
+            chunk.data = t % 3 == 0 ? R"({"text":"\"q\"\n\u00e9 é )" + std::to_string(t) + R"("})"
+                                    : R"({"text":"t)" + std::to_string(t) + R"("})";
+            ops.emplace_back(std::move(chunk));
+        }
+        store.submit_many(std::move(ops));
+        store.flush();
+    }
+    store::FinishJob finish;
+    finish.job = id;
+    finish.attempt = 1;
+    finish.wseq = ++wseq;
+    finish.now = 1'700'000'003'000;
+    REQUIRE(submit_sync(store, std::move(finish)).status == store::WriteStatus::ok);
+}
+
+}  // namespace
+
+TEST_CASE("a replay framed from the store's blocks writes the bytes framing its Events does",
+          "[web][stream][resume]") {
+    StreamingConfig config;
+    config.replay_page = 7;  // pages end inside blocks and across them
+    StreamFixture f(config);
+    finished_job(*f.store, "R", 60);
+    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    REQUIRE(last == 64);  // queued, running, 60 tokens, then the finish's two
+
+    for (bool sse : {false, true}) {
+        CAPTURE(sse);
+        for (std::uint64_t after : {0, 1, 30, 63}) {
+            CAPTURE(after);
+            // What a client is sent: one frame per page of 7 read after `after`.
+            std::vector<std::string> want;
+            for (std::uint64_t at = after; at < last;) {
+                auto page = f.store->events().read("R", at, 7);
+                REQUIRE_FALSE(page.empty());
+                want.push_back(sse ? client_api::sse_text("R", page)
+                                   : client_api::websocket_frame("R", page));
+                at = page.back().seq;
+            }
+            for (bool framed : {false, true}) {
+                CAPTURE(framed);
+                auto s = f.session(sse, framed, true);
+                s->subscribe("R", after);
+                // The terminal event ends the subscription once its page is out.
+                REQUIRE(eventually([&] {
+                    return s->written().size() >= want.size() && f.hub.subscriptions() == 0;
+                }));
+                CHECK(s->written() == want);
+            }
+        }
+    }
 }

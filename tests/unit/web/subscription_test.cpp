@@ -45,6 +45,24 @@ std::vector<Event> store_read(std::uint64_t after, std::uint64_t last, std::size
     return out;
 }
 
+// A store read as the session hands it to the subscription: its seqs.
+Subscription::StorePage page_of(const std::vector<Event>& events) {
+    Subscription::StorePage page;
+    if (events.empty()) return page;
+    page.first = events.front().seq;
+    page.last = events.back().seq;
+    page.count = events.size();
+    page.terminal = is_terminal_event(events.back());
+    return page;
+}
+
+// The seqs a client would receive from a page the subscription sent.
+void collect(std::vector<std::uint64_t>& out, const Subscription::StorePage& page,
+             const Subscription::PageResult& result) {
+    for (std::size_t i = 0; i < result.events; ++i)
+        out.push_back(page.first + i);
+}
+
 }  // namespace
 
 TEST_CASE("terminal state events are recognised") {
@@ -66,9 +84,9 @@ TEST_CASE("live events during the replay are buffered and deduplicated at the sw
     REQUIRE(sub.wants_read());
     sub.read_started();
     CHECK_FALSE(sub.wants_read());
-    auto page = sub.on_page(store_read(3, 10, 100), false);
-    for (auto& e : page.events)
-        got.push_back(e.seq);
+    const auto page_read = page_of(store_read(3, 10, 100));
+    auto page = sub.on_page(page_read, false);
+    collect(got, page_read, page);
     collect(got, page.live);
     CHECK(sub.mode() == Subscription::Mode::live);
     collect(got, sub.on_live(batch(12, 13)));  // overlap with the buffer
@@ -82,9 +100,9 @@ TEST_CASE("live events during the replay are buffered and deduplicated at the sw
 TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
     Subscription sub("J", 0, 250);  // room for two live events while replaying
     std::vector<std::uint64_t> got;
-    auto page = sub.on_page(store_read(0, 2, 100), false);
-    for (auto& e : page.events)
-        got.push_back(e.seq);
+    const auto page_read = page_of(store_read(0, 2, 100));
+    auto page = sub.on_page(page_read, false);
+    collect(got, page_read, page);
     REQUIRE(sub.mode() == Subscription::Mode::live);
     collect(got, sub.on_live(batch(3, 3)));
 
@@ -96,18 +114,18 @@ TEST_CASE("a slow subscriber catches up from the store and rejoins live") {
         CHECK(sub.on_live(batch(committed, committed)).empty());
         if (i % 7 == 0 && sub.wants_read()) {
             sub.read_started();
-            auto p = sub.on_page(store_read(sub.cursor(), committed, 4), true);
-            for (auto& e : p.events)
-                got.push_back(e.seq);
+            const auto p_read = page_of(store_read(sub.cursor(), committed, 4));
+            auto p = sub.on_page(p_read, true);
+            collect(got, p_read, p);
         }
     }
     CHECK(sub.buffered_bytes() <= 250);  // memory stays bounded while behind
     // Now it reads to the end: first pass finds the buffer dropped, second switches.
     for (int pass = 0; pass < 20 && sub.mode() == Subscription::Mode::replay; ++pass) {
         sub.read_started();
-        auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
-        for (auto& e : p.events)
-            got.push_back(e.seq);
+        const auto p_read = page_of(store_read(sub.cursor(), committed, 1000));
+        auto p = sub.on_page(p_read, false);
+        collect(got, p_read, p);
         collect(got, p.live);
         ++committed;  // one more event is published between reads
         auto live = sub.on_live(batch(committed, committed));
@@ -124,9 +142,9 @@ TEST_CASE("the terminal event ends the subscription, from replay or live") {
     Subscription replayed("J", 0);
     std::vector<Event> log = store_read(0, 4, 10);
     log.push_back(event(5, true));
-    auto page = replayed.on_page(log, false);
+    auto page = replayed.on_page(page_of(log), false);
     CHECK(page.ended);
-    CHECK(page.events.size() == 5);
+    CHECK(page.events == 5);
     CHECK(replayed.mode() == Subscription::Mode::ended);
     CHECK(replayed.on_live(batch(6, 6)).empty());
 
@@ -221,9 +239,9 @@ TEST_CASE("live events let go of are read from the store before going live again
     // 5 and 6 yet): the subscription neither goes live nor ends, it reads again.
     for (int pass = 0; pass < 2; ++pass) {
         sub.read_started();
-        auto page = sub.on_page(store_read(sub.cursor(), 4, 100), false);
-        for (auto& e : page.events)
-            got.push_back(e.seq);
+        const auto page_read = page_of(store_read(sub.cursor(), 4, 100));
+        auto page = sub.on_page(page_read, false);
+        collect(got, page_read, page);
         CHECK(page.read_later == (pass == 1));
     }
     CHECK(sub.mode() == Subscription::Mode::replay);
@@ -233,9 +251,9 @@ TEST_CASE("live events let go of are read from the store before going live again
     sub.read_started();
     auto log = store_read(4, 5, 100);
     log.push_back(event(6, true));
-    auto page = sub.on_page(log, false);
-    for (auto& e : page.events)
-        got.push_back(e.seq);
+    const auto page_read = page_of(log);
+    auto page = sub.on_page(page_read, false);
+    collect(got, page_read, page);
     CHECK(page.ended);
     CHECK(got == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
 }
@@ -262,9 +280,9 @@ TEST_CASE("randomised interleavings of live and replay never gap or duplicate") 
                     std::size_t limit = 1 + rng() % 6;
                     auto events = store_read(sub.cursor(), committed, limit);
                     bool full = events.size() == limit;
-                    auto p = sub.on_page(events, full);
-                    for (auto& e : p.events)
-                        got.push_back(e.seq);
+                    const auto p_read = page_of(events);
+                    auto p = sub.on_page(p_read, full);
+                    collect(got, p_read, p);
                     collect(got, p.live);
                 }
                 break;
@@ -276,9 +294,9 @@ TEST_CASE("randomised interleavings of live and replay never gap or duplicate") 
     // Drain: read until live.
     for (int i = 0; i < 100 && sub.mode() == Subscription::Mode::replay; ++i) {
         sub.read_started();
-        auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
-        for (auto& e : p.events)
-            got.push_back(e.seq);
+        const auto p_read = page_of(store_read(sub.cursor(), committed, 1000));
+        auto p = sub.on_page(p_read, false);
+        collect(got, p_read, p);
         collect(got, p.live);
     }
     REQUIRE(sub.mode() == Subscription::Mode::live);
@@ -332,9 +350,9 @@ TEST_CASE("many subscriptions over a small connection budget lose and repeat not
             sub.read_started();
             std::size_t limit = 1 + rng() % 5;
             auto events = store_read(sub.cursor(), committed, limit);
-            auto p = sub.on_page(events, events.size() == limit);
-            for (auto& e : p.events)
-                got[i].push_back(e.seq);
+            const auto p_read = page_of(events);
+            auto p = sub.on_page(p_read, p_read.count == limit);
+            collect(got[i], p_read, p);
             collect(got[i], p.live);
         }
         REQUIRE(budget.used() <= budget.limit());  // never more pinned than the budget
@@ -343,9 +361,9 @@ TEST_CASE("many subscriptions over a small connection budget lose and repeat not
         auto& sub = *subs[i];
         for (int pass = 0; pass < 100 && sub.mode() == Subscription::Mode::replay; ++pass) {
             sub.read_started();
-            auto p = sub.on_page(store_read(sub.cursor(), committed, 1000), false);
-            for (auto& e : p.events)
-                got[i].push_back(e.seq);
+            const auto p_read = page_of(store_read(sub.cursor(), committed, 1000));
+            auto p = sub.on_page(p_read, false);
+            collect(got[i], p_read, p);
             collect(got[i], p.live);
         }
         REQUIRE(sub.mode() == Subscription::Mode::live);
