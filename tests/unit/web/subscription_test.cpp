@@ -195,9 +195,9 @@ TEST_CASE("a subscription reads as far as the log was written before it goes liv
     for (int pass = 0; pass < 2; ++pass) {
         REQUIRE(sub.wants_read());
         sub.read_started();
-        auto page = sub.on_page(store_read(sub.cursor(), 10, 100), false);
-        for (auto& e : page.events)
-            got.push_back(e.seq);
+        const auto page_read = page_of(store_read(sub.cursor(), 10, 100));
+        auto page = sub.on_page(page_read, false);
+        collect(got, page_read, page);
         // Neither live (nothing would bring 11 and 12 then) nor ended: read again later.
         CHECK(page.read_later);
         CHECK(page.live.empty());
@@ -209,9 +209,9 @@ TEST_CASE("a subscription reads as far as the log was written before it goes liv
     sub.read_started();
     auto log = store_read(sub.cursor(), 11, 100);
     log.push_back(event(12, finished));
-    auto page = sub.on_page(log, false);
-    for (auto& e : page.events)
-        got.push_back(e.seq);
+    const auto page_read = page_of(log);
+    auto page = sub.on_page(page_read, false);
+    collect(got, page_read, page);
     collect(got, page.live);
     CHECK_FALSE(page.read_later);
     CHECK(page.ended == finished);
