@@ -80,8 +80,11 @@ void StreamSession::begin_subscription(const std::string& job, std::uint64_t aft
     if (subs_.count(job)) end_subscription(job);  // re-subscribing moves the cursor
     // Hub first, store second: whatever commits from here on is buffered.
     ctx_->hub.subscribe(job, after, shared_from_this(), live_format());
-    subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_)
-        .first->second.reach(written);
+    Subscription& sub =
+        subs_.try_emplace(job, job, after, ctx_->config.live_buffer_bytes, &live_budget_)
+            .first->second;
+    sub.serial = ++subscriptions_begun_;
+    sub.reach(written);
     ctx_->stats.catching_up.fetch_add(1);
     if (after > 0) ctx_->stats.resumes.fetch_add(1, std::memory_order_relaxed);
     pump_reads();
@@ -276,7 +279,7 @@ void StreamSession::pump_reads() {
     for (auto& [job, sub] : subs_) {
         if (!sub.wants_read()) continue;
         sub.read_started();
-        read_page(job, sub.cursor());
+        read_page(job, sub.serial, sub.cursor());
     }
 }
 
@@ -306,51 +309,60 @@ bool StreamSession::read_replay(store::EventLog& log, const std::string& job, st
     return totals.events == limit || totals.bytes >= max_bytes;
 }
 
-void StreamSession::read_page(const std::string& job, std::uint64_t after) {
+void StreamSession::read_page(const std::string& job, std::uint64_t serial, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
     std::size_t max_bytes = ctx_->config.replay_page_bytes;
-    bool queued = ctx_->run_blocking([self, job, after, limit, max_bytes,
-                                      format = replay_format()] {
-        ReplayPage page;
-        bool full = false;
-        bool ok = true;
-        try {
-            full = read_replay(self->ctx_->events, job, after, limit, max_bytes, format, page);
-        } catch (const std::exception&) {
-            ok = false;
-        }
-        boost::asio::post(self->strand_, [self, job, page = std::move(page), full, ok]() mutable {
-            if (ok) {
-                self->on_page(job, std::move(page), full);
-            } else {
-                self->retry_read_later(job);
+    bool queued =
+        ctx_->run_blocking([self, job, serial, after, limit, max_bytes, format = replay_format()] {
+            ReplayPage page;
+            bool full = false;
+            bool ok = true;
+            try {
+                full = read_replay(self->ctx_->events, job, after, limit, max_bytes, format, page);
+            } catch (const std::exception&) {
+                ok = false;
             }
+            boost::asio::post(self->strand_,
+                              [self, job, serial, page = std::move(page), full, ok]() mutable {
+                                  if (ok) {
+                                      self->on_page(job, serial, std::move(page), full);
+                                  } else {
+                                      self->retry_read_later(job, serial);
+                                  }
+                              });
         });
-    });
-    if (!queued) retry_read_later(job);  // the read pool is saturated
+    if (!queued) retry_read_later(job, serial);  // the read pool is saturated
 }
 
 // 50 ms, doubling while the store keeps not giving what the subscription
 // waits for (up to 1.6 s): streams waiting on a shard without its replica
 // do not each read it 20 times a second.
-void StreamSession::retry_read_later(const std::string& job) {
-    const auto sub = subs_.find(job);
-    const int waits = sub == subs_.end() ? 0 : std::clamp(sub->second.reads_later() - 1, 0, 5);
+void StreamSession::retry_read_later(const std::string& job, std::uint64_t serial) {
+    const Subscription* sub = current(job, serial);
+    if (!sub) return;
+    const int waits = std::clamp(sub->reads_later() - 1, 0, 5);
     auto timer = std::make_shared<boost::asio::steady_timer>(
         strand_, std::chrono::milliseconds(50 << waits));
-    timer->async_wait([self = shared_from_this(), job, timer](boost::beast::error_code) {
-        auto it = self->subs_.find(job);
-        if (it == self->subs_.end()) return;
-        it->second.on_page({}, true);  // nothing read; the subscription asks again
+    timer->async_wait([self = shared_from_this(), job, serial, timer](boost::beast::error_code) {
+        Subscription* sub = self->current(job, serial);
+        if (!sub) return;
+        sub->on_page({}, true);  // nothing read; the subscription asks again
         self->pump_reads();
     });
 }
 
-void StreamSession::on_page(const std::string& job, ReplayPage page, bool full) {
+Subscription* StreamSession::current(const std::string& job, std::uint64_t serial) {
     auto it = subs_.find(job);
-    if (it == subs_.end() || closing_) return;
-    Subscription& sub = it->second;
+    if (it == subs_.end() || it->second.serial != serial) return nullptr;
+    return &it->second;
+}
+
+void StreamSession::on_page(const std::string& job, std::uint64_t serial, ReplayPage page,
+                            bool full) {
+    Subscription* current_sub = current(job, serial);
+    if (!current_sub || closing_) return;
+    Subscription& sub = *current_sub;
     bool before = sub.mode() == Subscription::Mode::replay;
     auto result = sub.on_page(page.seqs, full);
     if (result.events != 0) {
@@ -367,7 +379,7 @@ void StreamSession::on_page(const std::string& job, ReplayPage page, bool full) 
         subscription_ended(job);
         return;
     }
-    if (result.read_later) return retry_read_later(job);
+    if (result.read_later) return retry_read_later(job, serial);
     pump_reads();
 }
 

@@ -194,15 +194,19 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     static bool read_replay(store::EventLog& log, const std::string& job, std::uint64_t after,
                             std::size_t limit, std::size_t max_bytes,
                             std::optional<client_api::PageFramer::Format> format, ReplayPage& page);
-    void read_page(const std::string& job, std::uint64_t after);
-    void on_page(const std::string& job, ReplayPage page, bool full);
-    void retry_read_later(const std::string& job);
+    // `serial`: the subscription the read is for (Subscription::serial).
+    void read_page(const std::string& job, std::uint64_t serial, std::uint64_t after);
+    void on_page(const std::string& job, std::uint64_t serial, ReplayPage page, bool full);
+    void retry_read_later(const std::string& job, std::uint64_t serial);
+    // The subscription of `job` begun as `serial`, if it is still the current one.
+    Subscription* current(const std::string& job, std::uint64_t serial);
     void set_catching_up(Subscription& sub, bool before);
 
     const std::shared_ptr<live::LiveLane> lane_;
     // Declared before subs_: the subscriptions give their bytes back to it.
     LiveBufferBudget live_budget_;
     std::unordered_map<std::string, Subscription> subs_;
+    std::uint64_t subscriptions_begun_ = 0;
     bool feed_ = false;
     std::deque<Outgoing> queue_;
     std::size_t queued_bytes_ = 0;

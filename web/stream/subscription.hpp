@@ -77,6 +77,11 @@ class Subscription {
     Subscription(std::string job, std::uint64_t after, std::size_t buffer_limit = 1 << 20,
                  LiveBufferBudget* budget = nullptr);
     ~Subscription();
+
+    // Which of its connection's subscriptions this is (re-subscribing to a
+    // job starts a new one): a store read or a retry begun for an earlier one
+    // is dropped, never applied to this one's cursor.
+    std::uint64_t serial = 0;
     // Its buffer is counted in the budget: not copied, not moved.
     Subscription(const Subscription&) = delete;
     Subscription& operator=(const Subscription&) = delete;

@@ -422,3 +422,42 @@ TEST_CASE("a replay framed from the store's blocks writes the bytes framing its 
         }
     }
 }
+
+TEST_CASE("a re-subscribe is not moved by the store read its earlier subscription began",
+          "[web][stream][resume]") {
+    StreamFixture f;
+    finished_job(*f.store, "R", 60);
+    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    REQUIRE(last == 64);
+
+    // Store reads wait until the test runs them, in the order it chooses.
+    std::mutex mutex;
+    std::vector<std::function<void()>> held;
+    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
+    ctx->run_blocking = [&](std::function<void()> task) {
+        std::lock_guard lock(mutex);
+        held.push_back(std::move(task));
+        return true;
+    };
+    const auto reads = [&] {
+        std::lock_guard lock(mutex);
+        return held.size();
+    };
+    auto s = std::make_shared<RecordingSession>(ctx, net::make_strand(f.io), false, false, true);
+    s->subscribe("R", 40);
+    REQUIRE(eventually([&] { return reads() == 1; }));
+    s->subscribe("R", 0);  // the client asks for the whole log instead
+    REQUIRE(eventually([&] { return reads() == 2; }));
+    // The first subscription's page (41..64, the end) comes back first.
+    held[0]();
+    held[1]();
+    REQUIRE(eventually([&] { return f.hub.subscriptions() == 0; }));
+    std::vector<std::pair<std::string, std::uint64_t>> got;
+    for (const auto& frame : s->written())
+        for (auto& e : events_of(frame))
+            got.push_back(e);
+    std::vector<std::pair<std::string, std::uint64_t>> want;
+    for (std::uint64_t seq = 1; seq <= last; ++seq)
+        want.emplace_back("R", seq);
+    CHECK(got == want);
+}
