@@ -138,11 +138,13 @@ struct EngineHealth::State : std::enable_shared_from_this<State> {
     }
 
     void done() {
-        log_changes();
+        // The status first, then the log lines: whoever reads a change in the
+        // log and then scrapes the gauges sees the state the line announced.
         {
             std::lock_guard lock(mutex);
             last = next;
         }
+        log_changes();
         timer.expires_after(interval);
         timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
             if (!ec) self->check();
@@ -154,7 +156,7 @@ struct EngineHealth::State : std::enable_shared_from_this<State> {
             if (next.reachable)
                 logger().info("event=engine_reachable shards={}", next.shards.size());
             else
-                logger().error("event=engine_unreachable error=\"{}\"", next.reason);
+                logger().error("event=engine_unreachable error={}", log_quote(next.reason));
             was_reachable = next.reachable;
         }
         for (const ShardHealth& shard : next.shards) {
