@@ -20,6 +20,9 @@ import unittest
 import msgpack
 import zmq
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import redis_cluster  # noqa: E402
+
 BIN = os.environ.get("JOBCAST_BIN", os.path.join(os.path.dirname(__file__), "../../build/test/bin"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG_TAIL = 60  # lines of each process's log printed when a test fails
@@ -299,6 +302,36 @@ class JobcastTest(unittest.TestCase):
 
     def client(self, broker, token=None):
         return Client(broker.host, broker.port, token, tls=getattr(broker, "tls", None))
+
+
+@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
+class ClusterTestCase(JobcastTest):
+    """Gives a test class a Redis Cluster of its own (real redis-server nodes
+    on loopback: 3 primaries, one replica each, `node_args` passed to each),
+    shut down when the class's tests are done, and brokers on it."""
+
+    node_args = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        kw = {"node_args": cls.node_args} if cls.node_args else {}
+        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1, **kw)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        super().tearDownClass()
+
+    def cluster_store(self, partitions=16):
+        return f"redis-cluster://{self.cluster.seeds()}?partitions={partitions}"
+
+    def start_cluster_broker(self, *args, **kw):
+        """A broker on this class's cluster (16 partitions, --retention 1h),
+        with `args` added to its command line."""
+        return self.start_broker(
+            args=["--store", self.cluster_store(), "--retention", "1h", *args], **kw)
 
 
 class ZmqPeers:

@@ -14,15 +14,11 @@ both die is requeued when its lease expires and runs elsewhere."""
 import http.client
 import json
 import os
-import sys
 import threading
 import time
 import unittest
 
-from harness import JobcastTest, metric, sim_text, wait_until
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import redis_cluster  # noqa: E402
+from harness import ClusterTestCase, metric, sim_text, wait_until
 
 
 def sse_events(broker, job_id, last_event_id=None, timeout=60):
@@ -62,21 +58,7 @@ def sse_events(broker, job_id, last_event_id=None, timeout=60):
     return out
 
 
-@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
-class ClusterTest(JobcastTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
-    def start_cluster_broker(self):
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        return self.start_broker(args=["--store", url, "--retention", "1h"])
-
+class ClusterTest(ClusterTestCase):
     def test_a_job_streamed_on_one_broker_reads_the_same_on_another(self):
         a = self.start_cluster_broker()
         b = self.start_cluster_broker()

@@ -20,7 +20,7 @@ import unittest
 
 import yaml
 
-from harness import JobcastTest, free_port, metric, sim_text, wait_until
+from harness import ClusterTestCase, free_port, metric, sim_text, wait_until
 from test_streaming import follow_ws
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
@@ -303,23 +303,13 @@ class Proxy(types.SimpleNamespace):
     """nginx as the streaming helpers see a broker: host, port, http."""
 
 
-@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
 @unittest.skipUnless(NGINX and ENVSUBST, "Debian's nginx or gettext-base is not installed")
-class NginxInFrontOfTheClusterTest(JobcastTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1, node_args=BY_HOSTNAME)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
+class NginxInFrontOfTheClusterTest(ClusterTestCase):
+    node_args = BY_HOSTNAME
 
     def setUp(self):
         super().setUp()
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        self.brokers = [self.start_broker(args=["--store", url, "--retention", "1h"])
-                        for _ in range(2)]
+        self.brokers = [self.start_cluster_broker() for _ in range(2)]
         # A worker on each broker, each listing both: round robin may hand a
         # submission to either broker.
         zmq = [b.zmq for b in self.brokers]

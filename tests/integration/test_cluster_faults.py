@@ -18,18 +18,14 @@ from Debian's redis-tools: 3 primaries, each with one replica):
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
-from harness import (BIN, Client, JobcastTest, Process, check_contiguous, metric, sim_text,
+from harness import (BIN, Client, ClusterTestCase, Process, check_contiguous, metric, sim_text,
                      wait_until)
 import test_cluster
 import test_streaming
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import redis_cluster  # noqa: E402
 
 
 class WaitingBroker(Process):
@@ -62,7 +58,6 @@ def readyz(client):
     return status, body
 
 
-@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
 def start_readers(follows):
     """Runs each reader (name -> a call that follows a stream to its end) on a
     thread of its own; answers ({name: what it returned or raised}, the
@@ -81,16 +76,7 @@ def start_readers(follows):
     return got, threads
 
 
-class ClusterFaultsTest(JobcastTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
+class ClusterFaultsTest(ClusterTestCase):
     def setUp(self):
         super().setUp()
         # Every test leaves the cluster whole for the next one.
@@ -285,9 +271,8 @@ class ClusterFaultsTest(JobcastTest):
         lost, as a failover can lose it) and its shard's replica killed, so B
         can neither show nor confirm its last 5 events. Answers B, a client
         of B, the job, its stored log (as A shows it) and its shard."""
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        a = self.start_broker(args=["--store", url, "--retention", "1h"])
-        b = self.start_broker(args=["--store", url, "--retention", "1h", *b_args])
+        a = self.start_cluster_broker()
+        b = self.start_cluster_broker(*b_args)
         self.start_worker(a, ["llm.generate"])
         api_a, api_b = self.client(a), self.client(b)
         job = api_a.submit("llm.generate", {"prompt": prompt, "max_tokens": 30, "seed": seed})

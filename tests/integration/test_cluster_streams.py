@@ -9,16 +9,12 @@ its source written on A; a deleted source stays for its forks (410 to
 everyone else), and goes with the last of them; forks go at most 16 deep."""
 import http.client
 import json
-import os
-import sys
 import threading
 import time
 import unittest
 
-from harness import JobcastTest
+from harness import ClusterTestCase
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import redis_cluster  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
 
@@ -74,21 +70,7 @@ def sse_reader(broker, path, out):
         conn.close()
 
 
-@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
-class ClusterStreamsTest(JobcastTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
-    def start_cluster_broker(self):
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        return self.start_broker(args=["--store", url, "--retention", "1h"])
-
+class ClusterStreamsTest(ClusterTestCase):
     def append(self, api, path, i, seq=None):
         headers = dict(JSON, **{"Producer-Id": "writer", "Producer-Epoch": "0",
                                 "Producer-Seq": str(i if seq is None else seq)})

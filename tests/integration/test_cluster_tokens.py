@@ -5,38 +5,22 @@ broker B; revoking it on A (by token id, job or owner) closes B's WebSocket
 (4003) and SSE readers that rely on it within a second, and the token is
 refused from then on by every broker: A, B, a broker started after the
 revocation, and brokers started after all of them were stopped."""
-import os
-import sys
 import time
 import unittest
 
-from harness import JobcastTest
+from harness import ClusterTestCase
 from test_security import SECRET, sse_open, token_for, ws_connect, ws_request
 from test_security_tokens import read_sse_event
 from test_streaming import recv_frame as ws_recv
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import redis_cluster  # noqa: E402
 
 CEILING = 3600  # --max-token-lifetime of the brokers under test
 
 
-@unittest.skipUnless(redis_cluster.available(), "redis-tools is not installed")
-class ClusterTokenTest(JobcastTest):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = redis_cluster.RedisCluster(primaries=3, replicas=1)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
+class ClusterTokenTest(ClusterTestCase):
     def start_cluster_broker(self):
-        url = f"redis-cluster://{self.cluster.seeds()}?partitions=16"
-        return self.start_broker(args=[
-            "--store", url, "--retention", "1h", "--jwt-secret", SECRET, "--jwt-leeway", "0",
-            "--max-token-lifetime", f"{CEILING}s"])
+        return super().start_cluster_broker("--jwt-secret", SECRET, "--jwt-leeway", "0",
+                                            "--max-token-lifetime", f"{CEILING}s")
 
     def mint(self, broker, job):
         status, answer, _ = self.client(broker, token_for("alice")).request(
