@@ -506,11 +506,12 @@ class RedisStoreImpl final : public RedisStore,
             const bool full = events->size() == limit || store::page_bytes(*events) >= max_bytes;
             // Read ahead when the log ended sooner: it may have grown since.
             if (!full && !fresh) continue;
-            if (full && limit >= kReadPage) {
-                // The next reads: one after a page full by bytes, and while
-                // pages are full by count (seqs have no holes) kReadAheadDepth.
-                const std::size_t depth = events->size() == limit ? kReadAheadDepth : 1;
-                for (std::size_t i = 0; i < depth; ++i)
+            if (events->size() == limit && limit >= kReadPage) {
+                // The next reads while pages are full by count (seqs have no
+                // holes): kReadAheadDepth. Not after a page full by bytes:
+                // large events would have each read ahead hold up to `limit`
+                // of them for a page that takes a few.
+                for (std::size_t i = 0; i < kReadAheadDepth; ++i)
                     read_ahead(job, events->back().seq + i * limit, limit);
             }
             return std::move(*events);
