@@ -10,8 +10,8 @@ import unittest
 
 from harness import ClusterTestCase
 from test_security import SECRET, sse_open, token_for, ws_connect, ws_request
+from test_job_tokens import assert_ws_and_sse_closed_within_a_second
 from test_security_tokens import read_sse_event
-from test_streaming import recv_frame as ws_recv
 
 
 CEILING = 3600  # --max-token-lifetime of the brokers under test
@@ -40,15 +40,7 @@ class ClusterTokenTest(ClusterTestCase):
         return ws, sse
 
     def assert_closed_within_a_second(self, ws, sse, revoked_at):
-        while True:
-            frame = ws_recv(ws)
-            if frame["type"] == "close":
-                break
-        self.assertEqual(frame["code"], 4003)
-        self.assertLess(time.monotonic() - revoked_at, 1.0)
-        while read_sse_event(sse) is not None:
-            pass
-        self.assertLess(time.monotonic() - revoked_at, 1.0)
+        assert_ws_and_sse_closed_within_a_second(self, ws, sse, revoked_at)
 
     def assert_refused(self, broker, job, token):
         status, body, _ = self.client(broker, token).request("GET", f"/v1/jobs/{job}")

@@ -29,6 +29,19 @@ def slow_job(client, tokens=60, rate=10):
                                            "tokens_per_second": rate})["id"]
 
 
+def assert_ws_and_sse_closed_within_a_second(test, ws, sse, revoked_at):
+    """A revoked token's open streams: the WebSocket closes with 4003 and the
+    SSE response ends, each within a second of the revocation."""
+    while True:
+        frame = ws_recv(ws)
+        if frame["type"] == "close":
+            break
+    test.assertEqual(frame["code"], 4003)
+    test.assertLess(time.monotonic() - revoked_at, 1.0)
+    while read_sse_event(sse) is not None:
+        pass
+    test.assertLess(time.monotonic() - revoked_at, 1.0)
+
 class JobTokenTest(JobcastTest):
     def setUp(self):
         super().setUp()
@@ -286,15 +299,7 @@ class RevokeTest(JobTokenTest):
         return ws, sse, thread, poll
 
     def assert_closed_within_a_second(self, ws, sse, thread, poll, revoked_at):
-        while True:
-            frame = ws_recv(ws)
-            if frame["type"] == "close":
-                break
-        self.assertEqual(frame["code"], 4003)
-        self.assertLess(time.monotonic() - revoked_at, 1.0)
-        while read_sse_event(sse) is not None:
-            pass
-        self.assertLess(time.monotonic() - revoked_at, 1.0)
+        assert_ws_and_sse_closed_within_a_second(self, ws, sse, revoked_at)
         thread.join(5)
         self.assertEqual(poll["answer"][0], 401)
         self.assertEqual(poll["answer"][1]["error"]["message"], "token revoked")
