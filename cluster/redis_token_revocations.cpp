@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <unordered_set>
 #include <utility>
 
 #include <msgpack.hpp>
@@ -112,26 +113,42 @@ struct Loader : std::enable_shared_from_this<Loader> {
     const UnixMs now;
     Done done;
     std::vector<TokenRevocation> found;
-    std::size_t offset = 0;
+    // ZSCAN, not pages of ZRANGEBYSCORE by offset: another broker's add prunes
+    // the index's expired members meanwhile, which would shift later members
+    // past an offset and skip them. A scan returns every member present from
+    // its start to its end (some more than once: `seen`).
+    std::string cursor = "0";
+    std::unordered_set<std::string> seen;
     std::size_t waiting = 0;  // HMGETs of the page not answered yet
     std::string error;        // the page's first failure
 
     void page() {
-        cluster.async_exec({"ZRANGEBYSCORE", kIndex, "(" + std::to_string(now), "+inf", "LIMIT",
-                            std::to_string(offset), std::to_string(kPage)},
+        cluster.async_exec({"ZSCAN", kIndex, cursor, "COUNT", std::to_string(kPage)},
                            [self = shared_from_this()](std::error_code ec, redis::Reply reply) {
                                self->on_page(ec, std::move(reply));
                            });
     }
 
     void on_page(std::error_code ec, redis::Reply reply) {
-        if (ec || !reply.is_array()) return finish(describe(ec, reply));
-        if (reply.elements.empty()) return finish({});
-        waiting = reply.elements.size();
-        const bool last = reply.elements.size() < kPage;
-        for (const redis::Reply& member : reply.elements) {
+        if (ec || !reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_text() ||
+            !reply.elements[1].is_array())
+            return finish(describe(ec, reply));
+        cursor = reply.elements[0].str;
+        const bool last = cursor == "0";
+        std::vector<std::string> members;
+        const auto& pairs = reply.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < pairs.size(); i += 2) {
+            // The score is `until`: expired ones are left out here (one
+            // that does not parse is read, and its hash's `until` decides).
+            const auto until = to_ms(pairs[i + 1]);
+            if (until && *until <= now) continue;
+            if (seen.insert(pairs[i].str).second) members.push_back(pairs[i].str);
+        }
+        if (members.empty()) return last ? finish({}) : page();
+        waiting = members.size();
+        for (const std::string& member : members) {
             cluster.async_exec(
-                {"HMGET", key_of(member.str), "kind", "owner", "key", "revoked_at", "until"},
+                {"HMGET", key_of(member), "kind", "owner", "key", "revoked_at", "until"},
                 [self = shared_from_this(), last](std::error_code ec, redis::Reply fields) {
                     self->on_revocation(ec, fields, last);
                 });
@@ -151,7 +168,6 @@ struct Loader : std::enable_shared_from_this<Loader> {
         if (--waiting > 0) return;
         if (!error.empty()) return finish(error);
         if (last) return finish({});
-        offset += kPage;
         page();
     }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 
 #include "../redis/redis_nodes.hpp"
 #include "cluster/redis_token_revocations.hpp"
@@ -131,6 +132,23 @@ TEST_CASE("revocations on the cluster: stored, merged, replicated, expiring, fol
         CHECK(on_a.load(until + 5).empty());
         on_a.add({"owner", "alice", "alice", until + 6, until + 3'600'000}, until + 6);
         CHECK(trimmed(nodes.cli(0, {"ZCARD", "jc:{revocations}:index"})) == "1");
+    }
+
+    SECTION("a load reads every live revocation, however many scan pages the index takes") {
+        // 2,500 (the index is scanned about 1,000 at a time), 500 of them over
+        // by the time of the load.
+        for (int i = 0; i < 2500; ++i)
+            on_a.add({"job", "alice", "K" + std::to_string(i), now, i < 500 ? now + 1000 : until},
+                     now);
+        const auto loaded = on_b.load(now + 2000);
+        std::set<std::string> keys;
+        for (const auto& r : loaded)
+            keys.insert(r.key);
+        CHECK(loaded.size() == 2000);  // each once
+        CHECK(keys.size() == 2000);
+        CHECK(keys.count("K500") == 1);
+        CHECK(keys.count("K2499") == 1);
+        CHECK(keys.count("K0") == 0);
     }
 
     SECTION("every key expires once every token it covers has") {
