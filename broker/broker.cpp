@@ -247,6 +247,7 @@ class Broker::Impl {
         };
         rest.security = security_;
         rest.schemas = schemas_;
+        rest.stream_stats = &stream_stats_;
         rest_ = std::make_unique<web::RestApi>(
             store_->jobs(), store_->events(), *commands_, rest,
             [this](std::function<void()> task) { return pool_->post(std::move(task)); });

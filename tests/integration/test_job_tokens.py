@@ -289,13 +289,19 @@ class RevokeTest(JobTokenTest):
         poll = {}
         last = self.alice.job(job)["last_seq"]
 
+        def waiting_long_polls():
+            return metric(self.client(self.broker), "jobcast_connections",
+                          {"transport": "longpoll"})
+        waiting_before = waiting_long_polls()
+
         def long_poll():
             client = self.client(self.broker, token)
             poll["answer"] = client.request("GET", f"/v1/jobs/{job}/events?after={last}&wait=30")
             poll["at"] = time.monotonic()
         thread = threading.Thread(target=long_poll, daemon=True)
         thread.start()
-        time.sleep(0.5)  # the long-poll is waiting
+        wait_until(lambda: waiting_long_polls() == waiting_before + 1,
+                   what="the long-poll to wait")
         return ws, sse, thread, poll
 
     def assert_closed_within_a_second(self, ws, sse, thread, poll, revoked_at):

@@ -482,16 +482,36 @@ class StreamingTest(JobcastTest):
         self.assertEqual(page["events"], [])
         self.assertGreaterEqual(time.monotonic() - started, 0.9)  # it waited
 
-        def cancel_soon():
-            time.sleep(0.3)
-            self.api.request("POST", f"/v1/jobs/{job['id']}/cancel")
-        threading.Thread(target=cancel_soon).start()
+        def waiting_long_polls():
+            return metric(self.api, "jobcast_connections", {"transport": "longpoll"})
+
+        def delivered_by_long_poll():
+            return metric(self.api, "jobcast_events_delivered_total",
+                          {"transport": "longpoll"}) or 0
+
+        # The cancel is sent once the broker counts the long-poll as waiting.
+        delivered_before = delivered_by_long_poll()
+        cancel_error = []
+
+        def cancel_once_waiting():
+            try:
+                wait_until(lambda: waiting_long_polls() == 1, what="the long-poll to wait")
+                self.api.request("POST", f"/v1/jobs/{job['id']}/cancel")
+            except Exception as e:  # reported by the main thread
+                cancel_error.append(e)
+        canceller = threading.Thread(target=cancel_once_waiting)
+        canceller.start()
         started = time.monotonic()
         status, page, _ = self.api.request("GET", f"/v1/jobs/{job['id']}/events?after=1&wait=30")
         elapsed = time.monotonic() - started
+        canceller.join(10)
+        self.assertEqual(cancel_error, [])
         self.assertEqual([e["data"]["state"] for e in page["events"]], ["cancelled"])
         self.assertTrue(page["done"])
         self.assertLess(elapsed, 10)
+        # Answered: no longer counted as open; its event counted as delivered.
+        self.assertEqual(waiting_long_polls(), 0)
+        self.assertEqual(delivered_by_long_poll() - delivered_before, 1)
         status, _, _ = self.api.request("GET", f"/v1/jobs/{job['id']}/events?wait=abc")
         self.assertEqual(status, 400)
 

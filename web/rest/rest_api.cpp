@@ -20,6 +20,7 @@
 #include "web/rest/rest_request.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "web/stream/stream_stats.hpp"
 
 namespace jobcast::web {
 
@@ -37,8 +38,12 @@ HttpResponse not_found_job() {
 }
 
 // The page of GET /v1/jobs/{id}/events, or 404 when the job is not the caller's.
-HttpResponse events_response(const std::optional<RestApi::EventsPage>& page) {
+// Counted in jobcast_events_delivered_total{transport="longpoll"} when
+// `stats` is set: the events endpoint is that transport, waiting or not.
+HttpResponse events_response(const std::optional<RestApi::EventsPage>& page, StreamStats* stats) {
     if (!page) return not_found_job();
+    if (stats && page->count != 0)
+        stats->delivered[static_cast<std::size_t>(Transport::longpoll)].fetch_add(page->count);
     return json_response(200, client_api::events_page(page->events, page->last_seq, page->done));
 }
 
@@ -391,7 +396,7 @@ void RestApi::serve(const HttpRequest& request, JobEventsCall call, const Reply&
     off_io_thread(reply, [this, job_id = std::move(job_id), owner = request.owner, after,
                           limit](const Reply& reply) {
         auto page = read_events(job_id, owner, after, limit);
-        reply(events_response(page));
+        reply(events_response(page, config_.stream_stats));
     });
 }
 
@@ -547,7 +552,8 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
           after_(after),
           limit_(limit),
           reply_(std::move(reply)),
-          slot_(std::move(slot)) {}
+          slot_(std::move(slot)),
+          open_(api.config_.stream_stats) {}
 
     void deliver(const live::PublishedPtr&) override { fire(); }
 
@@ -567,7 +573,7 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
     // Claims the poll for an immediate answer; false if something else already did.
     bool claim() {
         if (fired_.exchange(true)) return false;
-        slot_.reset();
+        release();
         api_.config_.hub->unsubscribe(job_, this);
         std::lock_guard lock(api_.long_polls_mutex_);
         api_.long_polls_.erase(this);
@@ -577,10 +583,10 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
     // Only the one that fired the poll calls these: the place under the
     // per-owner limit is given back before the client can see the answer.
     void answer() {
-        slot_.reset();
+        release();
         try {
             auto page = api_.read_events(job_, owner_, after_, limit_);
-            reply_(events_response(page));
+            reply_(events_response(page, api_.config_.stream_stats));
         } catch (const std::exception& e) {
             log().error("long-poll read failed job={} error={}", audit_quote(job_),
                         audit_quote(e.what()));
@@ -589,7 +595,7 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
     }
 
     void answer_busy() {
-        slot_.reset();
+        release();
         reply_(error_response(503, "busy", "the broker is busy; try again"));
     }
 
@@ -603,12 +609,38 @@ class LongPoll : public live::LiveSink, public std::enable_shared_from_this<Long
     void watch(std::shared_ptr<void> handle) { watch_ = std::move(handle); }
 
   private:
+    // Counts the poll in jobcast_connections{transport="longpoll"} while it
+    // waits; given back (once) with its place under the limit.
+    class OpenCount {
+      public:
+        explicit OpenCount(StreamStats* stats) : stats_(stats) {
+            if (stats_) stats_->connections[kIndex].fetch_add(1);
+        }
+        OpenCount(const OpenCount&) = delete;
+        OpenCount& operator=(const OpenCount&) = delete;
+        ~OpenCount() { release(); }
+        void release() {
+            if (auto* stats = std::exchange(stats_, nullptr))
+                stats->connections[kIndex].fetch_sub(1);
+        }
+
+      private:
+        static constexpr std::size_t kIndex = static_cast<std::size_t>(Transport::longpoll);
+        StreamStats* stats_;
+    };
+
+    void release() {
+        slot_.reset();
+        open_.release();
+    }
+
     RestApi& api_;
     std::string job_, owner_;
     std::uint64_t after_;
     std::size_t limit_;
     Reply reply_;
-    std::shared_ptr<void> slot_;   // the connection's place under the per-owner limit
+    std::shared_ptr<void> slot_;  // the connection's place under the per-owner limit
+    OpenCount open_;
     std::shared_ptr<void> watch_;  // revocations of the job token it relies on
     std::atomic<bool> fired_{false};
 };
@@ -635,7 +667,7 @@ void RestApi::wait_for_events(std::string job_id, std::string owner, std::uint64
     auto page = read_events(job_id, owner, after, limit);
     if (!page || page->count != 0 || page->done) {
         if (!poll->claim()) return;  // an event fired it meanwhile: it answers
-        reply(events_response(page));
+        reply(events_response(page, config_.stream_stats));
         return;
     }
     // long_polls_ owns the poll until it is answered; the timer, like the

@@ -41,6 +41,7 @@ namespace jobcast::web {
 
 class LongPoll;
 class SecurityContext;
+struct StreamStats;
 
 // The request limits parse_rest_request checks (rest_request.hpp), and what
 // serving the requests needs besides.
@@ -59,6 +60,10 @@ struct RestConfig : RestLimits {
     // its type's schema is answered 422 and not queued; GET /v1/types lists
     // them. Null: every submission is queued as it is, and no type is listed.
     std::shared_ptr<proto::SchemaRegistry> schemas;
+    // Counts waiting long-polls in jobcast_connections{transport="longpoll"}
+    // and the events the events endpoint answers in
+    // jobcast_events_delivered_total{transport="longpoll"}. Null: not counted.
+    StreamStats* stream_stats = nullptr;
 };
 
 // Runs a task off the I/O threads; false when it cannot be queued (overload).
