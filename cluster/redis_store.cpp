@@ -552,10 +552,10 @@ class RedisStoreImpl final : public RedisStore,
 
   private:
     static constexpr std::size_t kSweepBatch = 500;
-    static constexpr std::size_t kReadPage = 1000;                   // events per XRANGE
-    static constexpr std::uint64_t kMaxReserve = 1 << 17;            // events reserved at most
-    static constexpr std::size_t kReadAheadDepth = 2;                // reads ahead of a replay
-    static constexpr std::size_t kReadAheads = 64;                   // reads ahead kept, the newest
+    static constexpr std::size_t kReadPage = 1000;         // seqs an XRANGE page starts in
+    static constexpr std::uint64_t kMaxReserve = 1 << 17;  // events reserved at most
+    static constexpr std::size_t kReadAheadDepth = 2;      // reads ahead of a replay
+    static constexpr std::size_t kReadAheads = 64;         // reads ahead kept, the newest
     static constexpr std::chrono::milliseconds kReadAheadAge{1000};  // and for so long
     static constexpr std::chrono::milliseconds kFirstBackoff{10};
     static constexpr std::chrono::milliseconds kMaxBackoff{1000};
