@@ -18,12 +18,87 @@
 -- (flat kind, ts, data triples), the job (flat HGETALL, empty when unknown),
 -- lifecycle changed (0/1); jc_apply answers a list of such entries, one per op
 -- (job and changed only on the last), see there.
+--
+-- A job's log "ev:<id>" is a STREAM of packed entries: the events one call
+-- writes, consecutive seqs, as one entry of ID <first seq>-<last seq> and
+-- one field b holding them as the SQLite store packs a row
+-- (persistence/event_block.hpp: a format byte 1, then per event its kind's
+-- number, zigzag varint of ts minus the previous event's, varint data length,
+-- data), at most BLOCK_EVENTS events and BLOCK_BYTES bytes of data (but for
+-- one larger event) an entry. An event whose ts a Lua number does not hold
+-- exactly (outside [0, 2^52)) gets an entry of its own, ID <seq>-0, fields k,
+-- t, d (as every entry of library version 4 was). Readers
+-- (cluster/event_entries.cpp, read_events below) take both.
 
-local VERSION = '4'
+local VERSION = '5'
 local MAX_OPS = 16  -- lifecycle op answers kept per job
+local BLOCK_EVENTS = 256
+local BLOCK_BYTES = 65536
+local BLOCK_FORMAT = '\1'
+local TS_LIMIT = 4503599627370496  -- 2^52: ts and their zigzag deltas stay exact
+local KIND = {state = 0, progress = 1, token = 2, log = 3, result = 4, error = 5}  -- EventKind
+local KIND_NAME = {'state', 'progress', 'token', 'log', 'result', 'error'}
 
 local function num(v) return tonumber(v) or 0 end
 local function fmt(n) return string.format('%.0f', n) end
+
+-- A whole number in [0, 2^53) as a varint (7 bits a byte, low first).
+local function varint(v)
+  local b = {}
+  while v >= 128 do
+    local low = v % 128
+    b[#b + 1] = low + 128
+    v = (v - low) / 128
+  end
+  b[#b + 1] = v
+  return string.char(unpack(b))
+end
+
+-- The events of log `key` with seq in [first, last], read back: flat kind,
+-- ts, data triples.
+local function read_events(key, first, last)
+  local out = {}
+  local entries = redis.call('XREVRANGE', key, fmt(first), '-', 'COUNT', 1)
+  for _, entry in ipairs(redis.call('XRANGE', key, fmt(first + 1), fmt(last))) do
+    entries[#entries + 1] = entry
+  end
+  local function keep(seq, kind, ts, data)
+    if seq >= first and seq <= last then
+      out[#out + 1] = kind; out[#out + 1] = ts; out[#out + 1] = data
+    end
+  end
+  for _, entry in ipairs(entries) do
+    local lo, hi = string.match(entry[1], '^(%d+)-(%d+)$')
+    local f = entry[2]
+    local kv = {}
+    for i = 1, #f, 2 do kv[f[i]] = f[i + 1] end
+    if kv.b then
+      local b, pos, ts = kv.b, 2, 0
+      local function getvar()
+        local v, scale = 0, 1
+        repeat
+          local c = string.byte(b, pos)
+          pos = pos + 1
+          v = v + (c % 128) * scale
+          scale = scale * 128
+        until c < 128
+        return v
+      end
+      for seq = num(lo), num(hi) do
+        local kind = KIND_NAME[string.byte(b, pos) + 1]
+        pos = pos + 1
+        local z = getvar()
+        ts = ts + ((z % 2 == 0) and z / 2 or -(z + 1) / 2)
+        local n = getvar()
+        keep(seq, kind, fmt(ts), string.sub(b, pos, pos + n - 1))
+        pos = pos + n
+      end
+    else
+      keep(num(lo), kv.k, kv.t, kv.d)
+    end
+  end
+  return out
+end
 
 -- The partition's generation is set once at open; a different or missing
 -- one means the partition was lost and re-created: refuse, never restart seqs.
@@ -63,16 +138,52 @@ local function load(key, prefix, id, retention)
     seq = num(f[5]), cancel = f[6] == '1', type = f[7], owner = f[8],
     priority = num(f[9]), idem = f[10],
     set = {}, events = {}, first_seq = 0, changed = false,
+    block = {BLOCK_FORMAT}, block_first = 0, block_n = 0, block_bytes = 0, block_ts = 0,
   }, Job)
 end
 
 function Job:put(field, value) self.set[#self.set + 1] = field; self.set[#self.set + 1] = value end
 
-function Job:event(kind, ts, data)
+-- Writes the events packed so far as one entry of the log.
+function Job:flush()
+  if self.block_n == 0 then return end
+  redis.call('XADD', self.prefix .. 'ev:' .. self.id,
+    fmt(self.block_first) .. '-' .. fmt(self.block_first + self.block_n - 1),
+    'b', table.concat(self.block))
+  self.block = {BLOCK_FORMAT}
+  self.block_n, self.block_bytes, self.block_ts = 0, 0, 0
+end
+
+-- The log's next event (seq = seq + 1), packed with the call's others; the
+-- entry is written by flush (save does), or when it is full.
+function Job:append(kind, ts, data)
   self.seq = self.seq + 1
+  local code, t = KIND[kind], tonumber(ts)
+  if not code or not t or t < 0 or t >= TS_LIMIT or fmt(t) ~= ts then
+    self:flush()
+    redis.call('XADD', self.prefix .. 'ev:' .. self.id, fmt(self.seq) .. '-0',
+      'k', kind, 't', ts, 'd', data)
+    return
+  end
+  if self.block_n == BLOCK_EVENTS or
+    (self.block_n > 0 and self.block_bytes + #data > BLOCK_BYTES) then
+    self:flush()
+  end
+  if self.block_n == 0 then self.block_first = self.seq end
+  local delta = t - self.block_ts
+  local b = self.block
+  b[#b + 1] = string.char(code) .. varint(delta >= 0 and delta * 2 or -delta * 2 - 1) ..
+    varint(#data)
+  b[#b + 1] = data
+  self.block_n = self.block_n + 1
+  self.block_bytes = self.block_bytes + #data
+  self.block_ts = t
+end
+
+-- An event the answer echoes (a broker's: state, result, error).
+function Job:event(kind, ts, data)
+  self:append(kind, ts, data)
   if self.first_seq == 0 then self.first_seq = self.seq end
-  redis.call('XADD', self.prefix .. 'ev:' .. self.id, fmt(self.seq) .. '-0',
-    'k', kind, 't', ts, 'd', data)
   local e = self.events
   e[#e + 1] = kind; e[#e + 1] = ts; e[#e + 1] = data
 end
@@ -97,10 +208,7 @@ function Job:change(state, now, qreason, qworker)
   self.changed = true
   if is_terminal(state) then
     self:put('finished', fmt(now))
-    -- History lives in RAM: the finished job's keys go after the retention.
-    for _, k in ipairs({self.key, p .. 'ev:' .. self.id, p .. 'ck:' .. self.id}) do
-      redis.call('PEXPIRE', k, self.retention)
-    end
+    self.finished = true  -- its keys expire (save)
     if self.idem and self.idem ~= '' then redis.call('PEXPIRE', self.idem, self.retention) end
     redis.call('ZADD', p .. 'done', fmt(now + self.retention),
       self.id .. '\n' .. self.owner .. '\n' .. state)
@@ -110,10 +218,18 @@ function Job:change(state, now, qreason, qworker)
 end
 
 function Job:save()
+  self:flush()
   self:put('seq', fmt(self.seq))
   self:put('wseq', fmt(self.wseq))
   redis.call('HSET', self.key, unpack(self.set))
   self.set = {}
+  if self.finished then
+    -- History lives in RAM: the finished job's keys go after the retention.
+    local p = self.prefix
+    for _, k in ipairs({self.key, p .. 'ev:' .. self.id, p .. 'ck:' .. self.id}) do
+      redis.call('PEXPIRE', k, self.retention)
+    end
+  end
 end
 
 -- The job as stored: its hash (but the op memory) and its checkpoint.
@@ -149,14 +265,7 @@ end
 local function replay(key, prefix, id, op)
   local events = {}
   if op[4] > 0 and op[5] > 0 then
-    local last = op[4] + op[5] - 1
-    for _, entry in ipairs(redis.call('XRANGE', prefix .. 'ev:' .. id, fmt(op[4]) .. '-0',
-      fmt(last) .. '-0')) do
-      local f = entry[2]
-      local kv = {}
-      for i = 1, #f, 2 do kv[f[i]] = f[i + 1] end
-      events[#events + 1] = kv.k; events[#events + 1] = kv.t; events[#events + 1] = kv.d
-    end
+    events = read_events(prefix .. 'ev:' .. id, op[4], op[4] + op[5] - 1)
   end
   return answer('ok', '', op[2] == 1, op[4], events, snapshot(key), op[3] == 1)
 end
@@ -356,9 +465,7 @@ local function apply(keys, args)
       job.events = {}
       if t == 'c' then
         if args[i + 6] ~= '' then job:put('progress', args[i + 6]) end
-        job.seq = job.seq + 1
-        redis.call('XADD', prefix .. 'ev:' .. id, fmt(job.seq) .. '-0',
-          'k', args[i + 3], 't', args[i + 4], 'd', args[i + 5])
+        job:append(args[i + 3], args[i + 4], args[i + 5])
         job.first_seq = job.seq
       elseif t == 'k' then
         redis.call('SET', prefix .. 'ck:' .. id, args[i + 3])

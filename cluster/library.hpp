@@ -9,7 +9,7 @@
 namespace jobcast::cluster {
 
 inline constexpr std::string_view kLibraryName = "jobcast_v1";
-inline constexpr std::string_view kLibraryVersion = "4";  // what jc_version answers
+inline constexpr std::string_view kLibraryVersion = "5";  // what jc_version answers
 
 // The library's code, as FUNCTION LOAD takes it ("#!lua name=jobcast_v1" first).
 std::string_view library_code();

@@ -33,7 +33,7 @@ class Partitions {
     std::string prefix(std::uint32_t partition) const;
 
     std::string job_key(std::string_view job_id) const;         // HASH
-    std::string events_key(std::string_view job_id) const;      // STREAM, IDs <seq>-0
+    std::string events_key(std::string_view job_id) const;      // STREAM (event_entries.hpp)
     std::string checkpoint_key(std::string_view job_id) const;  // STRING
     std::string live_channel(std::string_view job_id) const;    // shard channel
     // Shard channel of the state changes of one owner's jobs (the jobs feed):

@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "cluster/event_entries.hpp"
 #include "cluster/library.hpp"
 #include "cluster/retry.hpp"
 #include "common/clock.hpp"
@@ -482,12 +483,24 @@ class RedisStoreImpl final : public RedisStore,
     // ---- EventLog ------------------------------------------------------------
 
     // Straight from the stream, pipelined on the job's node: the partition's
-    // generation and the job's watermark first, then XRANGE pages (see
-    // ask_pages and read_pages). A full page of a page or more sends the read
-    // of the next one at once: a replay asks for it next, and finds it on its
-    // way or in.
+    // generation and the job's watermark first, then the entry holding
+    // `after` and XRANGE pages (see ask_pages and read_pages). A full page of
+    // a page or more sends the read of the next one at once: a replay asks
+    // for it next, and finds it on its way or in.
     std::vector<Event> read(std::string_view job, std::uint64_t after, std::size_t limit,
                             std::size_t max_bytes) override {
+        std::vector<Event> events;
+        read_into(job, after, limit, max_bytes, [&](std::span<const EventView> views) {
+            events.reserve(views.size());
+            for (const EventView& view : views)
+                events.push_back({view.seq, view.kind, view.ts, std::string(view.data)});
+        });
+        return events;
+    }
+
+    // The same, handed over as views into the replies (no copy of an event).
+    store::ReadTotals read_into(std::string_view job, std::uint64_t after, std::size_t limit,
+                                std::size_t max_bytes, const store::EventVisitor& visit) override {
         if (limit == 0) return {};
         std::optional<PagesAsked> ahead = take_read_ahead(job, after, limit);
         bool confirmed = false;
@@ -495,26 +508,28 @@ class RedisStoreImpl final : public RedisStore,
             const bool fresh = !ahead;
             PagesAsked asked = fresh ? ask_pages(job, after, limit) : std::move(*ahead);
             ahead.reset();
-            std::optional<std::vector<Event>> events;
+            std::optional<PagesRead> page;
             try {
-                events = read_pages(job, after, limit, max_bytes, asked, confirmed);
+                page = read_pages(job, after, limit, max_bytes, asked, confirmed);
             } catch (const StoreError&) {
                 if (fresh) throw;
                 continue;  // what failed then may not now
             }
-            if (!events) continue;  // confirmed further: read again
-            const bool full = events->size() == limit || store::page_bytes(*events) >= max_bytes;
+            if (!page) continue;  // confirmed further: read again
+            const std::vector<EventView>& events = page->events;
+            const bool full = events.size() == limit || page->budget.used >= max_bytes;
             // Read ahead when the log ended sooner: it may have grown since.
             if (!full && !fresh) continue;
-            if (events->size() == limit && limit >= kReadPage) {
+            if (events.size() == limit && limit >= kReadPage) {
                 // The next reads while pages are full by count (seqs have no
                 // holes): kReadAheadDepth. Not after a page full by bytes:
                 // large events would have each read ahead hold up to `limit`
                 // of them for a page that takes a few.
                 for (std::size_t i = 0; i < kReadAheadDepth; ++i)
-                    read_ahead(job, events->back().seq + i * limit, limit);
+                    read_ahead(job, events.back().seq + i * limit, limit);
             }
-            return std::move(*events);
+            if (!events.empty()) visit(events);
+            return {events.size(), page->budget.used};
         }
     }
 
@@ -537,10 +552,10 @@ class RedisStoreImpl final : public RedisStore,
 
   private:
     static constexpr std::size_t kSweepBatch = 500;
-    static constexpr std::size_t kReadPage = 1000;                   // events per XRANGE
-    static constexpr std::uint64_t kMaxReserve = 1 << 17;            // events reserved at most
-    static constexpr std::size_t kReadAheadDepth = 2;                // reads ahead of a replay
-    static constexpr std::size_t kReadAheads = 64;                   // reads ahead kept, the newest
+    static constexpr std::size_t kReadPage = 1000;         // seqs an XRANGE page starts in
+    static constexpr std::uint64_t kMaxReserve = 1 << 17;  // events reserved at most
+    static constexpr std::size_t kReadAheadDepth = 2;      // reads ahead of a replay
+    static constexpr std::size_t kReadAheads = 64;         // reads ahead kept, the newest
     static constexpr std::chrono::milliseconds kReadAheadAge{1000};  // and for so long
     static constexpr std::chrono::milliseconds kFirstBackoff{10};
     static constexpr std::chrono::milliseconds kMaxBackoff{1000};
@@ -607,17 +622,27 @@ class RedisStoreImpl final : public RedisStore,
     }
 
     // The answers to a read's first pipeline: the partition's generation, the
-    // job's watermark, then the first pages (ends: the last seq each asks for).
+    // job's watermark, the entry holding `after` (when after > 0), then the
+    // first pages (ends: the last first seq each asks for).
     struct PagesAsked {
         std::vector<std::future<redis::Reply>> replies;
+        bool head = false;
         std::vector<std::uint64_t> ends;
     };
 
-    // XRANGE of the events in (after, to].
+    // What read_pages gives: the events, views into the replies it keeps.
+    struct PagesRead {
+        std::deque<redis::Reply> replies;
+        std::vector<EventView> events;
+        store::ByteBudget budget;
+    };
+
+    // XRANGE of the entries whose first seq is in (after, to]: entries hold
+    // consecutive seqs (cluster/event_entries.hpp), so pages of consecutive
+    // ranges hold every event once, the last one of a page perhaps past `to`.
     redis::Command page_command(std::string_view job, std::uint64_t after, std::uint64_t to) const {
-        std::string from = "(";
-        from.append(std::to_string(after)).append("-0");
-        return {"XRANGE", partitions_.events_key(job), std::move(from), std::to_string(to) + "-0"};
+        return {"XRANGE", partitions_.events_key(job), std::to_string(after + 1),
+                std::to_string(to)};
     }
 
     // The last seq a read of `limit` events after `after` may give (a client's
@@ -632,14 +657,21 @@ class RedisStoreImpl final : public RedisStore,
         return from + std::min<std::uint64_t>(kReadPage, last - from);
     }
 
-    // Seqs have no holes, so page k of a read is the IDs (after + k·kReadPage,
-    // after + (k+1)·kReadPage]: the first two go with the watermark.
+    // Seqs have no holes, so page k of a read is the entries that start in
+    // (after + k·kReadPage, after + (k+1)·kReadPage]: the first two go with
+    // the watermark, and the entry that starts at or before `after` (its
+    // tail may be past it).
     PagesAsked ask_pages(std::string_view job, std::uint64_t after, std::size_t limit) {
         const std::uint32_t partition = partitions_.of(job);
         std::vector<redis::Command> commands = {{"GET", partitions_.prefix(partition) + "gen"},
                                                 {"HMGET", partitions_.job_key(job), "cseq", "seq"}};
         PagesAsked asked;
         const std::uint64_t last = last_of(after, limit);
+        if (after > 0 && after < last) {
+            asked.head = true;
+            commands.push_back({"XREVRANGE", partitions_.events_key(job), std::to_string(after),
+                                "-", "COUNT", "1"});
+        }
         for (std::uint64_t from = after; from < last && asked.ends.size() < 2;) {
             asked.ends.push_back(page_end(from, last));
             commands.push_back(page_command(job, from, asked.ends.back()));
@@ -652,20 +684,22 @@ class RedisStoreImpl final : public RedisStore,
     // The events of a read from what ask_pages asked. One connection answers
     // in order, so the watermark is never older than the entries it cuts:
     // what is shown is at most cseq (or this broker's own confirmed floor),
-    // and an entry past it is dropped. Each further page is asked for before
-    // the page before it is decoded. Nothing when the read must start again
-    // (it confirmed what may be shown further).
-    std::optional<std::vector<Event>> read_pages(std::string_view job, std::uint64_t after,
-                                                 std::size_t limit, std::size_t max_bytes,
-                                                 PagesAsked& asked, bool& confirmed) {
+    // and the rest of an entry past it is left out. Each further page is
+    // asked for before the page before it is decoded. Nothing when the read
+    // must start again (it confirmed what may be shown further).
+    std::optional<PagesRead> read_pages(std::string_view job, std::uint64_t after,
+                                        std::size_t limit, std::size_t max_bytes, PagesAsked& asked,
+                                        bool& confirmed) {
         const std::uint32_t partition = partitions_.of(job);
         check_generation(partition, answer(asked.replies[0]));
         const redis::Reply watermark = answer(asked.replies[1]);
         if (watermark.is_error()) throw StoreError("event read failed: " + watermark.str);
-        std::vector<Event> events;
+        PagesRead read;
+        read.budget.max = max_bytes;
+        std::vector<EventView>& events = read.events;
         if (!watermark.is_array() || watermark.elements.size() < 2 ||
             watermark.elements[0].is_nil())
-            return events;  // an unknown job
+            return read;  // an unknown job
         StoredJob stored;
         stored.cseq = to_int<std::uint64_t>(watermark.elements[0].str);
         stored.seq = to_int<std::uint64_t>(watermark.elements[1].str);
@@ -678,21 +712,36 @@ class RedisStoreImpl final : public RedisStore,
             // again (the pages may come from a node since demoted).
             if (stored.seq > cap && !std::exchange(confirmed, true) && visible(job, stored) > cap)
                 return std::nullopt;
-            return events;
+            return read;
         }
-        if (asked.ends.empty()) return events;
+        if (asked.ends.empty()) return read;
         const std::uint64_t last = last_of(after, limit);
+        const EntryCut cut{after, cap, limit};
         events.reserve(std::min<std::uint64_t>({limit, cap - after, kMaxReserve}));
+        // Whether the read is done: it has what it may take.
+        auto done = [&] {
+            return events.size() == limit || (!events.empty() && read.budget.used >= max_bytes) ||
+                   (!events.empty() && events.back().seq >= cap);
+        };
+        // Decodes a reply of entries, kept for the views into it.
+        auto take = [&](redis::Reply reply) {
+            if (reply.is_error()) throw StoreError("event read failed: " + reply.str);
+            const redis::Reply& kept = read.replies.emplace_back(std::move(reply));
+            for (const redis::Reply& entry : kept.elements) {
+                if (done()) break;
+                append_entry(entry, cut, read.budget, events);
+            }
+        };
+        std::size_t next_reply = 2;
+        if (asked.head) take(answer(asked.replies[next_reply++]));
         std::deque<std::pair<std::future<redis::Reply>, std::uint64_t>> pages;  // and their ends
         for (std::size_t i = 0; i < asked.ends.size(); ++i)
-            pages.emplace_back(std::move(asked.replies[i + 2]), asked.ends[i]);
+            pages.emplace_back(std::move(asked.replies[next_reply + i]), asked.ends[i]);
         std::uint64_t next = asked.ends.back();  // where the next page starts
-        std::size_t bytes = 0;
-        while (!pages.empty()) {
+        while (!pages.empty() && !done()) {
             redis::Reply reply = answer(pages.front().first);
             const std::uint64_t end = pages.front().second;
             pages.pop_front();
-            if (reply.is_error()) throw StoreError("event read failed: " + reply.str);
             if (next < cap && next < last) {
                 const std::uint64_t to = page_end(next, last);
                 pages.emplace_back(
@@ -700,30 +749,12 @@ class RedisStoreImpl final : public RedisStore,
                     to);
                 next = to;
             }
-            for (redis::Reply& entry : reply.elements) {
-                if (entry.elements.size() < 2) continue;
-                const auto seq = to_int<std::uint64_t>(entry.elements[0].str);
-                if (seq > cap) return events;
-                Event& event = events.emplace_back();
-                event.seq = seq;
-                std::vector<redis::Reply>& fields = entry.elements[1].elements;
-                for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
-                    const std::string& name = fields[i].str;
-                    std::string& value = fields[i + 1].str;
-                    if (name == "k")
-                        event.kind = parse_event_kind(value).value_or(EventKind::log);
-                    else if (name == "t")
-                        event.ts = to_int<UnixUs>(value);
-                    else if (name == "d")
-                        event.data = std::move(value);
-                }
-                bytes += event.data.size();
-                if (events.size() == limit || bytes >= max_bytes) return events;
-            }
-            // A page short of its range: the log ends there.
-            if (events.empty() || events.back().seq < std::min(end, cap)) return events;
+            take(std::move(reply));
+            // Short of its range: the log ends there (an entry that starts in
+            // a page's range holds its end, or an earlier one does).
+            if (events.empty() || events.back().seq < std::min(end, cap)) break;
         }
-        return events;
+        return read;
     }
 
     // Reads ahead, from `after` on, what a read(job, after, limit) asks,

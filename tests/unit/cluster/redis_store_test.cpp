@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "../redis/redis_nodes.hpp"
@@ -533,6 +534,171 @@ TEST_CASE("the Redis store: a read stops at the confirmed watermark, on a page o
     REQUIRE(next.size() == 1000);
     CHECK(next.front().seq == 1001);
     CHECK(next.back().seq == 2000);
+    reader->close();
+    writer->close();
+}
+
+namespace {
+
+// The IDs of the entries of a job's log, as the primary holds them.
+std::vector<std::string> entry_ids(const redis::testing::RedisNodes& nodes,
+                                   const Partitions& partitions, const std::string& job) {
+    std::istringstream lines(
+        nodes.cli(0, {"EVAL",
+                      "local o = {} for _, e in ipairs(redis.call(\"XRANGE\", KEYS[1], \"-\", "
+                      "\"+\")) do o[#o + 1] = e[1] end return o",
+                      "1", partitions.events_key(job)}));
+    std::vector<std::string> ids;
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) ids.push_back(line);
+    return ids;
+}
+
+// "<first>-<last>" of a packed entry.
+std::string packed(std::uint64_t first, std::uint64_t last) {
+    return std::to_string(first) + "-" + std::to_string(last);
+}
+
+}  // namespace
+
+TEST_CASE("the Redis store: a call's events are one packed entry, read back cut anywhere",
+          "[redis_store]") {
+    if (redis::testing::skip_without_redis()) return;
+    WriterAndReader brokers;
+    auto& [nodes, config, writer, reader] = brokers;
+    const Partitions partitions(config.partitions);
+    const std::string sid = brokers.running_job();
+    const std::string job_key = partitions.job_key(sid);
+    // Created and leased: a call each, an entry each.
+    CHECK(entry_ids(nodes, partitions, sid) == std::vector<std::string>{"1-1", "2-2"});
+
+    // A round of one event: an entry of one event.
+    REQUIRE(run(*writer, chunk(sid, 1, 1)).status == WriteStatus::ok);
+    // A round of 600 (one call): entries of 256 events at most.
+    std::vector<store::WriteOp> chunks;
+    for (std::uint64_t w = 2; w <= 601; ++w)
+        chunks.emplace_back(chunk(sid, 1, w, R"({"text":")" + std::to_string(w) + R"("})"));
+    writer->submit_many(std::move(chunks));
+    writer->flush();
+    // Large events: 64 KiB of data an entry, but for one larger event.
+    const std::string big = R"({"text":")" + std::string(20'000, 'x') + R"("})";
+    const std::string huge = R"({"text":")" + std::string(70'000, 'y') + R"("})";
+    chunks.clear();
+    for (std::uint64_t w = 602; w <= 608; ++w)
+        chunks.emplace_back(chunk(sid, 1, w, w == 606 ? huge : big));
+    writer->submit_many(std::move(chunks));
+    writer->flush();
+    // Timestamps a Lua number does not hold exactly go in an entry of their
+    // own, exact; the events around them are packed.
+    chunks.clear();
+    const UnixUs odd_ts[] = {-5, (UnixUs{1} << 52) + 1, INT64_MAX};
+    for (std::uint64_t w = 609; w <= 614; ++w) {
+        store::AppendChunk c = chunk(sid, 1, w);
+        if (w % 2 == 0) c.ts = odd_ts[(w - 610) / 2];
+        chunks.emplace_back(std::move(c));
+    }
+    writer->submit_many(std::move(chunks));
+    writer->flush();
+    const std::uint64_t last = 616;
+    REQUIRE(reader->events().last_seq(sid) == last);
+    CHECK(entry_ids(nodes, partitions, sid) ==
+          std::vector<std::string>{"1-1", "2-2", packed(3, 3), packed(4, 259), packed(260, 515),
+                                   packed(516, 603), packed(604, 606), packed(607, 607),
+                                   packed(608, 608), packed(609, 610), packed(611, 611), "612-0",
+                                   packed(613, 613), "614-0", packed(615, 615), "616-0"});
+
+    // What a log of one event per entry gives: each event read alone.
+    std::vector<Event> all;
+    for (std::uint64_t seq = 0; seq < last; ++seq) {
+        auto one = writer->events().read(sid, seq, 1);
+        REQUIRE(one.size() == 1);
+        REQUIRE(one[0].seq == seq + 1);
+        all.push_back(std::move(one[0]));
+    }
+    CHECK(all[2].data == R"({"text":"hi"})");
+    CHECK(all[3].data == R"({"text":"2"})");
+    CHECK(all[602].data == R"({"text":"601"})");
+    CHECK(all[607].data == huge);
+    CHECK(all[611].ts == -5);
+    CHECK(all[613].ts == (UnixUs{1} << 52) + 1);
+    CHECK(all[615].ts == INT64_MAX);
+    CHECK(all[614].ts == 1'700'000'000'000'000 + 613);
+    CHECK(all[614].kind == EventKind::token);
+    auto same = [&](const std::vector<Event>& page, std::uint64_t after, std::size_t count) {
+        REQUIRE(page.size() == count);
+        for (std::size_t i = 0; i < count; ++i) {
+            const Event& want = all[after + i];
+            CHECK(page[i].seq == want.seq);
+            CHECK(page[i].kind == want.kind);
+            CHECK(page[i].ts == want.ts);
+            CHECK(page[i].data == want.data);
+        }
+    };
+    // `after` and the watermark anywhere: at an entry's first or last seq,
+    // inside it, at the log's ends; limits that end inside an entry.
+    const std::vector<std::uint64_t> cuts = {0,   1,   2,   3,   4,   5,   100, 258, 259,
+                                             260, 261, 515, 516, 600, 603, 604, 605, 606,
+                                             607, 609, 611, 612, 613, 614, 615, 616};
+    for (std::uint64_t cseq : cuts) {
+        if (cseq == 0) continue;
+        INFO("cseq " << cseq);
+        REQUIRE(nodes.cli(0, {"HSET", job_key, "cseq", std::to_string(cseq)}) == "0\n");
+        for (std::uint64_t after : cuts) {
+            if (after >= cseq) continue;
+            INFO("after " << after);
+            same(reader->events().read(sid, after, 5000), after, cseq - after);
+            for (std::size_t limit : {std::size_t{1}, std::size_t{2}, std::size_t{300}}) {
+                INFO("limit " << limit);
+                same(reader->events().read(sid, after, limit), after,
+                     std::min<std::uint64_t>(limit, cseq - after));
+            }
+        }
+    }
+    // A byte budget met inside an entry: the event that meets it is the last.
+    CHECK(reader->events().read(sid, 603, 100, 30'000).size() == 2);
+    CHECK(reader->events().read(sid, 603, 100, 20'000).size() == 1);
+    CHECK(reader->events().read(sid, 0, 1000, 10).size() == 1);
+
+    // A log of library version 4 (an entry per event, ID <seq>-0): read as
+    // it was, and written on in packed entries.
+    REQUIRE(nodes.cli(0, {"XADD", partitions.events_key(sid), "617-0", "k", "log", "t", "42", "d",
+                          R"({"v":4})"}) == "617-0\n");
+    REQUIRE(nodes.cli(0, {"HSET", job_key, "seq", "617", "cseq", "617"}) == "0\n");
+    REQUIRE(run(*writer, chunk(sid, 1, 615)).status == WriteStatus::ok);
+    writer->flush();
+    REQUIRE(reader->events().last_seq(sid) == 618);
+    const auto tail = reader->events().read(sid, 615, 10);
+    REQUIRE(tail.size() == 3);
+    CHECK(tail[1].seq == 617);
+    CHECK(tail[1].kind == EventKind::log);
+    CHECK(tail[1].ts == 42);
+    CHECK(tail[1].data == R"({"v":4})");
+    CHECK(tail[2].seq == 618);
+    CHECK(tail[2].ts == 1'700'000'000'000'000 + 615);
+    CHECK(entry_ids(nodes, partitions, sid).back() == packed(618, 618));
+
+    // A lifecycle call sent again answers its events read back from the log.
+    const std::string gen = nodes.cli(0, {"GET", partitions.prefix_of(sid) + "gen"});
+    const std::vector<std::string> cancel = {"FCALL",
+                                             "jc_cancel",
+                                             "1",
+                                             job_key,
+                                             partitions.prefix_of(sid),
+                                             sid,
+                                             gen.substr(0, gen.size() - 1),
+                                             "60000",
+                                             "op-resent",
+                                             "1",
+                                             "1700000009999"};
+    const std::string first = nodes.cli(0, cancel);
+    CHECK(first.find("cancelled") != std::string::npos);
+    CHECK(nodes.cli(0, cancel) == first);
+    CHECK(entry_ids(nodes, partitions, sid).back() == packed(619, 619));
+    // A corrupt entry is an error, not a wrong event.
+    REQUIRE(nodes.cli(0, {"XADD", partitions.events_key(sid), "620-620", "b", "junk"}) ==
+            "620-620\n");
+    REQUIRE(nodes.cli(0, {"HSET", job_key, "seq", "620", "cseq", "620"}) == "0\n");
+    CHECK_THROWS_AS(reader->events().read(sid, 619, 10), store::StoreError);
     reader->close();
     writer->close();
 }
