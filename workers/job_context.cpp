@@ -1,6 +1,7 @@
 #include "workers/job_context.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
 
@@ -22,6 +23,54 @@ void append_double(std::string& out, double value) {
     } else {
         out += '0';
     }
+}
+
+// Checks that a text is one JSON object, building nothing (no allocation per
+// event): the checks of boost::json::parse with its default options (depth
+// 32, valid UTF-8 and surrogate escapes, nothing after the value).
+struct ObjectCheck {
+    using error_code = boost::json::error_code;
+    using string_view = boost::json::string_view;
+    static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+
+    bool started = false;
+    bool object = false;  // the top-level value is an object
+
+    bool value() {
+        if (!started) started = true;
+        return true;
+    }
+    bool on_document_begin(error_code&) { return true; }
+    bool on_document_end(error_code&) { return true; }
+    bool on_object_begin(error_code&) {
+        if (!started) object = true;
+        return value();
+    }
+    bool on_object_end(std::size_t, error_code&) { return true; }
+    bool on_array_begin(error_code&) { return value(); }
+    bool on_array_end(std::size_t, error_code&) { return true; }
+    bool on_key_part(string_view, std::size_t, error_code&) { return true; }
+    bool on_key(string_view, std::size_t, error_code&) { return true; }
+    bool on_string_part(string_view, std::size_t, error_code&) { return value(); }
+    bool on_string(string_view, std::size_t, error_code&) { return value(); }
+    bool on_number_part(string_view, error_code&) { return value(); }
+    bool on_int64(std::int64_t, string_view, error_code&) { return value(); }
+    bool on_uint64(std::uint64_t, string_view, error_code&) { return value(); }
+    bool on_double(double, string_view, error_code&) { return value(); }
+    bool on_bool(bool, error_code&) { return value(); }
+    bool on_null(error_code&) { return value(); }
+    bool on_comment_part(string_view, error_code&) { return true; }
+    bool on_comment(string_view, error_code&) { return true; }
+};
+
+bool is_json_object(std::string_view text) {
+    boost::json::basic_parser<ObjectCheck> parser(boost::json::parse_options{});
+    boost::json::error_code ec;
+    const auto used = parser.write_some(false, text.data(), text.size(), ec);
+    return !ec && used == text.size() && parser.handler().object;
 }
 
 [[noreturn]] void wrong_type(std::string_view key, std::string_view expected) {
@@ -141,11 +190,7 @@ void JobContext::emit(EventKind kind, std::string_view data_json) {
     if (kind != EventKind::progress && kind != EventKind::token && kind != EventKind::log) {
         throw std::invalid_argument("a worker emits only progress, token and log events");
     }
-    boost::system::error_code ec;
-    const auto value = boost::json::parse(data_json, ec);
-    if (ec || !value.is_object()) {
-        throw std::invalid_argument("event data must be a JSON object");
-    }
+    if (!is_json_object(data_json)) throw std::invalid_argument("event data must be a JSON object");
     // Boost.JSON's parser rejects invalid UTF-8 (and unpaired surrogate
     // escapes), so text that parsed is safe to send as is.
     scratch_.assign(data_json);

@@ -28,6 +28,7 @@ void Outbox::submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t
         std::unique_lock lock(mutex_);
         if (!budget_.fits(size)) {
             waits_.fetch_add(1, std::memory_order_relaxed);
+            wake();  // for the I/O thread to watch for the acks that make room
             space_.wait(lock, [&] { return budget_.fits(size) || closed.load(); });
         }
         if (closed.load()) return;
@@ -47,7 +48,7 @@ void Outbox::submit(const std::shared_ptr<AttemptStream>& attempt, std::uint64_t
         }
     }
     submitted_.fetch_add(1, std::memory_order_relaxed);
-    if (wake_up) wake();
+    if (wake_up && !(deliver_ && deliver_())) wake();
 }
 
 void Outbox::close(std::atomic<bool>& closed) {
@@ -74,6 +75,11 @@ void Outbox::take(std::vector<Message>& batch) {
     batch.swap(queue_);
     queued_bytes_ = 0;
     woken_ = false;
+}
+
+bool Outbox::pending() const {
+    std::lock_guard lock(mutex_);
+    return !queue_.empty();
 }
 
 void Outbox::reserve(std::size_t bytes) {

@@ -1,7 +1,9 @@
 // The hand-off of encoded messages from handler threads to the worker's I/O
 // thread: a mutex-protected vector plus an eventfd the I/O thread polls,
 // written at most once between two takes (so a busy handler costs one syscall
-// per I/O batch, not per token), and not at all for a chunk of an attempt
+// per I/O batch, not per token), not at all when the submitting thread
+// delivered the queue itself (set_deliver: the worker sends from the handler's
+// thread while its I/O thread waits in poll), and not at all for a chunk of an attempt
 // whose next chunks the I/O thread holds until an ack it is waiting for
 // (AttemptStream::ack_due): it takes them when that ack comes, unless a full
 // batch (kMaxHeldChunks, kMaxHeldBytes) is queued first. It holds the worker's
@@ -16,6 +18,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +55,11 @@ class Outbox {
     // Any thread; async-signal-safe (an eventfd write).
     void wake() noexcept;
 
+    // Before any submit: called (outside the outbox's lock) by a submit that
+    // would wake the I/O thread; returning true means it took the queue and
+    // handed it on itself, so there is no wake-up. It must not block.
+    void set_deliver(std::function<bool()> deliver) { deliver_ = std::move(deliver); }
+
     // I/O thread: the fd to poll for wake-ups and its reset, what handlers
     // queued since the last take (swapped into `batch`), a message made on the
     // I/O thread itself (its bytes count against the bound, and it counts as
@@ -60,6 +68,8 @@ class Outbox {
     int fd() const noexcept { return fd_; }
     void clear_wake() noexcept;
     void take(std::vector<Message>& batch);
+    // Something is queued (e.g. held for an ack, see AttemptStream::ack_due).
+    bool pending() const;
     void reserve(std::size_t bytes);
     void release(std::size_t bytes, std::vector<std::string>* spares = nullptr);
 
@@ -78,6 +88,7 @@ class Outbox {
     std::size_t queued_bytes_ = 0;  // of queue_
     bool woken_ = false;            // the eventfd was written since the last take
     UnackedBudget budget_;
+    std::function<bool()> deliver_;
     std::atomic<std::uint64_t> submitted_{0};
     std::atomic<std::uint64_t> waits_{0};
 };

@@ -135,6 +135,25 @@ void ReliableStream::release_holds() {
     }
 }
 
+void ReliableStream::watch_acks(bool on) noexcept {
+    if (on == acks_watched_) return;
+    acks_watched_ = on;
+    for (auto& [job, attempt] : attempts_)
+        set_ack_due(*attempt,
+                    on && batch_chunks_ && !attempt->holds_released_ && attempt->in_flight());
+}
+
+bool ReliableStream::holding() const noexcept {
+    for (const auto& [job, attempt] : attempts_) {
+        if (!attempt->frames_.empty() &&
+            attempt->frames_.back().wseq >=
+                std::max(attempt->next_to_send_, attempt->first_unacked()) &&
+            holds(*attempt))
+            return true;
+    }
+    return false;
+}
+
 void ReliableStream::disconnected() {
     connected_ = false;
     batch_chunks_ = false;
@@ -201,11 +220,15 @@ void ReliableStream::sent() {
     if (send_queue_.empty()) return;
     auto& attempt = *send_queue_.front();
     attempt.next_to_send_ += frame_messages_;
-    if (batch_chunks_ && !attempt.holds_released_) set_ack_due(attempt, true);
+    if (batch_chunks_ && !attempt.holds_released_ && acks_watched_) set_ack_due(attempt, true);
 }
 
 bool ReliableStream::holds(const AttemptStream& attempt) const noexcept {
     if (!batch_chunks_ || attempt.holds_released_ || !attempt.in_flight()) return false;
+    // With acks read lazily, a few messages in flight do not hold the next:
+    // holding would need a wake-up to watch for their ack.
+    if (!acks_watched_ && attempt.next_to_send_ - attempt.first_unacked() < kMaxInFlightUnwatched)
+        return false;
     // Not behind a checkpoint or done/fail, and not past a full batch.
     const auto next = attempt.next_to_send_;
     return attempt.message_wseq_ < next &&

@@ -21,7 +21,10 @@
 // heartbeat, so that frames a broker never acknowledges still go out and meet
 // its reject). AttemptStream::ack_due tells the producing thread that the
 // worker's I/O thread will look at the attempt's output when the ack comes,
-// so an emit need not wake it.
+// so an emit need not wake it. While the worker reads acks lazily
+// (watch_acks(false): when a handler next emits, or on a timer), no attempt is
+// ack_due and chunks are held only behind kMaxInFlightUnwatched messages in
+// flight, so that nothing waits for an ack that nobody is watching for.
 //
 // Pure: no sockets, no threads, no sleeps; time (jobcast::Clock's steady time)
 // comes in as arguments. The worker's I/O thread owns the ReliableStream; an
@@ -54,6 +57,11 @@ enum class FrameKind : std::uint8_t { chunk, message, terminal };
 // flight: at most a full `chunks` of events, and this many bytes unacknowledged.
 inline constexpr std::size_t kMaxHeldChunks = proto::kMaxChunksEvents;
 inline constexpr std::size_t kMaxHeldBytes = std::size_t{256} << 10;
+
+// While the worker reads acks lazily (ReliableStream::watch_acks), an
+// attempt's chunks go out without waiting for an ack until this many of its
+// messages are in flight.
+inline constexpr std::uint64_t kMaxInFlightUnwatched = 32;
 
 // Buffers of acknowledged messages kept for the next ones (so that an emit
 // allocates nothing): at most this many, each of at most this capacity.
@@ -205,6 +213,14 @@ class ReliableStream {
     // what was waiting for an ack.
     Freed drop(const std::string& job);
 
+    // Whether the caller sees acks as they come (the default). While it does
+    // not (the worker processes acks lazily, when a handler emits or on a
+    // timer), no attempt is ack_due, so producers do not leave their chunks
+    // for an ack that nobody is waiting for.
+    void watch_acks(bool on) noexcept;
+    // An attempt has frames to send that wait for an ack.
+    bool holding() const noexcept;
+
     // Every attempt's held chunks go out now, and nothing is held until its
     // next ack: once per heartbeat interval, so that what a broker never
     // acknowledges still reaches it (and its reject comes back).
@@ -250,6 +266,7 @@ class ReliableStream {
     std::deque<std::shared_ptr<AttemptStream>> send_queue_;  // attempts with frames to send
     bool connected_ = false;
     bool batch_chunks_ = false;
+    bool acks_watched_ = true;
     std::vector<std::string> spares_;
     std::string frame_;  // the last chunks next_frame() made
     std::size_t frame_messages_ = 0;

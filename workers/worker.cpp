@@ -7,9 +7,12 @@
 // wseq), encodes it once and submits it to the Outbox, which waits while the
 // worker's unacked bytes are over the bound. The I/O thread moves it into the
 // ReliableStream and sends it when the socket takes it (EAGAIN keeps it
-// queued, never drops it). An ack frees every frame up to its wseq and wakes
-// blocked emitters. After a reconnect, a "hello" reject or a "gap" reject, the
-// stream re-sends from the oldest unacknowledged frame.
+// queued, never drops it); while the I/O thread waits in poll, the emitting
+// thread does that itself under the I/O thread's lock instead of waking it.
+// An ack frees every frame up to its wseq and wakes blocked emitters; while
+// handlers emit, acks are read lazily (see lazy_acks_). After a reconnect, a
+// "hello" reject or a "gap" reject, the stream re-sends from the oldest
+// unacknowledged frame.
 //
 // Failover: every reconnect (the broker went silent or never answered, it is
 // shutting down, it refused our hello, its connection closed) opens a fresh
@@ -38,6 +41,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -64,6 +68,9 @@ using Steady = Clock::Steady;
 
 constexpr int kSocketHighWaterMark = 100000;
 constexpr int kMaxReceivesPerWake = 4096;
+// While handlers emit, acks (and whatever else the broker sends) are read when
+// a handler next emits, or after this long at the latest (see lazy_acks_).
+constexpr milliseconds kLazyAckWindow{5};
 
 std::string default_worker_name() {
     char host[256] = {};
@@ -110,8 +117,9 @@ class WorkerImpl {
         std::atomic<bool> connected{false};
     };
 
-    // I/O thread.
-    void loop();
+    // I/O thread (holding io_mutex_).
+    void loop(std::unique_lock<std::mutex>& io);
+    bool deliver_from_handler();
     std::unique_ptr<zmq::socket_t> new_socket();
     void open_socket();
     void monitor_socket();
@@ -152,7 +160,18 @@ class WorkerImpl {
     Outbox outbox_;
     HandlerPool pool_;
 
-    // I/O thread only.
+    // What follows is the I/O thread's, which holds io_mutex_ throughout run()
+    // except while it waits in poll (polling_): then a handler's submit may
+    // take it (never waiting for it) and send what it queued itself.
+    std::mutex io_mutex_;
+    bool polling_ = false;
+    // Lazy acks: while handlers emit (something was handed on within
+    // kLazyAckWindow), nothing waits for an ack and the unacked bytes are
+    // under a quarter of the bound, the I/O thread does not poll the socket
+    // but reads it every kLazyAckWindow, and each handler's delivery reads
+    // it first: an ack then costs no wake-up of its own.
+    bool lazy_acks_ = false;
+    Steady last_output_{};  // handlers' messages last handed on
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
     // The PAIR end of socket_'s monitor (connection closed, handshake done).
@@ -206,6 +225,7 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
             "worker: name must be 1 to 128 bytes of UTF-8 without control characters");
     }
     proto::encode(proto::WorkerMessage{proto::Heartbeat{}}, heartbeat_frame_);
+    outbox_.set_deliver([this] { return deliver_from_handler(); });
 }
 
 void WorkerImpl::handle(std::string type, Handler handler, std::string params_schema) {
@@ -271,6 +291,7 @@ void WorkerImpl::run() {
     log_->info("connecting broker={} worker={} types={} capacity={}", join(config_.brokers),
                log_quote(config_.name), log_quote(join(config_.types)), config_.capacity);
 
+    std::unique_lock io(io_mutex_);
     now_ = clock_.steady();
     // A malformed endpoint anywhere in the list is a config error, found now
     // rather than at the first failover.
@@ -286,7 +307,7 @@ void WorkerImpl::run() {
 
     std::exception_ptr failure;
     try {
-        loop();
+        loop(io);
     } catch (const std::exception& e) {
         failure = std::current_exception();
         log_->error("worker I/O loop failed; stopping error={}", e.what());
@@ -304,7 +325,7 @@ void WorkerImpl::run() {
     if (failure) std::rethrow_exception(failure);
 }
 
-void WorkerImpl::loop() {
+void WorkerImpl::loop(std::unique_lock<std::mutex>& io) {
     std::vector<zmq::pollitem_t> items;
     while (true) {
         now_ = clock_.steady();
@@ -341,18 +362,39 @@ void WorkerImpl::loop() {
         auto timeout = std::chrono::duration_cast<milliseconds>(wake_at - now_) + milliseconds{1};
         if (timeout.count() < 0) timeout = milliseconds{0};
 
+        lazy_acks_ = socket_ && !stopping_ && !awaiting_welcome_ && !connection_lost_ &&
+                     now_ - last_output_ < kLazyAckWindow && !stream_.sending() &&
+                     !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
+        stream_.watch_acks(!lazy_acks_);
         items.clear();
         items.push_back({nullptr, outbox_.fd(), ZMQ_POLLIN, 0});
-        if (socket_) {
-            short events = ZMQ_POLLIN;
-            if (stream_.sending()) events |= ZMQ_POLLOUT;
-            items.push_back({socket_->handle(), 0, events, 0});
+        if (lazy_acks_) {
+            // A chunk queued for an ack before watch_acks(false) goes now.
+            timeout = outbox_.pending() ? milliseconds{0} : std::min(timeout, kLazyAckWindow);
+            items.push_back({monitor_->handle(), 0, ZMQ_POLLIN, 0});
+        } else if (socket_) {
+            // The DEALER is polled through its ZMQ_FD (which signals that its
+            // state may have changed, not what it is), so that no one touches
+            // the socket itself while io_mutex_ is free: what it has now is in
+            // ZMQ_EVENTS, read first.
+            const int events = socket_->get(zmq::sockopt::events);
+            if ((events & ZMQ_POLLIN) || (stream_.sending() && (events & ZMQ_POLLOUT)))
+                timeout = milliseconds{0};
+            items.push_back({nullptr, socket_->get(zmq::sockopt::fd), ZMQ_POLLIN, 0});
             items.push_back({monitor_->handle(), 0, ZMQ_POLLIN, 0});
         }
+        polling_ = true;
+        io.unlock();
         try {
             zmq::poll(items, timeout);
         } catch (const zmq::error_t& e) {
+            io.lock();
+            polling_ = false;
             if (e.num() != EINTR) throw;  // a signal (e.g. the SIGTERM that calls stop())
+        }
+        if (!io.owns_lock()) {
+            io.lock();
+            polling_ = false;
         }
         now_ = clock_.steady();
 
@@ -554,9 +596,37 @@ void WorkerImpl::flush_sends() {
     }
 }
 
+// A handler's submit that would wake the I/O thread: while that thread waits
+// in poll, the handler's thread moves what is queued into the stream and hands
+// it to the socket itself, so one event costs no wake-up of the I/O thread.
+// The I/O thread is still woken when the socket is full, or when ZeroMQ took
+// in a message for us during these sends (a send processes the socket's
+// commands, which clears the fd the I/O thread polls).
+// With lazy acks it first reads what the broker sent (acks free what this
+// sends from being held), and wakes the I/O thread when something now waits
+// for an ack, for that thread to watch for it.
+bool WorkerImpl::deliver_from_handler() {
+    std::unique_lock io(io_mutex_, std::try_to_lock);
+    if (!io.owns_lock() || !polling_ || !socket_) return false;
+    now_ = clock_.steady();
+    const auto* socket = socket_.get();
+    if (lazy_acks_) receive_all();
+    pump_outbound();
+    if (socket_.get() != socket || stream_.sending()) return false;
+    if (lazy_acks_) {
+        return !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
+    }
+    try {
+        return !(socket_->get(zmq::sockopt::events) & ZMQ_POLLIN);
+    } catch (const zmq::error_t&) {
+        return false;  // the I/O thread finds out
+    }
+}
+
 void WorkerImpl::pump_outbound() {
     outbox_.take(batch_);
     if (batch_.empty()) return;
+    last_output_ = now_;
     std::size_t released = 0;
     for (auto& out : batch_) {
         const auto size = out.frame.size();

@@ -7,14 +7,17 @@
 //     fast as possible), the first at unix time `start_us` (µs; 0 or past:
 //     now). Event i is *intended* at start + i/rate; a late emit does not move
 //     the schedule (coordinated omission: the load generator measures latency
-//     from the intended time, carried in the data). With `tick_us` > 0 the
-//     publisher wakes at most once per tick and emits every event due by then
-//     (fewer wake-ups; up to one tick of added latency).
+//     from the intended time, carried in the data). The publisher wakes once
+//     per tick of `tick_us` (0: 1,000 µs), on a grid from the start, and emits
+//     every event due by then: at most 1,000 wake-ups a second, not one per
+//     event. An event waits for its tick (less than one, and nothing when its
+//     time is on the grid, as at 1,000/s), and that wait is in the latency
+//     measured from its intended time. `tick_us` 1 sleeps for each event.
 //
 // Each token's data is {"t":<intended unix µs>,"text":"xxx…"} with `t` first,
 // so a client finds it right after `"data":`. The SDK stamps the event's `ts`
 // with the actual emit time. Result: {"emitted":N,"late":L} (L: events emitted
-// more than 1 ms after their intended time). Runs until SIGTERM.
+// more than 1 ms after their tick). Runs until SIGTERM.
 //
 //   jobcast-bench-stream-worker --broker tcp://127.0.0.1:5555 [--capacity N] [--name NAME]
 //                               [--log-level info]
@@ -34,6 +37,8 @@
 namespace wk = jobcast::worker;
 
 namespace {
+
+constexpr std::int64_t kDefaultTickUs = 1000;
 
 std::int64_t unix_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -78,26 +83,34 @@ wk::JobOutcome bench_stream(wk::JobContext& job) {
         std::chrono::steady_clock::now() + std::chrono::microseconds(start_us - now_unix);
     const double period_us = rate > 0 ? 1e6 / static_cast<double>(rate) : 0.0;
     if (rate > 0 || start_us > now_unix) std::this_thread::sleep_until(steady_start);
-    auto last_wake = std::chrono::steady_clock::now();
-    for (std::int64_t i = 0; i < count && !job.cancelled(); ++i, ++emitted) {
+    const std::int64_t tick = tick_us > 0 ? tick_us : kDefaultTickUs;
+    std::int64_t i = 0;
+    auto offset_of = [&](std::int64_t n) {
+        return static_cast<std::int64_t>(static_cast<double>(n) * period_us);
+    };
+    while (i < count && !job.cancelled()) {
         if (rate == 0) {
             emit(unix_us());
+            ++i, ++emitted;
             continue;
         }
-        const auto offset = static_cast<std::int64_t>(static_cast<double>(i) * period_us);
-        const auto due = steady_start + std::chrono::microseconds(offset);
+        // Sleep to the first tick at or after the next event's time, then
+        // emit every event due by the time we woke.
+        const auto tick_at = [&](std::int64_t offset) {
+            return steady_start + std::chrono::microseconds((offset + tick - 1) / tick * tick);
+        };
         auto now = std::chrono::steady_clock::now();
-        if (now < due) {
-            // With a tick, wake at most once per tick and emit every event due by then.
-            auto wake = due;
-            if (tick_us > 0 && wake < last_wake + std::chrono::microseconds(tick_us))
-                wake = last_wake + std::chrono::microseconds(tick_us);
-            std::this_thread::sleep_until(wake);
-            last_wake = std::chrono::steady_clock::now();
-        } else if (now - due > std::chrono::milliseconds(1)) {
-            ++late;
+        if (now < steady_start + std::chrono::microseconds(offset_of(i))) {
+            std::this_thread::sleep_until(tick_at(offset_of(i)));
+            now = std::chrono::steady_clock::now();
         }
-        emit(start_us + offset);
+        do {
+            const auto offset = offset_of(i);
+            if (now - tick_at(offset) > std::chrono::milliseconds(1)) ++late;
+            emit(start_us + offset);
+            ++i, ++emitted;
+        } while (i < count && !job.cancelled() &&
+                 steady_start + std::chrono::microseconds(offset_of(i)) <= now);
     }
     return "{\"emitted\":" + std::to_string(emitted) + ",\"late\":" + std::to_string(late) + "}";
 }

@@ -562,3 +562,80 @@ TEST_CASE("an emit wakes the I/O thread once per batch, and not while the attemp
     submit(a, FrameKind::chunk);
     CHECK(woken(outbox));
 }
+
+TEST_CASE("with acks read lazily nothing is ack_due, and chunks wait only behind a full flight") {
+    ReliableStream stream;
+    stream.reconnected();
+    stream.batch_chunks(true);
+    auto a = stream.open("a", 1);
+    emit_token(stream, *a, "t1");
+    REQUIRE(drain(stream).size() == 1);
+    REQUIRE(a->ack_due());
+
+    // Not watched: no producer leaves its chunk for an ack, and the next
+    // events go at once (each its own message) up to kMaxInFlightUnwatched.
+    stream.watch_acks(false);
+    CHECK_FALSE(a->ack_due());
+    for (std::uint64_t i = 2; i <= kMaxInFlightUnwatched; ++i) {
+        emit_token(stream, *a, "t" + std::to_string(i));
+        const auto sent = drain(stream);
+        REQUIRE(sent.size() == 1);
+        CHECK(std::get<proto::Chunk>(decoded(sent[0])).wseq == i);
+        CHECK_FALSE(a->ack_due());
+        CHECK_FALSE(stream.holding());
+    }
+    // A full flight: the next waits (holding says so, for the worker to watch
+    // for the ack again), and goes with the ones after it on the ack.
+    emit_token(stream, *a, "held1");
+    emit_token(stream, *a, "held2");
+    CHECK(drain(stream).empty());
+    CHECK(stream.holding());
+    stream.watch_acks(true);
+    CHECK(a->ack_due());
+    stream.ack("a", 1, kMaxInFlightUnwatched);
+    CHECK_FALSE(stream.holding());
+    const auto burst = drain(stream);
+    REQUIRE(burst.size() == 1);
+    const auto chunks = std::get<proto::Chunks>(decoded(burst[0]));
+    CHECK(chunks.wseq == kMaxInFlightUnwatched + 1);
+    REQUIRE(chunks.events.size() == 2);
+    CHECK(chunks.events[1].data == R"({"text":"held2"})");
+    CHECK(a->ack_due());
+}
+
+TEST_CASE("a submit that the producer delivers itself does not wake the I/O thread") {
+    Outbox outbox(1 << 20);
+    auto a = std::make_shared<AttemptStream>("a", 1);
+    const std::atomic<bool> open{false};
+    std::vector<Outbox::Message> batch;
+    bool deliver_takes = true;
+    int delivered = 0;
+    outbox.set_deliver([&] {
+        if (!deliver_takes) return false;
+        outbox.take(batch);  // what the worker's delivery does first
+        delivered += static_cast<int>(batch.size());
+        batch.clear();
+        return true;
+    });
+    auto submit = [&] {
+        const auto wseq = a->next_wseq();
+        a->numbered(wseq);
+        std::string frame = "chunk";
+        outbox.submit(a, wseq, frame, FrameKind::chunk, open);
+    };
+
+    submit();
+    CHECK(delivered == 1);
+    CHECK_FALSE(woken(outbox));
+    CHECK_FALSE(outbox.pending());
+
+    // The I/O thread is busy (the delivery cannot take its lock): woken as before.
+    deliver_takes = false;
+    submit();
+    CHECK(woken(outbox));
+    CHECK(outbox.pending());
+    submit();  // already woken, not taken yet: no second wake-up
+    CHECK_FALSE(woken(outbox));
+    outbox.take(batch);
+    CHECK(batch.size() == 2);
+}

@@ -81,9 +81,22 @@ TEST_CASE("JobContext builds token, progress and log payloads as JSON objects") 
     CHECK_THROWS_AS(context.emit(EventKind::state, "{}"), std::invalid_argument);
     CHECK_THROWS_AS(context.emit(EventKind::log, "[1]"), std::invalid_argument);
     CHECK_THROWS_AS(context.emit(EventKind::log, "{\"a\":"), std::invalid_argument);
+    // What the broker could not take is refused at the source: invalid UTF-8,
+    // an unpaired surrogate, anything after the object, nesting past 32.
+    CHECK_THROWS_AS(context.emit(EventKind::log, "{\"a\":\"\xFF\"}"), std::invalid_argument);
+    CHECK_THROWS_AS(context.emit(EventKind::log, R"({"a":"\ud800"})"), std::invalid_argument);
+    CHECK_THROWS_AS(context.emit(EventKind::log, "{} {}"), std::invalid_argument);
+    CHECK_THROWS_AS(context.emit(EventKind::log, "\"text\""), std::invalid_argument);
+    const auto nested = [](int depth) {
+        return "{\"a\":" + std::string(static_cast<std::size_t>(depth - 1), '[') + "1" +
+               std::string(static_cast<std::size_t>(depth - 1), ']') + "}";
+    };
+    context.emit(EventKind::token, nested(32));
+    CHECK_THROWS_AS(context.emit(EventKind::token, nested(33)), std::invalid_argument);
 
     const auto tokens = sink.events(EventKind::token);
-    REQUIRE(tokens.size() == 1);
+    REQUIRE(tokens.size() == 2);
+    CHECK(tokens[1] == nested(32));
     CHECK(boost::json::parse(tokens[0]).at("text").as_string() == "he said \"hi\"\n");
     const auto progress = sink.events(EventKind::progress);
     REQUIRE(progress.size() == 2);
