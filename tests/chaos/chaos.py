@@ -406,6 +406,12 @@ class WsSubscriber(threading.Thread):
                     self._subscribe(client, frame_job, stream.last)
 
 
+def not_ready(resp):
+    """A 503 that says when to ask again: the broker is starting or its
+    engine is full; nothing was refused for good."""
+    return resp.status == 503 and resp.getheader("Retry-After") is not None
+
+
 class SseSubscriber(threading.Thread):
     """Follows one job over SSE, resuming with Last-Event-ID after any break."""
 
@@ -455,6 +461,9 @@ class SseSubscriber(threading.Thread):
                 if resp.status == 204:
                     return
                 body = resp.read()  # must end soon: there is nothing more
+                if not_ready(resp):
+                    time.sleep(0.1)  # a broker still starting: ask again
+                    continue
                 self.chaos.violations.add(
                     f"sse job {self.stream.job}: reconnecting after the terminal event (seq "
                     f"{self.stream.last}) on {broker.name} got HTTP {resp.status} "
@@ -485,6 +494,12 @@ class SseSubscriber(threading.Thread):
                 path += f"?after={self.stream.after}"  # a first connection mid-stream
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
+            if not_ready(resp):
+                # A broker still opening its store (or an engine full) says
+                # so with Retry-After; a client asks again, as it does for REST.
+                resp.read()
+                time.sleep(0.1)
+                return
             if resp.status != 200:
                 self.chaos.violations.add(
                     f"sse job {self.stream.job}: HTTP {resp.status} resuming after "
