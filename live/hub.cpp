@@ -48,40 +48,7 @@ void Hub::stop() {
 }
 
 void Hub::publish(std::vector<store::JobEvents> events) {
-    std::size_t count = 0;
-    for (const auto& job_events : events)
-        count += job_events.events.size();
-    if (count > 0 && count <= kMaxInlineEvents && !feed_.brings_remote_batches() && claim_idle()) {
-        // Given back however fan_out ends: a throw must not leave the hub
-        // claimed, with every later batch queued behind it for good.
-        struct Release {
-            Hub& hub;
-            ~Release() { hub.finish_fan_out(); }
-        } release{*this};
-        fan_out(events, false);
-        return;
-    }
     enqueue({std::move(events), false});
-}
-
-bool Hub::claim_idle() {
-    std::lock_guard lock(queue_mutex_);
-    if (busy_ || !queue_.empty() || stopping_) return false;
-    busy_ = true;
-    ++enqueued_;
-    return true;
-}
-
-void Hub::finish_fan_out() {
-    bool more = false;
-    {
-        std::lock_guard lock(queue_mutex_);
-        busy_ = false;
-        ++done_;
-        more = !queue_.empty();
-    }
-    drained_cv_.notify_all();
-    if (more) queue_cv_.notify_one();  // queued behind the inline fan-out
 }
 
 void Hub::publish_remote(std::vector<store::JobEvents> events) {
@@ -116,18 +83,14 @@ void Hub::run() {
         Queued queued;
         {
             std::unique_lock lock(queue_mutex_);
-            // Batches in order: none while an inline fan-out runs.
-            queue_cv_.wait(
-                lock, [&] { return (!queue_.empty() && !busy_) || (stopping_ && queue_.empty()); });
+            queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
             if (queue_.empty()) return;  // stopping
             queued = std::move(queue_.front());
             queue_.pop_front();
-            busy_ = true;
         }
         fan_out(queued.batch, queued.remote);
         {
             std::lock_guard lock(queue_mutex_);
-            busy_ = false;
             ++done_;
         }
         drained_cv_.notify_all();

@@ -1,16 +1,11 @@
 // Job -> subscribers. After each commit the writer hands the new events to
 // the hub; its own thread serializes each job's events once per wire format
 // into shared immutable buffers and hands them to every subscriber, so the
-// writer never waits on a large fan-out and fan-out costs no copies. A small
-// commit (at most kMaxInlineEvents events) that finds the hub idle, with a
-// feed that brings no remote batches, is fanned out on the writer thread
-// itself: one thread hand-off less between COMMIT and the sockets, which is
-// what an event's latency pays most for at low rates and on shared cores
-// (the lane tasks still do the writing). Subscribers that name a lane
-// (WebSocket and SSE sessions: one lane per I/O thread) get a commit through
-// one task per lane, which walks that lane's subscribers; a subscriber
-// without one (a long-poll) is called on the fanning-out thread. No lock is
-// held while anything is written.
+// writer never waits on fan-out and fan-out costs no copies. Subscribers
+// that name a lane (WebSocket and SSE sessions: one lane per I/O thread) get
+// a commit through one task per lane, which walks that lane's subscribers; a
+// subscriber without one (a long-poll) is called on the hub thread. No lock
+// is held while anything is written.
 //
 // Batches come from the local commit stream (publish) and from a LiveFeed
 // (publish_remote: another broker's commits over a shared engine). Either
@@ -62,11 +57,7 @@ class Hub {
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
 
-    // Events a commit may hold and still be fanned out on the publishing thread.
-    static constexpr std::size_t kMaxInlineEvents = 64;
-
-    // The local commit stream: writer thread, after COMMIT. Never blocks on
-    // subscribers; a small batch on an idle hub is handed out before it returns.
+    // The local commit stream: writer thread, after COMMIT. Never blocks on subscribers.
     void publish(std::vector<store::JobEvents> events);
     // Committed batches a LiveFeed brought from elsewhere; any thread, never blocks.
     void publish_remote(std::vector<store::JobEvents> events);
@@ -93,7 +84,7 @@ class Hub {
         std::weak_ptr<LiveSink> sink;
         const LiveSink* key;
         WireFormat format;
-        std::shared_ptr<LiveLane> lane;  // null: delivered on the fanning-out thread
+        std::shared_ptr<LiveLane> lane;  // null: delivered on the hub thread
     };
     // What one commit hands to one lane: its sinks' batches, in order.
     struct LaneBatch {
@@ -117,10 +108,6 @@ class Hub {
         bool remote = false;  // from publish_remote
     };
     void enqueue(Queued queued);
-    // Takes the fan-out for the calling thread when nothing is queued or
-    // being fanned out; finish_fan_out() gives it back.
-    bool claim_idle();
-    void finish_fan_out();
     void run();
     void fan_out(std::vector<store::JobEvents>& batch, bool remote);
     // Delivers at once (no lane) or adds to the entry's lane batch.
@@ -148,7 +135,6 @@ class Hub {
     std::condition_variable drained_cv_;
     std::deque<Queued> queue_;
     std::uint64_t enqueued_ = 0, done_ = 0;
-    bool busy_ = false;  // a batch is being fanned out (by the hub thread or inline)
     bool stopping_ = false;
     std::thread thread_;
 };

@@ -25,11 +25,6 @@ class LiveFeed {
     // The first / last subscriber of the state changes of `owner`'s jobs.
     virtual void watch_owner(const std::string& owner) = 0;
     virtual void unwatch_owner(const std::string& owner) = 0;
-    // Whether this feed hands the hub batches from elsewhere (publish_remote).
-    // Only then can a local batch skip ahead and need a gap fill (a store
-    // read), so only a feed without them lets the hub fan small local commits
-    // out on the publishing thread.
-    virtual bool brings_remote_batches() const { return true; }
 };
 
 // One broker on its own store: every commit is local and reaches the hub
@@ -40,7 +35,6 @@ class LocalFeed final : public LiveFeed {
     void unwatch(const std::string&) override {}
     void watch_owner(const std::string&) override {}
     void unwatch_owner(const std::string&) override {}
-    bool brings_remote_batches() const override { return false; }
 };
 
 }  // namespace jobcast::live

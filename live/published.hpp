@@ -46,8 +46,7 @@ class LiveLane {
   public:
     virtual ~LiveLane() = default;
     // Runs `task` on the lane, after every task handed to it before. Called
-    // on the thread that fans a commit out (the hub's, or the writer's for a
-    // small commit); must not block.
+    // on the hub thread; must not block.
     virtual void run(std::function<void()> task) = 0;
 };
 
@@ -55,12 +54,11 @@ class LiveLane {
 class LiveSink {
   public:
     virtual ~LiveSink() = default;
-    // Called on the sink's lane, or for a sink without one on the thread that
-    // fans the commit out (see LiveLane::run); must not block (hand the batch
-    // to your own strand).
+    // Called on the sink's lane, or on the hub thread for a sink without one;
+    // must not block (hand the batch to your own strand).
     virtual void deliver(const PublishedPtr& published) = 0;
     // The lane that delivers to this sink (asked once, at subscribe); null:
-    // the fanning-out thread calls deliver() itself.
+    // the hub thread calls deliver() itself.
     virtual std::shared_ptr<LiveLane> lane() { return nullptr; }
 };
 

@@ -7,8 +7,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
-#include <thread>
 #include <utility>
 
 using namespace jobcast;
@@ -289,78 +287,4 @@ TEST_CASE_METHOD(HubFixture,
         if (!sinks[i]) continue;
         CHECK(sinks[i]->seqs() == (i % 2 ? range(1, 302) : range(1, 2)));
     }
-}
-
-namespace {
-
-// A Sink that also records the threads it was called on.
-class ThreadSink : public Sink {
-  public:
-    void deliver(const PublishedPtr& published) override {
-        {
-            std::lock_guard lock(mutex_);
-            threads_.insert(std::this_thread::get_id());
-        }
-        Sink::deliver(published);
-    }
-    std::set<std::thread::id> threads() {
-        std::lock_guard lock(mutex_);
-        return threads_;
-    }
-
-  private:
-    std::mutex mutex_;
-    std::set<std::thread::id> threads_;
-};
-
-}  // namespace
-
-TEST_CASE("with a local feed a small commit on an idle hub is handed out before publish returns",
-          "[live][hub]") {
-    LocalFeed feed;
-    FakeEventLog log;
-    Hub hub(feed, fill_from(log));
-    auto sink = std::make_shared<ThreadSink>();
-    hub.subscribe("J", 0, sink, WireFormat::websocket);
-
-    hub.publish(batch("J", 1, Hub::kMaxInlineEvents));
-    CHECK(sink->seqs() == range(1, Hub::kMaxInlineEvents));  // no drain needed
-    CHECK(sink->threads() == std::set{std::this_thread::get_id()});
-
-    // One event more than that goes through the hub thread.
-    const auto first = Hub::kMaxInlineEvents + 1;
-    hub.publish(batch("J", first, first + Hub::kMaxInlineEvents));
-    hub.drain();
-    CHECK(sink->seqs() == range(1, first + Hub::kMaxInlineEvents));
-    CHECK(sink->threads().size() == 2);
-}
-
-TEST_CASE("small commits published while the hub thread fans out a large one stay in order",
-          "[live][hub]") {
-    LocalFeed feed;
-    FakeEventLog log;
-    Hub hub(feed, fill_from(log));
-    auto sink = std::make_shared<ThreadSink>();
-    hub.subscribe("J", 0, sink, WireFormat::websocket);
-
-    std::uint64_t next = 1;
-    for (int i = 0; i < 300; ++i) {
-        // Every third commit is too large to go inline: those behind it queue.
-        const std::uint64_t n = i % 3 == 0 ? 500 : 1 + i % 5;
-        hub.publish(batch("J", next, next + n - 1));
-        next += n;
-    }
-    hub.drain();
-    CHECK(sink->seqs() == range(1, next - 1));
-}
-
-TEST_CASE_METHOD(HubFixture,
-                 "with a feed that brings remote batches every commit goes through the hub thread",
-                 "[live][hub]") {
-    auto sink = std::make_shared<ThreadSink>();
-    hub.subscribe("J", 0, sink, WireFormat::websocket);
-    hub.publish(batch("J", 1, 1));
-    hub.drain();
-    CHECK(sink->seqs() == range(1, 1));
-    CHECK(sink->threads().count(std::this_thread::get_id()) == 0);
 }
