@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "broker/gateway_config.hpp"
 #include "cluster/redis_store.hpp"
@@ -18,9 +19,18 @@
 
 namespace jobcast::broker {
 
+// The HTTP server's I/O threads share one io_context, which hands a
+// completion to whichever thread is idle: on a host of two cores or fewer a
+// second I/O thread mostly adds hand-offs between cores that the writer,
+// gateway and workers also need (p99 9-25x worse with a busy core beside it;
+// README "Under contention"), so it gets one.
+inline int default_http_threads() {
+    return std::thread::hardware_concurrency() <= 2 ? 1 : 2;
+}
+
 struct BrokerConfig {
     std::string http = "127.0.0.1:8080";
-    int http_threads = 2;
+    int http_threads = default_http_threads();
     std::size_t max_body_bytes = 1 << 20;
     // A request's header and body must arrive within this (slowloris), and an
     // idle keep-alive connection is closed after it.
