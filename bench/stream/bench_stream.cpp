@@ -646,23 +646,23 @@ std::vector<std::pair<std::string, double>> print_latency_budget(const std::stri
                                                                  const Budget& b) {
     const double total = b.intended_mean_us;
     std::printf("latency budget, %s (µs per event):\n", config.c_str());
-    std::printf("  %-58s %9s %9s %9s %7s\n", "stage", "mean", "p50", "p99", "share");
+    std::printf("  %-54s %9s %9s %9s %7s\n", "stage", "mean", "p50", "p99", "share");
     auto line = [&](const std::string& stage, double mean, double p50, double p99) {
         char q50[32] = "-", q99[32] = "-";
         if (p50 >= 0) std::snprintf(q50, sizeof q50, "%.1f", p50);
         if (p99 >= 0) std::snprintf(q99, sizeof q99, "%.1f", p99);
-        std::printf("  %-58s %9.1f %9s %9s %6.1f%%\n", stage.c_str(), mean, q50, q99,
+        std::printf("  %-54s %9.1f %9s %9s %6.1f%%\n", stage.c_str(), mean, q50, q99,
                     total > 0 ? 100 * mean / total : 0);
     };
-    line("worker: intended send -> emitted (SDK schedule, handler)",
+    line("worker: intended send -> emit (schedule, handler)",
          b.intended_mean_us - b.from_ts_mean_us, -1, -1);
     static const std::map<std::string, std::string> kWhat = {
-        {"transport", "emitted -> received from ZeroMQ (SDK send, ZeroMQ)"},
-        {"decode", "received -> in the writer's queue (decode, validate)"},
-        {"queue", "in the queue -> transaction started"},
-        {"commit", "transaction: apply, COMMIT"},
-        {"fanout", "committed -> handed to the I/O threads (serialize)"},
-        {"write", "handed -> written to the socket (wake-up, queue, write)"}};
+        {"transport", "emit -> received (SDK send, ZeroMQ)"},
+        {"decode", "-> in the writer's queue (decode)"},
+        {"queue", "-> transaction started"},
+        {"commit", "apply, COMMIT"},
+        {"fanout", "-> handed to the I/O threads"},
+        {"write", "-> written to the socket"}};
     std::vector<std::pair<std::string, double>> extra;
     double broker = 0;
     for (const auto& [name, d] : b.stages) {
@@ -672,8 +672,8 @@ std::vector<std::pair<std::string, double>> print_latency_budget(const std::stri
         broker += d.mean_us();
         extra.emplace_back("stage_" + name + "_mean_us", d.mean_us());
     }
-    line("written -> received (loopback TCP, the client's read)",
-         b.from_ts_mean_us - b.written_mean_us, -1, -1);
+    line("written -> received (loopback TCP, client read)", b.from_ts_mean_us - b.written_mean_us,
+         -1, -1);
     line("total: intended send -> received", total, b.intended_p50_us, b.intended_p99_us);
     const double unaccounted = b.written_mean_us - broker;
     std::printf(
