@@ -198,6 +198,7 @@ class Gateway::Impl {
             }
             out_.clear_sends();
             out_.ops.clear();
+            decoding_.clear();
         }
     }
 
@@ -239,11 +240,36 @@ class Gateway::Impl {
                 held->second.emplace_back(std::string(frame), curve_key(payload));
                 continue;
             }
+            const auto received = clock_.steady();
+            const auto received_us = clock_.unix_us();
+            const std::size_t ops_before = out_.ops.size();
             protocol_.on_frame(peer, frame, curve_key(payload), out_);
+            time_frame(received, received_us, ops_before);
             deliver();
             forward_claims();  // a hello held back for the cluster holds what follows it
         }
         submit();
+    }
+
+    // Stage timing of the frame just handled, whose ops start at `first_op`:
+    // transport (the chunks' emit time -> received, their mean, once per
+    // frame) now, decode when its ops are submitted.
+    void time_frame(Steady received, std::int64_t received_us, std::size_t first_op) {
+        if (out_.ops.size() <= first_op) return;
+        std::int64_t since_emit_us = 0;
+        std::uint64_t chunks = 0;
+        for (std::size_t i = first_op; i < out_.ops.size(); ++i) {
+            if (const auto* chunk = std::get_if<store::AppendChunk>(&out_.ops[i])) {
+                since_emit_us += received_us - chunk->ts;
+                ++chunks;
+            }
+        }
+        if (chunks) {
+            stats_.transport.observe(
+                std::chrono::microseconds(since_emit_us / static_cast<std::int64_t>(chunks)),
+                chunks);
+        }
+        decoding_.emplace_back(received, out_.ops.size() - first_op);
     }
 
     // The CURVE public key (Z85) the ZAP handler authenticated this message's
@@ -384,6 +410,12 @@ class Gateway::Impl {
     void submit() {
         forward_claims();
         if (out_.ops.empty()) return;
+        if (!decoding_.empty()) {
+            const auto now = clock_.steady();
+            for (const auto& [received, ops] : decoding_)
+                stats_.decode.observe(now - received, ops);
+            decoding_.clear();
+        }
         store_.submit_many(std::move(out_.ops));
         out_.ops.clear();
     }
@@ -468,6 +500,8 @@ class Gateway::Impl {
     MemoryJobQueue queue_;
     WorkerProtocol protocol_;
     Outbox out_;  // what the protocol asked for, delivered after each call
+    // Frames whose ops wait in out_.ops: when each was received, its ops.
+    std::vector<std::pair<Steady, std::size_t>> decoding_;
 
     zmq::context_t context_{1};
     std::unique_ptr<ZapHandler> zap_;  // CURVE on: decides which workers may connect

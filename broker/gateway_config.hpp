@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/stage_timing.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/schema_registry.hpp"
 
@@ -60,6 +61,9 @@ struct GatewayStats {
     std::atomic<std::uint64_t> stalls{0};  // rounds of the gateway loop slower than a heartbeat
     std::atomic<std::int64_t> workers{0};
     std::atomic<std::int64_t> queue_depth{0};
+    // The stages of an event's path the gateway sees (common/stage_timing.hpp):
+    // transport once per chunk frame (weighted by its events), decode per frame (by its ops).
+    StageHistogram transport, decode;
 };
 
 }  // namespace jobcast::broker

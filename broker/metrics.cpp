@@ -17,6 +17,7 @@
 #include "broker/security_metrics.hpp"
 #include "common/metric_family.hpp"
 #include "common/process_metrics.hpp"
+#include "common/stage_timing.hpp"
 #include "web/streams/durable_stream_stats.hpp"
 
 namespace jobcast::broker {
@@ -32,6 +33,26 @@ prometheus::Histogram::BucketBoundaries latency_buckets() {
 prometheus::Histogram::BucketBoundaries job_time_buckets() {
     return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,  5,
             10,    30,   60,    120,  300, 600,  1800, 3600, 7200, 21600};
+}
+
+// A histogram sample from per-bucket counts (`count_at(i)`, i = bounds.size():
+// +Inf) and the observations' sum.
+template <typename Bounds, typename CountAt>
+prometheus::ClientMetric histogram_sample(
+    const Bounds& bounds, CountAt count_at, double sum,
+    std::vector<prometheus::ClientMetric::Label> labels = {}) {
+    prometheus::ClientMetric h;
+    h.label = std::move(labels);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+        cumulative += count_at(i);
+        h.histogram.bucket.push_back({cumulative, bounds[i]});
+    }
+    cumulative += count_at(bounds.size());
+    h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    h.histogram.sample_count = cumulative;
+    h.histogram.sample_sum = sum;
+    return h;
 }
 
 // A prometheus counter that mirrors a monotonically increasing number kept elsewhere.
@@ -175,6 +196,12 @@ class Metrics::Impl {
                 queue_wait_.Observe(static_cast<double>(job.started_at - job.created_at) / 1e3);
             }
         }
+        // Stage timing, per op: its wait in the writer's queue, its transaction.
+        if (batch.started != std::chrono::steady_clock::time_point{}) {
+            for (const auto& [submitted, ops] : batch.submitted)
+                queue_stage_.observe(batch.started - submitted, ops);
+            commit_stage_.observe(batch.finished - batch.started, batch.ops);
+        }
         commit_seconds_.Observe(batch.commit_seconds);
         if (cluster_mode_.load(std::memory_order_relaxed))
             round_seconds_.Observe(batch.commit_seconds);
@@ -232,18 +259,44 @@ class Metrics::Impl {
         auto latency =
             family("jobcast_event_delivery_latency_seconds",
                    "Worker timestamp to written to the client socket", MetricType::Histogram);
-        prometheus::ClientMetric h;
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < web::kLatencyBuckets.size(); ++i) {
-            cumulative += streams_->latency.counts[i].load();
-            h.histogram.bucket.push_back({cumulative, web::kLatencyBuckets[i]});
-        }
-        cumulative += streams_->latency.counts.back().load();
-        h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-        h.histogram.sample_count = cumulative;
-        h.histogram.sample_sum = static_cast<double>(streams_->latency.sum_us.load()) / 1e6;
-        latency.metric.push_back(std::move(h));
+        latency.metric.push_back(histogram_sample(
+            web::kLatencyBuckets, [&](std::size_t i) { return streams_->latency.counts[i].load(); },
+            static_cast<double>(streams_->latency.sum_us.load()) / 1e6));
         out.push_back(std::move(latency));
+    }
+
+    // jobcast_event_stage_seconds: each stage from the module that times it
+    // (common/stage_timing.hpp); a stage nobody times here is left out.
+    void add_stage_family(std::vector<prometheus::MetricFamily>& out) {
+        std::array<const StageHistogram*, kStages> stages{};
+        auto at = [&](Stage stage) -> const StageHistogram*& {
+            return stages[static_cast<std::size_t>(stage)];
+        };
+        if (gateway_) {
+            at(Stage::transport) = &gateway_->transport;
+            at(Stage::decode) = &gateway_->decode;
+        }
+        at(Stage::queue) = &queue_stage_;
+        at(Stage::commit) = &commit_stage_;
+        if (streams_) {
+            at(Stage::fanout) = &streams_->fanout;
+            at(Stage::write) = &streams_->write;
+        }
+        auto f = metrics::family("jobcast_event_stage_seconds",
+                                 "Where an event's time goes in the broker, by stage of its path: "
+                                 "transport (worker emit to received from ZeroMQ), decode (to the "
+                                 "writer's queue), queue (to its transaction), commit, fanout "
+                                 "(committed to handed to the I/O threads), write (to written to "
+                                 "the client socket)",
+                                 prometheus::MetricType::Histogram);
+        for (std::size_t i = 0; i < kStages; ++i) {
+            if (!stages[i]) continue;
+            const auto snap = stages[i]->snapshot();
+            f.metric.push_back(
+                histogram_sample(kStageBuckets, [&](std::size_t b) { return snap.counts[b]; },
+                                 snap.sum_seconds, {{"stage", std::string(kStageNames[i])}}));
+        }
+        out.push_back(std::move(f));
     }
 
     // The Durable Streams under /v1/streams/ (web/streams/durable_stream_stats.hpp).
@@ -414,6 +467,7 @@ class Metrics::Impl {
         }
         auto families = registry_->Collect();
         if (streams_) add_stream_families(families);
+        add_stage_family(families);
         for (auto& family : process_metric_families())
             families.push_back(std::move(family));
         if (security_) add_security_families(families, *security_);
@@ -438,6 +492,8 @@ class Metrics::Impl {
     prometheus::Histogram& queue_wait_;
     prometheus::Family<prometheus::Histogram>& duration_;
     prometheus::Family<prometheus::Gauge>& build_info_;
+
+    StageHistogram queue_stage_, commit_stage_;  // written by the commit listener
 
     std::shared_ptr<prometheus::Registry> cluster_registry_;
     prometheus::Histogram& round_seconds_;

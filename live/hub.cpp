@@ -48,7 +48,7 @@ void Hub::stop() {
 }
 
 void Hub::publish(std::vector<store::JobEvents> events) {
-    enqueue({std::move(events), false});
+    enqueue({std::move(events), false, std::chrono::steady_clock::now()});
 }
 
 void Hub::publish_remote(std::vector<store::JobEvents> events) {
@@ -88,7 +88,7 @@ void Hub::run() {
             queued = std::move(queue_.front());
             queue_.pop_front();
         }
-        fan_out(queued.batch, queued.remote);
+        fan_out(queued);
         {
             std::lock_guard lock(queue_mutex_);
             ++done_;
@@ -108,7 +108,9 @@ void Hub::hand(const Entry& entry, const PublishedPtr& published, std::vector<La
     it->deliveries.emplace_back(entry.sink, published);
 }
 
-void Hub::fan_out(std::vector<store::JobEvents>& batch, bool remote) {
+void Hub::fan_out(Queued& queued) {
+    auto& batch = queued.batch;
+    const bool remote = queued.remote;
     std::vector<Entry> job_sinks, feed_sinks;
     std::vector<LaneBatch> lanes;
     for (auto& job_events : batch) {
@@ -182,6 +184,10 @@ void Hub::fan_out(std::vector<store::JobEvents>& batch, bool remote) {
                 p->sse_chunk = std::make_shared<const std::string>(sse_text(p->job, p->events));
             for (const auto& e : p->events)
                 p->bytes += e.data.size() + 64;
+            if (!remote) {
+                p->committed_at = queued.committed_at;
+                p->handed_at = std::chrono::steady_clock::now();
+            }
             PublishedPtr shared = std::move(p);
             for (const auto& entry : job_sinks)
                 hand(entry, shared, lanes);

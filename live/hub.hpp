@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -106,10 +107,12 @@ class Hub {
     struct Queued {
         std::vector<store::JobEvents> batch;
         bool remote = false;  // from publish_remote
+        // When publish() had the commit (stage timing; zero for remote batches).
+        std::chrono::steady_clock::time_point committed_at{};
     };
     void enqueue(Queued queued);
     void run();
-    void fan_out(std::vector<store::JobEvents>& batch, bool remote);
+    void fan_out(Queued& queued);
     // Delivers at once (no lane) or adds to the entry's lane batch.
     static void hand(const Entry& entry, const PublishedPtr& published,
                      std::vector<LaneBatch>& lanes);

@@ -2,6 +2,7 @@
 // job, shared by every subscriber, with each wire format serialized once.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,9 @@ struct Published {
     std::shared_ptr<const std::string> ws_frame;   // "event"/"events" frame of all events
     std::shared_ptr<const std::string> sse_chunk;  // every event as SSE text
     std::size_t bytes = 0;                         // approximate payload size
+    // Local commits (stage timing): when the hub had the commit, when it had
+    // serialized it for the I/O threads; zero for other brokers' commits.
+    std::chrono::steady_clock::time_point committed_at{}, handed_at{};
 
     std::uint64_t first_seq() const { return events.front().seq; }
     std::uint64_t last_seq() const { return events.back().seq; }

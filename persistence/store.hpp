@@ -149,6 +149,11 @@ struct CommittedBatch {
     std::size_t ops = 0;
     std::size_t event_count = 0;
     double commit_seconds = 0;
+    // Stage timing (steady clock; left empty by a store that does not time
+    // it): when each run of ops submitted together was submitted (time, ops),
+    // when the transaction started and when it had committed.
+    std::vector<std::pair<std::chrono::steady_clock::time_point, std::size_t>> submitted;
+    std::chrono::steady_clock::time_point started{}, finished{};
 };
 
 using Completion = std::function<void(const WriteResult&)>;  // runs on the writer thread

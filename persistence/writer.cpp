@@ -48,6 +48,7 @@ int Writer::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
 // ---- submitting ------------------------------------------------------------
 
 void Writer::submit(WriteOp op, Completion done) {
+    const auto now = std::chrono::steady_clock::now();
     {
         std::unique_lock lock(mutex_);
         // The writer thread itself (a completion that submits) must never wait
@@ -58,7 +59,7 @@ void Writer::submit(WriteOp op, Completion done) {
         }
         if (!stopped_) {
             const bool was_empty = queue_.empty();
-            queue_.push(Entry{std::move(op), std::move(done), false});
+            queue_.push(Entry{std::move(op), std::move(done), false, now});
             ++submitted_;
             lock.unlock();
             if (was_empty) work_ready_.notify_one();
@@ -70,6 +71,7 @@ void Writer::submit(WriteOp op, Completion done) {
 
 void Writer::submit_many(std::vector<WriteOp> ops) {
     if (ops.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex_);
     if (!on_writer_thread()) {
         space_ready_.wait(lock, [&] { return queue_.size() < config_.max_queue_ops || stopped_; });
@@ -82,7 +84,7 @@ void Writer::submit_many(std::vector<WriteOp> ops) {
     }
     const bool was_empty = queue_.empty();
     for (std::size_t i = 0; i < ops.size(); ++i) {
-        queue_.push(Entry{std::move(ops[i]), {}, i + 1 < ops.size()});
+        queue_.push(Entry{std::move(ops[i]), {}, i + 1 < ops.size(), now});
     }
     submitted_ += ops.size();
     lock.unlock();
@@ -248,8 +250,15 @@ void Writer::commit_batch(std::vector<Entry>& batch) {
     } else {
         applier_->committed(committed);
         committed.ops = batch.size();
+        committed.started = started;
+        committed.finished = std::chrono::steady_clock::now();
         committed.commit_seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            std::chrono::duration<double>(committed.finished - started).count();
+        for (const Entry& entry : batch) {  // runs of ops submitted together
+            if (committed.submitted.empty() || committed.submitted.back().first != entry.submitted)
+                committed.submitted.emplace_back(entry.submitted, 0);
+            ++committed.submitted.back().second;
+        }
         // The listener first: by the time a completion (the API's answer) runs,
         // the hub has the events.
         if (listener_) {

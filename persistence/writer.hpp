@@ -58,6 +58,7 @@ class Writer {
         WriteOp op;
         Completion done;
         bool joins_next = false;  // the next entry belongs to the same transaction
+        std::chrono::steady_clock::time_point submitted{};  // for the queue's stage timing
     };
     struct PendingTask {
         Task task;

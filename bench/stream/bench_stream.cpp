@@ -21,8 +21,10 @@
 //            (the SDK's emit time) and, from /metrics, the broker's own share
 //            written within 1 / 5 ms. Commit included: the broker shows
 //            nothing before it is committed. The first --warmup-ms are left out.
-//            Then a latency budget: the means of each stage of one event's
-//            path that the stamps above separate (print_latency_budget).
+//            Then a latency budget per rate: mean, p50 and p99 of each stage
+//            of one event's path (worker, the broker's
+//            jobcast_event_stage_seconds stages, the last hop) and its share,
+//            checked against the broker's ts -> written (print_latency_budget).
 //   idle     N (10,000) WebSocket connections: broker VmRSS before and after,
 //            per connection; then the same connections each subscribed to one
 //            quiet running job (idle+sub).
@@ -579,26 +581,109 @@ double mean_ms(double sum_seconds, double count) {
     return count > 0 ? sum_seconds / count * 1000 : 0;
 }
 
-// Where one event's time goes between its intended send time and a client,
-// from the stamps that exist: the intended time and the worker's emit time
-// (`ts`) in the event, the broker's ts -> written-to-the-socket histogram
-// (jobcast_event_delivery_latency_seconds) and its commit durations
-// (jobcast_store_commit_seconds), and the client's receive time. Means over
-// the run; on a shared machine only the shares are worth reading.
-void print_latency_budget(const std::string& config, double intended_to_received,
-                          double emitted_to_received, double emitted_to_written, double commit) {
-    const double total = intended_to_received;
-    auto line = [&](const char* stage, double ms) {
-        std::printf("  %-64s %8.3f ms %5.1f %%\n", stage, ms, total > 0 ? 100 * ms / total : 0);
+// One stage of jobcast_event_stage_seconds over a run: the deltas of its
+// cumulative buckets (upper bound -> count, +Inf last), count and sum.
+struct StageDelta {
+    std::vector<std::pair<double, double>> buckets;
+    double count = 0, sum_seconds = 0;
+
+    double mean_us() const { return count > 0 ? sum_seconds / count * 1e6 : 0; }
+    // Linear within the bucket, as Prometheus' histogram_quantile (µs).
+    double quantile_us(double q) const {
+        if (count <= 0) return 0;
+        const double rank = q * count;
+        double lower = 0, below = 0;
+        for (const auto& [le, cumulative] : buckets) {
+            if (cumulative >= rank) {
+                if (std::isinf(le)) return lower * 1e6;
+                const double in_bucket = cumulative - below;
+                const double f = in_bucket > 0 ? (rank - below) / in_bucket : 1;
+                return (lower + (le - lower) * f) * 1e6;
+            }
+            lower = le;
+            below = cumulative;
+        }
+        return lower * 1e6;
+    }
+};
+
+StageDelta stage_delta(const Metrics& before, const Metrics& after, const std::string& stage) {
+    StageDelta d;
+    const std::string label = "{stage=\"" + stage + "\"";
+    auto delta = [&](const std::string& series) {
+        return metric(after, series) - metric(before, series);
     };
-    std::printf("latency budget, %s (means):\n", config.c_str());
-    line("worker: intended send -> emitted (SDK schedule, handler)",
-         intended_to_received - emitted_to_received);
-    line("broker: emitted -> written (ZeroMQ, decode, commit, fan-out)", emitted_to_written);
-    line("  of which a commit transaction (jobcast_store_commit_seconds)", commit);
-    line("written -> received (loopback TCP, the client's read)",
-         emitted_to_received - emitted_to_written);
-    line("total: intended send -> received", total);
+    d.count = delta("jobcast_event_stage_seconds_count" + label + "}");
+    d.sum_seconds = delta("jobcast_event_stage_seconds_sum" + label + "}");
+    const std::string prefix = "jobcast_event_stage_seconds_bucket" + label + ",le=\"";
+    for (auto it = after.lower_bound(prefix); it != after.end() && it->first.rfind(prefix, 0) == 0;
+         ++it) {
+        const double le = std::strtod(it->first.c_str() + prefix.size(), nullptr);
+        d.buckets.emplace_back(le, delta(it->first));
+    }
+    std::sort(d.buckets.begin(), d.buckets.end());
+    return d;
+}
+
+// Where one event's time goes between its intended send time and a client:
+// the worker's share from the event's intended time and `ts` (the SDK's emit
+// time), the broker's stages from jobcast_event_stage_seconds (deltas over
+// the run; per event, the fan-out and write ones per event and subscriber),
+// and the last hop as the client's receive - ts minus the broker's own ts ->
+// written (jobcast_event_delivery_latency_seconds). The broker's stages are
+// checked against that ts -> written: what they leave out (the commit
+// listener's other work before the hub has the batch, the frames of a round
+// after the one being timed) is the difference. On a shared machine, read the
+// shares, not the µs.
+struct Budget {
+    double intended_mean_us = 0, intended_p50_us = 0, intended_p99_us = 0;
+    double from_ts_mean_us = 0;  // client: receive - ts
+    double written_mean_us = 0;  // broker: ts -> written to the socket
+    std::vector<std::pair<std::string, StageDelta>> stages;
+};
+
+std::vector<std::pair<std::string, double>> print_latency_budget(const std::string& config,
+                                                                 const Budget& b) {
+    const double total = b.intended_mean_us;
+    std::printf("latency budget, %s (µs per event):\n", config.c_str());
+    std::printf("  %-54s %9s %9s %9s %7s\n", "stage", "mean", "p50", "p99", "share");
+    auto line = [&](const std::string& stage, double mean, double p50, double p99) {
+        char q50[32] = "-", q99[32] = "-";
+        if (p50 >= 0) std::snprintf(q50, sizeof q50, "%.1f", p50);
+        if (p99 >= 0) std::snprintf(q99, sizeof q99, "%.1f", p99);
+        std::printf("  %-54s %9.1f %9s %9s %6.1f%%\n", stage.c_str(), mean, q50, q99,
+                    total > 0 ? 100 * mean / total : 0);
+    };
+    line("worker: intended send -> emit (schedule, handler)",
+         b.intended_mean_us - b.from_ts_mean_us, -1, -1);
+    static const std::map<std::string, std::string> kWhat = {
+        {"transport", "emit -> received (SDK send, ZeroMQ)"},
+        {"decode", "-> in the writer's queue (decode)"},
+        {"queue", "-> transaction started"},
+        {"commit", "apply, COMMIT"},
+        {"fanout", "-> handed to the I/O threads"},
+        {"write", "-> written to the socket"}};
+    std::vector<std::pair<std::string, double>> extra;
+    double broker = 0;
+    for (const auto& [name, d] : b.stages) {
+        auto what = kWhat.find(name);
+        line("broker " + name + ": " + (what == kWhat.end() ? "" : what->second), d.mean_us(),
+             d.quantile_us(0.5), d.quantile_us(0.99));
+        broker += d.mean_us();
+        extra.emplace_back("stage_" + name + "_mean_us", d.mean_us());
+    }
+    line("written -> received (loopback TCP, client read)", b.from_ts_mean_us - b.written_mean_us,
+         -1, -1);
+    line("total: intended send -> received", total, b.intended_p50_us, b.intended_p99_us);
+    const double unaccounted = b.written_mean_us - broker;
+    std::printf(
+        "  check: broker stages sum to %.1f µs; the broker's ts -> written mean is %.1f "
+        "µs: %.1f µs (%.1f %%) not in a stage\n",
+        broker, b.written_mean_us, unaccounted,
+        b.written_mean_us > 0 ? 100 * unaccounted / b.written_mean_us : 0);
+    extra.emplace_back("stages_sum_us", broker);
+    extra.emplace_back("broker_ts_to_written_us", b.written_mean_us);
+    return extra;
 }
 
 void print_row(const Row& r) {
@@ -875,13 +960,20 @@ std::vector<Row> latency(const Options& o, int run_no) {
             row.note += "; timeout: " + std::to_string(complete) + " subscribers finished";
         note_errors(clients, row);
         row.load = load_average();
-        rows.push_back(row);
+        Budget budget;
+        budget.intended_mean_us = hist.mean_ms() * 1000;
+        budget.intended_p50_us = hist.quantile_ms(0.5) * 1000;
+        budget.intended_p99_us = hist.quantile_ms(0.99) * 1000;
+        budget.from_ts_mean_us = ts_hist.mean_ms() * 1000;
+        budget.written_mean_us = mean_ms(delta("jobcast_event_delivery_latency_seconds_sum"),
+                                         delta("jobcast_event_delivery_latency_seconds_count")) *
+                                 1000;
+        for (const char* stage : {"transport", "decode", "queue", "commit", "fanout", "write"})
+            budget.stages.emplace_back(stage, stage_delta(metrics0, metrics1, stage));
         print_row(row);
-        print_latency_budget(row.config, hist.mean_ms(), ts_hist.mean_ms(),
-                             mean_ms(delta("jobcast_event_delivery_latency_seconds_sum"),
-                                     delta("jobcast_event_delivery_latency_seconds_count")),
-                             mean_ms(delta("jobcast_store_commit_seconds_sum"),
-                                     delta("jobcast_store_commit_seconds_count")));
+        for (auto& e : print_latency_budget(row.config, budget))
+            row.extra.push_back(std::move(e));
+        rows.push_back(row);
     }
     return rows;
 }

@@ -214,7 +214,7 @@ class PrometheusDashboardTest(JobcastTest):
                      "jobcast_job_queue_wait_seconds", "jobcast_jobs",
                      "jobcast_jobs_finished_total", "jobcast_workers",
                      "jobcast_store_commit_seconds", "jobcast_store_batch_events",
-                     "jobcast_resumes_total", "jobcast_slow_consumer_catchups_total",
+                     "jobcast_event_stage_seconds", "jobcast_resumes_total", "jobcast_slow_consumer_catchups_total",
                      "jobcast_rejected_messages_total", "jobcast_http_requests_total",
                      "jobcast_cluster_round_seconds", "jobcast_cluster_wait_timeouts_total",
                      "jobcast_cluster_shard_degraded", "jobcast_cluster_retries_total",
@@ -436,6 +436,60 @@ class DurableStreamMetricsTest(JobcastTest):
         conn.close()
         wait_until(lambda: value("jobcast_stream_live_readers", mode="sse") == 0,
                    what="the SSE reader gone")
+
+
+class EventStageMetricsTest(JobcastTest):
+    """jobcast_event_stage_seconds after a job ran with a live subscriber: each
+    stage of an event's path is timed, as often as the path was taken."""
+
+    def test_every_stage_of_a_live_event_is_timed(self):
+        broker = self.start_broker()
+        api = self.client(broker)
+        job = api.submit("llm.generate", {"prompt": "stages", "max_tokens": 60,
+                                          "tokens_per_second": 600, "seed": 5})["id"]
+        client = streaming.WsClient(broker)
+        got = []
+        try:
+            client.send({"op": "subscribe", "job": job, "after": 0})
+            frames = client.frames()
+            for frame_job, item in frames:  # the queued state: the subscription is open
+                if frame_job is not None:
+                    got.append(item)
+                    break
+            self.start_worker(broker, ["llm.generate"])
+            for frame_job, item in frames:
+                if frame_job is None:
+                    continue
+                got.append(item)
+                if streaming.is_terminal(item):
+                    break
+        finally:
+            client.close()
+        self.assertTrue(got and streaming.is_terminal(got[-1]), got[-1:])
+
+        def stage(name, suffix="count"):
+            return metric(api, f"jobcast_event_stage_seconds_{suffix}", {"stage": name})
+
+        # Every event the worker sent crossed ZeroMQ, once.
+        from_worker = [e for e in got if e["kind"] not in ("state", "result", "error")]
+        self.assertGreaterEqual(len(from_worker), 60)
+        self.assertEqual(stage("transport"), len(from_worker))
+        # Every op was decoded, queued and committed once (the job's lease and
+        # finish too); each events-bearing op is in all three.
+        self.assertGreaterEqual(stage("decode"), len(from_worker) + 1)
+        self.assertEqual(stage("queue"), stage("commit"))
+        self.assertGreaterEqual(stage("commit"), stage("decode"))
+        # The events written live (not replayed from the store) went through
+        # the fan-out and a socket write once each.
+        live = len(got) - metric(api, "jobcast_replayed_events_total")
+        self.assertGreater(live, 60)
+        wait_until(lambda: stage("write") == live, timeout=10,
+                   what=f"{live} live events timed as written")
+        self.assertEqual(stage("fanout"), live)
+        for name in ("transport", "decode", "queue", "commit", "fanout", "write"):
+            self.assertGreater(stage(name, "sum"), 0, name)
+            self.assertEqual(metric(api, "jobcast_event_stage_seconds_bucket",
+                                    {"stage": name, "le": "+Inf"}), stage(name), name)
 
 
 class JsonLogsTest(JobcastTest):

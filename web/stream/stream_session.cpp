@@ -253,7 +253,14 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     }
     if (!done.live.empty()) {
         auto now = Clock::system().unix_us();
+        const auto written = std::chrono::steady_clock::now();
         for (const auto& slice : done.live) {
+            const auto& p = *slice.published;
+            if (p.handed_at != std::chrono::steady_clock::time_point{}) {
+                const std::uint64_t n = p.events.size() - slice.skip;  // per event
+                ctx_->stats.fanout.observe(p.handed_at - p.committed_at, n);
+                ctx_->stats.write.observe(written - p.handed_at, n);
+            }
             const auto& events = slice.published->events;
             for (std::size_t i = slice.skip; i < events.size(); ++i) {
                 if (auto latency = time_bounds::elapsed_since(events[i].ts, now)) {

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/stage_timing.hpp"
+
 namespace jobcast::web {
 
 // A counter written from many threads and read rarely, with the interface of
@@ -77,6 +79,7 @@ struct StreamStats {
     PerThreadCounter<std::uint64_t> coalesced_frames;  // live frames merged for a lagging client
     PerThreadCounter<std::int64_t> queued_bytes;       // in every connection's outbound queue
     LatencyHistogram latency;
+    StageHistogram fanout, write;  // per write of live events (common/stage_timing.hpp)
 };
 
 }  // namespace jobcast::web

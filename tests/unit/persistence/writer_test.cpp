@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -248,6 +250,60 @@ TEST_CASE("a completion may submit more ops, even with a full queue", "[writer]"
     CHECK(second.get_future().get().status == WriteStatus::ok);
     store->flush();
     CHECK(store->events().last_seq("job-1") == 5);
+}
+
+TEST_CASE("a commit says when its ops were submitted, started and committed", "[writer][stages]") {
+    testing::TempDir dir;
+    std::mutex mutex;
+    std::vector<CommittedBatch> batches;
+    auto store = Store::open(testing::test_config(dir), [&](CommittedBatch& batch) {
+        std::lock_guard lock(mutex);
+        batches.push_back(batch);
+    });
+    testing::create_running(*store, "job-1");
+    store->flush();
+    {
+        std::lock_guard lock(mutex);
+        batches.clear();
+    }
+
+    // The writer is held in a completion while two runs of ops queue behind
+    // it: a submit_many of three and, a little later, one submit.
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::promise<void> holding;
+    store->submit(chunk("job-1", 1, 1), [&](const WriteResult&) {
+        holding.set_value();
+        released.wait();
+    });
+    holding.get_future().wait();
+    const auto before_many = std::chrono::steady_clock::now();
+    std::vector<WriteOp> ops;
+    for (int w = 2; w <= 4; ++w)
+        ops.emplace_back(chunk("job-1", 1, w));
+    store->submit_many(std::move(ops));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a later submit time
+    const auto before_one = std::chrono::steady_clock::now();
+    store->submit(chunk("job-1", 1, 5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // time spent in the queue
+    release.set_value();
+    store->flush();
+
+    std::lock_guard lock(mutex);
+    REQUIRE(batches.size() == 2);
+    const CommittedBatch& held = batches[1];
+    CHECK(held.ops == 4);
+    REQUIRE(held.submitted.size() == 2);
+    CHECK(held.submitted[0].second == 3);
+    CHECK(held.submitted[1].second == 1);
+    CHECK(held.submitted[0].first >= before_many);
+    CHECK(held.submitted[1].first >= before_one);
+    // The queue stage (submitted -> started) holds the wait behind the held commit.
+    CHECK(held.started - held.submitted[0].first >= std::chrono::milliseconds(22));
+    CHECK(held.started - held.submitted[1].first >= std::chrono::milliseconds(20));
+    CHECK(held.finished >= held.started);
+    CHECK(held.commit_seconds ==
+          Approx(std::chrono::duration<double>(held.finished - held.started).count()));
 }
 
 }  // namespace jobcast::store
