@@ -4,9 +4,14 @@
 # Release broker runs under callgrind; the broker's own instructions over
 # --seconds with no client are counted, then over the same time with
 # --connections idle WebSockets open (bench/idle_ws.mjs, which answers pings
-# as browsers do). Prints instructions per idle connection per minute.
+# as browsers do). Prints instructions per idle connection per minute and
+# per ping cycle (the pings the clients counted in the same window).
+# Arguments after `--` go to the broker, e.g. `-- --ws-ping-interval 15s`
+# (with the broker's defaults the window must cover two ping intervals or
+# more: --seconds 320 at the default 150 s). --bin DIR runs another build's
+# broker (e.g. main's, to compare).
 #
-#   bench/idle_cost.sh [--connections 200] [--seconds 120] [--keepalive 15s]
+#   bench/idle_cost.sh [--connections 200] [--seconds 120] [--bin DIR] [-- BROKER_ARGS...]
 #
 # Needs valgrind, node with `npm ci` done, and a Release build:
 #   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DJOBCAST_TESTS=OFF
@@ -16,16 +21,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 connections=200
 seconds=120
-keepalive=15s
+bin_dir="$here/build/release/bin"
 while [ $# -gt 0 ]; do
   case "$1" in
     --connections) connections=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
-    --keepalive) keepalive=$2; shift 2 ;;
-    *) echo "usage: $0 [--connections N] [--seconds S] [--keepalive DURATION]" >&2; exit 2 ;;
+    --bin) bin_dir=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "usage: $0 [--connections N] [--seconds S] [--bin DIR] [-- BROKER_ARGS...]" >&2; exit 2 ;;
   esac
 done
-broker_bin="$here/build/release/bin/jobcast-broker"
+broker_args=("$@")
+broker_bin="$bin_dir/jobcast-broker"
 [ -x "$broker_bin" ] || { echo "build the Release broker first (see the header)" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/jobcast-idle-cost-XXXXXX)
@@ -44,7 +51,7 @@ zmq=$(free_port)
 
 valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" \
   "$broker_bin" --http "127.0.0.1:$http" --zmq "tcp://127.0.0.1:$zmq" --db "$dir/jobcast.db" \
-  --keepalive "$keepalive" >"$dir/broker.log" 2>&1 &
+  "${broker_args[@]}" >"$dir/broker.log" 2>&1 &
 broker=$!
 for _ in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break
@@ -72,13 +79,18 @@ for _ in $(seq 1 600); do
 done
 grep -q '^open' "$dir/clients.log" || { cat "$dir/clients.log" >&2; exit 1; }
 sleep 10  # the connections' set-up is not idle cost
+pings_now() { awk '/^pings / { n = $2 } END { print n + 0 }' "$dir/clients.log"; }
+pings0=$(pings_now)
 held=$(count_for)
+pings=$(( $(pings_now) - pings0 ))
 wait "$clients" || { echo "the broker closed idle connections:" >&2; cat "$dir/clients.log" >&2; exit 1; }
 clients=""
 
-awk -v a="$alone" -v h="$held" -v n="$connections" -v s="$seconds" -v k="$keepalive" 'BEGIN {
-  printf "keepalive %s, %d s each\n", k, s
+awk -v a="$alone" -v h="$held" -v p="$pings" -v n="$connections" -v s="$seconds" -v k="${broker_args[*]:-defaults}" 'BEGIN {
+  printf "broker %s, %d s each\n", k, s
   printf "  broker alone:                 %.0f instructions/min\n", a * 60 / s
   printf "  with %d idle WebSockets:     %.0f instructions/min\n", n, h * 60 / s
   printf "  per idle WebSocket:           %.0f instructions/min\n", (h - a) * 60 / s / n
+  printf "  pings in the window:          %d\n", p
+  if (p > 0) printf "  per ping cycle:               %.0f instructions\n", (h - a) / p
 }'

@@ -2,7 +2,8 @@
 // pings as browsers do) open to a running broker for --seconds, for
 // measuring what idle connections cost it (bench/idle_cost.sh runs it against
 // a broker under callgrind). Prints a line when all are open and one when it
-// lets them go; exits non-zero if a connection fails or the broker closes one.
+// lets them go, and every second `pings N` (the broker's pings so far, all
+// connections); exits non-zero if a connection fails or the broker closes one.
 //
 //   node bench/idle_ws.mjs --url ws://127.0.0.1:8080/v1/ws [--connections 200] [--seconds 120]
 
@@ -21,6 +22,7 @@ const COUNT = Number(values.connections);
 const SECONDS = Number(values.seconds);
 
 let closedEarly = 0;
+let pings = 0;
 let holding = true;
 const sockets = [];
 for (let i = 0; i < COUNT; i++) {
@@ -28,6 +30,7 @@ for (let i = 0; i < COUNT; i++) {
     new Promise((resolve, reject) => {
       const ws = new WebSocket(values.url);
       ws.on('open', () => resolve(ws));
+      ws.on('ping', () => pings++);
       ws.on('error', reject);
       ws.on('close', () => {
         if (holding) closedEarly++;
@@ -37,7 +40,9 @@ for (let i = 0; i < COUNT; i++) {
 }
 const open = await Promise.all(sockets);
 console.log(`open ${open.length} ${Date.now()}`);
+const counting = setInterval(() => console.log(`pings ${pings}`), 1000);
 await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+clearInterval(counting);
 holding = false;
 console.log(`done ${Date.now()} closed_by_broker=${closedEarly}`);
 for (const ws of open) ws.terminate();

@@ -12,8 +12,8 @@ namespace jobcast::broker {
 std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv[]) {
     BrokerConfig c;
     std::string durability = "normal", retention = "0", heartbeat = "1000ms", store_url;
-    std::string stall_timeout = "30s", keepalive = "45s", shutdown_timeout = "10s",
-                read_timeout = "30s", stream_long_poll = "20s";
+    std::string stall_timeout = "30s", keepalive = "45s", ws_ping_interval = "240s",
+                shutdown_timeout = "10s", read_timeout = "30s", stream_long_poll = "20s";
     po::options_description desc(
         "jobcast-broker: streams job progress from workers to clients\n\n"
         "Every option can also be set as JOBCAST_<NAME> (e.g. JOBCAST_HTTP, JOBCAST_DB);\n"
@@ -74,7 +74,11 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
         ("stall-timeout", po::value(&stall_timeout)->default_value(stall_timeout),
             "a client that reads nothing for this long is disconnected (it resumes later)")
         ("keepalive", po::value(&keepalive)->default_value(keepalive),
-            "WebSocket ping and SSE comment interval")
+            "TCP keepalive idle time (3 probes a third of it apart) and SSE comment interval; "
+            "a WebSocket write in flight is checked for a stall this often")
+        ("ws-ping-interval", po::value(&ws_ping_interval)->default_value(ws_ping_interval),
+            "a WebSocket that read and wrote nothing for 3/4 to all of this is pinged; one "
+            "that answers nothing by its next check is closed (within 2x this)")
         ("stream-long-poll", po::value(&stream_long_poll)->default_value(stream_long_poll),
             "Durable Streams (/v1/streams/): how long a caught-up live=long-poll read waits "
             "before 204, and how often a quiet live=sse stream gets a control event")
@@ -139,6 +143,7 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     c.gateway.heartbeat = parse_duration(heartbeat, "heartbeat");
     c.streaming.stall_timeout = parse_duration(stall_timeout, "stall-timeout");
     c.streaming.keepalive = parse_duration(keepalive, "keepalive");
+    c.streaming.ws_ping_interval = parse_duration(ws_ping_interval, "ws-ping-interval");
     c.durable_streams.long_poll_timeout = parse_duration(stream_long_poll, "stream-long-poll");
     if (c.durable_streams.long_poll_timeout < std::chrono::milliseconds(100)) {
         throw ConfigError("--stream-long-poll must be at least 100ms");
@@ -148,8 +153,13 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     if (c.read_timeout < std::chrono::milliseconds(100)) {
         throw ConfigError("--read-timeout must be at least 100ms");
     }
-    if (c.streaming.keepalive < std::chrono::milliseconds(100)) {
-        throw ConfigError("--keepalive must be at least 100ms");
+    if (c.streaming.keepalive < std::chrono::milliseconds(100) ||
+        c.streaming.keepalive > std::chrono::hours(24)) {
+        throw ConfigError("--keepalive must be between 100ms and 24h");
+    }
+    if (c.streaming.ws_ping_interval < std::chrono::milliseconds(100) ||
+        c.streaming.ws_ping_interval > std::chrono::hours(24)) {
+        throw ConfigError("--ws-ping-interval must be between 100ms and 24h");
     }
     if (c.streaming.max_queue_bytes < 4096)
         throw ConfigError("--client-queue-bytes must be >= 4096");

@@ -665,7 +665,7 @@ class Chaos:
 
     def broker_args(self, slot):
         args = ["--liveness", str(LIVENESS), "--stall-timeout", "2s", "--keepalive",
-                "1s", "--client-queue-bytes", "65536", "--replay-page", "500",
+                "1s", "--ws-ping-interval", "1s", "--client-queue-bytes", "65536", "--replay-page", "500",
                 # The namespace's veth address is not loopback: a
                 # broker refuses it without CURVE unless told.
                 *(["--insecure-no-curve"] if self.netns else [])]

@@ -179,6 +179,7 @@ class BadInputCase(JobcastTest):
 
 class BadInputTest(BadInputCase):
     broker_args = ["--read-timeout", f"{int(READ_TIMEOUT_S * 1000)}ms", "--keepalive", "500ms",
+                   "--ws-ping-interval", "500ms",
                    "--max-frame", str(MAX_FRAME), "--max-ws-message", str(MAX_WS_MESSAGE)]
 
     # ---- REST: request bodies ---------------------------------------------

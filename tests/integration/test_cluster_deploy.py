@@ -179,7 +179,8 @@ class ComposeClusterProfileTest(unittest.TestCase):
         with open(NGINX_TEMPLATE) as f:
             template = f.read()
         for directive in ("proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;",
-                          "proxy_buffering off;", "proxy_read_timeout 1h;"):
+                          "proxy_buffering off;", "proxy_read_timeout 5m;",
+                          "so_keepalive=45s:15s:3;"):
             self.assertIn(directive, template)
 
     def test_prometheus_scrapes_every_broker(self):

@@ -327,7 +327,7 @@ class ClusterFaultsTest(ClusterTestCase):
         ended, nor left streaming without them: once the replica is back they
         get every event and their streams end."""
         b, api_b, job, stored, shard = self.unconfirmed_tail(
-            "a finished job, read elsewhere", 4, ["--keepalive", "1s"])
+            "a finished job, read elsewhere", 4, ["--keepalive", "1s", "--ws-ping-interval", "1s"])
         n = len(stored)
 
         def long_poll():

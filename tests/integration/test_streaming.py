@@ -360,12 +360,12 @@ class StreamingTest(JobcastTest):
         self.assertEqual(follow_ws(broker, small["id"]), api.events(small["id"]))
 
     def test_keepalive_closes_a_silent_peer_in_time_and_keeps_live_ones(self):
-        # README: a peer that stops answering is closed within 2 x --keepalive
-        # plus a sixteenth of it (one sweep tick) of its last message; one
-        # that answers pings is kept however long it is idle; one that is
-        # being written to is not pinged at all.
-        keepalive = 1.0
-        broker = self.start_broker(db=self.db + ".keepalive", args=["--keepalive", "1s"])
+        # README: a peer that stops answering is closed within 2 x
+        # --ws-ping-interval plus a sixteenth of it (one sweep tick) of its
+        # last message; one that answers pings is kept however long it is
+        # idle; one that is being written to is not pinged at all.
+        interval = 1.0  # --ws-ping-interval
+        broker = self.start_broker(db=self.db + ".keepalive", args=["--ws-ping-interval", "1s"])
         api = self.client(broker)
         quiet = api.submit("nobody.runs.this")["id"]
 
@@ -416,13 +416,13 @@ class StreamingTest(JobcastTest):
         # Pinged after three quarters of an interval at least, closed an
         # interval after that when no pong came; the upper bound allows a
         # second of scheduling on a loaded machine.
-        self.assertGreaterEqual(took, 1.4 * keepalive)
-        self.assertLessEqual(took, 2 * keepalive + keepalive / 16 + 1.0)
+        self.assertGreaterEqual(took, 1.4 * interval)
+        self.assertLessEqual(took, 2 * interval + interval / 16 + 1.0)
         self.assertEqual(metric(api, "jobcast_slow_consumer_closes_total"), closes + 1)
 
         # The live one, idle for three intervals by now, was pinged about once
         # per interval and is still served.
-        wait_until(lambda: time.monotonic() - last_message >= 3 * keepalive,
+        wait_until(lambda: time.monotonic() - last_message >= 3 * interval,
                    what="three intervals")
         self.assertEqual(live_error, [])
         self.assertGreaterEqual(len(live_pings), 2)
@@ -457,7 +457,7 @@ class StreamingTest(JobcastTest):
             if any(is_terminal(e) for e in batch):
                 break
         # Three seconds of tokens: three intervals in which it was never idle.
-        self.assertGreaterEqual(time.monotonic() - first_event, 2 * keepalive)
+        self.assertGreaterEqual(time.monotonic() - first_event, 2 * interval)
         self.assertEqual(pings_while_busy, 0)
 
     def test_jobs_feed_and_cancel_over_websocket(self):

@@ -72,8 +72,8 @@ struct StreamingContext {
     std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
     std::shared_ptr<StreamLanes> lanes = std::make_shared<StreamLanes>(config.io_threads);
     // The WebSocket keepalive checks: one sweep per I/O thread.
-    std::shared_ptr<KeepaliveSweeps> keepalive_sweeps =
-        std::make_shared<KeepaliveSweeps>(config.io_threads, config.keepalive);
+    std::shared_ptr<KeepaliveSweeps> keepalive_sweeps = std::make_shared<KeepaliveSweeps>(
+        config.io_threads, config.keepalive, config.ws_ping_interval);
 };
 
 // How long until `unix_seconds` (zero when it is past, at most about ten years;

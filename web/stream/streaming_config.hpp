@@ -21,7 +21,10 @@ struct StreamingConfig {
     std::size_t max_subscriptions = 1000;             // per connection
     std::size_t max_message_bytes = 64 * 1024;        // client WebSocket message
     std::chrono::milliseconds stall_timeout{30'000};  // a write that long: close, "resume"
-    std::chrono::milliseconds keepalive{45'000};      // WS ping / SSE comment interval
+    // TCP keepalive idle time, SSE comment interval, how often a WebSocket
+    // with a write in flight is checked for a stall.
+    std::chrono::milliseconds keepalive{45'000};
+    std::chrono::milliseconds ws_ping_interval{240'000};  // ping of an idle WebSocket
     std::size_t io_threads = 2;  // the HTTP server's: the hub's lanes into them
 };
 

@@ -28,21 +28,24 @@ namespace net = boost::asio;
 namespace {
 
 // How many sweep ticks of silence a connection is pinged after: a random
-// point in the last quarter of the keepalive interval, drawn once per
-// connection, so that connections opened together are not pinged together.
-std::uint64_t jittered_ticks() {
+// point in the last quarter of `ping_ticks`, drawn once per connection, so
+// that connections opened together are not pinged together.
+std::uint64_t jittered_ticks(std::uint64_t ping_ticks) {
     thread_local std::minstd_rand random{std::random_device{}()};
-    std::uniform_int_distribution<std::uint64_t> spread(KeepaliveSweep::kSlots * 3 / 4,
-                                                        KeepaliveSweep::kSlots);
+    std::uniform_int_distribution<std::uint64_t> spread(
+        std::max<std::uint64_t>(1, ping_ticks * 3 / 4), std::max<std::uint64_t>(1, ping_ticks));
     return spread(random);
 }
 
 // The kernel probes a connection that has been silent for `keepalive` and
 // drops it when three probes, `keepalive`/3 apart, go unanswered: a vanished
-// peer is found within 2 x keepalive without waking the broker.
+// peer host (or a broken path to it) is found within 2 x keepalive without
+// waking the broker.
 void keep_alive(net::ip::tcp::socket& socket, std::chrono::milliseconds keepalive) {
     using namespace std::chrono;
-    auto idle = std::max<std::int64_t>(1, duration_cast<seconds>(keepalive + 999ms).count());
+    // Linux takes at most 32,767 s.
+    auto idle =
+        std::clamp<std::int64_t>(duration_cast<seconds>(keepalive + 999ms).count(), 1, 32'767);
     beast::error_code ignored;
     socket.set_option(net::socket_base::keep_alive(true), ignored);
     socket.set_option(
@@ -71,14 +74,17 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
                ctx_->security ? ctx_->security->config().limits.ws_ops_burst : 0,
                std::chrono::steady_clock::now()),
           sweep_(ctx_->keepalive_sweeps->pick(strand_)),
-          silence_ticks_(jittered_ticks()) {}
+          silence_ticks_(sweep_ ? jittered_ticks(sweep_->ticks_for(ctx_->config.ws_ping_interval))
+                                : 0),
+          stall_check_ticks_(sweep_ ? sweep_->ticks_for(ctx_->config.keepalive) : 0) {}
 
     void run(http::request<http::string_body> request) {
         beast::get_lowest_layer(ws_).expires_never();  // the websocket stream times itself
-        // Dead peers are found without a timer per connection: by the
-        // kernel's TCP keepalive, and by the I/O thread's keepalive sweep,
-        // which pings only a connection that neither read a message nor
-        // wrote anything for an interval (check_keepalive).
+        // Dead peers are found without a timer per connection: vanished
+        // hosts by the kernel's TCP keepalive, every `keepalive`; hung or
+        // proxied peers by the I/O thread's keepalive sweep, which pings only
+        // a connection that neither read a message nor wrote anything for a
+        // `ws_ping_interval` (check_keepalive).
         auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
         timeouts.idle_timeout = websocket::stream_base::none();
         timeouts.keep_alive_pings = false;
@@ -352,6 +358,7 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
     // ---- writes ----
 
     void write_front(const std::shared_ptr<const std::string>& bytes) override {
+        write_started();
         ws_.async_write(net::buffer(*bytes),
                         [self = self(), bytes](beast::error_code ec, std::size_t) {
                             self->active();
@@ -392,22 +399,29 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
 
     // ---- closing ----
 
-    // The keepalive check, when the sweep finds the connection due (at most
-    // once per interval, never per read or write): a write stuck for longer
-    // than the stall timeout closes the connection; a peer that answered
-    // nothing since the last ping is gone; a connection that neither read a
-    // message nor wrote anything for its interval (three quarters of
-    // `keepalive` to all of it, jittered) gets a ping, so proxies see traffic
-    // and a silent peer is found. Busy connections are never pinged, idle ones once per
-    // interval; a peer that goes silent is closed within 2 x keepalive (one
-    // interval until the ping, one for its answer) plus one sweep tick.
-    void keepalive_due() override {
-        net::dispatch(strand_, [self = self()] { self->check_keepalive(); });
+    // The keepalive check, when the sweep finds the connection due (never
+    // per read or write): a write stuck for longer than the stall timeout
+    // closes the connection; a peer that answered nothing since the last
+    // ping is gone; a connection that neither read a message nor wrote
+    // anything for its interval (three quarters of `ws_ping_interval` to
+    // all of it, jittered) gets a ping, so proxies see traffic and a silent
+    // peer is found. Busy connections are never pinged, idle ones once per
+    // interval; a peer that goes silent is closed within 2 x
+    // `ws_ping_interval` (one interval until the ping, one for its answer)
+    // plus one sweep tick. A connection with a write in flight is checked
+    // every `keepalive` (see write_started), so a stuck write is dropped
+    // within the stall timeout + `keepalive` + one tick.
+    // Dispatched: the sweep runs on an I/O thread, so when the connection's
+    // strand is free the check (and its ping) runs right here, inline, with
+    // no post and no other thread woken.
+    void keepalive_due(std::uint64_t tick) override {
+        net::dispatch(strand_, [self = self(), tick] { self->check_keepalive(tick); });
     }
 
-    void check_keepalive() {
-        if (closing_) return;
-        if (stalled(std::chrono::steady_clock::now())) {
+    void check_keepalive(std::uint64_t tick) {
+        // Closing, or a later schedule (write_started) replaced this visit.
+        if (closing_ || tick != due_tick()) return;
+        if (!idle() && stalled(std::chrono::steady_clock::now())) {
             // The client stopped reading: its TCP window is full, so a
             // close frame could not reach it either. Drop the connection;
             // the client resumes from its last seq when it comes back.
@@ -417,22 +431,35 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
         }
         if (pinged_ && !heard_) return fail(beast::error::timeout, "keepalive");
         pinged_ = false;
+        // The sweep's tick now, not `tick`: a read since may have noted a
+        // later one.
         const auto silent = sweep_->tick() - last_active_;
-        if (silent < silence_ticks_) return schedule_keepalive(silence_ticks_ - silent);
-        if (idle()) {
+        auto next = silence_ticks_;
+        if (silent < silence_ticks_) {
+            next = silence_ticks_ - silent;
+        } else if (idle()) {
             pinged_ = true;
             heard_ = false;
             ws_.async_ping({}, [self = self()](beast::error_code ec) {
                 if (ec && !self->closing_) self->fail(ec, "ping");
             });
         }
-        schedule_keepalive(silence_ticks_);
+        schedule_keepalive(idle() ? next : std::min(next, stall_check_ticks_));
     }
 
-    // Due again in `ticks` sweep ticks. Without a sweep (the broker is
-    // stopping) the connection is left to TCP keepalive.
+    // A write starts: if the next check is further away than `keepalive`
+    // (the connection was idle at its last one), it comes sooner, so that a
+    // write that gets stuck is found in time. One load and compare per write.
+    void write_started() {
+        if (sweep_ && due_tick() > sweep_->tick() + stall_check_ticks_)
+            schedule_keepalive(stall_check_ticks_);
+    }
+
+    // Due again in `ticks` sweep ticks (instead of when it was due). Without
+    // a sweep (the broker is stopping) the connection is left to TCP
+    // keepalive.
     void schedule_keepalive(std::uint64_t ticks) {
-        if (sweep_) sweep_->schedule(std::weak_ptr<KeepaliveMember>(self()), ticks);
+        if (sweep_) sweep_->schedule(self(), ticks);
     }
 
     // Something was read or written: the sweep's tick counter, no clock read.
@@ -512,6 +539,7 @@ class WebSocketSession final : public StreamSession, public KeepaliveMember {
     bool reads_paused_ = false;              // see backlog_cleared()
     std::shared_ptr<KeepaliveSweep> sweep_;  // null: left to TCP keepalive
     const std::uint64_t silence_ticks_;      // pinged after this many ticks of silence
+    const std::uint64_t stall_check_ticks_;  // `keepalive`: checked this often while writing
     std::uint64_t last_active_ = 0;          // the sweep tick of the last read or write
     // A ping is waiting for its answer; anything was read since it was sent.
     bool pinged_ = false;

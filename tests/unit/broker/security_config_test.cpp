@@ -76,3 +76,17 @@ TEST_CASE("the --zmq guard refuses non-tcp transports without CURVE as it refuse
     CHECK_NOTHROW(parse({"--zmq", "ws://127.0.0.1:0"}));
     CHECK_NOTHROW(parse({"--zmq", "ws://0.0.0.0:5555", "--insecure-no-curve"}));
 }
+
+TEST_CASE("keepalive flags: TCP keepalive and the WebSocket ping interval, each 100ms to 24h") {
+    auto defaults = parse({});
+    CHECK(defaults.streaming.keepalive == std::chrono::seconds(45));
+    CHECK(defaults.streaming.ws_ping_interval == std::chrono::seconds(240));
+    auto set = parse({"--keepalive", "30s", "--ws-ping-interval", "2m"});
+    CHECK(set.streaming.keepalive == std::chrono::seconds(30));
+    CHECK(set.streaming.ws_ping_interval == std::chrono::minutes(2));
+    for (const char* bad : {"0", "99ms", "25h", "abc", "1e300"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(parse({"--ws-ping-interval", bad}), ConfigError);
+        CHECK_THROWS_AS(parse({"--keepalive", bad}), ConfigError);
+    }
+}

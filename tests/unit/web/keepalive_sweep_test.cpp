@@ -19,9 +19,10 @@ class Recorder final : public KeepaliveMember, public std::enable_shared_from_th
   public:
     Recorder(KeepaliveSweep& sweep, std::uint64_t every, int again)
         : sweep_(sweep), every_(every), again_(again) {}
-    void keepalive_due() override {
-        due.push_back(sweep_.tick());
-        if (again_-- > 0) sweep_.schedule(weak_from_this(), every_);
+    void keepalive_due(std::uint64_t tick) override {
+        CHECK(tick == sweep_.tick());
+        due.push_back(tick);
+        if (again_-- > 0) sweep_.schedule(shared_from_this(), every_);
     }
     std::vector<std::uint64_t> due;
 
@@ -74,7 +75,7 @@ TEST_CASE("a keepalive sweep visits each member at the tick it asked for", "[web
 TEST_CASE("keepalive sweeps: one per I/O thread, none after release", "[web][stream]") {
     net::io_context io;
     net::io_context other;
-    KeepaliveSweeps sweeps(3, 45s);
+    KeepaliveSweeps sweeps(3, 45s, 150s);
     std::set<KeepaliveSweep*> picked;
     for (int i = 0; i < 9; ++i)
         picked.insert(sweeps.pick(net::make_strand(io)).get());
@@ -85,4 +86,51 @@ TEST_CASE("keepalive sweeps: one per I/O thread, none after release", "[web][str
     CHECK(sweeps.pick(io.get_executor()) == nullptr);
     sweeps.release();
     CHECK(sweeps.pick(net::make_strand(io)) == nullptr);
+}
+
+TEST_CASE("a keepalive sweep takes waits up to its horizon; a sooner schedule replaces a later one",
+          "[web][stream]") {
+    net::io_context io;
+    // Ticks of 5 ms, waits of up to 40 ticks.
+    auto sweep = std::make_shared<KeepaliveSweep>(net::make_strand(io), 80ms, 40);
+    CHECK(sweep->ticks_for(80ms) == 16);
+    CHECK(sweep->ticks_for(0ms) == 1);
+    CHECK(sweep->ticks_for(24h) == 40);
+    auto far = std::make_shared<Recorder>(*sweep, 1, 0);
+    sweep->schedule(far, 1000);  // the horizon
+    // A connection whose write starts after its check was set far ahead
+    // asks to be checked sooner: it is visited then, and not again at the
+    // tick it first asked for.
+    auto moved = std::make_shared<Recorder>(*sweep, 1, 0);
+    sweep->schedule(moved, 30);
+    sweep->schedule(moved, 5);
+    io.run();
+    CHECK(far->due == std::vector<std::uint64_t>{40});
+    CHECK(moved->due == std::vector<std::uint64_t>{5});
+    CHECK(sweep->tick() == 40);
+}
+
+TEST_CASE("keepalive sweeps tick at a sixteenth of the shorter of keepalive and ping interval",
+          "[web][stream]") {
+    net::io_context io;
+    KeepaliveSweeps sweeps(1, 45s, 150s);
+    auto sweep = sweeps.pick(net::make_strand(io));
+    REQUIRE(sweep);
+    CHECK(sweep->ticks_for(45s) == 16);
+    CHECK(sweep->ticks_for(150s) == 53);  // 150 s in ticks of 2.8 s
+    // Pings more often than keepalive: ticks of the ping interval's sixteenth.
+    KeepaliveSweeps often(1, 45s, 1s);
+    auto fine = often.pick(net::make_strand(io));
+    REQUIRE(fine);
+    CHECK(fine->ticks_for(1s) == 16);
+    CHECK(fine->ticks_for(45s) == 720);
+    // Far apart (24 h against 100 ms): the wheel stays small, the ticks longer.
+    KeepaliveSweeps apart(1, 100ms, 24h);
+    auto coarse = apart.pick(net::make_strand(io));
+    REQUIRE(coarse);
+    CHECK(coarse->ticks_for(24h) == 4096);
+    CHECK(coarse->ticks_for(100ms) == 1);
+    sweeps.release();
+    often.release();
+    apart.release();
 }

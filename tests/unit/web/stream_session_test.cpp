@@ -250,10 +250,10 @@ TEST_CASE("live frames queued behind a write in flight go out as one frame per j
     CHECK(text == "A3");
 }
 
-TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive and a tick",
+TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x ping interval and a tick",
           "[web][stream]") {
     StreamingConfig config;
-    config.keepalive = std::chrono::milliseconds(300);
+    config.ws_ping_interval = std::chrono::milliseconds(300);
     StreamFixture f(config);
 
     net::ip::tcp::acceptor acceptor(f.io, {net::ip::make_address("127.0.0.1"), 0});
@@ -301,38 +301,38 @@ TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x keepalive
 
     // A client that answers stays open over many intervals.
     auto answering = connect(true);
-    std::this_thread::sleep_for(5 * config.keepalive);
+    std::this_thread::sleep_for(5 * config.ws_ping_interval);
     CHECK(f.stats.connections[0].load() == 1);
     CHECK(f.stats.slow_closes.load() == 0);
 
     // A client that never reads never answers a ping: it is gone for the
-    // broker within 2 x keepalive (plus a little scheduling).
+    // broker within 2 x ping interval (plus a little scheduling).
     auto silent = connect(false);
     CHECK(f.stats.connections[0].load() == 2);
     auto opened = std::chrono::steady_clock::now();
     REQUIRE(eventually([&] { return f.stats.connections[0].load() == 1; }));
     auto took = std::chrono::steady_clock::now() - opened;
-    CHECK(took >= config.keepalive);  // one ping, then one unanswered interval
-    CHECK(took <= 2 * config.keepalive + std::chrono::milliseconds(500));
+    CHECK(took >= config.ws_ping_interval);  // one ping, then one unanswered interval
+    CHECK(took <= 2 * config.ws_ping_interval + std::chrono::milliseconds(500));
     CHECK(f.stats.slow_closes.load() == 1);
 
     // A client that sends ops (activity: it is not pinged) but never reads,
     // then falls silent, as a peer that vanishes does: closed within the
-    // documented bound of its last op, 2 x keepalive plus one sweep tick.
+    // documented bound of its last op, 2 x ping interval plus one sweep tick.
     auto vanishing = connect(false);
     CHECK(f.stats.connections[0].load() == 2);
     for (int i = 0; i < 15; ++i) {
         vanishing->write(net::buffer(std::string_view(R"({"op":"ping"})")));
-        std::this_thread::sleep_for(config.keepalive / 3);
+        std::this_thread::sleep_for(config.ws_ping_interval / 3);
     }
     vanishing->write(net::buffer(std::string_view(R"({"op":"ping"})")));
     auto last_op = std::chrono::steady_clock::now();
     CHECK(f.stats.connections[0].load() == 2);  // busy for 5 intervals: never dropped
     REQUIRE(eventually([&] { return f.stats.connections[0].load() == 1; }));
     took = std::chrono::steady_clock::now() - last_op;
-    CHECK(took >= config.keepalive);
-    CHECK(took <= 2 * config.keepalive +
-                      config.keepalive / static_cast<int>(KeepaliveSweep::kSlots) +
+    CHECK(took >= config.ws_ping_interval);
+    CHECK(took <= 2 * config.ws_ping_interval +
+                      config.ws_ping_interval / static_cast<int>(KeepaliveSweep::kSlots) +
                       std::chrono::milliseconds(500));
     CHECK(f.stats.slow_closes.load() == 2);
 
