@@ -388,7 +388,10 @@ class Broker::Impl {
             if (!ready_) return figures;
             const cluster::EngineHealthStatus health = health_->status();
             const cluster::RedisStoreStats engine = engine_->stats();
-            figures.engine_up = health.reachable;
+            // As /readyz: the store just opened through the engine, so it is
+            // up until a health check says otherwise (the first one may still
+            // be under way).
+            figures.engine_up = !health.checked || health.reachable;
             figures.wait_timeouts = engine.wait_timeouts;
             for (const cluster::ShardHealth& shard : health.shards) {
                 const bool waits = std::find(engine.degraded.begin(), engine.degraded.end(),
