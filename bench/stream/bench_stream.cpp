@@ -110,7 +110,8 @@ struct Options : BrokerRunFlags {
     std::vector<LatencySpec> latency = {{1000, 200}, {10000, 100}};
     double latency_seconds = 5;
     int warmup_ms = 500;
-    int tick_us = 0;  // bench.stream: emit what is due once per tick (0: the worker's default 1 ms tick; 1: one sleep per event)
+    int tick_us = 0;  // bench.stream: emit what is due once per tick (0: the worker's default 1 ms
+                      // tick; 1: one sleep per event)
     int idle_conns = 10'000;
     long resume_events = 100'000;
     int resume_repeat = 3;
