@@ -20,6 +20,7 @@
 #include "broker/zap_handler.hpp"
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
+#include "common/time_bounds.hpp"
 
 namespace jobcast::broker {
 
@@ -256,12 +257,17 @@ class Gateway::Impl {
     // frame) now, decode when its ops are submitted.
     void time_frame(Steady received, std::int64_t received_us, std::size_t first_op) {
         if (out_.ops.size() <= first_op) return;
+        // A worker's ts is its own: one ahead of our clock counts nothing,
+        // and each is capped far above the top bucket, so no sum overflows.
+        constexpr std::int64_t kCapUs = 1'000'000'000;
         std::int64_t since_emit_us = 0;
         std::uint64_t chunks = 0;
         for (std::size_t i = first_op; i < out_.ops.size(); ++i) {
             if (const auto* chunk = std::get_if<store::AppendChunk>(&out_.ops[i])) {
-                since_emit_us += received_us - chunk->ts;
-                ++chunks;
+                if (auto us = time_bounds::elapsed_since(chunk->ts, received_us)) {
+                    since_emit_us += std::min(*us, kCapUs);
+                    ++chunks;
+                }
             }
         }
         if (chunks) {

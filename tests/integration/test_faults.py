@@ -251,6 +251,40 @@ class RogueWorkerTest(ZmqPeers, JobcastTest):
         self.assertEqual(self.states(api, job)[-2]["worker"], "honest")
         self.assertGreaterEqual(metric(api, "jobcast_leases_lost_total"), 1)
 
+    def test_a_worker_clock_in_year_9999_is_stored_and_timed_without_harm(self):
+        # A worker's ts is its own: the latest one the broker keeps (the last
+        # microsecond of year 9999) must neither stop the broker (the
+        # sanitizer build aborts on an overflow) nor count in the transport
+        # stage as a time from the future.
+        broker = self.start_broker()
+        api = self.client(broker)
+        worker = self.dealer(broker)
+        pack = msgpack.packb
+        self.say_hello(worker, "far-future", ["llm.generate"])
+        job = api.submit("llm.generate", {"prompt": "p", "max_tokens": 1, "seed": 1})
+        assign = None
+        while assign is None:
+            self.assertTrue(worker.poll(5000), "no assign")
+            m = msgpack.unpackb(worker.recv())
+            assign = m if m["t"] == "assign" else None
+        last_microsecond = 253402300799999999
+        transport = {"stage": "transport"}
+        before = metric(api, "jobcast_event_stage_seconds_count", transport) or 0
+        for wseq, ts in enumerate([last_microsecond, last_microsecond - 1], start=1):
+            worker.send(pack({"v": 1, "t": "chunk", "job": job["id"], "attempt": 1,
+                              "wseq": wseq, "kind": "token", "data": {"text": f"t{wseq}"},
+                              "ts": ts}))
+        worker.send(pack({"v": 1, "t": "done", "job": job["id"], "attempt": 1, "wseq": 3,
+                          "result": {"text": "t1t2"}}))
+        done = api.wait_state(job["id"], ["succeeded", "failed"], timeout=30)
+        self.assertEqual(done["state"], "succeeded")
+        tokens = [e for e in api.events(job["id"]) if e["kind"] == "token"]
+        self.assertEqual([e["data"]["text"] for e in tokens], ["t1", "t2"])
+        self.assertEqual([e["ts"] for e in tokens], [last_microsecond, last_microsecond - 1])
+        self.assertEqual(metric(api, "jobcast_event_stage_seconds_count", transport) or 0,
+                         before)
+        self.assertEqual(api.request("GET", "/healthz")[0], 200)
+
     @staticmethod
     def states(api, job):
         return [e["data"] for e in api.events(job["id"]) if e["kind"] == "state"]
