@@ -1,10 +1,10 @@
 #include "protocol/params_schema.hpp"
 
 #include <pthread.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <regex>
 #include <unordered_map>
 #include <unordered_set>
 #include <valijson/adapters/boost_json_adapter.hpp>
@@ -20,6 +20,150 @@
 #if !VALIJSON_USE_EXCEPTIONS
 #error "valijson must be built with VALIJSON_USE_EXCEPTIONS=1"
 #endif
+
+// ---------------------------------------------------------------------------
+// Patterns run on RE2, not std::regex
+//
+// valijson 1.0 matches `pattern`, `patternProperties` and the date/time
+// formats with std::regex, whose ECMAScript matcher backtracks: a pattern can
+// take exponential (or high polynomial) time on a short string, and it recurses
+// once per character, so a long string overflows the stack. RE2 matches in time
+// linear in the string, without recursion, in bounded memory. The three
+// visitor members that match are specialized for the one adapter used here;
+// everything else is valijson's.
+
+namespace jobcast::proto::patterns {
+namespace {
+
+// The RE2 programs of one schema's patterns, by their text.
+using Compiled = std::unordered_map<std::string, std::unique_ptr<const re2::RE2>>;
+
+// The patterns of the schema checking params on this thread (ParamsSchema::check).
+thread_local const Compiled* current = nullptr;
+
+// Memory one pattern's program and match caches may use; past it RE2 refuses
+// the pattern when compiling, or falls back to its slower linear matcher.
+constexpr std::int64_t kMaxPatternMemory = std::int64_t{1} << 20;
+
+re2::RE2::Options options() {
+    re2::RE2::Options o;
+    o.set_log_errors(false);
+    o.set_max_mem(kMaxPatternMemory);
+    o.set_never_capture(true);
+    return o;
+}
+
+// A schema's pattern (ECMA-262 syntax) in RE2's syntax: `\uXXXX` becomes
+// `\x{XXXX}`; everything else RE2 reads as ECMAScript does, or refuses.
+std::string to_re2(std::string_view pattern) {
+    std::string out;
+    out.reserve(pattern.size());
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+            if (pattern[i + 1] == 'u' && i + 5 < pattern.size() &&
+                std::all_of(pattern.begin() + i + 2, pattern.begin() + i + 6,
+                            [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+                out += "\\x{";
+                out += pattern.substr(i + 2, 4);
+                out += '}';
+                i += 5;
+                continue;
+            }
+            out += pattern.substr(i, 2);
+            ++i;
+            continue;
+        }
+        out += pattern[i];
+    }
+    return out;
+}
+
+// Whether `subject` holds a match of `pattern` (JSON Schema's `pattern`: a
+// search, not anchored). A pattern the schema did not compile matches nothing.
+bool search(const std::string& pattern, std::string_view subject) {
+    const re2::StringPiece text(subject.data(), subject.size());
+    if (current) {
+        if (const auto found = current->find(pattern); found != current->end())
+            return re2::RE2::PartialMatch(text, *found->second);
+    }
+    const re2::RE2 once(to_re2(pattern), options());
+    return once.ok() && re2::RE2::PartialMatch(text, once);
+}
+
+}  // namespace
+}  // namespace jobcast::proto::patterns
+
+namespace valijson {
+
+template <>
+bool ValidationVisitor<adapters::BoostJsonAdapter>::visit(
+    const constraints::PatternConstraint& constraint) {
+    if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;
+    const std::string pattern(constraint.getPattern<std::string::allocator_type>());
+    if (jobcast::proto::patterns::search(pattern, m_target.asString())) return true;
+    if (m_results)
+        m_results->pushError(m_context, "Failed to match regex specified by 'pattern' constraint.");
+    return false;
+}
+
+template <>
+template <>
+bool ValidationVisitor<adapters::BoostJsonAdapter>::ValidatePatternPropertySubschemas::operator()(
+    const constraints::BasicConstraint<constraints::PropertiesConstraint>::String& patternProperty,
+    const Subschema* subschema) const {
+    const std::string pattern(patternProperty.c_str());
+    bool matchFound = false;
+    for (const adapters::BoostJsonAdapter::ObjectMember m : m_object) {
+        if (!jobcast::proto::patterns::search(pattern, m.first)) continue;
+        matchFound = true;
+        if (m_propertiesMatched) m_propertiesMatched->insert(m.first);
+        std::vector<std::string> newContext = m_context;
+        newContext.push_back("[" + m.first + "]");
+        ValidationVisitor validator(m.second, newContext, m_strictTypes, m_results, m_regexesCache);
+        if (validator.validateSchema(*subschema)) continue;
+        if (m_results) {
+            m_results->pushError(
+                m_context,
+                "Failed to validate against schema associated with pattern '" + pattern + "'.");
+        }
+        if (m_validated) *m_validated = false;
+        if (!m_continueOnFailure) return false;
+    }
+    if (!matchFound && !m_continueIfUnmatched) return false;
+    return m_continueOnSuccess;
+}
+
+template <>
+bool ValidationVisitor<adapters::BoostJsonAdapter>::visit(
+    const constraints::FormatConstraint& constraint) {
+    // Formats apply to strings only (valijson's own would throw on a number).
+    if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;
+    // valijson's expressions, in RE2's syntax (anchored by FullMatch).
+    static const std::string kDate = "[0-9]+-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])";
+    static const std::string kTime =
+        "([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?"
+        "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
+    static const re2::RE2 date(kDate);
+    static const re2::RE2 time(kTime);
+    static const re2::RE2 date_time(kDate + "[Tt]" + kTime);
+    const std::string s = m_target.asString();
+    const std::string format = constraint.getFormat();
+    const re2::RE2* re = format == "date"        ? &date
+                         : format == "time"      ? &time
+                         : format == "date-time" ? &date_time
+                                                 : nullptr;
+    if (!re) return true;  // valijson checks no other format
+    int month = 0;
+    int day = 0;
+    const bool matched =
+        re == &time ? re2::RE2::FullMatch(s, *re) : re2::RE2::FullMatch(s, *re, &month, &day);
+    if (matched && (re == &time || validate_date_range(month, day))) return true;
+    if (matched) return false;  // validate_date_range reported it
+    if (m_results) m_results->pushError(m_context, "String should be a valid " + format);
+    return false;
+}
+
+}  // namespace valijson
 
 namespace jobcast::proto {
 
@@ -68,95 +212,26 @@ void append_pointer_token(std::string& pointer, std::string_view token) {
 // ---------------------------------------------------------------------------
 // Patterns
 
-// Refuses a pattern std::regex could spend exponential time or unbounded
-// stack on, or that it cannot compile.
-constexpr std::size_t kMaxRepeatDigits = 3;  // {m,n} bounds up to 999
-
-void check_pattern(const std::string& pattern, const std::string& where) {
+// Compiles a schema's pattern for patterns::search, or refuses it: too long, a
+// back-reference or lookaround (RE2 matches neither: they are what make
+// backtracking matchers slow), too large a program, or not a regex.
+std::unique_ptr<const re2::RE2> compile_pattern(const std::string& pattern,
+                                                const std::string& where) {
     if (pattern.size() > kMaxPatternBytes) {
         throw Refused(where + ": pattern longer than " + std::to_string(kMaxPatternBytes) +
                       " bytes");
     }
-    struct Group {
-        bool repeats = false;     // holds a quantifier
-        bool alternates = false;  // holds a '|'
-    };
-    std::vector<Group> groups(1);
-    auto is_quantifier = [&](std::size_t i) {
-        if (i >= pattern.size()) return false;
-        const char c = pattern[i];
-        return c == '*' || c == '+' || c == '?' ||
-               (c == '{' && i + 1 < pattern.size() && pattern[i + 1] >= '0' &&
-                pattern[i + 1] <= '9');
-    };
-    bool after_quantifier = false;  // a '?' there makes it lazy, not another quantifier
-    for (std::size_t i = 0; i < pattern.size(); ++i) {
-        const char c = pattern[i];
-        const bool lazy_mark = c == '?' && after_quantifier;
-        after_quantifier = false;
-        if (c == '\\') {
-            if (i + 1 < pattern.size() &&
-                ((pattern[i + 1] >= '1' && pattern[i + 1] <= '9') || pattern[i + 1] == 'k')) {
-                throw Refused(where + ": pattern has a back-reference");
-            }
-            ++i;
-        } else if (c == '[') {
-            // A class: up to its first unescaped ']' (ECMAScript: "[]" is empty).
-            std::size_t j = i + 1;
-            while (j < pattern.size() && pattern[j] != ']')
-                j += pattern[j] == '\\' ? 2 : 1;
-            i = j;
-        } else if (c == '(') {
-            groups.emplace_back();
-            if (i + 1 < pattern.size() && pattern[i + 1] == '?') ++i;  // (?: (?= (?!
-        } else if (c == ')' && groups.size() > 1) {
-            const Group inner = groups.back();
-            groups.pop_back();
-            // '?' makes a group optional, not repeated.
-            const bool repeated = is_quantifier(i + 1) && pattern[i + 1] != '?';
-            if (repeated && (inner.repeats || inner.alternates)) {
-                throw Refused(where +
-                              ": pattern repeats a group that holds a repetition or an "
-                              "alternation (exponential backtracking)");
-            }
-            groups.back().repeats |= inner.repeats || is_quantifier(i + 1);
-            groups.back().alternates |= inner.alternates;
-            if (is_quantifier(i + 1)) {
-                ++i;  // the group's quantifier, counted above
-                after_quantifier = true;
-            }
-        } else if (c == '|') {
-            groups.back().alternates = true;
-        } else if (is_quantifier(i) && !lazy_mark) {
-            groups.back().repeats = true;
-            after_quantifier = true;
-        }
+    for (std::size_t i = 0; i + 1 < pattern.size(); ++i) {
+        if (pattern[i] != '\\') continue;
+        const char next = pattern[i + 1];
+        if ((next >= '1' && next <= '9') || next == 'k')
+            throw Refused(where + ": pattern has a back-reference");
+        ++i;
     }
-    // Repetition bounds: std::regex reads them into a long without an
-    // overflow check, and expands {m,n} into n copies.
-    for (std::size_t i = 0; i < pattern.size(); ++i) {
-        if (pattern[i] == '\\') {
-            ++i;
-        } else if (pattern[i] == '[') {
-            while (i + 1 < pattern.size() && pattern[i + 1] != ']')
-                i += pattern[i + 1] == '\\' ? 2 : 1;
-            ++i;
-        } else if (is_quantifier(i) && pattern[i] == '{') {
-            std::size_t digits = 0;
-            for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
-                digits = pattern[j] >= '0' && pattern[j] <= '9' ? digits + 1 : 0;
-                if (digits > kMaxRepeatDigits) {
-                    throw Refused(where + ": pattern repeats something more than " +
-                                  std::string(kMaxRepeatDigits, '9') + " times");
-                }
-            }
-        }
-    }
-    try {
-        std::regex compiled(pattern);
-    } catch (const std::regex_error& e) {
-        throw Refused(where + ": pattern does not compile: " + e.what());
-    }
+    auto compiled =
+        std::make_unique<const re2::RE2>(patterns::to_re2(pattern), patterns::options());
+    if (!compiled->ok()) throw Refused(where + ": pattern does not compile: " + compiled->error());
+    return compiled;
 }
 
 // ---------------------------------------------------------------------------
@@ -180,7 +255,8 @@ class SchemaWalk {
             count_applications(node);
     }
 
-    bool has_patterns() const { return has_patterns_; }
+    // The patterns compiled along the walk.
+    patterns::Compiled take_patterns() { return std::move(patterns_); }
 
   private:
     struct Pending {
@@ -233,15 +309,13 @@ class SchemaWalk {
                 for_members(member, at,
                             [&](const value& v, std::string in) { part(v, std::move(in)); });
             } else if (key == "patternProperties") {
-                has_patterns_ = true;
-                for_members(member, at, [&](const value& v, std::string in) {
-                    check_pattern(std::string(in.substr(at.size() + 1)), at);
+                for_members(member, at, [&](const value& v, std::string in, std::string_view name) {
+                    add_pattern(std::string(name), at);
                     part(v, std::move(in));
                 });
             } else if (key == "pattern") {
-                has_patterns_ = true;
                 if (!member.is_string()) throw Refused(at + ": must be a string");
-                check_pattern(std::string(member.get_string()), at);
+                add_pattern(std::string(member.get_string()), at);
             }
         }
     }
@@ -253,8 +327,21 @@ class SchemaWalk {
         for (const auto& [name, v] : *object) {
             std::string in = at;
             append_pointer_token(in, name);
-            f(v, std::move(in));
+            if constexpr (std::is_invocable_v<F, const value&, std::string, std::string_view>) {
+                f(v, std::move(in), std::string_view(name));
+            } else {
+                f(v, std::move(in));
+            }
         }
+    }
+
+    void add_pattern(const std::string& pattern, const std::string& where) {
+        if (patterns_.count(pattern)) return;
+        if (patterns_.size() == kMaxPatterns) {
+            throw Refused(where + ": more than " + std::to_string(kMaxPatterns) +
+                          " different patterns in one schema");
+        }
+        patterns_.emplace(pattern, compile_pattern(pattern, where));
     }
 
     // The schema a local $ref ("#" or "#/a/b", percent-encoded) points to.
@@ -331,7 +418,7 @@ class SchemaWalk {
     std::unordered_set<const value*> walked_;
     std::unordered_map<const value*, std::vector<const value*>> edges_;
     std::unordered_map<const value*, Applications> counts_;  // schemas 0: being counted
-    bool has_patterns_ = false;
+    patterns::Compiled patterns_;
 };
 
 // ---------------------------------------------------------------------------
@@ -407,33 +494,6 @@ SchemaViolation violation_of(const valijson::ValidationResults::Error& error) {
     return v;
 }
 
-// The first string (value or key) too long for a pattern to be checked against.
-std::optional<SchemaViolation> long_string(const value& v, const std::string& at) {
-    auto too_long = [&](std::size_t size) {
-        return SchemaViolation{at, "pattern",
-                               "a string of " + std::to_string(size) +
-                                   " bytes is longer than the " +
-                                   std::to_string(kMaxPatternSubjectBytes) +
-                                   " bytes this type's schema checks patterns on"};
-    };
-    if (const auto* s = v.if_string()) {
-        if (s->size() > kMaxPatternSubjectBytes) return too_long(s->size());
-    } else if (const auto* object = v.if_object()) {
-        for (const auto& [key, member] : *object) {
-            std::string in = at;
-            append_pointer_token(in, key);
-            if (key.size() > kMaxPatternSubjectBytes)
-                return SchemaViolation{in, "pattern", too_long(key.size()).message};
-            if (auto found = long_string(member, in)) return found;
-        }
-    } else if (const auto* list = v.if_array()) {
-        for (std::size_t i = 0; i < list->size(); ++i) {
-            if (auto found = long_string((*list)[i], at + "/" + std::to_string(i))) return found;
-        }
-    }
-    return std::nullopt;
-}
-
 // Runs `work` to its end on a thread with a stack of `stack_bytes`.
 template <class F>
 void run_with_stack(std::size_t stack_bytes, F& work) {
@@ -460,7 +520,7 @@ struct ParamsSchema::Impl {
     value document;
     valijson::Schema schema;
     std::string json;
-    bool has_patterns = false;
+    patterns::Compiled patterns;
 };
 
 ParamsSchema::ParamsSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -493,7 +553,7 @@ std::variant<ParamsSchema::Ptr, std::string> ParamsSchema::compile_here(std::str
                    "): " + ec.message();
         SchemaWalk walk(impl->document);
         walk.run();
-        impl->has_patterns = walk.has_patterns();
+        impl->patterns = walk.take_patterns();
         valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
         valijson::adapters::BoostJsonAdapter adapter(impl->document);
         parser.populateSchema(adapter, impl->schema);
@@ -515,9 +575,14 @@ std::optional<SchemaViolation> ParamsSchema::check(std::string_view params) cons
         boost::system::error_code ec;
         const value document = boost::json::parse(params, ec, {}, options);
         if (ec) return SchemaViolation{"", "type", "params are not JSON: " + ec.message()};
-        if (impl_->has_patterns) {
-            if (auto found = long_string(document, "")) return found;
-        }
+        // patterns::search finds this schema's compiled patterns.
+        struct Current {
+            explicit Current(const patterns::Compiled* now) : before(patterns::current) {
+                patterns::current = now;
+            }
+            ~Current() { patterns::current = before; }
+            const patterns::Compiled* before;
+        } current(&impl_->patterns);
         valijson::Validator validator(valijson::Validator::kStrongTypes);
         valijson::ValidationResults results;
         valijson::adapters::BoostJsonAdapter adapter(document);

@@ -8,11 +8,10 @@
 // `$ref` that is not a local JSON pointer ("#" or "#/..."; nothing is ever
 // fetched) or that points nowhere, `$ref`/`allOf`/`anyOf`/`oneOf`/`not`/`if`
 // chains that loop on the same value or fan out past kMaxSchemaApplications,
-// and a `pattern` (or `patternProperties` key) over kMaxPatternBytes, with a
-// back-reference, or with a repeated group that holds a repetition or an
-// alternation (`(a+)+`, `(a|b)*`: exponential backtracking). std::regex
-// recurses once per character, so a schema that uses patterns limits each
-// string of the params (values and keys) to kMaxPatternSubjectBytes.
+// more than kMaxPatterns different patterns, and a `pattern` (or
+// `patternProperties` key) over kMaxPatternBytes, with a back-reference or a
+// lookaround, or that RE2 does not compile. Patterns and the date/time formats
+// are matched by RE2 (linear in the string, no recursion), never std::regex.
 //
 // Compiling starts a short-lived thread (see params_schema.cpp: valijson
 // recurses along $ref chains). Thread-safe: one compiled schema may check params on many threads at
@@ -32,7 +31,7 @@ inline constexpr std::size_t kMaxSchemaBytes = 64 * 1024;
 inline constexpr std::size_t kMaxSchemaDepth = 32;
 inline constexpr std::size_t kMaxSchemaApplications = 10'000;
 inline constexpr std::size_t kMaxPatternBytes = 256;
-inline constexpr std::size_t kMaxPatternSubjectBytes = 1000;
+inline constexpr std::size_t kMaxPatterns = 100;
 
 // Why params do not conform: where, which keyword, and the validator's words.
 struct SchemaViolation {

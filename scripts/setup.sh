@@ -11,7 +11,7 @@ packages=(
   libzmq3-dev cppzmq-dev
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 prometheus-cpp-dev libspdlog-dev libfmt-dev libssl-dev
-  libhiredis-dev libvalijson-dev
+  libhiredis-dev libvalijson-dev libre2-dev
 )
 if [ "${JOBCAST_SETUP_PROFILE:-all}" != build ]; then
   # Tests, fuzzing, the browser test, the Prometheus check of the dashboard,
