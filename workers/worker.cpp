@@ -165,6 +165,12 @@ class WorkerImpl {
     // take it (never waiting for it) and send what it queued itself.
     std::mutex io_mutex_;
     bool polling_ = false;
+    // deliver_from_handler() is running on a handler's thread while the I/O
+    // thread waits in poll on this connection's sockets: what it reads must
+    // not close them under that poll. A reconnect it calls for (a `reject`
+    // "shutdown" or "identity" read among the acks) is left to the I/O thread.
+    bool in_handler_ = false;
+    bool reconnect_pending_ = false;
     // Lazy acks: while handlers emit (something was handed on within
     // kLazyAckWindow), nothing waits for an ack and the unacked bytes are
     // under a quarter of the bound, the I/O thread does not poll the socket
@@ -399,6 +405,7 @@ void WorkerImpl::loop(std::unique_lock<std::mutex>& io) {
         now_ = clock_.steady();
 
         if (items[0].revents & ZMQ_POLLIN) outbox_.clear_wake();
+        if (reconnect_pending_) reconnect();
         if (socket_) receive_all();
         if (socket_) receive_monitor_events();
         pump_outbound();
@@ -519,6 +526,11 @@ void WorkerImpl::close_socket() {
 // Closes the connection (if any) and opens the next one after a backoff, to
 // the next broker of the list.
 void WorkerImpl::reconnect() {
+    if (in_handler_) {
+        reconnect_pending_ = true;
+        return;
+    }
+    reconnect_pending_ = false;
     close_socket();
     counters_.reconnects++;
     const auto delay = backoff_.next();
@@ -607,12 +619,19 @@ void WorkerImpl::flush_sends() {
 // for an ack, for that thread to watch for it.
 bool WorkerImpl::deliver_from_handler() {
     std::unique_lock io(io_mutex_, std::try_to_lock);
-    if (!io.owns_lock() || !polling_ || !socket_) return false;
+    if (!io.owns_lock() || !polling_ || !socket_ || reconnect_pending_) return false;
     now_ = clock_.steady();
-    const auto* socket = socket_.get();
-    if (lazy_acks_) receive_all();
+    if (lazy_acks_) {
+        in_handler_ = true;
+        struct Reset {
+            bool& flag;
+            ~Reset() { flag = false; }
+        } reset{in_handler_};
+        receive_all();
+    }
+    if (reconnect_pending_) return false;  // the woken I/O thread reconnects
     pump_outbound();
-    if (socket_.get() != socket || stream_.sending()) return false;
+    if (stream_.sending()) return false;
     if (lazy_acks_) {
         return !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
     }
@@ -644,7 +663,7 @@ void WorkerImpl::pump_outbound() {
 }
 
 void WorkerImpl::receive_all() {
-    for (int i = 0; i < kMaxReceivesPerWake && socket_; ++i) {
+    for (int i = 0; i < kMaxReceivesPerWake && socket_ && !reconnect_pending_; ++i) {
         zmq::message_t message;
         if (!socket_->recv(message, zmq::recv_flags::dontwait)) return;
         // One frame per message; tolerate an envelope by using the last part.

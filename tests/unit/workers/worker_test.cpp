@@ -838,3 +838,57 @@ TEST_CASE("a broker that announces chunks gets a handler's burst batched, each w
     broker.send(proto::Ack{"J1", 1, kTokens + 1});
     CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
 }
+
+TEST_CASE("a shutdown read among the acks while a handler emits: the worker reconnects") {
+    // While a handler emits, acks are read on the handler's thread (lazy
+    // acks), with the I/O thread waiting in poll on the connection's
+    // sockets: a `reject` "shutdown" read there must leave closing them to
+    // the I/O thread. Many rounds, each ended by a shutdown amid the stream.
+    zmq::context_t context;
+    FakeBroker broker(context);
+    std::atomic<bool> done{false};
+    auto config = test_config(broker.endpoint());
+    config.reconnect_max = 50ms;
+    RunningWorker running(config, "t", [&](JobContext& job) -> JobOutcome {
+        for (int i = 1; !job.cancelled() && !done.load(); ++i) {
+            job.token("tok-" + std::to_string(i));
+            std::this_thread::sleep_for(100us);
+        }
+        return std::string("{}");
+    });
+    broker.start_job();
+    std::uint64_t acked = 0;
+    std::string peer = broker.peer();
+    for (int round = 0; round < 20; ++round) {
+        INFO("round " << round);
+        // Chunks of this connection, each acked at once, then the shutdown.
+        for (int i = 0; i < 50; ++i) {
+            auto r = broker.next(5s);
+            REQUIRE(r.has_value());
+            if (r->peer != peer) continue;  // not yet
+            std::uint64_t last = 0;
+            if (const auto* chunk = std::get_if<proto::Chunk>(&r->message)) last = chunk->wseq;
+            if (const auto* chunks = std::get_if<proto::Chunks>(&r->message))
+                last = chunks->wseq + chunks->events.size() - 1;
+            if (last > acked) {
+                acked = last;
+                broker.send(proto::Ack{"J1", 1, acked}, peer);
+            }
+        }
+        broker.send(proto::Reject{"", "shutdown"}, peer);
+        // A new connection says hello with the job in flight.
+        std::optional<Received> hello;
+        const auto deadline = Clock::now() + 5s;
+        while (!hello && Clock::now() < deadline) {
+            auto r = broker.next(5s);
+            REQUIRE(r.has_value());
+            if (r->peer != peer && std::holds_alternative<proto::Hello>(r->message)) hello = r;
+        }
+        REQUIRE(hello.has_value());
+        CHECK(std::get<proto::Hello>(hello->message).inflight.size() == 1);
+        peer = hello->peer;
+        broker.send(proto::Welcome{1000}, peer);
+    }
+    done.store(true);
+    CHECK(running.worker.stats().reconnects >= 20);
+}
