@@ -7,6 +7,11 @@ void LeaseTerms::orphan(Lease& lease) const {
     lease.orphan_deadline = now() + timeout_;
 }
 
+void LeaseTerms::reloaded(Lease& lease) const {
+    orphan(lease);
+    lease.orphan_deadline += kReloadReconnectAllowance;
+}
+
 bool LeaseTerms::orphan_expired(const Lease& lease) const {
     return lease.peer.empty() && !lease.lost && lease.orphan_deadline != Steady{} &&
            now() > lease.orphan_deadline;

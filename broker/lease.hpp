@@ -58,6 +58,10 @@ enum class LeaseReport {
     never_received,  // its assign never counted, for long enough: dropped without a word
 };
 
+// How much longer than one lease timeout a lease reloaded at start waits for
+// its worker's hello (LeaseTerms::reloaded).
+inline constexpr std::chrono::milliseconds kReloadReconnectAllowance{5000};
+
 class LeaseTerms {
   public:
     // `timeout`: how long a lease outlives its worker's last message (and an
@@ -74,10 +78,16 @@ class LeaseTerms {
     // longer than the timeout since `last_seen`, it loses them.
     bool silent(Steady last_seen) const { return now() - last_seen > timeout_; }
 
-    // The holder's connection went away (or the lease was reloaded from the
-    // store at start): held for the worker's hello on a new connection for
-    // one timeout. Its chunks are refused meanwhile.
+    // The holder's connection went away: held for the worker's hello on a
+    // new connection for one timeout. Its chunks are refused meanwhile.
     void orphan(Lease& lease) const;
+    // A lease reloaded from the store at start: orphaned, and held for one
+    // timeout plus kReloadReconnectAllowance. Its worker was waiting out
+    // the broker's absence in its reconnect backoff (the SDKs' default
+    // `reconnect_max` is 5 s), so its hello may come that much after the
+    // broker is back; one timeout alone re-ran the jobs of live workers
+    // whenever a restart outlasted their backoff.
+    void reloaded(Lease& lease) const;
     bool orphan_expired(const Lease& lease) const;
     // The broker itself was away for `away`: an orphan's wait moves with it.
     void pause(Lease& lease, Steady::duration away) const;

@@ -16,7 +16,7 @@ void MemoryJobQueue::adopt(const std::string& job, int attempt, const std::strin
     lease = Lease{};
     lease.worker = worker;
     lease.attempt = attempt;
-    terms_.orphan(lease);
+    terms_.reloaded(lease);
     lease.key_known = false;  // the store keeps the worker's name only
 }
 

@@ -122,10 +122,15 @@ TEST_CASE("hello after a restart keeps the leases its worker still runs and reje
     CHECK(rig.take_ops().empty());
     CHECK(rig.stats.rejected_lease == 1);
 
-    // K was not claimed: after one lease timeout it is requeued.
+    // K was not claimed: after one lease timeout and the allowance for a
+    // worker still in its reconnect backoff, it is requeued.
     rig.clock.advance(2s);
     rig.say("p1", proto::Heartbeat{});
     rig.clock.advance(2s);
+    rig.protocol.tick(rig.out);
+    CHECK(rig.take_ops().empty());
+    rig.clock.advance(kReloadReconnectAllowance);
+    rig.say("p1", proto::Heartbeat{});
     rig.protocol.tick(rig.out);
     ops = rig.take_ops();
     REQUIRE(ops.size() == 1);
