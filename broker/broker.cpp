@@ -481,6 +481,9 @@ class Broker::Impl {
         cluster::FeederConfig feeding;
         feeding.broker = broker_id();
         feeding.lease_timeout = config_.gateway.lease_timeout();
+        feeding.writes_paused = [health = health_.get()](std::uint16_t slot) {
+            return health->status().writes_paused(slot);
+        };
         feeder_ = std::make_unique<cluster::ClusterFeeder>(
             *redis_, *partitions_, *store_, feeding,
             [this](std::vector<cluster::ReservedJob> jobs) {

@@ -94,6 +94,13 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
     bool reserving = false;
     std::uint32_t first_partition = 0;
     std::set<std::uint32_t> hinted;  // partitions with a ready hint not yet acted on
+    // Per partition: until when no lease of it is requeued, because its shard
+    // took no writes (config.writes_paused) or did not answer an expiry pass
+    // (or answered it late): the holders' renewals could not reach it either
+    // (a failover, an outage, a primary without its replica), so a lease it
+    // shows as unrenewed may well be held. Set to one expiry() after the
+    // last such pass, time enough for every holder to renew.
+    std::vector<Clock::Steady> hold_expiry;
 
     void schedule_expire() {
         expire_timer.expires_after(config.expire_interval);
@@ -121,13 +128,25 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
 
     void expire_all() {
         const std::string lease_ms = std::to_string(expiry().count());
+        hold_expiry.resize(partitions.count());
         for (std::uint32_t p = 0; p < partitions.count(); ++p) {
             const std::string prefix = partitions.prefix(p);
             cluster.async_exec(partitions.slot(p),
                                {"FCALL_RO", "jc_expired", "1", prefix + "leases", prefix, lease_ms,
                                 std::to_string(kExpireBatch)},
-                               [self = shared_from_this()](std::error_code ec, redis::Reply reply) {
-                                   if (self->stopped || ec || !reply.is_array()) return;
+                               [self = shared_from_this(), p, sent = clock.steady()](
+                                   std::error_code ec, redis::Reply reply) {
+                                   if (self->stopped) return;
+                                   const auto now = self->clock.steady();
+                                   const bool paused =
+                                       self->config.writes_paused &&
+                                       self->config.writes_paused(self->partitions.slot(p));
+                                   if (ec || !reply.is_array() || paused ||
+                                       now - sent > self->config.expire_interval) {
+                                       self->hold_expiry[p] = now + self->expiry();
+                                       return;
+                                   }
+                                   if (now < self->hold_expiry[p]) return;
                                    self->requeue(reply);
                                });
         }

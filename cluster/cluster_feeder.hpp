@@ -28,7 +28,11 @@
 //   broker renewed for two lease timeouts (one for a worker to notice its
 //   broker died, one to claim its leases on another) are requeued through the store
 //   (RequeueJob with unrenewed_for, so a lease renewed meanwhile is kept).
-//   Every broker runs it; two at once are harmless (fenced by attempt).
+//   Every broker runs it; two at once are harmless (fenced by attempt). A
+//   partition whose shard took no writes (degraded, failing over) or did not
+//   answer the pass is left alone until two lease timeouts after that, so a
+//   lease its holder could not renew meanwhile is not taken from a live
+//   worker.
 #pragma once
 
 #include <chrono>
@@ -58,6 +62,12 @@ struct FeederConfig {
     std::chrono::milliseconds reserve_for{2000};
     // How often free slots look for queued work in the partitions.
     std::chrono::milliseconds poll_interval{200};
+    // Whether writes to a slot pause now (its shard degraded: no primary, or
+    // too few replicas; the engine unreachable). No lease of such a slot is
+    // expired, nor for two lease timeouts after: its holders' renewals were
+    // refused too. Empty: never (the feeder still holds expiry after a pass
+    // that failed or was answered late).
+    std::function<bool(std::uint16_t slot)> writes_paused;
 };
 
 using LeaseRef = std::pair<std::string, int>;           // job, attempt

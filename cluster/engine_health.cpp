@@ -43,6 +43,17 @@ std::int64_t to_int(const std::string& text) {
 
 }  // namespace
 
+bool EngineHealthStatus::writes_paused(std::uint16_t slot) const {
+    if (!checked) return false;
+    if (!reachable) return true;
+    for (const ShardHealth& shard : shards) {
+        for (auto [first, last] : shard.ranges) {
+            if (slot >= first && slot <= last) return shard.degraded;
+        }
+    }
+    return true;
+}
+
 struct EngineHealth::State : std::enable_shared_from_this<State> {
     State(redis::Cluster& cluster, std::string broker_id, int wait_replicas,
           std::chrono::milliseconds interval, const Clock& clock)
@@ -94,6 +105,8 @@ struct EngineHealth::State : std::enable_shared_from_this<State> {
         for (std::size_t i = 0; i < shards.size(); ++i) {
             ShardHealth& shard = next.shards.emplace_back();
             shard.slots = slot_ranges(shards[i]);
+            for (auto [first, last] : shards[i].slots)
+                shard.ranges.emplace_back(first, last);
             shard.primary = shards[i].primary;
         }
         for (std::size_t i = 0; i < shards.size(); ++i) {

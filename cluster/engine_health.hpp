@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -25,6 +26,7 @@ namespace jobcast::cluster {
 
 struct ShardHealth {
     std::string slots;  // its slot ranges, "0-5460" (ranges joined by ',')
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> ranges;  // the same, first to last
     redis::Endpoint primary;
     bool primary_up = false;  // answered ROLE as a primary
     int replicas = 0;         // replicas the primary has connected
@@ -37,6 +39,11 @@ struct EngineHealthStatus {
     std::string reason;      // why not, when not
     std::vector<ShardHealth> shards;
     std::uint64_t brokers = 0;  // brokers whose heartbeat is fresh, this one included
+
+    // Whether writes to `slot` pause as of this check: the engine was not
+    // reached, no shard serves the slot, or its shard is degraded. False
+    // before the first check.
+    bool writes_paused(std::uint16_t slot) const;
 };
 
 class EngineHealth {

@@ -4,6 +4,7 @@
 // two brokers would use them; a broker's queued jobs looked up in the
 // cluster's queues; and the hints one broker's LivePublisher sends to the
 // others' feeders.
+#include <atomic>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -67,7 +68,8 @@ struct Broker {
         : cluster(loop, options(nodes)),
           feeder(
               cluster, partitions, store,
-              FeederConfig{std::move(id), lease_timeout, 100ms, reserve_for, poll_interval},
+              FeederConfig{std::move(id), lease_timeout, 100ms, reserve_for, poll_interval,
+                           [this](std::uint16_t) { return paused.load(); }},
               [this](std::vector<ReservedJob> jobs) {
                   std::lock_guard lock(mutex);
                   for (auto& job : jobs)
@@ -123,6 +125,7 @@ struct Broker {
         return cancels;
     }
 
+    std::atomic<bool> paused{false};  // what the engine's health says of every slot
     redis::Loop loop;
     redis::Cluster cluster;
     std::mutex mutex;
@@ -189,6 +192,39 @@ TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
     });
     auto job = store->jobs().get(retried);
     CHECK(job->attempt == 1);
+    a.feeder.stop();
+    store->close();
+}
+
+TEST_CASE("no lease is expired while its shard takes no writes, nor until its holders could renew",
+          "[cluster_feeder]") {
+    if (redis::testing::skip_without_redis()) return;
+    redis::testing::RedisNodes nodes(2, true);
+    const RedisStoreConfig config = one_shard(nodes);
+    auto store = open_redis_store(config);
+    const Partitions partitions(config.partitions);
+    constexpr auto kLease = 300ms;  // expired after two: 600 ms unrenewed
+    Broker a(nodes, partitions, *store, "a", kLease);
+    const std::string id = create(*store, "t");
+    REQUIRE(run(*store, store::LeaseJob{id, "w1", 0}).status == WriteStatus::ok);
+    auto state = [&] { return store->jobs().get(id)->state; };
+
+    // The shard is degraded (a failover, a primary without its replica): its
+    // holder's renewals are refused, so the unrenewed lease is kept.
+    a.paused = true;
+    a.feeder.start();
+    const auto until = std::chrono::steady_clock::now() + 6 * kLease;
+    while (std::chrono::steady_clock::now() < until) {
+        CHECK(state() == JobState::running);
+        std::this_thread::sleep_for(50ms);
+    }
+    // Writes resume: the holder gets two lease timeouts to renew first.
+    a.paused = false;
+    const auto resumed = std::chrono::steady_clock::now();
+    redis::testing::wait_until("the sweep to requeue the lease nobody renewed",
+                               [&] { return state() == JobState::queued; });
+    // The last paused pass ended at most one pass (100 ms) before `resumed`.
+    CHECK(std::chrono::steady_clock::now() - resumed >= 2 * kLease - 100ms);
     a.feeder.stop();
     store->close();
 }
