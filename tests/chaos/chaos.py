@@ -1641,6 +1641,22 @@ class Chaos:
             self.violations.add(f"{spec.final['state']} exec job {spec.id} left processes "
                                 f"{pids} (its workers: {sorted(workers)})")
 
+    def log_workers(self):
+        """Each worker's process state and last log lines: which one is not
+        connected, and why."""
+        for slot, w in sorted(self.workers.items()):
+            state = "running" if w.proc.poll() is None else f"exited {w.proc.returncode}"
+            log(f"worker {w.name} ({slot}) {state}; its last log lines:")
+            for line in w.lines[-12:]:
+                log(f"  {line}")
+            for slot_b in self.brokers:
+                b = slot_b.process
+                mentions = [line for line in (b.lines if b else []) if f'"{w.name}"' in line]
+                if mentions:
+                    log(f"  what {slot_b.name} logged of it, last lines:")
+                    for line in mentions[-8:]:
+                        log(f"    {line}")
+
     def check_quiet_state(self):
         """Every job is finished and every subscriber has its terminal event:
         each broker's gauges say so (no subscription is held, nothing queued),
@@ -1668,6 +1684,8 @@ class Chaos:
             if time.monotonic() > deadline:
                 for w in wrong:
                     self.violations.add(f"with every job finished: {w}")
+                if any(isinstance(w, tuple) and w[1] == "jobcast_workers" for w in wrong):
+                    self.log_workers()
                 return
             time.sleep(0.2)
 
