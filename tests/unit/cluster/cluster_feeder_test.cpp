@@ -59,6 +59,14 @@ RedisStoreConfig one_shard(redis::testing::RedisNodes& nodes) {
     return config;
 }
 
+// A primary and its replica holding every slot, and the Redis store on them.
+struct OneShard {
+    redis::testing::RedisNodes nodes{2, true};
+    const RedisStoreConfig config = one_shard(nodes);
+    std::unique_ptr<RedisStore> store = open_redis_store(config);
+    const Partitions partitions{config.partitions};
+};
+
 // A broker's view: its feeder on its own cluster connection.
 struct Broker {
     Broker(const redis::testing::RedisNodes& nodes, const Partitions& partitions,
@@ -138,10 +146,8 @@ struct Broker {
 
 TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    const RedisStoreConfig config = one_shard(nodes);
-    auto store = open_redis_store(config);
-    const Partitions partitions(config.partitions);
+    OneShard shard;
+    auto& [nodes, config, store, partitions] = shard;
     constexpr auto kLease = 400ms;
     Broker a(nodes, partitions, *store, "a", kLease);
     Broker b(nodes, partitions, *store, "b", kLease);
@@ -199,10 +205,8 @@ TEST_CASE("leases across brokers: renew, claim, expire", "[cluster_feeder]") {
 TEST_CASE("no lease is expired while its shard takes no writes, nor until its holders could renew",
           "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    const RedisStoreConfig config = one_shard(nodes);
-    auto store = open_redis_store(config);
-    const Partitions partitions(config.partitions);
+    OneShard shard;
+    auto& [nodes, config, store, partitions] = shard;
     constexpr auto kLease = 300ms;  // expired after two: 600 ms unrenewed
     Broker a(nodes, partitions, *store, "a", kLease);
     const std::string id = create(*store, "t");
@@ -231,10 +235,8 @@ TEST_CASE("no lease is expired while its shard takes no writes, nor until its ho
 
 TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    const RedisStoreConfig config = one_shard(nodes);
-    auto store = open_redis_store(config);
-    const Partitions partitions(config.partitions);
+    OneShard shard;
+    auto& [nodes, config, store, partitions] = shard;
     // Reservations outlast the slowest poll of a loaded machine.
     Broker a(nodes, partitions, *store, "a", 3s, 2s);
     Broker b(nodes, partitions, *store, "b", 3s, 2s);
@@ -284,10 +286,8 @@ TEST_CASE("any broker reserves queued jobs for its free workers", "[cluster_feed
 TEST_CASE("a broker's queued jobs that another leased or ended are not queued",
           "[cluster_feeder]") {
     if (redis::testing::skip_without_redis()) return;
-    redis::testing::RedisNodes nodes(2, true);
-    const RedisStoreConfig config = one_shard(nodes);
-    auto store = open_redis_store(config);
-    const Partitions partitions(config.partitions);
+    OneShard shard;
+    auto& [nodes, config, store, partitions] = shard;
     Broker a(nodes, partitions, *store, "a", 3s, 2s);
     Broker b(nodes, partitions, *store, "b", 3s, 2s);
 
