@@ -128,24 +128,25 @@ TEST_CASE("a keepalive sweep takes waits up to its horizon; a sooner schedule re
 TEST_CASE("keepalive sweeps tick at a sixteenth of the shorter of keepalive and ping interval",
           "[web][stream]") {
     net::io_context io;
+    // The sweep a connection on `io` gets.
+    auto sweep_on_io = [&io](KeepaliveSweeps& sweeps) {
+        sweeps.attach({io.get_executor()});
+        auto sweep = sweeps.pick(net::make_strand(io));
+        REQUIRE(sweep);
+        return sweep;
+    };
     KeepaliveSweeps sweeps(45s, 150s);
-    sweeps.attach({io.get_executor()});
-    auto sweep = sweeps.pick(net::make_strand(io));
-    REQUIRE(sweep);
+    auto sweep = sweep_on_io(sweeps);
     CHECK(sweep->ticks_for(45s) == 16);
     CHECK(sweep->ticks_for(150s) == 53);  // 150 s in ticks of 2.8 s
     // Pings more often than keepalive: ticks of the ping interval's sixteenth.
     KeepaliveSweeps often(45s, 1s);
-    often.attach({io.get_executor()});
-    auto fine = often.pick(net::make_strand(io));
-    REQUIRE(fine);
+    auto fine = sweep_on_io(often);
     CHECK(fine->ticks_for(1s) == 16);
     CHECK(fine->ticks_for(45s) == 720);
     // Far apart (24 h against 100 ms): the wheel stays small, the ticks longer.
     KeepaliveSweeps apart(100ms, 24h);
-    apart.attach({io.get_executor()});
-    auto coarse = apart.pick(net::make_strand(io));
-    REQUIRE(coarse);
+    auto coarse = sweep_on_io(apart);
     CHECK(coarse->ticks_for(24h) == 4096);
     CHECK(coarse->ticks_for(100ms) == 1);
     sweeps.release();
