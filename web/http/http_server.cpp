@@ -161,9 +161,10 @@ struct HttpServer::Impl {
             out.push_back(io->get_executor());
         return out;
     }
-    // The io_context of the next connection (or timer): the I/O threads in turn.
-    net::io_context& next_io() {
-        return *ios[next.fetch_add(1, std::memory_order_relaxed) % ios.size()];
+    // The I/O threads in turn, counted by `turn` (connections and timers
+    // each their own, so long-poll timers do not skew where connections go).
+    net::io_context& next_io(std::atomic<std::size_t>& turn) {
+        return *ios[turn.fetch_add(1, std::memory_order_relaxed) % ios.size()];
     }
 
     void listen();
@@ -185,7 +186,8 @@ struct HttpServer::Impl {
     // an io_context could run out of work (during stop()) and never run the
     // write.
     std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
-    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> accept_turn{0};
+    std::atomic<std::size_t> timer_turn{0};
     tcp::acceptor acceptor;          // on the first io_context
     net::steady_timer accept_retry;  // on the acceptor's strand
     std::vector<std::thread> threads;
@@ -236,7 +238,7 @@ void HttpServer::Impl::do_accept() {
     // io_context, where it stays: its handlers never run concurrently, while
     // different connections use all I/O threads.
     acceptor.async_accept(
-        net::make_strand(next_io()),
+        net::make_strand(next_io(accept_turn)),
         [this](beast::error_code ec, tcp::socket socket) { on_accept(ec, std::move(socket)); });
 }
 
@@ -316,7 +318,7 @@ HttpServer::HttpServer(HttpConfig config, Handler handler, Authenticator authent
                                    std::move(streaming))) {}
 
 void HttpServer::schedule(std::chrono::milliseconds delay, std::function<void()> task) {
-    auto timer = std::make_shared<net::steady_timer>(impl_->next_io(), delay);
+    auto timer = std::make_shared<net::steady_timer>(impl_->next_io(impl_->timer_turn), delay);
     timer->async_wait([timer, task = std::move(task)](beast::error_code) { task(); });
 }
 
