@@ -19,11 +19,11 @@
 
 namespace jobcast::broker {
 
-// The HTTP server's I/O threads share one io_context, which hands a
-// completion to whichever thread is idle: on a host of two cores or fewer a
-// second I/O thread mostly adds hand-offs between cores that the writer,
-// gateway and workers also need (p99 9-25x worse with a busy core beside it;
-// README "Under contention"), so it gets one.
+// Each HTTP I/O thread runs its own io_context and keeps its connections;
+// on a host of two cores or fewer a second one splits the subscribers in two
+// halves, and the half whose thread waits for a core (the writer, gateway
+// and workers need them too) waits with it: at 10,000 events/s its p99 was
+// worse than one thread's (README "Under contention"), so it gets one.
 inline int default_http_threads() {
     return std::thread::hardware_concurrency() <= 2 ? 1 : 2;
 }

@@ -172,7 +172,6 @@ std::optional<BrokerConfig> parse_broker_config(int argc, const char* const argv
     if (c.http_threads < 1 || c.http_threads > 64) {
         throw ConfigError("--http-threads must be between 1 and 64");
     }
-    c.streaming.io_threads = static_cast<std::size_t>(c.http_threads);
     if (c.http.rfind(':') == std::string::npos) {
         throw ConfigError("--http must be HOST:PORT, not '" + c.http + "'");
     }

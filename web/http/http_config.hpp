@@ -17,7 +17,7 @@ class DurableStreams;
 
 struct HttpConfig {
     std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
-    std::size_t io_threads = 2;
+    std::size_t io_threads = 2;  // each runs its own io_context; connections go to them in turn
     std::size_t header_limit = 16 * 1024;  // request line + fields; beyond -> 431
     std::size_t body_limit = 1024 * 1024;  // beyond -> 413
     // A request (header and body) must arrive within this, and an idle

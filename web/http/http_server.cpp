@@ -1,5 +1,6 @@
 #include "web/http/http_server.hpp"
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -115,41 +116,79 @@ class RefusedConnection : public std::enable_shared_from_this<RefusedConnection>
 
 }  // namespace
 
+// One I/O thread's io_context. Its shutdown() (protected in Asio) destroys
+// the handlers still queued while every io_context's services are alive: a
+// handler may hold a session or a socket of another I/O thread.
+class IoThreadContext : public net::io_context {
+  public:
+    IoThreadContext() : net::io_context(1) {}  // run by one thread
+    void destroy_handlers() { shutdown(); }
+};
+
 struct HttpServer::Impl {
     Impl(HttpConfig config, Handler handler, Authenticator authenticator,
          std::shared_ptr<StreamingContext> streaming)
         : shared(std::make_shared<ServerShared>(std::move(config), std::move(handler),
                                                 std::move(authenticator), std::move(streaming))),
-          io(static_cast<int>(std::max<std::size_t>(1, shared->config.io_threads))),
-          work(net::make_work_guard(io)),
-          acceptor(net::make_strand(io)),
-          accept_retry(acceptor.get_executor()) {}
+          ios(make_ios(shared->config.io_threads)),
+          acceptor(net::make_strand(*ios.front())),
+          accept_retry(acceptor.get_executor()) {
+        for (auto& io : ios)
+            work.push_back(net::make_work_guard(*io));
+        if (auto streaming = shared->streaming.load()) streaming->attach(executors());
+    }
     ~Impl() {
         // The hub's lanes and the keepalive sweeps are strands and timers on
-        // `io`: none may outlive it (the sessions' own references go with
-        // the io_context's handlers).
+        // `ios`: none may outlive them (the sessions' own references go with
+        // the io_contexts' handlers).
         if (auto streaming = shared->streaming.load()) {
             streaming->lanes->release();
             streaming->keepalive_sweeps->release();
         }
+        for (auto& io : ios)
+            io->destroy_handlers();
+    }
+
+    static std::vector<std::unique_ptr<IoThreadContext>> make_ios(std::size_t count) {
+        std::vector<std::unique_ptr<IoThreadContext>> made;
+        for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i)
+            made.push_back(std::make_unique<IoThreadContext>());
+        return made;
+    }
+    std::vector<IoExecutor> executors() const {
+        std::vector<IoExecutor> out;
+        for (const auto& io : ios)
+            out.push_back(io->get_executor());
+        return out;
+    }
+    // The I/O threads in turn, counted by `turn` (connections and timers
+    // each their own, so long-poll timers do not skew where connections go).
+    net::io_context& next_io(std::atomic<std::size_t>& turn) {
+        return *ios[turn.fetch_add(1, std::memory_order_relaxed) % ios.size()];
     }
 
     void listen();
     void do_accept();
     void on_accept(beast::error_code ec, tcp::socket socket);
-    void run_io();
+    void run_io(net::io_context& io);
     void notify_sessions(bool force);
     template <class Done>
     bool wait_until(Done done, std::chrono::milliseconds timeout);
 
-    // Declared first, destroyed last: sessions destroyed with the io_context
+    // Declared first, destroyed last: sessions destroyed with an io_context
     // still deregister from it.
     std::shared_ptr<ServerShared> shared;
-    net::io_context io;
-    // A session waiting for its Reply has no I/O outstanding; without this the
-    // io_context could run out of work (during stop()) and never run the write.
-    net::executor_work_guard<net::io_context::executor_type> work;
-    tcp::acceptor acceptor;
+    // One per I/O thread, each run by that thread alone: a connection, its
+    // session, strand, hub lane and keepalive sweep stay on one thread, so
+    // no completion is handed to another core.
+    std::vector<std::unique_ptr<IoThreadContext>> ios;
+    // A session waiting for its Reply has no I/O outstanding; without these
+    // an io_context could run out of work (during stop()) and never run the
+    // write.
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::atomic<std::size_t> accept_turn{0};
+    std::atomic<std::size_t> timer_turn{0};
+    tcp::acceptor acceptor;          // on the first io_context
     net::steady_timer accept_retry;  // on the acceptor's strand
     std::vector<std::thread> threads;
     std::string bound;
@@ -165,7 +204,7 @@ void HttpServer::Impl::listen() {
     if (!ec) {
         endpoint = tcp::endpoint(address, static_cast<unsigned short>(std::stoi(where.port)));
     } else {
-        tcp::resolver resolver(io);
+        tcp::resolver resolver(*ios.front());
         auto results = resolver.resolve(where.host, where.port, ec);
         if (ec || results.empty()) {
             throw std::runtime_error("http listen address \"" + shared->config.listen +
@@ -195,11 +234,12 @@ void HttpServer::Impl::listen() {
 }
 
 void HttpServer::Impl::do_accept() {
-    // Each connection gets its own strand: its handlers never run concurrently,
-    // while different connections use all I/O threads.
-    acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
-        on_accept(ec, std::move(socket));
-    });
+    // Each connection gets its own strand on the next I/O thread's
+    // io_context, where it stays: its handlers never run concurrently, while
+    // different connections use all I/O threads.
+    acceptor.async_accept(
+        net::make_strand(next_io(accept_turn)),
+        [this](beast::error_code ec, tcp::socket socket) { on_accept(ec, std::move(socket)); });
 }
 
 void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
@@ -236,7 +276,7 @@ void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
     do_accept();
 }
 
-void HttpServer::Impl::run_io() {
+void HttpServer::Impl::run_io(net::io_context& io) {
     // Handlers catch their own errors; this only keeps a thread alive if one
     // slipped through, so the server degrades instead of aborting.
     for (;;) {
@@ -278,7 +318,7 @@ HttpServer::HttpServer(HttpConfig config, Handler handler, Authenticator authent
                                    std::move(streaming))) {}
 
 void HttpServer::schedule(std::chrono::milliseconds delay, std::function<void()> task) {
-    auto timer = std::make_shared<net::steady_timer>(impl_->io, delay);
+    auto timer = std::make_shared<net::steady_timer>(impl_->next_io(impl_->timer_turn), delay);
     timer->async_wait([timer, task = std::move(task)](beast::error_code) { task(); });
 }
 
@@ -291,12 +331,11 @@ void HttpServer::start() {
     impl_->listen();
     impl_->started = true;
     impl_->do_accept();
-    std::size_t count = std::max<std::size_t>(1, impl_->shared->config.io_threads);
-    impl_->threads.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        impl_->threads.emplace_back([impl = impl_.get()] { impl->run_io(); });
+    impl_->threads.reserve(impl_->ios.size());
+    for (auto& io : impl_->ios) {
+        impl_->threads.emplace_back([impl = impl_.get(), &io = *io] { impl->run_io(io); });
     }
-    log().info("http server started address={} io_threads={}", impl_->bound, count);
+    log().info("http server started address={} io_threads={}", impl_->bound, impl_->ios.size());
 }
 
 std::string HttpServer::bound_endpoint() const {
@@ -327,15 +366,18 @@ void HttpServer::stop() {
                    impl.shared->config.stop_timeout.count(), impl.shared->live_sessions());
         impl.notify_sessions(true);
     }
-    // A Reply still held by the store or the blocking pool posts into the
-    // io_context when called, so the io_context must outlive every one of them.
+    // A Reply still held by the store or the blocking pool posts into its
+    // session's io_context when called, so every io_context must outlive
+    // every one of them.
     while (!impl.wait_until([&] { return impl.shared->pending_replies == 0; },
                             std::chrono::seconds(5))) {
         log().warn("http stop: waiting for pending replies={}",
                    impl.shared->pending_replies.load());
     }
-    impl.work.reset();
-    impl.io.stop();
+    for (auto& work : impl.work)
+        work.reset();
+    for (auto& io : impl.ios)
+        io->stop();
     for (auto& thread : impl.threads) {
         if (thread.joinable()) thread.join();
     }
@@ -346,6 +388,8 @@ void HttpServer::stop() {
 void HttpServer::serve_streams(std::shared_ptr<StreamingContext> streaming,
                                streams::DurableStreams* durable) {
     impl_->shared->durable_streams.store(durable);
+    // Lanes and sweeps exist before the first session can pick them.
+    if (streaming) streaming->attach(impl_->executors());
     impl_->shared->streaming.store(std::move(streaming));
 }
 

@@ -1,8 +1,9 @@
 // The HTTP/1.1 server (Boost.Beast, kept out of this header): a listener, a
-// few I/O threads running one io_context, one session per connection on its
-// own strand. It turns each request into an HttpRequest, lets the
-// Authenticator decide the owner, hands it to the Handler (RestApi::handle)
-// and writes the HttpResponse back, with keep-alive.
+// few I/O threads each running its own io_context, one session per
+// connection on its own strand of one of them (the threads in turn). It
+// turns each request into an HttpRequest, lets the Authenticator decide the
+// owner, hands it to the Handler (RestApi::handle) and writes the
+// HttpResponse back, with keep-alive.
 #pragma once
 
 #include <chrono>
@@ -55,7 +56,8 @@ class HttpServer {
 
     std::vector<RequestCount> request_counts() const;
 
-    // Runs `task` on an I/O thread after `delay` (long-poll timeouts). Any thread.
+    // Runs `task` on an I/O thread (the next in turn) after `delay`
+    // (long-poll timeouts). Any thread.
     void schedule(std::chrono::milliseconds delay, std::function<void()> task);
 
     struct Impl;

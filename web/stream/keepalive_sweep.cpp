@@ -13,9 +13,9 @@ namespace {
 constexpr std::int64_t kMaxRatio = 256;  // 4,097 buckets at most
 }
 
-KeepaliveSweeps::KeepaliveSweeps(std::size_t count, std::chrono::milliseconds keepalive,
+KeepaliveSweeps::KeepaliveSweeps(std::chrono::milliseconds keepalive,
                                  std::chrono::milliseconds ping_interval)
-    : sweeps_(count, [keepalive, ping_interval](const net::io_context::executor_type& io) {
+    : sweeps_([keepalive, ping_interval](const net::io_context::executor_type& io) {
           // The longer one is at most kMaxRatio times the tick interval, so
           // the wheel stays small (precision gives way beyond that).
           const auto longer = std::max<std::int64_t>(1, std::max(keepalive, ping_interval).count());

@@ -43,7 +43,7 @@ class KeepaliveSweep : public std::enable_shared_from_this<KeepaliveSweep> {
     // (interval / kSlots) late.
     static constexpr std::uint64_t kSlots = 16;
 
-    // `executor`: a strand of the I/O threads' io_context, the sweep's own.
+    // `executor`: a strand of its I/O thread's io_context, the sweep's own.
     // A tick is `interval` / kSlots; a member may ask to be due up to
     // `horizon` ticks ahead (at least kSlots).
     KeepaliveSweep(const boost::asio::any_io_executor& executor, std::chrono::milliseconds interval,
@@ -76,17 +76,19 @@ class KeepaliveSweep : public std::enable_shared_from_this<KeepaliveSweep> {
     bool stopped_ = false;
 };
 
-// The sweeps of the I/O threads: one per thread, made on the first pick on
-// the threads' io_context, the connections spread over them in turn. Their
+// The sweeps of the I/O threads: one per thread, on that thread's
+// io_context; a connection gets the sweep of its own io_context. Their
 // ticks are a sixteenth of the shorter of `keepalive` and `ping_interval`;
 // members may ask for the longer one.
 class KeepaliveSweeps {
   public:
-    KeepaliveSweeps(std::size_t count, std::chrono::milliseconds keepalive,
-                    std::chrono::milliseconds ping_interval);
-    // A sweep for a connection whose strand is `session_strand`. Null when
-    // the strand is not an io_context strand or runs on another io_context,
-    // and after release(): such a connection is left to TCP keepalive.
+    KeepaliveSweeps(std::chrono::milliseconds keepalive, std::chrono::milliseconds ping_interval);
+    // One sweep per io_context of `io` (the HTTP server's).
+    void attach(const std::vector<IoExecutor>& io) { sweeps_.attach(io); }
+    // The sweep for a connection whose strand is `session_strand`. Null when
+    // the strand is not an io_context strand or its io_context was not
+    // attached, and after release(): such a connection is left to TCP
+    // keepalive.
     std::shared_ptr<KeepaliveSweep> pick(const boost::asio::any_io_executor& session_strand) {
         return sweeps_.pick(session_strand);
     }

@@ -1,9 +1,9 @@
-// Internal to web/: objects kept one per I/O thread on the sessions'
-// io_context, the sessions spread over them in turn (the hub's lanes, the
-// keepalive sweeps).
+// Internal to web/: objects kept one per I/O thread (the hub's lanes, the
+// keepalive sweeps). Each I/O thread runs its own io_context; a session
+// gets the object of its strand's io_context, so everything of one
+// connection runs on one thread.
 #pragma once
 
-#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -15,52 +15,69 @@
 
 namespace jobcast::web {
 
+// The executor of one I/O thread's io_context.
+using IoExecutor = boost::asio::io_context::executor_type;
+
 template <class T>
 class PerIoThread {
   public:
-    using IoExecutor = boost::asio::io_context::executor_type;
     using Make = std::function<std::shared_ptr<T>(const IoExecutor&)>;
 
-    PerIoThread(std::size_t count, Make make)
-        : count_(std::max<std::size_t>(1, count)), make_(std::move(make)) {}
+    explicit PerIoThread(Make make) : make_(std::move(make)) {}
 
-    // The object for a session whose strand is `session_strand`; the
-    // objects are made on the first call, on that strand's io_context. Null
-    // when the strand is not an io_context strand, runs on another
-    // io_context, or after release().
+    // Makes one object on each io_context of `io` that has none yet (the
+    // HTTP server's, one per I/O thread). Nothing after release().
+    void attach(const std::vector<IoExecutor>& io) {
+        std::lock_guard lock(mutex_);
+        if (released_) return;
+        for (const auto& executor : io) {
+            if (find(&executor.context())) continue;
+            items_.push_back({&executor.context(), make_(executor)});
+        }
+    }
+
+    // The object of the io_context that `session_strand` runs on. Null when
+    // the strand is not an io_context strand, its io_context was not
+    // attached, or after release().
     std::shared_ptr<T> pick(const boost::asio::any_io_executor& session_strand) {
         const auto* strand = session_strand.target<boost::asio::strand<IoExecutor>>();
         if (!strand) return nullptr;
-        const auto& io = strand->get_inner_executor();
+        const auto* context = &strand->get_inner_executor().context();
         std::lock_guard lock(mutex_);
-        if (released_) return nullptr;
-        if (items_.empty()) {
-            context_ = &io.context();
-            for (std::size_t i = 0; i < count_; ++i)
-                items_.push_back(make_(io));
-        }
-        if (context_ != &io.context()) return nullptr;
-        return items_[next_++ % items_.size()];
+        const auto* item = find(context);
+        return item ? item->object : nullptr;
     }
 
     // Gives the objects up (they must not outlive their io_context); pick()
     // answers null afterwards.
     std::vector<std::shared_ptr<T>> release() {
-        std::vector<std::shared_ptr<T>> items;
+        std::vector<std::shared_ptr<T>> objects;
         std::lock_guard lock(mutex_);
         released_ = true;
-        items.swap(items_);
-        return items;
+        for (auto& item : items_)
+            objects.push_back(std::move(item.object));
+        items_.clear();
+        return objects;
     }
 
   private:
+    struct Item {
+        const boost::asio::io_context* context;
+        std::shared_ptr<T> object;
+    };
+
+    // Under mutex_; a handful of io_contexts.
+    const Item* find(const boost::asio::io_context* context) const {
+        for (const auto& item : items_) {
+            if (item.context == context) return &item;
+        }
+        return nullptr;
+    }
+
     std::mutex mutex_;
     bool released_ = false;
-    const std::size_t count_;
     const Make make_;
-    const void* context_ = nullptr;
-    std::vector<std::shared_ptr<T>> items_;
-    std::size_t next_ = 0;
+    std::vector<Item> items_;
 };
 
 }  // namespace jobcast::web

@@ -21,7 +21,7 @@ namespace net = boost::asio;
 
 namespace {
 
-// A lane of the hub: a strand on the I/O threads' io_context.
+// A lane of the hub: a strand on one I/O thread's io_context.
 class StrandLane final : public live::LiveLane {
   public:
     explicit StrandLane(const net::io_context::executor_type& io) : strand_(net::make_strand(io)) {}
@@ -33,8 +33,8 @@ class StrandLane final : public live::LiveLane {
 
 }  // namespace
 
-StreamLanes::StreamLanes(std::size_t count)
-    : lanes_(count, [](const net::io_context::executor_type& io) {
+StreamLanes::StreamLanes()
+    : lanes_([](const net::io_context::executor_type& io) {
           return std::make_shared<StrandLane>(io);
       }) {}
 

@@ -36,18 +36,20 @@ namespace jobcast::web {
 
 class SecurityContext;
 
-// The hub's lanes into the I/O threads: one strand per I/O thread on the
-// sessions' io_context, the sessions spread over them in turn. After a
+// The hub's lanes into the I/O threads: one strand per I/O thread, on that
+// thread's io_context; a session gets the lane of its own io_context. After a
 // commit the hub posts one task per lane, which walks the lane's sessions
 // and runs each one's handler inline (its strand is dispatched to, not
-// posted to): one wake-up per I/O thread per commit, not one per subscriber.
+// posted to): one wake-up per I/O thread per commit, not one per subscriber,
+// and no hand-off to another thread.
 class StreamLanes {
   public:
-    explicit StreamLanes(std::size_t count);
-    // A lane for a session whose strand is `session_strand` (the lanes are
-    // made on the first call, on that strand's io_context). Null when the
-    // strand is not an io_context strand or runs on another io_context: the
-    // hub then delivers to the session from its own thread.
+    StreamLanes();
+    // One lane per io_context of `io` (the HTTP server's).
+    void attach(const std::vector<IoExecutor>& io) { lanes_.attach(io); }
+    // The lane for a session whose strand is `session_strand`. Null when the
+    // strand is not an io_context strand or its io_context was not attached:
+    // the hub then delivers to the session from its own thread.
     std::shared_ptr<live::LiveLane> pick(const boost::asio::any_io_executor& session_strand) {
         return lanes_.pick(session_strand);
     }
@@ -70,10 +72,17 @@ struct StreamingContext {
     StreamingConfig config;
     StreamStats& stats;
     std::shared_ptr<SecurityContext> security;  // null: auth off, nothing limited or audited
-    std::shared_ptr<StreamLanes> lanes = std::make_shared<StreamLanes>(config.io_threads);
+    std::shared_ptr<StreamLanes> lanes = std::make_shared<StreamLanes>();
     // The WebSocket keepalive checks: one sweep per I/O thread.
-    std::shared_ptr<KeepaliveSweeps> keepalive_sweeps = std::make_shared<KeepaliveSweeps>(
-        config.io_threads, config.keepalive, config.ws_ping_interval);
+    std::shared_ptr<KeepaliveSweeps> keepalive_sweeps =
+        std::make_shared<KeepaliveSweeps>(config.keepalive, config.ws_ping_interval);
+
+    // A lane and a sweep on each of `io`, the I/O threads' io_contexts (the
+    // HTTP server calls it; sessions on other io_contexts get neither).
+    void attach(const std::vector<IoExecutor>& io) {
+        lanes->attach(io);
+        keepalive_sweeps->attach(io);
+    }
 };
 
 // How long until `unix_seconds` (zero when it is past, at most about ten years;

@@ -25,7 +25,6 @@ struct StreamingConfig {
     // with a write in flight is checked for a stall.
     std::chrono::milliseconds keepalive{45'000};
     std::chrono::milliseconds ws_ping_interval{240'000};  // ping of an idle WebSocket
-    std::size_t io_threads = 2;  // the HTTP server's: the hub's lanes into them
 };
 
 }  // namespace jobcast::web

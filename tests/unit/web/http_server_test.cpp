@@ -7,6 +7,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -280,4 +283,39 @@ TEST_CASE("stop() closes idle connections and answers in-flight requests", "[web
     CHECK(response.body() == R"({"slow":true})");
     CHECK_FALSE(response.keep_alive());
     CHECK(idle.closed_by_server(std::chrono::seconds(1)));
+}
+
+TEST_CASE("each connection stays on one I/O thread, the connections taken in turn", "[web][http]") {
+    std::mutex mutex;
+    std::map<std::string, std::set<std::thread::id>> threads_of;  // by connection
+    HttpServer server(ServerFixture::small_config(), [&](HttpRequest request, Reply reply) {
+        {
+            std::lock_guard lock(mutex);
+            threads_of[request.target].insert(std::this_thread::get_id());
+        }
+        reply(HttpResponse{200, "application/json", R"({"status":"ok"})", {}});
+    });
+    server.start();
+
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 3; ++i)
+        clients.push_back(std::make_unique<Client>(server.bound_endpoint()));
+    for (int round = 0; round < 20; ++round) {
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            auto response = clients[i]->request(http::verb::get, "/c" + std::to_string(i));
+            REQUIRE(response.result_int() == 200);
+        }
+    }
+    server.stop();
+
+    std::lock_guard lock(mutex);
+    REQUIRE(threads_of.size() == 3);
+    for (const auto& [target, threads] : threads_of) {
+        INFO(target);
+        CHECK(threads.size() == 1);  // never handed to the other I/O thread
+    }
+    // Two I/O threads: the first and third connection share one, the second
+    // has the other.
+    CHECK(threads_of["/c0"] != threads_of["/c1"]);
+    CHECK(threads_of["/c0"] == threads_of["/c2"]);
 }

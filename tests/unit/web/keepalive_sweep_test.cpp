@@ -3,6 +3,7 @@
 // I/O threads and stop with the server.
 #include "web/stream/keepalive_sweep.hpp"
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <catch2/catch.hpp>
@@ -72,20 +73,34 @@ TEST_CASE("a keepalive sweep visits each member at the tick it asked for", "[web
     CHECK(io.run() == 0);
 }
 
-TEST_CASE("keepalive sweeps: one per I/O thread, none after release", "[web][stream]") {
-    net::io_context io;
+TEST_CASE("keepalive sweeps: one per I/O thread's io_context, none after release",
+          "[web][stream]") {
+    std::array<net::io_context, 3> io;
     net::io_context other;
-    KeepaliveSweeps sweeps(3, 45s, 150s);
-    std::set<KeepaliveSweep*> picked;
-    for (int i = 0; i < 9; ++i)
-        picked.insert(sweeps.pick(net::make_strand(io)).get());
-    CHECK(picked.size() == 3);
-    CHECK(picked.count(nullptr) == 0);
-    // A strand of another io_context, or not an io_context strand: none.
+    KeepaliveSweeps sweeps(45s, 150s);
+    sweeps.attach({io[0].get_executor(), io[1].get_executor(), io[2].get_executor()});
+    // A connection on io_context k gets sweep k, whichever strand it has.
+    std::array<KeepaliveSweep*, 3> sweep_of{};
+    for (std::size_t k = 0; k < io.size(); ++k) {
+        sweep_of[k] = sweeps.pick(net::make_strand(io[k])).get();
+        REQUIRE(sweep_of[k] != nullptr);
+    }
+    CHECK(std::set<KeepaliveSweep*>(sweep_of.begin(), sweep_of.end()).size() == 3);
+    for (int i = 0; i < 9; ++i) {
+        const auto k = static_cast<std::size_t>(i) % io.size();
+        CHECK(sweeps.pick(net::make_strand(io[k])).get() == sweep_of[k]);
+    }
+    // Attaching an io_context again makes no second sweep on it.
+    sweeps.attach({io[1].get_executor()});
+    CHECK(sweeps.pick(net::make_strand(io[1])).get() == sweep_of[1]);
+    // A strand of an io_context not attached, or not an io_context strand: none.
     CHECK(sweeps.pick(net::make_strand(other)) == nullptr);
-    CHECK(sweeps.pick(io.get_executor()) == nullptr);
+    CHECK(sweeps.pick(io[0].get_executor()) == nullptr);
     sweeps.release();
-    CHECK(sweeps.pick(net::make_strand(io)) == nullptr);
+    CHECK(sweeps.pick(net::make_strand(io[0])) == nullptr);
+    // Nothing is attached after release (the io_contexts are going).
+    sweeps.attach({other.get_executor()});
+    CHECK(sweeps.pick(net::make_strand(other)) == nullptr);
 }
 
 TEST_CASE("a keepalive sweep takes waits up to its horizon; a sooner schedule replaces a later one",
@@ -113,21 +128,25 @@ TEST_CASE("a keepalive sweep takes waits up to its horizon; a sooner schedule re
 TEST_CASE("keepalive sweeps tick at a sixteenth of the shorter of keepalive and ping interval",
           "[web][stream]") {
     net::io_context io;
-    KeepaliveSweeps sweeps(1, 45s, 150s);
-    auto sweep = sweeps.pick(net::make_strand(io));
-    REQUIRE(sweep);
+    // The sweep a connection on `io` gets.
+    auto sweep_on_io = [&io](KeepaliveSweeps& sweeps) {
+        sweeps.attach({io.get_executor()});
+        auto sweep = sweeps.pick(net::make_strand(io));
+        REQUIRE(sweep);
+        return sweep;
+    };
+    KeepaliveSweeps sweeps(45s, 150s);
+    auto sweep = sweep_on_io(sweeps);
     CHECK(sweep->ticks_for(45s) == 16);
     CHECK(sweep->ticks_for(150s) == 53);  // 150 s in ticks of 2.8 s
     // Pings more often than keepalive: ticks of the ping interval's sixteenth.
-    KeepaliveSweeps often(1, 45s, 1s);
-    auto fine = often.pick(net::make_strand(io));
-    REQUIRE(fine);
+    KeepaliveSweeps often(45s, 1s);
+    auto fine = sweep_on_io(often);
     CHECK(fine->ticks_for(1s) == 16);
     CHECK(fine->ticks_for(45s) == 720);
     // Far apart (24 h against 100 ms): the wheel stays small, the ticks longer.
-    KeepaliveSweeps apart(1, 100ms, 24h);
-    auto coarse = apart.pick(net::make_strand(io));
-    REQUIRE(coarse);
+    KeepaliveSweeps apart(100ms, 24h);
+    auto coarse = sweep_on_io(apart);
     CHECK(coarse->ticks_for(24h) == 4096);
     CHECK(coarse->ticks_for(100ms) == 1);
     sweeps.release();

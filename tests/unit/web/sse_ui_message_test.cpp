@@ -44,6 +44,7 @@ struct SseFixture {
             hub, store->jobs(), store->events(), commands,
             [this](std::function<void()> task) { return pool.post(std::move(task)); }, config,
             stats, nullptr});
+        ctx->attach({io.get_executor()});  // its lane and keepalive sweep
         for (int i = 0; i < 2; ++i)
             io_threads.emplace_back([this] { io.run(); });
     }

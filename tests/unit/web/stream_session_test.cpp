@@ -58,6 +58,11 @@ class RecordingSession final : public StreamSession {
         return written_;
     }
     void request_close(std::uint16_t) override {}
+    // The threads each write started on.
+    std::vector<std::thread::id> writer_threads() {
+        std::lock_guard lock(mutex_);
+        return writer_threads_;
+    }
 
   private:
     std::shared_ptr<RecordingSession> self() {
@@ -67,6 +72,7 @@ class RecordingSession final : public StreamSession {
         {
             std::lock_guard lock(mutex_);
             written_.push_back(*bytes);
+            writer_threads_.push_back(std::this_thread::get_id());
         }
         if (auto_complete_) complete_write();
     }
@@ -97,6 +103,7 @@ class RecordingSession final : public StreamSession {
     bool sse_, framed_, auto_complete_;
     std::mutex mutex_;
     std::vector<std::string> written_;
+    std::vector<std::thread::id> writer_threads_;
 };
 
 template <typename Predicate>
@@ -136,31 +143,47 @@ std::vector<std::pair<std::string, std::uint64_t>> events_of(const std::string& 
     return out;
 }
 
-// A hub on a real store, and I/O threads running the sessions.
+// A hub on a real store, and I/O threads running the sessions, each its own
+// io_context with its own lane and sweep (as in the HTTP server).
 struct StreamFixture {
-    explicit StreamFixture(StreamingConfig config = {}, std::size_t threads = 2) {
-        config.io_threads = threads;
+    explicit StreamFixture(StreamingConfig config = {}, std::size_t threads = 2)
+        : ios(make_ios(threads)), io(*ios.front()) {
         ctx = std::make_shared<StreamingContext>(StreamingContext{
             hub, store->jobs(), store->events(), commands,
             [this](std::function<void()> task) { return pool.post(std::move(task)); }, config,
             stats, nullptr});
-        for (std::size_t i = 0; i < threads; ++i)
-            io_threads.emplace_back([this] { io.run(); });
+        std::vector<IoExecutor> executors;
+        for (auto& each : ios) {
+            executors.push_back(each->get_executor());
+            work.push_back(net::make_work_guard(*each));
+            io_threads.emplace_back([&each = *each] { each.run(); });
+        }
+        ctx->attach(executors);
     }
     ~StreamFixture() {
         hub.stop();
-        work.reset();
-        io.stop();
+        for (auto& guard : work)
+            guard.reset();
+        for (auto& each : ios)
+            each->stop();
         for (auto& thread : io_threads)
             thread.join();
         pool.stop();
         store->close();
     }
 
+    static std::vector<std::unique_ptr<net::io_context>> make_ios(std::size_t count) {
+        std::vector<std::unique_ptr<net::io_context>> made;
+        for (std::size_t i = 0; i < count; ++i)
+            made.push_back(std::make_unique<net::io_context>(1));
+        return made;
+    }
+
+    // A session on the next I/O thread's io_context, in turn.
     std::shared_ptr<RecordingSession> session(bool sse = false, bool framed = false,
                                               bool auto_complete = false) {
-        return std::make_shared<RecordingSession>(ctx, net::make_strand(io), sse, framed,
-                                                  auto_complete);
+        return std::make_shared<RecordingSession>(ctx, net::make_strand(*ios[next++ % ios.size()]),
+                                                  sse, framed, auto_complete);
     }
 
     TempDir dir;
@@ -170,24 +193,37 @@ struct StreamFixture {
     live::LocalFeed feed;
     live::Hub hub{feed, live::fill_from(store->events())};
     StreamStats stats;
-    net::io_context io;
-    net::executor_work_guard<net::io_context::executor_type> work{io.get_executor()};
+    std::vector<std::unique_ptr<net::io_context>> ios;
+    net::io_context& io;  // the first
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::size_t next = 0;
     std::shared_ptr<StreamingContext> ctx;
     std::vector<std::thread> io_threads;
 };
 
 }  // namespace
 
-TEST_CASE("sessions are spread over one hub lane per I/O thread", "[web][stream]") {
+TEST_CASE("a session gets the hub lane of its own I/O thread's io_context", "[web][stream]") {
     StreamFixture f({}, 3);
     std::vector<std::shared_ptr<RecordingSession>> sessions;
-    std::set<live::LiveLane*> lanes;
+    std::vector<live::LiveLane*> lane_of;  // of io_context k
     for (int i = 0; i < 12; ++i) {
-        sessions.push_back(f.session());
-        lanes.insert(sessions.back()->lane().get());
+        sessions.push_back(f.session());  // on io_context i % 3
+        auto* lane = sessions.back()->lane().get();
+        REQUIRE(lane != nullptr);
+        if (lane_of.size() < 3) {
+            lane_of.push_back(lane);
+        } else {
+            CHECK(lane == lane_of[static_cast<std::size_t>(i) % 3]);
+        }
     }
-    CHECK(lanes.size() == 3);
-    CHECK(lanes.count(nullptr) == 0);
+    CHECK(std::set<live::LiveLane*>(lane_of.begin(), lane_of.end()).size() == 3);
+    // A session on an io_context the lanes were not made for has none: the
+    // hub delivers to it from its own thread.
+    net::io_context other;
+    auto stray =
+        std::make_shared<RecordingSession>(f.ctx, net::make_strand(other), false, false, false);
+    CHECK(stray->lane() == nullptr);
 
     // Every session gets every commit, in order, through its lane.
     for (auto& s : sessions)
@@ -202,9 +238,13 @@ TEST_CASE("sessions are spread over one hub lane per I/O thread", "[web][stream]
         }
         return true;
     }));
-    for (auto& s : sessions) {
-        CHECK(events_of(s->written().front()) ==
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+        CHECK(events_of(sessions[i]->written().front()) ==
               std::vector<std::pair<std::string, std::uint64_t>>{{"J", 1}});
+        // Written on the thread of the session's own io_context: nothing
+        // was handed to another I/O thread.
+        CHECK(sessions[i]->writer_threads() ==
+              std::vector<std::thread::id>{f.io_threads[i % 3].get_id()});
     }
 }
 
