@@ -46,7 +46,9 @@
 //            per connection and CPU while idle.
 //   poll     jobcast only: --poll-jobs running jobs at --poll-rate events/s
 //            each, --poll-clients clients (WebSocket push, REST polling every
-//            1 s and every 100 ms): broker CPU s/min, median staleness.
+//            1 s and every 100 ms): broker CPU s/min, median staleness. The jobs
+//            emit on one schedule (all at once), or with --poll-spread each
+//            offset by its share of the period.
 //   limits   jobcast-bench-limits: SQLite append loop, ZeroMQ DEALER->ROUTER,
 //            one Beast WebSocket writing pre-serialized frames, loopback TCP.
 //
@@ -136,6 +138,7 @@ struct Options {
     int poll_clients = 1000;
     int poll_rate = 10;
     double poll_seconds = 15;
+    bool poll_spread = false;  // jobs' schedules spread over one period, not all at once
     double timeout = 60;
     int connect_parallel = 256;
     int nchan_port = 18180, nats_port = 18222, nats_ws_port = 18223, jobcast_port = 18080,
@@ -152,6 +155,7 @@ constexpr const char* kUsage =
     "         [--resume-events 100000] [--resume-rate 0] [--idle-conns 15000] [--idle-seconds "
     "10]\n"
     "         [--poll-jobs 100] [--poll-clients 1000] [--poll-rate 10] [--poll-seconds 15]\n"
+    "         [--poll-spread]\n"
     "         [--timeout 60] [--connect-parallel 256]\n";
 
 Options parse_options(int argc, char** argv) {
@@ -219,6 +223,8 @@ Options parse_options(int argc, char** argv) {
             o.poll_rate = static_cast<int>(args.number());
         else if (arg == "--poll-seconds")
             o.poll_seconds = args.number();
+        else if (arg == "--poll-spread")
+            o.poll_spread = true;
         else if (arg == "--timeout")
             o.timeout = args.number();
         else if (arg == "--connect-parallel")
@@ -1152,12 +1158,17 @@ void scenario_poll(const Options& o, Server& server) {
         const auto start_us = unix_us() + static_cast<std::int64_t>(lead * 1e6);
         const auto count = static_cast<std::int64_t>(o.poll_rate * (o.poll_seconds + lead + tail));
         std::vector<std::string> jobs;
-        for (int j = 0; j < o.poll_jobs; ++j)
+        // Every job on one schedule (all emit at once, once a period), or,
+        // with --poll-spread, each offset by its share of the period.
+        const std::int64_t period_us = 1'000'000 / std::max(1, o.poll_rate);
+        for (int j = 0; j < o.poll_jobs; ++j) {
+            const std::int64_t offset = o.poll_spread ? period_us * j / o.poll_jobs : 0;
             jobs.push_back(jc.api.submit("bench.stream",
                                          R"({"count":)" + std::to_string(count) + R"(,"rate":)" +
                                              std::to_string(o.poll_rate) + R"(,"size":)" +
                                              std::to_string(jc.text_size()) + R"(,"start_us":)" +
-                                             std::to_string(start_us) + "}"));
+                                             std::to_string(start_us + offset) + "}"));
+        }
         Shared shared;
         shared.latency_from_us = start_us + 1'000'000;
         Histogram poll_hist;
