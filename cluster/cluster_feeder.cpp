@@ -94,12 +94,13 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
     bool reserving = false;
     std::uint32_t first_partition = 0;
     std::set<std::uint32_t> hinted;  // partitions with a ready hint not yet acted on
-    // Per partition: until when no lease of it is requeued, because its shard
-    // took no writes (config.writes_paused) or did not answer an expiry pass
-    // (or answered it late): the holders' renewals could not reach it either
-    // (a failover, an outage, a primary without its replica), so a lease it
-    // shows as unrenewed may well be held. Set to one expiry() after the
-    // last such pass, time enough for every holder to renew.
+    // Per partition: until when no lease of it is requeued, because its
+    // shard took no writes (config.writes_paused) or did not answer an
+    // expiry pass (or answered it more than a lease timeout late): the
+    // holders' renewals could not reach it either (a failover, an outage, a
+    // primary without its replica), so a lease it shows as unrenewed may
+    // well be held. Set to one expiry() after the last such pass, time
+    // enough for every holder to renew.
     std::vector<Clock::Steady> hold_expiry;
 
     void schedule_expire() {
@@ -142,7 +143,7 @@ struct ClusterFeeder::State : std::enable_shared_from_this<State> {
                                        self->config.writes_paused &&
                                        self->config.writes_paused(self->partitions.slot(p));
                                    if (ec || !reply.is_array() || paused ||
-                                       now - sent > self->config.expire_interval) {
+                                       now - sent > self->config.lease_timeout) {
                                        self->hold_expiry[p] = now + self->expiry();
                                        return;
                                    }

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
 #include <valijson/adapters/boost_json_adapter.hpp>
+#include <valijson/adapters/std_string_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
@@ -43,7 +45,7 @@ thread_local const Compiled* current = nullptr;
 
 // Memory one pattern's program and match caches may use; past it RE2 refuses
 // the pattern when compiling, or falls back to its slower linear matcher.
-constexpr std::int64_t kMaxPatternMemory = std::int64_t{1} << 20;
+constexpr std::int64_t kMaxPatternMemory = std::int64_t{256} << 10;
 
 re2::RE2::Options options() {
     re2::RE2::Options o;
@@ -53,20 +55,40 @@ re2::RE2::Options options() {
     return o;
 }
 
+// The code unit of a `\uXXXX` escape at `at`, or -1.
+long unit_at(std::string_view pattern, std::size_t at) {
+    if (at + 5 >= pattern.size() || pattern[at] != '\\' || pattern[at + 1] != 'u') return -1;
+    long unit = 0;
+    for (std::size_t k = at + 2; k < at + 6; ++k) {
+        const char c = pattern[k];
+        const int digit = c >= '0' && c <= '9'   ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                 : -1;
+        if (digit < 0) return -1;
+        unit = unit * 16 + digit;
+    }
+    return unit;
+}
+
 // A schema's pattern (ECMA-262 syntax) in RE2's syntax: `\uXXXX` becomes
-// `\x{XXXX}`; everything else RE2 reads as ECMAScript does, or refuses.
+// `\x{XXXX}`, a surrogate pair `\uD83D\uDE00` the one code point
+// `\x{1F600}`; everything else RE2 reads as ECMAScript does, or refuses.
 std::string to_re2(std::string_view pattern) {
     std::string out;
     out.reserve(pattern.size());
+    char hex[16];
     for (std::size_t i = 0; i < pattern.size(); ++i) {
         if (pattern[i] == '\\' && i + 1 < pattern.size()) {
-            if (pattern[i + 1] == 'u' && i + 5 < pattern.size() &&
-                std::all_of(pattern.begin() + i + 2, pattern.begin() + i + 6,
-                            [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
-                out += "\\x{";
-                out += pattern.substr(i + 2, 4);
-                out += '}';
+            if (long unit = unit_at(pattern, i); unit >= 0) {
                 i += 5;
+                const long low = unit_at(pattern, i + 1);
+                if (unit >= 0xD800 && unit <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
+                    unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                    i += 6;
+                }
+                std::snprintf(hex, sizeof hex, "\\x{%lX}", unit);
+                out += hex;
                 continue;
             }
             out += pattern.substr(i, 2);
@@ -90,28 +112,78 @@ bool search(const std::string& pattern, std::string_view subject) {
     return once.ok() && re2::RE2::PartialMatch(text, once);
 }
 
+// What a `format` valijson checks (date, time, date-time) says of `s`;
+// `dated`: the month and day still need valijson's range check.
+struct FormatMatch {
+    bool checked = false;  // a format valijson checks
+    bool matched = false;
+    bool dated = false;
+    int month = 0;
+    int day = 0;
+};
+
+FormatMatch match_format(const std::string& format, const std::string& s) {
+    // valijson's expressions, in RE2's syntax (anchored by FullMatch).
+    static const std::string kDate = "[0-9]+-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])";
+    static const std::string kTime =
+        "([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?"
+        "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
+    static const re2::RE2 date(kDate);
+    static const re2::RE2 time(kTime);
+    static const re2::RE2 date_time(kDate + "[Tt]" + kTime);
+    FormatMatch m;
+    if (format == "time") {
+        m.checked = true;
+        m.matched = re2::RE2::FullMatch(s, time);
+    } else if (format == "date" || format == "date-time") {
+        m.checked = m.dated = true;
+        m.matched = re2::RE2::FullMatch(s, format == "date" ? date : date_time, &m.month, &m.day);
+    }
+    return m;
+}
+
 }  // namespace
 }  // namespace jobcast::proto::patterns
 
 namespace valijson {
 
-template <>
-bool ValidationVisitor<adapters::BoostJsonAdapter>::visit(
-    const constraints::PatternConstraint& constraint) {
-    if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;
-    const std::string pattern(constraint.getPattern<std::string::allocator_type>());
-    if (jobcast::proto::patterns::search(pattern, m_target.asString())) return true;
-    if (m_results)
-        m_results->pushError(m_context, "Failed to match regex specified by 'pattern' constraint.");
-    return false;
-}
+// `pattern` and `format` for the params (BoostJsonAdapter) and for the
+// property names `propertyNames` checks (valijson visits each key with a
+// StdStringAdapter). Formats apply to strings only (valijson's own threw on
+// a number).
+#define JOBCAST_RE2_VISITS(Adapter)                                                            \
+    template <>                                                                                \
+    bool ValidationVisitor<Adapter>::visit(const constraints::PatternConstraint& constraint) { \
+        if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;   \
+        const std::string pattern(constraint.getPattern<std::string::allocator_type>());       \
+        if (jobcast::proto::patterns::search(pattern, m_target.asString())) return true;       \
+        if (m_results)                                                                         \
+            m_results->pushError(m_context,                                                    \
+                                 "Failed to match regex specified by 'pattern' constraint.");  \
+        return false;                                                                          \
+    }                                                                                          \
+    template <>                                                                                \
+    bool ValidationVisitor<Adapter>::visit(const constraints::FormatConstraint& constraint) {  \
+        if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;   \
+        const std::string format = constraint.getFormat();                                     \
+        const auto f = jobcast::proto::patterns::match_format(format, m_target.asString());    \
+        if (!f.checked || (f.matched && (!f.dated || validate_date_range(f.month, f.day))))    \
+            return true;                                                                       \
+        if (!f.matched && m_results)                                                           \
+            m_results->pushError(m_context, "String should be a valid " + format);             \
+        return false;                                                                          \
+    }
+
+JOBCAST_RE2_VISITS(adapters::BoostJsonAdapter)
+JOBCAST_RE2_VISITS(adapters::StdStringAdapter)
+#undef JOBCAST_RE2_VISITS
 
 template <>
 template <>
 bool ValidationVisitor<adapters::BoostJsonAdapter>::ValidatePatternPropertySubschemas::operator()(
     const constraints::BasicConstraint<constraints::PropertiesConstraint>::String& patternProperty,
     const Subschema* subschema) const {
-    const std::string pattern(patternProperty.c_str());
+    const std::string pattern(patternProperty.data(), patternProperty.size());
     bool matchFound = false;
     for (const adapters::BoostJsonAdapter::ObjectMember m : m_object) {
         if (!jobcast::proto::patterns::search(pattern, m.first)) continue;
@@ -131,36 +203,6 @@ bool ValidationVisitor<adapters::BoostJsonAdapter>::ValidatePatternPropertySubsc
     }
     if (!matchFound && !m_continueIfUnmatched) return false;
     return m_continueOnSuccess;
-}
-
-template <>
-bool ValidationVisitor<adapters::BoostJsonAdapter>::visit(
-    const constraints::FormatConstraint& constraint) {
-    // Formats apply to strings only (valijson's own would throw on a number).
-    if ((m_strictTypes && !m_target.isString()) || !m_target.maybeString()) return true;
-    // valijson's expressions, in RE2's syntax (anchored by FullMatch).
-    static const std::string kDate = "[0-9]+-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])";
-    static const std::string kTime =
-        "([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?"
-        "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
-    static const re2::RE2 date(kDate);
-    static const re2::RE2 time(kTime);
-    static const re2::RE2 date_time(kDate + "[Tt]" + kTime);
-    const std::string s = m_target.asString();
-    const std::string format = constraint.getFormat();
-    const re2::RE2* re = format == "date"        ? &date
-                         : format == "time"      ? &time
-                         : format == "date-time" ? &date_time
-                                                 : nullptr;
-    if (!re) return true;  // valijson checks no other format
-    int month = 0;
-    int day = 0;
-    const bool matched =
-        re == &time ? re2::RE2::FullMatch(s, *re) : re2::RE2::FullMatch(s, *re, &month, &day);
-    if (matched && (re == &time || validate_date_range(month, day))) return true;
-    if (matched) return false;  // validate_date_range reported it
-    if (m_results) m_results->pushError(m_context, "String should be a valid " + format);
-    return false;
 }
 
 }  // namespace valijson

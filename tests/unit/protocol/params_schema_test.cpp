@@ -228,6 +228,10 @@ TEST_CASE("patterns are read as a schema writes them", "[schema]") {
         "patternProperties": {"^x/y~z$": {"type": "integer"}}
     })");
     CHECK_FALSE(s->check(R"({"a":"AAA","b":"é","x/y~z":1})"));
+    // A surrogate pair is one code point.
+    const auto emoji = compiled(R"({"pattern":"^\\uD83D\\uDE00+$"})");
+    CHECK_FALSE(emoji->check(R"("😀😀")"));
+    CHECK(emoji->check(R"("😀x")"));
     CHECK(s->check(R"({"a":"AAa"})")->rule == "pattern");
     CHECK(s->check(R"({"b":"ab"})")->rule == "pattern");
     const auto v = s->check(R"({"x/y~z":"one"})");
@@ -278,7 +282,17 @@ TEST_CASE("hostile params against a fine schema neither crash nor hang", "[schem
         INFO(c.pattern);
         CHECK(found.has_value() == !c.matches);
     }
-    // The same for property names.
+    // propertyNames checks each key with valijson's string adapter: its
+    // patterns and formats run on RE2 too.
+    const auto keyed = compiled(R"({"propertyNames":{"pattern":"^(a+)+$","maxLength":200000}})");
+    v = keyed->check("{\"" + std::string(30, 'a') + "!\":1}");
+    REQUIRE(v);  // valijson names no rule for propertyNames: "schema"
+    CHECK(v->pointer.empty());
+    CHECK_FALSE(keyed->check("{\"" + as + "\":1}"));
+    const auto dated_keys = compiled(R"({"propertyNames":{"format":"date"}})");
+    CHECK_FALSE(dated_keys->check(R"({"2026-12-06":1})"));
+    CHECK(dated_keys->check("{\"" + std::string(1'000'000, '1') + "\":1}"));
+    // The same for patternProperties names.
     const auto names = compiled(R"({"patternProperties":{"^(a+)+$":{"type":"integer"}}})");
     v = names->check("{\"" + as + "\":\"text\"}");
     REQUIRE(v);
