@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 #include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
@@ -30,9 +31,10 @@
 // formats with std::regex, whose ECMAScript matcher backtracks: a pattern can
 // take exponential (or high polynomial) time on a short string, and it recurses
 // once per character, so a long string overflows the stack. RE2 matches in time
-// linear in the string, without recursion, in bounded memory. The three
-// visitor members that match are specialized for the one adapter used here;
-// everything else is valijson's.
+// linear in the string, without recursion, in bounded memory. The visitor
+// members that match are specialized for the two adapters valijson uses here
+// (the params, and each key `propertyNames` checks); everything else is
+// valijson's.
 
 namespace jobcast::proto::patterns {
 namespace {
@@ -58,17 +60,10 @@ re2::RE2::Options options() {
 // The code unit of a `\uXXXX` escape at `at`, or -1.
 long unit_at(std::string_view pattern, std::size_t at) {
     if (at + 5 >= pattern.size() || pattern[at] != '\\' || pattern[at + 1] != 'u') return -1;
+    const char* digits = pattern.data() + at + 2;
     long unit = 0;
-    for (std::size_t k = at + 2; k < at + 6; ++k) {
-        const char c = pattern[k];
-        const int digit = c >= '0' && c <= '9'   ? c - '0'
-                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                 : -1;
-        if (digit < 0) return -1;
-        unit = unit * 16 + digit;
-    }
-    return unit;
+    const auto [end, ec] = std::from_chars(digits, digits + 4, unit, 16);
+    return ec == std::errc() && end == digits + 4 ? unit : -1;
 }
 
 // A schema's pattern (ECMA-262 syntax) in RE2's syntax: `\uXXXX` becomes
