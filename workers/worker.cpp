@@ -511,6 +511,11 @@ void WorkerImpl::on_handshake_done() {
 
 void WorkerImpl::close_socket() {
     if (socket_) {
+        // The monitor is stopped before its reader closes: libzmq sends its
+        // events blocking, from the context's I/O thread, so an event for a
+        // closed reader (the broker hanging up just now) would stall that
+        // thread, and with it every later connection, for good.
+        if (monitor_) zmq_socket_monitor(socket_->handle(), nullptr, 0);
         socket_->close();
         socket_.reset();
     }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <future>
 #include <iterator>
 #include <map>
 #include <thread>
@@ -891,4 +892,86 @@ TEST_CASE("a shutdown read among the acks while a handler emits: the worker reco
     }
     done.store(true);
     CHECK(running.worker.stats().reconnects >= 20);
+}
+
+TEST_CASE("a broker that says shutdown and hangs up again and again: the worker comes back each time") {
+    // A broker's graceful stop: `reject` "shutdown", then its socket closes.
+    // The worker closes its connection on the reject; the broker's hang-up
+    // reaches the worker's ZeroMQ I/O thread at any moment around that, and
+    // if its "disconnected" event found the connection's monitor already gone
+    // the I/O thread would stall and no later connection would ever be made.
+    // The hang-up's delay after the reject varies over 0-95 us to cross
+    // that moment, in four worker/broker pairs at once (Catch's assertions
+    // stay on this thread: a lane returns the round its worker did not
+    // come back in).
+    constexpr int kRounds = 200;
+    constexpr int kLanes = 4;
+    auto lane = [](int lane_no) -> std::optional<int> {
+        zmq::context_t context;
+        auto router = std::make_unique<zmq::socket_t>(context, zmq::socket_type::router);
+        router->set(zmq::sockopt::linger, 0);
+        router->bind("tcp://127.0.0.1:*");
+        const std::string endpoint = router->get(zmq::sockopt::last_endpoint);
+        auto config = test_config(endpoint);
+        config.name = "lane-" + std::to_string(lane_no);
+        config.reconnect_max = 50ms;
+        Worker worker(config);
+        worker.handle("t", [](JobContext&) -> JobOutcome { return std::string("{}"); });
+        std::thread runner([&] { worker.run(); });
+        std::optional<int> failed;
+        // The next hello's peer within 5 s.
+        auto hello = [&]() -> std::optional<std::string> {
+            const auto deadline = Clock::now() + 5s;
+            while (Clock::now() < deadline) {
+                zmq::pollitem_t item{router->handle(), 0, ZMQ_POLLIN, 0};
+                zmq::poll(&item, 1, 50ms);
+                if (!(item.revents & ZMQ_POLLIN)) continue;
+                zmq::message_t peer, payload;
+                (void)router->recv(peer);
+                (void)router->recv(payload);
+                auto decoded = proto::decode_worker_message(payload.to_string_view());
+                const auto* m = std::get_if<proto::WorkerMessage>(&decoded);
+                if (m && std::holds_alternative<proto::Hello>(*m)) return peer.to_string();
+            }
+            return std::nullopt;
+        };
+        auto send = [&](const std::string& peer, const proto::BrokerMessage& message) {
+            router->send(zmq::buffer(peer), zmq::send_flags::sndmore);
+            router->send(zmq::buffer(proto::encode(message)), zmq::send_flags::none);
+        };
+        for (int round = 0; round <= kRounds && !failed; ++round) {
+            const auto peer = hello();
+            if (!peer) {
+                failed = round;
+                break;
+            }
+            if (round == kRounds) break;
+            send(*peer, proto::Welcome{1000});
+            send(*peer, proto::Reject{"", "shutdown"});
+            std::this_thread::sleep_for(std::chrono::microseconds(5 * (round % 20)));
+            router->close();
+            router = std::make_unique<zmq::socket_t>(context, zmq::socket_type::router);
+            router->set(zmq::sockopt::linger, 0);
+            for (const auto deadline = Clock::now() + 5s;;) {  // the old one's teardown may race
+                try {
+                    router->bind(endpoint);
+                    break;
+                } catch (const zmq::error_t& e) {
+                    if (e.num() != EADDRINUSE || Clock::now() > deadline) throw;
+                    std::this_thread::sleep_for(10ms);
+                }
+            }
+        }
+        worker.stop();
+        runner.join();
+        return failed;
+    };
+    std::vector<std::future<std::optional<int>>> lanes;
+    for (int i = 0; i < kLanes; ++i) lanes.push_back(std::async(std::launch::async, lane, i));
+    for (int i = 0; i < kLanes; ++i) {
+        INFO("lane " << i);
+        const auto failed = lanes[i].get();
+        CHECK(failed == std::nullopt);
+        if (failed) WARN("no hello after round " << *failed);
+    }
 }

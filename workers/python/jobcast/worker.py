@@ -499,6 +499,11 @@ class Worker:
         if self._sock is not None:
             self._loop.remove_reader(self._fd)
             self._loop.remove_reader(self._monitor_fd)
+            # The monitor is stopped before its reader closes: libzmq sends its
+            # events blocking, from the context's I/O thread, so an event for a
+            # closed reader (the broker hanging up just now) would stall that
+            # thread, and with it every later connection, for good.
+            self._sock.disable_monitor()
             self._monitor.close(0)
             self._monitor = None
             self._sock.close(0)

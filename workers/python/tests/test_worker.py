@@ -1,6 +1,7 @@
 """The Python SDK against the real broker: streaming, failures, bad params,
 cancel, CURVE, sync handlers, and garbage from a broker that misbehaves."""
 import asyncio
+import errno
 import os
 import threading
 import time
@@ -281,6 +282,58 @@ class FakeBrokerTest(SdkTest):
         _, chunk = self.recv_from(router, ("chunk", "chunks"),
                                   timeout=killed + 1.5 - time.monotonic())
         self.assertEqual((chunk["job"], chunk["attempt"]), (job["id"], 1))
+
+    def test_a_broker_that_says_shutdown_and_hangs_up_again_and_again_is_rejoined_each_time(self):
+        # A broker's graceful stop: "shutdown", then its socket closes. The
+        # worker closes its connection on the reject while the hang-up reaches
+        # its ZeroMQ I/O thread; a "disconnected" event for a monitor already
+        # closed would stall that thread and no later connection would be made.
+        # The hang-up's delay after the reject varies to cross that moment.
+        router = self.zmq_socket(zmq.ROUTER)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        w = jobcast.Worker(brokers=[f"tcp://127.0.0.1:{port}"], types=["t"], name="py-rejoin",
+                           reconnect_min=0.005, reconnect_max=0.02)
+        stop = threading.Event()
+
+        @w.handler("t")
+        async def stream(job):  # a handler streaming throughout, as in a real stop
+            while not stop.is_set():
+                await job.token("x")
+                await asyncio.sleep(0.0005)
+            return {}
+
+        running = self.in_process(w)
+        rounds = 300
+        for n in range(rounds):
+            try:
+                peer, _ = self.recv_from(router, "hello", timeout=5)
+            except AssertionError as e:
+                self.fail(f"round {n}: {e}")
+            send = lambda m: router.send_multipart([peer, msgpack.packb(m)])
+            send({"v": 1, "t": "welcome", "heartbeat_ms": 1000})
+            if n == 0:
+                send({"v": 1, "t": "assign", "job": "j", "attempt": 1, "type": "t",
+                      "params": {}, "checkpoint": b""})
+            self.recv_from(router, ("chunk", "chunks"), timeout=5)
+            send({"v": 1, "t": "reject", "job": "", "reason": "shutdown", "attempt": 0})
+            time.sleep((n % 25) * 200e-6)
+            router.close(0)
+            router = self.zmq_socket(zmq.ROUTER)
+            harness.wait_until(lambda: self.try_bind(router, port), what="the port again")
+        self.recv_from(router, "hello", timeout=5)
+        stop.set()
+        running.stop()
+        self.assertGreaterEqual(w.stats().reconnects, rounds)
+
+    @staticmethod
+    def try_bind(sock, port):
+        try:
+            sock.bind(f"tcp://127.0.0.1:{port}")
+            return True
+        except zmq.ZMQError as e:  # the previous socket's teardown may still hold it
+            if e.errno != errno.EADDRINUSE:
+                raise
+            return False
 
     def recv_from(self, router, types, timeout=10.0, want=None):
         types = {types} if isinstance(types, str) else set(types)
