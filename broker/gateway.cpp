@@ -76,15 +76,24 @@ class Gateway::Impl {
 
     std::string endpoint() const { return endpoint_; }
 
+    // Acks alone (chunks committed; no lease outcome, no job changed) do not
+    // wake the gateway: they go out within kAckDelay with whatever round
+    // comes first, usually the one the next message in wakes. A gateway that
+    // sleeps longer than that is woken. Leases and job changes (a job
+    // finished, the next one to dispatch) wake it at once. Acks only free
+    // the worker's buffer: nothing is shown later for this.
     void on_commit(const store::CommittedBatch& batch) {
         if (batch.acks.empty() && batch.leases.empty() && batch.job_changes.empty()) return;
+        const bool acks_only = batch.leases.empty() && batch.job_changes.empty();
         {
             std::lock_guard lock(inbox_mutex_);
             inbox_acks_.insert(inbox_acks_.end(), batch.acks.begin(), batch.acks.end());
             inbox_leases_.insert(inbox_leases_.end(), batch.leases.begin(), batch.leases.end());
             inbox_changes_.insert(inbox_changes_.end(), batch.job_changes.begin(),
                                   batch.job_changes.end());
+            if (acks_only) acks_waiting_.store(true);
         }
+        if (acks_only && asleep_until_.load() <= steady_ns() + ns(kAckDelay)) return;
         wake();
     }
 
@@ -160,8 +169,17 @@ class Gateway::Impl {
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock_.steady()),
                 std::chrono::milliseconds(0));
             if (!pending_.empty()) wait = std::chrono::milliseconds(1);
+            // Publish how long this round sleeps, then look for acks that
+            // did not wake it (on_commit stores the flag, then reads this:
+            // one of the two sees the other's store).
+            asleep_until_.store(steady_ns() + ns(wait));
+            if (wait > kAckDelay && acks_waiting_.load()) {
+                wait = kAckDelay;
+                asleep_until_.store(steady_ns() + ns(wait));
+            }
             try {
                 zmq::poll(items, 2, wait);
+                asleep_until_.store(0);  // awake: this round drains the inbox
                 if (items[1].revents & ZMQ_POLLIN) {
                     std::uint64_t count;
                     [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
@@ -303,6 +321,7 @@ class Gateway::Impl {
         std::optional<std::vector<std::string>> not_queued;
         {
             std::lock_guard lock(inbox_mutex_);
+            acks_waiting_.store(false);
             acks.swap(inbox_acks_);
             leases.swap(inbox_leases_);
             changes.swap(inbox_changes_);
@@ -516,6 +535,20 @@ class Gateway::Impl {
     int wake_fd_ = -1;
     std::atomic<bool> running_{false};
     std::thread thread_;
+
+    static constexpr std::chrono::milliseconds kAckDelay{1};
+    static std::int64_t steady_ns() {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
+    static std::int64_t ns(std::chrono::milliseconds d) {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    }
+    // Real time (poll sleeps in it) until which the loop sleeps; 0 while a
+    // round runs. And whether acks wait in the inbox without having woken it.
+    std::atomic<std::int64_t> asleep_until_{0};
+    std::atomic<bool> acks_waiting_{false};
 
     std::mutex inbox_mutex_;
     std::vector<store::WriteAck> inbox_acks_;

@@ -173,6 +173,29 @@ class CancelTest(JobcastTest):
                    what="the job's processes to be gone")
 
 
+class AckTest(ZmqPeers, JobcastTest):
+    def test_chunks_are_acknowledged_at_once_by_a_broker_with_a_long_heartbeat(self):
+        # Acks of chunks alone do not wake the broker's worker loop (they go
+        # out with its next round); a loop asleep for its heartbeat (10 s
+        # here) must still be woken for them, or a worker would wait that
+        # long to free its buffer.
+        broker = self.start_broker(heartbeat="10000ms")
+        api = self.client(broker)
+        w = self.dealer(broker)
+        self.say_hello(w, "w-ack", ["acked"])
+        job = api.submit("acked", {})
+        assign = self.recv_type(w, "assign")
+        for wseq in range(1, 6):
+            w.send(msgpack.packb({"v": 1, "t": "chunk", "job": job["id"],
+                                  "attempt": assign["attempt"], "wseq": wseq, "kind": "token",
+                                  "data": {"text": f"t{wseq}"}, "ts": 1}))
+            ack = self.recv_type(w, "ack", timeout=3)
+            self.assertEqual((ack["job"], ack["wseq"]), (job["id"], wseq))
+            time.sleep(0.2)  # the loop goes back to its long sleep
+        self.assertEqual([e["data"]["text"] for e in api.events(job["id"]) if e["kind"] == "token"],
+                         [f"t{i}" for i in range(1, 6)])
+
+
 class RogueWorkerTest(ZmqPeers, JobcastTest):
     def test_garbage_and_foreign_job_ids_are_rejected_and_counted(self):
         broker = self.start_broker()
