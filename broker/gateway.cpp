@@ -78,7 +78,8 @@ class Gateway::Impl {
 
     // Acks alone (chunks committed; no lease outcome, no job changed) do not
     // wake the gateway: they go out within kAckDelay with whatever round
-    // comes first, usually the one the next message in wakes. A gateway that
+    // comes first, usually the one the next message in wakes (after a
+    // submit the loop sleeps at most kAckDelay for a while). A gateway that
     // sleeps longer than that is woken. Leases and job changes (a job
     // finished, the next one to dispatch) wake it at once. Acks only free
     // the worker's buffer: nothing is shown later for this.
@@ -172,6 +173,9 @@ class Gateway::Impl {
             // Publish how long this round sleeps, then look for acks that
             // did not wake it (on_commit stores the flag, then reads this:
             // one of the two sees the other's store).
+            // Just after a submit its acks are due: a short sleep lets them
+            // go out without their commit waking the loop.
+            if (wait > kAckDelay && steady_ns() < acks_expected_until_) wait = kAckDelay;
             asleep_until_.store(steady_ns() + ns(wait));
             if (wait > kAckDelay && acks_waiting_.load()) {
                 wait = kAckDelay;
@@ -443,6 +447,7 @@ class Gateway::Impl {
         }
         store_.submit_many(std::move(out_.ops));
         out_.ops.clear();
+        acks_expected_until_ = steady_ns() + ns(kAcksExpectedFor);
     }
 
     void deliver() {
@@ -536,7 +541,11 @@ class Gateway::Impl {
     std::atomic<bool> running_{false};
     std::thread thread_;
 
-    static constexpr std::chrono::milliseconds kAckDelay{1};
+    static constexpr std::chrono::milliseconds kAckDelay{2};
+    // How long after a submit the loop keeps its sleeps within kAckDelay
+    // (a commit slower than that wakes it as before).
+    static constexpr std::chrono::milliseconds kAcksExpectedFor{10};
+    std::int64_t acks_expected_until_ = 0;  // loop thread only
     static std::int64_t steady_ns() {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(
                    std::chrono::steady_clock::now().time_since_epoch())
