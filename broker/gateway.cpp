@@ -21,6 +21,7 @@
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
 #include "common/time_bounds.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::broker {
 
@@ -71,7 +72,10 @@ class Gateway::Impl {
         if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
         if (config_.reload_unfinished) protocol_.reload(store_.jobs().unfinished());
         running_ = true;
-        thread_ = std::thread([this] { loop(); });
+        thread_ = std::thread([this] {
+            name_this_thread("jc-gateway");
+            loop();
+        });
     }
 
     std::string endpoint() const { return endpoint_; }

@@ -5,6 +5,7 @@
 
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::broker {
 
@@ -33,7 +34,10 @@ void ZapHandler::start() {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.bind(kZapEndpoint);
     running_ = true;
-    thread_ = std::thread([this] { loop(); });
+    thread_ = std::thread([this] {
+        name_this_thread("jc-zap");
+        loop();
+    });
 }
 
 void ZapHandler::stop() {

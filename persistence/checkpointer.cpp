@@ -1,6 +1,7 @@
 #include "persistence/checkpointer.hpp"
 
 #include "persistence/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::store {
 
@@ -28,7 +29,10 @@ Checkpointer::Checkpointer(const std::string& path, CheckpointPolicy policy)
     connection_.exec("PRAGMA journal_mode=WAL");
     // Never wait for readers or the writer: busy now means another try later.
     sqlite3_busy_timeout(connection_.handle(), 0);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        name_this_thread("jc-checkpoint");
+        run();
+    });
 }
 
 Checkpointer::~Checkpointer() {

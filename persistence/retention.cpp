@@ -5,6 +5,7 @@
 
 #include "common/clock.hpp"
 #include "persistence/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::store {
 
@@ -39,7 +40,10 @@ std::size_t delete_finished_before(db::Connection& connection, UnixMs cutoff,
 }
 
 Retention::Retention(Writer& writer, const StoreConfig& config) : writer_(writer), config_(config) {
-    if (config_.retention.count() > 0) thread_ = std::thread([this] { run(); });
+    if (config_.retention.count() > 0) thread_ = std::thread([this] {
+        name_this_thread("jc-retention");
+        run();
+    });
 }
 
 std::size_t Retention::run_once(UnixMs now) {

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "persistence/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::store {
 
@@ -30,7 +31,10 @@ Writer::Writer(db::Connection connection, const StoreConfig& config, Store::Comm
       checkpointer_(config.path, policy) {
     // The hook replaces SQLite's auto-checkpoint: the checkpointer decides when.
     sqlite3_wal_hook(connection_.handle(), &Writer::on_wal_commit, this);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        name_this_thread("jc-writer");
+        run();
+    });
     writer_id_ = thread_.get_id();
 }
 

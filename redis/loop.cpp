@@ -3,11 +3,15 @@
 #include <boost/asio/post.hpp>
 
 #include "redis/loop_impl.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::redis {
 
 Loop::Loop() : impl_(std::make_unique<Impl>()) {
-    impl_->thread = std::thread([this] { impl_->io.run(); });
+    impl_->thread = std::thread([this] {
+        name_this_thread("jc-redis");
+        impl_->io.run();
+    });
 }
 
 Loop::~Loop() {

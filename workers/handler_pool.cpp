@@ -8,6 +8,7 @@
 #include "protocol/limits.hpp"
 #include "workers/log.hpp"
 #include "workers/text.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::worker {
 
@@ -79,7 +80,10 @@ HandlerPool::HandlerPool(std::string worker_name, const Clock& clock)
 void HandlerPool::start(int threads) {
     threads_.reserve(static_cast<std::size_t>(threads));
     for (int i = 0; i < threads; ++i)
-        threads_.emplace_back([this] { thread_loop(); });
+        threads_.emplace_back([this] {
+            name_this_thread("jc-handler");
+            thread_loop();
+        });
 }
 
 std::shared_ptr<JobRun> HandlerPool::find(const std::string& job) const {

@@ -4,6 +4,7 @@
 
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::web {
 
@@ -12,7 +13,10 @@ BlockingPool::BlockingPool(std::size_t threads, std::size_t max_queued)
     if (threads == 0) threads = 1;
     threads_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i)
-        threads_.emplace_back([this] { run(); });
+        threads_.emplace_back([this] {
+            name_this_thread("jc-blocking");
+            run();
+        });
 }
 
 BlockingPool::~BlockingPool() {

@@ -16,6 +16,7 @@
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
+#include "common/thread_name.hpp"
 
 namespace jobcast::web {
 
@@ -333,7 +334,10 @@ void HttpServer::start() {
     impl_->do_accept();
     impl_->threads.reserve(impl_->ios.size());
     for (auto& io : impl_->ios) {
-        impl_->threads.emplace_back([impl = impl_.get(), &io = *io] { impl->run_io(io); });
+        impl_->threads.emplace_back([impl = impl_.get(), &io = *io] {
+            name_this_thread("jc-http-io");
+            impl->run_io(io);
+        });
     }
     log().info("http server started address={} io_threads={}", impl_->bound, impl_->ios.size());
 }
