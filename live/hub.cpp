@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/thread_name.hpp"
 #include "protocol/client_api.hpp"
 
 namespace jobcast::live {
@@ -31,7 +32,10 @@ GapFill fill_from(store::EventLog& log, std::size_t page) {
 }
 
 Hub::Hub(LiveFeed& feed, GapFill fill_gap)
-    : feed_(feed), fill_gap_(std::move(fill_gap)), thread_([this] { run(); }) {}
+    : feed_(feed), fill_gap_(std::move(fill_gap)), thread_([this] {
+          name_this_thread("jc-hub");
+          run();
+      }) {}
 
 Hub::~Hub() {
     stop();

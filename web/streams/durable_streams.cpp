@@ -297,8 +297,23 @@ void DurableStreams::release_waits() {
 
 std::shared_ptr<StreamWait> DurableStreams::watch(const SsePlan& plan, std::uint64_t after,
                                                   std::function<void(bool)> wake) {
-    if (!plan.job.empty()) return wait_job(plan.job, after, std::move(wake));
-    return wait_stream(plan.stream.id, after, std::move(wake));
+    if (plan.job.empty()) return wait_stream(plan.stream.id, after, std::move(wake));
+    auto wait = wait_job(plan.job, after, std::move(wake));
+    // A commit handed out between the caller's read and the subscription
+    // (its last event, say) would wait for the timeout: look once more, as
+    // a long-poll does (on a full pool the wait keeps its timeout).
+    std::weak_ptr<StreamWait> weak = wait;
+    run_blocking_([this, weak, job = plan.job, owner = plan.owner, after] {
+        auto w = weak.lock();
+        if (!w) return;
+        try {
+            auto again = jobs_.read_events(job, owner, kNoOffset, 1);
+            if (!again || again->last_seq > after || again->done) w->fire(false);
+        } catch (const std::exception&) {
+            w->fire(false);  // the caller's read reports it
+        }
+    });
+    return wait;
 }
 
 void DurableStreams::cancel_watch(const std::shared_ptr<StreamWait>& wait) {
