@@ -62,18 +62,28 @@ void Hub::publish_remote(std::vector<store::JobEvents> events) {
 }
 
 void Hub::enqueue(Queued queued) {
+    drop_unfollowed(queued.batch);
     if (queued.batch.empty()) return;
     {
         std::lock_guard lock(queue_mutex_);
         queue_.push_back(std::move(queued));
         ++enqueued_;
     }
+    batches_.fetch_add(1, std::memory_order_relaxed);
     queue_cv_.notify_one();
+}
+
+void Hub::drop_unfollowed(std::vector<store::JobEvents>& batch) const {
+    std::lock_guard lock(table_mutex_);
+    std::erase_if(batch, [&](const store::JobEvents& job_events) {
+        return job_events.events.empty() ||
+               (!jobs_.contains(job_events.job) && !owners_.contains(job_events.owner));
+    });
 }
 
 HubStats Hub::stats() const {
     return {remote_events_.load(std::memory_order_relaxed),
-            gap_fills_.load(std::memory_order_relaxed)};
+            gap_fills_.load(std::memory_order_relaxed), batches_.load(std::memory_order_relaxed)};
 }
 
 void Hub::drain() {

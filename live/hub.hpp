@@ -13,7 +13,10 @@
 // handed out is dropped, and a batch that skips ahead has the missing events
 // read from the store first (the gap fill), so subscribers see each event
 // once and in order whichever way it came. The hub tells its feed when a job
-// or an owner gets its first subscriber and loses its last.
+// or an owner gets its first subscriber and loses its last. A job that no
+// one here follows is left out on the publishing thread, so its commits do
+// not wake the hub: a reader subscribes before it reads the store, so what
+// was committed before it subscribed is in its read.
 #pragma once
 
 #include <atomic>
@@ -48,6 +51,9 @@ struct HubStats {
     // not already handed out through the local commit stream).
     std::uint64_t remote_events = 0;
     std::uint64_t gap_fills = 0;  // batches that skipped ahead, filled from the store
+    // Batches the hub's thread was woken for: those with a job or an owner
+    // followed here (the rest are dropped on the publishing thread).
+    std::uint64_t batches = 0;
 };
 
 class Hub {
@@ -111,6 +117,8 @@ class Hub {
         std::chrono::steady_clock::time_point committed_at{};
     };
     void enqueue(Queued queued);
+    // Leaves out the jobs that no one here follows, by job or by owner.
+    void drop_unfollowed(std::vector<store::JobEvents>& batch) const;
     void run();
     void fan_out(Queued& queued);
     // Delivers at once (no lane) or adds to the entry's lane batch.
@@ -132,6 +140,7 @@ class Hub {
     std::atomic<std::size_t> subscriptions_{0};
     std::atomic<std::uint64_t> remote_events_{0};
     std::atomic<std::uint64_t> gap_fills_{0};
+    std::atomic<std::uint64_t> batches_{0};
 
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;

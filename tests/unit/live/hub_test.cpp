@@ -288,3 +288,31 @@ TEST_CASE_METHOD(HubFixture,
         CHECK(sinks[i]->seqs() == (i % 2 ? range(1, 302) : range(1, 2)));
     }
 }
+
+TEST_CASE_METHOD(HubFixture, "commits of jobs no one follows here never wake the hub's thread",
+                 "[live][hub]") {
+    hub.publish(batch("X", 1, 3));
+    hub.publish(batch("Y", 1, 2, "bob"));
+    hub.drain();
+    CHECK(hub.stats().batches == 0);
+
+    // A commit with a followed job in it is handed over, without the others.
+    auto sink = subscribed(WireFormat::websocket);
+    hub.publish(batch("X", 4, 4));
+    auto mixed = batch("X", 5, 5);
+    mixed.push_back(batch("J", 1, 2)[0]);
+    hub.publish(std::move(mixed));
+    hub.drain();
+    CHECK(hub.stats().batches == 1);
+    CHECK(sink->seqs() == range(1, 2));
+
+    // An owner's jobs feed follows every job of that owner.
+    auto feed_sink = std::make_shared<Sink>();
+    hub.subscribe_feed("alice", feed_sink, WireFormat::websocket);
+    std::vector<store::JobEvents> state{{"X", "alice", {event(6, EventKind::state)}}};
+    hub.publish(std::move(state));
+    hub.publish(batch("Y", 3, 3, "bob"));
+    hub.drain();
+    CHECK(hub.stats().batches == 2);
+    CHECK(feed_sink->seqs() == std::vector<std::uint64_t>{6});
+}
