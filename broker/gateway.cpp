@@ -174,12 +174,12 @@ class Gateway::Impl {
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock_.steady()),
                 std::chrono::milliseconds(0));
             if (!pending_.empty()) wait = std::chrono::milliseconds(1);
-            // Publish how long this round sleeps, then look for acks that
-            // did not wake it (on_commit stores the flag, then reads this:
-            // one of the two sees the other's store).
             // Just after a submit its acks are due: a short sleep lets them
             // go out without their commit waking the loop.
             if (wait > kAckDelay && steady_ns() < acks_expected_until_) wait = kAckDelay;
+            // Publish how long this round sleeps, then look for acks that
+            // did not wake it (on_commit stores the flag, then reads this:
+            // one of the two sees the other's store).
             asleep_until_.store(steady_ns() + ns(wait));
             if (wait > kAckDelay && acks_waiting_.load()) {
                 wait = kAckDelay;
