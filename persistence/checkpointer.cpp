@@ -1,7 +1,7 @@
 #include "persistence/checkpointer.hpp"
 
-#include "persistence/log.hpp"
 #include "common/thread_name.hpp"
+#include "persistence/log.hpp"
 
 namespace jobcast::store {
 

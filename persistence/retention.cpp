@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "common/clock.hpp"
-#include "persistence/log.hpp"
 #include "common/thread_name.hpp"
+#include "persistence/log.hpp"
 
 namespace jobcast::store {
 
@@ -40,10 +40,11 @@ std::size_t delete_finished_before(db::Connection& connection, UnixMs cutoff,
 }
 
 Retention::Retention(Writer& writer, const StoreConfig& config) : writer_(writer), config_(config) {
-    if (config_.retention.count() > 0) thread_ = std::thread([this] {
-        name_this_thread("jc-retention");
-        run();
-    });
+    if (config_.retention.count() > 0)
+        thread_ = std::thread([this] {
+            name_this_thread("jc-retention");
+            run();
+        });
 }
 
 std::size_t Retention::run_once(UnixMs now) {

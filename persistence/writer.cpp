@@ -5,8 +5,8 @@
 #include <stdexcept>
 #include <variant>
 
-#include "persistence/log.hpp"
 #include "common/thread_name.hpp"
+#include "persistence/log.hpp"
 
 namespace jobcast::store {
 

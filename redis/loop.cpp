@@ -2,8 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
-#include "redis/loop_impl.hpp"
 #include "common/thread_name.hpp"
+#include "redis/loop_impl.hpp"
 
 namespace jobcast::redis {
 

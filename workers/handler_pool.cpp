@@ -3,12 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_quote.hpp"
+#include "common/thread_name.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/json.hpp"
 #include "protocol/limits.hpp"
 #include "workers/log.hpp"
 #include "workers/text.hpp"
-#include "common/thread_name.hpp"
 
 namespace jobcast::worker {
 

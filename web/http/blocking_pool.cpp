@@ -2,9 +2,9 @@
 
 #include <exception>
 
+#include "common/thread_name.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
-#include "common/thread_name.hpp"
 
 namespace jobcast::web {
 

@@ -10,13 +10,13 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/thread_name.hpp"
 #include "protocol/client_api.hpp"
 #include "protocol/json.hpp"
 #include "web/http/http_session.hpp"
 #include "web/http/log.hpp"
 #include "web/security/audit.hpp"
 #include "web/security/security.hpp"
-#include "common/thread_name.hpp"
 
 namespace jobcast::web {
 
