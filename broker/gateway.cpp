@@ -20,8 +20,8 @@
 #include "broker/zap_handler.hpp"
 #include "common/log_quote.hpp"
 #include "common/logging.hpp"
-#include "common/time_bounds.hpp"
 #include "common/thread_name.hpp"
+#include "common/time_bounds.hpp"
 
 namespace jobcast::broker {
 
@@ -176,14 +176,15 @@ class Gateway::Impl {
             if (!pending_.empty()) wait = std::chrono::milliseconds(1);
             // Just after a submit its acks are due: a short sleep lets them
             // go out without their commit waking the loop.
-            if (wait > kAckDelay && steady_ns() < acks_expected_until_) wait = kAckDelay;
+            const std::int64_t round_ns = steady_ns();
+            if (wait > kAckDelay && round_ns < acks_expected_until_) wait = kAckDelay;
             // Publish how long this round sleeps, then look for acks that
             // did not wake it (on_commit stores the flag, then reads this:
             // one of the two sees the other's store).
-            asleep_until_.store(steady_ns() + ns(wait));
+            asleep_until_.store(round_ns + ns(wait));
             if (wait > kAckDelay && acks_waiting_.load()) {
                 wait = kAckDelay;
-                asleep_until_.store(steady_ns() + ns(wait));
+                asleep_until_.store(round_ns + ns(wait));
             }
             try {
                 zmq::poll(items, 2, wait);

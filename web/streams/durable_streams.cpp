@@ -306,14 +306,20 @@ std::shared_ptr<StreamWait> DurableStreams::watch(const SsePlan& plan, std::uint
     run_blocking_([this, weak, job = plan.job, owner = plan.owner, after] {
         auto w = weak.lock();
         if (!w) return;
+        bool moved = true;  // a failed read: the caller's read reports it
         try {
-            auto again = jobs_.read_events(job, owner, kNoOffset, 1);
-            if (!again || again->last_seq > after || again->done) w->fire(false);
+            moved = job_moved(job, owner, after);
         } catch (const std::exception&) {
-            w->fire(false);  // the caller's read reports it
         }
+        if (moved) w->fire(false);
     });
     return wait;
+}
+
+bool DurableStreams::job_moved(const std::string& job, const std::string& owner,
+                               std::uint64_t after) {
+    auto again = jobs_.read_events(job, owner, kNoOffset, 1);
+    return !again || again->last_seq > after || again->done;
 }
 
 void DurableStreams::cancel_watch(const std::shared_ptr<StreamWait>& wait) {
@@ -892,8 +898,7 @@ void DurableStreams::read_job(ReadRequest read, const Reply& reply) {
                 }
             });
             // A commit between the read and the subscription wakes it now.
-            auto again = jobs_.read_events(shared->target.job, shared->owner, kNoOffset, 1);
-            if (!again || again->last_seq > after || again->done) wait->fire(false);
+            if (job_moved(shared->target.job, shared->owner, after)) wait->fire(false);
             return;
         }
         headers = {{std::string(kNextOffset), format_offset(after)},

@@ -143,6 +143,9 @@ class DurableStreams {
                                             std::function<void(bool)> wake);
     std::shared_ptr<StreamWait> wait_job(const std::string& job, std::uint64_t after,
                                          std::function<void(bool)> wake);
+    // Whether a job's log went past `after` or ended (or cannot be read): a
+    // wait subscribed after its read is woken at once then. Blocking.
+    bool job_moved(const std::string& job, const std::string& owner, std::uint64_t after);
     void start_wait(const std::shared_ptr<StreamWait>& wait);
     void forget(StreamWait* wait);
     void notify(std::int64_t id);
