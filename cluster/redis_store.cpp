@@ -109,6 +109,11 @@ struct StoredJob {
     std::uint64_t seq = 0;
     std::uint64_t cseq = 0;
     std::uint64_t wseq = 0;
+    // This broker's confirmed floor for the job, taken before cseq was
+    // asked for (RedisStore::locally_confirmed): the floor is let go once a
+    // confirm has raised cseq, so one read after the answer came may find it
+    // gone while the answer still holds the cseq from before.
+    std::uint64_t floor = 0;
 };
 
 std::optional<StoredJob> parse_job(const redis::Reply& flat) {
@@ -534,10 +539,12 @@ class RedisStoreImpl final : public RedisStore,
     }
 
     std::optional<std::uint64_t> last_seq(std::string_view job) override {
+        const std::uint64_t floor = locally_confirmed(job);
         redis::Reply reply = exec({"HMGET", partitions_.job_key(job), "cseq", "seq"});
         if (!reply.is_array() || reply.elements.size() < 2 || reply.elements[0].is_nil())
             return std::nullopt;
         StoredJob stored;
+        stored.floor = floor;
         stored.cseq = to_int<std::uint64_t>(reply.elements[0].str);
         stored.seq = to_int<std::uint64_t>(reply.elements[1].str);
         return visible(job, stored);
@@ -571,7 +578,10 @@ class RedisStoreImpl final : public RedisStore,
 
     // The job as stored, checkpoint included.
     std::optional<StoredJob> fetch_job(std::string_view id) {
-        return parse_job(exec({"FCALL_RO", "jc_get", "1", partitions_.job_key(id)}));
+        const std::uint64_t floor = locally_confirmed(id);
+        auto stored = parse_job(exec({"FCALL_RO", "jc_get", "1", partitions_.job_key(id)}));
+        if (stored) stored->floor = floor;
+        return stored;
     }
 
     redis::Reply exec(redis::Command command) {
@@ -626,6 +636,7 @@ class RedisStoreImpl final : public RedisStore,
     // first pages (ends: the last first seq each asks for).
     struct PagesAsked {
         std::vector<std::future<redis::Reply>> replies;
+        std::uint64_t floor = 0;  // StoredJob::floor, before the watermark was asked
         bool head = false;
         std::vector<std::uint64_t> ends;
     };
@@ -666,6 +677,7 @@ class RedisStoreImpl final : public RedisStore,
         std::vector<redis::Command> commands = {{"GET", partitions_.prefix(partition) + "gen"},
                                                 {"HMGET", partitions_.job_key(job), "cseq", "seq"}};
         PagesAsked asked;
+        asked.floor = locally_confirmed(job);
         const std::uint64_t last = last_of(after, limit);
         if (after > 0 && after < last) {
             asked.head = true;
@@ -703,8 +715,9 @@ class RedisStoreImpl final : public RedisStore,
         StoredJob stored;
         stored.cseq = to_int<std::uint64_t>(watermark.elements[0].str);
         stored.seq = to_int<std::uint64_t>(watermark.elements[1].str);
-        const std::uint64_t cap =
-            std::max(stored.cseq, std::min(locally_confirmed(job), stored.seq));
+        stored.floor = asked.floor;
+        const std::uint64_t cap = std::max(
+            stored.cseq, std::min(std::max(stored.floor, locally_confirmed(job)), stored.seq));
         if (after >= cap) {
             // Nothing to show past `after`, but the log may be written
             // further (a reader here may know of it: another broker showed
@@ -1654,7 +1667,7 @@ class RedisStoreImpl final : public RedisStore,
     // writer died after WAIT, or the confirm was lost) is confirmed now, up
     // to what its primary holds on the replicas (confirm_replicated).
     std::uint64_t visible(std::string_view id, const StoredJob& stored) {
-        std::uint64_t seen = stored.cseq;
+        std::uint64_t seen = std::max(stored.cseq, std::min(stored.floor, stored.seq));
         bool ours = false;
         {
             std::lock_guard lock(mutex_);
