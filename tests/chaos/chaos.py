@@ -294,6 +294,7 @@ class Stream:
         self.last = after
         self.done = False
         self.via = None  # the broker it was last (re)subscribed on, for the reports
+        self.history = []  # SSE: each (re)connection's answer and when, for the reports
 
     def take(self, event, violations, who):
         if event["seq"] != self.last + 1:
@@ -441,7 +442,9 @@ class SseSubscriber(threading.Thread):
                 self.chaos.sse_reconnects += 1
             try:
                 self._follow()
-            except Exception:
+            except Exception as e:
+                self.stream.history.append(f"{type(e).__name__} at {time.strftime('%H:%M:%S')} "
+                                           f"with {self.stream.count} events")
                 time.sleep(0.1)
         if self.stream.done:
             self._after_the_end()
@@ -492,8 +495,11 @@ class SseSubscriber(threading.Thread):
                 headers["Last-Event-ID"] = str(self.stream.last)
             elif self.stream.after:
                 path += f"?after={self.stream.after}"  # a first connection mid-stream
+            asked = time.strftime('%H:%M:%S')
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
+            self.stream.history.append(f"{asked} {broker.name} after {self.stream.last}: "
+                                       f"HTTP {resp.status} at {time.strftime('%H:%M:%S')}")
             if not_ready(resp):
                 # A broker still opening its store (or an engine full) says
                 # so with Retry-After; a client asks again, as it does for REST.
@@ -1602,7 +1608,9 @@ class Chaos:
             elif is_terminal(log_[-1]) and len(got) != len(want):
                 self.violations.add(f"{who} job {st.job}: got {len(got)} of {len(want)} events "
                                     f"after {st.after} of a finished job (last subscribed on "
-                                    f"{st.via} after {st.last})")
+                                    f"{st.via} after {st.last}"
+                                    + (f"; {', '.join(st.history[-4:])}" if st.history else "")
+                                    + ")")
 
     def check_rendered_text(self, spec, log_):
         """A succeeded llm.generate job, retried or not: the text every
