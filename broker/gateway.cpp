@@ -142,7 +142,7 @@ class Gateway::Impl {
     void say_goodbye() {
         try {
             store_.flush();  // the commit listener fills the inbox
-            drain_inbox(/*hold=*/false);
+            drain_inbox();
             protocol_.goodbye(out_);
             deliver();
             const auto deadline = clock_.steady() + std::chrono::milliseconds(500);
@@ -178,10 +178,6 @@ class Gateway::Impl {
             // go out without their commit waking the loop.
             const std::int64_t round_ns = steady_ns();
             if (wait > kAckDelay && round_ns < acks_expected_until_) wait = kAckDelay;
-            if (held_acks_due_ != 0) {
-                wait = std::min(wait, std::chrono::milliseconds(std::max<std::int64_t>(
-                                          0, (held_acks_due_ - round_ns + 999'999) / 1'000'000)));
-            }
             // Publish how long this round sleeps, then look for acks that
             // did not wake it (on_commit stores the flag, then reads this:
             // one of the two sees the other's store).
@@ -323,8 +319,7 @@ class Gateway::Impl {
 
     // ---- writer -> gateway ----
 
-    // hold: acks of chunks may wait a little (hold_acks); false sends them all.
-    void drain_inbox(bool hold = true) {
+    void drain_inbox() {
         std::vector<store::WriteAck> acks;
         std::vector<store::LeaseOutcome> leases;
         std::vector<Job> changes;
@@ -345,7 +340,6 @@ class Gateway::Impl {
             cancels.swap(inbox_cancels_);
             not_queued.swap(inbox_not_queued_);
         }
-        hold_acks(acks, !hold || !leases.empty() || !changes.empty());
         if (!acks.empty() || !leases.empty() || !changes.empty()) {
             protocol_.on_commit(acks, leases, changes, out_);
             deliver();
@@ -442,29 +436,6 @@ class Gateway::Impl {
                                 }
                                 wake();
                             });
-        }
-    }
-
-    // Acks of chunks wait here up to kAckHold (or until kAckHoldMax of them
-    // wait) and go out together: at a fixed rate of lone events a worker
-    // then gets one ack per kAckHold instead of one per commit, and neither
-    // its ZeroMQ I/O thread nor the broker's wakes for each. They only free
-    // the worker's buffer; nothing reaches a client later. Anything else in
-    // the round (a lease outcome, a job changed, a reject) takes them all
-    // out at once, so a finished job's last ack is not held. `acks` comes
-    // in with what the inbox had and leaves with what goes out now.
-    void hold_acks(std::vector<store::WriteAck>& acks, bool now) {
-        if (!acks.empty() && held_acks_.empty()) held_acks_due_ = steady_ns() + ns(kAckHold);
-        for (auto& ack : acks) {
-            now = now || (ack.status != store::WriteStatus::ok &&
-                          ack.status != store::WriteStatus::duplicate);
-            held_acks_.push_back(std::move(ack));
-        }
-        acks.clear();
-        if (held_acks_.empty()) return;
-        if (now || held_acks_.size() >= kAckHoldMax || steady_ns() >= held_acks_due_) {
-            acks.swap(held_acks_);
-            held_acks_due_ = 0;
         }
     }
 
@@ -576,10 +547,6 @@ class Gateway::Impl {
     std::thread thread_;
 
     static constexpr std::chrono::milliseconds kAckDelay{2};
-    static constexpr std::chrono::milliseconds kAckHold{5};
-    static constexpr std::size_t kAckHoldMax = 16;
-    std::vector<store::WriteAck> held_acks_;  // loop thread only (hold_acks)
-    std::int64_t held_acks_due_ = 0;          // steady ns; 0 while none are held
     // How long after a submit the loop keeps its sleeps within kAckDelay
     // (a commit slower than that wakes it as before).
     static constexpr std::chrono::milliseconds kAcksExpectedFor{10};
