@@ -114,6 +114,10 @@ struct StoredJob {
     // confirm has raised cseq, so one read after the answer came may find it
     // gone while the answer still holds the cseq from before.
     std::uint64_t floor = 0;
+
+    // What may be shown without confirming anything: cseq, or this broker's
+    // floor as far as the log is written.
+    std::uint64_t shown() const { return std::max(cseq, std::min(floor, seq)); }
 };
 
 std::optional<StoredJob> parse_job(const redis::Reply& flat) {
@@ -715,9 +719,8 @@ class RedisStoreImpl final : public RedisStore,
         StoredJob stored;
         stored.cseq = to_int<std::uint64_t>(watermark.elements[0].str);
         stored.seq = to_int<std::uint64_t>(watermark.elements[1].str);
-        stored.floor = asked.floor;
-        const std::uint64_t cap = std::max(
-            stored.cseq, std::min(std::max(stored.floor, locally_confirmed(job)), stored.seq));
+        stored.floor = std::max(asked.floor, locally_confirmed(job));
+        const std::uint64_t cap = stored.shown();
         if (after >= cap) {
             // Nothing to show past `after`, but the log may be written
             // further (a reader here may know of it: another broker showed
@@ -1667,7 +1670,7 @@ class RedisStoreImpl final : public RedisStore,
     // writer died after WAIT, or the confirm was lost) is confirmed now, up
     // to what its primary holds on the replicas (confirm_replicated).
     std::uint64_t visible(std::string_view id, const StoredJob& stored) {
-        std::uint64_t seen = std::max(stored.cseq, std::min(stored.floor, stored.seq));
+        std::uint64_t seen = stored.shown();
         bool ours = false;
         {
             std::lock_guard lock(mutex_);
