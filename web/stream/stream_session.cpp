@@ -143,7 +143,12 @@ void StreamSession::on_live(const live::PublishedPtr& published) {
     if (sub.mode() == Subscription::Mode::ended) {
         end_subscription(published->job);
         subscription_ended(published->job);
+        return;
     }
+    // Back to the store (a hole before this batch, or too far behind): read
+    // now. A write completing would pump too, but the connection may have
+    // nothing queued, and a job that has ended sends nothing more.
+    if (sub.wants_read()) pump_reads();
 }
 
 std::optional<Job> StreamSession::visible_job(const std::string& id) const {

@@ -501,3 +501,54 @@ TEST_CASE("a re-subscribe is not moved by the store read its earlier subscriptio
         want.emplace_back("R", seq);
     CHECK(got == want);
 }
+
+TEST_CASE("a live batch past a hole has the hole read from the store with nothing else to write",
+          "[web][stream][resume]") {
+    // Cluster mode hands a subscriber batches with holes (a pub/sub message
+    // lost in a failover, caught up by the job's newest event alone): the
+    // subscription reads the hole from the store at once, even on a
+    // connection that has nothing queued and no other job to write.
+    StreamFixture f;
+    Job job;
+    job.id = "G";
+    job.type = "test";
+    job.owner = "alice";
+    job.created_at = 1'700'000'000'000;
+    REQUIRE(submit_sync(*f.store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
+    REQUIRE(submit_sync(*f.store, store::LeaseJob{"G", "w1", 1'700'000'001'000}).status ==
+            store::WriteStatus::ok);
+    auto s = f.session(false, false, true);
+    s->subscribe("G");
+    REQUIRE(
+        eventually([&] { return f.hub.subscriptions() == 1 && f.stats.catching_up.load() == 0; }));
+
+    // Three more events are committed; only the last one reaches the hub.
+    for (std::uint64_t wseq = 1; wseq <= 3; ++wseq) {
+        store::AppendChunk chunk;
+        chunk.job = "G";
+        chunk.attempt = 1;
+        chunk.wseq = wseq;
+        chunk.kind = EventKind::token;
+        chunk.ts = 1'700'000'002'000'000 + wseq;
+        chunk.data = R"({"text":"t)" + std::to_string(wseq) + R"("})";
+        REQUIRE(submit_sync(*f.store, std::move(chunk)).status == store::WriteStatus::ok);
+    }
+    const auto newest = f.store->events().read("G", 4, 10);
+    REQUIRE(newest.size() == 1);
+    REQUIRE(newest.front().seq == 5);
+    f.hub.publish({store::JobEvents{"G", "alice", newest}});
+    f.hub.drain();
+
+    using Seqs = std::vector<std::pair<std::string, std::uint64_t>>;
+    const Seqs want{{"G", 1}, {"G", 2}, {"G", 3}, {"G", 4}, {"G", 5}};
+    const auto got = [&] {
+        Seqs seqs;
+        for (const auto& frame : s->written())
+            for (auto& e : events_of(frame))
+                seqs.push_back(e);
+        return seqs;
+    };
+    CHECK(eventually([&] { return got() == want; }));
+    CHECK(got() == want);
+    CHECK(f.stats.catching_up.load() == 0);
+}
