@@ -31,6 +31,10 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
     SubscribedHandler on_subscribed;
     std::map<std::string, Channel> channels;
     std::map<Endpoint, std::shared_ptr<Connection>> connections;
+    // SUNSUBSCRIBEs sent and not yet answered, per node and channel: their
+    // answers look like the server's own unsubscribe (a slot moved), and a
+    // channel subscribed again meanwhile must not take them as one.
+    std::map<std::pair<Endpoint, std::string>, int> unsubscribing;
     asio::steady_timer resync_timer;
     bool resync_scheduled = false;
     std::optional<Endpoint> resync_ask_first;
@@ -60,11 +64,23 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
     void unsubscribe(const std::string& name) {
         auto it = channels.find(name);
         if (it == channels.end()) return;
-        if (it->second.node) {
-            auto conn = connections.find(*it->second.node);
-            if (conn != connections.end()) conn->second->send({"SUNSUBSCRIBE", name}, nullptr);
-        }
+        if (it->second.node) send_unsubscribe(*it->second.node, name);
         channels.erase(it);
+    }
+
+    void send_unsubscribe(const Endpoint& node, const std::string& name) {
+        auto conn = connections.find(node);
+        if (conn == connections.end()) return;
+        conn->second->send({"SUNSUBSCRIBE", name}, nullptr);
+        ++unsubscribing[{node, name}];
+    }
+
+    // Whether a `sunsubscribe` from `node` answers one this client sent.
+    bool asked_unsubscribe(const Endpoint& node, const std::string& name) {
+        auto it = unsubscribing.find({node, name});
+        if (it == unsubscribing.end()) return false;
+        if (--it->second == 0) unsubscribing.erase(it);
+        return true;
     }
 
     // Sends SSUBSCRIBE to the channel's owner, if the slot map knows it.
@@ -87,6 +103,7 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
             !reply.elements[1].is_text())
             return;
         const std::string& kind = reply.elements[0].str;
+        if (kind == "sunsubscribe" && asked_unsubscribe(node, reply.elements[1].str)) return;
         auto it = channels.find(reply.elements[1].str);
         if (it == channels.end() || it->second.node != node) return;
         if (kind == "smessage" && reply.elements[2].is_text()) {
@@ -96,9 +113,8 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
             failed_resyncs = 0;
             if (on_subscribed) on_subscribed(it->first);
         } else if (kind == "sunsubscribe") {
-            // Not asked for (unsubscribe() forgets the channel first): the slot
-            // moved or this node was demoted, and it knows the new owner while
-            // other nodes may not have heard yet.
+            // Not asked for: the slot moved or this node was demoted, and it
+            // knows the new owner while other nodes may not have heard yet.
             it->second.node.reset();
             it->second.confirmed = false;
             schedule_resync(node);
@@ -109,6 +125,7 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         auto conn = connections.find(node);
         if (conn == connections.end() || conn->second.get() != raw) return;
         connections.erase(conn);
+        std::erase_if(unsubscribing, [&](const auto& entry) { return entry.first.first == node; });
         if (closed) return;
         for (auto& [name, channel] : channels) {
             if (channel.node == node) {
@@ -143,11 +160,8 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         for (auto it = channels.begin(); it != channels.end(); ++it) {
             auto owner = cluster.primary_of(it->second.slot);
             if (it->second.confirmed && it->second.node == owner) continue;
-            if (it->second.node && it->second.node != owner) {
-                auto old = connections.find(*it->second.node);
-                if (old != connections.end())
-                    old->second->send({"SUNSUBSCRIBE", it->first}, nullptr);
-            }
+            if (it->second.node && it->second.node != owner)
+                send_unsubscribe(*it->second.node, it->first);
             place(it);
         }
     }

@@ -165,4 +165,49 @@ TEST_CASE("sharded pub/sub and commands across a manual failover and a killed pr
         if (other != channel) CHECK(delivered(cluster, inbox, other, "still there"));
 }
 
+TEST_CASE("a channel unsubscribed and subscribed again at once stays subscribed on one SSUBSCRIBE",
+          "[cluster][pubsub]") {
+    // A job's last subscriber here goes and the next one comes right after:
+    // the answer to the first's SUNSUBSCRIBE must not pass for the server's
+    // own unsubscribe (a slot moved), which would drop the channel's
+    // messages until a resubscribe a backoff later.
+    if (testing::skip_without_redis()) return;
+    testing::RedisNodes nodes(3, true);
+    nodes.create_cluster(0);
+    Loop loop;
+    ClusterOptions options;
+    options.seeds = {nodes.endpoint(0)};
+    options.first_retry_delay = std::chrono::milliseconds(500);  // a resubscribe would show
+    Cluster cluster(loop, options);
+    Inbox inbox;
+    ShardedPubSub pubsub(
+        cluster, [&](const std::string& c, const std::string& p) { inbox.message(c, p); },
+        [&](const std::string& c) { inbox.subscribed(c); });
+    const std::string channel = "jc:{again}:live";
+    const int owner = nodes.owner_of(key_slot(channel));
+    const auto ssubscribes = [&] {
+        const std::string stat = nodes.info(owner, {"INFO", "commandstats"}, "cmdstat_ssubscribe");
+        return stat.empty() ? 0 : std::stoi(stat.substr(stat.find('=') + 1));
+    };
+
+    pubsub.subscribe(channel);
+    REQUIRE(delivered(cluster, inbox, channel, "first"));
+    REQUIRE(ssubscribes() == 1);
+    for (int round = 2; round <= 4; ++round) {
+        pubsub.unsubscribe(channel);
+        pubsub.subscribe(channel);
+        REQUIRE(inbox.wait([&](const Inbox::Messages&, const Inbox::Subscribed& s) {
+            return s.at(channel) >= round;
+        }));
+        // Published once, right after the confirmation: it arrives.
+        const std::string tag = "round " + std::to_string(round);
+        cluster.exec({"SPUBLISH", channel, tag});
+        CHECK(inbox.wait([&](const Inbox::Messages& m,
+                             const Inbox::Subscribed&) { return m.at(channel).back() == tag; },
+                         std::chrono::seconds(5)));
+        CHECK(ssubscribes() == round);
+    }
+    CHECK(subscribers(nodes, owner, channel) == 1);
+}
+
 }  // namespace jobcast::redis
