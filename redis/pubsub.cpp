@@ -24,7 +24,11 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         : cluster(cluster),
           on_message(std::move(on_message)),
           on_subscribed(std::move(on_subscribed)),
-          resync_timer(io_of(cluster.loop())) {}
+          resync_timer(io_of(cluster.loop())),
+          owner_timer(io_of(cluster.loop())) {}
+
+    // How often the channels' owners are compared with the slot map.
+    static constexpr std::chrono::seconds kOwnerCheck{1};
 
     Cluster& cluster;
     MessageHandler on_message;
@@ -36,6 +40,7 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
     // channel subscribed again meanwhile must not take them as one.
     std::map<std::pair<Endpoint, std::string>, int> unsubscribing;
     asio::steady_timer resync_timer;
+    asio::steady_timer owner_timer;
     bool resync_scheduled = false;
     std::optional<Endpoint> resync_ask_first;
     int failed_resyncs = 0;
@@ -166,9 +171,33 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 
+    // A primary that stops answering without closing its connections (a
+    // stopped process, a host cut off) tells its subscribers nothing: its
+    // replica is promoted and publishes go there, while the channels stay
+    // subscribed where nothing comes. The slot map moves meanwhile (the
+    // cluster's own refreshes: commands, health checks), so a channel whose
+    // owner there is no longer the node it was sent to is placed again.
+    void check_owners() {
+        owner_timer.expires_after(kOwnerCheck);
+        owner_timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->closed) return;
+            for (const auto& [name, channel] : self->channels) {
+                if (!channel.node) continue;  // waiting for a resync already
+                const auto owner = self->cluster.primary_of(channel.slot);
+                if (owner && owner != channel.node) {
+                    self->schedule_resync(owner);
+                    break;
+                }
+            }
+            self->check_owners();
+        });
+    }
+
     void shutdown() {
         closed = true;
         resync_timer.cancel();
+        owner_timer.cancel();
         auto open = std::move(connections);
         connections.clear();
         for (auto& [node, conn] : open)
@@ -180,7 +209,11 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
 
 ShardedPubSub::ShardedPubSub(Cluster& cluster, MessageHandler on_message,
                              SubscribedHandler on_subscribed)
-    : impl_(std::make_shared<Impl>(cluster, std::move(on_message), std::move(on_subscribed))) {}
+    : impl_(std::make_shared<Impl>(cluster, std::move(on_message), std::move(on_subscribed))) {
+    cluster.loop().post([impl = impl_] {
+        if (!impl->closed) impl->check_owners();
+    });
+}
 
 ShardedPubSub::~ShardedPubSub() {
     Loop& loop = impl_->cluster.loop();

@@ -2,9 +2,11 @@
 // topology, on dedicated connections, one per primary, one channel per
 // SSUBSCRIBE (a command may name channels of one slot only). Channels are kept
 // subscribed: after a lost connection, a server-side SUNSUBSCRIBE (the slot
-// moved or the primary was demoted) or a redirect, the topology is refreshed
-// and the channel is subscribed again at its new owner, with backoff while the
-// cluster has none.
+// moved or the primary was demoted), a redirect, or a slot map that no longer
+// names the node a channel was sent to (a primary stopped without closing its
+// connections, its replica promoted: checked every second), the topology is
+// refreshed and the channel is subscribed again at its new owner, with backoff
+// while the cluster has none.
 #pragma once
 
 #include <functional>

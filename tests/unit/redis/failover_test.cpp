@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
+#include <csignal>
+#include <future>
 #include <map>
 #include <mutex>
 
@@ -208,6 +210,51 @@ TEST_CASE("a channel unsubscribed and subscribed again at once stays subscribed 
         CHECK(ssubscribes() == round);
     }
     CHECK(subscribers(nodes, owner, channel) == 1);
+}
+
+TEST_CASE("a channel whose primary is stopped, not killed, moves to the promoted replica",
+          "[cluster][failover][pubsub]") {
+    // A stopped primary keeps its connections open and says nothing: the
+    // channel's subscription there gets no message and no unsubscribe. Once
+    // the slot map shows the promoted replica, the channel goes there, while
+    // the old primary is still stopped.
+    if (testing::skip_without_redis()) return;
+    testing::RedisNodes nodes(6, true);
+    nodes.create_cluster(1);
+    Loop loop;
+    ClusterOptions options;
+    options.seeds = {nodes.endpoint(0)};
+    options.max_retries = 30;
+    options.max_retry_delay = std::chrono::milliseconds(250);
+    Cluster cluster(loop, options);
+    Inbox inbox;
+    ShardedPubSub pubsub(
+        cluster, [&](const std::string& c, const std::string& p) { inbox.message(c, p); },
+        [&](const std::string& c) { inbox.subscribed(c); });
+    const std::string channel = "jc:{stopped}:live";
+    const int primary = nodes.owner_of(key_slot(channel));
+    const int replica = nodes.replica_of(primary);
+    pubsub.subscribe(channel);
+    REQUIRE(delivered(cluster, inbox, channel, "before"));
+
+    nodes.signal(primary, SIGSTOP);
+    struct Resume {
+        const testing::RedisNodes& nodes;
+        int node;
+        ~Resume() { nodes.signal(node, SIGCONT); }
+    } resume{nodes, primary};
+    testing::wait_until(
+        "the replica's promotion", [&] { return nodes.role(replica) == "master"; },
+        std::chrono::seconds(20));
+    // The map moves as a broker's own health checks move it, asking the
+    // promoted replica (the stopped node would not answer).
+    std::promise<std::error_code> refreshed;
+    cluster.refresh_topology([&](std::error_code ec) { refreshed.set_value(ec); },
+                             nodes.endpoint(replica));
+    REQUIRE_FALSE(refreshed.get_future().get());
+    REQUIRE(cluster.primary_of(key_slot(channel)) == nodes.endpoint(replica));
+    CHECK(delivered(cluster, inbox, channel, "while the old primary is stopped"));
+    CHECK(subscribers(nodes, replica, channel) == 1);
 }
 
 }  // namespace jobcast::redis
