@@ -315,14 +315,29 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
         });
     }
 
+    // Asks candidates in turn, each for at most options.topology_answer: a
+    // stopped node keeps its connection open and would hold every refresh
+    // for the whole reply timeout. A late answer is dropped (the next node
+    // was asked).
     void ask_topology(std::shared_ptr<std::vector<Endpoint>> candidates, std::size_t index,
                       bool slots_command) {
         if (closed) return refreshed(Errc::closed);
         if (index >= candidates->size()) return refreshed(Errc::no_topology);
         const Endpoint& node = (*candidates)[index];
+        auto settled = std::make_shared<bool>(false);
+        auto timer = std::make_shared<asio::steady_timer>(io, options.topology_answer);
+        timers.insert(timer);
+        timer->async_wait([self = shared_from_this(), candidates, index, settled,
+                           timer](boost::system::error_code ec) {
+            self->timers.erase(timer);
+            if (ec || std::exchange(*settled, true)) return;
+            self->ask_topology(candidates, index + 1, false);
+        });
         connection(node)->send({"CLUSTER", slots_command ? "SLOTS" : "SHARDS"},
-                               [self = shared_from_this(), candidates, index, slots_command](
-                                   std::error_code ec, Reply reply) {
+                               [self = shared_from_this(), candidates, index, slots_command,
+                                settled, timer](std::error_code ec, Reply reply) {
+                                   if (std::exchange(*settled, true)) return;
+                                   timer->cancel();
                                    if (!ec && reply.is_error() && !slots_command &&
                                        reply.str.find("nknown subcommand") != std::string::npos)
                                        return self->ask_topology(candidates, index, true);

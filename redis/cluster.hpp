@@ -34,6 +34,9 @@ struct ClusterOptions {
     // Backoff between retries: doubles from first_retry_delay up to max_retry_delay.
     std::chrono::milliseconds first_retry_delay{25};
     std::chrono::milliseconds max_retry_delay{1000};
+    // How long one node is given to answer a topology query before the next
+    // is asked (a stopped node answers nothing and keeps its connection).
+    std::chrono::milliseconds topology_answer{1000};
 };
 
 // One shard of the topology: its slot ranges (inclusive), its primary, its replicas.

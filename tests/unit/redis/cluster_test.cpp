@@ -3,6 +3,8 @@
 // resharding is followed through ASK, TRYAGAIN and then MOVED.
 #include <catch2/catch.hpp>
 
+#include <csignal>
+
 #include <future>
 #include <map>
 #include <mutex>
@@ -150,6 +152,38 @@ TEST_CASE("the cluster client reports an unreachable cluster instead of waiting"
         CHECK(e.code() == Errc::no_topology);
     }
     CHECK(cluster.stats().connection == 3);  // the first try and 2 retries found no topology
+}
+
+TEST_CASE("a topology refresh moves past a node that answers nothing", "[cluster]") {
+    // A stopped node keeps its connections open: asked first, it must not
+    // hold the refresh (and every command waiting on it) for the whole reply
+    // timeout.
+    if (testing::skip_without_redis()) return;
+    testing::RedisNodes nodes(3, true);
+    nodes.create_cluster(0);
+    Loop loop;
+    ClusterOptions options;
+    options.seeds = {nodes.endpoint(0), nodes.endpoint(1)};  // the stopped one first
+    options.connection.reply_timeout = std::chrono::seconds(120);
+    Cluster cluster(loop, options);
+    nodes.signal(0, SIGSTOP);
+    struct Resume {
+        const testing::RedisNodes& nodes;
+        ~Resume() { nodes.signal(0, SIGCONT); }
+    } resume{nodes};
+
+    std::promise<std::error_code> refreshed;
+    cluster.refresh_topology([&](std::error_code ec) { refreshed.set_value(ec); });
+    auto answer = refreshed.get_future();
+    REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    CHECK_FALSE(answer.get());
+    // The map came from node 1: a key of node 1's slots is served.
+    for (int i = 0;; ++i) {
+        const std::string key = "k" + std::to_string(i);
+        if (nodes.owner_of(key_slot(key), 1) != 1) continue;
+        CHECK(cluster.exec({"SET", key, "v"}) == Reply::of_status("OK"));
+        break;
+    }
 }
 
 }  // namespace jobcast::redis
