@@ -311,43 +311,74 @@ struct Cluster::Impl : std::enable_shared_from_this<Impl> {
                 if (std::find(candidates.begin(), candidates.end(), node) == candidates.end())
                     candidates.push_back(node);
         asio::post(io, [self = shared_from_this(), candidates = std::move(candidates)] {
-            self->ask_topology(std::make_shared<std::vector<Endpoint>>(candidates), 0, false);
+            auto ask = std::make_shared<TopologyAsk>();
+            ask->candidates = std::move(candidates);
+            self->ask_next(ask);
         });
     }
 
-    // Asks candidates in turn, each for at most options.topology_answer: a
-    // stopped node keeps its connection open and would hold every refresh
-    // for the whole reply timeout. A late answer is dropped (the next node
-    // was asked).
-    void ask_topology(std::shared_ptr<std::vector<Endpoint>> candidates, std::size_t index,
+    // One refresh's question to its candidates.
+    struct TopologyAsk {
+        std::vector<Endpoint> candidates;
+        std::size_t next = 0;     // the next candidate to ask
+        std::size_t waiting = 0;  // asked, not answered yet
+        bool done = false;        // refreshed() was called
+    };
+
+    // Asks candidates in turn. One that has not answered within
+    // options.topology_answer (a stopped node keeps its connection open and
+    // says nothing until the reply timeout) is not given up on: the next is
+    // asked as well, and the first good answer wins. The refresh fails only
+    // once every candidate has failed.
+    void ask_next(const std::shared_ptr<TopologyAsk>& ask) {
+        if (ask->done) return;
+        if (closed) {
+            ask->done = true;
+            return refreshed(Errc::closed);
+        }
+        if (ask->next >= ask->candidates.size()) {
+            if (ask->waiting == 0) {
+                ask->done = true;
+                refreshed(Errc::no_topology);
+            }
+            return;
+        }
+        ask_topology(ask, ask->candidates[ask->next++], false);
+    }
+
+    void ask_topology(const std::shared_ptr<TopologyAsk>& ask, const Endpoint& node,
                       bool slots_command) {
-        if (closed) return refreshed(Errc::closed);
-        if (index >= candidates->size()) return refreshed(Errc::no_topology);
-        const Endpoint& node = (*candidates)[index];
-        auto settled = std::make_shared<bool>(false);
+        ++ask->waiting;
+        auto moved_on = std::make_shared<bool>(false);  // the next candidate was asked
         auto timer = std::make_shared<asio::steady_timer>(io, options.topology_answer);
         timers.insert(timer);
-        timer->async_wait([self = shared_from_this(), candidates, index, settled,
-                           timer](boost::system::error_code ec) {
-            self->timers.erase(timer);
-            if (ec || std::exchange(*settled, true)) return;
-            self->ask_topology(candidates, index + 1, false);
-        });
+        timer->async_wait(
+            [self = shared_from_this(), ask, moved_on, timer](boost::system::error_code ec) {
+                self->timers.erase(timer);
+                if (ec || ask->done) return;
+                *moved_on = true;
+                self->ask_next(ask);
+            });
         connection(node)->send({"CLUSTER", slots_command ? "SLOTS" : "SHARDS"},
-                               [self = shared_from_this(), candidates, index, slots_command,
-                                settled, timer](std::error_code ec, Reply reply) {
-                                   if (std::exchange(*settled, true)) return;
+                               [self = shared_from_this(), ask, node, slots_command, moved_on,
+                                timer](std::error_code ec, Reply reply) {
+                                   --ask->waiting;
                                    timer->cancel();
+                                   if (ask->done) return;
                                    if (!ec && reply.is_error() && !slots_command &&
                                        reply.str.find("nknown subcommand") != std::string::npos)
-                                       return self->ask_topology(candidates, index, true);
+                                       return self->ask_topology(ask, node, true);
                                    std::optional<std::vector<Shard>> shards;
                                    if (!ec && !reply.is_error())
                                        shards = slots_command ? parse_cluster_slots(reply)
                                                               : parse_cluster_shards(reply);
-                                   if (!shards || !self->apply(*shards))
-                                       return self->ask_topology(candidates, index + 1, false);
-                                   self->refreshed({});
+                                   if (shards && self->apply(*shards)) {
+                                       ask->done = true;
+                                       return self->refreshed({});
+                                   }
+                                   // Failed: on to the next candidate, unless it was asked already.
+                                   if (!*moved_on || ask->next >= ask->candidates.size())
+                                       self->ask_next(ask);
                                });
     }
 

@@ -80,6 +80,10 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         ++unsubscribing[{node, name}];
     }
 
+    void forget_unsubscribes(const Endpoint& node) {
+        std::erase_if(unsubscribing, [&](const auto& entry) { return entry.first.first == node; });
+    }
+
     // Whether a `sunsubscribe` from `node` answers one this client sent.
     bool asked_unsubscribe(const Endpoint& node, const std::string& name) {
         auto it = unsubscribing.find({node, name});
@@ -102,8 +106,14 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
 
     void pushed(const Endpoint& node, const Reply& reply) {
         if (closed) return;
-        // MOVED, CLUSTERDOWN: the map is stale; this node knows better.
-        if (reply.is_error()) return schedule_resync(node);
+        // MOVED, CLUSTERDOWN: the map is stale; this node knows better. The
+        // error may answer a SUNSUBSCRIBE (a node that lost the slot answers
+        // nothing else), so none of this node's is awaited any more: at worst
+        // a late answer to one passes for the server's own and costs a resync.
+        if (reply.is_error()) {
+            forget_unsubscribes(node);
+            return schedule_resync(node);
+        }
         if (!reply.is_array() || reply.elements.size() < 3 || !reply.elements[0].is_text() ||
             !reply.elements[1].is_text())
             return;
@@ -130,7 +140,7 @@ struct ShardedPubSub::Impl : std::enable_shared_from_this<Impl> {
         auto conn = connections.find(node);
         if (conn == connections.end() || conn->second.get() != raw) return;
         connections.erase(conn);
-        std::erase_if(unsubscribing, [&](const auto& entry) { return entry.first.first == node; });
+        forget_unsubscribes(node);
         if (closed) return;
         for (auto& [name, channel] : channels) {
             if (channel.node == node) {

@@ -8,6 +8,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "redis/cluster.hpp"
 #include "redis/error.hpp"
@@ -165,6 +166,7 @@ TEST_CASE("a topology refresh moves past a node that answers nothing", "[cluster
     ClusterOptions options;
     options.seeds = {nodes.endpoint(0), nodes.endpoint(1)};  // the stopped one first
     options.connection.reply_timeout = std::chrono::seconds(120);
+    options.topology_answer = std::chrono::milliseconds(200);
     Cluster cluster(loop, options);
     nodes.signal(0, SIGSTOP);
     struct Resume {
@@ -173,17 +175,30 @@ TEST_CASE("a topology refresh moves past a node that answers nothing", "[cluster
     } resume{nodes};
 
     std::promise<std::error_code> refreshed;
-    cluster.refresh_topology([&](std::error_code ec) { refreshed.set_value(ec); });
+    loop.post(
+        [&] { cluster.refresh_topology([&](std::error_code ec) { refreshed.set_value(ec); }); });
     auto answer = refreshed.get_future();
     REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
     CHECK_FALSE(answer.get());
-    // The map came from node 1: a key of node 1's slots is served.
-    for (int i = 0;; ++i) {
-        const std::string key = "k" + std::to_string(i);
-        if (nodes.owner_of(key_slot(key), 1) != 1) continue;
-        CHECK(cluster.exec({"SET", key, "v"}) == Reply::of_status("OK"));
-        break;
+    // The map came from node 1: each shard's slots have their owner (one
+    // slot in each of the three ranges the cluster was made with).
+    for (std::uint16_t slot : {0, 8000, 16383}) {
+        std::promise<std::optional<Endpoint>> owner;
+        loop.post([&] { owner.set_value(cluster.primary_of(slot)); });
+        CHECK(owner.get_future().get() == nodes.endpoint(nodes.owner_of(slot, 1)));
     }
+
+    // A node slower than topology_answer is not given up on: its answer
+    // still counts when it is the only one to come.
+    options.seeds = {nodes.endpoint(0)};
+    Cluster lone(loop, options);
+    std::promise<std::error_code> late;
+    loop.post([&] { lone.refresh_topology([&](std::error_code ec) { late.set_value(ec); }); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // 3 x topology_answer
+    nodes.signal(0, SIGCONT);
+    auto late_answer = late.get_future();
+    REQUIRE(late_answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    CHECK_FALSE(late_answer.get());
 }
 
 }  // namespace jobcast::redis
