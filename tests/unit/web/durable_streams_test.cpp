@@ -22,17 +22,6 @@ using jobcast::web::streams::DurableStreams;
 using jobcast::web::streams::DurableStreamsConfig;
 using jobcast::web::streams::SsePlan;
 
-namespace {
-
-store::WriteResult submit_sync(store::Store& store, store::WriteOp op) {
-    auto promise = std::make_shared<std::promise<store::WriteResult>>();
-    auto result = promise->get_future();
-    store.submit(std::move(op), [promise](const store::WriteResult& r) { promise->set_value(r); });
-    return result.get();
-}
-
-}  // namespace
-
 TEST_CASE("a job's live reader is woken by a commit it missed between its read and its wait",
           "[web][streams]") {
     TempDir dir;

@@ -382,13 +382,6 @@ TEST_CASE("a WebSocket whose peer stops answering is closed within 2 x ping inte
 
 namespace {
 
-store::WriteResult submit_sync(store::Store& store, store::WriteOp op) {
-    auto promise = std::make_shared<std::promise<store::WriteResult>>();
-    auto result = promise->get_future();
-    store.submit(std::move(op), [promise](const store::WriteResult& r) { promise->set_value(r); });
-    return result.get();
-}
-
 // A finished job of alice's: queued, running, `tokens` tokens (some with
 // escapes and non-ASCII text), then succeeded, committed in commits of 5.
 void finished_job(store::Store& store, const std::string& id, int tokens) {

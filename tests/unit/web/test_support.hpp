@@ -56,6 +56,14 @@ inline std::unique_ptr<store::Store> open_store(const TempDir& dir) {
     return store::Store::open(config);
 }
 
+// Submits one op to the store and waits for its result.
+inline store::WriteResult submit_sync(store::Store& store, store::WriteOp op) {
+    auto promise = std::make_shared<std::promise<store::WriteResult>>();
+    auto result = promise->get_future();
+    store.submit(std::move(op), [promise](const store::WriteResult& r) { promise->set_value(r); });
+    return result.get();
+}
+
 // Waits for a Reply that may come from another thread.
 class ReplyWaiter {
   public:
