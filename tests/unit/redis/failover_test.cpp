@@ -51,6 +51,13 @@ class Inbox {
     Subscribed subscribed_;
 };
 
+// Sharded pub/sub on `cluster` that tells `inbox` what it sees.
+ShardedPubSub listening(Cluster& cluster, Inbox& inbox) {
+    return ShardedPubSub(
+        cluster, [&inbox](const std::string& c, const std::string& p) { inbox.message(c, p); },
+        [&inbox](const std::string& c) { inbox.subscribed(c); });
+}
+
 // Publishes until the channel's subscriber got one message tagged `tag`: a
 // subscription may be confirmed at the new owner a little after the
 // publisher's map moved there.
@@ -90,9 +97,7 @@ TEST_CASE("sharded pub/sub and commands across a manual failover and a killed pr
     options.max_retry_delay = std::chrono::milliseconds(250);
     Cluster cluster(loop, options);
     Inbox inbox;
-    ShardedPubSub pubsub(
-        cluster, [&](const std::string& c, const std::string& p) { inbox.message(c, p); },
-        [&](const std::string& c) { inbox.subscribed(c); });
+    ShardedPubSub pubsub = listening(cluster, inbox);
 
     // One channel per primary.
     std::map<int, std::string> channel_of;
@@ -182,9 +187,7 @@ TEST_CASE("a channel unsubscribed and subscribed again at once stays subscribed 
     options.first_retry_delay = std::chrono::milliseconds(500);  // a resubscribe would show
     Cluster cluster(loop, options);
     Inbox inbox;
-    ShardedPubSub pubsub(
-        cluster, [&](const std::string& c, const std::string& p) { inbox.message(c, p); },
-        [&](const std::string& c) { inbox.subscribed(c); });
+    ShardedPubSub pubsub = listening(cluster, inbox);
     const std::string channel = "jc:{again}:live";
     const int owner = nodes.owner_of(key_slot(channel));
     const auto ssubscribes = [&] {
@@ -228,9 +231,7 @@ TEST_CASE("a channel whose primary is stopped, not killed, moves to the promoted
     options.max_retry_delay = std::chrono::milliseconds(250);
     Cluster cluster(loop, options);
     Inbox inbox;
-    ShardedPubSub pubsub(
-        cluster, [&](const std::string& c, const std::string& p) { inbox.message(c, p); },
-        [&](const std::string& c) { inbox.subscribed(c); });
+    ShardedPubSub pubsub = listening(cluster, inbox);
     const std::string channel = "jc:{stopped}:live";
     const int primary = nodes.owner_of(key_slot(channel));
     const int replica = nodes.replica_of(primary);

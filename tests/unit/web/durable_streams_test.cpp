@@ -45,14 +45,7 @@ TEST_CASE("a job's live reader is woken by a commit it missed between its read a
         },
         nullptr);
 
-    Job job;
-    job.id = "D";
-    job.type = "test";
-    job.owner = "alice";
-    job.created_at = 1'700'000'000'000;
-    REQUIRE(submit_sync(*store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
-    REQUIRE(submit_sync(*store, store::LeaseJob{"D", "w1", 1'700'000'001'000}).status ==
-            store::WriteStatus::ok);
+    started_job(*store, "D");
     REQUIRE(store->events().last_seq("D") == 2u);  // queued, running
 
     SsePlan plan;

@@ -385,14 +385,7 @@ namespace {
 // A finished job of alice's: queued, running, `tokens` tokens (some with
 // escapes and non-ASCII text), then succeeded, committed in commits of 5.
 void finished_job(store::Store& store, const std::string& id, int tokens) {
-    Job job;
-    job.id = id;
-    job.type = "test";
-    job.owner = "alice";
-    job.created_at = 1'700'000'000'000;
-    REQUIRE(submit_sync(store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
-    REQUIRE(submit_sync(store, store::LeaseJob{id, "w1", 1'700'000'001'000}).status ==
-            store::WriteStatus::ok);
+    started_job(store, id);
     std::uint64_t wseq = 0;
     for (int t = 1; t <= tokens;) {
         std::vector<store::WriteOp> ops;
@@ -502,14 +495,7 @@ TEST_CASE("a live batch past a hole has the hole read from the store with nothin
     // subscription reads the hole from the store at once, even on a
     // connection that has nothing queued and no other job to write.
     StreamFixture f;
-    Job job;
-    job.id = "G";
-    job.type = "test";
-    job.owner = "alice";
-    job.created_at = 1'700'000'000'000;
-    REQUIRE(submit_sync(*f.store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
-    REQUIRE(submit_sync(*f.store, store::LeaseJob{"G", "w1", 1'700'000'001'000}).status ==
-            store::WriteStatus::ok);
+    started_job(*f.store, "G");
     auto s = f.session(false, false, true);
     s->subscribe("G");
     REQUIRE(

@@ -64,6 +64,19 @@ inline store::WriteResult submit_sync(store::Store& store, store::WriteOp op) {
     return result.get();
 }
 
+// A job of alice's, created and leased to worker w1: its log holds queued
+// (seq 1) and running (seq 2).
+inline void started_job(store::Store& store, const std::string& id) {
+    Job job;
+    job.id = id;
+    job.type = "test";
+    job.owner = "alice";
+    job.created_at = 1'700'000'000'000;
+    REQUIRE(submit_sync(store, store::CreateJob{job, ""}).status == store::WriteStatus::ok);
+    REQUIRE(submit_sync(store, store::LeaseJob{id, "w1", 1'700'000'001'000}).status ==
+            store::WriteStatus::ok);
+}
+
 // Waits for a Reply that may come from another thread.
 class ReplyWaiter {
   public:
