@@ -92,7 +92,7 @@ class Gateway::Impl {
         const bool acks_only = batch.leases.empty() && batch.job_changes.empty();
         {
             std::lock_guard lock(inbox_mutex_);
-            inbox_acks_.insert(inbox_acks_.end(), batch.acks.begin(), batch.acks.end());
+            append_acks(inbox_acks_, batch.acks);  // one per run of an attempt's oks
             inbox_leases_.insert(inbox_leases_.end(), batch.leases.begin(), batch.leases.end());
             inbox_changes_.insert(inbox_changes_.end(), batch.job_changes.begin(),
                                   batch.job_changes.end());

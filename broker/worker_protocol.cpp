@@ -353,6 +353,20 @@ void WorkerProtocol::on_commit(const std::vector<store::WriteAck>& acks,
     stats_.queue_depth = static_cast<std::int64_t>(queue_.queue_depth());
 }
 
+void append_acks(std::vector<store::WriteAck>& into, const std::vector<store::WriteAck>& acks) {
+    for (const store::WriteAck& ack : acks) {
+        if (!into.empty() && ack.status == store::WriteStatus::ok) {
+            store::WriteAck& last = into.back();
+            if (last.status == store::WriteStatus::ok && last.attempt == ack.attempt &&
+                last.job == ack.job) {
+                last.acked_wseq = std::max(last.acked_wseq, ack.acked_wseq);
+                continue;
+            }
+        }
+        into.push_back(ack);
+    }
+}
+
 void WorkerProtocol::send_acks(const std::vector<store::WriteAck>& acks, Outbox& out) {
     // Acks are cumulative: one per (job, attempt) per commit is enough.
     struct Owed {

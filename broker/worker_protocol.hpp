@@ -56,6 +56,13 @@ struct Outbox {
     }
 };
 
+// Appends a commit's acks to `into` (acks owed and not yet sent), keeping one
+// of each run of `ok` acks of one job attempt: the run's last. A commit has one
+// ack per chunk op, mostly such runs, and acks are cumulative, so what the
+// workers are sent is the same (WorkerProtocol::on_commit) without a copy of
+// the job id and a lookup per chunk. Any other status is kept, in order.
+void append_acks(std::vector<store::WriteAck>& into, const std::vector<store::WriteAck>& acks);
+
 class WorkerProtocol {
   public:
     // `session_secret`: the store's worker session key. `stats`: counters it

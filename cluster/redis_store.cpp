@@ -320,12 +320,13 @@ class RedisStoreImpl final : public RedisStore,
         if (!enqueue({std::move(entry)})) return;
     }
 
-    void submit_many(std::vector<WriteOp> ops) override {
+    void submit_many(std::vector<WriteOp>&& ops) override {
         if (ops.empty()) return;
         std::vector<Entry> entries;
         entries.reserve(ops.size());
         for (WriteOp& op : ops)
             entries.push_back(prepare(std::move(op)));
+        ops.clear();  // the ops are moved out; the caller keeps the capacity
         enqueue(std::move(entries));
     }
 

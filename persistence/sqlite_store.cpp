@@ -137,7 +137,7 @@ class SqliteStore final : public Store {
     void submit(WriteOp op, Completion done) override {
         writer_->submit(std::move(op), std::move(done));
     }
-    void submit_many(std::vector<WriteOp> ops) override { writer_->submit_many(std::move(ops)); }
+    void submit_many(std::vector<WriteOp>&& ops) override { writer_->submit_many(std::move(ops)); }
     void flush() override { writer_->flush(); }
 
     void close() override {

@@ -243,8 +243,10 @@ class Store {
 
     // Thread-safe. Blocks while the writer's queue is full.
     virtual void submit(WriteOp op, Completion done = {}) = 0;
-    // Several ops that land in the same transaction, in order.
-    virtual void submit_many(std::vector<WriteOp> ops) = 0;
+    // Several ops that land in the same transaction, in order. Each op is
+    // moved out and `ops` is left empty with its capacity, so a caller that
+    // fills one vector batch after batch allocates it once.
+    virtual void submit_many(std::vector<WriteOp>&& ops) = 0;
     // Blocks until everything submitted before the call is committed.
     virtual void flush() = 0;
     // Commits what is queued, then stops the writer and retention threads. Idempotent.

@@ -73,7 +73,7 @@ void Writer::submit(WriteOp op, Completion done) {
     if (done) done(closed_result());
 }
 
-void Writer::submit_many(std::vector<WriteOp> ops) {
+void Writer::submit_many(std::vector<WriteOp>&& ops) {
     if (ops.empty()) return;
     const auto now = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex_);
@@ -84,6 +84,7 @@ void Writer::submit_many(std::vector<WriteOp> ops) {
         lock.unlock();
         // Nobody to tell otherwise: these ops have no completions.
         logger().warn("ops submitted after close were dropped ops={}", ops.size());
+        ops.clear();
         return;
     }
     const bool was_empty = queue_.empty();
@@ -92,6 +93,7 @@ void Writer::submit_many(std::vector<WriteOp> ops) {
     }
     submitted_ += ops.size();
     lock.unlock();
+    ops.clear();  // the ops are moved out; the caller keeps the capacity
     if (was_empty) work_ready_.notify_one();
 }
 

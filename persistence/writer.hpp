@@ -39,7 +39,7 @@ class Writer {
     // Blocks while the queue holds max_queue_ops (not on the writer thread itself).
     // After stop(), completes `done` at once with a conflict "store is closed".
     void submit(WriteOp op, Completion done);
-    void submit_many(std::vector<WriteOp> ops);
+    void submit_many(std::vector<WriteOp>&& ops);  // Store::submit_many
     // Waits until every op submitted before the call has been completed.
     void flush();
     // Runs `task` on the writer thread, in its own transaction, between two

@@ -49,7 +49,7 @@ class StoreWithResources final : public store::Store {
     void submit(store::WriteOp op, store::Completion done) override {
         store_->submit(std::move(op), std::move(done));
     }
-    void submit_many(std::vector<store::WriteOp> ops) override {
+    void submit_many(std::vector<store::WriteOp>&& ops) override {
         store_->submit_many(std::move(ops));
     }
     void flush() override { store_->flush(); }

@@ -154,6 +154,51 @@ TEST_CASE("acks of one commit are coalesced per attempt, a gap is rejected") {
     CHECK(rig.out.frames.empty());
 }
 
+TEST_CASE("a commit's acks merged by attempt send the workers what they would have got") {
+    using store::WriteStatus;
+    // Two workers, one job each, and one commit's acks (one per chunk op) as
+    // the writer hands them over: runs of an attempt's oks, interleaved with
+    // the other job's, a duplicate, a gap, an attempt nobody holds.
+    const std::vector<store::WriteAck> acks = {
+        {"J", 1, 1, WriteStatus::ok, ""},        {"J", 1, 2, WriteStatus::ok, ""},
+        {"K", 1, 1, WriteStatus::ok, ""},        {"J", 1, 3, WriteStatus::ok, ""},
+        {"J", 1, 3, WriteStatus::duplicate, ""}, {"J", 1, 4, WriteStatus::ok, ""},
+        {"J", 1, 5, WriteStatus::ok, ""},        {"J", 2, 7, WriteStatus::ok, ""},
+        {"K", 1, 2, WriteStatus::ok, ""},        {"K", 1, 9, WriteStatus::gap, "expected 3"},
+        {"K", 1, 3, WriteStatus::ok, ""},
+    };
+    std::vector<store::WriteAck> merged = {{"J", 1, 0, WriteStatus::ok, ""}};  // owed from before
+    append_acks(merged, acks);
+    REQUIRE(merged.size() == 9);
+    CHECK(merged[0].acked_wseq == 2);  // the one owed, with this commit's J 1..2
+    CHECK(merged[2].acked_wseq == 3);  // J 3: K's ack came between
+    CHECK(merged[3].status == WriteStatus::duplicate);
+    CHECK(merged[4].acked_wseq == 5);  // J 4..5
+    CHECK(merged[7].status == WriteStatus::gap);
+    CHECK(merged[8].acked_wseq == 3);  // K 3, after the gap
+
+    std::map<std::string, std::vector<proto::BrokerMessage>> sent[2];
+    std::uint64_t duplicates[2] = {};
+    for (int merge = 0; merge < 2; ++merge) {
+        Rig rig;
+        rig.run_one_job("p1", "w1", "J");
+        rig.run_one_job("p2", "w2", "K");
+        rig.commit(merge ? merged : acks);
+        for (const auto& [peer, frame] : rig.out.frames) {  // sent_to() clears all peers'
+            auto decoded = proto::decode_broker_message(frame);
+            REQUIRE(std::holds_alternative<proto::BrokerMessage>(decoded));
+            sent[merge][peer].push_back(std::get<proto::BrokerMessage>(decoded));
+        }
+        duplicates[merge] = rig.stats.duplicates;
+    }
+    CHECK(sent[1] == sent[0]);
+    CHECK(duplicates[1] == duplicates[0]);
+    CHECK(only<proto::Ack>(sent[1]["p1"]) == proto::Ack{"J", 1, 5});
+    CHECK(duplicates[1] == 1);
+    CHECK(sent[1]["p2"] ==
+          std::vector<proto::BrokerMessage>{proto::Ack{"K", 1, 3}, proto::Reject{"K", "gap", 1}});
+}
+
 TEST_CASE("an unknown connection is told to say hello") {
     Rig rig;
     rig.say("p9", proto::Chunk{"J", 1, 1, EventKind::token, "{}", 1});

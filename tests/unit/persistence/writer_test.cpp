@@ -220,7 +220,11 @@ TEST_CASE("submit_many lands in one transaction, even past max_batch_ops", "[wri
     std::vector<WriteOp> ops;
     for (int w = 1; w <= 10; ++w)
         ops.emplace_back(chunk("job-1", 1, w));
+    const auto capacity = ops.capacity();
     store->submit_many(std::move(ops));
+    // The ops are taken; the vector stays the caller's, to fill again.
+    CHECK(ops.empty());
+    CHECK(ops.capacity() == capacity);
     store->flush();
     std::lock_guard lock(counted.mutex);
     CHECK(counted.batch_ops.back() == 10);
