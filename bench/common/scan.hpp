@@ -42,6 +42,12 @@ inline std::int64_t parse_int(const char*& p, const char* end) {
     return neg ? -v : v;
 }
 
+// The first `lit` in [p, end), or nullptr.
+inline const char* find(const char* p, const char* end, std::string_view lit) {
+    return static_cast<const char*>(
+        ::memmem(p, static_cast<std::size_t>(end - p), lit.data(), lit.size()));
+}
+
 inline bool starts_with(const char* p, const char* end, std::string_view lit) {
     return static_cast<std::size_t>(end - p) >= lit.size() &&
            std::memcmp(p, lit.data(), lit.size()) == 0;
