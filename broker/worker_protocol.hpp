@@ -57,7 +57,8 @@ struct Outbox {
 };
 
 // Appends a commit's acks to `into` (acks owed and not yet sent), keeping one
-// of each run of `ok` acks of one job attempt: the run's last. A commit has one
+// of each run of `ok` acks of one job attempt, with the run's highest wseq
+// (the next ok of the attempt raises the last one owed). A commit has one
 // ack per chunk op, mostly such runs, and acks are cumulative, so what the
 // workers are sent is the same (WorkerProtocol::on_commit) without a copy of
 // the job id and a lookup per chunk. Any other status is kept, in order.

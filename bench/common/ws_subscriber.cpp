@@ -156,9 +156,14 @@ void Subscriber::on_frame(std::string_view f) {
                 if (ts && eat(q, end, R"(,"data":{"t":)")) {
                     t = parse_int(q, end);
                     p = q;
-                } else if (const char* d = find(p, end, R"("data":{"t":)")) {
-                    p = d + 12;
-                    t = parse_int(p, end);
+                } else {
+                    // Within this event only: another's data may hold one.
+                    const char* next = find(p, end, R"("seq":)");
+                    const char* d = find(p, next ? next : end, R"("data":{"t":)");
+                    if (d) {
+                        p = d + 12;
+                        t = parse_int(p, end);
+                    }
                 }
             }
             on_event(seq, t, token, now_us);
