@@ -69,8 +69,8 @@ using Steady = Clock::Steady;
 constexpr int kSocketHighWaterMark = 100000;
 constexpr int kMaxReceivesPerWake = 4096;
 // While handlers emit, acks (and whatever else the broker sends) are read when
-// a handler next emits, or after this long at the latest (see lazy_acks_).
-constexpr milliseconds kLazyAckWindow{5};
+// a handler next emits, or after WorkerConfig::lazy_ack_window at the latest
+// (see lazy_acks_).
 
 std::string default_worker_name() {
     char host[256] = {};
@@ -172,11 +172,16 @@ class WorkerImpl {
     bool in_handler_ = false;
     bool reconnect_pending_ = false;
     // Lazy acks: while handlers emit (something was handed on within
-    // kLazyAckWindow), nothing waits for an ack and the unacked bytes are
+    // lazy_ack_window), nothing waits for an ack and the unacked bytes are
     // under a quarter of the bound, the I/O thread does not poll the socket
-    // but reads it every kLazyAckWindow, and each handler's delivery reads
+    // but reads it every lazy_ack_window, and each handler's delivery reads
     // it first: an ack then costs no wake-up of its own.
     bool lazy_acks_ = false;
+    // A job ended (its done or fail was handed on) and no assign or chunk
+    // has come since: its slot is free and the broker's next assign for it
+    // must be read at once, not by the next lazy read (which made every job
+    // of a busy queue wait up to lazy_ack_window for its assign).
+    bool slot_freed_ = false;
     Steady last_output_{};  // handlers' messages last handed on
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
@@ -222,6 +227,9 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
     if (config_.liveness < 1) throw std::invalid_argument("worker: liveness must be at least 1");
     if (config_.max_unacked_bytes == 0) {
         throw std::invalid_argument("worker: max_unacked_bytes must be positive");
+    }
+    if (config_.lazy_ack_window.count() < 0) {
+        throw std::invalid_argument("worker: lazy_ack_window must not be negative");
     }
     if (config_.reconnect_min.count() <= 0 || config_.reconnect_max < config_.reconnect_min) {
         throw std::invalid_argument("worker: need 0 < reconnect_min <= reconnect_max");
@@ -369,14 +377,16 @@ void WorkerImpl::loop(std::unique_lock<std::mutex>& io) {
         if (timeout.count() < 0) timeout = milliseconds{0};
 
         lazy_acks_ = socket_ && !stopping_ && !awaiting_welcome_ && !connection_lost_ &&
-                     now_ - last_output_ < kLazyAckWindow && !stream_.sending() &&
-                     !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
+                     !slot_freed_ && now_ - last_output_ < config_.lazy_ack_window &&
+                     !stream_.sending() && !stream_.holding() &&
+                     outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
         stream_.watch_acks(!lazy_acks_);
         items.clear();
         items.push_back({nullptr, outbox_.fd(), ZMQ_POLLIN, 0});
         if (lazy_acks_) {
             // A chunk queued for an ack before watch_acks(false) goes now.
-            timeout = outbox_.pending() ? milliseconds{0} : std::min(timeout, kLazyAckWindow);
+            timeout =
+                outbox_.pending() ? milliseconds{0} : std::min(timeout, config_.lazy_ack_window);
             items.push_back({monitor_->handle(), 0, ZMQ_POLLIN, 0});
         } else if (socket_) {
             // The DEALER is polled through its ZMQ_FD (which signals that its
@@ -636,7 +646,8 @@ bool WorkerImpl::deliver_from_handler() {
     }
     if (reconnect_pending_) return false;  // the woken I/O thread reconnects
     pump_outbound();
-    if (stream_.sending()) return false;
+    // A job ended: the I/O thread, woken, watches for the assign of its slot.
+    if (stream_.sending() || slot_freed_) return false;
     if (lazy_acks_) {
         return !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
     }
@@ -653,6 +664,11 @@ void WorkerImpl::pump_outbound() {
     last_output_ = now_;
     std::size_t released = 0;
     for (auto& out : batch_) {
+        if (out.kind == FrameKind::terminal) {
+            slot_freed_ = true;
+        } else if (out.kind == FrameKind::chunk) {
+            slot_freed_ = false;  // streaming again: its delivery reads the socket first
+        }
         const auto size = out.frame.size();
         if (!stream_.push(*out.attempt, out.wseq, std::move(out.frame), out.kind)) {
             released += size;
@@ -754,6 +770,7 @@ void WorkerImpl::on_message(proto::Welcome& message) {
 
 void WorkerImpl::on_message(proto::Assign& message) {
     ++assigns_received_;
+    slot_freed_ = false;
     if (stopping_) {
         // Not ours to start: the broker re-queues it when our lease lapses.
         log_->debug("ignoring assign while stopping job={}", message.job);

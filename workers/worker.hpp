@@ -51,6 +51,12 @@ struct WorkerConfig {
     // (checkpoints, tokens) before closing. Running jobs are not failed; the
     // broker re-queues them when the lease expires.
     std::chrono::milliseconds shutdown_grace{2000};
+    // While handlers stream, the broker's acks may wait this long to be read
+    // (each handler's next emit reads them first), so that an ack costs no
+    // wake-up of its own; 0 reads everything at once. An assign is never left
+    // waiting for it: after a job ends the socket is watched until the next
+    // assign or the next chunk.
+    std::chrono::milliseconds lazy_ack_window{5};
     // ZeroMQ CURVE (all three Z85, or all empty for plain TCP): the broker's
     // public key and this worker's keypair.
     std::string curve_server_key;

@@ -841,6 +841,36 @@ TEST_CASE("a broker that announces chunks gets a handler's burst batched, each w
     CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
 }
 
+TEST_CASE("after a job ends its slot's next assign is read at once, not by a lazy read") {
+    // A job's last chunk and its done are followed by the assign of the next
+    // job for the freed slot. Acks may wait for the next lazy read (the I/O
+    // thread's next wake-up: a 30 s window here, and heartbeats a minute
+    // apart, so its once-a-second timer), the assign must not: each job of a
+    // busy queue used to wait for it (jobs 2 to 5 took 4 s, one wake each).
+    zmq::context_t context;
+    FakeBroker broker(context);
+    auto config = test_config(broker.endpoint());
+    config.lazy_ack_window = 30s;
+    RunningWorker running(config, "t", [](JobContext& job) -> JobOutcome {
+        job.token("a");
+        return std::string("{}");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{60'000});
+    Clock::time_point second_assigned{};
+    for (int j = 1; j <= 5; ++j) {
+        INFO("job " << j);
+        const std::string id = "J" + std::to_string(j);
+        if (j == 2) second_assigned = Clock::now();
+        broker.send(proto::Assign{id, 1, "t", "{}", ""});
+        CHECK(broker.expect<proto::Chunk>(10s).job == id);
+        const auto done = broker.expect<proto::Done>(10s);
+        CHECK(done.job == id);
+        broker.send(proto::Ack{id, 1, done.wseq});
+    }
+    CHECK(Clock::now() - second_assigned < 2s);
+}
+
 TEST_CASE("a shutdown read among the acks while a handler emits: the worker reconnects") {
     // While a handler emits, acks are read on the handler's thread (lazy
     // acks), with the I/O thread waiting in poll on the connection's
