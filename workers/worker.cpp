@@ -71,6 +71,10 @@ constexpr int kMaxReceivesPerWake = 4096;
 // While handlers emit, acks (and whatever else the broker sends) are read when
 // a handler next emits, or after WorkerConfig::lazy_ack_window at the latest
 // (see lazy_acks_).
+// After a job ends the socket is read at once for this long, or until an
+// assign comes (the broker's dispatch of the freed slot takes a commit or
+// two); lazy acks then resume. See slot_freed_.
+constexpr milliseconds kAssignWatch{1000};
 
 std::string default_worker_name() {
     char host[256] = {};
@@ -177,11 +181,18 @@ class WorkerImpl {
     // but reads it every lazy_ack_window, and each handler's delivery reads
     // it first: an ack then costs no wake-up of its own.
     bool lazy_acks_ = false;
-    // A job ended (its done or fail was handed on) and no assign or chunk
-    // has come since: its slot is free and the broker's next assign for it
-    // must be read at once, not by the next lazy read (which made every job
-    // of a busy queue wait up to lazy_ack_window for its assign).
+    // A job ended (its done or fail was handed on, or it was dropped) and no
+    // assign has come since, for at most kAssignWatch: its slot is free and
+    // the broker's next assign for it is read at once, not by the next lazy
+    // read (which made every job of a busy queue wait up to lazy_ack_window
+    // for its assign). Other jobs' chunks meanwhile do not end the watch.
     bool slot_freed_ = false;
+    Steady slot_freed_at_{};
+    void free_slot() {
+        slot_freed_ = true;
+        slot_freed_at_ = now_;
+    }
+    bool watching_for_assign() const { return slot_freed_ && now_ - slot_freed_at_ < kAssignWatch; }
     Steady last_output_{};  // handlers' messages last handed on
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
@@ -228,8 +239,8 @@ WorkerImpl::WorkerImpl(WorkerConfig config)
     if (config_.max_unacked_bytes == 0) {
         throw std::invalid_argument("worker: max_unacked_bytes must be positive");
     }
-    if (config_.lazy_ack_window.count() < 0) {
-        throw std::invalid_argument("worker: lazy_ack_window must not be negative");
+    if (config_.lazy_ack_window.count() < 0 || config_.lazy_ack_window > std::chrono::minutes{1}) {
+        throw std::invalid_argument("worker: lazy_ack_window must be between 0 and 60 s");
     }
     if (config_.reconnect_min.count() <= 0 || config_.reconnect_max < config_.reconnect_min) {
         throw std::invalid_argument("worker: need 0 < reconnect_min <= reconnect_max");
@@ -377,7 +388,7 @@ void WorkerImpl::loop(std::unique_lock<std::mutex>& io) {
         if (timeout.count() < 0) timeout = milliseconds{0};
 
         lazy_acks_ = socket_ && !stopping_ && !awaiting_welcome_ && !connection_lost_ &&
-                     !slot_freed_ && now_ - last_output_ < config_.lazy_ack_window &&
+                     !watching_for_assign() && now_ - last_output_ < config_.lazy_ack_window &&
                      !stream_.sending() && !stream_.holding() &&
                      outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
         stream_.watch_acks(!lazy_acks_);
@@ -646,8 +657,9 @@ bool WorkerImpl::deliver_from_handler() {
     }
     if (reconnect_pending_) return false;  // the woken I/O thread reconnects
     pump_outbound();
-    // A job ended: the I/O thread, woken, watches for the assign of its slot.
-    if (stream_.sending() || slot_freed_) return false;
+    // A job ended while the I/O thread reads lazily: woken, it watches for
+    // the assign of the freed slot.
+    if (stream_.sending() || (lazy_acks_ && watching_for_assign())) return false;
     if (lazy_acks_) {
         return !stream_.holding() && outbox_.unacked_bytes() <= config_.max_unacked_bytes / 4;
     }
@@ -664,11 +676,7 @@ void WorkerImpl::pump_outbound() {
     last_output_ = now_;
     std::size_t released = 0;
     for (auto& out : batch_) {
-        if (out.kind == FrameKind::terminal) {
-            slot_freed_ = true;
-        } else if (out.kind == FrameKind::chunk) {
-            slot_freed_ = false;  // streaming again: its delivery reads the socket first
-        }
+        if (out.kind == FrameKind::terminal) free_slot();
         const auto size = out.frame.size();
         if (!stream_.push(*out.attempt, out.wseq, std::move(out.frame), out.kind)) {
             released += size;
@@ -745,6 +753,7 @@ void WorkerImpl::fail_unreadable_assign(const std::string& job, int attempt, std
     stream->numbered(1);
     outbox_.reserve(frame.size());
     stream_.push(*stream, 1, std::move(frame), FrameKind::terminal);
+    free_slot();
     counters_.unacked_messages++;
     counters_.jobs_assigned++;
     pool_.counters().failed++;
@@ -885,6 +894,7 @@ void WorkerImpl::drop_job(const std::string& job, int attempt, std::string_view 
                log_quote(reason));
     pool_.abandon(job);
     const auto freed = stream_.drop(job);
+    free_slot();
     counters_.unacked_messages.fetch_sub(freed.messages, std::memory_order_relaxed);
     outbox_.release(freed.bytes);
     counters_.jobs_abandoned++;

@@ -53,9 +53,11 @@ struct WorkerConfig {
     std::chrono::milliseconds shutdown_grace{2000};
     // While handlers stream, the broker's acks may wait this long to be read
     // (each handler's next emit reads them first), so that an ack costs no
-    // wake-up of its own; 0 reads everything at once. An assign is never left
-    // waiting for it: after a job ends the socket is watched until the next
-    // assign or the next chunk.
+    // wake-up of its own; 0 reads everything at once; at most 60 s (past 1 s
+    // it reads at least once a second anyway). Other broker messages read
+    // meanwhile wait as long, except the assign of a slot a job has just
+    // freed: after a job ends the socket is read at once until an assign
+    // comes (for at most a second).
     std::chrono::milliseconds lazy_ack_window{5};
     // ZeroMQ CURVE (all three Z85, or all empty for plain TCP): the broker's
     // public key and this worker's keypair.

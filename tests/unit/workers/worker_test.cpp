@@ -764,6 +764,11 @@ TEST_CASE("worker config is validated") {
     config.reconnect_min = 0ms;
     CHECK_THROWS_AS(Worker(config), std::invalid_argument);
     config.reconnect_min = 100ms;
+    config.lazy_ack_window = -1ms;
+    CHECK_THROWS_AS(Worker(config), std::invalid_argument);
+    config.lazy_ack_window = 61s;  // past a minute: an overflow waiting to happen
+    CHECK_THROWS_AS(Worker(config), std::invalid_argument);
+    config.lazy_ack_window = 0ms;  // lazy acks off
     Worker worker(config);
     CHECK_FALSE(worker.config().name.empty());  // hostname-pid
     worker.handle("a", [](JobContext&) -> JobOutcome { return std::string("{}"); });
@@ -846,7 +851,7 @@ TEST_CASE("after a job ends its slot's next assign is read at once, not by a laz
     // job for the freed slot. Acks may wait for the next lazy read (the I/O
     // thread's next wake-up: a 30 s window here, and heartbeats a minute
     // apart, so its once-a-second timer), the assign must not: each job of a
-    // busy queue used to wait for it (jobs 2 to 5 took 4 s, one wake each).
+    // busy queue used to wait for it (jobs 2 to 5 took 3-4 s, a timer each).
     zmq::context_t context;
     FakeBroker broker(context);
     auto config = test_config(broker.endpoint());
@@ -869,6 +874,56 @@ TEST_CASE("after a job ends its slot's next assign is read at once, not by a laz
         broker.send(proto::Ack{id, 1, done.wseq});
     }
     CHECK(Clock::now() - second_assigned < 2s);
+}
+
+TEST_CASE("another job's chunks after a job ends do not make the freed slot's assign wait") {
+    // Capacity 2: job B streams slowly while one-token jobs take the other
+    // slot. After each of them ends, B emits a chunk (its delivery on B's
+    // thread), the broker acks everything and the worker reads the acks;
+    // then the next job is assigned. The assign must still be read at once
+    // (a chunk after the done used to end the watch for it, and the I/O
+    // thread went back to reading lazily: a second a round, its timer).
+    zmq::context_t context;
+    FakeBroker broker(context);
+    auto config = test_config(broker.endpoint());
+    config.capacity = 2;
+    config.lazy_ack_window = 30s;
+    std::atomic<int> go{0};
+    RunningWorker running(config, "t", [&](JobContext& job) -> JobOutcome {
+        if (job.job_id() != "B") {
+            job.token("a");
+            return std::string("{}");
+        }
+        for (int round = 1; round <= 4 && !job.cancelled(); ++round) {
+            while (go.load() < round && !job.cancelled())
+                std::this_thread::sleep_for(1ms);
+            if (round < 4) job.token("b");
+        }
+        return std::string("{}");
+    });
+    broker.expect<proto::Hello>();
+    broker.send(proto::Welcome{60'000});
+    broker.send(proto::Assign{"B", 1, "t", "{}", ""});
+    Clock::time_point second_round{};
+    for (int round = 1; round <= 3; ++round) {
+        INFO("round " << round);
+        if (round == 2) second_round = Clock::now();
+        const std::string id = "A" + std::to_string(round);
+        broker.send(proto::Assign{id, 1, "t", "{}", ""});
+        CHECK(broker.expect<proto::Chunk>(10s).job == id);
+        const auto done = broker.expect<proto::Done>(10s);
+        CHECK(done.job == id);
+        broker.send(proto::Ack{id, 1, done.wseq});
+        go.store(round);  // B's chunk, after the done
+        const auto chunk = broker.expect<proto::Chunk>(10s);
+        CHECK(chunk.job == "B");
+        broker.send(proto::Ack{"B", 1, chunk.wseq});
+        // The I/O thread has read the acks and gone back to its poll.
+        CHECK(eventually([&] { return running.worker.stats().unacked_messages == 0; }));
+    }
+    CHECK(Clock::now() - second_round < 1s);
+    go.store(4);
+    CHECK(broker.expect<proto::Done>(10s).job == "B");
 }
 
 TEST_CASE("a shutdown read among the acks while a handler emits: the worker reconnects") {
