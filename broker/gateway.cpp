@@ -31,6 +31,11 @@ namespace {
 // looked up in the cluster's.
 constexpr auto kQueueCheckInterval = std::chrono::seconds(1);
 constexpr std::size_t kQueueCheckBatch = 5000;
+// A round of the worker loop reads up to 8,192 messages, and a `chunks` is up
+// to 64 ops: the ops are handed to the store every this many (between
+// messages), so one round's backlog is not one vector of hundreds of MB
+// committed as one transaction past the writer's queue bound.
+constexpr std::size_t kSubmitOps = 8192;
 
 }  // namespace
 
@@ -275,6 +280,7 @@ class Gateway::Impl {
             time_frame(received, received_us, ops_before);
             deliver();
             forward_claims();  // a hello held back for the cluster holds what follows it
+            if (out_.ops.size() >= kSubmitOps) submit();
         }
         submit();
     }
