@@ -8,6 +8,7 @@ import time
 import unittest
 
 import msgpack
+import zmq
 
 from harness import JobcastTest, ZmqPeers, check_contiguous, free_port, metric, sim_text, wait_until
 
@@ -194,6 +195,42 @@ class AckTest(ZmqPeers, JobcastTest):
             time.sleep(0.2)  # the loop goes back to its long sleep
         self.assertEqual([e["data"]["text"] for e in api.events(job["id"]) if e["kind"] == "token"],
                          [f"t{i}" for i in range(1, 6)])
+
+
+class BurstTest(ZmqPeers, JobcastTest):
+    def test_a_backlog_of_chunks_is_committed_in_bounded_transactions(self):
+        # A worker's backlog read in one round of the broker's worker loop
+        # (up to 8,192 messages, a `chunks` being up to 64 events) goes to
+        # the store in bounded groups: as one group it was one transaction of
+        # all of it, held in memory at once past the writer's queue bound.
+        # The backlog here: 2,000 `chunks` of 64 events (128,000), sent while
+        # the broker was stopped.
+        broker = self.start_broker()
+        api = self.client(broker)
+        w = self.dealer(broker)
+        w.setsockopt(zmq.SNDHWM, 0)  # queue them all while the broker is away
+        welcome = self.say_hello(w, "w-burst", ["burst"])
+        self.assertIn("chunks", welcome.get("features", []))
+        job = api.submit("burst", {})
+        assign = self.recv_type(w, "assign")
+        messages, per_message = 2000, 64
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            for m in range(messages):
+                w.send(msgpack.packb({
+                    "v": 1, "t": "chunks", "job": job["id"], "attempt": assign["attempt"],
+                    "wseq": 1 + m * per_message,
+                    "events": [{"kind": "token", "data": {"text": "x"}}] * per_message}))
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        last = messages * per_message
+        self.recv_type(w, "ack", timeout=60, want=lambda a: a["wseq"] == last)
+        # Every event stored once, in order (two state events come first).
+        self.assertEqual(api.job(job["id"])["last_seq"], last + 2)
+        commits = metric(api, "jobcast_store_batch_events_count")
+        bounded = metric(api, "jobcast_store_batch_events_bucket", {"le": "65536"})
+        self.assertGreater(commits, 1)
+        self.assertEqual(commits, bounded, "a transaction of more than 65,536 events")
 
 
 class RogueWorkerTest(ZmqPeers, JobcastTest):
