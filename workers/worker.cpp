@@ -73,7 +73,7 @@ constexpr int kMaxReceivesPerWake = 4096;
 // (see lazy_acks_).
 // After a job ends the socket is read at once for this long, or until an
 // assign comes (the broker's dispatch of the freed slot takes a commit or
-// two); lazy acks then resume. See slot_freed_.
+// two); lazy acks then resume. See assign_watch_until_.
 constexpr milliseconds kAssignWatch{1000};
 
 std::string default_worker_name() {
@@ -186,13 +186,9 @@ class WorkerImpl {
     // the broker's next assign for it is read at once, not by the next lazy
     // read (which made every job of a busy queue wait up to lazy_ack_window
     // for its assign). Other jobs' chunks meanwhile do not end the watch.
-    bool slot_freed_ = false;
-    Steady slot_freed_at_{};
-    void free_slot() {
-        slot_freed_ = true;
-        slot_freed_at_ = now_;
-    }
-    bool watching_for_assign() const { return slot_freed_ && now_ - slot_freed_at_ < kAssignWatch; }
+    Steady assign_watch_until_{};  // past: no watch
+    void free_slot() { assign_watch_until_ = now_ + kAssignWatch; }
+    bool watching_for_assign() const { return now_ < assign_watch_until_; }
     Steady last_output_{};  // handlers' messages last handed on
     zmq::context_t zmq_context_{1};
     std::unique_ptr<zmq::socket_t> socket_;
@@ -779,7 +775,7 @@ void WorkerImpl::on_message(proto::Welcome& message) {
 
 void WorkerImpl::on_message(proto::Assign& message) {
     ++assigns_received_;
-    slot_freed_ = false;
+    assign_watch_until_ = {};
     if (stopping_) {
         // Not ours to start: the broker re-queues it when our lease lapses.
         log_->debug("ignoring assign while stopping job={}", message.job);
