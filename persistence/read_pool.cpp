@@ -5,9 +5,14 @@ namespace jobcast::store {
 namespace {
 
 // Readers never checkpoint (the writer does, on its own schedule) and keep a
-// modest page cache each; mmap makes replays of long logs cheaper.
+// small page cache each (2 MiB); mmap makes replays of long logs cheaper. A
+// replay reads each page once, and what is not checkpointed yet (a resume's
+// recent events, in the WAL) is copied into the cache: every slot the cache
+// grows by is fresh memory, a page fault on first use. With 8 MiB a freshly
+// started broker's first 100,000-event resume spent about 4 ms of its read
+// thread filling it; at 2 MiB the cache recycles its slots after 512 pages.
 constexpr const char* kReaderPragmas =
-    "PRAGMA cache_size = -8192;"
+    "PRAGMA cache_size = -2048;"
     "PRAGMA mmap_size = 268435456;"
     "PRAGMA temp_store = MEMORY;";
 

@@ -157,7 +157,10 @@ constexpr std::string_view kEventsFrameHead = R"({"type":"events","job":)";
 constexpr std::string_view kEventFrameHead = R"({"type":"event","job":)";
 }  // namespace
 
-PageFramer::PageFramer(Format format, std::string_view job) : format_(format), job_(job) {}
+PageFramer::PageFramer(Format format, std::string_view job, std::string buffer)
+    : format_(format), job_(job), out_(std::move(buffer)) {
+    out_.clear();
+}
 
 void PageFramer::add(const EventView& event) {
     if (format_ == Format::objects) {

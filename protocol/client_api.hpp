@@ -99,7 +99,8 @@ std::string sse_text(const std::string& job, const std::vector<Event>& events,
 class PageFramer {
   public:
     enum class Format : std::uint8_t { websocket, sse, objects };
-    PageFramer(Format format, std::string_view job);
+    // `buffer`: memory to frame into (its contents are dropped, its capacity kept).
+    PageFramer(Format format, std::string_view job, std::string buffer = {});
     void reserve(std::size_t bytes) { out_.reserve(bytes); }
     void add(const EventView& event);
     std::size_t events() const { return events_; }

@@ -173,10 +173,14 @@ void StreamSession::enqueue_live(const live::PublishedPtr& published, std::size_
     enqueue(std::move(out));
 }
 
+void StreamSession::add_queued(std::int64_t delta) {
+    queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
+    queued_for_reads_.store(queued_bytes_, std::memory_order_relaxed);
+    ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+}
+
 void StreamSession::enqueue(Outgoing out) {
-    queued_bytes_ += out.bytes->size();
-    ctx_->stats.queued_bytes.fetch_add(static_cast<std::int64_t>(out.bytes->size()),
-                                       std::memory_order_relaxed);
+    add_queued(static_cast<std::int64_t>(out.bytes->size()));
     queue_.push_back(std::move(out));
     if (!writing_) start_write();
 }
@@ -231,8 +235,7 @@ void StreamSession::coalesce_front() {
         merged_bytes += group.out.bytes->size();
     }
     const auto delta = static_cast<std::int64_t>(merged_bytes) - static_cast<std::int64_t>(bytes);
-    queued_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(queued_bytes_) + delta);
-    ctx_->stats.queued_bytes.fetch_add(delta, std::memory_order_relaxed);
+    add_queued(delta);
     // The frames merged from are dropped only now: `frames` pointed into them.
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
     for (auto group = groups.rbegin(); group != groups.rend(); ++group)
@@ -249,9 +252,7 @@ void StreamSession::on_write_done(boost::beast::error_code ec) {
     if (ec || queue_.empty()) return;  // the transport closes the session
     Outgoing done = std::move(queue_.front());
     queue_.pop_front();
-    queued_bytes_ -= done.bytes->size();
-    ctx_->stats.queued_bytes.fetch_sub(static_cast<std::int64_t>(done.bytes->size()),
-                                       std::memory_order_relaxed);
+    add_queued(-static_cast<std::int64_t>(done.bytes->size()));
     if (done.events) {
         ctx_->stats.delivered[static_cast<std::size_t>(transport_)].fetch_add(
             done.events, std::memory_order_relaxed);
@@ -287,7 +288,7 @@ void StreamSession::pump_reads() {
     if (closing_) return;
     // Reads are paced by the client: a page is fetched only while the queue
     // has room, so catching up never grows the broker's memory.
-    if (queued_bytes_ > ctx_->config.max_queue_bytes / 2) return;
+    if (!reads_have_room()) return;
     for (auto& [job, sub] : subs_) {
         if (!sub.wants_read()) continue;
         sub.read_started();
@@ -295,13 +296,21 @@ void StreamSession::pump_reads() {
     }
 }
 
-bool StreamSession::read_replay(store::EventLog& log, const std::string& job, std::uint64_t after,
-                                std::size_t limit, std::size_t max_bytes,
+// Pages read and on their way to the strand count as queued: a store read
+// running on from page to page stops where a new one would not begin.
+bool StreamSession::reads_have_room() const {
+    return queued_for_reads_.load(std::memory_order_relaxed) +
+               pages_in_transit_.load(std::memory_order_relaxed) <=
+           ctx_->config.max_queue_bytes / 2;
+}
+
+bool StreamSession::read_replay(store::EventLog& log, FrameBuffers& buffers, const std::string& job,
+                                std::uint64_t after, std::size_t limit, std::size_t max_bytes,
                                 std::optional<client_api::PageFramer::Format> format,
                                 ReplayPage& page) {
     Subscription::StorePage& seqs = page.seqs;
     std::optional<client_api::PageFramer> framer;
-    if (format) framer.emplace(*format, job);
+    if (format) framer.emplace(*format, job, buffers.take());
     const auto totals =
         log.read_into(job, after, limit, max_bytes, [&](std::span<const EventView> events) {
             for (const EventView& event : events) {
@@ -317,32 +326,52 @@ bool StreamSession::read_replay(store::EventLog& log, const std::string& job, st
                 }
             }
         });
-    if (framer && seqs.count != 0) page.frame = std::make_shared<const std::string>(framer->take());
+    if (framer && seqs.count != 0) page.frame = buffers.share(framer->take());
+    page.bytes = page.frame ? page.frame->size() : totals.bytes + 64 * seqs.count;
     return totals.events == limit || totals.bytes >= max_bytes;
 }
 
+// One store read runs on from page to page while the queue has room (the
+// rule pump_reads applies, with the pages on their way counted in): each
+// page goes to the strand as soon as it is framed and the next is read
+// meanwhile, so a catching-up reader does not wait for a hand-off to the I/O
+// thread and back between pages, which took about as long as reading one.
+// It stops at the end of the log, when the queue is half full, and once the
+// strand has dropped a page of it (the subscription ended or was replaced).
 void StreamSession::read_page(const std::string& job, std::uint64_t serial, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
     std::size_t max_bytes = ctx_->config.replay_page_bytes;
-    bool queued =
-        ctx_->run_blocking([self, job, serial, after, limit, max_bytes, format = replay_format()] {
-            ReplayPage page;
-            bool full = false;
-            bool ok = true;
-            try {
-                full = read_replay(self->ctx_->events, job, after, limit, max_bytes, format, page);
-            } catch (const std::exception&) {
-                ok = false;
+    auto go_on = std::make_shared<std::atomic<bool>>(true);
+    bool queued = ctx_->run_blocking(
+        [self, job, serial, after, limit, max_bytes, go_on, format = replay_format()]() mutable {
+            for (;;) {
+                ReplayPage page;
+                bool full = false;
+                bool ok = true;
+                try {
+                    full = read_replay(self->ctx_->events, *self->ctx_->frame_buffers, job, after,
+                                       limit, max_bytes, format, page);
+                } catch (const std::exception&) {
+                    ok = false;
+                }
+                const std::size_t bytes = page.bytes;
+                self->pages_in_transit_.fetch_add(bytes, std::memory_order_relaxed);
+                const bool more = ok && full && page.seqs.count != 0 && !page.seqs.terminal &&
+                                  go_on->load(std::memory_order_relaxed) && self->reads_have_room();
+                after = page.seqs.last;
+                boost::asio::post(self->strand_, [self, job, serial, page = std::move(page), full,
+                                                  ok, more, bytes, go_on]() mutable {
+                    if (!ok) {
+                        self->retry_read_later(job, serial);
+                    } else if (!self->on_page(job, serial, std::move(page), full, more)) {
+                        go_on->store(false, std::memory_order_relaxed);
+                    }
+                    // After the page is queued: counted twice for a moment, never in neither.
+                    self->pages_in_transit_.fetch_sub(bytes, std::memory_order_relaxed);
+                });
+                if (!more) return;
             }
-            boost::asio::post(self->strand_,
-                              [self, job, serial, page = std::move(page), full, ok]() mutable {
-                                  if (ok) {
-                                      self->on_page(job, serial, std::move(page), full);
-                                  } else {
-                                      self->retry_read_later(job, serial);
-                                  }
-                              });
         });
     if (!queued) retry_read_later(job, serial);  // the read pool is saturated
 }
@@ -370,13 +399,15 @@ Subscription* StreamSession::current(const std::string& job, std::uint64_t seria
     return &it->second;
 }
 
-void StreamSession::on_page(const std::string& job, std::uint64_t serial, ReplayPage page,
-                            bool full) {
+bool StreamSession::on_page(const std::string& job, std::uint64_t serial, ReplayPage page,
+                            bool full, bool more) {
     Subscription* current_sub = current(job, serial);
-    if (!current_sub || closing_) return;
+    if (!current_sub || closing_) return false;
     Subscription& sub = *current_sub;
     bool before = sub.mode() == Subscription::Mode::replay;
     auto result = sub.on_page(page.seqs, full);
+    // The read goes on with the next page: still pending, no other begins.
+    if (more && sub.mode() == Subscription::Mode::replay) sub.read_started();
     if (result.events != 0) {
         ctx_->stats.replayed.fetch_add(result.events, std::memory_order_relaxed);
         auto frame = page.frame ? std::move(page.frame) : page_frame(job, page.events);
@@ -389,10 +420,14 @@ void StreamSession::on_page(const std::string& job, std::uint64_t serial, Replay
     if (result.ended) {
         end_subscription(job);
         subscription_ended(job);
-        return;
+        return true;
     }
-    if (result.read_later) return retry_read_later(job, serial);
+    if (result.read_later) {
+        retry_read_later(job, serial);
+        return true;
+    }
     pump_reads();
+    return true;
 }
 
 }  // namespace jobcast::web

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/core/error.hpp>
 #include <chrono>
@@ -20,6 +21,7 @@
 
 #include "live/hub.hpp"
 #include "protocol/client_api.hpp"
+#include "web/stream/frame_buffers.hpp"
 #include "web/stream/keepalive_sweep.hpp"
 #include "web/stream/per_io_thread.hpp"
 #include "web/stream/stream_stats.hpp"
@@ -76,6 +78,9 @@ struct StreamingContext {
     // The WebSocket keepalive checks: one sweep per I/O thread.
     std::shared_ptr<KeepaliveSweeps> keepalive_sweeps =
         std::make_shared<KeepaliveSweeps>(config.keepalive, config.ws_ping_interval);
+    // Replay pages are framed into buffers of pages already written: at most
+    // 16 of at most 1 MiB kept (a page of 2,000 events of ~100 bytes is ~250 KiB).
+    std::shared_ptr<FrameBuffers> frame_buffers = std::make_shared<FrameBuffers>(16, 1 << 20);
 
     // A lane and a sweep on each of `io`, the I/O threads' io_contexts (the
     // HTTP server calls it; sessions on other io_contexts get neither).
@@ -197,15 +202,23 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
         Subscription::StorePage seqs;
         std::shared_ptr<const std::string> frame;
         std::vector<Event> events;
+        std::size_t bytes = 0;  // what it adds to the queue (about, when not framed yet)
     };
     // Reads the page after `after`, cut after a terminal event. True when a
     // read bound stopped it (more may follow).
-    static bool read_replay(store::EventLog& log, const std::string& job, std::uint64_t after,
-                            std::size_t limit, std::size_t max_bytes,
+    static bool read_replay(store::EventLog& log, FrameBuffers& buffers, const std::string& job,
+                            std::uint64_t after, std::size_t limit, std::size_t max_bytes,
                             std::optional<client_api::PageFramer::Format> format, ReplayPage& page);
     // `serial`: the subscription the read is for (Subscription::serial).
     void read_page(const std::string& job, std::uint64_t serial, std::uint64_t after);
-    void on_page(const std::string& job, std::uint64_t serial, ReplayPage page, bool full);
+    // `more`: the same read goes on with the next page. False when the page
+    // is not for the current subscription (or the session is closing).
+    bool on_page(const std::string& job, std::uint64_t serial, ReplayPage page, bool full,
+                 bool more);
+    // Whether a store read may begin, or go on to its next page (any thread).
+    bool reads_have_room() const;
+    // queued_bytes_ (and the stats, and queued_for_reads_) changed by `delta`.
+    void add_queued(std::int64_t delta);
     void retry_read_later(const std::string& job, std::uint64_t serial);
     // The subscription of `job` begun as `serial`, if it is still the current one.
     Subscription* current(const std::string& job, std::uint64_t serial);
@@ -219,6 +232,10 @@ class StreamSession : public live::LiveSink, public std::enable_shared_from_this
     bool feed_ = false;
     std::deque<Outgoing> queue_;
     std::size_t queued_bytes_ = 0;
+    // Read by store reads running on (off the strand): queued_bytes_, and the
+    // bytes of pages read that the strand has not queued yet.
+    std::atomic<std::size_t> queued_for_reads_{0};
+    std::atomic<std::size_t> pages_in_transit_{0};
     bool writing_ = false;
     std::chrono::steady_clock::time_point write_started_{};
 };

@@ -531,3 +531,103 @@ TEST_CASE("a live batch past a hole has the hole read from the store with nothin
     CHECK(got() == want);
     CHECK(f.stats.catching_up.load() == 0);
 }
+
+// What a session wrote, as (job, seq) in order.
+std::vector<std::pair<std::string, std::uint64_t>> seqs_written(RecordingSession& s) {
+    std::vector<std::pair<std::string, std::uint64_t>> got;
+    for (const auto& frame : s.written())
+        for (auto& e : events_of(frame))
+            got.push_back(e);
+    return got;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> seqs_of(const std::string& job,
+                                                           std::uint64_t last) {
+    std::vector<std::pair<std::string, std::uint64_t>> want;
+    for (std::uint64_t seq = 1; seq <= last; ++seq)
+        want.emplace_back(job, seq);
+    return want;
+}
+
+TEST_CASE("a catching-up reader's store read runs on from page to page while it keeps up",
+          "[web][stream][resume]") {
+    StreamingConfig config;
+    config.replay_page = 4;  // 64 events: 16 pages, far less than half the queue
+    StreamFixture f(config);
+    finished_job(*f.store, "R", 60);
+    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    REQUIRE(last == 64);
+    std::atomic<int> reads{0};
+    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
+    ctx->run_blocking = [&](std::function<void()> task) {
+        ++reads;
+        return f.pool.post(std::move(task));
+    };
+    for (bool framed : {true, false}) {
+        CAPTURE(framed);
+        reads = 0;
+        // Each write completes at once: the client keeps up.
+        auto s =
+            std::make_shared<RecordingSession>(ctx, net::make_strand(f.io), false, framed, true);
+        s->subscribe("R", 0);
+        // The terminal event ends the subscription once its page is out.
+        REQUIRE(
+            eventually([&] { return s->written().size() >= 16 && f.hub.subscriptions() == 0; }));
+        CHECK(seqs_written(*s) == seqs_of("R", last));
+        CHECK(s->written().size() == 16);  // a frame per page
+        CHECK(reads == 1);                 // one store read for all of them, not one per page
+    }
+}
+
+TEST_CASE("a store read running on stops when half the queue is taken", "[web][stream][resume]") {
+    StreamingConfig config;
+    config.replay_page = 4;          // 64 events: 16 pages
+    config.max_queue_bytes = 4'000;  // reads go on while at most 2,000 bytes are queued
+    StreamFixture f(config);
+    finished_job(*f.store, "R", 60);
+    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    REQUIRE(last == 64);
+
+    // Store reads wait until the test runs them; writes until it completes them.
+    std::mutex mutex;
+    std::vector<std::function<void()>> held;
+    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
+    ctx->run_blocking = [&](std::function<void()> task) {
+        std::lock_guard lock(mutex);
+        held.push_back(std::move(task));
+        return true;
+    };
+    const auto reads = [&] {
+        std::lock_guard lock(mutex);
+        return held.size();
+    };
+    auto s = std::make_shared<RecordingSession>(ctx, net::make_strand(f.io), false, true, false);
+    s->subscribe("R", 0);
+    REQUIRE(eventually([&] { return reads() == 1; }));
+    held[0]();  // one read, page after page while the queue has room
+    REQUIRE(eventually([&] { return s->written().size() == 1; }));
+    const auto first_page = static_cast<std::int64_t>(s->written().front().size());
+    REQUIRE(first_page < 500);  // so the read could run on past its first pages
+    // What it read is queued behind the write in flight: several pages, and
+    // no more than half the queue and a page (a page queued and not yet
+    // taken off the pages in transit counts twice for a moment: the read may
+    // stop a page early, never late).
+    REQUIRE(eventually([&] { return f.stats.queued_bytes.load() > 2 * first_page; }));
+    CHECK(f.stats.queued_bytes.load() <= 2'000 + 2 * first_page);
+    CHECK(reads() == 1);  // and no other read began meanwhile
+
+    // Write after write, running the reads they let begin: every event once, in order.
+    std::size_t ran = 1;
+    for (std::size_t completed = 0; completed < 16; ++completed) {
+        REQUIRE(eventually([&] {
+            while (ran < reads())
+                held[ran++]();
+            return s->written().size() == completed + 1;  // a write in flight
+        }));
+        CHECK(f.stats.queued_bytes.load() <= 2'000 + 2 * first_page);
+        s->complete_write();
+    }
+    REQUIRE(eventually([&] { return f.hub.subscriptions() == 0; }));
+    CHECK(seqs_written(*s) == seqs_of("R", last));
+    CHECK(s->written().size() == 16);
+}
