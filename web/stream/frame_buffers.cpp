@@ -21,7 +21,7 @@ std::shared_ptr<const std::string> FrameBuffers::share(std::string frame) {
 }
 
 void FrameBuffers::give_back(std::string&& buffer) {
-    if (buffer.capacity() > max_capacity_) return;
+    if (buffer.capacity() < min_capacity_ || buffer.capacity() > max_capacity_) return;
     buffer.clear();
     std::lock_guard lock(mutex_);
     if (free_.size() < max_buffers_) free_.push_back(std::move(buffer));

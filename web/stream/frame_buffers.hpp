@@ -7,8 +7,9 @@
 // framing the events in them), and a frame grown by doubling touches about
 // twice its size: in a 100,000-event resume on a freshly started broker the
 // faults were most of the read thread's time. What is kept is bounded: at
-// most `max_buffers` buffers of at most `max_capacity` bytes each; a larger
-// buffer, or one more, is freed as before.
+// most `max_buffers` buffers of `min_capacity` to `max_capacity` bytes each;
+// any other buffer is freed as before (a small one is cheap to allocate
+// again, and kept it would only be grown again by the next large page).
 #pragma once
 
 #include <cstddef>
@@ -21,8 +22,8 @@ namespace jobcast::web {
 
 class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
   public:
-    FrameBuffers(std::size_t max_buffers, std::size_t max_capacity)
-        : max_buffers_(max_buffers), max_capacity_(max_capacity) {}
+    FrameBuffers(std::size_t max_buffers, std::size_t min_capacity, std::size_t max_capacity)
+        : max_buffers_(max_buffers), min_capacity_(min_capacity), max_capacity_(max_capacity) {}
     FrameBuffers(const FrameBuffers&) = delete;
     FrameBuffers& operator=(const FrameBuffers&) = delete;
 
@@ -40,6 +41,7 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
     void give_back(std::string&& buffer);
 
     const std::size_t max_buffers_;
+    const std::size_t min_capacity_;
     const std::size_t max_capacity_;
     mutable std::mutex mutex_;
     std::vector<std::string> free_;  // the most recently given back last

@@ -79,8 +79,10 @@ struct StreamingContext {
     std::shared_ptr<KeepaliveSweeps> keepalive_sweeps =
         std::make_shared<KeepaliveSweeps>(config.keepalive, config.ws_ping_interval);
     // Replay pages are framed into buffers of pages already written: at most
-    // 16 of at most 1 MiB kept (a page of 2,000 events of ~100 bytes is ~250 KiB).
-    std::shared_ptr<FrameBuffers> frame_buffers = std::make_shared<FrameBuffers>(16, 1 << 20);
+    // 16 of 16 KiB to 1 MiB kept, 16 MiB at most (a page of 2,000 events of
+    // ~100 bytes is ~250 KiB).
+    std::shared_ptr<FrameBuffers> frame_buffers =
+        std::make_shared<FrameBuffers>(16, 16 * 1024, 1 << 20);
 
     // A lane and a sweep on each of `io`, the I/O threads' io_contexts (the
     // HTTP server calls it; sessions on other io_contexts get neither).

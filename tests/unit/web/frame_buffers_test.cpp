@@ -9,7 +9,7 @@ using namespace jobcast::web;
 
 TEST_CASE("a shared frame's buffer comes back with its capacity once the frame goes",
           "[web][stream][resume]") {
-    auto buffers = std::make_shared<FrameBuffers>(4, 1 << 20);
+    auto buffers = std::make_shared<FrameBuffers>(4, 4096, 1 << 20);
     std::string page = buffers->take();
     CHECK(page.capacity() < 100'000);  // nothing given back yet
     page.assign(200'000, 'x');
@@ -32,22 +32,26 @@ TEST_CASE("a shared frame's buffer comes back with its capacity once the frame g
     CHECK(buffers->kept() == 0);
 }
 
-TEST_CASE("frame buffers keep at most their count, each at most their capacity",
+TEST_CASE("frame buffers keep at most their count, each within their capacities",
           "[web][stream][resume]") {
-    auto buffers = std::make_shared<FrameBuffers>(2, 64 * 1024);
+    auto buffers = std::make_shared<FrameBuffers>(2, 4096, 64 * 1024);
     std::vector<std::shared_ptr<const std::string>> frames;
-    for (int i = 0; i < 5; ++i)
-        frames.push_back(buffers->share(std::string(1000, 'a')));
+    frames.push_back(buffers->share(std::string(100, 's')));      // smaller than kept
     frames.push_back(buffers->share(std::string(100'000, 'b')));  // larger than kept
+    frames.clear();
+    CHECK(buffers->kept() == 0);
+    for (int i = 0; i < 5; ++i)
+        frames.push_back(buffers->share(std::string(10'000, 'a')));
     frames.clear();
     CHECK(buffers->kept() == 2);
     CHECK(buffers->kept_bytes() <= 2 * 64 * 1024);
+    CHECK(buffers->take().capacity() >= 10'000);
 }
 
 TEST_CASE("a frame outliving its buffers is freed with it", "[web][stream][resume]") {
-    auto buffers = std::make_shared<FrameBuffers>(4, 1 << 20);
-    auto frame = buffers->share(std::string(5000, 'z'));
+    auto buffers = std::make_shared<FrameBuffers>(4, 4096, 1 << 20);
+    auto frame = buffers->share(std::string(50'000, 'z'));
     buffers.reset();  // the server's context went first
-    CHECK(frame->size() == 5000);
+    CHECK(frame->size() == 50'000);
     frame.reset();  // AddressSanitizer: no leak, no use after free
 }
