@@ -206,6 +206,14 @@ std::string PageFramer::take() {
     return out;
 }
 
+std::string PageFramer::release_buffer() {
+    std::string buffer = std::move(out_);
+    out_ = std::string();
+    buffer.clear();
+    events_ = 0;
+    return buffer;
+}
+
 std::string sse_comment(std::string_view text) {
     std::string out = ": ";
     out.append(text).append("\n\n");

@@ -107,6 +107,9 @@ class PageFramer {
     // The frame, text or objects of the events added; empty for none.
     // The framer starts empty again.
     std::string take();
+    // The memory it frames into, emptied (none after a take() of several
+    // events, which hands it over with the frame).
+    std::string release_buffer();
 
   private:
     Format format_;

@@ -9,7 +9,10 @@
 // faults were most of the read thread's time. What is kept is bounded: at
 // most `max_buffers` buffers of `min_capacity` to `max_capacity` bytes each;
 // any other buffer is freed as before (a small one is cheap to allocate
-// again, and kept it would only be grown again by the next large page).
+// again, and kept it would only be grown again by the next large page). A
+// connection's queue counts a frame's size, not its buffer's capacity: a
+// small page framed into a large kept buffer holds more than it counts, at
+// most the kept buffers' 16 MiB across the process.
 #pragma once
 
 #include <cstddef>
@@ -33,13 +36,14 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
     // goes (or is freed then, when these buffers are gone or full).
     std::shared_ptr<const std::string> share(std::string frame);
 
+    // A buffer taken and not used for a frame (kept within the bounds above).
+    void give_back(std::string&& buffer);
+
     // Buffers kept for take(), and their capacity in bytes.
     std::size_t kept() const;
     std::size_t kept_bytes() const;
 
   private:
-    void give_back(std::string&& buffer);
-
     const std::size_t max_buffers_;
     const std::size_t min_capacity_;
     const std::size_t max_capacity_;

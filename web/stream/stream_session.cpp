@@ -297,10 +297,13 @@ void StreamSession::pump_reads() {
 }
 
 // Pages read and on their way to the strand count as queued: a store read
-// running on from page to page stops where a new one would not begin.
+// running on from page to page stops where a new one would not begin. The
+// strand queues a page, then takes it off the transit (release), so the
+// transit is loaded first (acquire): a page is counted once or twice here,
+// never in neither.
 bool StreamSession::reads_have_room() const {
-    return queued_for_reads_.load(std::memory_order_relaxed) +
-               pages_in_transit_.load(std::memory_order_relaxed) <=
+    const std::size_t in_transit = pages_in_transit_.load(std::memory_order_acquire);
+    return in_transit + queued_for_reads_.load(std::memory_order_relaxed) <=
            ctx_->config.max_queue_bytes / 2;
 }
 
@@ -327,6 +330,9 @@ bool StreamSession::read_replay(store::EventLog& log, FrameBuffers& buffers, con
             }
         });
     if (framer && seqs.count != 0) page.frame = buffers.share(framer->take());
+    // What the frame did not take (an empty page; a one-event frame is built
+    // apart) goes back unused.
+    if (framer) buffers.give_back(framer->release_buffer());
     page.bytes = page.frame ? page.frame->size() : totals.bytes + 64 * seqs.count;
     return totals.events == limit || totals.bytes >= max_bytes;
 }
@@ -336,43 +342,52 @@ bool StreamSession::read_replay(store::EventLog& log, FrameBuffers& buffers, con
 // page goes to the strand as soon as it is framed and the next is read
 // meanwhile, so a catching-up reader does not wait for a hand-off to the I/O
 // thread and back between pages, which took about as long as reading one.
-// It stops at the end of the log, when the queue is half full, and once the
-// strand has dropped a page of it (the subscription ended or was replaced).
+// It stops at the end of the log, when the queue is half full, once the
+// strand has dropped a page of it (the subscription ended or was replaced),
+// and after 2 ms: the blocking pool's threads also serve the REST API and
+// the subscriptions' checks, and a long replay's next read then queues
+// behind them (pump_reads begins it when the strand has the last page).
 void StreamSession::read_page(const std::string& job, std::uint64_t serial, std::uint64_t after) {
     auto self = shared_from_this();
     std::size_t limit = ctx_->config.replay_page;
     std::size_t max_bytes = ctx_->config.replay_page_bytes;
     auto go_on = std::make_shared<std::atomic<bool>>(true);
-    bool queued = ctx_->run_blocking(
-        [self, job, serial, after, limit, max_bytes, go_on, format = replay_format()]() mutable {
-            for (;;) {
-                ReplayPage page;
-                bool full = false;
-                bool ok = true;
-                try {
-                    full = read_replay(self->ctx_->events, *self->ctx_->frame_buffers, job, after,
-                                       limit, max_bytes, format, page);
-                } catch (const std::exception&) {
-                    ok = false;
-                }
-                const std::size_t bytes = page.bytes;
-                self->pages_in_transit_.fetch_add(bytes, std::memory_order_relaxed);
-                const bool more = ok && full && page.seqs.count != 0 && !page.seqs.terminal &&
-                                  go_on->load(std::memory_order_relaxed) && self->reads_have_room();
-                after = page.seqs.last;
-                boost::asio::post(self->strand_, [self, job, serial, page = std::move(page), full,
-                                                  ok, more, bytes, go_on]() mutable {
-                    if (!ok) {
-                        self->retry_read_later(job, serial);
-                    } else if (!self->on_page(job, serial, std::move(page), full, more)) {
-                        go_on->store(false, std::memory_order_relaxed);
-                    }
-                    // After the page is queued: counted twice for a moment, never in neither.
-                    self->pages_in_transit_.fetch_sub(bytes, std::memory_order_relaxed);
-                });
-                if (!more) return;
+    bool queued = ctx_->run_blocking([self, job, serial, after, limit, max_bytes, go_on,
+                                      format = replay_format()]() mutable {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+        for (;;) {
+            ReplayPage page;
+            bool full = false;
+            bool ok = true;
+            try {
+                full = read_replay(self->ctx_->events, *self->ctx_->frame_buffers, job, after,
+                                   limit, max_bytes, format, page);
+            } catch (const std::exception&) {
+                ok = false;
             }
-        });
+            const std::size_t bytes = page.bytes;
+            self->pages_in_transit_.fetch_add(bytes, std::memory_order_relaxed);
+            const bool more = ok && full && page.seqs.count != 0 && !page.seqs.terminal &&
+                              go_on->load(std::memory_order_relaxed) && self->reads_have_room() &&
+                              std::chrono::steady_clock::now() < until;
+            after = page.seqs.last;
+            boost::asio::post(self->strand_, [self, job, serial, page = std::move(page), full, ok,
+                                              more, bytes, go_on]() mutable {
+                if (!ok) {
+                    self->retry_read_later(job, serial);
+                } else if (!self->on_page(job, serial, std::move(page), full, more)) {
+                    go_on->store(false, std::memory_order_relaxed);
+                }
+                // After the page is queued (release: a read that sees the bytes
+                // leave the transit sees them queued; reads_have_room).
+                self->pages_in_transit_.fetch_sub(bytes, std::memory_order_release);
+                // Its bytes may have held back a read of another subscription
+                // (one that nothing else would pump: a stale page wakes no write).
+                self->pump_reads();
+            });
+            if (!more) return;
+        }
+    });
     if (!queued) retry_read_later(job, serial);  // the read pool is saturated
 }
 
