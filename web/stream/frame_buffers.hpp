@@ -12,7 +12,8 @@
 // again, and kept it would only be grown again by the next large page). A
 // connection's queue counts a frame's size, not its buffer's capacity: a
 // small page framed into a large kept buffer holds more than it counts, at
-// most the kept buffers' 16 MiB across the process.
+// most max_buffers x max_capacity across the process (16 MiB as the broker
+// sets them, StreamingContext).
 #pragma once
 
 #include <cstddef>
