@@ -68,12 +68,9 @@ using Steady = Clock::Steady;
 
 constexpr int kSocketHighWaterMark = 100000;
 constexpr int kMaxReceivesPerWake = 4096;
-// While handlers emit, acks (and whatever else the broker sends) are read when
-// a handler next emits, or after WorkerConfig::lazy_ack_window at the latest
-// (see lazy_acks_).
 // After a job ends the socket is read at once for this long, or until an
 // assign comes (the broker's dispatch of the freed slot takes a commit or
-// two); lazy acks then resume. See assign_watch_until_.
+// two); lazy acks (lazy_acks_) then resume. See assign_watch_until_.
 constexpr milliseconds kAssignWatch{1000};
 
 std::string default_worker_name() {

@@ -414,6 +414,40 @@ void finished_job(store::Store& store, const std::string& id, int tokens) {
     REQUIRE(submit_sync(store, std::move(finish)).status == store::WriteStatus::ok);
 }
 
+// The fixture's context with its store reads held until the test runs them,
+// in the order it chooses (each on the thread that runs it).
+struct HeldReads {
+    explicit HeldReads(StreamFixture& f) : ctx(std::make_shared<StreamingContext>(*f.ctx)) {
+        ctx->run_blocking = [this](std::function<void()> task) {
+            std::lock_guard lock(mutex);
+            tasks.push_back(std::move(task));
+            return true;
+        };
+    }
+    std::size_t count() {
+        std::lock_guard lock(mutex);
+        return tasks.size();
+    }
+    // Runs read `i` (copied under the lock: a strand may add one meanwhile).
+    void run(std::size_t i) {
+        std::function<void()> task;
+        {
+            std::lock_guard lock(mutex);
+            task = tasks[i];
+        }
+        task();
+    }
+    // Lets the reads' hold on their sessions go.
+    void clear() {
+        std::lock_guard lock(mutex);
+        tasks.clear();
+    }
+
+    std::mutex mutex;
+    std::vector<std::function<void()>> tasks;
+    std::shared_ptr<StreamingContext> ctx;
+};
+
 }  // namespace
 
 TEST_CASE("a replay framed from the store's blocks writes the bytes framing its Events does",
@@ -460,26 +494,16 @@ TEST_CASE("a re-subscribe is not moved by the store read its earlier subscriptio
     REQUIRE(last == 64);
 
     // Store reads wait until the test runs them, in the order it chooses.
-    std::mutex mutex;
-    std::vector<std::function<void()>> held;
-    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
-    ctx->run_blocking = [&](std::function<void()> task) {
-        std::lock_guard lock(mutex);
-        held.push_back(std::move(task));
-        return true;
-    };
-    const auto reads = [&] {
-        std::lock_guard lock(mutex);
-        return held.size();
-    };
-    auto s = std::make_shared<RecordingSession>(ctx, net::make_strand(f.io), false, false, true);
+    HeldReads reads(f);
+    auto s =
+        std::make_shared<RecordingSession>(reads.ctx, net::make_strand(f.io), false, false, true);
     s->subscribe("R", 40);
-    REQUIRE(eventually([&] { return reads() == 1; }));
+    REQUIRE(eventually([&] { return reads.count() == 1; }));
     s->subscribe("R", 0);  // the client asks for the whole log instead
-    REQUIRE(eventually([&] { return reads() == 2; }));
+    REQUIRE(eventually([&] { return reads.count() == 2; }));
     // The first subscription's page (41..64, the end) comes back first.
-    held[0]();
-    held[1]();
+    reads.run(0);
+    reads.run(1);
     REQUIRE(eventually([&] { return f.hub.subscriptions() == 0; }));
     std::vector<std::pair<std::string, std::uint64_t>> got;
     for (const auto& frame : s->written())
@@ -592,26 +616,12 @@ TEST_CASE("a store read running on stops when half the queue is taken", "[web][s
     REQUIRE(last == 64);
 
     // Store reads wait until the test runs them; writes until it completes them.
-    std::mutex mutex;
-    std::vector<std::function<void()>> held;
-    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
-    ctx->run_blocking = [&](std::function<void()> task) {
-        std::lock_guard lock(mutex);
-        held.push_back(std::move(task));
-        return true;
-    };
-    const auto reads = [&] {
-        std::lock_guard lock(mutex);
-        return held.size();
-    };
-    const auto task = [&](std::size_t i) {
-        std::lock_guard lock(mutex);
-        return held[i];
-    };
-    auto s = std::make_shared<RecordingSession>(ctx, net::make_strand(f.io), false, true, false);
+    HeldReads reads(f);
+    auto s =
+        std::make_shared<RecordingSession>(reads.ctx, net::make_strand(f.io), false, true, false);
     s->subscribe("R", 0);
-    REQUIRE(eventually([&] { return reads() == 1; }));
-    task(0)();  // one read, page after page while the queue has room
+    REQUIRE(eventually([&] { return reads.count() == 1; }));
+    reads.run(0);  // one read, page after page while the queue has room
     REQUIRE(eventually([&] { return s->written().size() == 1; }));
     const auto first_page = static_cast<std::int64_t>(s->written().front().size());
     REQUIRE(first_page < 500);  // so the read could run on past its first pages
@@ -626,8 +636,8 @@ TEST_CASE("a store read running on stops when half the queue is taken", "[web][s
     std::size_t ran = 1;
     for (std::size_t completed = 0; completed < 16; ++completed) {
         REQUIRE(eventually([&] {
-            while (ran < reads())
-                task(ran++)();
+            while (ran < reads.count())
+                reads.run(ran++);
             return s->written().size() == completed + 1;  // a write in flight
         }));
         CHECK(f.stats.queued_bytes.load() <= 2'000 + 2 * first_page);
@@ -650,41 +660,31 @@ TEST_CASE("pages of an ended subscription on their way hold no other subscriptio
     // (kept from stopping when it runs out of handlers).
     net::io_context strand_io;
     auto keep_polling = net::make_work_guard(strand_io);
-    std::mutex mutex;
-    std::vector<std::function<void()>> held;
-    auto ctx = std::make_shared<StreamingContext>(*f.ctx);
-    ctx->run_blocking = [&](std::function<void()> task) {
-        std::lock_guard lock(mutex);
-        held.push_back(std::move(task));
-        return true;
-    };
-    auto s =
-        std::make_shared<RecordingSession>(ctx, net::make_strand(strand_io), false, true, true);
+    HeldReads reads(f);
+    auto s = std::make_shared<RecordingSession>(reads.ctx, net::make_strand(strand_io), false, true,
+                                                true);
     s->subscribe("X", 0);
     strand_io.poll();
-    REQUIRE(held.size() == 1);
+    REQUIRE(reads.count() == 1);
     // The client leaves X and subscribes to Y; then X's read runs: its pages
     // (more than half the queue) are on their way when Y's subscription
     // asks for a read, which waits for them.
     s->unsubscribe("X");
     s->subscribe("Y", 0);
-    auto first = held[0];
-    first();
+    reads.run(0);
     strand_io.poll();
     // X's pages were dropped; the read Y waited for must have begun.
-    REQUIRE(held.size() == 2);
+    REQUIRE(reads.count() == 2);
     // Then Y is read to its end, every event once, in order.
     std::size_t ran = 1;
     for (int round = 0; round < 1'000; ++round) {
-        while (ran < held.size()) {
-            auto next = held[ran++];
-            next();
-        }
-        if (strand_io.poll() == 0 && ran == held.size()) break;
+        while (ran < reads.count())
+            reads.run(ran++);
+        if (strand_io.poll() == 0 && ran == reads.count()) break;
     }
     const auto last = f.store->events().last_seq("Y").value_or(0);
     CHECK(seqs_written(*s) == seqs_of("Y", last));
     CHECK(f.hub.subscriptions() == 0);
     s.reset();
-    held.clear();  // the reads' hold on the session goes before its io_context
+    reads.clear();  // the reads' hold on the session goes before its io_context
 }
