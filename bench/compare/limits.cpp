@@ -8,18 +8,34 @@
 //   beast-ws-frames    frames/s: one Beast WebSocket writing a pre-serialized
 //                      100-byte text frame to one reader over loopback;
 //   tcp-small-sends    send() calls/s of 100 bytes over loopback TCP;
-//   tcp-bulk           MB/s of 64 KiB send() calls over loopback TCP.
+//   tcp-bulk           MB/s of 64 KiB send() calls over loopback TCP;
+//   timer-wakeup-cpu   ns of CPU per wake-up of a thread sleeping to the next
+//                      millisecond (as a handler emitting 1,000 lone events a
+//                      second wakes): the floor of any process's CPU per
+//                      event at that rate;
+//   zmq-lone-message-cpu  ns of CPU per message of a process that wakes each
+//                      millisecond, sends one --size-byte message through a
+//                      DEALER and reads its reply when it next wakes (a
+//                      worker's chunk and its ack with nothing to coalesce):
+//                      its thread and ZeroMQ's I/O thread; the replier is
+//                      another process.
 // Prints one line per limit: "limit NAME VALUE UNIT".
 //
 //   jobcast-bench-limits [--size 64] [--dir /tmp] [--seconds 2]
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -200,6 +216,102 @@ void tcp_loop(std::size_t chunk, double seconds, const char* name, bool bytes) {
         report(name, static_cast<double>(calls.load()) / secs, "sends/s");
 }
 
+// Sleeps to the next millisecond of a grid from now (absolute, so a late
+// wake-up does not move the ones after it).
+void sleep_to_next_ms(timespec& at) {
+    at.tv_nsec += 1'000'000;
+    if (at.tv_nsec >= 1'000'000'000) {
+        at.tv_nsec -= 1'000'000'000;
+        ++at.tv_sec;
+    }
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+    }
+}
+
+double process_cpu_ns() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return (static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) *
+           1e3;
+}
+
+void timer_wakeups(double seconds) {
+    const long n = std::max(100L, static_cast<long>(seconds * 1000));
+    timespec at{};
+    ::clock_gettime(CLOCK_MONOTONIC, &at);
+    const double cpu0 = process_cpu_ns();
+    for (long i = 0; i < n; ++i)
+        sleep_to_next_ms(at);
+    report("timer-wakeup-cpu", (process_cpu_ns() - cpu0) / static_cast<double>(n), "ns/wakeup");
+}
+
+void zmq_lone_messages(int size, double seconds) {
+    int fds[2];
+    if (::pipe(fds) != 0) std::exit(1);
+    const pid_t child = ::fork();
+    if (child < 0) std::exit(1);
+    if (child == 0) {  // the replier: one short reply to each message, until "end"
+        ::close(fds[0]);
+        zmq::context_t ctx(1);
+        zmq::socket_t router(ctx, zmq::socket_type::router);
+        router.bind("tcp://127.0.0.1:*");
+        const auto endpoint = router.get(zmq::sockopt::last_endpoint);
+        if (::write(fds[1], endpoint.data(), endpoint.size()) < 0) ::_exit(1);
+        ::close(fds[1]);
+        zmq::message_t id, body;
+        for (;;) {
+            if (!router.recv(id) || !router.recv(body)) break;
+            const bool end = body.size() == 3;
+            router.send(id, zmq::send_flags::sndmore);
+            router.send(zmq::str_buffer("ack"), zmq::send_flags::none);
+            if (end) break;
+        }
+        router.close();
+        ctx.close();
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    char endpoint[256] = {};
+    const auto got = ::read(fds[0], endpoint, sizeof endpoint - 1);
+    ::close(fds[0]);
+    if (got <= 0) std::exit(1);
+    long replies = 0;
+    {
+        zmq::context_t ctx(1);
+        zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+        dealer.connect(endpoint);
+        const std::string msg(static_cast<std::size_t>(std::max(size, 4)), 'x');
+        zmq::message_t reply;
+        auto drain = [&] {
+            while (dealer.recv(reply, zmq::recv_flags::dontwait))
+                ++replies;
+        };
+        // Connected and answered once before the clock starts.
+        dealer.send(zmq::buffer(msg), zmq::send_flags::none);
+        (void)dealer.recv(reply);
+        const long n = std::max(100L, static_cast<long>(seconds * 1000));
+        timespec at{};
+        ::clock_gettime(CLOCK_MONOTONIC, &at);
+        const double cpu0 = process_cpu_ns();
+        for (long i = 0; i < n; ++i) {
+            sleep_to_next_ms(at);
+            drain();  // the replies that came in since the last wake-up
+            dealer.send(zmq::buffer(msg), zmq::send_flags::none);
+        }
+        while (replies < n) {
+            (void)dealer.recv(reply);
+            ++replies;
+        }
+        const double cpu = process_cpu_ns() - cpu0;
+        dealer.send(zmq::str_buffer("end"), zmq::send_flags::none);
+        (void)dealer.recv(reply);
+        report("zmq-lone-message-cpu", cpu / static_cast<double>(n), "ns/message");
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,5 +337,7 @@ int main(int argc, char** argv) {
     beast_ws(seconds);
     tcp_loop(100, seconds, "tcp-small-sends", false);
     tcp_loop(65536, seconds, "tcp-bulk", true);
+    timer_wakeups(seconds);
+    zmq_lone_messages(size, seconds);
     return 0;
 }
