@@ -24,6 +24,7 @@
 //   jobcast-bench-limits [--size 64] [--dir /tmp] [--seconds 2]
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -280,6 +281,10 @@ void zmq_lone_messages(int size, double seconds) {
     {
         zmq::context_t ctx(1);
         zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+        // A replier that died ends the wait (a DEALER with no peer blocks its sends).
+        dealer.set(zmq::sockopt::rcvtimeo, 5000);
+        dealer.set(zmq::sockopt::sndtimeo, 5000);
+        dealer.set(zmq::sockopt::linger, 0);
         dealer.connect(endpoint);
         const std::string msg(static_cast<std::size_t>(std::max(size, 4)), 'x');
         zmq::message_t reply;
@@ -289,7 +294,13 @@ void zmq_lone_messages(int size, double seconds) {
         };
         // Connected and answered once before the clock starts.
         dealer.send(zmq::buffer(msg), zmq::send_flags::none);
-        (void)dealer.recv(reply);
+        auto give_up = [&](long got) {
+            std::fprintf(stderr, "zmq-lone-message-cpu: the replier stopped after %ld replies\n",
+                         got);
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+        };
+        if (!dealer.recv(reply)) return give_up(0);
         const long n = std::max(100L, static_cast<long>(seconds * 1000));
         timespec at{};
         ::clock_gettime(CLOCK_MONOTONIC, &at);
@@ -297,10 +308,10 @@ void zmq_lone_messages(int size, double seconds) {
         for (long i = 0; i < n; ++i) {
             sleep_to_next_ms(at);
             drain();  // the replies that came in since the last wake-up
-            dealer.send(zmq::buffer(msg), zmq::send_flags::none);
+            if (!dealer.send(zmq::buffer(msg), zmq::send_flags::none)) return give_up(replies);
         }
         while (replies < n) {
-            (void)dealer.recv(reply);
+            if (!dealer.recv(reply)) return give_up(replies);
             ++replies;
         }
         const double cpu = process_cpu_ns() - cpu0;
