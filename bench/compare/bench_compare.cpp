@@ -50,7 +50,9 @@
 //            emit on one schedule (all at once), or with --poll-spread each
 //            offset by its share of the period.
 //   limits   jobcast-bench-limits: SQLite append loop, ZeroMQ DEALER->ROUTER,
-//            one Beast WebSocket writing pre-serialized frames, loopback TCP.
+//            one Beast WebSocket writing pre-serialized frames, loopback TCP,
+//            the CPU of a wake-up each millisecond and of a lone ZeroMQ
+//            message with its reply.
 //
 //   jobcast-bench [--systems jobcast,nchan,nats] [--scenario all] [--bin-dir DIR]
 //       [--conf-dir bench/compare] [--json PATH] [--size 64] [--window 256] ...

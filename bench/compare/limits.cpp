@@ -13,12 +13,13 @@
 //                      millisecond (as a handler emitting 1,000 lone events a
 //                      second wakes): the floor of any process's CPU per
 //                      event at that rate;
-//   zmq-lone-message-cpu  ns of CPU per message of a process that wakes each
-//                      millisecond, sends one --size-byte message through a
-//                      DEALER and reads its reply when it next wakes (a
-//                      worker's chunk and its ack with nothing to coalesce):
-//                      its thread and ZeroMQ's I/O thread; the replier is
-//                      another process.
+//   zmq-lone-message-cpu
+//                      ns of CPU per message of a process that wakes each
+//                      millisecond, sends one message of --size bytes (4 at
+//                      least) through a DEALER and reads its reply when it
+//                      next wakes (a worker's chunk and its ack with nothing
+//                      to coalesce): its thread and ZeroMQ's I/O thread; the
+//                      replier is another process.
 // Prints one line per limit: "limit NAME VALUE UNIT".
 //
 //   jobcast-bench-limits [--size 64] [--dir /tmp] [--seconds 2]
@@ -26,6 +27,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -217,14 +219,22 @@ void tcp_loop(std::size_t chunk, double seconds, const char* name, bool bytes) {
         report(name, static_cast<double>(calls.load()) / secs, "sends/s");
 }
 
-// Sleeps to the next millisecond of a grid from now (absolute, so a late
-// wake-up does not move the ones after it).
-void sleep_to_next_ms(timespec& at) {
-    at.tv_nsec += 1'000'000;
-    if (at.tv_nsec >= 1'000'000'000) {
-        at.tv_nsec -= 1'000'000'000;
-        ++at.tv_sec;
-    }
+std::int64_t monotonic_ns() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// Sleeps to the next millisecond of a grid (absolute, so a wake-up a little
+// late does not move the ones after it). A wake-up more than a tick late
+// starts the grid again from now: the ticks it missed would return at once,
+// costing no wake-up, and each iteration here must be one.
+void sleep_to_next_ms(std::int64_t& at_ns) {
+    at_ns += 1'000'000;
+    const std::int64_t now = monotonic_ns();
+    if (at_ns <= now) at_ns = now + 1'000'000;
+    const timespec at{static_cast<time_t>(at_ns / 1'000'000'000),
+                      static_cast<long>(at_ns % 1'000'000'000)};
     while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
     }
 }
@@ -239,8 +249,7 @@ double process_cpu_ns() {
 
 void timer_wakeups(double seconds) {
     const long n = std::max(100L, static_cast<long>(seconds * 1000));
-    timespec at{};
-    ::clock_gettime(CLOCK_MONOTONIC, &at);
+    std::int64_t at = monotonic_ns();
     const double cpu0 = process_cpu_ns();
     for (long i = 0; i < n; ++i)
         sleep_to_next_ms(at);
@@ -249,14 +258,22 @@ void timer_wakeups(double seconds) {
 
 void zmq_lone_messages(int size, double seconds) {
     int fds[2];
-    if (::pipe(fds) != 0) std::exit(1);
+    if (::pipe(fds) != 0) {
+        std::perror("zmq-lone-message-cpu: pipe");
+        return;
+    }
     const pid_t child = ::fork();
-    if (child < 0) std::exit(1);
+    if (child < 0) {
+        std::perror("zmq-lone-message-cpu: fork");
+        return;
+    }
     if (child == 0) {  // the replier: one short reply to each message, until "end"
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // gone with the measuring process
         ::close(fds[0]);
         zmq::context_t ctx(1);
         zmq::socket_t router(ctx, zmq::socket_type::router);
-        router.set(zmq::sockopt::linger, 1000);  // not for good if the sender is gone
+        router.set(zmq::sockopt::rcvtimeo, 10'000);
+        router.set(zmq::sockopt::linger, 1000);
         router.bind("tcp://127.0.0.1:*");
         const auto endpoint = router.get(zmq::sockopt::last_endpoint);
         if (::write(fds[1], endpoint.data(), endpoint.size()) < 0) ::_exit(1);
@@ -277,7 +294,11 @@ void zmq_lone_messages(int size, double seconds) {
     char endpoint[256] = {};
     const auto got = ::read(fds[0], endpoint, sizeof endpoint - 1);
     ::close(fds[0]);
-    if (got <= 0) std::exit(1);
+    if (got <= 0) {
+        std::fprintf(stderr, "zmq-lone-message-cpu: the replier did not start\n");
+        ::waitpid(child, nullptr, 0);
+        return;
+    }
     long replies = 0;
     {
         zmq::context_t ctx(1);
@@ -303,8 +324,7 @@ void zmq_lone_messages(int size, double seconds) {
         };
         if (!dealer.recv(reply)) return give_up(0);
         const long n = std::max(100L, static_cast<long>(seconds * 1000));
-        timespec at{};
-        ::clock_gettime(CLOCK_MONOTONIC, &at);
+        std::int64_t at = monotonic_ns();
         const double cpu0 = process_cpu_ns();
         for (long i = 0; i < n; ++i) {
             sleep_to_next_ms(at);
@@ -317,11 +337,11 @@ void zmq_lone_messages(int size, double seconds) {
         }
         report("zmq-lone-message-cpu", (process_cpu_ns() - cpu0) / static_cast<double>(n),
                "ns/message");
-        dealer.send(zmq::str_buffer("end"), zmq::send_flags::none);
-        (void)dealer.recv(reply);  // the replier's last: it is on its way out
+        // The replier's last reply: it is on its way out, or is made to go.
+        if (!dealer.send(zmq::str_buffer("end"), zmq::send_flags::none) || !dealer.recv(reply))
+            ::kill(child, SIGKILL);
     }
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    ::waitpid(child, nullptr, 0);
 }
 
 }  // namespace
@@ -343,6 +363,12 @@ int main(int argc, char** argv) {
                          "usage: jobcast-bench-limits [--size 64] [--dir /tmp] [--seconds 2]\n");
             return 2;
         }
+    }
+    if (!(seconds >= 0.1 && seconds <= 3600) || size < 1 || size > (1 << 20)) {
+        std::fprintf(stderr,
+                     "jobcast-bench-limits: --seconds must be 0.1 to 3600 and --size 1 to "
+                     "1048576\n");
+        return 2;
     }
     sqlite_append(dir, size, seconds);
     zmq_dealer_router(size, seconds);
