@@ -387,7 +387,8 @@ namespace {
 
 // A finished job of alice's: queued, running, `tokens` tokens (some with
 // escapes and non-ASCII text), then succeeded, committed in commits of 5.
-void finished_job(store::Store& store, const std::string& id, int tokens) {
+// Returns the job's last seq (queued, running, the tokens, then the finish's two).
+std::uint64_t finished_job(store::Store& store, const std::string& id, int tokens) {
     started_job(store, id);
     std::uint64_t wseq = 0;
     for (int t = 1; t <= tokens;) {
@@ -412,6 +413,7 @@ void finished_job(store::Store& store, const std::string& id, int tokens) {
     finish.wseq = ++wseq;
     finish.now = 1'700'000'003'000;
     REQUIRE(submit_sync(store, std::move(finish)).status == store::WriteStatus::ok);
+    return store.events().last_seq(id).value_or(0);
 }
 
 // The fixture's context with its store reads held until the test runs them,
@@ -455,8 +457,7 @@ TEST_CASE("a replay framed from the store's blocks writes the bytes framing its 
     StreamingConfig config;
     config.replay_page = 7;  // pages end inside blocks and across them
     StreamFixture f(config);
-    finished_job(*f.store, "R", 60);
-    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    const std::uint64_t last = finished_job(*f.store, "R", 60);
     REQUIRE(last == 64);  // queued, running, 60 tokens, then the finish's two
 
     for (bool sse : {false, true}) {
@@ -489,8 +490,7 @@ TEST_CASE("a replay framed from the store's blocks writes the bytes framing its 
 TEST_CASE("a re-subscribe is not moved by the store read its earlier subscription began",
           "[web][stream][resume]") {
     StreamFixture f;
-    finished_job(*f.store, "R", 60);
-    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    const std::uint64_t last = finished_job(*f.store, "R", 60);
     REQUIRE(last == 64);
 
     // Store reads wait until the test runs them, in the order it chooses.
@@ -581,8 +581,7 @@ TEST_CASE("a catching-up reader's store read runs on from page to page while it 
     StreamingConfig config;
     config.replay_page = 4;  // 64 events: 16 pages, far less than half the queue
     StreamFixture f(config);
-    finished_job(*f.store, "R", 60);
-    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    const std::uint64_t last = finished_job(*f.store, "R", 60);
     REQUIRE(last == 64);
     std::atomic<int> reads{0};
     auto ctx = std::make_shared<StreamingContext>(*f.ctx);
@@ -611,8 +610,7 @@ TEST_CASE("a store read running on stops when half the queue is taken", "[web][s
     config.replay_page = 4;          // 64 events: 16 pages
     config.max_queue_bytes = 4'000;  // reads go on while at most 2,000 bytes are queued
     StreamFixture f(config);
-    finished_job(*f.store, "R", 60);
-    const std::uint64_t last = f.store->events().last_seq("R").value_or(0);
+    const std::uint64_t last = finished_job(*f.store, "R", 60);
     REQUIRE(last == 64);
 
     // Store reads wait until the test runs them; writes until it completes them.
